@@ -1,0 +1,97 @@
+//! The `chatctl` binary: parses arguments, runs one subcommand, prints its
+//! error once as `chatctl: …` and exits with a documented code. The work
+//! itself is done by the `chatctl` library.
+
+mod capture_decode;
+mod cli;
+mod completions;
+mod fetch;
+mod join;
+mod list;
+mod say;
+mod serve;
+mod whisper;
+
+use std::process::ExitCode;
+
+use chatctl::exit::Exit;
+use clap::Parser;
+
+use crate::cli::{Cli, ColorChoice, Command, Global};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    setup_color(&cli.global);
+    setup_tracing(&cli);
+    let name = cli.command.name();
+    match run(cli) {
+        Ok(()) => Exit::Ok.into(),
+        Err(err) => {
+            if is_broken_pipe(&err) {
+                // `chatctl list | head -1`: the reader left, which is fine.
+                return Exit::Ok.into();
+            }
+            eprintln!("chatctl {name}: {err:#}");
+            exit_for(&err).into()
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let g = &cli.global;
+    match cli.command {
+        Command::Serve(a) => serve::run(a, g),
+        Command::Join(a) => join::run(a, g),
+        Command::Say(a) => say::run(a, g),
+        Command::Whisper(a) => whisper::run(a, g),
+        Command::List(a) => list::run(a, g),
+        Command::Fetch(a) => fetch::run(a, g),
+        Command::CaptureDecode(a) => capture_decode::run(a, g),
+        Command::Completions(a) => completions::run(a, g),
+    }
+}
+
+/// The exit code for an error: the first cause in the chain that names one.
+fn exit_for(err: &anyhow::Error) -> Exit {
+    err.chain().find_map(|e| e.downcast_ref::<Exit>().copied()).unwrap_or(Exit::Failure)
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().filter_map(|e| e.downcast_ref::<std::io::Error>()).any(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+}
+
+/// `--color` wins; otherwise NO_COLOR (any value) turns colour off and
+/// `console` decides from the terminal.
+fn setup_color(g: &Global) {
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let on = match g.color {
+        ColorChoice::Always => Some(true),
+        ColorChoice::Never => Some(false),
+        ColorChoice::Auto if no_color => Some(false),
+        ColorChoice::Auto => None,
+    };
+    if let Some(on) = on {
+        console::set_colors_enabled(on);
+        console::set_colors_enabled_stderr(on);
+    }
+}
+
+/// Log lines go to stderr. The server logs events at `info` by default; the
+/// client commands only warnings unless `-v`. `RUST_LOG` overrides both.
+fn setup_tracing(cli: &Cli) {
+    use tracing_subscriber::EnvFilter;
+    let g = &cli.global;
+    let base = match (&cli.command, g.quiet, g.verbose) {
+        (_, true, _) => "error",
+        (_, _, 2..) => "trace",
+        (_, _, 1) => "debug",
+        (Command::Serve(_), _, 0) => "info",
+        _ => "warn",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(base));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let json = matches!(&cli.command, Command::Serve(a) if a.log_format == serve::LogFormat::Json);
+    let ansi = console::colors_enabled_stderr();
+    // A second init (tests in one process) is harmless: ignore its error.
+    let _ = if json { builder.json().try_init() } else { builder.with_ansi(ansi).try_init() };
+}

@@ -1,0 +1,107 @@
+//! Exit codes: few, distinct and documented (the man pages' EXIT STATUS
+//! section is generated from [`Exit::ALL`]).
+
+/// Why `chatctl` exited.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Exit {
+    /// Success.
+    Ok,
+    /// Any other error, including a subcommand that is not built yet.
+    Failure,
+    /// Bad command line (clap's own code).
+    Usage,
+    /// Could not connect to the server.
+    Connect,
+    /// The server refused the name (`4001`).
+    InvalidName,
+    /// The name is taken (`4002`).
+    NameTaken,
+    /// The server is full (`4003`).
+    ServerFull,
+    /// No such user (`4031`).
+    NoSuchUser,
+    /// No such file (`4061`).
+    NoSuchFile,
+    /// The server did not answer in time (`--timeout`).
+    Timeout,
+    /// A download failed or was incomplete.
+    TransferFailed,
+    /// The peer broke the protocol.
+    Protocol,
+    /// Interrupted by Ctrl-C (after leaving cleanly).
+    Interrupted,
+}
+
+impl Exit {
+    /// Every exit code, in order, for documentation.
+    pub const ALL: [Exit; 13] = [
+        Exit::Ok,
+        Exit::Failure,
+        Exit::Usage,
+        Exit::Connect,
+        Exit::InvalidName,
+        Exit::NameTaken,
+        Exit::ServerFull,
+        Exit::NoSuchUser,
+        Exit::NoSuchFile,
+        Exit::Timeout,
+        Exit::TransferFailed,
+        Exit::Protocol,
+        Exit::Interrupted,
+    ];
+
+    /// The process exit status.
+    pub const fn code(self) -> u8 {
+        match self {
+            Exit::Ok => 0,
+            Exit::Failure => 1,
+            Exit::Usage => 2,
+            Exit::Connect => 3,
+            Exit::InvalidName => 4,
+            Exit::NameTaken => 5,
+            Exit::ServerFull => 6,
+            Exit::NoSuchUser => 7,
+            Exit::NoSuchFile => 8,
+            Exit::Timeout => 9,
+            Exit::TransferFailed => 10,
+            Exit::Protocol => 11,
+            Exit::Interrupted => 130,
+        }
+    }
+
+    /// One line for the man page.
+    pub const fn describe(self) -> &'static str {
+        match self {
+            Exit::Ok => "success",
+            Exit::Failure => "any other error, including a subcommand that is not implemented yet",
+            Exit::Usage => "invalid command line",
+            Exit::Connect => "cannot connect to the server",
+            Exit::InvalidName => "the server refused the name as invalid (4001)",
+            Exit::NameTaken => "the name is already taken (4002)",
+            Exit::ServerFull => "the server is full (4003)",
+            Exit::NoSuchUser => "no such user (4031)",
+            Exit::NoSuchFile => "no such file (4061)",
+            Exit::Timeout => "the server did not answer within --timeout",
+            Exit::TransferFailed => "a download failed or was incomplete",
+            Exit::Protocol => "the peer broke the protocol",
+            Exit::Interrupted => "interrupted (Ctrl-C), after leaving the room cleanly",
+        }
+    }
+}
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.describe())
+    }
+}
+
+/// An `Exit` in an error chain (`err.context(Exit::NoSuchFile)`) sets the
+/// process exit code.
+impl std::error::Error for Exit {}
+
+impl From<Exit> for std::process::ExitCode {
+    fn from(e: Exit) -> Self {
+        std::process::ExitCode::from(e.code())
+    }
+}

@@ -1,0 +1,98 @@
+//! [`Message`]: any message of the protocol, and encoding.
+
+use super::{Confirm, ErrorCode, MAX_FIELD_CHARS, Request, Update, char_len};
+
+/// A value that cannot be put on the wire.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EncodeError {
+    /// A name or text longer than the 2-digit length field allows.
+    #[error("{field} is {chars} characters long; the protocol allows at most 99 (split longer text)")]
+    FieldTooLong { field: &'static str, chars: usize },
+    /// A transport that is not exactly 3 characters.
+    #[error("transport {0:?} is not 3 characters")]
+    BadTransport(String),
+    /// A list too long for any count width.
+    #[error("a list of {0} entries cannot be encoded")]
+    ListTooLong(usize),
+}
+
+/// Appends a 2-digit character count and the text.
+pub(crate) fn put_field(out: &mut Vec<u8>, field: &'static str, s: &str) -> Result<(), EncodeError> {
+    let chars = char_len(s);
+    if chars > MAX_FIELD_CHARS {
+        return Err(EncodeError::FieldTooLong { field, chars });
+    }
+    out.extend_from_slice(format!("{chars:02}").as_bytes());
+    out.extend_from_slice(s.as_bytes());
+    Ok(())
+}
+
+/// Any message of the protocol.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(untagged)]
+pub enum Message {
+    Request(Request),
+    Confirm(Confirm),
+    Update(Update),
+    Error(ErrorCode),
+}
+
+impl Message {
+    /// Appends the wire form to `out` (nothing is appended on error).
+    pub fn encode(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+        let start = out.len();
+        let r = match self {
+            Message::Request(r) => r.encode(out),
+            Message::Confirm(c) => c.encode(out),
+            Message::Update(u) => u.encode(out),
+            Message::Error(e) => {
+                out.extend_from_slice(e.code().to_string().as_bytes());
+                Ok(())
+            }
+        };
+        if r.is_err() {
+            out.truncate(start);
+        }
+        r
+    }
+
+    /// The wire form.
+    pub fn to_bytes(&self) -> Result<Vec<u8>, EncodeError> {
+        let mut v = Vec::with_capacity(32);
+        self.encode(&mut v)?;
+        Ok(v)
+    }
+
+    /// The message code as printed: `100`…`106`, `200`…, `300`…, or the four
+    /// digits of an error such as `4031`.
+    pub fn code(&self) -> u16 {
+        match self {
+            Message::Request(r) => 100 + u16::from(r.ty()),
+            Message::Confirm(c) => 200 + u16::from(c.ty()),
+            Message::Update(u) => 300 + u16::from(u.ty()),
+            Message::Error(e) => e.code(),
+        }
+    }
+}
+
+impl From<Request> for Message {
+    fn from(r: Request) -> Self {
+        Message::Request(r)
+    }
+}
+impl From<Confirm> for Message {
+    fn from(c: Confirm) -> Self {
+        Message::Confirm(c)
+    }
+}
+impl From<Update> for Message {
+    fn from(u: Update) -> Self {
+        Message::Update(u)
+    }
+}
+impl From<ErrorCode> for Message {
+    fn from(e: ErrorCode) -> Self {
+        Message::Error(e)
+    }
+}
