@@ -3,10 +3,19 @@
 //! # Layout
 //! - [`wire`]: the protocol of `PROTOCOL.md` as typed messages, an encoder and
 //!   an incremental, bounded decoder. Pure: no I/O.
+//! - [`rdt`]: reliable transfer over UDP: classic go-back-N and the fast mode,
+//!   as pure state machines with thin socket drivers.
+//! - [`server`]: the room server on tokio.
+//! - [`client`]: the client library the subcommands are built on.
+//! - [`capture`]: reading the conversation out of pcap/pcapng captures.
 //! - [`exit`]: the exit codes every subcommand shares (documented in the man pages).
 //!
 //! The binary in `cmd/` only parses arguments and prints; everything it does
 //! is here.
 
+pub mod capture;
+pub mod client;
 pub mod exit;
+pub mod rdt;
+pub mod server;
 pub mod wire;

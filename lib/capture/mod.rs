@@ -1,0 +1,1 @@
+//! Capture decoding (owned by the `capture-decode` issue; empty until then).

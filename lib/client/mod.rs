@@ -1,0 +1,1 @@
+//! The client library (owned by the client issue; empty until then).

@@ -1,0 +1,1 @@
+//! The room server (owned by the `serve` issue; empty until then).
