@@ -1,0 +1,292 @@
+//! Streaming pcap/pcapng reader: any [`Read`], a bounded buffer, one packet at
+//! a time, timestamps normalised to nanoseconds since the epoch.
+//!
+//! pcap in microseconds or nanoseconds and either byte order, and pcapng with
+//! any number of sections and interfaces (each with its own link type and
+//! timestamp resolution) are read through `pcap-parser`. Memory is the buffer
+//! only: it starts at 1 MiB and grows (up to [`MAX_BUFFER`]) only for a block
+//! larger than it.
+
+use std::io::Read;
+
+use pcap_parser::pcapng::Block;
+use pcap_parser::traits::PcapReaderIterator;
+use pcap_parser::{PcapBlockOwned, PcapError};
+
+/// Initial read buffer.
+const INITIAL_BUFFER: usize = 1 << 20;
+/// Largest block we accept (pcapng blocks can be large; 64 MiB is plenty).
+pub const MAX_BUFFER: usize = 64 << 20;
+
+/// One captured frame.
+#[derive(Clone, Copy, Debug)]
+pub struct Packet<'a> {
+    /// Capture time, nanoseconds since the Unix epoch.
+    pub ts_ns: i64,
+    /// The link type (DLT/LINKTYPE number) of its interface.
+    pub linktype: i32,
+    /// The captured bytes (possibly shorter than the frame on the wire).
+    pub data: &'a [u8],
+    /// Length of the frame on the wire.
+    pub orig_len: u32,
+}
+
+/// Why a capture could not be read (further).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReadError {
+    /// Neither a pcap nor a pcapng header.
+    #[error("not a pcap or pcapng capture (unrecognised file header)")]
+    NotACapture,
+    /// The input is empty.
+    #[error("the capture is empty")]
+    Empty,
+    /// The underlying reader failed.
+    #[error("reading the capture failed")]
+    Io(#[source] std::io::Error),
+    /// A block that does not parse: the capture is damaged at this point.
+    #[error("the capture is damaged at byte {offset}: {what}")]
+    Damaged { offset: u64, what: String },
+    /// The capture ends in the middle of a block (e.g. a capture cut short).
+    #[error("the capture is truncated at byte {offset} (the last block is incomplete)")]
+    Truncated { offset: u64 },
+    /// A block larger than [`MAX_BUFFER`].
+    #[error("a block at byte {offset} is larger than {MAX_BUFFER} bytes")]
+    BlockTooLarge { offset: u64 },
+    /// A packet names an interface the section did not describe.
+    #[error("packet at byte {offset} names interface {if_id}, which is not described")]
+    UnknownInterface { offset: u64, if_id: u32 },
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Interface {
+    linktype: i32,
+    /// Timestamp units per second.
+    resolution: u64,
+    offset_s: i64,
+}
+
+/// Wraps a `Read` so that a read error is remembered (pcap-parser only says
+/// `ReadError`).
+struct Tap<R> {
+    inner: R,
+    error: std::sync::Arc<std::sync::Mutex<Option<std::io::Error>>>,
+}
+
+impl<R: Read> Read for Tap<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            match self.inner.read(buf) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    let copy = std::io::Error::new(e.kind(), e.to_string());
+                    if let Ok(mut slot) = self.error.lock() {
+                        *slot = Some(e);
+                    }
+                    return Err(copy);
+                }
+                ok => return ok,
+            }
+        }
+    }
+}
+
+/// A streaming capture reader. Call [`next_packet`](Self::next_packet) until
+/// it returns `Ok(None)`.
+pub struct CaptureReader<'r> {
+    inner: Box<dyn PcapReaderIterator + Send + 'r>,
+    io_error: std::sync::Arc<std::sync::Mutex<Option<std::io::Error>>>,
+    /// Legacy pcap: link type and nanosecond flag from the file header.
+    legacy: Option<(i32, bool)>,
+    interfaces: Vec<Interface>,
+    pending_consume: usize,
+    /// Bytes of the input consumed before the current buffer position.
+    offset: u64,
+    capacity: usize,
+    done: bool,
+    /// Number of packets returned.
+    pub packets: u64,
+    /// pcapng blocks that were skipped (statistics, name resolution, unknown).
+    pub skipped_blocks: u64,
+}
+
+impl std::fmt::Debug for CaptureReader<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CaptureReader").field("offset", &self.offset).field("packets", &self.packets).finish()
+    }
+}
+
+impl<'r> CaptureReader<'r> {
+    /// Opens a capture, detecting pcap or pcapng from its first bytes.
+    pub fn new<R: Read + Send + 'r>(input: R) -> Result<Self, ReadError> {
+        let io_error = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let tap = Tap { inner: input, error: io_error.clone() };
+        let inner = match pcap_parser::create_reader(INITIAL_BUFFER, tap) {
+            Ok(r) => r,
+            Err(PcapError::Eof) => return Err(ReadError::Empty),
+            Err(PcapError::ReadError) => {
+                let e = io_error.lock().ok().and_then(|mut s| s.take());
+                return Err(ReadError::Io(e.unwrap_or_else(|| std::io::Error::other("read error"))));
+            }
+            Err(PcapError::Incomplete(_)) => return Err(ReadError::Truncated { offset: 0 }),
+            Err(_) => return Err(ReadError::NotACapture),
+        };
+        Ok(CaptureReader {
+            inner,
+            io_error,
+            legacy: None,
+            interfaces: Vec::new(),
+            pending_consume: 0,
+            offset: 0,
+            capacity: INITIAL_BUFFER,
+            done: false,
+            packets: 0,
+            skipped_blocks: 0,
+        })
+    }
+
+    /// Bytes of the input read so far (the offset of the next block).
+    pub fn offset(&self) -> u64 {
+        self.offset + self.pending_consume as u64
+    }
+
+    /// Reads the next packet and hands it to `f`; `Ok(None)` at the end of
+    /// the capture. After an error the reader is finished (a damaged block in
+    /// a pcap cannot be skipped reliably).
+    pub fn next_packet<T>(&mut self, f: impl FnOnce(Packet<'_>) -> T) -> Result<Option<T>, ReadError> {
+        let mut f = Some(f);
+        loop {
+            if self.done {
+                return Ok(None);
+            }
+            if self.pending_consume > 0 {
+                self.inner.consume(self.pending_consume);
+                self.offset += self.pending_consume as u64;
+                self.pending_consume = 0;
+            }
+            enum Step<T> {
+                Got(usize, T),
+                Skip(usize),
+                Refill,
+                Grow,
+                End,
+                Fail(ReadError),
+            }
+            let offset = self.offset;
+            let step = match self.inner.next() {
+                Ok((len, block)) => match block {
+                    PcapBlockOwned::LegacyHeader(h) => {
+                        self.legacy = Some((h.network.0, h.is_nanosecond_precision()));
+                        Step::Skip(len)
+                    }
+                    PcapBlockOwned::Legacy(b) => {
+                        let (linktype, nanos) = self.legacy.unwrap_or((1, false));
+                        let frac = if nanos { i64::from(b.ts_usec) } else { i64::from(b.ts_usec) * 1000 };
+                        let ts_ns = i64::from(b.ts_sec) * 1_000_000_000 + frac;
+                        let caplen = (b.caplen as usize).min(b.data.len());
+                        let p = Packet { ts_ns, linktype, data: &b.data[..caplen], orig_len: b.origlen };
+                        let f = f.take().expect("callback used once");
+                        Step::Got(len, f(p))
+                    }
+                    PcapBlockOwned::NG(Block::SectionHeader(_)) => {
+                        self.interfaces.clear();
+                        Step::Skip(len)
+                    }
+                    PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => {
+                        self.interfaces.push(Interface {
+                            linktype: idb.linktype.0,
+                            resolution: idb.ts_resolution().unwrap_or(1_000_000),
+                            offset_s: idb.ts_offset(),
+                        });
+                        Step::Skip(len)
+                    }
+                    PcapBlockOwned::NG(Block::EnhancedPacket(epb)) => match self.interfaces.get(epb.if_id as usize) {
+                        None => Step::Fail(ReadError::UnknownInterface { offset, if_id: epb.if_id }),
+                        Some(i) => {
+                            let ts = (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low);
+                            let res = i.resolution.max(1);
+                            let secs = (ts / res) as i64 + i.offset_s;
+                            let frac = (u128::from(ts % res) * 1_000_000_000 / u128::from(res)) as i64;
+                            let ts_ns = secs.saturating_mul(1_000_000_000).saturating_add(frac);
+                            let caplen = (epb.caplen as usize).min(epb.data.len());
+                            let p = Packet { ts_ns, linktype: i.linktype, data: &epb.data[..caplen], orig_len: epb.origlen };
+                            let f = f.take().expect("callback used once");
+                            Step::Got(len, f(p))
+                        }
+                    },
+                    PcapBlockOwned::NG(Block::SimplePacket(spb)) => match self.interfaces.first() {
+                        None => Step::Fail(ReadError::UnknownInterface { offset, if_id: 0 }),
+                        Some(i) => {
+                            // A simple packet block has no timestamp.
+                            let caplen = (spb.origlen as usize).min(spb.data.len());
+                            let p = Packet { ts_ns: 0, linktype: i.linktype, data: &spb.data[..caplen], orig_len: spb.origlen };
+                            let f = f.take().expect("callback used once");
+                            Step::Got(len, f(p))
+                        }
+                    },
+                    PcapBlockOwned::NG(_) => {
+                        self.skipped_blocks += 1;
+                        Step::Skip(len)
+                    }
+                },
+                Err(PcapError::Eof) => Step::End,
+                Err(PcapError::Incomplete(_)) => Step::Refill,
+                Err(PcapError::BufferTooSmall) => Step::Grow,
+                Err(PcapError::UnexpectedEof) => Step::Fail(ReadError::Truncated { offset }),
+                Err(PcapError::ReadError) => {
+                    let e = self.io_error.lock().ok().and_then(|mut s| s.take());
+                    Step::Fail(ReadError::Io(e.unwrap_or_else(|| std::io::Error::other("read error"))))
+                }
+                Err(e) => Step::Fail(ReadError::Damaged { offset, what: describe(&e) }),
+            };
+            match step {
+                Step::Got(len, t) => {
+                    self.pending_consume = len;
+                    self.packets += 1;
+                    return Ok(Some(t));
+                }
+                Step::Skip(len) => self.pending_consume = len,
+                Step::End => {
+                    self.done = true;
+                    return Ok(None);
+                }
+                Step::Fail(e) => {
+                    self.done = true;
+                    return Err(e);
+                }
+                Step::Grow => {
+                    if self.capacity >= MAX_BUFFER {
+                        self.done = true;
+                        return Err(ReadError::BlockTooLarge { offset });
+                    }
+                    self.capacity *= 2;
+                    self.inner.grow(self.capacity);
+                    self.refill(offset)?;
+                }
+                Step::Refill => self.refill(offset)?,
+            }
+        }
+    }
+
+    fn refill(&mut self, offset: u64) -> Result<(), ReadError> {
+        if let Err(e) = self.inner.refill() {
+            self.done = true;
+            return Err(match e {
+                PcapError::ReadError => {
+                    let e = self.io_error.lock().ok().and_then(|mut s| s.take());
+                    ReadError::Io(e.unwrap_or_else(|| std::io::Error::other("read error")))
+                }
+                _ => ReadError::Truncated { offset },
+            });
+        }
+        Ok(())
+    }
+}
+
+fn describe<I>(e: &PcapError<I>) -> String {
+    match e {
+        PcapError::NomError(_, kind) | PcapError::OwnedNomError(_, kind) => format!("invalid block ({kind:?})"),
+        PcapError::HeaderNotRecognized => "unrecognised header".into(),
+        _ => "invalid block".into(),
+    }
+}
