@@ -1,12 +1,25 @@
 //! `chatctl capture-decode`: read a conversation out of a capture.
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::io::{BufWriter, IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
 
+use anyhow::{Context, bail};
+use chatctl::capture::{self, Analyzer, CaptureReader, Event, ReadError, TransferSummary, output};
 use clap::Args;
+use serde_json::json;
 
-use crate::cli::{Global, not_implemented};
+use crate::cli::Global;
 
 /// Decode the chat in a pcap or pcapng capture, and rebuild downloaded files.
+///
+/// Reads captures from Wireshark, tcpdump or dumpcap (pcap or pcapng; Ethernet,
+/// VLAN, Linux cooked v1/v2, BSD loopback, raw IP; IPv4 and IPv6) and prints
+/// the conversation as a timeline: time (UTC), endpoints, channel (main,
+/// update, transfer), code and meaning. Main connections are found by the
+/// server port, update and transfer connections by the ports announced in
+/// `200` and `206`, anything else by content. `--json` prints one object per
+/// line; `-v` adds one per UDP datagram of a transfer.
 #[derive(Debug, Args)]
 pub struct CaptureDecodeArgs {
     /// The capture file; `-` or none reads standard input.
@@ -17,11 +30,214 @@ pub struct CaptureDecodeArgs {
     #[arg(long, value_name = "PORT")]
     pub port: Vec<u16>,
 
-    /// Rebuild every downloaded file into this folder.
+    /// Rebuild every downloaded file into this folder (named after the requested
+    /// file; a file whose size does not match its `206` gets a `.incomplete` suffix).
     #[arg(long, value_name = "DIR")]
     pub extract: Option<PathBuf>,
+
+    /// Print a summary instead of the timeline: messages per kind, users seen,
+    /// and a table of transfers.
+    #[arg(long)]
+    pub summary: bool,
+
+    /// Draw a time-sequence graph (SVG) of each UDP transfer: FILE.svg for one
+    /// transfer, FILE-<id>.svg for several.
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
 }
 
-pub fn run(_args: CaptureDecodeArgs, _global: &Global) -> anyhow::Result<()> {
-    Err(not_implemented("capture-decode"))
+pub fn run(args: CaptureDecodeArgs, global: &Global) -> anyhow::Result<()> {
+    let path = args.file.as_deref().filter(|p| *p != Path::new("-"));
+    let input: Box<dyn Read + Send> = match path {
+        None if std::io::stdin().is_terminal() => {
+            bail!("no capture given: name a pcap/pcapng file, or pipe one into standard input")
+        }
+        None => Box::new(std::io::stdin()),
+        Some(p) => Box::new(std::fs::File::open(p).with_context(|| format!("cannot open {}", p.display()))?),
+    };
+    let name = path.map_or("standard input".into(), |p| p.display().to_string());
+    let mut reader = CaptureReader::new(input).with_context(|| format!("cannot read {name}"))?;
+    let extractor = match &args.extract {
+        Some(dir) => Some(capture::extract::Extractor::new(dir).context("--extract")?),
+        None => None,
+    };
+    let mut cfg = capture::Config::default();
+    cfg.server_ports.extend(&args.port);
+    cfg.datagrams = global.verbose > 0;
+    let mut analyzer = Analyzer::new(cfg, extractor);
+
+    let stdout = std::io::stdout();
+    let mut p = Printer {
+        out: BufWriter::with_capacity(64 << 10, stdout.lock()),
+        timeline: !args.summary && !global.quiet,
+        json: global.json,
+        err: None,
+    };
+    let mut read_error = None;
+    loop {
+        match reader.next_packet(|pkt| analyzer.packet(&pkt, &mut |e| p.emit(e))) {
+            Ok(Some(())) => {}
+            Ok(None) => break,
+            Err(e) => {
+                read_error = Some(e);
+                break;
+            }
+        }
+        if p.err.is_some() {
+            break;
+        }
+    }
+    analyzer.finish(&mut |e| p.emit(e));
+    if let Some(e) = p.err.take() {
+        return Err(e).context("writing the timeline");
+    }
+    if args.summary && !global.quiet {
+        summary(&mut p.out, &analyzer, p.json)?;
+    }
+    p.out.flush().context("writing the timeline")?;
+    drop(p);
+    if let Some(path) = &args.plot {
+        plots(path, &analyzer)?;
+    }
+    if let Some(e) = analyzer.take_extract_error() {
+        return Err(anyhow::Error::new(e).context("--extract"));
+    }
+    match read_error {
+        None => Ok(()),
+        Some(e @ ReadError::Truncated { .. }) => {
+            // A capture cut short (tcpdump killed): everything before is decoded.
+            if !global.quiet {
+                eprintln!("chatctl capture-decode: warning: {e}; decoded {} packets before it", reader.packets);
+            }
+            Ok(())
+        }
+        Some(e) => Err(anyhow::Error::new(e))
+            .with_context(|| format!("{name}: decoded {} packets, then stopped", reader.packets)),
+    }
+}
+
+struct Printer<W: Write> {
+    out: W,
+    timeline: bool,
+    json: bool,
+    err: Option<std::io::Error>,
+}
+
+impl<W: Write> Printer<W> {
+    fn emit(&mut self, e: Event) {
+        if !self.timeline || self.err.is_some() {
+            return;
+        }
+        let r = if self.json {
+            writeln!(self.out, "{}", output::json(&e))
+        } else {
+            writeln!(self.out, "{}", output::human(&e))
+        };
+        if let Err(e) = r {
+            self.err = Some(e);
+        }
+    }
+}
+
+fn summary(out: &mut impl Write, a: &Analyzer, json: bool) -> anyhow::Result<()> {
+    let st = a.stats();
+    let transfers: Vec<&TransferSummary> = a.transfers().map(|(s, _)| s).collect();
+    if json {
+        let by_code: BTreeMap<String, u64> = st.by_code.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+        let t: Vec<_> = transfers.iter().map(|s| output::json(&Event::Transfer(Box::new((*s).clone())))).collect();
+        let o = json!({
+            "type": "summary", "packets": st.packets, "bytes": st.bytes, "messages": st.messages,
+            "by_code": by_code, "users": st.users, "decode_errors": st.decode_errors, "gaps": st.gaps,
+            "tcp_connections": st.tcp_connections, "skipped_packets": st.skipped, "malformed_packets": st.malformed,
+            "transfers": t,
+        });
+        writeln!(out, "{o}")?;
+        return Ok(());
+    }
+    writeln!(out, "{} packets, {} captured; {} chat messages", st.packets, output::bytes(st.bytes), st.messages)?;
+    if st.decode_errors + st.gaps + st.malformed > 0 {
+        writeln!(
+            out,
+            "problems: {} undecodable, {} capture holes, {} malformed packets",
+            st.decode_errors, st.gaps, st.malformed
+        )?;
+    }
+    writeln!(out, "\nmessages by kind:")?;
+    for (code, n) in &st.by_code {
+        writeln!(out, "  {code:<5} {:<28} {n:>8}", kind_name(*code))?;
+    }
+    let users: Vec<String> = st.users.iter().map(|u| output::escape(u)).collect();
+    writeln!(out, "\nusers seen ({}): {}", users.len(), users.join(", "))?;
+    writeln!(out, "\ntransfers ({}):", transfers.len())?;
+    if !transfers.is_empty() {
+        writeln!(
+            out,
+            "  {:>3} {:<5} {:<24} {:>12} {:>12} {:>8} {:>7} {:>7} {:>9} {:>12}",
+            "#", "mode", "file", "bytes", "announced", "packets", "retx", "ooo", "seconds", "goodput/s"
+        )?;
+    }
+    for s in transfers {
+        let mode = match s.mode {
+            capture::TransferMode::Tcp => "tcp",
+            capture::TransferMode::Classic => "udp",
+        };
+        let file = output::escape(s.file.as_deref().unwrap_or("?"));
+        writeln!(
+            out,
+            "  {:>3} {mode:<5} {file:<24} {:>12} {:>12} {:>8} {:>7} {:>7} {:>9.3} {:>12}",
+            s.id,
+            s.bytes,
+            s.announced_size.map_or("?".into(), |n| n.to_string()),
+            s.packets,
+            s.retransmissions,
+            s.out_of_order,
+            s.duration_s(),
+            s.goodput_bps().map_or("-".into(), |g| output::bytes(g as u64)),
+        )?;
+    }
+    Ok(())
+}
+
+fn kind_name(code: u16) -> &'static str {
+    match code {
+        100 => "join",
+        101 => "leave",
+        102 => "users?",
+        103 => "private message",
+        104 => "broadcast",
+        105 => "files?",
+        106 => "download",
+        200 => "joined",
+        201 => "left",
+        202 => "users",
+        203 => "private delivered",
+        204 => "broadcast delivered",
+        205 => "files",
+        206 => "download ready",
+        300 => "user joined",
+        301 => "user left",
+        303 => "private message from",
+        304 => "broadcast from",
+        4000..=4999 => "error",
+        _ => "",
+    }
+}
+
+fn plots(path: &Path, a: &Analyzer) -> anyhow::Result<()> {
+    let udp: Vec<_> = a.transfers().filter(|(s, _)| s.mode == capture::TransferMode::Classic).collect();
+    if udp.is_empty() {
+        eprintln!("chatctl capture-decode: no UDP transfer in the capture, nothing to plot");
+        return Ok(());
+    }
+    for (s, points) in &udp {
+        let file = if udp.len() == 1 {
+            path.to_owned()
+        } else {
+            let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "plot".into());
+            path.with_file_name(format!("{stem}-{}.svg", s.id))
+        };
+        std::fs::write(&file, output::plot_svg(s, points))
+            .with_context(|| format!("--plot: cannot write {}", file.display()))?;
+    }
+    Ok(())
 }

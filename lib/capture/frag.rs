@@ -47,7 +47,15 @@ impl Defragmenter {
     }
 
     /// Adds one fragment; returns the whole payload when this completes it.
-    pub fn push(&mut self, ts: i64, src: IpAddr, dst: IpAddr, proto: u8, f: Fragment, payload: &[u8]) -> Option<Vec<u8>> {
+    pub fn push(
+        &mut self,
+        ts: i64,
+        src: IpAddr,
+        dst: IpAddr,
+        proto: u8,
+        f: Fragment,
+        payload: &[u8],
+    ) -> Option<Vec<u8>> {
         let start = f.offset as usize;
         let end = start + payload.len();
         if end > MAX_DATAGRAM {
@@ -65,7 +73,12 @@ impl Defragmenter {
             }
         }
         let key = (src, dst, proto, f.id);
-        let p = self.pending.entry(key).or_insert_with(|| Partial { first_ts: ts, data: Vec::new(), have: Vec::new(), total: None });
+        let p = self.pending.entry(key).or_insert_with(|| Partial {
+            first_ts: ts,
+            data: Vec::new(),
+            have: Vec::new(),
+            total: None,
+        });
         if p.data.len() < end {
             p.data.resize(end, 0);
         }
@@ -81,7 +94,8 @@ impl Defragmenter {
             }
             if a > at {
                 let stop = a.min(end32);
-                p.data[at as usize..stop as usize].copy_from_slice(&payload[at as usize - start..stop as usize - start]);
+                p.data[at as usize..stop as usize]
+                    .copy_from_slice(&payload[at as usize - start..stop as usize - start]);
             }
             at = at.max(b);
         }

@@ -209,7 +209,12 @@ impl<'r> CaptureReader<'r> {
                             let frac = (u128::from(ts % res) * 1_000_000_000 / u128::from(res)) as i64;
                             let ts_ns = secs.saturating_mul(1_000_000_000).saturating_add(frac);
                             let caplen = (epb.caplen as usize).min(epb.data.len());
-                            let p = Packet { ts_ns, linktype: i.linktype, data: &epb.data[..caplen], orig_len: epb.origlen };
+                            let p = Packet {
+                                ts_ns,
+                                linktype: i.linktype,
+                                data: &epb.data[..caplen],
+                                orig_len: epb.origlen,
+                            };
                             let f = f.take().expect("callback used once");
                             Step::Got(len, f(p))
                         }
@@ -219,7 +224,12 @@ impl<'r> CaptureReader<'r> {
                         Some(i) => {
                             // A simple packet block has no timestamp.
                             let caplen = (spb.origlen as usize).min(spb.data.len());
-                            let p = Packet { ts_ns: 0, linktype: i.linktype, data: &spb.data[..caplen], orig_len: spb.origlen };
+                            let p = Packet {
+                                ts_ns: 0,
+                                linktype: i.linktype,
+                                data: &spb.data[..caplen],
+                                orig_len: spb.origlen,
+                            };
                             let f = f.take().expect("callback used once");
                             Step::Got(len, f(p))
                         }

@@ -1,0 +1,605 @@
+//! The analyser: packets in, [`Event`]s out. It strips the layers, reassembles
+//! IP fragments and TCP streams, finds the chat's connections, decodes their
+//! messages and follows the downloads.
+//!
+//! Finding the chat: a TCP connection to a server port (13337 and `--port`) is
+//! a main connection; the ports announced in `200` and `206` (keyed by the
+//! announcing server's address) mark the update and transfer connections and
+//! UDP transfers that follow. A connection on no known port is decided by
+//! content: if its first bytes decode as a chat message it is taken as a main
+//! (or, for `3xx`, update) connection; a UDP flow that opens with a classic
+//! window datagram is taken as an unannounced classic transfer.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+
+use super::event::*;
+use super::extract::{ExtractError, Extractor};
+use super::frag::Defragmenter;
+use super::net::{self, flags};
+use super::reader::Packet;
+use super::tcp::{Chunk, Stream};
+use super::transfer::{PlotPoint, Transfer};
+use crate::rdt::classic;
+use crate::wire::{Confirm, Decoder, Direction, Message, Request, Transport, Update};
+
+/// How to analyse.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// TCP ports of chat servers (13337 by default).
+    pub server_ports: Vec<u16>,
+    /// Report every UDP datagram of a transfer ([`Event::Datagram`]).
+    pub datagrams: bool,
+    /// Cap on out-of-order bytes buffered per TCP direction.
+    pub tcp_cap: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config { server_ports: vec![crate::wire::DEFAULT_PORT], datagrams: false, tcp_cap: super::tcp::DEFAULT_CAP }
+    }
+}
+
+/// Counters over the whole capture (for `--summary`).
+#[derive(Clone, Debug, Default)]
+pub struct Stats {
+    pub packets: u64,
+    pub bytes: u64,
+    /// Frames that were not TCP/UDP over IP, or did not parse.
+    pub skipped: u64,
+    /// Frames whose headers were malformed or cut short.
+    pub malformed: u64,
+    pub messages: u64,
+    /// Messages per code (`100`, `4061`, …).
+    pub by_code: BTreeMap<u16, u64>,
+    /// Every user name seen.
+    pub users: BTreeSet<String>,
+    pub decode_errors: u64,
+    /// TCP holes the capture missed.
+    pub gaps: u64,
+    pub tcp_connections: u64,
+}
+
+#[derive(Clone, Debug)]
+enum Announce {
+    Update,
+    Transfer { file: Option<String>, transport: Option<Transport>, size: u64 },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Undecided,
+    Ignored,
+    Chat(Channel),
+    Transfer(usize),
+}
+
+struct DirState {
+    decoder: Decoder,
+    /// Stream offset at which `decoder` started.
+    base: u64,
+}
+
+impl DirState {
+    fn new(base: u64) -> Self {
+        DirState { decoder: Decoder::new(Direction::Any), base }
+    }
+}
+
+struct ConnState {
+    client: SocketAddr,
+    server: SocketAddr,
+    kind: Kind,
+    dirs: [DirState; 2],
+    downloads: VecDeque<(String, Transport)>,
+    fin: [bool; 2],
+}
+
+struct Conn {
+    streams: [Stream; 2],
+    state: ConnState,
+}
+
+/// Everything but the connection table, so a connection and this can be borrowed at once.
+struct Shared {
+    cfg: Config,
+    announced: HashMap<SocketAddr, Announce>,
+    transfers: Vec<Transfer>,
+    extractor: Option<Extractor>,
+    extract_error: Option<ExtractError>,
+    stats: Stats,
+}
+
+type Key = (SocketAddr, SocketAddr);
+
+fn key(a: SocketAddr, b: SocketAddr) -> Key {
+    if a <= b { (a, b) } else { (b, a) }
+}
+
+/// The analyser. Feed packets in capture order with [`packet`](Self::packet),
+/// then call [`finish`](Self::finish) once.
+pub struct Analyzer {
+    shared: Shared,
+    conns: HashMap<Key, Conn>,
+    udp: HashMap<Key, usize>,
+    defrag: Defragmenter,
+}
+
+impl std::fmt::Debug for Analyzer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Analyzer").field("conns", &self.conns.len()).field("stats", &self.shared.stats).finish()
+    }
+}
+
+impl Analyzer {
+    /// An analyser; with an [`Extractor`], downloaded files are rebuilt.
+    pub fn new(cfg: Config, extractor: Option<Extractor>) -> Self {
+        Analyzer {
+            shared: Shared {
+                cfg,
+                announced: HashMap::new(),
+                transfers: Vec::new(),
+                extractor,
+                extract_error: None,
+                stats: Stats::default(),
+            },
+            conns: HashMap::new(),
+            udp: HashMap::new(),
+            defrag: Defragmenter::new(),
+        }
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> &Stats {
+        &self.shared.stats
+    }
+
+    /// The transfers seen so far, in order.
+    pub fn transfers(&self) -> impl Iterator<Item = (&TransferSummary, &[PlotPoint])> {
+        self.shared.transfers.iter().map(|t| (&t.summary, t.plot.as_slice()))
+    }
+
+    /// The first error writing an extracted file, if any (extraction stops for
+    /// that file; decoding goes on).
+    pub fn take_extract_error(&mut self) -> Option<ExtractError> {
+        self.shared.extract_error.take()
+    }
+
+    /// Analyses one captured frame.
+    pub fn packet(&mut self, p: &Packet<'_>, out: &mut impl FnMut(Event)) {
+        let st = &mut self.shared.stats;
+        st.packets += 1;
+        st.bytes += p.data.len() as u64;
+        if st.packets % 4096 == 0 {
+            self.defrag.expire(p.ts_ns);
+        }
+        let ip = match net::link_payload(p.linktype, p.data).and_then(net::ip) {
+            Ok(ip) => ip,
+            Err(net::Skip::Malformed(_)) => {
+                st.malformed += 1;
+                return;
+            }
+            Err(_) => {
+                st.skipped += 1;
+                return;
+            }
+        };
+        if let Some(f) = ip.fragment {
+            if let Some(whole) = self.defrag.push(p.ts_ns, ip.src, ip.dst, ip.proto, f, ip.payload) {
+                self.transport(p.ts_ns, ip.src, ip.dst, ip.proto, &whole, out);
+            }
+            return;
+        }
+        self.transport(p.ts_ns, ip.src, ip.dst, ip.proto, ip.payload, out);
+    }
+
+    fn transport(&mut self, ts: i64, src: IpAddr, dst: IpAddr, proto: u8, payload: &[u8], out: &mut impl FnMut(Event)) {
+        match proto {
+            6 => match net::tcp(payload) {
+                Ok(seg) => self.tcp(ts, src, dst, &seg, out),
+                Err(_) => self.shared.stats.malformed += 1,
+            },
+            17 => match net::udp(payload) {
+                Ok(d) => {
+                    self.udp(ts, SocketAddr::new(src, d.src_port), SocketAddr::new(dst, d.dst_port), d.payload, out)
+                }
+                Err(_) => self.shared.stats.malformed += 1,
+            },
+            _ => self.shared.stats.skipped += 1,
+        }
+    }
+
+    fn tcp(&mut self, ts: i64, src: IpAddr, dst: IpAddr, seg: &net::TcpSegment<'_>, out: &mut impl FnMut(Event)) {
+        let a = SocketAddr::new(src, seg.src_port);
+        let b = SocketAddr::new(dst, seg.dst_port);
+        let k = key(a, b);
+        let syn = seg.flags & flags::SYN != 0;
+        let ack = seg.flags & flags::ACK != 0;
+        if !self.conns.contains_key(&k) {
+            // Only a SYN or data starts tracking (a stray ACK or FIN does not).
+            if !syn && seg.payload.is_empty() {
+                return;
+            }
+            let conn = self.shared.new_conn(ts, a, b, seg.flags, out);
+            self.conns.insert(k, conn);
+        }
+        let Some(conn) = self.conns.get_mut(&k) else { return };
+        let shared = &mut self.shared;
+        let d = usize::from(a != conn.state.client);
+        if conn.state.kind == Kind::Ignored {
+            if seg.flags & flags::RST != 0 || (seg.flags & flags::FIN != 0 && conn.state.fin[1 - d]) {
+                self.conns.remove(&k);
+            }
+            return;
+        }
+        if syn && !ack && d == 0 && conn.streams[0].delivered() == 0 && !conn.streams[0].saw_syn {
+            shared.conn_event(ts, &conn.state, a, b, ConnChange::Open, out);
+        }
+        let state = &mut conn.state;
+        conn.streams[d].segment(seg.seq, syn, seg.flags & flags::FIN != 0, seg.payload, &mut |c| {
+            shared.chunk(ts, state, d, c, out);
+        });
+        if seg.flags & flags::RST != 0 {
+            shared.conn_event(ts, &conn.state, a, b, ConnChange::Reset, out);
+            self.close(k, ts, out);
+        } else if seg.flags & flags::FIN != 0 && !conn.state.fin[d] {
+            conn.state.fin[d] = true;
+            shared.conn_event(ts, &conn.state, a, b, ConnChange::Close, out);
+            if conn.state.fin[1 - d] && conn.streams.iter().all(|s| s.finished()) {
+                self.close(k, ts, out);
+            }
+        }
+    }
+
+    /// Ends a connection: hands out what is held, reports what is missing.
+    fn close(&mut self, k: Key, ts: i64, out: &mut impl FnMut(Event)) {
+        let Some(mut conn) = self.conns.remove(&k) else { return };
+        self.shared.end_conn(ts, &mut conn, out);
+    }
+
+    fn udp(&mut self, ts: i64, a: SocketAddr, b: SocketAddr, payload: &[u8], out: &mut impl FnMut(Event)) {
+        let k = key(a, b);
+        let sh = &mut self.shared;
+        let idx = match self.udp.get(&k) {
+            Some(&i) => i,
+            None => {
+                let (client, server, file, size) = match sh.announced.get(&b) {
+                    Some(Announce::Transfer { file, transport, size })
+                        if transport.as_ref().is_none_or(|t| *t == Transport::Udp) =>
+                    {
+                        let r = (a, b, file.clone(), Some(*size));
+                        sh.announced.remove(&b);
+                        r
+                    }
+                    // Failing that, by content: a classic window datagram.
+                    _ if classic::parse_window(payload).is_some() && b.port() >= 1024 => (a, b, None, None),
+                    _ => return,
+                };
+                let id = sh.transfers.len() as u32 + 1;
+                sh.transfers.push(Transfer::new(id, TransferMode::Classic, file, size, client, server, ts));
+                self.udp.insert(k, sh.transfers.len() - 1);
+                sh.transfers.len() - 1
+            }
+        };
+        let Some(t) = sh.transfers.get_mut(idx) else { return };
+        let id = t.summary.id;
+        let kind = if a == t.summary.client {
+            t.classic_from_client(ts, payload)
+        } else {
+            let (kind, accepted) = t.classic_from_server(ts, payload);
+            if let (Some(acc), Some(ex)) = (accepted, sh.extractor.as_mut()) {
+                let data = payload.get(3..).unwrap_or(&[]);
+                let name = t.summary.file.clone();
+                if let Err(e) = ex.write(id, name.as_deref(), acc.offset, data) {
+                    sh.extract_error.get_or_insert(e);
+                }
+                if acc.last {
+                    t.summary.extracted = match ex.finish(id, name.as_deref(), t.summary.announced_size) {
+                        Ok(x) => Some(x),
+                        Err(e) => {
+                            sh.extract_error.get_or_insert(e);
+                            None
+                        }
+                    };
+                }
+            }
+            kind
+        };
+        if sh.cfg.datagrams {
+            out(Event::Datagram(DatagramEvent { ts_ns: ts, src: a, dst: b, transfer: id, kind }));
+        }
+    }
+
+    /// End of the capture: flushes every connection and reports every transfer.
+    pub fn finish(&mut self, out: &mut impl FnMut(Event)) {
+        let mut keys: Vec<Key> = self.conns.keys().copied().collect();
+        keys.sort();
+        let ts = self.shared.transfers.iter().map(|t| t.summary.last_ns).max().unwrap_or(0);
+        for k in keys {
+            if let Some(mut conn) = self.conns.remove(&k) {
+                self.shared.end_conn(ts, &mut conn, out);
+            }
+        }
+        for i in 0..self.shared.transfers.len() {
+            self.shared.report_transfer(i, out);
+        }
+    }
+}
+
+impl Shared {
+    fn server_port(&self, a: SocketAddr) -> bool {
+        self.cfg.server_ports.contains(&a.port())
+    }
+
+    fn known(&self, a: SocketAddr) -> bool {
+        self.server_port(a) || self.announced.contains_key(&a)
+    }
+
+    fn new_conn(&mut self, ts: i64, a: SocketAddr, b: SocketAddr, fl: u8, out: &mut impl FnMut(Event)) -> Conn {
+        let syn = fl & flags::SYN != 0;
+        let ack = fl & flags::ACK != 0;
+        let (client, server) = if syn && !ack {
+            (a, b)
+        } else if syn && ack {
+            (b, a)
+        } else if self.known(b) {
+            (a, b)
+        } else if self.known(a) {
+            (b, a)
+        } else {
+            (a, b)
+        };
+        self.stats.tcp_connections += 1;
+        let mut state = ConnState {
+            client,
+            server,
+            kind: Kind::Undecided,
+            dirs: [DirState::new(0), DirState::new(0)],
+            downloads: VecDeque::new(),
+            fin: [false; 2],
+        };
+        self.decide_by_port(ts, &mut state);
+        let _ = out;
+        Conn { streams: [Stream::new(self.cfg.tcp_cap), Stream::new(self.cfg.tcp_cap)], state }
+    }
+
+    fn decide_by_port(&mut self, ts: i64, st: &mut ConnState) {
+        if self.server_port(st.server) {
+            st.kind = Kind::Chat(Channel::Main);
+            return;
+        }
+        match self.announced.remove(&st.server) {
+            Some(Announce::Update) => st.kind = Kind::Chat(Channel::Update),
+            Some(Announce::Transfer { file, size, .. }) => {
+                let id = self.transfers.len() as u32 + 1;
+                self.transfers.push(Transfer::new(id, TransferMode::Tcp, file, Some(size), st.client, st.server, ts));
+                st.kind = Kind::Transfer(self.transfers.len() - 1);
+            }
+            None => {}
+        }
+    }
+
+    fn channel(st: &ConnState) -> Option<Channel> {
+        match st.kind {
+            Kind::Chat(c) => Some(c),
+            Kind::Transfer(_) => Some(Channel::Transfer),
+            _ => None,
+        }
+    }
+
+    fn conn_event(
+        &mut self,
+        ts: i64,
+        st: &ConnState,
+        src: SocketAddr,
+        dst: SocketAddr,
+        change: ConnChange,
+        out: &mut impl FnMut(Event),
+    ) {
+        if let Some(channel) = Self::channel(st) {
+            out(Event::Connection(ConnEvent { ts_ns: ts, src, dst, channel, change }));
+        }
+    }
+
+    fn flow(st: &ConnState, d: usize) -> (SocketAddr, SocketAddr) {
+        if d == 0 { (st.client, st.server) } else { (st.server, st.client) }
+    }
+
+    /// In-order bytes (or a hole) of direction `d`.
+    fn chunk(&mut self, ts: i64, st: &mut ConnState, d: usize, c: Chunk<'_>, out: &mut impl FnMut(Event)) {
+        if st.kind == Kind::Undecided {
+            self.decide_by_port(ts, st);
+        }
+        let (src, dst) = Self::flow(st, d);
+        match (st.kind, c) {
+            (Kind::Ignored, _) => {}
+            (Kind::Undecided, Chunk::Gap { .. }) => st.kind = Kind::Ignored,
+            (Kind::Undecided, Chunk::Data { offset, data }) => {
+                // By content: do the first bytes decode as a chat message?
+                let dir = &mut st.dirs[d];
+                if offset != dir.base + dir.decoder.offset() + dir.decoder.buffered() as u64 {
+                    *dir = DirState::new(offset);
+                }
+                dir.decoder.feed(data);
+                let max = crate::wire::Limits::default().max_message_len(Direction::Any);
+                match dir.decoder.next_frame() {
+                    Ok(Some(frame)) => {
+                        let channel =
+                            if matches!(frame.message, Message::Update(_)) { Channel::Update } else { Channel::Main };
+                        st.kind = Kind::Chat(channel);
+                        self.message(ts, st, d, channel, frame, out);
+                        self.decode(ts, st, d, out);
+                    }
+                    Ok(None) if dir.decoder.buffered() <= max => {}
+                    _ => st.kind = Kind::Ignored,
+                }
+            }
+            (Kind::Chat(channel), Chunk::Data { data, .. }) => {
+                st.dirs[d].decoder.feed(data);
+                let _ = channel;
+                self.decode(ts, st, d, out);
+            }
+            (Kind::Chat(channel), Chunk::Gap { offset, len }) => {
+                self.stats.gaps += 1;
+                let cut = if st.dirs[d].decoder.has_partial() { " (a message was cut)" } else { "" };
+                let what =
+                    format!("{len} bytes missing from the capture at stream offset {offset}{cut}; resynchronised");
+                out(Event::Problem(ProblemEvent { ts_ns: ts, flow: Some((src, dst, channel)), what }));
+                st.dirs[d] = DirState::new(offset + len);
+            }
+            (Kind::Transfer(i), c) if d == 1 => {
+                let Some(t) = self.transfers.get_mut(i) else { return };
+                t.summary.last_ns = ts;
+                match c {
+                    Chunk::Data { offset, data } => {
+                        t.summary.bytes += data.len() as u64;
+                        if let Some(ex) = self.extractor.as_mut()
+                            && let Err(e) = ex.write(t.summary.id, t.summary.file.as_deref(), offset, data)
+                        {
+                            self.extract_error.get_or_insert(e);
+                        }
+                    }
+                    Chunk::Gap { len, .. } => {
+                        t.summary.missing_bytes += len;
+                        self.stats.gaps += 1;
+                        if let Some(ex) = self.extractor.as_mut()
+                            && let Err(e) = ex.hole(t.summary.id, t.summary.file.as_deref())
+                        {
+                            self.extract_error.get_or_insert(e);
+                        }
+                    }
+                }
+            }
+            (Kind::Transfer(_), _) => {}
+        }
+    }
+
+    /// Pulls every whole message out of direction `d`'s decoder.
+    fn decode(&mut self, ts: i64, st: &mut ConnState, d: usize, out: &mut impl FnMut(Event)) {
+        let Kind::Chat(channel) = st.kind else { return };
+        loop {
+            match st.dirs[d].decoder.next_frame() {
+                Ok(Some(frame)) => self.message(ts, st, d, channel, frame, out),
+                Ok(None) => break,
+                Err(e) => {
+                    self.stats.decode_errors += 1;
+                    let dir = &mut st.dirs[d];
+                    let at = dir.base + e.offset;
+                    let skipped = dir.decoder.resync();
+                    let (src, dst) = Self::flow(st, d);
+                    let what = format!("undecodable input at stream offset {at}: {}; skipped {skipped} bytes", e.kind);
+                    out(Event::Problem(ProblemEvent { ts_ns: ts, flow: Some((src, dst, channel)), what }));
+                    if skipped == 0 {
+                        let next = st.dirs[d].base + st.dirs[d].decoder.offset();
+                        st.dirs[d] = DirState::new(next);
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    fn message(
+        &mut self,
+        ts: i64,
+        st: &mut ConnState,
+        d: usize,
+        channel: Channel,
+        frame: crate::wire::Frame,
+        out: &mut impl FnMut(Event),
+    ) {
+        let (src, dst) = Self::flow(st, d);
+        let code = frame.message.code();
+        self.stats.messages += 1;
+        *self.stats.by_code.entry(code).or_default() += 1;
+        let users = &mut self.stats.users;
+        match &frame.message {
+            Message::Request(Request::Join { name }) => {
+                users.insert(name.clone());
+            }
+            Message::Request(Request::Whisper { to, .. }) => {
+                users.insert(to.clone());
+            }
+            Message::Request(Request::Download { transport, file }) => {
+                st.downloads.push_back((file.clone(), transport.clone()));
+            }
+            Message::Confirm(Confirm::Joined { name, port }) => {
+                users.insert(name.clone());
+                self.announced.insert(SocketAddr::new(src.ip(), *port), Announce::Update);
+            }
+            Message::Confirm(Confirm::Users { users: names })
+            | Message::Confirm(Confirm::BroadcastSent { to: names }) => {
+                users.extend(names.iter().cloned());
+            }
+            Message::Confirm(Confirm::Download { size, port }) => {
+                let (file, transport) = st.downloads.pop_front().map_or((None, None), |(f, t)| (Some(f), Some(t)));
+                self.announced
+                    .insert(SocketAddr::new(src.ip(), *port), Announce::Transfer { file, transport, size: *size });
+            }
+            Message::Error(e) if e.ty == 6 => {
+                st.downloads.pop_front();
+            }
+            Message::Update(Update::Joined { name } | Update::Left { name }) => {
+                users.insert(name.clone());
+            }
+            Message::Update(Update::Whisper { from, .. } | Update::Broadcast { from, .. }) => {
+                users.insert(from.clone());
+            }
+            _ => {}
+        }
+        let offset = st.dirs[d].base + frame.offset;
+        out(Event::Message(MessageEvent {
+            ts_ns: ts,
+            src,
+            dst,
+            channel,
+            offset,
+            raw: frame.raw,
+            message: frame.message,
+        }));
+    }
+
+    fn end_conn(&mut self, ts: i64, conn: &mut Conn, out: &mut impl FnMut(Event)) {
+        let st = &mut conn.state;
+        for (d, stream) in conn.streams.iter_mut().enumerate() {
+            stream.flush(&mut |c| self.chunk(ts, st, d, c, out));
+            if let Kind::Chat(channel) = st.kind
+                && let Err(e) = st.dirs[d].decoder.finish()
+            {
+                let (src, dst) = Self::flow(st, d);
+                self.stats.decode_errors += 1;
+                let what = format!("the connection ended inside a message: {}", e.kind);
+                out(Event::Problem(ProblemEvent { ts_ns: ts, flow: Some((src, dst, channel)), what }));
+            }
+        }
+        if let Kind::Transfer(i) = st.kind {
+            let server = &conn.streams[1];
+            if let Some(t) = self.transfers.get_mut(i) {
+                t.summary.packets = server.stats.segments;
+                t.summary.retransmissions = server.stats.retransmissions;
+                t.summary.out_of_order = server.stats.out_of_order;
+                t.summary.complete = st.fin[1] && t.summary.missing_bytes == 0;
+            }
+            self.report_transfer(i, out);
+        }
+    }
+
+    fn report_transfer(&mut self, i: usize, out: &mut impl FnMut(Event)) {
+        let Some(t) = self.transfers.get_mut(i) else { return };
+        if t.reported {
+            return;
+        }
+        t.reported = true;
+        if t.summary.extracted.is_none()
+            && let Some(ex) = self.extractor.as_mut()
+        {
+            match ex.finish(t.summary.id, t.summary.file.as_deref(), t.summary.announced_size) {
+                Ok(x) => t.summary.extracted = Some(x),
+                Err(e) => {
+                    self.extract_error.get_or_insert(e);
+                }
+            }
+        }
+        out(Event::Transfer(Box::new(t.summary.clone())));
+    }
+}

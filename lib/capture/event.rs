@@ -1,0 +1,198 @@
+//! What the analyser reports: one [`Event`] per chat message, connection
+//! change, problem, UDP datagram and finished transfer.
+
+use std::net::SocketAddr;
+
+use crate::wire::Message;
+
+/// Which of the three connections of PROTOCOL.md §1 something travelled on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Channel {
+    /// Requests and responses (server port 13337 or `--port`).
+    Main,
+    /// Unsolicited `3xx` updates (the port announced in `200`).
+    Update,
+    /// A file download (the port announced in `206`).
+    Transfer,
+}
+
+impl Channel {
+    /// The lowercase name shown in the timeline.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Main => "main",
+            Channel::Update => "update",
+            Channel::Transfer => "transfer",
+        }
+    }
+}
+
+/// A decoded chat message.
+#[derive(Clone, Debug)]
+pub struct MessageEvent {
+    /// Capture time of the packet that completed the message (ns since the epoch).
+    pub ts_ns: i64,
+    pub src: SocketAddr,
+    pub dst: SocketAddr,
+    pub channel: Channel,
+    /// Offset of the message in its direction's byte stream.
+    pub offset: u64,
+    /// The exact bytes sent, without CR/LF around them.
+    pub raw: Vec<u8>,
+    pub message: Message,
+}
+
+/// A connection opening or closing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConnChange {
+    /// SYN (client → server).
+    Open,
+    /// FIN from `src`.
+    Close,
+    /// RST from `src`.
+    Reset,
+}
+
+/// A connection event.
+#[derive(Clone, Debug)]
+pub struct ConnEvent {
+    pub ts_ns: i64,
+    pub src: SocketAddr,
+    pub dst: SocketAddr,
+    pub channel: Channel,
+    pub change: ConnChange,
+}
+
+/// Something that could not be decoded, with where it was.
+#[derive(Clone, Debug)]
+pub struct ProblemEvent {
+    pub ts_ns: i64,
+    /// The flow, when the problem belongs to one.
+    pub flow: Option<(SocketAddr, SocketAddr, Channel)>,
+    /// What happened, for a person.
+    pub what: String,
+}
+
+/// What a UDP datagram of a transfer carried.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum DatagramKind {
+    /// The receiver's window (classic step 1).
+    Window { window: u8 },
+    /// A data datagram.
+    Data {
+        seq: u8,
+        last: bool,
+        len: usize,
+        /// Its sequence number was sent before.
+        retransmission: bool,
+        /// It arrived ahead of the packet the receiver expected.
+        out_of_order: bool,
+    },
+    /// An acknowledgement: the next sequence number expected.
+    Ack { next: u8 },
+    /// Anything else.
+    Other { len: usize },
+}
+
+/// One UDP datagram of a transfer (shown with `-v`).
+#[derive(Clone, Debug)]
+pub struct DatagramEvent {
+    pub ts_ns: i64,
+    pub src: SocketAddr,
+    pub dst: SocketAddr,
+    /// The transfer it belongs to ([`TransferSummary::id`]).
+    pub transfer: u32,
+    pub kind: DatagramKind,
+}
+
+/// How a file travelled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransferMode {
+    /// A TCP transfer connection.
+    Tcp,
+    /// Classic go-back-N over UDP.
+    Classic,
+}
+
+/// The outcome of an extraction.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Extracted {
+    /// Where the file was written.
+    pub path: std::path::PathBuf,
+    /// Its size matches the `206` (and it has no holes).
+    pub verified: bool,
+}
+
+/// Everything known about one download, reported at the end.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct TransferSummary {
+    /// Number of the transfer in the capture, from 1.
+    pub id: u32,
+    pub mode: TransferMode,
+    /// The file requested in the `106` (None if the capture missed it).
+    pub file: Option<String>,
+    /// The client (receiver).
+    pub client: SocketAddr,
+    /// The server's transfer port.
+    pub server: SocketAddr,
+    /// The size announced in the `206`.
+    pub announced_size: Option<u64>,
+    /// File bytes received in order.
+    pub bytes: u64,
+    /// Data packets (TCP segments with payload, or data datagrams).
+    pub packets: u64,
+    pub retransmissions: u64,
+    pub out_of_order: u64,
+    /// Bytes the capture missed (holes); the file cannot be complete.
+    pub missing_bytes: u64,
+    /// The classic receiver window, if seen.
+    pub window: Option<u8>,
+    /// The transfer reached its end (last packet, or FIN).
+    pub complete: bool,
+    /// First and last packet (ns since the epoch).
+    pub first_ns: i64,
+    pub last_ns: i64,
+    /// Where the file was rebuilt (`--extract`).
+    pub extracted: Option<Extracted>,
+}
+
+impl TransferSummary {
+    /// Seconds from the first to the last packet.
+    pub fn duration_s(&self) -> f64 {
+        (self.last_ns - self.first_ns).max(0) as f64 / 1e9
+    }
+
+    /// File bytes per second over the duration (None for an instant transfer).
+    pub fn goodput_bps(&self) -> Option<f64> {
+        let d = self.duration_s();
+        (d > 0.0).then(|| self.bytes as f64 / d)
+    }
+}
+
+/// Everything the analyser reports.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum Event {
+    Message(MessageEvent),
+    Connection(ConnEvent),
+    Problem(ProblemEvent),
+    Datagram(DatagramEvent),
+    Transfer(Box<TransferSummary>),
+}
+
+impl Event {
+    /// Capture time of the event.
+    pub fn ts_ns(&self) -> i64 {
+        match self {
+            Event::Message(e) => e.ts_ns,
+            Event::Connection(e) => e.ts_ns,
+            Event::Problem(e) => e.ts_ns,
+            Event::Datagram(e) => e.ts_ns,
+            Event::Transfer(t) => t.last_ns,
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! Rebuilding downloaded files on disk (`--extract DIR`), streaming: the
+//! bytes go to the file as the capture is read, never into memory.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufWriter, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use super::event::Extracted;
+
+/// A file could not be written.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write {}", path.display())]
+pub struct ExtractError {
+    pub path: PathBuf,
+    #[source]
+    pub source: std::io::Error,
+}
+
+struct Open {
+    path: PathBuf,
+    out: BufWriter<File>,
+    /// Offset the next sequential write lands at.
+    at: u64,
+    holes: bool,
+}
+
+/// Writes each transfer's bytes to a file in one folder.
+pub struct Extractor {
+    dir: PathBuf,
+    open: HashMap<u32, Open>,
+}
+
+impl std::fmt::Debug for Extractor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Extractor").field("dir", &self.dir).field("open", &self.open.len()).finish()
+    }
+}
+
+/// A safe file name from a requested name: its last path component, with
+/// separators and control characters replaced; never empty, `.` or `..`.
+pub fn safe_name(requested: Option<&str>, id: u32) -> String {
+    let base = requested.and_then(|r| r.rsplit(['/', '\\']).find(|s| !s.is_empty())).unwrap_or("");
+    let clean: String = base.chars().map(|c| if c.is_control() || c == ':' { '_' } else { c }).collect();
+    if clean.is_empty() || clean == "." || clean == ".." { format!("transfer-{id}") } else { clean }
+}
+
+impl Extractor {
+    /// Creates the folder if needed.
+    pub fn new(dir: &Path) -> Result<Self, ExtractError> {
+        std::fs::create_dir_all(dir).map_err(|source| ExtractError { path: dir.to_owned(), source })?;
+        Ok(Extractor { dir: dir.to_owned(), open: HashMap::new() })
+    }
+
+    fn file(&mut self, id: u32, name: Option<&str>) -> Result<&mut Open, ExtractError> {
+        if !self.open.contains_key(&id) {
+            let base = safe_name(name, id);
+            let mut n = 0;
+            loop {
+                let candidate = if n == 0 { base.clone() } else { format!("{base}.{n}") };
+                let path = self.dir.join(&candidate);
+                match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+                    Ok(f) => {
+                        self.open.insert(
+                            id,
+                            Open { path, out: BufWriter::with_capacity(256 << 10, f), at: 0, holes: false },
+                        );
+                        break;
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < 10_000 => n += 1,
+                    Err(source) => return Err(ExtractError { path, source }),
+                }
+            }
+        }
+        self.open.get_mut(&id).ok_or_else(|| ExtractError {
+            path: PathBuf::new(),
+            source: std::io::Error::other("extractor lost a file"),
+        })
+    }
+
+    /// Writes `data` at `offset` of transfer `id`'s file (created on first use).
+    pub fn write(&mut self, id: u32, name: Option<&str>, offset: u64, data: &[u8]) -> Result<(), ExtractError> {
+        let f = self.file(id, name)?;
+        let err = |path: &Path, source| ExtractError { path: path.to_owned(), source };
+        if offset != f.at {
+            f.holes |= offset > f.at;
+            f.out.seek(SeekFrom::Start(offset)).map_err(|e| err(&f.path, e))?;
+        }
+        f.out.write_all(data).map_err(|e| err(&f.path, e))?;
+        f.at = offset + data.len() as u64;
+        Ok(())
+    }
+
+    /// Records that transfer `id` has a hole (the capture missed bytes).
+    pub fn hole(&mut self, id: u32, name: Option<&str>) -> Result<(), ExtractError> {
+        self.file(id, name)?.holes = true;
+        Ok(())
+    }
+
+    /// Closes transfer `id`'s file and verifies its size against `expected`.
+    /// A file that fails verification is renamed with a `.incomplete` suffix.
+    pub fn finish(&mut self, id: u32, name: Option<&str>, expected: Option<u64>) -> Result<Extracted, ExtractError> {
+        // A transfer with no data still produces its (empty) file.
+        self.file(id, name)?;
+        let Some(mut f) = self.open.remove(&id) else {
+            return Err(ExtractError { path: self.dir.clone(), source: std::io::Error::other("file not open") });
+        };
+        let err = |path: &Path, source| ExtractError { path: path.to_owned(), source };
+        f.out.flush().map_err(|e| err(&f.path, e))?;
+        let len = f.out.get_ref().metadata().map_err(|e| err(&f.path, e))?.len();
+        let verified = !f.holes && expected.is_some_and(|e| e == len);
+        let mut path = f.path;
+        if !verified {
+            let mut bad = path.clone().into_os_string();
+            bad.push(".incomplete");
+            let bad = PathBuf::from(bad);
+            std::fs::rename(&path, &bad).map_err(|e| err(&path, e))?;
+            path = bad;
+        }
+        Ok(Extracted { path, verified })
+    }
+}

@@ -1,0 +1,333 @@
+//! Rendering events: a human timeline line, or one JSON object.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+
+use console::Style;
+use serde_json::{Map, Value, json};
+
+use super::event::*;
+use super::transfer::PlotPoint;
+use crate::wire::{Confirm, Message, Request, Update};
+
+/// Text as it can be shown on a terminal: control characters (and other
+/// invisible ones) are escaped as `\n`, `\r`, `\t`, `\u{1b}`; a backslash
+/// stays a backslash.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control()
+                || matches!(c, '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2066}'..='\u{2069}') =>
+            {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Bytes as text: UTF-8 where valid, `\xNN` for the rest, then [`escape`]d.
+pub fn escape_bytes(b: &[u8]) -> String {
+    let mut out = String::new();
+    for chunk in b.utf8_chunks() {
+        out.push_str(&escape(chunk.valid()));
+        for x in chunk.invalid() {
+            let _ = write!(out, "\\x{x:02x}");
+        }
+    }
+    out
+}
+
+/// Seconds since the epoch as JSON wants them.
+pub fn ts_f64(ts_ns: i64) -> f64 {
+    ts_ns as f64 / 1e9
+}
+
+/// `HH:MM:SS.uuuuuu` (UTC).
+pub fn time_of_day(ts_ns: i64) -> String {
+    let secs = ts_ns.div_euclid(1_000_000_000);
+    let us = ts_ns.rem_euclid(1_000_000_000) / 1000;
+    let day = secs.rem_euclid(86_400);
+    format!("{:02}:{:02}:{:02}.{us:06}", day / 3600, day / 60 % 60, day % 60)
+}
+
+fn q(s: &str) -> String {
+    format!("\"{}\"", escape(s))
+}
+
+fn names(v: &[String]) -> String {
+    if v.is_empty() { "nobody".into() } else { v.iter().map(|n| q(n)).collect::<Vec<_>>().join(", ") }
+}
+
+/// The meaning of a message in words.
+pub fn describe(m: &Message) -> String {
+    match m {
+        Message::Request(r) => match r {
+            Request::Join { name } => format!("join as {}", q(name)),
+            Request::Leave => "leave".into(),
+            Request::Users => "who else is here?".into(),
+            Request::Whisper { to, text } => format!("to {}: {}", q(to), q(text)),
+            Request::Broadcast { text } => format!("to everyone: {}", q(text)),
+            Request::Files => "which files can I download?".into(),
+            Request::Download { transport, file } => {
+                format!("download {} over {}", q(file), escape(transport.as_str()))
+            }
+        },
+        Message::Confirm(c) => match c {
+            Confirm::Joined { name, port } => format!("joined as {}; update connection to port {port}", q(name)),
+            Confirm::Left => "left".into(),
+            Confirm::Users { users } => format!("others here: {}", names(users)),
+            Confirm::WhisperSent => "private message delivered".into(),
+            Confirm::BroadcastSent { to } => format!("broadcast delivered to {}", names(to)),
+            Confirm::Files { files } => {
+                format!("files: {}", if files.is_empty() { "none".into() } else { names(files) })
+            }
+            Confirm::Download { size, port } => format!("file is {size} bytes; fetch it from port {port}"),
+        },
+        Message::Update(u) => match u {
+            Update::Joined { name } => format!("{} joined", q(name)),
+            Update::Left { name } => format!("{} left", q(name)),
+            Update::Whisper { from, text } => format!("private from {}: {}", q(from), q(text)),
+            Update::Broadcast { from, text } => format!("{} to everyone: {}", q(from), q(text)),
+        },
+        Message::Error(e) => format!("error: {}", e.describe()),
+    }
+}
+
+/// Human-readable size.
+pub fn bytes(n: u64) -> String {
+    match n {
+        0..1024 => format!("{n} B"),
+        1024..1_048_576 => format!("{:.1} KiB", n as f64 / 1024.0),
+        1_048_576..1_073_741_824 => format!("{:.1} MiB", n as f64 / 1_048_576.0),
+        _ => format!("{:.2} GiB", n as f64 / 1_073_741_824.0),
+    }
+}
+
+fn flow(src: SocketAddr, dst: SocketAddr) -> String {
+    format!("{src} → {dst}")
+}
+
+/// One timeline line (no newline). Colour is applied by `console`, which
+/// leaves the text plain when colours are off.
+pub fn human(e: &Event) -> String {
+    let dim = Style::new().dim();
+    let t = dim.apply_to(time_of_day(e.ts_ns()));
+    match e {
+        Event::Message(m) => {
+            let code = m.message.code().to_string();
+            let style = match m.message {
+                Message::Request(_) => Style::new().cyan(),
+                Message::Confirm(_) => Style::new().green(),
+                Message::Update(_) => Style::new().magenta(),
+                Message::Error(_) => Style::new().red().bold(),
+            };
+            format!(
+                "{t}  {:<45} {:<8} {:<4}  {}",
+                flow(m.src, m.dst),
+                m.channel.as_str(),
+                style.apply_to(code),
+                describe(&m.message)
+            )
+        }
+        Event::Connection(c) => {
+            let what = match c.change {
+                ConnChange::Open => "connection opened",
+                ConnChange::Close => "closed (FIN)",
+                ConnChange::Reset => "reset (RST)",
+            };
+            format!("{t}  {:<45} {:<8} {}", flow(c.src, c.dst), c.channel.as_str(), dim.apply_to(what))
+        }
+        Event::Problem(p) => {
+            let warn = Style::new().yellow().apply_to(format!("warning: {}", p.what));
+            match p.flow {
+                Some((s, d, ch)) => format!("{t}  {:<45} {:<8} {warn}", flow(s, d), ch.as_str()),
+                None => format!("{t}  {warn}"),
+            }
+        }
+        Event::Datagram(d) => {
+            let what = match d.kind {
+                DatagramKind::Window { window } => format!("window {window}"),
+                DatagramKind::Data { seq, last, len, retransmission, out_of_order } => format!(
+                    "data seq {seq:02}{} {len} B{}{}",
+                    if last { " (last)" } else { "" },
+                    if retransmission { " retransmission" } else { "" },
+                    if out_of_order { " out of order" } else { "" }
+                ),
+                DatagramKind::Ack { next } => format!("ack {next}"),
+                DatagramKind::Other { len } => format!("{len} B not understood"),
+            };
+            format!("{t}  {:<45} {:<8} #{} {}", flow(d.src, d.dst), "udp", d.transfer, dim.apply_to(what))
+        }
+        Event::Transfer(s) => format!("{t}  {}", transfer_line(s)),
+    }
+}
+
+/// A transfer in one line.
+pub fn transfer_line(s: &TransferSummary) -> String {
+    let mode = match s.mode {
+        TransferMode::Tcp => "TCP",
+        TransferMode::Classic => "UDP go-back-N",
+    };
+    let name = s.file.as_deref().map(q).unwrap_or_else(|| "(unknown file)".into());
+    let size = match s.announced_size {
+        Some(a) if a == s.bytes => format!("{} of {a} bytes", s.bytes),
+        Some(a) => format!("{} of {a} bytes (INCOMPLETE)", s.bytes),
+        None => format!("{} bytes", s.bytes),
+    };
+    let rate = s.goodput_bps().map(|g| format!(", {}/s", bytes(g as u64))).unwrap_or_default();
+    let ex = s
+        .extracted
+        .as_ref()
+        .map(|x| {
+            format!(", saved to {}{}", x.path.display(), if x.verified { " (verified)" } else { " (NOT verified)" })
+        })
+        .unwrap_or_default();
+    format!(
+        "transfer #{} {mode} {name} {} → {}: {size}, {} packets, {} retransmitted, {} out of order, {:.3} s{rate}{ex}",
+        s.id,
+        s.server,
+        s.client,
+        s.packets,
+        s.retransmissions,
+        s.out_of_order,
+        s.duration_s()
+    )
+}
+
+/// One JSON object for an event.
+pub fn json(e: &Event) -> Value {
+    let mut o = Map::new();
+    o.insert("ts".into(), json!(ts_f64(e.ts_ns())));
+    match e {
+        Event::Message(m) => {
+            o.insert("type".into(), json!("message"));
+            o.insert("src".into(), json!(m.src.to_string()));
+            o.insert("dst".into(), json!(m.dst.to_string()));
+            o.insert("channel".into(), json!(m.channel));
+            o.insert("code".into(), json!(m.message.code().to_string()));
+            o.insert("raw".into(), json!(String::from_utf8_lossy(&m.raw)));
+            o.insert("offset".into(), json!(m.offset));
+            if let Ok(Value::Object(fields)) = serde_json::to_value(&m.message) {
+                for (k, v) in fields {
+                    o.entry(k).or_insert(v);
+                }
+            }
+            if let Message::Error(err) = &m.message {
+                o.insert("error".into(), json!(err.describe()));
+            }
+        }
+        Event::Connection(c) => {
+            o.insert("type".into(), json!("connection"));
+            o.insert("src".into(), json!(c.src.to_string()));
+            o.insert("dst".into(), json!(c.dst.to_string()));
+            o.insert("channel".into(), json!(c.channel));
+            o.insert("change".into(), json!(c.change));
+        }
+        Event::Problem(p) => {
+            o.insert("type".into(), json!("problem"));
+            if let Some((s, d, ch)) = p.flow {
+                o.insert("src".into(), json!(s.to_string()));
+                o.insert("dst".into(), json!(d.to_string()));
+                o.insert("channel".into(), json!(ch));
+            }
+            o.insert("what".into(), json!(p.what));
+        }
+        Event::Datagram(d) => {
+            o.insert("type".into(), json!("datagram"));
+            o.insert("src".into(), json!(d.src.to_string()));
+            o.insert("dst".into(), json!(d.dst.to_string()));
+            o.insert("transfer".into(), json!(d.transfer));
+            if let Ok(Value::Object(fields)) = serde_json::to_value(d.kind) {
+                o.extend(fields);
+            }
+        }
+        Event::Transfer(s) => {
+            o.insert("type".into(), json!("transfer"));
+            if let Ok(Value::Object(fields)) = serde_json::to_value(s) {
+                o.extend(fields);
+            }
+            o.insert("client".into(), json!(s.client.to_string()));
+            o.insert("server".into(), json!(s.server.to_string()));
+            o.insert("duration".into(), json!(s.duration_s()));
+            o.insert("goodput_bps".into(), json!(s.goodput_bps()));
+        }
+    }
+    Value::Object(o)
+}
+
+/// A time-sequence graph of one UDP transfer as a standalone SVG: packet
+/// number over time, first transmissions as dots, retransmissions as red
+/// crosses, acknowledgements as a green step line (as tcptrace draws TCP).
+pub fn plot_svg(s: &TransferSummary, points: &[PlotPoint]) -> String {
+    use super::transfer::PointKind;
+    let (w, h, m) = (900.0f64, 500.0f64, 60.0f64);
+    let t0 = points.iter().map(|p| p.ts_ns).min().unwrap_or(0);
+    let t1 = points.iter().map(|p| p.ts_ns).max().unwrap_or(0).max(t0 + 1);
+    let pmax = points.iter().map(|p| p.packet).max().unwrap_or(0).max(1);
+    let x = |ts: i64| m + (ts - t0) as f64 / (t1 - t0) as f64 * (w - 2.0 * m);
+    let y = |p: u64| h - m - p as f64 / pmax as f64 * (h - 2.0 * m);
+    let mut svg = String::new();
+    let title = format!("transfer #{} {}", s.id, s.file.as_deref().unwrap_or("(unknown file)"));
+    let _ = writeln!(
+        svg,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = writeln!(svg, r#"<rect width="{w}" height="{h}" fill="white"/>"#);
+    let _ = writeln!(svg, r#"<text x="{}" y="20" text-anchor="middle" font-size="14">{}</text>"#, w / 2.0, xml(&title));
+    let _ = writeln!(svg, r#"<path d="M{m} {m} V{} H{}" stroke="black" fill="none"/>"#, h - m, w - m);
+    let _ = writeln!(
+        svg,
+        r#"<text x="{}" y="{}" text-anchor="middle">time (s), 0 to {:.3}</text>"#,
+        w / 2.0,
+        h - 20.0,
+        (t1 - t0) as f64 / 1e9
+    );
+    let _ = writeln!(
+        svg,
+        r#"<text x="15" y="{}" transform="rotate(-90 15 {})" text-anchor="middle">packet number, 0 to {pmax}</text>"#,
+        h / 2.0,
+        h / 2.0
+    );
+    let mut acks = String::new();
+    for p in points {
+        let (px, py) = (x(p.ts_ns), y(p.packet));
+        match p.kind {
+            PointKind::Data => {
+                let _ = writeln!(svg, r#"<circle cx="{px:.1}" cy="{py:.1}" r="1.5" fill="black"/>"#);
+            }
+            PointKind::Retransmission => {
+                let _ = writeln!(svg, r#"<path d="M{:.1} {:.1} l6 6 m0 -6 l-6 6" stroke="red"/>"#, px - 3.0, py - 3.0);
+            }
+            PointKind::Ack => {
+                let _ = write!(acks, "{}{px:.1} {py:.1} ", if acks.is_empty() { "M" } else { "L" });
+            }
+        }
+    }
+    if !acks.is_empty() {
+        let _ = writeln!(svg, r#"<path d="{acks}" stroke="green" fill="none"/>"#);
+    }
+    svg.push_str("</svg>\n");
+    svg
+}
+
+fn xml(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(escape("a\u{1b}[2Jb\r\n"), "a\\u{1b}[2Jb\\r\\n");
+        assert_eq!(escape_bytes(b"ok\xff"), "ok\\xff");
+        assert_eq!(time_of_day(3_723_000_001_000), "01:02:03.000001");
+    }
+}
