@@ -18,3 +18,4 @@ pub use analyzer::{Analyzer, Config, Stats};
 pub use event::*;
 pub use reader::{CaptureReader, Packet, ReadError};
 pub mod output;
+pub mod synth;

@@ -43,6 +43,9 @@ pub struct Transfer {
     expected: u64,
     /// Classic: highest packet index seen.
     max_seen: Option<u64>,
+    /// Classic: per sequence number, the last packet seen with it and a hash
+    /// of its payload.
+    ring: Vec<Option<(u64, u64)>>,
     /// Classic: the last packet was received in order.
     pub done: bool,
     /// The summary event was already reported.
@@ -91,6 +94,7 @@ impl Transfer {
             plot: Vec::new(),
             expected: 0,
             max_seen: None,
+            ring: Vec::new(),
             done: false,
             reported: false,
         }
@@ -139,18 +143,26 @@ impl Transfer {
             return (DatagramKind::Other { len: payload.len() }, None);
         }
         self.summary.packets += 1;
-        // Which packet is it? Ahead of the expected one if the sender can have
-        // sent it already (it is at most one past the highest seen), else an
-        // earlier one sent again.
+        // Which packet is it? The same residue fits one packet behind the
+        // expected one (sent again) and one ahead (a hole before it). The
+        // payload tells them apart: a packet sent again carries the bytes it
+        // carried the first time.
         let exp = self.expected % m;
-        let ahead = (s + m - exp) % m;
-        let behind = (exp + m - s) % m;
-        let idx = if ahead == 0 || self.max_seen.is_none_or(|hi| self.expected + ahead <= hi + 1) {
-            self.expected + ahead
-        } else {
-            self.expected.saturating_sub(behind)
+        let ahead_idx = self.expected + (s + m - exp) % m;
+        let behind_idx = ahead_idx.checked_sub(m);
+        let hash = payload_hash(payload);
+        if self.ring.len() != m as usize {
+            self.ring = vec![None; m as usize];
+        }
+        let slot = &mut self.ring[s as usize];
+        let (idx, seen_before) = match *slot {
+            Some((seen, h)) if h == hash && (Some(seen) == behind_idx || seen == ahead_idx) => (seen, true),
+            _ => (ahead_idx, false),
         };
-        let retransmission = self.done || self.max_seen.is_some_and(|hi| idx <= hi);
+        if slot.is_none_or(|(seen, _)| seen <= idx) {
+            *slot = Some((idx, hash));
+        }
+        let retransmission = self.done || seen_before;
         let out_of_order = !retransmission && idx > self.expected;
         self.max_seen = Some(self.max_seen.map_or(idx, |hi| hi.max(idx)));
         self.summary.retransmissions += u64::from(retransmission);
@@ -169,6 +181,15 @@ impl Transfer {
         }
         (kind, Some(Accepted { offset, last: d.last }))
     }
+}
+
+/// FNV-1a over the payload: tells a packet sent again from a new one.
+fn payload_hash(p: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ p.len() as u64;
+    for &b in p {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    h
 }
 
 #[cfg(test)]
