@@ -1,0 +1,226 @@
+
+use builtin;
+use str;
+
+set edit:completion:arg-completer[chatctl] = {|@words|
+    fn spaces {|n|
+        builtin:repeat $n ' ' | str:join ''
+    }
+    fn cand {|text desc|
+        edit:complex-candidate $text &display=$text' '(spaces (- 14 (wcswidth $text)))$desc
+    }
+    var command = 'chatctl'
+    for word $words[1..-1] {
+        if (str:has-prefix $word '-') {
+            break
+        }
+        set command = $command';'$word
+    }
+    var completions = [
+        &'chatctl'= {
+            cand -s 'Server to talk to'
+            cand --server 'Server to talk to'
+            cand -n 'Name to join the room with [default: asked on a TTY, else the login name]'
+            cand --name 'Name to join the room with [default: asked on a TTY, else the login name]'
+            cand --timeout 'How long to wait for the server, e.g. `5s`, `1m`, `500ms`'
+            cand --color 'When to use colour (NO_COLOR in the environment means never, unless `always`)'
+            cand --json 'Machine-readable output: JSON (one object per line for streams)'
+            cand -q 'Print only errors'
+            cand --quiet 'Print only errors'
+            cand -v 'More detail; repeat for more (`-vv`)'
+            cand --verbose 'More detail; repeat for more (`-vv`)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand serve 'Run the room server'
+            cand join 'Join the room interactively'
+            cand say 'Send a message to everyone in the room'
+            cand whisper 'Send a private message to one user'
+            cand list 'List the other users in the room, or with --files the files on offer'
+            cand fetch 'Download files from the server (UDP by default, as the original client)'
+            cand capture-decode 'Decode the chat in a pcap or pcapng capture, and rebuild downloaded files'
+            cand completions 'Print a completion script for SHELL to standard output'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'chatctl;serve'= {
+            cand --listen 'Address to listen on (IPv6 accepted, e.g. `[::]:13337`)'
+            cand --files 'Folder whose regular files can be downloaded [default: none]'
+            cand --ports 'Pool of ports for update connections and transfers'
+            cand --max-users 'Most users in the room; above 10, classic clients cannot read the user lists'
+            cand --join-timeout 'How long a joining client has to open its update connection'
+            cand --log-format 'Log line format on stderr'
+            cand -s 'Server to talk to'
+            cand --server 'Server to talk to'
+            cand -n 'Name to join the room with [default: asked on a TTY, else the login name]'
+            cand --name 'Name to join the room with [default: asked on a TTY, else the login name]'
+            cand --timeout 'How long to wait for the server, e.g. `5s`, `1m`, `500ms`'
+            cand --color 'When to use colour (NO_COLOR in the environment means never, unless `always`)'
+            cand --json 'Machine-readable output: JSON (one object per line for streams)'
+            cand -q 'Print only errors'
+            cand --quiet 'Print only errors'
+            cand -v 'More detail; repeat for more (`-vv`)'
+            cand --verbose 'More detail; repeat for more (`-vv`)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'chatctl;join'= {
+            cand -s 'Server to talk to'
+            cand --server 'Server to talk to'
+            cand -n 'Name to join the room with [default: asked on a TTY, else the login name]'
+            cand --name 'Name to join the room with [default: asked on a TTY, else the login name]'
+            cand --timeout 'How long to wait for the server, e.g. `5s`, `1m`, `500ms`'
+            cand --color 'When to use colour (NO_COLOR in the environment means never, unless `always`)'
+            cand --json 'Machine-readable output: JSON (one object per line for streams)'
+            cand -q 'Print only errors'
+            cand --quiet 'Print only errors'
+            cand -v 'More detail; repeat for more (`-vv`)'
+            cand --verbose 'More detail; repeat for more (`-vv`)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'chatctl;say'= {
+            cand -s 'Server to talk to'
+            cand --server 'Server to talk to'
+            cand -n 'Name to join the room with [default: asked on a TTY, else the login name]'
+            cand --name 'Name to join the room with [default: asked on a TTY, else the login name]'
+            cand --timeout 'How long to wait for the server, e.g. `5s`, `1m`, `500ms`'
+            cand --color 'When to use colour (NO_COLOR in the environment means never, unless `always`)'
+            cand --json 'Machine-readable output: JSON (one object per line for streams)'
+            cand -q 'Print only errors'
+            cand --quiet 'Print only errors'
+            cand -v 'More detail; repeat for more (`-vv`)'
+            cand --verbose 'More detail; repeat for more (`-vv`)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'chatctl;whisper'= {
+            cand -s 'Server to talk to'
+            cand --server 'Server to talk to'
+            cand -n 'Name to join the room with [default: asked on a TTY, else the login name]'
+            cand --name 'Name to join the room with [default: asked on a TTY, else the login name]'
+            cand --timeout 'How long to wait for the server, e.g. `5s`, `1m`, `500ms`'
+            cand --color 'When to use colour (NO_COLOR in the environment means never, unless `always`)'
+            cand --json 'Machine-readable output: JSON (one object per line for streams)'
+            cand -q 'Print only errors'
+            cand --quiet 'Print only errors'
+            cand -v 'More detail; repeat for more (`-vv`)'
+            cand --verbose 'More detail; repeat for more (`-vv`)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'chatctl;list'= {
+            cand -s 'Server to talk to'
+            cand --server 'Server to talk to'
+            cand -n 'Name to join the room with [default: asked on a TTY, else the login name]'
+            cand --name 'Name to join the room with [default: asked on a TTY, else the login name]'
+            cand --timeout 'How long to wait for the server, e.g. `5s`, `1m`, `500ms`'
+            cand --color 'When to use colour (NO_COLOR in the environment means never, unless `always`)'
+            cand --files 'List the server''s files instead of its users'
+            cand --json 'Machine-readable output: JSON (one object per line for streams)'
+            cand -q 'Print only errors'
+            cand --quiet 'Print only errors'
+            cand -v 'More detail; repeat for more (`-vv`)'
+            cand --verbose 'More detail; repeat for more (`-vv`)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'chatctl;fetch'= {
+            cand -o 'Where to write: a file name (one FILE) or a folder [default: the current folder]'
+            cand --output 'Where to write: a file name (one FILE) or a folder [default: the current folder]'
+            cand -s 'Server to talk to'
+            cand --server 'Server to talk to'
+            cand -n 'Name to join the room with [default: asked on a TTY, else the login name]'
+            cand --name 'Name to join the room with [default: asked on a TTY, else the login name]'
+            cand --timeout 'How long to wait for the server, e.g. `5s`, `1m`, `500ms`'
+            cand --color 'When to use colour (NO_COLOR in the environment means never, unless `always`)'
+            cand --udp 'Download over reliable UDP (the default)'
+            cand --tcp 'Download over TCP'
+            cand --json 'Machine-readable output: JSON (one object per line for streams)'
+            cand -q 'Print only errors'
+            cand --quiet 'Print only errors'
+            cand -v 'More detail; repeat for more (`-vv`)'
+            cand --verbose 'More detail; repeat for more (`-vv`)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'chatctl;capture-decode'= {
+            cand --port 'Also treat this TCP port as a server port (13337 always is); repeatable'
+            cand --extract 'Rebuild every downloaded file into this folder'
+            cand -s 'Server to talk to'
+            cand --server 'Server to talk to'
+            cand -n 'Name to join the room with [default: asked on a TTY, else the login name]'
+            cand --name 'Name to join the room with [default: asked on a TTY, else the login name]'
+            cand --timeout 'How long to wait for the server, e.g. `5s`, `1m`, `500ms`'
+            cand --color 'When to use colour (NO_COLOR in the environment means never, unless `always`)'
+            cand --json 'Machine-readable output: JSON (one object per line for streams)'
+            cand -q 'Print only errors'
+            cand --quiet 'Print only errors'
+            cand -v 'More detail; repeat for more (`-vv`)'
+            cand --verbose 'More detail; repeat for more (`-vv`)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'chatctl;completions'= {
+            cand -s 'Server to talk to'
+            cand --server 'Server to talk to'
+            cand -n 'Name to join the room with [default: asked on a TTY, else the login name]'
+            cand --name 'Name to join the room with [default: asked on a TTY, else the login name]'
+            cand --timeout 'How long to wait for the server, e.g. `5s`, `1m`, `500ms`'
+            cand --color 'When to use colour (NO_COLOR in the environment means never, unless `always`)'
+            cand --json 'Machine-readable output: JSON (one object per line for streams)'
+            cand -q 'Print only errors'
+            cand --quiet 'Print only errors'
+            cand -v 'More detail; repeat for more (`-vv`)'
+            cand --verbose 'More detail; repeat for more (`-vv`)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'chatctl;help'= {
+            cand serve 'Run the room server'
+            cand join 'Join the room interactively'
+            cand say 'Send a message to everyone in the room'
+            cand whisper 'Send a private message to one user'
+            cand list 'List the other users in the room, or with --files the files on offer'
+            cand fetch 'Download files from the server (UDP by default, as the original client)'
+            cand capture-decode 'Decode the chat in a pcap or pcapng capture, and rebuild downloaded files'
+            cand completions 'Print a completion script for SHELL to standard output'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'chatctl;help;serve'= {
+        }
+        &'chatctl;help;join'= {
+        }
+        &'chatctl;help;say'= {
+        }
+        &'chatctl;help;whisper'= {
+        }
+        &'chatctl;help;list'= {
+        }
+        &'chatctl;help;fetch'= {
+        }
+        &'chatctl;help;capture-decode'= {
+        }
+        &'chatctl;help;completions'= {
+        }
+        &'chatctl;help;help'= {
+        }
+    ]
+    $completions[$command]
+}

@@ -1,0 +1,156 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_chatctl_global_optspecs
+    string join \n s/server= n/name= timeout= json q/quiet v/verbose color= h/help V/version
+end
+
+function __fish_chatctl_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_chatctl_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_chatctl_using_subcommand
+    set -l cmd (__fish_chatctl_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c chatctl -n "__fish_chatctl_needs_command" -s s -l server -d 'Server to talk to' -r
+complete -c chatctl -n "__fish_chatctl_needs_command" -s n -l name -d 'Name to join the room with [default: asked on a TTY, else the login name]' -r
+complete -c chatctl -n "__fish_chatctl_needs_command" -l timeout -d 'How long to wait for the server, e.g. `5s`, `1m`, `500ms`' -r
+complete -c chatctl -n "__fish_chatctl_needs_command" -l color -d 'When to use colour (NO_COLOR in the environment means never, unless `always`)' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c chatctl -n "__fish_chatctl_needs_command" -l json -d 'Machine-readable output: JSON (one object per line for streams)'
+complete -c chatctl -n "__fish_chatctl_needs_command" -s q -l quiet -d 'Print only errors'
+complete -c chatctl -n "__fish_chatctl_needs_command" -s v -l verbose -d 'More detail; repeat for more (`-vv`)'
+complete -c chatctl -n "__fish_chatctl_needs_command" -s h -l help -d 'Print help'
+complete -c chatctl -n "__fish_chatctl_needs_command" -s V -l version -d 'Print version'
+complete -c chatctl -n "__fish_chatctl_needs_command" -f -a "serve" -d 'Run the room server'
+complete -c chatctl -n "__fish_chatctl_needs_command" -f -a "join" -d 'Join the room interactively'
+complete -c chatctl -n "__fish_chatctl_needs_command" -f -a "say" -d 'Send a message to everyone in the room'
+complete -c chatctl -n "__fish_chatctl_needs_command" -f -a "whisper" -d 'Send a private message to one user'
+complete -c chatctl -n "__fish_chatctl_needs_command" -f -a "list" -d 'List the other users in the room, or with --files the files on offer'
+complete -c chatctl -n "__fish_chatctl_needs_command" -f -a "fetch" -d 'Download files from the server (UDP by default, as the original client)'
+complete -c chatctl -n "__fish_chatctl_needs_command" -f -a "capture-decode" -d 'Decode the chat in a pcap or pcapng capture, and rebuild downloaded files'
+complete -c chatctl -n "__fish_chatctl_needs_command" -f -a "completions" -d 'Print a completion script for SHELL to standard output'
+complete -c chatctl -n "__fish_chatctl_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c chatctl -n "__fish_chatctl_using_subcommand serve" -l listen -d 'Address to listen on (IPv6 accepted, e.g. `[::]:13337`)' -r
+complete -c chatctl -n "__fish_chatctl_using_subcommand serve" -l files -d 'Folder whose regular files can be downloaded [default: none]' -r -F
+complete -c chatctl -n "__fish_chatctl_using_subcommand serve" -l ports -d 'Pool of ports for update connections and transfers' -r
+complete -c chatctl -n "__fish_chatctl_using_subcommand serve" -l max-users -d 'Most users in the room; above 10, classic clients cannot read the user lists' -r
+complete -c chatctl -n "__fish_chatctl_using_subcommand serve" -l join-timeout -d 'How long a joining client has to open its update connection' -r
+complete -c chatctl -n "__fish_chatctl_using_subcommand serve" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
+json\t''"
+complete -c chatctl -n "__fish_chatctl_using_subcommand serve" -s s -l server -d 'Server to talk to' -r
+complete -c chatctl -n "__fish_chatctl_using_subcommand serve" -s n -l name -d 'Name to join the room with [default: asked on a TTY, else the login name]' -r
+complete -c chatctl -n "__fish_chatctl_using_subcommand serve" -l timeout -d 'How long to wait for the server, e.g. `5s`, `1m`, `500ms`' -r
+complete -c chatctl -n "__fish_chatctl_using_subcommand serve" -l color -d 'When to use colour (NO_COLOR in the environment means never, unless `always`)' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c chatctl -n "__fish_chatctl_using_subcommand serve" -l json -d 'Machine-readable output: JSON (one object per line for streams)'
+complete -c chatctl -n "__fish_chatctl_using_subcommand serve" -s q -l quiet -d 'Print only errors'
+complete -c chatctl -n "__fish_chatctl_using_subcommand serve" -s v -l verbose -d 'More detail; repeat for more (`-vv`)'
+complete -c chatctl -n "__fish_chatctl_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c chatctl -n "__fish_chatctl_using_subcommand serve" -s V -l version -d 'Print version'
+complete -c chatctl -n "__fish_chatctl_using_subcommand join" -s s -l server -d 'Server to talk to' -r
+complete -c chatctl -n "__fish_chatctl_using_subcommand join" -s n -l name -d 'Name to join the room with [default: asked on a TTY, else the login name]' -r
+complete -c chatctl -n "__fish_chatctl_using_subcommand join" -l timeout -d 'How long to wait for the server, e.g. `5s`, `1m`, `500ms`' -r
+complete -c chatctl -n "__fish_chatctl_using_subcommand join" -l color -d 'When to use colour (NO_COLOR in the environment means never, unless `always`)' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c chatctl -n "__fish_chatctl_using_subcommand join" -l json -d 'Machine-readable output: JSON (one object per line for streams)'
+complete -c chatctl -n "__fish_chatctl_using_subcommand join" -s q -l quiet -d 'Print only errors'
+complete -c chatctl -n "__fish_chatctl_using_subcommand join" -s v -l verbose -d 'More detail; repeat for more (`-vv`)'
+complete -c chatctl -n "__fish_chatctl_using_subcommand join" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c chatctl -n "__fish_chatctl_using_subcommand join" -s V -l version -d 'Print version'
+complete -c chatctl -n "__fish_chatctl_using_subcommand say" -s s -l server -d 'Server to talk to' -r
+complete -c chatctl -n "__fish_chatctl_using_subcommand say" -s n -l name -d 'Name to join the room with [default: asked on a TTY, else the login name]' -r
+complete -c chatctl -n "__fish_chatctl_using_subcommand say" -l timeout -d 'How long to wait for the server, e.g. `5s`, `1m`, `500ms`' -r
+complete -c chatctl -n "__fish_chatctl_using_subcommand say" -l color -d 'When to use colour (NO_COLOR in the environment means never, unless `always`)' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c chatctl -n "__fish_chatctl_using_subcommand say" -l json -d 'Machine-readable output: JSON (one object per line for streams)'
+complete -c chatctl -n "__fish_chatctl_using_subcommand say" -s q -l quiet -d 'Print only errors'
+complete -c chatctl -n "__fish_chatctl_using_subcommand say" -s v -l verbose -d 'More detail; repeat for more (`-vv`)'
+complete -c chatctl -n "__fish_chatctl_using_subcommand say" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c chatctl -n "__fish_chatctl_using_subcommand say" -s V -l version -d 'Print version'
+complete -c chatctl -n "__fish_chatctl_using_subcommand whisper" -s s -l server -d 'Server to talk to' -r
+complete -c chatctl -n "__fish_chatctl_using_subcommand whisper" -s n -l name -d 'Name to join the room with [default: asked on a TTY, else the login name]' -r
+complete -c chatctl -n "__fish_chatctl_using_subcommand whisper" -l timeout -d 'How long to wait for the server, e.g. `5s`, `1m`, `500ms`' -r
+complete -c chatctl -n "__fish_chatctl_using_subcommand whisper" -l color -d 'When to use colour (NO_COLOR in the environment means never, unless `always`)' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c chatctl -n "__fish_chatctl_using_subcommand whisper" -l json -d 'Machine-readable output: JSON (one object per line for streams)'
+complete -c chatctl -n "__fish_chatctl_using_subcommand whisper" -s q -l quiet -d 'Print only errors'
+complete -c chatctl -n "__fish_chatctl_using_subcommand whisper" -s v -l verbose -d 'More detail; repeat for more (`-vv`)'
+complete -c chatctl -n "__fish_chatctl_using_subcommand whisper" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c chatctl -n "__fish_chatctl_using_subcommand whisper" -s V -l version -d 'Print version'
+complete -c chatctl -n "__fish_chatctl_using_subcommand list" -s s -l server -d 'Server to talk to' -r
+complete -c chatctl -n "__fish_chatctl_using_subcommand list" -s n -l name -d 'Name to join the room with [default: asked on a TTY, else the login name]' -r
+complete -c chatctl -n "__fish_chatctl_using_subcommand list" -l timeout -d 'How long to wait for the server, e.g. `5s`, `1m`, `500ms`' -r
+complete -c chatctl -n "__fish_chatctl_using_subcommand list" -l color -d 'When to use colour (NO_COLOR in the environment means never, unless `always`)' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c chatctl -n "__fish_chatctl_using_subcommand list" -l files -d 'List the server\'s files instead of its users'
+complete -c chatctl -n "__fish_chatctl_using_subcommand list" -l json -d 'Machine-readable output: JSON (one object per line for streams)'
+complete -c chatctl -n "__fish_chatctl_using_subcommand list" -s q -l quiet -d 'Print only errors'
+complete -c chatctl -n "__fish_chatctl_using_subcommand list" -s v -l verbose -d 'More detail; repeat for more (`-vv`)'
+complete -c chatctl -n "__fish_chatctl_using_subcommand list" -s h -l help -d 'Print help'
+complete -c chatctl -n "__fish_chatctl_using_subcommand list" -s V -l version -d 'Print version'
+complete -c chatctl -n "__fish_chatctl_using_subcommand fetch" -s o -l output -d 'Where to write: a file name (one FILE) or a folder [default: the current folder]' -r -F
+complete -c chatctl -n "__fish_chatctl_using_subcommand fetch" -s s -l server -d 'Server to talk to' -r
+complete -c chatctl -n "__fish_chatctl_using_subcommand fetch" -s n -l name -d 'Name to join the room with [default: asked on a TTY, else the login name]' -r
+complete -c chatctl -n "__fish_chatctl_using_subcommand fetch" -l timeout -d 'How long to wait for the server, e.g. `5s`, `1m`, `500ms`' -r
+complete -c chatctl -n "__fish_chatctl_using_subcommand fetch" -l color -d 'When to use colour (NO_COLOR in the environment means never, unless `always`)' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c chatctl -n "__fish_chatctl_using_subcommand fetch" -l udp -d 'Download over reliable UDP (the default)'
+complete -c chatctl -n "__fish_chatctl_using_subcommand fetch" -l tcp -d 'Download over TCP'
+complete -c chatctl -n "__fish_chatctl_using_subcommand fetch" -l json -d 'Machine-readable output: JSON (one object per line for streams)'
+complete -c chatctl -n "__fish_chatctl_using_subcommand fetch" -s q -l quiet -d 'Print only errors'
+complete -c chatctl -n "__fish_chatctl_using_subcommand fetch" -s v -l verbose -d 'More detail; repeat for more (`-vv`)'
+complete -c chatctl -n "__fish_chatctl_using_subcommand fetch" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c chatctl -n "__fish_chatctl_using_subcommand fetch" -s V -l version -d 'Print version'
+complete -c chatctl -n "__fish_chatctl_using_subcommand capture-decode" -l port -d 'Also treat this TCP port as a server port (13337 always is); repeatable' -r
+complete -c chatctl -n "__fish_chatctl_using_subcommand capture-decode" -l extract -d 'Rebuild every downloaded file into this folder' -r -F
+complete -c chatctl -n "__fish_chatctl_using_subcommand capture-decode" -s s -l server -d 'Server to talk to' -r
+complete -c chatctl -n "__fish_chatctl_using_subcommand capture-decode" -s n -l name -d 'Name to join the room with [default: asked on a TTY, else the login name]' -r
+complete -c chatctl -n "__fish_chatctl_using_subcommand capture-decode" -l timeout -d 'How long to wait for the server, e.g. `5s`, `1m`, `500ms`' -r
+complete -c chatctl -n "__fish_chatctl_using_subcommand capture-decode" -l color -d 'When to use colour (NO_COLOR in the environment means never, unless `always`)' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c chatctl -n "__fish_chatctl_using_subcommand capture-decode" -l json -d 'Machine-readable output: JSON (one object per line for streams)'
+complete -c chatctl -n "__fish_chatctl_using_subcommand capture-decode" -s q -l quiet -d 'Print only errors'
+complete -c chatctl -n "__fish_chatctl_using_subcommand capture-decode" -s v -l verbose -d 'More detail; repeat for more (`-vv`)'
+complete -c chatctl -n "__fish_chatctl_using_subcommand capture-decode" -s h -l help -d 'Print help'
+complete -c chatctl -n "__fish_chatctl_using_subcommand capture-decode" -s V -l version -d 'Print version'
+complete -c chatctl -n "__fish_chatctl_using_subcommand completions" -s s -l server -d 'Server to talk to' -r
+complete -c chatctl -n "__fish_chatctl_using_subcommand completions" -s n -l name -d 'Name to join the room with [default: asked on a TTY, else the login name]' -r
+complete -c chatctl -n "__fish_chatctl_using_subcommand completions" -l timeout -d 'How long to wait for the server, e.g. `5s`, `1m`, `500ms`' -r
+complete -c chatctl -n "__fish_chatctl_using_subcommand completions" -l color -d 'When to use colour (NO_COLOR in the environment means never, unless `always`)' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c chatctl -n "__fish_chatctl_using_subcommand completions" -l json -d 'Machine-readable output: JSON (one object per line for streams)'
+complete -c chatctl -n "__fish_chatctl_using_subcommand completions" -s q -l quiet -d 'Print only errors'
+complete -c chatctl -n "__fish_chatctl_using_subcommand completions" -s v -l verbose -d 'More detail; repeat for more (`-vv`)'
+complete -c chatctl -n "__fish_chatctl_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c chatctl -n "__fish_chatctl_using_subcommand completions" -s V -l version -d 'Print version'
+complete -c chatctl -n "__fish_chatctl_using_subcommand help; and not __fish_seen_subcommand_from serve join say whisper list fetch capture-decode completions help" -f -a "serve" -d 'Run the room server'
+complete -c chatctl -n "__fish_chatctl_using_subcommand help; and not __fish_seen_subcommand_from serve join say whisper list fetch capture-decode completions help" -f -a "join" -d 'Join the room interactively'
+complete -c chatctl -n "__fish_chatctl_using_subcommand help; and not __fish_seen_subcommand_from serve join say whisper list fetch capture-decode completions help" -f -a "say" -d 'Send a message to everyone in the room'
+complete -c chatctl -n "__fish_chatctl_using_subcommand help; and not __fish_seen_subcommand_from serve join say whisper list fetch capture-decode completions help" -f -a "whisper" -d 'Send a private message to one user'
+complete -c chatctl -n "__fish_chatctl_using_subcommand help; and not __fish_seen_subcommand_from serve join say whisper list fetch capture-decode completions help" -f -a "list" -d 'List the other users in the room, or with --files the files on offer'
+complete -c chatctl -n "__fish_chatctl_using_subcommand help; and not __fish_seen_subcommand_from serve join say whisper list fetch capture-decode completions help" -f -a "fetch" -d 'Download files from the server (UDP by default, as the original client)'
+complete -c chatctl -n "__fish_chatctl_using_subcommand help; and not __fish_seen_subcommand_from serve join say whisper list fetch capture-decode completions help" -f -a "capture-decode" -d 'Decode the chat in a pcap or pcapng capture, and rebuild downloaded files'
+complete -c chatctl -n "__fish_chatctl_using_subcommand help; and not __fish_seen_subcommand_from serve join say whisper list fetch capture-decode completions help" -f -a "completions" -d 'Print a completion script for SHELL to standard output'
+complete -c chatctl -n "__fish_chatctl_using_subcommand help; and not __fish_seen_subcommand_from serve join say whisper list fetch capture-decode completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

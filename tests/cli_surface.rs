@@ -1,0 +1,41 @@
+//! The command-line surface that scripts rely on.
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+
+fn chatctl() -> Command {
+    let mut c = Command::cargo_bin("chatctl").unwrap();
+    c.env_remove("CHATCTL_SERVER").env_remove("CHATCTL_NAME").env("NO_COLOR", "1");
+    c
+}
+
+#[test]
+fn help_lists_all_seven_subcommands() {
+    let out = chatctl().arg("--help").assert().success().get_output().stdout.clone();
+    let help = String::from_utf8(out).unwrap();
+    for sub in ["serve", "join", "say", "whisper", "list", "fetch", "capture-decode", "completions"] {
+        assert!(help.lines().any(|l| l.trim_start().starts_with(sub)), "--help lists {sub}:\n{help}");
+    }
+}
+
+#[test]
+fn global_options_go_before_or_after_the_subcommand() {
+    chatctl().args(["--color", "never", "--timeout", "5s", "completions", "bash"]).assert().success();
+    chatctl().args(["completions", "bash", "--color", "never", "--timeout", "1m", "--json", "-q"]).assert().success();
+}
+
+#[test]
+fn durations_are_humantime_and_bad_ones_are_usage_errors() {
+    chatctl()
+        .args(["completions", "zsh", "--timeout", "5 parsecs"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--timeout"));
+}
+
+#[test]
+fn completions_are_printed_for_each_shell() {
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        chatctl().args(["completions", shell]).assert().success().stdout(predicate::str::contains("chatctl"));
+    }
+}
