@@ -1,0 +1,216 @@
+//! Real traffic, captured by tcpdump in a private network namespace, then
+//! decoded. The peers are a scripted server and client in this test speaking
+//! the protocol over the kernel's TCP and UDP on loopback (so the capture has
+//! real handshakes, ACKs, timestamps options and segmenting), not mocks.
+//!
+//! Needs root (for `unshare -n`), `ip` and `tcpdump`; prints that it skipped
+//! otherwise. CI: `apt-get install -y tcpdump iproute2`.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use chatctl::rdt::classic;
+
+const CHILD_ENV: &str = "CHATCTL_CAPTURE_NETNS_DIR";
+
+fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn content(n: usize, seed: u32) -> Vec<u8> {
+    (0..n as u32).map(|i| (i.wrapping_mul(2_654_435_761) ^ seed).to_le_bytes()[2]).collect()
+}
+
+#[test]
+fn real_traffic_captured_by_tcpdump_in_a_private_namespace() {
+    let root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    if !(root && have("unshare") && have("ip") && have("tcpdump")) {
+        println!("skipped: needs root, unshare, ip and tcpdump");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let me = std::env::current_exe().unwrap();
+    let st = Command::new("unshare")
+        .args(["-n", "--"])
+        .arg(&me)
+        .args(["--exact", "namespace_side", "--ignored", "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, dir.path())
+        .status()
+        .unwrap();
+    if !st.success() && !dir.path().join("real.pcap").exists() {
+        println!("skipped: could not run in a new network namespace ({st})");
+        return;
+    }
+    assert!(st.success(), "the namespace side failed");
+    let port = std::fs::read_to_string(dir.path().join("port")).unwrap();
+    let out = dir.path().join("files");
+    let o = Command::new(env!("CARGO_BIN_EXE_chatctl"))
+        .args(["capture-decode", "--json", "--port", port.trim(), "--extract"])
+        .arg(&out)
+        .arg(dir.path().join("real.pcap"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8(o.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let codes: Vec<(String, String)> = lines
+        .iter()
+        .filter(|l| l["type"] == "message")
+        .map(|l| (l["channel"].as_str().unwrap().to_string(), l["code"].as_str().unwrap().to_string()))
+        .collect();
+    let want: Vec<(String, String)> = [
+        ("main", "100"),
+        ("main", "200"),
+        ("main", "102"),
+        ("main", "202"),
+        ("update", "303"),
+        ("main", "106"),
+        ("main", "206"),
+        ("main", "106"),
+        ("main", "206"),
+        ("main", "101"),
+        ("main", "201"),
+    ]
+    .iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    assert_eq!(codes, want);
+    assert!(lines.iter().all(|l| l["type"] != "problem"), "{lines:?}");
+    let transfers: Vec<_> = lines.iter().filter(|l| l["type"] == "transfer").collect();
+    assert_eq!(transfers.len(), 2);
+    assert!(transfers.iter().all(|t| t["complete"] == true && t["extracted"]["verified"] == true), "{transfers:?}");
+    assert_eq!(std::fs::read(out.join("file.bin")).unwrap(), content(100_000, 1));
+    assert_eq!(std::fs::read(out.join("blob.bin")).unwrap(), content(12_345, 2));
+}
+
+/// Runs inside the namespace (started by the test above, never on its own).
+#[test]
+#[ignore = "helper: runs inside a private network namespace"]
+fn namespace_side() {
+    let Some(dir) = std::env::var_os(CHILD_ENV).map(PathBuf::from) else { return };
+    assert!(Command::new("ip").args(["link", "set", "lo", "up"]).status().unwrap().success());
+    let pcap = dir.join("real.pcap");
+    let mut dump = Command::new("tcpdump")
+        .args(["-i", "lo", "-U", "--immediate-mode", "-s", "0", "-w"])
+        .arg(&pcap)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(dump.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    assert!(line.contains("listening"), "tcpdump: {line}");
+    session(&dir);
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = Command::new("kill").args(["-INT", &dump.id().to_string()]).status();
+    let _ = dump.wait();
+    assert!(Path::new(&pcap).exists());
+}
+
+fn read_exact(s: &mut TcpStream, n: usize) -> String {
+    let mut b = vec![0; n];
+    s.read_exact(&mut b).unwrap();
+    String::from_utf8(b).unwrap()
+}
+
+fn session(dir: &Path) {
+    let main_l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let up_l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let tcp_l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let udp_s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = |a: std::net::SocketAddr| a.port();
+    let (p0, p1, p2, p3) = (
+        port(main_l.local_addr().unwrap()),
+        port(up_l.local_addr().unwrap()),
+        port(tcp_l.local_addr().unwrap()),
+        port(udp_s.local_addr().unwrap()),
+    );
+    std::fs::write(dir.join("port"), p0.to_string()).unwrap();
+    let file = content(100_000, 1);
+    let blob = content(12_345, 2);
+    let server = {
+        let (file, blob) = (file.clone(), blob.clone());
+        std::thread::spawn(move || {
+            let (mut m, _) = main_l.accept().unwrap();
+            m.set_nodelay(true).unwrap();
+            assert_eq!(read_exact(&mut m, 12), "10005ALICE\r\n");
+            m.write_all(format!("20005ALICE{p1:05}").as_bytes()).unwrap();
+            let (mut up, _) = up_l.accept().unwrap();
+            assert_eq!(read_exact(&mut m, 3), "102");
+            m.write_all(b"2021103BOB").unwrap();
+            up.write_all("30303BOB05שלום!\n".trim_end().as_bytes()).unwrap();
+            assert_eq!(read_exact(&mut m, 16), "106TCP08file.bin");
+            m.write_all(format!("20606{}{p2:05}", file.len()).as_bytes()).unwrap();
+            let (mut t, _) = tcp_l.accept().unwrap();
+            t.write_all(&file).unwrap();
+            drop(t);
+            assert_eq!(read_exact(&mut m, 16), "106UDP08blob.bin");
+            m.write_all(format!("20605{}{p3:05}", blob.len()).as_bytes()).unwrap();
+            let mut buf = [0u8; 64];
+            let (n, peer) = udp_s.recv_from(&mut buf).unwrap();
+            let w = classic::parse_window(&buf[..n]).unwrap();
+            let chunks: Vec<&[u8]> = blob.chunks(classic::CHUNK).collect();
+            for (i, c) in chunks.iter().enumerate() {
+                let seq = (i % (usize::from(w) + 1)) as u8;
+                let mut d = Vec::new();
+                classic::Data { last: i + 1 == chunks.len(), seq, payload: c }.encode(&mut d);
+                udp_s.send_to(&d, peer).unwrap();
+                let (n, _) = udp_s.recv_from(&mut buf).unwrap();
+                assert!(classic::parse_ack(&buf[..n]).is_some());
+            }
+            assert_eq!(read_exact(&mut m, 3), "101");
+            drop(up);
+            std::thread::sleep(Duration::from_millis(20));
+            m.write_all(b"201").unwrap();
+            let _ = m.read(&mut buf);
+        })
+    };
+    let mut m = TcpStream::connect(("127.0.0.1", p0)).unwrap();
+    m.set_nodelay(true).unwrap();
+    m.write_all(b"10005ALICE\r\n").unwrap();
+    assert_eq!(read_exact(&mut m, 15), format!("20005ALICE{p1:05}"));
+    let mut up = TcpStream::connect(("127.0.0.1", p1)).unwrap();
+    m.write_all(b"102").unwrap();
+    assert_eq!(read_exact(&mut m, 10), "2021103BOB");
+    assert_eq!(read_exact(&mut up, "30303BOB05שלום!".len()), "30303BOB05שלום!");
+    m.write_all(b"106TCP08file.bin").unwrap();
+    assert_eq!(read_exact(&mut m, 3 + 2 + 6 + 5), format!("20606100000{p2:05}"));
+    let mut t = TcpStream::connect(("127.0.0.1", p2)).unwrap();
+    let mut got = Vec::new();
+    t.read_to_end(&mut got).unwrap();
+    assert_eq!(got, file);
+    m.write_all(b"106UDP08blob.bin").unwrap();
+    assert_eq!(read_exact(&mut m, 3 + 2 + 5 + 5), format!("2060512345{p3:05}"));
+    let u = UdpSocket::bind("127.0.0.1:0").unwrap();
+    u.send_to(&classic::encode_window(20), ("127.0.0.1", p3)).unwrap();
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 2048];
+    let mut expected = 0u8;
+    loop {
+        let (n, from) = u.recv_from(&mut buf).unwrap();
+        let d = classic::Data::parse(&buf[..n]).unwrap();
+        assert_eq!(d.seq, expected);
+        got.extend_from_slice(d.payload);
+        expected = (expected + 1) % 21;
+        u.send_to(&classic::encode_ack(expected), from).unwrap();
+        if d.last {
+            break;
+        }
+    }
+    assert_eq!(got, blob);
+    m.write_all(b"101").unwrap();
+    let mut rest = Vec::new();
+    let _ = up.read_to_end(&mut rest);
+    assert_eq!(read_exact(&mut m, 3), "201");
+    drop(m);
+    server.join().unwrap();
+}
