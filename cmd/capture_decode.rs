@@ -64,6 +64,7 @@ pub fn run(args: CaptureDecodeArgs, global: &Global) -> anyhow::Result<()> {
     let mut cfg = capture::Config::default();
     cfg.server_ports.extend(&args.port);
     cfg.datagrams = global.verbose > 0;
+    cfg.plot = args.plot.is_some();
     let mut analyzer = Analyzer::new(cfg, extractor);
 
     let stdout = std::io::stdout();

@@ -672,3 +672,38 @@ fn damaged_captures_never_panic() {
         }
     }
 }
+
+#[test]
+fn a_refused_transfer_connection_keeps_the_announcement_for_the_retry() {
+    // The reference announces the port in 206 before it listens: the
+    // client's first SYN is refused (RST), its retry carries the file.
+    let (c, sv) = v4();
+    let sa = SocketAddr::new;
+    let mut main = TcpConn::new(sa(c, 40001), sa(sv, 13337), 5, 6);
+    let mut w = PcapWriter::new(Vec::new(), net::LINKTYPE_RAW, true, false).unwrap();
+    let mut t = 0;
+    let mut put = |p: Vec<u8>| {
+        t += 1000;
+        w.packet(t, &p).unwrap();
+    };
+    for p in main.handshake() {
+        put(p);
+    }
+    put(main.data(true, b"106TCP05a.txt"));
+    put(main.data(false, b"20601555002"));
+    let mut refused = TcpConn::new(sa(c, 40002), sa(sv, 55002), 100, 0);
+    put(refused.segment(true, flags::SYN, &[]));
+    put(refused.segment(false, flags::RST | flags::ACK, &[]));
+    let mut tr = TcpConn::new(sa(c, 40003), sa(sv, 55002), 200, 300);
+    for p in tr.handshake() {
+        put(p);
+    }
+    put(tr.data(false, b"hello"));
+    put(tr.fin(false));
+    put(tr.fin(true));
+    let (events, _) = decode(&w.into_inner(), Config::default());
+    let t = transfers(&events);
+    assert_eq!(t.len(), 1, "{t:?}");
+    assert_eq!((t[0].id, t[0].file.as_deref(), t[0].bytes, t[0].complete), (1, Some("a.txt"), 5, true));
+    assert_eq!(t[0].client, sa(c, 40003));
+}

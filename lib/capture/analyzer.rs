@@ -32,11 +32,24 @@ pub struct Config {
     pub datagrams: bool,
     /// Cap on out-of-order bytes buffered per TCP direction.
     pub tcp_cap: usize,
+    /// Record the points of a time-sequence graph for each UDP transfer.
+    pub plot: bool,
 }
+
+/// A TCP connection idle this long (capture time) is closed and forgotten,
+/// so that memory stays bounded on long captures.
+pub const IDLE_NS: i64 = 600_000_000_000;
+/// Most TCP connections followed at once; the longest idle go first.
+pub const MAX_CONNS: usize = 100_000;
 
 impl Default for Config {
     fn default() -> Self {
-        Config { server_ports: vec![crate::wire::DEFAULT_PORT], datagrams: false, tcp_cap: super::tcp::DEFAULT_CAP }
+        Config {
+            server_ports: vec![crate::wire::DEFAULT_PORT],
+            datagrams: false,
+            tcp_cap: super::tcp::DEFAULT_CAP,
+            plot: false,
+        }
     }
 }
 
@@ -98,6 +111,7 @@ struct ConnState {
 struct Conn {
     streams: [Stream; 2],
     state: ConnState,
+    last_ts: i64,
 }
 
 /// Everything but the connection table, so a connection and this can be borrowed at once.
@@ -156,7 +170,7 @@ impl Analyzer {
 
     /// The transfers seen so far, in order.
     pub fn transfers(&self) -> impl Iterator<Item = (&TransferSummary, &[PlotPoint])> {
-        self.shared.transfers.iter().map(|t| (&t.summary, t.plot.as_slice()))
+        self.shared.transfers.iter().filter(|t| !t.discarded).map(|t| (&t.summary, t.plot.as_slice()))
     }
 
     /// The first error writing an extracted file, if any (extraction stops for
@@ -173,6 +187,10 @@ impl Analyzer {
         if st.packets % 4096 == 0 {
             self.defrag.expire(p.ts_ns);
         }
+        if st.packets % 65_536 == 0 || self.conns.len() > MAX_CONNS {
+            self.sweep(p.ts_ns, out);
+        }
+        let st = &mut self.shared.stats;
         let ip = match net::link_payload(p.linktype, p.data).and_then(net::ip) {
             Ok(ip) => ip,
             Err(net::Skip::Malformed(_)) => {
@@ -224,6 +242,7 @@ impl Analyzer {
             self.conns.insert(k, conn);
         }
         let Some(conn) = self.conns.get_mut(&k) else { return };
+        conn.last_ts = ts;
         let shared = &mut self.shared;
         let d = usize::from(a != conn.state.client);
         if conn.state.kind == Kind::Ignored {
@@ -240,6 +259,16 @@ impl Analyzer {
             shared.chunk(ts, state, d, c, out);
         });
         if seg.flags & flags::RST != 0 {
+            if let Kind::Transfer(i) = conn.state.kind
+                && conn.streams.iter().all(|s| s.delivered() == 0 && s.buffered() == 0)
+            {
+                // Refused before any data: the reference announces a port
+                // before it listens, and the client retries. Keep the
+                // announcement for the retry.
+                shared.unannounce_transfer(i);
+                self.conns.remove(&k);
+                return;
+            }
             shared.conn_event(ts, &conn.state, a, b, ConnChange::Reset, out);
             self.close(k, ts, out);
         } else if seg.flags & flags::FIN != 0 && !conn.state.fin[d] {
@@ -248,6 +277,19 @@ impl Analyzer {
             if conn.state.fin[1 - d] && conn.streams.iter().all(|s| s.finished()) {
                 self.close(k, ts, out);
             }
+        }
+    }
+
+    /// Forgets connections idle for [`IDLE_NS`], and the longest idle beyond [`MAX_CONNS`].
+    fn sweep(&mut self, now: i64, out: &mut impl FnMut(Event)) {
+        let mut idle: Vec<(i64, Key)> = self.conns.iter().map(|(k, c)| (c.last_ts, *k)).collect();
+        idle.sort_unstable();
+        let over = self.conns.len().saturating_sub(MAX_CONNS * 9 / 10);
+        for (i, (last, k)) in idle.into_iter().enumerate() {
+            if i >= over && now.saturating_sub(last) < IDLE_NS {
+                break;
+            }
+            self.close(k, now, out);
         }
     }
 
@@ -276,7 +318,9 @@ impl Analyzer {
                     _ => return,
                 };
                 let id = sh.transfers.len() as u32 + 1;
-                sh.transfers.push(Transfer::new(id, TransferMode::Classic, file, size, client, server, ts));
+                let mut t = Transfer::new(id, TransferMode::Classic, file, size, client, server, ts);
+                t.record_plot = sh.cfg.plot;
+                sh.transfers.push(t);
                 self.udp.insert(k, sh.transfers.len() - 1);
                 sh.transfers.len() - 1
             }
@@ -360,7 +404,21 @@ impl Shared {
         };
         self.decide_by_port(ts, &mut state);
         let _ = out;
-        Conn { streams: [Stream::new(self.cfg.tcp_cap), Stream::new(self.cfg.tcp_cap)], state }
+        Conn { streams: [Stream::new(self.cfg.tcp_cap), Stream::new(self.cfg.tcp_cap)], state, last_ts: ts }
+    }
+
+    /// Undoes a transfer that never carried data: its port is announced again.
+    fn unannounce_transfer(&mut self, i: usize) {
+        let Some(t) = self.transfers.get(i) else { return };
+        let s = &t.summary;
+        let again = Announce::Transfer { file: s.file.clone(), transport: None, size: s.announced_size.unwrap_or(0) };
+        self.announced.insert(s.server, again);
+        if i + 1 == self.transfers.len() {
+            self.transfers.pop();
+        } else if let Some(t) = self.transfers.get_mut(i) {
+            t.discarded = true;
+            t.reported = true;
+        }
     }
 
     fn decide_by_port(&mut self, ts: i64, st: &mut ConnState) {
@@ -372,7 +430,8 @@ impl Shared {
             Some(Announce::Update) => st.kind = Kind::Chat(Channel::Update),
             Some(Announce::Transfer { file, size, .. }) => {
                 let id = self.transfers.len() as u32 + 1;
-                self.transfers.push(Transfer::new(id, TransferMode::Tcp, file, Some(size), st.client, st.server, ts));
+                let t = Transfer::new(id, TransferMode::Tcp, file, Some(size), st.client, st.server, ts);
+                self.transfers.push(t);
                 st.kind = Kind::Transfer(self.transfers.len() - 1);
             }
             None => {}

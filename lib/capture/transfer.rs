@@ -50,6 +50,10 @@ pub struct Transfer {
     pub done: bool,
     /// The summary event was already reported.
     pub reported: bool,
+    /// Not a transfer after all (a refused connection); never reported.
+    pub discarded: bool,
+    /// Keep [`plot`](Self::plot) points (only when a plot was asked for).
+    pub record_plot: bool,
 }
 
 /// What the caller should do with a datagram's payload.
@@ -97,11 +101,13 @@ impl Transfer {
             ring: Vec::new(),
             done: false,
             reported: false,
+            discarded: false,
+            record_plot: false,
         }
     }
 
     fn point(&mut self, ts_ns: i64, packet: u64, kind: PointKind) {
-        if self.plot.len() < MAX_PLOT_POINTS {
+        if self.record_plot && self.plot.len() < MAX_PLOT_POINTS {
             self.plot.push(PlotPoint { ts_ns, packet, kind });
         }
     }
