@@ -144,6 +144,19 @@ fn main() {
     println!("chatctl capture-decode --summary: {sum_s:.2} s, {:.0} MB/s", mb / sum_s);
     let tl_s = time_cmd(&["capture-decode", "--json"]);
     println!("chatctl capture-decode --json > /dev/null: {tl_s:.2} s, {:.0} MB/s", mb / tl_s);
+    // Peak memory of the binary (GNU time's maximum resident set size).
+    if let Ok(o) = Command::new("/usr/bin/time")
+        .args(["-f", "%M"])
+        .arg(exe)
+        .args(["capture-decode", "--summary"])
+        .arg(&path)
+        .stdout(std::process::Stdio::null())
+        .output()
+        && o.status.success()
+    {
+        let kib = String::from_utf8_lossy(&o.stderr).trim().lines().last().unwrap_or("").to_string();
+        println!("chatctl capture-decode --summary: peak RSS {kib} KiB");
+    }
 
     if std::env::var_os("CAPTURE_BENCH_NO_TSHARK").is_none() {
         // `-q` alone lets tshark skip dissection (nothing to print, no tap):

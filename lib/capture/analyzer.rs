@@ -56,20 +56,25 @@ impl Default for Config {
 /// Counters over the whole capture (for `--summary`).
 #[derive(Clone, Debug, Default)]
 pub struct Stats {
+    /// Frames read.
     pub packets: u64,
+    /// Captured bytes of those frames.
     pub bytes: u64,
     /// Frames that were not TCP/UDP over IP, or did not parse.
     pub skipped: u64,
     /// Frames whose headers were malformed or cut short.
     pub malformed: u64,
+    /// Chat messages decoded.
     pub messages: u64,
     /// Messages per code (`100`, `4061`, …).
     pub by_code: BTreeMap<u16, u64>,
     /// Every user name seen.
     pub users: BTreeSet<String>,
+    /// Undecodable stretches of chat input (skipped).
     pub decode_errors: u64,
     /// TCP holes the capture missed.
     pub gaps: u64,
+    /// TCP connections seen (chat or not).
     pub tcp_connections: u64,
 }
 

@@ -33,13 +33,17 @@ impl Channel {
 pub struct MessageEvent {
     /// Capture time of the packet that completed the message (ns since the epoch).
     pub ts_ns: i64,
+    /// Sender.
     pub src: SocketAddr,
+    /// Receiver.
     pub dst: SocketAddr,
+    /// Connection it travelled on.
     pub channel: Channel,
     /// Offset of the message in its direction's byte stream.
     pub offset: u64,
     /// The exact bytes sent, without CR/LF around them.
     pub raw: Vec<u8>,
+    /// The decoded message.
     pub message: Message,
 }
 
@@ -58,16 +62,22 @@ pub enum ConnChange {
 /// A connection event.
 #[derive(Clone, Debug)]
 pub struct ConnEvent {
+    /// Capture time (ns since the epoch).
     pub ts_ns: i64,
+    /// The side that sent the SYN, FIN or RST.
     pub src: SocketAddr,
+    /// The other side.
     pub dst: SocketAddr,
+    /// Which connection.
     pub channel: Channel,
+    /// What happened.
     pub change: ConnChange,
 }
 
 /// Something that could not be decoded, with where it was.
 #[derive(Clone, Debug)]
 pub struct ProblemEvent {
+    /// Capture time (ns since the epoch).
     pub ts_ns: i64,
     /// The flow, when the problem belongs to one.
     pub flow: Option<(SocketAddr, SocketAddr, Channel)>,
@@ -80,11 +90,17 @@ pub struct ProblemEvent {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum DatagramKind {
     /// The receiver's window (classic step 1).
-    Window { window: u8 },
+    Window {
+        /// The window W (sequence numbers run modulo W+1).
+        window: u8,
+    },
     /// A data datagram.
     Data {
+        /// Sequence number (modulo W+1).
         seq: u8,
+        /// The flag of the last packet.
         last: bool,
+        /// Payload bytes.
         len: usize,
         /// Its sequence number was sent before.
         retransmission: bool,
@@ -92,19 +108,29 @@ pub enum DatagramKind {
         out_of_order: bool,
     },
     /// An acknowledgement: the next sequence number expected.
-    Ack { next: u8 },
+    Ack {
+        /// The sequence number expected next.
+        next: u8,
+    },
     /// Anything else.
-    Other { len: usize },
+    Other {
+        /// Its length.
+        len: usize,
+    },
 }
 
 /// One UDP datagram of a transfer (shown with `-v`).
 #[derive(Clone, Debug)]
 pub struct DatagramEvent {
+    /// Capture time (ns since the epoch).
     pub ts_ns: i64,
+    /// Sender.
     pub src: SocketAddr,
+    /// Receiver.
     pub dst: SocketAddr,
     /// The transfer it belongs to ([`TransferSummary::id`]).
     pub transfer: u32,
+    /// What it carried.
     pub kind: DatagramKind,
 }
 
@@ -132,6 +158,7 @@ pub struct Extracted {
 pub struct TransferSummary {
     /// Number of the transfer in the capture, from 1.
     pub id: u32,
+    /// How the file travelled.
     pub mode: TransferMode,
     /// The file requested in the `106` (None if the capture missed it).
     pub file: Option<String>,
@@ -145,7 +172,9 @@ pub struct TransferSummary {
     pub bytes: u64,
     /// Data packets (TCP segments with payload, or data datagrams).
     pub packets: u64,
+    /// Packets seen again (TCP: segments with nothing new).
     pub retransmissions: u64,
+    /// Packets that arrived ahead of a missing one.
     pub out_of_order: u64,
     /// Bytes the capture missed (holes); the file cannot be complete.
     pub missing_bytes: u64,
@@ -155,6 +184,7 @@ pub struct TransferSummary {
     pub complete: bool,
     /// First and last packet (ns since the epoch).
     pub first_ns: i64,
+    /// Last packet of the transfer.
     pub last_ns: i64,
     /// Where the file was rebuilt (`--extract`).
     pub extracted: Option<Extracted>,
@@ -177,10 +207,15 @@ impl TransferSummary {
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub enum Event {
+    /// A chat message.
     Message(MessageEvent),
+    /// A chat connection opened or closed.
     Connection(ConnEvent),
+    /// Something that could not be decoded.
     Problem(ProblemEvent),
+    /// A UDP datagram of a transfer (with `-v`).
     Datagram(DatagramEvent),
+    /// A download, when it ends (or at the end of the capture).
     Transfer(Box<TransferSummary>),
 }
 

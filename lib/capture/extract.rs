@@ -12,8 +12,10 @@ use super::event::Extracted;
 #[derive(Debug, thiserror::Error)]
 #[error("cannot write {}", path.display())]
 pub struct ExtractError {
+    /// The file.
     pub path: PathBuf,
     #[source]
+    /// What went wrong.
     pub source: std::io::Error,
 }
 

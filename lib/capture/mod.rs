@@ -1,21 +1,67 @@
 //! Capture decoding: the chat and its downloads, read out of pcap/pcapng.
 //!
-//! # Layout
-//! - [`reader`]: streaming pcap/pcapng reader over any `Read` (bounded buffer).
-//! - [`net`]: link layers, IPv4/IPv6, TCP and UDP headers (zero-copy views).
-//! - [`frag`]: bounded IP fragment reassembly.
-//! - [`tcp`]: per-direction TCP reassembly with 64-bit offsets and a cap.
+//! `chatctl capture-decode` is a thin loop over this module: a
+//! [`CaptureReader`] hands out packets one at a time from any `Read` (file or
+//! stdin) with a bounded buffer, an [`Analyzer`] turns them into [`Event`]s,
+//! and [`output`] renders those as a timeline line or a JSON object.
+//!
+//! # Layout (one layer per module, bottom up)
+//! - [`reader`]: streaming pcap (µs/ns, both byte orders) and pcapng (several
+//!   sections and interfaces) through `pcap-parser`; timestamps in ns.
+//! - [`net`]: link layers (Ethernet + VLAN, Linux SLL/SLL2, BSD null/loop,
+//!   raw IP), IPv4/IPv6 with extension headers, TCP and UDP. Zero-copy.
+//! - [`frag`]: IP fragment reassembly, bounded in count, size and time.
+//! - [`tcp`]: per-direction TCP reassembly with 64-bit offsets, a cap on
+//!   buffered bytes, holes reported then resynchronised.
+//! - [`analyzer`]: finds the chat (server port, ports announced in `200` and
+//!   `206`, else content), decodes each direction with
+//!   [`wire::Decoder`](crate::wire::Decoder) and follows downloads.
+//! - [`transfer`]: per-download state, including the classic go-back-N
+//!   receiver's view of a UDP transfer (retransmissions, out of order).
+//! - [`extract`]: rebuilding files on disk as the capture streams by.
+//! - [`event`]: what the analyser reports; [`output`]: how it is shown.
+//! - [`synth`]: pcap/pcapng writers and packet builders for synthetic
+//!   captures (tests, fuzz seeds, the benchmark).
+//!
+//! Nothing here panics on input: malformed frames are counted and skipped,
+//! undecodable chat input is reported as [`Event::Problem`] and skipped to the
+//! next CR/LF, and a damaged capture ends reading with a [`ReadError`] after
+//! everything before it was decoded.
+//!
+//! ```
+//! use chatctl::capture::{Analyzer, CaptureReader, Config, Event, synth};
+//! use std::net::SocketAddr;
+//!
+//! // A capture with one TCP connection to port 13337 carrying a join.
+//! let client: SocketAddr = "10.0.0.1:40000".parse().unwrap();
+//! let server: SocketAddr = "10.0.0.2:13337".parse().unwrap();
+//! let mut conn = synth::TcpConn::new(client, server, 1, 1);
+//! let mut w = synth::PcapWriter::new(Vec::new(), 101, false, false).unwrap();
+//! for (i, p) in conn.handshake().into_iter().chain([conn.data(true, b"10005ALICE\r\n")]).enumerate() {
+//!     w.packet(i as i64 * 1000, &p).unwrap();
+//! }
+//! let capture = w.into_inner();
+//!
+//! let mut reader = CaptureReader::new(&capture[..]).unwrap();
+//! let mut analyzer = Analyzer::new(Config::default(), None);
+//! let mut raws = Vec::new();
+//! let mut keep = |e: Event| if let Event::Message(m) = e { raws.push(m.raw) };
+//! while reader.next_packet(|p| analyzer.packet(&p, &mut keep)).unwrap().is_some() {}
+//! analyzer.finish(&mut keep);
+//! assert_eq!(raws, [b"10005ALICE".to_vec()]);
+//! ```
+
 pub mod analyzer;
 pub mod event;
 pub mod extract;
 pub mod frag;
 pub mod net;
+pub mod output;
 pub mod reader;
+pub mod synth;
 pub mod tcp;
 pub mod transfer;
 
 pub use analyzer::{Analyzer, Config, Stats};
 pub use event::*;
 pub use reader::{CaptureReader, Packet, ReadError};
-pub mod output;
-pub mod synth;

@@ -105,7 +105,9 @@ pub struct Fragment {
 /// A parsed IP packet header with its payload.
 #[derive(Clone, Copy, Debug)]
 pub struct IpPacket<'a> {
+    /// Source address.
     pub src: IpAddr,
+    /// Destination address.
     pub dst: IpAddr,
     /// The upper-layer protocol (6 TCP, 17 UDP).
     pub proto: u8,
@@ -218,12 +220,17 @@ pub mod flags {
 /// A TCP segment.
 #[derive(Clone, Copy, Debug)]
 pub struct TcpSegment<'a> {
+    /// Source port.
     pub src_port: u16,
+    /// Destination port.
     pub dst_port: u16,
+    /// Sequence number of the first byte (or of the SYN/FIN).
     pub seq: u32,
+    /// Acknowledgement number.
     pub ack: u32,
     /// See [`flags`].
     pub flags: u8,
+    /// The segment payload.
     pub payload: &'a [u8],
 }
 
@@ -250,8 +257,11 @@ pub fn tcp(d: &[u8]) -> Result<TcpSegment<'_>, Skip> {
 /// A UDP datagram.
 #[derive(Clone, Copy, Debug)]
 pub struct UdpDatagram<'a> {
+    /// Source port.
     pub src_port: u16,
+    /// Destination port.
     pub dst_port: u16,
+    /// The datagram payload.
     pub payload: &'a [u8],
 }
 

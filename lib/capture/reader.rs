@@ -46,16 +46,32 @@ pub enum ReadError {
     Io(#[source] std::io::Error),
     /// A block that does not parse: the capture is damaged at this point.
     #[error("the capture is damaged at byte {offset}: {what}")]
-    Damaged { offset: u64, what: String },
+    Damaged {
+        /// Byte offset of the block in the input.
+        offset: u64,
+        /// What the parser found wrong.
+        what: String,
+    },
     /// The capture ends in the middle of a block (e.g. a capture cut short).
     #[error("the capture is truncated at byte {offset} (the last block is incomplete)")]
-    Truncated { offset: u64 },
+    Truncated {
+        /// Byte offset of the incomplete block.
+        offset: u64,
+    },
     /// A block larger than [`MAX_BUFFER`].
     #[error("a block at byte {offset} is larger than {MAX_BUFFER} bytes")]
-    BlockTooLarge { offset: u64 },
+    BlockTooLarge {
+        /// Byte offset of the block.
+        offset: u64,
+    },
     /// A packet names an interface the section did not describe.
     #[error("packet at byte {offset} names interface {if_id}, which is not described")]
-    UnknownInterface { offset: u64, if_id: u32 },
+    UnknownInterface {
+        /// Byte offset of the packet block.
+        offset: u64,
+        /// The interface it names.
+        if_id: u32,
+    },
 }
 
 #[derive(Clone, Copy, Debug)]

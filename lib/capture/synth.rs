@@ -266,7 +266,9 @@ pub fn udp_datagram(src: u16, dst: u16, payload: &[u8]) -> Vec<u8> {
 /// One TCP connection whose sequence numbers are tracked, producing IP packets.
 #[derive(Clone, Debug)]
 pub struct TcpConn {
+    /// The side that opens the connection.
     pub client: SocketAddr,
+    /// The listening side.
     pub server: SocketAddr,
     /// Next sequence number of the client and of the server.
     pub seq: [u32; 2],

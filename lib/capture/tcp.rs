@@ -18,9 +18,19 @@ pub const DEFAULT_CAP: usize = 4 << 20;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Chunk<'a> {
     /// In-order bytes starting at `offset`.
-    Data { offset: u64, data: &'a [u8] },
+    Data {
+        /// Stream offset of the first byte.
+        offset: u64,
+        /// The bytes.
+        data: &'a [u8],
+    },
     /// `len` bytes at `offset` that the capture does not hold.
-    Gap { offset: u64, len: u64 },
+    Gap {
+        /// Stream offset of the first missing byte.
+        offset: u64,
+        /// How many bytes are missing.
+        len: u64,
+    },
 }
 
 /// Counters for one direction.

@@ -27,15 +27,18 @@ pub enum PointKind {
 /// One point of a time-sequence graph: time and packet number.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PlotPoint {
+    /// Capture time (ns since the epoch).
     pub ts_ns: i64,
     /// Packet number from the start of the transfer (not modulo the window).
     pub packet: u64,
+    /// What the point shows.
     pub kind: PointKind,
 }
 
 /// A download being followed.
 #[derive(Debug)]
 pub struct Transfer {
+    /// What is known so far (reported at the end).
     pub summary: TransferSummary,
     /// Points for `--plot` (UDP transfers only).
     pub plot: Vec<PlotPoint>,
