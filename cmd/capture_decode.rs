@@ -20,6 +20,9 @@ use crate::cli::Global;
 /// server port, update and transfer connections by the ports announced in
 /// `200` and `206`, anything else by content. `--json` prints one object per
 /// line; `-v` adds one per UDP datagram of a transfer.
+///
+/// A capture cut short (tcpdump killed) is decoded up to where it ends, with a
+/// warning; a damaged one up to the damage, then it exits with status 1.
 #[derive(Debug, Args)]
 pub struct CaptureDecodeArgs {
     /// The capture file; `-` or none reads standard input.

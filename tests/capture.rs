@@ -707,3 +707,36 @@ fn a_refused_transfer_connection_keeps_the_announcement_for_the_retry() {
     assert_eq!((t[0].id, t[0].file.as_deref(), t[0].bytes, t[0].complete), (1, Some("a.txt"), 5, true));
     assert_eq!(t[0].client, sa(c, 40003));
 }
+
+#[test]
+fn idle_connections_are_forgotten_so_memory_stays_bounded() {
+    use chatctl::capture::analyzer::IDLE_NS;
+    let (c, sv) = v4();
+    let sa = SocketAddr::new;
+    let mut idle = TcpConn::new(sa(c, 40001), sa(sv, 13337), 5, 6);
+    let mut w = PcapWriter::new(Vec::new(), net::LINKTYPE_ETHERNET, false, false).unwrap();
+    for p in idle.handshake() {
+        w.packet(1000, &frame(net::LINKTYPE_ETHERNET, 0, &p)).unwrap();
+    }
+    w.packet(2000, &frame(net::LINKTYPE_ETHERNET, 0, &idle.data(true, b"10005AL"))).unwrap();
+    // Other traffic (ARP-like frames) long after: the sweep runs every 65,536 packets.
+    let arp = [&[0xffu8; 12][..], &[0x08, 0x06], &[0; 28]].concat();
+    for i in 0..70_000i64 {
+        w.packet(IDLE_NS + 1_000_000_000 + i * 1000, &arp).unwrap();
+    }
+    let mut later = TcpConn::new(sa(c, 40002), sa(sv, 13337), 5, 6);
+    w.packet(IDLE_NS * 2, &frame(net::LINKTYPE_ETHERNET, 0, &later.data(true, b"102"))).unwrap();
+    let (events, a) = decode(&w.into_inner(), Config::default());
+    // The idle connection was closed (its half message reported) before the
+    // later message, not at the end of the capture.
+    let order: Vec<&str> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Problem(p) if p.what.contains("inside a message") => Some("idle closed"),
+            Event::Message(_) => Some("later message"),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(order, ["idle closed", "later message"]);
+    assert_eq!(a.stats().skipped, 70_000);
+}
