@@ -664,7 +664,9 @@ fn damaged_captures_never_panic() {
             if round % 3 == 0 {
                 bad.truncate((rng.next() as usize) % bad.len());
             }
-            let Ok(mut reader) = CaptureReader::new(&bad[..]) else { continue };
+            // Small buffers exercise the refill and grow paths.
+            let cap = if round % 2 == 0 { 4096 } else { 1 << 20 };
+            let Ok(mut reader) = CaptureReader::with_capacity(&bad[..], cap) else { continue };
             let mut a = Analyzer::new(Config::default(), None);
             let mut n = 0;
             while let Ok(Some(())) = reader.next_packet(|p| a.packet(&p, &mut |_| n += 1)) {}

@@ -7,7 +7,7 @@ use chatctl::capture::{Analyzer, CaptureReader, Config};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(mut reader) = CaptureReader::new(data) else { return };
+    let Ok(mut reader) = CaptureReader::with_capacity(data, 4096) else { return };
     let cfg = Config { datagrams: true, tcp_cap: 4096, ..Config::default() };
     let mut analyzer = Analyzer::new(cfg, None);
     let mut events = 0usize;

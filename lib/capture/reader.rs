@@ -135,9 +135,17 @@ impl std::fmt::Debug for CaptureReader<'_> {
 impl<'r> CaptureReader<'r> {
     /// Opens a capture, detecting pcap or pcapng from its first bytes.
     pub fn new<R: Read + Send + 'r>(input: R) -> Result<Self, ReadError> {
+        Self::with_capacity(input, INITIAL_BUFFER)
+    }
+
+    /// Like [`new`](Self::new) with another initial buffer size (it still
+    /// grows up to [`MAX_BUFFER`] for a larger block). Small buffers suit
+    /// small inputs (fuzzing); large ones save refills on big files.
+    pub fn with_capacity<R: Read + Send + 'r>(input: R, capacity: usize) -> Result<Self, ReadError> {
+        let capacity = capacity.clamp(4096, MAX_BUFFER);
         let io_error = std::sync::Arc::new(std::sync::Mutex::new(None));
         let tap = Tap { inner: input, error: io_error.clone() };
-        let inner = match pcap_parser::create_reader(INITIAL_BUFFER, tap) {
+        let inner = match pcap_parser::create_reader(capacity, tap) {
             Ok(r) => r,
             Err(PcapError::Eof) => return Err(ReadError::Empty),
             Err(PcapError::ReadError) => {
@@ -154,7 +162,7 @@ impl<'r> CaptureReader<'r> {
             interfaces: Vec::new(),
             pending_consume: 0,
             offset: 0,
-            capacity: INITIAL_BUFFER,
+            capacity,
             done: false,
             packets: 0,
             skipped_blocks: 0,
