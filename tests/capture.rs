@@ -742,3 +742,19 @@ fn idle_connections_are_forgotten_so_memory_stays_bounded() {
     assert_eq!(order, ["idle closed", "later message"]);
     assert_eq!(a.stats().skipped, 70_000);
 }
+
+#[test]
+fn small_read_buffers_give_the_same_result() {
+    let (cap, _, _) = session_with_udp();
+    let run = |capacity: usize| {
+        let mut reader = CaptureReader::with_capacity(&cap[..], capacity).unwrap();
+        let mut a = Analyzer::new(Config::default(), None);
+        let mut events = Vec::new();
+        while reader.next_packet(|p| a.packet(&p, &mut |e| events.push(e))).unwrap().is_some() {}
+        a.finish(&mut |e| events.push(e));
+        (messages(&events), transfers(&events).iter().map(|t| (t.bytes, t.packets)).collect::<Vec<_>>())
+    };
+    let big = run(1 << 20);
+    assert!(cap.len() > 8 * 4096 && !big.0.is_empty() && big.1.len() == 2);
+    assert_eq!(run(4096), big);
+}
