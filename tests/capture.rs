@@ -758,3 +758,30 @@ fn small_read_buffers_give_the_same_result() {
     assert!(cap.len() > 8 * 4096 && !big.0.is_empty() && big.1.len() == 2);
     assert_eq!(run(4096), big);
 }
+
+#[test]
+fn a_reused_port_pair_starts_a_new_connection() {
+    // The first connection's end was not captured; the same 4-tuple is used
+    // again with a new initial sequence number.
+    let (c, sv) = v4();
+    let sa = SocketAddr::new;
+    let mut w = PcapWriter::new(Vec::new(), net::LINKTYPE_RAW, false, false).unwrap();
+    let mut t = 0;
+    let mut put = |p: Vec<u8>| {
+        t += 1000;
+        w.packet(t, &p).unwrap();
+    };
+    let mut first = TcpConn::new(sa(c, 40001), sa(sv, 13337), 1000, 6);
+    for p in first.handshake() {
+        put(p);
+    }
+    put(first.data(true, b"10005ALICE"));
+    let mut second = TcpConn::new(sa(c, 40001), sa(sv, 13337), 3_000_000_000, 9);
+    for p in second.handshake() {
+        put(p);
+    }
+    put(second.data(true, b"10003BOB"));
+    let (events, _) = decode(&w.into_inner(), Config::default());
+    let raws: Vec<String> = messages(&events).into_iter().map(|m| m.4).collect();
+    assert_eq!(raws, ["10005ALICE", "10003BOB"]);
+}

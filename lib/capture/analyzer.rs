@@ -238,6 +238,15 @@ impl Analyzer {
         let k = key(a, b);
         let syn = seg.flags & flags::SYN != 0;
         let ack = seg.flags & flags::ACK != 0;
+        // A new SYN on a tuple still tracked (its end was not captured): the
+        // port was reused; end the old connection first.
+        if syn
+            && !ack
+            && let Some(old) = self.conns.get(&k)
+            && old.streams[usize::from(a != old.state.client)].is_new_syn(seg.seq)
+        {
+            self.close(k, ts, out);
+        }
         if !self.conns.contains_key(&k) {
             // Only a SYN or data starts tracking (a stray ACK or FIN does not).
             if !syn && seg.payload.is_empty() {
@@ -251,7 +260,10 @@ impl Analyzer {
         let shared = &mut self.shared;
         let d = usize::from(a != conn.state.client);
         if conn.state.kind == Kind::Ignored {
-            if seg.flags & flags::RST != 0 || (seg.flags & flags::FIN != 0 && conn.state.fin[1 - d]) {
+            if seg.flags & flags::FIN != 0 {
+                conn.state.fin[d] = true;
+            }
+            if seg.flags & flags::RST != 0 || conn.state.fin.iter().all(|f| *f) {
                 self.conns.remove(&k);
             }
             return;

@@ -94,6 +94,12 @@ impl Stream {
         self.cap
     }
 
+    /// True when a SYN with this sequence number starts a different
+    /// connection than the one this stream follows (the 4-tuple was reused).
+    pub fn is_new_syn(&self, seq: u32) -> bool {
+        self.isn.is_some_and(|isn| isn != seq.wrapping_add(1)) && (self.saw_syn || self.next > 0)
+    }
+
     /// Bytes delivered (or skipped as gaps) so far.
     pub fn delivered(&self) -> u64 {
         self.next
