@@ -264,6 +264,8 @@ fn every_link_type_and_format_decodes_the_session() {
         (net::LINKTYPE_LINUX_SLL, 0),
         (net::LINKTYPE_LINUX_SLL2, 0),
         (net::LINKTYPE_RAW, 0),
+        (net::LINKTYPE_IPV4, 0),
+        (net::LINKTYPE_IPV6, 0),
     ];
     let formats = [
         Format::Pcap { nanos: false, be: false },
@@ -784,4 +786,56 @@ fn a_reused_port_pair_starts_a_new_connection() {
     let (events, _) = decode(&w.into_inner(), Config::default());
     let raws: Vec<String> = messages(&events).into_iter().map(|m| m.4).collect();
     assert_eq!(raws, ["10005ALICE", "10003BOB"]);
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+    /// Any segmentation, reordering and duplication of a main connection's
+    /// byte stream decodes to the same messages, in order.
+    #[test]
+    fn any_segmentation_of_a_chat_stream_decodes_the_same(
+        picks in proptest::collection::vec(0usize..8, 1..30),
+        cuts in proptest::collection::vec(1usize..40, 1..20),
+        seed in proptest::prelude::any::<u64>(),
+        isn in proptest::prelude::any::<u32>(),
+    ) {
+        const MSGS: [&str; 8] = ["10005ALICE", "102", "10303BOB05hello", "10404שלום", "105", "106UDP05a.txt", "101", "10400"];
+        let raws: Vec<&str> = picks.iter().map(|&i| MSGS[i]).collect();
+        let stream: Vec<u8> = raws.iter().enumerate().flat_map(|(i, r)| {
+            let mut v = r.as_bytes().to_vec();
+            if i % 3 == 0 { v.extend_from_slice(b"\r\n"); }
+            v
+        }).collect();
+        let (c, sv) = v4();
+        let mut main = TcpConn::new(SocketAddr::new(c, 40001), SocketAddr::new(sv, 13337), isn, 1);
+        let mut w = PcapWriter::new(Vec::new(), net::LINKTYPE_RAW, false, false).unwrap();
+        for (i, p) in main.handshake().into_iter().enumerate() {
+            w.packet(i as i64, &p).unwrap();
+        }
+        let base = main.seq[0];
+        let mut segs = Vec::new();
+        let (mut at, mut k) = (0, 0);
+        while at < stream.len() {
+            let n = cuts[k % cuts.len()].min(stream.len() - at);
+            segs.push((at, at + n));
+            at += n;
+            k += 1;
+        }
+        let mut rng = Rng(seed | 1);
+        for _ in 0..(rng.next() % 4) {
+            let i = (rng.next() as usize) % segs.len();
+            segs.push(segs[i]);
+        }
+        for i in (1..segs.len()).rev() {
+            segs.swap(i, (rng.next() % (i as u64 + 1)) as usize);
+        }
+        for (i, (a, b)) in segs.iter().enumerate() {
+            let p = main.segment_at(true, base.wrapping_add(*a as u32), flags::ACK, &stream[*a..*b]);
+            w.packet(10 + i as i64, &p).unwrap();
+        }
+        let (events, _) = decode(&w.into_inner(), Config::default());
+        let got: Vec<String> = messages(&events).into_iter().map(|m| m.4).collect();
+        proptest::prop_assert_eq!(got, raws, "seed {}", seed);
+        proptest::prop_assert!(problems(&events).is_empty());
+    }
 }
