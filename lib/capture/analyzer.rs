@@ -252,7 +252,7 @@ impl Analyzer {
             if !syn && seg.payload.is_empty() {
                 return;
             }
-            let conn = self.shared.new_conn(ts, a, b, seg.flags, out);
+            let conn = self.shared.new_conn(ts, a, b, seg.flags);
             self.conns.insert(k, conn);
         }
         let Some(conn) = self.conns.get_mut(&k) else { return };
@@ -396,7 +396,7 @@ impl Shared {
         self.server_port(a) || self.announced.contains_key(&a)
     }
 
-    fn new_conn(&mut self, ts: i64, a: SocketAddr, b: SocketAddr, fl: u8, out: &mut impl FnMut(Event)) -> Conn {
+    fn new_conn(&mut self, ts: i64, a: SocketAddr, b: SocketAddr, fl: u8) -> Conn {
         let syn = fl & flags::SYN != 0;
         let ack = fl & flags::ACK != 0;
         let (client, server) = if syn && !ack {
@@ -420,7 +420,6 @@ impl Shared {
             fin: [false; 2],
         };
         self.decide_by_port(ts, &mut state);
-        let _ = out;
         Conn { streams: [Stream::new(self.cfg.tcp_cap), Stream::new(self.cfg.tcp_cap)], state, last_ts: ts }
     }
 
@@ -510,9 +509,8 @@ impl Shared {
                     _ => st.kind = Kind::Ignored,
                 }
             }
-            (Kind::Chat(channel), Chunk::Data { data, .. }) => {
+            (Kind::Chat(_), Chunk::Data { data, .. }) => {
                 st.dirs[d].decoder.feed(data);
-                let _ = channel;
                 self.decode(ts, st, d, out);
             }
             (Kind::Chat(channel), Chunk::Gap { offset, len }) => {
