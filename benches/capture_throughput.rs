@@ -108,7 +108,12 @@ fn generate(path: &std::path::Path, min_bytes: u64) -> std::io::Result<(u64, u64
 }
 
 fn main() {
-    // `cargo bench` passes `--bench`; ignore arguments.
+    // `cargo bench` passes `--bench`; `cargo test --benches` does not: then
+    // skip rather than write a gigabyte.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("capture_throughput: skipped (run it with `cargo bench --bench capture_throughput`)");
+        return;
+    }
     let mib: u64 = std::env::var("CAPTURE_BENCH_MIB").ok().and_then(|s| s.parse().ok()).unwrap_or(1024);
     let path = std::env::temp_dir().join(format!("chatctl-capture-bench-{}.pcap", std::process::id()));
     let t0 = Instant::now();
