@@ -4,7 +4,8 @@
 //! Run: `cargo bench --bench capture_throughput` (release build). The capture
 //! is generated under the temporary folder and deleted afterwards. Set
 //! `CAPTURE_BENCH_MIB` for another size (default 1024) and
-//! `CAPTURE_BENCH_NO_TSHARK=1` to skip tshark.
+//! `CAPTURE_BENCH_NO_TSHARK=1` to skip tshark, `CAPTURE_BENCH_MIX=chat` for a
+//! capture of chat messages only (small packets, the worst case per byte).
 //!
 //! The traffic is what a busy chat server sees: sessions that join, chat,
 //! and download one file over TCP (1448-byte segments, an ACK every second
@@ -22,7 +23,7 @@ use chatctl::capture::synth::{PcapWriter, TcpConn, frame, udp_packet};
 use chatctl::capture::{Analyzer, CaptureReader, Config};
 use chatctl::rdt::classic;
 
-fn generate(path: &std::path::Path, min_bytes: u64) -> std::io::Result<(u64, u64)> {
+fn generate(path: &std::path::Path, min_bytes: u64, chatty: bool) -> std::io::Result<(u64, u64)> {
     let out = BufWriter::with_capacity(1 << 20, File::create(path)?);
     let mut w = PcapWriter::new(out, LINKTYPE_ETHERNET, false, false)?;
     let written = std::cell::Cell::new(24u64);
@@ -57,14 +58,14 @@ fn generate(path: &std::path::Path, min_bytes: u64) -> std::io::Result<(u64, u64
         for p in up.handshake() {
             put(&mut w, p)?;
         }
-        for i in 0..10 {
+        for i in 0..if chatty { 2000 } else { 10 } {
             put(&mut w, main.data(true, format!("10405hi #{i}").as_bytes()))?;
             put(&mut w, main.data(false, b"2041103BOB"))?;
             put(&mut w, up.data(false, b"30403BOB11hello there"))?;
         }
-        // A 4 MiB TCP download.
+        // A 4 MiB TCP download (none in the chatty mix).
         put(&mut w, main.data(true, b"106TCP08file.bin"))?;
-        let size = 4u64 << 20;
+        let size = if chatty { 1 } else { 4u64 << 20 };
         put(&mut w, main.data(false, format!("206{:02}{size}{tcp_port:05}", size.to_string().len()).as_bytes()))?;
         let mut tr = TcpConn::new(sa(client, cport + 2), sa(server, tcp_port), 1, 2);
         for p in tr.handshake() {
@@ -85,7 +86,7 @@ fn generate(path: &std::path::Path, min_bytes: u64) -> std::io::Result<(u64, u64
         put(&mut w, tr.fin(true))?;
         // A 1 MiB classic UDP download.
         put(&mut w, main.data(true, b"106UDP08blob.bin"))?;
-        let usize_ = 1u64 << 20;
+        let usize_ = if chatty { 1 } else { 1u64 << 20 };
         put(&mut w, main.data(false, format!("206{:02}{usize_}{udp_port:05}", usize_.to_string().len()).as_bytes()))?;
         let (c, s) = (sa(client, cport + 3), sa(server, udp_port));
         put(&mut w, udp_packet(c, s, b"20"))?;
@@ -117,7 +118,10 @@ fn main() {
     let mib: u64 = std::env::var("CAPTURE_BENCH_MIB").ok().and_then(|s| s.parse().ok()).unwrap_or(1024);
     let path = std::env::temp_dir().join(format!("chatctl-capture-bench-{}.pcap", std::process::id()));
     let t0 = Instant::now();
-    let (bytes, packets) = generate(&path, mib << 20).expect("generate the capture");
+    // CAPTURE_BENCH_MIX=chat: almost only chat messages (small packets), the
+    // worst case per byte; the default mix is mostly downloads.
+    let chatty = std::env::var("CAPTURE_BENCH_MIX").is_ok_and(|m| m == "chat");
+    let (bytes, packets) = generate(&path, mib << 20, chatty).expect("generate the capture");
     println!("generated {} ({bytes} bytes, {packets} packets) in {:.1?}", path.display(), t0.elapsed());
     let mb = bytes as f64 / 1e6;
 
