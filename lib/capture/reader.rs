@@ -120,6 +120,8 @@ pub struct CaptureReader<'r> {
     offset: u64,
     capacity: usize,
     done: bool,
+    /// pcapng: the current section is big-endian (None for a pcap file).
+    ng_big_endian: Option<bool>,
     /// Number of packets returned.
     pub packets: u64,
     /// pcapng blocks that were skipped (statistics, name resolution, unknown).
@@ -155,6 +157,7 @@ impl<'r> CaptureReader<'r> {
             Err(PcapError::Incomplete(_)) => return Err(ReadError::Truncated { offset: 0 }),
             Err(_) => return Err(ReadError::NotACapture),
         };
+        let ng_big_endian = inner.data().starts_with(&[0x0a, 0x0d, 0x0d, 0x0a]).then_some(false);
         Ok(CaptureReader {
             inner,
             io_error,
@@ -164,6 +167,7 @@ impl<'r> CaptureReader<'r> {
             offset: 0,
             capacity,
             done: false,
+            ng_big_endian,
             packets: 0,
             skipped_blocks: 0,
         })
@@ -197,6 +201,10 @@ impl<'r> CaptureReader<'r> {
                 Fail(ReadError),
             }
             let offset = self.offset;
+            if let Err(e) = self.check_ng_block(offset) {
+                self.done = true;
+                return Err(e);
+            }
             let step = match self.inner.next() {
                 Ok((len, block)) => match block {
                     PcapBlockOwned::LegacyHeader(h) => {
@@ -212,7 +220,8 @@ impl<'r> CaptureReader<'r> {
                         let f = f.take().expect("callback used once");
                         Step::Got(len, f(p))
                     }
-                    PcapBlockOwned::NG(Block::SectionHeader(_)) => {
+                    PcapBlockOwned::NG(Block::SectionHeader(shb)) => {
+                        self.ng_big_endian = Some(shb.big_endian());
                         self.interfaces.clear();
                         Step::Skip(len)
                     }
@@ -300,6 +309,26 @@ impl<'r> CaptureReader<'r> {
                 Step::Refill => self.refill(offset)?,
             }
         }
+    }
+
+    /// pcap-parser 0.17 computes `block_len - 12` unchecked for some block
+    /// types (an overflow panic in debug builds): reject such lengths first.
+    fn check_ng_block(&self, offset: u64) -> Result<(), ReadError> {
+        let Some(section_be) = self.ng_big_endian else { return Ok(()) };
+        let d = self.inner.data();
+        let Some(head) = d.get(..12) else { return Ok(()) };
+        let word = |b: &[u8], be: bool| {
+            let b = [b[0], b[1], b[2], b[3]];
+            if be { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) }
+        };
+        // A section header says its own byte order in its magic.
+        let be =
+            if head[..4] == [0x0a, 0x0d, 0x0d, 0x0a] { head[8..12] == [0x1a, 0x2b, 0x3c, 0x4d] } else { section_be };
+        let len = word(&head[4..8], be);
+        if len < 12 {
+            return Err(ReadError::Damaged { offset, what: format!("block length {len} is below the minimum of 12") });
+        }
+        Ok(())
     }
 
     fn refill(&mut self, offset: u64) -> Result<(), ReadError> {
