@@ -132,11 +132,8 @@ impl<W: Write> Printer<W> {
         if !self.timeline || self.err.is_some() {
             return;
         }
-        let r = if self.json {
-            writeln!(self.out, "{}", output::json(&e))
-        } else {
-            writeln!(self.out, "{}", output::human(&e))
-        };
+        let r =
+            if self.json { output::write_json(&mut self.out, &e) } else { writeln!(self.out, "{}", output::human(&e)) };
         if let Err(e) = r {
             self.err = Some(e);
         }

@@ -200,6 +200,51 @@ pub fn transfer_line(s: &TransferSummary) -> String {
     )
 }
 
+/// The JSON object of a chat message, serialised without an intermediate
+/// `Value` (the timeline's hot path).
+#[derive(serde::Serialize)]
+struct MessageJson<'a> {
+    #[serde(rename = "type")]
+    ty: &'static str,
+    ts: f64,
+    src: SocketAddr,
+    dst: SocketAddr,
+    channel: Channel,
+    code: String,
+    raw: std::borrow::Cow<'a, str>,
+    offset: u64,
+    #[serde(flatten)]
+    message: &'a Message,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+/// Writes one event as one line of JSON (the same object as [`json`]).
+pub fn write_json(w: &mut impl std::io::Write, e: &Event) -> std::io::Result<()> {
+    match e {
+        Event::Message(m) => {
+            let o = MessageJson {
+                ty: "message",
+                ts: ts_f64(m.ts_ns),
+                src: m.src,
+                dst: m.dst,
+                channel: m.channel,
+                code: m.message.code().to_string(),
+                raw: String::from_utf8_lossy(&m.raw),
+                offset: m.offset,
+                message: &m.message,
+                error: match &m.message {
+                    Message::Error(err) => Some(err.describe()),
+                    _ => None,
+                },
+            };
+            serde_json::to_writer(&mut *w, &o)?;
+        }
+        other => serde_json::to_writer(&mut *w, &json(other))?,
+    }
+    w.write_all(b"\n")
+}
+
 /// One JSON object for an event.
 pub fn json(e: &Event) -> Value {
     let mut o = Map::new();
@@ -323,6 +368,32 @@ fn xml(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn streamed_json_is_the_same_object() {
+        use crate::wire::{ErrorCode, Request};
+        let addr = |s: &str| s.parse::<SocketAddr>().unwrap();
+        for message in [
+            Message::Request(Request::Whisper { to: "BOB".into(), text: "hi\u{1b}".into() }),
+            Message::Error(ErrorCode::NO_SUCH_FILE),
+            Message::Confirm(crate::wire::Confirm::Left),
+        ] {
+            let e = Event::Message(MessageEvent {
+                ts_ns: 1_500_000_000,
+                src: addr("[::1]:5"),
+                dst: addr("10.0.0.1:13337"),
+                channel: Channel::Main,
+                offset: 3,
+                raw: message.to_bytes().unwrap(),
+                message,
+            });
+            let mut line = Vec::new();
+            write_json(&mut line, &e).unwrap();
+            assert_eq!(line.pop(), Some(b'\n'));
+            let streamed: Value = serde_json::from_slice(&line).unwrap();
+            assert_eq!(streamed, json(&e));
+        }
+    }
 
     #[test]
     fn control_characters_are_escaped() {
