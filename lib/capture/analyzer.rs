@@ -131,6 +131,13 @@ struct Shared {
 
 type Key = (SocketAddr, SocketAddr);
 
+/// Adds a user name to the set, allocating only for a new one.
+fn remember(users: &mut BTreeSet<String>, name: &str) {
+    if !users.contains(name) {
+        users.insert(name.to_owned());
+    }
+}
+
 fn key(a: SocketAddr, b: SocketAddr) -> Key {
     if a <= b { (a, b) } else { (b, a) }
 }
@@ -247,15 +254,16 @@ impl Analyzer {
         {
             self.close(k, ts, out);
         }
-        if !self.conns.contains_key(&k) {
-            // Only a SYN or data starts tracking (a stray ACK or FIN does not).
-            if !syn && seg.payload.is_empty() {
-                return;
+        let conn = match self.conns.entry(k) {
+            std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                // Only a SYN or data starts tracking (a stray ACK or FIN does not).
+                if !syn && seg.payload.is_empty() {
+                    return;
+                }
+                v.insert(self.shared.new_conn(ts, a, b, seg.flags))
             }
-            let conn = self.shared.new_conn(ts, a, b, seg.flags);
-            self.conns.insert(k, conn);
-        }
-        let Some(conn) = self.conns.get_mut(&k) else { return };
+        };
         conn.last_ts = ts;
         let shared = &mut self.shared;
         let d = usize::from(a != conn.state.client);
@@ -589,21 +597,21 @@ impl Shared {
         let users = &mut self.stats.users;
         match &frame.message {
             Message::Request(Request::Join { name }) => {
-                users.insert(name.clone());
+                remember(users, name);
             }
             Message::Request(Request::Whisper { to, .. }) => {
-                users.insert(to.clone());
+                remember(users, to);
             }
             Message::Request(Request::Download { transport, file }) => {
                 st.downloads.push_back((file.clone(), transport.clone()));
             }
             Message::Confirm(Confirm::Joined { name, port }) => {
-                users.insert(name.clone());
+                remember(users, name);
                 self.announced.insert(SocketAddr::new(src.ip(), *port), Announce::Update);
             }
             Message::Confirm(Confirm::Users { users: names })
             | Message::Confirm(Confirm::BroadcastSent { to: names }) => {
-                users.extend(names.iter().cloned());
+                names.iter().for_each(|n| remember(users, n));
             }
             Message::Confirm(Confirm::Download { size, port }) => {
                 let (file, transport) = st.downloads.pop_front().map_or((None, None), |(f, t)| (Some(f), Some(t)));
@@ -614,10 +622,10 @@ impl Shared {
                 st.downloads.pop_front();
             }
             Message::Update(Update::Joined { name } | Update::Left { name }) => {
-                users.insert(name.clone());
+                remember(users, name);
             }
             Message::Update(Update::Whisper { from, .. } | Update::Broadcast { from, .. }) => {
-                users.insert(from.clone());
+                remember(users, from);
             }
             _ => {}
         }
