@@ -127,6 +127,8 @@ struct Shared {
     extractor: Option<Extractor>,
     extract_error: Option<ExtractError>,
     stats: Stats,
+    /// Time of the latest packet (end-of-capture events carry it).
+    last_ts: i64,
 }
 
 type Key = (SocketAddr, SocketAddr);
@@ -168,6 +170,7 @@ impl Analyzer {
                 extractor,
                 extract_error: None,
                 stats: Stats::default(),
+                last_ts: 0,
             },
             conns: HashMap::new(),
             udp: HashMap::new(),
@@ -193,6 +196,7 @@ impl Analyzer {
 
     /// Analyses one captured frame.
     pub fn packet(&mut self, p: &Packet<'_>, out: &mut impl FnMut(Event)) {
+        self.shared.last_ts = self.shared.last_ts.max(p.ts_ns);
         let st = &mut self.shared.stats;
         st.packets += 1;
         st.bytes += p.data.len() as u64;
@@ -383,7 +387,7 @@ impl Analyzer {
     pub fn finish(&mut self, out: &mut impl FnMut(Event)) {
         let mut keys: Vec<Key> = self.conns.keys().copied().collect();
         keys.sort();
-        let ts = self.shared.transfers.iter().map(|t| t.summary.last_ns).max().unwrap_or(0);
+        let ts = self.shared.last_ts;
         for k in keys {
             if let Some(mut conn) = self.conns.remove(&k) {
                 self.shared.end_conn(ts, &mut conn, out);
