@@ -867,3 +867,13 @@ fn regression_pcapng_block_length_below_12_is_damage_not_a_panic() {
     assert_eq!(n, 0);
     assert!(matches!(err, chatctl::capture::ReadError::Damaged { offset: 108, .. }), "{err}");
 }
+
+#[test]
+fn cli_colour_only_when_asked_or_on_a_terminal() {
+    let (cap, _, _) = session_with_udp();
+    let coloured = bin().args(["capture-decode", "--color", "always", "-"]).write_stdin(cap.clone()).assert().success();
+    let text = String::from_utf8(coloured.get_output().stdout.clone()).unwrap();
+    assert!(text.contains("\u{1b}["), "no colour with --color always");
+    let plain = bin().args(["capture-decode", "-"]).env_remove("NO_COLOR").write_stdin(cap).assert().success();
+    assert!(!String::from_utf8(plain.get_output().stdout.clone()).unwrap().contains('\u{1b}'), "colour into a pipe");
+}
