@@ -295,11 +295,11 @@ mod tests {
 
     #[test]
     fn vlan_tags_are_skipped() {
+        // MAC addresses, an 802.1Q tag, an 802.1ad tag, then IPv4.
         let mut f = vec![0u8; 12];
-        f.extend_from_slice(&[0x81, 0x00, 0, 5, 0x88, 0xa8 - 0x88 + 0x88, 0, 0]);
-        // Replace the second tag with a real 802.1ad tag and then IPv4.
-        f.truncate(16);
-        f.extend_from_slice(&[0x88, 0xa8, 0, 7, 0x08, 0x00, 0x45]);
+        f.extend_from_slice(&[0x81, 0x00, 0, 5, 0x88, 0xa8, 0, 7, 0x08, 0x00, 0x45]);
         assert_eq!(link_payload(LINKTYPE_ETHERNET, &f), Ok(&[0x45u8][..]));
+        // A tag with nothing after it is malformed, not a panic.
+        assert_eq!(link_payload(LINKTYPE_ETHERNET, &f[..16]), Err(Skip::Malformed("Ethernet")));
     }
 }
