@@ -115,7 +115,7 @@ _chatctl() {
             return 0
             ;;
         chatctl__subcmd__capture__subcmd__decode)
-            opts="-s -n -q -v -h -V --port --extract --server --name --timeout --json --quiet --verbose --color --help --version"
+            opts="-s -n -q -v -h -V --port --extract --summary --plot --server --name --timeout --json --quiet --verbose --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -126,6 +126,10 @@ _chatctl() {
                     return 0
                     ;;
                 --extract)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --plot)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
