@@ -24,6 +24,9 @@ use crate::wire::{Confirm, ErrorCode, MIN_NAME_CHARS, Message, Request, Transpor
 /// marked stalled and later senders do not wait for it.
 const DELIVERY_WAIT: Duration = Duration::from_millis(250);
 
+/// Kernel send buffer of an update connection, in bytes.
+const UPDATE_SNDBUF: usize = 64 * 1024;
+
 /// What every connection task shares.
 #[derive(Clone, Debug)]
 pub struct Ctx {
@@ -200,6 +203,9 @@ impl Session {
         };
         drop(listener);
         let _ = update.set_nodelay(true);
+        // A small send buffer bounds what a user who does not read can pin in
+        // the kernel; past it, its bounded queue fills and it is disconnected.
+        let _ = socket2::SockRef::from(&update).set_send_buffer_size(UPDATE_SNDBUF);
         let (member, rx) = room.enter(&name);
         let (close_tx, close_rx) = oneshot::channel();
         let writer = tokio::spawn(update_writer(

@@ -8,7 +8,8 @@
 //! Differences from the reference sender, as PROTOCOL.md §5 asks:
 //! - the retransmission timeout adapts (RFC 6298: SRTT/RTTVAR, Karn's rule,
 //!   exponential backoff) between [`MIN_RTO`] and [`MAX_RTO`] instead of a fixed 2 s;
-//! - ACKs are cumulative: any ACK inside the flight slides the window that far;
+//! - ACKs are cumulative: any ACK inside the flight slides the window that far,
+//!   and [`DUP_ACKS`] repeated ACKs resend from the gap without waiting for the timer;
 //! - it ends even when the receiver is gone or the last ACK is lost: after
 //!   [`MAX_TIMEOUTS`] consecutive timeouts without progress it stops, and
 //!   [`Sender::outcome`] says whether the end was confirmed.
@@ -23,6 +24,8 @@ pub const MIN_RTO: Duration = Duration::from_millis(200);
 pub const MAX_RTO: Duration = Duration::from_secs(3);
 /// Initial timeout before any RTT sample.
 pub const INITIAL_RTO: Duration = Duration::from_secs(1);
+/// Repeated ACKs that trigger a retransmission before the timer (like TCP's fast retransmit).
+pub const DUP_ACKS: u32 = 3;
 /// Consecutive timeouts without progress after which the sender gives up.
 pub const MAX_TIMEOUTS: u32 = 6;
 
@@ -63,6 +66,10 @@ pub struct Sender {
     got_ack: bool,
     outcome: Option<Outcome>,
     retransmits: u64,
+    /// Repeated ACKs of the current base.
+    dups: u32,
+    /// Base at the last fast retransmit (one per base).
+    fast_base: Option<usize>,
 }
 
 impl Sender {
@@ -87,6 +94,8 @@ impl Sender {
             got_ack: false,
             outcome: None,
             retransmits: 0,
+            dups: 0,
+            fast_base: None,
         }
     }
 
@@ -110,9 +119,23 @@ impl Sender {
         }
         let in_flight = self.high.min(self.packets) - self.base;
         let k = (usize::from(ack) + modulus - usize::from(self.seq(self.base))) % modulus;
-        if k == 0 || k > in_flight {
-            return; // a repeated or wrong ACK
+        if k == 0 && in_flight > 0 && self.got_ack {
+            // A repeated ACK: the receiver saw a gap. After DUP_ACKS of them,
+            // go back at once instead of waiting for the timer (once per base).
+            self.dups += 1;
+            if self.dups >= DUP_ACKS && self.fast_base != Some(self.base) {
+                self.fast_base = Some(self.base);
+                self.cwnd = (self.cwnd / 2).max(1);
+                self.next = self.base;
+                self.timer = None;
+                self.dups = 0;
+            }
+            return;
         }
+        if k == 0 || k > in_flight {
+            return; // a wrong ACK
+        }
+        self.dups = 0;
         self.got_ack = true;
         let newest = self.base + k - 1;
         if let Some(t) = self.sent_at[newest] {
