@@ -54,7 +54,7 @@ impl TestServer {
 
     /// Waits until the pool is back to `n` ports in use.
     async fn ports_settle(&self, n: usize) {
-        for _ in 0..200 {
+        for _ in 0..500 {
             if self.handle.ports_in_use() == n {
                 return;
             }

@@ -11,7 +11,8 @@
 //! - ACKs are cumulative: any ACK inside the flight slides the window that far,
 //!   and [`DUP_ACKS`] repeated ACKs resend from the gap without waiting for the timer;
 //! - it ends even when the receiver is gone or the last ACK is lost: after
-//!   [`MAX_TIMEOUTS`] consecutive timeouts without progress it stops, and
+//!   [`MAX_TIMEOUTS`] consecutive timeouts without progress (or [`FINAL_TIMEOUTS`],
+//!   without backoff, once everything was sent) it stops, and
 //!   [`Sender::outcome`] says whether the end was confirmed.
 
 use std::time::{Duration, Instant};
@@ -24,6 +25,9 @@ pub const MIN_RTO: Duration = Duration::from_millis(200);
 pub const MAX_RTO: Duration = Duration::from_secs(3);
 /// Initial timeout before any RTT sample.
 pub const INITIAL_RTO: Duration = Duration::from_secs(1);
+/// Consecutive timeouts, once every packet was sent, after which the sender
+/// ends without the final ACK.
+pub const FINAL_TIMEOUTS: u32 = 4;
 /// Repeated ACKs that trigger a retransmission before the timer (like TCP's fast retransmit).
 pub const DUP_ACKS: u32 = 3;
 /// Consecutive timeouts without progress after which the sender gives up.
@@ -206,6 +210,14 @@ impl Sender {
             _ => return,
         }
         self.timeouts += 1;
+        // Once every packet was sent, silence most likely means the receiver
+        // got it all and exited (the reference does): end sooner, without backoff.
+        let all_sent = self.high == self.packets;
+        if all_sent && self.timeouts >= FINAL_TIMEOUTS {
+            self.outcome = Some(Outcome::Unconfirmed);
+            self.timer = None;
+            return;
+        }
         if self.timeouts >= MAX_TIMEOUTS {
             self.outcome =
                 Some(if self.high == self.packets { Outcome::Unconfirmed } else { Outcome::Failed });
@@ -214,7 +226,9 @@ impl Sender {
         }
         self.cwnd = (self.cwnd / 2).max(1);
         self.next = self.base;
-        self.rto = (self.rto * 2).min(MAX_RTO);
+        if !all_sent {
+            self.rto = (self.rto * 2).min(MAX_RTO);
+        }
         self.timer = None;
     }
 
