@@ -5,7 +5,10 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
-use crate::cli::{Global, not_implemented};
+use anyhow::Context;
+use chatctl::server::{Config, PortSpec, Server};
+
+use crate::cli::Global;
 
 /// Run the room server.
 ///
@@ -21,7 +24,8 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DIR")]
     pub files: Option<PathBuf>,
 
-    /// Pool of ports for update connections and transfers.
+    /// Pool of ports for update connections and transfers: LO-HI, or `0` for
+    /// ports the OS assigns (at most 31 at once; `0-N`: at most N).
     #[arg(long, value_name = "LO-HI", default_value = "55000-55030")]
     pub ports: String,
 
@@ -44,6 +48,64 @@ pub enum LogFormat {
     Json,
 }
 
-pub fn run(_args: ServeArgs, _global: &Global) -> anyhow::Result<()> {
-    Err(not_implemented("serve"))
+pub fn run(args: ServeArgs, _global: &Global) -> anyhow::Result<()> {
+    let listen = resolve(&args.listen)?;
+    let ports: PortSpec = args.ports.parse().context("--ports")?;
+    if args.max_users == 0 {
+        anyhow::bail!("--max-users must be at least 1");
+    }
+    if let Some(dir) = &args.files
+        && !dir.is_dir()
+    {
+        anyhow::bail!("--files {}: not a folder", dir.display());
+    }
+    if args.max_users > chatctl::wire::CLASSIC_MAX_USERS {
+        tracing::warn!(max_users = args.max_users, "more than 10 users: classic clients cannot read the user lists");
+    }
+    let config = Config {
+        listen,
+        files: args.files,
+        ports,
+        max_users: args.max_users,
+        join_timeout: args.join_timeout,
+        ..Config::default()
+    };
+    let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    rt.block_on(async {
+        let server = Server::bind(config).await?;
+        server.run(stop_signal()).await;
+        Ok(())
+    })
+}
+
+/// `ADDR:PORT`, `[v6]:PORT` or `host:PORT`.
+fn resolve(s: &str) -> anyhow::Result<std::net::SocketAddr> {
+    use std::net::ToSocketAddrs;
+    s.to_socket_addrs()
+        .with_context(|| format!("--listen {s}: expected ADDR:PORT, e.g. 0.0.0.0:13337 or [::]:13337"))?
+        .next()
+        .with_context(|| format!("--listen {s}: the name has no address"))
+}
+
+/// Ctrl-C or SIGTERM.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
