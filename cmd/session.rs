@@ -19,10 +19,12 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-/// Turns a client error into an anyhow error carrying its exit code.
+/// Turns a client error into an anyhow error carrying its exit code. The
+/// [`Exit`] is the root of the chain, so it is still found under more context.
 pub fn fail(e: ClientError) -> anyhow::Error {
     let exit = e.exit();
-    anyhow::Error::new(e).context(exit)
+    let msg = format!("{:#}", anyhow::Error::new(e));
+    anyhow::Error::new(exit).context(msg)
 }
 
 /// The name to join with: `--name`/`CHATCTL_NAME`, else asked on a TTY, else the login name.
