@@ -60,7 +60,7 @@ fn target(output: Option<&Path>, file: &str, single: bool) -> anyhow::Result<Pat
 pub fn run(args: FetchArgs, global: &Global) -> anyhow::Result<()> {
     let g = global.clone();
     let transport = if args.tcp { Transport::Tcp } else { Transport::Udp };
-    one_shot(global, |session, _updates| async move {
+    one_shot(global, |session| async move {
         let mut files = args.files.clone();
         if files.is_empty() {
             if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {

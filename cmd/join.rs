@@ -78,11 +78,54 @@ fn parse(line: &str) -> Line {
     }
 }
 
+/// Commands Tab completes.
+const COMMANDS: [&str; 7] = ["/users", "/files", "/get ", "/w ", "/help", "/quit", "/whisper "];
+
+/// Tab completion of commands (`/…`) and names (`@…`, after `/w `, or any word).
+struct Completer {
+    names: Arc<Mutex<Vec<String>>>,
+}
+
+impl rustyline::completion::Completer for Completer {
+    type Candidate = String;
+
+    fn complete(
+        &self,
+        line: &str,
+        pos: usize,
+        _ctx: &rustyline::Context<'_>,
+    ) -> rustyline::Result<(usize, Vec<String>)> {
+        let head = &line[..pos];
+        let start = head.rfind(' ').map_or(0, |i| i + 1);
+        let word = &head[start..];
+        if start == 0 && word.starts_with('/') {
+            let c = COMMANDS.iter().filter(|c| c.starts_with(word)).map(|c| c.to_string()).collect();
+            return Ok((0, c));
+        }
+        let (at, word) = match word.strip_prefix('@') {
+            Some(w) if start == 0 => (1, w),
+            _ => (0, word),
+        };
+        let names = self.names.lock().map(|n| n.clone()).unwrap_or_default();
+        let c = names.into_iter().filter(|n| n.starts_with(word) && !n.chars().any(char::is_control)).collect();
+        Ok((start + at, c))
+    }
+}
+
+impl rustyline::hint::Hinter for Completer {
+    type Hint = String;
+}
+impl rustyline::highlight::Highlighter for Completer {}
+impl rustyline::validate::Validator for Completer {}
+impl rustyline::Helper for Completer {}
+
 /// Where lines go: stdout on a pipe, above the prompt on a terminal.
 #[derive(Clone)]
 struct Out {
     json: bool,
     printer: Option<Arc<Mutex<Box<dyn rustyline::ExternalPrinter + Send>>>>,
+    /// Names for Tab completion, kept current from updates (terminal only).
+    names: Option<Arc<Mutex<Vec<String>>>>,
 }
 
 impl Out {
@@ -104,6 +147,15 @@ impl Out {
     }
 
     fn update(&self, u: &Update) {
+        if let Some(names) = &self.names
+            && let Ok(mut names) = names.lock()
+        {
+            match u {
+                Update::Joined { name } if !names.contains(name) => names.push(name.clone()),
+                Update::Left { name } => names.retain(|n| n != name),
+                _ => {}
+            }
+        }
         if self.json {
             self.line(serde_json::to_string(u).unwrap_or_default());
             return;
@@ -127,12 +179,16 @@ pub fn run(_args: JoinArgs, global: &Global) -> anyhow::Result<()> {
     let tty = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     let rt = runtime()?;
     let (lines_tx, lines_rx) = mpsc::unbounded_channel::<Option<String>>();
-    let mut out = Out { json: global.json, printer: None };
+    let mut out = Out { json: global.json, printer: None, names: None };
     rt.block_on(async {
         let (session, updates) = Session::join(&global.server, &name, global.timeout).await.map_err(fail)?;
         let session = Arc::new(session);
         if tty {
-            let mut rl = rustyline::DefaultEditor::new().context("cannot start the line editor")?;
+            let names = Arc::new(Mutex::new(session.users().await.unwrap_or_default()));
+            out.names = Some(names.clone());
+            let mut rl = rustyline::Editor::<Completer, rustyline::history::DefaultHistory>::new()
+                .context("cannot start the line editor")?;
+            rl.set_helper(Some(Completer { names }));
             let printer = rl.create_external_printer().context("cannot start the line editor")?;
             out.printer = Some(Arc::new(Mutex::new(Box::new(printer))));
             let prompt = format!("{}> ", escape(&name));

@@ -17,7 +17,7 @@ pub struct ListArgs {
 
 pub fn run(args: ListArgs, global: &Global) -> anyhow::Result<()> {
     let json = global.json;
-    one_shot(global, |session, _updates| async move {
+    one_shot(global, |session| async move {
         let items = if args.files { session.files().await } else { session.users().await }.map_err(fail)?;
         if json {
             println!("{}", serde_json::to_string(&items)?);

@@ -21,7 +21,7 @@ pub struct SayArgs {
 
 pub fn run(args: SayArgs, global: &Global) -> anyhow::Result<()> {
     let g = global.clone();
-    one_shot(global, |session, _updates| async move {
+    one_shot(global, |session| async move {
         let send = |text: String| {
             let session = session.clone();
             let g = g.clone();

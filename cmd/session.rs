@@ -48,7 +48,7 @@ pub fn name(g: &Global) -> anyhow::Result<String> {
 /// Ctrl-C (which then exits with [`Exit::Interrupted`]).
 pub fn one_shot<F, Fut>(g: &Global, body: F) -> anyhow::Result<()>
 where
-    F: FnOnce(std::sync::Arc<Session>, Updates) -> Fut,
+    F: FnOnce(std::sync::Arc<Session>) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
     let name = name(g)?;
@@ -56,13 +56,19 @@ where
     rt.block_on(async {
         let (session, updates) = Session::join(&g.server, &name, g.timeout).await.map_err(fail)?;
         let session = std::sync::Arc::new(session);
+        // One-shot commands ignore updates; drain them so `say` can run for hours.
+        tokio::spawn(drain(updates));
         let r = tokio::select! {
-            r = body(session.clone(), updates) => r,
+            r = body(session.clone()) => r,
             _ = tokio::signal::ctrl_c() => Err(anyhow::Error::new(Exit::Interrupted)),
         };
         let left = session.leave().await.map_err(fail).context("leaving the room");
         r.and(left)
     })
+}
+
+async fn drain(mut updates: Updates) {
+    while updates.next().await.is_some() {}
 }
 
 /// Network text made safe for a terminal: control characters are shown escaped.

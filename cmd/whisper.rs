@@ -28,7 +28,7 @@ pub struct WhisperArgs {
 
 pub fn run(args: WhisperArgs, global: &Global) -> anyhow::Result<()> {
     let g = global.clone();
-    one_shot(global, |session, _updates| async move {
+    one_shot(global, |session| async move {
         let user = match args.user {
             Some(u) => u,
             None if std::io::stdin().is_terminal() && std::io::stderr().is_terminal() => {
