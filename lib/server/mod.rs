@@ -1,1 +1,158 @@
-//! The room server (owned by the `serve` issue; empty until then).
+//! The room server: the whole server side of `PROTOCOL.md` on tokio.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), chatctl::server::ServerError> {
+//! use chatctl::server::{Config, PortSpec, Server};
+//! let config = Config { listen: "127.0.0.1:0".parse().unwrap(), ports: PortSpec::Ephemeral { max: 16 }, ..Config::default() };
+//! let server = Server::bind(config).await?;
+//! println!("listening on {}", server.local_addr());
+//! server.run(async { tokio::signal::ctrl_c().await.ok(); }).await;
+//! # Ok(()) }
+//! ```
+//!
+//! # Layout
+//! - [`config`]: [`Config`] and [`PortSpec`], what the flags turn into.
+//! - [`ports`]: the port pool; a [`ports::PortGuard`] returns its port on drop,
+//!   so ports come back however a connection ends.
+//! - [`room`]: the shared room handle; each user has a bounded update queue,
+//!   and a user whose queue overflows is disconnected (nobody else waits).
+//! - [`connection`]: framing of the main connection (decoder in, one write per message out).
+//! - [`session`]: one main connection: join (with the update connection
+//!   accepted only from the client's IP within the join timeout), the
+//!   request handlers, leave and cleanup.
+//! - [`files`]: exactly the regular files directly in the download folder.
+//! - [`transfer`]: TCP and classic UDP downloads, and the fast-mode seam.
+//! - [`shutdown`]: the shutdown signal every task honours, and the task tracker.
+
+pub mod config;
+pub mod connection;
+pub mod files;
+pub mod ports;
+pub mod room;
+pub mod session;
+pub mod shutdown;
+pub mod transfer;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+pub use config::{Config, PortSpec, PortSpecError};
+pub use ports::PortPool;
+pub use room::Room;
+
+/// Most simultaneous main connections (joined or not); more wait in the backlog.
+pub const MAX_CONNECTIONS: usize = 1024;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A bound server, ready to [`run`](Server::run).
+#[derive(Debug)]
+pub struct Server {
+    listener: TcpListener,
+    config: Arc<Config>,
+    handle: Handle,
+}
+
+/// A cheap view of a running server's state, for tests and monitoring.
+#[derive(Clone, Debug)]
+pub struct Handle {
+    room: Room,
+    pool: PortPool,
+}
+
+impl Handle {
+    /// Pool ports in use (update connections and transfers).
+    pub fn ports_in_use(&self) -> usize {
+        self.pool.in_use()
+    }
+
+    /// Users in the room, including joins in progress.
+    pub fn users(&self) -> usize {
+        self.room.len()
+    }
+}
+
+impl Server {
+    /// Binds the main listening socket.
+    pub async fn bind(config: Config) -> Result<Server, ServerError> {
+        let listener =
+            TcpListener::bind(config.listen).await.map_err(|source| ServerError::Bind { addr: config.listen, source })?;
+        let handle = Handle { room: Room::new(config.max_users, config.update_queue), pool: PortPool::new(config.ports) };
+        Ok(Server { listener, config: Arc::new(config), handle })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().unwrap_or(self.config.listen)
+    }
+
+    /// A handle to observe the server while it runs.
+    pub fn handle(&self) -> Handle {
+        self.handle.clone()
+    }
+
+    /// Serves until `shutdown` completes, then closes every connection and
+    /// transfer, frees every port and returns once all tasks have ended.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let (trigger, signal) = shutdown::Shutdown::new();
+        let tracker = shutdown::Tracker::new();
+        let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+        tracing::info!(addr = %self.local_addr(), "listening on {}", self.local_addr());
+        let ctx = session::Ctx {
+            config: self.config.clone(),
+            room: self.handle.room.clone(),
+            pool: self.handle.pool.clone(),
+            shutdown: signal,
+            token: tracker.token(),
+        };
+        tokio::pin!(shutdown);
+        loop {
+            let permit = tokio::select! {
+                p = limit.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+                _ = &mut shutdown => break,
+            };
+            let accepted = tokio::select! {
+                r = self.listener.accept() => r,
+                _ = &mut shutdown => break,
+            };
+            match accepted {
+                Ok((stream, peer)) => {
+                    tracing::debug!(%peer, "connection accepted");
+                    let ctx = ctx.clone();
+                    tokio::spawn(async move {
+                        session::run(ctx, stream, peer).await;
+                        drop(permit);
+                    });
+                }
+                Err(e) => {
+                    // E.g. out of file descriptors: wait a little instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+        tracing::info!("shutting down");
+        drop(self.listener);
+        let _ = trigger.send(true);
+        drop(ctx);
+        if tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await.is_err() {
+            tracing::warn!("some tasks did not end within 5 s");
+        }
+        tracing::info!(ports_in_use = self.handle.pool.in_use(), "stopped");
+    }
+}

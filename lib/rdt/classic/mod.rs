@@ -11,6 +11,8 @@ pub mod receiver;
 
 pub use crate::wire::CLASSIC_UDP_CHUNK as CHUNK;
 
+pub mod sender;
+
 /// The largest window the 2-digit sequence number allows (sequence 0…98 needs W+1 ≤ 99).
 pub const MAX_WINDOW: u8 = 98;
 

@@ -1,0 +1,110 @@
+//! Server configuration: what `chatctl serve`'s flags turn into.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Where update and transfer ports come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PortSpec {
+    /// A fixed range `lo..=hi`, like the reference's 55000-55030.
+    Range { lo: u16, hi: u16 },
+    /// Ports the OS assigns (bind to port 0), at most `max` in use at once.
+    /// For tests and for hosts where no fixed range is free.
+    Ephemeral { max: usize },
+}
+
+impl PortSpec {
+    /// Most ports the pool hands out at once.
+    pub fn capacity(&self) -> usize {
+        match *self {
+            PortSpec::Range { lo, hi } => usize::from(hi - lo) + 1,
+            PortSpec::Ephemeral { max } => max,
+        }
+    }
+}
+
+impl Default for PortSpec {
+    fn default() -> Self {
+        PortSpec::Range { lo: 55000, hi: 55030 }
+    }
+}
+
+/// A `--ports` value that is not `LO-HI`, `0` or `0-N`.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid port range {0:?}: expected LO-HI (e.g. 55000-55030), 0 (ports the OS assigns) or 0-N (at most N of them)")]
+pub struct PortSpecError(String);
+
+impl FromStr for PortSpec {
+    type Err = PortSpecError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = || PortSpecError(s.to_string());
+        let s = s.trim();
+        if s == "0" {
+            return Ok(PortSpec::Ephemeral { max: 31 });
+        }
+        let (lo, hi) = s.split_once('-').ok_or_else(err)?;
+        let lo: u16 = lo.trim().parse().map_err(|_| err())?;
+        let hi: u16 = hi.trim().parse().map_err(|_| err())?;
+        if lo == 0 {
+            return Ok(PortSpec::Ephemeral { max: if hi == 0 { 31 } else { usize::from(hi) } });
+        }
+        if hi < lo {
+            return Err(err());
+        }
+        Ok(PortSpec::Range { lo, hi })
+    }
+}
+
+/// Everything the server needs to run.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Address of the main listening socket (port 0: the OS picks).
+    pub listen: SocketAddr,
+    /// Folder whose regular files can be downloaded; `None`: `105` answers `2050`.
+    pub files: Option<PathBuf>,
+    /// Pool for update and transfer ports.
+    pub ports: PortSpec,
+    /// Most users in the room (above 10, lists use the extended encoding).
+    pub max_users: usize,
+    /// How long a joining client has to open its update connection, and a
+    /// downloader its transfer connection.
+    pub join_timeout: Duration,
+    /// Updates queued per user before a user who does not read is disconnected.
+    pub update_queue: usize,
+    /// How long a connection may stay open without joining, or sit on half a message.
+    pub idle_timeout: Duration,
+    /// Consecutive unparseable inputs after which a connection is cut off.
+    pub max_bad_input: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([0, 0, 0, 0], crate::wire::DEFAULT_PORT)),
+            files: None,
+            ports: PortSpec::default(),
+            max_users: crate::wire::CLASSIC_MAX_USERS,
+            join_timeout: Duration::from_secs(10),
+            update_queue: 1024,
+            idle_timeout: Duration::from_secs(60),
+            max_bad_input: 32,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_port_specs() {
+        assert_eq!("55000-55030".parse::<PortSpec>().unwrap(), PortSpec::Range { lo: 55000, hi: 55030 });
+        assert_eq!("0".parse::<PortSpec>().unwrap(), PortSpec::Ephemeral { max: 31 });
+        assert_eq!("0-8".parse::<PortSpec>().unwrap(), PortSpec::Ephemeral { max: 8 });
+        assert!("9-3".parse::<PortSpec>().is_err());
+        assert!("x".parse::<PortSpec>().is_err());
+        assert_eq!(PortSpec::Range { lo: 5, hi: 7 }.capacity(), 3);
+    }
+}

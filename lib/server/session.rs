@@ -1,0 +1,364 @@
+//! One client's main connection: the request handlers of PROTOCOL.md §3-§5.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use super::config::Config;
+use super::connection::{Connection, Input};
+use super::files;
+use super::ports::{PortGuard, PortPool};
+use super::room::{Delivery, JoinRefused, Member, Queued, Room};
+use super::shutdown::{Shutdown, TaskToken};
+use super::transfer::{self, Download};
+use crate::wire::{Confirm, ErrorCode, MIN_NAME_CHARS, Message, Request, Transport, Update, char_len};
+
+/// How long a sender waits for its update to be written to the target before
+/// confirming (`303` before `203`, `304` before `204`); past it the target is
+/// marked stalled and later senders do not wait for it.
+const DELIVERY_WAIT: Duration = Duration::from_millis(250);
+
+/// What every connection task shares.
+#[derive(Clone, Debug)]
+pub struct Ctx {
+    pub config: Arc<Config>,
+    pub room: Room,
+    pub pool: PortPool,
+    pub shutdown: Shutdown,
+    pub token: TaskToken,
+}
+
+struct Joined {
+    name: String,
+    member: Member,
+    close: Option<oneshot::Sender<()>>,
+    writer: JoinHandle<()>,
+}
+
+enum Flow {
+    Continue,
+    Stop,
+}
+
+/// Serves one main connection until it closes, is cut off, or the server stops.
+pub async fn run(ctx: Ctx, stream: TcpStream, peer: SocketAddr) {
+    let _ = stream.set_nodelay(true);
+    let local = stream.local_addr().map(|a| a.ip()).unwrap_or(IpAddr::from([0, 0, 0, 0]));
+    let (rd, wr) = stream.into_split();
+    let mut s = Session {
+        conn: Connection::new(rd, wr, ctx.config.max_users.saturating_sub(1)),
+        ctx,
+        peer,
+        local,
+        joined: None,
+        bad: 0,
+    };
+    s.serve().await;
+    s.leave(false).await;
+    s.conn.close().await;
+    tracing::debug!(%peer, "connection closed");
+}
+
+struct Session {
+    ctx: Ctx,
+    conn: Connection,
+    peer: SocketAddr,
+    local: IpAddr,
+    joined: Option<Joined>,
+    bad: u32,
+}
+
+impl Session {
+    async fn serve(&mut self) {
+        let mut shutdown = self.ctx.shutdown.clone();
+        loop {
+            let idle = (self.joined.is_none() || self.conn.has_partial()).then_some(self.ctx.config.idle_timeout);
+            let kick = self.joined.as_ref().map(|j| j.member.kick.clone());
+            let input = tokio::select! {
+                r = self.conn.read(idle) => r,
+                _ = async { match &kick { Some(k) => k.notified().await, None => std::future::pending().await } } => {
+                    tracing::warn!(user = %self.name(), "disconnected: did not read its updates");
+                    return;
+                }
+                _ = shutdown.recv() => return,
+            };
+            let flow = match input {
+                Ok(Input::Request(r)) => {
+                    self.bad = 0;
+                    self.handle(r).await
+                }
+                Ok(Input::Bad(e)) => {
+                    self.bad += 1;
+                    tracing::debug!(peer = %self.peer, error = %e, "unparseable input");
+                    if self.bad > self.ctx.config.max_bad_input {
+                        tracing::warn!(peer = %self.peer, "cut off: too much unparseable input");
+                        return;
+                    }
+                    self.error(ErrorCode::UNPARSEABLE).await
+                }
+                Ok(Input::Idle) => {
+                    tracing::info!(peer = %self.peer, "closed an idle connection");
+                    return;
+                }
+                Ok(Input::Closed) | Err(_) => return,
+            };
+            if let Flow::Stop = flow {
+                return;
+            }
+        }
+    }
+
+    fn name(&self) -> &str {
+        self.joined.as_ref().map_or("", |j| j.name.as_str())
+    }
+
+    async fn send(&mut self, m: Message) -> Flow {
+        match self.conn.send(&m).await {
+            Ok(()) => Flow::Continue,
+            Err(_) => Flow::Stop,
+        }
+    }
+
+    async fn confirm(&mut self, c: Confirm) -> Flow {
+        self.send(Message::Confirm(c)).await
+    }
+
+    async fn error(&mut self, e: ErrorCode) -> Flow {
+        tracing::info!(peer = %self.peer, user = %self.name(), code = format!("{:04}", e.code()), "error sent");
+        self.send(Message::Error(e)).await
+    }
+
+    async fn handle(&mut self, r: Request) -> Flow {
+        let ty = r.ty();
+        match (r, self.joined.is_some()) {
+            (Request::Join { name }, false) => self.join(name).await,
+            (_, false) | (Request::Join { .. }, true) => self.error(ErrorCode::malformed(ty)).await,
+            (Request::Leave, true) => {
+                self.leave(true).await;
+                self.confirm(Confirm::Left).await
+            }
+            (Request::Users, true) => {
+                let users = self.ctx.room.others(self.name());
+                self.confirm(Confirm::Users { users }).await
+            }
+            (Request::Whisper { to, text }, true) => self.whisper(to, text).await,
+            (Request::Broadcast { text }, true) => self.broadcast(text).await,
+            (Request::Files, true) => {
+                let files = self.ctx.config.files.as_deref().map(files::list).unwrap_or_default();
+                self.confirm(Confirm::Files { files }).await
+            }
+            (Request::Download { transport, file }, true) => self.download(transport, file).await,
+        }
+    }
+
+    async fn join(&mut self, name: String) -> Flow {
+        if char_len(&name) < MIN_NAME_CHARS {
+            return self.error(ErrorCode::INVALID_NAME).await;
+        }
+        let room = self.ctx.room.clone();
+        match room.reserve(&name) {
+            Err(JoinRefused::Taken) => return self.error(ErrorCode::NAME_TAKEN).await,
+            Err(JoinRefused::Full) => return self.error(ErrorCode::SERVER_FULL).await,
+            Ok(()) => {}
+        }
+        let Some((listener, guard)) = self.ctx.pool.bind_tcp(self.local) else {
+            room.unreserve(&name);
+            tracing::warn!(user = %name, "no free port for an update connection");
+            return self.error(ErrorCode::SERVER_FULL).await;
+        };
+        let port = guard.port();
+        if let Flow::Stop = self.confirm(Confirm::Joined { name: name.clone(), port }).await {
+            room.unreserve(&name);
+            return Flow::Stop;
+        }
+        // Requests sent meanwhile stay unread in the socket: they wait for the join.
+        let deadline = tokio::time::Instant::now() + self.ctx.config.join_timeout;
+        let mut shutdown = self.ctx.shutdown.clone();
+        let update = loop {
+            tokio::select! {
+                r = tokio::time::timeout_at(deadline, listener.accept()) => match r {
+                    Ok(Ok((s, from))) if from.ip() == self.peer.ip() => break s,
+                    Ok(Ok((_, from))) => tracing::warn!(user = %name, %from, port, "refused update connection from another address"),
+                    Ok(Err(e)) => tracing::warn!(error = %e, "update accept failed"),
+                    Err(_) => {
+                        room.unreserve(&name);
+                        tracing::warn!(user = %name, port, "join rolled back: no update connection in time");
+                        return Flow::Continue;
+                    }
+                },
+                _ = shutdown.recv() => {
+                    room.unreserve(&name);
+                    return Flow::Stop;
+                }
+            }
+        };
+        drop(listener);
+        let _ = update.set_nodelay(true);
+        let (member, rx) = room.enter(&name);
+        let (close_tx, close_rx) = oneshot::channel();
+        let writer = tokio::spawn(update_writer(
+            update,
+            rx,
+            close_rx,
+            guard,
+            member.clone(),
+            self.ctx.shutdown.clone(),
+            self.ctx.token.clone(),
+        ));
+        tracing::info!(user = %name, peer = %self.peer, port, users = room.len(), "joined");
+        let bytes = encode(Message::Update(Update::Joined { name: name.clone() }));
+        for other in room.others(&name) {
+            room.deliver(&other, bytes.clone(), false);
+        }
+        self.joined = Some(Joined { name, member, close: Some(close_tx), writer });
+        Flow::Continue
+    }
+
+    /// Leaves the room if joined: close the update connection (FIN before
+    /// `201`), tell the others.
+    async fn leave(&mut self, asked: bool) {
+        let Some(mut j) = self.joined.take() else { return };
+        let room = &self.ctx.room;
+        room.remove(&j.name);
+        if let Some(c) = j.close.take() {
+            let _ = c.send(());
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(1), &mut j.writer).await;
+        let bytes = encode(Message::Update(Update::Left { name: j.name.clone() }));
+        for other in room.others(&j.name) {
+            room.deliver(&other, bytes.clone(), false);
+        }
+        tracing::info!(user = %j.name, peer = %self.peer, how = if asked { "left" } else { "dropped" }, "left");
+    }
+
+    async fn whisper(&mut self, to: String, text: String) -> Flow {
+        let room = self.ctx.room.clone();
+        let from = self.name().to_string();
+        let bytes = encode(Message::Update(Update::Whisper { from, text }));
+        match room.deliver(&to, bytes, true) {
+            Delivery::Dropped => self.error(ErrorCode::NO_SUCH_USER).await,
+            Delivery::Queued(ack) => {
+                wait_written(&room, vec![(to, ack)]).await;
+                self.confirm(Confirm::WhisperSent).await
+            }
+        }
+    }
+
+    async fn broadcast(&mut self, text: String) -> Flow {
+        let room = self.ctx.room.clone();
+        let from = self.name().to_string();
+        let bytes = encode(Message::Update(Update::Broadcast { from: from.clone(), text }));
+        let mut reached = Vec::new();
+        for other in room.others(&from) {
+            if let Delivery::Queued(ack) = room.deliver(&other, bytes.clone(), true) {
+                reached.push((other, ack));
+            }
+        }
+        let to = reached.iter().map(|(n, _)| n.clone()).collect();
+        wait_written(&room, reached).await;
+        self.confirm(Confirm::BroadcastSent { to }).await
+    }
+
+    async fn download(&mut self, transport: Transport, file: String) -> Flow {
+        if let Transport::Other(_) = transport {
+            return self.error(ErrorCode::UNKNOWN_TRANSPORT).await;
+        }
+        let Some((f, size)) = self.ctx.config.files.as_deref().and_then(|d| files::open(d, &file)) else {
+            return self.error(ErrorCode::NO_SUCH_FILE).await;
+        };
+        let pool = &self.ctx.pool;
+        let (d, task): (_, Box<dyn FnOnce(Download) -> tokio::task::JoinHandle<()>>) = match transport {
+            Transport::Tcp => match pool.bind_tcp(self.local) {
+                Some((l, g)) => {
+                    let sd = self.ctx.shutdown.clone();
+                    (g, Box::new(move |d| tokio::spawn(transfer::tcp(d, l, sd))))
+                }
+                None => return self.error(ErrorCode::NO_TRANSFER_PORT).await,
+            },
+            _ => match pool.bind_udp(self.local) {
+                Some((s, g)) => {
+                    let sd = self.ctx.shutdown.clone();
+                    (g, Box::new(move |d| tokio::spawn(transfer::udp(d, s, sd))))
+                }
+                None => return self.error(ErrorCode::NO_TRANSFER_PORT).await,
+            },
+        };
+        let port = d.port();
+        let dl = Download {
+            name: file,
+            file: f,
+            size,
+            peer: self.peer.ip(),
+            user: self.name().to_string(),
+            wait: self.ctx.config.join_timeout,
+            guard: d,
+        };
+        let token = self.ctx.token.clone();
+        let h = task(dl);
+        tokio::spawn(async move {
+            let _ = h.await;
+            drop(token);
+        });
+        self.confirm(Confirm::Download { size, port }).await
+    }
+}
+
+fn encode(m: Message) -> Vec<u8> {
+    // Names and texts come from the decoder, so they always fit their fields.
+    m.to_bytes().unwrap_or_default()
+}
+
+/// Waits (bounded) until the updates were written; a target that takes too
+/// long is marked stalled so that later senders do not wait on it.
+async fn wait_written(room: &Room, acks: Vec<(String, Option<oneshot::Receiver<()>>)>) {
+    let deadline = tokio::time::Instant::now() + DELIVERY_WAIT;
+    for (name, ack) in acks {
+        let Some(ack) = ack else { continue };
+        if tokio::time::timeout_at(deadline, ack).await.is_err()
+            && let Some(m) = room.member(&name)
+        {
+            m.stalled.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Writes one user's updates, one message per write, until told to close,
+/// the user is disconnected, or the server stops. Holds the update port.
+async fn update_writer(
+    mut stream: TcpStream,
+    mut rx: mpsc::Receiver<Queued>,
+    mut close: oneshot::Receiver<()>,
+    guard: PortGuard,
+    member: Member,
+    mut shutdown: Shutdown,
+    _token: TaskToken,
+) {
+    loop {
+        let item = tokio::select! {
+            biased;
+            _ = &mut close => break,
+            _ = shutdown.recv() => break,
+            m = rx.recv() => m,
+        };
+        let Some((bytes, ack)) = item else { break };
+        tokio::select! {
+            r = stream.write_all(&bytes) => if r.is_err() { break },
+            _ = &mut close => break,
+            _ = shutdown.recv() => break,
+        }
+        if let Some(a) = ack {
+            let _ = a.send(());
+        }
+        if rx.is_empty() {
+            member.stalled.store(false, Ordering::Relaxed);
+        }
+    }
+    let _ = stream.shutdown().await;
+    drop(guard);
+}

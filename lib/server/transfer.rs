@@ -1,0 +1,163 @@
+//! Downloads: TCP and classic UDP go-back-N, each on its own pool port.
+//!
+//! Every transfer owns its [`PortGuard`], so the port returns to the pool
+//! however the transfer ends. Only the requester's IP may use the port.
+//!
+//! Fast-mode seam: a UDP transfer starts with the receiver's first datagram.
+//! If it is a classic hello ([`classic::parse_window`]) the classic sender
+//! runs; anything else goes to [`udp_other_hello`], the one place where the
+//! fast UDP mode plugs in.
+
+use std::fs::File;
+use std::io::Read;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, UdpSocket};
+
+use super::ports::PortGuard;
+use super::shutdown::Shutdown;
+use crate::rdt::classic::{self, sender::Outcome, sender::Sender};
+
+/// One download about to start.
+#[derive(Debug)]
+pub struct Download {
+    /// File name, as listed.
+    pub name: String,
+    /// The open file and its size.
+    pub file: File,
+    pub size: u64,
+    /// Who asked: only this IP may connect or send.
+    pub peer: IpAddr,
+    /// Who asked, for logs.
+    pub user: String,
+    /// How long the requester has to show up.
+    pub wait: Duration,
+    /// The pool port, returned on drop.
+    pub guard: PortGuard,
+}
+
+fn log_end(d: &Download, bytes: u64, started: Instant, how: &str) {
+    let secs = started.elapsed().as_secs_f64();
+    let mbps = if secs > 0.0 { bytes as f64 * 8.0 / secs / 1e6 } else { 0.0 };
+    tracing::info!(
+        user = %d.user, file = %d.name, port = d.guard.port(), bytes, secs = format!("{secs:.3}"),
+        goodput_mbit_s = format!("{mbps:.1}"), "download {how}"
+    );
+}
+
+/// Serves `d` over TCP: accept one connection from the requester's IP, send, close.
+pub async fn tcp(d: Download, listener: TcpListener, mut shutdown: Shutdown) {
+    let deadline = tokio::time::Instant::now() + d.wait;
+    let mut stream = loop {
+        tokio::select! {
+            r = tokio::time::timeout_at(deadline, listener.accept()) => match r {
+                Ok(Ok((s, from))) if from.ip() == d.peer => break s,
+                Ok(Ok((_, from))) => tracing::warn!(%from, port = d.guard.port(), "refused transfer connection from another address"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "transfer accept failed"),
+                Err(_) => {
+                    tracing::warn!(user = %d.user, file = %d.name, port = d.guard.port(), "download abandoned: nobody connected");
+                    return;
+                }
+            },
+            _ = shutdown.recv() => return,
+        }
+    };
+    drop(listener);
+    let _ = stream.set_nodelay(true);
+    tracing::info!(user = %d.user, file = %d.name, size = d.size, transport = "TCP", "download started");
+    let started = Instant::now();
+    let copy = async {
+        let mut file = tokio::fs::File::from_std(d.file.try_clone()?);
+        let n = tokio::io::copy(&mut tokio::io::AsyncReadExt::take(&mut file, d.size), &mut stream).await?;
+        stream.shutdown().await?;
+        Ok::<u64, std::io::Error>(n)
+    };
+    tokio::select! {
+        r = copy => match r {
+            Ok(n) => log_end(&d, n, started, if n == d.size { "finished" } else { "short" }),
+            Err(e) => tracing::warn!(user = %d.user, file = %d.name, error = %e, "download failed"),
+        },
+        _ = shutdown.recv() => {}
+    }
+}
+
+/// Serves `d` over UDP: wait for the requester's first datagram, then run
+/// the classic sender or hand over to [`udp_other_hello`].
+pub async fn udp(mut d: Download, sock: UdpSocket, mut shutdown: Shutdown) {
+    let deadline = tokio::time::Instant::now() + d.wait;
+    let mut buf = vec![0u8; 2048];
+    let (n, from) = loop {
+        tokio::select! {
+            r = tokio::time::timeout_at(deadline, sock.recv_from(&mut buf)) => match r {
+                Ok(Ok((n, from))) if from.ip() == d.peer => break (n, from),
+                Ok(Ok((_, from))) => tracing::warn!(%from, port = d.guard.port(), "ignored datagram from another address"),
+                Ok(Err(e)) => tracing::debug!(error = %e, "transfer recv failed"),
+                Err(_) => {
+                    tracing::warn!(user = %d.user, file = %d.name, port = d.guard.port(), "download abandoned: no hello");
+                    return;
+                }
+            },
+            _ = shutdown.recv() => return,
+        }
+    };
+    match classic::parse_window(&buf[..n]) {
+        Some(w) => {
+            let mut data = Vec::with_capacity(usize::try_from(d.size).unwrap_or(0));
+            if let Err(e) = (&mut d.file).take(d.size).read_to_end(&mut data) {
+                tracing::warn!(file = %d.name, error = %e, "cannot read file");
+                return;
+            }
+            classic_send(&d, sock, from, w, data, shutdown).await;
+        }
+        None => udp_other_hello(&d, &sock, from, &buf[..n]).await,
+    }
+}
+
+/// The fast-mode seam: a first datagram that is not a classic hello. Today
+/// no other mode exists, so the transfer ends here (and the port returns).
+pub async fn udp_other_hello(d: &Download, _sock: &UdpSocket, from: SocketAddr, hello: &[u8]) {
+    tracing::warn!(user = %d.user, %from, len = hello.len(), "UDP hello is not classic; fast mode is not implemented: transfer ended");
+}
+
+/// Drives the classic [`Sender`] over `sock`, talking only to `peer`.
+async fn classic_send(d: &Download, sock: UdpSocket, peer: SocketAddr, w: u8, data: Vec<u8>, mut shutdown: Shutdown) {
+    tracing::info!(user = %d.user, file = %d.name, size = d.size, transport = "UDP", window = w, "download started");
+    let started = Instant::now();
+    let mut s = Sender::new(data, w);
+    let mut out = Vec::with_capacity(classic::CHUNK + 3);
+    let mut buf = vec![0u8; 2048];
+    while !s.is_done() {
+        let now = Instant::now();
+        while s.poll_transmit(now, &mut out).is_some() {
+            if let Err(e) = sock.send_to(&out, peer).await {
+                tracing::debug!(error = %e, "send failed");
+            }
+        }
+        let timeout = s.poll_timeout().map(tokio::time::Instant::from_std);
+        tokio::select! {
+            r = sock.recv_from(&mut buf) => if let Ok((n, from)) = r {
+                if from == peer {
+                    s.handle_datagram(Instant::now(), &buf[..n]);
+                }
+            },
+            _ = sleep_until(timeout) => s.handle_timeout(Instant::now()),
+            _ = shutdown.recv() => return,
+        }
+    }
+    match s.outcome() {
+        Some(Outcome::Confirmed) => log_end(d, d.size, started, "finished"),
+        Some(Outcome::Unconfirmed) => log_end(d, d.size, started, "sent (last ACK never came)"),
+        _ => {
+            tracing::warn!(user = %d.user, file = %d.name, acked = s.acked_bytes(), "download failed: receiver stopped answering")
+        }
+    }
+}
+
+async fn sleep_until(t: Option<tokio::time::Instant>) {
+    match t {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
