@@ -59,6 +59,18 @@ pub fn temp_path_for(target: &Path) -> PathBuf {
     target.with_file_name(format!(".{name}.{}.chatctl-part", std::process::id()))
 }
 
+/// Removes the temporary file if the download ends early (error, or the
+/// future dropped on Ctrl-C) instead of being renamed into place.
+struct TempGuard(Option<PathBuf>);
+
+impl Drop for TempGuard {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
 /// The temporary output file and what has been written to it.
 struct Sink {
     file: tokio::fs::File,
@@ -101,6 +113,7 @@ impl Session {
         let temp = temp_path_for(target);
         let f =
             tokio::fs::File::create(&temp).await.map_err(|source| ClientError::File { path: temp.clone(), source })?;
+        let mut guard = TempGuard(Some(temp.clone()));
         let mut sink = Sink { file: f, temp: temp.clone(), written: 0, last: None };
         progress(0, size);
         let r = match transport {
@@ -114,16 +127,15 @@ impl Session {
         };
         drop(sink.file);
         if let Err(reason) = r {
-            let _ = tokio::fs::remove_file(&temp).await;
             return Err(ClientError::Transfer { file: file.to_string(), reason });
         }
         if !force && target.exists() {
-            let _ = tokio::fs::remove_file(&temp).await;
             return Err(ClientError::Exists(target.to_path_buf()));
         }
         tokio::fs::rename(&temp, target)
             .await
             .map_err(|source| ClientError::File { path: target.to_path_buf(), source })?;
+        guard.0 = None;
         Ok(DownloadReport {
             file: file.to_string(),
             path: target.to_path_buf(),
