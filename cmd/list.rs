@@ -2,9 +2,12 @@
 
 use clap::Args;
 
-use crate::cli::{Global, not_implemented};
+use crate::cli::Global;
+use crate::session::{escape, fail, one_shot};
 
 /// List the other users in the room, or with --files the files on offer.
+///
+/// One per line (nothing when there are none); --json prints an array.
 #[derive(Debug, Args)]
 pub struct ListArgs {
     /// List the server's files instead of its users.
@@ -12,6 +15,17 @@ pub struct ListArgs {
     pub files: bool,
 }
 
-pub fn run(_args: ListArgs, _global: &Global) -> anyhow::Result<()> {
-    Err(not_implemented("list"))
+pub fn run(args: ListArgs, global: &Global) -> anyhow::Result<()> {
+    let json = global.json;
+    one_shot(global, |session| async move {
+        let items = if args.files { session.files().await } else { session.users().await }.map_err(fail)?;
+        if json {
+            println!("{}", serde_json::to_string(&items)?);
+        } else {
+            for i in items {
+                println!("{}", escape(&i));
+            }
+        }
+        Ok(())
+    })
 }

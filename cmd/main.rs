@@ -10,6 +10,7 @@ mod join;
 mod list;
 mod say;
 mod serve;
+mod session;
 mod whisper;
 
 use std::process::ExitCode;

@@ -1,13 +1,17 @@
 //! `chatctl say`: broadcast to everyone.
 
 use clap::Args;
+use tokio::io::AsyncBufReadExt;
 
-use crate::cli::{Global, not_implemented};
+use crate::cli::Global;
+use crate::session::{escape, fail, one_shot, words};
 
 /// Send a message to everyone in the room.
 ///
 /// With no TEXT, or `-`, each line of standard input is sent as it arrives
 /// (`tail -f app.log | chatctl say`). Text over 99 characters is split.
+/// Prints who received each message unless --quiet; --json prints one object
+/// per message sent.
 #[derive(Debug, Args)]
 pub struct SayArgs {
     /// The message; words are joined with spaces. `-` or none: read stdin.
@@ -15,6 +19,41 @@ pub struct SayArgs {
     pub text: Vec<String>,
 }
 
-pub fn run(_args: SayArgs, _global: &Global) -> anyhow::Result<()> {
-    Err(not_implemented("say"))
+pub fn run(args: SayArgs, global: &Global) -> anyhow::Result<()> {
+    let g = global.clone();
+    one_shot(global, |session| async move {
+        let send = |text: String| {
+            let session = session.clone();
+            let g = g.clone();
+            async move {
+                for (piece, to) in session.broadcast(&text).await.map_err(fail)? {
+                    report(&g, &piece, &to);
+                }
+                anyhow::Ok(())
+            }
+        };
+        match words(&args.text) {
+            Some(text) => send(text).await,
+            None => {
+                let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+                while let Some(line) = lines.next_line().await? {
+                    send(line).await?;
+                }
+                Ok(())
+            }
+        }
+    })
+}
+
+fn report(g: &Global, text: &str, to: &[String]) {
+    if g.json {
+        println!("{}", serde_json::json!({ "text": text, "to": to }));
+    } else if !g.quiet {
+        if to.is_empty() {
+            println!("sent to nobody (the room is empty)");
+        } else {
+            let names: Vec<String> = to.iter().map(|n| escape(n)).collect();
+            println!("sent to {}", names.join(", "));
+        }
+    }
 }

@@ -1,1 +1,273 @@
-//! The client library (owned by the client issue; empty until then).
+//! The client library the `join`, `say`, `whisper`, `list` and `fetch`
+//! subcommands are built on.
+//!
+//! [`Session::join`] opens the main connection, joins the room and opens the
+//! update connection; the [`Session`] then sends requests (each with a
+//! timeout, since the reference server sometimes never answers) and
+//! [`Updates`] yields what the server pushes. Downloads ([`Session::download`])
+//! use their own connection, so several can run while the chat goes on.
+//!
+//! Every connection is read through [`wire::Decoder`](crate::wire::Decoder):
+//! one `recv` is never assumed to be one message.
+
+mod download;
+mod error;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::{Mutex, mpsc};
+
+pub use download::{DownloadReport, Transport, temp_path_for};
+pub use error::ClientError;
+
+use crate::wire::{Confirm, Decoder, Direction, ErrorCode, MAX_FIELD_CHARS, Message, Request, Update, split_text};
+
+/// How long a connect to an announced port is retried: the reference server
+/// announces ports before it listens on them (PROTOCOL.md §8).
+const ANNOUNCED_PORT_RETRY: Duration = Duration::from_millis(50);
+
+/// A framed TCP connection: whole messages in, whole messages out (one write each).
+#[derive(Debug)]
+struct Framed {
+    read: OwnedReadHalf,
+    write: OwnedWriteHalf,
+    decoder: Decoder,
+}
+
+impl Framed {
+    fn new(stream: TcpStream) -> Self {
+        // Each message goes out in one write (the reference reads one message per recv).
+        let _ = stream.set_nodelay(true);
+        let (read, write) = stream.into_split();
+        Framed { read, write, decoder: Decoder::new(Direction::ToClient) }
+    }
+
+    async fn send(&mut self, req: Request) -> Result<(), ClientError> {
+        let bytes = Message::Request(req).to_bytes().map_err(ClientError::Encode)?;
+        self.write.write_all(&bytes).await.map_err(ClientError::Io)
+    }
+
+    /// The next message; `Ok(None)` at a clean end of stream.
+    async fn recv(&mut self) -> Result<Option<Message>, ClientError> {
+        let mut buf = [0u8; 4096];
+        loop {
+            if let Some(m) = self.decoder.next_message().map_err(ClientError::Decode)? {
+                return Ok(Some(m));
+            }
+            let n = self.read.read(&mut buf).await.map_err(ClientError::Io)?;
+            if n == 0 {
+                self.decoder.finish().map_err(ClientError::Decode)?;
+                return Ok(None);
+            }
+            self.decoder.feed(&buf[..n]);
+        }
+    }
+}
+
+/// Resolves `HOST:PORT` (a bare host gets the default port 13337).
+pub async fn resolve(server: &str) -> Result<SocketAddr, ClientError> {
+    let with_port = if server.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
+        server.to_string()
+    } else {
+        format!("{server}:{}", crate::wire::DEFAULT_PORT)
+    };
+    let mut addrs = tokio::net::lookup_host(&with_port)
+        .await
+        .map_err(|source| ClientError::Connect { addr: server.to_string(), source })?;
+    addrs.next().ok_or_else(|| ClientError::Connect {
+        addr: server.to_string(),
+        source: std::io::Error::new(std::io::ErrorKind::NotFound, "the name resolves to no address"),
+    })
+}
+
+/// Connects to `addr`, retrying refused connections until `deadline` passes
+/// (for ports the server announces before it listens).
+async fn connect_retry(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, ClientError> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        match tokio::time::timeout_at(deadline, TcpStream::connect(addr)).await {
+            Err(_) => return Err(ClientError::Timeout { what: "connecting to an announced port" }),
+            Ok(Ok(s)) => return Ok(s),
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                if tokio::time::Instant::now() + ANNOUNCED_PORT_RETRY >= deadline {
+                    return Err(ClientError::Connect { addr: addr.to_string(), source: e });
+                }
+                tokio::time::sleep(ANNOUNCED_PORT_RETRY).await;
+            }
+            Ok(Err(e)) => return Err(ClientError::Connect { addr: addr.to_string(), source: e }),
+        }
+    }
+}
+
+/// A joined session: owns the main connection; the update connection feeds
+/// the [`Updates`] returned with it. Methods take `&self`, so an `Arc<Session>`
+/// can serve a chat and background downloads at once (requests are serialized).
+#[derive(Debug)]
+pub struct Session {
+    main: Mutex<Framed>,
+    server: SocketAddr,
+    name: String,
+    timeout: Duration,
+}
+
+/// The stream of updates (`3xx`) from the update connection.
+#[derive(Debug)]
+pub struct Updates {
+    rx: mpsc::UnboundedReceiver<Result<Update, ClientError>>,
+}
+
+impl Updates {
+    /// The next update; `None` when the server closed the update connection.
+    pub async fn next(&mut self) -> Option<Result<Update, ClientError>> {
+        self.rx.recv().await
+    }
+}
+
+impl Session {
+    /// Connects to `server`, joins as `name` and opens the update connection.
+    /// Every step is bounded by `timeout`.
+    pub async fn join(server: &str, name: &str, timeout: Duration) -> Result<(Session, Updates), ClientError> {
+        if !(crate::wire::MIN_NAME_CHARS..=MAX_FIELD_CHARS).contains(&crate::wire::char_len(name)) {
+            return Err(ClientError::Refused(ErrorCode::INVALID_NAME));
+        }
+        let addr = resolve(server).await?;
+        let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+            Err(_) => return Err(ClientError::Timeout { what: "connecting" }),
+            Ok(Err(source)) => return Err(ClientError::Connect { addr: addr.to_string(), source }),
+            Ok(Ok(s)) => s,
+        };
+        let mut main = Framed::new(stream);
+        main.send(Request::Join { name: name.to_string() }).await?;
+        let port = match response(&mut main, timeout, "the answer to join").await? {
+            Confirm::Joined { port, .. } => port,
+            other => return Err(unexpected(other)),
+        };
+        let update = connect_retry(SocketAddr::new(addr.ip(), port), timeout).await?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(read_updates(Framed::new(update), tx));
+        Ok((Session { main: Mutex::new(main), server: addr, name: name.to_string(), timeout }, Updates { rx }))
+    }
+
+    /// The name this session joined with.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The server's address.
+    pub fn server(&self) -> SocketAddr {
+        self.server
+    }
+
+    /// Sends `req` and waits (bounded) for its answer.
+    async fn request(&self, req: Request, what: &'static str) -> Result<Confirm, ClientError> {
+        let mut main = self.main.lock().await;
+        main.send(req).await?;
+        response(&mut main, self.timeout, what).await
+    }
+
+    /// The other users in the room (`102`).
+    pub async fn users(&self) -> Result<Vec<String>, ClientError> {
+        match self.request(Request::Users, "the user list").await? {
+            Confirm::Users { users } => Ok(users),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// The files on offer (`105`).
+    pub async fn files(&self) -> Result<Vec<String>, ClientError> {
+        match self.request(Request::Files, "the file list").await? {
+            Confirm::Files { files } => Ok(files),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// A private message to `to` (`103`), split into messages of at most 99
+    /// characters. Returns how many messages were sent.
+    pub async fn whisper(&self, to: &str, text: &str) -> Result<usize, ClientError> {
+        let pieces = split_text(text, MAX_FIELD_CHARS);
+        for piece in &pieces {
+            let req = Request::Whisper { to: to.to_string(), text: piece.clone() };
+            match self.request(req, "the whisper confirmation").await? {
+                Confirm::WhisperSent => {}
+                other => return Err(unexpected(other)),
+            }
+        }
+        Ok(pieces.len())
+    }
+
+    /// A message to everyone else (`104`), split as [`whisper`](Self::whisper).
+    /// Returns, per message sent, its text and who received it (`204`).
+    pub async fn broadcast(&self, text: &str) -> Result<Vec<(String, Vec<String>)>, ClientError> {
+        let mut out = Vec::new();
+        for piece in split_text(text, MAX_FIELD_CHARS) {
+            match self.request(Request::Broadcast { text: piece.clone() }, "the broadcast confirmation").await? {
+                Confirm::BroadcastSent { to } => out.push((piece, to)),
+                other => return Err(unexpected(other)),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Asks for `file` over `transport` (`106`): returns its size and port.
+    pub async fn request_download(&self, file: &str, transport: Transport) -> Result<(u64, u16), ClientError> {
+        let req = Request::Download { transport: transport.wire(), file: file.to_string() };
+        match self.request(req, "the download answer").await? {
+            Confirm::Download { size, port } => Ok((size, port)),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Leaves the room (`101` → `201`) and closes the main connection (the
+    /// reference server never closes it).
+    pub async fn leave(&self) -> Result<(), ClientError> {
+        let r = match self.request(Request::Leave, "the answer to leave").await {
+            Ok(Confirm::Left) => Ok(()),
+            Ok(other) => Err(unexpected(other)),
+            Err(e) => Err(e),
+        };
+        let _ = self.main.lock().await.write.shutdown().await;
+        r
+    }
+}
+
+/// Waits for one confirm on the main connection; an error code becomes
+/// [`ClientError::Refused`].
+async fn response(main: &mut Framed, timeout: Duration, what: &'static str) -> Result<Confirm, ClientError> {
+    match tokio::time::timeout(timeout, main.recv()).await {
+        Err(_) => Err(ClientError::Timeout { what }),
+        Ok(Err(e)) => Err(e),
+        Ok(Ok(None)) => Err(ClientError::Closed),
+        Ok(Ok(Some(Message::Confirm(c)))) => Ok(c),
+        Ok(Ok(Some(Message::Error(code)))) => Err(ClientError::Refused(code)),
+        Ok(Ok(Some(m))) => {
+            Err(ClientError::Protocol(format!("unexpected message {} on the main connection", m.code())))
+        }
+    }
+}
+
+fn unexpected(c: Confirm) -> ClientError {
+    ClientError::Protocol(format!("unexpected answer {}", 200 + u16::from(c.ty())))
+}
+
+async fn read_updates(mut conn: Framed, tx: mpsc::UnboundedSender<Result<Update, ClientError>>) {
+    loop {
+        let item = match conn.recv().await {
+            Ok(None) => return,
+            Ok(Some(Message::Update(u))) => Ok(u),
+            Ok(Some(m)) => {
+                Err(ClientError::Protocol(format!("unexpected message {} on the update connection", m.code())))
+            }
+            Err(e) => {
+                let _ = tx.send(Err(e));
+                return;
+            }
+        };
+        if tx.send(item).is_err() {
+            return;
+        }
+    }
+}

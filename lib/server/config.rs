@@ -33,7 +33,9 @@ impl Default for PortSpec {
 
 /// A `--ports` value that is not `LO-HI`, `0` or `0-N`.
 #[derive(Debug, thiserror::Error)]
-#[error("invalid port range {0:?}: expected LO-HI (e.g. 55000-55030), 0 (ports the OS assigns) or 0-N (at most N of them)")]
+#[error(
+    "invalid port range {0:?}: expected LO-HI (e.g. 55000-55030), 0 (ports the OS assigns) or 0-N (at most N of them)"
+)]
 pub struct PortSpecError(String);
 
 impl FromStr for PortSpec {

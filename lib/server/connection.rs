@@ -84,4 +84,3 @@ impl Connection {
         let _ = self.wr.shutdown().await;
     }
 }
-

@@ -26,9 +26,7 @@ pub fn list(dir: &Path) -> Vec<String> {
 }
 
 fn ok_name(name: &str) -> bool {
-    !name.starts_with('.')
-        && !name.contains(['/', '\\', '\0'])
-        && (1..=MAX_FIELD_CHARS).contains(&char_len(name))
+    !name.starts_with('.') && !name.contains(['/', '\\', '\0']) && (1..=MAX_FIELD_CHARS).contains(&char_len(name))
 }
 
 /// `root/name` if it is a regular file whose real path is directly in `root`.

@@ -90,9 +90,11 @@ impl Handle {
 impl Server {
     /// Binds the main listening socket.
     pub async fn bind(config: Config) -> Result<Server, ServerError> {
-        let listener =
-            TcpListener::bind(config.listen).await.map_err(|source| ServerError::Bind { addr: config.listen, source })?;
-        let handle = Handle { room: Room::new(config.max_users, config.update_queue), pool: PortPool::new(config.ports) };
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| ServerError::Bind { addr: config.listen, source })?;
+        let handle =
+            Handle { room: Room::new(config.max_users, config.update_queue), pool: PortPool::new(config.ports) };
         Ok(Server { listener, config: Arc::new(config), handle })
     }
 

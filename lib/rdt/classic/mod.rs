@@ -7,6 +7,8 @@
 //! - ACK (receiver → sender): the decimal, unpadded, of the next sequence
 //!   number expected, mod `W + 1`.
 
+pub mod receiver;
+
 pub use crate::wire::CLASSIC_UDP_CHUNK as CHUNK;
 
 pub mod sender;

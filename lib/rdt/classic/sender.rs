@@ -219,8 +219,7 @@ impl Sender {
             return;
         }
         if self.timeouts >= MAX_TIMEOUTS {
-            self.outcome =
-                Some(if self.high == self.packets { Outcome::Unconfirmed } else { Outcome::Failed });
+            self.outcome = Some(if self.high == self.packets { Outcome::Unconfirmed } else { Outcome::Failed });
             self.timer = None;
             return;
         }
@@ -305,7 +304,12 @@ mod tests {
 
     /// Runs a whole transfer over a simulated link with a virtual clock.
     /// `loss(i)` decides whether the i-th datagram (either way) is lost.
-    fn simulate(size: usize, w: u8, quirks: bool, mut loss: impl FnMut(u64, bool) -> bool) -> (Sender, Receiver, Duration) {
+    fn simulate(
+        size: usize,
+        w: u8,
+        quirks: bool,
+        mut loss: impl FnMut(u64, bool) -> bool,
+    ) -> (Sender, Receiver, Duration) {
         let data: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
         let mut s = Sender::new(data.clone(), w);
         let mut r = Receiver { w, expect: 0, got: Vec::new(), count: 0, reference_quirks: quirks, done: false };

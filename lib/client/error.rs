@@ -1,0 +1,75 @@
+//! [`ClientError`]: what can go wrong in a session, and its exit code.
+
+use std::path::PathBuf;
+
+use crate::exit::Exit;
+use crate::wire::{DecodeError, EncodeError, ErrorCode};
+
+/// A client failure. [`ClientError::exit`] gives the documented exit code.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The server (or an announced port) could not be reached.
+    #[error("cannot connect to {addr}: {source}")]
+    Connect {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The server answered with an error code (`4xxx`).
+    #[error("the server refused: {} ({code})", .0.describe(), code = .0)]
+    Refused(ErrorCode),
+    /// No answer in time.
+    #[error("timed out waiting for {what}")]
+    Timeout { what: &'static str },
+    /// The server closed the connection unexpectedly.
+    #[error("the server closed the connection")]
+    Closed,
+    /// A read or write failed.
+    #[error("connection error")]
+    Io(#[source] std::io::Error),
+    /// The server sent something that is not the protocol.
+    #[error("malformed message from the server")]
+    Decode(#[source] DecodeError),
+    /// A request could not be encoded (e.g. a name over 99 characters).
+    #[error("cannot encode the request")]
+    Encode(#[source] EncodeError),
+    /// A well-formed message that does not belong here.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    /// The output file exists and overwriting was not allowed.
+    #[error("{} exists (use --force to overwrite)", .0.display())]
+    Exists(PathBuf),
+    /// A download failed: incomplete, too long, or the file could not be written.
+    #[error("download of {file} failed: {reason}")]
+    Transfer { file: String, reason: String },
+    /// Writing the downloaded file failed.
+    #[error("cannot write {}", path.display())]
+    File {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl ClientError {
+    /// The exit code documented for this failure.
+    pub fn exit(&self) -> Exit {
+        match self {
+            ClientError::Connect { .. } => Exit::Connect,
+            ClientError::Refused(c) => match *c {
+                ErrorCode::INVALID_NAME => Exit::InvalidName,
+                ErrorCode::NAME_TAKEN => Exit::NameTaken,
+                ErrorCode::SERVER_FULL => Exit::ServerFull,
+                ErrorCode::NO_SUCH_USER => Exit::NoSuchUser,
+                ErrorCode::NO_SUCH_FILE => Exit::NoSuchFile,
+                ErrorCode::NO_TRANSFER_PORT => Exit::TransferFailed,
+                _ => Exit::Protocol,
+            },
+            ClientError::Timeout { .. } => Exit::Timeout,
+            ClientError::Closed | ClientError::Decode(_) | ClientError::Protocol(_) => Exit::Protocol,
+            ClientError::Transfer { .. } | ClientError::File { .. } => Exit::TransferFailed,
+            ClientError::Io(_) | ClientError::Encode(_) | ClientError::Exists(_) => Exit::Failure,
+        }
+    }
+}

@@ -1,0 +1,481 @@
+//! The client library and the client subcommands against a scripted fake
+//! server speaking the classic protocol (PROTOCOL.md), with the reference's
+//! quirks: it announces the UDP port before binding it, never closes the main
+//! connection after `201`, says nothing when asked for the file `SILENT`, and
+//! sends `200` in two writes. Its UDP side is a classic go-back-N sender that
+//! loses about 10% of its data datagrams (seeded), so `fetch --udp` is proven
+//! against a classic-only peer with losses.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use assert_cmd::Command;
+use chatctl::client::{ClientError, Session, Transport};
+use chatctl::exit::Exit;
+use chatctl::rdt::classic::{CHUNK, Data, parse_ack, parse_window};
+use chatctl::wire::{Confirm, Decoder, Direction, ErrorCode, Message, Request, Update};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::mpsc;
+
+type Room = Arc<Mutex<HashMap<String, Option<mpsc::UnboundedSender<Vec<u8>>>>>>;
+
+fn bytes(m: impl Into<Message>) -> Vec<u8> {
+    m.into().to_bytes().unwrap()
+}
+
+fn files() -> HashMap<String, Vec<u8>> {
+    let mut f = HashMap::new();
+    f.insert("small.txt".to_string(), b"hello\n".to_vec());
+    f.insert("empty.bin".to_string(), Vec::new());
+    // 250 kB, not a multiple of the chunk, last byte 130 like the course's example.
+    let mut big: Vec<u8> = (0..250_123u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    *big.last_mut().unwrap() = 130;
+    f.insert("big.bin".to_string(), big);
+    f
+}
+
+/// Starts the fake server with a ghost user `BOB` (in the room, no update connection).
+async fn fake_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let room: Room = Arc::new(Mutex::new(HashMap::from([("BOB".to_string(), None)])));
+    let files = Arc::new(files());
+    tokio::spawn(async move {
+        while let Ok((s, _)) = listener.accept().await {
+            tokio::spawn(serve_main(s, room.clone(), files.clone()));
+        }
+    });
+    addr
+}
+
+/// The fake server on its own thread, for the CLI tests.
+fn fake_server_thread() -> SocketAddr {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            tx.send(fake_server().await).unwrap();
+            std::future::pending::<()>().await
+        })
+    });
+    rx.recv().unwrap()
+}
+
+fn push(room: &Room, to: &str, m: Update) {
+    if let Some(Some(tx)) = room.lock().unwrap().get(to) {
+        let _ = tx.send(bytes(m));
+    }
+}
+
+fn others(room: &Room, me: &str) -> Vec<String> {
+    let mut v: Vec<String> = room.lock().unwrap().keys().filter(|n| *n != me).cloned().collect();
+    v.sort();
+    v
+}
+
+async fn serve_main(mut s: TcpStream, room: Room, files: Arc<HashMap<String, Vec<u8>>>) {
+    let mut dec = Decoder::new(Direction::ToServer);
+    let mut me: Option<String> = None;
+    let mut buf = [0u8; 1024];
+    'conn: loop {
+        let n = match s.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        dec.feed(&buf[..n]);
+        while let Ok(Some(Message::Request(req))) = dec.next_message() {
+            let reply: Option<Message> = match req {
+                Request::Join { name } => {
+                    if name.chars().count() < 2 {
+                        Some(ErrorCode::INVALID_NAME.into())
+                    } else if room.lock().unwrap().contains_key(&name) {
+                        Some(ErrorCode::NAME_TAKEN.into())
+                    } else {
+                        let ul = TcpListener::bind("127.0.0.1:0").await.unwrap();
+                        let port = ul.local_addr().unwrap().port();
+                        let b = bytes(Confirm::Joined { name: name.clone(), port });
+                        // Two writes: the client must not assume one recv = one message.
+                        s.write_all(&b[..4]).await.unwrap();
+                        s.flush().await.unwrap();
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        s.write_all(&b[4..]).await.unwrap();
+                        let (mut us, _) = ul.accept().await.unwrap();
+                        let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
+                        tokio::spawn(async move {
+                            while let Some(m) = rx.recv().await {
+                                if us.write_all(&m).await.is_err() {
+                                    return;
+                                }
+                            }
+                            let _ = us.shutdown().await;
+                        });
+                        for o in others(&room, &name) {
+                            push(&room, &o, Update::Joined { name: name.clone() });
+                        }
+                        room.lock().unwrap().insert(name.clone(), Some(tx));
+                        me = Some(name);
+                        None
+                    }
+                }
+                Request::Users => Some(Confirm::Users { users: others(&room, me.as_deref().unwrap_or("")) }.into()),
+                Request::Files => {
+                    let mut f: Vec<String> = files.keys().cloned().collect();
+                    f.sort();
+                    Some(Confirm::Files { files: f }.into())
+                }
+                Request::Whisper { to, text } => {
+                    let from = me.clone().unwrap_or_default();
+                    if room.lock().unwrap().contains_key(&to) {
+                        push(&room, &to, Update::Whisper { from, text });
+                        Some(Confirm::WhisperSent.into())
+                    } else {
+                        Some(ErrorCode::NO_SUCH_USER.into())
+                    }
+                }
+                Request::Broadcast { text } => {
+                    let from = me.clone().unwrap_or_default();
+                    let to = others(&room, &from);
+                    for o in &to {
+                        push(&room, o, Update::Broadcast { from: from.clone(), text: text.clone() });
+                    }
+                    if text == "ping" {
+                        // The ghost answers, with an escape sequence a terminal must not see raw.
+                        push(&room, &from, Update::Broadcast { from: "BOB".into(), text: "pong\u{1b}[31m".into() });
+                    }
+                    Some(Confirm::BroadcastSent { to }.into())
+                }
+                Request::Download { transport, file } => match files.get(&file) {
+                    None if file == "SILENT" => None, // the reference's handler thread dies
+                    None => Some(ErrorCode::NO_SUCH_FILE.into()),
+                    Some(data) => {
+                        let data = data.clone();
+                        let size = data.len() as u64;
+                        if transport.as_str() == "TCP" {
+                            let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+                            let port = l.local_addr().unwrap().port();
+                            tokio::spawn(async move {
+                                let (mut t, _) = l.accept().await.unwrap();
+                                t.write_all(&data).await.unwrap();
+                            });
+                            Some(Confirm::Download { size, port }.into())
+                        } else {
+                            // Announce first, bind later (the reference's quirk).
+                            let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+                            tokio::spawn(async move {
+                                tokio::time::sleep(Duration::from_millis(300)).await;
+                                let sock = UdpSocket::bind(("127.0.0.1", port)).await.unwrap();
+                                gbn_send(sock, &data, port as u64).await;
+                            });
+                            Some(Confirm::Download { size, port }.into())
+                        }
+                    }
+                },
+                Request::Leave => {
+                    if let Some(n) = me.take() {
+                        room.lock().unwrap().remove(&n); // drops the update sender: FIN
+                        for o in others(&room, &n) {
+                            push(&room, &o, Update::Left { name: n.clone() });
+                        }
+                    }
+                    // Like the reference: answer 201, never close the main connection.
+                    Some(Confirm::Left.into())
+                }
+            };
+            if let Some(r) = reply
+                && s.write_all(&bytes(r)).await.is_err()
+            {
+                break 'conn;
+            }
+        }
+    }
+    if let Some(n) = me {
+        room.lock().unwrap().remove(&n);
+    }
+}
+
+/// A classic go-back-N sender (PROTOCOL.md §5) that loses ~10% of its data
+/// datagrams, chosen by a seeded generator.
+async fn gbn_send(sock: UdpSocket, data: &[u8], seed: u64) {
+    let mut buf = [0u8; 64];
+    let (n, peer) = sock.recv_from(&mut buf).await.unwrap();
+    let w = parse_window(&buf[..n]).expect("hello is a window");
+    let modulo = usize::from(w) + 1;
+    let chunks: Vec<&[u8]> = if data.is_empty() { vec![&[][..]] } else { data.chunks(CHUNK).collect() };
+    let (mut base, mut next, mut window) = (0usize, 0usize, usize::from(w));
+    let mut rng = seed | 1;
+    let mut out = Vec::new();
+    while base < chunks.len() {
+        while next < base + window && next < chunks.len() {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            if rng % 10 != 0 {
+                out.clear();
+                Data { last: next == chunks.len() - 1, seq: (next % modulo) as u8, payload: chunks[next] }
+                    .encode(&mut out);
+                sock.send_to(&out, peer).await.unwrap();
+            }
+            next += 1;
+        }
+        match tokio::time::timeout(Duration::from_millis(100), sock.recv_from(&mut buf)).await {
+            Ok(Ok((n, from))) if from == peer => {
+                if let Some(a) = parse_ack(&buf[..n]) {
+                    // A cumulative view: the ACK names the packet after base + k.
+                    if let Some(k) = (1..=next - base).find(|k| (base + k) % modulo == usize::from(a)) {
+                        base += k;
+                        window = (window + 1).min(usize::from(w));
+                    }
+                }
+            }
+            Ok(_) => {}
+            Err(_) => {
+                window = (window / 2).max(1);
+                next = base;
+            }
+        }
+    }
+}
+
+const T: Duration = Duration::from_secs(5);
+
+#[tokio::test]
+async fn join_users_whisper_broadcast_updates_leave() {
+    let addr = fake_server().await.to_string();
+    let (alice, mut alice_updates) = Session::join(&addr, "ALICE", T).await.unwrap();
+    assert_eq!(alice.users().await.unwrap(), ["BOB"]);
+    let (carol, _carol_updates) = Session::join(&addr, "CAROL", T).await.unwrap();
+    assert_eq!(alice_updates.next().await.unwrap().unwrap(), Update::Joined { name: "CAROL".into() });
+    assert_eq!(carol.whisper("ALICE", "hi").await.unwrap(), 1);
+    assert_eq!(
+        alice_updates.next().await.unwrap().unwrap(),
+        Update::Whisper { from: "CAROL".into(), text: "hi".into() }
+    );
+    let long = "x".repeat(150);
+    let sent = carol.broadcast(&long).await.unwrap();
+    assert_eq!(sent.len(), 2, "150 characters are split in two messages");
+    assert_eq!(sent[0].1, ["ALICE", "BOB"]);
+    let mut got = String::new();
+    for _ in 0..2 {
+        match alice_updates.next().await.unwrap().unwrap() {
+            Update::Broadcast { text, .. } => got.push_str(&text),
+            u => panic!("unexpected {u:?}"),
+        }
+    }
+    assert_eq!(got, long);
+    let e = alice.whisper("NOBODY", "x").await.unwrap_err();
+    assert_eq!(e.exit(), Exit::NoSuchUser);
+    carol.leave().await.unwrap();
+    assert_eq!(alice_updates.next().await.unwrap().unwrap(), Update::Left { name: "CAROL".into() });
+    alice.leave().await.unwrap();
+    assert!(alice_updates.next().await.is_none(), "the server closes the update connection after 201");
+}
+
+#[tokio::test]
+async fn join_errors_map_to_exit_codes() {
+    let addr = fake_server().await.to_string();
+    let e = Session::join(&addr, "BOB", T).await.unwrap_err();
+    assert_eq!(e.exit(), Exit::NameTaken, "{e}");
+    let e = Session::join(&addr, "x", T).await.unwrap_err();
+    assert_eq!(e.exit(), Exit::InvalidName, "{e}");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let e = Session::join(&closed.to_string(), "ALICE", T).await.unwrap_err();
+    assert!(matches!(e, ClientError::Connect { .. }), "{e}");
+    assert!(e.to_string().contains(&closed.to_string()), "{e}");
+    assert_eq!(e.exit(), Exit::Connect);
+}
+
+#[tokio::test]
+async fn downloads_tcp_and_classic_udp_with_losses() {
+    let addr = fake_server().await.to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let (s, _u) = Session::join(&addr, "ALICE", T).await.unwrap();
+    let files = files();
+    for transport in [Transport::Tcp, Transport::Udp] {
+        for name in ["big.bin", "small.txt", "empty.bin"] {
+            let target = dir.path().join(format!("{transport:?}-{name}"));
+            let r = s.download(name, transport, &target, false, |_, _| {}).await.unwrap();
+            assert_eq!(std::fs::read(&target).unwrap(), files[name], "{transport:?} {name}");
+            assert_eq!(r.size, files[name].len() as u64);
+            assert_eq!(r.last_byte, files[name].last().copied());
+        }
+    }
+    let e = s.download("nope", Transport::Udp, &dir.path().join("nope"), false, |_, _| {}).await.unwrap_err();
+    assert_eq!(e.exit(), Exit::NoSuchFile);
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".chatctl-part"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+    s.leave().await.unwrap();
+}
+
+#[tokio::test]
+async fn silent_server_times_out() {
+    let addr = fake_server().await.to_string();
+    let (s, _u) = Session::join(&addr, "ALICE", Duration::from_millis(300)).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let e = s.download("SILENT", Transport::Tcp, &dir.path().join("x"), false, |_, _| {}).await.unwrap_err();
+    assert_eq!(e.exit(), Exit::Timeout, "{e}");
+}
+
+// ---- the subcommands, through the binary ----
+
+fn chatctl(addr: SocketAddr, name: &str) -> Command {
+    chatctl_t(addr, name, "5s")
+}
+
+fn chatctl_t(addr: SocketAddr, name: &str, timeout: &str) -> Command {
+    let mut c = Command::cargo_bin("chatctl").unwrap();
+    c.args(["--server", &addr.to_string(), "--name", name, "--timeout", timeout]).env_remove("CHATCTL_NAME");
+    c
+}
+
+#[test]
+fn cli_list_users_and_files() {
+    let addr = fake_server_thread();
+    chatctl(addr, "ALICE").arg("list").assert().success().stdout("BOB\n");
+    let out = chatctl(addr, "ALICE").args(["list", "--files", "--json"]).assert().success();
+    let v: Vec<String> = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(v, ["big.bin", "empty.bin", "small.txt"]);
+}
+
+#[test]
+fn cli_say_args_stdin_and_json() {
+    let addr = fake_server_thread();
+    chatctl(addr, "ALICE").args(["say", "hello", "all"]).assert().success().stdout("sent to BOB\n");
+    let long = "y".repeat(120);
+    let out = chatctl(addr, "ALICE").args(["say", "--json"]).write_stdin(format!("one\n{long}\n")).assert().success();
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&out.get_output().stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 3, "one + the long line split in two");
+    assert_eq!(lines[0], serde_json::json!({"text": "one", "to": ["BOB"]}));
+    chatctl(addr, "ALICE").args(["say", "-q", "x"]).assert().success().stdout("");
+}
+
+#[test]
+fn cli_whisper_and_its_errors() {
+    let addr = fake_server_thread();
+    chatctl(addr, "ALICE").args(["whisper", "BOB", "psst"]).assert().success().stdout("delivered to BOB\n");
+    chatctl(addr, "ALICE")
+        .args(["whisper", "EVE", "psst"])
+        .assert()
+        .code(i32::from(Exit::NoSuchUser.code()))
+        .stderr(predicates::str::contains("here: BOB"));
+    chatctl(addr, "BOB").args(["whisper", "X", "y"]).assert().code(i32::from(Exit::NameTaken.code()));
+    chatctl(addr, "A").args(["list"]).assert().code(i32::from(Exit::InvalidName.code()));
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    chatctl(closed, "ALICE")
+        .arg("list")
+        .assert()
+        .code(i32::from(Exit::Connect.code()))
+        .stderr(predicates::str::contains(closed.to_string()));
+}
+
+#[test]
+fn cli_fetch_parallel_atomic_and_no_overwrite() {
+    let addr = fake_server_thread();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let out = chatctl(addr, "ALICE").args(["fetch", "big.bin", "small.txt", "-o", d]).assert().success();
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert!(stdout.contains("ALICE downloaded 100% of big.bin (250123 bytes) in "), "{stdout}");
+    assert!(stdout.contains("Last byte: 130"), "{stdout}");
+    let f = files();
+    assert_eq!(std::fs::read(dir.path().join("big.bin")).unwrap(), f["big.bin"]);
+    assert_eq!(std::fs::read(dir.path().join("small.txt")).unwrap(), f["small.txt"]);
+    // An existing file is kept without --force.
+    std::fs::write(dir.path().join("small.txt"), "mine").unwrap();
+    chatctl(addr, "ALICE").args(["fetch", "--tcp", "small.txt", "-o", d]).assert().code(1);
+    assert_eq!(std::fs::read(dir.path().join("small.txt")).unwrap(), b"mine");
+    let out =
+        chatctl(addr, "ALICE").args(["fetch", "--tcp", "--force", "--json", "small.txt", "-o", d]).assert().success();
+    let v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(v["size"], 6);
+    assert_eq!(v["last_byte"], 10);
+    assert_eq!(v["transport"], "tcp");
+    assert_eq!(std::fs::read(dir.path().join("small.txt")).unwrap(), f["small.txt"]);
+    chatctl(addr, "ALICE").args(["fetch", "nope", "-o", d]).assert().code(i32::from(Exit::NoSuchFile.code()));
+    chatctl_t(addr, "ALICE", "300ms").args(["fetch", "SILENT", "-o", d]).assert().code(i32::from(Exit::Timeout.code()));
+    let names: Vec<String> =
+        std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert!(names.iter().all(|n| !n.ends_with(".chatctl-part")), "{names:?}");
+}
+
+#[test]
+fn cli_join_pipe_mode() {
+    let addr = fake_server_thread();
+    let out = chatctl(addr, "ALICE")
+        .args(["join", "--json"])
+        .write_stdin("/users\n@BOB hi\nping\n/nope\n")
+        .timeout(Duration::from_secs(20))
+        .assert()
+        .success();
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    let lines: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(lines.contains(&serde_json::json!({"kind": "users", "users": ["BOB"]})), "{stdout}");
+    assert!(lines.iter().any(|l| l["kind"] == "error"), "{stdout}");
+}
+
+#[test]
+fn control_characters_are_escaped_in_join_output() {
+    let addr = fake_server_thread();
+    // Keep stdin open until the reply arrives: a slow writer.
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("chatctl"))
+        .args(["--server", &addr.to_string(), "--name", "DAVE", "--color", "never", "join"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"ping\n").unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("BOB: pong\\u{1b}[31m"), "{stdout}");
+    assert!(!stdout.contains('\u{1b}'), "{stdout}");
+}
+
+/// `join` on a pseudo-terminal (through util-linux `script`): the prompt,
+/// a command, updates above the prompt, `/quit` leaves cleanly.
+#[test]
+fn join_on_a_pseudo_terminal() {
+    if std::process::Command::new("script").arg("--version").output().is_err() {
+        println!("skipped: `script` (util-linux) is not installed");
+        return;
+    }
+    let addr = fake_server_thread();
+    let bin = assert_cmd::cargo::cargo_bin("chatctl");
+    let cmd = format!("{} --server {addr} --name ZED --color never join", bin.display());
+    let mut child = std::process::Command::new("script")
+        .args(["-qfec", &cmd, "/dev/null"])
+        .env_remove("CHATCTL_NAME")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        stdin.write_all(b"/users\r").unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        stdin.write_all(b"ping\r").unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        stdin.write_all(b"/quit\r").unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("ZED> "), "no prompt: {stdout}");
+    assert!(stdout.contains("BOB\r\n") || stdout.contains("BOB\n"), "no user list: {stdout}");
+    assert!(stdout.contains("BOB: pong\\u{1b}[31m"), "no escaped update: {stdout}");
+}
