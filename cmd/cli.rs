@@ -93,8 +93,3 @@ impl Command {
         }
     }
 }
-
-/// The error a subcommand returns until it is built: no fake success.
-pub fn not_implemented(name: &str) -> anyhow::Error {
-    anyhow::anyhow!("`chatctl {name}` is not implemented yet")
-}

@@ -50,7 +50,7 @@ Register-ArgumentCompleter -Native -CommandName 'chatctl' -ScriptBlock {
         'chatctl;serve' {
             [CompletionResult]::new('--listen', '--listen', [CompletionResultType]::ParameterName, 'Address to listen on (IPv6 accepted, e.g. `[::]:13337`)')
             [CompletionResult]::new('--files', '--files', [CompletionResultType]::ParameterName, 'Folder whose regular files can be downloaded [default: none]')
-            [CompletionResult]::new('--ports', '--ports', [CompletionResultType]::ParameterName, 'Pool of ports for update connections and transfers')
+            [CompletionResult]::new('--ports', '--ports', [CompletionResultType]::ParameterName, 'Pool of ports for update connections and transfers: LO-HI, or `0` for ports the OS assigns (at most 31 at once; `0-N`: at most N)')
             [CompletionResult]::new('--max-users', '--max-users', [CompletionResultType]::ParameterName, 'Most users in the room; above 10, classic clients cannot read the user lists')
             [CompletionResult]::new('--join-timeout', '--join-timeout', [CompletionResultType]::ParameterName, 'How long a joining client has to open its update connection')
             [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log line format on stderr')
@@ -138,8 +138,8 @@ Register-ArgumentCompleter -Native -CommandName 'chatctl' -ScriptBlock {
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only errors')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More detail; repeat for more (`-vv`)')
             [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More detail; repeat for more (`-vv`)')
-            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
-            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
@@ -155,6 +155,8 @@ Register-ArgumentCompleter -Native -CommandName 'chatctl' -ScriptBlock {
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour (NO_COLOR in the environment means never, unless `always`)')
             [CompletionResult]::new('--udp', '--udp', [CompletionResultType]::ParameterName, 'Download over reliable UDP (the default)')
             [CompletionResult]::new('--tcp', '--tcp', [CompletionResultType]::ParameterName, 'Download over TCP')
+            [CompletionResult]::new('-f', '-f', [CompletionResultType]::ParameterName, 'Overwrite existing files')
+            [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'Overwrite existing files')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Machine-readable output: JSON (one object per line for streams)')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only errors')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only errors')

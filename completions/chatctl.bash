@@ -203,7 +203,7 @@ _chatctl() {
             return 0
             ;;
         chatctl__subcmd__fetch)
-            opts="-o -s -n -q -v -h -V --udp --tcp --output --server --name --timeout --json --quiet --verbose --color --help --version"
+            opts="-o -f -s -n -q -v -h -V --udp --tcp --output --force --server --name --timeout --json --quiet --verbose --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

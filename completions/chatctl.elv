@@ -46,7 +46,7 @@ set edit:completion:arg-completer[chatctl] = {|@words|
         &'chatctl;serve'= {
             cand --listen 'Address to listen on (IPv6 accepted, e.g. `[::]:13337`)'
             cand --files 'Folder whose regular files can be downloaded [default: none]'
-            cand --ports 'Pool of ports for update connections and transfers'
+            cand --ports 'Pool of ports for update connections and transfers: LO-HI, or `0` for ports the OS assigns (at most 31 at once; `0-N`: at most N)'
             cand --max-users 'Most users in the room; above 10, classic clients cannot read the user lists'
             cand --join-timeout 'How long a joining client has to open its update connection'
             cand --log-format 'Log line format on stderr'
@@ -130,8 +130,8 @@ set edit:completion:arg-completer[chatctl] = {|@words|
             cand --quiet 'Print only errors'
             cand -v 'More detail; repeat for more (`-vv`)'
             cand --verbose 'More detail; repeat for more (`-vv`)'
-            cand -h 'Print help'
-            cand --help 'Print help'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'
             cand --version 'Print version'
         }
@@ -146,6 +146,8 @@ set edit:completion:arg-completer[chatctl] = {|@words|
             cand --color 'When to use colour (NO_COLOR in the environment means never, unless `always`)'
             cand --udp 'Download over reliable UDP (the default)'
             cand --tcp 'Download over TCP'
+            cand -f 'Overwrite existing files'
+            cand --force 'Overwrite existing files'
             cand --json 'Machine-readable output: JSON (one object per line for streams)'
             cand -q 'Print only errors'
             cand --quiet 'Print only errors'

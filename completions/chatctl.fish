@@ -46,7 +46,7 @@ complete -c chatctl -n "__fish_chatctl_needs_command" -f -a "completions" -d 'Pr
 complete -c chatctl -n "__fish_chatctl_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c chatctl -n "__fish_chatctl_using_subcommand serve" -l listen -d 'Address to listen on (IPv6 accepted, e.g. `[::]:13337`)' -r
 complete -c chatctl -n "__fish_chatctl_using_subcommand serve" -l files -d 'Folder whose regular files can be downloaded [default: none]' -r -F
-complete -c chatctl -n "__fish_chatctl_using_subcommand serve" -l ports -d 'Pool of ports for update connections and transfers' -r
+complete -c chatctl -n "__fish_chatctl_using_subcommand serve" -l ports -d 'Pool of ports for update connections and transfers: LO-HI, or `0` for ports the OS assigns (at most 31 at once; `0-N`: at most N)' -r
 complete -c chatctl -n "__fish_chatctl_using_subcommand serve" -l max-users -d 'Most users in the room; above 10, classic clients cannot read the user lists' -r
 complete -c chatctl -n "__fish_chatctl_using_subcommand serve" -l join-timeout -d 'How long a joining client has to open its update connection' -r
 complete -c chatctl -n "__fish_chatctl_using_subcommand serve" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
@@ -105,7 +105,7 @@ complete -c chatctl -n "__fish_chatctl_using_subcommand list" -l files -d 'List 
 complete -c chatctl -n "__fish_chatctl_using_subcommand list" -l json -d 'Machine-readable output: JSON (one object per line for streams)'
 complete -c chatctl -n "__fish_chatctl_using_subcommand list" -s q -l quiet -d 'Print only errors'
 complete -c chatctl -n "__fish_chatctl_using_subcommand list" -s v -l verbose -d 'More detail; repeat for more (`-vv`)'
-complete -c chatctl -n "__fish_chatctl_using_subcommand list" -s h -l help -d 'Print help'
+complete -c chatctl -n "__fish_chatctl_using_subcommand list" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c chatctl -n "__fish_chatctl_using_subcommand list" -s V -l version -d 'Print version'
 complete -c chatctl -n "__fish_chatctl_using_subcommand fetch" -s o -l output -d 'Where to write: a file name (one FILE) or a folder [default: the current folder]' -r -F
 complete -c chatctl -n "__fish_chatctl_using_subcommand fetch" -s s -l server -d 'Server to talk to' -r
@@ -116,6 +116,7 @@ always\t''
 never\t''"
 complete -c chatctl -n "__fish_chatctl_using_subcommand fetch" -l udp -d 'Download over reliable UDP (the default)'
 complete -c chatctl -n "__fish_chatctl_using_subcommand fetch" -l tcp -d 'Download over TCP'
+complete -c chatctl -n "__fish_chatctl_using_subcommand fetch" -s f -l force -d 'Overwrite existing files'
 complete -c chatctl -n "__fish_chatctl_using_subcommand fetch" -l json -d 'Machine-readable output: JSON (one object per line for streams)'
 complete -c chatctl -n "__fish_chatctl_using_subcommand fetch" -s q -l quiet -d 'Print only errors'
 complete -c chatctl -n "__fish_chatctl_using_subcommand fetch" -s v -l verbose -d 'More detail; repeat for more (`-vv`)'

@@ -20,6 +20,8 @@ mod list;
 mod say;
 #[path = "../cmd/serve.rs"]
 mod serve;
+#[path = "../cmd/session.rs"]
+mod session;
 #[path = "../cmd/whisper.rs"]
 mod whisper;
 

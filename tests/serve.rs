@@ -278,8 +278,7 @@ async fn tcp_downloads_byte_exact_while_chatting() {
     let mut fetches = Vec::new();
     for (who, file) in [(0, "big.bin"), (0, "big.bin"), (1, "big.bin"), (1, "empty")] {
         let c = if who == 0 { &mut a } else { &mut b };
-        let Message::Confirm(Confirm::Download { size, port }) =
-            c.ask(format!("106TCP{:02}{file}", file.len())).await
+        let Message::Confirm(Confirm::Download { size, port }) = c.ask(format!("106TCP{:02}{file}", file.len())).await
         else {
             panic!("no 206")
         };
@@ -363,8 +362,7 @@ async fn classic_udp_downloads_under_loss() {
     let mut a = Client::join(srv.addr, "AL").await;
     let mut runs = Vec::new();
     for (seed, file, w) in [(1u64, "f.bin", 20u8), (2, "f.bin", 98), (3, "f.bin", 5), (4, "empty", 20)] {
-        let Message::Confirm(Confirm::Download { size, port }) =
-            a.ask(format!("106UDP{:02}{file}", file.len())).await
+        let Message::Confirm(Confirm::Download { size, port }) = a.ask(format!("106UDP{:02}{file}", file.len())).await
         else {
             panic!("no 206")
         };
