@@ -10,14 +10,16 @@ use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::cli::Global;
-use crate::session::{escape, fail, one_shot};
+use crate::session::{escape, fail, interactive, one_shot, pick_many};
 
 /// Download files from the server (UDP by default, as the original client).
 ///
 /// Several files download in parallel, with one progress bar each on a
 /// terminal. A file is written beside its target and renamed into place only
 /// when complete and exactly the announced size; an existing file is kept
-/// unless --force. The final line reports the last byte of each file.
+/// unless --force. For each file, a final line reports its size, time, rate
+/// and last byte: `NAME downloaded 100% of FILE (24,114 bytes) in 1.2s at
+/// 80 MB/s. Last byte: 130`; --json prints one summary object per file instead.
 #[derive(Debug, Args)]
 pub struct FetchArgs {
     /// Files to download [default on a terminal: pick from the server's list].
@@ -32,7 +34,9 @@ pub struct FetchArgs {
     #[arg(long)]
     pub tcp: bool,
 
-    /// Where to write: a file name (one FILE) or a folder [default: the current folder].
+    /// Where to write [default: the current folder]. With one FILE: that file's
+    /// name, or an existing folder (or a path ending in `/`) to put it in.
+    /// With several: a folder, created if missing; each file keeps its name.
     #[arg(short, long, value_name = "PATH")]
     pub output: Option<PathBuf>,
 
@@ -42,11 +46,13 @@ pub struct FetchArgs {
 }
 
 /// Where FILE goes: `-o` names the file for a single download unless it is a
-/// folder; otherwise the server's name (its last component only) in the folder.
+/// folder (existing, or written with a trailing `/`); otherwise the server's
+/// name (its last component only) in the folder.
 fn target(output: Option<&Path>, file: &str, single: bool) -> anyhow::Result<PathBuf> {
     if let Some(o) = output
         && single
         && !o.is_dir()
+        && !o.as_os_str().to_string_lossy().ends_with(std::path::MAIN_SEPARATOR)
     {
         return Ok(o.to_path_buf());
     }
@@ -60,23 +66,22 @@ fn target(output: Option<&Path>, file: &str, single: bool) -> anyhow::Result<Pat
 pub fn run(args: FetchArgs, global: &Global) -> anyhow::Result<()> {
     let g = global.clone();
     let transport = if args.tcp { Transport::Tcp } else { Transport::Udp };
+    if args.files.is_empty() && !interactive() {
+        return Err(anyhow::anyhow!("name at least one FILE (`chatctl list --files` shows them)")
+            .context(chatctl::exit::Exit::Usage));
+    }
     one_shot(global, |session| async move {
         let mut files = args.files.clone();
         if files.is_empty() {
-            if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
-                anyhow::bail!("name at least one FILE (`chatctl list --files` shows them)");
-            }
             let offer = session.files().await.map_err(fail)?;
             if offer.is_empty() {
                 anyhow::bail!("the server offers no files");
             }
-            let shown: Vec<String> = offer.iter().map(|f| escape(f)).collect();
-            let picked = dialoguer::MultiSelect::new()
-                .with_prompt("Files to download (space to pick, enter to start)")
-                .items(&shown)
-                .interact()
-                .context("cannot read the choice from the terminal")?;
+            let picked = pick_many("Files to download (space to pick, enter to start)", &offer).await?;
             files = picked.into_iter().map(|i| offer[i].clone()).collect();
+            if files.is_empty() {
+                anyhow::bail!("no file picked (space picks one, enter starts)");
+            }
         }
         let bars = std::io::stderr().is_terminal() && !g.quiet && !g.json;
         let multi = MultiProgress::with_draw_target(if bars {
@@ -90,10 +95,20 @@ pub fn run(args: FetchArgs, global: &Global) -> anyhow::Result<()> {
         .expect("valid template")
         .progress_chars("=> ");
         let single = files.len() == 1;
+        let mut targets: Vec<(String, PathBuf)> = Vec::new();
+        for file in &files {
+            let path = target(args.output.as_deref(), file, single)?;
+            if let Some((other, _)) = targets.iter().find(|(_, p)| *p == path) {
+                anyhow::bail!("{} and {} would both be written to {}", escape(other), escape(file), path.display());
+            }
+            targets.push((file.clone(), path));
+        }
+        if let (Some(dir), false) = (args.output.as_deref(), single) {
+            std::fs::create_dir_all(dir).with_context(|| format!("cannot create the folder {}", dir.display()))?;
+        }
         let mut tasks = Vec::new();
-        for file in files {
-            let path = target(args.output.as_deref(), &file, single)?;
-            let bar = multi.add(ProgressBar::new(0).with_style(style.clone()).with_prefix(escape(&file)));
+        for (file, path) in targets {
+            let bar = multi.add(ProgressBar::new(0).with_style(style.clone()).with_prefix(escape(&file).into_owned()));
             let session: Arc<Session> = session.clone();
             let (force, verbose) = (args.force, g.verbose > 0 && !bars && !g.quiet);
             tasks.push(tokio::spawn(async move {
@@ -110,46 +125,31 @@ pub fn run(args: FetchArgs, global: &Global) -> anyhow::Result<()> {
                 r.map_err(fail).with_context(|| format!("fetching {}", escape(&file)))
             }));
         }
-        let mut first_err = None;
+        // Every failure is reported; the last one is returned (printed by main, and its exit code used).
+        let mut failed: Option<anyhow::Error> = None;
         for t in tasks {
             match t.await.context("a download task failed")? {
                 Ok(report) => print_report(&g, session.name(), &report),
                 Err(e) => {
-                    eprintln!("chatctl fetch: {e:#}");
-                    first_err.get_or_insert(e);
+                    if let Some(earlier) = failed.replace(e) {
+                        eprintln!("chatctl fetch: {earlier:#}");
+                    }
                 }
             }
         }
-        first_err.map_or(Ok(()), Err)
+        failed.map_or(Ok(()), Err)
     })
 }
 
 fn print_report(g: &Global, name: &str, r: &DownloadReport) {
     if g.json {
-        println!("{}", serde_json::to_string(r).unwrap_or_default());
-        return;
+        let mut v = serde_json::to_value(r).unwrap_or_default();
+        if let Some(o) = v.as_object_mut() {
+            o.insert("name".into(), name.into());
+            o.insert("bytes_per_second".into(), r.bytes_per_second().round().into());
+        }
+        println!("{v}");
+    } else if !g.quiet {
+        println!("{}", r.summary(name));
     }
-    if g.quiet {
-        return;
-    }
-    let rate = if r.seconds > 0.0 { r.size as f64 / r.seconds } else { 0.0 };
-    let last = r.last_byte.map_or("none (empty file)".to_string(), |b| b.to_string());
-    println!(
-        "{} downloaded 100% of {} ({} bytes) in {:.1}s at {}/s. Last byte: {last}",
-        escape(name),
-        escape(&r.file),
-        r.size,
-        r.seconds,
-        human(rate)
-    );
-}
-
-fn human(bytes_per_sec: f64) -> String {
-    let units = ["B", "kB", "MB", "GB"];
-    let (mut v, mut i) = (bytes_per_sec, 0);
-    while v >= 1000.0 && i + 1 < units.len() {
-        v /= 1000.0;
-        i += 1;
-    }
-    format!("{v:.0} {}", units[i])
 }

@@ -1,18 +1,21 @@
 //! `chatctl join`: the interactive session.
 
+use std::collections::HashSet;
 use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
-use chatctl::client::{Session, Transport, Updates};
+use chatctl::client::{Session, Transport, Updates, thousands};
+use chatctl::exit::Exit;
 use chatctl::wire::Update;
 use clap::Args;
 use console::style;
-use tokio::io::AsyncBufReadExt;
 use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 
 use crate::cli::Global;
-use crate::session::{escape, fail, name, runtime};
+use crate::session::{block_on, each_stdin_line, escape, fail, name};
 
 /// Join the room interactively.
 ///
@@ -132,7 +135,9 @@ impl Out {
     fn line(&self, s: String) {
         match &self.printer {
             Some(p) => {
-                let _ = p.lock().map(|mut p| p.print(s));
+                // Outside the editor's read, rustyline writes the text as is: end it with a newline
+                // (inside, a text that ends with one gets no second).
+                let _ = p.lock().map(|mut p| p.print(format!("{s}\n")));
             }
             None => println!("{s}"),
         }
@@ -177,11 +182,21 @@ impl Out {
 pub fn run(_args: JoinArgs, global: &Global) -> anyhow::Result<()> {
     let name = name(global)?;
     let tty = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
-    let rt = runtime()?;
-    let (lines_tx, lines_rx) = mpsc::unbounded_channel::<Option<String>>();
+    let (lines_tx, mut lines_rx) = mpsc::unbounded_channel::<Option<String>>();
     let mut out = Out { json: global.json, printer: None, names: None };
-    rt.block_on(async {
-        let (session, updates) = Session::join(&global.server, &name, global.timeout).await.map_err(fail)?;
+    // The line editor's thread reads one line, then waits for this ack before
+    // reading the next: after `/quit` it must not put the terminal back in raw mode.
+    let (ack_tx, ack_rx) = std::sync::mpsc::channel::<()>();
+    let mut ack = None;
+    let mut reader = None;
+    let r = block_on(async {
+        let ctrl_c = tokio::signal::ctrl_c();
+        tokio::pin!(ctrl_c);
+        let (session, updates) = tokio::select! {
+            biased;
+            _ = &mut ctrl_c => return Err(anyhow::Error::new(Exit::Interrupted)),
+            r = Session::join(&global.server, &name, global.timeout) => r.map_err(fail)?,
+        };
         let session = Arc::new(session);
         if tty {
             let names = Arc::new(Mutex::new(session.users().await.unwrap_or_default()));
@@ -192,116 +207,205 @@ pub fn run(_args: JoinArgs, global: &Global) -> anyhow::Result<()> {
             let printer = rl.create_external_printer().context("cannot start the line editor")?;
             out.printer = Some(Arc::new(Mutex::new(Box::new(printer))));
             let prompt = format!("{}> ", escape(&name));
-            std::thread::spawn(move || {
+            ack = Some(ack_tx);
+            reader = Some(std::thread::spawn(move || {
                 loop {
                     match rl.readline(&prompt) {
                         Ok(l) => {
                             let _ = rl.add_history_entry(l.as_str());
-                            if lines_tx.send(Some(l)).is_err() {
+                            if lines_tx.send(Some(l)).is_err() || ack_rx.recv().is_err() {
                                 return;
                             }
                         }
+                        // Ctrl-C, Ctrl-D or a terminal error: leave.
                         Err(_) => {
                             let _ = lines_tx.send(None);
                             return;
                         }
                     }
                 }
-            });
+            }));
             out.info("info", format!("joined as {}. {HELP}", escape(&name)));
         } else {
             tokio::spawn(async move {
-                let mut stdin = tokio::io::BufReader::new(tokio::io::stdin()).lines();
-                while let Ok(Some(l)) = stdin.next_line().await {
-                    if lines_tx.send(Some(l)).is_err() {
-                        return;
-                    }
-                }
+                let _ = each_stdin_line(|l| {
+                    let sent = lines_tx.send(Some(l));
+                    async move { sent.map_err(|_| anyhow::anyhow!("the session ended")) }
+                })
+                .await;
                 let _ = lines_tx.send(None);
             });
         }
-        let r = session_loop(&session, updates, lines_rx, &out).await;
-        let left = session.leave().await.map_err(fail).context("leaving the room");
-        r.and(left)
-    })
-}
-
-async fn session_loop(
-    session: &Arc<Session>,
-    mut updates: Updates,
-    mut lines: mpsc::UnboundedReceiver<Option<String>>,
-    out: &Out,
-) -> anyhow::Result<()> {
-    loop {
-        tokio::select! {
-            u = updates.next() => match u {
-                Some(Ok(u)) => out.update(&u),
-                Some(Err(e)) => return Err(fail(e)),
-                None => anyhow::bail!("the server closed the update connection"),
-            },
-            l = lines.recv() => match l.flatten() {
-                None => return Ok(()),
-                Some(l) => {
-                    if !handle(session, &l, out).await? {
-                        return Ok(());
+        let mut chat = Chat {
+            session: session.clone(),
+            out: out.clone(),
+            downloads: JoinSet::new(),
+            active: Arc::default(),
+            ack: ack.take(),
+        };
+        let end = tokio::select! {
+            biased;
+            _ = &mut ctrl_c => End::Interrupted,
+            end = chat.run(updates, &mut lines_rx) => end,
+        };
+        let by_input = matches!(end, End::Input);
+        let r = match end {
+            End::Input => {
+                // A bot's `/get` must finish before EOF leaves the room.
+                if !chat.downloads.is_empty() {
+                    out.info(
+                        "info",
+                        format!("waiting for {} download(s) (Ctrl-C abandons them)", chat.downloads.len()),
+                    );
+                    tokio::select! {
+                        biased;
+                        _ = &mut ctrl_c => {}
+                        _ = async { while chat.downloads.join_next().await.is_some() {} } => {}
                     }
                 }
-            },
-            _ = tokio::signal::ctrl_c() => return Ok(()),
+                Ok(())
+            }
+            End::Interrupted => Err(anyhow::Error::new(Exit::Interrupted)),
+            End::Failed(e) => Err(e),
+        };
+        chat.downloads.abort_all();
+        drop(chat); // the line editor stops after its current line
+        let left = session.leave().await.map_err(fail).context("leaving the room");
+        if tty && !by_input {
+            // The line editor holds the terminal in raw mode until its read
+            // returns: let it finish before exiting, or the shell is left raw.
+            out.info("info", "the session is over: press Enter to exit".to_string());
         }
+        r.and(left)
+    });
+    if let Some(reader) = reader {
+        let _ = reader.join();
     }
+    r
 }
 
-/// Acts on one line; `Ok(false)` means quit. Refusals (no such user…) are
-/// reported and the session goes on; a lost connection ends it.
-async fn handle(session: &Arc<Session>, line: &str, out: &Out) -> anyhow::Result<bool> {
-    let r = match parse(line) {
-        Line::Quit => return Ok(false),
-        Line::Help => {
-            out.info("info", HELP.to_string());
-            Ok(())
+/// Why the session loop ended.
+enum End {
+    /// End of input, `/quit`, or Ctrl-C/Ctrl-D at the prompt.
+    Input,
+    /// A SIGINT outside the line editor.
+    Interrupted,
+    /// The connection failed or the server closed it.
+    Failed(anyhow::Error),
+}
+
+/// A running chat: the session, where output goes, and the background downloads.
+struct Chat {
+    session: Arc<Session>,
+    out: Out,
+    downloads: JoinSet<()>,
+    /// Local files being downloaded now, so two `/get`s never share a target.
+    active: Arc<Mutex<HashSet<PathBuf>>>,
+    /// Lets the line editor read the next line (terminal only).
+    ack: Option<std::sync::mpsc::Sender<()>>,
+}
+
+impl Chat {
+    async fn run(&mut self, mut updates: Updates, lines: &mut mpsc::UnboundedReceiver<Option<String>>) -> End {
+        loop {
+            tokio::select! {
+                u = updates.next() => match u {
+                    Some(Ok(u)) => self.out.update(&u),
+                    Some(Err(e)) => return End::Failed(fail(e)),
+                    None => return End::Failed(anyhow::anyhow!("the server closed the update connection").context(Exit::Protocol)),
+                },
+                l = lines.recv() => match l.flatten() {
+                    None => return End::Input,
+                    Some(l) => match self.handle(&l).await {
+                        Ok(true) => {
+                            if let Some(ack) = &self.ack {
+                                let _ = ack.send(());
+                            }
+                        }
+                        Ok(false) => return End::Input,
+                        Err(e) => return End::Failed(e),
+                    },
+                },
+                // Reap finished downloads so the set does not grow for hours.
+                Some(_) = self.downloads.join_next(), if !self.downloads.is_empty() => {}
+            }
         }
-        Line::Bad(msg) => {
-            out.info("error", msg);
-            Ok(())
+    }
+
+    /// Acts on one line; `Ok(false)` means quit. Refusals (no such user…) are
+    /// reported and the session goes on; a lost connection ends it.
+    async fn handle(&mut self, line: &str) -> anyhow::Result<bool> {
+        let (session, out) = (self.session.clone(), self.out.clone());
+        let out = &out;
+        let r = match parse(line) {
+            Line::Quit => return Ok(false),
+            Line::Help => {
+                out.info("info", HELP.to_string());
+                Ok(())
+            }
+            Line::Bad(msg) => {
+                out.info("error", msg);
+                Ok(())
+            }
+            Line::Say(text) => session.broadcast(&text).await.map(|_| ()),
+            Line::Whisper(to, text) => session.whisper(&to, &text).await.map(|_| ()),
+            Line::Users => session.users().await.map(|u| list(out, "users", &u)),
+            Line::Files => session.files().await.map(|f| list(out, "files", &f)),
+            Line::Get(file, transport) => {
+                self.get(file, transport);
+                Ok(())
+            }
+        };
+        match r {
+            Ok(()) => Ok(true),
+            Err(e @ chatctl::client::ClientError::Refused(_)) => {
+                out.info("error", e.to_string());
+                Ok(true)
+            }
+            Err(e) => Err(fail(e)),
         }
-        Line::Say(text) => session.broadcast(&text).await.map(|_| ()),
-        Line::Whisper(to, text) => session.whisper(&to, &text).await.map(|_| ()),
-        Line::Users => session.users().await.map(|u| list(out, "users", &u)),
-        Line::Files => session.files().await.map(|f| list(out, "files", &f)),
-        Line::Get(file, transport) => {
-            let (session, out) = (session.clone(), out.clone());
-            tokio::spawn(async move {
-                let Some(base) = std::path::Path::new(&file).file_name().map(|b| b.to_owned()) else {
-                    out.info("error", format!("cannot make a local file name from {}", escape(&file)));
-                    return;
-                };
-                out.info("info", format!("downloading {} over {transport:?}", escape(&file)));
-                match session.download(&file, transport, std::path::Path::new(&base), false, |_, _| {}).await {
-                    Ok(r) => out.info(
-                        "download",
-                        format!(
-                            "{} downloaded 100% of {} ({} bytes) in {:.1}s. Last byte: {}",
-                            escape(session.name()),
-                            escape(&r.file),
-                            r.size,
-                            r.seconds,
-                            r.last_byte.map_or("none".into(), |b| b.to_string())
-                        ),
-                    ),
-                    Err(e) => out.info("error", format!("{:#}", fail(e))),
+    }
+
+    /// Starts a background download into the current folder; progress and the
+    /// result are reported as lines.
+    fn get(&mut self, file: String, transport: Transport) {
+        let Some(base) = Path::new(&file).file_name().map(PathBuf::from) else {
+            self.out.info("error", format!("cannot make a local file name from {}", escape(&file)));
+            return;
+        };
+        if !self.active.lock().map(|mut a| a.insert(base.clone())).unwrap_or(false) {
+            self.out.info("error", format!("{} is already being downloaded", base.display()));
+            return;
+        }
+        let (session, out, active) = (self.session.clone(), self.out.clone(), self.active.clone());
+        self.downloads.spawn(async move {
+            out.info("info", format!("downloading {} over {transport:?}", escape(&file)));
+            let mut quarter = 0;
+            let progress = |done: u64, size: u64| {
+                let q = if size == 0 { 4 } else { done.saturating_mul(4) / size };
+                if q > quarter && q < 4 {
+                    quarter = q;
+                    out.info(
+                        "progress",
+                        format!("{}: {}% ({} of {} bytes)", escape(&file), q * 25, thousands(done), thousands(size)),
+                    );
                 }
-            });
-            Ok(())
-        }
-    };
-    match r {
-        Ok(()) => Ok(true),
-        Err(e @ chatctl::client::ClientError::Refused(_)) => {
-            out.info("error", e.to_string());
-            Ok(true)
-        }
-        Err(e) => Err(fail(e)),
+            };
+            match session.download(&file, transport, &base, false, progress).await {
+                Ok(r) if out.json => {
+                    let mut v = serde_json::to_value(&r).unwrap_or_default();
+                    if let Some(o) = v.as_object_mut() {
+                        o.insert("kind".into(), "download".into());
+                    }
+                    out.line(v.to_string());
+                }
+                Ok(r) => out.info("download", r.summary(session.name())),
+                Err(e) => out.info("error", format!("{:#}", fail(e).context(format!("/get {}", escape(&file))))),
+            }
+            if let Ok(mut a) = active.lock() {
+                a.remove(&base);
+            }
+        });
     }
 }
 

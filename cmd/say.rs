@@ -1,10 +1,9 @@
 //! `chatctl say`: broadcast to everyone.
 
 use clap::Args;
-use tokio::io::AsyncBufReadExt;
 
 use crate::cli::Global;
-use crate::session::{escape, fail, one_shot, words};
+use crate::session::{each_stdin_line, escape, fail, one_shot, words};
 
 /// Send a message to everyone in the room.
 ///
@@ -34,13 +33,7 @@ pub fn run(args: SayArgs, global: &Global) -> anyhow::Result<()> {
         };
         match words(&args.text) {
             Some(text) => send(text).await,
-            None => {
-                let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
-                while let Some(line) = lines.next_line().await? {
-                    send(line).await?;
-                }
-                Ok(())
-            }
+            None => each_stdin_line(send).await,
         }
     })
 }
@@ -52,7 +45,7 @@ fn report(g: &Global, text: &str, to: &[String]) {
         if to.is_empty() {
             println!("sent to nobody (the room is empty)");
         } else {
-            let names: Vec<String> = to.iter().map(|n| escape(n)).collect();
+            let names: Vec<String> = to.iter().map(|n| escape(n).into_owned()).collect();
             println!("sent to {}", names.join(", "));
         }
     }

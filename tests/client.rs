@@ -248,7 +248,7 @@ async fn join_users_whisper_broadcast_updates_leave() {
     assert_eq!(alice.users().await.unwrap(), ["BOB"]);
     let (carol, _carol_updates) = Session::join(&addr, "CAROL", T).await.unwrap();
     assert_eq!(alice_updates.next().await.unwrap().unwrap(), Update::Joined { name: "CAROL".into() });
-    assert_eq!(carol.whisper("ALICE", "hi").await.unwrap(), 1);
+    assert_eq!(carol.whisper("ALICE", "hi").await.unwrap(), ["hi"]);
     assert_eq!(
         alice_updates.next().await.unwrap().unwrap(),
         Update::Whisper { from: "CAROL".into(), text: "hi".into() }
@@ -382,7 +382,7 @@ fn cli_fetch_parallel_atomic_and_no_overwrite() {
     let d = dir.path().to_str().unwrap();
     let out = chatctl(addr, "ALICE").args(["fetch", "big.bin", "small.txt", "-o", d]).assert().success();
     let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
-    assert!(stdout.contains("ALICE downloaded 100% of big.bin (250123 bytes) in "), "{stdout}");
+    assert!(stdout.contains("ALICE downloaded 100% of big.bin (250,123 bytes) in "), "{stdout}");
     assert!(stdout.contains("Last byte: 130"), "{stdout}");
     let f = files();
     assert_eq!(std::fs::read(dir.path().join("big.bin")).unwrap(), f["big.bin"]);

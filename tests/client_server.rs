@@ -88,7 +88,7 @@ fn subcommands_against_the_real_server() {
             .assert()
             .success();
         let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
-        assert!(stdout.contains("of a.bin (300001 bytes)") && stdout.contains("Last byte: 130"), "{stdout}");
+        assert!(stdout.contains("of a.bin (300,001 bytes)") && stdout.contains("Last byte: 130"), "{stdout}");
         for f in ["a.bin", "b.txt"] {
             assert_eq!(std::fs::read(sub.join(f)).unwrap(), std::fs::read(served.path().join(f)).unwrap(), "{f}");
         }

@@ -129,12 +129,7 @@ impl Session {
         if let Err(reason) = r {
             return Err(ClientError::Transfer { file: file.to_string(), reason });
         }
-        if !force && target.exists() {
-            return Err(ClientError::Exists(target.to_path_buf()));
-        }
-        tokio::fs::rename(&temp, target)
-            .await
-            .map_err(|source| ClientError::File { path: target.to_path_buf(), source })?;
+        place(&temp, target, force).await?;
         guard.0 = None;
         Ok(DownloadReport {
             file: file.to_string(),
@@ -145,6 +140,28 @@ impl Session {
             transport,
         })
     }
+}
+
+/// Moves the complete temporary file to `target`. Without `force` this never
+/// replaces a file that appeared meanwhile: a hard link fails if `target`
+/// exists (atomically), then the temporary name is removed. A file system
+/// without hard links falls back to check-then-rename.
+async fn place(temp: &Path, target: &Path, force: bool) -> Result<(), ClientError> {
+    let file_err = |source| ClientError::File { path: target.to_path_buf(), source };
+    if !force {
+        match tokio::fs::hard_link(temp, target).await {
+            Ok(()) => {
+                let _ = tokio::fs::remove_file(temp).await;
+                return Ok(());
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(ClientError::Exists(target.to_path_buf()));
+            }
+            Err(_) if target.exists() => return Err(ClientError::Exists(target.to_path_buf())),
+            Err(_) => {}
+        }
+    }
+    tokio::fs::rename(temp, target).await.map_err(file_err)
 }
 
 async fn tcp(

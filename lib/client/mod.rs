@@ -10,6 +10,7 @@
 //! Every connection is read through [`wire::Decoder`](crate::wire::Decoder):
 //! one `recv` is never assumed to be one message.
 
+mod display;
 mod download;
 mod error;
 
@@ -21,6 +22,7 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{Mutex, mpsc};
 
+pub use display::{escape, rate, thousands};
 pub use download::{DownloadReport, Transport, temp_path_for};
 pub use error::ClientError;
 
@@ -186,8 +188,8 @@ impl Session {
     }
 
     /// A private message to `to` (`103`), split into messages of at most 99
-    /// characters. Returns how many messages were sent.
-    pub async fn whisper(&self, to: &str, text: &str) -> Result<usize, ClientError> {
+    /// characters. Returns the messages sent, each confirmed by `203`.
+    pub async fn whisper(&self, to: &str, text: &str) -> Result<Vec<String>, ClientError> {
         let pieces = split_text(text, MAX_FIELD_CHARS);
         for piece in &pieces {
             let req = Request::Whisper { to: to.to_string(), text: piece.clone() };
@@ -196,7 +198,7 @@ impl Session {
                 other => return Err(unexpected(other)),
             }
         }
-        Ok(pieces.len())
+        Ok(pieces)
     }
 
     /// A message to everyone else (`104`), split as [`whisper`](Self::whisper).

@@ -1,0 +1,126 @@
+//! How the client shows things to people: network text made safe for a
+//! terminal, and the line a finished download ends with.
+//!
+//! These live in the library (not the binary) so that `fetch` and `join`'s
+//! `/get` print exactly the same final line, and so that the format is tested
+//! once, here.
+
+use std::borrow::Cow;
+
+use super::DownloadReport;
+
+/// Network text made safe for a terminal: control characters (escape
+/// sequences, CR, LF, BEL…) are shown escaped, e.g. ESC as `\u{1b}` and LF as
+/// `\n`, so a peer cannot move the cursor, recolour or clear the screen.
+pub fn escape(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// `n` with a comma every three digits, as in the course's example
+/// (`24,114 bytes`).
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, d) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(d);
+    }
+    out
+}
+
+/// A rate in decimal units, e.g. `80 MB/s` or `1.5 kB/s` (one decimal below 10).
+pub fn rate(bytes_per_second: f64) -> String {
+    let units = ["B", "kB", "MB", "GB", "TB"];
+    let (mut v, mut i) = (bytes_per_second.max(0.0), 0);
+    while v >= 999.5 && i + 1 < units.len() {
+        v /= 1000.0;
+        i += 1;
+    }
+    if v < 9.95 && i > 0 { format!("{v:.1} {}/s", units[i]) } else { format!("{v:.0} {}/s", units[i]) }
+}
+
+impl DownloadReport {
+    /// Average bytes per second over the whole download (0 when it took no
+    /// measurable time).
+    pub fn bytes_per_second(&self) -> f64 {
+        if self.seconds > 0.0 { self.size as f64 / self.seconds } else { 0.0 }
+    }
+
+    /// The final line the course asked for, with `who` the downloader:
+    /// `bob downloaded 100% of adsd.png (24,114 bytes) in 1.2s at 80 MB/s. Last byte: 130`.
+    /// An empty file has no last byte: `Last byte: none (empty file)`.
+    pub fn summary(&self, who: &str) -> String {
+        let last = self.last_byte.map_or_else(|| "none (empty file)".to_string(), |b| b.to_string());
+        format!(
+            "{} downloaded 100% of {} ({} bytes) in {:.1}s at {}. Last byte: {last}",
+            escape(who),
+            escape(&self.file),
+            thousands(self.size),
+            self.seconds,
+            rate(self.bytes_per_second()),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::Transport;
+
+    #[test]
+    fn escapes_control_characters_only() {
+        assert_eq!(escape("שלום, bob"), "שלום, bob");
+        assert!(matches!(escape("plain"), Cow::Borrowed(_)));
+        assert_eq!(escape("a\u{1b}[2Jb\r\n\u{7}"), "a\\u{1b}[2Jb\\r\\n\\u{7}");
+    }
+
+    #[test]
+    fn thousands_separators() {
+        for (n, s) in [(0, "0"), (999, "999"), (1000, "1,000"), (24_114, "24,114"), (1_234_567, "1,234,567")] {
+            assert_eq!(thousands(n), s);
+        }
+    }
+
+    #[test]
+    fn rates() {
+        assert_eq!(rate(80_000_000.0), "80 MB/s");
+        assert_eq!(rate(1_500.0), "1.5 kB/s");
+        assert_eq!(rate(512.0), "512 B/s");
+        assert_eq!(rate(999_999.0), "1.0 MB/s");
+        assert_eq!(rate(0.0), "0 B/s");
+    }
+
+    #[test]
+    fn the_course_line() {
+        let r = DownloadReport {
+            file: "adsd.png".into(),
+            path: "adsd.png".into(),
+            size: 24_114,
+            last_byte: Some(130),
+            seconds: 1.2,
+            transport: Transport::Udp,
+        };
+        assert_eq!(
+            r.summary("bob"),
+            "bob downloaded 100% of adsd.png (24,114 bytes) in 1.2s at 20 kB/s. Last byte: 130"
+        );
+        let empty = DownloadReport { size: 0, last_byte: None, seconds: 0.0, file: "e\u{1b}".into(), ..r };
+        assert_eq!(
+            empty.summary("bob"),
+            "bob downloaded 100% of e\\u{1b} (0 bytes) in 0.0s at 0 B/s. Last byte: none (empty file)"
+        );
+    }
+}
