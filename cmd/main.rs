@@ -52,9 +52,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// The exit code for an error: the first cause in the chain that names one.
+/// The exit code for an error: the outermost [`Exit`] attached as context
+/// (`.context(Exit::Timeout)`; `chain()` cannot see those), else the first
+/// cause in the chain that is one.
 fn exit_for(err: &anyhow::Error) -> Exit {
-    err.chain().find_map(|e| e.downcast_ref::<Exit>().copied()).unwrap_or(Exit::Failure)
+    err.downcast_ref::<Exit>()
+        .copied()
+        .or_else(|| err.chain().find_map(|e| e.downcast_ref::<Exit>().copied()))
+        .unwrap_or(Exit::Failure)
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {

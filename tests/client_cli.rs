@@ -1,0 +1,567 @@
+//! The client subcommands as a user runs them: streaming stdin, Ctrl-C,
+//! every documented exit code, name resolution, `fetch -o` and `join` in pipe
+//! mode. Against the real room server on loopback, or against a small
+//! recording server when a test must see exactly what the client sent (the
+//! `101` on Ctrl-C) or needs a misbehaving peer (a short transfer, silence).
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use assert_cmd::Command;
+use chatctl::client::{Session, Updates};
+use chatctl::exit::Exit;
+use chatctl::server::{Config, PortSpec, Server};
+use chatctl::wire::{Confirm, Decoder, Direction, Message, Request, Update};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+const T: Duration = Duration::from_secs(5);
+
+/// A tokio runtime on its own thread running `f`'s future forever; returns what it sends back.
+fn background<R: Send + 'static, F: std::future::Future<Output = R> + Send + 'static>(
+    f: impl FnOnce() -> F + Send + 'static,
+) -> R {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async move {
+            tx.send(f().await).unwrap();
+            std::future::pending::<()>().await
+        })
+    });
+    rx.recv().unwrap()
+}
+
+/// The real room server serving `files` (if any), at most `max_users` users.
+fn server(files: Option<&std::path::Path>, max_users: usize) -> SocketAddr {
+    let config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        files: files.map(|f| f.to_path_buf()),
+        ports: PortSpec::Ephemeral { max: 16 },
+        max_users,
+        ..Config::default()
+    };
+    background(move || async move {
+        let s = Server::bind(config).await.unwrap();
+        let addr = s.local_addr();
+        tokio::spawn(s.run(std::future::pending::<()>()));
+        addr
+    })
+}
+
+/// A user held by the test, with its own runtime.
+struct Watcher {
+    rt: tokio::runtime::Runtime,
+    session: Session,
+    updates: Updates,
+}
+
+impl Watcher {
+    fn join(addr: SocketAddr, name: &str) -> Watcher {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let (session, updates) = rt.block_on(Session::join(&addr.to_string(), name, T)).unwrap();
+        Watcher { rt, session, updates }
+    }
+
+    /// The next update within `wait`.
+    fn next(&mut self, wait: Duration) -> Option<Update> {
+        self.rt.block_on(async { tokio::time::timeout(wait, self.updates.next()).await.ok().flatten()?.ok() })
+    }
+
+    /// Waits for `want`, skipping other updates; panics after `wait`.
+    fn expect(&mut self, want: &Update, wait: Duration) {
+        let deadline = Instant::now() + wait;
+        let mut seen = Vec::new();
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.next(left) {
+                Some(u) if &u == want => return,
+                Some(u) => seen.push(u),
+                None => break,
+            }
+        }
+        panic!("did not see {want:?} within {wait:?}; saw {seen:?}");
+    }
+}
+
+fn bin() -> std::path::PathBuf {
+    assert_cmd::cargo::cargo_bin("chatctl")
+}
+
+fn chatctl(addr: SocketAddr, name: &str) -> Command {
+    let mut c = Command::new(bin());
+    c.args(["--server", &addr.to_string(), "--name", name, "--timeout", "5s"]).env_remove("CHATCTL_NAME");
+    c
+}
+
+/// `chatctl ARGS` as a child with piped stdin/stdout/stderr.
+fn spawn(addr: SocketAddr, name: &str, args: &[&str]) -> Child {
+    std::process::Command::new(bin())
+        .args(["--server", &addr.to_string(), "--name", name, "--timeout", "5s", "--color", "never"])
+        .args(args)
+        .env_remove("CHATCTL_NAME")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn sigint(child: &Child) {
+    let ok = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(ok.success(), "kill -INT failed");
+}
+
+/// Waits for the child to exit, at most `wait`; kills it and panics otherwise.
+fn wait_exit(child: &mut Child, wait: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + wait;
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the child did not exit within {wait:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn code(e: Exit) -> i32 {
+    i32::from(e.code())
+}
+
+// ---- a recording server: classic protocol, remembers every request ----
+
+/// What the recording server was sent, in order, by everyone.
+type Log = Arc<Mutex<Vec<Request>>>;
+
+/// A classic server that logs requests. Joins always succeed (the room is
+/// just `BOB`); `SHORT` is announced as 100 bytes and only 10 are sent (TCP);
+/// `STALL` is announced and its transfer connection never sends anything.
+fn recording_server() -> (SocketAddr, Log) {
+    let log: Log = Arc::default();
+    let l = log.clone();
+    let addr = background(move || async move {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((s, _)) = listener.accept().await {
+                tokio::spawn(record(s, l.clone()));
+            }
+        });
+        addr
+    });
+    (addr, log)
+}
+
+async fn record(mut s: TcpStream, log: Log) {
+    let mut dec = Decoder::new(Direction::ToServer);
+    let mut buf = [0u8; 1024];
+    let mut update: Option<TcpStream> = None;
+    loop {
+        let n = match s.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        dec.feed(&buf[..n]);
+        while let Ok(Some(Message::Request(req))) = dec.next_message() {
+            log.lock().unwrap().push(req.clone());
+            let reply: Message = match req {
+                Request::Join { name } => {
+                    let ul = TcpListener::bind("127.0.0.1:0").await.unwrap();
+                    let port = ul.local_addr().unwrap().port();
+                    s.write_all(&Message::from(Confirm::Joined { name, port }).to_bytes().unwrap()).await.unwrap();
+                    update = Some(ul.accept().await.unwrap().0);
+                    continue;
+                }
+                Request::Users => Confirm::Users { users: vec!["BOB".into()] }.into(),
+                Request::Files => Confirm::Files { files: vec!["SHORT".into(), "STALL".into()] }.into(),
+                Request::Whisper { .. } => Confirm::WhisperSent.into(),
+                Request::Broadcast { .. } => Confirm::BroadcastSent { to: vec!["BOB".into()] }.into(),
+                Request::Download { file, .. } => {
+                    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+                    let port = l.local_addr().unwrap().port();
+                    let short = file == "SHORT";
+                    tokio::spawn(async move {
+                        let (mut t, _) = l.accept().await.unwrap();
+                        if short {
+                            let _ = t.write_all(&[7u8; 10]).await;
+                        } else {
+                            tokio::time::sleep(Duration::from_secs(60)).await;
+                        }
+                    });
+                    Confirm::Download { size: 100, port }.into()
+                }
+                Request::Leave => {
+                    update = None; // FIN on the update connection, then 201
+                    Confirm::Left.into()
+                }
+            };
+            let _ = &update;
+            if s.write_all(&reply.to_bytes().unwrap()).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Waits until the log holds `n` requests matching `f`.
+fn wait_logged(log: &Log, wait: Duration, f: impl Fn(&Request) -> bool) -> bool {
+    let deadline = Instant::now() + wait;
+    while Instant::now() < deadline {
+        if log.lock().unwrap().iter().any(&f) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+// ---- say ----
+
+/// `tail -f log | chatctl say`: each line is delivered while stdin is still
+/// open, and its recipients are printed as it goes.
+#[test]
+fn say_streams_stdin_line_by_line() {
+    let addr = server(None, 10);
+    let mut bob = Watcher::join(addr, "BOB");
+    let mut child = spawn(addr, "ALICE", &["say"]);
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    bob.expect(&Update::Joined { name: "ALICE".into() }, T);
+    stdin.write_all(b"first line\n").unwrap();
+    stdin.flush().unwrap();
+    bob.expect(&Update::Broadcast { from: "ALICE".into(), text: "first line".into() }, T);
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert_eq!(line, "sent to BOB\n", "the recipients are printed per line, before stdin ends");
+    // A long line is split; CRLF line ends lose their CR.
+    let long = "z".repeat(150);
+    stdin.write_all(format!("{long}\r\n").as_bytes()).unwrap();
+    drop(stdin);
+    let status = wait_exit(&mut child, T);
+    assert!(status.success(), "{status:?}");
+    let mut got = String::new();
+    for _ in 0..2 {
+        match bob.next(T) {
+            Some(Update::Broadcast { text, .. }) => got.push_str(&text),
+            u => panic!("unexpected {u:?}"),
+        }
+    }
+    assert_eq!(got, long);
+    bob.expect(&Update::Left { name: "ALICE".into() }, T);
+}
+
+/// Ctrl-C (SIGINT) while `say` waits for input: it leaves with `101` and
+/// exits 130, without waiting for stdin to close.
+#[test]
+fn ctrl_c_leaves_with_101_and_exits_130() {
+    let (addr, log) = recording_server();
+    let mut child = spawn(addr, "ALICE", &["say"]);
+    let stdin = child.stdin.take().unwrap(); // kept open: the read never ends by itself
+    assert!(wait_logged(&log, T, |r| matches!(r, Request::Join { .. })), "no join");
+    std::thread::sleep(Duration::from_millis(200)); // let the update connection open
+    sigint(&child);
+    let status = wait_exit(&mut child, T);
+    assert_eq!(status.code(), Some(code(Exit::Interrupted)), "{status:?}");
+    assert!(wait_logged(&log, Duration::from_secs(1), |r| *r == Request::Leave), "no 101: {:?}", log.lock().unwrap());
+    drop(stdin);
+}
+
+/// Ctrl-C during a download that stalls: `101`, exit 130, no temporary file left.
+#[test]
+fn ctrl_c_during_fetch_cleans_up() {
+    let (addr, log) = recording_server();
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = spawn(addr, "ALICE", &["fetch", "--tcp", "STALL", "-o", dir.path().to_str().unwrap()]);
+    assert!(wait_logged(&log, T, |r| matches!(r, Request::Download { .. })), "no download request");
+    std::thread::sleep(Duration::from_millis(200));
+    sigint(&child);
+    let status = wait_exit(&mut child, T);
+    assert_eq!(status.code(), Some(code(Exit::Interrupted)), "{status:?}");
+    assert!(wait_logged(&log, Duration::from_secs(1), |r| *r == Request::Leave), "no 101");
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(left.is_empty(), "files left behind: {left:?}");
+}
+
+// ---- exit codes ----
+
+#[test]
+fn server_full_exits_6() {
+    let addr = server(None, 1);
+    let _bob = Watcher::join(addr, "BOB");
+    chatctl(addr, "ALICE")
+        .arg("list")
+        .assert()
+        .code(code(Exit::ServerFull))
+        .stderr(predicates::str::contains("server full"));
+}
+
+#[test]
+fn silent_server_exits_9() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let started = Instant::now();
+    let mut c = Command::new(bin());
+    c.args(["--server", &addr.to_string(), "--name", "ALICE", "--timeout", "300ms", "list"])
+        .assert()
+        .code(code(Exit::Timeout))
+        .stderr(predicates::str::contains("timed out"));
+    assert!(started.elapsed() < Duration::from_secs(4), "took {:?}", started.elapsed());
+    drop(listener);
+}
+
+#[test]
+fn short_transfer_exits_10_and_writes_nothing() {
+    let (addr, _log) = recording_server();
+    let dir = tempfile::tempdir().unwrap();
+    chatctl(addr, "ALICE")
+        .args(["fetch", "--tcp", "SHORT", "-o", dir.path().to_str().unwrap()])
+        .assert()
+        .code(code(Exit::TransferFailed))
+        .stderr(predicates::str::contains("received 10 of 100 bytes"));
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn invalid_and_taken_names_say_what_to_do() {
+    let addr = server(None, 10);
+    let _bob = Watcher::join(addr, "BOB");
+    chatctl(addr, "BOB").arg("list").assert().code(code(Exit::NameTaken)).stderr(predicates::str::contains("--name"));
+    chatctl(addr, "x").arg("list").assert().code(code(Exit::InvalidName)).stderr(predicates::str::contains("2 to 99"));
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    chatctl(closed, "ALICE")
+        .arg("list")
+        .assert()
+        .code(code(Exit::Connect))
+        .stderr(predicates::str::contains(closed.to_string()).and(predicates::str::contains("refused")));
+}
+
+use predicates::prelude::PredicateBooleanExt;
+
+// ---- the name ----
+
+/// `--name` beats `CHATCTL_NAME`, which beats the login name (`USER`).
+#[test]
+fn name_from_flag_env_then_login() {
+    let (addr, log) = recording_server();
+    let joined = |log: &Log| -> Vec<String> {
+        log.lock()
+            .unwrap()
+            .iter()
+            .filter_map(|r| match r {
+                Request::Join { name } => Some(name.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    let base = || {
+        let mut c = Command::new(bin());
+        c.args(["--server", &addr.to_string(), "list"]).env_remove("CHATCTL_NAME").env_remove("LOGNAME");
+        c
+    };
+    base().env("USER", "loginname").assert().success();
+    base().env("USER", "loginname").env("CHATCTL_NAME", "ENVNAME").assert().success();
+    base().env("USER", "loginname").env("CHATCTL_NAME", "ENVNAME").args(["--name", "FLAG"]).assert().success();
+    assert_eq!(joined(&log), ["loginname", "ENVNAME", "FLAG"]);
+    // No way to tell the name: a clear error before connecting.
+    base()
+        .env_remove("USER")
+        .env_remove("USERNAME")
+        .assert()
+        .code(code(Exit::Failure))
+        .stderr(predicates::str::contains("--name"));
+    assert_eq!(joined(&log).len(), 3);
+}
+
+// ---- list ----
+
+#[test]
+fn list_empty_room_and_no_files_prints_nothing() {
+    let addr = server(None, 10);
+    chatctl(addr, "ALICE").arg("list").assert().success().stdout("");
+    chatctl(addr, "ALICE").args(["list", "--files"]).assert().success().stdout("");
+    chatctl(addr, "ALICE").args(["list", "--json"]).assert().success().stdout("[]\n");
+    chatctl(addr, "ALICE").args(["list", "--files", "--json"]).assert().success().stdout("[]\n");
+}
+
+// ---- whisper ----
+
+#[test]
+fn whisper_stdin_json_and_missing_user() {
+    let addr = server(None, 10);
+    let mut bob = Watcher::join(addr, "BOB");
+    let out = chatctl(addr, "ALICE")
+        .args(["whisper", "--json", "BOB", "-"])
+        .write_stdin(format!("hi\n{}\n", "w".repeat(120)))
+        .assert()
+        .success();
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&out.get_output().stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 3, "one object per message sent: {lines:?}");
+    assert_eq!(lines[0], serde_json::json!({"to": "BOB", "text": "hi"}));
+    bob.expect(&Update::Whisper { from: "ALICE".into(), text: "hi".into() }, T);
+    // No USER and no terminal to pick one: a usage error before connecting.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    chatctl(closed, "ALICE").arg("whisper").assert().code(code(Exit::Usage)).stderr(predicates::str::contains("USER"));
+}
+
+// ---- fetch ----
+
+fn served() -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    let mut a: Vec<u8> = (0..123_457u32).map(|i| (i % 253) as u8).collect();
+    *a.last_mut().unwrap() = 130;
+    std::fs::write(d.path().join("a.bin"), a).unwrap();
+    std::fs::write(d.path().join("b.txt"), "bee\n").unwrap();
+    std::fs::write(d.path().join("empty"), "").unwrap();
+    d
+}
+
+#[test]
+fn fetch_output_paths_and_final_line() {
+    let files = served();
+    let addr = server(Some(files.path()), 10);
+    let dir = tempfile::tempdir().unwrap();
+    // Several files with -o: a folder, created if missing. On a pipe, nothing on stderr.
+    let sub = dir.path().join("new/sub");
+    let out = chatctl(addr, "ALICE")
+        .args(["fetch", "a.bin", "b.txt", "empty", "-o", sub.to_str().unwrap()])
+        .assert()
+        .success()
+        .stderr("");
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    let a_line = stdout.lines().find(|l| l.contains("of a.bin")).unwrap_or_else(|| panic!("{stdout}"));
+    let re_ok = a_line.starts_with("ALICE downloaded 100% of a.bin (123,457 bytes) in ")
+        && a_line.contains("s at ")
+        && a_line.ends_with("/s. Last byte: 130");
+    assert!(re_ok, "{a_line}");
+    assert!(stdout.contains("of empty (0 bytes)") && stdout.contains("Last byte: none (empty file)"), "{stdout}");
+    for f in ["a.bin", "b.txt", "empty"] {
+        assert_eq!(std::fs::read(sub.join(f)).unwrap(), std::fs::read(files.path().join(f)).unwrap(), "{f}");
+    }
+    // One file with -o: that file's name.
+    let named = dir.path().join("renamed.bin");
+    chatctl(addr, "ALICE").args(["fetch", "--tcp", "a.bin", "-o", named.to_str().unwrap()]).assert().success();
+    assert_eq!(std::fs::read(&named).unwrap(), std::fs::read(files.path().join("a.bin")).unwrap());
+    // One file, -o an existing folder: inside it.
+    chatctl(addr, "ALICE").args(["fetch", "b.txt", "-o", dir.path().to_str().unwrap()]).assert().success();
+    assert!(dir.path().join("b.txt").is_file());
+    // Refuses to overwrite: exit 1, file unchanged, and says --force.
+    std::fs::write(&named, "mine").unwrap();
+    chatctl(addr, "ALICE")
+        .args(["fetch", "a.bin", "-o", named.to_str().unwrap()])
+        .assert()
+        .code(code(Exit::Failure))
+        .stderr(predicates::str::contains("--force"));
+    assert_eq!(std::fs::read(&named).unwrap(), b"mine");
+    // The same file twice into one folder is refused.
+    chatctl(addr, "ALICE")
+        .args(["fetch", "b.txt", "b.txt", "-o", sub.to_str().unwrap(), "--force"])
+        .assert()
+        .code(code(Exit::Failure))
+        .stderr(predicates::str::contains("both be written"));
+    // --json: one summary object per file.
+    let out = chatctl(addr, "ALICE")
+        .args(["fetch", "--json", "--force", "a.bin", "-o", named.to_str().unwrap()])
+        .assert()
+        .success();
+    let v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(v["file"], "a.bin");
+    assert_eq!(v["size"], 123_457);
+    assert_eq!(v["last_byte"], 130);
+    assert_eq!(v["transport"], "udp", "UDP is the default");
+    assert_eq!(v["name"], "ALICE");
+    assert!(v["seconds"].as_f64().unwrap() > 0.0 && v["bytes_per_second"].as_f64().unwrap() > 0.0, "{v}");
+    // No FILE and no terminal: a usage error.
+    chatctl(addr, "ALICE").arg("fetch").assert().code(code(Exit::Usage));
+    let names: Vec<String> = walk(dir.path());
+    assert!(names.iter().all(|n| !n.ends_with(".chatctl-part")), "{names:?}");
+}
+
+fn walk(p: &std::path::Path) -> Vec<String> {
+    let mut v = Vec::new();
+    for e in std::fs::read_dir(p).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            v.extend(walk(&e.path()));
+        } else {
+            v.push(e.file_name().to_string_lossy().into_owned());
+        }
+    }
+    v
+}
+
+// ---- join, pipe mode ----
+
+/// A bot: `/get` in the background, EOF waits for it, then leaves; every
+/// update is one JSON object.
+#[test]
+fn join_pipe_get_finishes_before_leaving() {
+    let files = served();
+    let addr = server(Some(files.path()), 10);
+    let mut bob = Watcher::join(addr, "BOB");
+    let cwd = tempfile::tempdir().unwrap();
+    let out = chatctl(addr, "ALICE")
+        .current_dir(cwd.path())
+        .args(["join", "--json"])
+        .write_stdin("/get a.bin --tcp\n/get b.txt\nhello\n")
+        .timeout(Duration::from_secs(20))
+        .assert()
+        .success();
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    let objs: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let downloads: Vec<&serde_json::Value> = objs.iter().filter(|o| o["kind"] == "download").collect();
+    assert_eq!(downloads.len(), 2, "{stdout}");
+    for f in ["a.bin", "b.txt"] {
+        assert_eq!(std::fs::read(cwd.path().join(f)).unwrap(), std::fs::read(files.path().join(f)).unwrap());
+    }
+    bob.expect(&Update::Broadcast { from: "ALICE".into(), text: "hello".into() }, T);
+    bob.expect(&Update::Left { name: "ALICE".into() }, T);
+}
+
+/// Plain pipe mode: one line per update, with the time; refusals are
+/// reported and the session goes on.
+#[test]
+fn join_pipe_plain_lines() {
+    let addr = server(None, 10);
+    let mut bob = Watcher::join(addr, "BOB");
+    let mut child = spawn(addr, "ALICE", &["join"]);
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    bob.expect(&Update::Joined { name: "ALICE".into() }, T);
+    bob.rt.block_on(bob.session.broadcast("hi\u{7}\r\nthere")).unwrap();
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    // `HH:MM:SS BOB: text`, control characters escaped, one line.
+    assert_eq!(line.get(2..3), Some(":"), "{line:?}");
+    assert!(line.ends_with(" BOB: hi\\u{7}\\r\\nthere\n"), "{line:?}");
+    stdin.write_all(b"@NOBODY hey\n/w BOB psst\n").unwrap();
+    stdin.flush().unwrap();
+    line.clear();
+    stdout.read_line(&mut line).unwrap();
+    assert!(line.contains("no such user"), "{line:?}");
+    bob.expect(&Update::Whisper { from: "ALICE".into(), text: "psst".into() }, T);
+    stdin.write_all(b"/quit\n").unwrap();
+    let status = wait_exit(&mut child, T);
+    assert!(status.success(), "{status:?}");
+    bob.expect(&Update::Left { name: "ALICE".into() }, T);
+}
+
+/// SIGINT in pipe mode: leaves (`101`) and exits 130 even though stdin is open.
+#[test]
+fn join_pipe_ctrl_c() {
+    let (addr, log) = recording_server();
+    let mut child = spawn(addr, "ALICE", &["join"]);
+    let _stdin = child.stdin.take().unwrap();
+    assert!(wait_logged(&log, T, |r| matches!(r, Request::Join { .. })), "no join");
+    std::thread::sleep(Duration::from_millis(200));
+    sigint(&child);
+    let status = wait_exit(&mut child, T);
+    assert_eq!(status.code(), Some(code(Exit::Interrupted)), "{status:?}");
+    assert!(wait_logged(&log, Duration::from_secs(1), |r| *r == Request::Leave), "no 101");
+}
