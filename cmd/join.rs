@@ -382,7 +382,7 @@ impl Chat {
             out.info("info", format!("downloading {} over {transport:?}", escape(&file)));
             let mut quarter = 0;
             let progress = |done: u64, size: u64| {
-                let q = if size == 0 { 4 } else { done.saturating_mul(4) / size };
+                let q = done.saturating_mul(4).checked_div(size).unwrap_or(4);
                 if q > quarter && q < 4 {
                     quarter = q;
                     out.info(
