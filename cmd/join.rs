@@ -165,8 +165,7 @@ impl Out {
             self.line(serde_json::to_string(u).unwrap_or_default());
             return;
         }
-        let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-        let time = style(now.get(11..19).unwrap_or("").to_string()).dim();
+        let time = style(clock()).dim();
         let s = match u {
             Update::Joined { name } => style(format!("* {} joined", escape(name))).green().to_string(),
             Update::Left { name } => style(format!("* {} left", escape(name))).yellow().to_string(),
@@ -179,15 +178,28 @@ impl Out {
     }
 }
 
+/// The wall-clock time as `HH:MM:SS`, in the local time zone where the C
+/// library knows it, else UTC.
+fn clock() -> String {
+    #[cfg(unix)]
+    {
+        // SAFETY: `time` with a null pointer only returns the time; `localtime_r`
+        // writes into the `tm` we own and is the thread-safe variant.
+        let t = unsafe { libc::time(std::ptr::null_mut()) };
+        let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+        if !unsafe { libc::localtime_r(&t, &mut tm) }.is_null() {
+            return format!("{:02}:{:02}:{:02}", tm.tm_hour, tm.tm_min, tm.tm_sec);
+        }
+    }
+    let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    now.get(11..19).unwrap_or("").to_string()
+}
+
 pub fn run(_args: JoinArgs, global: &Global) -> anyhow::Result<()> {
     let name = name(global)?;
     let tty = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     let (lines_tx, mut lines_rx) = mpsc::unbounded_channel::<Option<String>>();
     let mut out = Out { json: global.json, printer: None, names: None };
-    // The line editor's thread reads one line, then waits for this ack before
-    // reading the next: after `/quit` it must not put the terminal back in raw mode.
-    let (ack_tx, ack_rx) = std::sync::mpsc::channel::<()>();
-    let mut ack = None;
     let mut reader = None;
     let r = block_on(async {
         let ctrl_c = tokio::signal::ctrl_c();
@@ -207,13 +219,16 @@ pub fn run(_args: JoinArgs, global: &Global) -> anyhow::Result<()> {
             let printer = rl.create_external_printer().context("cannot start the line editor")?;
             out.printer = Some(Arc::new(Mutex::new(Box::new(printer))));
             let prompt = format!("{}> ", escape(&name));
-            ack = Some(ack_tx);
+            // The editor reads the next line right away (so type-ahead is
+            // edited too) but not after `/quit`: it must not put the terminal
+            // back in raw mode as the process exits.
             reader = Some(std::thread::spawn(move || {
                 loop {
                     match rl.readline(&prompt) {
                         Ok(l) => {
                             let _ = rl.add_history_entry(l.as_str());
-                            if lines_tx.send(Some(l)).is_err() || ack_rx.recv().is_err() {
+                            let quit = parse(&l) == Line::Quit;
+                            if lines_tx.send(Some(l)).is_err() || quit {
                                 return;
                             }
                         }
@@ -236,13 +251,8 @@ pub fn run(_args: JoinArgs, global: &Global) -> anyhow::Result<()> {
                 let _ = lines_tx.send(None);
             });
         }
-        let mut chat = Chat {
-            session: session.clone(),
-            out: out.clone(),
-            downloads: JoinSet::new(),
-            active: Arc::default(),
-            ack: ack.take(),
-        };
+        let mut chat =
+            Chat { session: session.clone(), out: out.clone(), downloads: JoinSet::new(), active: Arc::default() };
         let end = tokio::select! {
             biased;
             _ = &mut ctrl_c => End::Interrupted,
@@ -269,7 +279,6 @@ pub fn run(_args: JoinArgs, global: &Global) -> anyhow::Result<()> {
             End::Failed(e) => Err(e),
         };
         chat.downloads.abort_all();
-        drop(chat); // the line editor stops after its current line
         let left = session.leave().await.map_err(fail).context("leaving the room");
         if tty && !by_input {
             // The line editor holds the terminal in raw mode until its read
@@ -278,6 +287,8 @@ pub fn run(_args: JoinArgs, global: &Global) -> anyhow::Result<()> {
         }
         r.and(left)
     });
+    // The editor's next line (if the session ended under it) finds nobody to send to, and stops.
+    drop(lines_rx);
     if let Some(reader) = reader {
         let _ = reader.join();
     }
@@ -301,8 +312,6 @@ struct Chat {
     downloads: JoinSet<()>,
     /// Local files being downloaded now, so two `/get`s never share a target.
     active: Arc<Mutex<HashSet<PathBuf>>>,
-    /// Lets the line editor read the next line (terminal only).
-    ack: Option<std::sync::mpsc::Sender<()>>,
 }
 
 impl Chat {
@@ -317,11 +326,7 @@ impl Chat {
                 l = lines.recv() => match l.flatten() {
                     None => return End::Input,
                     Some(l) => match self.handle(&l).await {
-                        Ok(true) => {
-                            if let Some(ack) = &self.ack {
-                                let _ = ack.send(());
-                            }
-                        }
+                        Ok(true) => {}
                         Ok(false) => return End::Input,
                         Err(e) => return End::Failed(e),
                     },

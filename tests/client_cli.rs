@@ -565,3 +565,181 @@ fn join_pipe_ctrl_c() {
     assert_eq!(status.code(), Some(code(Exit::Interrupted)), "{status:?}");
     assert!(wait_logged(&log, Duration::from_secs(1), |r| *r == Request::Leave), "no 101");
 }
+
+// ---- on a terminal, through util-linux `script` (a pseudo-terminal) ----
+
+fn have_script() -> bool {
+    let ok = std::process::Command::new("script").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !ok {
+        println!("skipped: `script` (util-linux) is not installed");
+    }
+    ok
+}
+
+/// Runs `chatctl ARGS` on a pseudo-terminal in `cwd`; what the test writes is typed.
+fn on_pty(addr: SocketAddr, args: &str, cwd: &std::path::Path) -> Child {
+    let cmd = format!("{} --server {addr} --timeout 5s --color never {args}", bin().display());
+    std::process::Command::new("script")
+        .args(["-qfec", &cmd, "/dev/null"])
+        .current_dir(cwd)
+        .env_remove("CHATCTL_NAME")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Types `keys` one at a time, like a person (rustyline with an external
+/// printer may sit on the rest of a burst of keys until the next one arrives).
+fn typed(stdin: &mut std::process::ChildStdin, keys: &[u8], then: Duration) {
+    for k in keys {
+        stdin.write_all(&[*k]).unwrap();
+        stdin.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(15));
+    }
+    std::thread::sleep(then);
+}
+
+fn finish(mut child: Child) -> String {
+    let status = wait_exit(&mut child, T);
+    let mut out = String::new();
+    std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut out).unwrap();
+    assert!(status.success(), "{status:?}: {out}");
+    out
+}
+
+/// No --name on a terminal: the name is asked.
+#[test]
+fn pty_asks_the_name() {
+    if !have_script() {
+        return;
+    }
+    let (addr, log) = recording_server();
+    let cwd = tempfile::tempdir().unwrap();
+    let mut child = on_pty(addr, "list", cwd.path());
+    let mut stdin = child.stdin.take().unwrap();
+    typed(&mut stdin, b"PTYNAME\r", Duration::from_millis(100));
+    let out = finish(child);
+    assert!(out.contains("Your name"), "{out}");
+    assert!(log.lock().unwrap().contains(&Request::Join { name: "PTYNAME".into() }), "{out}");
+}
+
+/// `whisper` with no USER on a terminal: pick from the room, then type lines until Ctrl-D.
+#[test]
+fn pty_whisper_picks_the_user() {
+    if !have_script() {
+        return;
+    }
+    let addr = server(None, 10);
+    let mut bob = Watcher::join(addr, "BOB");
+    let cwd = tempfile::tempdir().unwrap();
+    let mut child = on_pty(addr, "--name ALICE whisper", cwd.path());
+    let mut stdin = child.stdin.take().unwrap();
+    bob.expect(&Update::Joined { name: "ALICE".into() }, T);
+    std::thread::sleep(Duration::from_millis(300)); // the picker is on screen
+    typed(&mut stdin, b"\r", Duration::from_millis(200));
+    typed(&mut stdin, b"hello from the picker\r", Duration::from_millis(100));
+    bob.expect(&Update::Whisper { from: "ALICE".into(), text: "hello from the picker".into() }, T);
+    typed(&mut stdin, b"\x04", Duration::ZERO);
+    let out = finish(child);
+    assert!(out.contains("Whisper to"), "{out}");
+    bob.expect(&Update::Left { name: "ALICE".into() }, T);
+}
+
+/// `fetch` with no FILE on a terminal: pick from the server's files.
+#[test]
+fn pty_fetch_picks_files() {
+    if !have_script() {
+        return;
+    }
+    let files = served();
+    let addr = server(Some(files.path()), 10);
+    let cwd = tempfile::tempdir().unwrap();
+    let mut child = on_pty(addr, "--name ALICE fetch --tcp", cwd.path());
+    let mut stdin = child.stdin.take().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    typed(&mut stdin, b" \r", Duration::ZERO); // pick the first one, start
+    let out = finish(child);
+    let got: Vec<String> = walk(cwd.path());
+    assert_eq!(got.len(), 1, "{got:?} {out}");
+    assert!(out.contains(&format!("ALICE downloaded 100% of {} (", got[0])), "{out}");
+}
+
+/// The output of a child, collected by a thread, to wait on.
+struct Screen(Arc<Mutex<String>>);
+
+impl Screen {
+    fn of(child: &mut Child) -> Screen {
+        let mut out = child.stdout.take().unwrap();
+        let text = Arc::new(Mutex::new(String::new()));
+        let t = text.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n @ 1..) = std::io::Read::read(&mut out, &mut buf) {
+                t.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        Screen(text)
+    }
+
+    /// Waits until the output after byte `from` contains `what`; returns where it ends.
+    fn wait_for(&self, what: &str, from: usize) -> usize {
+        let deadline = Instant::now() + T;
+        loop {
+            let s = self.0.lock().unwrap().clone();
+            if let Some(i) = s.get(from..).and_then(|tail| tail.find(what)) {
+                return from + i + what.len();
+            }
+            assert!(Instant::now() < deadline, "no {what:?} on the screen: {s}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+/// `join` on a terminal: Tab completes commands and names, `/get` runs in
+/// the background and reports above the prompt, updates arrive while
+/// typing, Ctrl-D leaves.
+#[test]
+fn pty_join_completion_get_and_ctrl_d() {
+    if !have_script() {
+        return;
+    }
+    let files = served();
+    let addr = server(Some(files.path()), 10);
+    let mut bob = Watcher::join(addr, "BOB");
+    let cwd = tempfile::tempdir().unwrap();
+    let mut child = on_pty(addr, "--name ZED join", cwd.path());
+    let screen = Screen::of(&mut child);
+    let mut stdin = child.stdin.take().unwrap();
+    let at = screen.wait_for("joined as ZED", 0);
+    let at = screen.wait_for("ZED> ", at);
+    // rustyline reads the terminal's answers to its own queries as the prompt
+    // starts: keys sent in that instant get lost, so type like a person, a bit later.
+    let settle = Duration::from_millis(200);
+    std::thread::sleep(settle);
+    typed(&mut stdin, b"/us\t\r", Duration::ZERO);
+    let at = screen.wait_for("/users", at);
+    let at = screen.wait_for("BOB\r\n", at);
+    let at = screen.wait_for("ZED> ", at);
+    std::thread::sleep(settle);
+    typed(&mut stdin, b"@BO\t", Duration::ZERO);
+    let at = screen.wait_for("@BOB", at);
+    typed(&mut stdin, b" psst\r", Duration::ZERO);
+    bob.expect(&Update::Whisper { from: "ZED".into(), text: "psst".into() }, T);
+    std::thread::sleep(settle);
+    typed(&mut stdin, b"/get a.bin --tcp\r", Duration::ZERO);
+    let at = screen.wait_for("ZED downloaded 100% of a.bin (123,457 bytes)", at);
+    std::thread::sleep(settle);
+    // An update while something is half typed: it appears above, the typing is kept.
+    typed(&mut stdin, b"half", Duration::ZERO);
+    let at = screen.wait_for("half", at);
+    bob.rt.block_on(bob.session.broadcast("still here?")).unwrap();
+    let at = screen.wait_for("BOB: still here?", at);
+    screen.wait_for("ZED> half", at);
+    typed(&mut stdin, b"\x15\x04", Duration::ZERO); // Ctrl-U clears the line, Ctrl-D leaves
+    let status = wait_exit(&mut child, T);
+    assert!(status.success(), "{status:?}");
+    assert_eq!(std::fs::read(cwd.path().join("a.bin")).unwrap(), std::fs::read(files.path().join("a.bin")).unwrap());
+    bob.expect(&Update::Left { name: "ZED".into() }, T);
+}
