@@ -146,6 +146,9 @@ impl Out {
     fn info(&self, kind: &str, text: String) {
         if self.json {
             self.line(serde_json::json!({ "kind": kind, "text": text }).to_string());
+        } else if kind == "error" && self.printer.is_none() {
+            // Plain pipe mode: stdout carries only the chat; problems go to stderr.
+            eprintln!("chatctl join: {text}");
         } else {
             self.line(if kind == "error" { style(text).red().to_string() } else { text });
         }
@@ -384,7 +387,8 @@ impl Chat {
         }
         let (session, out, active) = (self.session.clone(), self.out.clone(), self.active.clone());
         self.downloads.spawn(async move {
-            out.info("info", format!("downloading {} over {transport:?}", escape(&file)));
+            let over = if transport == Transport::Tcp { "TCP" } else { "UDP" };
+            out.info("info", format!("downloading {} over {over}", escape(&file)));
             let mut quarter = 0;
             let progress = |done: u64, size: u64| {
                 let q = done.saturating_mul(4).checked_div(size).unwrap_or(4);

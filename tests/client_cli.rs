@@ -477,6 +477,12 @@ fn fetch_output_paths_and_final_line() {
     assert_eq!(v["transport"], "udp", "UDP is the default");
     assert_eq!(v["name"], "ALICE");
     assert!(v["seconds"].as_f64().unwrap() > 0.0 && v["bytes_per_second"].as_f64().unwrap() > 0.0, "{v}");
+    // -v on a pipe says what it does.
+    chatctl(addr, "ALICE")
+        .args(["fetch", "-v", "--force", "b.txt", "-o", dir.path().to_str().unwrap()])
+        .assert()
+        .success()
+        .stderr(predicates::str::contains("fetching b.txt over"));
     // No FILE and no terminal: a usage error.
     chatctl(addr, "ALICE").arg("fetch").assert().code(code(Exit::Usage));
     let names: Vec<String> = walk(dir.path());
@@ -542,8 +548,10 @@ fn join_pipe_plain_lines() {
     assert!(line.ends_with(" BOB: hi\\u{7}\\r\\nthere\n"), "{line:?}");
     stdin.write_all(b"@NOBODY hey\n/w BOB psst\n").unwrap();
     stdin.flush().unwrap();
+    // A refusal goes to stderr, the session goes on.
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
     line.clear();
-    stdout.read_line(&mut line).unwrap();
+    stderr.read_line(&mut line).unwrap();
     assert!(line.contains("no such user"), "{line:?}");
     bob.expect(&Update::Whisper { from: "ALICE".into(), text: "psst".into() }, T);
     stdin.write_all(b"/quit\n").unwrap();
@@ -663,6 +671,7 @@ fn pty_fetch_picks_files() {
     let out = finish(child);
     let got: Vec<String> = walk(cwd.path());
     assert_eq!(got.len(), 1, "{got:?} {out}");
+    assert!(out.contains("ETA"), "no progress bar on the terminal: {out}");
     assert!(out.contains(&format!("ALICE downloaded 100% of {} (", got[0])), "{out}");
 }
 
@@ -741,5 +750,26 @@ fn pty_join_completion_get_and_ctrl_d() {
     let status = wait_exit(&mut child, T);
     assert!(status.success(), "{status:?}");
     assert_eq!(std::fs::read(cwd.path().join("a.bin")).unwrap(), std::fs::read(files.path().join("a.bin")).unwrap());
+    bob.expect(&Update::Left { name: "ZED".into() }, T);
+}
+
+/// Ctrl-C at the `join` prompt leaves cleanly (exit 0, the others see `301`).
+#[test]
+fn pty_join_ctrl_c_leaves() {
+    if !have_script() {
+        return;
+    }
+    let addr = server(None, 10);
+    let mut bob = Watcher::join(addr, "BOB");
+    let cwd = tempfile::tempdir().unwrap();
+    let mut child = on_pty(addr, "--name ZED join", cwd.path());
+    let screen = Screen::of(&mut child);
+    let mut stdin = child.stdin.take().unwrap();
+    let at = screen.wait_for("joined as ZED", 0);
+    screen.wait_for("ZED> ", at);
+    std::thread::sleep(Duration::from_millis(200));
+    typed(&mut stdin, b"\x03", Duration::ZERO);
+    let status = wait_exit(&mut child, T);
+    assert!(status.success(), "{status:?}");
     bob.expect(&Update::Left { name: "ZED".into() }, T);
 }
