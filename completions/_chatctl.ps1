@@ -145,8 +145,8 @@ Register-ArgumentCompleter -Native -CommandName 'chatctl' -ScriptBlock {
             break
         }
         'chatctl;fetch' {
-            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Where to write: a file name (one FILE) or a folder [default: the current folder]')
-            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Where to write: a file name (one FILE) or a folder [default: the current folder]')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Where to write [default: the current folder]. With one FILE: that file''s name, or an existing folder (or a path ending in `/`) to put it in. With several: a folder, created if missing; each file keeps its name')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Where to write [default: the current folder]. With one FILE: that file''s name, or an existing folder (or a path ending in `/`) to put it in. With several: a folder, created if missing; each file keeps its name')
             [CompletionResult]::new('-s', '-s', [CompletionResultType]::ParameterName, 'Server to talk to')
             [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Server to talk to')
             [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Name to join the room with [default: asked on a TTY, else the login name]')

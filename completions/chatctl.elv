@@ -136,8 +136,8 @@ set edit:completion:arg-completer[chatctl] = {|@words|
             cand --version 'Print version'
         }
         &'chatctl;fetch'= {
-            cand -o 'Where to write: a file name (one FILE) or a folder [default: the current folder]'
-            cand --output 'Where to write: a file name (one FILE) or a folder [default: the current folder]'
+            cand -o 'Where to write [default: the current folder]. With one FILE: that file''s name, or an existing folder (or a path ending in `/`) to put it in. With several: a folder, created if missing; each file keeps its name'
+            cand --output 'Where to write [default: the current folder]. With one FILE: that file''s name, or an existing folder (or a path ending in `/`) to put it in. With several: a folder, created if missing; each file keeps its name'
             cand -s 'Server to talk to'
             cand --server 'Server to talk to'
             cand -n 'Name to join the room with [default: asked on a TTY, else the login name]'

@@ -107,7 +107,7 @@ complete -c chatctl -n "__fish_chatctl_using_subcommand list" -s q -l quiet -d '
 complete -c chatctl -n "__fish_chatctl_using_subcommand list" -s v -l verbose -d 'More detail; repeat for more (`-vv`)'
 complete -c chatctl -n "__fish_chatctl_using_subcommand list" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c chatctl -n "__fish_chatctl_using_subcommand list" -s V -l version -d 'Print version'
-complete -c chatctl -n "__fish_chatctl_using_subcommand fetch" -s o -l output -d 'Where to write: a file name (one FILE) or a folder [default: the current folder]' -r -F
+complete -c chatctl -n "__fish_chatctl_using_subcommand fetch" -s o -l output -d 'Where to write [default: the current folder]. With one FILE: that file\'s name, or an existing folder (or a path ending in `/`) to put it in. With several: a folder, created if missing; each file keeps its name' -r -F
 complete -c chatctl -n "__fish_chatctl_using_subcommand fetch" -s s -l server -d 'Server to talk to' -r
 complete -c chatctl -n "__fish_chatctl_using_subcommand fetch" -s n -l name -d 'Name to join the room with [default: asked on a TTY, else the login name]' -r
 complete -c chatctl -n "__fish_chatctl_using_subcommand fetch" -l timeout -d 'How long to wait for the server, e.g. `5s`, `1m`, `500ms`' -r
