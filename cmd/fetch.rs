@@ -10,7 +10,7 @@ use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::cli::Global;
-use crate::session::{escape, fail, interactive, one_shot, pick_many};
+use crate::session::{escape, fail, interactive, one_shot, out, pick_many};
 
 /// Download files from the server (UDP by default, as the original client).
 ///
@@ -129,7 +129,7 @@ pub fn run(args: FetchArgs, global: &Global) -> anyhow::Result<()> {
         let mut failed: Option<anyhow::Error> = None;
         for t in tasks {
             match t.await.context("a download task failed")? {
-                Ok(report) => print_report(&g, session.name(), &report),
+                Ok(report) => print_report(&g, session.name(), &report)?,
                 Err(e) => {
                     if let Some(earlier) = failed.replace(e) {
                         eprintln!("chatctl fetch: {earlier:#}");
@@ -141,15 +141,17 @@ pub fn run(args: FetchArgs, global: &Global) -> anyhow::Result<()> {
     })
 }
 
-fn print_report(g: &Global, name: &str, r: &DownloadReport) {
+fn print_report(g: &Global, name: &str, r: &DownloadReport) -> anyhow::Result<()> {
     if g.json {
         let mut v = serde_json::to_value(r).unwrap_or_default();
         if let Some(o) = v.as_object_mut() {
             o.insert("name".into(), name.into());
             o.insert("bytes_per_second".into(), r.bytes_per_second().round().into());
         }
-        println!("{v}");
-    } else if !g.quiet {
-        println!("{}", r.summary(name));
+        out(v)
+    } else if g.quiet {
+        Ok(())
+    } else {
+        out(r.summary(name))
     }
 }

@@ -139,7 +139,10 @@ impl Out {
                 // (inside, a text that ends with one gets no second).
                 let _ = p.lock().map(|mut p| p.print(format!("{s}\n")));
             }
-            None => println!("{s}"),
+            // A reader that went away is noticed when stdin ends; never panic here.
+            None => {
+                let _ = crate::session::out(s);
+            }
         }
     }
 

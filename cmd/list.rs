@@ -3,7 +3,7 @@
 use clap::Args;
 
 use crate::cli::Global;
-use crate::session::{escape, fail, one_shot};
+use crate::session::{escape, fail, one_shot, out};
 
 /// List the other users in the room, or with --files the files on offer.
 ///
@@ -20,10 +20,10 @@ pub fn run(args: ListArgs, global: &Global) -> anyhow::Result<()> {
     one_shot(global, |session| async move {
         let items = if args.files { session.files().await } else { session.users().await }.map_err(fail)?;
         if json {
-            println!("{}", serde_json::to_string(&items)?);
+            out(serde_json::to_string(&items)?)?;
         } else {
             for i in items {
-                println!("{}", escape(&i));
+                out(escape(&i))?;
             }
         }
         Ok(())

@@ -3,7 +3,7 @@
 use clap::Args;
 
 use crate::cli::Global;
-use crate::session::{each_stdin_line, escape, fail, one_shot, words};
+use crate::session::{each_stdin_line, escape, fail, one_shot, out, words};
 
 /// Send a message to everyone in the room.
 ///
@@ -26,7 +26,7 @@ pub fn run(args: SayArgs, global: &Global) -> anyhow::Result<()> {
             let g = g.clone();
             async move {
                 for (piece, to) in session.broadcast(&text).await.map_err(fail)? {
-                    report(&g, &piece, &to);
+                    report(&g, &piece, &to)?;
                 }
                 anyhow::Ok(())
             }
@@ -38,15 +38,16 @@ pub fn run(args: SayArgs, global: &Global) -> anyhow::Result<()> {
     })
 }
 
-fn report(g: &Global, text: &str, to: &[String]) {
+fn report(g: &Global, text: &str, to: &[String]) -> anyhow::Result<()> {
     if g.json {
-        println!("{}", serde_json::json!({ "text": text, "to": to }));
+        out(serde_json::json!({ "text": text, "to": to }))?;
     } else if !g.quiet {
         if to.is_empty() {
-            println!("sent to nobody (the room is empty)");
+            out("sent to nobody (the room is empty)")?;
         } else {
             let names: Vec<String> = to.iter().map(|n| escape(n).into_owned()).collect();
-            println!("sent to {}", names.join(", "));
+            out(format_args!("sent to {}", names.join(", ")))?;
         }
     }
+    Ok(())
 }

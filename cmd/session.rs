@@ -153,6 +153,15 @@ async fn drain(mut updates: Updates) {
     while updates.next().await.is_some() {}
 }
 
+/// Prints one line on standard output. Unlike `println!`, a closed pipe
+/// (`chatctl list | head -1`) is an error to return (main exits quietly after
+/// leaving the room), not a panic.
+pub fn out(line: impl std::fmt::Display) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{line}").and_then(|()| stdout.flush()).context("cannot write to standard output")
+}
+
 /// Joins command-line words into one text; `None` means "read stdin".
 pub fn words(text: &[String]) -> Option<String> {
     if text.is_empty() || (text.len() == 1 && text[0] == "-") { None } else { Some(text.join(" ")) }

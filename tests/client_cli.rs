@@ -368,6 +368,8 @@ fn name_from_flag_env_then_login() {
     base().env("USER", "loginname").env("CHATCTL_NAME", "ENVNAME").assert().success();
     base().env("USER", "loginname").env("CHATCTL_NAME", "ENVNAME").args(["--name", "FLAG"]).assert().success();
     assert_eq!(joined(&log), ["loginname", "ENVNAME", "FLAG"]);
+    let leaves = log.lock().unwrap().iter().filter(|r| **r == Request::Leave).count();
+    assert_eq!(leaves, 3, "every one-shot command leaves with 101");
     // No way to tell the name: a clear error before connecting.
     base()
         .env_remove("USER")
@@ -772,4 +774,36 @@ fn pty_join_ctrl_c_leaves() {
     let status = wait_exit(&mut child, T);
     assert!(status.success(), "{status:?}");
     bob.expect(&Update::Left { name: "ZED".into() }, T);
+}
+
+/// `chatctl say | head -1`: when the reader goes away, `say` leaves (`101`)
+/// and exits 0 quietly instead of panicking.
+#[test]
+fn closed_stdout_leaves_quietly() {
+    let (addr, log) = recording_server();
+    let mut child = spawn(addr, "ALICE", &["say"]);
+    drop(child.stdout.take()); // the reader is gone
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"one\n").unwrap();
+    stdin.flush().unwrap();
+    let status = wait_exit(&mut child, T);
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert!(status.success(), "{status:?} {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(wait_logged(&log, Duration::from_secs(1), |r| *r == Request::Leave), "no 101");
+}
+
+/// Several files download at once: the second is requested while the first
+/// is still stalled.
+#[test]
+fn fetch_downloads_in_parallel() {
+    let (addr, log) = recording_server();
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = spawn(addr, "ALICE", &["fetch", "--tcp", "STALL", "SHORT", "-o", dir.path().to_str().unwrap()]);
+    let both = wait_logged(&log, T, |r| matches!(r, Request::Download { file, .. } if file == "SHORT"));
+    sigint(&child);
+    let status = wait_exit(&mut child, T);
+    assert!(both, "SHORT was not requested while STALL was running: {:?}", log.lock().unwrap());
+    assert_eq!(status.code(), Some(code(Exit::Interrupted)));
 }
