@@ -56,10 +56,8 @@ fn target(output: Option<&Path>, file: &str, single: bool) -> anyhow::Result<Pat
     {
         return Ok(o.to_path_buf());
     }
-    let base = Path::new(file)
-        .file_name()
-        .filter(|b| !b.is_empty())
-        .with_context(|| format!("cannot make a local file name from {:?}", escape(file)))?;
+    let base = chatctl::client::local_file_name(file)
+        .with_context(|| format!("cannot make a local file name from {} (use -o NAME)", escape(file)))?;
     Ok(output.unwrap_or(Path::new(".")).join(base))
 }
 

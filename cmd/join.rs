@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
@@ -380,7 +380,7 @@ impl Chat {
     /// Starts a background download into the current folder; progress and the
     /// result are reported as lines.
     fn get(&mut self, file: String, transport: Transport) {
-        let Some(base) = Path::new(&file).file_name().map(PathBuf::from) else {
+        let Some(base) = chatctl::client::local_file_name(&file).map(PathBuf::from) else {
             self.out.info("error", format!("cannot make a local file name from {}", escape(&file)));
             return;
         };

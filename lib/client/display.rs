@@ -27,6 +27,16 @@ pub fn escape(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// The local file name for a file the server offers: its last path component
+/// (after `/` or `\\`), or `None` when that is empty, `.`, `..`, or holds a
+/// control character. A server's name never picks a folder, and never
+/// creates a file whose name would garble a terminal listing.
+pub fn local_file_name(file: &str) -> Option<&str> {
+    let base = file.rsplit(['/', '\\']).next()?;
+    let bad = base.is_empty() || base == "." || base == ".." || base.chars().any(char::is_control);
+    (!bad).then_some(base)
+}
+
 /// `n` with a comma every three digits, as in the course's example
 /// (`24,114 bytes`).
 pub fn thousands(n: u64) -> String {
@@ -85,6 +95,16 @@ mod tests {
         assert_eq!(escape("שלום, bob"), "שלום, bob");
         assert!(matches!(escape("plain"), Cow::Borrowed(_)));
         assert_eq!(escape("a\u{1b}[2Jb\r\n\u{7}"), "a\\u{1b}[2Jb\\r\\n\\u{7}");
+    }
+
+    #[test]
+    fn local_file_names() {
+        assert_eq!(local_file_name("a.bin"), Some("a.bin"));
+        assert_eq!(local_file_name("../../etc/passwd"), Some("passwd"));
+        assert_eq!(local_file_name("dir\\x.txt"), Some("x.txt"));
+        for bad in ["", "..", ".", "dir/", "a\u{1b}[2J", "new\nline"] {
+            assert_eq!(local_file_name(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

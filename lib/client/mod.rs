@@ -22,7 +22,7 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{Mutex, mpsc};
 
-pub use display::{escape, rate, thousands};
+pub use display::{escape, local_file_name, rate, thousands};
 pub use download::{DownloadReport, Transport, temp_path_for};
 pub use error::ClientError;
 
