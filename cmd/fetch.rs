@@ -127,10 +127,11 @@ pub fn run(args: FetchArgs, global: &Global) -> anyhow::Result<()> {
         let mut failed: Option<anyhow::Error> = None;
         for t in tasks {
             match t.await.context("a download task failed")? {
-                Ok(report) => print_report(&g, session.name(), &report)?,
+                // Suspended, so the line does not garble the bars still running.
+                Ok(report) => multi.suspend(|| print_report(&g, session.name(), &report))?,
                 Err(e) => {
                     if let Some(earlier) = failed.replace(e) {
-                        eprintln!("chatctl fetch: {earlier:#}");
+                        multi.suspend(|| eprintln!("chatctl fetch: {earlier:#}"));
                     }
                 }
             }

@@ -807,3 +807,24 @@ fn fetch_downloads_in_parallel() {
     assert!(both, "SHORT was not requested while STALL was running: {:?}", log.lock().unwrap());
     assert_eq!(status.code(), Some(code(Exit::Interrupted)));
 }
+
+/// Ctrl-C in a picker (a key, since the picker reads the terminal raw):
+/// leaves with `101`, exits 130.
+#[test]
+fn pty_ctrl_c_in_a_picker() {
+    if !have_script() {
+        return;
+    }
+    let (addr, log) = recording_server();
+    let cwd = tempfile::tempdir().unwrap();
+    let mut child = on_pty(addr, "--name ALICE fetch", cwd.path());
+    let screen = Screen::of(&mut child);
+    let mut stdin = child.stdin.take().unwrap();
+    screen.wait_for("STALL", 0);
+    std::thread::sleep(Duration::from_millis(200));
+    typed(&mut stdin, b"\x03", Duration::ZERO);
+    let status = wait_exit(&mut child, T);
+    assert_eq!(status.code(), Some(code(Exit::Interrupted)), "{status:?}");
+    assert!(wait_logged(&log, Duration::from_secs(1), |r| *r == Request::Leave), "no 101");
+    assert!(!log.lock().unwrap().iter().any(|r| matches!(r, Request::Download { .. })));
+}
