@@ -285,7 +285,7 @@ pub fn run(_args: JoinArgs, global: &Global) -> anyhow::Result<()> {
             End::Failed(e) => Err(e),
         };
         chat.downloads.abort_all();
-        let left = session.leave().await.map_err(fail).context("leaving the room");
+        let left = crate::session::leave(&session).await;
         if tty && !by_input {
             // The line editor holds the terminal in raw mode until its read
             // returns: let it finish before exiting, or the shell is left raw.

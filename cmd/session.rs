@@ -144,9 +144,17 @@ where
             _ = &mut ctrl_c => Err(anyhow::Error::new(Exit::Interrupted)),
             r = body(session.clone()) => r,
         };
-        let left = session.leave().await.map_err(fail).context("leaving the room");
+        let left = leave(&session).await;
         r.and(left)
     })
+}
+
+/// Leaves the room (`101`, bounded by --timeout); a second Ctrl-C stops waiting.
+pub async fn leave(session: &Session) -> anyhow::Result<()> {
+    tokio::select! {
+        r = session.leave() => r.map_err(fail).context("leaving the room"),
+        _ = tokio::signal::ctrl_c() => Err(anyhow::Error::new(Exit::Interrupted).context("gave up leaving the room")),
+    }
 }
 
 async fn drain(mut updates: Updates) {
