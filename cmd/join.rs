@@ -207,6 +207,7 @@ pub fn run(_args: JoinArgs, global: &Global) -> anyhow::Result<()> {
     let (lines_tx, mut lines_rx) = mpsc::unbounded_channel::<Option<String>>();
     let mut out = Out { json: global.json, printer: None, names: None };
     let mut reader = None;
+    let over = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let r = block_on(async {
         let ctrl_c = tokio::signal::ctrl_c();
         tokio::pin!(ctrl_c);
@@ -228,12 +229,13 @@ pub fn run(_args: JoinArgs, global: &Global) -> anyhow::Result<()> {
             // The editor reads the next line right away (so type-ahead is
             // edited too) but not after `/quit`: it must not put the terminal
             // back in raw mode as the process exits.
+            let over = over.clone();
             reader = Some(std::thread::spawn(move || {
                 loop {
                     match rl.readline(&prompt) {
                         Ok(l) => {
                             let _ = rl.add_history_entry(l.as_str());
-                            let quit = parse(&l) == Line::Quit;
+                            let quit = parse(&l) == Line::Quit || over.load(std::sync::atomic::Ordering::SeqCst);
                             if lines_tx.send(Some(l)).is_err() || quit {
                                 return;
                             }
@@ -286,6 +288,7 @@ pub fn run(_args: JoinArgs, global: &Global) -> anyhow::Result<()> {
         };
         chat.downloads.abort_all();
         let left = crate::session::leave(&session).await;
+        over.store(true, std::sync::atomic::Ordering::SeqCst);
         if tty && !by_input {
             // The line editor holds the terminal in raw mode until its read
             // returns: let it finish before exiting, or the shell is left raw.

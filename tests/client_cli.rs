@@ -140,7 +140,8 @@ type Log = Arc<Mutex<Vec<Request>>>;
 
 /// A classic server that logs requests. Joins always succeed (the room is
 /// just `BOB`); `SHORT` is announced as 100 bytes and only 10 are sent (TCP);
-/// `STALL` is announced and its transfer connection never sends anything.
+/// `STALL` is announced and its transfer connection never sends anything;
+/// a broadcast `BYE` makes it drop the client's connections.
 fn recording_server() -> (SocketAddr, Log) {
     let log: Log = Arc::default();
     let l = log.clone();
@@ -180,6 +181,7 @@ async fn record(mut s: TcpStream, log: Log) {
                 Request::Users => Confirm::Users { users: vec!["BOB".into()] }.into(),
                 Request::Files => Confirm::Files { files: vec!["SHORT".into(), "STALL".into()] }.into(),
                 Request::Whisper { .. } => Confirm::WhisperSent.into(),
+                Request::Broadcast { text } if text == "BYE" => return, // the server goes away
                 Request::Broadcast { .. } => Confirm::BroadcastSent { to: vec!["BOB".into()] }.into(),
                 Request::Download { file, .. } => {
                     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -827,4 +829,28 @@ fn pty_ctrl_c_in_a_picker() {
     assert_eq!(status.code(), Some(code(Exit::Interrupted)), "{status:?}");
     assert!(wait_logged(&log, Duration::from_secs(1), |r| *r == Request::Leave), "no 101");
     assert!(!log.lock().unwrap().iter().any(|r| matches!(r, Request::Download { .. })));
+}
+
+/// The server goes away under `join` on a terminal: the session ends with an
+/// error, but only after Enter, so the line editor gives the terminal back.
+#[test]
+fn pty_join_server_gone() {
+    if !have_script() {
+        return;
+    }
+    let (addr, _log) = recording_server();
+    let cwd = tempfile::tempdir().unwrap();
+    let mut child = on_pty(addr, "--name ZED join", cwd.path());
+    let screen = Screen::of(&mut child);
+    let mut stdin = child.stdin.take().unwrap();
+    let at = screen.wait_for("joined as ZED", 0);
+    let at = screen.wait_for("ZED> ", at);
+    std::thread::sleep(Duration::from_millis(200));
+    typed(&mut stdin, b"BYE\r", Duration::ZERO);
+    screen.wait_for("press Enter to exit", at);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(child.try_wait().unwrap().is_none(), "exited before Enter, with the terminal raw");
+    typed(&mut stdin, b"\r", Duration::ZERO);
+    let status = wait_exit(&mut child, T);
+    assert_eq!(status.code(), Some(code(Exit::Protocol)), "{status:?}");
 }
