@@ -140,7 +140,7 @@ type Log = Arc<Mutex<Vec<Request>>>;
 
 /// A classic server that logs requests. Joins always succeed (the room is
 /// just `BOB`); `SHORT` is announced as 100 bytes and only 10 are sent (TCP);
-/// `STALL` is announced and its transfer connection never sends anything;
+/// `LONG` sends 150; `STALL` is announced and its transfer connection never sends anything;
 /// a broadcast `BYE` makes it drop the client's connections.
 fn recording_server() -> (SocketAddr, Log) {
     let log: Log = Arc::default();
@@ -186,11 +186,12 @@ async fn record(mut s: TcpStream, log: Log) {
                 Request::Download { file, .. } => {
                     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
                     let port = l.local_addr().unwrap().port();
-                    let short = file == "SHORT";
                     tokio::spawn(async move {
                         let (mut t, _) = l.accept().await.unwrap();
-                        if short {
+                        if file == "SHORT" {
                             let _ = t.write_all(&[7u8; 10]).await;
+                        } else if file == "LONG" {
+                            let _ = t.write_all(&[7u8; 150]).await;
                         } else {
                             tokio::time::sleep(Duration::from_secs(60)).await;
                         }
@@ -317,7 +318,7 @@ fn silent_server_exits_9() {
 }
 
 #[test]
-fn short_transfer_exits_10_and_writes_nothing() {
+fn short_or_long_transfer_exits_10_and_writes_nothing() {
     let (addr, _log) = recording_server();
     let dir = tempfile::tempdir().unwrap();
     chatctl(addr, "ALICE")
@@ -325,6 +326,11 @@ fn short_transfer_exits_10_and_writes_nothing() {
         .assert()
         .code(code(Exit::TransferFailed))
         .stderr(predicates::str::contains("received 10 of 100 bytes"));
+    chatctl(addr, "ALICE")
+        .args(["fetch", "--tcp", "LONG", "-o", dir.path().to_str().unwrap()])
+        .assert()
+        .code(code(Exit::TransferFailed))
+        .stderr(predicates::str::contains("more than the announced 100 bytes"));
     let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert!(left.is_empty(), "{left:?}");
 }
