@@ -860,3 +860,25 @@ fn pty_join_server_gone() {
     let status = wait_exit(&mut child, T);
     assert_eq!(status.code(), Some(code(Exit::Protocol)), "{status:?}");
 }
+
+/// A server whose accept queue is full never completes the connect: that is
+/// "cannot connect" (exit 3, with the address), after --timeout.
+#[test]
+fn connect_that_hangs_is_a_connect_error() {
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    sock.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into()).unwrap();
+    sock.listen(0).unwrap();
+    let addr = sock.local_addr().unwrap().as_socket().unwrap();
+    // Fill the accept queue (never accepted), so further SYNs are dropped.
+    let mut fillers = Vec::new();
+    for _ in 0..4 {
+        if let Ok(s) = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+            fillers.push(s);
+        }
+    }
+    let mut c = Command::new(bin());
+    c.args(["--server", &addr.to_string(), "--name", "ALICE", "--timeout", "500ms", "list"]);
+    c.assert()
+        .code(code(Exit::Connect))
+        .stderr(predicates::str::contains(addr.to_string()).and(predicates::str::contains("no answer within 500ms")));
+}

@@ -138,7 +138,12 @@ impl Session {
         }
         let addr = resolve(server).await?;
         let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
-            Err(_) => return Err(ClientError::Timeout { what: "connecting" }),
+            // A server that does not even accept is one we cannot connect to (exit 3, with the address).
+            Err(_) => {
+                let why = format!("no answer within {}", humantime::format_duration(timeout));
+                let source = std::io::Error::new(std::io::ErrorKind::TimedOut, why);
+                return Err(ClientError::Connect { addr: addr.to_string(), source });
+            }
             Ok(Err(source)) => return Err(ClientError::Connect { addr: addr.to_string(), source }),
             Ok(Ok(s)) => s,
         };
