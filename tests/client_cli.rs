@@ -882,3 +882,29 @@ fn connect_that_hangs_is_a_connect_error() {
         .code(code(Exit::Connect))
         .stderr(predicates::str::contains(addr.to_string()).and(predicates::str::contains("no answer within 500ms")));
 }
+
+/// IPv6: `--server [::1]:PORT` works end to end (skipped without IPv6 loopback).
+#[test]
+fn ipv6_loopback() {
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        println!("skipped: no IPv6 loopback");
+        return;
+    }
+    let files = served();
+    let config = Config {
+        listen: "[::1]:0".parse().unwrap(),
+        files: Some(files.path().to_path_buf()),
+        ports: PortSpec::Ephemeral { max: 16 },
+        ..Config::default()
+    };
+    let addr = background(move || async move {
+        let s = Server::bind(config).await.unwrap();
+        let addr = s.local_addr();
+        tokio::spawn(s.run(std::future::pending::<()>()));
+        addr
+    });
+    let dir = tempfile::tempdir().unwrap();
+    chatctl(addr, "ALICE").args(["list", "--files"]).assert().success().stdout("a.bin\nb.txt\nempty\n");
+    chatctl(addr, "ALICE").args(["fetch", "a.bin", "-o", dir.path().to_str().unwrap()]).assert().success();
+    assert_eq!(std::fs::read(dir.path().join("a.bin")).unwrap(), std::fs::read(files.path().join("a.bin")).unwrap());
+}

@@ -70,13 +70,22 @@ impl Framed {
     }
 }
 
+/// `HOST:PORT` with the default port 13337 added to a bare host: `example.org`,
+/// `10.0.0.37`, `::1` and `[::1]` get it; `example.org:99` and `[::1]:99` keep theirs.
+fn with_default_port(server: &str) -> String {
+    let bare = server.strip_prefix('[').and_then(|s| s.strip_suffix(']')).unwrap_or(server);
+    if let Ok(ip) = bare.parse::<std::net::IpAddr>() {
+        return SocketAddr::new(ip, crate::wire::DEFAULT_PORT).to_string();
+    }
+    match server.rsplit_once(':') {
+        Some((host, port)) if port.parse::<u16>().is_ok() && !host.is_empty() => server.to_string(),
+        _ => format!("{server}:{}", crate::wire::DEFAULT_PORT),
+    }
+}
+
 /// Resolves `HOST:PORT` (a bare host gets the default port 13337).
 pub async fn resolve(server: &str) -> Result<SocketAddr, ClientError> {
-    let with_port = if server.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
-        server.to_string()
-    } else {
-        format!("{server}:{}", crate::wire::DEFAULT_PORT)
-    };
+    let with_port = with_default_port(server);
     let mut addrs = tokio::net::lookup_host(&with_port)
         .await
         .map_err(|source| ClientError::Connect { addr: server.to_string(), source })?;
@@ -275,6 +284,26 @@ async fn read_updates(mut conn: Framed, tx: mpsc::UnboundedSender<Result<Update,
         };
         if tx.send(item).is_err() {
             return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_port_only_for_a_bare_host() {
+        for (given, want) in [
+            ("example.org", "example.org:13337"),
+            ("example.org:99", "example.org:99"),
+            ("10.0.0.37", "10.0.0.37:13337"),
+            ("10.0.0.37:1", "10.0.0.37:1"),
+            ("::1", "[::1]:13337"),
+            ("[::1]", "[::1]:13337"),
+            ("[::1]:99", "[::1]:99"),
+        ] {
+            assert_eq!(with_default_port(given), want, "{given}");
         }
     }
 }
