@@ -73,7 +73,9 @@ impl Drop for TempGuard {
 
 /// The temporary output file and what has been written to it.
 struct Sink {
-    file: tokio::fs::File,
+    /// Buffered: a classic UDP transfer writes 1000 bytes at a time, and each
+    /// unbuffered write of a tokio file is a trip to the blocking pool.
+    file: tokio::io::BufWriter<tokio::fs::File>,
     temp: PathBuf,
     written: u64,
     last: Option<u8>,
@@ -114,7 +116,7 @@ impl Session {
         let f =
             tokio::fs::File::create(&temp).await.map_err(|source| ClientError::File { path: temp.clone(), source })?;
         let mut guard = TempGuard(Some(temp.clone()));
-        let mut sink = Sink { file: f, temp: temp.clone(), written: 0, last: None };
+        let mut sink = Sink { file: tokio::io::BufWriter::with_capacity(256 * 1024, f), temp: temp.clone(), written: 0, last: None };
         progress(0, size);
         let r = match transport {
             Transport::Tcp => tcp(peer, size, self.timeout, &mut sink, &mut progress).await,
