@@ -653,15 +653,17 @@ fn pty_whisper_picks_the_user() {
     let mut bob = Watcher::join(addr, "BOB");
     let cwd = tempfile::tempdir().unwrap();
     let mut child = on_pty(addr, "--name ALICE whisper", cwd.path());
+    let screen = Screen::of(&mut child);
     let mut stdin = child.stdin.take().unwrap();
     bob.expect(&Update::Joined { name: "ALICE".into() }, T);
-    std::thread::sleep(Duration::from_millis(300)); // the picker is on screen
+    screen.wait_for("BOB", screen.wait_for("Whisper to", 0));
+    std::thread::sleep(Duration::from_millis(100));
     typed(&mut stdin, b"\r", Duration::from_millis(200));
     typed(&mut stdin, b"hello from the picker\r", Duration::from_millis(100));
     bob.expect(&Update::Whisper { from: "ALICE".into(), text: "hello from the picker".into() }, T);
     typed(&mut stdin, b"\x04", Duration::ZERO);
-    let out = finish(child);
-    assert!(out.contains("Whisper to"), "{out}");
+    let status = wait_exit(&mut child, T);
+    assert!(status.success(), "{status:?}");
     bob.expect(&Update::Left { name: "ALICE".into() }, T);
 }
 
@@ -675,10 +677,15 @@ fn pty_fetch_picks_files() {
     let addr = server(Some(files.path()), 10);
     let cwd = tempfile::tempdir().unwrap();
     let mut child = on_pty(addr, "--name ALICE fetch --tcp", cwd.path());
+    let screen = Screen::of(&mut child);
     let mut stdin = child.stdin.take().unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    screen.wait_for("empty", screen.wait_for("Files to download", 0));
+    std::thread::sleep(Duration::from_millis(100));
     typed(&mut stdin, b" \r", Duration::ZERO); // pick the first one, start
-    let out = finish(child);
+    let status = wait_exit(&mut child, T);
+    screen.wait_for("downloaded 100%", 0);
+    let out = screen.0.lock().unwrap().clone();
+    assert!(status.success(), "{status:?}: {out}");
     let got: Vec<String> = walk(cwd.path());
     assert_eq!(got.len(), 1, "{got:?} {out}");
     assert!(out.contains("ETA"), "no progress bar on the terminal: {out}");

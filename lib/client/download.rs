@@ -116,7 +116,12 @@ impl Session {
         let f =
             tokio::fs::File::create(&temp).await.map_err(|source| ClientError::File { path: temp.clone(), source })?;
         let mut guard = TempGuard(Some(temp.clone()));
-        let mut sink = Sink { file: tokio::io::BufWriter::with_capacity(256 * 1024, f), temp: temp.clone(), written: 0, last: None };
+        let mut sink = Sink {
+            file: tokio::io::BufWriter::with_capacity(256 * 1024, f),
+            temp: temp.clone(),
+            written: 0,
+            last: None,
+        };
         progress(0, size);
         let r = match transport {
             Transport::Tcp => tcp(peer, size, self.timeout, &mut sink, &mut progress).await,
