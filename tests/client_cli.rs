@@ -109,6 +109,30 @@ fn spawn(addr: SocketAddr, name: &str, args: &[&str]) -> Child {
         .unwrap()
 }
 
+/// The lines a child writes, read by a thread so that a test waits a bounded time.
+struct Lines(std::sync::mpsc::Receiver<String>);
+
+impl Lines {
+    fn of(r: impl std::io::Read + Send + 'static) -> Lines {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut r = BufReader::new(r);
+            loop {
+                let mut line = String::new();
+                if r.read_line(&mut line).unwrap_or(0) == 0 || tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Lines(rx)
+    }
+
+    /// The next line (with its newline); panics after [`T`].
+    fn next(&self) -> String {
+        self.0.recv_timeout(T).expect("no line within the time limit")
+    }
+}
+
 fn sigint(child: &Child) {
     let ok = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
     assert!(ok.success(), "kill -INT failed");
@@ -233,13 +257,12 @@ fn say_streams_stdin_line_by_line() {
     let mut bob = Watcher::join(addr, "BOB");
     let mut child = spawn(addr, "ALICE", &["say"]);
     let mut stdin = child.stdin.take().unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let stdout = Lines::of(child.stdout.take().unwrap());
     bob.expect(&Update::Joined { name: "ALICE".into() }, T);
     stdin.write_all(b"first line\n").unwrap();
     stdin.flush().unwrap();
     bob.expect(&Update::Broadcast { from: "ALICE".into(), text: "first line".into() }, T);
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
+    let line = stdout.next();
     assert_eq!(line, "sent to BOB\n", "the recipients are printed per line, before stdin ends");
     // A long line is split; CRLF line ends lose their CR.
     let long = "z".repeat(150);
@@ -548,20 +571,18 @@ fn join_pipe_plain_lines() {
     let mut bob = Watcher::join(addr, "BOB");
     let mut child = spawn(addr, "ALICE", &["join"]);
     let mut stdin = child.stdin.take().unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let stdout = Lines::of(child.stdout.take().unwrap());
+    let stderr = Lines::of(child.stderr.take().unwrap());
     bob.expect(&Update::Joined { name: "ALICE".into() }, T);
     bob.rt.block_on(bob.session.broadcast("hi\u{7}\r\nthere")).unwrap();
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
+    let line = stdout.next();
     // `HH:MM:SS BOB: text`, control characters escaped, one line.
     assert_eq!(line.get(2..3), Some(":"), "{line:?}");
     assert!(line.ends_with(" BOB: hi\\u{7}\\r\\nthere\n"), "{line:?}");
     stdin.write_all(b"@NOBODY hey\n/w BOB psst\n").unwrap();
     stdin.flush().unwrap();
     // A refusal goes to stderr, the session goes on.
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    line.clear();
-    stderr.read_line(&mut line).unwrap();
+    let line = stderr.next();
     assert!(line.contains("no such user"), "{line:?}");
     bob.expect(&Update::Whisper { from: "ALICE".into(), text: "psst".into() }, T);
     stdin.write_all(b"/quit\n").unwrap();
