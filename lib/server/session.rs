@@ -61,6 +61,7 @@ pub async fn run(ctx: Ctx, stream: TcpStream, peer: SocketAddr) {
         local,
         joined: None,
         bad: 0,
+        unjoined_since: tokio::time::Instant::now(),
     };
     s.serve().await;
     s.leave(false).await;
@@ -74,17 +75,23 @@ struct Session {
     peer: SocketAddr,
     local: IpAddr,
     joined: Option<Joined>,
+    /// Consecutive inputs answered with `4999` or `4TT9`; too many and the
+    /// connection is cut off (a client that floods junk).
     bad: u32,
+    /// Since when the connection has been without a user: it must join
+    /// within `idle_timeout` of this (requests other than joins don't count).
+    unjoined_since: tokio::time::Instant,
 }
 
 impl Session {
     async fn serve(&mut self) {
         let mut shutdown = self.ctx.shutdown.clone();
         loop {
-            let idle = (self.joined.is_none() || self.conn.has_partial()).then_some(self.ctx.config.idle_timeout);
+            let idle = self.ctx.config.idle_timeout;
+            let deadline = self.joined.is_none().then_some(self.unjoined_since + idle);
             let kick = self.joined.as_ref().map(|j| j.member.kick.clone());
             let input = tokio::select! {
-                r = self.conn.read(idle) => r,
+                r = self.conn.read(deadline, idle) => r,
                 _ = async { match &kick { Some(k) => k.notified().await, None => std::future::pending().await } } => {
                     tracing::warn!(user = %self.name(), "disconnected: did not read its updates");
                     return;
@@ -92,21 +99,18 @@ impl Session {
                 _ = shutdown.recv() => return,
             };
             let flow = match input {
-                Ok(Input::Request(r)) => {
-                    self.bad = 0;
-                    self.handle(r).await
+                Ok(Input::Request(r)) => self.handle(r).await,
+                Ok(Input::Malformed(ty, e)) => {
+                    tracing::debug!(peer = %self.peer, error = %e, "malformed request");
+                    self.refuse(ErrorCode::malformed(ty)).await
                 }
                 Ok(Input::Bad(e)) => {
-                    self.bad += 1;
                     tracing::debug!(peer = %self.peer, error = %e, "unparseable input");
-                    if self.bad > self.ctx.config.max_bad_input {
-                        tracing::warn!(peer = %self.peer, "cut off: too much unparseable input");
-                        return;
-                    }
-                    self.error(ErrorCode::UNPARSEABLE).await
+                    self.refuse(ErrorCode::UNPARSEABLE).await
                 }
                 Ok(Input::Idle) => {
-                    tracing::info!(peer = %self.peer, "closed an idle connection");
+                    let what = if self.joined.is_some() { "a half-sent message" } else { "no join in time" };
+                    tracing::info!(peer = %self.peer, user = %self.name(), "closed an idle connection: {what}");
                     return;
                 }
                 Ok(Input::Closed) | Err(_) => return,
@@ -137,13 +141,29 @@ impl Session {
         self.send(Message::Error(e)).await
     }
 
+    /// Answers bad input (`4999`/`4TT9`), or cuts the connection off after
+    /// more than `max_bad_input` of them in a row.
+    async fn refuse(&mut self, e: ErrorCode) -> Flow {
+        self.bad += 1;
+        if self.bad > self.ctx.config.max_bad_input {
+            tracing::warn!(peer = %self.peer, user = %self.name(), bad = self.bad, "cut off: too much bad input");
+            return Flow::Stop;
+        }
+        self.error(e).await
+    }
+
     async fn handle(&mut self, r: Request) -> Flow {
         let ty = r.ty();
+        // Only a request that is allowed now ends a run of bad input.
+        if matches!(r, Request::Join { .. }) == self.joined.is_none() {
+            self.bad = 0;
+        }
         match (r, self.joined.is_some()) {
             (Request::Join { name }, false) => self.join(name).await,
-            (_, false) | (Request::Join { .. }, true) => self.error(ErrorCode::malformed(ty)).await,
+            (_, false) | (Request::Join { .. }, true) => self.refuse(ErrorCode::malformed(ty)).await,
             (Request::Leave, true) => {
                 self.leave(true).await;
+                self.unjoined_since = tokio::time::Instant::now();
                 self.confirm(Confirm::Left).await
             }
             (Request::Users, true) => {
@@ -303,6 +323,7 @@ impl Session {
             peer: self.peer.ip(),
             user: self.name().to_string(),
             wait: self.ctx.config.join_timeout,
+            stall: self.ctx.config.idle_timeout,
             guard: d,
         };
         let token = self.ctx.token.clone();
