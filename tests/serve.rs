@@ -323,6 +323,19 @@ async fn tcp_downloads_byte_exact_while_chatting() {
 /// A classic receiver like the reference's: drops every `drop_every`-th
 /// datagram it receives, plus seeded random loss of its ACKs (`ack_loss` %).
 async fn classic_receive(port: u16, w: u8, seed: u64, drop_every: u64, ack_loss: u64) -> Vec<u8> {
+    classic_receive_stalling(port, w, seed, drop_every, ack_loss, 0).await
+}
+
+/// [`classic_receive`], also sleeping 2 s at every `stall_every`-th datagram
+/// received, as the reference receiver does at every 10th.
+async fn classic_receive_stalling(
+    port: u16,
+    w: u8,
+    seed: u64,
+    drop_every: u64,
+    ack_loss: u64,
+    stall_every: u64,
+) -> Vec<u8> {
     let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     sock.connect(("127.0.0.1", port)).await.unwrap();
     let mut x = seed | 1;
@@ -343,6 +356,9 @@ async fn classic_receive(port: u16, w: u8, seed: u64, drop_every: u64, ack_loss:
     let (mut got, mut expect, mut count) = (Vec::new(), 0u8, 0u64);
     loop {
         count += 1;
+        if stall_every != 0 && count % stall_every == 0 {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
         if drop_every == 0 || count % drop_every != 0 {
             let d = classic::Data::parse(&buf[..n]).expect("not a data datagram");
             if d.seq == expect {
@@ -380,8 +396,15 @@ async fn classic_udp_downloads_under_loss() {
         else {
             panic!("no 206")
         };
-        runs.push((seed, file, size, tokio::spawn(classic_receive(port, w, seed, 11, 10))));
+        let t0 = std::time::Instant::now();
+        let run = tokio::spawn(async move {
+            let got = classic_receive(port, w, seed, 11, 10).await;
+            eprintln!("seed {seed}: {} bytes at window {w} received in {:?}", got.len(), t0.elapsed());
+            got
+        });
+        runs.push((seed, file, size, run));
     }
+    let t0 = std::time::Instant::now();
     for (seed, file, size, r) in runs {
         let got = r.await.unwrap();
         assert_eq!(got.len() as u64, size, "seed {seed}");
@@ -391,6 +414,7 @@ async fn classic_udp_downloads_under_loss() {
     }
     // Senders whose last ACK was lost still end, and return their ports.
     srv.ports_settle(1).await;
+    eprintln!("every sender ended {:?} after the last receiver", t0.elapsed());
     drop(a);
     srv.stop().await;
 }
@@ -849,5 +873,54 @@ async fn port_pool_is_conserved_after_every_scenario() {
     srv.ports_settle(0).await;
     assert_eq!(srv.handle.users(), 0);
     drop((a, b));
+    srv.stop().await;
+}
+
+/// Real sockets, the reference receiver's exact quirks (window 20, every
+/// 11th datagram dropped, a 2 s sleep at every 10th): 15 packets need at
+/// least 17 datagrams, so at least one sleep (2 s); go-back-N wastes the
+/// datagrams behind a drop, so two sleeps (4 s) is the realistic figure.
+#[tokio::test]
+async fn classic_udp_to_the_reference_receiver_quirks() {
+    let srv = TestServer::start(|_| {}).await;
+    let data = pattern(15_000, 13);
+    std::fs::write(srv.dir.join("f"), &data).unwrap();
+    let mut a = Client::join(srv.addr, "AL").await;
+    let Message::Confirm(Confirm::Download { port, .. }) = a.ask("106UDP01f").await else { panic!("no 206") };
+    let t0 = std::time::Instant::now();
+    let got = classic_receive_stalling(port, 20, 5, 11, 0, 10).await;
+    let took = t0.elapsed();
+    assert!(got == data, "bytes differ ({} of {})", got.len(), data.len());
+    eprintln!("reference receiver quirks, 15 kB over loopback: {took:?}");
+    assert!(took < Duration::from_secs(7), "took {took:?}");
+    // The sender saw the final ACK (or gave up soon) and returned its port.
+    srv.ports_settle(1).await;
+    drop(a);
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_that_never_reads_its_responses_is_disconnected() {
+    let srv = TestServer::start(|c| c.idle_timeout = Duration::from_millis(500)).await;
+    let mut b = Client::join(srv.addr, "BO").await;
+    // AL's main connection has a tiny receive buffer, so the answers pile up fast.
+    let sock = TcpSocket::new_v4().unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    let mut main = Stream::new(sock.connect(srv.addr).await.unwrap());
+    main.s.write_all(b"10002AL").await.unwrap();
+    let Message::Confirm(Confirm::Joined { port, .. }) = main.recv().await else { panic!("join refused") };
+    let upd = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    assert_eq!(b.update().await, Message::Update(Update::Joined { name: "AL".into() }));
+    // AL pipelines requests and never reads the answers.
+    let (_rd, mut wr) = main.s.into_split();
+    let flood = tokio::spawn(async move {
+        let reqs = "102".repeat(10_000);
+        while wr.write_all(reqs.as_bytes()).await.is_ok() {}
+    });
+    assert_eq!(b.update().await, Message::Update(Update::Left { name: "AL".into() }));
+    drop((flood, upd));
+    assert_eq!(b.ask("102").await, Message::Confirm(Confirm::Users { users: vec![] }));
+    drop(b);
+    srv.ports_settle(0).await;
     srv.stop().await;
 }

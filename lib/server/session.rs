@@ -24,8 +24,9 @@ use crate::wire::{Confirm, ErrorCode, MIN_NAME_CHARS, Message, Request, Transpor
 /// marked stalled and later senders do not wait for it.
 const DELIVERY_WAIT: Duration = Duration::from_millis(250);
 
-/// Kernel send buffer of an update connection, in bytes.
-const UPDATE_SNDBUF: usize = 64 * 1024;
+/// Kernel send buffer of a main or update connection, in bytes: it bounds
+/// what a client who does not read can pin in the kernel (messages are small).
+const SNDBUF: usize = 64 * 1024;
 
 /// What every connection task shares.
 #[derive(Clone, Debug)]
@@ -52,6 +53,7 @@ enum Flow {
 /// Serves one main connection until it closes, is cut off, or the server stops.
 pub async fn run(ctx: Ctx, stream: TcpStream, peer: SocketAddr) {
     let _ = stream.set_nodelay(true);
+    let _ = socket2::SockRef::from(&stream).set_send_buffer_size(SNDBUF);
     let local = stream.local_addr().map(|a| a.ip()).unwrap_or(IpAddr::from([0, 0, 0, 0]));
     let (rd, wr) = stream.into_split();
     let mut s = Session {
@@ -125,10 +127,20 @@ impl Session {
         self.joined.as_ref().map_or("", |j| j.name.as_str())
     }
 
+    /// Sends one message; a client that stops reading its main connection
+    /// (so the write cannot finish within `idle_timeout`) is disconnected.
     async fn send(&mut self, m: Message) -> Flow {
-        match self.conn.send(&m).await {
-            Ok(()) => Flow::Continue,
-            Err(_) => Flow::Stop,
+        let mut shutdown = self.ctx.shutdown.clone();
+        tokio::select! {
+            r = tokio::time::timeout(self.ctx.config.idle_timeout, self.conn.send(&m)) => match r {
+                Ok(Ok(())) => Flow::Continue,
+                Ok(Err(_)) => Flow::Stop,
+                Err(_) => {
+                    tracing::warn!(peer = %self.peer, user = %self.name(), "disconnected: did not read its responses");
+                    Flow::Stop
+                }
+            },
+            _ = shutdown.recv() => Flow::Stop,
         }
     }
 
@@ -225,7 +237,7 @@ impl Session {
         let _ = update.set_nodelay(true);
         // A small send buffer bounds what a user who does not read can pin in
         // the kernel; past it, its bounded queue fills and it is disconnected.
-        let _ = socket2::SockRef::from(&update).set_send_buffer_size(UPDATE_SNDBUF);
+        let _ = socket2::SockRef::from(&update).set_send_buffer_size(SNDBUF);
         let (member, rx) = room.enter(&name);
         let (close_tx, close_rx) = oneshot::channel();
         let writer = tokio::spawn(update_writer(

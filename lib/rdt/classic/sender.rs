@@ -16,8 +16,8 @@
 //!   reference receiver's 2 s sleeps made it resend half a window, and every
 //!   resent datagram brings that receiver's next sleep closer);
 //! - it ends even when the receiver is gone or the last ACK is lost: after
-//!   [`MAX_TIMEOUTS`] consecutive timeouts without progress (or [`FINAL_TIMEOUTS`],
-//!   without backoff, once everything was sent) it stops, and
+//!   [`MAX_TIMEOUTS`] consecutive timeouts without progress (or, once
+//!   everything was sent, [`FINAL_TIMEOUTS`] and at least [`FINAL_SILENCE`]) it stops, and
 //!   [`Sender::outcome`] says whether the end was confirmed.
 
 use std::time::{Duration, Instant};
@@ -28,11 +28,19 @@ use super::{CHUNK, Data, parse_ack};
 pub const MIN_RTO: Duration = Duration::from_millis(200);
 /// Highest retransmission timeout, after backoff.
 pub const MAX_RTO: Duration = Duration::from_secs(3);
+/// Highest retransmission timeout once every packet was sent: the sender
+/// then only checks that the receiver is still there, and should notice
+/// soon after [`FINAL_SILENCE`] that it is not.
+pub const FINAL_MAX_RTO: Duration = Duration::from_secs(1);
 /// Initial timeout before any RTT sample.
 pub const INITIAL_RTO: Duration = Duration::from_secs(1);
-/// Consecutive timeouts, once every packet was sent, after which the sender
-/// ends without the final ACK.
-pub const FINAL_TIMEOUTS: u32 = 4;
+/// Consecutive timeouts, once every packet was sent, after which (and after
+/// [`FINAL_SILENCE`]) the sender ends without the final ACK.
+pub const FINAL_TIMEOUTS: u32 = 2;
+/// Least silence, once every packet was sent, before the sender ends without
+/// the final ACK: longer than the reference receiver's 2 s sleep, which can
+/// fall on the very last packets.
+pub const FINAL_SILENCE: Duration = Duration::from_secs(3);
 /// Repeated ACKs that trigger a retransmission before the timer (like TCP's
 /// fast retransmit). Fewer than TCP's 3: datagrams of one transfer rarely
 /// reorder, and small windows after a loss would otherwise never see 3.
@@ -79,6 +87,9 @@ pub struct Sender {
     rttvar: Duration,
     rto: Duration,
     timeouts: u32,
+    /// Last time an ACK came, even a repeated one (or the first send): a
+    /// receiver that still answers is there, even if it makes no progress.
+    heard_at: Option<Instant>,
     got_ack: bool,
     outcome: Option<Outcome>,
     retransmits: u64,
@@ -109,6 +120,7 @@ impl Sender {
             rttvar: Duration::ZERO,
             rto: INITIAL_RTO,
             timeouts: 0,
+            heard_at: None,
             got_ack: false,
             outcome: None,
             retransmits: 0,
@@ -135,6 +147,7 @@ impl Sender {
         if !self.got_ack && super::parse_window(datagram) == Some(self.w) {
             return;
         }
+        self.heard_at = Some(now);
         let in_flight = self.high.min(self.packets) - self.base;
         let k = (usize::from(ack) + modulus - usize::from(self.seq(self.base))) % modulus;
         if k == 0 && in_flight > 0 && self.got_ack {
@@ -223,6 +236,7 @@ impl Sender {
         if self.timer.is_none() {
             self.timer = Some(now + self.rto);
         }
+        self.heard_at.get_or_insert(now);
         Some(i)
     }
 
@@ -239,10 +253,11 @@ impl Sender {
             _ => return,
         }
         self.timeouts += 1;
-        // Once every packet was sent, silence most likely means the receiver
-        // got it all and exited (the reference does): end sooner, without backoff.
+        // Once every packet was sent, a long silence most likely means the
+        // receiver got it all and exited (the reference does): end sooner.
         let all_sent = self.high == self.packets;
-        if all_sent && self.timeouts >= FINAL_TIMEOUTS {
+        let silence = self.heard_at.map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
+        if all_sent && self.timeouts >= FINAL_TIMEOUTS && silence >= FINAL_SILENCE {
             self.outcome = Some(Outcome::Unconfirmed);
             self.timer = None;
             return;
@@ -259,9 +274,7 @@ impl Sender {
         self.cwnd = 1;
         self.acked_in_window = 0;
         self.next = self.base;
-        if !all_sent {
-            self.rto = (self.rto * 2).min(MAX_RTO);
-        }
+        self.rto = (self.rto * 2).min(if all_sent { FINAL_MAX_RTO } else { MAX_RTO });
         self.timer = None;
     }
 
@@ -545,6 +558,18 @@ mod tests {
         // and within twice the floor.
         assert!(t * 4 <= reference * 3, "chatctl {t:?} vs reference sender {reference:?}");
         assert!(t <= floor * 2, "took {t:?}, {} retransmits", s.retransmits());
+    }
+
+    /// Regression: the reference receiver's 2 s sleep can fall on the last
+    /// packets; the sender must not take that silence for the end.
+    #[test]
+    fn reference_receiver_quirks_small_files_are_confirmed() {
+        for packets in 1..=45 {
+            let size = packets * 1000 - 10;
+            let (s, r, t) = simulate(size, 20, true, |_, _| false);
+            assert_eq!(r.got.len(), size, "{packets} packets");
+            assert_eq!(s.outcome(), Some(Outcome::Confirmed), "{packets} packets, {t:?}");
+        }
     }
 
     #[test]
