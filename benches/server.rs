@@ -361,6 +361,7 @@ fn main() {
                 p99
             );
         }
+        println!("(join+leave rows: p50/p99 are the time from `100` to the completed join)");
         let (before, peak, after, s, slow_gone) = storm().await;
         println!(
             "\nstorm: 20,000 broadcasts of 99 chars, 1 reader, 1 user never reading: {s:.2} s ({:.0} msg/s)",

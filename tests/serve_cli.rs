@@ -24,6 +24,7 @@ impl Serve {
     fn start(json: bool) -> Serve {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("f.bin"), vec![7u8; 100_000]).unwrap();
+        std::fs::write(dir.path().join("big.bin"), vec![9u8; 64 << 20]).unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_chatctl"));
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--ports", "0-16", "--files"])
             .arg(dir.path())
@@ -176,13 +177,22 @@ fn text_log_lines_and_sigterm() {
 #[test]
 fn json_log_lines_and_sigterm() {
     let mut srv = Serve::start(true);
-    let (_al, _al_upd) = session(srv.addr);
+    let (mut al, _al_upd) = session(srv.addr);
     let t = Instant::now();
     while !srv.log.lock().unwrap().iter().any(|l| l.contains("download finished")) {
         assert!(t.elapsed() < T, "no 'download finished' line");
         std::thread::sleep(Duration::from_millis(20));
     }
+    // A download still running when SIGTERM comes is cut short.
+    let Message::Confirm(Confirm::Download { size, port }) = al.ask("106TCP07big.bin") else { panic!("no 206") };
+    let mut big = TcpStream::connect((srv.addr.ip(), port)).unwrap();
+    big.set_read_timeout(Some(T)).unwrap();
+    let mut head = [0u8; 1000];
+    big.read_exact(&mut head).unwrap();
     assert!(srv.terminate().success());
+    let mut rest = Vec::new();
+    let _ = big.read_to_end(&mut rest);
+    assert!(((1000 + rest.len()) as u64) < size, "the transfer was not stopped");
     let log = srv.log();
     let events: Vec<serde_json::Value> = log
         .iter()
