@@ -924,3 +924,104 @@ async fn a_client_that_never_reads_its_responses_is_disconnected() {
     srv.ports_settle(0).await;
     srv.stop().await;
 }
+
+/// Seeded random garbage (and fragments of real requests) from many
+/// connections at once: the server answers or cuts them off, never crashes or
+/// wedges, and every port comes back.
+#[tokio::test]
+async fn random_input_never_wedges_the_server() {
+    // The server's tasks run on this test's thread (current-thread runtime),
+    // where tokio would swallow a panic: record any panic on this thread.
+    static PANICKED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    let me = std::thread::current().id();
+    let prev = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if std::thread::current().id() == me {
+            PANICKED.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        prev(info);
+    }));
+    let srv = TestServer::start(|c| {
+        c.idle_timeout = Duration::from_millis(500);
+        c.join_timeout = Duration::from_millis(300);
+    })
+    .await;
+    std::fs::write(srv.dir.join("f"), pattern(3000, 4)).unwrap();
+    let mut watcher = Client::join(srv.addr, "WATCH").await;
+    let pieces: [&[u8]; 12] = [
+        b"100",
+        b"05ALICE",
+        b"102",
+        b"103",
+        b"02WATCH",
+        b"104",
+        b"99",
+        b"106UDP01f",
+        b"106TCP01f",
+        b"\r\n",
+        b"101",
+        b"\xff\xfe\x00",
+    ];
+    let mut tasks = Vec::new();
+    for seed in 1..=24u64 {
+        let addr = srv.addr;
+        tasks.push(tokio::spawn(async move {
+            let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+            let mut rand = move || {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x
+            };
+            let mut s = TcpStream::connect(addr).await.unwrap();
+            let (mut rd, mut wr) = s.split();
+            let sink = async {
+                let mut buf = [0u8; 4096];
+                while matches!(rd.read(&mut buf).await, Ok(n) if n > 0) {}
+            };
+            let send = async {
+                for _ in 0..(rand() % 200) {
+                    let mut chunk = Vec::new();
+                    for _ in 0..(1 + rand() % 4) {
+                        if rand() % 3 == 0 {
+                            chunk.extend((0..rand() % 40).map(|_| rand() as u8));
+                        } else {
+                            chunk.extend_from_slice(pieces[(rand() % pieces.len() as u64) as usize]);
+                        }
+                    }
+                    if wr.write_all(&chunk).await.is_err() {
+                        return;
+                    }
+                    if rand() % 8 == 0 {
+                        tokio::time::sleep(Duration::from_millis(rand() % 20)).await;
+                    }
+                }
+                if rand() % 2 == 0 {
+                    let _ = wr.shutdown().await;
+                }
+            };
+            let _ = tokio::time::timeout(Duration::from_secs(5), async { tokio::join!(sink, send) }).await;
+            seed
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    // The room still works, and everything the garbage took came back.
+    assert!(matches!(watcher.ask("102").await, Message::Confirm(Confirm::Users { .. })));
+    let mut a = Client::join(srv.addr, "AFTER").await;
+    assert_eq!(a.ask("10305WATCH02ok").await, Message::Confirm(Confirm::WhisperSent));
+    loop {
+        if let Message::Update(Update::Whisper { from, text }) = watcher.update().await {
+            assert_eq!((from.as_str(), text.as_str()), ("AFTER", "ok"));
+            break;
+        }
+    }
+    drop(a);
+    srv.ports_settle(1).await;
+    drop(watcher);
+    srv.ports_settle(0).await;
+    assert_eq!(srv.handle.users(), 0);
+    srv.stop().await;
+    assert!(!PANICKED.load(std::sync::atomic::Ordering::SeqCst), "a server task panicked");
+}
