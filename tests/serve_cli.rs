@@ -22,11 +22,15 @@ struct Serve {
 
 impl Serve {
     fn start(json: bool) -> Serve {
+        Serve::start_on("127.0.0.1:0", json)
+    }
+
+    fn start_on(listen: &str, json: bool) -> Serve {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("f.bin"), vec![7u8; 100_000]).unwrap();
         std::fs::write(dir.path().join("big.bin"), vec![9u8; 64 << 20]).unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_chatctl"));
-        cmd.args(["serve", "--listen", "127.0.0.1:0", "--ports", "0-16", "--files"])
+        cmd.args(["serve", "--listen", listen, "--ports", "0-16", "--files"])
             .arg(dir.path())
             .env_remove("RUST_LOG")
             .env("NO_COLOR", "1")
@@ -222,4 +226,17 @@ fn help_says_classic_clients_cannot_read_large_rooms() {
     assert!(help.contains("--max-users"));
     assert!(help.contains("classic clients cannot read"), "{help}");
     assert!(help.contains("--join-timeout") && help.contains("--log-format"));
+}
+
+#[test]
+fn listens_on_ipv6() {
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("skipped: no IPv6 loopback on this machine");
+        return;
+    }
+    let mut srv = Serve::start_on("[::1]:0", false);
+    assert!(srv.addr.is_ipv6(), "{}", srv.addr);
+    let (mut al, _upd) = session(srv.addr);
+    assert!(matches!(al.ask("102"), Message::Confirm(Confirm::Users { .. })));
+    assert!(srv.terminate().success());
 }
