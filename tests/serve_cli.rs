@@ -118,7 +118,12 @@ impl Conn {
         let mut buf = [0u8; 256];
         loop {
             match self.s.read(&mut buf) {
-                Ok(0) | Err(_) => return true,
+                Ok(0) => return true,
+                // The read timeout: still open.
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                    return false;
+                }
+                Err(_) => return true,
                 Ok(_) => continue,
             }
         }
