@@ -143,8 +143,11 @@ impl Sender {
         if usize::from(ack) >= modulus {
             return;
         }
-        // A repeated hello ("20") before any ACK is not an ACK.
-        if !self.got_ack && super::parse_window(datagram) == Some(self.w) {
+        // A repeated hello ("20") before any ACK is not an ACK. With window 1
+        // the first real ACK is "1" too, and it can only be taken as an ACK
+        // (a hello repeated after data was sent would be misread; a receiver
+        // that announces window 1 and repeats its hello is not known).
+        if !self.got_ack && self.w > 1 && super::parse_window(datagram) == Some(self.w) {
             return;
         }
         self.heard_at = Some(now);
