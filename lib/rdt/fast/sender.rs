@@ -1,0 +1,520 @@
+//! The fast-mode sender: a pure state machine. Feed it datagrams with
+//! [`Sender::handle`] and expiries with [`Sender::handle_timeout`]; take
+//! datagrams from [`Sender::poll_transmit`] until it returns `false`, then
+//! sleep until [`Sender::poll_timeout`]. `now` must never go backwards.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::ops::Range;
+use std::time::{Duration, Instant};
+
+use super::{Config, Frame, Source, Stats, encode_data_with};
+use crate::rdt::cc::Controller;
+use crate::rdt::rangeset::RangeSet;
+use crate::rdt::rtt::RttEstimator;
+
+/// Why a fast send failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendError {
+    /// Reading the file failed.
+    #[error("reading the file at offset {offset}")]
+    Read {
+        offset: u64,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The receiver went silent for the idle timeout.
+    #[error("receiver silent for {0:?}")]
+    Timeout(Duration),
+    /// The receiver's hash of the file did not match.
+    #[error("receiver reports the file hash does not match")]
+    HashMismatch,
+}
+
+/// Where the transfer stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// CHALLENGE sent, waiting for START.
+    Validating,
+    /// Sending data.
+    Sending,
+    /// Every byte acknowledged; DONE sent, waiting for DONE-ACK.
+    Closing,
+    /// Finished. `confirmed` is false when the DONE-ACK never came (all data was still acknowledged).
+    Done { confirmed: bool },
+    /// Failed; see [`Sender::error`].
+    Failed,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Sent {
+    pn: u64,
+    len: u64,
+    time: Instant,
+}
+
+/// The fast-mode sender.
+#[derive(Debug)]
+pub struct Sender {
+    cfg: Config,
+    size: u64,
+    cookie: u64,
+    state: State,
+    error: Option<SendError>,
+    cc: Box<dyn Controller>,
+    rtt: RttEstimator,
+    /// Bytes received from / sent to the peer before validation (RFC 9000 §8).
+    recv_bytes: u64,
+    sent_bytes: u64,
+    validated: bool,
+    challenge_due: bool,
+    acked: RangeSet,
+    lost: RangeSet,
+    /// In flight, keyed by offset.
+    in_flight: BTreeMap<u64, Sent>,
+    /// (pn, offset) in send order, for loss detection by packet number.
+    order: VecDeque<(u64, u64, Instant)>,
+    bytes_in_flight: u64,
+    next_offset: u64,
+    next_pn: u64,
+    largest_acked_pn: Option<u64>,
+    max_data: u64,
+    hasher: blake3::Hasher,
+    hashed_to: u64,
+    hash: Option<[u8; 32]>,
+    done_due: bool,
+    timer: Option<Instant>,
+    pace_at: Option<Instant>,
+    last_heard: Instant,
+    /// Pacing: tokens in bytes, refilled at the pacing rate.
+    tokens: f64,
+    last_refill: Instant,
+    stats: Stats,
+    buf: Vec<u8>,
+}
+
+impl Sender {
+    /// A sender for a file of `size` bytes, answering the fast `hello` (see
+    /// [`super::is_fast_hello`]) received at `now`.
+    pub fn new(cfg: Config, size: u64, hello: &[u8], now: Instant) -> Self {
+        let mss = cfg.payload_len() as u64;
+        let cookie = splitmix(cfg.seed ^ size.rotate_left(17) ^ 0x9e37_79b9_7f4a_7c15);
+        Self {
+            cc: cfg.cc.build(mss),
+            rtt: RttEstimator::new(cfg.min_rto),
+            size,
+            cookie,
+            state: State::Validating,
+            error: None,
+            recv_bytes: hello.len() as u64,
+            sent_bytes: 0,
+            validated: false,
+            challenge_due: true,
+            acked: RangeSet::new(),
+            lost: RangeSet::new(),
+            in_flight: BTreeMap::new(),
+            order: VecDeque::new(),
+            bytes_in_flight: 0,
+            next_offset: 0,
+            next_pn: 0,
+            largest_acked_pn: None,
+            max_data: 0,
+            hasher: blake3::Hasher::new(),
+            hashed_to: 0,
+            hash: None,
+            done_due: false,
+            timer: None,
+            pace_at: None,
+            last_heard: now,
+            tokens: (cfg.pacing_burst as f64) * mss as f64,
+            last_refill: now,
+            stats: Stats::default(),
+            buf: Vec::new(),
+            cfg,
+        }
+    }
+
+    /// Where the transfer stands.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// Whether the machine has nothing more to do.
+    pub fn is_finished(&self) -> bool {
+        matches!(self.state, State::Done { .. } | State::Failed)
+    }
+
+    /// Takes the error of a failed transfer.
+    pub fn take_error(&mut self) -> Option<SendError> {
+        self.error.take()
+    }
+
+    /// Live figures.
+    pub fn stats(&self) -> Stats {
+        Stats { cwnd: self.cc.window(), srtt: self.rtt.srtt(), ..self.stats.clone() }
+    }
+
+    /// Bytes the receiver already had when it started (its resume offset).
+    pub fn file_size(&self) -> u64 {
+        self.size
+    }
+
+    fn fail(&mut self, e: SendError) {
+        self.state = State::Failed;
+        self.error = Some(e);
+        self.timer = None;
+    }
+
+    /// A datagram from the peer.
+    pub fn handle(&mut self, now: Instant, datagram: &[u8]) {
+        if self.is_finished() {
+            return;
+        }
+        if !self.validated {
+            self.recv_bytes += datagram.len() as u64;
+            if super::is_fast_hello(datagram) {
+                self.challenge_due = true;
+                return;
+            }
+        }
+        let Ok(frame) = Frame::decode(datagram) else { return };
+        match frame {
+            Frame::Start { cookie, resume, max_data } if cookie == self.cookie => {
+                self.last_heard = now;
+                if !self.validated {
+                    self.validated = true;
+                    self.state = State::Sending;
+                    let resume = resume.min(self.size);
+                    self.acked.insert(0..resume);
+                    self.next_offset = resume;
+                    self.max_data = max_data.min(self.size);
+                    self.stats.bytes_done = resume;
+                    self.check_complete();
+                }
+            }
+            Frame::Ack { largest_pn, delay_us, max_data, ranges } if self.validated => {
+                self.last_heard = now;
+                self.on_ack(now, largest_pn, Duration::from_micros(delay_us.into()), max_data, &ranges);
+            }
+            Frame::DoneAck { ok } if self.validated => {
+                if ok {
+                    self.state = State::Done { confirmed: true };
+                    self.timer = None;
+                } else {
+                    self.fail(SendError::HashMismatch);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_ack(&mut self, now: Instant, largest_pn: u64, delay: Duration, max_data: u64, ranges: &[Range<u64>]) {
+        self.max_data = self.max_data.max(max_data.min(self.size));
+        // RTT sample from the largest packet number, if it is newly acknowledged.
+        if self.largest_acked_pn.is_none_or(|l| largest_pn > l) {
+            self.largest_acked_pn = Some(largest_pn);
+            let i = self.order.partition_point(|&(pn, _, _)| pn < largest_pn);
+            if let Some(&(pn, _, t)) = self.order.get(i)
+                && pn == largest_pn
+            {
+                let rtt = now.saturating_duration_since(t);
+                self.rtt.sample(rtt.saturating_sub(delay.min(rtt / 2)).max(rtt.min(Duration::from_micros(50))));
+            }
+        }
+        let mut progress = false;
+        for r in ranges {
+            let r = r.start..r.end.min(self.size);
+            if r.start >= r.end || self.acked.contains(r.clone()) {
+                continue;
+            }
+            self.acked.insert(r.clone());
+            self.lost.remove(r.clone());
+            // In-flight packets inside the range (a packet never straddles an
+            // acked range's boundary unless partially acked, handled below).
+            let first = self.in_flight.range(..r.start).next_back().map(|(&o, _)| o);
+            let keys: Vec<u64> =
+                first.into_iter().chain(self.in_flight.range(r.start..r.end).map(|(&o, _)| o)).collect();
+            for o in keys {
+                let s = self.in_flight[&o];
+                if self.acked.contains(o..o + s.len) {
+                    self.in_flight.remove(&o);
+                    self.bytes_in_flight -= s.len;
+                    self.cc.on_ack(now, s.time, s.len, self.rtt.srtt());
+                    progress = true;
+                }
+            }
+        }
+        self.stats.bytes_done = self.acked.iter().map(|r| r.end - r.start).sum();
+        // Packet-threshold loss detection (RFC 9002 §6.1.1, threshold 3) and
+        // time threshold of 9/8 RTT.
+        let lat = self.rtt.srtt().max(self.rtt.latest()) * 9 / 8;
+        while let Some(&(pn, off, t)) = self.order.front() {
+            let live = self.in_flight.get(&off).is_some_and(|s| s.pn == pn);
+            if !live {
+                self.order.pop_front();
+                continue;
+            }
+            if pn + 3 <= largest_pn || (pn < largest_pn && t + lat <= now) {
+                self.order.pop_front();
+                if let Some(s) = self.in_flight.remove(&off) {
+                    self.declare_lost(now, off, s);
+                }
+            } else {
+                break;
+            }
+        }
+        if progress || self.in_flight.is_empty() {
+            self.rearm(now);
+        }
+        self.check_complete();
+    }
+
+    fn declare_lost(&mut self, now: Instant, off: u64, s: Sent) {
+        self.bytes_in_flight -= s.len;
+        self.stats.packets_lost += 1;
+        self.lost.insert(off..off + s.len);
+        for r in self.acked.iter().filter(|a| a.start < off + s.len && a.end > off).collect::<Vec<_>>() {
+            self.lost.remove(r);
+        }
+        self.cc.on_loss(now, s.time);
+    }
+
+    fn rearm(&mut self, now: Instant) {
+        self.timer = if self.in_flight.is_empty() && !matches!(self.state, State::Closing | State::Validating) {
+            None
+        } else {
+            Some(now + self.rtt.rto())
+        };
+    }
+
+    fn check_complete(&mut self) {
+        if self.state == State::Sending && self.acked.contains(0..self.size) {
+            self.state = State::Closing;
+            self.done_due = true;
+        }
+    }
+
+    /// When [`Sender::handle_timeout`] should next be called (timers and pacing).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.is_finished() {
+            return None;
+        }
+        let idle = self.last_heard + self.cfg.idle_timeout;
+        let t = self.timer.map_or(idle, |t| t.min(idle));
+        Some(self.pace_at.map_or(t, |p| p.min(t)))
+    }
+
+    /// Timers expired.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.is_finished() {
+            return;
+        }
+        if now >= self.last_heard + self.cfg.idle_timeout {
+            if self.state == State::Closing {
+                self.state = State::Done { confirmed: false };
+                self.timer = None;
+            } else {
+                self.fail(SendError::Timeout(self.cfg.idle_timeout));
+            }
+            return;
+        }
+        if self.pace_at.is_some_and(|p| now >= p) {
+            self.pace_at = None;
+        }
+        let Some(t) = self.timer else { return };
+        if now < t {
+            return;
+        }
+        self.stats.rtos += 1;
+        self.rtt.back_off();
+        match self.state {
+            State::Validating => self.challenge_due = true,
+            State::Closing => self.done_due = true,
+            _ => {
+                let all: Vec<(u64, Sent)> = std::mem::take(&mut self.in_flight).into_iter().collect();
+                self.order.clear();
+                for (off, s) in all {
+                    self.declare_lost(now, off, s);
+                }
+                self.cc.on_rto(now);
+            }
+        }
+        self.timer = Some(now + self.rtt.rto());
+    }
+
+    fn may_send(&self, len: usize) -> bool {
+        self.validated || self.sent_bytes + len as u64 <= 3 * self.recv_bytes
+    }
+
+    fn note_sent(&mut self, len: usize) {
+        self.sent_bytes += len as u64;
+        self.stats.datagrams_sent += 1;
+    }
+
+    /// The pacing horizon: when the next data datagram may leave, if pacing holds it back.
+    pub fn pacing_delay(&self, now: Instant) -> Option<Instant> {
+        let need = self.cfg.payload_len() as f64;
+        if self.tokens >= need {
+            return None;
+        }
+        let rate = self.pacing_rate();
+        let wait = (need - self.tokens) / rate;
+        Some(now.max(self.last_refill) + Duration::from_secs_f64(wait.min(1.0)))
+    }
+
+    fn pacing_rate(&self) -> f64 {
+        let gain = if self.cc.in_slow_start() { 2.0 } else { 1.25 };
+        let srtt = self.rtt.srtt().as_secs_f64().max(1e-5);
+        gain * self.cc.window() as f64 / srtt
+    }
+
+    fn refill(&mut self, now: Instant) {
+        let dt = now.saturating_duration_since(self.last_refill).as_secs_f64();
+        self.last_refill = now;
+        let cap = (self.cfg.pacing_burst as f64) * self.cfg.payload_len() as f64;
+        self.tokens = (self.tokens + dt * self.pacing_rate()).min(cap.max(self.cfg.payload_len() as f64));
+    }
+
+    /// Writes the next datagram to send into `out`; `false` when there is
+    /// nothing to send now (see [`Sender::poll_timeout`] and [`Sender::pacing_delay`]).
+    pub fn poll_transmit(&mut self, now: Instant, src: &mut dyn Source, out: &mut Vec<u8>) -> bool {
+        match self.state {
+            State::Validating => {
+                if self.challenge_due {
+                    Frame::Challenge { cookie: self.cookie, size: self.size }.encode(out);
+                    if self.may_send(out.len()) {
+                        self.challenge_due = false;
+                        self.note_sent(out.len());
+                        self.timer = Some(now + self.rtt.rto());
+                        return true;
+                    }
+                }
+                false
+            }
+            State::Sending => self.poll_data(now, src, out),
+            State::Closing => {
+                if !self.done_due {
+                    return false;
+                }
+                if self.hash.is_none() {
+                    if let Err(e) = self.hash_to(src, self.size) {
+                        self.fail(e);
+                        return false;
+                    }
+                    self.hash = Some(*self.hasher.finalize().as_bytes());
+                }
+                let hash = self.hash.unwrap_or_default();
+                Frame::Done { size: self.size, hash }.encode(out);
+                self.done_due = false;
+                self.note_sent(out.len());
+                self.timer = Some(now + self.rtt.rto());
+                true
+            }
+            State::Done { .. } | State::Failed => false,
+        }
+    }
+
+    fn hash_to(&mut self, src: &mut dyn Source, end: u64) -> Result<(), SendError> {
+        let mut buf = std::mem::take(&mut self.buf);
+        while self.hashed_to < end {
+            let n = (end - self.hashed_to).min(1 << 20) as usize;
+            buf.resize(n, 0);
+            src.read_at(self.hashed_to, &mut buf).map_err(|source| SendError::Read { offset: self.hashed_to, source })?;
+            self.hasher.update(&buf);
+            self.hashed_to += n as u64;
+        }
+        self.buf = buf;
+        Ok(())
+    }
+
+    fn poll_data(&mut self, now: Instant, src: &mut dyn Source, out: &mut Vec<u8>) -> bool {
+        let mss = self.cfg.payload_len() as u64;
+        if self.bytes_in_flight + mss > self.cc.window() && self.bytes_in_flight > 0 {
+            return false;
+        }
+        self.refill(now);
+        if self.tokens < mss as f64 {
+            self.pace_at = self.pacing_delay(now);
+            return false;
+        }
+        self.pace_at = None;
+        // Retransmissions first, skipping what was acknowledged meanwhile.
+        let (range, retx) = loop {
+            match self.lost.pop_front(mss) {
+                Some(r) => {
+                    if let Some(g) = first_gap(&self.acked, r.clone()) {
+                        self.lost.insert(g.end..r.end);
+                        break (g, true);
+                    }
+                }
+                None => {
+                    let end = (self.next_offset + mss).min(self.size).min(self.max_data);
+                    if end <= self.next_offset {
+                        return false;
+                    }
+                    break (self.next_offset..end, false);
+                }
+            }
+        };
+        if !retx && self.hashed_to < range.start {
+            if let Err(e) = self.hash_to(src, range.start) {
+                self.fail(e);
+                return false;
+            }
+        }
+        let len = (range.end - range.start) as usize;
+        let pn = self.next_pn;
+        let hash_now = !retx && self.hashed_to == range.start;
+        let r = encode_data_with(out, pn, range.start, len, |buf| src.read_at(range.start, buf));
+        if let Err(source) = r {
+            self.fail(SendError::Read { offset: range.start, source });
+            return false;
+        }
+        if hash_now {
+            self.hasher.update(&out[super::DATA_HEADER..super::DATA_HEADER + len]);
+            self.hashed_to = range.end;
+        }
+        if !retx {
+            self.next_offset = range.end;
+        } else {
+            self.stats.bytes_retransmitted += len as u64;
+        }
+        self.next_pn += 1;
+        self.in_flight.insert(range.start, Sent { pn, len: len as u64, time: now });
+        self.order.push_back((pn, range.start, now));
+        self.bytes_in_flight += len as u64;
+        self.tokens -= len as f64;
+        self.stats.bytes_sent += len as u64;
+        self.note_sent(out.len());
+        if self.timer.is_none() {
+            self.timer = Some(now + self.rtt.rto());
+        }
+        true
+    }
+}
+
+/// The first part of `r` not in `acked`.
+fn first_gap(acked: &RangeSet, r: Range<u64>) -> Option<Range<u64>> {
+    let mut start = r.start;
+    let mut end = r.end;
+    for a in acked.iter() {
+        if a.end <= start {
+            continue;
+        }
+        if a.start <= start {
+            start = a.end;
+            continue;
+        }
+        end = end.min(a.start);
+        break;
+    }
+    (start < end).then_some(start..end)
+}
+
+/// SplitMix64, for the cookie.
+pub(crate) fn splitmix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}

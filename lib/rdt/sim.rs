@@ -1,0 +1,235 @@
+//! A simulated network with a virtual clock, for deterministic tests of the
+//! fast-mode machines: seeded loss (with bursts), delay, jitter, reordering,
+//! duplication, corruption and a rate limit with a bounded queue. Simulated
+//! time is free, so a 300 ms RTT transfer runs in milliseconds.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::time::{Duration, Instant};
+
+use crate::rdt::fast::{self, Config, receiver::Receiver, sender::Sender};
+
+/// A small seeded PRNG (xorshift64*), so runs are reproducible from a seed.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator for `seed`.
+    pub fn new(seed: u64) -> Self {
+        Self(crate::rdt::fast::sender::splitmix(seed) | 1)
+    }
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    /// Uniform in `[0, 1)`.
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    /// True with probability `p`.
+    pub fn chance(&mut self, p: f64) -> bool {
+        p > 0.0 && self.unit() < p
+    }
+}
+
+/// Impairments of one direction of a path.
+#[derive(Debug, Clone, Default)]
+pub struct LinkConfig {
+    /// Probability a datagram is dropped.
+    pub loss: f64,
+    /// After a loss, probability the next datagram is lost too (bursts, Gilbert–Elliott style).
+    pub burst: f64,
+    /// One-way propagation delay.
+    pub delay: Duration,
+    /// Uniform extra delay in `[0, jitter)` (which itself reorders).
+    pub jitter: Duration,
+    /// Probability a datagram is held back an extra `delay / 2 + 1 ms`.
+    pub reorder: f64,
+    /// Probability a datagram is delivered twice.
+    pub duplicate: f64,
+    /// Probability one byte of a datagram is flipped.
+    pub corrupt: f64,
+    /// Bottleneck rate in bits per second (`None`: unlimited).
+    pub rate_bps: Option<u64>,
+    /// Bottleneck queue in bytes (tail drop beyond it).
+    pub queue_bytes: u64,
+}
+
+/// One direction of the simulated path.
+#[derive(Debug)]
+pub struct Link {
+    cfg: LinkConfig,
+    rng: Rng,
+    in_burst: bool,
+    busy_until: Option<Instant>,
+    queue: BinaryHeap<Reverse<(Instant, u64, Vec<u8>)>>,
+    seq: u64,
+    /// Datagrams dropped by loss or a full queue.
+    pub dropped: u64,
+}
+
+impl Link {
+    /// A link with its own seed.
+    pub fn new(cfg: LinkConfig, seed: u64) -> Self {
+        Self { cfg, rng: Rng::new(seed), in_burst: false, busy_until: None, queue: BinaryHeap::new(), seq: 0, dropped: 0 }
+    }
+
+    /// Offers a datagram at `now`.
+    pub fn send(&mut self, now: Instant, mut d: Vec<u8>) {
+        let lost = if self.in_burst { self.rng.chance(self.cfg.burst) } else { self.rng.chance(self.cfg.loss) };
+        self.in_burst = lost && self.cfg.burst > 0.0;
+        if lost {
+            self.dropped += 1;
+            return;
+        }
+        let mut depart = now;
+        if let Some(rate) = self.cfg.rate_bps {
+            let start = self.busy_until.map_or(now, |b| b.max(now));
+            let backlog = start.saturating_duration_since(now).as_secs_f64() * rate as f64 / 8.0;
+            if backlog > self.cfg.queue_bytes.max(3000) as f64 {
+                self.dropped += 1;
+                return;
+            }
+            depart = start + Duration::from_secs_f64(d.len() as f64 * 8.0 / rate as f64);
+            self.busy_until = Some(depart);
+        }
+        let mut at = depart + self.cfg.delay;
+        if !self.cfg.jitter.is_zero() {
+            at += self.cfg.jitter.mul_f64(self.rng.unit());
+        }
+        if self.rng.chance(self.cfg.reorder) {
+            at += self.cfg.delay / 2 + Duration::from_millis(1);
+        }
+        if self.rng.chance(self.cfg.corrupt) && !d.is_empty() {
+            let i = (self.rng.next_u64() % d.len() as u64) as usize;
+            d[i] ^= 1 << (self.rng.next_u64() % 8);
+        }
+        if self.rng.chance(self.cfg.duplicate) {
+            self.seq += 1;
+            self.queue.push(Reverse((at + Duration::from_micros(10), self.seq, d.clone())));
+        }
+        self.seq += 1;
+        self.queue.push(Reverse((at, self.seq, d)));
+    }
+
+    /// When the next datagram arrives.
+    pub fn next_arrival(&self) -> Option<Instant> {
+        self.queue.peek().map(|Reverse((t, _, _))| *t)
+    }
+
+    /// A datagram that has arrived by `now`.
+    pub fn recv(&mut self, now: Instant) -> Option<Vec<u8>> {
+        if self.next_arrival()? <= now { self.queue.pop().map(|Reverse((_, _, d))| d) } else { None }
+    }
+}
+
+/// How a simulated transfer ended.
+#[derive(Debug)]
+pub struct Outcome {
+    /// What the receiver wrote.
+    pub received: Vec<u8>,
+    /// Virtual time from the hello to the receiver's verdict.
+    pub elapsed: Duration,
+    /// Virtual time until the sender also finished.
+    pub sender_elapsed: Duration,
+    /// The receiver verified the hash.
+    pub verified: bool,
+    /// The sender's final state.
+    pub sender_state: Option<fast::sender::State>,
+    /// Sender statistics.
+    pub stats: fast::Stats,
+    /// Datagrams the network dropped (both directions).
+    pub dropped: u64,
+    /// The receiver's error, if it failed.
+    pub receiver_error: Option<String>,
+}
+
+/// Runs one fast transfer of `data` over a simulated path, the receiver
+/// holding `data[..resume]` already. Stops at `limit` of virtual time.
+pub fn transfer(
+    cfg: &Config,
+    data: &[u8],
+    resume: usize,
+    fwd: LinkConfig,
+    back: LinkConfig,
+    seed: u64,
+    limit: Duration,
+) -> Outcome {
+    let t0 = Instant::now();
+    let mut now = t0;
+    let mut fwd = Link::new(fwd, seed ^ 0xf0);
+    let mut back = Link::new(back, seed ^ 0xba);
+    let mut rcfg = cfg.clone();
+    rcfg.seed = seed;
+    let mut sink: Vec<u8> = data[..resume].to_vec();
+    let mut receiver = Receiver::new(rcfg.clone(), resume as u64, Some(data.len() as u64), now);
+    let mut sender: Option<Sender> = None;
+    let mut src: &[u8] = data;
+    let mut out = Vec::new();
+    let mut recv_done: Option<Duration> = None;
+    let mut send_done: Option<Duration> = None;
+    loop {
+        // Deliver everything due.
+        while let Some(d) = fwd.recv(now) {
+            receiver.handle(now, &d, &mut sink);
+        }
+        while let Some(d) = back.recv(now) {
+            match sender.as_mut() {
+                Some(s) => s.handle(now, &d),
+                None if fast::is_fast_hello(&d) => sender = Some(Sender::new(rcfg.clone(), data.len() as u64, &d, now)),
+                None => {}
+            }
+        }
+        if let Some(s) = sender.as_mut() {
+            if s.poll_timeout().is_some_and(|t| t <= now) {
+                s.handle_timeout(now);
+            }
+            while s.poll_transmit(now, &mut src, &mut out) {
+                fwd.send(now, out.clone());
+            }
+        }
+        if receiver.poll_timeout().is_some_and(|t| t <= now) {
+            receiver.handle_timeout(now);
+        }
+        while receiver.poll_transmit(now, &mut out) {
+            back.send(now, out.clone());
+        }
+        if recv_done.is_none() && (receiver.is_verified() || receiver.is_finished()) {
+            recv_done = Some(now - t0);
+        }
+        let sender_finished = sender.as_ref().is_some_and(Sender::is_finished);
+        if send_done.is_none() && sender_finished {
+            send_done = Some(now - t0);
+        }
+        if receiver.is_finished() && (sender_finished || sender.is_none()) {
+            break;
+        }
+        let next = [
+            sender.as_ref().and_then(Sender::poll_timeout),
+            receiver.poll_timeout(),
+            fwd.next_arrival(),
+            back.next_arrival(),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        match next {
+            Some(t) if t - t0 <= limit => now = now.max(t),
+            _ => break,
+        }
+    }
+    let verified = receiver.is_verified();
+    Outcome {
+        received: sink,
+        elapsed: recv_done.unwrap_or(now - t0),
+        sender_elapsed: send_done.unwrap_or(now - t0),
+        verified,
+        sender_state: sender.as_ref().map(Sender::state),
+        stats: sender.as_ref().map(Sender::stats).unwrap_or_default(),
+        dropped: fwd.dropped + back.dropped,
+        receiver_error: receiver.take_error().map(|e| e.to_string()),
+    }
+}

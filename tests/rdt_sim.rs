@@ -1,0 +1,112 @@
+//! Deterministic simulation of fast-mode transfers: virtual clock, seeded
+//! impairments, exact bytes, termination. A failure prints its seed.
+
+use std::time::Duration;
+
+use chatctl::rdt::cc::Algorithm;
+use chatctl::rdt::fast::Config;
+use chatctl::rdt::fast::sender::State;
+use chatctl::rdt::sim::{LinkConfig, Outcome, Rng, transfer};
+
+fn data(len: usize, seed: u64) -> Vec<u8> {
+    let mut r = Rng::new(seed);
+    (0..len).map(|_| r.next_u64() as u8).collect()
+}
+
+fn link(delay_ms: u64, loss: f64) -> LinkConfig {
+    LinkConfig { delay: Duration::from_millis(delay_ms), loss, ..Default::default() }
+}
+
+/// Runs one case and checks the invariants: exact bytes, verified, both sides ended.
+fn check(name: &str, cfg: &Config, len: usize, resume: usize, fwd: LinkConfig, back: LinkConfig, seed: u64) -> Outcome {
+    let file = data(len, seed);
+    let o = transfer(cfg, &file, resume, fwd, back, seed, Duration::from_secs(600));
+    let ctx = format!("case {name} seed {seed} len {len} cc {}: {:?} {:?}", cfg.cc, o.sender_state, o.receiver_error);
+    assert!(o.verified, "not verified: {ctx}");
+    assert!(o.received == file, "bytes differ: {ctx}");
+    assert!(matches!(o.sender_state, Some(State::Done { .. })), "sender did not end: {ctx}");
+    o
+}
+
+fn cfg(cc: Algorithm) -> Config {
+    Config { cc, ..Config::default() }
+}
+
+#[test]
+fn clean_path_all_sizes() {
+    for cc in [Algorithm::NewReno, Algorithm::Cubic] {
+        for (i, len) in [0, 1, 1399, 1423, 1424, 1425, 100_000, 2_000_000].into_iter().enumerate() {
+            let o = check("clean", &cfg(cc), len, 0, link(10, 0.0), link(10, 0.0), i as u64);
+            assert_eq!(o.stats.bytes_retransmitted, 0, "len {len}");
+            assert!(o.stats.bytes_sent == len as u64, "sent {} of {len}", o.stats.bytes_sent);
+        }
+    }
+}
+
+#[test]
+fn random_loss_up_to_30_percent() {
+    for seed in 0..12u64 {
+        let loss = [0.01, 0.05, 0.1, 0.2, 0.3][seed as usize % 5];
+        let cc = if seed % 2 == 0 { Algorithm::NewReno } else { Algorithm::Cubic };
+        let len = 50_000 + (seed as usize * 37_001) % 400_000;
+        check("loss", &cfg(cc), len, 0, link(20, loss), link(20, loss), seed);
+    }
+}
+
+#[test]
+fn bursts_reordering_duplication_corruption_jitter() {
+    for seed in 100..110u64 {
+        let l = LinkConfig {
+            delay: Duration::from_millis(5 + seed % 7 * 20),
+            jitter: Duration::from_millis(seed % 5),
+            loss: 0.03,
+            burst: 0.5,
+            reorder: 0.1,
+            duplicate: 0.05,
+            corrupt: 0.02,
+            ..Default::default()
+        };
+        check("mixed", &cfg(Algorithm::Cubic), 300_000, 0, l.clone(), l, seed);
+    }
+}
+
+#[test]
+fn delay_from_0_to_300_ms_and_rate_limits() {
+    for (seed, delay) in [(1u64, 0u64), (2, 1), (3, 50), (4, 150)] {
+        let l = LinkConfig {
+            delay: Duration::from_millis(delay),
+            rate_bps: Some(20_000_000),
+            queue_bytes: 200_000,
+            ..Default::default()
+        };
+        let o = check("rate", &cfg(Algorithm::Cubic), 2_000_000, 0, l.clone(), l, seed);
+        // Goodput within sight of the 20 Mbit/s limit once the pipe is full.
+        let secs = o.elapsed.as_secs_f64();
+        assert!(secs < 2.0 + 4.0 * delay as f64 / 1000.0 * 10.0, "seed {seed} took {secs} s");
+    }
+}
+
+#[test]
+fn loss_of_the_last_packet_and_the_last_ack() {
+    // Lossy reverse path with a large share of drops at the end is hard to aim
+    // at without hooks; cover it statistically with small files under heavy
+    // loss in one direction each, where the last packet or ACK is often lost.
+    for seed in 200..240u64 {
+        let len = 1 + (seed as usize * 997) % 5000;
+        check("fwd-loss", &cfg(Algorithm::NewReno), len, 0, link(30, 0.4), link(30, 0.0), seed);
+        check("back-loss", &cfg(Algorithm::NewReno), len, 0, link(30, 0.0), link(30, 0.4), seed);
+    }
+}
+
+#[test]
+fn resume_sends_only_the_rest() {
+    let len = 1_000_000;
+    let o = check("resume", &cfg(Algorithm::Cubic), len, 600_000, link(10, 0.0), link(10, 0.0), 7);
+    assert_eq!(o.stats.bytes_sent, 400_000);
+}
+
+#[test]
+fn larger_file_at_2_percent_loss_and_100_ms() {
+    let o = check("big", &cfg(Algorithm::Cubic), 20_000_000, 0, link(50, 0.02), link(50, 0.02), 42);
+    assert!(o.stats.bytes_retransmitted < 2_000_000, "retransmitted {}", o.stats.bytes_retransmitted);
+}
