@@ -74,7 +74,15 @@ pub struct Link {
 impl Link {
     /// A link with its own seed.
     pub fn new(cfg: LinkConfig, seed: u64) -> Self {
-        Self { cfg, rng: Rng::new(seed), in_burst: false, busy_until: None, queue: BinaryHeap::new(), seq: 0, dropped: 0 }
+        Self {
+            cfg,
+            rng: Rng::new(seed),
+            in_burst: false,
+            busy_until: None,
+            queue: BinaryHeap::new(),
+            seq: 0,
+            dropped: 0,
+        }
     }
 
     /// Offers a datagram at `now`.
@@ -171,6 +179,7 @@ pub fn transfer(
     let mut out = Vec::new();
     let mut recv_done: Option<Duration> = None;
     let mut send_done: Option<Duration> = None;
+    let mut stuck = 0u32;
     loop {
         // Deliver everything due.
         while let Some(d) = fwd.recv(now) {
@@ -216,6 +225,21 @@ pub fn transfer(
         .into_iter()
         .flatten()
         .min();
+        if next.is_some_and(|t| t <= now) {
+            stuck += 1;
+            if stuck > 100_000 {
+                // A machine that asks to be woken at `now` again and again without
+                // progress would spin forever: a bug, reported instead of hanging.
+                panic!(
+                    "simulation stuck at {:?} (seed {seed}): sender {:?}, receiver {:?}",
+                    now - t0,
+                    sender.as_ref().map(Sender::state),
+                    receiver.state()
+                );
+            }
+        } else {
+            stuck = 0;
+        }
         match next {
             Some(t) if t - t0 <= limit => now = now.max(t),
             _ => break,

@@ -75,6 +75,8 @@ pub struct Receiver {
     unacked: u32,
     ack_at: Option<Instant>,
     hello_due: bool,
+    hellos: u32,
+    hello_sent: Option<Instant>,
     start_due: bool,
     done_ack_due: Option<bool>,
     retry_at: Option<Instant>,
@@ -104,6 +106,8 @@ impl Receiver {
             unacked: 0,
             ack_at: None,
             hello_due: true,
+            hellos: 0,
+            hello_sent: None,
             start_due: false,
             done_ack_due: None,
             retry_at: None,
@@ -181,6 +185,10 @@ impl Receiver {
                     self.stats.bytes_done = self.resume.min(size);
                     self.state = State::Receiving;
                     self.retry_at = None;
+                    if let Some(t) = self.hello_sent.filter(|_| self.hellos == 1) {
+                        self.rtt_guess = now.saturating_duration_since(t);
+                        self.retry_every = self.retry_every.max(self.rtt_guess * 2);
+                    }
                 }
                 if self.state == State::Receiving && self.largest_pn.is_none() {
                     self.start_due = true;
@@ -200,7 +208,9 @@ impl Receiver {
                     match verify(sink, size, &hash) {
                         Ok(true) => {
                             self.state = State::Lingering;
-                            self.linger_until = Some(now + (self.rtt_guess * 4).clamp(Duration::from_millis(20), Duration::from_secs(1)));
+                            self.linger_until = Some(
+                                now + (self.rtt_guess * 4).clamp(Duration::from_millis(20), Duration::from_secs(1)),
+                            );
                             self.done_ack_due = Some(true);
                         }
                         Ok(false) => {
@@ -258,7 +268,8 @@ impl Receiver {
             return None;
         }
         let mut t = self.last_heard + self.cfg.idle_timeout;
-        for x in [self.ack_at, self.retry_at, self.linger_until].into_iter().flatten() {
+        let ack_at = self.ack_at.filter(|_| self.state == State::Receiving);
+        for x in [ack_at, self.retry_at, self.linger_until].into_iter().flatten() {
             t = t.min(x);
         }
         Some(t)
@@ -295,6 +306,8 @@ impl Receiver {
     pub fn poll_transmit(&mut self, now: Instant, out: &mut Vec<u8>) -> bool {
         if self.hello_due {
             self.hello_due = false;
+            self.hellos += 1;
+            self.hello_sent = Some(now);
             *out = super::encode_hello();
             self.retry_at = Some(now + self.retry_every);
             return true;

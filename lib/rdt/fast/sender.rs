@@ -68,6 +68,8 @@ pub struct Sender {
     sent_bytes: u64,
     validated: bool,
     challenge_due: bool,
+    challenges: u32,
+    challenge_sent: Option<Instant>,
     acked: RangeSet,
     lost: RangeSet,
     /// In flight, keyed by offset.
@@ -110,6 +112,8 @@ impl Sender {
             sent_bytes: 0,
             validated: false,
             challenge_due: true,
+            challenges: 0,
+            challenge_sent: None,
             acked: RangeSet::new(),
             lost: RangeSet::new(),
             in_flight: BTreeMap::new(),
@@ -182,6 +186,9 @@ impl Sender {
             Frame::Start { cookie, resume, max_data } if cookie == self.cookie => {
                 self.last_heard = now;
                 if !self.validated {
+                    if let Some(t) = self.challenge_sent.filter(|_| self.challenges == 1) {
+                        self.rtt.sample(now.saturating_duration_since(t)); // Karn: only an unrepeated CHALLENGE
+                    }
                     self.validated = true;
                     self.state = State::Sending;
                     let resume = resume.min(self.size);
@@ -190,6 +197,17 @@ impl Sender {
                     self.max_data = max_data.min(self.size);
                     self.stats.bytes_done = resume;
                     self.check_complete();
+                } else if self.state == State::Sending && self.largest_acked_pn.is_none() {
+                    // A repeated START: the receiver has had no DATA yet, so
+                    // everything in flight is lost; resend without waiting for the RTO.
+                    let srtt = self.rtt.srtt();
+                    let old: Vec<u64> =
+                        self.in_flight.iter().filter(|(_, s)| s.time + srtt <= now).map(|(&o, _)| o).collect();
+                    for off in old {
+                        if let Some(s) = self.in_flight.remove(&off) {
+                            self.declare_lost(now, off, s);
+                        }
+                    }
                 }
             }
             Frame::Ack { largest_pn, delay_us, max_data, ranges } if self.validated => {
@@ -269,6 +287,14 @@ impl Sender {
         self.check_complete();
     }
 
+    fn retransmit_all(&mut self, now: Instant) {
+        let all: Vec<(u64, Sent)> = std::mem::take(&mut self.in_flight).into_iter().collect();
+        self.order.clear();
+        for (off, s) in all {
+            self.declare_lost(now, off, s);
+        }
+    }
+
     fn declare_lost(&mut self, now: Instant, off: u64, s: Sent) {
         self.bytes_in_flight -= s.len;
         self.stats.packets_lost += 1;
@@ -279,11 +305,17 @@ impl Sender {
         self.cc.on_loss(now, s.time);
     }
 
+    /// The RTO, backed off but capped at a quarter of the idle timeout so a
+    /// few losses in a row never look like a dead peer to either side.
+    fn rto(&self) -> Duration {
+        self.rtt.rto().min(self.cfg.idle_timeout / 4)
+    }
+
     fn rearm(&mut self, now: Instant) {
         self.timer = if self.in_flight.is_empty() && !matches!(self.state, State::Closing | State::Validating) {
             None
         } else {
-            Some(now + self.rtt.rto())
+            Some(now + self.rto())
         };
     }
 
@@ -331,15 +363,11 @@ impl Sender {
             State::Validating => self.challenge_due = true,
             State::Closing => self.done_due = true,
             _ => {
-                let all: Vec<(u64, Sent)> = std::mem::take(&mut self.in_flight).into_iter().collect();
-                self.order.clear();
-                for (off, s) in all {
-                    self.declare_lost(now, off, s);
-                }
+                self.retransmit_all(now);
                 self.cc.on_rto(now);
             }
         }
-        self.timer = Some(now + self.rtt.rto());
+        self.timer = Some(now + self.rto());
     }
 
     fn may_send(&self, len: usize) -> bool {
@@ -359,7 +387,10 @@ impl Sender {
         }
         let rate = self.pacing_rate();
         let wait = (need - self.tokens) / rate;
-        Some(now.max(self.last_refill) + Duration::from_secs_f64(wait.min(1.0)))
+        // Round up (and to at least 1 µs): a wait that rounds to zero would
+        // wake the driver at `now` with still too few tokens, forever.
+        let wait = Duration::from_nanos((wait.min(1.0) * 1e9).ceil() as u64).max(Duration::from_micros(1));
+        Some(now.max(self.last_refill) + wait)
     }
 
     fn pacing_rate(&self) -> f64 {
@@ -384,8 +415,10 @@ impl Sender {
                     Frame::Challenge { cookie: self.cookie, size: self.size }.encode(out);
                     if self.may_send(out.len()) {
                         self.challenge_due = false;
+                        self.challenges += 1;
+                        self.challenge_sent = Some(now);
                         self.note_sent(out.len());
-                        self.timer = Some(now + self.rtt.rto());
+                        self.timer = Some(now + self.rto());
                         return true;
                     }
                 }
@@ -407,7 +440,7 @@ impl Sender {
                 Frame::Done { size: self.size, hash }.encode(out);
                 self.done_due = false;
                 self.note_sent(out.len());
-                self.timer = Some(now + self.rtt.rto());
+                self.timer = Some(now + self.rto());
                 true
             }
             State::Done { .. } | State::Failed => false,
@@ -419,7 +452,8 @@ impl Sender {
         while self.hashed_to < end {
             let n = (end - self.hashed_to).min(1 << 20) as usize;
             buf.resize(n, 0);
-            src.read_at(self.hashed_to, &mut buf).map_err(|source| SendError::Read { offset: self.hashed_to, source })?;
+            src.read_at(self.hashed_to, &mut buf)
+                .map_err(|source| SendError::Read { offset: self.hashed_to, source })?;
             self.hasher.update(&buf);
             self.hashed_to += n as u64;
         }
@@ -487,7 +521,7 @@ impl Sender {
         self.stats.bytes_sent += len as u64;
         self.note_sent(out.len());
         if self.timer.is_none() {
-            self.timer = Some(now + self.rtt.rto());
+            self.timer = Some(now + self.rto());
         }
         true
     }
