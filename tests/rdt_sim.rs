@@ -22,6 +22,7 @@ fn check(name: &str, cfg: &Config, len: usize, resume: usize, fwd: LinkConfig, b
     let file = data(len, seed);
     let o = transfer(cfg, &file, resume, fwd, back, seed, Duration::from_secs(600));
     let ctx = format!("case {name} seed {seed} len {len} cc {}: {:?} {:?}", cfg.cc, o.sender_state, o.receiver_error);
+    assert!(!o.stuck, "simulation livelocked: {ctx}");
     assert!(o.verified, "not verified: {ctx}");
     assert!(o.received == file, "bytes differ: {ctx}");
     assert!(matches!(o.sender_state, Some(State::Done { .. })), "sender did not end: {ctx}");
