@@ -31,6 +31,23 @@ pub enum SendError {
     HashMismatch,
 }
 
+/// Something the sender did, for traces (`--trace`) and plots. Recorded
+/// only after [`Sender::record_events`]; taken with [`Sender::poll_event`].
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(tag = "event", rename_all = "lowercase")]
+pub enum Event {
+    /// A DATA datagram left.
+    Send { pn: u64, offset: u64, len: u64, retransmission: bool },
+    /// An ACK arrived: bytes acknowledged so far, window and RTT after it.
+    Ack { acked: u64, cwnd: u64, srtt_us: u64, in_flight: u64 },
+    /// A packet was declared lost (its bytes will be sent again).
+    Loss { pn: u64, offset: u64, len: u64 },
+    /// The retransmission timer fired.
+    Rto { rto_us: u64 },
+    /// The congestion window changed.
+    Cwnd { cwnd: u64, slow_start: bool },
+}
+
 /// Where the transfer stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
@@ -93,6 +110,9 @@ pub struct Sender {
     last_refill: Instant,
     stats: Stats,
     buf: Vec<u8>,
+    events: Option<VecDeque<Event>>,
+    last_cwnd: u64,
+    resumed_from: u64,
 }
 
 impl Sender {
@@ -134,7 +154,35 @@ impl Sender {
             last_refill: now,
             stats: Stats::default(),
             buf: Vec::new(),
+            events: None,
+            last_cwnd: 0,
+            resumed_from: 0,
             cfg,
+        }
+    }
+
+    /// Starts recording [`Event`]s (off by default: they cost a little per datagram).
+    pub fn record_events(&mut self) {
+        self.events.get_or_insert_with(VecDeque::new);
+    }
+
+    /// The oldest recorded event not yet taken.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.as_mut()?.pop_front()
+    }
+
+    fn event(&mut self, e: impl FnOnce() -> Event) {
+        if let Some(q) = self.events.as_mut() {
+            q.push_back(e());
+        }
+    }
+
+    fn cwnd_event(&mut self) {
+        let cwnd = self.cc.window();
+        if self.events.is_some() && cwnd != self.last_cwnd {
+            self.last_cwnd = cwnd;
+            let slow_start = self.cc.in_slow_start();
+            self.event(|| Event::Cwnd { cwnd, slow_start });
         }
     }
 
@@ -158,9 +206,14 @@ impl Sender {
         Stats { cwnd: self.cc.window(), srtt: self.rtt.srtt(), ..self.stats.clone() }
     }
 
-    /// Bytes the receiver already had when it started (its resume offset).
+    /// The file size.
     pub fn file_size(&self) -> u64 {
         self.size
+    }
+
+    /// Bytes the receiver already had when it started (its resume offset).
+    pub fn resumed_from(&self) -> u64 {
+        self.resumed_from
     }
 
     fn fail(&mut self, e: SendError) {
@@ -192,6 +245,7 @@ impl Sender {
                     self.validated = true;
                     self.state = State::Sending;
                     let resume = resume.min(self.size);
+                    self.resumed_from = resume;
                     self.acked.insert(0..resume);
                     self.next_offset = resume;
                     self.max_data = max_data.min(self.size);
@@ -284,6 +338,12 @@ impl Sender {
         if progress || self.in_flight.is_empty() {
             self.rearm(now);
         }
+        if self.events.is_some() {
+            let (acked, cwnd, srtt_us, in_flight) =
+                (self.stats.bytes_done, self.cc.window(), self.rtt.srtt().as_micros() as u64, self.bytes_in_flight);
+            self.event(|| Event::Ack { acked, cwnd, srtt_us, in_flight });
+            self.cwnd_event();
+        }
         self.check_complete();
     }
 
@@ -296,6 +356,7 @@ impl Sender {
     }
 
     fn declare_lost(&mut self, now: Instant, off: u64, s: Sent) {
+        self.event(|| Event::Loss { pn: s.pn, offset: off, len: s.len });
         self.bytes_in_flight -= s.len;
         self.stats.packets_lost += 1;
         self.lost.insert(off..off + s.len);
@@ -365,6 +426,9 @@ impl Sender {
             _ => {
                 self.retransmit_all(now);
                 self.cc.on_rto(now);
+                let rto_us = self.rto().as_micros() as u64;
+                self.event(|| Event::Rto { rto_us });
+                self.cwnd_event();
             }
         }
         self.timer = Some(now + self.rto());
@@ -519,6 +583,7 @@ impl Sender {
         self.bytes_in_flight += len as u64;
         self.tokens -= len as f64;
         self.stats.bytes_sent += len as u64;
+        self.event(|| Event::Send { pn, offset: range.start, len: len as u64, retransmission: retx });
         self.note_sent(out.len());
         if self.timer.is_none() {
             self.timer = Some(now + self.rto());
