@@ -56,6 +56,9 @@ pub struct LinkConfig {
     pub rate_bps: Option<u64>,
     /// Bottleneck queue in bytes (tail drop beyond it).
     pub queue_bytes: u64,
+    /// Aimed loss: drop the first `n` datagrams for which the function is
+    /// true (e.g. the last DATA, or the ACK that covers the whole file).
+    pub drop_first: Option<(fn(&[u8]) -> bool, u32)>,
 }
 
 /// One direction of the simulated path.
@@ -87,6 +90,14 @@ impl Link {
 
     /// Offers a datagram at `now`.
     pub fn send(&mut self, now: Instant, mut d: Vec<u8>) {
+        if let Some((aim, n)) = self.cfg.drop_first.as_mut()
+            && *n > 0
+            && aim(&d)
+        {
+            *n -= 1;
+            self.dropped += 1;
+            return;
+        }
         let lost = if self.in_burst { self.rng.chance(self.cfg.burst) } else { self.rng.chance(self.cfg.loss) };
         self.in_burst = lost && self.cfg.burst > 0.0;
         if lost {

@@ -208,9 +208,10 @@ impl Receiver {
                     match verify(sink, size, &hash) {
                         Ok(true) => {
                             self.state = State::Lingering;
-                            self.linger_until = Some(
-                                now + (self.rtt_guess * 4).clamp(Duration::from_millis(20), Duration::from_secs(1)),
-                            );
+                            // Long enough to answer the sender's DONE three times
+                            // over (its RTO starts at min_rto and doubles).
+                            let linger = (self.rtt_guess * 8).max(self.cfg.min_rto * 7).min(self.cfg.idle_timeout);
+                            self.linger_until = Some(now + linger);
                             self.done_ack_due = Some(true);
                         }
                         Ok(false) => {

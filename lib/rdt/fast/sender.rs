@@ -113,6 +113,7 @@ pub struct Sender {
     events: Option<VecDeque<Event>>,
     last_cwnd: u64,
     resumed_from: u64,
+    dones: u32,
 }
 
 impl Sender {
@@ -157,6 +158,7 @@ impl Sender {
             events: None,
             last_cwnd: 0,
             resumed_from: 0,
+            dones: 0,
             cfg,
         }
     }
@@ -503,6 +505,7 @@ impl Sender {
                 let hash = self.hash.unwrap_or_default();
                 Frame::Done { size: self.size, hash }.encode(out);
                 self.done_due = false;
+                self.dones += 1;
                 self.note_sent(out.len());
                 self.timer = Some(now + self.rto());
                 true
