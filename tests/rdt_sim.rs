@@ -6,7 +6,7 @@ use std::time::Duration;
 use chatctl::rdt::cc::Algorithm;
 use chatctl::rdt::fast::sender::State;
 use chatctl::rdt::fast::{Config, Frame};
-use chatctl::rdt::sim::{LinkConfig, Outcome, Rng, transfer};
+use chatctl::rdt::sim::{Aim, LinkConfig, Outcome, Rng, transfer};
 
 fn data(len: usize, seed: u64) -> Vec<u8> {
     let mut r = Rng::new(seed);
@@ -133,7 +133,6 @@ fn is_handshake(d: &[u8]) -> bool {
 
 #[test]
 fn aimed_loss_of_the_last_data_ack_done_and_done_ack() {
-    type Aim = fn(&[u8]) -> bool;
     let cases: [(&str, Option<(Aim, u32)>, Option<(Aim, u32)>); 6] = [
         ("last DATA x3", Some((is_last_data, 3)), None),
         ("final ACK x3", None, Some((is_final_ack, 3))),

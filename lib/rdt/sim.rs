@@ -35,6 +35,9 @@ impl Rng {
     }
 }
 
+/// Picks the datagrams an aimed loss drops.
+pub type Aim = fn(&[u8]) -> bool;
+
 /// Impairments of one direction of a path.
 #[derive(Debug, Clone, Default)]
 pub struct LinkConfig {
@@ -58,7 +61,7 @@ pub struct LinkConfig {
     pub queue_bytes: u64,
     /// Aimed loss: drop the first `n` datagrams for which the function is
     /// true (e.g. the last DATA, or the ACK that covers the whole file).
-    pub drop_first: Option<(fn(&[u8]) -> bool, u32)>,
+    pub drop_first: Option<(Aim, u32)>,
 }
 
 /// One direction of the simulated path.
