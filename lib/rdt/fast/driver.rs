@@ -84,18 +84,28 @@ impl Config {
 #[derive(Debug, Clone)]
 pub struct Tracer {
     out: Arc<Mutex<io::BufWriter<File>>>,
+    port: Option<u16>,
 }
 
 impl Tracer {
     /// Creates (truncates) the trace file.
     pub fn create(path: &std::path::Path) -> io::Result<Self> {
-        Ok(Self { out: Arc::new(Mutex::new(io::BufWriter::new(File::create(path)?))) })
+        Ok(Self { out: Arc::new(Mutex::new(io::BufWriter::new(File::create(path)?))), port: None })
+    }
+
+    /// The same file, each line also carrying `port` (the server's transfer
+    /// port), so the lines of simultaneous transfers can be told apart.
+    pub fn labelled(&self, port: u16) -> Self {
+        Self { out: self.out.clone(), port: Some(port) }
     }
 
     /// Writes one record; `what` must serialize to a JSON object.
     pub fn record(&self, t: Duration, what: &impl serde::Serialize) {
         let Ok(serde_json::Value::Object(mut m)) = serde_json::to_value(what) else { return };
         m.insert("t_us".into(), (t.as_micros() as u64).into());
+        if let Some(p) = self.port {
+            m.insert("port".into(), p.into());
+        }
         if let Ok(mut w) = self.out.lock() {
             let _ = serde_json::to_writer(&mut *w, &m);
             let _ = w.write_all(b"\n");

@@ -86,6 +86,9 @@ pub struct Receiver {
     linger_until: Option<Instant>,
     last_heard: Instant,
     stats: Stats,
+    highest_end: u64,
+    window_start: Instant,
+    window_bytes: u64,
 }
 
 impl Receiver {
@@ -117,6 +120,9 @@ impl Receiver {
             linger_until: None,
             last_heard: now,
             stats: Stats::default(),
+            highest_end: 0,
+            window_start: now,
+            window_bytes: 0,
             cfg,
         }
     }
@@ -146,9 +152,13 @@ impl Receiver {
         self.size
     }
 
-    /// Live figures (bytes_done = bytes held).
+    /// Live figures as the receiver sees them: `bytes_done` bytes held,
+    /// `srtt` the handshake RTT, `cwnd` the bytes delivered in the last RTT
+    /// (the sender's window as seen from here), `packets_lost` holes that
+    /// opened (loss or reordering), `bytes_retransmitted` bytes that filled a
+    /// hole late, `datagrams_sent` ACKs sent.
     pub fn stats(&self) -> Stats {
-        self.stats.clone()
+        Stats { srtt: self.rtt_guess, ..self.stats.clone() }
     }
 
     fn fail(&mut self, e: RecvError) {
@@ -182,6 +192,7 @@ impl Receiver {
                     self.cookie = cookie;
                     self.size = size;
                     self.received.insert(0..self.resume.min(size));
+                    self.highest_end = self.resume.min(size);
                     self.stats.bytes_done = self.resume.min(size);
                     self.state = State::Receiving;
                     self.retry_at = None;
@@ -252,7 +263,21 @@ impl Receiver {
                 self.fail(RecvError::Io { offset, source });
                 return;
             }
-            self.stats.bytes_done += self.received.insert(offset..end);
+            let new = self.received.insert(offset..end);
+            self.stats.bytes_done += new;
+            if offset > self.highest_end {
+                self.stats.packets_lost += 1; // a hole opened: loss or reordering
+            } else if end <= self.highest_end {
+                self.stats.bytes_retransmitted += new; // a hole filled late
+            }
+            self.highest_end = self.highest_end.max(end);
+            // Delivered bytes per RTT: the sender's window as seen from here.
+            self.window_bytes += new;
+            if now.saturating_duration_since(self.window_start) >= self.rtt_guess {
+                self.stats.cwnd = self.window_bytes;
+                self.window_bytes = 0;
+                self.window_start = now;
+            }
         }
         self.unacked += 1;
         let gap = self.received.len() > 1;
