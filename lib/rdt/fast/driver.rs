@@ -174,6 +174,23 @@ fn prepare(sock: &UdpSocket) -> Result<(), RdtError> {
     let s = socket2::SockRef::from(sock);
     let _ = s.set_send_buffer_size(SOCKET_BUFFER);
     let _ = s.set_recv_buffer_size(SOCKET_BUFFER);
+    #[cfg(target_os = "linux")]
+    {
+        // With CAP_NET_ADMIN, beyond net.core.rmem_max/wmem_max; harmless without.
+        let n = SOCKET_BUFFER as libc::c_int;
+        for opt in [libc::SO_RCVBUFFORCE, libc::SO_SNDBUFFORCE] {
+            // SAFETY: a valid socket and a c_int option value of the right size.
+            unsafe {
+                libc::setsockopt(
+                    sock.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    opt,
+                    (&n as *const libc::c_int).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                );
+            }
+        }
+    }
     Ok(())
 }
 

@@ -114,6 +114,10 @@ pub struct Sender {
     last_cwnd: u64,
     resumed_from: u64,
     dones: u32,
+    round_end_pn: u64,
+    round_min: Duration,
+    last_round_min: Duration,
+    round_samples: u32,
 }
 
 impl Sender {
@@ -159,6 +163,10 @@ impl Sender {
             last_cwnd: 0,
             resumed_from: 0,
             dones: 0,
+            round_end_pn: 0,
+            round_min: Duration::MAX,
+            last_round_min: Duration::MAX,
+            round_samples: 0,
             cfg,
         }
     }
@@ -292,7 +300,9 @@ impl Sender {
                 && pn == largest_pn
             {
                 let rtt = now.saturating_duration_since(t);
-                self.rtt.sample(rtt.saturating_sub(delay.min(rtt / 2)).max(rtt.min(Duration::from_micros(50))));
+                let sample = rtt.saturating_sub(delay.min(rtt / 2)).max(rtt.min(Duration::from_micros(50)));
+                self.rtt.sample(sample);
+                self.hystart(largest_pn, sample);
             }
         }
         let mut progress = false;
@@ -312,8 +322,13 @@ impl Sender {
                 let s = self.in_flight[&o];
                 if self.acked.contains(o..o + s.len) {
                     self.in_flight.remove(&o);
+                    // Grow the window only while it limits the sender
+                    // (RFC 7661): not when flow control or the file's end does.
+                    let cwnd_limited = 2 * self.bytes_in_flight >= self.cc.window();
                     self.bytes_in_flight -= s.len;
-                    self.cc.on_ack(now, s.time, s.len, self.rtt.srtt());
+                    if cwnd_limited {
+                        self.cc.on_ack(now, s.time, s.len, self.rtt.srtt());
+                    }
                     progress = true;
                 }
             }
@@ -347,6 +362,30 @@ impl Sender {
             self.cwnd_event();
         }
         self.check_complete();
+    }
+
+    /// HyStart++ (RFC 9406 §4.2), simplified: per round trip (a round ends
+    /// when a packet sent after it began is acknowledged), the minimum RTT;
+    /// in slow start, once 8 samples of a round show the minimum grown by
+    /// clamp(min/8, 4 ms, 16 ms) over the previous round's, leave slow start.
+    /// Without it a loss-free path (loopback) doubles the window until the
+    /// socket buffers overflow in one burst.
+    fn hystart(&mut self, largest_pn: u64, sample: Duration) {
+        if largest_pn >= self.round_end_pn {
+            self.last_round_min = self.round_min;
+            self.round_min = Duration::MAX;
+            self.round_samples = 0;
+            self.round_end_pn = self.next_pn;
+        }
+        self.round_min = self.round_min.min(sample);
+        self.round_samples += 1;
+        if self.cc.in_slow_start() && self.round_samples >= 8 && self.last_round_min != Duration::MAX {
+            let eta = (self.last_round_min / 8).clamp(Duration::from_millis(4), Duration::from_millis(16));
+            if self.round_min >= self.last_round_min + eta {
+                self.cc.exit_slow_start();
+                self.cwnd_event();
+            }
+        }
     }
 
     fn retransmit_all(&mut self, now: Instant) {
