@@ -167,3 +167,32 @@ fn hundred_megabytes_clean_and_lossy() {
     let o = check("100MB", &c, len, 0, link(1, 0.001), link(1, 0.0), 100);
     assert!(o.stats.bytes_retransmitted < len as u64 / 50, "retransmitted {}", o.stats.bytes_retransmitted);
 }
+
+#[test]
+fn two_flows_share_a_bottleneck_fairly() {
+    use chatctl::rdt::sim::{Flow, shared_bottleneck};
+    for (seed, cc) in [(401u64, Algorithm::NewReno), (400, Algorithm::Cubic)] {
+        let fwd = LinkConfig {
+            delay: Duration::from_millis(10),
+            rate_bps: Some(20_000_000),
+            queue_bytes: 60_000,
+            ..Default::default()
+        };
+        let flows = [Flow { start: Duration::ZERO, len: 40 << 20 }, Flow { start: Duration::from_millis(500), len: 40 << 20 }];
+        let got = shared_bottleneck(
+            &cfg(cc),
+            &flows,
+            fwd,
+            link(10, 0.0),
+            seed,
+            Duration::from_secs(12),
+            Duration::from_secs(4)..Duration::from_secs(12),
+        );
+        let (lo, hi) = (got[0].min(got[1]) as f64, got[0].max(got[1]) as f64);
+        let total = (got[0] + got[1]) as f64 * 8.0 / 8.0;
+        eprintln!("{cc}: {got:?}");
+        assert!(lo >= 0.8 * hi, "seed {seed} cc {cc}: shares {got:?} differ by more than 20%");
+        // And together they use the link (20 Mbit/s for 8 s = 20 MB).
+        assert!(total > 0.8 * 20e6, "seed {seed} cc {cc}: only {total} bytes in 8 s");
+    }
+}
