@@ -64,6 +64,9 @@ pub struct LinkConfig {
     pub drop_first: Option<(Aim, u32)>,
 }
 
+/// A datagram in flight: arrival time, sequence (for stable order), flow tag, bytes.
+type Queued = (Instant, u64, usize, Vec<u8>);
+
 /// One direction of the simulated path.
 #[derive(Debug)]
 pub struct Link {
@@ -71,7 +74,7 @@ pub struct Link {
     rng: Rng,
     in_burst: bool,
     busy_until: Option<Instant>,
-    queue: BinaryHeap<Reverse<(Instant, u64, usize, Vec<u8>)>>,
+    queue: BinaryHeap<Reverse<Queued>>,
     seq: u64,
     /// Datagrams dropped by loss or a full queue.
     pub dropped: u64,
