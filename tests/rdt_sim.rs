@@ -197,3 +197,17 @@ fn two_flows_share_a_bottleneck_fairly() {
         assert!(total > 0.8 * 25e6, "seed {seed} cc {cc}: only {total} bytes in 20 s");
     }
 }
+
+#[test]
+fn path_mtu_probing_finds_the_largest_datagram_the_path_carries() {
+    use chatctl::rdt::fast::{CHECK_LEN, DATA_HEADER};
+    for (seed, mtu, want) in
+        [(500u64, 1452usize, 1452usize), (501, 9000, 8972), (502, 20_000, 16_384), (503, 65_535, 65_000)]
+    {
+        let l = LinkConfig { mtu: Some(mtu), ..link(5, 0.0) };
+        let o = check("pmtu", &cfg(Algorithm::Cubic), 5_000_000, 0, l.clone(), l, seed);
+        assert_eq!(o.payload, (want - DATA_HEADER - CHECK_LEN) as u64, "seed {seed} mtu {mtu}");
+        // A lost probe is not congestion: nothing but the probe is resent.
+        assert!(o.stats.bytes_retransmitted <= 65_000, "seed {seed}: {}", o.stats.bytes_retransmitted);
+    }
+}

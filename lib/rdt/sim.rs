@@ -62,6 +62,8 @@ pub struct LinkConfig {
     /// Aimed loss: drop the first `n` datagrams for which the function is
     /// true (e.g. the last DATA, or the ACK that covers the whole file).
     pub drop_first: Option<(Aim, u32)>,
+    /// Largest datagram the path carries (`None`: any); larger ones are dropped.
+    pub mtu: Option<usize>,
 }
 
 /// A datagram in flight: arrival time, sequence (for stable order), flow tag, bytes.
@@ -101,6 +103,10 @@ impl Link {
 
     /// Offers a datagram of flow `tag` at `now` (flows share the queue and rate).
     pub fn send_tagged(&mut self, now: Instant, tag: usize, mut d: Vec<u8>) {
+        if self.cfg.mtu.is_some_and(|m| d.len() > m) {
+            self.dropped += 1;
+            return;
+        }
         if let Some((aim, n)) = self.cfg.drop_first.as_mut()
             && *n > 0
             && aim(&d)
@@ -176,6 +182,8 @@ pub struct Outcome {
     pub sender_state: Option<fast::sender::State>,
     /// Sender statistics.
     pub stats: fast::Stats,
+    /// File bytes per DATA at the end (after path-MTU probing).
+    pub payload: u64,
     /// Datagrams the network dropped (both directions).
     pub dropped: u64,
     /// The simulation stopped because a machine kept asking to be woken at
@@ -278,6 +286,7 @@ pub fn transfer(
         verified,
         sender_state: sender.as_ref().map(Sender::state),
         stats: sender.as_ref().map(Sender::stats).unwrap_or_default(),
+        payload: sender.as_ref().map_or(0, Sender::payload),
         dropped: fwd.dropped + back.dropped,
         stuck: stuck > 100_000,
         receiver_error: receiver.take_error().map(|e| e.to_string()),
