@@ -87,6 +87,8 @@ pub struct Receiver {
     last_heard: Instant,
     stats: Stats,
     highest_end: u64,
+    /// The final hash did not match.
+    mismatch: bool,
     /// BLAKE3 of the file's first `hashed_to` bytes.
     hasher: blake3::Hasher,
     hashed_to: u64,
@@ -124,6 +126,7 @@ impl Receiver {
             last_heard: now,
             stats: Stats::default(),
             highest_end: 0,
+            mismatch: false,
             hasher: blake3::Hasher::new(),
             hashed_to: 0,
             window_start: now,
@@ -144,7 +147,7 @@ impl Receiver {
 
     /// Whether the file is complete and its hash verified.
     pub fn is_verified(&self) -> bool {
-        matches!(self.state, State::Lingering | State::Done)
+        matches!(self.state, State::Lingering | State::Done) && !self.mismatch
     }
 
     /// Takes the error of a failed transfer.
@@ -231,6 +234,7 @@ impl Receiver {
                             self.done_ack_due = Some(true);
                         }
                         Ok(false) => {
+                            self.mismatch = true;
                             self.done_ack_due = Some(false);
                             self.error = Some(RecvError::HashMismatch);
                             self.state = State::Lingering;
@@ -239,7 +243,7 @@ impl Receiver {
                         Err(e) => self.fail(e),
                     }
                 } else if self.state == State::Lingering {
-                    self.done_ack_due = Some(self.error.is_none());
+                    self.done_ack_due = Some(!self.mismatch);
                 } else {
                     // DONE while bytes are missing: our ACKs were lost; repeat one.
                     self.ack_at = Some(now);
@@ -338,9 +342,11 @@ impl Receiver {
             return;
         }
         if self.linger_until.is_some_and(|l| now >= l) {
-            match self.error {
-                Some(_) => self.state = State::Failed,
-                None => self.state = State::Done,
+            if self.mismatch {
+                self.state = State::Failed;
+                self.error.get_or_insert(RecvError::HashMismatch);
+            } else {
+                self.state = State::Done;
             }
             return;
         }
