@@ -132,6 +132,8 @@ mod tests {
             last_byte: Some(130),
             seconds: 1.2,
             transport: Transport::Udp,
+            udp_mode: Some("fast"),
+            resumed_from: 0,
         };
         assert_eq!(
             r.summary("bob"),

@@ -82,6 +82,10 @@ pub struct Config {
     /// Consecutive bad inputs (answered `4999` or `4TT9`) after which a
     /// connection is cut off: a client that floods junk.
     pub max_bad_input: u32,
+    /// Fast UDP mode settings (congestion controller, datagram size...).
+    pub fast: crate::rdt::fast::Config,
+    /// `serve --trace`: one JSON line per fast-mode sender event, all transfers.
+    pub trace: Option<crate::rdt::fast::driver::Tracer>,
 }
 
 impl Default for Config {
@@ -95,6 +99,8 @@ impl Default for Config {
             update_queue: 1024,
             idle_timeout: Duration::from_secs(60),
             max_bad_input: 32,
+            fast: crate::rdt::fast::Config::default(),
+            trace: None,
         }
     }
 }

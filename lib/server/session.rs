@@ -337,6 +337,8 @@ impl Session {
             wait: self.ctx.config.join_timeout,
             stall: self.ctx.config.idle_timeout,
             guard: d,
+            fast: self.ctx.config.fast.clone(),
+            trace: self.ctx.config.trace.clone(),
         };
         let token = self.ctx.token.clone();
         let h = task(dl);

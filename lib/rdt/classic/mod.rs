@@ -21,11 +21,16 @@ pub const MAX_WINDOW: u8 = 98;
 /// Returns `None` for anything else or a window outside `1..=98`.
 pub fn parse_window(datagram: &[u8]) -> Option<u8> {
     let s = std::str::from_utf8(datagram).ok()?.trim_matches(|c: char| c.is_ascii_whitespace());
-    if s.is_empty() || s.len() > 3 || !s.bytes().all(|b| b.is_ascii_digit()) {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let w: u8 = s.parse().ok()?;
-    (1..=MAX_WINDOW).contains(&w).then_some(w)
+    // Like Python's int(): leading zeros are fine ("0098" is 98).
+    let digits = s.trim_start_matches('0');
+    if digits.len() > 3 {
+        return None;
+    }
+    let w: u16 = if digits.is_empty() { 0 } else { digits.parse().ok()? };
+    u8::try_from(w).ok().filter(|w| (1..=MAX_WINDOW).contains(w))
 }
 
 /// The hello for window `w`.
@@ -89,6 +94,9 @@ mod tests {
         assert_eq!(parse_window(b"99"), None);
         assert_eq!(parse_window(b"0"), None);
         assert_eq!(parse_window(b"2x"), None);
+        assert_eq!(parse_window(b"0098  "), Some(98));
+        assert_eq!(parse_window(b"000"), None);
+        assert_eq!(parse_window(b"99999999999999999999"), None);
         assert_eq!(parse_window(b""), None);
     }
 

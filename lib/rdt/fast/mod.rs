@@ -1,0 +1,458 @@
+//! The fast mode: chatctl's own reliable UDP, negotiated over the classic
+//! hello so either peer may be the reference implementation.
+//!
+//! # Negotiation (PROTOCOL.md §5, §8)
+//! The receiver's first datagram is the classic hello, written so the
+//! reference's Python `int()` reads it as window 98: the ASCII `0098`
+//! followed by spaces up to [`HELLO_LEN`] bytes. A classic sender (the
+//! reference, or chatctl's classic path) answers with classic data, which
+//! the fast receiver reports as [`receiver::Handled::Classic`] so the caller
+//! switches to the classic receiver. A chatctl sender recognises the exact
+//! prefix ([`is_fast_hello`]) and answers with a `CHALLENGE`. No fast
+//! datagram begins with an ASCII digit or whitespace, so none can be read as
+//! classic data, ACK or hello. The hello is padded to 1200 bytes so it also
+//! proves the path carries 1200-byte datagrams, as QUIC's Initial does.
+//!
+//! # Datagrams
+//! Every fast datagram is `type (1 byte) ‖ fields ‖ check (8 bytes)`, where
+//! `check` is the first 8 bytes of the BLAKE3 hash of everything before it
+//! (a corrupted datagram is dropped). Integers are big-endian; offsets and
+//! packet numbers are 64-bit and never wrap.
+//!
+//! | type | name | direction | fields |
+//! |------|------|-----------|--------|
+//! | `0xC1` | CHALLENGE | sender → receiver | cookie u64, file size u64 |
+//! | `0xC2` | START | receiver → sender | cookie u64, resume offset u64, max data u64 |
+//! | `0xC3` | DATA | sender → receiver | packet number u64, offset u64, payload |
+//! | `0xC4` | ACK | receiver → sender | largest packet number u64, ack delay µs u32, max data u64, n u16, n × (start u64, end u64) |
+//! | `0xC5` | DONE | sender → receiver | file size u64, BLAKE3 of the file (32 bytes) |
+//! | `0xC6` | DONE-ACK | receiver → sender | status u8 (0 = hash verified, 1 = mismatch) |
+//!
+//! - **Address validation**: until START echoes the CHALLENGE cookie, the
+//!   sender sends at most three times the bytes it received (RFC 9000 §8),
+//!   so a spoofed hello cannot turn the server into a flood.
+//! - **ACK** ranges are received byte ranges (SACK), lowest first, the first
+//!   usually starting at 0; `max data` is the flow-control limit: the sender
+//!   never sends a byte at or beyond it. Data already acknowledged is never
+//!   sent again.
+//! - **Resume**: START's resume offset says the receiver already holds
+//!   `0..resume`; the hash in DONE still covers the whole file.
+//! - **Datagram size**: DATA starts at [`Config::max_datagram`] (path-safe)
+//!   and grows when a larger DATA (a probe) is acknowledged; nothing else in
+//!   the format depends on it.
+//! - **End**: once every byte is acknowledged the sender repeats DONE (with
+//!   RTO backoff) until DONE-ACK; the receiver verifies the hash, answers,
+//!   and lingers to answer repeated DONEs. A sender that never hears the
+//!   DONE-ACK still ends (all data was acknowledged) and says so.
+
+use std::ops::Range;
+use std::time::Duration;
+
+use crate::rdt::cc::Algorithm;
+
+pub mod driver;
+pub mod receiver;
+pub mod sender;
+
+/// The hello's prefix: `int("0098")` is 98 for a classic peer.
+pub const HELLO_PREFIX: &[u8] = b"0098";
+/// The hello's padded length (QUIC's minimum Initial size).
+pub const HELLO_LEN: usize = 1200;
+/// Bytes of header in a DATA datagram: type, packet number, offset.
+pub const DATA_HEADER: usize = 1 + 8 + 8;
+/// Bytes of the trailing checksum.
+pub const CHECK_LEN: usize = 8;
+/// The most SACK ranges one ACK carries.
+pub const MAX_ACK_RANGES: usize = 64;
+
+const T_CHALLENGE: u8 = 0xC1;
+const T_START: u8 = 0xC2;
+const T_DATA: u8 = 0xC3;
+const T_ACK: u8 = 0xC4;
+const T_DONE: u8 = 0xC5;
+const T_DONE_ACK: u8 = 0xC6;
+
+/// Settings shared by sender and receiver.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Congestion controller of the sender.
+    pub cc: Algorithm,
+    /// Largest UDP payload sent. 1452 fits IPv6 over a 1500-byte MTU; loopback
+    /// and jumbo paths may use more.
+    pub max_datagram: usize,
+    /// Lower bound of the RTO (RFC 6298 says 1 s; 200 ms like Linux).
+    pub min_rto: Duration,
+    /// Give up after hearing nothing from the peer for this long.
+    pub idle_timeout: Duration,
+    /// Receiver: how far beyond the contiguous prefix the sender may send.
+    pub receive_window: u64,
+    /// Receiver: largest delay before acknowledging (RFC 9000's max_ack_delay).
+    pub max_ack_delay: Duration,
+    /// Seed for the cookie; drivers take it from the OS.
+    pub seed: u64,
+    /// Pacing: bursts of at most this many datagrams.
+    pub pacing_burst: u32,
+    /// Path-MTU probing (DPLPMTUD-style): datagram sizes tried in turn above
+    /// `max_datagram`, one DATA probe at a time; an acknowledged probe
+    /// raises the datagram size, a lost one stops the probing (and does not
+    /// count as congestion). The receiver accepts any size up to 65,507.
+    pub probe_datagrams: Vec<usize>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            cc: Algorithm::default(),
+            max_datagram: 1452,
+            min_rto: Duration::from_millis(200),
+            idle_timeout: Duration::from_secs(10),
+            receive_window: 64 << 20,
+            max_ack_delay: Duration::from_millis(5),
+            seed: 0x5eed,
+            pacing_burst: 16,
+            probe_datagrams: vec![8972, 16_384, 65_000],
+        }
+    }
+}
+
+impl Config {
+    /// File bytes per DATA datagram.
+    pub fn payload_len(&self) -> usize {
+        self.max_datagram.saturating_sub(DATA_HEADER + CHECK_LEN).max(1)
+    }
+}
+
+/// Whether `datagram` is a chatctl receiver's fast-capable hello.
+pub fn is_fast_hello(datagram: &[u8]) -> bool {
+    datagram.starts_with(HELLO_PREFIX) && datagram[HELLO_PREFIX.len()..].iter().all(|&b| b == b' ')
+}
+
+/// The fast-capable hello.
+pub fn encode_hello() -> Vec<u8> {
+    let mut v = HELLO_PREFIX.to_vec();
+    v.resize(HELLO_LEN, b' ');
+    v
+}
+
+/// One decoded fast datagram.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Frame<'a> {
+    /// Sender's address-validation cookie and the file size.
+    Challenge { cookie: u64, size: u64 },
+    /// Receiver echoes the cookie, says what it already has and how far the sender may go.
+    Start { cookie: u64, resume: u64, max_data: u64 },
+    /// File bytes at `offset`.
+    Data { pn: u64, offset: u64, payload: &'a [u8] },
+    /// Selective acknowledgement.
+    Ack { largest_pn: u64, delay_us: u32, max_data: u64, ranges: Vec<Range<u64>> },
+    /// Every byte is acknowledged; here is the file's hash.
+    Done { size: u64, hash: [u8; 32] },
+    /// The receiver's verdict on the hash.
+    DoneAck { ok: bool },
+}
+
+/// Why a datagram is not a valid fast datagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// Shorter than a type byte and checksum.
+    #[error("datagram too short")]
+    Short,
+    /// The checksum does not match (corruption).
+    #[error("datagram checksum mismatch")]
+    Checksum,
+    /// Unknown type byte.
+    #[error("unknown fast datagram type {0:#04x}")]
+    Type(u8),
+    /// Fields do not fit the declared type.
+    #[error("malformed fast datagram")]
+    Malformed,
+}
+
+fn check(bytes: &[u8]) -> [u8; CHECK_LEN] {
+    let h = blake3::hash(bytes);
+    let mut c = [0; CHECK_LEN];
+    c.copy_from_slice(&h.as_bytes()[..CHECK_LEN]);
+    c
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+        if self.0.len() < n {
+            return Err(DecodeError::Malformed);
+        }
+        let (a, b) = self.0.split_at(n);
+        self.0 = b;
+        Ok(a)
+    }
+    fn u64(&mut self) -> Result<u64, DecodeError> {
+        Ok(u64::from_be_bytes(self.take(8)?.try_into().map_err(|_| DecodeError::Malformed)?))
+    }
+    fn u32(&mut self) -> Result<u32, DecodeError> {
+        Ok(u32::from_be_bytes(self.take(4)?.try_into().map_err(|_| DecodeError::Malformed)?))
+    }
+    fn u16(&mut self) -> Result<u16, DecodeError> {
+        Ok(u16::from_be_bytes(self.take(2)?.try_into().map_err(|_| DecodeError::Malformed)?))
+    }
+    fn end(&self) -> Result<(), DecodeError> {
+        if self.0.is_empty() { Ok(()) } else { Err(DecodeError::Malformed) }
+    }
+}
+
+impl<'a> Frame<'a> {
+    /// Decodes and verifies one datagram.
+    pub fn decode(datagram: &'a [u8]) -> Result<Self, DecodeError> {
+        if datagram.len() < 1 + CHECK_LEN {
+            return Err(DecodeError::Short);
+        }
+        let (body, c) = datagram.split_at(datagram.len() - CHECK_LEN);
+        if check(body) != c {
+            return Err(DecodeError::Checksum);
+        }
+        let mut r = Reader(&body[1..]);
+        let f = match body[0] {
+            T_CHALLENGE => Frame::Challenge { cookie: r.u64()?, size: r.u64()? },
+            T_START => Frame::Start { cookie: r.u64()?, resume: r.u64()?, max_data: r.u64()? },
+            T_DATA => {
+                let pn = r.u64()?;
+                let offset = r.u64()?;
+                let payload = std::mem::take(&mut r.0);
+                offset.checked_add(payload.len() as u64).ok_or(DecodeError::Malformed)?;
+                Frame::Data { pn, offset, payload }
+            }
+            T_ACK => {
+                let largest_pn = r.u64()?;
+                let delay_us = r.u32()?;
+                let max_data = r.u64()?;
+                let n = usize::from(r.u16()?);
+                if n > MAX_ACK_RANGES {
+                    return Err(DecodeError::Malformed);
+                }
+                let mut ranges = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let (s, e) = (r.u64()?, r.u64()?);
+                    if s > e {
+                        return Err(DecodeError::Malformed);
+                    }
+                    ranges.push(s..e);
+                }
+                Frame::Ack { largest_pn, delay_us, max_data, ranges }
+            }
+            T_DONE => {
+                let size = r.u64()?;
+                let hash = r.take(32)?.try_into().map_err(|_| DecodeError::Malformed)?;
+                Frame::Done { size, hash }
+            }
+            T_DONE_ACK => Frame::DoneAck { ok: r.take(1)?[0] == 0 },
+            t => return Err(DecodeError::Type(t)),
+        };
+        r.end()?;
+        Ok(f)
+    }
+
+    /// Encodes into `out` (cleared first), checksum included.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.clear();
+        match self {
+            Frame::Challenge { cookie, size } => {
+                out.push(T_CHALLENGE);
+                out.extend_from_slice(&cookie.to_be_bytes());
+                out.extend_from_slice(&size.to_be_bytes());
+            }
+            Frame::Start { cookie, resume, max_data } => {
+                out.push(T_START);
+                out.extend_from_slice(&cookie.to_be_bytes());
+                out.extend_from_slice(&resume.to_be_bytes());
+                out.extend_from_slice(&max_data.to_be_bytes());
+            }
+            Frame::Data { pn, offset, payload } => {
+                out.push(T_DATA);
+                out.extend_from_slice(&pn.to_be_bytes());
+                out.extend_from_slice(&offset.to_be_bytes());
+                out.extend_from_slice(payload);
+            }
+            Frame::Ack { largest_pn, delay_us, max_data, ranges } => {
+                out.push(T_ACK);
+                out.extend_from_slice(&largest_pn.to_be_bytes());
+                out.extend_from_slice(&delay_us.to_be_bytes());
+                out.extend_from_slice(&max_data.to_be_bytes());
+                let n = ranges.len().min(MAX_ACK_RANGES);
+                out.extend_from_slice(&(n as u16).to_be_bytes());
+                for r in &ranges[..n] {
+                    out.extend_from_slice(&r.start.to_be_bytes());
+                    out.extend_from_slice(&r.end.to_be_bytes());
+                }
+            }
+            Frame::Done { size, hash } => {
+                out.push(T_DONE);
+                out.extend_from_slice(&size.to_be_bytes());
+                out.extend_from_slice(hash);
+            }
+            Frame::DoneAck { ok } => {
+                out.push(T_DONE_ACK);
+                out.push(if *ok { 0 } else { 1 });
+            }
+        }
+        let c = check(out);
+        out.extend_from_slice(&c);
+    }
+}
+
+/// Encodes a DATA datagram whose payload is read in place: the caller fills
+/// `out[DATA_HEADER..DATA_HEADER + len]` through `fill`, then the checksum is appended.
+pub fn encode_data_with<E>(
+    out: &mut Vec<u8>,
+    pn: u64,
+    offset: u64,
+    len: usize,
+    fill: impl FnOnce(&mut [u8]) -> Result<(), E>,
+) -> Result<(), E> {
+    out.clear();
+    out.push(T_DATA);
+    out.extend_from_slice(&pn.to_be_bytes());
+    out.extend_from_slice(&offset.to_be_bytes());
+    out.resize(DATA_HEADER + len, 0);
+    fill(&mut out[DATA_HEADER..])?;
+    let c = check(out);
+    out.extend_from_slice(&c);
+    Ok(())
+}
+
+/// Where the sender reads the file: positioned reads, so the machine stays free of I/O policy.
+pub trait Source {
+    /// Fills `buf` with the file's bytes at `offset`.
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> std::io::Result<()>;
+}
+
+/// Where the receiver writes the file: positioned writes, out of order.
+pub trait Sink {
+    /// Writes `data` at `offset`.
+    fn write_at(&mut self, offset: u64, data: &[u8]) -> std::io::Result<()>;
+    /// Reads back (to verify the final hash).
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> std::io::Result<()>;
+}
+
+fn slice_at(v: &[u8], offset: u64, len: usize) -> std::io::Result<Range<usize>> {
+    let start = usize::try_from(offset).map_err(|_| std::io::ErrorKind::UnexpectedEof)?;
+    let end = start.checked_add(len).filter(|&e| e <= v.len()).ok_or(std::io::ErrorKind::UnexpectedEof)?;
+    Ok(start..end)
+}
+
+impl Source for &[u8] {
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        let r = slice_at(self, offset, buf.len())?;
+        buf.copy_from_slice(&self[r]);
+        Ok(())
+    }
+}
+
+impl Sink for Vec<u8> {
+    fn write_at(&mut self, offset: u64, data: &[u8]) -> std::io::Result<()> {
+        let start = usize::try_from(offset).map_err(|_| std::io::ErrorKind::InvalidInput)?;
+        let end = start + data.len();
+        if self.len() < end {
+            self.resize(end, 0);
+        }
+        self[start..end].copy_from_slice(data);
+        Ok(())
+    }
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        let r = slice_at(self, offset, buf.len())?;
+        buf.copy_from_slice(&self[r]);
+        Ok(())
+    }
+}
+
+#[cfg(unix)]
+impl Source for std::fs::File {
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        std::os::unix::fs::FileExt::read_exact_at(self, buf, offset)
+    }
+}
+
+#[cfg(unix)]
+impl Sink for std::fs::File {
+    fn write_at(&mut self, offset: u64, data: &[u8]) -> std::io::Result<()> {
+        std::os::unix::fs::FileExt::write_all_at(self, data, offset)
+    }
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        std::os::unix::fs::FileExt::read_exact_at(self, buf, offset)
+    }
+}
+
+#[cfg(unix)]
+impl Source for &std::fs::File {
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        std::os::unix::fs::FileExt::read_exact_at(*self, buf, offset)
+    }
+}
+
+#[cfg(unix)]
+impl Sink for &std::fs::File {
+    fn write_at(&mut self, offset: u64, data: &[u8]) -> std::io::Result<()> {
+        std::os::unix::fs::FileExt::write_all_at(*self, data, offset)
+    }
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        std::os::unix::fs::FileExt::read_exact_at(*self, buf, offset)
+    }
+}
+
+/// Live figures of a transfer (for `fetch -v` and server logs).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Stats {
+    /// Congestion window, bytes.
+    pub cwnd: u64,
+    /// Smoothed RTT.
+    pub srtt: Duration,
+    /// Datagrams sent (all kinds).
+    pub datagrams_sent: u64,
+    /// File bytes sent including retransmissions.
+    pub bytes_sent: u64,
+    /// File bytes sent again after a loss.
+    pub bytes_retransmitted: u64,
+    /// Packets declared lost.
+    pub packets_lost: u64,
+    /// Retransmission timeouts.
+    pub rtos: u64,
+    /// File bytes acknowledged (sender) or received (receiver).
+    pub bytes_done: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_roundtrip_and_reject_corruption() {
+        let frames = [
+            Frame::Challenge { cookie: 7, size: 1 << 40 },
+            Frame::Start { cookie: 7, resume: 5, max_data: 9 },
+            Frame::Data { pn: u64::MAX, offset: 1 << 33, payload: b"abc" },
+            Frame::Ack { largest_pn: 3, delay_us: 10, max_data: 100, ranges: vec![0..10, 20..30] },
+            Frame::Done { size: 3, hash: [9; 32] },
+            Frame::DoneAck { ok: true },
+        ];
+        let mut out = Vec::new();
+        for f in frames {
+            f.encode(&mut out);
+            assert!(!out[0].is_ascii_digit() && !out[0].is_ascii_whitespace());
+            assert_eq!(Frame::decode(&out), Ok(f.clone()));
+            let mut bad = out.clone();
+            bad[1] ^= 1;
+            assert_eq!(Frame::decode(&bad), Err(DecodeError::Checksum));
+            assert_eq!(crate::rdt::classic::Data::parse(&out).map(|_| ()), None);
+        }
+    }
+
+    #[test]
+    fn hello_is_a_classic_window_of_98() {
+        let h = encode_hello();
+        assert_eq!(h.len(), HELLO_LEN);
+        assert!(is_fast_hello(&h));
+        assert_eq!(crate::rdt::classic::parse_window(&h), Some(98));
+        assert!(!is_fast_hello(b"98"));
+        assert!(!is_fast_hello(b"20"));
+    }
+}

@@ -1,0 +1,407 @@
+//! The fast-mode receiver: a pure state machine. It sends the hello, echoes
+//! the cookie, writes DATA out of order through a [`Sink`], acknowledges with
+//! SACK ranges, and verifies the BLAKE3 hash before it calls the download
+//! complete. Same call pattern as the sender: `handle`, `handle_timeout`,
+//! `poll_transmit` until `false`, `poll_timeout`.
+
+use std::ops::Range;
+use std::time::{Duration, Instant};
+
+use super::{Config, Frame, MAX_ACK_RANGES, Sink, Stats};
+use crate::rdt::classic;
+use crate::rdt::rangeset::RangeSet;
+
+/// Why a fast receive failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecvError {
+    /// Writing or reading back the file failed.
+    #[error("writing the file at offset {offset}")]
+    Io {
+        offset: u64,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The sender went silent for the idle timeout.
+    #[error("sender silent for {0:?}")]
+    Timeout(Duration),
+    /// The file's BLAKE3 hash differs from the sender's.
+    #[error("the received file's BLAKE3 hash does not match the sender's")]
+    HashMismatch,
+    /// The sender announced a size other than the one the caller expected.
+    #[error("sender announced {got} bytes, expected {expected}")]
+    Size { expected: u64, got: u64 },
+}
+
+/// What [`Receiver::handle`] made of a datagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handled {
+    /// A fast datagram (or noise), consumed.
+    Fast,
+    /// The first answer was classic go-back-N data: the peer is a classic
+    /// sender that read the hello as window 98. Hand this datagram and the
+    /// rest of the transfer to the classic receiver.
+    Classic,
+}
+
+/// Where the transfer stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Hello sent, waiting for CHALLENGE.
+    Hello,
+    /// START sent, receiving.
+    Receiving,
+    /// Hash verified, DONE-ACK sent; lingering to answer a repeated DONE.
+    Lingering,
+    /// Complete and verified.
+    Done,
+    /// Failed; see [`Receiver::take_error`].
+    Failed,
+}
+
+/// The fast-mode receiver.
+#[derive(Debug)]
+pub struct Receiver {
+    cfg: Config,
+    state: State,
+    error: Option<RecvError>,
+    expected_size: Option<u64>,
+    size: u64,
+    resume: u64,
+    cookie: u64,
+    received: RangeSet,
+    largest_pn: Option<u64>,
+    largest_at: Instant,
+    unacked: u32,
+    ack_at: Option<Instant>,
+    hello_due: bool,
+    hellos: u32,
+    hello_sent: Option<Instant>,
+    start_due: bool,
+    done_ack_due: Option<bool>,
+    retry_at: Option<Instant>,
+    retry_every: Duration,
+    rtt_guess: Duration,
+    start_sent: Option<Instant>,
+    linger_until: Option<Instant>,
+    last_heard: Instant,
+    stats: Stats,
+    highest_end: u64,
+    /// The final hash did not match.
+    mismatch: bool,
+    /// BLAKE3 of the file's first `hashed_to` bytes.
+    hasher: blake3::Hasher,
+    hashed_to: u64,
+    window_start: Instant,
+    window_bytes: u64,
+}
+
+impl Receiver {
+    /// A receiver that already holds the first `resume` bytes (0 for a
+    /// fresh download). `expected_size`, when known (from `206`), is checked
+    /// against the sender's CHALLENGE.
+    pub fn new(cfg: Config, resume: u64, expected_size: Option<u64>, now: Instant) -> Self {
+        Self {
+            state: State::Hello,
+            error: None,
+            expected_size,
+            size: 0,
+            resume,
+            cookie: 0,
+            received: RangeSet::new(),
+            largest_pn: None,
+            largest_at: now,
+            unacked: 0,
+            ack_at: None,
+            hello_due: true,
+            hellos: 0,
+            hello_sent: None,
+            start_due: false,
+            done_ack_due: None,
+            retry_at: None,
+            retry_every: Duration::from_millis(250),
+            rtt_guess: Duration::from_millis(100),
+            start_sent: None,
+            linger_until: None,
+            last_heard: now,
+            stats: Stats::default(),
+            highest_end: 0,
+            mismatch: false,
+            hasher: blake3::Hasher::new(),
+            hashed_to: 0,
+            window_start: now,
+            window_bytes: 0,
+            cfg,
+        }
+    }
+
+    /// Where the transfer stands.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// Whether the machine has nothing more to do (a lingering receiver's file is already verified).
+    pub fn is_finished(&self) -> bool {
+        matches!(self.state, State::Done | State::Failed)
+    }
+
+    /// Whether the file is complete and its hash verified.
+    pub fn is_verified(&self) -> bool {
+        matches!(self.state, State::Lingering | State::Done) && !self.mismatch
+    }
+
+    /// Takes the error of a failed transfer.
+    pub fn take_error(&mut self) -> Option<RecvError> {
+        self.error.take()
+    }
+
+    /// The file size the sender announced (0 before CHALLENGE).
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Live figures as the receiver sees them: `bytes_done` bytes held,
+    /// `srtt` the handshake RTT, `cwnd` the bytes delivered in the last RTT
+    /// (the sender's window as seen from here), `packets_lost` holes that
+    /// opened (loss or reordering), `bytes_retransmitted` bytes that filled a
+    /// hole late, `datagrams_sent` ACKs sent.
+    pub fn stats(&self) -> Stats {
+        Stats { srtt: self.rtt_guess, ..self.stats.clone() }
+    }
+
+    fn fail(&mut self, e: RecvError) {
+        self.state = State::Failed;
+        self.error = Some(e);
+    }
+
+    fn max_data(&self) -> u64 {
+        self.received.prefix_end().saturating_add(self.cfg.receive_window).min(self.size)
+    }
+
+    /// A datagram from the sender.
+    pub fn handle(&mut self, now: Instant, datagram: &[u8], sink: &mut dyn Sink) -> Handled {
+        if self.is_finished() {
+            return Handled::Fast;
+        }
+        if self.state == State::Hello && classic::Data::parse(datagram).is_some() {
+            return Handled::Classic;
+        }
+        let Ok(frame) = Frame::decode(datagram) else { return Handled::Fast };
+        match frame {
+            Frame::Challenge { cookie, size } => {
+                self.last_heard = now;
+                if self.state == State::Hello {
+                    if let Some(expected) = self.expected_size
+                        && expected != size
+                    {
+                        self.fail(RecvError::Size { expected, got: size });
+                        return Handled::Fast;
+                    }
+                    self.cookie = cookie;
+                    self.size = size;
+                    self.received.insert(0..self.resume.min(size));
+                    self.highest_end = self.resume.min(size);
+                    self.stats.bytes_done = self.resume.min(size);
+                    self.state = State::Receiving;
+                    self.retry_at = None;
+                    if let Some(t) = self.hello_sent.filter(|_| self.hellos == 1) {
+                        self.rtt_guess = now.saturating_duration_since(t);
+                        self.retry_every = self.retry_every.max(self.rtt_guess * 2);
+                    }
+                }
+                if self.state == State::Receiving && self.largest_pn.is_none() {
+                    self.start_due = true;
+                }
+            }
+            Frame::Data { pn, offset, payload } if self.state != State::Hello => {
+                self.last_heard = now;
+                if let Some(t) = self.start_sent.take() {
+                    self.rtt_guess = now.saturating_duration_since(t);
+                }
+                self.retry_at = None;
+                self.on_data(now, pn, offset, payload, sink);
+            }
+            Frame::Done { size, hash } if self.state != State::Hello => {
+                self.last_heard = now;
+                if self.state == State::Receiving && size == self.size && self.received.contains(0..size) {
+                    match self.hash_to(sink, size).map(|()| self.hasher.finalize().as_bytes() == &hash) {
+                        Ok(true) => {
+                            self.state = State::Lingering;
+                            // Long enough to answer the sender's DONE three times
+                            // over (its RTO starts at min_rto and doubles).
+                            let linger = (self.rtt_guess * 8).max(self.cfg.min_rto * 7).min(self.cfg.idle_timeout);
+                            self.linger_until = Some(now + linger);
+                            self.done_ack_due = Some(true);
+                        }
+                        Ok(false) => {
+                            self.mismatch = true;
+                            self.done_ack_due = Some(false);
+                            self.error = Some(RecvError::HashMismatch);
+                            self.state = State::Lingering;
+                            self.linger_until = Some(now);
+                        }
+                        Err(e) => self.fail(e),
+                    }
+                } else if self.state == State::Lingering {
+                    self.done_ack_due = Some(!self.mismatch);
+                } else {
+                    // DONE while bytes are missing: our ACKs were lost; repeat one.
+                    self.ack_at = Some(now);
+                }
+            }
+            _ => {}
+        }
+        Handled::Fast
+    }
+
+    fn on_data(&mut self, now: Instant, pn: u64, offset: u64, payload: &[u8], sink: &mut dyn Sink) {
+        if self.state != State::Receiving {
+            return;
+        }
+        let end = offset + payload.len() as u64;
+        if end > self.size || end > self.max_data() {
+            return; // beyond the file or the flow-control limit: drop
+        }
+        let in_order = self.largest_pn.is_none_or(|l| pn == l + 1);
+        if self.largest_pn.is_none_or(|l| pn > l) {
+            self.largest_pn = Some(pn);
+            self.largest_at = now;
+        }
+        if !self.received.contains(offset..end) {
+            if let Err(source) = sink.write_at(offset, payload) {
+                self.fail(RecvError::Io { offset, source });
+                return;
+            }
+            let new = self.received.insert(offset..end);
+            self.stats.bytes_done += new;
+            if offset > self.highest_end {
+                self.stats.packets_lost += 1; // a hole opened: loss or reordering
+            } else if end <= self.highest_end {
+                self.stats.bytes_retransmitted += new; // a hole filled late
+            }
+            self.highest_end = self.highest_end.max(end);
+            // Hash as the contiguous prefix grows: in order, straight from
+            // the datagram; after a hole fills, what lies beyond it is read back.
+            if offset <= self.hashed_to && self.hashed_to < end {
+                self.hasher.update(&payload[(self.hashed_to - offset) as usize..]);
+                self.hashed_to = end;
+            }
+            let prefix = self.received.prefix_end();
+            if prefix > self.hashed_to
+                && let Err(e) = self.hash_to(sink, prefix)
+            {
+                self.fail(e);
+                return;
+            }
+            // Delivered bytes per RTT: the sender's window as seen from here.
+            self.window_bytes += new;
+            if now.saturating_duration_since(self.window_start) >= self.rtt_guess {
+                self.stats.cwnd = self.window_bytes;
+                self.window_bytes = 0;
+                self.window_start = now;
+            }
+        }
+        self.unacked += 1;
+        let gap = self.received.len() > 1;
+        if !in_order || gap || self.unacked >= 2 || self.received.contains(0..self.size) {
+            self.ack_at = Some(now);
+        } else if self.ack_at.is_none() {
+            self.ack_at = Some(now + self.cfg.max_ack_delay);
+        }
+    }
+
+    /// Feeds the file's bytes from `hashed_to` to `end` (all held) to the hash, reading them back.
+    fn hash_to(&mut self, sink: &mut dyn Sink, end: u64) -> Result<(), RecvError> {
+        let mut buf = vec![0u8; (end - self.hashed_to).min(1 << 20) as usize];
+        while self.hashed_to < end {
+            let n = (end - self.hashed_to).min(buf.len() as u64) as usize;
+            let off = self.hashed_to;
+            sink.read_at(off, &mut buf[..n]).map_err(|source| RecvError::Io { offset: off, source })?;
+            self.hasher.update(&buf[..n]);
+            self.hashed_to += n as u64;
+        }
+        Ok(())
+    }
+
+    /// When [`Receiver::handle_timeout`] should next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.is_finished() {
+            return None;
+        }
+        let mut t = self.last_heard + self.cfg.idle_timeout;
+        let ack_at = self.ack_at.filter(|_| self.state == State::Receiving);
+        for x in [ack_at, self.retry_at, self.linger_until].into_iter().flatten() {
+            t = t.min(x);
+        }
+        Some(t)
+    }
+
+    /// Timers expired.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.is_finished() {
+            return;
+        }
+        if self.linger_until.is_some_and(|l| now >= l) {
+            if self.mismatch {
+                self.state = State::Failed;
+                self.error.get_or_insert(RecvError::HashMismatch);
+            } else {
+                self.state = State::Done;
+            }
+            return;
+        }
+        if now >= self.last_heard + self.cfg.idle_timeout {
+            self.fail(RecvError::Timeout(self.cfg.idle_timeout));
+            return;
+        }
+        if self.retry_at.is_some_and(|r| now >= r) {
+            self.retry_at = None;
+            match self.state {
+                State::Hello => self.hello_due = true,
+                State::Receiving if self.largest_pn.is_none() => self.start_due = true,
+                _ => {}
+            }
+            self.retry_every = (self.retry_every * 2).min(Duration::from_secs(2));
+        }
+    }
+
+    /// Writes the next datagram to send into `out`; `false` when there is nothing to send now.
+    pub fn poll_transmit(&mut self, now: Instant, out: &mut Vec<u8>) -> bool {
+        if self.hello_due {
+            self.hello_due = false;
+            self.hellos += 1;
+            self.hello_sent = Some(now);
+            *out = super::encode_hello();
+            self.retry_at = Some(now + self.retry_every);
+            return true;
+        }
+        if self.start_due {
+            self.start_due = false;
+            Frame::Start { cookie: self.cookie, resume: self.resume.min(self.size), max_data: self.max_data() }
+                .encode(out);
+            self.start_sent.get_or_insert(now);
+            self.retry_at = Some(now + self.retry_every);
+            return true;
+        }
+        if let Some(ok) = self.done_ack_due.take() {
+            Frame::DoneAck { ok }.encode(out);
+            return true;
+        }
+        if self.ack_at.is_some_and(|t| now >= t) && matches!(self.state, State::Receiving) {
+            self.ack_at = None;
+            self.unacked = 0;
+            let ranges: Vec<Range<u64>> = self.received.iter().take(MAX_ACK_RANGES).collect();
+            let delay = now.saturating_duration_since(self.largest_at);
+            Frame::Ack {
+                largest_pn: self.largest_pn.unwrap_or(0),
+                delay_us: u32::try_from(delay.as_micros()).unwrap_or(u32::MAX),
+                max_data: self.max_data(),
+                ranges,
+            }
+            .encode(out);
+            self.stats.datagrams_sent += 1;
+            return true;
+        }
+        false
+    }
+}

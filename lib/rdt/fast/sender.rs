@@ -1,0 +1,719 @@
+//! The fast-mode sender: a pure state machine. Feed it datagrams with
+//! [`Sender::handle`] and expiries with [`Sender::handle_timeout`]; take
+//! datagrams from [`Sender::poll_transmit`] until it returns `false`, then
+//! sleep until [`Sender::poll_timeout`]. `now` must never go backwards.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::ops::Range;
+use std::time::{Duration, Instant};
+
+use super::{CHECK_LEN, Config, Frame, Source, Stats, encode_data_with};
+use crate::rdt::cc::Controller;
+use crate::rdt::rangeset::RangeSet;
+use crate::rdt::rtt::RttEstimator;
+
+/// Why a fast send failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendError {
+    /// Reading the file failed.
+    #[error("reading the file at offset {offset}")]
+    Read {
+        offset: u64,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The receiver went silent for the idle timeout.
+    #[error("receiver silent for {0:?}")]
+    Timeout(Duration),
+    /// The receiver's hash of the file did not match.
+    #[error("receiver reports the file hash does not match")]
+    HashMismatch,
+}
+
+/// Something the sender did, for traces (`--trace`) and plots. Recorded
+/// only after [`Sender::record_events`]; taken with [`Sender::poll_event`].
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(tag = "event", rename_all = "lowercase")]
+pub enum Event {
+    /// A DATA datagram left.
+    Send { pn: u64, offset: u64, len: u64, retransmission: bool },
+    /// An ACK arrived: bytes acknowledged so far, window and RTT after it.
+    Ack { acked: u64, cwnd: u64, srtt_us: u64, in_flight: u64 },
+    /// A packet was declared lost (its bytes will be sent again).
+    Loss { pn: u64, offset: u64, len: u64 },
+    /// The retransmission timer fired.
+    Rto { rto_us: u64 },
+    /// The congestion window changed.
+    Cwnd { cwnd: u64, slow_start: bool },
+    /// A path-MTU probe carrying `payload` file bytes was acknowledged (`ok`) or lost.
+    Mtu { payload: u64, ok: bool },
+}
+
+/// Where the transfer stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// CHALLENGE sent, waiting for START.
+    Validating,
+    /// Sending data.
+    Sending,
+    /// Every byte acknowledged; DONE sent, waiting for DONE-ACK.
+    Closing,
+    /// Finished. `confirmed` is false when the DONE-ACK never came (all data was still acknowledged).
+    Done { confirmed: bool },
+    /// Failed; see [`Sender::error`].
+    Failed,
+}
+
+/// A larger datagram is probed for and adopted only while the congestion
+/// window holds at least this many of them.
+const PROBE_WINDOW: u64 = 16;
+
+#[derive(Debug, Clone, Copy)]
+struct Sent {
+    pn: u64,
+    len: u64,
+    time: Instant,
+    /// A path-MTU probe: its loss says nothing about congestion.
+    probe: bool,
+}
+
+/// The fast-mode sender.
+#[derive(Debug)]
+pub struct Sender {
+    cfg: Config,
+    size: u64,
+    cookie: u64,
+    state: State,
+    error: Option<SendError>,
+    cc: Box<dyn Controller>,
+    rtt: RttEstimator,
+    /// Bytes received from / sent to the peer before validation (RFC 9000 §8).
+    recv_bytes: u64,
+    sent_bytes: u64,
+    validated: bool,
+    challenge_due: bool,
+    challenges: u32,
+    challenge_sent: Option<Instant>,
+    acked: RangeSet,
+    lost: RangeSet,
+    /// In flight, keyed by offset.
+    in_flight: BTreeMap<u64, Sent>,
+    /// (pn, offset) in send order, for loss detection by packet number.
+    order: VecDeque<(u64, u64, Instant)>,
+    bytes_in_flight: u64,
+    next_offset: u64,
+    next_pn: u64,
+    largest_acked_pn: Option<u64>,
+    max_data: u64,
+    hasher: blake3::Hasher,
+    hashed_to: u64,
+    hash: Option<[u8; 32]>,
+    done_due: bool,
+    timer: Option<Instant>,
+    pace_at: Option<Instant>,
+    last_heard: Instant,
+    /// Pacing: tokens in bytes, refilled at the pacing rate.
+    tokens: f64,
+    last_refill: Instant,
+    stats: Stats,
+    buf: Vec<u8>,
+    events: Option<VecDeque<Event>>,
+    last_cwnd: u64,
+    resumed_from: u64,
+    dones: u32,
+    round_end_pn: u64,
+    round_min: Duration,
+    last_round_min: Duration,
+    round_samples: u32,
+    /// File bytes per DATA now: `cfg.payload_len()`, raised by acknowledged probes.
+    mss: u64,
+    /// Index into `cfg.probe_datagrams` of the next size to try.
+    probe_next: usize,
+    probe_outstanding: bool,
+}
+
+impl Sender {
+    /// A sender for a file of `size` bytes, answering the fast `hello` (see
+    /// [`super::is_fast_hello`]) received at `now`.
+    pub fn new(cfg: Config, size: u64, hello: &[u8], now: Instant) -> Self {
+        let mss = cfg.payload_len() as u64;
+        let cookie = splitmix(cfg.seed ^ size.rotate_left(17) ^ 0x9e37_79b9_7f4a_7c15);
+        Self {
+            cc: cfg.cc.build(mss),
+            rtt: RttEstimator::new(cfg.min_rto),
+            size,
+            cookie,
+            state: State::Validating,
+            error: None,
+            recv_bytes: hello.len() as u64,
+            sent_bytes: 0,
+            validated: false,
+            challenge_due: true,
+            challenges: 0,
+            challenge_sent: None,
+            acked: RangeSet::new(),
+            lost: RangeSet::new(),
+            in_flight: BTreeMap::new(),
+            order: VecDeque::new(),
+            bytes_in_flight: 0,
+            next_offset: 0,
+            next_pn: 0,
+            largest_acked_pn: None,
+            max_data: 0,
+            hasher: blake3::Hasher::new(),
+            hashed_to: 0,
+            hash: None,
+            done_due: false,
+            timer: None,
+            pace_at: None,
+            last_heard: now,
+            tokens: (cfg.pacing_burst as f64) * mss as f64,
+            last_refill: now,
+            stats: Stats::default(),
+            buf: Vec::new(),
+            events: None,
+            last_cwnd: 0,
+            resumed_from: 0,
+            dones: 0,
+            round_end_pn: 0,
+            round_min: Duration::MAX,
+            last_round_min: Duration::MAX,
+            round_samples: 0,
+            mss,
+            probe_next: 0,
+            probe_outstanding: false,
+            cfg,
+        }
+    }
+
+    /// Starts recording [`Event`]s (off by default: they cost a little per datagram).
+    pub fn record_events(&mut self) {
+        self.events.get_or_insert_with(VecDeque::new);
+    }
+
+    /// The oldest recorded event not yet taken.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.as_mut()?.pop_front()
+    }
+
+    fn event(&mut self, e: impl FnOnce() -> Event) {
+        if let Some(q) = self.events.as_mut() {
+            q.push_back(e());
+        }
+    }
+
+    fn cwnd_event(&mut self) {
+        let cwnd = self.cc.window();
+        if self.events.is_some() && cwnd != self.last_cwnd {
+            self.last_cwnd = cwnd;
+            let slow_start = self.cc.in_slow_start();
+            self.event(|| Event::Cwnd { cwnd, slow_start });
+        }
+    }
+
+    /// Where the transfer stands.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// Whether the machine has nothing more to do.
+    pub fn is_finished(&self) -> bool {
+        matches!(self.state, State::Done { .. } | State::Failed)
+    }
+
+    /// Takes the error of a failed transfer.
+    pub fn take_error(&mut self) -> Option<SendError> {
+        self.error.take()
+    }
+
+    /// Live figures.
+    pub fn stats(&self) -> Stats {
+        Stats { cwnd: self.cc.window(), srtt: self.rtt.srtt(), ..self.stats.clone() }
+    }
+
+    /// File bytes per DATA datagram now (raised by path-MTU probes).
+    pub fn payload(&self) -> u64 {
+        self.mss
+    }
+
+    /// The file size.
+    pub fn file_size(&self) -> u64 {
+        self.size
+    }
+
+    /// Bytes the receiver already had when it started (its resume offset).
+    pub fn resumed_from(&self) -> u64 {
+        self.resumed_from
+    }
+
+    fn fail(&mut self, e: SendError) {
+        self.state = State::Failed;
+        self.error = Some(e);
+        self.timer = None;
+    }
+
+    /// A datagram from the peer.
+    pub fn handle(&mut self, now: Instant, datagram: &[u8]) {
+        if self.is_finished() {
+            return;
+        }
+        if !self.validated {
+            self.recv_bytes += datagram.len() as u64;
+            if super::is_fast_hello(datagram) {
+                self.challenge_due = true;
+                return;
+            }
+        }
+        let Ok(frame) = Frame::decode(datagram) else { return };
+        match frame {
+            Frame::Start { cookie, resume, max_data } if cookie == self.cookie => {
+                self.last_heard = now;
+                if !self.validated {
+                    if let Some(t) = self.challenge_sent.filter(|_| self.challenges == 1) {
+                        self.rtt.sample(now.saturating_duration_since(t)); // Karn: only an unrepeated CHALLENGE
+                    }
+                    self.validated = true;
+                    self.state = State::Sending;
+                    let resume = resume.min(self.size);
+                    self.resumed_from = resume;
+                    self.acked.insert(0..resume);
+                    self.next_offset = resume;
+                    self.max_data = max_data.min(self.size);
+                    self.stats.bytes_done = resume;
+                    self.check_complete();
+                } else if self.state == State::Sending && self.largest_acked_pn.is_none() {
+                    // A repeated START: the receiver has had no DATA yet, so
+                    // everything in flight is lost; resend without waiting for the RTO.
+                    let srtt = self.rtt.srtt();
+                    let old: Vec<u64> =
+                        self.in_flight.iter().filter(|(_, s)| s.time + srtt <= now).map(|(&o, _)| o).collect();
+                    for off in old {
+                        if let Some(s) = self.in_flight.remove(&off) {
+                            self.declare_lost(now, off, s);
+                        }
+                    }
+                }
+            }
+            Frame::Ack { largest_pn, delay_us, max_data, ranges } if self.validated => {
+                self.last_heard = now;
+                self.on_ack(now, largest_pn, Duration::from_micros(delay_us.into()), max_data, &ranges);
+            }
+            Frame::DoneAck { ok } if self.validated => {
+                if ok {
+                    self.state = State::Done { confirmed: true };
+                    self.timer = None;
+                } else {
+                    self.fail(SendError::HashMismatch);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_ack(&mut self, now: Instant, largest_pn: u64, delay: Duration, max_data: u64, ranges: &[Range<u64>]) {
+        self.max_data = self.max_data.max(max_data.min(self.size));
+        // RTT sample from the largest packet number, if it is newly acknowledged.
+        if self.largest_acked_pn.is_none_or(|l| largest_pn > l) {
+            self.largest_acked_pn = Some(largest_pn);
+            let i = self.order.partition_point(|&(pn, _, _)| pn < largest_pn);
+            if let Some(&(pn, _, t)) = self.order.get(i)
+                && pn == largest_pn
+            {
+                let rtt = now.saturating_duration_since(t);
+                let sample = rtt.saturating_sub(delay.min(rtt / 2)).max(rtt.min(Duration::from_micros(50)));
+                self.rtt.sample(sample);
+                self.hystart(largest_pn, sample);
+            }
+        }
+        let mut progress = false;
+        for r in ranges {
+            let r = r.start..r.end.min(self.size);
+            if r.start >= r.end || self.acked.contains(r.clone()) {
+                continue;
+            }
+            self.acked.insert(r.clone());
+            self.lost.remove(r.clone());
+            // In-flight packets inside the range (a packet never straddles an
+            // acked range's boundary unless partially acked, handled below).
+            let first = self.in_flight.range(..r.start).next_back().map(|(&o, _)| o);
+            let keys: Vec<u64> =
+                first.into_iter().chain(self.in_flight.range(r.start..r.end).map(|(&o, _)| o)).collect();
+            for o in keys {
+                let s = self.in_flight[&o];
+                if self.acked.contains(o..o + s.len) {
+                    self.in_flight.remove(&o);
+                    // Grow the window only while it limits the sender
+                    // (RFC 7661): not when flow control or the file's end does.
+                    let cwnd_limited = 2 * self.bytes_in_flight >= self.cc.window();
+                    self.bytes_in_flight -= s.len;
+                    if cwnd_limited {
+                        self.cc.on_ack(now, s.time, s.len, self.rtt.srtt());
+                    }
+                    if s.probe {
+                        // The path carries this size: use it from now on.
+                        if self.cc.window() >= PROBE_WINDOW * s.len {
+                            self.mss = self.mss.max(s.len);
+                        }
+                        self.probe_outstanding = false;
+                        self.probe_next += 1;
+                        self.event(|| Event::Mtu { payload: s.len, ok: true });
+                    }
+                    progress = true;
+                }
+            }
+        }
+        self.stats.bytes_done = self.acked.iter().map(|r| r.end - r.start).sum();
+        // Packet-threshold loss detection (RFC 9002 §6.1.1, threshold 3) and
+        // time threshold of 9/8 RTT.
+        // RFC 9002 §6.1.2: 9/8 of the RTT, at least the 1 ms timer granularity
+        // (without that floor, microsecond loopback RTTs declare spurious losses).
+        let lat = (self.rtt.srtt().max(self.rtt.latest()) * 9 / 8).max(Duration::from_millis(1));
+        while let Some(&(pn, off, t)) = self.order.front() {
+            let live = self.in_flight.get(&off).is_some_and(|s| s.pn == pn);
+            if !live {
+                self.order.pop_front();
+                continue;
+            }
+            if pn + 3 <= largest_pn || (pn < largest_pn && t + lat <= now) {
+                self.order.pop_front();
+                if let Some(s) = self.in_flight.remove(&off) {
+                    self.declare_lost(now, off, s);
+                }
+            } else {
+                break;
+            }
+        }
+        if progress || self.in_flight.is_empty() {
+            self.rearm(now);
+        }
+        if self.events.is_some() {
+            let (acked, cwnd, srtt_us, in_flight) =
+                (self.stats.bytes_done, self.cc.window(), self.rtt.srtt().as_micros() as u64, self.bytes_in_flight);
+            self.event(|| Event::Ack { acked, cwnd, srtt_us, in_flight });
+            self.cwnd_event();
+        }
+        self.check_complete();
+    }
+
+    /// HyStart++ (RFC 9406 §4.2), simplified: per round trip (a round ends
+    /// when a packet sent after it began is acknowledged), the minimum RTT;
+    /// in slow start, once 8 samples of a round show the minimum grown by
+    /// clamp(min/8, 4 ms, 16 ms) over the previous round's, leave slow start.
+    /// Without it a loss-free path (loopback) doubles the window until the
+    /// socket buffers overflow in one burst.
+    fn hystart(&mut self, largest_pn: u64, sample: Duration) {
+        if largest_pn >= self.round_end_pn {
+            self.last_round_min = self.round_min;
+            self.round_min = Duration::MAX;
+            self.round_samples = 0;
+            self.round_end_pn = self.next_pn;
+        }
+        self.round_min = self.round_min.min(sample);
+        self.round_samples += 1;
+        if self.cc.in_slow_start() && self.round_samples >= 8 && self.last_round_min != Duration::MAX {
+            let eta = (self.last_round_min / 8).clamp(Duration::from_millis(4), Duration::from_millis(16));
+            if self.round_min >= self.last_round_min + eta {
+                self.cc.exit_slow_start();
+                self.cwnd_event();
+            }
+        }
+    }
+
+    fn retransmit_all(&mut self, now: Instant) {
+        let all: Vec<(u64, Sent)> = std::mem::take(&mut self.in_flight).into_iter().collect();
+        self.order.clear();
+        for (off, s) in all {
+            self.declare_lost(now, off, s);
+        }
+    }
+
+    fn declare_lost(&mut self, now: Instant, off: u64, s: Sent) {
+        self.event(|| Event::Loss { pn: s.pn, offset: off, len: s.len });
+        self.bytes_in_flight -= s.len;
+        self.stats.packets_lost += 1;
+        self.lost.insert(off..off + s.len);
+        for r in self.acked.iter().filter(|a| a.start < off + s.len && a.end > off).collect::<Vec<_>>() {
+            self.lost.remove(r);
+        }
+        if s.probe {
+            // Too big for the path (or unlucky): stop probing upwards.
+            self.probe_outstanding = false;
+            self.probe_next = usize::MAX;
+            self.event(|| Event::Mtu { payload: s.len, ok: false });
+        } else {
+            self.cc.on_loss(now, s.time);
+        }
+    }
+
+    /// The RTO, backed off but capped at a quarter of the idle timeout so a
+    /// few losses in a row never look like a dead peer to either side.
+    fn rto(&self) -> Duration {
+        self.rtt.rto().min(self.cfg.idle_timeout / 4)
+    }
+
+    fn rearm(&mut self, now: Instant) {
+        self.timer = if self.in_flight.is_empty() && !matches!(self.state, State::Closing | State::Validating) {
+            None
+        } else {
+            Some(now + self.rto())
+        };
+    }
+
+    fn check_complete(&mut self) {
+        if self.state == State::Sending && self.acked.contains(0..self.size) {
+            self.state = State::Closing;
+            self.done_due = true;
+        }
+    }
+
+    /// When [`Sender::handle_timeout`] should next be called (timers and pacing).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.is_finished() {
+            return None;
+        }
+        let idle = self.last_heard + self.cfg.idle_timeout;
+        let t = self.timer.map_or(idle, |t| t.min(idle));
+        Some(self.pace_at.map_or(t, |p| p.min(t)))
+    }
+
+    /// Timers expired.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.is_finished() {
+            return;
+        }
+        if now >= self.last_heard + self.cfg.idle_timeout {
+            if self.state == State::Closing {
+                self.state = State::Done { confirmed: false };
+                self.timer = None;
+            } else {
+                self.fail(SendError::Timeout(self.cfg.idle_timeout));
+            }
+            return;
+        }
+        if self.pace_at.is_some_and(|p| now >= p) {
+            self.pace_at = None;
+        }
+        let Some(t) = self.timer else { return };
+        if now < t {
+            return;
+        }
+        self.stats.rtos += 1;
+        self.rtt.back_off();
+        match self.state {
+            State::Validating => self.challenge_due = true,
+            State::Closing => self.done_due = true,
+            _ => {
+                self.retransmit_all(now);
+                self.cc.on_rto(now);
+                let rto_us = self.rto().as_micros() as u64;
+                self.event(|| Event::Rto { rto_us });
+                self.cwnd_event();
+            }
+        }
+        self.timer = Some(now + self.rto());
+    }
+
+    fn may_send(&self, len: usize) -> bool {
+        self.validated || self.sent_bytes + len as u64 <= 3 * self.recv_bytes
+    }
+
+    fn note_sent(&mut self, len: usize) {
+        self.sent_bytes += len as u64;
+        self.stats.datagrams_sent += 1;
+    }
+
+    /// The pacing horizon: when the next data datagram may leave, if pacing holds it back.
+    pub fn pacing_delay(&self, now: Instant) -> Option<Instant> {
+        let need = self.mss as f64;
+        if self.tokens >= need {
+            return None;
+        }
+        let rate = self.pacing_rate();
+        let wait = (need - self.tokens) / rate;
+        // Round up (and to at least 1 µs): a wait that rounds to zero would
+        // wake the driver at `now` with still too few tokens, forever.
+        let wait = Duration::from_nanos((wait.min(1.0) * 1e9).ceil() as u64).max(Duration::from_micros(1));
+        Some(now.max(self.last_refill) + wait)
+    }
+
+    fn pacing_rate(&self) -> f64 {
+        let gain = if self.cc.in_slow_start() { 2.0 } else { 1.25 };
+        let srtt = self.rtt.srtt().as_secs_f64().max(1e-5);
+        gain * self.cc.window() as f64 / srtt
+    }
+
+    fn refill(&mut self, now: Instant) {
+        let dt = now.saturating_duration_since(self.last_refill).as_secs_f64();
+        self.last_refill = now;
+        // Bursts of `pacing_burst` datagrams, or 1 ms worth at the pacing
+        // rate when that is more (fast paths: fewer wake-ups per second).
+        let cap = ((self.cfg.pacing_burst as f64) * self.mss as f64).max(self.pacing_rate() * 1e-3);
+        self.tokens = (self.tokens + dt * self.pacing_rate()).min(cap.max(self.mss as f64));
+    }
+
+    /// Writes the next datagram to send into `out`; `false` when there is
+    /// nothing to send now (see [`Sender::poll_timeout`] and [`Sender::pacing_delay`]).
+    pub fn poll_transmit(&mut self, now: Instant, src: &mut dyn Source, out: &mut Vec<u8>) -> bool {
+        match self.state {
+            State::Validating => {
+                if self.challenge_due {
+                    Frame::Challenge { cookie: self.cookie, size: self.size }.encode(out);
+                    if self.may_send(out.len()) {
+                        self.challenge_due = false;
+                        self.challenges += 1;
+                        self.challenge_sent = Some(now);
+                        self.note_sent(out.len());
+                        self.timer = Some(now + self.rto());
+                        return true;
+                    }
+                }
+                false
+            }
+            State::Sending => self.poll_data(now, src, out),
+            State::Closing => {
+                if !self.done_due {
+                    return false;
+                }
+                if self.hash.is_none() {
+                    if let Err(e) = self.hash_to(src, self.size) {
+                        self.fail(e);
+                        return false;
+                    }
+                    self.hash = Some(*self.hasher.finalize().as_bytes());
+                }
+                let hash = self.hash.unwrap_or_default();
+                Frame::Done { size: self.size, hash }.encode(out);
+                self.done_due = false;
+                self.dones += 1;
+                self.note_sent(out.len());
+                self.timer = Some(now + self.rto());
+                true
+            }
+            State::Done { .. } | State::Failed => false,
+        }
+    }
+
+    fn hash_to(&mut self, src: &mut dyn Source, end: u64) -> Result<(), SendError> {
+        let mut buf = std::mem::take(&mut self.buf);
+        while self.hashed_to < end {
+            let n = (end - self.hashed_to).min(1 << 20) as usize;
+            buf.resize(n, 0);
+            src.read_at(self.hashed_to, &mut buf)
+                .map_err(|source| SendError::Read { offset: self.hashed_to, source })?;
+            self.hasher.update(&buf);
+            self.hashed_to += n as u64;
+        }
+        self.buf = buf;
+        Ok(())
+    }
+
+    /// The payload of the next path-MTU probe, if one should go now
+    /// (DPLPMTUD, RFC 8899, simplified): one probe at a time, sizes from
+    /// `cfg.probe_datagrams` upwards, after the first RTT sample.
+    fn probe_payload(&self) -> Option<u64> {
+        if self.probe_outstanding || !self.rtt.has_sample() {
+            return None;
+        }
+        let d = *self.cfg.probe_datagrams.get(self.probe_next)?;
+        let payload = d.saturating_sub(super::DATA_HEADER + CHECK_LEN) as u64;
+        // Only where the window holds many datagrams of the new size: with a
+        // window of a few big datagrams, loss recovery degrades to timeouts.
+        (payload > self.mss && self.cc.window() >= PROBE_WINDOW * payload).then_some(payload)
+    }
+
+    fn poll_data(&mut self, now: Instant, src: &mut dyn Source, out: &mut Vec<u8>) -> bool {
+        let mss = self.mss;
+        if self.bytes_in_flight + mss > self.cc.window() && self.bytes_in_flight > 0 {
+            return false;
+        }
+        self.refill(now);
+        if self.tokens < mss as f64 {
+            self.pace_at = self.pacing_delay(now);
+            return false;
+        }
+        self.pace_at = None;
+        // Retransmissions first, skipping what was acknowledged meanwhile.
+        let (range, retx) = loop {
+            match self.lost.pop_front(mss) {
+                Some(r) => {
+                    if let Some(g) = first_gap(&self.acked, r.clone()) {
+                        self.lost.insert(g.end..r.end);
+                        break (g, true);
+                    }
+                }
+                None => {
+                    let len = self.probe_payload().unwrap_or(mss);
+                    let end = (self.next_offset + len).min(self.size).min(self.max_data);
+                    if end <= self.next_offset {
+                        return false;
+                    }
+                    break (self.next_offset..end, false);
+                }
+            }
+        };
+        let probe = !retx && range.end - range.start > mss;
+        self.probe_outstanding |= probe;
+        if !retx && self.hashed_to < range.start {
+            if let Err(e) = self.hash_to(src, range.start) {
+                self.fail(e);
+                return false;
+            }
+        }
+        let len = (range.end - range.start) as usize;
+        let pn = self.next_pn;
+        let hash_now = !retx && self.hashed_to == range.start;
+        let r = encode_data_with(out, pn, range.start, len, |buf| src.read_at(range.start, buf));
+        if let Err(source) = r {
+            self.fail(SendError::Read { offset: range.start, source });
+            return false;
+        }
+        if hash_now {
+            self.hasher.update(&out[super::DATA_HEADER..super::DATA_HEADER + len]);
+            self.hashed_to = range.end;
+        }
+        if !retx {
+            self.next_offset = range.end;
+        } else {
+            self.stats.bytes_retransmitted += len as u64;
+        }
+        self.next_pn += 1;
+        self.in_flight.insert(range.start, Sent { pn, len: len as u64, time: now, probe });
+        self.order.push_back((pn, range.start, now));
+        self.bytes_in_flight += len as u64;
+        self.tokens -= len as f64;
+        self.stats.bytes_sent += len as u64;
+        self.event(|| Event::Send { pn, offset: range.start, len: len as u64, retransmission: retx });
+        self.note_sent(out.len());
+        if self.timer.is_none() {
+            self.timer = Some(now + self.rto());
+        }
+        true
+    }
+}
+
+/// The first part of `r` not in `acked`.
+fn first_gap(acked: &RangeSet, r: Range<u64>) -> Option<Range<u64>> {
+    let mut start = r.start;
+    let mut end = r.end;
+    for a in acked.iter() {
+        if a.end <= start {
+            continue;
+        }
+        if a.start <= start {
+            start = a.end;
+            continue;
+        }
+        end = end.min(a.start);
+        break;
+    }
+    (start < end).then_some(start..end)
+}
+
+/// SplitMix64, for the cookie.
+pub(crate) fn splitmix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
