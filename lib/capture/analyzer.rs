@@ -21,6 +21,7 @@ use super::reader::Packet;
 use super::tcp::{Chunk, Stream};
 use super::transfer::{PlotPoint, Transfer};
 use crate::rdt::classic;
+use crate::rdt::fast::Frame;
 use crate::wire::{Confirm, Decoder, Direction, Message, Request, Transport, Update};
 
 /// How to analyse.
@@ -334,17 +335,31 @@ impl Analyzer {
         let idx = match self.udp.get(&k) {
             Some(&i) => i,
             None => {
-                let (client, server, file, size) = match sh.announced.get(&b) {
-                    Some(Announce::Transfer { file, transport, size })
-                        if transport.as_ref().is_none_or(|t| *t == Transport::Udp) =>
-                    {
-                        let r = (a, b, file.clone(), Some(*size));
-                        sh.announced.remove(&b);
-                        r
+                let announced = |x: &SocketAddr| {
+                    matches!(sh.announced.get(x), Some(Announce::Transfer { transport, .. })
+                        if transport.as_ref().is_none_or(|t| *t == Transport::Udp))
+                };
+                // The server's transfer port is the announced one; the capture
+                // may have missed the client's hello and start with data.
+                let (client, server) = if announced(&b) {
+                    (a, b)
+                } else if announced(&a) {
+                    (b, a)
+                } else if let Some(from_client) = by_content(payload) {
+                    // Failing that, by content: a classic window, or a fast datagram.
+                    if from_client && b.port() >= 1024 {
+                        (a, b)
+                    } else if !from_client && a.port() >= 1024 {
+                        (b, a)
+                    } else {
+                        return;
                     }
-                    // Failing that, by content: a classic window datagram.
-                    _ if classic::parse_window(payload).is_some() && b.port() >= 1024 => (a, b, None, None),
-                    _ => return,
+                } else {
+                    return;
+                };
+                let (file, size) = match sh.announced.remove(&server) {
+                    Some(Announce::Transfer { file, size, .. }) => (file, Some(size)),
+                    _ => (None, None),
                 };
                 let id = sh.transfers.len() as u32 + 1;
                 let mut t = Transfer::new(id, TransferMode::Classic, file, size, client, server, ts);
@@ -356,28 +371,20 @@ impl Analyzer {
         };
         let Some(t) = sh.transfers.get_mut(idx) else { return };
         let id = t.summary.id;
-        let kind = if a == t.summary.client {
-            t.classic_from_client(ts, payload)
-        } else {
-            let (kind, accepted) = t.classic_from_server(ts, payload);
-            if let (Some(acc), Some(ex)) = (accepted, sh.extractor.as_mut()) {
-                let data = payload.get(3..).unwrap_or(&[]);
-                let name = t.summary.file.clone();
-                if let Err(e) = ex.write(id, name.as_deref(), acc.offset, data) {
+        let (kind, step) = t.datagram(ts, a == t.summary.client, payload);
+        if let Some(ex) = sh.extractor.as_mut()
+            && t.summary.extracted.is_none()
+        {
+            if let Some((offset, range)) = step.write {
+                let data = payload.get(range).unwrap_or(&[]);
+                if let Err(e) = ex.write(id, t.summary.file.as_deref(), offset, data) {
                     sh.extract_error.get_or_insert(e);
                 }
-                if acc.last {
-                    t.summary.extracted = match ex.finish(id, name.as_deref(), t.summary.announced_size) {
-                        Ok(x) => Some(x),
-                        Err(e) => {
-                            sh.extract_error.get_or_insert(e);
-                            None
-                        }
-                    };
-                }
             }
-            kind
-        };
+            if step.finish {
+                finish_extract(ex, t, &mut sh.extract_error);
+            }
+        }
         if sh.cfg.datagrams {
             out(Event::Datagram(DatagramEvent { ts_ns: ts, src: a, dst: b, transfer: id, kind }));
         }
@@ -679,13 +686,40 @@ impl Shared {
         if t.summary.extracted.is_none()
             && let Some(ex) = self.extractor.as_mut()
         {
-            match ex.finish(t.summary.id, t.summary.file.as_deref(), t.summary.announced_size) {
-                Ok(x) => t.summary.extracted = Some(x),
-                Err(e) => {
-                    self.extract_error.get_or_insert(e);
-                }
-            }
+            finish_extract(ex, t, &mut self.extract_error);
         }
         out(Event::Transfer(Box::new(t.summary.clone())));
+    }
+}
+
+/// Which side sent a datagram of an unannounced UDP flow, judged by content:
+/// `Some(true)` for a receiver's classic window or fast hello, START, ACK or
+/// DONE-ACK; `Some(false)` for a fast CHALLENGE, DATA or DONE; None when it
+/// looks like no transfer.
+fn by_content(payload: &[u8]) -> Option<bool> {
+    if payload.first().is_some_and(|b| (0xC1..=0xC6).contains(b)) {
+        return match Frame::decode(payload).ok()? {
+            Frame::Start { .. } | Frame::Ack { .. } | Frame::DoneAck { .. } => Some(true),
+            Frame::Challenge { .. } | Frame::Data { .. } | Frame::Done { .. } => Some(false),
+        };
+    }
+    classic::parse_window(payload).map(|_| true)
+}
+
+/// Closes a transfer's extracted file, verifying its size (and hash, in fast
+/// mode); a fast transfer whose bytes the capture did not all hold has holes.
+fn finish_extract(ex: &mut Extractor, t: &mut Transfer, error: &mut Option<ExtractError>) {
+    let (id, name) = (t.summary.id, t.summary.file.as_deref());
+    if t.summary.mode == TransferMode::Fast
+        && t.summary.missing_bytes > 0
+        && let Err(e) = ex.hole(id, name)
+    {
+        error.get_or_insert(e);
+    }
+    match ex.finish(id, name, t.summary.announced_size, t.expected_hash().as_ref()) {
+        Ok(x) => t.summary.extracted = Some(x),
+        Err(e) => {
+            error.get_or_insert(e);
+        }
     }
 }

@@ -151,15 +151,35 @@ pub fn human(e: &Event) -> String {
             }
         }
         Event::Datagram(d) => {
-            let what = match d.kind {
+            let what = match &d.kind {
                 DatagramKind::Window { window } => format!("window {window}"),
-                DatagramKind::Data { seq, last, len, retransmission, out_of_order } => format!(
+                &DatagramKind::Data { seq, last, len, retransmission, out_of_order } => format!(
                     "data seq {seq:02}{} {len} B{}{}",
                     if last { " (last)" } else { "" },
                     if retransmission { " retransmission" } else { "" },
                     if out_of_order { " out of order" } else { "" }
                 ),
                 DatagramKind::Ack { next } => format!("ack {next}"),
+                DatagramKind::FastHello { len } => format!("hello, fast mode offered ({len} B)"),
+                DatagramKind::Challenge { cookie, size } => format!("challenge {cookie:#x}, file of {size} bytes"),
+                DatagramKind::Start { cookie, resume, max_data } => {
+                    format!("start {cookie:#x}, resume at {resume}, max data {max_data}")
+                }
+                &DatagramKind::FastData { pn, offset, len, retransmission, out_of_order, duplicate } => format!(
+                    "data #{pn} at {offset} {len} B{}{}{}",
+                    if retransmission { " retransmission" } else { "" },
+                    if out_of_order { " out of order" } else { "" },
+                    if duplicate { " duplicate" } else { "" }
+                ),
+                DatagramKind::FastAck { largest_pn, ranges, .. } => {
+                    let r: Vec<String> = ranges.iter().map(|[a, b]| format!("{a}-{b}")).collect();
+                    format!("ack #{largest_pn}, have {}", if r.is_empty() { "nothing".into() } else { r.join(",") })
+                }
+                DatagramKind::Done { size, blake3 } => format!("done, {size} bytes, BLAKE3 {blake3}"),
+                DatagramKind::DoneAck { ok } => {
+                    format!("done-ack: {}", if *ok { "hash verified" } else { "HASH MISMATCH" })
+                }
+                DatagramKind::Invalid { len, reason } => format!("{len} B invalid: {reason}"),
                 DatagramKind::Other { len } => format!("{len} B not understood"),
             };
             format!("{t}  {:<45} {:<8} #{} {}", flow(d.src, d.dst), "udp", d.transfer, dim.apply_to(what))
@@ -173,6 +193,7 @@ pub fn transfer_line(s: &TransferSummary) -> String {
     let mode = match s.mode {
         TransferMode::Tcp => "TCP",
         TransferMode::Classic => "UDP go-back-N",
+        TransferMode::Fast => "UDP fast",
     };
     let name = s.file.as_deref().map(q).unwrap_or_else(|| "(unknown file)".into());
     let size = match s.announced_size {
@@ -188,8 +209,22 @@ pub fn transfer_line(s: &TransferSummary) -> String {
             format!(", saved to {}{}", x.path.display(), if x.verified { " (verified)" } else { " (NOT verified)" })
         })
         .unwrap_or_default();
+    let fast = if s.mode == TransferMode::Fast {
+        let mut f = format!(", {} duplicates", s.duplicates);
+        if s.invalid > 0 {
+            let _ = write!(f, ", {} invalid", s.invalid);
+        }
+        match s.receiver_verified {
+            Some(true) => f.push_str(", receiver verified the hash"),
+            Some(false) => f.push_str(", receiver found a HASH MISMATCH"),
+            None => {}
+        }
+        f
+    } else {
+        String::new()
+    };
     format!(
-        "transfer #{} {mode} {name} {} → {}: {size}, {} packets, {} retransmitted, {} out of order, {:.3} s{rate}{ex}",
+        "transfer #{} {mode} {name} {} → {}: {size}, {} packets, {} retransmitted, {} out of order{fast}, {:.3} s{rate}{ex}",
         s.id,
         s.server,
         s.client,
@@ -288,7 +323,7 @@ pub fn json(e: &Event) -> Value {
             o.insert("src".into(), json!(d.src.to_string()));
             o.insert("dst".into(), json!(d.dst.to_string()));
             o.insert("transfer".into(), json!(d.transfer));
-            if let Ok(Value::Object(fields)) = serde_json::to_value(d.kind) {
+            if let Ok(Value::Object(fields)) = serde_json::to_value(&d.kind) {
                 o.extend(fields);
             }
         }
@@ -307,8 +342,9 @@ pub fn json(e: &Event) -> Value {
 }
 
 /// A time-sequence graph of one UDP transfer as a standalone SVG: packet
-/// number over time, first transmissions as dots, retransmissions as red
-/// crosses, acknowledgements as a green step line (as tcptrace draws TCP).
+/// number (classic) or byte offset (fast) over time, first transmissions as
+/// dots, retransmissions as red crosses, acknowledgements as a green step
+/// line (as tcptrace draws TCP).
 pub fn plot_svg(s: &TransferSummary, points: &[PlotPoint]) -> String {
     use super::transfer::PointKind;
     let (w, h, m) = (900.0f64, 500.0f64, 60.0f64);
@@ -335,9 +371,10 @@ pub fn plot_svg(s: &TransferSummary, points: &[PlotPoint]) -> String {
     );
     let _ = writeln!(
         svg,
-        r#"<text x="15" y="{}" transform="rotate(-90 15 {})" text-anchor="middle">packet number, 0 to {pmax}</text>"#,
+        r#"<text x="15" y="{}" transform="rotate(-90 15 {})" text-anchor="middle">{}, 0 to {pmax}</text>"#,
         h / 2.0,
-        h / 2.0
+        h / 2.0,
+        if s.mode == TransferMode::Fast { "byte offset" } else { "packet number" }
     );
     let mut acks = String::new();
     for p in points {
