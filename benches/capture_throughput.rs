@@ -5,7 +5,9 @@
 //! is generated under the temporary folder and deleted afterwards. Set
 //! `CAPTURE_BENCH_MIB` for another size (default 1024) and
 //! `CAPTURE_BENCH_NO_TSHARK=1` to skip tshark, `CAPTURE_BENCH_MIX=chat` for a
-//! capture of chat messages only (small packets, the worst case per byte).
+//! capture of chat messages only (small packets, the worst case per byte),
+//! `CAPTURE_BENCH_KEEP=PATH` to write the capture there and keep it (for
+//! profiling: `perf record chatctl capture-decode --summary PATH`).
 //!
 //! The traffic is what a busy chat server sees: sessions that join, chat,
 //! and download one file over TCP (1448-byte segments, an ACK every second
@@ -59,7 +61,8 @@ fn generate(path: &std::path::Path, min_bytes: u64, chatty: bool) -> std::io::Re
             put(&mut w, p)?;
         }
         for i in 0..if chatty { 2000 } else { 10 } {
-            put(&mut w, main.data(true, format!("10405hi #{i}").as_bytes()))?;
+            let text = format!("hi #{i}");
+            put(&mut w, main.data(true, format!("104{:02}{text}", text.len()).as_bytes()))?;
             put(&mut w, main.data(false, b"2041103BOB"))?;
             put(&mut w, up.data(false, b"30403BOB11hello there"))?;
         }
@@ -116,7 +119,10 @@ fn main() {
         return;
     }
     let mib: u64 = std::env::var("CAPTURE_BENCH_MIB").ok().and_then(|s| s.parse().ok()).unwrap_or(1024);
-    let path = std::env::temp_dir().join(format!("chatctl-capture-bench-{}.pcap", std::process::id()));
+    let keep = std::env::var_os("CAPTURE_BENCH_KEEP").map(std::path::PathBuf::from);
+    let path = keep
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("chatctl-capture-bench-{}.pcap", std::process::id())));
     let t0 = Instant::now();
     // CAPTURE_BENCH_MIX=chat: almost only chat messages (small packets), the
     // worst case per byte; the default mix is mostly downloads.
@@ -135,6 +141,7 @@ fn main() {
         a.finish(&mut |_| events += 1);
         let secs = t.elapsed().as_secs_f64();
         assert_eq!(a.stats().packets, packets);
+        assert_eq!(a.stats().decode_errors, 0, "the generated chat must decode");
         (secs, events, a.stats().messages)
     };
     let _warm = run_lib();
@@ -192,5 +199,7 @@ fn main() {
             }
         }
     }
-    let _ = std::fs::remove_file(&path);
+    if keep.is_none() {
+        let _ = std::fs::remove_file(&path);
+    }
 }

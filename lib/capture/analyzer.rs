@@ -10,8 +10,10 @@
 //! (or, for `3xx`, update) connection; a UDP flow that opens with a classic
 //! window datagram is taken as an unannounced classic transfer.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
+
+use foldhash::{HashMap, HashSet};
 
 use super::event::*;
 use super::extract::{ExtractError, Extractor};
@@ -128,6 +130,9 @@ struct Shared {
     extractor: Option<Extractor>,
     extract_error: Option<ExtractError>,
     stats: Stats,
+    /// The names in `stats.users`, hashed: most messages name a user already
+    /// seen, and a hash lookup is cheaper than the ordered set's.
+    users_seen: HashSet<String>,
     /// Time of the latest packet (end-of-capture events carry it).
     last_ts: i64,
 }
@@ -135,8 +140,9 @@ struct Shared {
 type Key = (SocketAddr, SocketAddr);
 
 /// Adds a user name to the set, allocating only for a new one.
-fn remember(users: &mut BTreeSet<String>, name: &str) {
-    if !users.contains(name) {
+fn remember((seen, users): (&mut HashSet<String>, &mut BTreeSet<String>), name: &str) {
+    if !seen.contains(name) {
+        seen.insert(name.to_owned());
         users.insert(name.to_owned());
     }
 }
@@ -166,15 +172,16 @@ impl Analyzer {
         Analyzer {
             shared: Shared {
                 cfg,
-                announced: HashMap::new(),
+                announced: HashMap::default(),
                 transfers: Vec::new(),
                 extractor,
                 extract_error: None,
                 stats: Stats::default(),
+                users_seen: HashSet::default(),
                 last_ts: 0,
             },
-            conns: HashMap::new(),
-            udp: HashMap::new(),
+            conns: HashMap::default(),
+            udp: HashMap::default(),
             defrag: Defragmenter::new(),
         }
     }
@@ -605,7 +612,7 @@ impl Shared {
         let code = frame.message.code();
         self.stats.messages += 1;
         *self.stats.by_code.entry(code).or_default() += 1;
-        let users = &mut self.stats.users;
+        let users = (&mut self.users_seen, &mut self.stats.users);
         match &frame.message {
             Message::Request(Request::Join { name }) => {
                 remember(users, name);
@@ -622,7 +629,9 @@ impl Shared {
             }
             Message::Confirm(Confirm::Users { users: names })
             | Message::Confirm(Confirm::BroadcastSent { to: names }) => {
-                names.iter().for_each(|n| remember(users, n));
+                for n in names {
+                    remember((&mut *users.0, &mut *users.1), n);
+                }
             }
             Message::Confirm(Confirm::Download { size, port }) => {
                 let (file, transport) = st.downloads.pop_front().map_or((None, None), |(f, t)| (Some(f), Some(t)));
