@@ -235,45 +235,38 @@ pub fn transfer_line(s: &TransferSummary) -> String {
     )
 }
 
-/// The JSON object of a chat message, serialised without an intermediate
-/// `Value` (the timeline's hot path).
-#[derive(serde::Serialize)]
-struct MessageJson<'a> {
-    #[serde(rename = "type")]
-    ty: &'static str,
-    ts: f64,
-    src: SocketAddr,
-    dst: SocketAddr,
-    channel: Channel,
-    code: String,
-    raw: std::borrow::Cow<'a, str>,
-    offset: u64,
-    #[serde(flatten)]
-    message: &'a Message,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
-}
-
-/// Writes one event as one line of JSON (the same object as [`json`]).
+/// Writes one event as one line of JSON (the same object as [`json`]). A
+/// chat message, the timeline's hot path, is written field by field (its
+/// decoded fields spliced in from the message's own serialisation) rather
+/// than through a `Value` or serde's `flatten`, which buffer every field.
 pub fn write_json(w: &mut impl std::io::Write, e: &Event) -> std::io::Result<()> {
     match e {
         Event::Message(m) => {
-            let o = MessageJson {
-                ty: "message",
-                ts: ts_f64(m.ts_ns),
-                src: m.src,
-                dst: m.dst,
-                channel: m.channel,
-                code: m.message.code().to_string(),
-                raw: String::from_utf8_lossy(&m.raw),
-                offset: m.offset,
-                message: &m.message,
-                error: match &m.message {
-                    Message::Error(err) => Some(err.describe()),
-                    _ => None,
-                },
-            };
-            serde_json::to_writer(&mut *w, &o)?;
+            // Socket addresses print as digits, dots, colons, brackets and a
+            // numeric scope id: nothing JSON needs escaped.
+            write!(
+                w,
+                r#"{{"type":"message","ts":{},"src":"{}","dst":"{}","channel":"{}","code":"{}","raw":"#,
+                serde_json::Value::from(ts_f64(m.ts_ns)),
+                m.src,
+                m.dst,
+                m.channel.as_str(),
+                m.message.code()
+            )?;
+            serde_json::to_writer(&mut *w, &*String::from_utf8_lossy(&m.raw))?;
+            write!(w, r#","offset":{}"#, m.offset)?;
+            let fields = serde_json::to_vec(&m.message)?;
+            if let Some(inner) = fields.strip_prefix(b"{").and_then(|f| f.strip_suffix(b"}"))
+                && !inner.is_empty()
+            {
+                w.write_all(b",")?;
+                w.write_all(inner)?;
+            }
+            if let Message::Error(err) = &m.message {
+                w.write_all(br#","error":"#)?;
+                serde_json::to_writer(&mut *w, &err.describe())?;
+            }
+            w.write_all(b"}")?;
         }
         other => serde_json::to_writer(&mut *w, &json(other))?,
     }

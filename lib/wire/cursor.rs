@@ -70,7 +70,7 @@ impl<'a> Cursor<'a> {
             && text.is_ascii()
         {
             self.pos = start + n;
-            return Ok(String::from_utf8_lossy(text).into_owned());
+            return Ok(text.iter().map(|&b| char::from(b)).collect());
         }
         let mut at = start;
         for left in (1..=n).rev() {
