@@ -238,23 +238,28 @@ pub fn transfer_line(s: &TransferSummary) -> String {
 /// Writes one event as one line of JSON (the same object as [`json`]). A
 /// chat message, the timeline's hot path, is written field by field (its
 /// decoded fields spliced in from the message's own serialisation) rather
-/// than through a `Value` or serde's `flatten`, which buffer every field.
+/// than through a `Value` or serde's `flatten`, which buffer every field,
+/// and with integers and IPv4 addresses formatted by hand.
 pub fn write_json(w: &mut impl std::io::Write, e: &Event) -> std::io::Result<()> {
     match e {
         Event::Message(m) => {
-            // Socket addresses print as digits, dots, colons, brackets and a
-            // numeric scope id: nothing JSON needs escaped.
-            write!(
-                w,
-                r#"{{"type":"message","ts":{},"src":"{}","dst":"{}","channel":"{}","code":"{}","raw":"#,
-                serde_json::Value::from(ts_f64(m.ts_ns)),
-                m.src,
-                m.dst,
-                m.channel.as_str(),
-                m.message.code()
-            )?;
-            serde_json::to_writer(&mut *w, &*String::from_utf8_lossy(&m.raw))?;
-            write!(w, r#","offset":{}"#, m.offset)?;
+            w.write_all(br#"{"type":"message","ts":"#)?;
+            serde_json::to_writer(&mut *w, &ts_f64(m.ts_ns))?;
+            w.write_all(br#","src":""#)?;
+            write_addr(w, m.src)?;
+            w.write_all(br#"","dst":""#)?;
+            write_addr(w, m.dst)?;
+            w.write_all(br#"","channel":""#)?;
+            w.write_all(m.channel.as_str().as_bytes())?;
+            w.write_all(br#"","code":""#)?;
+            write_uint(w, u64::from(m.message.code()))?;
+            w.write_all(br#"","raw":"#)?;
+            match std::str::from_utf8(&m.raw) {
+                Ok(raw) => serde_json::to_writer(&mut *w, raw)?,
+                Err(_) => serde_json::to_writer(&mut *w, &*String::from_utf8_lossy(&m.raw))?,
+            }
+            w.write_all(br#","offset":"#)?;
+            write_uint(w, m.offset)?;
             let fields = serde_json::to_vec(&m.message)?;
             if let Some(inner) = fields.strip_prefix(b"{").and_then(|f| f.strip_suffix(b"}"))
                 && !inner.is_empty()
@@ -271,6 +276,39 @@ pub fn write_json(w: &mut impl std::io::Write, e: &Event) -> std::io::Result<()>
         other => serde_json::to_writer(&mut *w, &json(other))?,
     }
     w.write_all(b"\n")
+}
+
+/// An unsigned integer in decimal, without `fmt`.
+fn write_uint(w: &mut impl std::io::Write, mut n: u64) -> std::io::Result<()> {
+    let mut buf = [0u8; 20];
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    w.write_all(&buf[at..])
+}
+
+/// A socket address as `Display` writes it (`a.b.c.d:port`, `[v6]:port`);
+/// IPv4, the common case, without `fmt`. Nothing in it needs JSON escaping.
+fn write_addr(w: &mut impl std::io::Write, a: SocketAddr) -> std::io::Result<()> {
+    match a {
+        SocketAddr::V4(v4) => {
+            for (i, octet) in v4.ip().octets().into_iter().enumerate() {
+                if i > 0 {
+                    w.write_all(b".")?;
+                }
+                write_uint(w, u64::from(octet))?;
+            }
+            w.write_all(b":")?;
+            write_uint(w, u64::from(v4.port()))
+        }
+        SocketAddr::V6(_) => write!(w, "{a}"),
+    }
 }
 
 /// One JSON object for an event.
@@ -422,6 +460,21 @@ mod tests {
             assert_eq!(line.pop(), Some(b'\n'));
             let streamed: Value = serde_json::from_slice(&line).unwrap();
             assert_eq!(streamed, json(&e));
+        }
+    }
+
+    #[test]
+    fn hand_formatted_numbers_and_addresses_match_display() {
+        for a in ["0.0.0.0:0", "10.0.0.37:13337", "255.255.255.255:65535", "[::1]:5", "[fe80::1%3]:80"] {
+            let a: SocketAddr = a.parse().unwrap();
+            let mut v = Vec::new();
+            write_addr(&mut v, a).unwrap();
+            assert_eq!(String::from_utf8(v).unwrap(), a.to_string());
+        }
+        for n in [0, 9, 10, 4061, u64::MAX] {
+            let mut v = Vec::new();
+            write_uint(&mut v, n).unwrap();
+            assert_eq!(String::from_utf8(v).unwrap(), n.to_string());
         }
     }
 
