@@ -68,9 +68,10 @@ impl<'a> Cursor<'a> {
         // Fast path (almost all chat text): n ASCII bytes are n characters.
         if let Some(text) = self.buf.get(start..start + n)
             && text.is_ascii()
+            && let Ok(text) = std::str::from_utf8(text)
         {
             self.pos = start + n;
-            return Ok(text.iter().map(|&b| char::from(b)).collect());
+            return Ok(text.to_owned());
         }
         let mut at = start;
         for left in (1..=n).rev() {
