@@ -235,7 +235,7 @@ pub fn transfer_line(s: &TransferSummary) -> String {
     )
 }
 
-/// Writes one event as one line of JSON (the same object as [`json`]). A
+/// Writes one event as one line of JSON (the same object as [`json()`]). A
 /// chat message, the timeline's hot path, is written field by field (its
 /// decoded fields spliced in from the message's own serialisation) rather
 /// than through a `Value` or serde's `flatten`, which buffer every field,
