@@ -563,3 +563,24 @@ fn cli_fast_transfer_json_summary_extract_and_plot() {
         .stdout(predicates::str::contains("UDP fast \"movie.bin\""))
         .stdout(predicates::str::contains("receiver verified the hash"));
 }
+
+#[test]
+fn quic_and_other_udp_noise_is_not_taken_for_a_transfer() {
+    let client: SocketAddr = "10.3.0.1:50001".parse().unwrap();
+    let quic: SocketAddr = "10.3.0.9:443".parse().unwrap();
+    let other: SocketAddr = "10.3.0.9:50443".parse().unwrap();
+    let mut cap = Cap::new();
+    let mut rng = Rng::new(99);
+    for i in 0..200u64 {
+        // QUIC long headers start 0b11xx_xxxx, as fast datagrams do.
+        let mut d: Vec<u8> = (0..1200).map(|_| rng.next() as u8).collect();
+        d[0] = 0xC1 + (i % 6) as u8;
+        cap.udp(client, quic, &d);
+        cap.udp(quic, client, &d);
+        cap.udp(other, client, &d); // right port range, wrong checksum
+    }
+    let (events, a) = decode(&cap.w.into_inner(), Config { datagrams: true, ..Config::default() }, None);
+    assert!(transfers(&events).is_empty());
+    assert!(events.is_empty(), "{:?}", events.first());
+    assert_eq!(a.stats().packets, 600);
+}

@@ -42,6 +42,8 @@ pub struct Config {
 /// A TCP connection idle this long (capture time) is closed and forgotten,
 /// so that memory stays bounded on long captures.
 pub const IDLE_NS: i64 = 600_000_000_000;
+/// Most UDP flows remembered as not being transfers (then forgotten at once).
+pub const MAX_NOT_TRANSFERS: usize = 65_536;
 /// Most TCP connections followed at once; the longest idle go first.
 pub const MAX_CONNS: usize = 100_000;
 
@@ -170,6 +172,8 @@ pub struct Analyzer {
     shared: Shared,
     conns: HashMap<Key, Conn>,
     udp: HashMap<Key, usize>,
+    /// UDP flows whose first datagram seen was no transfer's.
+    not_transfers: HashSet<Key>,
     defrag: Defragmenter,
 }
 
@@ -195,6 +199,7 @@ impl Analyzer {
             },
             conns: HashMap::default(),
             udp: HashMap::default(),
+            not_transfers: HashSet::default(),
             defrag: Defragmenter::new(),
         }
     }
@@ -370,16 +375,18 @@ impl Analyzer {
                     (a, b)
                 } else if announced(&a) {
                     (b, a)
-                } else if let Some(from_client) = by_content(payload) {
+                } else if self.not_transfers.contains(&k) {
+                    return;
+                } else if let Some(ends) = by_content(a, b, payload) {
                     // Failing that, by content: a classic window, or a fast datagram.
-                    if from_client && b.port() >= 1024 {
-                        (a, b)
-                    } else if !from_client && a.port() >= 1024 {
-                        (b, a)
-                    } else {
-                        return;
-                    }
+                    ends
                 } else {
+                    // Remembered (boundedly) so that a busy non-chat flow,
+                    // QUIC say, is not checked again datagram after datagram.
+                    if self.not_transfers.len() >= MAX_NOT_TRANSFERS {
+                        self.not_transfers.clear();
+                    }
+                    self.not_transfers.insert(k);
                     return;
                 };
                 let (file, size) = match sh.announced.remove(&server) {
@@ -719,18 +726,22 @@ impl Shared {
     }
 }
 
-/// Which side sent a datagram of an unannounced UDP flow, judged by content:
-/// `Some(true)` for a receiver's classic window or fast hello, START, ACK or
-/// DONE-ACK; `Some(false)` for a fast CHALLENGE, DATA or DONE; None when it
-/// looks like no transfer.
-fn by_content(payload: &[u8]) -> Option<bool> {
-    if payload.first().is_some_and(|b| (0xC1..=0xC6).contains(b)) {
-        return match Frame::decode(payload).ok()? {
-            Frame::Start { .. } | Frame::Ack { .. } | Frame::DoneAck { .. } => Some(true),
-            Frame::Challenge { .. } | Frame::Data { .. } | Frame::Done { .. } => Some(false),
-        };
+/// The (client, server) of an unannounced UDP flow whose datagram from `a`
+/// to `b` opens or continues a transfer, judged by content: a receiver's
+/// classic window or fast hello, a fast START, ACK or DONE-ACK (from the
+/// client), or a fast CHALLENGE, DATA or DONE (from the server), with a valid
+/// checksum. The server's transfer port is never a well-known one (< 1024),
+/// which is checked before the checksum is computed.
+fn by_content(a: SocketAddr, b: SocketAddr, payload: &[u8]) -> Option<(SocketAddr, SocketAddr)> {
+    let (client, server) = match payload.first()? {
+        0xC1 | 0xC3 | 0xC5 => (b, a),
+        0xC2 | 0xC4 | 0xC6 => (a, b),
+        _ => return classic::parse_window(payload).and((b.port() >= 1024).then_some((a, b))),
+    };
+    if server.port() < 1024 || Frame::decode(payload).is_err() {
+        return None;
     }
-    classic::parse_window(payload).map(|_| true)
+    Some((client, server))
 }
 
 /// Closes a transfer's extracted file, verifying its size (and hash, in fast

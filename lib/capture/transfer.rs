@@ -299,6 +299,12 @@ impl Transfer {
         // DONE comes once every byte was acknowledged: nothing new follows.
         let whole = self.fast.as_deref().is_some_and(|f| f.done && self.summary.missing_bytes == 0);
         step.finish = whole || self.summary.receiver_verified.is_some();
+        if step.finish
+            && let Some(f) = self.fast.as_deref_mut()
+        {
+            // Nothing new is expected: give the look-back window's memory back.
+            f.recent = Vec::new();
+        }
         (kind, step)
     }
 
