@@ -13,9 +13,11 @@
 //! [`WAKE`]) when their future is dropped, e.g. on server shutdown.
 //!
 //! # Datagram size
-//! The machines carry `cfg.max_datagram` bytes per datagram. On a loopback
-//! path [`Config::for_path`] raises it to [`LOOPBACK_DATAGRAM`] (the
-//! loopback MTU is 65536), on other paths it stays at the path-safe default.
+//! The sender starts at `cfg.max_datagram` bytes per datagram and probes
+//! larger sizes (`cfg.probe_datagrams`) with the don't-fragment bit set, so
+//! a probe too big for the path is lost rather than fragmented. On a
+//! loopback path [`Config::for_path`] starts at [`LOOPBACK_DATAGRAM`] at
+//! once (the loopback MTU is 65536).
 //! Socket buffers are raised to [`SOCKET_BUFFER`] so a window of large
 //! datagrams is not dropped by the kernel.
 
@@ -177,19 +179,24 @@ fn prepare(sock: &UdpSocket) -> Result<(), RdtError> {
     #[cfg(target_os = "linux")]
     {
         // With CAP_NET_ADMIN, beyond net.core.rmem_max/wmem_max; harmless without.
-        let n = SOCKET_BUFFER as libc::c_int;
-        for opt in [libc::SO_RCVBUFFORCE, libc::SO_SNDBUFFORCE] {
+        let set = |level: libc::c_int, opt: libc::c_int, v: libc::c_int| {
             // SAFETY: a valid socket and a c_int option value of the right size.
             unsafe {
                 libc::setsockopt(
                     sock.as_raw_fd(),
-                    libc::SOL_SOCKET,
+                    level,
                     opt,
-                    (&n as *const libc::c_int).cast(),
+                    (&v as *const libc::c_int).cast(),
                     std::mem::size_of::<libc::c_int>() as libc::socklen_t,
                 );
             }
-        }
+        };
+        set(libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, SOCKET_BUFFER as libc::c_int);
+        set(libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, SOCKET_BUFFER as libc::c_int);
+        // Don't fragment, ignore cached path MTU: a path-MTU probe too big
+        // for the path must be lost (or refused with EMSGSIZE), not fragmented.
+        set(libc::IPPROTO_IP, libc::IP_MTU_DISCOVER, libc::IP_PMTUDISC_PROBE);
+        set(libc::IPPROTO_IPV6, libc::IPV6_MTU_DISCOVER, libc::IPV6_PMTUDISC_PROBE);
     }
     Ok(())
 }
