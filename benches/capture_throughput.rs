@@ -4,7 +4,8 @@
 //! Run: `cargo bench --bench capture_throughput` (release build). The capture
 //! is generated under the temporary folder and deleted afterwards. Set
 //! `CAPTURE_BENCH_MIB` for another size (default 1024) and
-//! `CAPTURE_BENCH_NO_TSHARK=1` to skip tshark, `CAPTURE_BENCH_MIX=chat` for a
+//! `CAPTURE_BENCH_NO_TSHARK=1` to skip tshark, `CAPTURE_BENCH_MIX=fast` for
+//! the big download in fast mode, `CAPTURE_BENCH_MIX=chat` for a
 //! capture of chat messages only (small packets, the worst case per byte),
 //! and `CAPTURE_BENCH_FILE=PATH` to keep the capture at PATH (generated
 //! there if missing, reused if present: before/after runs on the same file,
@@ -29,7 +30,58 @@ use chatctl::capture::synth::{PcapWriter, TcpConn, frame, udp_packet};
 use chatctl::capture::{Analyzer, CaptureReader, Config};
 use chatctl::rdt::classic;
 
-fn generate(path: &std::path::Path, min_bytes: u64, chatty: bool) -> std::io::Result<(u64, u64)> {
+/// What the generated sessions do.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mix {
+    /// Chat, a 4 MiB TCP download and a 1 MiB classic UDP one per session.
+    Default,
+    /// 2000 chat messages per session, no real download.
+    Chat,
+    /// Like the default, but the 4 MiB download is in fast mode (BLAKE3
+    /// checksum of every datagram verified by the decoder).
+    Fast,
+}
+
+/// A 4 MiB fast-mode download as a receiver-side capture sees it: hello,
+/// CHALLENGE, START, DATA of 1427 bytes with an ACK every second, DONE,
+/// DONE-ACK.
+fn fast_download(
+    put: &mut impl FnMut(Vec<u8>) -> std::io::Result<()>,
+    c: SocketAddr,
+    s: SocketAddr,
+    file: &[u8],
+) -> std::io::Result<()> {
+    use chatctl::rdt::fast::{self, Frame};
+    let mut d = Vec::with_capacity(1500);
+    let mut enc = |f: Frame<'_>| {
+        f.encode(&mut d);
+        d.clone()
+    };
+    let size = file.len() as u64;
+    put(udp_packet(c, s, &fast::encode_hello()))?;
+    put(udp_packet(s, c, &enc(Frame::Challenge { cookie: 7, size })))?;
+    put(udp_packet(c, s, &enc(Frame::Start { cookie: 7, resume: 0, max_data: size })))?;
+    for (pn, chunk) in file.chunks(1427).enumerate() {
+        let offset = (pn * 1427) as u64;
+        put(udp_packet(s, c, &enc(Frame::Data { pn: pn as u64, offset, payload: chunk })))?;
+        if pn % 2 == 1 {
+            let end = offset + chunk.len() as u64;
+            let ack = Frame::Ack {
+                largest_pn: pn as u64,
+                delay_us: 0,
+                max_data: size,
+                ranges: std::iter::once(0..end).collect(),
+            };
+            put(udp_packet(c, s, &enc(ack)))?;
+        }
+    }
+    let hash = *blake3::hash(file).as_bytes();
+    put(udp_packet(s, c, &enc(Frame::Done { size, hash })))?;
+    put(udp_packet(c, s, &enc(Frame::DoneAck { ok: true })))
+}
+
+fn generate(path: &std::path::Path, min_bytes: u64, mix: Mix) -> std::io::Result<(u64, u64)> {
+    let chatty = mix == Mix::Chat;
     let out = BufWriter::with_capacity(1 << 20, File::create(path)?);
     let mut w = PcapWriter::new(out, LINKTYPE_ETHERNET, false, false)?;
     let written = std::cell::Cell::new(24u64);
@@ -44,6 +96,7 @@ fn generate(path: &std::path::Path, min_bytes: u64, chatty: bool) -> std::io::Re
     };
     let server: IpAddr = "10.9.0.1".parse().unwrap();
     let block: Vec<u8> = (0..1448u32).map(|i| (i * 31 % 251) as u8).collect();
+    let fast_file: Vec<u8> = (0..4u32 << 20).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
     let mut session = 0u32;
     while written.get() < min_bytes {
         session += 1;
@@ -70,9 +123,16 @@ fn generate(path: &std::path::Path, min_bytes: u64, chatty: bool) -> std::io::Re
             put(&mut w, main.data(false, b"2041103BOB"))?;
             put(&mut w, up.data(false, b"30403BOB11hello there"))?;
         }
-        // A 4 MiB TCP download (none in the chatty mix).
+        if mix == Mix::Fast {
+            // A 4 MiB fast-mode download.
+            put(&mut w, main.data(true, b"106UDP08fast.bin"))?;
+            put(&mut w, main.data(false, format!("20607{}{tcp_port:05}", fast_file.len()).as_bytes()))?;
+            let (c, s) = (sa(client, cport + 2), sa(server, tcp_port));
+            fast_download(&mut |p| put(&mut w, p), c, s, &fast_file)?;
+        }
+        // A 4 MiB TCP download (none in the chatty and fast mixes).
         put(&mut w, main.data(true, b"106TCP08file.bin"))?;
-        let size = if chatty { 1 } else { 4u64 << 20 };
+        let size = if mix != Mix::Default { 1 } else { 4u64 << 20 };
         put(&mut w, main.data(false, format!("206{:02}{size}{tcp_port:05}", size.to_string().len()).as_bytes()))?;
         let mut tr = TcpConn::new(sa(client, cport + 2), sa(server, tcp_port), 1, 2);
         for p in tr.handshake() {
@@ -163,11 +223,16 @@ fn main() {
         .unwrap_or_else(|| std::env::temp_dir().join(format!("chatctl-capture-bench-{}.pcap", std::process::id())));
     // CAPTURE_BENCH_MIX=chat: almost only chat messages (small packets), the
     // worst case per byte; the default mix is mostly downloads.
-    let chatty = std::env::var("CAPTURE_BENCH_MIX").is_ok_and(|m| m == "chat");
+    // CAPTURE_BENCH_MIX=fast: the big download in fast mode instead of TCP.
+    let mix = match std::env::var("CAPTURE_BENCH_MIX").as_deref() {
+        Ok("chat") => Mix::Chat,
+        Ok("fast") => Mix::Fast,
+        _ => Mix::Default,
+    };
     let mut expected_packets = None;
     if !path.exists() {
         let t0 = Instant::now();
-        let (bytes, packets) = generate(&path, mib << 20, chatty).expect("generate the capture");
+        let (bytes, packets) = generate(&path, mib << 20, mix).expect("generate the capture");
         println!("generated {} ({bytes} bytes, {packets} packets) in {:.1?}", path.display(), t0.elapsed());
         expected_packets = Some(packets);
     }
