@@ -4,8 +4,15 @@
 //! Run: `cargo bench --bench capture_throughput` (release build). The capture
 //! is generated under the temporary folder and deleted afterwards. Set
 //! `CAPTURE_BENCH_MIB` for another size (default 1024) and
-//! `CAPTURE_BENCH_NO_TSHARK=1` to skip tshark, `CAPTURE_BENCH_MIX=chat` for a
-//! capture of chat messages only (small packets, the worst case per byte).
+//! `CAPTURE_BENCH_NO_TSHARK=1` to skip tshark, `CAPTURE_BENCH_MIX=fast` for
+//! the big download in fast mode, `CAPTURE_BENCH_MIX=chat` for a
+//! capture of chat messages only (small packets, the worst case per byte),
+//! and `CAPTURE_BENCH_FILE=PATH` to keep the capture at PATH (generated
+//! there if missing, reused if present: before/after runs on the same file,
+//! profiling with `perf record chatctl capture-decode --summary PATH`).
+//!
+//! Every figure is given for wall time and for CPU time (user + system):
+//! on a shared machine the wall time measures the neighbours too.
 //!
 //! The traffic is what a busy chat server sees: sessions that join, chat,
 //! and download one file over TCP (1448-byte segments, an ACK every second
@@ -23,7 +30,58 @@ use chatctl::capture::synth::{PcapWriter, TcpConn, frame, udp_packet};
 use chatctl::capture::{Analyzer, CaptureReader, Config};
 use chatctl::rdt::classic;
 
-fn generate(path: &std::path::Path, min_bytes: u64, chatty: bool) -> std::io::Result<(u64, u64)> {
+/// What the generated sessions do.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mix {
+    /// Chat, a 4 MiB TCP download and a 1 MiB classic UDP one per session.
+    Default,
+    /// 2000 chat messages per session, no real download.
+    Chat,
+    /// Like the default, but the 4 MiB download is in fast mode (BLAKE3
+    /// checksum of every datagram verified by the decoder).
+    Fast,
+}
+
+/// A 4 MiB fast-mode download as a receiver-side capture sees it: hello,
+/// CHALLENGE, START, DATA of 1427 bytes with an ACK every second, DONE,
+/// DONE-ACK.
+fn fast_download(
+    put: &mut impl FnMut(Vec<u8>) -> std::io::Result<()>,
+    c: SocketAddr,
+    s: SocketAddr,
+    file: &[u8],
+) -> std::io::Result<()> {
+    use chatctl::rdt::fast::{self, Frame};
+    let mut d = Vec::with_capacity(1500);
+    let mut enc = |f: Frame<'_>| {
+        f.encode(&mut d);
+        d.clone()
+    };
+    let size = file.len() as u64;
+    put(udp_packet(c, s, &fast::encode_hello()))?;
+    put(udp_packet(s, c, &enc(Frame::Challenge { cookie: 7, size })))?;
+    put(udp_packet(c, s, &enc(Frame::Start { cookie: 7, resume: 0, max_data: size })))?;
+    for (pn, chunk) in file.chunks(1427).enumerate() {
+        let offset = (pn * 1427) as u64;
+        put(udp_packet(s, c, &enc(Frame::Data { pn: pn as u64, offset, payload: chunk })))?;
+        if pn % 2 == 1 {
+            let end = offset + chunk.len() as u64;
+            let ack = Frame::Ack {
+                largest_pn: pn as u64,
+                delay_us: 0,
+                max_data: size,
+                ranges: std::iter::once(0..end).collect(),
+            };
+            put(udp_packet(c, s, &enc(ack)))?;
+        }
+    }
+    let hash = *blake3::hash(file).as_bytes();
+    put(udp_packet(s, c, &enc(Frame::Done { size, hash })))?;
+    put(udp_packet(c, s, &enc(Frame::DoneAck { ok: true })))
+}
+
+fn generate(path: &std::path::Path, min_bytes: u64, mix: Mix) -> std::io::Result<(u64, u64)> {
+    let chatty = mix == Mix::Chat;
     let out = BufWriter::with_capacity(1 << 20, File::create(path)?);
     let mut w = PcapWriter::new(out, LINKTYPE_ETHERNET, false, false)?;
     let written = std::cell::Cell::new(24u64);
@@ -38,6 +96,7 @@ fn generate(path: &std::path::Path, min_bytes: u64, chatty: bool) -> std::io::Re
     };
     let server: IpAddr = "10.9.0.1".parse().unwrap();
     let block: Vec<u8> = (0..1448u32).map(|i| (i * 31 % 251) as u8).collect();
+    let fast_file: Vec<u8> = (0..4u32 << 20).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
     let mut session = 0u32;
     while written.get() < min_bytes {
         session += 1;
@@ -59,13 +118,21 @@ fn generate(path: &std::path::Path, min_bytes: u64, chatty: bool) -> std::io::Re
             put(&mut w, p)?;
         }
         for i in 0..if chatty { 2000 } else { 10 } {
-            put(&mut w, main.data(true, format!("10405hi #{i}").as_bytes()))?;
+            let text = format!("hi #{i}");
+            put(&mut w, main.data(true, format!("104{:02}{text}", text.len()).as_bytes()))?;
             put(&mut w, main.data(false, b"2041103BOB"))?;
             put(&mut w, up.data(false, b"30403BOB11hello there"))?;
         }
-        // A 4 MiB TCP download (none in the chatty mix).
+        if mix == Mix::Fast {
+            // A 4 MiB fast-mode download.
+            put(&mut w, main.data(true, b"106UDP08fast.bin"))?;
+            put(&mut w, main.data(false, format!("20607{}{tcp_port:05}", fast_file.len()).as_bytes()))?;
+            let (c, s) = (sa(client, cport + 2), sa(server, tcp_port));
+            fast_download(&mut |p| put(&mut w, p), c, s, &fast_file)?;
+        }
+        // A 4 MiB TCP download (none in the chatty and fast mixes).
         put(&mut w, main.data(true, b"106TCP08file.bin"))?;
-        let size = if chatty { 1 } else { 4u64 << 20 };
+        let size = if mix != Mix::Default { 1 } else { 4u64 << 20 };
         put(&mut w, main.data(false, format!("206{:02}{size}{tcp_port:05}", size.to_string().len()).as_bytes()))?;
         let mut tr = TcpConn::new(sa(client, cport + 2), sa(server, tcp_port), 1, 2);
         for p in tr.handshake() {
@@ -108,6 +175,40 @@ fn generate(path: &std::path::Path, min_bytes: u64, chatty: bool) -> std::io::Re
     Ok((written.get(), packets.get()))
 }
 
+/// CPU time (user + system) of the calling thread, from the scheduler's own
+/// accounting (Linux); None elsewhere.
+fn thread_cpu() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    Some(s.split_whitespace().next()?.parse::<f64>().ok()? / 1e9)
+}
+
+/// Runs a command with its output discarded; returns (wall, CPU) seconds, the
+/// CPU time from GNU time when it is installed.
+fn time_cmd(program: &str, args: &[&std::ffi::OsStr]) -> Option<(f64, Option<f64>)> {
+    let t = Instant::now();
+    let gnu_time = std::path::Path::new("/usr/bin/time").exists();
+    let mut c = if gnu_time { Command::new("/usr/bin/time") } else { Command::new(program) };
+    if gnu_time {
+        c.args(["-f", "%U %S"]).arg(program);
+    }
+    let o = c.args(args).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped()).output().ok()?;
+    let wall = t.elapsed().as_secs_f64();
+    if !o.status.success() {
+        return None;
+    }
+    let err = String::from_utf8_lossy(&o.stderr);
+    let cpu = err.lines().last().and_then(|l| {
+        let v: Vec<f64> = l.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+        (v.len() == 2).then(|| v[0] + v[1])
+    });
+    Some((wall, if gnu_time { cpu } else { None }))
+}
+
+fn rate(mb: f64, wall: f64, cpu: Option<f64>) -> String {
+    let c = cpu.map(|c| format!(", {c:.2} s CPU = {:.0} MB/s", mb / c)).unwrap_or_default();
+    format!("{wall:.2} s wall = {:.0} MB/s{c}", mb / wall)
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` does not: then
     // skip rather than write a gigabyte.
@@ -116,43 +217,58 @@ fn main() {
         return;
     }
     let mib: u64 = std::env::var("CAPTURE_BENCH_MIB").ok().and_then(|s| s.parse().ok()).unwrap_or(1024);
-    let path = std::env::temp_dir().join(format!("chatctl-capture-bench-{}.pcap", std::process::id()));
-    let t0 = Instant::now();
+    let keep = std::env::var_os("CAPTURE_BENCH_FILE").map(std::path::PathBuf::from);
+    let path = keep
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("chatctl-capture-bench-{}.pcap", std::process::id())));
     // CAPTURE_BENCH_MIX=chat: almost only chat messages (small packets), the
     // worst case per byte; the default mix is mostly downloads.
-    let chatty = std::env::var("CAPTURE_BENCH_MIX").is_ok_and(|m| m == "chat");
-    let (bytes, packets) = generate(&path, mib << 20, chatty).expect("generate the capture");
-    println!("generated {} ({bytes} bytes, {packets} packets) in {:.1?}", path.display(), t0.elapsed());
+    // CAPTURE_BENCH_MIX=fast: the big download in fast mode instead of TCP.
+    let mix = match std::env::var("CAPTURE_BENCH_MIX").as_deref() {
+        Ok("chat") => Mix::Chat,
+        Ok("fast") => Mix::Fast,
+        _ => Mix::Default,
+    };
+    let mut expected_packets = None;
+    if !path.exists() {
+        let t0 = Instant::now();
+        let (bytes, packets) = generate(&path, mib << 20, mix).expect("generate the capture");
+        println!("generated {} ({bytes} bytes, {packets} packets) in {:.1?}", path.display(), t0.elapsed());
+        expected_packets = Some(packets);
+    }
+    let bytes = std::fs::metadata(&path).expect("the capture").len();
     let mb = bytes as f64 / 1e6;
+    println!("capture {} ({bytes} bytes)", path.display());
 
     // The library, as `capture-decode` drives it (events counted, not printed).
     let run_lib = || {
         let t = Instant::now();
+        let c0 = thread_cpu();
         let mut reader = CaptureReader::new(File::open(&path).unwrap()).unwrap();
         let mut a = Analyzer::new(Config::default(), None);
         let mut events = 0u64;
         while reader.next_packet(|p| a.packet(&p, &mut |_| events += 1)).unwrap().is_some() {}
         a.finish(&mut |_| events += 1);
         let secs = t.elapsed().as_secs_f64();
-        assert_eq!(a.stats().packets, packets);
-        (secs, events, a.stats().messages)
+        let cpu = thread_cpu().zip(c0).map(|(b, a)| b - a);
+        if let Some(n) = expected_packets {
+            assert_eq!(a.stats().packets, n);
+        }
+        assert_eq!(a.stats().decode_errors, 0, "the generated chat must decode");
+        (secs, cpu, events, a.stats().messages, a.stats().packets)
     };
     let _warm = run_lib();
-    let (lib_s, events, messages) = run_lib();
-    println!("library: {lib_s:.2} s, {:.0} MB/s ({events} events, {messages} chat messages)", mb / lib_s);
+    let (lib_s, lib_cpu, events, messages, packets) = run_lib();
+    println!("library: {} ({packets} packets, {events} events, {messages} chat messages)", rate(mb, lib_s, lib_cpu));
 
-    // The binary, end to end (timeline to /dev/null, and --summary).
+    // The binary, end to end (--summary, and the JSON timeline to /dev/null).
     let exe = env!("CARGO_BIN_EXE_chatctl");
-    let time_cmd = |args: &[&str]| {
-        let t = Instant::now();
-        let st = Command::new(exe).args(args).arg(&path).stdout(std::process::Stdio::null()).status().unwrap();
-        assert!(st.success());
-        t.elapsed().as_secs_f64()
-    };
-    let sum_s = time_cmd(&["capture-decode", "--summary"]);
-    println!("chatctl capture-decode --summary: {sum_s:.2} s, {:.0} MB/s", mb / sum_s);
-    let tl_s = time_cmd(&["capture-decode", "--json"]);
-    println!("chatctl capture-decode --json > /dev/null: {tl_s:.2} s, {:.0} MB/s", mb / tl_s);
+    let p = path.as_os_str();
+    let decode = |flag: &str| time_cmd(exe, &["capture-decode".as_ref(), flag.as_ref(), p]).expect("capture-decode");
+    let (sum_s, sum_cpu) = decode("--summary");
+    println!("chatctl capture-decode --summary: {}", rate(mb, sum_s, sum_cpu));
+    let (tl_s, tl_cpu) = decode("--json");
+    println!("chatctl capture-decode --json > /dev/null: {}", rate(mb, tl_s, tl_cpu));
     // Peak memory of the binary (GNU time's maximum resident set size).
     if let Ok(o) = Command::new("/usr/bin/time")
         .args(["-f", "%M"])
@@ -168,29 +284,30 @@ fn main() {
     }
 
     if std::env::var_os("CAPTURE_BENCH_NO_TSHARK").is_none() {
-        // `-q` alone lets tshark skip dissection (nothing to print, no tap):
-        // it then only reads the records. `-z conv,tcp` makes it dissect
-        // every packet up to TCP, closer to the work capture-decode does.
+        // `-q` alone lets tshark skip dissection (nothing to print, no tap,
+        // no filter): it only reads the records and keeps a frame table.
+        // `-z conv,tcp` makes it dissect every packet up to TCP, closer to
+        // the work capture-decode does.
         for extra in [&[][..], &["-z", "conv,tcp"][..]] {
-            let t = Instant::now();
-            let st = Command::new("tshark")
-                .arg("-r")
-                .arg(&path)
-                .arg("-q")
-                .args(extra)
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .status();
-            match st {
-                Ok(st) if st.success() => {
-                    let ts = t.elapsed().as_secs_f64();
-                    let what = format!("tshark -r FILE -q {}", extra.join(" "));
-                    println!("{what}: {ts:.2} s, {:.0} MB/s", mb / ts);
-                    println!("  ratio: library {:.1}x, --summary {:.1}x", ts / lib_s, ts / sum_s);
+            let mut args: Vec<&std::ffi::OsStr> = vec!["-r".as_ref(), p, "-q".as_ref()];
+            args.extend(extra.iter().map(|s| std::ffi::OsStr::new(*s)));
+            match time_cmd("tshark", &args) {
+                Some((ts, ts_cpu)) => {
+                    println!("tshark -r FILE -q {}: {}", extra.join(" "), rate(mb, ts, ts_cpu));
+                    let r = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| format!("{:.1}x", a / b));
+                    println!(
+                        "  ratio (wall): library {:.1}x, --summary {:.1}x; (CPU): library {}, --summary {}",
+                        ts / lib_s,
+                        ts / sum_s,
+                        r(ts_cpu, lib_cpu).unwrap_or("?".into()),
+                        r(ts_cpu, sum_cpu).unwrap_or("?".into()),
+                    );
                 }
-                other => println!("tshark not run ({other:?}); install it: apt-get install -y tshark"),
+                None => println!("tshark not run; install it: apt-get install -y tshark"),
             }
         }
     }
-    let _ = std::fs::remove_file(&path);
+    if keep.is_none() {
+        let _ = std::fs::remove_file(&path);
+    }
 }

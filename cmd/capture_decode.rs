@@ -34,7 +34,8 @@ pub struct CaptureDecodeArgs {
     pub port: Vec<u16>,
 
     /// Rebuild every downloaded file into this folder (named after the requested
-    /// file; a file whose size does not match its `206` gets a `.incomplete` suffix).
+    /// file; a file whose size does not match its `206`, or in fast mode whose
+    /// BLAKE3 does not match the sender's, gets a `.incomplete` suffix).
     #[arg(long, value_name = "DIR")]
     pub extract: Option<PathBuf>,
 
@@ -43,8 +44,9 @@ pub struct CaptureDecodeArgs {
     #[arg(long)]
     pub summary: bool,
 
-    /// Draw a time-sequence graph (SVG) of each UDP transfer: FILE.svg for one
-    /// transfer, FILE-<id>.svg for several.
+    /// Draw a time-sequence graph (SVG) of each UDP transfer (classic: packet
+    /// number, fast: byte offset, over time): FILE.svg for one transfer,
+    /// FILE-<id>.svg for several.
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<PathBuf>,
 }
@@ -181,6 +183,7 @@ fn summary(out: &mut impl Write, a: &Analyzer, json: bool) -> anyhow::Result<()>
         let mode = match s.mode {
             capture::TransferMode::Tcp => "tcp",
             capture::TransferMode::Classic => "udp",
+            capture::TransferMode::Fast => "fast",
         };
         let file = output::escape(s.file.as_deref().unwrap_or("?"));
         writeln!(
@@ -225,7 +228,7 @@ fn kind_name(code: u16) -> &'static str {
 }
 
 fn plots(path: &Path, a: &Analyzer) -> anyhow::Result<()> {
-    let udp: Vec<_> = a.transfers().filter(|(s, _)| s.mode == capture::TransferMode::Classic).collect();
+    let udp: Vec<_> = a.transfers().filter(|(s, _)| s.mode != capture::TransferMode::Tcp).collect();
     if udp.is_empty() {
         eprintln!("chatctl capture-decode: no UDP transfer in the capture, nothing to plot");
         return Ok(());

@@ -166,8 +166,8 @@ set edit:completion:arg-completer[chatctl] = {|@words|
         }
         &'chatctl;capture-decode'= {
             cand --port 'Also treat this TCP port as a server port (13337 always is); repeatable'
-            cand --extract 'Rebuild every downloaded file into this folder (named after the requested file; a file whose size does not match its `206` gets a `.incomplete` suffix)'
-            cand --plot 'Draw a time-sequence graph (SVG) of each UDP transfer: FILE.svg for one transfer, FILE-<id>.svg for several'
+            cand --extract 'Rebuild every downloaded file into this folder (named after the requested file; a file whose size does not match its `206`, or in fast mode whose BLAKE3 does not match the sender''s, gets a `.incomplete` suffix)'
+            cand --plot 'Draw a time-sequence graph (SVG) of each UDP transfer (classic: packet number, fast: byte offset, over time): FILE.svg for one transfer, FILE-<id>.svg for several'
             cand -s 'Server to talk to'
             cand --server 'Server to talk to'
             cand -n 'Name to join the room with [default: asked on a TTY, else the login name]'

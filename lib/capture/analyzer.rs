@@ -10,8 +10,10 @@
 //! (or, for `3xx`, update) connection; a UDP flow that opens with a classic
 //! window datagram is taken as an unannounced classic transfer.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
+
+use foldhash::{HashMap, HashSet};
 
 use super::event::*;
 use super::extract::{ExtractError, Extractor};
@@ -21,6 +23,7 @@ use super::reader::Packet;
 use super::tcp::{Chunk, Stream};
 use super::transfer::{PlotPoint, Transfer};
 use crate::rdt::classic;
+use crate::rdt::fast::Frame;
 use crate::wire::{Confirm, Decoder, Direction, Message, Request, Transport, Update};
 
 /// How to analyse.
@@ -39,6 +42,8 @@ pub struct Config {
 /// A TCP connection idle this long (capture time) is closed and forgotten,
 /// so that memory stays bounded on long captures.
 pub const IDLE_NS: i64 = 600_000_000_000;
+/// Most UDP flows remembered as not being transfers (then forgotten at once).
+pub const MAX_NOT_TRANSFERS: usize = 65_536;
 /// Most TCP connections followed at once; the longest idle go first.
 pub const MAX_CONNS: usize = 100_000;
 
@@ -127,21 +132,38 @@ struct Shared {
     extractor: Option<Extractor>,
     extract_error: Option<ExtractError>,
     stats: Stats,
+    /// The names in `stats.users`, hashed: most messages name a user already
+    /// seen, and a hash lookup is cheaper than the ordered set's.
+    users_seen: HashSet<String>,
     /// Time of the latest packet (end-of-capture events carry it).
     last_ts: i64,
 }
 
-type Key = (SocketAddr, SocketAddr);
+/// A flow's two endpoints in a canonical order, as integers (IPv4 as
+/// IPv4-mapped IPv6): cheaper to order, hash and compare than socket
+/// addresses, on every packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+struct Key(u128, u16, u128, u16);
+
+fn endpoint(a: SocketAddr) -> (u128, u16) {
+    let ip = match a.ip() {
+        IpAddr::V4(v4) => v4.to_ipv6_mapped().to_bits(),
+        IpAddr::V6(v6) => v6.to_bits(),
+    };
+    (ip, a.port())
+}
 
 /// Adds a user name to the set, allocating only for a new one.
-fn remember(users: &mut BTreeSet<String>, name: &str) {
-    if !users.contains(name) {
+fn remember((seen, users): (&mut HashSet<String>, &mut BTreeSet<String>), name: &str) {
+    if !seen.contains(name) {
+        seen.insert(name.to_owned());
         users.insert(name.to_owned());
     }
 }
 
 fn key(a: SocketAddr, b: SocketAddr) -> Key {
-    if a <= b { (a, b) } else { (b, a) }
+    let (x, y) = (endpoint(a), endpoint(b));
+    if x <= y { Key(x.0, x.1, y.0, y.1) } else { Key(y.0, y.1, x.0, x.1) }
 }
 
 /// The analyser. Feed packets in capture order with [`packet`](Self::packet),
@@ -150,6 +172,8 @@ pub struct Analyzer {
     shared: Shared,
     conns: HashMap<Key, Conn>,
     udp: HashMap<Key, usize>,
+    /// UDP flows whose first datagram seen was no transfer's.
+    not_transfers: HashSet<Key>,
     defrag: Defragmenter,
 }
 
@@ -165,15 +189,17 @@ impl Analyzer {
         Analyzer {
             shared: Shared {
                 cfg,
-                announced: HashMap::new(),
+                announced: HashMap::default(),
                 transfers: Vec::new(),
                 extractor,
                 extract_error: None,
                 stats: Stats::default(),
+                users_seen: HashSet::default(),
                 last_ts: 0,
             },
-            conns: HashMap::new(),
-            udp: HashMap::new(),
+            conns: HashMap::default(),
+            udp: HashMap::default(),
+            not_transfers: HashSet::default(),
             defrag: Defragmenter::new(),
         }
     }
@@ -244,6 +270,11 @@ impl Analyzer {
     }
 
     fn tcp(&mut self, ts: i64, src: IpAddr, dst: IpAddr, seg: &net::TcpSegment<'_>, out: &mut impl FnMut(Event)) {
+        // A pure ACK carries nothing to decode or report: skip the lookup
+        // (about half the packets of a download). Idle time counts from data.
+        if seg.payload.is_empty() && seg.flags & (flags::SYN | flags::FIN | flags::RST) == 0 {
+            return;
+        }
         let a = SocketAddr::new(src, seg.src_port);
         let b = SocketAddr::new(dst, seg.dst_port);
         let k = key(a, b);
@@ -334,17 +365,33 @@ impl Analyzer {
         let idx = match self.udp.get(&k) {
             Some(&i) => i,
             None => {
-                let (client, server, file, size) = match sh.announced.get(&b) {
-                    Some(Announce::Transfer { file, transport, size })
-                        if transport.as_ref().is_none_or(|t| *t == Transport::Udp) =>
-                    {
-                        let r = (a, b, file.clone(), Some(*size));
-                        sh.announced.remove(&b);
-                        r
+                let announced = |x: &SocketAddr| {
+                    matches!(sh.announced.get(x), Some(Announce::Transfer { transport, .. })
+                        if transport.as_ref().is_none_or(|t| *t == Transport::Udp))
+                };
+                // The server's transfer port is the announced one; the capture
+                // may have missed the client's hello and start with data.
+                let (client, server) = if announced(&b) {
+                    (a, b)
+                } else if announced(&a) {
+                    (b, a)
+                } else if self.not_transfers.contains(&k) {
+                    return;
+                } else if let Some(ends) = by_content(a, b, payload) {
+                    // Failing that, by content: a classic window, or a fast datagram.
+                    ends
+                } else {
+                    // Remembered (boundedly) so that a busy non-chat flow,
+                    // QUIC say, is not checked again datagram after datagram.
+                    if self.not_transfers.len() >= MAX_NOT_TRANSFERS {
+                        self.not_transfers.clear();
                     }
-                    // Failing that, by content: a classic window datagram.
-                    _ if classic::parse_window(payload).is_some() && b.port() >= 1024 => (a, b, None, None),
-                    _ => return,
+                    self.not_transfers.insert(k);
+                    return;
+                };
+                let (file, size) = match sh.announced.remove(&server) {
+                    Some(Announce::Transfer { file, size, .. }) => (file, Some(size)),
+                    _ => (None, None),
                 };
                 let id = sh.transfers.len() as u32 + 1;
                 let mut t = Transfer::new(id, TransferMode::Classic, file, size, client, server, ts);
@@ -356,28 +403,20 @@ impl Analyzer {
         };
         let Some(t) = sh.transfers.get_mut(idx) else { return };
         let id = t.summary.id;
-        let kind = if a == t.summary.client {
-            t.classic_from_client(ts, payload)
-        } else {
-            let (kind, accepted) = t.classic_from_server(ts, payload);
-            if let (Some(acc), Some(ex)) = (accepted, sh.extractor.as_mut()) {
-                let data = payload.get(3..).unwrap_or(&[]);
-                let name = t.summary.file.clone();
-                if let Err(e) = ex.write(id, name.as_deref(), acc.offset, data) {
+        let (kind, step) = t.datagram(ts, a == t.summary.client, payload);
+        if let Some(ex) = sh.extractor.as_mut()
+            && t.summary.extracted.is_none()
+        {
+            if let Some((offset, range)) = step.write {
+                let data = payload.get(range).unwrap_or(&[]);
+                if let Err(e) = ex.write(id, t.summary.file.as_deref(), offset, data) {
                     sh.extract_error.get_or_insert(e);
                 }
-                if acc.last {
-                    t.summary.extracted = match ex.finish(id, name.as_deref(), t.summary.announced_size) {
-                        Ok(x) => Some(x),
-                        Err(e) => {
-                            sh.extract_error.get_or_insert(e);
-                            None
-                        }
-                    };
-                }
             }
-            kind
-        };
+            if step.finish {
+                finish_extract(ex, t, &mut sh.extract_error);
+            }
+        }
         if sh.cfg.datagrams {
             out(Event::Datagram(DatagramEvent { ts_ns: ts, src: a, dst: b, transfer: id, kind }));
         }
@@ -598,7 +637,7 @@ impl Shared {
         let code = frame.message.code();
         self.stats.messages += 1;
         *self.stats.by_code.entry(code).or_default() += 1;
-        let users = &mut self.stats.users;
+        let users = (&mut self.users_seen, &mut self.stats.users);
         match &frame.message {
             Message::Request(Request::Join { name }) => {
                 remember(users, name);
@@ -615,7 +654,9 @@ impl Shared {
             }
             Message::Confirm(Confirm::Users { users: names })
             | Message::Confirm(Confirm::BroadcastSent { to: names }) => {
-                names.iter().for_each(|n| remember(users, n));
+                for n in names {
+                    remember((&mut *users.0, &mut *users.1), n);
+                }
             }
             Message::Confirm(Confirm::Download { size, port }) => {
                 let (file, transport) = st.downloads.pop_front().map_or((None, None), |(f, t)| (Some(f), Some(t)));
@@ -679,13 +720,44 @@ impl Shared {
         if t.summary.extracted.is_none()
             && let Some(ex) = self.extractor.as_mut()
         {
-            match ex.finish(t.summary.id, t.summary.file.as_deref(), t.summary.announced_size) {
-                Ok(x) => t.summary.extracted = Some(x),
-                Err(e) => {
-                    self.extract_error.get_or_insert(e);
-                }
-            }
+            finish_extract(ex, t, &mut self.extract_error);
         }
         out(Event::Transfer(Box::new(t.summary.clone())));
+    }
+}
+
+/// The (client, server) of an unannounced UDP flow whose datagram from `a`
+/// to `b` opens or continues a transfer, judged by content: a receiver's
+/// classic window or fast hello, a fast START, ACK or DONE-ACK (from the
+/// client), or a fast CHALLENGE, DATA or DONE (from the server), with a valid
+/// checksum. The server's transfer port is never a well-known one (< 1024),
+/// which is checked before the checksum is computed.
+fn by_content(a: SocketAddr, b: SocketAddr, payload: &[u8]) -> Option<(SocketAddr, SocketAddr)> {
+    let (client, server) = match payload.first()? {
+        0xC1 | 0xC3 | 0xC5 => (b, a),
+        0xC2 | 0xC4 | 0xC6 => (a, b),
+        _ => return classic::parse_window(payload).and((b.port() >= 1024).then_some((a, b))),
+    };
+    if server.port() < 1024 || Frame::decode(payload).is_err() {
+        return None;
+    }
+    Some((client, server))
+}
+
+/// Closes a transfer's extracted file, verifying its size (and hash, in fast
+/// mode); a fast transfer whose bytes the capture did not all hold has holes.
+fn finish_extract(ex: &mut Extractor, t: &mut Transfer, error: &mut Option<ExtractError>) {
+    let (id, name) = (t.summary.id, t.summary.file.as_deref());
+    if t.summary.mode == TransferMode::Fast
+        && t.summary.missing_bytes > 0
+        && let Err(e) = ex.hole(id, name)
+    {
+        error.get_or_insert(e);
+    }
+    match ex.finish(id, name, t.summary.announced_size, t.expected_hash().as_ref()) {
+        Ok(x) => t.summary.extracted = Some(x),
+        Err(e) => {
+            error.get_or_insert(e);
+        }
     }
 }

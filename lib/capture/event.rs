@@ -86,7 +86,7 @@ pub struct ProblemEvent {
 }
 
 /// What a UDP datagram of a transfer carried.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum DatagramKind {
     /// The receiver's window (classic step 1).
@@ -94,7 +94,7 @@ pub enum DatagramKind {
         /// The window W (sequence numbers run modulo W+1).
         window: u8,
     },
-    /// A data datagram.
+    /// A classic data datagram.
     Data {
         /// Sequence number (modulo W+1).
         seq: u8,
@@ -107,10 +107,80 @@ pub enum DatagramKind {
         /// It arrived ahead of the packet the receiver expected.
         out_of_order: bool,
     },
-    /// An acknowledgement: the next sequence number expected.
+    /// A classic acknowledgement: the next sequence number expected.
     Ack {
         /// The sequence number expected next.
         next: u8,
+    },
+    /// A chatctl receiver's hello: window 98 to a classic sender, an offer of
+    /// the fast mode to a chatctl one (`lib/rdt/fast`).
+    FastHello {
+        /// Its length (padded to 1200 bytes).
+        len: usize,
+    },
+    /// Fast mode: the sender's address-validation cookie and the file size.
+    Challenge {
+        /// The cookie START must echo.
+        cookie: u64,
+        /// File size in bytes.
+        size: u64,
+    },
+    /// Fast mode: the receiver starts the transfer.
+    Start {
+        /// The echoed cookie.
+        cookie: u64,
+        /// The receiver already holds bytes `0..resume`.
+        resume: u64,
+        /// Flow-control limit: the sender sends no byte at or beyond it.
+        max_data: u64,
+    },
+    /// Fast mode: file bytes.
+    FastData {
+        /// Packet number (grows with every datagram sent, never reused).
+        pn: u64,
+        /// File offset of the first byte.
+        offset: u64,
+        /// Payload bytes.
+        len: usize,
+        /// Bytes sent before under a lower packet number (a later byte was
+        /// already seen when this new packet number came).
+        retransmission: bool,
+        /// Sent before a packet that arrived earlier (lower packet number
+        /// than one already seen).
+        out_of_order: bool,
+        /// The same packet number seen again (duplicated by the network, or
+        /// captured twice).
+        duplicate: bool,
+    },
+    /// Fast mode: a selective acknowledgement.
+    FastAck {
+        /// Largest packet number received.
+        largest_pn: u64,
+        /// How long the receiver held the ACK back, µs.
+        delay_us: u32,
+        /// Flow-control limit.
+        max_data: u64,
+        /// Byte ranges received, `[start, end)`, lowest first.
+        ranges: Vec<[u64; 2]>,
+    },
+    /// Fast mode: every byte was acknowledged; the file's size and hash.
+    Done {
+        /// File size in bytes.
+        size: u64,
+        /// BLAKE3 of the whole file, hex.
+        blake3: String,
+    },
+    /// Fast mode: the receiver's verdict on the hash.
+    DoneAck {
+        /// The receiver's file has the announced hash.
+        ok: bool,
+    },
+    /// Fast mode: a datagram that does not decode (corrupted, or not fast).
+    Invalid {
+        /// Its length.
+        len: usize,
+        /// Why it was rejected.
+        reason: String,
     },
     /// Anything else.
     Other {
@@ -142,6 +212,8 @@ pub enum TransferMode {
     Tcp,
     /// Classic go-back-N over UDP.
     Classic,
+    /// chatctl's fast mode over UDP (`lib/rdt/fast`).
+    Fast,
 }
 
 /// The outcome of an extraction.
@@ -149,8 +221,12 @@ pub enum TransferMode {
 pub struct Extracted {
     /// Where the file was written.
     pub path: std::path::PathBuf,
-    /// Its size matches the `206` (and it has no holes).
+    /// Its size matches the `206` (and it has no holes), and in fast mode its
+    /// BLAKE3 matches the one the sender announced in DONE.
     pub verified: bool,
+    /// Fast mode: whether the rebuilt file's BLAKE3 matches DONE's (None when
+    /// there was no hash to check, or the size was already wrong).
+    pub hash_verified: Option<bool>,
 }
 
 /// Everything known about one download, reported at the end.
@@ -166,20 +242,31 @@ pub struct TransferSummary {
     pub client: SocketAddr,
     /// The server's transfer port.
     pub server: SocketAddr,
-    /// The size announced in the `206`.
+    /// The size announced in the `206` (fast mode: else the one in CHALLENGE or DONE).
     pub announced_size: Option<u64>,
-    /// File bytes received in order.
+    /// File bytes received in order (fast mode: distinct file bytes seen).
     pub bytes: u64,
     /// Data packets (TCP segments with payload, or data datagrams).
     pub packets: u64,
     /// Packets seen again (TCP: segments with nothing new).
     pub retransmissions: u64,
-    /// Packets that arrived ahead of a missing one.
+    /// Packets that arrived ahead of a missing one (fast mode: after a packet
+    /// sent later).
     pub out_of_order: u64,
+    /// Fast mode: datagrams whose packet number was already seen.
+    pub duplicates: u64,
+    /// Fast mode: datagrams that failed their checksum or did not parse.
+    pub invalid: u64,
     /// Bytes the capture missed (holes); the file cannot be complete.
     pub missing_bytes: u64,
     /// The classic receiver window, if seen.
     pub window: Option<u8>,
+    /// Fast mode: the receiver already held bytes `0..resume` (START).
+    pub resume: Option<u64>,
+    /// Fast mode: the file's BLAKE3 (hex) as the sender announced it in DONE.
+    pub blake3: Option<String>,
+    /// Fast mode: the receiver's verdict in DONE-ACK (true: hash verified).
+    pub receiver_verified: Option<bool>,
     /// The transfer reached its end (last packet, or FIN).
     pub complete: bool,
     /// First and last packet (ns since the epoch).

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{BufWriter, Seek, SeekFrom, Write};
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use super::event::Extracted;
@@ -61,7 +61,7 @@ impl Extractor {
             loop {
                 let candidate = if n == 0 { base.clone() } else { format!("{base}.{n}") };
                 let path = self.dir.join(&candidate);
-                match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+                match std::fs::OpenOptions::new().read(true).write(true).create_new(true).open(&path) {
                     Ok(f) => {
                         self.open.insert(
                             id,
@@ -80,12 +80,13 @@ impl Extractor {
         })
     }
 
-    /// Writes `data` at `offset` of transfer `id`'s file (created on first use).
+    /// Writes `data` at `offset` of transfer `id`'s file (created on first
+    /// use). Writes may come in any order (fast mode); bytes the capture
+    /// missed are reported with [`hole`](Self::hole).
     pub fn write(&mut self, id: u32, name: Option<&str>, offset: u64, data: &[u8]) -> Result<(), ExtractError> {
         let f = self.file(id, name)?;
         let err = |path: &Path, source| ExtractError { path: path.to_owned(), source };
         if offset != f.at {
-            f.holes |= offset > f.at;
             f.out.seek(SeekFrom::Start(offset)).map_err(|e| err(&f.path, e))?;
         }
         f.out.write_all(data).map_err(|e| err(&f.path, e))?;
@@ -99,9 +100,17 @@ impl Extractor {
         Ok(())
     }
 
-    /// Closes transfer `id`'s file and verifies its size against `expected`.
-    /// A file that fails verification is renamed with a `.incomplete` suffix.
-    pub fn finish(&mut self, id: u32, name: Option<&str>, expected: Option<u64>) -> Result<Extracted, ExtractError> {
+    /// Closes transfer `id`'s file and verifies its size against `expected`
+    /// and, when given (fast mode), its BLAKE3 against `hash` (the file is
+    /// read back, in constant memory). A file that fails verification is
+    /// renamed with a `.incomplete` suffix.
+    pub fn finish(
+        &mut self,
+        id: u32,
+        name: Option<&str>,
+        expected: Option<u64>,
+        hash: Option<&[u8; 32]>,
+    ) -> Result<Extracted, ExtractError> {
         // A transfer with no data still produces its (empty) file.
         self.file(id, name)?;
         let Some(mut f) = self.open.remove(&id) else {
@@ -110,7 +119,13 @@ impl Extractor {
         let err = |path: &Path, source| ExtractError { path: path.to_owned(), source };
         f.out.flush().map_err(|e| err(&f.path, e))?;
         let len = f.out.get_ref().metadata().map_err(|e| err(&f.path, e))?.len();
-        let verified = !f.holes && expected.is_some_and(|e| e == len);
+        let mut verified = !f.holes && expected.is_some_and(|e| e == len);
+        let mut hash_verified = None;
+        if let (true, Some(want)) = (verified, hash) {
+            let got = hash_file(f.out.get_mut()).map_err(|e| err(&f.path, e))?;
+            hash_verified = Some(got == *want);
+            verified = got == *want;
+        }
         let mut path = f.path;
         if !verified {
             let mut bad = path.clone().into_os_string();
@@ -119,6 +134,23 @@ impl Extractor {
             std::fs::rename(&path, &bad).map_err(|e| err(&path, e))?;
             path = bad;
         }
-        Ok(Extracted { path, verified })
+        Ok(Extracted { path, verified, hash_verified })
+    }
+}
+
+/// BLAKE3 of a whole file, read from its start in 1 MiB pieces.
+fn hash_file(f: &mut File) -> std::io::Result<[u8; 32]> {
+    f.seek(SeekFrom::Start(0))?;
+    let mut h = blake3::Hasher::new();
+    let mut buf = vec![0; 1 << 20];
+    loop {
+        match f.read(&mut buf) {
+            Ok(0) => return Ok(*h.finalize().as_bytes()),
+            Ok(n) => {
+                h.update(&buf[..n]);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
     }
 }

@@ -16,9 +16,13 @@
 //! - [`analyzer`]: finds the chat (server port, ports announced in `200` and
 //!   `206`, else content), decodes each direction with
 //!   [`wire::Decoder`](crate::wire::Decoder) and follows downloads.
-//! - [`transfer`]: per-download state, including the classic go-back-N
-//!   receiver's view of a UDP transfer (retransmissions, out of order).
-//! - [`extract`]: rebuilding files on disk as the capture streams by.
+//! - [`transfer`]: per-download state: the classic go-back-N receiver's
+//!   view of a UDP transfer (retransmissions, out of order), and the fast
+//!   mode's, read with the transfer engine's own frame parser
+//!   ([`crate::rdt::fast::Frame`]): packet numbers and byte offsets give
+//!   retransmissions, reordering and duplicates; DONE gives size and BLAKE3.
+//! - [`extract`]: rebuilding files on disk as the capture streams by,
+//!   verifying size (and, in fast mode, the BLAKE3 hash).
 //! - [`event`]: what the analyser reports; [`output`]: how it is shown.
 //! - [`synth`]: pcap/pcapng writers and packet builders for synthetic
 //!   captures (tests, fuzz seeds, the benchmark).

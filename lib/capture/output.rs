@@ -151,15 +151,35 @@ pub fn human(e: &Event) -> String {
             }
         }
         Event::Datagram(d) => {
-            let what = match d.kind {
+            let what = match &d.kind {
                 DatagramKind::Window { window } => format!("window {window}"),
-                DatagramKind::Data { seq, last, len, retransmission, out_of_order } => format!(
+                &DatagramKind::Data { seq, last, len, retransmission, out_of_order } => format!(
                     "data seq {seq:02}{} {len} B{}{}",
                     if last { " (last)" } else { "" },
                     if retransmission { " retransmission" } else { "" },
                     if out_of_order { " out of order" } else { "" }
                 ),
                 DatagramKind::Ack { next } => format!("ack {next}"),
+                DatagramKind::FastHello { len } => format!("hello, fast mode offered ({len} B)"),
+                DatagramKind::Challenge { cookie, size } => format!("challenge {cookie:#x}, file of {size} bytes"),
+                DatagramKind::Start { cookie, resume, max_data } => {
+                    format!("start {cookie:#x}, resume at {resume}, max data {max_data}")
+                }
+                &DatagramKind::FastData { pn, offset, len, retransmission, out_of_order, duplicate } => format!(
+                    "data #{pn} at {offset} {len} B{}{}{}",
+                    if retransmission { " retransmission" } else { "" },
+                    if out_of_order { " out of order" } else { "" },
+                    if duplicate { " duplicate" } else { "" }
+                ),
+                DatagramKind::FastAck { largest_pn, ranges, .. } => {
+                    let r: Vec<String> = ranges.iter().map(|[a, b]| format!("{a}-{b}")).collect();
+                    format!("ack #{largest_pn}, have {}", if r.is_empty() { "nothing".into() } else { r.join(",") })
+                }
+                DatagramKind::Done { size, blake3 } => format!("done, {size} bytes, BLAKE3 {blake3}"),
+                DatagramKind::DoneAck { ok } => {
+                    format!("done-ack: {}", if *ok { "hash verified" } else { "HASH MISMATCH" })
+                }
+                DatagramKind::Invalid { len, reason } => format!("{len} B invalid: {reason}"),
                 DatagramKind::Other { len } => format!("{len} B not understood"),
             };
             format!("{t}  {:<45} {:<8} #{} {}", flow(d.src, d.dst), "udp", d.transfer, dim.apply_to(what))
@@ -173,6 +193,7 @@ pub fn transfer_line(s: &TransferSummary) -> String {
     let mode = match s.mode {
         TransferMode::Tcp => "TCP",
         TransferMode::Classic => "UDP go-back-N",
+        TransferMode::Fast => "UDP fast",
     };
     let name = s.file.as_deref().map(q).unwrap_or_else(|| "(unknown file)".into());
     let size = match s.announced_size {
@@ -188,8 +209,22 @@ pub fn transfer_line(s: &TransferSummary) -> String {
             format!(", saved to {}{}", x.path.display(), if x.verified { " (verified)" } else { " (NOT verified)" })
         })
         .unwrap_or_default();
+    let fast = if s.mode == TransferMode::Fast {
+        let mut f = format!(", {} duplicates", s.duplicates);
+        if s.invalid > 0 {
+            let _ = write!(f, ", {} invalid", s.invalid);
+        }
+        match s.receiver_verified {
+            Some(true) => f.push_str(", receiver verified the hash"),
+            Some(false) => f.push_str(", receiver found a HASH MISMATCH"),
+            None => {}
+        }
+        f
+    } else {
+        String::new()
+    };
     format!(
-        "transfer #{} {mode} {name} {} → {}: {size}, {} packets, {} retransmitted, {} out of order, {:.3} s{rate}{ex}",
+        "transfer #{} {mode} {name} {} → {}: {size}, {} packets, {} retransmitted, {} out of order{fast}, {:.3} s{rate}{ex}",
         s.id,
         s.server,
         s.client,
@@ -200,49 +235,80 @@ pub fn transfer_line(s: &TransferSummary) -> String {
     )
 }
 
-/// The JSON object of a chat message, serialised without an intermediate
-/// `Value` (the timeline's hot path).
-#[derive(serde::Serialize)]
-struct MessageJson<'a> {
-    #[serde(rename = "type")]
-    ty: &'static str,
-    ts: f64,
-    src: SocketAddr,
-    dst: SocketAddr,
-    channel: Channel,
-    code: String,
-    raw: std::borrow::Cow<'a, str>,
-    offset: u64,
-    #[serde(flatten)]
-    message: &'a Message,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
-}
-
-/// Writes one event as one line of JSON (the same object as [`json`]).
+/// Writes one event as one line of JSON (the same object as [`json()`]). A
+/// chat message, the timeline's hot path, is written field by field (its
+/// decoded fields spliced in from the message's own serialisation) rather
+/// than through a `Value` or serde's `flatten`, which buffer every field,
+/// and with integers and IPv4 addresses formatted by hand.
 pub fn write_json(w: &mut impl std::io::Write, e: &Event) -> std::io::Result<()> {
     match e {
         Event::Message(m) => {
-            let o = MessageJson {
-                ty: "message",
-                ts: ts_f64(m.ts_ns),
-                src: m.src,
-                dst: m.dst,
-                channel: m.channel,
-                code: m.message.code().to_string(),
-                raw: String::from_utf8_lossy(&m.raw),
-                offset: m.offset,
-                message: &m.message,
-                error: match &m.message {
-                    Message::Error(err) => Some(err.describe()),
-                    _ => None,
-                },
-            };
-            serde_json::to_writer(&mut *w, &o)?;
+            w.write_all(br#"{"type":"message","ts":"#)?;
+            serde_json::to_writer(&mut *w, &ts_f64(m.ts_ns))?;
+            w.write_all(br#","src":""#)?;
+            write_addr(w, m.src)?;
+            w.write_all(br#"","dst":""#)?;
+            write_addr(w, m.dst)?;
+            w.write_all(br#"","channel":""#)?;
+            w.write_all(m.channel.as_str().as_bytes())?;
+            w.write_all(br#"","code":""#)?;
+            write_uint(w, u64::from(m.message.code()))?;
+            w.write_all(br#"","raw":"#)?;
+            match std::str::from_utf8(&m.raw) {
+                Ok(raw) => serde_json::to_writer(&mut *w, raw)?,
+                Err(_) => serde_json::to_writer(&mut *w, &*String::from_utf8_lossy(&m.raw))?,
+            }
+            w.write_all(br#","offset":"#)?;
+            write_uint(w, m.offset)?;
+            let fields = serde_json::to_vec(&m.message)?;
+            if let Some(inner) = fields.strip_prefix(b"{").and_then(|f| f.strip_suffix(b"}"))
+                && !inner.is_empty()
+            {
+                w.write_all(b",")?;
+                w.write_all(inner)?;
+            }
+            if let Message::Error(err) = &m.message {
+                w.write_all(br#","error":"#)?;
+                serde_json::to_writer(&mut *w, &err.describe())?;
+            }
+            w.write_all(b"}")?;
         }
         other => serde_json::to_writer(&mut *w, &json(other))?,
     }
     w.write_all(b"\n")
+}
+
+/// An unsigned integer in decimal, without `fmt`.
+fn write_uint(w: &mut impl std::io::Write, mut n: u64) -> std::io::Result<()> {
+    let mut buf = [0u8; 20];
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    w.write_all(&buf[at..])
+}
+
+/// A socket address as `Display` writes it (`a.b.c.d:port`, `[v6]:port`);
+/// IPv4, the common case, without `fmt`. Nothing in it needs JSON escaping.
+fn write_addr(w: &mut impl std::io::Write, a: SocketAddr) -> std::io::Result<()> {
+    match a {
+        SocketAddr::V4(v4) => {
+            for (i, octet) in v4.ip().octets().into_iter().enumerate() {
+                if i > 0 {
+                    w.write_all(b".")?;
+                }
+                write_uint(w, u64::from(octet))?;
+            }
+            w.write_all(b":")?;
+            write_uint(w, u64::from(v4.port()))
+        }
+        SocketAddr::V6(_) => write!(w, "{a}"),
+    }
 }
 
 /// One JSON object for an event.
@@ -288,7 +354,7 @@ pub fn json(e: &Event) -> Value {
             o.insert("src".into(), json!(d.src.to_string()));
             o.insert("dst".into(), json!(d.dst.to_string()));
             o.insert("transfer".into(), json!(d.transfer));
-            if let Ok(Value::Object(fields)) = serde_json::to_value(d.kind) {
+            if let Ok(Value::Object(fields)) = serde_json::to_value(&d.kind) {
                 o.extend(fields);
             }
         }
@@ -307,8 +373,9 @@ pub fn json(e: &Event) -> Value {
 }
 
 /// A time-sequence graph of one UDP transfer as a standalone SVG: packet
-/// number over time, first transmissions as dots, retransmissions as red
-/// crosses, acknowledgements as a green step line (as tcptrace draws TCP).
+/// number (classic) or byte offset (fast) over time, first transmissions as
+/// dots, retransmissions as red crosses, acknowledgements as a green step
+/// line (as tcptrace draws TCP).
 pub fn plot_svg(s: &TransferSummary, points: &[PlotPoint]) -> String {
     use super::transfer::PointKind;
     let (w, h, m) = (900.0f64, 500.0f64, 60.0f64);
@@ -335,9 +402,10 @@ pub fn plot_svg(s: &TransferSummary, points: &[PlotPoint]) -> String {
     );
     let _ = writeln!(
         svg,
-        r#"<text x="15" y="{}" transform="rotate(-90 15 {})" text-anchor="middle">packet number, 0 to {pmax}</text>"#,
+        r#"<text x="15" y="{}" transform="rotate(-90 15 {})" text-anchor="middle">{}, 0 to {pmax}</text>"#,
         h / 2.0,
-        h / 2.0
+        h / 2.0,
+        if s.mode == TransferMode::Fast { "byte offset" } else { "packet number" }
     );
     let mut acks = String::new();
     for p in points {
@@ -392,6 +460,21 @@ mod tests {
             assert_eq!(line.pop(), Some(b'\n'));
             let streamed: Value = serde_json::from_slice(&line).unwrap();
             assert_eq!(streamed, json(&e));
+        }
+    }
+
+    #[test]
+    fn hand_formatted_numbers_and_addresses_match_display() {
+        for a in ["0.0.0.0:0", "10.0.0.37:13337", "255.255.255.255:65535", "[::1]:5", "[fe80::1%3]:80"] {
+            let a: SocketAddr = a.parse().unwrap();
+            let mut v = Vec::new();
+            write_addr(&mut v, a).unwrap();
+            assert_eq!(String::from_utf8(v).unwrap(), a.to_string());
+        }
+        for n in [0, 9, 10, 4061, u64::MAX] {
+            let mut v = Vec::new();
+            write_uint(&mut v, n).unwrap();
+            assert_eq!(String::from_utf8(v).unwrap(), n.to_string());
         }
     }
 

@@ -1,10 +1,19 @@
-//! Per-download state: TCP transfer connections and classic go-back-N over
-//! UDP, with the counters of the summary and the points of the plot.
+//! Per-download state: TCP transfer connections, classic go-back-N and the
+//! fast mode over UDP, with the counters of the summary and the points of
+//! the plot.
+//!
+//! A UDP transfer starts as classic and becomes fast at its first valid fast
+//! datagram (a chatctl sender answers the hello with a CHALLENGE; a classic
+//! one with data). Fast datagrams are parsed by [`crate::rdt::fast::Frame`],
+//! the same code the transfer engine uses.
 
 use std::net::SocketAddr;
+use std::ops::Range;
 
 use super::event::{DatagramKind, TransferMode, TransferSummary};
 use crate::rdt::classic;
+use crate::rdt::fast::{self, Frame};
+use crate::rdt::rangeset::RangeSet;
 
 /// Most points kept per transfer for `--plot` (later ones are dropped).
 pub const MAX_PLOT_POINTS: usize = 200_000;
@@ -12,6 +21,18 @@ pub const MAX_PLOT_POINTS: usize = 200_000;
 /// Receiver window assumed when the capture missed the window datagram
 /// (the reference client's default).
 pub const DEFAULT_WINDOW: u8 = 20;
+
+/// Bytes before the payload of a classic data datagram (flag, 2-digit sequence).
+const CLASSIC_HEADER: usize = 3;
+
+/// Packet numbers looked back over to tell a retransmission (a packet
+/// reordered further than this is judged by the highest byte seen so far).
+pub const PN_WINDOW: u64 = 4096;
+
+/// Most disjoint ranges kept per fast transfer (received bytes, packet
+/// numbers): beyond it a hostile capture could grow memory without bound, so
+/// new ranges are no longer recorded (counts may then be approximate).
+pub const MAX_RANGES: usize = 1 << 16;
 
 /// What a plot point shows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,12 +45,14 @@ pub enum PointKind {
     Ack,
 }
 
-/// One point of a time-sequence graph: time and packet number.
+/// One point of a time-sequence graph: time and position in the transfer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PlotPoint {
     /// Capture time (ns since the epoch).
     pub ts_ns: i64,
-    /// Packet number from the start of the transfer (not modulo the window).
+    /// Classic: packet number from the start of the transfer (not modulo the
+    /// window). Fast: file offset in bytes (data: its first byte; ACK: every
+    /// byte below it was received).
     pub packet: u64,
     /// What the point shows.
     pub kind: PointKind,
@@ -57,6 +80,68 @@ pub struct Transfer {
     pub discarded: bool,
     /// Keep [`plot`](Self::plot) points (only when a plot was asked for).
     pub record_plot: bool,
+    /// Fast mode state (once the transfer turned out to be fast).
+    fast: Option<Box<FastState>>,
+}
+
+/// What the capture shows of a fast transfer.
+#[derive(Debug, Default)]
+struct FastState {
+    /// File size from CHALLENGE or DONE.
+    size: Option<u64>,
+    /// BLAKE3 from DONE.
+    hash: Option<[u8; 32]>,
+    /// File bytes seen in DATA datagrams.
+    covered: RangeSet,
+    /// How many bytes `covered` holds.
+    bytes: u64,
+    /// Packet numbers seen.
+    pns: RangeSet,
+    /// Highest packet number seen.
+    max_pn: Option<u64>,
+    /// End of the highest byte range seen.
+    max_end: u64,
+    /// The last [`PN_WINDOW`] data packets seen, by packet number modulo
+    /// the window: (packet number + 1, end offset, was a retransmission);
+    /// 0 marks an empty slot.
+    recent: Vec<(u64, u64, bool)>,
+    /// DONE was seen.
+    done: bool,
+}
+
+impl FastState {
+    /// Whether DATA `pn` carrying `offset..end` repeats bytes sent before.
+    /// A sender sends fresh bytes in order, so a fresh packet starts at or
+    /// after the end of every fresh packet with a lower number; a packet that
+    /// starts before the end of the nearest lower fresh one seen was sent
+    /// again (whatever order the capture saw them in). Failing any lower
+    /// packet in the window: when it starts below the highest byte seen.
+    fn resent(&mut self, pn: u64, offset: u64, end: u64) -> bool {
+        if self.recent.is_empty() {
+            self.recent = vec![(0, 0, false); PN_WINDOW as usize];
+        }
+        let slot = |q: u64| (q % PN_WINDOW) as usize;
+        let mut verdict = None;
+        for q in (pn.saturating_sub(PN_WINDOW - 1)..pn).rev() {
+            let (tag, e, retx) = self.recent[slot(q)];
+            if tag == q + 1 && !retx {
+                verdict = Some(offset < e);
+                break;
+            }
+        }
+        let retx = verdict.unwrap_or_else(|| self.max_pn.is_some_and(|m| pn > m) && offset < self.max_end);
+        self.recent[slot(pn)] = (pn.saturating_add(1), end, retx);
+        retx
+    }
+}
+
+/// What the analyser should do after a datagram.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Step {
+    /// Write these bytes of the datagram at this file offset.
+    pub write: Option<(u64, Range<usize>)>,
+    /// The transfer's file is whole (or will not get more bytes): close it.
+    pub finish: bool,
 }
 
 /// What the caller should do with a datagram's payload.
@@ -91,8 +176,13 @@ impl Transfer {
                 packets: 0,
                 retransmissions: 0,
                 out_of_order: 0,
+                duplicates: 0,
+                invalid: 0,
                 missing_bytes: 0,
                 window: None,
+                resume: None,
+                blake3: None,
+                receiver_verified: None,
                 complete: false,
                 first_ns: ts,
                 last_ns: ts,
@@ -106,7 +196,133 @@ impl Transfer {
             reported: false,
             discarded: false,
             record_plot: false,
+            fast: None,
         }
+    }
+
+    /// One UDP datagram of this transfer, from the client (receiver) or the
+    /// server (sender): classifies it, updates the counters, and says what to
+    /// do with its bytes.
+    pub fn datagram(&mut self, ts: i64, from_client: bool, payload: &[u8]) -> (DatagramKind, Step) {
+        let fast_type = payload.first().is_some_and(|b| (0xC1..=0xC6).contains(b));
+        // Fast once a valid fast datagram is seen, unless classic data came first.
+        if self.fast.is_none() && fast_type && self.max_seen.is_none() && Frame::decode(payload).is_ok() {
+            self.summary.mode = TransferMode::Fast;
+            self.summary.window = None;
+            self.fast = Some(Box::default());
+        }
+        if self.fast.is_some() {
+            return self.fast_datagram(ts, from_client, payload);
+        }
+        if from_client {
+            (self.classic_from_client(ts, payload), Step::default())
+        } else {
+            let (kind, acc) = self.classic_from_server(ts, payload);
+            let step = acc.map_or_else(Step::default, |a| Step {
+                write: Some((a.offset, CLASSIC_HEADER.min(payload.len())..payload.len())),
+                finish: a.last,
+            });
+            (kind, step)
+        }
+    }
+
+    fn fast_datagram(&mut self, ts: i64, from_client: bool, payload: &[u8]) -> (DatagramKind, Step) {
+        self.summary.last_ns = ts;
+        let mut step = Step::default();
+        let Some(f) = self.fast.as_deref_mut() else { return (DatagramKind::Other { len: payload.len() }, step) };
+        if from_client && fast::is_fast_hello(payload) {
+            return (DatagramKind::FastHello { len: payload.len() }, step);
+        }
+        let frame = match Frame::decode(payload) {
+            Ok(frame) => frame,
+            Err(e) => {
+                self.summary.invalid += 1;
+                return (DatagramKind::Invalid { len: payload.len(), reason: e.to_string() }, step);
+            }
+        };
+        let mut point = None;
+        let kind = match frame {
+            Frame::Challenge { cookie, size } => {
+                f.size.get_or_insert(size);
+                DatagramKind::Challenge { cookie, size }
+            }
+            Frame::Start { cookie, resume, max_data } => {
+                self.summary.resume.get_or_insert(resume);
+                DatagramKind::Start { cookie, resume, max_data }
+            }
+            Frame::Data { pn, offset, payload: data } => {
+                let end = offset + data.len() as u64;
+                let duplicate = f.pns.contains(pn..pn.saturating_add(1));
+                let retransmission = !duplicate && f.resent(pn, offset, end);
+                let out_of_order = !duplicate && f.max_pn.is_some_and(|m| pn < m);
+                if f.pns.len() < MAX_RANGES {
+                    f.pns.insert(pn..pn.saturating_add(1));
+                }
+                f.max_pn = Some(f.max_pn.map_or(pn, |m| m.max(pn)));
+                f.max_end = f.max_end.max(end);
+                let s = &mut self.summary;
+                s.packets += 1;
+                s.retransmissions += u64::from(retransmission);
+                s.out_of_order += u64::from(out_of_order);
+                s.duplicates += u64::from(duplicate);
+                if !f.covered.contains(offset..end) && (f.covered.len() < MAX_RANGES || data.is_empty()) {
+                    f.bytes += f.covered.insert(offset..end);
+                    step.write = Some((offset, fast::DATA_HEADER..fast::DATA_HEADER + data.len()));
+                }
+                let kind = if retransmission || duplicate { PointKind::Retransmission } else { PointKind::Data };
+                point = Some((offset, kind));
+                DatagramKind::FastData { pn, offset, len: data.len(), retransmission, out_of_order, duplicate }
+            }
+            Frame::Ack { largest_pn, delay_us, max_data, ranges } => {
+                let acked = ranges.first().filter(|r| r.start == 0).map_or(0, |r| r.end);
+                point = Some((acked, PointKind::Ack));
+                let ranges = ranges.iter().map(|r| [r.start, r.end]).collect();
+                DatagramKind::FastAck { largest_pn, delay_us, max_data, ranges }
+            }
+            Frame::Done { size, hash } => {
+                f.size.get_or_insert(size);
+                f.hash.get_or_insert(hash);
+                f.done = true;
+                let blake3 = blake3::Hash::from_bytes(hash).to_hex().to_string();
+                self.summary.blake3.get_or_insert_with(|| blake3.clone());
+                DatagramKind::Done { size, blake3 }
+            }
+            Frame::DoneAck { ok } => {
+                self.summary.receiver_verified = Some(ok);
+                DatagramKind::DoneAck { ok }
+            }
+        };
+        if let Some((at, kind)) = point {
+            self.point(ts, at, kind);
+        }
+        self.fast_totals();
+        // DONE comes once every byte was acknowledged: nothing new follows.
+        let whole = self.fast.as_deref().is_some_and(|f| f.done && self.summary.missing_bytes == 0);
+        step.finish = whole || self.summary.receiver_verified.is_some();
+        if step.finish
+            && let Some(f) = self.fast.as_deref_mut()
+        {
+            // Nothing new is expected: give the look-back window's memory back.
+            f.recent = Vec::new();
+        }
+        (kind, step)
+    }
+
+    /// Fast mode: bytes, missing bytes and completeness from what was seen.
+    fn fast_totals(&mut self) {
+        let Some(f) = self.fast.as_deref() else { return };
+        let s = &mut self.summary;
+        if s.announced_size.is_none() {
+            s.announced_size = f.size;
+        }
+        s.bytes = f.bytes;
+        s.missing_bytes = s.announced_size.map_or(0, |n| n.saturating_sub(f.bytes));
+        s.complete = f.done && s.announced_size.is_some() && s.missing_bytes == 0;
+    }
+
+    /// The file's BLAKE3 as the fast sender announced it (DONE).
+    pub fn expected_hash(&self) -> Option<[u8; 32]> {
+        self.fast.as_deref().and_then(|f| f.hash)
     }
 
     fn point(&mut self, ts_ns: i64, packet: u64, kind: PointKind) {
@@ -126,6 +342,9 @@ impl Transfer {
             && let Some(w) = classic::parse_window(payload)
         {
             self.summary.window.get_or_insert(w);
+            if fast::is_fast_hello(payload) {
+                return DatagramKind::FastHello { len: payload.len() };
+            }
             return DatagramKind::Window { window: w };
         }
         match classic::parse_ack(payload) {

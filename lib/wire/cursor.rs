@@ -65,6 +65,14 @@ impl<'a> Cursor<'a> {
     /// Exactly `n` Unicode characters of UTF-8 text.
     pub(crate) fn chars(&mut self, n: usize, field: &'static str) -> Parse<String> {
         let start = self.pos;
+        // Fast path (almost all chat text): n ASCII bytes are n characters.
+        if let Some(text) = self.buf.get(start..start + n)
+            && text.is_ascii()
+            && let Ok(text) = std::str::from_utf8(text)
+        {
+            self.pos = start + n;
+            return Ok(text.to_owned());
+        }
         let mut at = start;
         for left in (1..=n).rev() {
             let Some(&lead) = self.buf.get(at) else {

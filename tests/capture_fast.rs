@@ -1,0 +1,586 @@
+//! capture-decode on fast-mode UDP transfers (`lib/rdt/fast`): captures built
+//! with the rdt frame encoder (loss before the capture point, reordering,
+//! duplication, retransmissions, corruption), and a capture of the real fast
+//! sender and receiver machines driven over a simulated lossy path.
+//! Every randomised case is seeded and prints its seed when it fails.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::time::{Duration, Instant};
+
+use assert_cmd::Command;
+use chatctl::capture::net;
+use chatctl::capture::synth::{PcapWriter, TcpConn, frame, udp_packet};
+use chatctl::capture::{Analyzer, CaptureReader, Config, DatagramKind, Event, TransferMode, TransferSummary};
+use chatctl::rdt::fast::{self, Frame};
+use chatctl::rdt::rangeset::RangeSet;
+
+/// A deterministic xorshift generator.
+struct Rng(u64);
+impl Rng {
+    fn new(seed: u64) -> Self {
+        Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
+    }
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn chance(&mut self, percent: u64) -> bool {
+        self.next() % 100 < percent
+    }
+}
+
+fn file_bytes(n: usize, seed: u64) -> Vec<u8> {
+    let mut r = Rng::new(seed ^ 0x51);
+    (0..n).map(|_| r.next() as u8).collect()
+}
+
+fn enc(f: &Frame<'_>) -> Vec<u8> {
+    let mut v = Vec::new();
+    f.encode(&mut v);
+    v
+}
+
+/// A capture being written: Ethernet frames, 100 µs apart.
+struct Cap {
+    w: PcapWriter<Vec<u8>>,
+    t: i64,
+}
+
+impl Cap {
+    fn new() -> Self {
+        Cap {
+            w: PcapWriter::new(Vec::new(), net::LINKTYPE_ETHERNET, true, false).unwrap(),
+            t: 1_700_000_000_000_000_000,
+        }
+    }
+    fn put(&mut self, ip: Vec<u8>) {
+        self.t += 100_000;
+        self.w.packet(self.t, &frame(net::LINKTYPE_ETHERNET, 0, &ip)).unwrap();
+    }
+    fn udp(&mut self, src: SocketAddr, dst: SocketAddr, payload: &[u8]) {
+        self.put(udp_packet(src, dst, payload));
+    }
+    /// The main connection: `106 UDP name` and the `206` announcing `server`.
+    fn announce(&mut self, client: SocketAddr, server: SocketAddr, name: &str, size: usize) {
+        let mut main = TcpConn::new(SocketAddr::new(client.ip(), 40000), SocketAddr::new(server.ip(), 13337), 5, 9);
+        for p in main.handshake() {
+            self.put(p);
+        }
+        self.put(main.data(true, format!("106UDP{:02}{name}", name.chars().count()).as_bytes()));
+        let n = size.to_string();
+        self.put(main.data(false, format!("206{:02}{n}{:05}", n.len(), server.port()).as_bytes()));
+    }
+}
+
+/// What a generated fast transfer should decode to.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Truth {
+    packets: u64,
+    retransmissions: u64,
+    out_of_order: u64,
+    duplicates: u64,
+    invalid: u64,
+}
+
+/// Options of [`fast_transfer`].
+#[derive(Clone, Copy, Default)]
+struct Opts {
+    /// Percent of datagrams lost before the capture point (both ways).
+    loss: u64,
+    /// Percent of fresh data datagrams swapped with the next one.
+    reorder: u64,
+    /// Percent of data datagrams captured twice.
+    duplicate: u64,
+    /// One data datagram is corrupted after its checksum was computed.
+    corrupt_one: bool,
+    /// The capture misses every copy of one range (a hole).
+    hole: bool,
+    /// DONE carries a wrong hash.
+    wrong_hash: bool,
+    /// The capture starts after the hello, CHALLENGE and START.
+    late_start: bool,
+}
+
+/// A fast transfer of `content` from `server` to `client` as captured at the
+/// client: fresh data is sent in order (the last fresh datagram is never lost,
+/// so the capture can tell every retransmission), lost ranges are sent again
+/// under new packet numbers until the receiver has everything, then DONE and
+/// DONE-ACK. Returns the exact counts the capture shows.
+fn fast_transfer(cap: &mut Cap, client: SocketAddr, server: SocketAddr, content: &[u8], seed: u64, o: Opts) -> Truth {
+    const CHUNK: usize = 1000;
+    let mut rng = Rng::new(seed);
+    let mut truth = Truth::default();
+    let size = content.len() as u64;
+    let cookie = rng.next();
+    if !o.late_start {
+        cap.udp(client, server, &fast::encode_hello());
+        cap.udp(server, client, &enc(&Frame::Challenge { cookie, size }));
+        cap.udp(client, server, &enc(&Frame::Start { cookie, resume: 0, max_data: size }));
+    }
+    let chunks: Vec<Range<u64>> = (0..content.len().div_ceil(CHUNK) as u64)
+        .map(|i| i * CHUNK as u64..((i + 1) * CHUNK as u64).min(size))
+        .collect();
+    let hole = if o.hole && chunks.len() > 2 { Some(chunks.len() / 2) } else { None };
+    let mut received = RangeSet::new();
+    let mut pn = 0u64;
+    let mut todo: Vec<usize> = (0..chunks.len()).collect();
+    let mut fresh = true;
+    let mut corrupt_left = o.corrupt_one;
+    let mut round = 0;
+    while !todo.is_empty() {
+        round += 1;
+        assert!(round < 1000, "does not end (seed {seed})");
+        // Datagrams of this round as they reach the capture point.
+        let mut wire: Vec<(u64, usize)> = Vec::new();
+        for &i in &todo {
+            let lost = (rng.chance(o.loss) && !(fresh && i + 1 == chunks.len())) || Some(i) == hole;
+            if !lost {
+                wire.push((pn, i));
+            }
+            pn += 1;
+        }
+        if fresh {
+            // Swap some neighbours: the later packet number arrives first.
+            let mut k = 0;
+            while k + 1 < wire.len() {
+                if rng.chance(o.reorder) {
+                    wire.swap(k, k + 1);
+                    truth.out_of_order += 1;
+                    k += 2;
+                } else {
+                    k += 1;
+                }
+            }
+        }
+        for (n, &(p, i)) in wire.iter().enumerate() {
+            let r = chunks[i].clone();
+            let payload = &content[r.start as usize..r.end as usize];
+            let mut d = enc(&Frame::Data { pn: p, offset: r.start, payload });
+            if corrupt_left && n == 0 {
+                // Corrupted on the way: the capture shows it, the checksum rejects it.
+                corrupt_left = false;
+                let mid = d.len() / 2;
+                d[mid] ^= 0x40;
+                cap.udp(server, client, &d);
+                truth.invalid += 1;
+                continue;
+            }
+            cap.udp(server, client, &d);
+            truth.packets += 1;
+            truth.retransmissions += u64::from(!fresh);
+            received.insert(r.clone());
+            if rng.chance(o.duplicate) {
+                cap.udp(server, client, &d);
+                truth.packets += 1;
+                truth.duplicates += 1;
+            }
+            if n % 4 == 3 || n + 1 == wire.len() {
+                let ranges: Vec<Range<u64>> = received.iter().take(fast::MAX_ACK_RANGES).collect();
+                let ack = Frame::Ack { largest_pn: p, delay_us: 25, max_data: size, ranges };
+                if !rng.chance(o.loss) {
+                    cap.udp(client, server, &enc(&ack));
+                }
+            }
+        }
+        fresh = false;
+        todo.retain(|&i| !received.contains(chunks[i].clone()) && Some(i) != hole);
+    }
+    let mut hash = *blake3::hash(content).as_bytes();
+    if o.wrong_hash {
+        hash[0] ^= 1;
+    }
+    cap.udp(server, client, &enc(&Frame::Done { size, hash }));
+    cap.udp(server, client, &enc(&Frame::Done { size, hash }));
+    let ok = !o.wrong_hash && hole.is_none();
+    cap.udp(client, server, &enc(&Frame::DoneAck { ok }));
+    truth
+}
+
+fn decode(capture: &[u8], cfg: Config, extract: Option<&std::path::Path>) -> (Vec<Event>, Analyzer) {
+    let ex = extract.map(|d| chatctl::capture::extract::Extractor::new(d).unwrap());
+    let mut reader = CaptureReader::new(capture).expect("a capture");
+    let mut a = Analyzer::new(cfg, ex);
+    let mut events = Vec::new();
+    while reader.next_packet(|p| a.packet(&p, &mut |e| events.push(e))).expect("readable").is_some() {}
+    a.finish(&mut |e| events.push(e));
+    (events, a)
+}
+
+fn transfers(events: &[Event]) -> Vec<TransferSummary> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Transfer(t) => Some((**t).clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn counts(t: &TransferSummary) -> Truth {
+    Truth {
+        packets: t.packets,
+        retransmissions: t.retransmissions,
+        out_of_order: t.out_of_order,
+        duplicates: t.duplicates,
+        invalid: t.invalid,
+    }
+}
+
+fn addrs(v6: bool) -> (SocketAddr, SocketAddr) {
+    if v6 {
+        ("[fd00::1]:50000".parse().unwrap(), "[fd00::2]:55007".parse().unwrap())
+    } else {
+        ("10.3.0.1:50000".parse().unwrap(), "10.3.0.2:55007".parse().unwrap())
+    }
+}
+
+#[test]
+fn lossy_reordered_duplicated_fast_transfer_is_rebuilt_and_hash_verified() {
+    for seed in [1u64, 2, 3, 0xdead_beef, 77] {
+        for size in [0usize, 1, 999, 1000, 54_321, 300_000] {
+            let (client, server) = addrs(seed % 2 == 0);
+            let content = file_bytes(size, seed);
+            let mut cap = Cap::new();
+            cap.announce(client, server, "fast.bin", size);
+            let o = Opts { loss: 10, reorder: 10, duplicate: 5, ..Opts::default() };
+            let truth = fast_transfer(&mut cap, client, server, &content, seed, o);
+            let dir = tempfile::tempdir().unwrap();
+            let cfg = Config { datagrams: true, plot: true, ..Config::default() };
+            let (events, a) = decode(&cap.w.into_inner(), cfg, Some(dir.path()));
+            let ctx = format!("seed {seed} size {size}");
+            let t = transfers(&events);
+            assert_eq!(t.len(), 1, "{ctx}");
+            let t = &t[0];
+            assert_eq!(t.mode, TransferMode::Fast, "{ctx}");
+            assert_eq!(t.file.as_deref(), Some("fast.bin"), "{ctx}");
+            assert_eq!((t.client, t.server), (client, server), "{ctx}");
+            assert_eq!(counts(t), truth, "{ctx}");
+            assert_eq!((t.bytes, t.announced_size, t.missing_bytes), (size as u64, Some(size as u64), 0), "{ctx}");
+            assert!(t.complete, "{ctx}");
+            assert_eq!(t.receiver_verified, Some(true), "{ctx}");
+            assert_eq!(t.blake3.as_deref(), Some(blake3::hash(&content).to_hex().as_str()), "{ctx}");
+            assert!(t.duration_s() > 0.0 && (size == 0 || t.goodput_bps().unwrap() > 0.0), "{ctx}");
+            let x = t.extracted.as_ref().expect("extracted");
+            assert_eq!(x.path, dir.path().join("fast.bin"), "{ctx}");
+            assert!(x.verified, "{ctx}");
+            assert_eq!(x.hash_verified, Some(true), "{ctx}");
+            assert_eq!(std::fs::read(&x.path).unwrap(), content, "{ctx}");
+            // -v: one datagram event per UDP datagram, of every fast kind.
+            let kinds: BTreeSet<&str> = events
+                .iter()
+                .filter_map(|e| match e {
+                    Event::Datagram(d) => Some(match d.kind {
+                        DatagramKind::FastHello { .. } => "hello",
+                        DatagramKind::Challenge { .. } => "challenge",
+                        DatagramKind::Start { .. } => "start",
+                        DatagramKind::FastData { .. } => "data",
+                        DatagramKind::FastAck { .. } => "ack",
+                        DatagramKind::Done { .. } => "done",
+                        DatagramKind::DoneAck { .. } => "done_ack",
+                        _ => "other",
+                    }),
+                    _ => None,
+                })
+                .collect();
+            let mut want: BTreeSet<&str> = ["hello", "challenge", "start", "done", "done_ack"].into();
+            if size > 0 {
+                want.insert("data");
+            }
+            if size > 10_000 {
+                want.insert("ack"); // (a lone ACK may be lost)
+            }
+            assert!(
+                kinds.is_superset(&want) && kinds.iter().all(|k| want.contains(k) || *k == "ack"),
+                "{ctx}: {kinds:?}"
+            );
+            let (_, points) = a.transfers().next().unwrap();
+            assert!(size == 0 || points.len() as u64 >= t.packets, "{ctx}");
+        }
+    }
+}
+
+#[test]
+fn a_capture_hole_a_corrupted_datagram_and_a_wrong_hash_are_caught() {
+    let (client, server) = addrs(false);
+    let content = file_bytes(20_000, 5);
+    let cases = [
+        ("hole", Opts { hole: true, ..Opts::default() }),
+        ("corrupt", Opts { corrupt_one: true, loss: 5, ..Opts::default() }),
+        ("wrong hash", Opts { wrong_hash: true, ..Opts::default() }),
+    ];
+    for (name, o) in cases {
+        let mut cap = Cap::new();
+        cap.announce(client, server, "x.bin", content.len());
+        let truth = fast_transfer(&mut cap, client, server, &content, 11, o);
+        let dir = tempfile::tempdir().unwrap();
+        let (events, _) = decode(&cap.w.into_inner(), Config::default(), Some(dir.path()));
+        let t = &transfers(&events)[0];
+        assert_eq!(counts(t), truth, "{name}");
+        let x = t.extracted.as_ref().unwrap();
+        match name {
+            "hole" => {
+                assert_eq!(t.missing_bytes, 1000, "{name}");
+                assert!(!t.complete && !x.verified && x.hash_verified.is_none(), "{name}");
+                assert_eq!(x.path, dir.path().join("x.bin.incomplete"));
+                assert_eq!(t.receiver_verified, Some(false));
+            }
+            "corrupt" => {
+                // The corrupted copy was rejected; its bytes came again.
+                assert_eq!(t.invalid, 1);
+                assert!(t.complete && x.verified && x.hash_verified == Some(true), "{name}");
+                assert_eq!(std::fs::read(&x.path).unwrap(), content);
+            }
+            _ => {
+                assert!(t.complete && !x.verified && x.hash_verified == Some(false), "{name}");
+                assert_eq!(x.path, dir.path().join("x.bin.incomplete"));
+                assert_eq!(std::fs::read(&x.path).unwrap(), content, "the bytes are all there; the hash says no");
+            }
+        }
+    }
+}
+
+#[test]
+fn an_unannounced_fast_transfer_is_found_by_content_even_mid_transfer() {
+    for late_start in [false, true] {
+        let (client, server) = addrs(true);
+        let content = file_bytes(30_000, 9);
+        let mut cap = Cap::new();
+        let o = Opts { loss: 5, late_start, ..Opts::default() };
+        let truth = fast_transfer(&mut cap, client, server, &content, 21, o);
+        let dir = tempfile::tempdir().unwrap();
+        let (events, _) = decode(&cap.w.into_inner(), Config::default(), Some(dir.path()));
+        let t = transfers(&events);
+        assert_eq!(t.len(), 1, "late_start {late_start}");
+        let t = &t[0];
+        assert_eq!((t.mode, t.client, t.server, t.file.as_deref()), (TransferMode::Fast, client, server, None));
+        assert_eq!(counts(t), truth, "late_start {late_start}");
+        // The size comes from CHALLENGE, or from DONE when the capture missed it.
+        assert_eq!(t.announced_size, Some(content.len() as u64));
+        let x = t.extracted.as_ref().unwrap();
+        assert_eq!(x.path, dir.path().join("transfer-1"));
+        assert!(x.verified && x.hash_verified == Some(true));
+        assert_eq!(std::fs::read(&x.path).unwrap(), content);
+    }
+}
+
+#[test]
+fn a_classic_sender_answering_the_fast_hello_stays_classic() {
+    let (client, server) = addrs(false);
+    let mut cap = Cap::new();
+    cap.announce(client, server, "c.txt", 5);
+    cap.udp(client, server, &fast::encode_hello());
+    let mut d = Vec::new();
+    chatctl::rdt::classic::Data { last: true, seq: 0, payload: b"hello" }.encode(&mut d);
+    cap.udp(server, client, &d);
+    cap.udp(client, server, b"1");
+    let dir = tempfile::tempdir().unwrap();
+    let (events, _) = decode(&cap.w.into_inner(), Config::default(), Some(dir.path()));
+    let t = &transfers(&events)[0];
+    assert_eq!((t.mode, t.window, t.bytes, t.complete), (TransferMode::Classic, Some(98), 5, true));
+    assert!(t.extracted.as_ref().unwrap().verified);
+    assert_eq!(std::fs::read(dir.path().join("c.txt")).unwrap(), b"hello");
+}
+
+/// The real fast sender and receiver (`lib/rdt/fast`) over a simulated path
+/// with loss, reordering and duplication, captured at the receiver.
+#[test]
+fn a_capture_of_the_real_fast_engine_over_a_lossy_path_decodes_and_verifies() {
+    use chatctl::rdt::fast::receiver::Receiver;
+    use chatctl::rdt::fast::sender::Sender;
+    use chatctl::rdt::sim::{Link, LinkConfig};
+    for seed in [3u64, 4, 5] {
+        let content = file_bytes(400_000 + seed as usize * 1234, seed);
+        let (client, server) = addrs(seed % 2 == 1);
+        let l = LinkConfig {
+            delay: Duration::from_millis(10),
+            jitter: Duration::from_millis(2),
+            loss: 0.05,
+            reorder: 0.05,
+            duplicate: 0.02,
+            ..LinkConfig::default()
+        };
+        let cfg = fast::Config { seed, ..fast::Config::default() };
+        let t0 = Instant::now();
+        let mut now = t0;
+        let mut fwd = Link::new(l.clone(), seed ^ 1);
+        let mut back = Link::new(l, seed ^ 2);
+        let mut sink: Vec<u8> = Vec::new();
+        let mut receiver = Receiver::new(cfg.clone(), 0, Some(content.len() as u64), now);
+        let mut sender: Option<Sender> = None;
+        let mut src: &[u8] = &content;
+        let mut out = Vec::new();
+        let mut cap = Cap::new();
+        cap.announce(client, server, "engine.bin", content.len());
+        let base = cap.t;
+        let ts = |now: Instant| base + now.duration_since(t0).as_nanos() as i64;
+        // What really happened: packet numbers that carried bytes sent
+        // before, and what the capture point saw.
+        let mut sent = RangeSet::new();
+        let mut resent_pns = std::collections::HashSet::new();
+        let mut seen_pns = std::collections::HashSet::new();
+        let (mut data_seen, mut dups_seen, mut resent_seen) = (0u64, 0u64, 0u64);
+        loop {
+            while let Some(d) = fwd.recv(now) {
+                cap.w.packet(ts(now), &frame(net::LINKTYPE_ETHERNET, 0, &udp_packet(server, client, &d))).unwrap();
+                if let Ok(Frame::Data { pn, .. }) = Frame::decode(&d) {
+                    data_seen += 1;
+                    if seen_pns.insert(pn) {
+                        resent_seen += u64::from(resent_pns.contains(&pn));
+                    } else {
+                        dups_seen += 1;
+                    }
+                }
+                receiver.handle(now, &d, &mut sink);
+            }
+            while let Some(d) = back.recv(now) {
+                match sender.as_mut() {
+                    Some(s) => s.handle(now, &d),
+                    None if fast::is_fast_hello(&d) => {
+                        sender = Some(Sender::new(cfg.clone(), content.len() as u64, &d, now))
+                    }
+                    None => {}
+                }
+            }
+            if let Some(s) = sender.as_mut() {
+                if s.poll_timeout().is_some_and(|t| t <= now) {
+                    s.handle_timeout(now);
+                }
+                while s.poll_transmit(now, &mut src, &mut out) {
+                    if let Ok(Frame::Data { pn, offset, payload }) = Frame::decode(&out) {
+                        let r = offset..offset + payload.len() as u64;
+                        if sent.insert(r.clone()) < r.end - r.start {
+                            resent_pns.insert(pn);
+                        }
+                    }
+                    fwd.send(now, out.clone());
+                }
+            }
+            if receiver.poll_timeout().is_some_and(|t| t <= now) {
+                receiver.handle_timeout(now);
+            }
+            while receiver.poll_transmit(now, &mut out) {
+                cap.w.packet(ts(now), &frame(net::LINKTYPE_ETHERNET, 0, &udp_packet(client, server, &out))).unwrap();
+                back.send(now, out.clone());
+            }
+            let done = sender.as_ref().is_some_and(|s| s.is_finished()) && receiver.is_finished();
+            if done || now.duration_since(t0) > Duration::from_secs(120) {
+                break;
+            }
+            let next = [
+                fwd.next_arrival(),
+                back.next_arrival(),
+                sender.as_ref().and_then(|s| s.poll_timeout()),
+                sender.as_ref().and_then(|s| s.pacing_delay(now)),
+                receiver.poll_timeout(),
+            ]
+            .into_iter()
+            .flatten()
+            .filter(|&t| t > now)
+            .min();
+            now = next.unwrap_or(now + Duration::from_millis(1));
+        }
+        assert!(receiver.is_verified(), "seed {seed}: the simulated transfer itself failed");
+        let stats = sender.as_ref().unwrap().stats();
+        let dir = tempfile::tempdir().unwrap();
+        let (events, _) = decode(&cap.w.into_inner(), Config::default(), Some(dir.path()));
+        let t = &transfers(&events)[0];
+        let ctx = format!("seed {seed}: {t:?} sender {stats:?}, {resent_seen} retransmissions captured");
+        assert_eq!(t.mode, TransferMode::Fast, "{ctx}");
+        assert_eq!((t.packets, t.duplicates), (data_seen, dups_seen), "{ctx}");
+        // Every retransmission counted is one; only one whose later bytes
+        // were all lost too (or that overtook them) cannot be told.
+        assert!(t.retransmissions > 0 && t.retransmissions <= resent_seen, "{ctx}");
+        assert!(t.retransmissions * 10 >= resent_seen * 7, "{ctx}");
+        assert_eq!(t.receiver_verified, Some(true), "{ctx}");
+        let x = t.extracted.as_ref().unwrap();
+        assert!(x.verified && x.hash_verified == Some(true), "{ctx}");
+        assert_eq!(std::fs::read(dir.path().join("engine.bin")).unwrap(), content, "{ctx}");
+    }
+}
+
+fn bin() -> Command {
+    let mut c = Command::cargo_bin("chatctl").unwrap();
+    c.env_remove("CHATCTL_SERVER").env("NO_COLOR", "1");
+    c
+}
+
+#[test]
+fn cli_fast_transfer_json_summary_extract_and_plot() {
+    let (client, server) = addrs(true);
+    let content = file_bytes(80_000, 4);
+    let mut cap = Cap::new();
+    cap.announce(client, server, "movie.bin", content.len());
+    let o = Opts { loss: 10, reorder: 5, duplicate: 5, ..Opts::default() };
+    let truth = fast_transfer(&mut cap, client, server, &content, 4, o);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("f.pcap");
+    std::fs::write(&file, cap.w.into_inner()).unwrap();
+
+    let out = bin().args(["capture-decode", "--json", "-v"]).arg(&file).assert().success().get_output().stdout.clone();
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8(out).unwrap().lines().map(|l| serde_json::from_str(l).expect("JSON per line")).collect();
+    let t = lines.iter().find(|o| o["type"] == "transfer").expect("a transfer object");
+    assert_eq!(t["mode"], "fast");
+    assert_eq!(t["file"], "movie.bin");
+    assert_eq!(t["bytes"], 80_000);
+    assert_eq!(t["packets"], truth.packets);
+    assert_eq!(t["retransmissions"], truth.retransmissions);
+    assert_eq!(t["out_of_order"], truth.out_of_order);
+    assert_eq!(t["duplicates"], truth.duplicates);
+    assert_eq!(t["blake3"], blake3::hash(&content).to_hex().as_str());
+    assert!(t["goodput_bps"].as_f64().unwrap() > 0.0 && t["duration"].as_f64().unwrap() > 0.0);
+    let data: Vec<_> = lines.iter().filter(|o| o["type"] == "datagram" && o["kind"] == "fast_data").collect();
+    assert_eq!(data.len() as u64, truth.packets);
+    assert!(data.iter().all(|o| o["src"] == server.to_string() && o["pn"].is_u64() && o["offset"].is_u64()));
+    assert!(lines.iter().any(|o| o["kind"] == "fast_ack" && o["ranges"][0][0] == 0));
+    assert!(lines.iter().any(|o| o["kind"] == "done" && o["blake3"] == t["blake3"]));
+
+    let out_dir = dir.path().join("out");
+    let plot = dir.path().join("p.svg");
+    bin()
+        .args(["capture-decode", "--summary"])
+        .arg(&file)
+        .arg("--extract")
+        .arg(&out_dir)
+        .arg("--plot")
+        .arg(&plot)
+        .assert()
+        .success()
+        .stdout(predicates::str::is_match(r"\n\s+1 fast\s+movie.bin\s+80000\s+80000 ").unwrap());
+    assert_eq!(std::fs::read(out_dir.join("movie.bin")).unwrap(), content);
+    let svg = std::fs::read_to_string(&plot).unwrap();
+    assert!(svg.contains("byte offset") && svg.contains("stroke=\"red\"") && svg.contains("stroke=\"green\""));
+
+    bin()
+        .args(["capture-decode"])
+        .arg(&file)
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("UDP fast \"movie.bin\""))
+        .stdout(predicates::str::contains("receiver verified the hash"));
+}
+
+#[test]
+fn quic_and_other_udp_noise_is_not_taken_for_a_transfer() {
+    let client: SocketAddr = "10.3.0.1:50001".parse().unwrap();
+    let quic: SocketAddr = "10.3.0.9:443".parse().unwrap();
+    let other: SocketAddr = "10.3.0.9:50443".parse().unwrap();
+    let mut cap = Cap::new();
+    let mut rng = Rng::new(99);
+    for i in 0..200u64 {
+        // QUIC long headers start 0b11xx_xxxx, as fast datagrams do.
+        let mut d: Vec<u8> = (0..1200).map(|_| rng.next() as u8).collect();
+        d[0] = 0xC1 + (i % 6) as u8;
+        cap.udp(client, quic, &d);
+        cap.udp(quic, client, &d);
+        cap.udp(other, client, &d); // right port range, wrong checksum
+    }
+    let (events, a) = decode(&cap.w.into_inner(), Config { datagrams: true, ..Config::default() }, None);
+    assert!(transfers(&events).is_empty());
+    assert!(events.is_empty(), "{:?}", events.first());
+    assert_eq!(a.stats().packets, 600);
+}
