@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
-use chatctl::client::{DownloadReport, Session, Transport};
+use chatctl::client::{DownloadOptions, DownloadReport, Progress, Session, Transport};
+use chatctl::rdt::fast::{self, driver::Tracer};
 use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -39,6 +40,41 @@ pub struct FetchArgs {
     /// Overwrite existing files.
     #[arg(short, long)]
     pub force: bool,
+
+    /// Resume an interrupted fast UDP download from the partial file it left.
+    #[arg(short = 'c', long = "continue")]
+    pub resume: bool,
+
+    /// UDP with the classic go-back-N only (no fast-mode hello).
+    #[arg(long, conflicts_with = "tcp")]
+    pub classic: bool,
+
+    /// Write one JSON line per progress tick of a fast download (bytes, RTT,
+    /// window estimate, holes, late bytes) to FILE, for plots.
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<PathBuf>,
+}
+
+/// The `-v` figures of a fast download: what the receiver sees.
+fn live(p: &Progress) -> Option<String> {
+    let s = p.fast.as_ref()?;
+    Some(format!(
+        "cwnd~{} rtt {:.1}ms holes {} late {}",
+        human_bytes(s.cwnd),
+        s.srtt.as_secs_f64() * 1e3,
+        s.packets_lost,
+        human_bytes(s.bytes_retransmitted)
+    ))
+}
+
+fn human_bytes(b: u64) -> String {
+    let units = ["B", "kB", "MB", "GB"];
+    let (mut v, mut i) = (b as f64, 0);
+    while v >= 1000.0 && i + 1 < units.len() {
+        v /= 1000.0;
+        i += 1;
+    }
+    format!("{v:.0}{}", units[i])
 }
 
 /// Where FILE goes: `-o` names the file for a single download unless it is a
@@ -60,6 +96,16 @@ fn target(output: Option<&Path>, file: &str, single: bool) -> anyhow::Result<Pat
 pub fn run(args: FetchArgs, global: &Global) -> anyhow::Result<()> {
     let g = global.clone();
     let transport = if args.tcp { Transport::Tcp } else { Transport::Udp };
+    let trace = match &args.trace {
+        Some(p) => Some(Tracer::create(p).with_context(|| format!("--trace {}: cannot create the file", p.display()))?),
+        None => None,
+    };
+    let opts = DownloadOptions {
+        force: args.force,
+        resume: args.resume,
+        fast: (!args.classic).then(fast::Config::default),
+        trace,
+    };
     one_shot(global, |session| async move {
         let mut files = args.files.clone();
         if files.is_empty() {
@@ -85,7 +131,7 @@ pub fn run(args: FetchArgs, global: &Global) -> anyhow::Result<()> {
             ProgressDrawTarget::hidden()
         });
         let style = ProgressStyle::with_template(
-            "{prefix:20!} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}",
+            "{prefix:20!} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta} {msg}",
         )
         .expect("valid template")
         .progress_chars("=> ");
@@ -95,15 +141,28 @@ pub fn run(args: FetchArgs, global: &Global) -> anyhow::Result<()> {
             let path = target(args.output.as_deref(), &file, single)?;
             let bar = multi.add(ProgressBar::new(0).with_style(style.clone()).with_prefix(escape(&file)));
             let session: Arc<Session> = session.clone();
-            let (force, verbose) = (args.force, g.verbose > 0 && !bars && !g.quiet);
+            let (opts, show) = (opts.clone(), g.verbose > 0 && !g.quiet);
+            let verbose = show && !bars;
             tasks.push(tokio::spawn(async move {
                 if verbose {
                     eprintln!("fetching {} over {transport:?} to {}", escape(&file), path.display());
                 }
+                let mut last_line = std::time::Instant::now();
                 let r = session
-                    .download(&file, transport, &path, force, |done, size| {
-                        bar.set_length(size);
-                        bar.set_position(done);
+                    .download_with(&file, transport, &path, &opts, |p| {
+                        bar.set_length(p.size);
+                        bar.set_position(p.done);
+                        if !show {
+                            return;
+                        }
+                        if let Some(m) = live(p) {
+                            if bars {
+                                bar.set_message(m);
+                            } else if last_line.elapsed() >= std::time::Duration::from_secs(1) {
+                                last_line = std::time::Instant::now();
+                                eprintln!("{}: {}/{} bytes, {m}", escape(&file), p.done, p.size);
+                            }
+                        }
                     })
                     .await;
                 bar.finish_and_clear();

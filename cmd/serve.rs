@@ -6,6 +6,8 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 
 use anyhow::Context;
+use chatctl::rdt::cc::Algorithm;
+use chatctl::rdt::fast::driver::Tracer;
 use chatctl::server::{Config, PortSpec, Server};
 
 use crate::cli::Global;
@@ -37,9 +39,27 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
     pub join_timeout: Duration,
 
+    /// Congestion controller of fast UDP downloads.
+    #[arg(long, value_enum, value_name = "ALGORITHM", default_value_t = Cc::Cubic)]
+    pub cc: Cc,
+
+    /// Write one JSON line per fast-mode sender event (send, ack, loss, rto,
+    /// cwnd; with the transfer port) to FILE, for plots.
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<PathBuf>,
+
     /// Log line format on stderr.
     #[arg(long, value_enum, value_name = "FORMAT", default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+}
+
+/// A congestion controller for `--cc`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Cc {
+    /// RFC 9438 CUBIC.
+    Cubic,
+    /// RFC 5681/6582 NewReno.
+    Newreno,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -68,6 +88,19 @@ pub fn run(args: ServeArgs, _global: &Global) -> anyhow::Result<()> {
         ports,
         max_users: args.max_users,
         join_timeout: args.join_timeout,
+        fast: chatctl::rdt::fast::Config {
+            cc: match args.cc {
+                Cc::Cubic => Algorithm::Cubic,
+                Cc::Newreno => Algorithm::NewReno,
+            },
+            ..Default::default()
+        },
+        trace: match &args.trace {
+            Some(p) => {
+                Some(Tracer::create(p).with_context(|| format!("--trace {}: cannot create the file", p.display()))?)
+            }
+            None => None,
+        },
         ..Config::default()
     };
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;

@@ -203,7 +203,7 @@ _chatctl() {
             return 0
             ;;
         chatctl__subcmd__fetch)
-            opts="-o -f -s -n -q -v -h -V --udp --tcp --output --force --server --name --timeout --json --quiet --verbose --color --help --version"
+            opts="-o -f -c -s -n -q -v -h -V --udp --tcp --output --force --continue --classic --trace --server --name --timeout --json --quiet --verbose --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -214,6 +214,10 @@ _chatctl() {
                     return 0
                     ;;
                 -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --trace)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -503,7 +507,7 @@ _chatctl() {
             return 0
             ;;
         chatctl__subcmd__serve)
-            opts="-s -n -q -v -h -V --listen --files --ports --max-users --join-timeout --log-format --server --name --timeout --json --quiet --verbose --color --help --version"
+            opts="-s -n -q -v -h -V --listen --files --ports --max-users --join-timeout --cc --trace --log-format --server --name --timeout --json --quiet --verbose --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -526,6 +530,14 @@ _chatctl() {
                     return 0
                     ;;
                 --join-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cc)
+                    COMPREPLY=($(compgen -W "cubic newreno" -- "${cur}"))
+                    return 0
+                    ;;
+                --trace)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -49,6 +49,9 @@ complete -c chatctl -n "__fish_chatctl_using_subcommand serve" -l files -d 'Fold
 complete -c chatctl -n "__fish_chatctl_using_subcommand serve" -l ports -d 'Pool of ports for update connections and transfers: LO-HI, or `0` for ports the OS assigns (at most 31 at once; `0-N`: at most N)' -r
 complete -c chatctl -n "__fish_chatctl_using_subcommand serve" -l max-users -d 'Most users in the room; above 10, classic clients cannot read the user lists' -r
 complete -c chatctl -n "__fish_chatctl_using_subcommand serve" -l join-timeout -d 'How long a joining client has to open its update connection' -r
+complete -c chatctl -n "__fish_chatctl_using_subcommand serve" -l cc -d 'Congestion controller of fast UDP downloads' -r -f -a "cubic\t'RFC 9438 CUBIC'
+newreno\t'RFC 5681/6582 NewReno'"
+complete -c chatctl -n "__fish_chatctl_using_subcommand serve" -l trace -d 'Write one JSON line per fast-mode sender event (send, ack, loss, rto, cwnd; with the transfer port) to FILE, for plots' -r -F
 complete -c chatctl -n "__fish_chatctl_using_subcommand serve" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
 json\t''"
 complete -c chatctl -n "__fish_chatctl_using_subcommand serve" -s s -l server -d 'Server to talk to' -r
@@ -108,6 +111,7 @@ complete -c chatctl -n "__fish_chatctl_using_subcommand list" -s v -l verbose -d
 complete -c chatctl -n "__fish_chatctl_using_subcommand list" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c chatctl -n "__fish_chatctl_using_subcommand list" -s V -l version -d 'Print version'
 complete -c chatctl -n "__fish_chatctl_using_subcommand fetch" -s o -l output -d 'Where to write: a file name (one FILE) or a folder [default: the current folder]' -r -F
+complete -c chatctl -n "__fish_chatctl_using_subcommand fetch" -l trace -d 'Write one JSON line per progress tick of a fast download (bytes, RTT, window estimate, holes, late bytes) to FILE, for plots' -r -F
 complete -c chatctl -n "__fish_chatctl_using_subcommand fetch" -s s -l server -d 'Server to talk to' -r
 complete -c chatctl -n "__fish_chatctl_using_subcommand fetch" -s n -l name -d 'Name to join the room with [default: asked on a TTY, else the login name]' -r
 complete -c chatctl -n "__fish_chatctl_using_subcommand fetch" -l timeout -d 'How long to wait for the server, e.g. `5s`, `1m`, `500ms`' -r
@@ -117,6 +121,8 @@ never\t''"
 complete -c chatctl -n "__fish_chatctl_using_subcommand fetch" -l udp -d 'Download over reliable UDP (the default)'
 complete -c chatctl -n "__fish_chatctl_using_subcommand fetch" -l tcp -d 'Download over TCP'
 complete -c chatctl -n "__fish_chatctl_using_subcommand fetch" -s f -l force -d 'Overwrite existing files'
+complete -c chatctl -n "__fish_chatctl_using_subcommand fetch" -s c -l continue -d 'Resume an interrupted fast UDP download from the partial file it left'
+complete -c chatctl -n "__fish_chatctl_using_subcommand fetch" -l classic -d 'UDP with the classic go-back-N only (no fast-mode hello)'
 complete -c chatctl -n "__fish_chatctl_using_subcommand fetch" -l json -d 'Machine-readable output: JSON (one object per line for streams)'
 complete -c chatctl -n "__fish_chatctl_using_subcommand fetch" -s q -l quiet -d 'Print only errors'
 complete -c chatctl -n "__fish_chatctl_using_subcommand fetch" -s v -l verbose -d 'More detail; repeat for more (`-vv`)'

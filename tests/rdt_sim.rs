@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use chatctl::rdt::cc::Algorithm;
-use chatctl::rdt::fast::Config;
 use chatctl::rdt::fast::sender::State;
-use chatctl::rdt::sim::{LinkConfig, Outcome, Rng, transfer};
+use chatctl::rdt::fast::{Config, Frame};
+use chatctl::rdt::sim::{Aim, LinkConfig, Outcome, Rng, transfer};
 
 fn data(len: usize, seed: u64) -> Vec<u8> {
     let mut r = Rng::new(seed);
@@ -22,6 +22,7 @@ fn check(name: &str, cfg: &Config, len: usize, resume: usize, fwd: LinkConfig, b
     let file = data(len, seed);
     let o = transfer(cfg, &file, resume, fwd, back, seed, Duration::from_secs(600));
     let ctx = format!("case {name} seed {seed} len {len} cc {}: {:?} {:?}", cfg.cc, o.sender_state, o.receiver_error);
+    assert!(!o.stuck, "simulation livelocked: {ctx}");
     assert!(o.verified, "not verified: {ctx}");
     assert!(o.received == file, "bytes differ: {ctx}");
     assert!(matches!(o.sender_state, Some(State::Done { .. })), "sender did not end: {ctx}");
@@ -109,4 +110,60 @@ fn resume_sends_only_the_rest() {
 fn larger_file_at_2_percent_loss_and_100_ms() {
     let o = check("big", &cfg(Algorithm::Cubic), 20_000_000, 0, link(50, 0.02), link(50, 0.02), 42);
     assert!(o.stats.bytes_retransmitted < 2_000_000, "retransmitted {}", o.stats.bytes_retransmitted);
+}
+
+const AIM_LEN: usize = 10_000;
+
+fn is_last_data(d: &[u8]) -> bool {
+    matches!(Frame::decode(d), Ok(Frame::Data { offset, payload, .. }) if offset as usize + payload.len() == AIM_LEN)
+}
+fn is_final_ack(d: &[u8]) -> bool {
+    matches!(Frame::decode(d), Ok(Frame::Ack { ranges, .. }) if ranges.len() == 1 && ranges[0] == (0..AIM_LEN as u64))
+}
+fn is_done(d: &[u8]) -> bool {
+    matches!(Frame::decode(d), Ok(Frame::Done { .. }))
+}
+fn is_done_ack(d: &[u8]) -> bool {
+    matches!(Frame::decode(d), Ok(Frame::DoneAck { .. }))
+}
+fn is_handshake(d: &[u8]) -> bool {
+    chatctl::rdt::fast::is_fast_hello(d)
+        || matches!(Frame::decode(d), Ok(Frame::Challenge { .. } | Frame::Start { .. }))
+}
+
+#[test]
+fn aimed_loss_of_the_last_data_ack_done_and_done_ack() {
+    type Drop = Option<(Aim, u32)>;
+    let cases: [(&str, Drop, Drop); 6] = [
+        ("last DATA x3", Some((is_last_data, 3)), None),
+        ("final ACK x3", None, Some((is_final_ack, 3))),
+        ("DONE x2", Some((is_done, 2)), None),
+        ("DONE-ACK x2", None, Some((is_done_ack, 2))),
+        ("every DONE-ACK", None, Some((is_done_ack, u32::MAX))),
+        ("handshake x2 each way", Some((is_handshake, 2)), Some((is_handshake, 2))),
+    ];
+    for (seed, (name, f, b)) in cases.into_iter().enumerate() {
+        let fwd = LinkConfig { drop_first: f, ..link(20, 0.0) };
+        let back = LinkConfig { drop_first: b, ..link(20, 0.0) };
+        let o = check(name, &cfg(Algorithm::NewReno), AIM_LEN, 0, fwd, back, seed as u64);
+        assert!(o.dropped > 0, "{name}: nothing was dropped");
+        let confirmed = matches!(o.sender_state, Some(State::Done { confirmed: true }));
+        assert_eq!(confirmed, name != "every DONE-ACK", "{name}: {:?}", o.sender_state);
+        assert!(o.sender_elapsed < Duration::from_secs(30), "{name}: sender took {:?}", o.sender_elapsed);
+    }
+}
+
+#[test]
+fn a_300_ms_one_way_delay_with_loss() {
+    for (seed, cc) in [(300u64, Algorithm::NewReno), (301, Algorithm::Cubic)] {
+        check("300ms", &cfg(cc), 1_000_000, 0, link(300, 0.02), link(300, 0.02), seed);
+    }
+}
+
+#[test]
+fn hundred_megabytes_clean_and_lossy() {
+    let len = 100 << 20;
+    let c = Config { max_datagram: 65_000, ..cfg(Algorithm::Cubic) };
+    let o = check("100MB", &c, len, 0, link(1, 0.001), link(1, 0.0), 100);
+    assert!(o.stats.bytes_retransmitted < len as u64 / 50, "retransmitted {}", o.stats.bytes_retransmitted);
 }

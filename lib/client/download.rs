@@ -1,7 +1,10 @@
-//! Downloads: TCP, and classic go-back-N over UDP (PROTOCOL.md §5).
+//! Downloads: TCP, and UDP: chatctl's fast mode, falling back to classic
+//! go-back-N when the server answers the hello with classic data (PROTOCOL.md §5).
 //!
 //! Data goes to a temporary file beside the target, renamed into place only
-//! when complete and exactly the announced size.
+//! when complete and exactly the announced size (and, in fast mode, once its
+//! BLAKE3 hash matches the sender's). A fast download that fails after data
+//! arrived keeps its temporary file so `fetch --continue` can resume it.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -13,6 +16,8 @@ use tokio::net::UdpSocket;
 use super::{ClientError, Session, connect_retry};
 use crate::rdt::classic::receiver::{Event, Receiver};
 use crate::rdt::classic::{CHUNK, MAX_WINDOW};
+use crate::rdt::fast::driver::{self, Expect, ReceiveReport, Tracer};
+use crate::rdt::fast::{self, Stats};
 
 /// How often the UDP hello is repeated until data arrives (the reference
 /// binds the port only after announcing it).
@@ -24,7 +29,8 @@ const HELLO_REPEAT: Duration = Duration::from_millis(200);
 pub enum Transport {
     /// TCP: read until the server closes.
     Tcp,
-    /// Reliable UDP (classic go-back-N; the default, as the original client).
+    /// Reliable UDP (the default, as the original client): the fast mode,
+    /// or classic go-back-N with a classic server.
     Udp,
 }
 
@@ -51,12 +57,42 @@ pub struct DownloadReport {
     /// How long the transfer took, from the request.
     pub seconds: f64,
     pub transport: Transport,
+    /// For UDP: `fast` or `classic`, the mode the server answered with.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub udp_mode: Option<&'static str>,
+    /// Bytes already held from an interrupted download (`--continue`).
+    pub resumed_from: u64,
 }
 
-/// The temporary file a download of `target` writes before the rename.
+/// How [`Session::download_with`] downloads.
+#[derive(Debug, Clone, Default)]
+pub struct DownloadOptions {
+    /// Overwrite an existing target.
+    pub force: bool,
+    /// Resume from the temporary file an interrupted fast download left.
+    pub resume: bool,
+    /// Fast-mode settings for UDP; `None` sends the classic hello only.
+    pub fast: Option<fast::Config>,
+    /// Where to write one JSON line per progress tick of a fast download.
+    pub trace: Option<Tracer>,
+}
+
+/// Live progress of a download.
+#[derive(Debug, Clone, Default)]
+pub struct Progress {
+    /// Bytes held.
+    pub done: u64,
+    /// Announced size.
+    pub size: u64,
+    /// Receiver-side figures of a fast download (see [`fast::receiver::Receiver::stats`]).
+    pub fast: Option<Stats>,
+}
+
+/// The temporary file a download of `target` writes before the rename. Its
+/// name is stable so `fetch --continue` finds it after an interruption.
 pub fn temp_path_for(target: &Path) -> PathBuf {
     let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    target.with_file_name(format!(".{name}.{}.chatctl-part", std::process::id()))
+    target.with_file_name(format!(".{name}.chatctl-part"))
 }
 
 /// Removes the temporary file if the download ends early (error, or the
@@ -92,7 +128,8 @@ impl Sink {
 
 impl Session {
     /// Downloads `file` over `transport` into `target`. An existing target is
-    /// an error unless `force`. `progress(done, size)` is called as bytes arrive.
+    /// an error unless `force`. `progress(done, size)` is called as bytes
+    /// arrive. UDP uses the fast mode when the server offers it.
     pub async fn download(
         &self,
         file: &str,
@@ -101,7 +138,20 @@ impl Session {
         force: bool,
         mut progress: impl FnMut(u64, u64) + Send,
     ) -> Result<DownloadReport, ClientError> {
-        if !force && target.exists() {
+        let opts = DownloadOptions { force, fast: Some(fast::Config::default()), ..Default::default() };
+        self.download_with(file, transport, target, &opts, |p| progress(p.done, p.size)).await
+    }
+
+    /// [`Session::download`] with every option: resume, fast-mode settings, trace.
+    pub async fn download_with(
+        &self,
+        file: &str,
+        transport: Transport,
+        target: &Path,
+        opts: &DownloadOptions,
+        mut progress: impl FnMut(&Progress) + Send,
+    ) -> Result<DownloadReport, ClientError> {
+        if !opts.force && target.exists() {
             return Err(ClientError::Exists(target.to_path_buf()));
         }
         let started = Instant::now();
@@ -111,14 +161,58 @@ impl Session {
         }
         let peer = SocketAddr::new(self.server.ip(), port);
         let temp = temp_path_for(target);
-        let f =
-            tokio::fs::File::create(&temp).await.map_err(|source| ClientError::File { path: temp.clone(), source })?;
+        let fast_cfg = opts.fast.clone().filter(|_| transport == Transport::Udp);
+        // What an interrupted fast download left: the flow-control window
+        // bounds how far past its contiguous prefix it wrote, so everything
+        // before `len - window` is good; the final hash checks the rest.
+        let resume_from = match (&fast_cfg, opts.resume) {
+            (Some(c), true) => {
+                std::fs::metadata(&temp).map(|m| m.len().min(size).saturating_sub(c.receive_window)).unwrap_or(0)
+            }
+            _ => 0,
+        };
+        let std_file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(resume_from == 0)
+            .open(&temp)
+            .map_err(|source| ClientError::File { path: temp.clone(), source })?;
         let mut guard = TempGuard(Some(temp.clone()));
+        let f = tokio::fs::File::from_std(
+            std_file.try_clone().map_err(|source| ClientError::File { path: temp.clone(), source })?,
+        );
         let mut sink = Sink { file: f, temp: temp.clone(), written: 0, last: None };
-        progress(0, size);
-        let r = match transport {
-            Transport::Tcp => tcp(peer, size, self.timeout, &mut sink, &mut progress).await,
-            Transport::Udp => udp(peer, size, self.timeout, &mut sink, &mut progress).await,
+        progress(&Progress { done: resume_from, size, fast: None });
+        let mut udp_mode = None;
+        let mut reported_resume = resume_from;
+        let r = match (transport, fast_cfg) {
+            (Transport::Tcp, _) => tcp(peer, size, self.timeout, &mut sink, &mut progress).await,
+            (Transport::Udp, None) => {
+                udp_mode = Some("classic");
+                udp(peer, size, self.timeout, &mut sink, &mut progress).await
+            }
+            (Transport::Udp, Some(cfg)) => {
+                let cfg = fast::Config { idle_timeout: self.timeout.max(Duration::from_secs(1)), ..cfg };
+                let expect = Expect { resume_from, size: Some(size) };
+                let r = udp_fast(peer, std_file, expect, &cfg, opts.trace.clone(), &mut sink, &mut progress).await;
+                let classic = r.as_ref().is_ok_and(|&classic| classic);
+                udp_mode = Some(if classic { "classic" } else { "fast" });
+                if classic {
+                    reported_resume = 0;
+                }
+                match r {
+                    Ok(_) => Ok(()),
+                    Err((reason, resumable)) => {
+                        if resumable {
+                            guard.0 = None;
+                            Err(format!("{reason} (the partial download is kept: --continue resumes it)"))
+                        } else {
+                            Err(reason)
+                        }
+                    }
+                }
+            }
         };
         let r = match r {
             Ok(()) if sink.written != size => Err(format!("received {} of {size} bytes", sink.written)),
@@ -129,7 +223,7 @@ impl Session {
         if let Err(reason) = r {
             return Err(ClientError::Transfer { file: file.to_string(), reason });
         }
-        if !force && target.exists() {
+        if !opts.force && target.exists() {
             return Err(ClientError::Exists(target.to_path_buf()));
         }
         tokio::fs::rename(&temp, target)
@@ -143,6 +237,8 @@ impl Session {
             last_byte: sink.last,
             seconds: started.elapsed().as_secs_f64(),
             transport,
+            udp_mode,
+            resumed_from: reported_resume,
         })
     }
 }
@@ -152,7 +248,7 @@ async fn tcp(
     size: u64,
     timeout: Duration,
     sink: &mut Sink,
-    progress: &mut (impl FnMut(u64, u64) + Send),
+    progress: &mut (impl FnMut(&Progress) + Send),
 ) -> Result<(), String> {
     let mut stream = connect_retry(peer, timeout).await.map_err(|e| e.to_string())?;
     let mut buf = vec![0u8; 64 * 1024];
@@ -169,14 +265,112 @@ async fn tcp(
             return Err(format!("the server sent more than the announced {size} bytes"));
         }
         sink.write(&buf[..n]).await.map_err(|e| e.to_string())?;
-        progress(sink.written, size);
+        progress(&Progress { done: sink.written, size, fast: None });
     }
 }
 
-/// The seam for the fast mode: which hello to send and which receiver runs
-/// the transfer. Today always the classic go-back-N receiver with window 98.
+/// The classic go-back-N receiver, window 98 (the fast hello also reads as 98).
 fn udp_receiver() -> Receiver {
     Receiver::new(MAX_WINDOW)
+}
+
+fn unspecified(peer: SocketAddr) -> SocketAddr {
+    if peer.is_ipv4() { SocketAddr::from(([0, 0, 0, 0], 0)) } else { SocketAddr::from(([0u16; 8], 0)) }
+}
+
+/// The fast mode: sends the fast hello and runs the fast receiver on its own
+/// thread. `Ok(true)` when the server turned out classic and the classic
+/// receiver did the transfer instead; `Err((reason, resumable))`.
+async fn udp_fast(
+    peer: SocketAddr,
+    out: std::fs::File,
+    expect: Expect,
+    cfg: &fast::Config,
+    trace: Option<Tracer>,
+    sink: &mut Sink,
+    progress: &mut (impl FnMut(&Progress) + Send),
+) -> Result<bool, (String, bool)> {
+    let sock =
+        UdpSocket::bind(unspecified(peer)).await.map_err(|e| (format!("cannot open a UDP socket: {e}"), false))?;
+    let size = expect.size.unwrap_or(0);
+    let (tx, mut rx) = tokio::sync::watch::channel(Stats::default());
+    let t0 = Instant::now();
+    let run = driver::receive_file(sock, peer, out, expect, cfg, move |s: &Stats| {
+        if let Some(t) = &trace {
+            t.record(t0.elapsed(), &StatsLine::new(s));
+        }
+        let _ = tx.send(s.clone());
+    });
+    tokio::pin!(run);
+    let report = loop {
+        tokio::select! {
+            r = &mut run => break r,
+            Ok(()) = rx.changed() => {
+                let s = rx.borrow_and_update().clone();
+                progress(&Progress { done: s.bytes_done, size, fast: Some(s) });
+            }
+        }
+    };
+    match report {
+        Ok(ReceiveReport::Fast { size: got, stats, .. }) => {
+            sink.written = got;
+            sink.last = last_byte(&sink.temp, got).await;
+            progress(&Progress { done: got, size, fast: Some(stats) });
+            Ok(false)
+        }
+        Ok(ReceiveReport::Classic { first, sock }) => {
+            // Classic data, from the start: whatever a resume kept is void.
+            let restart = async {
+                sink.file.set_len(0).await?;
+                tokio::io::AsyncSeekExt::rewind(&mut sink.file).await?;
+                UdpSocket::from_std(sock)
+            };
+            let sock = restart.await.map_err(|e| (e.to_string(), false))?;
+            sink.written = 0;
+            udp_classic(sock, peer, Some(first), size, cfg.idle_timeout, sink, progress)
+                .await
+                .map_err(|e| (e, false))?;
+            Ok(true)
+        }
+        Err(e) => {
+            let held = rx.borrow().bytes_done;
+            Err((e.to_string(), held > expect.resume_from))
+        }
+    }
+}
+
+/// One `--trace` line of a fast download (receiver side).
+#[derive(serde::Serialize)]
+struct StatsLine {
+    event: &'static str,
+    bytes: u64,
+    cwnd_estimate: u64,
+    rtt_us: u64,
+    holes: u64,
+    late_bytes: u64,
+    acks_sent: u64,
+}
+
+impl StatsLine {
+    fn new(s: &Stats) -> Self {
+        Self {
+            event: "stats",
+            bytes: s.bytes_done,
+            cwnd_estimate: s.cwnd,
+            rtt_us: s.srtt.as_micros() as u64,
+            holes: s.packets_lost,
+            late_bytes: s.bytes_retransmitted,
+            acks_sent: s.datagrams_sent,
+        }
+    }
+}
+
+async fn last_byte(path: &Path, size: u64) -> Option<u8> {
+    let pos = size.checked_sub(1)?;
+    let f = std::fs::File::open(path).ok()?;
+    let mut b = [0u8; 1];
+    std::os::unix::fs::FileExt::read_exact_at(&f, &mut b, pos).ok()?;
+    Some(b[0])
 }
 
 async fn udp(
@@ -184,35 +378,56 @@ async fn udp(
     size: u64,
     timeout: Duration,
     sink: &mut Sink,
-    progress: &mut (impl FnMut(u64, u64) + Send),
+    progress: &mut (impl FnMut(&Progress) + Send),
 ) -> Result<(), String> {
-    let local: SocketAddr = if peer.is_ipv4() { "0.0.0.0:0".parse() } else { "[::]:0".parse() }.expect("literal");
-    let sock = UdpSocket::bind(local).await.map_err(|e| format!("cannot open a UDP socket: {e}"))?;
+    let sock = UdpSocket::bind(unspecified(peer)).await.map_err(|e| format!("cannot open a UDP socket: {e}"))?;
+    udp_classic(sock, peer, None, size, timeout, sink, progress).await
+}
+
+/// The classic receiver on `sock`; `first` is a classic datagram that already arrived (after a fast hello).
+async fn udp_classic(
+    sock: UdpSocket,
+    peer: SocketAddr,
+    first: Option<Vec<u8>>,
+    size: u64,
+    timeout: Duration,
+    sink: &mut Sink,
+    progress: &mut (impl FnMut(&Progress) + Send),
+) -> Result<(), String> {
     let mut rx = udp_receiver();
     let hello = rx.hello();
     let send = |sock: &UdpSocket, d: Vec<u8>| {
         // A lost ACK is repaired by the sender's retransmission.
         let _ = sock.try_send_to(&d, peer);
     };
-    send(&sock, hello.clone());
     let mut buf = vec![0u8; CHUNK + 64];
     let mut last_data = tokio::time::Instant::now();
     let mut got_data = false;
+    let mut pending = first;
+    if pending.is_none() {
+        send(&sock, hello.clone());
+    }
     while !rx.is_done() {
         let wait = if got_data { timeout } else { HELLO_REPEAT };
-        let (n, from) = match tokio::time::timeout(wait, sock.recv_from(&mut buf)).await {
-            Err(_) if !got_data => {
-                if last_data.elapsed() >= timeout {
-                    return Err(format!("no data for {}", humantime::format_duration(timeout)));
+        let (n, from) = if let Some(d) = pending.take() {
+            let n = d.len().min(buf.len());
+            buf[..n].copy_from_slice(&d[..n]);
+            (n, peer)
+        } else {
+            match tokio::time::timeout(wait, sock.recv_from(&mut buf)).await {
+                Err(_) if !got_data => {
+                    if last_data.elapsed() >= timeout {
+                        return Err(format!("no data for {}", humantime::format_duration(timeout)));
+                    }
+                    send(&sock, hello.clone());
+                    continue;
                 }
-                send(&sock, hello.clone());
-                continue;
+                Err(_) => return Err(format!("no data for {}", humantime::format_duration(timeout))),
+                // ICMP port unreachable before the server binds: keep trying.
+                Ok(Err(_)) if !got_data => continue,
+                Ok(Err(e)) => return Err(e.to_string()),
+                Ok(Ok(x)) => x,
             }
-            Err(_) => return Err(format!("no data for {}", humantime::format_duration(timeout))),
-            // ICMP port unreachable before the server binds: keep trying.
-            Ok(Err(_)) if !got_data => continue,
-            Ok(Err(e)) => return Err(e.to_string()),
-            Ok(Ok(x)) => x,
         };
         if from != peer {
             continue; // only the server's transfer port may send the file
@@ -232,7 +447,7 @@ async fn udp(
                     return Err(format!("the server sent more than the announced {size} bytes"));
                 }
                 sink.write(payload).await.map_err(|e| e.to_string())?;
-                progress(sink.written, size);
+                progress(&Progress { done: sink.written, size, fast: None });
                 if last {
                     // The final ACK ends the sender; send it a few times in case one is lost.
                     for _ in 0..3 {

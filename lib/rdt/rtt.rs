@@ -25,14 +25,7 @@ impl RttEstimator {
     /// A fresh estimator. `min_rto` replaces RFC 6298's conservative 1 s
     /// minimum (Linux uses 200 ms), since SACK makes spurious timeouts cheap.
     pub fn new(min_rto: Duration) -> Self {
-        Self {
-            srtt: None,
-            rttvar: Duration::ZERO,
-            latest: Duration::ZERO,
-            min_rtt: Duration::MAX,
-            min_rto,
-            backoff: 0,
-        }
+        Self { srtt: None, rttvar: Duration::ZERO, latest: Duration::ZERO, min_rtt: Duration::MAX, min_rto, backoff: 0 }
     }
 
     /// Feeds one sample (RFC 6298 §2.2–2.3, α = 1/8, β = 1/4); resets the backoff.

@@ -35,6 +35,9 @@ impl Rng {
     }
 }
 
+/// Picks the datagrams an aimed loss drops.
+pub type Aim = fn(&[u8]) -> bool;
+
 /// Impairments of one direction of a path.
 #[derive(Debug, Clone, Default)]
 pub struct LinkConfig {
@@ -56,6 +59,9 @@ pub struct LinkConfig {
     pub rate_bps: Option<u64>,
     /// Bottleneck queue in bytes (tail drop beyond it).
     pub queue_bytes: u64,
+    /// Aimed loss: drop the first `n` datagrams for which the function is
+    /// true (e.g. the last DATA, or the ACK that covers the whole file).
+    pub drop_first: Option<(Aim, u32)>,
 }
 
 /// One direction of the simulated path.
@@ -74,11 +80,27 @@ pub struct Link {
 impl Link {
     /// A link with its own seed.
     pub fn new(cfg: LinkConfig, seed: u64) -> Self {
-        Self { cfg, rng: Rng::new(seed), in_burst: false, busy_until: None, queue: BinaryHeap::new(), seq: 0, dropped: 0 }
+        Self {
+            cfg,
+            rng: Rng::new(seed),
+            in_burst: false,
+            busy_until: None,
+            queue: BinaryHeap::new(),
+            seq: 0,
+            dropped: 0,
+        }
     }
 
     /// Offers a datagram at `now`.
     pub fn send(&mut self, now: Instant, mut d: Vec<u8>) {
+        if let Some((aim, n)) = self.cfg.drop_first.as_mut()
+            && *n > 0
+            && aim(&d)
+        {
+            *n -= 1;
+            self.dropped += 1;
+            return;
+        }
         let lost = if self.in_burst { self.rng.chance(self.cfg.burst) } else { self.rng.chance(self.cfg.loss) };
         self.in_burst = lost && self.cfg.burst > 0.0;
         if lost {
@@ -143,6 +165,9 @@ pub struct Outcome {
     pub stats: fast::Stats,
     /// Datagrams the network dropped (both directions).
     pub dropped: u64,
+    /// The simulation stopped because a machine kept asking to be woken at
+    /// the same instant without progress (a livelock bug), instead of spinning.
+    pub stuck: bool,
     /// The receiver's error, if it failed.
     pub receiver_error: Option<String>,
 }
@@ -171,6 +196,7 @@ pub fn transfer(
     let mut out = Vec::new();
     let mut recv_done: Option<Duration> = None;
     let mut send_done: Option<Duration> = None;
+    let mut stuck = 0u32;
     loop {
         // Deliver everything due.
         while let Some(d) = fwd.recv(now) {
@@ -216,6 +242,16 @@ pub fn transfer(
         .into_iter()
         .flatten()
         .min();
+        if next.is_some_and(|t| t <= now) {
+            stuck += 1;
+            if stuck > 100_000 {
+                // A machine that asks to be woken at `now` again and again without
+                // progress would spin forever: a bug, reported instead of hanging.
+                break;
+            }
+        } else {
+            stuck = 0;
+        }
         match next {
             Some(t) if t - t0 <= limit => now = now.max(t),
             _ => break,
@@ -230,6 +266,7 @@ pub fn transfer(
         sender_state: sender.as_ref().map(Sender::state),
         stats: sender.as_ref().map(Sender::stats).unwrap_or_default(),
         dropped: fwd.dropped + back.dropped,
+        stuck: stuck > 100_000,
         receiver_error: receiver.take_error().map(|e| e.to_string()),
     }
 }

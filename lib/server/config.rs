@@ -79,6 +79,10 @@ pub struct Config {
     pub idle_timeout: Duration,
     /// Consecutive unparseable inputs after which a connection is cut off.
     pub max_bad_input: u32,
+    /// Fast UDP mode settings (congestion controller, datagram size...).
+    pub fast: crate::rdt::fast::Config,
+    /// `serve --trace`: one JSON line per fast-mode sender event, all transfers.
+    pub trace: Option<crate::rdt::fast::driver::Tracer>,
 }
 
 impl Default for Config {
@@ -92,6 +96,8 @@ impl Default for Config {
             update_queue: 1024,
             idle_timeout: Duration::from_secs(60),
             max_bad_input: 32,
+            fast: crate::rdt::fast::Config::default(),
+            trace: None,
         }
     }
 }

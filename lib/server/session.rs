@@ -304,6 +304,8 @@ impl Session {
             user: self.name().to_string(),
             wait: self.ctx.config.join_timeout,
             guard: d,
+            fast: self.ctx.config.fast.clone(),
+            trace: self.ctx.config.trace.clone(),
         };
         let token = self.ctx.token.clone();
         let h = task(dl);

@@ -4,9 +4,9 @@
 //! however the transfer ends. Only the requester's IP may use the port.
 //!
 //! Fast-mode seam: a UDP transfer starts with the receiver's first datagram.
-//! If it is a classic hello ([`classic::parse_window`]) the classic sender
-//! runs; anything else goes to [`udp_other_hello`], the one place where the
-//! fast UDP mode plugs in.
+//! A chatctl fast hello ([`fast::is_fast_hello`]) goes to [`udp_other_hello`],
+//! which runs the fast sender; another classic hello ([`classic::parse_window`])
+//! runs the classic sender.
 
 use std::fs::File;
 use std::io::Read;
@@ -19,6 +19,7 @@ use tokio::net::{TcpListener, UdpSocket};
 use super::ports::PortGuard;
 use super::shutdown::Shutdown;
 use crate::rdt::classic::{self, sender::Outcome, sender::Sender};
+use crate::rdt::fast::{self, driver::Tracer};
 
 /// One download about to start.
 #[derive(Debug)]
@@ -36,6 +37,10 @@ pub struct Download {
     pub wait: Duration,
     /// The pool port, returned on drop.
     pub guard: PortGuard,
+    /// Fast UDP mode settings.
+    pub fast: crate::rdt::fast::Config,
+    /// Where fast-mode events go (`serve --trace`).
+    pub trace: Option<Tracer>,
 }
 
 fn log_end(d: &Download, bytes: u64, started: Instant, how: &str) {
@@ -102,7 +107,10 @@ pub async fn udp(mut d: Download, sock: UdpSocket, mut shutdown: Shutdown) {
             _ = shutdown.recv() => return,
         }
     };
-    match classic::parse_window(&buf[..n]) {
+    // The fast hello also reads as a classic window (98, for the reference's
+    // sake), so it is recognised first.
+    let classic_window = if fast::is_fast_hello(&buf[..n]) { None } else { classic::parse_window(&buf[..n]) };
+    match classic_window {
         Some(w) => {
             let mut data = Vec::with_capacity(usize::try_from(d.size).unwrap_or(0));
             if let Err(e) = (&mut d.file).take(d.size).read_to_end(&mut data) {
@@ -111,14 +119,60 @@ pub async fn udp(mut d: Download, sock: UdpSocket, mut shutdown: Shutdown) {
             }
             classic_send(&d, sock, from, w, data, shutdown).await;
         }
-        None => udp_other_hello(&d, &sock, from, &buf[..n]).await,
+        None => {
+            let hello = buf[..n].to_vec();
+            tokio::select! {
+                _ = udp_other_hello(&d, sock, from, hello) => {}
+                _ = shutdown.recv() => {}
+            }
+        }
     }
 }
 
-/// The fast-mode seam: a first datagram that is not a classic hello. Today
-/// no other mode exists, so the transfer ends here (and the port returns).
-pub async fn udp_other_hello(d: &Download, _sock: &UdpSocket, from: SocketAddr, hello: &[u8]) {
-    tracing::warn!(user = %d.user, %from, len = hello.len(), "UDP hello is not classic; fast mode is not implemented: transfer ended");
+/// The fast-mode seam: a first datagram that is not a classic hello. A
+/// chatctl fast hello ([`fast::is_fast_hello`]) runs the fast sender on its
+/// own thread (only `from`, on the requester's IP, is answered; the
+/// anti-amplification limit holds until it echoes the cookie); anything else
+/// ends the transfer.
+pub async fn udp_other_hello(d: &Download, sock: UdpSocket, from: SocketAddr, hello: Vec<u8>) {
+    if !fast::is_fast_hello(&hello) {
+        tracing::warn!(user = %d.user, %from, len = hello.len(), "UDP hello is neither classic nor fast: transfer ended");
+        return;
+    }
+    let file = match d.file.try_clone() {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::warn!(file = %d.name, error = %e, "cannot read file");
+            return;
+        }
+    };
+    let mut cfg = d.fast.clone();
+    cfg.seed = random_seed();
+    tracing::info!(user = %d.user, file = %d.name, size = d.size, transport = "UDP fast", cc = %cfg.cc, "download started");
+    let trace = d.trace.as_ref().map(|t| t.labelled(d.guard.port()));
+    match fast::driver::send_file(sock, d.peer, (from, hello), file, &cfg, trace).await {
+        Ok(r) => {
+            let secs = r.elapsed.as_secs_f64();
+            let sent = r.size - r.resumed_from;
+            let mbps = if secs > 0.0 { sent as f64 * 8.0 / secs / 1e6 } else { 0.0 };
+            tracing::info!(
+                user = %d.user, file = %d.name, port = d.guard.port(), bytes = sent, resumed_from = r.resumed_from,
+                secs = format!("{secs:.3}"), goodput_mbit_s = format!("{mbps:.1}"),
+                retransmitted_bytes = r.stats.bytes_retransmitted, lost_packets = r.stats.packets_lost,
+                rtos = r.stats.rtos, datagram = r.max_datagram, cc = %r.cc, verified = r.confirmed,
+                "download {}", if r.confirmed { "finished" } else { "sent (hash verdict never came)" }
+            );
+        }
+        Err(e) => tracing::warn!(user = %d.user, file = %d.name, error = %e, "fast download failed"),
+    }
+}
+
+/// A seed for the cookie that a remote peer cannot guess.
+fn random_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+    h.finish()
 }
 
 /// Drives the classic [`Sender`] over `sock`, talking only to `peer`.

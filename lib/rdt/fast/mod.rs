@@ -373,6 +373,23 @@ impl Sink for std::fs::File {
     }
 }
 
+#[cfg(unix)]
+impl Source for &std::fs::File {
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        std::os::unix::fs::FileExt::read_exact_at(*self, buf, offset)
+    }
+}
+
+#[cfg(unix)]
+impl Sink for &std::fs::File {
+    fn write_at(&mut self, offset: u64, data: &[u8]) -> std::io::Result<()> {
+        std::os::unix::fs::FileExt::write_all_at(*self, data, offset)
+    }
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        std::os::unix::fs::FileExt::read_exact_at(*self, buf, offset)
+    }
+}
+
 /// Live figures of a transfer (for `fetch -v` and server logs).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Stats {

@@ -75,6 +75,8 @@ pub struct Receiver {
     unacked: u32,
     ack_at: Option<Instant>,
     hello_due: bool,
+    hellos: u32,
+    hello_sent: Option<Instant>,
     start_due: bool,
     done_ack_due: Option<bool>,
     retry_at: Option<Instant>,
@@ -84,6 +86,9 @@ pub struct Receiver {
     linger_until: Option<Instant>,
     last_heard: Instant,
     stats: Stats,
+    highest_end: u64,
+    window_start: Instant,
+    window_bytes: u64,
 }
 
 impl Receiver {
@@ -104,6 +109,8 @@ impl Receiver {
             unacked: 0,
             ack_at: None,
             hello_due: true,
+            hellos: 0,
+            hello_sent: None,
             start_due: false,
             done_ack_due: None,
             retry_at: None,
@@ -113,6 +120,9 @@ impl Receiver {
             linger_until: None,
             last_heard: now,
             stats: Stats::default(),
+            highest_end: 0,
+            window_start: now,
+            window_bytes: 0,
             cfg,
         }
     }
@@ -142,9 +152,13 @@ impl Receiver {
         self.size
     }
 
-    /// Live figures (bytes_done = bytes held).
+    /// Live figures as the receiver sees them: `bytes_done` bytes held,
+    /// `srtt` the handshake RTT, `cwnd` the bytes delivered in the last RTT
+    /// (the sender's window as seen from here), `packets_lost` holes that
+    /// opened (loss or reordering), `bytes_retransmitted` bytes that filled a
+    /// hole late, `datagrams_sent` ACKs sent.
     pub fn stats(&self) -> Stats {
-        self.stats.clone()
+        Stats { srtt: self.rtt_guess, ..self.stats.clone() }
     }
 
     fn fail(&mut self, e: RecvError) {
@@ -178,9 +192,14 @@ impl Receiver {
                     self.cookie = cookie;
                     self.size = size;
                     self.received.insert(0..self.resume.min(size));
+                    self.highest_end = self.resume.min(size);
                     self.stats.bytes_done = self.resume.min(size);
                     self.state = State::Receiving;
                     self.retry_at = None;
+                    if let Some(t) = self.hello_sent.filter(|_| self.hellos == 1) {
+                        self.rtt_guess = now.saturating_duration_since(t);
+                        self.retry_every = self.retry_every.max(self.rtt_guess * 2);
+                    }
                 }
                 if self.state == State::Receiving && self.largest_pn.is_none() {
                     self.start_due = true;
@@ -200,7 +219,10 @@ impl Receiver {
                     match verify(sink, size, &hash) {
                         Ok(true) => {
                             self.state = State::Lingering;
-                            self.linger_until = Some(now + (self.rtt_guess * 4).clamp(Duration::from_millis(20), Duration::from_secs(1)));
+                            // Long enough to answer the sender's DONE three times
+                            // over (its RTO starts at min_rto and doubles).
+                            let linger = (self.rtt_guess * 8).max(self.cfg.min_rto * 7).min(self.cfg.idle_timeout);
+                            self.linger_until = Some(now + linger);
                             self.done_ack_due = Some(true);
                         }
                         Ok(false) => {
@@ -241,7 +263,21 @@ impl Receiver {
                 self.fail(RecvError::Io { offset, source });
                 return;
             }
-            self.stats.bytes_done += self.received.insert(offset..end);
+            let new = self.received.insert(offset..end);
+            self.stats.bytes_done += new;
+            if offset > self.highest_end {
+                self.stats.packets_lost += 1; // a hole opened: loss or reordering
+            } else if end <= self.highest_end {
+                self.stats.bytes_retransmitted += new; // a hole filled late
+            }
+            self.highest_end = self.highest_end.max(end);
+            // Delivered bytes per RTT: the sender's window as seen from here.
+            self.window_bytes += new;
+            if now.saturating_duration_since(self.window_start) >= self.rtt_guess {
+                self.stats.cwnd = self.window_bytes;
+                self.window_bytes = 0;
+                self.window_start = now;
+            }
         }
         self.unacked += 1;
         let gap = self.received.len() > 1;
@@ -258,7 +294,8 @@ impl Receiver {
             return None;
         }
         let mut t = self.last_heard + self.cfg.idle_timeout;
-        for x in [self.ack_at, self.retry_at, self.linger_until].into_iter().flatten() {
+        let ack_at = self.ack_at.filter(|_| self.state == State::Receiving);
+        for x in [ack_at, self.retry_at, self.linger_until].into_iter().flatten() {
             t = t.min(x);
         }
         Some(t)
@@ -295,6 +332,8 @@ impl Receiver {
     pub fn poll_transmit(&mut self, now: Instant, out: &mut Vec<u8>) -> bool {
         if self.hello_due {
             self.hello_due = false;
+            self.hellos += 1;
+            self.hello_sent = Some(now);
             *out = super::encode_hello();
             self.retry_at = Some(now + self.retry_every);
             return true;

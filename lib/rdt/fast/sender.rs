@@ -31,6 +31,23 @@ pub enum SendError {
     HashMismatch,
 }
 
+/// Something the sender did, for traces (`--trace`) and plots. Recorded
+/// only after [`Sender::record_events`]; taken with [`Sender::poll_event`].
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(tag = "event", rename_all = "lowercase")]
+pub enum Event {
+    /// A DATA datagram left.
+    Send { pn: u64, offset: u64, len: u64, retransmission: bool },
+    /// An ACK arrived: bytes acknowledged so far, window and RTT after it.
+    Ack { acked: u64, cwnd: u64, srtt_us: u64, in_flight: u64 },
+    /// A packet was declared lost (its bytes will be sent again).
+    Loss { pn: u64, offset: u64, len: u64 },
+    /// The retransmission timer fired.
+    Rto { rto_us: u64 },
+    /// The congestion window changed.
+    Cwnd { cwnd: u64, slow_start: bool },
+}
+
 /// Where the transfer stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
@@ -68,6 +85,8 @@ pub struct Sender {
     sent_bytes: u64,
     validated: bool,
     challenge_due: bool,
+    challenges: u32,
+    challenge_sent: Option<Instant>,
     acked: RangeSet,
     lost: RangeSet,
     /// In flight, keyed by offset.
@@ -91,6 +110,10 @@ pub struct Sender {
     last_refill: Instant,
     stats: Stats,
     buf: Vec<u8>,
+    events: Option<VecDeque<Event>>,
+    last_cwnd: u64,
+    resumed_from: u64,
+    dones: u32,
 }
 
 impl Sender {
@@ -110,6 +133,8 @@ impl Sender {
             sent_bytes: 0,
             validated: false,
             challenge_due: true,
+            challenges: 0,
+            challenge_sent: None,
             acked: RangeSet::new(),
             lost: RangeSet::new(),
             in_flight: BTreeMap::new(),
@@ -130,7 +155,36 @@ impl Sender {
             last_refill: now,
             stats: Stats::default(),
             buf: Vec::new(),
+            events: None,
+            last_cwnd: 0,
+            resumed_from: 0,
+            dones: 0,
             cfg,
+        }
+    }
+
+    /// Starts recording [`Event`]s (off by default: they cost a little per datagram).
+    pub fn record_events(&mut self) {
+        self.events.get_or_insert_with(VecDeque::new);
+    }
+
+    /// The oldest recorded event not yet taken.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.as_mut()?.pop_front()
+    }
+
+    fn event(&mut self, e: impl FnOnce() -> Event) {
+        if let Some(q) = self.events.as_mut() {
+            q.push_back(e());
+        }
+    }
+
+    fn cwnd_event(&mut self) {
+        let cwnd = self.cc.window();
+        if self.events.is_some() && cwnd != self.last_cwnd {
+            self.last_cwnd = cwnd;
+            let slow_start = self.cc.in_slow_start();
+            self.event(|| Event::Cwnd { cwnd, slow_start });
         }
     }
 
@@ -154,9 +208,14 @@ impl Sender {
         Stats { cwnd: self.cc.window(), srtt: self.rtt.srtt(), ..self.stats.clone() }
     }
 
-    /// Bytes the receiver already had when it started (its resume offset).
+    /// The file size.
     pub fn file_size(&self) -> u64 {
         self.size
+    }
+
+    /// Bytes the receiver already had when it started (its resume offset).
+    pub fn resumed_from(&self) -> u64 {
+        self.resumed_from
     }
 
     fn fail(&mut self, e: SendError) {
@@ -182,14 +241,29 @@ impl Sender {
             Frame::Start { cookie, resume, max_data } if cookie == self.cookie => {
                 self.last_heard = now;
                 if !self.validated {
+                    if let Some(t) = self.challenge_sent.filter(|_| self.challenges == 1) {
+                        self.rtt.sample(now.saturating_duration_since(t)); // Karn: only an unrepeated CHALLENGE
+                    }
                     self.validated = true;
                     self.state = State::Sending;
                     let resume = resume.min(self.size);
+                    self.resumed_from = resume;
                     self.acked.insert(0..resume);
                     self.next_offset = resume;
                     self.max_data = max_data.min(self.size);
                     self.stats.bytes_done = resume;
                     self.check_complete();
+                } else if self.state == State::Sending && self.largest_acked_pn.is_none() {
+                    // A repeated START: the receiver has had no DATA yet, so
+                    // everything in flight is lost; resend without waiting for the RTO.
+                    let srtt = self.rtt.srtt();
+                    let old: Vec<u64> =
+                        self.in_flight.iter().filter(|(_, s)| s.time + srtt <= now).map(|(&o, _)| o).collect();
+                    for off in old {
+                        if let Some(s) = self.in_flight.remove(&off) {
+                            self.declare_lost(now, off, s);
+                        }
+                    }
                 }
             }
             Frame::Ack { largest_pn, delay_us, max_data, ranges } if self.validated => {
@@ -266,10 +340,25 @@ impl Sender {
         if progress || self.in_flight.is_empty() {
             self.rearm(now);
         }
+        if self.events.is_some() {
+            let (acked, cwnd, srtt_us, in_flight) =
+                (self.stats.bytes_done, self.cc.window(), self.rtt.srtt().as_micros() as u64, self.bytes_in_flight);
+            self.event(|| Event::Ack { acked, cwnd, srtt_us, in_flight });
+            self.cwnd_event();
+        }
         self.check_complete();
     }
 
+    fn retransmit_all(&mut self, now: Instant) {
+        let all: Vec<(u64, Sent)> = std::mem::take(&mut self.in_flight).into_iter().collect();
+        self.order.clear();
+        for (off, s) in all {
+            self.declare_lost(now, off, s);
+        }
+    }
+
     fn declare_lost(&mut self, now: Instant, off: u64, s: Sent) {
+        self.event(|| Event::Loss { pn: s.pn, offset: off, len: s.len });
         self.bytes_in_flight -= s.len;
         self.stats.packets_lost += 1;
         self.lost.insert(off..off + s.len);
@@ -279,11 +368,17 @@ impl Sender {
         self.cc.on_loss(now, s.time);
     }
 
+    /// The RTO, backed off but capped at a quarter of the idle timeout so a
+    /// few losses in a row never look like a dead peer to either side.
+    fn rto(&self) -> Duration {
+        self.rtt.rto().min(self.cfg.idle_timeout / 4)
+    }
+
     fn rearm(&mut self, now: Instant) {
         self.timer = if self.in_flight.is_empty() && !matches!(self.state, State::Closing | State::Validating) {
             None
         } else {
-            Some(now + self.rtt.rto())
+            Some(now + self.rto())
         };
     }
 
@@ -331,15 +426,14 @@ impl Sender {
             State::Validating => self.challenge_due = true,
             State::Closing => self.done_due = true,
             _ => {
-                let all: Vec<(u64, Sent)> = std::mem::take(&mut self.in_flight).into_iter().collect();
-                self.order.clear();
-                for (off, s) in all {
-                    self.declare_lost(now, off, s);
-                }
+                self.retransmit_all(now);
                 self.cc.on_rto(now);
+                let rto_us = self.rto().as_micros() as u64;
+                self.event(|| Event::Rto { rto_us });
+                self.cwnd_event();
             }
         }
-        self.timer = Some(now + self.rtt.rto());
+        self.timer = Some(now + self.rto());
     }
 
     fn may_send(&self, len: usize) -> bool {
@@ -359,7 +453,10 @@ impl Sender {
         }
         let rate = self.pacing_rate();
         let wait = (need - self.tokens) / rate;
-        Some(now.max(self.last_refill) + Duration::from_secs_f64(wait.min(1.0)))
+        // Round up (and to at least 1 µs): a wait that rounds to zero would
+        // wake the driver at `now` with still too few tokens, forever.
+        let wait = Duration::from_nanos((wait.min(1.0) * 1e9).ceil() as u64).max(Duration::from_micros(1));
+        Some(now.max(self.last_refill) + wait)
     }
 
     fn pacing_rate(&self) -> f64 {
@@ -384,8 +481,10 @@ impl Sender {
                     Frame::Challenge { cookie: self.cookie, size: self.size }.encode(out);
                     if self.may_send(out.len()) {
                         self.challenge_due = false;
+                        self.challenges += 1;
+                        self.challenge_sent = Some(now);
                         self.note_sent(out.len());
-                        self.timer = Some(now + self.rtt.rto());
+                        self.timer = Some(now + self.rto());
                         return true;
                     }
                 }
@@ -406,8 +505,9 @@ impl Sender {
                 let hash = self.hash.unwrap_or_default();
                 Frame::Done { size: self.size, hash }.encode(out);
                 self.done_due = false;
+                self.dones += 1;
                 self.note_sent(out.len());
-                self.timer = Some(now + self.rtt.rto());
+                self.timer = Some(now + self.rto());
                 true
             }
             State::Done { .. } | State::Failed => false,
@@ -419,7 +519,8 @@ impl Sender {
         while self.hashed_to < end {
             let n = (end - self.hashed_to).min(1 << 20) as usize;
             buf.resize(n, 0);
-            src.read_at(self.hashed_to, &mut buf).map_err(|source| SendError::Read { offset: self.hashed_to, source })?;
+            src.read_at(self.hashed_to, &mut buf)
+                .map_err(|source| SendError::Read { offset: self.hashed_to, source })?;
             self.hasher.update(&buf);
             self.hashed_to += n as u64;
         }
@@ -485,9 +586,10 @@ impl Sender {
         self.bytes_in_flight += len as u64;
         self.tokens -= len as f64;
         self.stats.bytes_sent += len as u64;
+        self.event(|| Event::Send { pn, offset: range.start, len: len as u64, retransmission: retx });
         self.note_sent(out.len());
         if self.timer.is_none() {
-            self.timer = Some(now + self.rtt.rto());
+            self.timer = Some(now + self.rto());
         }
         true
     }
