@@ -2,7 +2,9 @@
 # Issue 5 benchmarks on real processes: `chatctl fetch --udp` against
 # `chatctl serve`, compared with `--tcp`, as ratios measured in one run.
 #
-#   1. loopback, 1 GiB (BENCH_BIG): UDP vs TCP goodput
+#   1. loopback, 1 GiB (BENCH_BIG): UDP (fast mode) vs TCP goodput
+#   4. (real processes) classic go-back-N (`fetch --udp --classic`) on the
+#      same paths, BENCH_CLASSIC bytes: the fast mode's speed-up
 #   2. 2% random loss both ways (nftables `numgen random mod 100 < 2 drop` in
 #      a private network namespace from `unshare -n`), BENCH_LOSSY bytes:
 #      UDP vs TCP, and each as a share of its own loss-free rate there
@@ -13,6 +15,7 @@
 # Usage: benches/udp.sh            (builds the release binary first)
 #        CHATCTL=path/to/chatctl benches/udp.sh
 # Env:   BENCH_BIG (default 1073741824), BENCH_LOSSY (default 268435456),
+#        BENCH_CLASSIC (default 67108864),
 #        BENCH_TIMEOUT seconds per download (default 120), BENCH_TMP (default /dev/shm).
 # Files live on tmpfs so the disk is not what is measured. Needs bash, python3,
 # GNU time; scenario 2 needs root (or user namespaces), unshare, ip and nft,
@@ -22,6 +25,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 BIG=${BENCH_BIG:-1073741824}
 LOSSY=${BENCH_LOSSY:-268435456}
+CLASSIC=${BENCH_CLASSIC:-67108864}
 TMO=${BENCH_TIMEOUT:-120}
 
 if [[ ${1:-} != --inside ]]; then
@@ -37,11 +41,14 @@ if [[ ${1:-} != --inside ]]; then
     mkdir -p "$WORK/files" "$WORK/out"
     head -c "$BIG" /dev/urandom >"$WORK/files/big.bin"
     head -c "$LOSSY" /dev/urandom >"$WORK/files/lossy.bin"
+    head -c "$CLASSIC" /dev/urandom >"$WORK/files/classic.bin"
 fi
 
 # run_one LABEL FILE MODE -> appends "LABEL MODE bytes seconds srv_cpu srv_rss cli_cpu cli_rss" to $WORK/results
 run_one() {
     local label=$1 file=$2 mode=$3 log="$WORK/serve.$label.$mode"
+    local flags=("--$mode")
+    [[ $mode == classic ]] && flags=(--udp --classic)
     /usr/bin/time -v -o "$log.time" "$CHATCTL" serve --listen 127.0.0.1:0 --ports 0 --files "$WORK/files" \
         2>"$log.err" &
     local tpid=$!
@@ -55,7 +62,7 @@ run_one() {
     rm -f "$WORK/out/$file"
     local ok=1
     if ! timeout "$TMO" /usr/bin/time -v -o "$log.ctime" "$CHATCTL" --server "$addr" --name "b$RANDOM" --json \
-        --timeout 30s fetch "--$mode" "$file" -o "$WORK/out/$file" >"$log.json" 2>"$log.cerr"; then
+        --timeout 30s fetch "${flags[@]}" "$file" -o "$WORK/out/$file" >"$log.json" 2>"$log.cerr"; then
         echo "  $label $mode: download failed or timed out after ${TMO}s: $(tail -2 "$log.cerr")" >&2
         ok=0
     fi
@@ -89,11 +96,13 @@ if [[ ${1:-} == --inside ]]; then
     ip link set lo up
     run_one ns-clean lossy.bin tcp
     run_one ns-clean lossy.bin udp
+    run_one ns-clean classic.bin classic
     nft add table inet chatctl_bench
     nft add chain inet chatctl_bench out '{ type filter hook output priority 0; policy accept; }'
     nft add rule inet chatctl_bench out numgen random mod 100 '<' 2 drop
     run_one ns-loss2 lossy.bin tcp
     run_one ns-loss2 lossy.bin udp
+    run_one ns-loss2 classic.bin classic
     nft delete table inet chatctl_bench
     exit 0
 fi
@@ -102,6 +111,7 @@ fi
 echo "1. loopback, $BIG bytes" >&2
 run_one loopback big.bin tcp
 run_one loopback big.bin udp
+run_one loopback classic.bin classic
 
 echo "2. 2% loss both ways in a private network namespace, $LOSSY bytes" >&2
 if ! command -v nft >/dev/null || ! command -v ip >/dev/null || ! command -v unshare >/dev/null; then
@@ -119,15 +129,14 @@ res = {(r[0], r[1]): dict(zip("size secs scpu srss ccpu crss".split(), map(float
 def gp(label, mode):
     r = res.get((label, mode))
     return r["size"] / r["secs"] / 1e6 if r and r["size"] and r["secs"] > 0 else float("nan")
-print("| scenario | size | TCP MB/s | UDP MB/s | UDP/TCP |")
-print("|---|---|---|---|---|")
+print("| scenario | TCP MB/s | fast UDP MB/s | classic UDP MB/s | fast/TCP | fast/classic |")
+print("|---|---|---|---|---|---|")
 for label in ("loopback", "ns-clean", "ns-loss2"):
     if (label, "tcp") in res:
-        size = max(res[(label, m)]["size"] for m in ("tcp", "udp") if (label, m) in res)
-        t, u = gp(label, "tcp"), gp(label, "udp")
-        print(f"| {label} | {size/2**20:.0f} MiB | {t:.1f} | {u:.1f} | {u/t:.2f}x |")
+        t, u, c = gp(label, "tcp"), gp(label, "udp"), gp(label, "classic")
+        print(f"| {label} | {t:.1f} | {u:.1f} | {c:.1f} | {u/t:.2f}x | {u/c:.1f}x |")
 if ("ns-loss2", "tcp") in res:
-    for m in ("tcp", "udp"):
+    for m in ("tcp", "udp", "classic"):
         print(f"2% loss, {m.upper()}: {gp('ns-loss2', m) / gp('ns-clean', m):.0%} of its loss-free rate")
 print()
 print("| run | server CPU s/GB | server peak RSS MiB | client CPU s/GB | client peak RSS MiB |")
@@ -135,5 +144,5 @@ print("|---|---|---|---|---|")
 for (label, mode), r in res.items():
     gb = r["size"] / 1e9
     per = lambda c: f"{c / gb:.2f}" if gb > 0 else "n/a"
-    print(f"| {label} {mode} | {per(r['scpu'])} | {r['srss']:.0f} | {per(r['ccpu'])} | {r['crss']:.0f} |")
+    print(f"| {label} {mode} {r['size']/2**20:.0f} MiB | {per(r['scpu'])} | {r['srss']:.0f} | {per(r['ccpu'])} | {r['crss']:.0f} |")
 EOF
