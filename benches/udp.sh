@@ -46,7 +46,8 @@ fi
 
 # run_one LABEL FILE MODE -> appends "LABEL MODE bytes seconds srv_cpu srv_rss cli_cpu cli_rss" to $WORK/results
 run_one() {
-    local label=$1 file=$2 mode=$3 log="$WORK/serve.$label.$mode"
+    local label=$1 file=$2 mode=$3
+    local log="$WORK/serve.$label.$mode"
     local flags=("--$mode")
     [[ $mode == classic ]] && flags=(--udp --classic)
     /usr/bin/time -v -o "$log.time" "$CHATCTL" serve --listen 127.0.0.1:0 --ports 0 --files "$WORK/files" \
