@@ -151,7 +151,7 @@ fn main() {
         }
     }
     for label in paths.iter().map(|p| p.label) {
-        let classic = find(label, "classic go-back-N").map(Run::mbps).unwrap_or(f64::NAN);
+        let Some(classic) = find(label, "classic go-back-N").map(Run::mbps) else { continue };
         for cc in ["fast NewReno", "fast CUBIC"] {
             if let Some(r) = find(label, cc) {
                 println!("4. {label}: {cc} / classic = {:.1}x", r.mbps() / classic);
@@ -187,7 +187,14 @@ fn run(
     let receiver_sock = UdpSocket::bind(bind).expect("bind");
     let size = std::fs::metadata(file).expect("file").len();
     let out_path = dir.join("out.bin");
-    let out = File::create(&out_path).expect("output");
+    // Read and write, as the client opens it: the receiver reads back what it hashes.
+    let out = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&out_path)
+        .expect("output");
     let stop = Arc::new(AtomicBool::new(false));
     let received = Arc::new(AtomicU64::new(0));
     let t0 = Instant::now();
