@@ -167,3 +167,47 @@ fn hundred_megabytes_clean_and_lossy() {
     let o = check("100MB", &c, len, 0, link(1, 0.001), link(1, 0.0), 100);
     assert!(o.stats.bytes_retransmitted < len as u64 / 50, "retransmitted {}", o.stats.bytes_retransmitted);
 }
+
+#[test]
+fn two_flows_share_a_bottleneck_fairly() {
+    use chatctl::rdt::sim::{Flow, shared_bottleneck};
+    for (seed, cc) in [(401u64, Algorithm::NewReno), (400, Algorithm::Cubic)] {
+        let fwd = LinkConfig {
+            delay: Duration::from_millis(10),
+            rate_bps: Some(10_000_000),
+            queue_bytes: 30_000,
+            ..Default::default()
+        };
+        let flows =
+            [Flow { start: Duration::ZERO, len: 40 << 20 }, Flow { start: Duration::from_secs(1), len: 40 << 20 }];
+        let got = shared_bottleneck(
+            &cfg(cc),
+            &flows,
+            fwd,
+            link(10, 0.0),
+            seed,
+            Duration::from_secs(30),
+            Duration::from_secs(10)..Duration::from_secs(30),
+        );
+        let (lo, hi) = (got[0].min(got[1]) as f64, got[0].max(got[1]) as f64);
+        let total = (got[0] + got[1]) as f64;
+        eprintln!("{cc}: {got:?}");
+        assert!(lo >= 0.8 * hi, "seed {seed} cc {cc}: shares {got:?} differ by more than 20%");
+        // And together they use the link (10 Mbit/s for 20 s = 25 MB).
+        assert!(total > 0.8 * 25e6, "seed {seed} cc {cc}: only {total} bytes in 20 s");
+    }
+}
+
+#[test]
+fn path_mtu_probing_finds_the_largest_datagram_the_path_carries() {
+    use chatctl::rdt::fast::{CHECK_LEN, DATA_HEADER};
+    for (seed, mtu, want) in
+        [(500u64, 1452usize, 1452usize), (501, 9000, 8972), (502, 20_000, 16_384), (503, 65_535, 65_000)]
+    {
+        let l = LinkConfig { mtu: Some(mtu), ..link(5, 0.0) };
+        let o = check("pmtu", &cfg(Algorithm::Cubic), 5_000_000, 0, l.clone(), l, seed);
+        assert_eq!(o.payload, (want - DATA_HEADER - CHECK_LEN) as u64, "seed {seed} mtu {mtu}");
+        // A lost probe is not congestion: nothing but the probe is resent.
+        assert!(o.stats.bytes_retransmitted <= 65_000, "seed {seed}: {}", o.stats.bytes_retransmitted);
+    }
+}

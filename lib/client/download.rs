@@ -333,8 +333,10 @@ async fn udp_fast(
             Ok(true)
         }
         Err(e) => {
+            // A file whose hash differs is not worth resuming: start afresh next time.
+            let bad = matches!(e, driver::RdtError::Recv(fast::receiver::RecvError::HashMismatch));
             let held = rx.borrow().bytes_done;
-            Err((e.to_string(), held > expect.resume_from))
+            Err((e.to_string(), !bad && held > expect.resume_from))
         }
     }
 }

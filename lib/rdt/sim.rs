@@ -62,7 +62,12 @@ pub struct LinkConfig {
     /// Aimed loss: drop the first `n` datagrams for which the function is
     /// true (e.g. the last DATA, or the ACK that covers the whole file).
     pub drop_first: Option<(Aim, u32)>,
+    /// Largest datagram the path carries (`None`: any); larger ones are dropped.
+    pub mtu: Option<usize>,
 }
+
+/// A datagram in flight: arrival time, sequence (for stable order), flow tag, bytes.
+type Queued = (Instant, u64, usize, Vec<u8>);
 
 /// One direction of the simulated path.
 #[derive(Debug)]
@@ -71,7 +76,7 @@ pub struct Link {
     rng: Rng,
     in_burst: bool,
     busy_until: Option<Instant>,
-    queue: BinaryHeap<Reverse<(Instant, u64, Vec<u8>)>>,
+    queue: BinaryHeap<Reverse<Queued>>,
     seq: u64,
     /// Datagrams dropped by loss or a full queue.
     pub dropped: u64,
@@ -92,7 +97,16 @@ impl Link {
     }
 
     /// Offers a datagram at `now`.
-    pub fn send(&mut self, now: Instant, mut d: Vec<u8>) {
+    pub fn send(&mut self, now: Instant, d: Vec<u8>) {
+        self.send_tagged(now, 0, d);
+    }
+
+    /// Offers a datagram of flow `tag` at `now` (flows share the queue and rate).
+    pub fn send_tagged(&mut self, now: Instant, tag: usize, mut d: Vec<u8>) {
+        if self.cfg.mtu.is_some_and(|m| d.len() > m) {
+            self.dropped += 1;
+            return;
+        }
         if let Some((aim, n)) = self.cfg.drop_first.as_mut()
             && *n > 0
             && aim(&d)
@@ -131,20 +145,25 @@ impl Link {
         }
         if self.rng.chance(self.cfg.duplicate) {
             self.seq += 1;
-            self.queue.push(Reverse((at + Duration::from_micros(10), self.seq, d.clone())));
+            self.queue.push(Reverse((at + Duration::from_micros(10), self.seq, tag, d.clone())));
         }
         self.seq += 1;
-        self.queue.push(Reverse((at, self.seq, d)));
+        self.queue.push(Reverse((at, self.seq, tag, d)));
     }
 
     /// When the next datagram arrives.
     pub fn next_arrival(&self) -> Option<Instant> {
-        self.queue.peek().map(|Reverse((t, _, _))| *t)
+        self.queue.peek().map(|Reverse((t, _, _, _))| *t)
     }
 
     /// A datagram that has arrived by `now`.
     pub fn recv(&mut self, now: Instant) -> Option<Vec<u8>> {
-        if self.next_arrival()? <= now { self.queue.pop().map(|Reverse((_, _, d))| d) } else { None }
+        self.recv_tagged(now).map(|(_, d)| d)
+    }
+
+    /// A datagram that has arrived by `now`, with its flow's tag.
+    pub fn recv_tagged(&mut self, now: Instant) -> Option<(usize, Vec<u8>)> {
+        if self.next_arrival()? <= now { self.queue.pop().map(|Reverse((_, _, t, d))| (t, d)) } else { None }
     }
 }
 
@@ -163,6 +182,8 @@ pub struct Outcome {
     pub sender_state: Option<fast::sender::State>,
     /// Sender statistics.
     pub stats: fast::Stats,
+    /// File bytes per DATA at the end (after path-MTU probing).
+    pub payload: u64,
     /// Datagrams the network dropped (both directions).
     pub dropped: u64,
     /// The simulation stopped because a machine kept asking to be woken at
@@ -265,8 +286,114 @@ pub fn transfer(
         verified,
         sender_state: sender.as_ref().map(Sender::state),
         stats: sender.as_ref().map(Sender::stats).unwrap_or_default(),
+        payload: sender.as_ref().map_or(0, Sender::payload),
         dropped: fwd.dropped + back.dropped,
         stuck: stuck > 100_000,
         receiver_error: receiver.take_error().map(|e| e.to_string()),
     }
+}
+
+/// One flow of [`shared_bottleneck`].
+#[derive(Debug, Clone)]
+pub struct Flow {
+    /// When the flow's receiver sends its hello.
+    pub start: Duration,
+    /// File size.
+    pub len: usize,
+}
+
+/// Runs several fast transfers at once through one bottleneck (`fwd`
+/// carries every flow's data, `back` every flow's ACKs) until `until` of
+/// virtual time, and returns the file bytes each receiver got during
+/// `measure` (for fairness: flows sharing a link should get similar shares).
+pub fn shared_bottleneck(
+    cfg: &Config,
+    flows: &[Flow],
+    fwd: LinkConfig,
+    back: LinkConfig,
+    seed: u64,
+    until: Duration,
+    measure: std::ops::Range<Duration>,
+) -> Vec<u64> {
+    let t0 = Instant::now();
+    let mut now = t0;
+    let mut fwd = Link::new(fwd, seed ^ 0xf0);
+    let mut back = Link::new(back, seed ^ 0xba);
+    let files: Vec<Vec<u8>> = flows
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let mut r = Rng::new(seed + i as u64);
+            (0..f.len).map(|_| r.next_u64() as u8).collect()
+        })
+        .collect();
+    let mut sinks: Vec<Vec<u8>> = vec![Vec::new(); flows.len()];
+    let mut receivers: Vec<Option<Receiver>> = flows.iter().map(|_| None).collect();
+    let mut senders: Vec<Option<Sender>> = flows.iter().map(|_| None).collect();
+    let mut at_start = vec![None; flows.len()];
+    let mut at_end = vec![None; flows.len()];
+    let mut out = Vec::new();
+    while now - t0 <= until {
+        let t = now - t0;
+        for (i, f) in flows.iter().enumerate() {
+            if receivers[i].is_none() && t >= f.start {
+                receivers[i] = Some(Receiver::new(cfg.clone(), 0, Some(f.len as u64), now));
+            }
+        }
+        while let Some((i, d)) = fwd.recv_tagged(now) {
+            if let Some(r) = receivers[i].as_mut() {
+                r.handle(now, &d, &mut sinks[i]);
+            }
+        }
+        while let Some((i, d)) = back.recv_tagged(now) {
+            match senders[i].as_mut() {
+                Some(s) => s.handle(now, &d),
+                None if fast::is_fast_hello(&d) => {
+                    let c = Config { seed: seed + i as u64, ..cfg.clone() };
+                    senders[i] = Some(Sender::new(c, flows[i].len as u64, &d, now));
+                }
+                None => {}
+            }
+        }
+        for i in 0..flows.len() {
+            if let Some(s) = senders[i].as_mut() {
+                if s.poll_timeout().is_some_and(|x| x <= now) {
+                    s.handle_timeout(now);
+                }
+                let mut src: &[u8] = &files[i];
+                while s.poll_transmit(now, &mut src, &mut out) {
+                    fwd.send_tagged(now, i, out.clone());
+                }
+            }
+            if let Some(r) = receivers[i].as_mut() {
+                if r.poll_timeout().is_some_and(|x| x <= now) {
+                    r.handle_timeout(now);
+                }
+                while r.poll_transmit(now, &mut out) {
+                    back.send_tagged(now, i, out.clone());
+                }
+                let done = r.stats().bytes_done;
+                if t >= measure.start && at_start[i].is_none() {
+                    at_start[i] = Some(done);
+                }
+                if t < measure.end {
+                    at_end[i] = Some(done);
+                }
+            }
+        }
+        let next = senders
+            .iter()
+            .flatten()
+            .filter_map(Sender::poll_timeout)
+            .chain(receivers.iter().flatten().filter_map(Receiver::poll_timeout))
+            .chain(flows.iter().map(|f| t0 + f.start).filter(|&s| s > now))
+            .chain([fwd.next_arrival(), back.next_arrival()].into_iter().flatten())
+            .min();
+        match next {
+            Some(x) if x > now => now = x,
+            Some(_) => now += Duration::from_micros(1),
+            None => break,
+        }
+    }
+    (0..flows.len()).map(|i| at_end[i].unwrap_or(0) - at_start[i].unwrap_or(0)).collect()
 }

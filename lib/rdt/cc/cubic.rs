@@ -62,6 +62,10 @@ impl Controller for Cubic {
         self.cwnd < self.ssthresh
     }
 
+    fn exit_slow_start(&mut self) {
+        self.ssthresh = self.cwnd;
+    }
+
     fn on_ack(&mut self, now: Instant, sent: Instant, bytes: u64, srtt: Duration) {
         if self.recovery_start.is_some_and(|r| sent <= r) {
             return;

@@ -25,6 +25,9 @@ pub trait Controller: Send + fmt::Debug {
     fn on_loss(&mut self, now: Instant, sent: Instant);
     /// The retransmission timer expired: collapse to the minimum window.
     fn on_rto(&mut self, now: Instant);
+    /// The sender saw the RTT climb in slow start (HyStart++, RFC 9406): a
+    /// queue is building, so stop doubling and continue in congestion avoidance.
+    fn exit_slow_start(&mut self);
 }
 
 /// Which controller a transfer uses (`serve --cc`).

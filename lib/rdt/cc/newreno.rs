@@ -32,6 +32,10 @@ impl Controller for NewReno {
         self.cwnd < self.ssthresh
     }
 
+    fn exit_slow_start(&mut self) {
+        self.ssthresh = self.cwnd;
+    }
+
     fn on_ack(&mut self, _now: Instant, sent: Instant, bytes: u64, _srtt: Duration) {
         if self.recovery_start.is_some_and(|r| sent <= r) {
             return;

@@ -13,9 +13,11 @@
 //! [`WAKE`]) when their future is dropped, e.g. on server shutdown.
 //!
 //! # Datagram size
-//! The machines carry `cfg.max_datagram` bytes per datagram. On a loopback
-//! path [`Config::for_path`] raises it to [`LOOPBACK_DATAGRAM`] (the
-//! loopback MTU is 65536), on other paths it stays at the path-safe default.
+//! The sender starts at `cfg.max_datagram` bytes per datagram and probes
+//! larger sizes (`cfg.probe_datagrams`) with the don't-fragment bit set, so
+//! a probe too big for the path is lost rather than fragmented. On a
+//! loopback path [`Config::for_path`] starts at [`LOOPBACK_DATAGRAM`] at
+//! once (the loopback MTU is 65536).
 //! Socket buffers are raised to [`SOCKET_BUFFER`] so a window of large
 //! datagrams is not dropped by the kernel.
 
@@ -174,6 +176,28 @@ fn prepare(sock: &UdpSocket) -> Result<(), RdtError> {
     let s = socket2::SockRef::from(sock);
     let _ = s.set_send_buffer_size(SOCKET_BUFFER);
     let _ = s.set_recv_buffer_size(SOCKET_BUFFER);
+    #[cfg(target_os = "linux")]
+    {
+        // With CAP_NET_ADMIN, beyond net.core.rmem_max/wmem_max; harmless without.
+        let set = |level: libc::c_int, opt: libc::c_int, v: libc::c_int| {
+            // SAFETY: a valid socket and a c_int option value of the right size.
+            unsafe {
+                libc::setsockopt(
+                    sock.as_raw_fd(),
+                    level,
+                    opt,
+                    (&v as *const libc::c_int).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                );
+            }
+        };
+        set(libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, SOCKET_BUFFER as libc::c_int);
+        set(libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, SOCKET_BUFFER as libc::c_int);
+        // Don't fragment, ignore cached path MTU: a path-MTU probe too big
+        // for the path must be lost (or refused with EMSGSIZE), not fragmented.
+        set(libc::IPPROTO_IP, libc::IP_MTU_DISCOVER, libc::IP_PMTUDISC_PROBE);
+        set(libc::IPPROTO_IPV6, libc::IPV6_MTU_DISCOVER, libc::IPV6_PMTUDISC_PROBE);
+    }
     Ok(())
 }
 
@@ -350,6 +374,15 @@ pub fn receive_file_blocking(
         if r.is_finished() {
             break;
         }
+        if r.is_verified() {
+            // The file is complete and verified: the caller may go on. A
+            // detached thread lingers to answer a repeated DONE (our DONE-ACK
+            // may be lost), then ends when the machine says so.
+            progress(&r.stats());
+            let report = ReceiveReport::Fast { size: r.size(), elapsed: t0.elapsed(), stats: r.stats() };
+            let _ = std::thread::Builder::new().name("rdt-linger".into()).spawn(move || linger(sock, server, r));
+            return Ok(report);
+        }
         wait_readable(&sock, r.poll_timeout());
     }
     progress(&r.stats());
@@ -357,6 +390,28 @@ pub fn receive_file_blocking(
         Ok(ReceiveReport::Fast { size: r.size(), elapsed: t0.elapsed(), stats: r.stats() })
     } else {
         Err(r.take_error().map_or(RdtError::Thread("receiver ended without a result".into()), RdtError::Recv))
+    }
+}
+
+/// Runs a verified receiver until its linger time ends: it only answers DONE.
+fn linger(sock: UdpSocket, server: SocketAddr, mut r: Receiver) {
+    let mut buf = vec![0u8; 65_536];
+    let mut out = Vec::new();
+    let mut nothing: Vec<u8> = Vec::new(); // a lingering receiver writes nothing
+    while !r.is_finished() {
+        while let Ok((n, from)) = sock.recv_from(&mut buf) {
+            if from == server {
+                r.handle(Instant::now(), &buf[..n], &mut nothing);
+            }
+        }
+        let now = Instant::now();
+        if r.poll_timeout().is_some_and(|t| t <= now) {
+            r.handle_timeout(now);
+        }
+        while r.poll_transmit(now, &mut out) {
+            let _ = sock.send_to(&out, server);
+        }
+        wait_readable(&sock, r.poll_timeout());
     }
 }
 

@@ -37,6 +37,9 @@
 //!   sent again.
 //! - **Resume**: START's resume offset says the receiver already holds
 //!   `0..resume`; the hash in DONE still covers the whole file.
+//! - **Datagram size**: DATA starts at [`Config::max_datagram`] (path-safe)
+//!   and grows when a larger DATA (a probe) is acknowledged; nothing else in
+//!   the format depends on it.
 //! - **End**: once every byte is acknowledged the sender repeats DONE (with
 //!   RTO backoff) until DONE-ACK; the receiver verifies the hash, answers,
 //!   and lingers to answer repeated DONEs. A sender that never hears the
@@ -89,6 +92,11 @@ pub struct Config {
     pub seed: u64,
     /// Pacing: bursts of at most this many datagrams.
     pub pacing_burst: u32,
+    /// Path-MTU probing (DPLPMTUD-style): datagram sizes tried in turn above
+    /// `max_datagram`, one DATA probe at a time; an acknowledged probe
+    /// raises the datagram size, a lost one stops the probing (and does not
+    /// count as congestion). The receiver accepts any size up to 65,507.
+    pub probe_datagrams: Vec<usize>,
 }
 
 impl Default for Config {
@@ -102,6 +110,7 @@ impl Default for Config {
             max_ack_delay: Duration::from_millis(5),
             seed: 0x5eed,
             pacing_burst: 16,
+            probe_datagrams: vec![8972, 16_384, 65_000],
         }
     }
 }

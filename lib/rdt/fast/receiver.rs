@@ -87,6 +87,11 @@ pub struct Receiver {
     last_heard: Instant,
     stats: Stats,
     highest_end: u64,
+    /// The final hash did not match.
+    mismatch: bool,
+    /// BLAKE3 of the file's first `hashed_to` bytes.
+    hasher: blake3::Hasher,
+    hashed_to: u64,
     window_start: Instant,
     window_bytes: u64,
 }
@@ -121,6 +126,9 @@ impl Receiver {
             last_heard: now,
             stats: Stats::default(),
             highest_end: 0,
+            mismatch: false,
+            hasher: blake3::Hasher::new(),
+            hashed_to: 0,
             window_start: now,
             window_bytes: 0,
             cfg,
@@ -139,7 +147,7 @@ impl Receiver {
 
     /// Whether the file is complete and its hash verified.
     pub fn is_verified(&self) -> bool {
-        matches!(self.state, State::Lingering | State::Done)
+        matches!(self.state, State::Lingering | State::Done) && !self.mismatch
     }
 
     /// Takes the error of a failed transfer.
@@ -216,7 +224,7 @@ impl Receiver {
             Frame::Done { size, hash } if self.state != State::Hello => {
                 self.last_heard = now;
                 if self.state == State::Receiving && size == self.size && self.received.contains(0..size) {
-                    match verify(sink, size, &hash) {
+                    match self.hash_to(sink, size).map(|()| self.hasher.finalize().as_bytes() == &hash) {
                         Ok(true) => {
                             self.state = State::Lingering;
                             // Long enough to answer the sender's DONE three times
@@ -226,6 +234,7 @@ impl Receiver {
                             self.done_ack_due = Some(true);
                         }
                         Ok(false) => {
+                            self.mismatch = true;
                             self.done_ack_due = Some(false);
                             self.error = Some(RecvError::HashMismatch);
                             self.state = State::Lingering;
@@ -234,7 +243,7 @@ impl Receiver {
                         Err(e) => self.fail(e),
                     }
                 } else if self.state == State::Lingering {
-                    self.done_ack_due = Some(self.error.is_none());
+                    self.done_ack_due = Some(!self.mismatch);
                 } else {
                     // DONE while bytes are missing: our ACKs were lost; repeat one.
                     self.ack_at = Some(now);
@@ -271,6 +280,19 @@ impl Receiver {
                 self.stats.bytes_retransmitted += new; // a hole filled late
             }
             self.highest_end = self.highest_end.max(end);
+            // Hash as the contiguous prefix grows: in order, straight from
+            // the datagram; after a hole fills, what lies beyond it is read back.
+            if offset <= self.hashed_to && self.hashed_to < end {
+                self.hasher.update(&payload[(self.hashed_to - offset) as usize..]);
+                self.hashed_to = end;
+            }
+            let prefix = self.received.prefix_end();
+            if prefix > self.hashed_to
+                && let Err(e) = self.hash_to(sink, prefix)
+            {
+                self.fail(e);
+                return;
+            }
             // Delivered bytes per RTT: the sender's window as seen from here.
             self.window_bytes += new;
             if now.saturating_duration_since(self.window_start) >= self.rtt_guess {
@@ -286,6 +308,19 @@ impl Receiver {
         } else if self.ack_at.is_none() {
             self.ack_at = Some(now + self.cfg.max_ack_delay);
         }
+    }
+
+    /// Feeds the file's bytes from `hashed_to` to `end` (all held) to the hash, reading them back.
+    fn hash_to(&mut self, sink: &mut dyn Sink, end: u64) -> Result<(), RecvError> {
+        let mut buf = vec![0u8; (end - self.hashed_to).min(1 << 20) as usize];
+        while self.hashed_to < end {
+            let n = (end - self.hashed_to).min(buf.len() as u64) as usize;
+            let off = self.hashed_to;
+            sink.read_at(off, &mut buf[..n]).map_err(|source| RecvError::Io { offset: off, source })?;
+            self.hasher.update(&buf[..n]);
+            self.hashed_to += n as u64;
+        }
+        Ok(())
     }
 
     /// When [`Receiver::handle_timeout`] should next be called.
@@ -307,9 +342,11 @@ impl Receiver {
             return;
         }
         if self.linger_until.is_some_and(|l| now >= l) {
-            match self.error {
-                Some(_) => self.state = State::Failed,
-                None => self.state = State::Done,
+            if self.mismatch {
+                self.state = State::Failed;
+                self.error.get_or_insert(RecvError::HashMismatch);
+            } else {
+                self.state = State::Done;
             }
             return;
         }
@@ -367,18 +404,4 @@ impl Receiver {
         }
         false
     }
-}
-
-/// Reads the whole file back through `sink` and compares its BLAKE3 hash.
-fn verify(sink: &mut dyn Sink, size: u64, expected: &[u8; 32]) -> Result<bool, RecvError> {
-    let mut h = blake3::Hasher::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut off = 0;
-    while off < size {
-        let n = (size - off).min(buf.len() as u64) as usize;
-        sink.read_at(off, &mut buf[..n]).map_err(|source| RecvError::Io { offset: off, source })?;
-        h.update(&buf[..n]);
-        off += n as u64;
-    }
-    Ok(h.finalize().as_bytes() == expected)
 }

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
-use super::{Config, Frame, Source, Stats, encode_data_with};
+use super::{CHECK_LEN, Config, Frame, Source, Stats, encode_data_with};
 use crate::rdt::cc::Controller;
 use crate::rdt::rangeset::RangeSet;
 use crate::rdt::rtt::RttEstimator;
@@ -46,6 +46,8 @@ pub enum Event {
     Rto { rto_us: u64 },
     /// The congestion window changed.
     Cwnd { cwnd: u64, slow_start: bool },
+    /// A path-MTU probe carrying `payload` file bytes was acknowledged (`ok`) or lost.
+    Mtu { payload: u64, ok: bool },
 }
 
 /// Where the transfer stands.
@@ -63,11 +65,17 @@ pub enum State {
     Failed,
 }
 
+/// A larger datagram is probed for and adopted only while the congestion
+/// window holds at least this many of them.
+const PROBE_WINDOW: u64 = 16;
+
 #[derive(Debug, Clone, Copy)]
 struct Sent {
     pn: u64,
     len: u64,
     time: Instant,
+    /// A path-MTU probe: its loss says nothing about congestion.
+    probe: bool,
 }
 
 /// The fast-mode sender.
@@ -114,6 +122,15 @@ pub struct Sender {
     last_cwnd: u64,
     resumed_from: u64,
     dones: u32,
+    round_end_pn: u64,
+    round_min: Duration,
+    last_round_min: Duration,
+    round_samples: u32,
+    /// File bytes per DATA now: `cfg.payload_len()`, raised by acknowledged probes.
+    mss: u64,
+    /// Index into `cfg.probe_datagrams` of the next size to try.
+    probe_next: usize,
+    probe_outstanding: bool,
 }
 
 impl Sender {
@@ -159,6 +176,13 @@ impl Sender {
             last_cwnd: 0,
             resumed_from: 0,
             dones: 0,
+            round_end_pn: 0,
+            round_min: Duration::MAX,
+            last_round_min: Duration::MAX,
+            round_samples: 0,
+            mss,
+            probe_next: 0,
+            probe_outstanding: false,
             cfg,
         }
     }
@@ -206,6 +230,11 @@ impl Sender {
     /// Live figures.
     pub fn stats(&self) -> Stats {
         Stats { cwnd: self.cc.window(), srtt: self.rtt.srtt(), ..self.stats.clone() }
+    }
+
+    /// File bytes per DATA datagram now (raised by path-MTU probes).
+    pub fn payload(&self) -> u64 {
+        self.mss
     }
 
     /// The file size.
@@ -292,7 +321,9 @@ impl Sender {
                 && pn == largest_pn
             {
                 let rtt = now.saturating_duration_since(t);
-                self.rtt.sample(rtt.saturating_sub(delay.min(rtt / 2)).max(rtt.min(Duration::from_micros(50))));
+                let sample = rtt.saturating_sub(delay.min(rtt / 2)).max(rtt.min(Duration::from_micros(50)));
+                self.rtt.sample(sample);
+                self.hystart(largest_pn, sample);
             }
         }
         let mut progress = false;
@@ -312,8 +343,22 @@ impl Sender {
                 let s = self.in_flight[&o];
                 if self.acked.contains(o..o + s.len) {
                     self.in_flight.remove(&o);
+                    // Grow the window only while it limits the sender
+                    // (RFC 7661): not when flow control or the file's end does.
+                    let cwnd_limited = 2 * self.bytes_in_flight >= self.cc.window();
                     self.bytes_in_flight -= s.len;
-                    self.cc.on_ack(now, s.time, s.len, self.rtt.srtt());
+                    if cwnd_limited {
+                        self.cc.on_ack(now, s.time, s.len, self.rtt.srtt());
+                    }
+                    if s.probe {
+                        // The path carries this size: use it from now on.
+                        if self.cc.window() >= PROBE_WINDOW * s.len {
+                            self.mss = self.mss.max(s.len);
+                        }
+                        self.probe_outstanding = false;
+                        self.probe_next += 1;
+                        self.event(|| Event::Mtu { payload: s.len, ok: true });
+                    }
                     progress = true;
                 }
             }
@@ -349,6 +394,30 @@ impl Sender {
         self.check_complete();
     }
 
+    /// HyStart++ (RFC 9406 §4.2), simplified: per round trip (a round ends
+    /// when a packet sent after it began is acknowledged), the minimum RTT;
+    /// in slow start, once 8 samples of a round show the minimum grown by
+    /// clamp(min/8, 4 ms, 16 ms) over the previous round's, leave slow start.
+    /// Without it a loss-free path (loopback) doubles the window until the
+    /// socket buffers overflow in one burst.
+    fn hystart(&mut self, largest_pn: u64, sample: Duration) {
+        if largest_pn >= self.round_end_pn {
+            self.last_round_min = self.round_min;
+            self.round_min = Duration::MAX;
+            self.round_samples = 0;
+            self.round_end_pn = self.next_pn;
+        }
+        self.round_min = self.round_min.min(sample);
+        self.round_samples += 1;
+        if self.cc.in_slow_start() && self.round_samples >= 8 && self.last_round_min != Duration::MAX {
+            let eta = (self.last_round_min / 8).clamp(Duration::from_millis(4), Duration::from_millis(16));
+            if self.round_min >= self.last_round_min + eta {
+                self.cc.exit_slow_start();
+                self.cwnd_event();
+            }
+        }
+    }
+
     fn retransmit_all(&mut self, now: Instant) {
         let all: Vec<(u64, Sent)> = std::mem::take(&mut self.in_flight).into_iter().collect();
         self.order.clear();
@@ -365,7 +434,14 @@ impl Sender {
         for r in self.acked.iter().filter(|a| a.start < off + s.len && a.end > off).collect::<Vec<_>>() {
             self.lost.remove(r);
         }
-        self.cc.on_loss(now, s.time);
+        if s.probe {
+            // Too big for the path (or unlucky): stop probing upwards.
+            self.probe_outstanding = false;
+            self.probe_next = usize::MAX;
+            self.event(|| Event::Mtu { payload: s.len, ok: false });
+        } else {
+            self.cc.on_loss(now, s.time);
+        }
     }
 
     /// The RTO, backed off but capped at a quarter of the idle timeout so a
@@ -447,7 +523,7 @@ impl Sender {
 
     /// The pacing horizon: when the next data datagram may leave, if pacing holds it back.
     pub fn pacing_delay(&self, now: Instant) -> Option<Instant> {
-        let need = self.cfg.payload_len() as f64;
+        let need = self.mss as f64;
         if self.tokens >= need {
             return None;
         }
@@ -468,8 +544,8 @@ impl Sender {
     fn refill(&mut self, now: Instant) {
         let dt = now.saturating_duration_since(self.last_refill).as_secs_f64();
         self.last_refill = now;
-        let cap = (self.cfg.pacing_burst as f64) * self.cfg.payload_len() as f64;
-        self.tokens = (self.tokens + dt * self.pacing_rate()).min(cap.max(self.cfg.payload_len() as f64));
+        let cap = (self.cfg.pacing_burst as f64) * self.mss as f64;
+        self.tokens = (self.tokens + dt * self.pacing_rate()).min(cap.max(self.mss as f64));
     }
 
     /// Writes the next datagram to send into `out`; `false` when there is
@@ -528,8 +604,22 @@ impl Sender {
         Ok(())
     }
 
+    /// The payload of the next path-MTU probe, if one should go now
+    /// (DPLPMTUD, RFC 8899, simplified): one probe at a time, sizes from
+    /// `cfg.probe_datagrams` upwards, after the first RTT sample.
+    fn probe_payload(&self) -> Option<u64> {
+        if self.probe_outstanding || !self.rtt.has_sample() {
+            return None;
+        }
+        let d = *self.cfg.probe_datagrams.get(self.probe_next)?;
+        let payload = d.saturating_sub(super::DATA_HEADER + CHECK_LEN) as u64;
+        // Only where the window holds many datagrams of the new size: with a
+        // window of a few big datagrams, loss recovery degrades to timeouts.
+        (payload > self.mss && self.cc.window() >= PROBE_WINDOW * payload).then_some(payload)
+    }
+
     fn poll_data(&mut self, now: Instant, src: &mut dyn Source, out: &mut Vec<u8>) -> bool {
-        let mss = self.cfg.payload_len() as u64;
+        let mss = self.mss;
         if self.bytes_in_flight + mss > self.cc.window() && self.bytes_in_flight > 0 {
             return false;
         }
@@ -549,7 +639,8 @@ impl Sender {
                     }
                 }
                 None => {
-                    let end = (self.next_offset + mss).min(self.size).min(self.max_data);
+                    let len = self.probe_payload().unwrap_or(mss);
+                    let end = (self.next_offset + len).min(self.size).min(self.max_data);
                     if end <= self.next_offset {
                         return false;
                     }
@@ -557,6 +648,8 @@ impl Sender {
                 }
             }
         };
+        let probe = !retx && range.end - range.start > mss;
+        self.probe_outstanding |= probe;
         if !retx && self.hashed_to < range.start {
             if let Err(e) = self.hash_to(src, range.start) {
                 self.fail(e);
@@ -581,7 +674,7 @@ impl Sender {
             self.stats.bytes_retransmitted += len as u64;
         }
         self.next_pn += 1;
-        self.in_flight.insert(range.start, Sent { pn, len: len as u64, time: now });
+        self.in_flight.insert(range.start, Sent { pn, len: len as u64, time: now, probe });
         self.order.push_back((pn, range.start, now));
         self.bytes_in_flight += len as u64;
         self.tokens -= len as f64;
