@@ -5,8 +5,8 @@
 #   1. loopback, 1 GiB (BENCH_BIG): UDP (fast mode) vs TCP goodput
 #   4. (real processes) classic go-back-N (`fetch --udp --classic`) on the
 #      same paths, BENCH_CLASSIC bytes: the fast mode's speed-up
-#   2. 2% random loss both ways (nftables `numgen random mod 100 < 2 drop` in
-#      a private network namespace from `unshare -n`), BENCH_LOSSY bytes:
+#   2. 2% random loss both ways (nftables `numgen random mod 100 < 2 drop` on
+#      the input hook in a private network namespace from `unshare -n`), BENCH_LOSSY bytes:
 #      UDP vs TCP, and each as a share of its own loss-free rate there
 #   5. CPU seconds per GB and peak RSS of server and client, from
 #      /usr/bin/time -v, for every run
@@ -99,8 +99,11 @@ if [[ ${1:-} == --inside ]]; then
     run_one ns-clean lossy.bin udp
     run_one ns-clean classic.bin classic
     nft add table inet chatctl_bench
-    nft add chain inet chatctl_bench out '{ type filter hook output priority 0; policy accept; }'
-    nft add rule inet chatctl_bench out numgen random mod 100 '<' 2 drop
+    # On the input hook: every loopback packet passes it once, whichever its
+    # direction. (On the output hook a drop makes sendto() fail with EPERM,
+    # which no real network does.)
+    nft add chain inet chatctl_bench in '{ type filter hook input priority 0; policy accept; }'
+    nft add rule inet chatctl_bench in numgen random mod 100 '<' 2 drop
     run_one ns-loss2 lossy.bin tcp
     run_one ns-loss2 lossy.bin udp
     run_one ns-loss2 classic.bin classic
