@@ -10,7 +10,9 @@ use chatctl::rdt::sim::{Aim, LinkConfig, Outcome, Rng, transfer};
 
 fn data(len: usize, seed: u64) -> Vec<u8> {
     let mut r = Rng::new(seed);
-    (0..len).map(|_| r.next_u64() as u8).collect()
+    let mut v: Vec<u8> = (0..len.div_ceil(8)).flat_map(|_| r.next_u64().to_le_bytes()).collect();
+    v.truncate(len);
+    v
 }
 
 fn link(delay_ms: u64, loss: f64) -> LinkConfig {
@@ -160,7 +162,10 @@ fn a_300_ms_one_way_delay_with_loss() {
     }
 }
 
+/// About 6 s in a debug build on an idle machine; run it with
+/// `cargo test --test rdt_sim -- --ignored` (or `--include-ignored`).
 #[test]
+#[ignore = "100 MB: several seconds in debug; run with --ignored"]
 fn hundred_megabytes_clean_and_lossy() {
     let len = 100 << 20;
     let c = Config { max_datagram: 65_000, ..cfg(Algorithm::Cubic) };
@@ -169,9 +174,18 @@ fn hundred_megabytes_clean_and_lossy() {
 }
 
 #[test]
-fn two_flows_share_a_bottleneck_fairly() {
+fn two_cubic_flows_share_a_bottleneck_fairly() {
+    fairness(400, Algorithm::Cubic);
+}
+
+#[test]
+fn two_newreno_flows_share_a_bottleneck_fairly() {
+    fairness(401, Algorithm::NewReno);
+}
+
+fn fairness(seed: u64, cc: Algorithm) {
     use chatctl::rdt::sim::{Flow, shared_bottleneck};
-    for (seed, cc) in [(401u64, Algorithm::NewReno), (400, Algorithm::Cubic)] {
+    {
         let fwd = LinkConfig {
             delay: Duration::from_millis(10),
             rate_bps: Some(10_000_000),
@@ -186,15 +200,15 @@ fn two_flows_share_a_bottleneck_fairly() {
             fwd,
             link(10, 0.0),
             seed,
-            Duration::from_secs(30),
-            Duration::from_secs(10)..Duration::from_secs(30),
+            Duration::from_secs(20),
+            Duration::from_secs(6)..Duration::from_secs(20),
         );
         let (lo, hi) = (got[0].min(got[1]) as f64, got[0].max(got[1]) as f64);
         let total = (got[0] + got[1]) as f64;
         eprintln!("{cc}: {got:?}");
         assert!(lo >= 0.8 * hi, "seed {seed} cc {cc}: shares {got:?} differ by more than 20%");
-        // And together they use the link (10 Mbit/s for 20 s = 25 MB).
-        assert!(total > 0.8 * 25e6, "seed {seed} cc {cc}: only {total} bytes in 20 s");
+        // And together they use the link (10 Mbit/s for 14 s = 17.5 MB).
+        assert!(total > 0.8 * 17.5e6, "seed {seed} cc {cc}: only {total} bytes in 14 s");
     }
 }
 

@@ -93,6 +93,20 @@ impl Stream {
         let mut buf = [0u8; 64];
         matches!(tokio::time::timeout(T, self.s.read(&mut buf)).await, Ok(Ok(0)) | Ok(Err(_)))
     }
+    /// True if the peer closed the connection, after whatever it still sent.
+    async fn closed_after_draining(&mut self) -> bool {
+        let mut buf = [0u8; 4096];
+        tokio::time::timeout(T, async {
+            loop {
+                match self.s.read(&mut buf).await {
+                    Ok(0) | Err(_) => return true,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await
+        .unwrap_or(false)
+    }
 }
 
 struct Client {
@@ -309,6 +323,19 @@ async fn tcp_downloads_byte_exact_while_chatting() {
 /// A classic receiver like the reference's: drops every `drop_every`-th
 /// datagram it receives, plus seeded random loss of its ACKs (`ack_loss` %).
 async fn classic_receive(port: u16, w: u8, seed: u64, drop_every: u64, ack_loss: u64) -> Vec<u8> {
+    classic_receive_stalling(port, w, seed, drop_every, ack_loss, 0).await
+}
+
+/// [`classic_receive`], also sleeping 2 s at every `stall_every`-th datagram
+/// received, as the reference receiver does at every 10th.
+async fn classic_receive_stalling(
+    port: u16,
+    w: u8,
+    seed: u64,
+    drop_every: u64,
+    ack_loss: u64,
+    stall_every: u64,
+) -> Vec<u8> {
     let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     sock.connect(("127.0.0.1", port)).await.unwrap();
     let mut x = seed | 1;
@@ -329,6 +356,9 @@ async fn classic_receive(port: u16, w: u8, seed: u64, drop_every: u64, ack_loss:
     let (mut got, mut expect, mut count) = (Vec::new(), 0u8, 0u64);
     loop {
         count += 1;
+        if stall_every != 0 && count % stall_every == 0 {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
         if drop_every == 0 || count % drop_every != 0 {
             let d = classic::Data::parse(&buf[..n]).expect("not a data datagram");
             if d.seq == expect {
@@ -366,8 +396,15 @@ async fn classic_udp_downloads_under_loss() {
         else {
             panic!("no 206")
         };
-        runs.push((seed, file, size, tokio::spawn(classic_receive(port, w, seed, 11, 10))));
+        let t0 = std::time::Instant::now();
+        let run = tokio::spawn(async move {
+            let got = classic_receive(port, w, seed, 11, 10).await;
+            eprintln!("seed {seed}: {} bytes at window {w} received in {:?}", got.len(), t0.elapsed());
+            got
+        });
+        runs.push((seed, file, size, run));
     }
+    let t0 = std::time::Instant::now();
     for (seed, file, size, r) in runs {
         let got = r.await.unwrap();
         assert_eq!(got.len() as u64, size, "seed {seed}");
@@ -377,6 +414,7 @@ async fn classic_udp_downloads_under_loss() {
     }
     // Senders whose last ACK was lost still end, and return their ports.
     srv.ports_settle(1).await;
+    eprintln!("every sender ended {:?} after the last receiver", t0.elapsed());
     drop(a);
     srv.stop().await;
 }
@@ -494,4 +532,501 @@ async fn storm_while_one_user_never_reads() {
     drop((a, b));
     srv.ports_settle(0).await;
     srv.stop().await;
+}
+
+#[tokio::test]
+async fn malformed_requests_get_4tt9_and_junk_4999() {
+    let srv = TestServer::start(|_| {}).await;
+    let mut x = Client::connect(srv.addr).await;
+    // Unjoined: the type is known, the fields are not: 4TT9.
+    assert_eq!(x.ask("103ZZ\r\n").await, err(ErrorCode::malformed(3)));
+    assert_eq!(x.ask("100xx\r\n").await, err(ErrorCode::malformed(0)));
+    let mut a = Client::join(srv.addr, "AL").await;
+    let _b = Client::join(srv.addr, "BO").await;
+    a.update().await;
+    assert_eq!(a.ask("10302BOxx\r\n").await, err(ErrorCode::malformed(3)));
+    assert_eq!(a.ask("104-1\r\n").await, err(ErrorCode::malformed(4)));
+    assert_eq!(a.ask("106TCPab\r\n").await, err(ErrorCode::malformed(6)));
+    // No known type: 4999.
+    assert_eq!(a.ask("1x\r\n").await, err(ErrorCode::UNPARSEABLE));
+    assert_eq!(a.ask("109\r\n").await, err(ErrorCode::UNPARSEABLE));
+    assert_eq!(a.ask("2021103BOB\r\n").await, err(ErrorCode::UNPARSEABLE));
+    // Invalid UTF-8 in a text field is a malformed 104.
+    a.send(b"10402\xff\xfe\r\n").await;
+    assert_eq!(a.recv().await, err(ErrorCode::malformed(4)));
+    // After all that, the connection still works.
+    assert_eq!(a.ask("102").await, Message::Confirm(Confirm::Users { users: names(&["BO"]) }));
+    drop((a, x, _b));
+    srv.ports_settle(0).await;
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_that_floods_junk_is_cut_off() {
+    let srv = TestServer::start(|c| c.max_bad_input = 5).await;
+    let mut a = Client::join(srv.addr, "AL").await;
+    let mut b = Client::join(srv.addr, "BO").await;
+    a.update().await;
+    // A valid request ends a run of bad input.
+    for _ in 0..4 {
+        assert_eq!(a.ask("junk\r\n").await, err(ErrorCode::UNPARSEABLE));
+    }
+    assert_eq!(a.ask("102").await, Message::Confirm(Confirm::Users { users: names(&["BO"]) }));
+    for _ in 0..5 {
+        assert_eq!(a.ask("junk\r\n").await, err(ErrorCode::UNPARSEABLE));
+    }
+    // The sixth in a row cuts AL off: no answer, connection closed, AL left.
+    a.send("junk\r\n").await;
+    assert!(a.main.closed().await, "the flooder's connection must be closed");
+    assert_eq!(b.update().await, Message::Update(Update::Left { name: "AL".into() }));
+    // An unjoined connection that repeats requests it may not send is cut off too.
+    let mut x = Client::connect(srv.addr).await;
+    for _ in 0..5 {
+        assert_eq!(x.ask("102").await, err(ErrorCode::malformed(2)));
+    }
+    x.send("102").await;
+    assert!(x.main.closed().await, "the unjoined flooder must be closed");
+    // A large flood of bytes with no line end: cut off after a few reads.
+    let mut y = Client::connect(srv.addr).await;
+    let junk = vec![b'x'; 1 << 20];
+    let _ = tokio::time::timeout(T, y.main.s.write_all(&junk)).await;
+    assert!(y.main.closed_after_draining().await, "the byte flooder must be closed");
+    assert_eq!(b.ask("102").await, Message::Confirm(Confirm::Users { users: vec![] }));
+    drop(b);
+    srv.ports_settle(0).await;
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn half_sent_messages_and_idle_unjoined_connections_are_dropped() {
+    let idle = Duration::from_millis(600);
+    let srv = TestServer::start(|c| c.idle_timeout = idle).await;
+    let t0 = std::time::Instant::now();
+    // Connects and never joins.
+    let mut silent = Client::connect(srv.addr).await;
+    // Keeps sending requests, but never joins: still dropped on time.
+    let mut chatty = Client::connect(srv.addr).await;
+    let mut b = Client::join(srv.addr, "BO").await;
+    // Joins, then sends half a message and stops.
+    let mut half = Client::join(srv.addr, "HALF").await;
+    assert_eq!(b.update().await, Message::Update(Update::Joined { name: "HALF".into() }));
+    half.send("10302BO05hel").await;
+    for _ in 0..3 {
+        assert_eq!(chatty.ask("105").await, err(ErrorCode::malformed(5)));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(silent.main.closed().await, "idle unjoined connection not closed");
+    assert!(chatty.main.closed().await, "unjoined connection not closed");
+    assert!(half.main.closed().await, "connection with half a message not closed");
+    assert_eq!(b.update().await, Message::Update(Update::Left { name: "HALF".into() }));
+    let took = t0.elapsed();
+    assert!(took < idle * 4, "took {took:?}");
+    // A joined user who is merely quiet stays.
+    tokio::time::sleep(idle * 2).await;
+    assert_eq!(b.ask("102").await, Message::Confirm(Confirm::Users { users: vec![] }));
+    srv.ports_settle(1).await;
+    drop(b);
+    srv.ports_settle(0).await;
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn ipv6_listen() {
+    let Ok(probe) = std::net::TcpListener::bind("[::1]:0") else {
+        eprintln!("skipped: no IPv6 loopback on this machine");
+        return;
+    };
+    drop(probe);
+    let srv = TestServer::start(|c| {
+        c.listen = "[::1]:0".parse().unwrap();
+        // The UDP download below is abandoned after its first datagram.
+        c.idle_timeout = Duration::from_millis(500);
+    })
+    .await;
+    assert!(srv.addr.is_ipv6());
+    std::fs::write(srv.dir.join("f"), pattern(20_000, 5)).unwrap();
+    let mut a = Client::join(srv.addr, "AL").await;
+    let mut b = Client::join(srv.addr, "BO").await;
+    assert_eq!(a.update().await, Message::Update(Update::Joined { name: "BO".into() }));
+    assert_eq!(a.ask("10302BO02hi").await, Message::Confirm(Confirm::WhisperSent));
+    assert_eq!(b.update().await, Message::Update(Update::Whisper { from: "AL".into(), text: "hi".into() }));
+    let Message::Confirm(Confirm::Download { port, .. }) = b.ask("106TCP01f").await else { panic!("no 206") };
+    let mut s = TcpStream::connect((std::net::Ipv6Addr::LOCALHOST, port)).await.unwrap();
+    let mut v = Vec::new();
+    s.read_to_end(&mut v).await.unwrap();
+    assert!(v == pattern(20_000, 5));
+    let Message::Confirm(Confirm::Download { port, .. }) = b.ask("106UDP01f").await else { panic!("no 206") };
+    let sock = UdpSocket::bind("[::1]:0").await.unwrap();
+    sock.connect((std::net::Ipv6Addr::LOCALHOST, port)).await.unwrap();
+    sock.send(b"20").await.unwrap();
+    let mut buf = [0u8; 2048];
+    let n = tokio::time::timeout(T, sock.recv(&mut buf)).await.unwrap().unwrap();
+    let d = classic::Data::parse(&buf[..n]).unwrap();
+    assert_eq!((d.seq, d.payload), (0, &pattern(20_000, 5)[..1000]));
+    drop((a, b, sock));
+    srv.ports_settle(0).await;
+    srv.stop().await;
+}
+
+/// Reads the raw bytes of the next message on `s`.
+async fn raw_message(s: &mut TcpStream) -> Vec<u8> {
+    let mut d = Decoder::new(Direction::ToClient);
+    let mut buf = [0u8; 8192];
+    tokio::time::timeout(T, async {
+        loop {
+            if let Some(f) = d.next_frame().unwrap() {
+                return f.raw;
+            }
+            let n = s.read(&mut buf).await.unwrap();
+            assert!(n > 0);
+            d.feed(&buf[..n]);
+        }
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn more_than_ten_users_use_the_extended_lists() {
+    let srv = TestServer::start(|c| c.max_users = 12).await;
+    let mut users = Vec::new();
+    for i in 0..12 {
+        users.push(Client::join(srv.addr, &format!("U{i:02}")).await);
+    }
+    let mut x = Client::connect(srv.addr).await;
+    assert_eq!(x.ask("10003U12").await, err(ErrorCode::SERVER_FULL));
+    let mut a = users.remove(0);
+    // Let every 300 be sent, then take AL's list raw: Z=2, 2-digit count 11.
+    a.send("102").await;
+    let raw = raw_message(&mut a.main.s).await;
+    let mut want = b"202211".to_vec();
+    for i in 1..12 {
+        want.extend_from_slice(format!("03U{i:02}").as_bytes());
+    }
+    assert_eq!(String::from_utf8_lossy(&raw), String::from_utf8_lossy(&want));
+    a.send("10402hi").await;
+    let raw = raw_message(&mut a.main.s).await;
+    assert!(raw.starts_with(b"204211"), "{:?}", String::from_utf8_lossy(&raw));
+    // With 10 or fewer users the classic form is used.
+    drop(users.drain(..3));
+    for _ in 0..100 {
+        if srv.handle.users() == 9 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    a.send("102").await;
+    let raw = raw_message(&mut a.main.s).await;
+    assert!(raw.starts_with(b"20218"), "{:?}", String::from_utf8_lossy(&raw));
+    drop((a, users, x));
+    srv.ports_settle(0).await;
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn abandoned_downloads_return_their_ports() {
+    let srv = TestServer::start(|c| c.idle_timeout = Duration::from_millis(500)).await;
+    std::fs::write(srv.dir.join("big"), pattern(20_000_000, 1)).unwrap();
+    let mut a = Client::join(srv.addr, "AL").await;
+    // TCP: reads a little, then stops reading with the connection open.
+    let Message::Confirm(Confirm::Download { port, .. }) = a.ask("106TCP03big").await else { panic!("no 206") };
+    let sock = TcpSocket::new_v4().unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    let mut stuck = sock.connect(SocketAddr::from(([127, 0, 0, 1], port))).await.unwrap();
+    let mut buf = [0u8; 1000];
+    stuck.read_exact(&mut buf).await.unwrap();
+    // TCP: closes in the middle.
+    let Message::Confirm(Confirm::Download { port, .. }) = a.ask("106TCP03big").await else { panic!("no 206") };
+    let mut gone = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    gone.read_exact(&mut buf).await.unwrap();
+    drop(gone);
+    // UDP: takes the first datagrams, then vanishes.
+    let Message::Confirm(Confirm::Download { port, .. }) = a.ask("106UDP03big").await else { panic!("no 206") };
+    let u = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    u.connect(("127.0.0.1", port)).await.unwrap();
+    u.send(b"20").await.unwrap();
+    let mut dbuf = [0u8; 2048];
+    let n = tokio::time::timeout(T, u.recv(&mut dbuf)).await.unwrap().unwrap();
+    assert_eq!(classic::Data::parse(&dbuf[..n]).unwrap().seq, 0);
+    u.send(b"1").await.unwrap();
+    drop(u);
+    let t0 = std::time::Instant::now();
+    srv.ports_settle(1).await;
+    eprintln!("abandoned downloads ended after {:?}", t0.elapsed());
+    // The stuck reader's connection was closed by the server.
+    drop(stuck);
+    assert_eq!(a.ask("102").await, Message::Confirm(Confirm::Users { users: vec![] }));
+    drop(a);
+    srv.ports_settle(0).await;
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn many_users_many_downloads_while_chat_flows() {
+    let srv = TestServer::start(|_| {}).await;
+    let data = pattern(1_000_000, 21);
+    std::fs::write(srv.dir.join("same.bin"), &data).unwrap();
+    let mut users = Vec::new();
+    for i in 0..6 {
+        users.push(Client::join(srv.addr, &format!("U{i}")).await);
+    }
+    // Drain the 300s.
+    for (i, u) in users.iter_mut().enumerate() {
+        for _ in i + 1..6 {
+            assert!(matches!(u.update().await, Message::Update(Update::Joined { .. })));
+        }
+    }
+    // Every user: two TCP and one classic UDP download of the same file.
+    let mut fetches = Vec::new();
+    for (i, u) in users.iter_mut().enumerate() {
+        for (k, t) in ["TCP", "UDP", "TCP"].into_iter().enumerate() {
+            let Message::Confirm(Confirm::Download { size, port }) = u.ask(format!("106{t}08same.bin")).await else {
+                panic!("no 206")
+            };
+            assert_eq!(size, 1_000_000);
+            let seed = (i * 3 + k) as u64;
+            fetches.push(tokio::spawn(async move {
+                if t == "TCP" {
+                    let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+                    let mut v = Vec::new();
+                    s.read_to_end(&mut v).await.unwrap();
+                    v
+                } else {
+                    classic_receive(port, 20, seed, 0, 0).await
+                }
+            }));
+        }
+    }
+    // Chat flows meanwhile: each user broadcasts, everyone gets everything.
+    for round in 0..5 {
+        for (i, u) in users.iter_mut().enumerate() {
+            let text = format!("r{round}u{i}");
+            let to = u.ask(format!("104{:02}{text}", text.len())).await;
+            let Message::Confirm(Confirm::BroadcastSent { to }) = to else { panic!("no 204") };
+            assert_eq!(to.len(), 5);
+        }
+    }
+    for (j, u) in users.iter_mut().enumerate() {
+        for round in 0..5 {
+            for i in (0..6).filter(|i| *i != j) {
+                let want = Update::Broadcast { from: format!("U{i}"), text: format!("r{round}u{i}") };
+                assert_eq!(u.update().await, Message::Update(want));
+            }
+        }
+    }
+    for (n, f) in fetches.into_iter().enumerate() {
+        let v = tokio::time::timeout(Duration::from_secs(30), f).await.unwrap().unwrap();
+        assert!(v == data, "download {n} differs ({} bytes)", v.len());
+    }
+    srv.ports_settle(6).await;
+    drop(users);
+    srv.ports_settle(0).await;
+    srv.stop().await;
+}
+
+/// One server through every scenario in turn; then every port is back.
+#[tokio::test]
+async fn port_pool_is_conserved_after_every_scenario() {
+    let srv = TestServer::start(|c| {
+        c.join_timeout = Duration::from_millis(300);
+        c.idle_timeout = Duration::from_millis(500);
+        c.max_users = 3;
+    })
+    .await;
+    std::fs::write(srv.dir.join("f"), pattern(50_000, 2)).unwrap();
+    let mut a = Client::join(srv.addr, "AL").await;
+    let mut b = Client::join(srv.addr, "BO").await;
+    a.update().await;
+    // Chat, lists, errors.
+    assert_eq!(a.ask("10302BO02hi").await, Message::Confirm(Confirm::WhisperSent));
+    b.update().await;
+    assert_eq!(a.ask("10402hi").await, Message::Confirm(Confirm::BroadcastSent { to: names(&["BO"]) }));
+    b.update().await;
+    assert_eq!(a.ask("10302ZZ02hi").await, err(ErrorCode::NO_SUCH_USER));
+    assert_eq!(a.ask("106TCP04../f").await, err(ErrorCode::NO_SUCH_FILE));
+    assert_eq!(a.ask("junk\r\n").await, err(ErrorCode::UNPARSEABLE));
+    // Completed downloads, TCP and UDP under loss.
+    let Message::Confirm(Confirm::Download { port, .. }) = a.ask("106TCP01f").await else { panic!() };
+    let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let mut v = Vec::new();
+    s.read_to_end(&mut v).await.unwrap();
+    assert!(v == pattern(50_000, 2));
+    let Message::Confirm(Confirm::Download { port, .. }) = a.ask("106UDP01f").await else { panic!() };
+    assert!(classic_receive(port, 20, 77, 11, 10).await == pattern(50_000, 2));
+    // Downloads never fetched, and one abandoned midway.
+    assert!(matches!(a.ask("106TCP01f").await, Message::Confirm(Confirm::Download { .. })));
+    assert!(matches!(a.ask("106UDP01f").await, Message::Confirm(Confirm::Download { .. })));
+    let Message::Confirm(Confirm::Download { port, .. }) = a.ask("106TCP01f").await else { panic!() };
+    drop(TcpStream::connect(("127.0.0.1", port)).await.unwrap());
+    // A join that never opens its update connection, one refused (full), one hijacked.
+    let mut x = Client::connect(srv.addr).await;
+    assert!(matches!(x.ask("10002XX").await, Message::Confirm(Confirm::Joined { .. })));
+    let mut y = Client::connect(srv.addr).await;
+    let mut z = Client::connect(srv.addr).await;
+    assert_eq!(z.ask("10002ZZ").await, err(ErrorCode::SERVER_FULL));
+    srv.ports_settle(2).await;
+    let Message::Confirm(Confirm::Joined { port, .. }) = y.ask("10002YY").await else { panic!() };
+    let evil = TcpSocket::new_v4().unwrap();
+    evil.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+    let mut evil = Stream::new(evil.connect(SocketAddr::from(([127, 0, 0, 1], port))).await.unwrap());
+    assert!(evil.closed().await);
+    // A leave, a dropped connection, a half-sent message, an idle connection.
+    b.send("101").await;
+    assert_eq!(b.recv().await, Message::Confirm(Confirm::Left));
+    a.send("10302BO").await;
+    drop((x, y, z));
+    srv.ports_settle(0).await;
+    assert_eq!(srv.handle.users(), 0);
+    drop((a, b));
+    srv.stop().await;
+}
+
+/// Real sockets, the reference receiver's exact quirks (window 20, every
+/// 11th datagram dropped, a 2 s sleep at every 10th): 15 packets need at
+/// least 17 datagrams, so at least one sleep (2 s); go-back-N wastes the
+/// datagrams behind a drop, so two sleeps (4 s) is the realistic figure.
+#[tokio::test]
+async fn classic_udp_to_the_reference_receiver_quirks() {
+    let srv = TestServer::start(|_| {}).await;
+    let data = pattern(15_000, 13);
+    std::fs::write(srv.dir.join("f"), &data).unwrap();
+    let mut a = Client::join(srv.addr, "AL").await;
+    let Message::Confirm(Confirm::Download { port, .. }) = a.ask("106UDP01f").await else { panic!("no 206") };
+    let t0 = std::time::Instant::now();
+    let got = classic_receive_stalling(port, 20, 5, 11, 0, 10).await;
+    let took = t0.elapsed();
+    assert!(got == data, "bytes differ ({} of {})", got.len(), data.len());
+    eprintln!("reference receiver quirks, 15 kB over loopback: {took:?}");
+    assert!(took < Duration::from_secs(7), "took {took:?}");
+    // The sender saw the final ACK (or gave up soon) and returned its port.
+    srv.ports_settle(1).await;
+    drop(a);
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_that_never_reads_its_responses_is_disconnected() {
+    let srv = TestServer::start(|c| c.idle_timeout = Duration::from_millis(500)).await;
+    let mut b = Client::join(srv.addr, "BO").await;
+    // AL's main connection has a tiny receive buffer, so the answers pile up fast.
+    let sock = TcpSocket::new_v4().unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    let mut main = Stream::new(sock.connect(srv.addr).await.unwrap());
+    main.s.write_all(b"10002AL").await.unwrap();
+    let Message::Confirm(Confirm::Joined { port, .. }) = main.recv().await else { panic!("join refused") };
+    let upd = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    assert_eq!(b.update().await, Message::Update(Update::Joined { name: "AL".into() }));
+    // AL pipelines requests and never reads the answers.
+    let (_rd, mut wr) = main.s.into_split();
+    let flood = tokio::spawn(async move {
+        let reqs = "102".repeat(10_000);
+        while wr.write_all(reqs.as_bytes()).await.is_ok() {}
+    });
+    assert_eq!(b.update().await, Message::Update(Update::Left { name: "AL".into() }));
+    drop((flood, upd));
+    assert_eq!(b.ask("102").await, Message::Confirm(Confirm::Users { users: vec![] }));
+    drop(b);
+    srv.ports_settle(0).await;
+    srv.stop().await;
+}
+
+/// Seeded random garbage (and fragments of real requests) from many
+/// connections at once: the server answers or cuts them off, never crashes or
+/// wedges, and every port comes back.
+#[tokio::test]
+async fn random_input_never_wedges_the_server() {
+    // The server's tasks run on this test's thread (current-thread runtime),
+    // where tokio would swallow a panic: record any panic on this thread.
+    static PANICKED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    let me = std::thread::current().id();
+    let prev = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if std::thread::current().id() == me {
+            PANICKED.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        prev(info);
+    }));
+    let srv = TestServer::start(|c| {
+        c.idle_timeout = Duration::from_millis(500);
+        c.join_timeout = Duration::from_millis(300);
+    })
+    .await;
+    std::fs::write(srv.dir.join("f"), pattern(3000, 4)).unwrap();
+    let mut watcher = Client::join(srv.addr, "WATCH").await;
+    let pieces: [&[u8]; 12] = [
+        b"100",
+        b"05ALICE",
+        b"102",
+        b"103",
+        b"02WATCH",
+        b"104",
+        b"99",
+        b"106UDP01f",
+        b"106TCP01f",
+        b"\r\n",
+        b"101",
+        b"\xff\xfe\x00",
+    ];
+    let mut tasks = Vec::new();
+    for seed in 1..=24u64 {
+        let addr = srv.addr;
+        tasks.push(tokio::spawn(async move {
+            let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+            let mut rand = move || {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x
+            };
+            let mut s = TcpStream::connect(addr).await.unwrap();
+            let (mut rd, mut wr) = s.split();
+            let sink = async {
+                let mut buf = [0u8; 4096];
+                while matches!(rd.read(&mut buf).await, Ok(n) if n > 0) {}
+            };
+            let send = async {
+                for _ in 0..(rand() % 200) {
+                    let mut chunk = Vec::new();
+                    for _ in 0..(1 + rand() % 4) {
+                        if rand() % 3 == 0 {
+                            chunk.extend((0..rand() % 40).map(|_| rand() as u8));
+                        } else {
+                            chunk.extend_from_slice(pieces[(rand() % pieces.len() as u64) as usize]);
+                        }
+                    }
+                    if wr.write_all(&chunk).await.is_err() {
+                        return;
+                    }
+                    if rand() % 8 == 0 {
+                        tokio::time::sleep(Duration::from_millis(rand() % 20)).await;
+                    }
+                }
+                if rand() % 2 == 0 {
+                    let _ = wr.shutdown().await;
+                }
+            };
+            let _ = tokio::time::timeout(Duration::from_secs(5), async { tokio::join!(sink, send) }).await;
+            seed
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    // The room still works, and everything the garbage took came back.
+    assert!(matches!(watcher.ask("102").await, Message::Confirm(Confirm::Users { .. })));
+    let mut a = Client::join(srv.addr, "AFTER").await;
+    assert_eq!(a.ask("10305WATCH02ok").await, Message::Confirm(Confirm::WhisperSent));
+    loop {
+        if let Message::Update(Update::Whisper { from, text }) = watcher.update().await {
+            assert_eq!((from.as_str(), text.as_str()), ("AFTER", "ok"));
+            break;
+        }
+    }
+    drop(a);
+    srv.ports_settle(1).await;
+    drop(watcher);
+    srv.ports_settle(0).await;
+    assert_eq!(srv.handle.users(), 0);
+    srv.stop().await;
+    assert!(!PANICKED.load(std::sync::atomic::Ordering::SeqCst), "a server task panicked");
 }

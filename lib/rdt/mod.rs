@@ -5,11 +5,14 @@
 //! - [`classic`]: the reference implementation's go-back-N (PROTOCOL.md §5),
 //!   its datagram format, and sender and receiver machines.
 //! - [`fast`]: chatctl's own fast mode (wire format documented there):
-//!   SACK, RFC 6298 RTO, pacing, flow control, address validation, BLAKE3.
+//!   SACK, RFC 6298 RTO, pacing, HyStart++-style slow-start exit, path-MTU
+//!   probing, flow control, address validation, BLAKE3; its socket drivers
+//!   are in [`fast::driver`] (one thread per transfer).
 //! - [`cc`]: pluggable congestion control (NewReno, CUBIC).
 //! - [`rtt`]: RFC 6298 RTT estimation.
 //! - [`rangeset`]: 64-bit byte-range sets for SACK and reassembly.
-//! - [`sim`]: a simulated network with a virtual clock for deterministic tests.
+//! - [`sim`]: a simulated network with a virtual clock for deterministic tests
+//!   (one transfer, or several flows through a shared bottleneck).
 //! - [`relay`]: the same impairments on real UDP sockets, for tests and benchmarks.
 
 pub mod cc;

@@ -75,9 +75,12 @@ pub struct Config {
     pub join_timeout: Duration,
     /// Updates queued per user before a user who does not read is disconnected.
     pub update_queue: usize,
-    /// How long a connection may stay open without joining, or sit on half a message.
+    /// How long a connection may stay open without joining (since it
+    /// connected or left), sit on half a message, or a started download make
+    /// no progress, before it is closed and its resources freed.
     pub idle_timeout: Duration,
-    /// Consecutive unparseable inputs after which a connection is cut off.
+    /// Consecutive bad inputs (answered `4999` or `4TT9`) after which a
+    /// connection is cut off: a client that floods junk.
     pub max_bad_input: u32,
     /// Fast UDP mode settings (congestion controller, datagram size...).
     pub fast: crate::rdt::fast::Config,

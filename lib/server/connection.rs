@@ -7,19 +7,23 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::time::Instant;
 
-use crate::wire::{DecodeError, Decoder, Direction, Limits, Message, Request};
+use crate::wire::{DecodeError, DecodeErrorKind, Decoder, Direction, Limits, Message, Request};
 
 /// What reading the main connection produced.
 #[derive(Debug)]
 pub enum Input {
     /// A whole request.
     Request(Request),
+    /// A request of a known type whose fields are malformed (already
+    /// skipped): answer `4TT9` with this type.
+    Malformed(u8, DecodeError),
     /// Unparseable input (already skipped): answer `4999`.
     Bad(DecodeError),
     /// The peer closed the connection (possibly inside a message).
     Closed,
-    /// Nothing useful arrived within the idle limit.
+    /// The deadline passed, or half a message sat unfinished for too long.
     Idle,
 }
 
@@ -44,10 +48,11 @@ impl Connection {
         self.decoder.has_partial()
     }
 
-    /// The next request. `idle`: give up after that long without a whole
-    /// request (used for unjoined connections and half-sent messages).
-    pub async fn read(&mut self, idle: Option<Duration>) -> io::Result<Input> {
-        let deadline = idle.map(|d| tokio::time::Instant::now() + d);
+    /// The next request. Gives up ([`Input::Idle`]) at `deadline`, or once
+    /// half a message has been buffered for `partial` without being finished
+    /// (a half-sent message cannot hold the connection forever).
+    pub async fn read(&mut self, deadline: Option<Instant>, partial: Duration) -> io::Result<Input> {
+        let mut partial_deadline = None;
         loop {
             match self.decoder.next_message() {
                 Ok(Some(Message::Request(r))) => return Ok(Input::Request(r)),
@@ -55,11 +60,22 @@ impl Connection {
                 Ok(Some(_)) => continue,
                 Ok(None) => {}
                 Err(e) => {
+                    let ty = self.request_type(&e);
                     self.decoder.resync();
-                    return Ok(Input::Bad(e));
+                    return Ok(match ty {
+                        Some(ty) => Input::Malformed(ty, e),
+                        None => Input::Bad(e),
+                    });
                 }
             }
-            let n = match deadline {
+            if self.decoder.has_partial() {
+                partial_deadline.get_or_insert_with(|| Instant::now() + partial);
+            }
+            let until = match (deadline, partial_deadline) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let n = match until {
                 Some(d) => match tokio::time::timeout_at(d, self.rd.read(&mut self.buf)).await {
                     Ok(r) => r?,
                     Err(_) => return Ok(Input::Idle),
@@ -70,6 +86,21 @@ impl Connection {
                 return Ok(Input::Closed);
             }
             self.decoder.feed(&self.buf[..n]);
+        }
+    }
+
+    /// The type `TT` of a bad request whose `1TT` prefix was valid, if the
+    /// error lies past that prefix (PROTOCOL.md §3: `4TT9`).
+    fn request_type(&self, e: &DecodeError) -> Option<u8> {
+        if matches!(e.kind, DecodeErrorKind::UnknownCode { .. }) || e.offset < self.decoder.offset() + 3 {
+            return None;
+        }
+        match *self.decoder.unconsumed() {
+            [b'1', t1 @ b'0'..=b'9', t2 @ b'0'..=b'9', ..] => {
+                let ty = (t1 - b'0') * 10 + (t2 - b'0');
+                (ty <= 6).then_some(ty)
+            }
+            _ => None,
         }
     }
 

@@ -24,8 +24,9 @@ use crate::wire::{Confirm, ErrorCode, MIN_NAME_CHARS, Message, Request, Transpor
 /// marked stalled and later senders do not wait for it.
 const DELIVERY_WAIT: Duration = Duration::from_millis(250);
 
-/// Kernel send buffer of an update connection, in bytes.
-const UPDATE_SNDBUF: usize = 64 * 1024;
+/// Kernel send buffer of a main or update connection, in bytes: it bounds
+/// what a client who does not read can pin in the kernel (messages are small).
+const SNDBUF: usize = 64 * 1024;
 
 /// What every connection task shares.
 #[derive(Clone, Debug)]
@@ -52,6 +53,7 @@ enum Flow {
 /// Serves one main connection until it closes, is cut off, or the server stops.
 pub async fn run(ctx: Ctx, stream: TcpStream, peer: SocketAddr) {
     let _ = stream.set_nodelay(true);
+    let _ = socket2::SockRef::from(&stream).set_send_buffer_size(SNDBUF);
     let local = stream.local_addr().map(|a| a.ip()).unwrap_or(IpAddr::from([0, 0, 0, 0]));
     let (rd, wr) = stream.into_split();
     let mut s = Session {
@@ -61,6 +63,7 @@ pub async fn run(ctx: Ctx, stream: TcpStream, peer: SocketAddr) {
         local,
         joined: None,
         bad: 0,
+        unjoined_since: tokio::time::Instant::now(),
     };
     s.serve().await;
     s.leave(false).await;
@@ -74,17 +77,23 @@ struct Session {
     peer: SocketAddr,
     local: IpAddr,
     joined: Option<Joined>,
+    /// Consecutive inputs answered with `4999` or `4TT9`; too many and the
+    /// connection is cut off (a client that floods junk).
     bad: u32,
+    /// Since when the connection has been without a user: it must join
+    /// within `idle_timeout` of this (requests other than joins don't count).
+    unjoined_since: tokio::time::Instant,
 }
 
 impl Session {
     async fn serve(&mut self) {
         let mut shutdown = self.ctx.shutdown.clone();
         loop {
-            let idle = (self.joined.is_none() || self.conn.has_partial()).then_some(self.ctx.config.idle_timeout);
+            let idle = self.ctx.config.idle_timeout;
+            let deadline = self.joined.is_none().then_some(self.unjoined_since + idle);
             let kick = self.joined.as_ref().map(|j| j.member.kick.clone());
             let input = tokio::select! {
-                r = self.conn.read(idle) => r,
+                r = self.conn.read(deadline, idle) => r,
                 _ = async { match &kick { Some(k) => k.notified().await, None => std::future::pending().await } } => {
                     tracing::warn!(user = %self.name(), "disconnected: did not read its updates");
                     return;
@@ -92,21 +101,18 @@ impl Session {
                 _ = shutdown.recv() => return,
             };
             let flow = match input {
-                Ok(Input::Request(r)) => {
-                    self.bad = 0;
-                    self.handle(r).await
+                Ok(Input::Request(r)) => self.handle(r).await,
+                Ok(Input::Malformed(ty, e)) => {
+                    tracing::debug!(peer = %self.peer, error = %e, "malformed request");
+                    self.refuse(ErrorCode::malformed(ty)).await
                 }
                 Ok(Input::Bad(e)) => {
-                    self.bad += 1;
                     tracing::debug!(peer = %self.peer, error = %e, "unparseable input");
-                    if self.bad > self.ctx.config.max_bad_input {
-                        tracing::warn!(peer = %self.peer, "cut off: too much unparseable input");
-                        return;
-                    }
-                    self.error(ErrorCode::UNPARSEABLE).await
+                    self.refuse(ErrorCode::UNPARSEABLE).await
                 }
                 Ok(Input::Idle) => {
-                    tracing::info!(peer = %self.peer, "closed an idle connection");
+                    let what = if self.joined.is_some() { "a half-sent message" } else { "no join in time" };
+                    tracing::info!(peer = %self.peer, user = %self.name(), "closed an idle connection: {what}");
                     return;
                 }
                 Ok(Input::Closed) | Err(_) => return,
@@ -121,10 +127,20 @@ impl Session {
         self.joined.as_ref().map_or("", |j| j.name.as_str())
     }
 
+    /// Sends one message; a client that stops reading its main connection
+    /// (so the write cannot finish within `idle_timeout`) is disconnected.
     async fn send(&mut self, m: Message) -> Flow {
-        match self.conn.send(&m).await {
-            Ok(()) => Flow::Continue,
-            Err(_) => Flow::Stop,
+        let mut shutdown = self.ctx.shutdown.clone();
+        tokio::select! {
+            r = tokio::time::timeout(self.ctx.config.idle_timeout, self.conn.send(&m)) => match r {
+                Ok(Ok(())) => Flow::Continue,
+                Ok(Err(_)) => Flow::Stop,
+                Err(_) => {
+                    tracing::warn!(peer = %self.peer, user = %self.name(), "disconnected: did not read its responses");
+                    Flow::Stop
+                }
+            },
+            _ = shutdown.recv() => Flow::Stop,
         }
     }
 
@@ -137,13 +153,29 @@ impl Session {
         self.send(Message::Error(e)).await
     }
 
+    /// Answers bad input (`4999`/`4TT9`), or cuts the connection off after
+    /// more than `max_bad_input` of them in a row.
+    async fn refuse(&mut self, e: ErrorCode) -> Flow {
+        self.bad += 1;
+        if self.bad > self.ctx.config.max_bad_input {
+            tracing::warn!(peer = %self.peer, user = %self.name(), bad = self.bad, "cut off: too much bad input");
+            return Flow::Stop;
+        }
+        self.error(e).await
+    }
+
     async fn handle(&mut self, r: Request) -> Flow {
         let ty = r.ty();
+        // Only a request that is allowed now ends a run of bad input.
+        if matches!(r, Request::Join { .. }) == self.joined.is_none() {
+            self.bad = 0;
+        }
         match (r, self.joined.is_some()) {
             (Request::Join { name }, false) => self.join(name).await,
-            (_, false) | (Request::Join { .. }, true) => self.error(ErrorCode::malformed(ty)).await,
+            (_, false) | (Request::Join { .. }, true) => self.refuse(ErrorCode::malformed(ty)).await,
             (Request::Leave, true) => {
                 self.leave(true).await;
+                self.unjoined_since = tokio::time::Instant::now();
                 self.confirm(Confirm::Left).await
             }
             (Request::Users, true) => {
@@ -205,7 +237,7 @@ impl Session {
         let _ = update.set_nodelay(true);
         // A small send buffer bounds what a user who does not read can pin in
         // the kernel; past it, its bounded queue fills and it is disconnected.
-        let _ = socket2::SockRef::from(&update).set_send_buffer_size(UPDATE_SNDBUF);
+        let _ = socket2::SockRef::from(&update).set_send_buffer_size(SNDBUF);
         let (member, rx) = room.enter(&name);
         let (close_tx, close_rx) = oneshot::channel();
         let writer = tokio::spawn(update_writer(
@@ -303,6 +335,7 @@ impl Session {
             peer: self.peer.ip(),
             user: self.name().to_string(),
             wait: self.ctx.config.join_timeout,
+            stall: self.ctx.config.idle_timeout,
             guard: d,
             fast: self.ctx.config.fast.clone(),
             trace: self.ctx.config.trace.clone(),

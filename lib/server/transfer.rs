@@ -35,6 +35,9 @@ pub struct Download {
     pub user: String,
     /// How long the requester has to show up.
     pub wait: Duration,
+    /// How long a started transfer may make no progress (a client that
+    /// stops reading, or vanishes) before it is abandoned.
+    pub stall: Duration,
     /// The pool port, returned on drop.
     pub guard: PortGuard,
     /// Fast UDP mode settings.
@@ -74,8 +77,20 @@ pub async fn tcp(d: Download, listener: TcpListener, mut shutdown: Shutdown) {
     tracing::info!(user = %d.user, file = %d.name, size = d.size, transport = "TCP", "download started");
     let started = Instant::now();
     let copy = async {
-        let mut file = tokio::fs::File::from_std(d.file.try_clone()?);
-        let n = tokio::io::copy(&mut tokio::io::AsyncReadExt::take(&mut file, d.size), &mut stream).await?;
+        let mut file = tokio::io::AsyncReadExt::take(tokio::fs::File::from_std(d.file.try_clone()?), d.size);
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut n = 0u64;
+        loop {
+            let k = tokio::io::AsyncReadExt::read(&mut file, &mut buf).await?;
+            if k == 0 {
+                break;
+            }
+            // A reader that stops reading must not hold the port forever.
+            tokio::time::timeout(d.stall, stream.write_all(&buf[..k]))
+                .await
+                .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "the client stopped reading"))??;
+            n += k as u64;
+        }
         stream.shutdown().await?;
         Ok::<u64, std::io::Error>(n)
     };
@@ -182,8 +197,15 @@ async fn classic_send(d: &Download, sock: UdpSocket, peer: SocketAddr, w: u8, da
     let mut s = Sender::new(data, w);
     let mut out = Vec::with_capacity(classic::CHUNK + 3);
     let mut buf = vec![0u8; 2048];
+    let (mut acked, mut progress) = (0, Instant::now());
     while !s.is_done() {
         let now = Instant::now();
+        if s.acked_bytes() != acked {
+            (acked, progress) = (s.acked_bytes(), now);
+        } else if now.duration_since(progress) >= d.stall {
+            tracing::warn!(user = %d.user, file = %d.name, acked, "download abandoned: no progress");
+            return;
+        }
         while s.poll_transmit(now, &mut out).is_some() {
             if let Err(e) = sock.send_to(&out, peer).await {
                 tracing::debug!(error = %e, "send failed");
@@ -197,6 +219,7 @@ async fn classic_send(d: &Download, sock: UdpSocket, peer: SocketAddr, w: u8, da
                 }
             },
             _ = sleep_until(timeout) => s.handle_timeout(Instant::now()),
+            _ = tokio::time::sleep_until(tokio::time::Instant::from_std(progress + d.stall)) => {}
             _ = shutdown.recv() => return,
         }
     }

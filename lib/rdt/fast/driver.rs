@@ -201,21 +201,20 @@ fn prepare(sock: &UdpSocket) -> Result<(), RdtError> {
     Ok(())
 }
 
-/// Waits until `sock` is readable or `until` (capped at [`WAKE`]).
+/// Waits until `sock` is readable or `until` (capped at [`WAKE`]), to the
+/// microsecond (`ppoll(2)`): pacing waits are often well under a millisecond.
 fn wait_readable(sock: &UdpSocket, until: Option<Instant>) {
     let now = Instant::now();
     let d = until.map_or(WAKE, |t| t.saturating_duration_since(now)).min(WAKE);
-    // poll(2) has millisecond resolution; round up so a short pacing wait
-    // does not become a busy loop, and yield for waits under 1 ms.
-    let ms = d.as_micros().div_ceil(1000) as libc::c_int;
-    if d < Duration::from_micros(200) {
+    if d < Duration::from_micros(10) {
         std::thread::yield_now();
         return;
     }
     let mut fds = libc::pollfd { fd: sock.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-    // SAFETY: one valid pollfd for the duration of the call.
+    let ts = libc::timespec { tv_sec: d.as_secs() as libc::time_t, tv_nsec: d.subsec_nanos() as libc::c_long };
+    // SAFETY: one valid pollfd and a valid timespec for the duration of the call; no signal mask.
     unsafe {
-        libc::poll(&mut fds, 1, ms);
+        libc::ppoll(&mut fds, 1, &ts, std::ptr::null());
     }
 }
 

@@ -544,7 +544,9 @@ impl Sender {
     fn refill(&mut self, now: Instant) {
         let dt = now.saturating_duration_since(self.last_refill).as_secs_f64();
         self.last_refill = now;
-        let cap = (self.cfg.pacing_burst as f64) * self.mss as f64;
+        // Bursts of `pacing_burst` datagrams, or 1 ms worth at the pacing
+        // rate when that is more (fast paths: fewer wake-ups per second).
+        let cap = ((self.cfg.pacing_burst as f64) * self.mss as f64).max(self.pacing_rate() * 1e-3);
         self.tokens = (self.tokens + dt * self.pacing_rate()).min(cap.max(self.mss as f64));
     }
 

@@ -1,0 +1,375 @@
+//! Room server benchmark: messages per second and latency for whispers and
+//! broadcasts with 10 users, joins per second, and the server's RSS during a
+//! 20,000-message storm while one user never reads.
+//!
+//! Run: `cargo bench --bench server` (release build). Each scenario runs
+//! against a fresh `chatctl serve` child on loopback (`--listen 127.0.0.1:0
+//! --ports 0-64`); the clients are raw tokio sockets speaking `chatctl::wire`.
+//! `SERVER_BENCH_SECS` sets the length of each timed scenario (default 3).
+//!
+//! Latency is measured from just before the request is written on the
+//! sender's main connection to the moment the update is decoded on the
+//! target's update connection (the send time travels in the message text).
+//! `window` is how many requests each user keeps outstanding: 1 is a
+//! closed loop (latency without queueing), 32 loads the server.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use chatctl::wire::{Confirm, Decoder, Direction, Message, Update};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpSocket, TcpStream};
+
+const USERS: usize = 10;
+
+/// A `chatctl serve` child and the address it listens on.
+struct ServerProc {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl ServerProc {
+    fn start() -> ServerProc {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_chatctl"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--ports", "0-64", "--log-format", "json"])
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("cannot start chatctl serve");
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let addr = loop {
+            let line = lines.next().expect("server exited before listening").unwrap();
+            let v: serde_json::Value = serde_json::from_str(&line).expect("log line is not JSON");
+            if let Some(a) = v["fields"]["addr"].as_str() {
+                break a.parse().unwrap();
+            }
+        };
+        // Keep draining the log so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        ServerProc { child, addr }
+    }
+
+    /// Resident set size of the server process, in KiB.
+    fn rss_kib(&self) -> u64 {
+        let s = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        s.lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for ServerProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Reader {
+    rd: OwnedReadHalf,
+    d: Decoder,
+    buf: Vec<u8>,
+}
+
+impl Reader {
+    fn new(rd: OwnedReadHalf) -> Self {
+        Reader { rd, d: Decoder::new(Direction::ToClient), buf: vec![0; 65536] }
+    }
+    async fn recv(&mut self) -> Option<Message> {
+        loop {
+            if let Some(m) = self.d.next_message().expect("bad message from the server") {
+                return Some(m);
+            }
+            let n = self.rd.read(&mut self.buf).await.ok()?;
+            if n == 0 {
+                return None;
+            }
+            self.d.feed(&self.buf[..n]);
+        }
+    }
+}
+
+struct User {
+    main_rd: Reader,
+    main_wr: OwnedWriteHalf,
+    upd: Option<Reader>,
+}
+
+async fn join(addr: SocketAddr, name: &str, upd_rcvbuf: Option<u32>) -> User {
+    let s = TcpStream::connect(addr).await.unwrap();
+    s.set_nodelay(true).unwrap();
+    let (rd, mut wr) = s.into_split();
+    let mut rd = Reader::new(rd);
+    wr.write_all(format!("100{:02}{name}", name.chars().count()).as_bytes()).await.unwrap();
+    let Some(Message::Confirm(Confirm::Joined { port, .. })) = rd.recv().await else { panic!("join refused") };
+    let sock = TcpSocket::new_v4().unwrap();
+    if let Some(b) = upd_rcvbuf {
+        sock.set_recv_buffer_size(b).unwrap();
+    }
+    let upd = sock.connect(SocketAddr::new(addr.ip(), port)).await.unwrap();
+    // The join completes once the server saw the update connection: a 102
+    // is answered only then.
+    wr.write_all(b"102").await.unwrap();
+    let Some(Message::Confirm(Confirm::Users { .. })) = rd.recv().await else { panic!("no 202") };
+    User { main_rd: rd, main_wr: wr, upd: Some(Reader::new(upd.into_split().0)) }
+}
+
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i] as f64 / 1000.0
+}
+
+struct Row {
+    scenario: String,
+    sent: u64,
+    delivered: u64,
+    secs: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+/// 10 users; each keeps `window` whispers (to the next user) or broadcasts
+/// outstanding for `secs`.
+async fn chat(broadcast: bool, window: usize, secs: f64) -> Row {
+    let srv = ServerProc::start();
+    let mut users = Vec::new();
+    for i in 0..USERS {
+        users.push(join(srv.addr, &format!("U{i}"), None).await);
+    }
+    // Drain the 300s each user got while the others joined.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let base = Instant::now();
+    let stop = Arc::new(AtomicBool::new(false));
+    let sent = Arc::new(AtomicU64::new(0));
+    let mut readers = Vec::new();
+    let mut senders = Vec::new();
+    for (i, mut u) in users.into_iter().enumerate() {
+        let mut upd = u.upd.take().unwrap();
+        readers.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            while let Some(m) = upd.recv().await {
+                let text = match m {
+                    Message::Update(Update::Whisper { text, .. } | Update::Broadcast { text, .. }) => text,
+                    _ => continue,
+                };
+                let now = base.elapsed().as_micros() as u64;
+                if let Ok(t) = text.parse::<u64>() {
+                    lat.push(now.saturating_sub(t));
+                }
+            }
+            lat
+        }));
+        let (stop, sent) = (stop.clone(), sent.clone());
+        senders.push(tokio::spawn(async move {
+            let target = format!("U{}", (i + 1) % USERS);
+            let mut outstanding = 0;
+            loop {
+                let stopping = stop.load(Ordering::Relaxed);
+                if !stopping && outstanding < window {
+                    let text = base.elapsed().as_micros().to_string();
+                    let msg = if broadcast {
+                        format!("104{:02}{text}", text.len())
+                    } else {
+                        format!("103{:02}{target}{:02}{text}", target.len(), text.len())
+                    };
+                    u.main_wr.write_all(msg.as_bytes()).await.unwrap();
+                    outstanding += 1;
+                    continue;
+                }
+                if outstanding == 0 {
+                    break;
+                }
+                match u.main_rd.recv().await {
+                    Some(Message::Confirm(Confirm::WhisperSent | Confirm::BroadcastSent { .. })) => {
+                        outstanding -= 1;
+                        sent.fetch_add(1, Ordering::Relaxed);
+                    }
+                    m => panic!("unexpected {m:?}"),
+                }
+            }
+            u
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut users = Vec::new();
+    for s in senders {
+        users.push(s.await.unwrap());
+    }
+    let elapsed = base.elapsed().as_secs_f64();
+    // Closing the main connections ends the update connections (and readers).
+    drop(users);
+    let mut lat = Vec::new();
+    for r in readers {
+        lat.extend(r.await.unwrap());
+    }
+    lat.sort_unstable();
+    let kind = if broadcast { "broadcast" } else { "whisper" };
+    Row {
+        scenario: format!("{kind}, window {window}"),
+        sent: sent.load(Ordering::Relaxed),
+        delivered: lat.len() as u64,
+        secs: elapsed,
+        p50_ms: percentile(&lat, 0.50),
+        p99_ms: percentile(&lat, 0.99),
+    }
+}
+
+/// `workers` clients each join, then leave, as fast as they can.
+async fn joins(workers: usize, secs: f64) -> (u64, f64, f64, f64) {
+    let srv = ServerProc::start();
+    let addr = srv.addr;
+    let base = Instant::now();
+    let deadline = base + Duration::from_secs_f64(secs);
+    let mut tasks = Vec::new();
+    for w in 0..workers {
+        tasks.push(tokio::spawn(async move {
+            let mut times = Vec::new();
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                let mut u = join(addr, &format!("J{w}"), None).await;
+                times.push(t.elapsed().as_micros() as u64);
+                u.main_wr.write_all(b"101").await.unwrap();
+                let Some(Message::Confirm(Confirm::Left)) = u.main_rd.recv().await else { panic!("no 201") };
+            }
+            times
+        }));
+    }
+    let mut times = Vec::new();
+    for t in tasks {
+        times.extend(t.await.unwrap());
+    }
+    let elapsed = base.elapsed().as_secs_f64();
+    times.sort_unstable();
+    (times.len() as u64, elapsed, percentile(&times, 0.5), percentile(&times, 0.99))
+}
+
+/// 20,000 broadcasts (99 characters each, 100 per write) from one user, one
+/// user reading, one never reading. Returns (RSS before, peak, after, secs).
+async fn storm() -> (u64, u64, u64, f64, bool) {
+    let srv = ServerProc::start();
+    let mut slow = join(srv.addr, "SLOW", Some(4096)).await;
+    let _slow_upd = slow.upd.take();
+    let mut a = join(srv.addr, "AL", None).await;
+    let mut b = join(srv.addr, "BO", None).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let before = srv.rss_kib();
+    let peak = Arc::new(AtomicU64::new(before));
+    let done = Arc::new(AtomicBool::new(false));
+    let pid = srv.child.id();
+    let sampler = {
+        let (peak, done) = (peak.clone(), done.clone());
+        std::thread::spawn(move || {
+            while !done.load(Ordering::Relaxed) {
+                let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+                if let Some(kib) = s
+                    .lines()
+                    .find_map(|l| l.strip_prefix("VmRSS:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+                {
+                    peak.fetch_max(kib, Ordering::Relaxed);
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        })
+    };
+    let mut upd = b.upd.take().unwrap();
+    let reader = tokio::spawn(async move {
+        let mut n = 0;
+        while n < 20_000 {
+            match upd.recv().await {
+                Some(Message::Update(Update::Broadcast { .. })) => n += 1,
+                Some(_) => {}
+                None => break,
+            }
+        }
+        n
+    });
+    let _ = a.upd.take();
+    let msg = format!("10499{}", "x".repeat(99)).repeat(100);
+    let started = Instant::now();
+    for _ in 0..200 {
+        a.main_wr.write_all(msg.as_bytes()).await.unwrap();
+        for _ in 0..100 {
+            match a.main_rd.recv().await {
+                Some(Message::Confirm(Confirm::BroadcastSent { .. })) => {}
+                m => panic!("unexpected {m:?}"),
+            }
+        }
+    }
+    let got = reader.await.unwrap();
+    let secs = started.elapsed().as_secs_f64();
+    done.store(true, Ordering::Relaxed);
+    sampler.join().unwrap();
+    b.main_wr.write_all(b"102").await.unwrap();
+    let slow_gone = matches!(b.main_rd.recv().await, Some(Message::Confirm(Confirm::Users { users })) if !users.contains(&"SLOW".to_string()));
+    assert_eq!(got, 20_000, "BO did not get every broadcast");
+    let after = srv.rss_kib();
+    drop(slow);
+    (before, peak.load(Ordering::Relaxed), after, secs, slow_gone)
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing
+    // useful either: this is not a test, so it only runs under `--bench`.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("server bench: run with `cargo bench --bench server`");
+        return;
+    }
+    let secs: f64 = std::env::var("SERVER_BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(3.0);
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        println!("room server benchmark: {USERS} users on loopback, {secs} s per scenario, {cpus} CPUs");
+        println!("(clients and server share the machine; figures include client cost)\n");
+        println!(
+            "{:<22} {:>10} {:>11} {:>13} {:>9} {:>9}",
+            "scenario", "requests/s", "delivered", "delivered/s", "p50 ms", "p99 ms"
+        );
+        for (broadcast, window) in [(false, 1), (false, 32), (true, 1), (true, 32)] {
+            let r = chat(broadcast, window, secs).await;
+            println!(
+                "{:<22} {:>10.0} {:>11} {:>13.0} {:>9.3} {:>9.3}",
+                r.scenario,
+                r.sent as f64 / r.secs,
+                r.delivered,
+                r.delivered as f64 / r.secs,
+                r.p50_ms,
+                r.p99_ms
+            );
+        }
+        for workers in [1, 10] {
+            let (n, s, p50, p99) = joins(workers, secs).await;
+            println!(
+                "{:<22} {:>10.0} {:>11} {:>13} {:>9.3} {:>9.3}",
+                format!("join+leave, {workers} clients"),
+                n as f64 / s,
+                n,
+                "-",
+                p50,
+                p99
+            );
+        }
+        println!("(join+leave rows: p50/p99 are the time from `100` to the completed join)");
+        let (before, peak, after, s, slow_gone) = storm().await;
+        println!(
+            "\nstorm: 20,000 broadcasts of 99 chars, 1 reader, 1 user never reading: {s:.2} s ({:.0} msg/s)",
+            20_000.0 / s
+        );
+        println!(
+            "server RSS: {} KiB before, {} KiB peak, {} KiB after; non-reader disconnected: {}",
+            before, peak, after, slow_gone
+        );
+    });
+}
