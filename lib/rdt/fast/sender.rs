@@ -366,7 +366,9 @@ impl Sender {
         self.stats.bytes_done = self.acked.iter().map(|r| r.end - r.start).sum();
         // Packet-threshold loss detection (RFC 9002 §6.1.1, threshold 3) and
         // time threshold of 9/8 RTT.
-        let lat = self.rtt.srtt().max(self.rtt.latest()) * 9 / 8;
+        // RFC 9002 §6.1.2: 9/8 of the RTT, at least the 1 ms timer granularity
+        // (without that floor, microsecond loopback RTTs declare spurious losses).
+        let lat = (self.rtt.srtt().max(self.rtt.latest()) * 9 / 8).max(Duration::from_millis(1));
         while let Some(&(pn, off, t)) = self.order.front() {
             let live = self.in_flight.get(&off).is_some_and(|s| s.pn == pn);
             if !live {
