@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::{capture_decode, completions, fetch, join, list, say, serve, whisper};
+use crate::{capture_decode, completions, fetch, impair, join, list, say, serve, whisper};
 
 /// A one-room chat with fast file downloads: a server, a scriptable client,
 /// FAST reliable UDP and a capture decoder, wire-compatible with the classic
@@ -75,6 +75,7 @@ pub enum Command {
     List(list::ListArgs),
     Fetch(fetch::FetchArgs),
     CaptureDecode(capture_decode::CaptureDecodeArgs),
+    Impair(impair::ImpairArgs),
     Completions(completions::CompletionsArgs),
 }
 
@@ -89,6 +90,7 @@ impl Command {
             Command::List(_) => "list",
             Command::Fetch(_) => "fetch",
             Command::CaptureDecode(_) => "capture-decode",
+            Command::Impair(_) => "impair",
             Command::Completions(_) => "completions",
         }
     }

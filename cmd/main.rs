@@ -6,6 +6,7 @@ mod capture_decode;
 mod cli;
 mod completions;
 mod fetch;
+mod impair;
 mod join;
 mod list;
 mod say;
@@ -48,6 +49,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::List(a) => list::run(a, g),
         Command::Fetch(a) => fetch::run(a, g),
         Command::CaptureDecode(a) => capture_decode::run(a, g),
+        Command::Impair(a) => impair::run(a, g),
         Command::Completions(a) => completions::run(a, g),
     }
 }

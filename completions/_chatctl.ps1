@@ -43,6 +43,7 @@ Register-ArgumentCompleter -Native -CommandName 'chatctl' -ScriptBlock {
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the other users in the room, or with --files the files on offer')
             [CompletionResult]::new('fetch', 'fetch', [CompletionResultType]::ParameterValue, 'Download files from the server (UDP by default, as the original client)')
             [CompletionResult]::new('capture-decode', 'capture-decode', [CompletionResultType]::ParameterValue, 'Decode the chat in a pcap or pcapng capture, and rebuild downloaded files')
+            [CompletionResult]::new('impair', 'impair', [CompletionResultType]::ParameterValue, 'Relay UDP between one client and a target through seeded impairments')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a completion script for SHELL to standard output')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -196,6 +197,36 @@ Register-ArgumentCompleter -Native -CommandName 'chatctl' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'chatctl;impair' {
+            [CompletionResult]::new('--listen', '--listen', [CompletionResultType]::ParameterName, 'Address to listen on for the client (port 0: the OS picks, printed on stderr)')
+            [CompletionResult]::new('--target', '--target', [CompletionResultType]::ParameterName, 'Address to forward the client''s datagrams to')
+            [CompletionResult]::new('--loss', '--loss', [CompletionResultType]::ParameterName, 'Share of datagrams lost, e.g. `1%` or `0.01`')
+            [CompletionResult]::new('--burst', '--burst', [CompletionResultType]::ParameterName, 'After a loss, the chance the next datagram is lost too (bursts)')
+            [CompletionResult]::new('--delay', '--delay', [CompletionResultType]::ParameterName, 'One-way delay, e.g. `25ms`')
+            [CompletionResult]::new('--jitter', '--jitter', [CompletionResultType]::ParameterName, 'Extra random delay, uniform between 0 and this (it also reorders)')
+            [CompletionResult]::new('--reorder', '--reorder', [CompletionResultType]::ParameterName, 'Share of datagrams held back by half the delay plus 1 ms (reordering)')
+            [CompletionResult]::new('--duplicate', '--duplicate', [CompletionResultType]::ParameterName, 'Share of datagrams delivered twice')
+            [CompletionResult]::new('--corrupt', '--corrupt', [CompletionResultType]::ParameterName, 'Share of datagrams with one bit flipped')
+            [CompletionResult]::new('--rate', '--rate', [CompletionResultType]::ParameterName, 'Bottleneck rate in bits per second, with an optional k, M or G, e.g. `200M` [default: unlimited]')
+            [CompletionResult]::new('--queue', '--queue', [CompletionResultType]::ParameterName, 'Bottleneck queue in bytes; beyond it datagrams are dropped [default: one bandwidth-delay product, at least 64 KiB]')
+            [CompletionResult]::new('--seed', '--seed', [CompletionResultType]::ParameterName, 'Seed of the random choices: the same seed and traffic give the same fate')
+            [CompletionResult]::new('-s', '-s', [CompletionResultType]::ParameterName, 'Server to talk to')
+            [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Server to talk to')
+            [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Name to join the room with [default: asked on a TTY, else the login name]')
+            [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'Name to join the room with [default: asked on a TTY, else the login name]')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'How long to wait for the server, e.g. `5s`, `1m`, `500ms`')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour (NO_COLOR in the environment means never, unless `always`)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Machine-readable output: JSON (one object per line for streams)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only errors')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More detail; repeat for more (`-vv`)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More detail; repeat for more (`-vv`)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'chatctl;completions' {
             [CompletionResult]::new('-s', '-s', [CompletionResultType]::ParameterName, 'Server to talk to')
             [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Server to talk to')
@@ -222,6 +253,7 @@ Register-ArgumentCompleter -Native -CommandName 'chatctl' -ScriptBlock {
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the other users in the room, or with --files the files on offer')
             [CompletionResult]::new('fetch', 'fetch', [CompletionResultType]::ParameterValue, 'Download files from the server (UDP by default, as the original client)')
             [CompletionResult]::new('capture-decode', 'capture-decode', [CompletionResultType]::ParameterValue, 'Decode the chat in a pcap or pcapng capture, and rebuild downloaded files')
+            [CompletionResult]::new('impair', 'impair', [CompletionResultType]::ParameterValue, 'Relay UDP between one client and a target through seeded impairments')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a completion script for SHELL to standard output')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -245,6 +277,9 @@ Register-ArgumentCompleter -Native -CommandName 'chatctl' -ScriptBlock {
             break
         }
         'chatctl;help;capture-decode' {
+            break
+        }
+        'chatctl;help;impair' {
             break
         }
         'chatctl;help;completions' {

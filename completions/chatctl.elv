@@ -40,6 +40,7 @@ set edit:completion:arg-completer[chatctl] = {|@words|
             cand list 'List the other users in the room, or with --files the files on offer'
             cand fetch 'Download files from the server (UDP by default, as the original client)'
             cand capture-decode 'Decode the chat in a pcap or pcapng capture, and rebuild downloaded files'
+            cand impair 'Relay UDP between one client and a target through seeded impairments'
             cand completions 'Print a completion script for SHELL to standard output'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -185,6 +186,35 @@ set edit:completion:arg-completer[chatctl] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'chatctl;impair'= {
+            cand --listen 'Address to listen on for the client (port 0: the OS picks, printed on stderr)'
+            cand --target 'Address to forward the client''s datagrams to'
+            cand --loss 'Share of datagrams lost, e.g. `1%` or `0.01`'
+            cand --burst 'After a loss, the chance the next datagram is lost too (bursts)'
+            cand --delay 'One-way delay, e.g. `25ms`'
+            cand --jitter 'Extra random delay, uniform between 0 and this (it also reorders)'
+            cand --reorder 'Share of datagrams held back by half the delay plus 1 ms (reordering)'
+            cand --duplicate 'Share of datagrams delivered twice'
+            cand --corrupt 'Share of datagrams with one bit flipped'
+            cand --rate 'Bottleneck rate in bits per second, with an optional k, M or G, e.g. `200M` [default: unlimited]'
+            cand --queue 'Bottleneck queue in bytes; beyond it datagrams are dropped [default: one bandwidth-delay product, at least 64 KiB]'
+            cand --seed 'Seed of the random choices: the same seed and traffic give the same fate'
+            cand -s 'Server to talk to'
+            cand --server 'Server to talk to'
+            cand -n 'Name to join the room with [default: asked on a TTY, else the login name]'
+            cand --name 'Name to join the room with [default: asked on a TTY, else the login name]'
+            cand --timeout 'How long to wait for the server, e.g. `5s`, `1m`, `500ms`'
+            cand --color 'When to use colour (NO_COLOR in the environment means never, unless `always`)'
+            cand --json 'Machine-readable output: JSON (one object per line for streams)'
+            cand -q 'Print only errors'
+            cand --quiet 'Print only errors'
+            cand -v 'More detail; repeat for more (`-vv`)'
+            cand --verbose 'More detail; repeat for more (`-vv`)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'chatctl;completions'= {
             cand -s 'Server to talk to'
             cand --server 'Server to talk to'
@@ -210,6 +240,7 @@ set edit:completion:arg-completer[chatctl] = {|@words|
             cand list 'List the other users in the room, or with --files the files on offer'
             cand fetch 'Download files from the server (UDP by default, as the original client)'
             cand capture-decode 'Decode the chat in a pcap or pcapng capture, and rebuild downloaded files'
+            cand impair 'Relay UDP between one client and a target through seeded impairments'
             cand completions 'Print a completion script for SHELL to standard output'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -226,6 +257,8 @@ set edit:completion:arg-completer[chatctl] = {|@words|
         &'chatctl;help;fetch'= {
         }
         &'chatctl;help;capture-decode'= {
+        }
+        &'chatctl;help;impair'= {
         }
         &'chatctl;help;completions'= {
         }

@@ -42,6 +42,7 @@ complete -c chatctl -n "__fish_chatctl_needs_command" -f -a "whisper" -d 'Send a
 complete -c chatctl -n "__fish_chatctl_needs_command" -f -a "list" -d 'List the other users in the room, or with --files the files on offer'
 complete -c chatctl -n "__fish_chatctl_needs_command" -f -a "fetch" -d 'Download files from the server (UDP by default, as the original client)'
 complete -c chatctl -n "__fish_chatctl_needs_command" -f -a "capture-decode" -d 'Decode the chat in a pcap or pcapng capture, and rebuild downloaded files'
+complete -c chatctl -n "__fish_chatctl_needs_command" -f -a "impair" -d 'Relay UDP between one client and a target through seeded impairments'
 complete -c chatctl -n "__fish_chatctl_needs_command" -f -a "completions" -d 'Print a completion script for SHELL to standard output'
 complete -c chatctl -n "__fish_chatctl_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c chatctl -n "__fish_chatctl_using_subcommand serve" -l listen -d 'Address to listen on (IPv6 accepted, e.g. `[::]:13337`)' -r
@@ -143,6 +144,29 @@ complete -c chatctl -n "__fish_chatctl_using_subcommand capture-decode" -s q -l 
 complete -c chatctl -n "__fish_chatctl_using_subcommand capture-decode" -s v -l verbose -d 'More detail; repeat for more (`-vv`)'
 complete -c chatctl -n "__fish_chatctl_using_subcommand capture-decode" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c chatctl -n "__fish_chatctl_using_subcommand capture-decode" -s V -l version -d 'Print version'
+complete -c chatctl -n "__fish_chatctl_using_subcommand impair" -l listen -d 'Address to listen on for the client (port 0: the OS picks, printed on stderr)' -r
+complete -c chatctl -n "__fish_chatctl_using_subcommand impair" -l target -d 'Address to forward the client\'s datagrams to' -r
+complete -c chatctl -n "__fish_chatctl_using_subcommand impair" -l loss -d 'Share of datagrams lost, e.g. `1%` or `0.01`' -r
+complete -c chatctl -n "__fish_chatctl_using_subcommand impair" -l burst -d 'After a loss, the chance the next datagram is lost too (bursts)' -r
+complete -c chatctl -n "__fish_chatctl_using_subcommand impair" -l delay -d 'One-way delay, e.g. `25ms`' -r
+complete -c chatctl -n "__fish_chatctl_using_subcommand impair" -l jitter -d 'Extra random delay, uniform between 0 and this (it also reorders)' -r
+complete -c chatctl -n "__fish_chatctl_using_subcommand impair" -l reorder -d 'Share of datagrams held back by half the delay plus 1 ms (reordering)' -r
+complete -c chatctl -n "__fish_chatctl_using_subcommand impair" -l duplicate -d 'Share of datagrams delivered twice' -r
+complete -c chatctl -n "__fish_chatctl_using_subcommand impair" -l corrupt -d 'Share of datagrams with one bit flipped' -r
+complete -c chatctl -n "__fish_chatctl_using_subcommand impair" -l rate -d 'Bottleneck rate in bits per second, with an optional k, M or G, e.g. `200M` [default: unlimited]' -r
+complete -c chatctl -n "__fish_chatctl_using_subcommand impair" -l queue -d 'Bottleneck queue in bytes; beyond it datagrams are dropped [default: one bandwidth-delay product, at least 64 KiB]' -r
+complete -c chatctl -n "__fish_chatctl_using_subcommand impair" -l seed -d 'Seed of the random choices: the same seed and traffic give the same fate' -r
+complete -c chatctl -n "__fish_chatctl_using_subcommand impair" -s s -l server -d 'Server to talk to' -r
+complete -c chatctl -n "__fish_chatctl_using_subcommand impair" -s n -l name -d 'Name to join the room with [default: asked on a TTY, else the login name]' -r
+complete -c chatctl -n "__fish_chatctl_using_subcommand impair" -l timeout -d 'How long to wait for the server, e.g. `5s`, `1m`, `500ms`' -r
+complete -c chatctl -n "__fish_chatctl_using_subcommand impair" -l color -d 'When to use colour (NO_COLOR in the environment means never, unless `always`)' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c chatctl -n "__fish_chatctl_using_subcommand impair" -l json -d 'Machine-readable output: JSON (one object per line for streams)'
+complete -c chatctl -n "__fish_chatctl_using_subcommand impair" -s q -l quiet -d 'Print only errors'
+complete -c chatctl -n "__fish_chatctl_using_subcommand impair" -s v -l verbose -d 'More detail; repeat for more (`-vv`)'
+complete -c chatctl -n "__fish_chatctl_using_subcommand impair" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c chatctl -n "__fish_chatctl_using_subcommand impair" -s V -l version -d 'Print version'
 complete -c chatctl -n "__fish_chatctl_using_subcommand completions" -s s -l server -d 'Server to talk to' -r
 complete -c chatctl -n "__fish_chatctl_using_subcommand completions" -s n -l name -d 'Name to join the room with [default: asked on a TTY, else the login name]' -r
 complete -c chatctl -n "__fish_chatctl_using_subcommand completions" -l timeout -d 'How long to wait for the server, e.g. `5s`, `1m`, `500ms`' -r
@@ -154,12 +178,13 @@ complete -c chatctl -n "__fish_chatctl_using_subcommand completions" -s q -l qui
 complete -c chatctl -n "__fish_chatctl_using_subcommand completions" -s v -l verbose -d 'More detail; repeat for more (`-vv`)'
 complete -c chatctl -n "__fish_chatctl_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c chatctl -n "__fish_chatctl_using_subcommand completions" -s V -l version -d 'Print version'
-complete -c chatctl -n "__fish_chatctl_using_subcommand help; and not __fish_seen_subcommand_from serve join say whisper list fetch capture-decode completions help" -f -a "serve" -d 'Run the room server'
-complete -c chatctl -n "__fish_chatctl_using_subcommand help; and not __fish_seen_subcommand_from serve join say whisper list fetch capture-decode completions help" -f -a "join" -d 'Join the room interactively'
-complete -c chatctl -n "__fish_chatctl_using_subcommand help; and not __fish_seen_subcommand_from serve join say whisper list fetch capture-decode completions help" -f -a "say" -d 'Send a message to everyone in the room'
-complete -c chatctl -n "__fish_chatctl_using_subcommand help; and not __fish_seen_subcommand_from serve join say whisper list fetch capture-decode completions help" -f -a "whisper" -d 'Send a private message to one user'
-complete -c chatctl -n "__fish_chatctl_using_subcommand help; and not __fish_seen_subcommand_from serve join say whisper list fetch capture-decode completions help" -f -a "list" -d 'List the other users in the room, or with --files the files on offer'
-complete -c chatctl -n "__fish_chatctl_using_subcommand help; and not __fish_seen_subcommand_from serve join say whisper list fetch capture-decode completions help" -f -a "fetch" -d 'Download files from the server (UDP by default, as the original client)'
-complete -c chatctl -n "__fish_chatctl_using_subcommand help; and not __fish_seen_subcommand_from serve join say whisper list fetch capture-decode completions help" -f -a "capture-decode" -d 'Decode the chat in a pcap or pcapng capture, and rebuild downloaded files'
-complete -c chatctl -n "__fish_chatctl_using_subcommand help; and not __fish_seen_subcommand_from serve join say whisper list fetch capture-decode completions help" -f -a "completions" -d 'Print a completion script for SHELL to standard output'
-complete -c chatctl -n "__fish_chatctl_using_subcommand help; and not __fish_seen_subcommand_from serve join say whisper list fetch capture-decode completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c chatctl -n "__fish_chatctl_using_subcommand help; and not __fish_seen_subcommand_from serve join say whisper list fetch capture-decode impair completions help" -f -a "serve" -d 'Run the room server'
+complete -c chatctl -n "__fish_chatctl_using_subcommand help; and not __fish_seen_subcommand_from serve join say whisper list fetch capture-decode impair completions help" -f -a "join" -d 'Join the room interactively'
+complete -c chatctl -n "__fish_chatctl_using_subcommand help; and not __fish_seen_subcommand_from serve join say whisper list fetch capture-decode impair completions help" -f -a "say" -d 'Send a message to everyone in the room'
+complete -c chatctl -n "__fish_chatctl_using_subcommand help; and not __fish_seen_subcommand_from serve join say whisper list fetch capture-decode impair completions help" -f -a "whisper" -d 'Send a private message to one user'
+complete -c chatctl -n "__fish_chatctl_using_subcommand help; and not __fish_seen_subcommand_from serve join say whisper list fetch capture-decode impair completions help" -f -a "list" -d 'List the other users in the room, or with --files the files on offer'
+complete -c chatctl -n "__fish_chatctl_using_subcommand help; and not __fish_seen_subcommand_from serve join say whisper list fetch capture-decode impair completions help" -f -a "fetch" -d 'Download files from the server (UDP by default, as the original client)'
+complete -c chatctl -n "__fish_chatctl_using_subcommand help; and not __fish_seen_subcommand_from serve join say whisper list fetch capture-decode impair completions help" -f -a "capture-decode" -d 'Decode the chat in a pcap or pcapng capture, and rebuild downloaded files'
+complete -c chatctl -n "__fish_chatctl_using_subcommand help; and not __fish_seen_subcommand_from serve join say whisper list fetch capture-decode impair completions help" -f -a "impair" -d 'Relay UDP between one client and a target through seeded impairments'
+complete -c chatctl -n "__fish_chatctl_using_subcommand help; and not __fish_seen_subcommand_from serve join say whisper list fetch capture-decode impair completions help" -f -a "completions" -d 'Print a completion script for SHELL to standard output'
+complete -c chatctl -n "__fish_chatctl_using_subcommand help; and not __fish_seen_subcommand_from serve join say whisper list fetch capture-decode impair completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -12,6 +12,8 @@ mod cli;
 mod completions;
 #[path = "../cmd/fetch.rs"]
 mod fetch;
+#[path = "../cmd/impair.rs"]
+mod impair;
 #[path = "../cmd/join.rs"]
 mod join;
 #[path = "../cmd/list.rs"]

@@ -13,10 +13,12 @@
 //! - [`rangeset`]: 64-bit byte-range sets for SACK and reassembly.
 //! - [`sim`]: a simulated network with a virtual clock for deterministic tests
 //!   (one transfer, or several flows through a shared bottleneck).
+//! - [`relay`]: the same impairments on real UDP sockets, for tests and benchmarks.
 
 pub mod cc;
 pub mod classic;
 pub mod fast;
 pub mod rangeset;
+pub mod relay;
 pub mod rtt;
 pub mod sim;

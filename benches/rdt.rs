@@ -1,0 +1,386 @@
+//! Issue 5 benchmarks 3 and 4, in-process: sender and receiver on their own
+//! threads, talking over loopback directly or through the impairment relay
+//! ([`chatctl::rdt::relay`]), with the production socket drivers.
+//!
+//! - 3: through the relay at 1% loss, 50 ms RTT (25 ms each way), 200 Mbit/s
+//!   each way (queue of one bandwidth-delay product): fast-mode goodput as a
+//!   share of (1 − loss) × rate, per congestion controller.
+//! - 4: classic go-back-N vs fast on the same paths (loopback, and the relay
+//!   path above): the speed-up.
+//!
+//! The drivers pick 65 000-byte datagrams when the peer's address is
+//! loopback (`Config::for_path`). A real 200 Mbit/s path carries ~1452-byte
+//! datagrams, and 1% loss per datagram is a very different path with 45×
+//! more datagrams, so the relay path is run twice: with loopback addresses
+//! (large datagrams) and with IPv4-mapped IPv6 addresses (`::ffff:127.0.0.1`,
+//! still loopback traffic, but not recognised as loopback, so the path-safe
+//! 1452 bytes are used).
+//!
+//! Run with `cargo bench --bench rdt`. Env: `BENCH_CAP` seconds per run
+//! (default 15: a run still going is cut and its goodput counted up to
+//! then), `BENCH_LOOPBACK_MB` (default 256), `BENCH_PATH_MB` (default 64).
+//! Without `--bench` (e.g. `cargo test --all-targets`) it does nothing.
+
+use std::fs::File;
+use std::io::Write;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use chatctl::rdt::cc::Algorithm;
+use chatctl::rdt::classic::{self, receiver::Event, receiver::Receiver, sender::Sender};
+use chatctl::rdt::fast::{self, driver};
+use chatctl::rdt::relay::{Impairment, Relay};
+
+const RATE: u64 = 200_000_000;
+const LOSS: f64 = 0.01;
+const ONE_WAY: Duration = Duration::from_millis(25);
+const WAN_SMALL: &str = "relay 1% loss, 50 ms RTT, 200 Mbit/s, 1452 B datagrams";
+const WAN_LARGE: &str = "relay 1% loss, 50 ms RTT, 200 Mbit/s, loopback-size datagrams";
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Mode {
+    Classic,
+    Fast(Algorithm),
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Classic => "classic go-back-N",
+            Mode::Fast(Algorithm::NewReno) => "fast NewReno",
+            Mode::Fast(Algorithm::Cubic) => "fast CUBIC",
+        }
+    }
+}
+
+/// One path to measure, and the modes to measure on it.
+struct PathSpec<'a> {
+    label: &'static str,
+    imp: Option<(Impairment, Impairment)>,
+    file: &'a std::path::Path,
+    /// Address peers as ::ffff:127.0.0.1 (path-safe datagram size).
+    mapped: bool,
+    modes: &'a [Mode],
+}
+
+/// What one transfer achieved.
+struct Run {
+    bytes: u64,
+    secs: f64,
+    complete: bool,
+    note: String,
+}
+
+impl Run {
+    fn mbps(&self) -> f64 {
+        self.bytes as f64 * 8.0 / self.secs / 1e6
+    }
+}
+
+fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("rdt bench: skipped (run it with `cargo bench --bench rdt`)");
+        return;
+    }
+    let cap = Duration::from_secs(env_u64("BENCH_CAP", 15));
+    let dir = tempfile::Builder::new().prefix("chatctl-rdt-bench").tempdir_in(tmp_dir()).expect("temp dir");
+    let make = |name: &str, mb: u64| {
+        let path = dir.path().join(name);
+        let mut f = File::create(&path).expect("create file");
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut chunk = vec![0u8; 1 << 20];
+        for _ in 0..mb {
+            for b in chunk.chunks_mut(8) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                b.copy_from_slice(&x.to_le_bytes()[..b.len()]);
+            }
+            f.write_all(&chunk).expect("write file");
+        }
+        path
+    };
+    let big = make("loopback.bin", env_u64("BENCH_LOOPBACK_MB", 256));
+    let small = make("path.bin", env_u64("BENCH_PATH_MB", 64));
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
+
+    let capacity = relay_capacity(&rt);
+    let path = || Impairment::path(LOSS, ONE_WAY, RATE, 0);
+    let wan = || Some((Impairment { seed: 1, ..path() }, Impairment { seed: 2, ..path() }));
+    let all = [Mode::Classic, Mode::Fast(Algorithm::NewReno), Mode::Fast(Algorithm::Cubic)];
+    let paths = [
+        PathSpec { label: "loopback", imp: None, file: &big, mapped: false, modes: &all },
+        PathSpec { label: WAN_SMALL, imp: wan(), file: &small, mapped: true, modes: &all },
+        PathSpec { label: WAN_LARGE, imp: wan(), file: &small, mapped: false, modes: &all[1..] },
+    ];
+    let mut table = Vec::new();
+    for p in &paths {
+        let label = p.label;
+        for &mode in p.modes {
+            eprint!("{label}: {} ... ", mode.name());
+            let r = run(&rt, mode, p.file, p.imp.clone(), p.mapped, cap, dir.path());
+            eprintln!("{:.1} Mbit/s {}", r.mbps(), r.note);
+            table.push((label, mode, r));
+        }
+    }
+
+    println!("\n| path | mode | bytes | seconds | Mbit/s | complete | note |");
+    println!("|---|---|---|---|---|---|---|");
+    for (label, mode, r) in &table {
+        let done = if r.complete { "yes" } else { "no (cut)" };
+        println!("| {label} | {} | {} | {:.2} | {:.1} | {done} | {} |", mode.name(), r.bytes, r.secs, r.mbps(), r.note);
+    }
+    println!(
+        "\nrelay check: 1452-byte datagrams offered at 300 Mbit/s through a loss-free 200 Mbit/s relay arrive at {capacity:.1} Mbit/s"
+    );
+    let find = |label: &str, name: &str| table.iter().find(|(l, m, _)| *l == label && m.name() == name).map(|t| &t.2);
+    println!();
+    let ceiling = (1.0 - LOSS) * RATE as f64 / 1e6;
+    for label in [WAN_SMALL, WAN_LARGE] {
+        for cc in ["fast NewReno", "fast CUBIC"] {
+            if let Some(r) = find(label, cc) {
+                let share = 100.0 * r.mbps() / ceiling;
+                println!(
+                    "3. {label}: {cc}: {:.1} Mbit/s = {share:.0}% of (1 − loss) × rate = {ceiling:.0} Mbit/s",
+                    r.mbps()
+                );
+            }
+        }
+    }
+    for label in paths.iter().map(|p| p.label) {
+        let Some(classic) = find(label, "classic go-back-N").map(Run::mbps) else { continue };
+        for cc in ["fast NewReno", "fast CUBIC"] {
+            if let Some(r) = find(label, cc) {
+                println!("4. {label}: {cc} / classic = {:.1}x", r.mbps() / classic);
+            }
+        }
+    }
+}
+
+/// Whether the relay itself carries the benchmark's rate: 1452-byte
+/// datagrams offered at 300 Mbit/s for 2 s through a loss-free 200 Mbit/s
+/// relay; returns the rate that arrived (second half of the run).
+fn relay_capacity(rt: &tokio::runtime::Runtime) -> f64 {
+    let target = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let _ = socket2::SockRef::from(&target).set_recv_buffer_size(8 << 20);
+    let imp = Impairment {
+        link: chatctl::rdt::sim::LinkConfig { rate_bps: Some(RATE), queue_bytes: 1 << 20, ..Default::default() },
+        seed: 0,
+    };
+    let relay = rt
+        .block_on(Relay::start(
+            "127.0.0.1:0".parse().expect("addr"),
+            target.local_addr().expect("addr"),
+            imp,
+            Impairment::none(),
+        ))
+        .expect("relay");
+    let client = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let to = relay.local_addr;
+    let t0 = Instant::now();
+    let run = Duration::from_secs(2);
+    let sender = thread::spawn(move || {
+        let d = [0u8; 1452];
+        let mut tick = 0u32;
+        while t0.elapsed() < run {
+            for _ in 0..26 {
+                let _ = client.send_to(&d, to);
+            }
+            tick += 1;
+            let next = t0 + Duration::from_millis(u64::from(tick));
+            thread::sleep(next.saturating_duration_since(Instant::now()));
+        }
+    });
+    let _ = target.set_read_timeout(Some(Duration::from_millis(300)));
+    let mut buf = [0u8; 2048];
+    let (mut bytes, half) = (0u64, t0 + run / 2);
+    while let Ok(n) = target.recv(&mut buf) {
+        let now = Instant::now();
+        if now >= half && now < t0 + run {
+            bytes += n as u64;
+        }
+    }
+    let _ = sender.join();
+    drop(relay);
+    bytes as f64 * 8.0 / (run / 2).as_secs_f64() / 1e6
+}
+
+fn tmp_dir() -> std::path::PathBuf {
+    let shm = std::path::Path::new("/dev/shm");
+    if shm.is_dir() { shm.to_path_buf() } else { std::env::temp_dir() }
+}
+
+/// One transfer of `file` in `mode`, through a relay if `imp` is given.
+fn run(
+    rt: &tokio::runtime::Runtime,
+    mode: Mode,
+    file: &std::path::Path,
+    imp: Option<(Impairment, Impairment)>,
+    mapped: bool,
+    cap: Duration,
+    dir: &std::path::Path,
+) -> Run {
+    // Dual-stack sockets reach 127.0.0.1 as ::ffff:127.0.0.1 (see the module docs).
+    let (bind, v4) = if mapped { ("[::]:0", "[::ffff:127.0.0.1]") } else { ("127.0.0.1:0", "127.0.0.1") };
+    let at = |port: u16| -> SocketAddr { format!("{v4}:{port}").parse().expect("addr") };
+    let sender_sock = UdpSocket::bind(bind).expect("bind");
+    let sender_addr = at(sender_sock.local_addr().expect("addr").port());
+    let relay = imp.map(|(up, down)| {
+        rt.block_on(Relay::start(bind.parse().expect("addr"), sender_addr, up, down)).expect("relay")
+    });
+    let to = relay.as_ref().map_or(sender_addr, |r| at(r.local_addr.port()));
+    let receiver_sock = UdpSocket::bind(bind).expect("bind");
+    let size = std::fs::metadata(file).expect("file").len();
+    let out_path = dir.join("out.bin");
+    // Read and write, as the client opens it: the receiver reads back what it hashes.
+    let out =
+        std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&out_path).expect("output");
+    let stop = Arc::new(AtomicBool::new(false));
+    let received = Arc::new(AtomicU64::new(0));
+    let t0 = Instant::now();
+    let sender = {
+        let (stop, file) = (stop.clone(), file.to_path_buf());
+        thread::spawn(move || send(mode, sender_sock, &file, &stop))
+    };
+    let receiver = {
+        let (stop, received) = (stop.clone(), received.clone());
+        thread::spawn(move || receive(mode, receiver_sock, to, out, size, &stop, &received))
+    };
+    let mut complete = false;
+    let mut note = String::new();
+    while t0.elapsed() < cap {
+        if receiver.is_finished() {
+            break;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    let bytes = received.load(Ordering::Relaxed);
+    stop.store(true, Ordering::Relaxed);
+    match receiver.join() {
+        Ok(Ok(())) => complete = true,
+        Ok(Err(e)) => note = format!("cut after {secs:.0} s ({e})"),
+        Err(_) => note = "receiver thread panicked".into(),
+    }
+    let _ = sender.join();
+    if complete {
+        let same = std::fs::read(file).ok() == std::fs::read(&out_path).ok();
+        note = if same { "complete, verified".into() } else { "complete but the output DIFFERS".into() };
+    }
+    if let Some(r) = relay {
+        let s = rt.block_on(r.shutdown());
+        note += &format!(
+            "; relay dropped {}/{} up, {}/{} down",
+            s.up.dropped, s.up.received, s.down.dropped, s.down.received
+        );
+    }
+    let bytes = if complete { size } else { bytes };
+    Run { bytes, secs, complete, note }
+}
+
+fn send(mode: Mode, sock: UdpSocket, file: &std::path::Path, stop: &AtomicBool) {
+    // The receiver's hello comes first, as on a server's transfer port.
+    let mut buf = vec![0u8; 65_536];
+    let _ = sock.set_read_timeout(Some(Duration::from_millis(50)));
+    let (n, peer) = loop {
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
+        if let Ok(x) = sock.recv_from(&mut buf) {
+            break x;
+        }
+    };
+    match mode {
+        Mode::Classic => {
+            let w = classic::parse_window(&buf[..n]).unwrap_or(classic::MAX_WINDOW);
+            let data = std::fs::read(file).unwrap_or_default();
+            classic_send(sock, peer, Sender::new(data, w), stop);
+        }
+        Mode::Fast(cc) => {
+            let cfg = fast::Config { cc, ..Default::default() };
+            let Ok(file) = File::open(file) else { return };
+            let _ = driver::send_file_blocking(sock, peer.ip(), (peer, buf[..n].to_vec()), &file, &cfg, None, stop);
+        }
+    }
+}
+
+fn classic_send(sock: UdpSocket, peer: SocketAddr, mut s: Sender, stop: &AtomicBool) {
+    let mut out = Vec::with_capacity(classic::CHUNK + 3);
+    let mut buf = [0u8; 2048];
+    while !s.is_done() && !stop.load(Ordering::Relaxed) {
+        let now = Instant::now();
+        while s.poll_transmit(now, &mut out).is_some() {
+            let _ = sock.send_to(&out, peer);
+        }
+        let wait = s.poll_timeout().map_or(Duration::from_millis(50), |t| t.saturating_duration_since(now));
+        let _ = sock.set_read_timeout(Some(wait.clamp(Duration::from_millis(1), Duration::from_millis(50))));
+        if let Ok((n, from)) = sock.recv_from(&mut buf)
+            && from == peer
+        {
+            s.handle_datagram(Instant::now(), &buf[..n]);
+        }
+        let now = Instant::now();
+        if s.poll_timeout().is_some_and(|t| t <= now) {
+            s.handle_timeout(now);
+        }
+    }
+}
+
+fn receive(
+    mode: Mode,
+    sock: UdpSocket,
+    to: SocketAddr,
+    mut out: File,
+    size: u64,
+    stop: &AtomicBool,
+    received: &AtomicU64,
+) -> Result<(), String> {
+    match mode {
+        Mode::Classic => {
+            let mut r = Receiver::new(classic::MAX_WINDOW);
+            let mut buf = [0u8; 2048];
+            let _ = sock.set_read_timeout(Some(Duration::from_millis(200)));
+            sock.send_to(&r.hello(), to).map_err(|e| e.to_string())?;
+            while !stop.load(Ordering::Relaxed) {
+                match sock.recv_from(&mut buf) {
+                    Ok((n, from)) => match r.on_datagram(&buf[..n]) {
+                        Event::Deliver { payload, ack, last } => {
+                            out.write_all(payload).map_err(|e| e.to_string())?;
+                            received.fetch_add(payload.len() as u64, Ordering::Relaxed);
+                            let _ = sock.send_to(&ack, from);
+                            if last {
+                                return Ok(());
+                            }
+                        }
+                        Event::Repeat { ack: Some(ack) } => {
+                            let _ = sock.send_to(&ack, from);
+                        }
+                        _ => {}
+                    },
+                    Err(_) => {
+                        let again = r.last_ack().unwrap_or_else(|| r.hello());
+                        let _ = sock.send_to(&again, to);
+                    }
+                }
+            }
+            Err("stopped".into())
+        }
+        Mode::Fast(cc) => {
+            let cfg = fast::Config { cc, ..Default::default() };
+            let expect = driver::Expect { resume_from: 0, size: Some(size) };
+            let progress = |s: &fast::Stats| received.store(s.bytes_done, Ordering::Relaxed);
+            match driver::receive_file_blocking(sock, to, &out, expect, &cfg, stop, progress) {
+                Ok(driver::ReceiveReport::Fast { .. }) => Ok(()),
+                Ok(_) => Err("the sender answered classic".into()),
+                Err(e) => Err(e.to_string()),
+            }
+        }
+    }
+}
