@@ -224,6 +224,9 @@ async fn classic_send(
                 tracing::debug!(error = %e, "send failed");
             }
         }
+        if s.is_done() {
+            break; // a read error ends the transfer while sending
+        }
         let timeout = s.poll_timeout().map(tokio::time::Instant::from_std);
         tokio::select! {
             r = sock.recv_from(&mut buf) => if let Ok((n, from)) = r {
