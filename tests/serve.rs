@@ -761,6 +761,37 @@ async fn abandoned_downloads_return_their_ports() {
     srv.stop().await;
 }
 
+/// The classic sender reads the file packet by packet while it sends (so
+/// that memory stays bounded): a file cut short under it ends the transfer
+/// at once, without a false last packet, and frees the port.
+#[tokio::test]
+async fn a_file_cut_short_during_a_classic_download_fails_it() {
+    let srv = TestServer::start(|_| {}).await;
+    let path = srv.dir.join("shrinks");
+    std::fs::write(&path, pattern(50_000, 5)).unwrap();
+    let mut a = Client::join(srv.addr, "AL").await;
+    let Message::Confirm(Confirm::Download { size, port }) = a.ask("106UDP07shrinks").await else { panic!("no 206") };
+    assert_eq!(size, 50_000);
+    // Same file (same inode), now 3.5 packets long.
+    std::fs::write(&path, &pattern(50_000, 5)[..3_500]).unwrap();
+    let u = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    u.connect(("127.0.0.1", port)).await.unwrap();
+    u.send(b"20").await.unwrap();
+    let t0 = std::time::Instant::now();
+    let mut dbuf = [0u8; 2048];
+    let mut got = Vec::new();
+    while let Ok(Ok(n)) = tokio::time::timeout(Duration::from_millis(700), u.recv(&mut dbuf)).await {
+        let d = classic::Data::parse(&dbuf[..n]).expect("not a data datagram");
+        assert!(!d.last, "a cut file was sent as if complete");
+        got.push((d.seq, d.payload.len()));
+    }
+    assert_eq!(got, vec![(0, 1000), (1, 1000), (2, 1000)]);
+    srv.ports_settle(1).await;
+    assert!(t0.elapsed() < Duration::from_secs(3), "port came back only after {:?}", t0.elapsed());
+    drop(a);
+    srv.stop().await;
+}
+
 #[tokio::test]
 async fn many_users_many_downloads_while_chat_flows() {
     let srv = TestServer::start(|_| {}).await;

@@ -9,7 +9,6 @@
 //! runs the classic sender.
 
 use std::fs::File;
-use std::io::Read;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -18,7 +17,10 @@ use tokio::net::{TcpListener, UdpSocket};
 
 use super::ports::PortGuard;
 use super::shutdown::Shutdown;
-use crate::rdt::classic::{self, sender::Outcome, sender::Sender};
+use crate::rdt::classic::{
+    self,
+    sender::{FileSource, Outcome, Sender},
+};
 use crate::rdt::fast::{self, driver::Tracer};
 
 /// One download about to start.
@@ -105,7 +107,7 @@ pub async fn tcp(d: Download, listener: TcpListener, mut shutdown: Shutdown) {
 
 /// Serves `d` over UDP: wait for the requester's first datagram, then run
 /// the classic sender or hand over to [`udp_other_hello`].
-pub async fn udp(mut d: Download, sock: UdpSocket, mut shutdown: Shutdown) {
+pub async fn udp(d: Download, sock: UdpSocket, mut shutdown: Shutdown) {
     let deadline = tokio::time::Instant::now() + d.wait;
     let mut buf = vec![0u8; 2048];
     let (n, from) = loop {
@@ -127,12 +129,16 @@ pub async fn udp(mut d: Download, sock: UdpSocket, mut shutdown: Shutdown) {
     let classic_window = if fast::is_fast_hello(&buf[..n]) { None } else { classic::parse_window(&buf[..n]) };
     match classic_window {
         Some(w) => {
-            let mut data = Vec::with_capacity(usize::try_from(d.size).unwrap_or(0));
-            if let Err(e) = (&mut d.file).take(d.size).read_to_end(&mut data) {
-                tracing::warn!(file = %d.name, error = %e, "cannot read file");
-                return;
-            }
-            classic_send(&d, sock, from, w, data, shutdown).await;
+            // Read on demand, one packet at a time: memory stays bounded by
+            // the window whatever the file size.
+            let source = match d.file.try_clone() {
+                Ok(f) => FileSource::new(f, d.size),
+                Err(e) => {
+                    tracing::warn!(file = %d.name, error = %e, "cannot read file");
+                    return;
+                }
+            };
+            classic_send(&d, sock, from, w, source, shutdown).await;
         }
         None => {
             let hello = buf[..n].to_vec();
@@ -191,10 +197,17 @@ fn random_seed() -> u64 {
 }
 
 /// Drives the classic [`Sender`] over `sock`, talking only to `peer`.
-async fn classic_send(d: &Download, sock: UdpSocket, peer: SocketAddr, w: u8, data: Vec<u8>, mut shutdown: Shutdown) {
+async fn classic_send(
+    d: &Download,
+    sock: UdpSocket,
+    peer: SocketAddr,
+    w: u8,
+    source: FileSource,
+    mut shutdown: Shutdown,
+) {
     tracing::info!(user = %d.user, file = %d.name, size = d.size, transport = "UDP", window = w, "download started");
     let started = Instant::now();
-    let mut s = Sender::new(data, w);
+    let mut s = Sender::new(source, w);
     let mut out = Vec::with_capacity(classic::CHUNK + 3);
     let mut buf = vec![0u8; 2048];
     let (mut acked, mut progress) = (0, Instant::now());
@@ -211,6 +224,9 @@ async fn classic_send(d: &Download, sock: UdpSocket, peer: SocketAddr, w: u8, da
                 tracing::debug!(error = %e, "send failed");
             }
         }
+        if s.is_done() {
+            break; // a read error ends the transfer while sending
+        }
         let timeout = s.poll_timeout().map(tokio::time::Instant::from_std);
         tokio::select! {
             r = sock.recv_from(&mut buf) => if let Ok((n, from)) = r {
@@ -226,9 +242,14 @@ async fn classic_send(d: &Download, sock: UdpSocket, peer: SocketAddr, w: u8, da
     match s.outcome() {
         Some(Outcome::Confirmed) => log_end(d, d.size, started, "finished"),
         Some(Outcome::Unconfirmed) => log_end(d, d.size, started, "sent (last ACK never came)"),
-        _ => {
-            tracing::warn!(user = %d.user, file = %d.name, acked = s.acked_bytes(), "download failed: receiver stopped answering")
-        }
+        _ => match s.error() {
+            Some(e) => {
+                tracing::warn!(user = %d.user, file = %d.name, acked = s.acked_bytes(), error = %e, "download failed: cannot read file")
+            }
+            None => {
+                tracing::warn!(user = %d.user, file = %d.name, acked = s.acked_bytes(), "download failed: receiver stopped answering")
+            }
+        },
     }
 }
 

@@ -19,10 +19,90 @@
 //!   [`MAX_TIMEOUTS`] consecutive timeouts without progress (or, once
 //!   everything was sent, [`FINAL_TIMEOUTS`] and at least [`FINAL_SILENCE`]) it stops, and
 //!   [`Sender::outcome`] says whether the end was confirmed.
+//!
+//! Memory stays bounded whatever the file size: the sender reads each packet
+//! from a [`Source`] when it (re)sends it, and keeps per-packet state only for
+//! the packets in flight (at most the window, 98). A read error ends the
+//! transfer as [`Outcome::Failed`] and [`Sender::error`] tells why.
 
+use std::io;
 use std::time::{Duration, Instant};
 
 use super::{CHUNK, Data, parse_ack};
+
+/// Where the sender takes the file's bytes from, on demand.
+///
+/// A positioned read (no cursor) so that a retransmission can go back to any
+/// packet in flight without the sender keeping a copy of it. Implemented for
+/// in-memory bytes (`Vec<u8>`, `&[u8]`) and for [`FileSource`].
+pub trait Source {
+    /// Total length in bytes; fixed for the whole transfer.
+    fn len(&self) -> u64;
+    /// True when there is nothing to send (the sender still sends one empty last packet).
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Reads up to `buf.len()` bytes at `offset`, like `pread(2)`: may return
+    /// fewer; 0 only at the end.
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize>;
+}
+
+impl Source for [u8] {
+    fn len(&self) -> u64 {
+        <[u8]>::len(self) as u64
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(<[u8]>::len(self));
+        let n = buf.len().min(<[u8]>::len(self) - start);
+        buf[..n].copy_from_slice(&self[start..start + n]);
+        Ok(n)
+    }
+}
+
+impl Source for &[u8] {
+    fn len(&self) -> u64 {
+        <[u8] as Source>::len(self)
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        <[u8] as Source>::read_at(self, offset, buf)
+    }
+}
+
+impl Source for Vec<u8> {
+    fn len(&self) -> u64 {
+        <[u8] as Source>::len(self)
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        <[u8] as Source>::read_at(self, offset, buf)
+    }
+}
+
+/// A file read with positioned reads (`pread(2)`), cut at a fixed length:
+/// the size announced when the transfer started, even if the file grows.
+#[derive(Debug)]
+pub struct FileSource {
+    file: std::fs::File,
+    len: u64,
+}
+
+impl FileSource {
+    /// The first `len` bytes of `file`. If the file is shorter by the time a
+    /// packet is read, that read fails (`UnexpectedEof`) and so does the transfer.
+    pub fn new(file: std::fs::File, len: u64) -> Self {
+        FileSource { file, len }
+    }
+}
+
+impl Source for FileSource {
+    fn len(&self) -> u64 {
+        self.len
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        let room = usize::try_from(self.len.saturating_sub(offset)).unwrap_or(usize::MAX);
+        let n = buf.len().min(room);
+        std::os::unix::fs::FileExt::read_at(&self.file, &mut buf[..n], offset)
+    }
+}
 
 /// Lowest retransmission timeout (RFC 6298 says 1 s; a LAN needs far less).
 pub const MIN_RTO: Duration = Duration::from_millis(200);
@@ -60,10 +140,16 @@ pub enum Outcome {
     Failed,
 }
 
-/// Classic go-back-N sender for one file held in memory.
+/// Classic go-back-N sender for one file, read on demand from a [`Source`].
 #[derive(Debug)]
-pub struct Sender {
-    data: Vec<u8>,
+pub struct Sender<S = Vec<u8>> {
+    source: S,
+    /// `source.len()`, read once.
+    len: u64,
+    /// One packet's payload, reused.
+    chunk: Vec<u8>,
+    /// Why the transfer failed, if a read did.
+    error: Option<io::Error>,
     /// The receiver's window W; sequence numbers are mod W+1.
     w: u8,
     packets: usize,
@@ -80,7 +166,8 @@ pub struct Sender {
     ssthresh: usize,
     /// Packets acknowledged toward the next congestion-avoidance increase.
     acked_in_window: usize,
-    /// Send time of each packet in flight, None if retransmitted (Karn).
+    /// Send time of each packet in flight, None if retransmitted (Karn);
+    /// indexed by sequence number: packets in flight span at most W + 1 of them.
     sent_at: Vec<Option<Instant>>,
     timer: Option<Instant>,
     srtt: Option<Duration>,
@@ -99,13 +186,17 @@ pub struct Sender {
     fast_base: Option<usize>,
 }
 
-impl Sender {
-    /// A sender of `data` to a receiver that announced window `w` (1..=98).
-    pub fn new(data: Vec<u8>, w: u8) -> Self {
+impl<S: Source> Sender<S> {
+    /// A sender of `source` to a receiver that announced window `w` (1..=98).
+    pub fn new(source: S, w: u8) -> Self {
         let w = w.clamp(1, super::MAX_WINDOW);
-        let packets = data.len().div_ceil(CHUNK).max(1);
+        let len = source.len();
+        let packets = usize::try_from(len.div_ceil(CHUNK as u64)).unwrap_or(usize::MAX).max(1);
         Sender {
-            data,
+            source,
+            len,
+            chunk: vec![0; CHUNK],
+            error: None,
             w,
             packets,
             base: 0,
@@ -114,7 +205,7 @@ impl Sender {
             cwnd: usize::from(w),
             ssthresh: usize::from(w),
             acked_in_window: 0,
-            sent_at: vec![None; packets],
+            sent_at: vec![None; usize::from(w) + 1],
             timer: None,
             srtt: None,
             rttvar: Duration::ZERO,
@@ -173,7 +264,7 @@ impl Sender {
         self.dups = 0;
         self.got_ack = true;
         let newest = self.base + k - 1;
-        if let Some(t) = self.sent_at[newest] {
+        if let Some(t) = self.sent_at[usize::from(self.seq(newest))] {
             self.sample(now.saturating_duration_since(t));
         }
         self.base += k;
@@ -224,15 +315,23 @@ impl Sender {
             return None;
         }
         let i = self.next;
-        let start = i * CHUNK;
-        let end = (start + CHUNK).min(self.data.len());
+        let n = match self.read_packet(i) {
+            Ok(n) => n,
+            Err(e) => {
+                self.error = Some(e);
+                self.outcome = Some(Outcome::Failed);
+                self.timer = None;
+                return None;
+            }
+        };
         out.clear();
-        Data { last: i + 1 == self.packets, seq: self.seq(i), payload: &self.data[start.min(end)..end] }.encode(out);
+        Data { last: i + 1 == self.packets, seq: self.seq(i), payload: &self.chunk[..n] }.encode(out);
+        let slot = usize::from(self.seq(i));
         if i < self.high {
-            self.sent_at[i] = None;
+            self.sent_at[slot] = None;
             self.retransmits += 1;
         } else {
-            self.sent_at[i] = Some(now);
+            self.sent_at[slot] = Some(now);
             self.high = i + 1;
         }
         self.next += 1;
@@ -241,6 +340,27 @@ impl Sender {
         }
         self.heard_at.get_or_insert(now);
         Some(i)
+    }
+
+    /// Reads packet `i`'s payload into `self.chunk`; returns its length.
+    fn read_packet(&mut self, i: usize) -> io::Result<usize> {
+        let start = (i as u64).saturating_mul(CHUNK as u64);
+        let want = usize::try_from(self.len.saturating_sub(start)).unwrap_or(usize::MAX).min(CHUNK);
+        let mut got = 0;
+        while got < want {
+            match self.source.read_at(start + got as u64, &mut self.chunk[got..want]) {
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!("the file ended at byte {} of {}", start + got as u64, self.len),
+                    ));
+                }
+                Ok(k) => got += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(want)
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) must be called next.
@@ -303,7 +423,17 @@ impl Sender {
 
     /// File bytes acknowledged so far.
     pub fn acked_bytes(&self) -> u64 {
-        (self.base * CHUNK).min(self.data.len()) as u64
+        (self.base as u64).saturating_mul(CHUNK as u64).min(self.len)
+    }
+
+    /// The read error that failed the transfer, if one did.
+    pub fn error(&self) -> Option<&io::Error> {
+        self.error.as_ref()
+    }
+
+    /// The data source, e.g. to inspect it in tests.
+    pub fn source(&self) -> &S {
+        &self.source
     }
 }
 
@@ -311,6 +441,7 @@ impl Sender {
 mod tests {
     use super::*;
     use crate::rdt::classic::encode_ack;
+    use std::cell::Cell;
     use std::collections::VecDeque;
 
     /// A receiver like the reference's: in-order ACKs, repeats the last ACK on
@@ -361,7 +492,7 @@ mod tests {
         fn is_done(&self) -> bool;
     }
 
-    impl Machine for Sender {
+    impl<S: Source> Machine for Sender<S> {
         fn poll_transmit(&mut self, now: Instant, out: &mut Vec<u8>) -> Option<usize> {
             Sender::poll_transmit(self, now, out)
         }
@@ -607,6 +738,183 @@ mod tests {
         s.handle_datagram(now, b"junk");
         assert_eq!(s.acked_bytes(), 0);
         s.handle_datagram(now, b"3");
+        assert_eq!(s.outcome(), Some(Outcome::Confirmed));
+    }
+
+    /// A source that remembers its last read and counts them.
+    struct Recording {
+        data: Vec<u8>,
+        last: Cell<Option<(u64, usize)>>,
+        reads: Cell<u64>,
+    }
+
+    impl Source for Recording {
+        fn len(&self) -> u64 {
+            self.data.len() as u64
+        }
+        fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+            let n = Source::read_at(&self.data, offset, buf)?;
+            self.last.set(Some((offset, n)));
+            self.reads.set(self.reads.get() + 1);
+            Ok(n)
+        }
+    }
+
+    /// Checks, after every datagram sent, that the sender read only a packet
+    /// of the current window: never acknowledged bytes, never beyond the window.
+    struct Watched(Sender<Recording>);
+
+    impl Machine for Watched {
+        fn poll_transmit(&mut self, now: Instant, out: &mut Vec<u8>) -> Option<usize> {
+            let base = self.0.acked_bytes();
+            let before = self.0.source().reads.get();
+            let i = self.0.poll_transmit(now, out)?;
+            let src = self.0.source();
+            if src.data.is_empty() {
+                return Some(i);
+            }
+            assert_eq!(src.reads.get(), before + 1, "one read per datagram");
+            let (offset, n) = src.last.get().expect("a read");
+            let window = u64::from(self.0.w) * CHUNK as u64;
+            assert!(n <= CHUNK, "read {n} bytes at once");
+            assert_eq!(offset, i as u64 * CHUNK as u64, "packet {i} read at {offset}");
+            assert!(offset >= base, "read acknowledged bytes at {offset} (acked {base})");
+            assert!(offset + n as u64 <= base + window, "read {offset}+{n} beyond the window (acked {base})");
+            Some(i)
+        }
+        fn handle_datagram(&mut self, now: Instant, d: &[u8]) {
+            self.0.handle_datagram(now, d)
+        }
+        fn handle_timeout(&mut self, now: Instant) {
+            self.0.handle_timeout(now)
+        }
+        fn poll_timeout(&self) -> Option<Instant> {
+            self.0.poll_timeout()
+        }
+        fn is_done(&self) -> bool {
+            self.0.is_done()
+        }
+    }
+
+    #[test]
+    fn reads_only_the_packets_in_flight() {
+        for (seed, w, quirks) in [(1u64, 20u8, true), (2, 98, false), (3, 5, false), (4, 1, false)] {
+            let size = 120_500;
+            let data: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
+            let src = Recording { data, last: Cell::new(None), reads: Cell::new(0) };
+            let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+            let (s, r, _) = simulate_with(Watched(Sender::new(src, w)), size, w, quirks, |_, _| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x % 13 == 0
+            });
+            assert_eq!(r.got.len(), size, "seed {seed}, window {w}");
+            assert_ne!(s.0.outcome(), Some(Outcome::Failed), "seed {seed}, window {w}");
+        }
+    }
+
+    /// Bytes made up on the fly: a "file" that no memory could hold.
+    struct Synthetic(u64);
+
+    impl Source for Synthetic {
+        fn len(&self) -> u64 {
+            self.0
+        }
+        fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+            let n = buf.len().min(usize::try_from(self.0.saturating_sub(offset)).unwrap_or(usize::MAX));
+            for (k, b) in buf[..n].iter_mut().enumerate() {
+                *b = ((offset + k as u64) % 251) as u8;
+            }
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn state_does_not_grow_with_the_file() {
+        // 4 EiB: any per-packet state (2^52 packets) fails to allocate at once.
+        let mut s = Sender::new(Synthetic(1 << 62), 98);
+        let now = Instant::now();
+        let mut b = Vec::new();
+        let (mut sent, mut acked) = (0u64, 0u64);
+        for _ in 0..5 {
+            while s.poll_transmit(now, &mut b).is_some() {
+                let p = Data::parse(&b).unwrap();
+                assert_eq!(p.payload.len(), CHUNK);
+                assert!(!p.last);
+                assert_eq!(p.payload[0], ((sent * CHUNK as u64) % 251) as u8);
+                sent += 1;
+            }
+            assert_eq!(sent, acked + 98);
+            // (An ACK of "98" first would read as a repeated hello.)
+            acked += 50;
+            s.handle_datagram(now, &encode_ack((acked % 99) as u8));
+            assert_eq!(s.acked_bytes(), acked * CHUNK as u64);
+        }
+        assert!(s.sent_at.len() <= 99 && s.chunk.len() == CHUNK);
+    }
+
+    /// Fails every read from `offset` on.
+    struct Broken(Vec<u8>, u64);
+
+    impl Source for Broken {
+        fn len(&self) -> u64 {
+            self.0.len() as u64
+        }
+        fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+            if offset >= self.1 {
+                return Err(io::Error::other("disk on fire"));
+            }
+            Source::read_at(&self.0, offset, buf)
+        }
+    }
+
+    #[test]
+    fn a_read_error_fails_the_transfer() {
+        let mut s = Sender::new(Broken(vec![7; 10_000], 4_000), 20);
+        let now = Instant::now();
+        let mut b = Vec::new();
+        let mut sent = 0;
+        while s.poll_transmit(now, &mut b).is_some() {
+            sent += 1;
+        }
+        assert_eq!(sent, 4);
+        assert_eq!(s.outcome(), Some(Outcome::Failed));
+        assert_eq!(s.error().map(|e| e.to_string()), Some("disk on fire".into()));
+        assert_eq!(s.poll_timeout(), None);
+        s.handle_datagram(now, b"4");
+        assert_eq!(s.outcome(), Some(Outcome::Failed));
+    }
+
+    #[test]
+    fn a_file_shorter_than_announced_fails_the_transfer() {
+        let mut f = tempfile::tempfile().unwrap();
+        std::io::Write::write_all(&mut f, &[5u8; 2500]).unwrap();
+        let mut s = Sender::new(FileSource::new(f, 5000), 20);
+        let now = Instant::now();
+        let mut b = Vec::new();
+        let mut payload = Vec::new();
+        while s.poll_transmit(now, &mut b).is_some() {
+            payload.extend_from_slice(Data::parse(&b).unwrap().payload);
+        }
+        assert_eq!(payload, vec![5u8; 2000]);
+        assert_eq!(s.outcome(), Some(Outcome::Failed));
+        assert_eq!(s.error().map(|e| e.kind()), Some(io::ErrorKind::UnexpectedEof));
+    }
+
+    #[test]
+    fn file_source_stops_at_its_length() {
+        let mut f = tempfile::tempfile().unwrap();
+        std::io::Write::write_all(&mut f, &(0..=255u8).cycle().take(3500).collect::<Vec<_>>()).unwrap();
+        let mut s = Sender::new(FileSource::new(f, 3200), 20);
+        let now = Instant::now();
+        let mut b = Vec::new();
+        let mut payload = Vec::new();
+        while s.poll_transmit(now, &mut b).is_some() {
+            payload.extend_from_slice(Data::parse(&b).unwrap().payload);
+        }
+        assert_eq!(payload, (0..=255u8).cycle().take(3200).collect::<Vec<_>>());
+        s.handle_datagram(now, b"4");
         assert_eq!(s.outcome(), Some(Outcome::Confirmed));
     }
 }
