@@ -72,9 +72,12 @@ pub enum RdtError {
 impl Config {
     /// This config with its datagram size chosen for a path to `peer`: large
     /// datagrams on loopback, the configured (path-safe) size elsewhere.
+    /// With `probe` off, `max_datagram` is kept as is and nothing is probed.
     pub fn for_path(&self, peer: SocketAddr) -> Config {
         let mut c = self.clone();
-        if peer.ip().is_loopback() {
+        if !c.probe {
+            c.probe_datagrams.clear();
+        } else if peer.ip().is_loopback() {
             c.max_datagram = c.max_datagram.max(LOOPBACK_DATAGRAM);
         }
         c
@@ -504,5 +507,15 @@ mod tests {
             assert!(!send_loss(&io::Error::from_raw_os_error(errno)), "errno {errno}");
         }
         assert!(!send_loss(&io::Error::other("not an OS error")));
+    }
+
+    #[test]
+    fn probe_off_keeps_the_configured_datagram_on_loopback() {
+        let lo: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let on = Config::default().for_path(lo);
+        assert_eq!(on.max_datagram, LOOPBACK_DATAGRAM);
+        let off = Config { probe: false, max_datagram: 1452, ..Config::default() }.for_path(lo);
+        assert_eq!(off.max_datagram, 1452);
+        assert!(off.probe_datagrams.is_empty());
     }
 }

@@ -612,7 +612,7 @@ impl Sender {
     /// (DPLPMTUD, RFC 8899, simplified): one probe at a time, sizes from
     /// `cfg.probe_datagrams` upwards, after the first RTT sample.
     fn probe_payload(&self) -> Option<u64> {
-        if self.probe_outstanding || !self.rtt.has_sample() {
+        if !self.cfg.probe || self.probe_outstanding || !self.rtt.has_sample() {
             return None;
         }
         let d = *self.cfg.probe_datagrams.get(self.probe_next)?;
