@@ -55,6 +55,7 @@ impl Mode {
             Mode::Classic => "classic go-back-N",
             Mode::Fast(Algorithm::NewReno) => "fast NewReno",
             Mode::Fast(Algorithm::Cubic) => "fast CUBIC",
+            Mode::Fast(Algorithm::Bbr) => "fast BBR",
         }
     }
 }
@@ -113,7 +114,7 @@ fn main() {
     let capacity = relay_capacity(&rt);
     let path = || Impairment::path(LOSS, ONE_WAY, RATE, 0);
     let wan = || Some((Impairment { seed: 1, ..path() }, Impairment { seed: 2, ..path() }));
-    let all = [Mode::Classic, Mode::Fast(Algorithm::NewReno), Mode::Fast(Algorithm::Cubic)];
+    let all = [Mode::Classic, Mode::Fast(Algorithm::NewReno), Mode::Fast(Algorithm::Cubic), Mode::Fast(Algorithm::Bbr)];
     let paths = [
         PathSpec { label: "loopback", imp: None, file: &big, small: false, modes: &all },
         PathSpec { label: WAN_SMALL, imp: wan(), file: &small, small: true, modes: &all },
@@ -143,7 +144,7 @@ fn main() {
     println!();
     let ceiling = (1.0 - LOSS) * RATE as f64 / 1e6;
     for label in [WAN_SMALL, WAN_LARGE] {
-        for cc in ["fast NewReno", "fast CUBIC"] {
+        for cc in ["fast NewReno", "fast CUBIC", "fast BBR"] {
             if let Some(r) = find(label, cc) {
                 let share = 100.0 * r.mbps() / ceiling;
                 println!(
@@ -155,7 +156,7 @@ fn main() {
     }
     for label in paths.iter().map(|p| p.label) {
         let Some(classic) = find(label, "classic go-back-N").map(Run::mbps) else { continue };
-        for cc in ["fast NewReno", "fast CUBIC"] {
+        for cc in ["fast NewReno", "fast CUBIC", "fast BBR"] {
             if let Some(r) = find(label, cc) {
                 println!("4. {label}: {cc} / classic = {:.1}x", r.mbps() / classic);
             }

@@ -60,6 +60,8 @@ pub enum Cc {
     Cubic,
     /// RFC 5681/6582 NewReno.
     Newreno,
+    /// BBR (v1-style, model based: random loss does not slow it down).
+    Bbr,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -92,6 +94,7 @@ pub fn run(args: ServeArgs, _global: &Global) -> anyhow::Result<()> {
             cc: match args.cc {
                 Cc::Cubic => Algorithm::Cubic,
                 Cc::Newreno => Algorithm::NewReno,
+                Cc::Bbr => Algorithm::Bbr,
             },
             ..Default::default()
         },
