@@ -97,7 +97,7 @@ impl Bbr {
     fn bdp(&self) -> Option<u64> {
         let rtt = self.min_rtt?;
         let bw = self.bandwidth();
-        (bw > 0.0).then(|| (bw * rtt.as_secs_f64()) as u64)
+        (bw > 0.0).then_some((bw * rtt.as_secs_f64()) as u64)
     }
 
     fn pacing_gain(&self) -> f64 {
@@ -245,7 +245,7 @@ impl Controller for Bbr {
 
     fn pacing_rate(&self) -> Option<f64> {
         let bw = self.bandwidth();
-        (bw > 0.0).then(|| self.pacing_gain() * bw)
+        (bw > 0.0).then_some(self.pacing_gain() * bw)
     }
 }
 
