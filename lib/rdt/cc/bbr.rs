@@ -11,7 +11,7 @@
 //! probe-bandwidth (pacing gain cycles 1.25, 0.75, then 1 for six phases,
 //! one min-RTT each), and probe-RTT (when the min RTT is 5 s old, the
 //! window drops to 4 datagrams for 200 ms so queues drain and a fresh
-//! minimum is seen). Window = 2 × BDP plus 3 datagrams; an RTO resets it to
+//! minimum is seen). Window = 2 × BDP plus 5 ms at the bandwidth plus 3 datagrams; an RTO resets it to
 //! the minimum, from where it grows by the bytes acknowledged.
 
 use std::collections::VecDeque;
@@ -30,6 +30,10 @@ pub const BW_ROUNDS: u64 = 10;
 pub const MIN_RTT_WINDOW: Duration = Duration::from_secs(5);
 /// How long probe-RTT holds the small window.
 pub const PROBE_RTT_TIME: Duration = Duration::from_millis(200);
+/// Window allowance for ACKs that come late or in bunches (the receiver's
+/// delayed-ACK timer, scheduling): without it a path whose RTT is far below
+/// this (loopback) is held by the window, not the bandwidth.
+pub const ACK_AGGREGATION: Duration = Duration::from_millis(5);
 /// Pacing gains of the probe-bandwidth cycle.
 const CYCLE: [f64; 8] = [1.25, 0.75, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0];
 /// Window gain in probe-bandwidth: 2 × BDP absorbs delayed and stretched ACKs.
@@ -229,7 +233,8 @@ impl Controller for Bbr {
         let grown = self.cwnd.saturating_add(s.acked);
         self.cwnd = match self.bdp() {
             Some(bdp) => {
-                let target = (self.cwnd_gain() * bdp as f64) as u64 + 3 * self.mss;
+                let extra = (self.bandwidth() * ACK_AGGREGATION.as_secs_f64()) as u64;
+                let target = (self.cwnd_gain() * bdp as f64) as u64 + extra + 3 * self.mss;
                 if self.filled_pipe {
                     grown.min(target)
                 } else if self.cwnd < target {
@@ -290,8 +295,8 @@ mod tests {
         }
         assert!(!b.in_slow_start(), "still in startup");
         assert!((b.bandwidth() - 10e6).abs() < 1.0, "bw {}", b.bandwidth());
-        // 2 × BDP (100 kB) + 3 datagrams.
-        assert_eq!(b.window(), 203_000);
+        // 2 × BDP (100 kB) + 5 ms of ACK allowance (50 kB) + 3 datagrams.
+        assert_eq!(b.window(), 253_000);
         let rate = b.pacing_rate().unwrap();
         assert!((0.75 * 10e6..=1.25 * 10e6 + 1.0).contains(&rate), "rate {rate}");
     }

@@ -221,7 +221,6 @@ fn wait_readable(sock: &UdpSocket, until: Option<Instant>) {
     }
 }
 
-/// Sends `d` to `peer`, waiting briefly when the socket buffer is full.
 /// Whether a `sendto` error means only "this datagram was lost" (the
 /// transfer goes on) rather than a broken socket.
 fn send_loss(e: &io::Error) -> bool {
@@ -234,6 +233,7 @@ fn send_loss(e: &io::Error) -> bool {
     }
 }
 
+/// Sends `d` to `peer`, waiting briefly when the socket buffer is full.
 fn send_one(sock: &UdpSocket, d: &[u8], peer: SocketAddr) -> Result<(), RdtError> {
     loop {
         match sock.send_to(d, peer) {

@@ -586,7 +586,11 @@ impl Sender {
         self.last_refill = now;
         // Bursts of `pacing_burst` datagrams, or 1 ms worth at the pacing
         // rate when that is more (fast paths: fewer wake-ups per second).
-        let cap = ((self.cfg.pacing_burst as f64) * self.mss as f64).max(self.pacing_rate() * 1e-3);
+        // A controller that sets the rate (BBR) measures the rate it gets:
+        // tokens lost to late wake-ups would lower its estimate round after
+        // round, so its bucket holds 4 ms.
+        let span = if self.cc.pacing_rate().is_some() { 4e-3 } else { 1e-3 };
+        let cap = ((self.cfg.pacing_burst as f64) * self.mss as f64).max(self.pacing_rate() * span);
         self.tokens = (self.tokens + dt * self.pacing_rate()).min(cap.max(self.mss as f64));
     }
 
