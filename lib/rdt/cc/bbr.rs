@@ -128,6 +128,11 @@ impl Bbr {
         if s.interval.is_zero() || s.delivered == 0 {
             return;
         }
+        // As Linux does: a sample over less than the min RTT comes from
+        // bunched ACKs and bursts (compression) and would inflate the max.
+        if self.min_rtt.is_some_and(|m| s.interval < m) {
+            return;
+        }
         let sample = s.delivered as f64 / s.interval.as_secs_f64();
         // An application-limited sample only counts if it raises the estimate.
         if s.app_limited && sample < self.bandwidth() {
