@@ -40,7 +40,7 @@ pub struct ServeArgs {
     pub join_timeout: Duration,
 
     /// Congestion controller of fast UDP downloads.
-    #[arg(long, value_enum, value_name = "ALGORITHM", default_value_t = Cc::Cubic)]
+    #[arg(long, value_enum, value_name = "ALGORITHM", default_value_t = Cc::Bbr)]
     pub cc: Cc,
 
     /// Write one JSON line per fast-mode sender event (send, ack, loss, rto,
