@@ -11,10 +11,9 @@
 //! The drivers pick 65 000-byte datagrams when the peer's address is
 //! loopback (`Config::for_path`). A real 200 Mbit/s path carries ~1452-byte
 //! datagrams, and 1% loss per datagram is a very different path with 45×
-//! more datagrams, so the relay path is run twice: with loopback addresses
-//! (large datagrams) and with IPv4-mapped IPv6 addresses (`::ffff:127.0.0.1`,
-//! still loopback traffic, but not recognised as loopback, so the path-safe
-//! 1452 bytes are used).
+//! more datagrams, so the relay path is run twice: with the loopback default
+//! (large datagrams) and with `Config { probe: false, max_datagram: 1452 }`
+//! (a 1500-byte-MTU path: no loopback upgrade, no path-MTU probing).
 //!
 //! Run with `cargo bench --bench rdt`. Env: `BENCH_CAP` seconds per run
 //! (default 15: a run still going is cut and its goodput counted up to
@@ -56,6 +55,7 @@ impl Mode {
             Mode::Classic => "classic go-back-N",
             Mode::Fast(Algorithm::NewReno) => "fast NewReno",
             Mode::Fast(Algorithm::Cubic) => "fast CUBIC",
+            Mode::Fast(Algorithm::Bbr) => "fast BBR",
         }
     }
 }
@@ -65,8 +65,8 @@ struct PathSpec<'a> {
     label: &'static str,
     imp: Option<(Impairment, Impairment)>,
     file: &'a std::path::Path,
-    /// Address peers as ::ffff:127.0.0.1 (path-safe datagram size).
-    mapped: bool,
+    /// 1452-byte datagrams, no probing (`Config::probe` off).
+    small: bool,
     modes: &'a [Mode],
 }
 
@@ -114,18 +114,18 @@ fn main() {
     let capacity = relay_capacity(&rt);
     let path = || Impairment::path(LOSS, ONE_WAY, RATE, 0);
     let wan = || Some((Impairment { seed: 1, ..path() }, Impairment { seed: 2, ..path() }));
-    let all = [Mode::Classic, Mode::Fast(Algorithm::NewReno), Mode::Fast(Algorithm::Cubic)];
+    let all = [Mode::Classic, Mode::Fast(Algorithm::NewReno), Mode::Fast(Algorithm::Cubic), Mode::Fast(Algorithm::Bbr)];
     let paths = [
-        PathSpec { label: "loopback", imp: None, file: &big, mapped: false, modes: &all },
-        PathSpec { label: WAN_SMALL, imp: wan(), file: &small, mapped: true, modes: &all },
-        PathSpec { label: WAN_LARGE, imp: wan(), file: &small, mapped: false, modes: &all[1..] },
+        PathSpec { label: "loopback", imp: None, file: &big, small: false, modes: &all },
+        PathSpec { label: WAN_SMALL, imp: wan(), file: &small, small: true, modes: &all },
+        PathSpec { label: WAN_LARGE, imp: wan(), file: &small, small: false, modes: &all[1..] },
     ];
     let mut table = Vec::new();
     for p in &paths {
         let label = p.label;
         for &mode in p.modes {
             eprint!("{label}: {} ... ", mode.name());
-            let r = run(&rt, mode, p.file, p.imp.clone(), p.mapped, cap, dir.path());
+            let r = run(&rt, mode, p.file, p.imp.clone(), p.small, cap, dir.path());
             eprintln!("{:.1} Mbit/s {}", r.mbps(), r.note);
             table.push((label, mode, r));
         }
@@ -144,7 +144,7 @@ fn main() {
     println!();
     let ceiling = (1.0 - LOSS) * RATE as f64 / 1e6;
     for label in [WAN_SMALL, WAN_LARGE] {
-        for cc in ["fast NewReno", "fast CUBIC"] {
+        for cc in ["fast NewReno", "fast CUBIC", "fast BBR"] {
             if let Some(r) = find(label, cc) {
                 let share = 100.0 * r.mbps() / ceiling;
                 println!(
@@ -156,7 +156,7 @@ fn main() {
     }
     for label in paths.iter().map(|p| p.label) {
         let Some(classic) = find(label, "classic go-back-N").map(Run::mbps) else { continue };
-        for cc in ["fast NewReno", "fast CUBIC"] {
+        for cc in ["fast NewReno", "fast CUBIC", "fast BBR"] {
             if let Some(r) = find(label, cc) {
                 println!("4. {label}: {cc} / classic = {:.1}x", r.mbps() / classic);
             }
@@ -223,13 +223,12 @@ fn run(
     mode: Mode,
     file: &std::path::Path,
     imp: Option<(Impairment, Impairment)>,
-    mapped: bool,
+    small: bool,
     cap: Duration,
     dir: &std::path::Path,
 ) -> Run {
-    // Dual-stack sockets reach 127.0.0.1 as ::ffff:127.0.0.1 (see the module docs).
-    let (bind, v4) = if mapped { ("[::]:0", "[::ffff:127.0.0.1]") } else { ("127.0.0.1:0", "127.0.0.1") };
-    let at = |port: u16| -> SocketAddr { format!("{v4}:{port}").parse().expect("addr") };
+    let bind = "127.0.0.1:0";
+    let at = |port: u16| -> SocketAddr { SocketAddr::from(([127, 0, 0, 1], port)) };
     let sender_sock = UdpSocket::bind(bind).expect("bind");
     let sender_addr = at(sender_sock.local_addr().expect("addr").port());
     let relay = imp.map(|(up, down)| {
@@ -247,11 +246,11 @@ fn run(
     let t0 = Instant::now();
     let sender = {
         let (stop, file) = (stop.clone(), file.to_path_buf());
-        thread::spawn(move || send(mode, sender_sock, &file, &stop))
+        thread::spawn(move || send(mode, small, sender_sock, &file, &stop))
     };
     let receiver = {
         let (stop, received) = (stop.clone(), received.clone());
-        thread::spawn(move || receive(mode, receiver_sock, to, out, size, &stop, &received))
+        thread::spawn(move || receive(mode, small, receiver_sock, to, out, size, &stop, &received))
     };
     let mut complete = false;
     let mut note = String::new();
@@ -285,7 +284,7 @@ fn run(
     Run { bytes, secs, complete, note }
 }
 
-fn send(mode: Mode, sock: UdpSocket, file: &std::path::Path, stop: &AtomicBool) {
+fn send(mode: Mode, small: bool, sock: UdpSocket, file: &std::path::Path, stop: &AtomicBool) {
     // The receiver's hello comes first, as on a server's transfer port.
     let mut buf = vec![0u8; 65_536];
     let _ = sock.set_read_timeout(Some(Duration::from_millis(50)));
@@ -304,7 +303,7 @@ fn send(mode: Mode, sock: UdpSocket, file: &std::path::Path, stop: &AtomicBool) 
             classic_send(sock, peer, Sender::new(data, w), stop);
         }
         Mode::Fast(cc) => {
-            let cfg = fast::Config { cc, ..Default::default() };
+            let cfg = fast_config(cc, small);
             let Ok(file) = File::open(file) else { return };
             let _ = driver::send_file_blocking(sock, peer.ip(), (peer, buf[..n].to_vec()), &file, &cfg, None, stop);
         }
@@ -333,8 +332,10 @@ fn classic_send(sock: UdpSocket, peer: SocketAddr, mut s: Sender, stop: &AtomicB
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn receive(
     mode: Mode,
+    small: bool,
     sock: UdpSocket,
     to: SocketAddr,
     mut out: File,
@@ -373,7 +374,7 @@ fn receive(
             Err("stopped".into())
         }
         Mode::Fast(cc) => {
-            let cfg = fast::Config { cc, ..Default::default() };
+            let cfg = fast_config(cc, small);
             let expect = driver::Expect { resume_from: 0, size: Some(size) };
             let progress = |s: &fast::Stats| received.store(s.bytes_done, Ordering::Relaxed);
             match driver::receive_file_blocking(sock, to, &out, expect, &cfg, stop, progress) {
@@ -383,4 +384,11 @@ fn receive(
             }
         }
     }
+}
+
+/// The fast config of a run: the defaults, or a 1500-byte-MTU path emulated
+/// over loopback (`small`: 1452-byte datagrams, no probing).
+fn fast_config(cc: Algorithm, small: bool) -> fast::Config {
+    let c = fast::Config { cc, ..Default::default() };
+    if small { fast::Config { probe: false, max_datagram: 1452, ..c } } else { c }
 }

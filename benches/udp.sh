@@ -16,7 +16,8 @@
 #        CHATCTL=path/to/chatctl benches/udp.sh
 # Env:   BENCH_BIG (default 1073741824), BENCH_LOSSY (default 268435456),
 #        BENCH_CLASSIC (default 67108864),
-#        BENCH_TIMEOUT seconds per download (default 120), BENCH_TMP (default /dev/shm).
+#        BENCH_TIMEOUT seconds per download (default 120), BENCH_TMP (default /dev/shm),
+#        BENCH_CC (the server's `--cc`, e.g. cubic or bbr; default: the server's default).
 # Files live on tmpfs so the disk is not what is measured. Needs bash, python3,
 # GNU time; scenario 2 needs root (or user namespaces), unshare, ip and nft,
 # and is skipped with a message otherwise. Not part of `cargo test`.
@@ -27,6 +28,7 @@ BIG=${BENCH_BIG:-1073741824}
 LOSSY=${BENCH_LOSSY:-268435456}
 CLASSIC=${BENCH_CLASSIC:-67108864}
 TMO=${BENCH_TIMEOUT:-120}
+export BENCH_CC=${BENCH_CC:-}
 
 if [[ ${1:-} != --inside ]]; then
     if [[ -z ${CHATCTL:-} ]]; then
@@ -50,7 +52,9 @@ run_one() {
     local log="$WORK/serve.$label.$mode"
     local flags=("--$mode")
     [[ $mode == classic ]] && flags=(--udp --classic)
-    /usr/bin/time -v -o "$log.time" "$CHATCTL" serve --listen 127.0.0.1:0 --ports 0 --files "$WORK/files" \
+    local cc=()
+    [[ -n $BENCH_CC ]] && cc=(--cc "$BENCH_CC")
+    /usr/bin/time -v -o "$log.time" "$CHATCTL" serve --listen 127.0.0.1:0 --ports 0 --files "$WORK/files" "${cc[@]}" \
         2>"$log.err" &
     local tpid=$!
     local addr=""

@@ -40,7 +40,7 @@ pub struct ServeArgs {
     pub join_timeout: Duration,
 
     /// Congestion controller of fast UDP downloads.
-    #[arg(long, value_enum, value_name = "ALGORITHM", default_value_t = Cc::Cubic)]
+    #[arg(long, value_enum, value_name = "ALGORITHM", default_value_t = Cc::Bbr)]
     pub cc: Cc,
 
     /// Write one JSON line per fast-mode sender event (send, ack, loss, rto,
@@ -60,6 +60,8 @@ pub enum Cc {
     Cubic,
     /// RFC 5681/6582 NewReno.
     Newreno,
+    /// BBR (v1-style, model based: random loss does not slow it down).
+    Bbr,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -92,6 +94,7 @@ pub fn run(args: ServeArgs, _global: &Global) -> anyhow::Result<()> {
             cc: match args.cc {
                 Cc::Cubic => Algorithm::Cubic,
                 Cc::Newreno => Algorithm::NewReno,
+                Cc::Bbr => Algorithm::Bbr,
             },
             ..Default::default()
         },

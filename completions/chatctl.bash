@@ -640,7 +640,7 @@ _chatctl() {
                     return 0
                     ;;
                 --cc)
-                    COMPREPLY=($(compgen -W "cubic newreno" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "cubic newreno bbr" -- "${cur}"))
                     return 0
                     ;;
                 --trace)

@@ -51,7 +51,8 @@ complete -c chatctl -n "__fish_chatctl_using_subcommand serve" -l ports -d 'Pool
 complete -c chatctl -n "__fish_chatctl_using_subcommand serve" -l max-users -d 'Most users in the room; above 10, classic clients cannot read the user lists' -r
 complete -c chatctl -n "__fish_chatctl_using_subcommand serve" -l join-timeout -d 'How long a joining client has to open its update connection' -r
 complete -c chatctl -n "__fish_chatctl_using_subcommand serve" -l cc -d 'Congestion controller of fast UDP downloads' -r -f -a "cubic\t'RFC 9438 CUBIC'
-newreno\t'RFC 5681/6582 NewReno'"
+newreno\t'RFC 5681/6582 NewReno'
+bbr\t'BBR (v1-style, model based: random loss does not slow it down)'"
 complete -c chatctl -n "__fish_chatctl_using_subcommand serve" -l trace -d 'Write one JSON line per fast-mode sender event (send, ack, loss, rto, cwnd; with the transfer port) to FILE, for plots' -r -F
 complete -c chatctl -n "__fish_chatctl_using_subcommand serve" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
 json\t''"

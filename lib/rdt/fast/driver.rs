@@ -72,9 +72,12 @@ pub enum RdtError {
 impl Config {
     /// This config with its datagram size chosen for a path to `peer`: large
     /// datagrams on loopback, the configured (path-safe) size elsewhere.
+    /// With `probe` off, `max_datagram` is kept as is and nothing is probed.
     pub fn for_path(&self, peer: SocketAddr) -> Config {
         let mut c = self.clone();
-        if peer.ip().is_loopback() {
+        if !c.probe {
+            c.probe_datagrams.clear();
+        } else if peer.ip().is_loopback() {
             c.max_datagram = c.max_datagram.max(LOOPBACK_DATAGRAM);
         }
         c
@@ -218,6 +221,18 @@ fn wait_readable(sock: &UdpSocket, until: Option<Instant>) {
     }
 }
 
+/// Whether a `sendto` error means only "this datagram was lost" (the
+/// transfer goes on) rather than a broken socket.
+fn send_loss(e: &io::Error) -> bool {
+    match e.raw_os_error() {
+        // A bad descriptor or address is a bug or a dead socket, not loss.
+        Some(libc::EBADF | libc::ENOTSOCK | libc::EINVAL | libc::EFAULT | libc::EAFNOSUPPORT) => false,
+        // EPERM (firewall drop), ENOBUFS, ECONNREFUSED, EMSGSIZE, EHOSTUNREACH...
+        Some(_) => true,
+        None => false,
+    }
+}
+
 /// Sends `d` to `peer`, waiting briefly when the socket buffer is full.
 fn send_one(sock: &UdpSocket, d: &[u8], peer: SocketAddr) -> Result<(), RdtError> {
     loop {
@@ -230,9 +245,12 @@ fn send_one(sock: &UdpSocket, d: &[u8], peer: SocketAddr) -> Result<(), RdtError
                     libc::poll(&mut fds, 1, 10);
                 }
             }
-            // ICMP errors (port unreachable, message too long) are path
-            // feedback, not fatal: the machine's timers deal with the loss.
-            Err(e) if e.raw_os_error().is_some() && e.kind() != io::ErrorKind::PermissionDenied => return Ok(()),
+            // Any other OS error is a lost datagram, not a failed transfer:
+            // ICMP feedback (port unreachable, message too long), EPERM from
+            // a firewall drop on the OUTPUT hook, ENOBUFS under load. The
+            // machine's loss detection and timers deal with it; if the path
+            // stays dead the idle timeout ends the transfer.
+            Err(e) if send_loss(&e) => return Ok(()),
             Err(e) => return Err(sock_err("send")(e)),
         }
     }
@@ -474,4 +492,30 @@ pub async fn receive_file(
         tokio::task::spawn_blocking(move || receive_file_blocking(sock, server, &out, expect, &cfg, &flag, progress))
             .await,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn firewall_and_buffer_errors_are_loss_not_failure() {
+        for errno in [libc::EPERM, libc::ENOBUFS, libc::ECONNREFUSED, libc::EMSGSIZE, libc::EHOSTUNREACH] {
+            assert!(send_loss(&io::Error::from_raw_os_error(errno)), "errno {errno}");
+        }
+        for errno in [libc::EBADF, libc::ENOTSOCK, libc::EINVAL] {
+            assert!(!send_loss(&io::Error::from_raw_os_error(errno)), "errno {errno}");
+        }
+        assert!(!send_loss(&io::Error::other("not an OS error")));
+    }
+
+    #[test]
+    fn probe_off_keeps_the_configured_datagram_on_loopback() {
+        let lo: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let on = Config::default().for_path(lo);
+        assert_eq!(on.max_datagram, LOOPBACK_DATAGRAM);
+        let off = Config { probe: false, max_datagram: 1452, ..Config::default() }.for_path(lo);
+        assert_eq!(off.max_datagram, 1452);
+        assert!(off.probe_datagrams.is_empty());
+    }
 }

@@ -97,6 +97,11 @@ pub struct Config {
     /// raises the datagram size, a lost one stops the probing (and does not
     /// count as congestion). The receiver accepts any size up to 65,507.
     pub probe_datagrams: Vec<usize>,
+    /// Whether the path may be probed for larger datagrams: when false,
+    /// [`Config::for_path`](crate::rdt::fast::driver) keeps `max_datagram` even
+    /// on loopback and no sizes in `probe_datagrams` are tried. Turn it off to
+    /// emulate a 1500-byte-MTU path through a loopback relay.
+    pub probe: bool,
 }
 
 impl Default for Config {
@@ -111,6 +116,7 @@ impl Default for Config {
             seed: 0x5eed,
             pacing_burst: 16,
             probe_datagrams: vec![8972, 16_384, 65_000],
+            probe: true,
         }
     }
 }

@@ -8,7 +8,7 @@ use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use super::{CHECK_LEN, Config, Frame, Source, Stats, encode_data_with};
-use crate::rdt::cc::Controller;
+use crate::rdt::cc::{Controller, RateSample};
 use crate::rdt::rangeset::RangeSet;
 use crate::rdt::rtt::RttEstimator;
 
@@ -76,6 +76,12 @@ struct Sent {
     time: Instant,
     /// A path-MTU probe: its loss says nothing about congestion.
     probe: bool,
+    /// Delivery-rate state at send time (see [`crate::rdt::cc::RateSample`]).
+    delivered: u64,
+    delivered_time: Instant,
+    first_sent_time: Instant,
+    /// Sent with nothing more to send behind it (file end or flow control).
+    app_limited: bool,
 }
 
 /// The fast-mode sender.
@@ -128,6 +134,11 @@ pub struct Sender {
     round_samples: u32,
     /// File bytes per DATA now: `cfg.payload_len()`, raised by acknowledged probes.
     mss: u64,
+    /// Delivery-rate estimation: bytes acknowledged so far, when the last
+    /// was, and the send time of the newest packet acknowledged.
+    delivered: u64,
+    delivered_time: Instant,
+    first_sent_time: Instant,
     /// Index into `cfg.probe_datagrams` of the next size to try.
     probe_next: usize,
     probe_outstanding: bool,
@@ -181,6 +192,9 @@ impl Sender {
             last_round_min: Duration::MAX,
             round_samples: 0,
             mss,
+            delivered: 0,
+            delivered_time: now,
+            first_sent_time: now,
             probe_next: 0,
             probe_outstanding: false,
             cfg,
@@ -347,6 +361,7 @@ impl Sender {
                     // (RFC 7661): not when flow control or the file's end does.
                     let cwnd_limited = 2 * self.bytes_in_flight >= self.cc.window();
                     self.bytes_in_flight -= s.len;
+                    self.delivery_sample(now, &s);
                     if cwnd_limited {
                         self.cc.on_ack(now, s.time, s.len, self.rtt.srtt());
                     }
@@ -394,6 +409,26 @@ impl Sender {
             self.cwnd_event();
         }
         self.check_complete();
+    }
+
+    /// Feeds the controller a delivery-rate sample for `s`, just acknowledged.
+    fn delivery_sample(&mut self, now: Instant, s: &Sent) {
+        self.delivered += s.len;
+        let send_elapsed = s.time.saturating_duration_since(s.first_sent_time);
+        let ack_elapsed = now.saturating_duration_since(s.delivered_time);
+        self.delivered_time = now;
+        self.first_sent_time = self.first_sent_time.max(s.time);
+        let sample = RateSample {
+            acked: s.len,
+            delivered: self.delivered - s.delivered,
+            prior_delivered: s.delivered,
+            total_delivered: self.delivered,
+            interval: send_elapsed.max(ack_elapsed),
+            rtt: now.saturating_duration_since(s.time),
+            in_flight: self.bytes_in_flight,
+            app_limited: s.app_limited,
+        };
+        self.cc.on_delivery(now, &sample);
     }
 
     /// HyStart++ (RFC 9406 §4.2), simplified: per round trip (a round ends
@@ -538,6 +573,9 @@ impl Sender {
     }
 
     fn pacing_rate(&self) -> f64 {
+        if let Some(rate) = self.cc.pacing_rate() {
+            return rate.max(self.mss as f64);
+        }
         let gain = if self.cc.in_slow_start() { 2.0 } else { 1.25 };
         let srtt = self.rtt.srtt().as_secs_f64().max(1e-5);
         gain * self.cc.window() as f64 / srtt
@@ -548,7 +586,11 @@ impl Sender {
         self.last_refill = now;
         // Bursts of `pacing_burst` datagrams, or 1 ms worth at the pacing
         // rate when that is more (fast paths: fewer wake-ups per second).
-        let cap = ((self.cfg.pacing_burst as f64) * self.mss as f64).max(self.pacing_rate() * 1e-3);
+        // A controller that sets the rate (BBR) measures the rate it gets:
+        // tokens lost to late wake-ups would lower its estimate round after
+        // round, so its bucket holds 4 ms.
+        let span = if self.cc.pacing_rate().is_some() { 4e-3 } else { 1e-3 };
+        let cap = ((self.cfg.pacing_burst as f64) * self.mss as f64).max(self.pacing_rate() * span);
         self.tokens = (self.tokens + dt * self.pacing_rate()).min(cap.max(self.mss as f64));
     }
 
@@ -612,7 +654,7 @@ impl Sender {
     /// (DPLPMTUD, RFC 8899, simplified): one probe at a time, sizes from
     /// `cfg.probe_datagrams` upwards, after the first RTT sample.
     fn probe_payload(&self) -> Option<u64> {
-        if self.probe_outstanding || !self.rtt.has_sample() {
+        if !self.cfg.probe || self.probe_outstanding || !self.rtt.has_sample() {
             return None;
         }
         let d = *self.cfg.probe_datagrams.get(self.probe_next)?;
@@ -678,7 +720,18 @@ impl Sender {
             self.stats.bytes_retransmitted += len as u64;
         }
         self.next_pn += 1;
-        self.in_flight.insert(range.start, Sent { pn, len: len as u64, time: now, probe });
+        let app_limited = self.lost.is_empty() && self.next_offset >= self.size.min(self.max_data);
+        let sent = Sent {
+            pn,
+            len: len as u64,
+            time: now,
+            probe,
+            delivered: self.delivered,
+            delivered_time: self.delivered_time,
+            first_sent_time: self.first_sent_time,
+            app_limited,
+        };
+        self.in_flight.insert(range.start, sent);
         self.order.push_back((pn, range.start, now));
         self.bytes_in_flight += len as u64;
         self.tokens -= len as f64;

@@ -1,0 +1,105 @@
+//! BBR in the deterministic simulation (virtual clock, seeded impairments):
+//! exact bytes and termination under loss, goodput on a long lossy path,
+//! and fairness between two BBR flows. A failure prints its seed.
+
+use std::time::Duration;
+
+use chatctl::rdt::cc::Algorithm;
+use chatctl::rdt::fast::Config;
+use chatctl::rdt::fast::sender::State;
+use chatctl::rdt::sim::{Flow, LinkConfig, Rng, shared_bottleneck, transfer};
+
+fn cfg() -> Config {
+    Config { cc: Algorithm::Bbr, ..Config::default() }
+}
+
+fn data(len: usize, seed: u64) -> Vec<u8> {
+    let mut r = Rng::new(seed);
+    let mut v: Vec<u8> = (0..len.div_ceil(8)).flat_map(|_| r.next_u64().to_le_bytes()).collect();
+    v.truncate(len);
+    v
+}
+
+fn link(delay_ms: u64, loss: f64) -> LinkConfig {
+    LinkConfig { delay: Duration::from_millis(delay_ms), loss, ..Default::default() }
+}
+
+#[test]
+fn exact_bytes_and_termination_from_0_to_10_percent_loss() {
+    for (i, loss) in [0.0, 0.01, 0.02, 0.05, 0.1].into_iter().enumerate() {
+        for k in 0..3u64 {
+            let seed = 700 + 10 * i as u64 + k;
+            let len = [0, 1, 1423, 300_000, 2_000_000][(seed as usize) % 5] + k as usize * 7919;
+            let fwd = LinkConfig { rate_bps: Some(50_000_000), queue_bytes: 200_000, ..link(10 + 20 * k, loss) };
+            let file = data(len, seed);
+            let o = transfer(&cfg(), &file, 0, fwd, link(10 + 20 * k, loss), seed, Duration::from_secs(600));
+            let ctx = format!("seed {seed} loss {loss} len {len}: {:?} {:?}", o.sender_state, o.receiver_error);
+            assert!(!o.stuck, "livelock: {ctx}");
+            assert!(o.verified, "not verified: {ctx}");
+            assert!(o.received == file, "bytes differ: {ctx}");
+            assert!(matches!(o.sender_state, Some(State::Done { .. })), "sender did not end: {ctx}");
+            if loss == 0.0 {
+                assert_eq!(o.stats.bytes_retransmitted, 0, "retransmitted on a clean path: {ctx}");
+            }
+        }
+    }
+}
+
+const RATE: u64 = 200_000_000;
+const LOSS: f64 = 0.01;
+
+/// Steady-state goodput of one flow (bytes per second over 1.5..4.5 s) on a
+/// 200 Mbit/s, 50 ms RTT path with 1% random loss each way and a queue of
+/// one bandwidth-delay product, with 1452-byte datagrams.
+fn wan_goodput(cc: Algorithm, seed: u64) -> f64 {
+    let bdp = RATE / 8 / 20;
+    let fwd = LinkConfig { rate_bps: Some(RATE), queue_bytes: bdp, ..link(25, LOSS) };
+    let flows = [Flow { start: Duration::ZERO, len: 120 << 20 }];
+    let c = Config { cc, ..Config::default() };
+    let window = Duration::from_millis(1500)..Duration::from_millis(4500);
+    let got = shared_bottleneck(&c, &flows, fwd, link(25, LOSS), seed, Duration::from_millis(4600), window.clone());
+    got[0] as f64 / (window.end - window.start).as_secs_f64()
+}
+
+#[test]
+fn goodput_at_1_percent_loss_50_ms_200_mbit() {
+    let seed = 800;
+    let ceiling = (1.0 - LOSS) * RATE as f64 / 8.0;
+    let bbr = wan_goodput(Algorithm::Bbr, seed);
+    let cubic = wan_goodput(Algorithm::Cubic, seed);
+    eprintln!(
+        "1% loss, 50 ms, 200 Mbit/s, 1452 B: BBR {:.1} Mbit/s ({:.0}% of (1 - loss) x rate), CUBIC {:.1} Mbit/s ({:.0}%)",
+        bbr * 8e-6,
+        100.0 * bbr / ceiling,
+        cubic * 8e-6,
+        100.0 * cubic / ceiling
+    );
+    assert!(bbr >= 0.9 * ceiling, "seed {seed}: BBR {:.1} Mbit/s < 90% of {:.1}", bbr * 8e-6, ceiling * 8e-6);
+    assert!(bbr > 2.0 * cubic, "seed {seed}: BBR {bbr} does not beat CUBIC {cubic}");
+}
+
+#[test]
+fn two_bbr_flows_share_a_bottleneck_fairly() {
+    let seed = 900;
+    let fwd = LinkConfig {
+        delay: Duration::from_millis(10),
+        rate_bps: Some(10_000_000),
+        queue_bytes: 30_000,
+        ..Default::default()
+    };
+    let flows = [Flow { start: Duration::ZERO, len: 40 << 20 }, Flow { start: Duration::from_secs(1), len: 40 << 20 }];
+    let got = shared_bottleneck(
+        &cfg(),
+        &flows,
+        fwd,
+        link(10, 0.0),
+        seed,
+        Duration::from_secs(20),
+        Duration::from_secs(6)..Duration::from_secs(20),
+    );
+    let (lo, hi) = (got[0].min(got[1]) as f64, got[0].max(got[1]) as f64);
+    let total = (got[0] + got[1]) as f64;
+    eprintln!("bbr: {got:?}");
+    assert!(lo >= 0.8 * hi, "seed {seed}: shares {got:?} differ by more than 20%");
+    assert!(total > 0.8 * 17.5e6, "seed {seed}: only {total} bytes in 14 s");
+}
