@@ -28,6 +28,8 @@
 use std::io;
 use std::time::{Duration, Instant};
 
+use crate::rdt::rtt::RttEstimator;
+
 use super::{CHUNK, Data, parse_ack};
 
 /// Where the sender takes the file's bytes from, on demand.
@@ -170,8 +172,9 @@ pub struct Sender<S = Vec<u8>> {
     /// indexed by sequence number: packets in flight span at most W + 1 of them.
     sent_at: Vec<Option<Instant>>,
     timer: Option<Instant>,
-    srtt: Option<Duration>,
-    rttvar: Duration,
+    /// RFC 6298 estimator shared with the fast mode; `rto` below adds this
+    /// sender's own backoff and bounds.
+    rtt: RttEstimator,
     rto: Duration,
     timeouts: u32,
     /// Last time an ACK came, even a repeated one (or the first send): a
@@ -207,8 +210,7 @@ impl<S: Source> Sender<S> {
             acked_in_window: 0,
             sent_at: vec![None; usize::from(w) + 1],
             timer: None,
-            srtt: None,
-            rttvar: Duration::ZERO,
+            rtt: RttEstimator::new(MIN_RTO),
             rto: INITIAL_RTO,
             timeouts: 0,
             heard_at: None,
@@ -293,19 +295,8 @@ impl<S: Source> Sender<S> {
     }
 
     fn sample(&mut self, r: Duration) {
-        match self.srtt {
-            None => {
-                self.srtt = Some(r);
-                self.rttvar = r / 2;
-            }
-            Some(s) => {
-                let diff = s.abs_diff(r);
-                self.rttvar = self.rttvar * 3 / 4 + diff / 4;
-                self.srtt = Some(s * 7 / 8 + r / 8);
-            }
-        }
-        let srtt = self.srtt.unwrap_or(r);
-        self.rto = (srtt + (self.rttvar * 4).max(Duration::from_millis(1))).clamp(MIN_RTO, MAX_RTO);
+        self.rtt.sample(r);
+        self.rto = self.rtt.rto().clamp(MIN_RTO, MAX_RTO);
     }
 
     /// Writes the next datagram to send into `out` (cleared first); `None` if
