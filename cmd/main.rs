@@ -33,8 +33,9 @@ fn main() -> ExitCode {
                 // `chatctl list | head -1`: the reader left, which is fine.
                 return Exit::Ok.into();
             }
-            eprintln!("chatctl {name}: {err:#}");
-            exit_for(&err).into()
+            let exit = exit_for(&err);
+            eprintln!("chatctl {name}: {}", message(&err, exit));
+            exit.into()
         }
     }
 }
@@ -62,6 +63,15 @@ fn exit_for(err: &anyhow::Error) -> Exit {
         .copied()
         .or_else(|| err.chain().find_map(|e| e.downcast_ref::<Exit>().copied()))
         .unwrap_or(Exit::Failure)
+}
+
+/// The error chain as `outer: inner: …`, without the [`Exit`] labels that
+/// only carry the exit code (their text is the man page's description, which
+/// would repeat what the message already says), unless nothing else is left.
+fn message(err: &anyhow::Error, exit: Exit) -> String {
+    let label = exit.to_string();
+    let parts: Vec<String> = err.chain().map(|e| e.to_string()).filter(|m| *m != label).collect();
+    if parts.is_empty() { label } else { parts.join(": ") }
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {

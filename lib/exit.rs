@@ -74,7 +74,7 @@ impl Exit {
     pub const fn describe(self) -> &'static str {
         match self {
             Exit::Ok => "success",
-            Exit::Failure => "any other error, including a subcommand that is not implemented yet",
+            Exit::Failure => "any other error",
             Exit::Usage => "invalid command line",
             Exit::Connect => "cannot connect to the server",
             Exit::InvalidName => "the server refused the name as invalid (4001)",

@@ -39,3 +39,16 @@ fn completions_are_printed_for_each_shell() {
         chatctl().args(["completions", shell]).assert().success().stdout(predicate::str::contains("chatctl"));
     }
 }
+
+/// An error is printed once, as `chatctl CMD: what: why: hint`: neither the
+/// OS reason nor the exit code's man-page description is repeated.
+#[test]
+fn errors_are_printed_once_without_the_exit_label() {
+    // Nothing listens on loopback port 1: the connect is refused at once.
+    let out = chatctl().args(["-s", "127.0.0.1:1", "-n", "alice", "list"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.starts_with("chatctl list: cannot connect to 127.0.0.1:1: "), "{err}");
+    assert_eq!(err.matches("refused").count(), 1, "{err}");
+    assert!(!err.contains(chatctl::exit::Exit::Connect.describe()), "{err}");
+}

@@ -10,7 +10,7 @@ use crate::wire::{DecodeError, EncodeError, ErrorCode};
 #[non_exhaustive]
 pub enum ClientError {
     /// The server (or an announced port) could not be reached.
-    #[error("cannot connect to {addr}: {source}")]
+    #[error("cannot connect to {addr}")]
     Connect {
         addr: String,
         #[source]
