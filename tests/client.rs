@@ -20,6 +20,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 
+mod common;
+
 type Room = Arc<Mutex<HashMap<String, Option<mpsc::UnboundedSender<Vec<u8>>>>>>;
 
 fn bytes(m: impl Into<Message>) -> Vec<u8> {
@@ -307,11 +309,7 @@ async fn downloads_tcp_and_classic_udp_with_losses() {
     }
     let e = s.download("nope", Transport::Udp, &dir.path().join("nope"), false, |_, _| {}).await.unwrap_err();
     assert_eq!(e.exit(), Exit::NoSuchFile);
-    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".chatctl-part"))
-        .collect();
+    let leftovers = common::part_files(dir.path());
     assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
     s.leave().await.unwrap();
 }

@@ -13,43 +13,20 @@ use std::time::{Duration, Instant};
 use assert_cmd::Command;
 use chatctl::client::{Session, Updates};
 use chatctl::exit::Exit;
-use chatctl::server::{Config, PortSpec, Server};
+use chatctl::server::Config;
 use chatctl::wire::{Confirm, Decoder, Direction, Message, Request, Update};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-const T: Duration = Duration::from_secs(5);
+mod common;
 
-/// A tokio runtime on its own thread running `f`'s future forever; returns what it sends back.
-fn background<R: Send + 'static, F: std::future::Future<Output = R> + Send + 'static>(
-    f: impl FnOnce() -> F + Send + 'static,
-) -> R {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(async move {
-            tx.send(f().await).unwrap();
-            std::future::pending::<()>().await
-        })
-    });
-    rx.recv().unwrap()
-}
+use common::background;
+
+const T: Duration = Duration::from_secs(5);
 
 /// The real room server serving `files` (if any), at most `max_users` users.
 fn server(files: Option<&std::path::Path>, max_users: usize) -> SocketAddr {
-    let config = Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        files: files.map(|f| f.to_path_buf()),
-        ports: PortSpec::Ephemeral { max: 16 },
-        max_users,
-        ..Config::default()
-    };
-    background(move || async move {
-        let s = Server::bind(config).await.unwrap();
-        let addr = s.local_addr();
-        tokio::spawn(s.run(std::future::pending::<()>()));
-        addr
-    })
+    common::server_with(Config { max_users, ..common::config(files) })
 }
 
 /// A user held by the test, with its own runtime.
@@ -629,6 +606,23 @@ fn on_pty(addr: SocketAddr, args: &str, cwd: &std::path::Path) -> Child {
         .unwrap()
 }
 
+/// A `chatctl` on a pseudo-terminal: the child, its screen, its keyboard.
+struct Pty {
+    child: Child,
+    screen: Screen,
+    stdin: std::process::ChildStdin,
+}
+
+impl Pty {
+    /// Runs `chatctl ARGS` on a pseudo-terminal in `cwd` (see [`on_pty`]).
+    fn start(addr: SocketAddr, args: &str, cwd: &std::path::Path) -> Pty {
+        let mut child = on_pty(addr, args, cwd);
+        let screen = Screen::of(&mut child);
+        let stdin = child.stdin.take().unwrap();
+        Pty { child, screen, stdin }
+    }
+}
+
 /// Types `keys` one at a time, like a person (rustyline with an external
 /// printer may sit on the rest of a burst of keys until the next one arrives).
 fn typed(stdin: &mut std::process::ChildStdin, keys: &[u8], then: Duration) {
@@ -673,9 +667,7 @@ fn pty_whisper_picks_the_user() {
     let addr = server(None, 10);
     let mut bob = Watcher::join(addr, "BOB");
     let cwd = tempfile::tempdir().unwrap();
-    let mut child = on_pty(addr, "--name ALICE whisper", cwd.path());
-    let screen = Screen::of(&mut child);
-    let mut stdin = child.stdin.take().unwrap();
+    let Pty { mut child, screen, mut stdin } = Pty::start(addr, "--name ALICE whisper", cwd.path());
     bob.expect(&Update::Joined { name: "ALICE".into() }, T);
     screen.wait_for("BOB", screen.wait_for("Whisper to", 0));
     std::thread::sleep(Duration::from_millis(100));
@@ -697,9 +689,7 @@ fn pty_fetch_picks_files() {
     let files = served();
     let addr = server(Some(files.path()), 10);
     let cwd = tempfile::tempdir().unwrap();
-    let mut child = on_pty(addr, "--name ALICE fetch --tcp", cwd.path());
-    let screen = Screen::of(&mut child);
-    let mut stdin = child.stdin.take().unwrap();
+    let Pty { mut child, screen, mut stdin } = Pty::start(addr, "--name ALICE fetch --tcp", cwd.path());
     screen.wait_for("empty", screen.wait_for("Files to download", 0));
     std::thread::sleep(Duration::from_millis(100));
     typed(&mut stdin, b" \r", Duration::ZERO); // pick the first one, start
@@ -756,9 +746,7 @@ fn pty_join_completion_get_and_ctrl_d() {
     let addr = server(Some(files.path()), 10);
     let mut bob = Watcher::join(addr, "BOB");
     let cwd = tempfile::tempdir().unwrap();
-    let mut child = on_pty(addr, "--name ZED join", cwd.path());
-    let screen = Screen::of(&mut child);
-    let mut stdin = child.stdin.take().unwrap();
+    let Pty { mut child, screen, mut stdin } = Pty::start(addr, "--name ZED join", cwd.path());
     let at = screen.wait_for("joined as ZED", 0);
     let at = screen.wait_for("ZED> ", at);
     // rustyline reads the terminal's answers to its own queries as the prompt
@@ -800,9 +788,7 @@ fn pty_join_ctrl_c_leaves() {
     let addr = server(None, 10);
     let mut bob = Watcher::join(addr, "BOB");
     let cwd = tempfile::tempdir().unwrap();
-    let mut child = on_pty(addr, "--name ZED join", cwd.path());
-    let screen = Screen::of(&mut child);
-    let mut stdin = child.stdin.take().unwrap();
+    let Pty { mut child, screen, mut stdin } = Pty::start(addr, "--name ZED join", cwd.path());
     let at = screen.wait_for("joined as ZED", 0);
     screen.wait_for("ZED> ", at);
     std::thread::sleep(Duration::from_millis(200));
@@ -853,9 +839,7 @@ fn pty_ctrl_c_in_a_picker() {
     }
     let (addr, log) = recording_server();
     let cwd = tempfile::tempdir().unwrap();
-    let mut child = on_pty(addr, "--name ALICE fetch", cwd.path());
-    let screen = Screen::of(&mut child);
-    let mut stdin = child.stdin.take().unwrap();
+    let Pty { mut child, screen, mut stdin } = Pty::start(addr, "--name ALICE fetch", cwd.path());
     screen.wait_for("STALL", 0);
     std::thread::sleep(Duration::from_millis(200));
     typed(&mut stdin, b"\x03", Duration::ZERO);
@@ -874,9 +858,7 @@ fn pty_join_server_gone() {
     }
     let (addr, _log) = recording_server();
     let cwd = tempfile::tempdir().unwrap();
-    let mut child = on_pty(addr, "--name ZED join", cwd.path());
-    let screen = Screen::of(&mut child);
-    let mut stdin = child.stdin.take().unwrap();
+    let Pty { mut child, screen, mut stdin } = Pty::start(addr, "--name ZED join", cwd.path());
     let at = screen.wait_for("joined as ZED", 0);
     let at = screen.wait_for("ZED> ", at);
     std::thread::sleep(Duration::from_millis(200));
@@ -919,18 +901,7 @@ fn ipv6_loopback() {
         return;
     }
     let files = served();
-    let config = Config {
-        listen: "[::1]:0".parse().unwrap(),
-        files: Some(files.path().to_path_buf()),
-        ports: PortSpec::Ephemeral { max: 16 },
-        ..Config::default()
-    };
-    let addr = background(move || async move {
-        let s = Server::bind(config).await.unwrap();
-        let addr = s.local_addr();
-        tokio::spawn(s.run(std::future::pending::<()>()));
-        addr
-    });
+    let addr = common::server_with(Config { listen: "[::1]:0".parse().unwrap(), ..common::config(Some(files.path())) });
     let dir = tempfile::tempdir().unwrap();
     chatctl(addr, "ALICE").args(["list", "--files"]).assert().success().stdout("a.bin\nb.txt\nempty\n");
     chatctl(addr, "ALICE").args(["fetch", "a.bin", "-o", dir.path().to_str().unwrap()]).assert().success();

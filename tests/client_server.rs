@@ -7,28 +7,10 @@ use std::time::Duration;
 use assert_cmd::Command;
 use chatctl::client::Session;
 use chatctl::exit::Exit;
-use chatctl::server::{Config, PortSpec, Server};
 use chatctl::wire::Update;
+use common::server;
 
-/// Starts a server on its own thread serving `dir`; returns its address.
-fn server(dir: &std::path::Path) -> SocketAddr {
-    let config = Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        files: Some(dir.to_path_buf()),
-        ports: PortSpec::Ephemeral { max: 16 },
-        ..Config::default()
-    };
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(async {
-            let s = Server::bind(config).await.unwrap();
-            tx.send(s.local_addr()).unwrap();
-            s.run(std::future::pending::<()>()).await;
-        })
-    });
-    rx.recv().unwrap()
-}
+mod common;
 
 /// A folder with `a.bin` (300 kB, last byte 130) and `b.txt`.
 fn files() -> tempfile::TempDir {

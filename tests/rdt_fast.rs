@@ -1,34 +1,15 @@
 //! The fast UDP mode end to end: the real room server (`chatctl::server`)
 //! and the client library / binary on loopback, ports the OS assigns.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use assert_cmd::Command;
 use chatctl::client::{DownloadOptions, Session, Transport};
 use chatctl::rdt::fast;
 use chatctl::rdt::sim::Rng;
-use chatctl::server::{Config, PortSpec, Server};
+use common::{part_files, server};
 
-/// Starts a server on its own thread serving `dir`; returns its address.
-fn server(dir: &std::path::Path) -> SocketAddr {
-    let config = Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        files: Some(dir.to_path_buf()),
-        ports: PortSpec::Ephemeral { max: 16 },
-        ..Config::default()
-    };
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-        rt.block_on(async {
-            let s = Server::bind(config).await.unwrap();
-            tx.send(s.local_addr()).unwrap();
-            s.run(std::future::pending::<()>()).await;
-        })
-    });
-    rx.recv().unwrap()
-}
+mod common;
 
 fn data(len: usize, seed: u64) -> Vec<u8> {
     let mut r = Rng::new(seed);
@@ -69,11 +50,7 @@ fn fast_downloads_are_byte_exact_and_classic_still_works() {
         }
         s.leave().await.unwrap();
     });
-    let left: Vec<_> = std::fs::read_dir(out.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".chatctl-part"))
-        .collect();
+    let left = part_files(out.path());
     assert!(left.is_empty(), "{left:?}");
 }
 

@@ -1,0 +1,63 @@
+//! Set-up shared by the integration tests: a real room server on its own
+//! thread, and the leftovers check after downloads. Each test binary uses
+//! only part of it, hence `allow(dead_code)`.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use chatctl::server::{Config, PortSpec, Server};
+
+/// A tokio runtime on its own thread running `f`'s future, then idling
+/// forever (the thread dies with the test process); returns what the future
+/// produced.
+pub fn background<R: Send + 'static, F: std::future::Future<Output = R> + Send + 'static>(
+    f: impl FnOnce() -> F + Send + 'static,
+) -> R {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        // Two workers: a fast-UDP transfer's blocking thread and the chat
+        // must not wait on each other.
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        rt.block_on(async move {
+            tx.send(f().await).unwrap();
+            std::future::pending::<()>().await
+        })
+    });
+    rx.recv().unwrap()
+}
+
+/// The server configuration the tests use: loopback, a port the OS picks,
+/// `files` served (if any), at most 16 transfer ports from the OS.
+pub fn config(files: Option<&Path>) -> Config {
+    Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        files: files.map(Path::to_path_buf),
+        ports: PortSpec::Ephemeral { max: 16 },
+        ..Config::default()
+    }
+}
+
+/// Starts the real room server with `config` on its own thread; returns its address.
+pub fn server_with(config: Config) -> SocketAddr {
+    background(move || async move {
+        let s = Server::bind(config).await.unwrap();
+        let addr = s.local_addr();
+        tokio::spawn(s.run(std::future::pending::<()>()));
+        addr
+    })
+}
+
+/// Starts the real room server serving `dir`; returns its address.
+pub fn server(dir: &Path) -> SocketAddr {
+    server_with(config(Some(dir)))
+}
+
+/// Names of the download temporary files (`*.chatctl-part`) left in `dir`.
+pub fn part_files(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".chatctl-part"))
+        .collect()
+}
