@@ -247,8 +247,8 @@ fn main() {
         let mut reader = CaptureReader::new(File::open(&path).unwrap()).unwrap();
         let mut a = Analyzer::new(Config::default(), None);
         let mut events = 0u64;
-        while reader.next_packet(|p| a.packet(&p, &mut |_| events += 1)).unwrap().is_some() {}
-        a.finish(&mut |_| events += 1);
+        while reader.next_packet(|p| a.packet_ref(&p, &mut |_| events += 1)).unwrap().is_some() {}
+        a.finish_ref(&mut |_| events += 1);
         let secs = t.elapsed().as_secs_f64();
         let cpu = thread_cpu().zip(c0).map(|(b, a)| b - a);
         if let Some(n) = expected_packets {

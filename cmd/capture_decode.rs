@@ -5,7 +5,7 @@ use std::io::{BufWriter, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use chatctl::capture::{self, Analyzer, CaptureReader, Event, ReadError, TransferSummary, output};
+use chatctl::capture::{self, Analyzer, CaptureReader, Event, EventRef, ReadError, TransferSummary, output};
 use clap::Args;
 use serde_json::json;
 
@@ -81,7 +81,7 @@ pub fn run(args: CaptureDecodeArgs, global: &Global) -> anyhow::Result<()> {
     };
     let mut read_error = None;
     loop {
-        match reader.next_packet(|pkt| analyzer.packet(&pkt, &mut |e| p.emit(e))) {
+        match reader.next_packet(|pkt| analyzer.packet_ref(&pkt, &mut |e| p.emit(e))) {
             Ok(Some(())) => {}
             Ok(None) => break,
             Err(e) => {
@@ -93,7 +93,7 @@ pub fn run(args: CaptureDecodeArgs, global: &Global) -> anyhow::Result<()> {
             break;
         }
     }
-    analyzer.finish(&mut |e| p.emit(e));
+    analyzer.finish_ref(&mut |e| p.emit(e));
     if let Some(e) = p.err.take() {
         return Err(e).context("writing the timeline");
     }
@@ -130,12 +130,16 @@ struct Printer<W: Write> {
 }
 
 impl<W: Write> Printer<W> {
-    fn emit(&mut self, e: Event) {
+    /// Prints one event; with `--summary` (or `-q`) nothing is decoded.
+    fn emit(&mut self, e: EventRef<'_>) {
         if !self.timeline || self.err.is_some() {
             return;
         }
-        let r =
-            if self.json { output::write_json(&mut self.out, &e) } else { writeln!(self.out, "{}", output::human(&e)) };
+        let r = if self.json {
+            output::write_json_ref(&mut self.out, &e)
+        } else {
+            writeln!(self.out, "{}", output::human_ref(&e))
+        };
         if let Err(e) = r {
             self.err = Some(e);
         }

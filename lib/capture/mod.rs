@@ -62,6 +62,7 @@ pub mod frag;
 pub mod net;
 pub mod output;
 pub mod reader;
+mod scan;
 pub mod synth;
 pub mod tcp;
 pub mod transfer;

@@ -242,40 +242,71 @@ pub fn transfer_line(s: &TransferSummary) -> String {
 /// and with integers and IPv4 addresses formatted by hand.
 pub fn write_json(w: &mut impl std::io::Write, e: &Event) -> std::io::Result<()> {
     match e {
-        Event::Message(m) => {
-            w.write_all(br#"{"type":"message","ts":"#)?;
-            serde_json::to_writer(&mut *w, &ts_f64(m.ts_ns))?;
-            w.write_all(br#","src":""#)?;
-            write_addr(w, m.src)?;
-            w.write_all(br#"","dst":""#)?;
-            write_addr(w, m.dst)?;
-            w.write_all(br#"","channel":""#)?;
-            w.write_all(m.channel.as_str().as_bytes())?;
-            w.write_all(br#"","code":""#)?;
-            write_uint(w, u64::from(m.message.code()))?;
-            w.write_all(br#"","raw":"#)?;
-            match std::str::from_utf8(&m.raw) {
-                Ok(raw) => serde_json::to_writer(&mut *w, raw)?,
-                Err(_) => serde_json::to_writer(&mut *w, &*String::from_utf8_lossy(&m.raw))?,
-            }
-            w.write_all(br#","offset":"#)?;
-            write_uint(w, m.offset)?;
-            let fields = serde_json::to_vec(&m.message)?;
-            if let Some(inner) = fields.strip_prefix(b"{").and_then(|f| f.strip_suffix(b"}"))
-                && !inner.is_empty()
-            {
-                w.write_all(b",")?;
-                w.write_all(inner)?;
-            }
-            if let Message::Error(err) = &m.message {
-                w.write_all(br#","error":"#)?;
-                serde_json::to_writer(&mut *w, &err.describe())?;
-            }
-            w.write_all(b"}")?;
-        }
+        Event::Message(m) => write_json_message(w, (m.ts_ns, m.src, m.dst, m.channel, m.offset), &m.raw, &m.message)?,
         other => serde_json::to_writer(&mut *w, &json(other))?,
     }
     w.write_all(b"\n")
+}
+
+/// Writes one event as [`write_json`] does, from the zero-allocation form:
+/// only a chat message's fields are decoded (and allocated), to print them.
+pub fn write_json_ref(w: &mut impl std::io::Write, e: &EventRef<'_>) -> std::io::Result<()> {
+    match e {
+        EventRef::Message(m) => match m.message() {
+            Ok(message) => {
+                write_json_message(w, (m.ts_ns, m.src, m.dst, m.channel, m.offset), m.raw, &message)?;
+                w.write_all(b"\n")
+            }
+            Err(_) => write_json(w, &m.to_event()),
+        },
+        EventRef::Other(e) => write_json(w, e),
+    }
+}
+
+/// One timeline line, as [`human`] writes it, from the zero-allocation form.
+pub fn human_ref(e: &EventRef<'_>) -> String {
+    match e {
+        EventRef::Message(m) => human(&m.to_event()),
+        EventRef::Other(e) => human(e),
+    }
+}
+
+/// Time, endpoints, channel and stream offset of a chat message.
+type Head = (i64, SocketAddr, SocketAddr, Channel, u64);
+
+/// The JSON object of a chat message, without the newline.
+fn write_json_message(w: &mut impl std::io::Write, head: Head, raw: &[u8], message: &Message) -> std::io::Result<()> {
+    let (ts_ns, src, dst, channel, offset) = head;
+    w.write_all(br#"{"type":"message","ts":"#)?;
+    serde_json::to_writer(&mut *w, &ts_f64(ts_ns))?;
+    w.write_all(br#","src":""#)?;
+    write_addr(w, src)?;
+    w.write_all(br#"","dst":""#)?;
+    write_addr(w, dst)?;
+    w.write_all(br#"","channel":""#)?;
+    w.write_all(channel.as_str().as_bytes())?;
+    w.write_all(br#"","code":""#)?;
+    write_uint(w, u64::from(message.code()))?;
+    w.write_all(br#"","raw":"#)?;
+    match std::str::from_utf8(raw) {
+        Ok(raw) => serde_json::to_writer(&mut *w, raw)?,
+        Err(_) => serde_json::to_writer(&mut *w, &*String::from_utf8_lossy(raw))?,
+    }
+    w.write_all(br#","offset":"#)?;
+    write_uint(w, offset)?;
+    let fields = serde_json::to_vec(message)?;
+    if let Some(inner) = fields.strip_prefix(b"{").and_then(|f| f.strip_suffix(b"}"))
+        && !inner.is_empty()
+    {
+        w.write_all(b",")?;
+        w.write_all(inner)?;
+    }
+    if let Message::Error(err) = message {
+        w.write_all(br#","error":"#)?;
+        serde_json::to_writer(&mut *w, &err.describe())?;
+    }
+    w.write_all(b"}")?;
+    Ok(())
 }
 
 /// An unsigned integer in decimal, without `fmt`.
