@@ -150,7 +150,7 @@ fn summary(out: &mut impl Write, a: &Analyzer, json: bool) -> anyhow::Result<()>
     let st = a.stats();
     let transfers: Vec<&TransferSummary> = a.transfers().map(|(s, _)| s).collect();
     if json {
-        let by_code: BTreeMap<String, u64> = st.by_code.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+        let by_code: BTreeMap<String, u64> = st.by_code.iter().map(|(k, v)| (k.to_string(), v)).collect();
         let t: Vec<_> = transfers.iter().map(|s| output::json(&Event::Transfer(Box::new((*s).clone())))).collect();
         let o = json!({
             "type": "summary", "packets": st.packets, "bytes": st.bytes, "messages": st.messages,
@@ -170,8 +170,8 @@ fn summary(out: &mut impl Write, a: &Analyzer, json: bool) -> anyhow::Result<()>
         )?;
     }
     writeln!(out, "\nmessages by kind:")?;
-    for (code, n) in &st.by_code {
-        writeln!(out, "  {code:<5} {:<28} {n:>8}", kind_name(*code))?;
+    for (code, n) in st.by_code.iter() {
+        writeln!(out, "  {code:<5} {:<28} {n:>8}", kind_name(code))?;
     }
     let users: Vec<String> = st.users.iter().map(|u| output::escape(u)).collect();
     writeln!(out, "\nusers seen ({}): {}", users.len(), users.join(", "))?;

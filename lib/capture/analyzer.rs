@@ -10,7 +10,7 @@
 //! (or, for `3xx`, update) connection; a UDP flow that opens with a classic
 //! window datagram is taken as an unannounced classic transfer.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 
 use foldhash::{HashMap, HashSet};
@@ -73,7 +73,7 @@ pub struct Stats {
     /// Chat messages decoded.
     pub messages: u64,
     /// Messages per code (`100`, `4061`, …).
-    pub by_code: BTreeMap<u16, u64>,
+    pub by_code: CodeCounts,
     /// Every user name seen.
     pub users: BTreeSet<String>,
     /// Undecodable stretches of chat input (skipped).
@@ -82,6 +82,43 @@ pub struct Stats {
     pub gaps: u64,
     /// TCP connections seen (chat or not).
     pub tcp_connections: u64,
+}
+
+/// Messages per code: a flat table indexed by the code (codes run from 100 to
+/// 4999), because counting is done for every message and a table is cheaper
+/// than an ordered map's search.
+#[derive(Clone, Debug, Default)]
+pub struct CodeCounts {
+    /// Indexed by code; empty until the first message.
+    counts: Vec<u64>,
+}
+
+impl CodeCounts {
+    /// Table size: every code a message can have is below it.
+    const SIZE: usize = 5000;
+
+    /// Counts one message with this code.
+    #[inline]
+    pub fn add(&mut self, code: u16) {
+        match self.counts.get_mut(usize::from(code)) {
+            Some(n) => *n += 1,
+            None if usize::from(code) < Self::SIZE => {
+                self.counts.resize(Self::SIZE, 0);
+                self.counts[usize::from(code)] += 1;
+            }
+            None => {}
+        }
+    }
+
+    /// Messages seen with this code.
+    pub fn get(&self, code: u16) -> u64 {
+        self.counts.get(usize::from(code)).copied().unwrap_or(0)
+    }
+
+    /// `(code, count)` for every code seen, lowest code first.
+    pub fn iter(&self) -> impl Iterator<Item = (u16, u64)> + '_ {
+        self.counts.iter().enumerate().filter(|(_, n)| **n > 0).map(|(c, n)| (c as u16, *n))
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -718,7 +755,7 @@ impl Shared {
     ) {
         let (src, dst) = Self::flow(st, d);
         self.stats.messages += 1;
-        *self.stats.by_code.entry(code).or_default() += 1;
+        self.stats.by_code.add(code);
         let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
         match fields {
             scan::Fields::Other => {}

@@ -67,6 +67,6 @@ pub mod synth;
 pub mod tcp;
 pub mod transfer;
 
-pub use analyzer::{Analyzer, Config, Stats};
+pub use analyzer::{Analyzer, CodeCounts, Config, Stats};
 pub use event::*;
 pub use reader::{CaptureReader, Packet, ReadError};

@@ -87,14 +87,38 @@ impl<'a> Cursor<'a> {
     fn digits(&mut self, n: usize) -> Option<u64> {
         let b = self.d.get(self.at..self.at + n)?;
         let mut v: u64 = 0;
-        for &x in b {
-            if !x.is_ascii_digit() {
-                return None;
+        if n <= 19 {
+            // 19 digits always fit in a u64: no overflow checks.
+            for &x in b {
+                let digit = x.wrapping_sub(b'0');
+                if digit > 9 {
+                    return None;
+                }
+                v = v * 10 + u64::from(digit);
             }
-            v = v.checked_mul(10)?.checked_add(u64::from(x - b'0'))?;
+        } else {
+            for &x in b {
+                let digit = x.wrapping_sub(b'0');
+                if digit > 9 {
+                    return None;
+                }
+                v = v.checked_mul(10)?.checked_add(u64::from(digit))?;
+            }
         }
         self.at += n;
         Some(v)
+    }
+
+    /// A 2-digit length (the common case of [`digits`](Self::digits)).
+    #[inline]
+    fn two(&mut self) -> Option<usize> {
+        let &[a, b] = self.d.get(self.at..self.at + 2)? else { return None };
+        let (a, b) = (a.wrapping_sub(b'0'), b.wrapping_sub(b'0'));
+        if a > 9 || b > 9 {
+            return None;
+        }
+        self.at += 2;
+        Some(usize::from(a * 10 + b))
     }
 
     #[inline]
@@ -109,7 +133,7 @@ impl<'a> Cursor<'a> {
 
     #[inline]
     fn field(&mut self) -> Option<&'a [u8]> {
-        let n = self.digits(2)? as usize;
+        let n = self.two()?;
         self.ascii(n)
     }
 
@@ -133,7 +157,7 @@ impl<'a> Cursor<'a> {
 pub(crate) fn scan(input: &[u8]) -> Option<Scanned<'_>> {
     let mut c = Cursor { d: input, at: 0 };
     let first = c.digits(1)? as u16;
-    let ty = c.digits(2)? as u8;
+    let ty = c.two()? as u8;
     let fields = match (first, ty) {
         (1, 0) => Fields::Names(Names::One(c.field()?)),
         (1, 1 | 2 | 5) | (2, 1 | 3) => Fields::Other,
