@@ -595,7 +595,10 @@ mod tests {
         }
     }
 
-    fn all(mut r: CaptureReader<'_>) -> (Vec<(i64, i32, Vec<u8>, u32)>, Result<(), ReadError>, u64) {
+    /// Time, link type, bytes and original length of a packet.
+    type Got = (i64, i32, Vec<u8>, u32);
+
+    fn all(mut r: CaptureReader<'_>) -> (Vec<Got>, Result<(), ReadError>, u64) {
         let mut got = Vec::new();
         let end = loop {
             match r.next_packet(|p| got.push((p.ts_ns, p.linktype, p.data.to_vec(), p.orig_len))) {
