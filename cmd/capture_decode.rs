@@ -75,6 +75,7 @@ pub fn run(args: CaptureDecodeArgs, global: &Global) -> anyhow::Result<()> {
     let stdout = std::io::stdout();
     let mut p = Printer {
         out: BufWriter::with_capacity(64 << 10, stdout.lock()),
+        line: Vec::with_capacity(512),
         timeline: !args.summary && !global.quiet,
         json: global.json,
         err: None,
@@ -124,6 +125,9 @@ pub fn run(args: CaptureDecodeArgs, global: &Global) -> anyhow::Result<()> {
 
 struct Printer<W: Write> {
     out: W,
+    /// One line, built here and written at once (many small writes through
+    /// a `BufWriter` cost more than the formatting).
+    line: Vec<u8>,
     timeline: bool,
     json: bool,
     err: Option<std::io::Error>,
@@ -135,8 +139,9 @@ impl<W: Write> Printer<W> {
         if !self.timeline || self.err.is_some() {
             return;
         }
+        self.line.clear();
         let r = if self.json {
-            output::write_json_ref(&mut self.out, &e)
+            output::write_json_ref(&mut self.line, &e).and_then(|()| self.out.write_all(&self.line))
         } else {
             writeln!(self.out, "{}", output::human_ref(&e))
         };
