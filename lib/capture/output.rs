@@ -53,7 +53,19 @@ pub fn time_of_day(ts_ns: i64) -> String {
     let secs = ts_ns.div_euclid(1_000_000_000);
     let us = ts_ns.rem_euclid(1_000_000_000) / 1000;
     let day = secs.rem_euclid(86_400);
-    format!("{:02}:{:02}:{:02}.{us:06}", day / 3600, day / 60 % 60, day % 60)
+    // Written by hand: this runs for every line of the timeline.
+    let mut b = *b"00:00:00.000000";
+    let mut put = |at: usize, mut v: i64, n: usize| {
+        for i in (at..at + n).rev() {
+            b[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(0, day / 3600, 2);
+    put(3, day / 60 % 60, 2);
+    put(6, day % 60, 2);
+    put(9, us, 6);
+    b.iter().map(|&c| char::from(c)).collect()
 }
 
 fn q(s: &str) -> String {
@@ -110,30 +122,41 @@ pub fn bytes(n: u64) -> String {
 }
 
 fn flow(src: SocketAddr, dst: SocketAddr) -> String {
-    format!("{src} → {dst}")
+    // By hand for IPv4: `Display` for addresses costs more than all the rest
+    // of a timeline line.
+    let mut v = Vec::with_capacity(48);
+    let _ = write_addr(&mut v, src);
+    v.extend_from_slice(" → ".as_bytes());
+    let _ = write_addr(&mut v, dst);
+    String::from_utf8(v).unwrap_or_else(|_| format!("{src} → {dst}"))
 }
 
 /// One timeline line (no newline). Colour is applied by `console`, which
 /// leaves the text plain when colours are off.
 pub fn human(e: &Event) -> String {
-    let dim = Style::new().dim();
+    let dim = &*DIM;
     let t = dim.apply_to(time_of_day(e.ts_ns()));
     match e {
         Event::Message(m) => {
-            let code = m.message.code().to_string();
             let style = match m.message {
-                Message::Request(_) => Style::new().cyan(),
-                Message::Confirm(_) => Style::new().green(),
-                Message::Update(_) => Style::new().magenta(),
-                Message::Error(_) => Style::new().red().bold(),
+                Message::Request(_) => &*CYAN,
+                Message::Confirm(_) => &*GREEN,
+                Message::Update(_) => &*MAGENTA,
+                Message::Error(_) => &*RED_BOLD,
             };
-            format!(
-                "{t}  {:<45} {:<8} {:<4}  {}",
-                flow(m.src, m.dst),
-                m.channel.as_str(),
-                style.apply_to(code),
-                describe(&m.message)
-            )
+            // Padded by hand: `{:<N}` on a styled value makes `console`
+            // measure its width through the escape codes, on every line.
+            let mut line = String::with_capacity(160);
+            let _ = write!(line, "{t}  ");
+            push_padded(&mut line, &flow(m.src, m.dst), 45);
+            line.push(' ');
+            push_padded(&mut line, m.channel.as_str(), 8);
+            line.push(' ');
+            let mut code = String::with_capacity(4);
+            push_padded(&mut code, &m.message.code().to_string(), 4);
+            let _ = write!(line, "{}  ", style.apply_to(code));
+            line.push_str(&describe(&m.message));
+            line
         }
         Event::Connection(c) => {
             let what = match c.change {
@@ -186,6 +209,19 @@ pub fn human(e: &Event) -> String {
         }
         Event::Transfer(s) => format!("{t}  {}", transfer_line(s)),
     }
+}
+
+static DIM: std::sync::LazyLock<Style> = std::sync::LazyLock::new(|| Style::new().dim());
+static CYAN: std::sync::LazyLock<Style> = std::sync::LazyLock::new(|| Style::new().cyan());
+static GREEN: std::sync::LazyLock<Style> = std::sync::LazyLock::new(|| Style::new().green());
+static MAGENTA: std::sync::LazyLock<Style> = std::sync::LazyLock::new(|| Style::new().magenta());
+static RED_BOLD: std::sync::LazyLock<Style> = std::sync::LazyLock::new(|| Style::new().red().bold());
+
+/// Appends `s` and spaces up to `width` characters, as `{:<width}` does.
+fn push_padded(line: &mut String, s: &str, width: usize) {
+    line.push_str(s);
+    let n = if s.is_ascii() { s.len() } else { s.chars().count() };
+    line.extend(std::iter::repeat_n(' ', width.saturating_sub(n)));
 }
 
 /// A transfer in one line.
