@@ -286,15 +286,32 @@ pub fn write_json(w: &mut impl std::io::Write, e: &Event) -> std::io::Result<()>
 
 /// Writes one event as [`write_json`] does, from the zero-allocation form:
 /// only a chat message's fields are decoded (and allocated), to print them.
-pub fn write_json_ref(w: &mut impl std::io::Write, e: &EventRef<'_>) -> std::io::Result<()> {
+pub fn write_json_ref(w: &mut Vec<u8>, e: &EventRef<'_>) -> std::io::Result<()> {
     match e {
-        EventRef::Message(m) => match m.message() {
-            Ok(message) => {
-                write_json_message(w, (m.ts_ns, m.src, m.dst, m.channel, m.offset), m.raw, &message)?;
-                w.write_all(b"\n")
+        EventRef::Message(m) => {
+            // The fields straight from the raw bytes when they are plain
+            // (no decoded message); else through the decoded message.
+            let at = w.len();
+            write_json_head(w, (m.ts_ns, m.src, m.dst, m.channel, m.offset), m.code, m.raw)?;
+            if super::scan::write_json_fields(m.raw, w) {
+                if (4000..5000).contains(&m.code) {
+                    let err = crate::wire::ErrorCode::new(((m.code - 4000) / 10) as u8, (m.code % 10) as u8);
+                    w.extend_from_slice(br#","error":"#);
+                    serde_json::to_writer(&mut *w, &err.describe())?;
+                }
+                w.extend_from_slice(b"}\n");
+                return Ok(());
             }
-            Err(_) => write_json(w, &m.to_event()),
-        },
+            w.truncate(at);
+            match m.message() {
+                Ok(message) => {
+                    write_json_message(w, (m.ts_ns, m.src, m.dst, m.channel, m.offset), m.raw, &message)?;
+                    w.push(b'\n');
+                    Ok(())
+                }
+                Err(_) => write_json(w, &m.to_event()),
+            }
+        }
         EventRef::Other(e) => write_json(w, e),
     }
 }
@@ -312,24 +329,7 @@ type Head = (i64, SocketAddr, SocketAddr, Channel, u64);
 
 /// The JSON object of a chat message, without the newline.
 fn write_json_message(w: &mut impl std::io::Write, head: Head, raw: &[u8], message: &Message) -> std::io::Result<()> {
-    let (ts_ns, src, dst, channel, offset) = head;
-    w.write_all(br#"{"type":"message","ts":"#)?;
-    serde_json::to_writer(&mut *w, &ts_f64(ts_ns))?;
-    w.write_all(br#","src":""#)?;
-    write_addr(w, src)?;
-    w.write_all(br#"","dst":""#)?;
-    write_addr(w, dst)?;
-    w.write_all(br#"","channel":""#)?;
-    w.write_all(channel.as_str().as_bytes())?;
-    w.write_all(br#"","code":""#)?;
-    write_uint(w, u64::from(message.code()))?;
-    w.write_all(br#"","raw":"#)?;
-    match std::str::from_utf8(raw) {
-        Ok(raw) => serde_json::to_writer(&mut *w, raw)?,
-        Err(_) => serde_json::to_writer(&mut *w, &*String::from_utf8_lossy(raw))?,
-    }
-    w.write_all(br#","offset":"#)?;
-    write_uint(w, offset)?;
+    write_json_head(w, head, message.code(), raw)?;
     let fields = serde_json::to_vec(message)?;
     if let Some(inner) = fields.strip_prefix(b"{").and_then(|f| f.strip_suffix(b"}"))
         && !inner.is_empty()
@@ -343,6 +343,28 @@ fn write_json_message(w: &mut impl std::io::Write, head: Head, raw: &[u8], messa
     }
     w.write_all(b"}")?;
     Ok(())
+}
+
+/// A chat message's JSON object up to its decoded fields (left open).
+fn write_json_head(w: &mut impl std::io::Write, head: Head, code: u16, raw: &[u8]) -> std::io::Result<()> {
+    let (ts_ns, src, dst, channel, offset) = head;
+    w.write_all(br#"{"type":"message","ts":"#)?;
+    serde_json::to_writer(&mut *w, &ts_f64(ts_ns))?;
+    w.write_all(br#","src":""#)?;
+    write_addr(w, src)?;
+    w.write_all(br#"","dst":""#)?;
+    write_addr(w, dst)?;
+    w.write_all(br#"","channel":""#)?;
+    w.write_all(channel.as_str().as_bytes())?;
+    w.write_all(br#"","code":""#)?;
+    write_uint(w, u64::from(code))?;
+    w.write_all(br#"","raw":"#)?;
+    match std::str::from_utf8(raw) {
+        Ok(raw) => serde_json::to_writer(&mut *w, raw)?,
+        Err(_) => serde_json::to_writer(&mut *w, &*String::from_utf8_lossy(raw))?,
+    }
+    w.write_all(br#","offset":"#)?;
+    write_uint(w, offset)
 }
 
 /// An unsigned integer in decimal, without `fmt`.

@@ -244,6 +244,130 @@ pub(crate) fn fields_of(m: &crate::wire::Message) -> Fields<'_> {
     }
 }
 
+/// Writes a message's decoded fields as JSON members, each preceded by a
+/// comma, exactly as serde serialises the [`Message`](crate::wire::Message)
+/// (same names, same order): `,"kind":"broadcast","text":"hi"`. Read
+/// straight from the raw bytes, so the timeline's `--json` needs no decoded
+/// message. `false` (nothing written) for anything [`scan`] leaves to the
+/// reference decoder, and for a `106` with a transport other than TCP/UDP.
+pub(crate) fn write_json_fields(raw: &[u8], out: &mut Vec<u8>) -> bool {
+    let Some(m) = scan(raw) else { return false };
+    if m.len != raw.len() {
+        return false;
+    }
+    let mut c = Cursor { d: raw, at: 3 };
+    let start = out.len();
+    let ok = json_fields(m, &mut c, out).is_some();
+    if !ok {
+        out.truncate(start);
+    }
+    ok
+}
+
+fn json_fields(m: Scanned<'_>, c: &mut Cursor<'_>, out: &mut Vec<u8>) -> Option<()> {
+    fn text(out: &mut Vec<u8>, name: &str, v: &[u8]) -> Option<()> {
+        out.extend_from_slice(b",\"");
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b"\":");
+        serde_json::to_writer(&mut *out, std::str::from_utf8(v).ok()?).ok()
+    }
+    fn number(out: &mut Vec<u8>, name: &str, v: u64) {
+        out.extend_from_slice(b",\"");
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b"\":");
+        out.extend_from_slice(v.to_string().as_bytes());
+    }
+    fn list(out: &mut Vec<u8>, name: &str, c: &mut Cursor<'_>, count: usize) -> Option<()> {
+        out.extend_from_slice(b",\"");
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b"\":[");
+        for i in 0..count {
+            if i > 0 {
+                out.push(b',');
+            }
+            serde_json::to_writer(&mut *out, std::str::from_utf8(c.field()?).ok()?).ok()?;
+        }
+        out.push(b']');
+        Some(())
+    }
+    let kind = |out: &mut Vec<u8>, k: &str| {
+        out.extend_from_slice(b",\"kind\":\"");
+        out.extend_from_slice(k.as_bytes());
+        out.push(b'"');
+    };
+    match m.code {
+        100 => {
+            kind(out, "join");
+            text(out, "name", c.field()?)?;
+        }
+        101 => kind(out, "leave"),
+        102 => kind(out, "users"),
+        103 => {
+            kind(out, "whisper");
+            text(out, "to", c.field()?)?;
+            text(out, "text", c.field()?)?;
+        }
+        104 => {
+            kind(out, "broadcast");
+            text(out, "text", c.field()?)?;
+        }
+        105 => kind(out, "files"),
+        106 => {
+            let transport = c.ascii(3)?;
+            if transport != b"TCP" && transport != b"UDP" {
+                return None;
+            }
+            kind(out, "download");
+            text(out, "transport", transport)?;
+            text(out, "file", c.field()?)?;
+        }
+        200 => {
+            kind(out, "joined");
+            text(out, "name", c.field()?)?;
+            number(out, "port", c.port()?.into());
+        }
+        201 => kind(out, "left"),
+        202 | 204 | 205 => {
+            let (k, field) = match m.code {
+                202 => ("users", "users"),
+                204 => ("broadcast_sent", "to"),
+                _ => ("files", "files"),
+            };
+            let z = c.digits(1)? as usize;
+            let width = match (m.code, z) {
+                (_, 0) => 0,
+                (205, 1) => 2,
+                (_, z) => z,
+            };
+            let count = if width == 0 { 0 } else { c.digits(width)? as usize };
+            kind(out, k);
+            list(out, field, c, count)?;
+        }
+        203 => kind(out, "whisper_sent"),
+        206 => {
+            let width = c.two()?;
+            kind(out, "download");
+            number(out, "size", c.digits(width)?);
+            number(out, "port", c.port()?.into());
+        }
+        300 | 301 => {
+            kind(out, if m.code == 300 { "joined" } else { "left" });
+            text(out, "name", c.field()?)?;
+        }
+        303 | 304 => {
+            kind(out, if m.code == 303 { "whisper" } else { "broadcast" });
+            text(out, "from", c.field()?)?;
+            text(out, "text", c.field()?)?;
+        }
+        4000..=4999 => {
+            number(out, "ty", u64::from((m.code - 4000) / 10));
+            number(out, "digit", u64::from(m.code % 10));
+        }
+        _ => return None,
+    }
+    Some(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -349,11 +473,47 @@ mod tests {
         }
     }
 
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+
+        /// The JSON fields written from the raw bytes are serde's, byte for byte.
+        #[test]
+        fn json_fields_are_serdes(m in message()) {
+            let raw = m.to_bytes().expect("encodable");
+            let mut ours = Vec::new();
+            let wrote = write_json_fields(&raw, &mut ours);
+            let theirs = serde_json::to_vec(&m).expect("serialisable");
+            let theirs = &theirs[1..theirs.len() - 1];
+            // The whole line, through either path, is the owned event's.
+            let mref = crate::capture::MessageRef {
+                ts_ns: 1_700_000_000_123_456_789,
+                src: "10.0.0.1:40000".parse().unwrap(),
+                dst: "[::1]:13337".parse().unwrap(),
+                channel: crate::capture::Channel::Main,
+                offset: 12,
+                code: m.code(),
+                raw: &raw,
+            };
+            let (mut line_ref, mut line_owned) = (Vec::new(), Vec::new());
+            crate::capture::output::write_json_ref(&mut line_ref, &crate::capture::EventRef::Message(mref)).unwrap();
+            crate::capture::output::write_json(&mut line_owned, &mref.to_event()).unwrap();
+            prop_assert_eq!(String::from_utf8(line_ref).unwrap(), String::from_utf8(line_owned).unwrap());
+            if matches!(m, Message::Request(Request::Download { transport: Transport::Other(_), .. })) {
+                prop_assert!(!wrote && ours.is_empty());
+            } else {
+                prop_assert!(wrote, "{:?}", m);
+                let expected = if theirs.is_empty() { Vec::new() } else { [b",", theirs].concat() };
+                prop_assert_eq!(String::from_utf8(ours).unwrap(), String::from_utf8(expected).unwrap());
+            }
+        }
+    }
+
     #[test]
     fn non_ascii_and_extended_lists_go_to_the_decoder() {
         // A name with a non-ASCII character: left to the decoder.
         let m: Message = Request::Join { name: "Zoë".into() }.into();
         assert_eq!(scan(&m.to_bytes().unwrap()), None);
+        assert!(!write_json_fields(&m.to_bytes().unwrap(), &mut Vec::new()));
         // A 20-digit size that overflows u64: the decoder reports it.
         assert_eq!(scan(b"2062099999999999999999999913337"), None);
         // Too many names for the limits.
