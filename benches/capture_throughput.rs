@@ -1,18 +1,32 @@
-//! Throughput of `capture-decode` on a synthetic capture of at least 1 GiB,
-//! and the ratio to `tshark -r FILE -q` on the same file.
+//! Throughput of `capture-decode` on synthetic captures of at least 1 GiB,
+//! and the ratio to `tshark -r FILE -q` on the same files: everything issue 6
+//! asks, for the three kinds of capture, in one run of a few minutes.
 //!
-//! Run: `cargo bench --bench capture_throughput` (release build). The capture
-//! is generated under the temporary folder and deleted afterwards. Set
-//! `CAPTURE_BENCH_MIB` for another size (default 1024) and
-//! `CAPTURE_BENCH_NO_TSHARK=1` to skip tshark, `CAPTURE_BENCH_MIX=fast` for
-//! the big download in fast mode, `CAPTURE_BENCH_MIX=chat` for a
-//! capture of chat messages only (small packets, the worst case per byte),
-//! and `CAPTURE_BENCH_FILE=PATH` to keep the capture at PATH (generated
-//! there if missing, reused if present: before/after runs on the same file,
-//! profiling with `perf record chatctl capture-decode --summary PATH`).
+//! Run: `cargo bench --bench capture_throughput` (release build). For each
+//! kind (`default`: mostly downloads; `chat`: chat messages only, small
+//! packets, the worst case per byte; `fast`: the big download in fast mode,
+//! every datagram's BLAKE3 checked) a capture is generated under the
+//! temporary folder, measured, and deleted. Per kind it reports the library
+//! (events counted, not printed), the binary with `--summary`, `--json` and
+//! the human timeline to /dev/null, peak memory, `tshark -r FILE -q`, and two
+//! floors: `cat FILE > /dev/null` and a bare walk over the pcap records with
+//! no decoding (what reading the file costs at all). A table at the end
+//! gathers the figures, with the machine's load before and after.
+//!
+//! Environment:
+//! - `CAPTURE_BENCH_MIX=default|chat|fast`: one kind only (default: all three).
+//! - `CAPTURE_BENCH_MIB`: capture size (default 1024).
+//! - `CAPTURE_BENCH_NO_TSHARK=1`: skip tshark.
+//! - `CAPTURE_BENCH_TSHARK_CONV=1`: also time `tshark -r FILE -q -z conv,tcp`
+//!   (dissects every packet up to TCP; several minutes per GiB, so opt-in).
+//! - `CAPTURE_BENCH_FILE=PATH`: keep the capture at PATH (with several kinds,
+//!   `PATH-<kind>.pcap`), generated if missing, reused if present: before and
+//!   after runs on the same file, profiling with
+//!   `perf record chatctl capture-decode --summary PATH`.
 //!
 //! Every figure is given for wall time and for CPU time (user + system):
-//! on a shared machine the wall time measures the neighbours too.
+//! on a shared machine the wall time measures the neighbours too, so the
+//! ratios are taken on CPU time.
 //!
 //! The traffic is what a busy chat server sees: sessions that join, chat,
 //! and download one file over TCP (1448-byte segments, an ACK every second
@@ -31,7 +45,7 @@ use chatctl::capture::{Analyzer, CaptureReader, Config};
 use chatctl::rdt::classic;
 
 /// What the generated sessions do.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Mix {
     /// Chat, a 4 MiB TCP download and a 1 MiB classic UDP one per session.
     Default,
@@ -209,46 +223,66 @@ fn rate(mb: f64, wall: f64, cpu: Option<f64>) -> String {
     format!("{wall:.2} s wall = {:.0} MB/s{c}", mb / wall)
 }
 
-fn main() {
-    // `cargo bench` passes `--bench`; `cargo test --benches` does not: then
-    // skip rather than write a gigabyte.
-    if !std::env::args().any(|a| a == "--bench") {
-        println!("capture_throughput: skipped (run it with `cargo bench --bench capture_throughput`)");
-        return;
-    }
-    let mib: u64 = std::env::var("CAPTURE_BENCH_MIB").ok().and_then(|s| s.parse().ok()).unwrap_or(1024);
-    let keep = std::env::var_os("CAPTURE_BENCH_FILE").map(std::path::PathBuf::from);
-    let path = keep
-        .clone()
-        .unwrap_or_else(|| std::env::temp_dir().join(format!("chatctl-capture-bench-{}.pcap", std::process::id())));
-    // CAPTURE_BENCH_MIX=chat: almost only chat messages (small packets), the
-    // worst case per byte; the default mix is mostly downloads.
-    // CAPTURE_BENCH_MIX=fast: the big download in fast mode instead of TCP.
-    let mix = match std::env::var("CAPTURE_BENCH_MIX").as_deref() {
-        Ok("chat") => Mix::Chat,
-        Ok("fast") => Mix::Fast,
-        _ => Mix::Default,
-    };
+/// The machine's load averages (Linux), to print beside the figures.
+fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
+}
+
+/// One kind's figures, in MB/s of CPU time (None: not measured).
+struct Row {
+    mix: Mix,
+    bytes: u64,
+    packets: u64,
+    lib: f64,
+    summary: Option<f64>,
+    json: Option<f64>,
+    human: Option<f64>,
+    rss_kib: Option<String>,
+    tshark: Option<f64>,
+    tshark_conv: Option<f64>,
+    walk: f64,
+    cat: Option<f64>,
+}
+
+fn measure(mix: Mix, path: &std::path::Path, mib: u64) -> Row {
     let mut expected_packets = None;
     if !path.exists() {
         let t0 = Instant::now();
-        let (bytes, packets) = generate(&path, mib << 20, mix).expect("generate the capture");
+        let (bytes, packets) = generate(path, mib << 20, mix).expect("generate the capture");
         println!("generated {} ({bytes} bytes, {packets} packets) in {:.1?}", path.display(), t0.elapsed());
         expected_packets = Some(packets);
     }
-    let bytes = std::fs::metadata(&path).expect("the capture").len();
+    let bytes = std::fs::metadata(path).expect("the capture").len();
     let mb = bytes as f64 / 1e6;
-    println!("capture {} ({bytes} bytes)", path.display());
+    println!("capture {} ({bytes} bytes), load {}", path.display(), load());
+    // CPU time when it was measured (and is above GNU time's 10 ms resolution).
+    let cpu_rate = |wall: f64, cpu: Option<f64>| mb / cpu.filter(|c| *c >= 0.02).unwrap_or(wall);
+
+    // The floor: reading the records and nothing else.
+    let walk = || {
+        let t = Instant::now();
+        let c0 = thread_cpu();
+        let mut reader = CaptureReader::new(File::open(path).unwrap()).unwrap();
+        let mut sum = 0u64;
+        while reader.next_packet(|p| sum += p.data.len() as u64).unwrap().is_some() {}
+        let cpu = thread_cpu().zip(c0).map(|(b, a)| b - a);
+        (t.elapsed().as_secs_f64(), cpu, std::hint::black_box(sum))
+    };
+    let _warm = walk();
+    let (walk_s, walk_cpu, _) = walk();
+    println!("  pcap record walk, no decoding: {}", rate(mb, walk_s, walk_cpu));
 
     // The library, as `capture-decode` drives it (events counted, not printed).
     let run_lib = || {
         let t = Instant::now();
         let c0 = thread_cpu();
-        let mut reader = CaptureReader::new(File::open(&path).unwrap()).unwrap();
+        let mut reader = CaptureReader::new(File::open(path).unwrap()).unwrap();
         let mut a = Analyzer::new(Config::default(), None);
         let mut events = 0u64;
-        while reader.next_packet(|p| a.packet(&p, &mut |_| events += 1)).unwrap().is_some() {}
-        a.finish(&mut |_| events += 1);
+        while reader.next_packet(|p| a.packet_ref(&p, &mut |_| events += 1)).unwrap().is_some() {}
+        a.finish_ref(&mut |_| events += 1);
         let secs = t.elapsed().as_secs_f64();
         let cpu = thread_cpu().zip(c0).map(|(b, a)| b - a);
         if let Some(n) = expected_packets {
@@ -257,57 +291,163 @@ fn main() {
         assert_eq!(a.stats().decode_errors, 0, "the generated chat must decode");
         (secs, cpu, events, a.stats().messages, a.stats().packets)
     };
-    let _warm = run_lib();
     let (lib_s, lib_cpu, events, messages, packets) = run_lib();
-    println!("library: {} ({packets} packets, {events} events, {messages} chat messages)", rate(mb, lib_s, lib_cpu));
+    println!("  library: {} ({packets} packets, {events} events, {messages} chat messages)", rate(mb, lib_s, lib_cpu));
 
-    // The binary, end to end (--summary, and the JSON timeline to /dev/null).
+    // The binary, end to end.
     let exe = env!("CARGO_BIN_EXE_chatctl");
     let p = path.as_os_str();
-    let decode = |flag: &str| time_cmd(exe, &["capture-decode".as_ref(), flag.as_ref(), p]).expect("capture-decode");
-    let (sum_s, sum_cpu) = decode("--summary");
-    println!("chatctl capture-decode --summary: {}", rate(mb, sum_s, sum_cpu));
-    let (tl_s, tl_cpu) = decode("--json");
-    println!("chatctl capture-decode --json > /dev/null: {}", rate(mb, tl_s, tl_cpu));
+    let decode = |flags: &[&str], what: &str| {
+        let mut args: Vec<&std::ffi::OsStr> = vec!["capture-decode".as_ref()];
+        args.extend(flags.iter().map(std::ffi::OsStr::new));
+        args.push(p);
+        let (s, cpu) = time_cmd(exe, &args).expect("capture-decode");
+        println!("  chatctl capture-decode {what}: {}", rate(mb, s, cpu));
+        cpu_rate(s, cpu)
+    };
+    let summary = decode(&["--summary"], "--summary");
+    let json = decode(&["--json"], "--json > /dev/null");
+    let human = decode(&[], "(timeline) > /dev/null");
     // Peak memory of the binary (GNU time's maximum resident set size).
-    if let Ok(o) = Command::new("/usr/bin/time")
+    let rss_kib = Command::new("/usr/bin/time")
         .args(["-f", "%M"])
         .arg(exe)
         .args(["capture-decode", "--summary"])
-        .arg(&path)
+        .arg(path)
         .stdout(std::process::Stdio::null())
         .output()
-        && o.status.success()
-    {
-        let kib = String::from_utf8_lossy(&o.stderr).trim().lines().last().unwrap_or("").to_string();
-        println!("chatctl capture-decode --summary: peak RSS {kib} KiB");
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stderr).trim().lines().last().unwrap_or("").to_string());
+    if let Some(kib) = &rss_kib {
+        println!("  chatctl capture-decode --summary: peak RSS {kib} KiB");
     }
+    let cat = time_cmd("cat", &[p]).map(|(s, cpu)| {
+        println!("  cat FILE > /dev/null: {}", rate(mb, s, cpu));
+        cpu_rate(s, cpu)
+    });
 
+    let mut tshark = None;
+    let mut tshark_conv = None;
     if std::env::var_os("CAPTURE_BENCH_NO_TSHARK").is_none() {
         // `-q` alone lets tshark skip dissection (nothing to print, no tap,
         // no filter): it only reads the records and keeps a frame table.
         // `-z conv,tcp` makes it dissect every packet up to TCP, closer to
-        // the work capture-decode does.
-        for extra in [&[][..], &["-z", "conv,tcp"][..]] {
+        // the work capture-decode does (opt-in: minutes per GiB).
+        let mut legs: Vec<&[&str]> = vec![&[]];
+        if std::env::var_os("CAPTURE_BENCH_TSHARK_CONV").is_some() {
+            legs.push(&["-z", "conv,tcp"]);
+        }
+        for extra in legs {
             let mut args: Vec<&std::ffi::OsStr> = vec!["-r".as_ref(), p, "-q".as_ref()];
-            args.extend(extra.iter().map(|s| std::ffi::OsStr::new(*s)));
+            args.extend(extra.iter().map(std::ffi::OsStr::new));
             match time_cmd("tshark", &args) {
                 Some((ts, ts_cpu)) => {
-                    println!("tshark -r FILE -q {}: {}", extra.join(" "), rate(mb, ts, ts_cpu));
-                    let r = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| format!("{:.1}x", a / b));
+                    println!("  tshark -r FILE -q {}: {}", extra.join(" "), rate(mb, ts, ts_cpu));
+                    let r = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| format!("{:.2}x", a / b));
                     println!(
-                        "  ratio (wall): library {:.1}x, --summary {:.1}x; (CPU): library {}, --summary {}",
+                        "    ratio (wall): library {:.2}x; (CPU): library {}",
                         ts / lib_s,
-                        ts / sum_s,
                         r(ts_cpu, lib_cpu).unwrap_or("?".into()),
-                        r(ts_cpu, sum_cpu).unwrap_or("?".into()),
                     );
+                    let v = Some(cpu_rate(ts, ts_cpu));
+                    if extra.is_empty() { tshark = v } else { tshark_conv = v }
                 }
-                None => println!("tshark not run; install it: apt-get install -y tshark"),
+                None => println!("  tshark not run; install it: apt-get install -y tshark"),
             }
         }
     }
-    if keep.is_none() {
-        let _ = std::fs::remove_file(&path);
+    Row {
+        mix,
+        bytes,
+        packets,
+        lib: cpu_rate(lib_s, lib_cpu),
+        summary: Some(summary),
+        json: Some(json),
+        human: Some(human),
+        rss_kib,
+        tshark,
+        tshark_conv,
+        walk: cpu_rate(walk_s, walk_cpu),
+        cat,
     }
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` does not: then
+    // skip rather than write a gigabyte.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("capture_throughput: skipped (run it with `cargo bench --bench capture_throughput`)");
+        return;
+    }
+    let mib: u64 = std::env::var("CAPTURE_BENCH_MIB").ok().and_then(|s| s.parse().ok()).unwrap_or(1024);
+    let mixes = match std::env::var("CAPTURE_BENCH_MIX").as_deref() {
+        Ok("chat") => vec![Mix::Chat],
+        Ok("fast") => vec![Mix::Fast],
+        Ok("default") => vec![Mix::Default],
+        _ => vec![Mix::Default, Mix::Chat, Mix::Fast],
+    };
+    let keep = std::env::var_os("CAPTURE_BENCH_FILE").map(std::path::PathBuf::from);
+    let load_before = load();
+    println!("load average before: {load_before}");
+    let mut rows = Vec::new();
+    for mix in mixes.iter().copied() {
+        let name = format!("{mix:?}").to_lowercase();
+        let path = match &keep {
+            Some(k) if mixes.len() == 1 => k.clone(),
+            Some(k) => k.with_file_name(format!(
+                "{}-{name}.pcap",
+                k.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+            )),
+            None => std::env::temp_dir().join(format!("chatctl-capture-bench-{}-{name}.pcap", std::process::id())),
+        };
+        println!("== {name}");
+        rows.push(measure(mix, &path, mib));
+        if keep.is_none() {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+    let f = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.0}"));
+    let x = |a: Option<f64>, b: Option<f64>| a.zip(b).map_or("-".into(), |(a, b)| format!("{:.2}x", a / b));
+    println!("\nMB/s of CPU time (user + system); ratios to `tshark -r FILE -q` on the same file");
+    println!(
+        "{:<8} {:>6} {:>9} {:>8} {:>8} {:>8} {:>8} {:>9} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9}",
+        "capture",
+        "MiB",
+        "packets",
+        "library",
+        "summary",
+        "json",
+        "human",
+        "RSS KiB",
+        "tshark",
+        "lib/ts",
+        "sum/ts",
+        "walk",
+        "walk/ts",
+        "cat"
+    );
+    for r in &rows {
+        println!(
+            "{:<8} {:>6} {:>9} {:>8.0} {:>8} {:>8} {:>8} {:>9} {:>8} {:>8} {:>8} {:>8.0} {:>9} {:>9}",
+            format!("{:?}", r.mix).to_lowercase(),
+            r.bytes >> 20,
+            r.packets,
+            r.lib,
+            f(r.summary),
+            f(r.json),
+            f(r.human),
+            r.rss_kib.as_deref().unwrap_or("-"),
+            f(r.tshark),
+            x(Some(r.lib), r.tshark),
+            x(r.summary, r.tshark),
+            r.walk,
+            x(Some(r.walk), r.tshark),
+            f(r.cat),
+        );
+        if let Some(c) = r.tshark_conv {
+            println!("{:<8} tshark -q -z conv,tcp: {c:.0} MB/s; library {:.1}x that", "", r.lib / c);
+        }
+    }
+    println!("load average before: {load_before}; after: {}", load());
 }

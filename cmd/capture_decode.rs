@@ -5,7 +5,7 @@ use std::io::{BufWriter, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use chatctl::capture::{self, Analyzer, CaptureReader, Event, ReadError, TransferSummary, output};
+use chatctl::capture::{self, Analyzer, CaptureReader, Event, EventRef, ReadError, TransferSummary, output};
 use clap::Args;
 use serde_json::json;
 
@@ -75,13 +75,14 @@ pub fn run(args: CaptureDecodeArgs, global: &Global) -> anyhow::Result<()> {
     let stdout = std::io::stdout();
     let mut p = Printer {
         out: BufWriter::with_capacity(64 << 10, stdout.lock()),
+        line: Vec::with_capacity(512),
         timeline: !args.summary && !global.quiet,
         json: global.json,
         err: None,
     };
     let mut read_error = None;
     loop {
-        match reader.next_packet(|pkt| analyzer.packet(&pkt, &mut |e| p.emit(e))) {
+        match reader.next_packet(|pkt| analyzer.packet_ref(&pkt, &mut |e| p.emit(e))) {
             Ok(Some(())) => {}
             Ok(None) => break,
             Err(e) => {
@@ -93,7 +94,7 @@ pub fn run(args: CaptureDecodeArgs, global: &Global) -> anyhow::Result<()> {
             break;
         }
     }
-    analyzer.finish(&mut |e| p.emit(e));
+    analyzer.finish_ref(&mut |e| p.emit(e));
     if let Some(e) = p.err.take() {
         return Err(e).context("writing the timeline");
     }
@@ -124,18 +125,26 @@ pub fn run(args: CaptureDecodeArgs, global: &Global) -> anyhow::Result<()> {
 
 struct Printer<W: Write> {
     out: W,
+    /// One line, built here and written at once (many small writes through
+    /// a `BufWriter` cost more than the formatting).
+    line: Vec<u8>,
     timeline: bool,
     json: bool,
     err: Option<std::io::Error>,
 }
 
 impl<W: Write> Printer<W> {
-    fn emit(&mut self, e: Event) {
+    /// Prints one event; with `--summary` (or `-q`) nothing is decoded.
+    fn emit(&mut self, e: EventRef<'_>) {
         if !self.timeline || self.err.is_some() {
             return;
         }
-        let r =
-            if self.json { output::write_json(&mut self.out, &e) } else { writeln!(self.out, "{}", output::human(&e)) };
+        self.line.clear();
+        let r = if self.json {
+            output::write_json_ref(&mut self.line, &e).and_then(|()| self.out.write_all(&self.line))
+        } else {
+            writeln!(self.out, "{}", output::human_ref(&e))
+        };
         if let Err(e) = r {
             self.err = Some(e);
         }
@@ -146,7 +155,7 @@ fn summary(out: &mut impl Write, a: &Analyzer, json: bool) -> anyhow::Result<()>
     let st = a.stats();
     let transfers: Vec<&TransferSummary> = a.transfers().map(|(s, _)| s).collect();
     if json {
-        let by_code: BTreeMap<String, u64> = st.by_code.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+        let by_code: BTreeMap<String, u64> = st.by_code.iter().map(|(k, v)| (k.to_string(), v)).collect();
         let t: Vec<_> = transfers.iter().map(|s| output::json(&Event::Transfer(Box::new((*s).clone())))).collect();
         let o = json!({
             "type": "summary", "packets": st.packets, "bytes": st.bytes, "messages": st.messages,
@@ -166,8 +175,8 @@ fn summary(out: &mut impl Write, a: &Analyzer, json: bool) -> anyhow::Result<()>
         )?;
     }
     writeln!(out, "\nmessages by kind:")?;
-    for (code, n) in &st.by_code {
-        writeln!(out, "  {code:<5} {:<28} {n:>8}", kind_name(*code))?;
+    for (code, n) in st.by_code.iter() {
+        writeln!(out, "  {code:<5} {:<28} {n:>8}", kind_name(code))?;
     }
     let users: Vec<String> = st.users.iter().map(|u| output::escape(u)).collect();
     writeln!(out, "\nusers seen ({}): {}", users.len(), users.join(", "))?;

@@ -10,7 +10,7 @@
 //! (or, for `3xx`, update) connection; a UDP flow that opens with a classic
 //! window datagram is taken as an unannounced classic transfer.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 
 use foldhash::{HashMap, HashSet};
@@ -20,11 +20,12 @@ use super::extract::{ExtractError, Extractor};
 use super::frag::Defragmenter;
 use super::net::{self, flags};
 use super::reader::Packet;
+use super::scan;
 use super::tcp::{Chunk, Stream};
 use super::transfer::{PlotPoint, Transfer};
 use crate::rdt::classic;
 use crate::rdt::fast::Frame;
-use crate::wire::{Confirm, Decoder, Direction, Message, Request, Transport, Update};
+use crate::wire::{Decoder, Direction, Message, Transport};
 
 /// How to analyse.
 #[derive(Clone, Debug)]
@@ -72,7 +73,7 @@ pub struct Stats {
     /// Chat messages decoded.
     pub messages: u64,
     /// Messages per code (`100`, `4061`, …).
-    pub by_code: BTreeMap<u16, u64>,
+    pub by_code: CodeCounts,
     /// Every user name seen.
     pub users: BTreeSet<String>,
     /// Undecodable stretches of chat input (skipped).
@@ -81,6 +82,43 @@ pub struct Stats {
     pub gaps: u64,
     /// TCP connections seen (chat or not).
     pub tcp_connections: u64,
+}
+
+/// Messages per code: a flat table indexed by the code (codes run from 100 to
+/// 4999), because counting is done for every message and a table is cheaper
+/// than an ordered map's search.
+#[derive(Clone, Debug, Default)]
+pub struct CodeCounts {
+    /// Indexed by code; empty until the first message.
+    counts: Vec<u64>,
+}
+
+impl CodeCounts {
+    /// Table size: every code a message can have is below it.
+    const SIZE: usize = 5000;
+
+    /// Counts one message with this code.
+    #[inline]
+    pub fn add(&mut self, code: u16) {
+        match self.counts.get_mut(usize::from(code)) {
+            Some(n) => *n += 1,
+            None if usize::from(code) < Self::SIZE => {
+                self.counts.resize(Self::SIZE, 0);
+                self.counts[usize::from(code)] += 1;
+            }
+            None => {}
+        }
+    }
+
+    /// Messages seen with this code.
+    pub fn get(&self, code: u16) -> u64 {
+        self.counts.get(usize::from(code)).copied().unwrap_or(0)
+    }
+
+    /// `(code, count)` for every code seen, lowest code first.
+    pub fn iter(&self) -> impl Iterator<Item = (u16, u64)> + '_ {
+        self.counts.iter().enumerate().filter(|(_, n)| **n > 0).map(|(c, n)| (c as u16, *n))
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -134,7 +172,10 @@ struct Shared {
     stats: Stats,
     /// The names in `stats.users`, hashed: most messages name a user already
     /// seen, and a hash lookup is cheaper than the ordered set's.
-    users_seen: HashSet<String>,
+    users_seen: HashSet<Box<[u8]>>,
+    /// The last name looked up in `users_seen` (see [`Shared::remember`]).
+    last_user: Vec<u8>,
+
     /// Time of the latest packet (end-of-capture events carry it).
     last_ts: i64,
 }
@@ -151,14 +192,6 @@ fn endpoint(a: SocketAddr) -> (u128, u16) {
         IpAddr::V6(v6) => v6.to_bits(),
     };
     (ip, a.port())
-}
-
-/// Adds a user name to the set, allocating only for a new one.
-fn remember((seen, users): (&mut HashSet<String>, &mut BTreeSet<String>), name: &str) {
-    if !seen.contains(name) {
-        seen.insert(name.to_owned());
-        users.insert(name.to_owned());
-    }
 }
 
 fn key(a: SocketAddr, b: SocketAddr) -> Key {
@@ -195,6 +228,7 @@ impl Analyzer {
                 extract_error: None,
                 stats: Stats::default(),
                 users_seen: HashSet::default(),
+                last_user: Vec::new(),
                 last_ts: 0,
             },
             conns: HashMap::default(),
@@ -220,8 +254,16 @@ impl Analyzer {
         self.shared.extract_error.take()
     }
 
-    /// Analyses one captured frame.
+    /// Analyses one captured frame; owned events (each chat message decoded
+    /// into a [`Message`] with its own allocations). See
+    /// [`packet_ref`](Self::packet_ref) for the zero-allocation form.
     pub fn packet(&mut self, p: &Packet<'_>, out: &mut impl FnMut(Event)) {
+        self.packet_ref(p, &mut |e| out(e.into_event()));
+    }
+
+    /// Analyses one captured frame; chat messages are handed out borrowed
+    /// ([`MessageRef`]), decoded only if the caller asks. The fast path.
+    pub fn packet_ref(&mut self, p: &Packet<'_>, out: &mut impl FnMut(EventRef<'_>)) {
         self.shared.last_ts = self.shared.last_ts.max(p.ts_ns);
         let st = &mut self.shared.stats;
         st.packets += 1;
@@ -253,7 +295,15 @@ impl Analyzer {
         self.transport(p.ts_ns, ip.src, ip.dst, ip.proto, ip.payload, out);
     }
 
-    fn transport(&mut self, ts: i64, src: IpAddr, dst: IpAddr, proto: u8, payload: &[u8], out: &mut impl FnMut(Event)) {
+    fn transport(
+        &mut self,
+        ts: i64,
+        src: IpAddr,
+        dst: IpAddr,
+        proto: u8,
+        payload: &[u8],
+        out: &mut impl FnMut(EventRef<'_>),
+    ) {
         match proto {
             6 => match net::tcp(payload) {
                 Ok(seg) => self.tcp(ts, src, dst, &seg, out),
@@ -269,7 +319,14 @@ impl Analyzer {
         }
     }
 
-    fn tcp(&mut self, ts: i64, src: IpAddr, dst: IpAddr, seg: &net::TcpSegment<'_>, out: &mut impl FnMut(Event)) {
+    fn tcp(
+        &mut self,
+        ts: i64,
+        src: IpAddr,
+        dst: IpAddr,
+        seg: &net::TcpSegment<'_>,
+        out: &mut impl FnMut(EventRef<'_>),
+    ) {
         // A pure ACK carries nothing to decode or report: skip the lookup
         // (about half the packets of a download). Idle time counts from data.
         if seg.payload.is_empty() && seg.flags & (flags::SYN | flags::FIN | flags::RST) == 0 {
@@ -341,7 +398,7 @@ impl Analyzer {
     }
 
     /// Forgets connections idle for [`IDLE_NS`], and the longest idle beyond [`MAX_CONNS`].
-    fn sweep(&mut self, now: i64, out: &mut impl FnMut(Event)) {
+    fn sweep(&mut self, now: i64, out: &mut impl FnMut(EventRef<'_>)) {
         let mut idle: Vec<(i64, Key)> = self.conns.iter().map(|(k, c)| (c.last_ts, *k)).collect();
         idle.sort_unstable();
         let over = self.conns.len().saturating_sub(MAX_CONNS * 9 / 10);
@@ -354,12 +411,12 @@ impl Analyzer {
     }
 
     /// Ends a connection: hands out what is held, reports what is missing.
-    fn close(&mut self, k: Key, ts: i64, out: &mut impl FnMut(Event)) {
+    fn close(&mut self, k: Key, ts: i64, out: &mut impl FnMut(EventRef<'_>)) {
         let Some(mut conn) = self.conns.remove(&k) else { return };
         self.shared.end_conn(ts, &mut conn, out);
     }
 
-    fn udp(&mut self, ts: i64, a: SocketAddr, b: SocketAddr, payload: &[u8], out: &mut impl FnMut(Event)) {
+    fn udp(&mut self, ts: i64, a: SocketAddr, b: SocketAddr, payload: &[u8], out: &mut impl FnMut(EventRef<'_>)) {
         let k = key(a, b);
         let sh = &mut self.shared;
         let idx = match self.udp.get(&k) {
@@ -418,12 +475,18 @@ impl Analyzer {
             }
         }
         if sh.cfg.datagrams {
-            out(Event::Datagram(DatagramEvent { ts_ns: ts, src: a, dst: b, transfer: id, kind }));
+            out(EventRef::Other(Event::Datagram(DatagramEvent { ts_ns: ts, src: a, dst: b, transfer: id, kind })));
         }
     }
 
-    /// End of the capture: flushes every connection and reports every transfer.
+    /// End of the capture: flushes every connection and reports every
+    /// transfer (owned events; see [`finish_ref`](Self::finish_ref)).
     pub fn finish(&mut self, out: &mut impl FnMut(Event)) {
+        self.finish_ref(&mut |e| out(e.into_event()));
+    }
+
+    /// End of the capture, with events as [`packet_ref`](Self::packet_ref) gives them.
+    pub fn finish_ref(&mut self, out: &mut impl FnMut(EventRef<'_>)) {
         let mut keys: Vec<Key> = self.conns.keys().copied().collect();
         keys.sort();
         let ts = self.shared.last_ts;
@@ -520,10 +583,10 @@ impl Shared {
         src: SocketAddr,
         dst: SocketAddr,
         change: ConnChange,
-        out: &mut impl FnMut(Event),
+        out: &mut impl FnMut(EventRef<'_>),
     ) {
         if let Some(channel) = Self::channel(st) {
-            out(Event::Connection(ConnEvent { ts_ns: ts, src, dst, channel, change }));
+            out(EventRef::Other(Event::Connection(ConnEvent { ts_ns: ts, src, dst, channel, change })));
         }
     }
 
@@ -532,7 +595,7 @@ impl Shared {
     }
 
     /// In-order bytes (or a hole) of direction `d`.
-    fn chunk(&mut self, ts: i64, st: &mut ConnState, d: usize, c: Chunk<'_>, out: &mut impl FnMut(Event)) {
+    fn chunk(&mut self, ts: i64, st: &mut ConnState, d: usize, c: Chunk<'_>, out: &mut impl FnMut(EventRef<'_>)) {
         if st.kind == Kind::Undecided {
             self.decide_by_port(ts, st);
         }
@@ -553,23 +616,27 @@ impl Shared {
                         let channel =
                             if matches!(frame.message, Message::Update(_)) { Channel::Update } else { Channel::Main };
                         st.kind = Kind::Chat(channel);
-                        self.message(ts, st, d, channel, frame, out);
+                        self.frame(ts, st, d, channel, frame, out);
                         self.decode(ts, st, d, out);
                     }
                     Ok(None) if dir.decoder.buffered() <= max => {}
                     _ => st.kind = Kind::Ignored,
                 }
             }
-            (Kind::Chat(_), Chunk::Data { data, .. }) => {
-                st.dirs[d].decoder.feed(data);
-                self.decode(ts, st, d, out);
+            (Kind::Chat(channel), Chunk::Data { data, .. }) => {
+                let rest =
+                    if st.dirs[d].decoder.buffered() == 0 { self.scan(ts, st, d, channel, data, out) } else { data };
+                if !rest.is_empty() {
+                    st.dirs[d].decoder.feed(rest);
+                    self.decode(ts, st, d, out);
+                }
             }
             (Kind::Chat(channel), Chunk::Gap { offset, len }) => {
                 self.stats.gaps += 1;
                 let cut = if st.dirs[d].decoder.has_partial() { " (a message was cut)" } else { "" };
                 let what =
                     format!("{len} bytes missing from the capture at stream offset {offset}{cut}; resynchronised");
-                out(Event::Problem(ProblemEvent { ts_ns: ts, flow: Some((src, dst, channel)), what }));
+                out(EventRef::Other(Event::Problem(ProblemEvent { ts_ns: ts, flow: Some((src, dst, channel)), what })));
                 st.dirs[d] = DirState::new(offset + len);
             }
             (Kind::Transfer(i), c) if d == 1 => {
@@ -600,11 +667,11 @@ impl Shared {
     }
 
     /// Pulls every whole message out of direction `d`'s decoder.
-    fn decode(&mut self, ts: i64, st: &mut ConnState, d: usize, out: &mut impl FnMut(Event)) {
+    fn decode(&mut self, ts: i64, st: &mut ConnState, d: usize, out: &mut impl FnMut(EventRef<'_>)) {
         let Kind::Chat(channel) = st.kind else { return };
         loop {
             match st.dirs[d].decoder.next_frame() {
-                Ok(Some(frame)) => self.message(ts, st, d, channel, frame, out),
+                Ok(Some(frame)) => self.frame(ts, st, d, channel, frame, out),
                 Ok(None) => break,
                 Err(e) => {
                     self.stats.decode_errors += 1;
@@ -613,7 +680,11 @@ impl Shared {
                     let skipped = dir.decoder.resync();
                     let (src, dst) = Self::flow(st, d);
                     let what = format!("undecodable input at stream offset {at}: {}; skipped {skipped} bytes", e.kind);
-                    out(Event::Problem(ProblemEvent { ts_ns: ts, flow: Some((src, dst, channel)), what }));
+                    out(EventRef::Other(Event::Problem(ProblemEvent {
+                        ts_ns: ts,
+                        flow: Some((src, dst, channel)),
+                        what,
+                    })));
                     if skipped == 0 {
                         let next = st.dirs[d].base + st.dirs[d].decoder.offset();
                         st.dirs[d] = DirState::new(next);
@@ -624,69 +695,111 @@ impl Shared {
         }
     }
 
-    fn message(
+    /// Decodes whole messages straight from `data` (the usual case: the
+    /// direction has no partial message buffered) without copying or
+    /// allocating; returns the rest, from the first message [`scan`] leaves
+    /// to the reference decoder (incomplete, non-ASCII or malformed).
+    fn scan<'a>(
+        &mut self,
+        ts: i64,
+        st: &mut ConnState,
+        d: usize,
+        channel: Channel,
+        data: &'a [u8],
+        out: &mut impl FnMut(EventRef<'_>),
+    ) -> &'a [u8] {
+        let start = st.dirs[d].base + st.dirs[d].decoder.offset();
+        let mut at = 0;
+        loop {
+            while let Some(b'\r' | b'\n') = data.get(at) {
+                at += 1;
+            }
+            let Some(m) = data.get(at..).and_then(scan::scan) else { break };
+            let raw = &data[at..at + m.len];
+            self.message(ts, st, d, channel, start + at as u64, m.code, raw, m.fields, out);
+            at += m.len;
+        }
+        // The decoder is empty: moving its base skips what was read here.
+        st.dirs[d].base += at as u64;
+        &data[at..]
+    }
+
+    /// A message the reference decoder built (the slow path).
+    fn frame(
         &mut self,
         ts: i64,
         st: &mut ConnState,
         d: usize,
         channel: Channel,
         frame: crate::wire::Frame,
-        out: &mut impl FnMut(Event),
+        out: &mut impl FnMut(EventRef<'_>),
     ) {
-        let (src, dst) = Self::flow(st, d);
-        let code = frame.message.code();
-        self.stats.messages += 1;
-        *self.stats.by_code.entry(code).or_default() += 1;
-        let users = (&mut self.users_seen, &mut self.stats.users);
-        match &frame.message {
-            Message::Request(Request::Join { name }) => {
-                remember(users, name);
-            }
-            Message::Request(Request::Whisper { to, .. }) => {
-                remember(users, to);
-            }
-            Message::Request(Request::Download { transport, file }) => {
-                st.downloads.push_back((file.clone(), transport.clone()));
-            }
-            Message::Confirm(Confirm::Joined { name, port }) => {
-                remember(users, name);
-                self.announced.insert(SocketAddr::new(src.ip(), *port), Announce::Update);
-            }
-            Message::Confirm(Confirm::Users { users: names })
-            | Message::Confirm(Confirm::BroadcastSent { to: names }) => {
-                for n in names {
-                    remember((&mut *users.0, &mut *users.1), n);
-                }
-            }
-            Message::Confirm(Confirm::Download { size, port }) => {
-                let (file, transport) = st.downloads.pop_front().map_or((None, None), |(f, t)| (Some(f), Some(t)));
-                self.announced
-                    .insert(SocketAddr::new(src.ip(), *port), Announce::Transfer { file, transport, size: *size });
-            }
-            Message::Error(e) if e.ty == 6 => {
-                st.downloads.pop_front();
-            }
-            Message::Update(Update::Joined { name } | Update::Left { name }) => {
-                remember(users, name);
-            }
-            Message::Update(Update::Whisper { from, .. } | Update::Broadcast { from, .. }) => {
-                remember(users, from);
-            }
-            _ => {}
-        }
         let offset = st.dirs[d].base + frame.offset;
-        out(Event::Message(MessageEvent {
-            ts_ns: ts,
-            src,
-            dst,
-            channel,
-            offset,
-            raw: frame.raw,
-            message: frame.message,
-        }));
+        let fields = scan::fields_of(&frame.message);
+        self.message(ts, st, d, channel, offset, frame.message.code(), &frame.raw, fields, out);
     }
 
-    fn end_conn(&mut self, ts: i64, conn: &mut Conn, out: &mut impl FnMut(Event)) {
+    /// Counts a message, learns what it announces, and reports it.
+    #[allow(clippy::too_many_arguments)]
+    fn message(
+        &mut self,
+        ts: i64,
+        st: &mut ConnState,
+        d: usize,
+        channel: Channel,
+        offset: u64,
+        code: u16,
+        raw: &[u8],
+        fields: scan::Fields<'_>,
+        out: &mut impl FnMut(EventRef<'_>),
+    ) {
+        let (src, dst) = Self::flow(st, d);
+        self.stats.messages += 1;
+        self.stats.by_code.add(code);
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        match fields {
+            scan::Fields::Other => {}
+            scan::Fields::Names(names) => names.for_each(|n| self.remember(n)),
+            scan::Fields::Download { transport, file } => {
+                let transport = match transport {
+                    b"TCP" => Transport::Tcp,
+                    b"UDP" => Transport::Udp,
+                    other => Transport::Other(text(other)),
+                };
+                st.downloads.push_back((text(file), transport));
+            }
+            scan::Fields::Joined { name, port } => {
+                self.remember(name);
+                self.announced.insert(SocketAddr::new(src.ip(), port), Announce::Update);
+            }
+            scan::Fields::DownloadReady { size, port } => {
+                let (file, transport) = st.downloads.pop_front().map_or((None, None), |(f, t)| (Some(f), Some(t)));
+                self.announced.insert(SocketAddr::new(src.ip(), port), Announce::Transfer { file, transport, size });
+            }
+            scan::Fields::Error { ty } => {
+                if ty == 6 {
+                    st.downloads.pop_front();
+                }
+            }
+        }
+        out(EventRef::Message(MessageRef { ts_ns: ts, src, dst, channel, offset, code, raw }));
+    }
+
+    /// Adds a user name to the set, allocating only for a new one; the last
+    /// name seen is checked first (chat repeats the same few names).
+    fn remember(&mut self, name: &[u8]) {
+        if self.last_user.as_slice() == name {
+            return;
+        }
+        self.last_user.clear();
+        self.last_user.extend_from_slice(name);
+        if !self.users_seen.contains(name) {
+            self.users_seen.insert(name.into());
+            self.stats.users.insert(String::from_utf8_lossy(name).into_owned());
+        }
+    }
+
+    fn end_conn(&mut self, ts: i64, conn: &mut Conn, out: &mut impl FnMut(EventRef<'_>)) {
         let st = &mut conn.state;
         for (d, stream) in conn.streams.iter_mut().enumerate() {
             stream.flush(&mut |c| self.chunk(ts, st, d, c, out));
@@ -696,7 +809,7 @@ impl Shared {
                 let (src, dst) = Self::flow(st, d);
                 self.stats.decode_errors += 1;
                 let what = format!("the connection ended inside a message: {}", e.kind);
-                out(Event::Problem(ProblemEvent { ts_ns: ts, flow: Some((src, dst, channel)), what }));
+                out(EventRef::Other(Event::Problem(ProblemEvent { ts_ns: ts, flow: Some((src, dst, channel)), what })));
             }
         }
         if let Kind::Transfer(i) = st.kind {
@@ -711,7 +824,7 @@ impl Shared {
         }
     }
 
-    fn report_transfer(&mut self, i: usize, out: &mut impl FnMut(Event)) {
+    fn report_transfer(&mut self, i: usize, out: &mut impl FnMut(EventRef<'_>)) {
         let Some(t) = self.transfers.get_mut(i) else { return };
         if t.reported {
             return;
@@ -722,7 +835,7 @@ impl Shared {
         {
             finish_extract(ex, t, &mut self.extract_error);
         }
-        out(Event::Transfer(Box::new(t.summary.clone())));
+        out(EventRef::Other(Event::Transfer(Box::new(t.summary.clone()))));
     }
 }
 

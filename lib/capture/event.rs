@@ -318,3 +318,96 @@ impl Event {
         }
     }
 }
+
+/// A chat message as the analyser hands it out on the zero-allocation path
+/// ([`Analyzer::packet_ref`](super::Analyzer::packet_ref)): the raw bytes are
+/// borrowed from the packet (or the reassembly buffer) and the message is
+/// decoded only when asked for, with [`message`](Self::message).
+///
+/// Counting, filtering by code or endpoint, or copying `raw` out costs no
+/// allocation; that is what makes `--summary` and the library fast on
+/// captures of small chat packets.
+#[derive(Clone, Copy, Debug)]
+pub struct MessageRef<'a> {
+    /// Capture time of the packet that completed the message (ns since the epoch).
+    pub ts_ns: i64,
+    /// Sender.
+    pub src: SocketAddr,
+    /// Receiver.
+    pub dst: SocketAddr,
+    /// Connection it travelled on.
+    pub channel: Channel,
+    /// Offset of the message in its direction's byte stream.
+    pub offset: u64,
+    /// The message code, as [`Message::code`].
+    pub code: u16,
+    /// The exact bytes sent, without CR/LF around them.
+    pub raw: &'a [u8],
+}
+
+impl MessageRef<'_> {
+    /// Decodes the message (allocates its fields). The analyser validated
+    /// `raw` already, so this fails only if that validation and the wire
+    /// decoder ever disagreed; the error then says where.
+    pub fn message(&self) -> Result<Message, crate::wire::DecodeError> {
+        let mut d = crate::wire::Decoder::new(crate::wire::Direction::Any);
+        d.feed(self.raw);
+        match d.next_message()? {
+            Some(m) => Ok(m),
+            None => Err(d.finish().err().unwrap_or(crate::wire::DecodeError {
+                offset: 0,
+                kind: crate::wire::DecodeErrorKind::Truncated { buffered: self.raw.len() },
+            })),
+        }
+    }
+
+    /// The owned [`Event`] (a [`Event::Problem`] in the impossible case that
+    /// `raw` does not decode, see [`message`](Self::message)).
+    pub fn to_event(&self) -> Event {
+        match self.message() {
+            Ok(message) => Event::Message(MessageEvent {
+                ts_ns: self.ts_ns,
+                src: self.src,
+                dst: self.dst,
+                channel: self.channel,
+                offset: self.offset,
+                raw: self.raw.to_vec(),
+                message,
+            }),
+            Err(e) => Event::Problem(ProblemEvent {
+                ts_ns: self.ts_ns,
+                flow: Some((self.src, self.dst, self.channel)),
+                what: format!("internal: a validated message did not decode: {e}"),
+            }),
+        }
+    }
+}
+
+/// What [`Analyzer::packet_ref`](super::Analyzer::packet_ref) reports: chat
+/// messages borrowed (the per-packet hot path), everything else owned (rare:
+/// connections, problems, transfers, and datagrams with `-v`).
+#[derive(Debug)]
+pub enum EventRef<'a> {
+    /// A chat message.
+    Message(MessageRef<'a>),
+    /// Any other event (never [`Event::Message`]).
+    Other(Event),
+}
+
+impl EventRef<'_> {
+    /// Capture time of the event.
+    pub fn ts_ns(&self) -> i64 {
+        match self {
+            EventRef::Message(m) => m.ts_ns,
+            EventRef::Other(e) => e.ts_ns(),
+        }
+    }
+
+    /// The owned [`Event`] (decodes a message, see [`MessageRef::to_event`]).
+    pub fn into_event(self) -> Event {
+        match self {
+            EventRef::Message(m) => m.to_event(),
+            EventRef::Other(e) => e,
+        }
+    }
+}

@@ -5,9 +5,18 @@
 //! stdin) with a bounded buffer, an [`Analyzer`] turns them into [`Event`]s,
 //! and [`output`] renders those as a timeline line or a JSON object.
 //!
+//! Two ways to take the events: [`Analyzer::packet`] gives owned [`Event`]s
+//! (each chat message decoded into a [`Message`](crate::wire::Message));
+//! [`Analyzer::packet_ref`] gives [`EventRef`]s, whose chat messages
+//! ([`MessageRef`]) borrow their raw bytes from the packet and are decoded
+//! only on request. The second allocates nothing per chat message and is
+//! what the CLI and the benchmark use: on captures of small chat packets the
+//! per-packet cost is the whole story (see `benches/capture_throughput.rs`).
+//!
 //! # Layout (one layer per module, bottom up)
-//! - [`reader`]: streaming pcap (µs/ns, both byte orders) and pcapng (several
-//!   sections and interfaces) through `pcap-parser`; timestamps in ns.
+//! - [`reader`]: streaming pcap (µs/ns, both byte orders; read in place from
+//!   one flat buffer) and pcapng (several sections and interfaces, through
+//!   `pcap-parser`); timestamps in ns.
 //! - [`net`]: link layers (Ethernet + VLAN, Linux SLL/SLL2, BSD null/loop,
 //!   raw IP), IPv4/IPv6 with extension headers, TCP and UDP. Zero-copy.
 //! - [`frag`]: IP fragment reassembly, bounded in count, size and time.
@@ -16,6 +25,9 @@
 //! - [`analyzer`]: finds the chat (server port, ports announced in `200` and
 //!   `206`, else content), decodes each direction with
 //!   [`wire::Decoder`](crate::wire::Decoder) and follows downloads.
+//! - `scan` (private): the zero-allocation fast path for whole, plain (ASCII)
+//!   messages read straight from a packet; anything else goes to the wire
+//!   decoder, and property tests hold the two to the same answers.
 //! - [`transfer`]: per-download state: the classic go-back-N receiver's
 //!   view of a UDP transfer (retransmissions, out of order), and the fast
 //!   mode's, read with the transfer engine's own frame parser
@@ -62,10 +74,11 @@ pub mod frag;
 pub mod net;
 pub mod output;
 pub mod reader;
+mod scan;
 pub mod synth;
 pub mod tcp;
 pub mod transfer;
 
-pub use analyzer::{Analyzer, Config, Stats};
+pub use analyzer::{Analyzer, CodeCounts, Config, Stats};
 pub use event::*;
 pub use reader::{CaptureReader, Packet, ReadError};

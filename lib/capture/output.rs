@@ -53,7 +53,19 @@ pub fn time_of_day(ts_ns: i64) -> String {
     let secs = ts_ns.div_euclid(1_000_000_000);
     let us = ts_ns.rem_euclid(1_000_000_000) / 1000;
     let day = secs.rem_euclid(86_400);
-    format!("{:02}:{:02}:{:02}.{us:06}", day / 3600, day / 60 % 60, day % 60)
+    // Written by hand: this runs for every line of the timeline.
+    let mut b = *b"00:00:00.000000";
+    let mut put = |at: usize, mut v: i64, n: usize| {
+        for i in (at..at + n).rev() {
+            b[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(0, day / 3600, 2);
+    put(3, day / 60 % 60, 2);
+    put(6, day % 60, 2);
+    put(9, us, 6);
+    b.iter().map(|&c| char::from(c)).collect()
 }
 
 fn q(s: &str) -> String {
@@ -110,30 +122,41 @@ pub fn bytes(n: u64) -> String {
 }
 
 fn flow(src: SocketAddr, dst: SocketAddr) -> String {
-    format!("{src} → {dst}")
+    // By hand for IPv4: `Display` for addresses costs more than all the rest
+    // of a timeline line.
+    let mut v = Vec::with_capacity(48);
+    let _ = write_addr(&mut v, src);
+    v.extend_from_slice(" → ".as_bytes());
+    let _ = write_addr(&mut v, dst);
+    String::from_utf8(v).unwrap_or_else(|_| format!("{src} → {dst}"))
 }
 
 /// One timeline line (no newline). Colour is applied by `console`, which
 /// leaves the text plain when colours are off.
 pub fn human(e: &Event) -> String {
-    let dim = Style::new().dim();
+    let dim = &*DIM;
     let t = dim.apply_to(time_of_day(e.ts_ns()));
     match e {
         Event::Message(m) => {
-            let code = m.message.code().to_string();
             let style = match m.message {
-                Message::Request(_) => Style::new().cyan(),
-                Message::Confirm(_) => Style::new().green(),
-                Message::Update(_) => Style::new().magenta(),
-                Message::Error(_) => Style::new().red().bold(),
+                Message::Request(_) => &*CYAN,
+                Message::Confirm(_) => &*GREEN,
+                Message::Update(_) => &*MAGENTA,
+                Message::Error(_) => &*RED_BOLD,
             };
-            format!(
-                "{t}  {:<45} {:<8} {:<4}  {}",
-                flow(m.src, m.dst),
-                m.channel.as_str(),
-                style.apply_to(code),
-                describe(&m.message)
-            )
+            // Padded by hand: `{:<N}` on a styled value makes `console`
+            // measure its width through the escape codes, on every line.
+            let mut line = String::with_capacity(160);
+            let _ = write!(line, "{t}  ");
+            push_padded(&mut line, &flow(m.src, m.dst), 45);
+            line.push(' ');
+            push_padded(&mut line, m.channel.as_str(), 8);
+            line.push(' ');
+            let mut code = String::with_capacity(4);
+            push_padded(&mut code, &m.message.code().to_string(), 4);
+            let _ = write!(line, "{}  ", style.apply_to(code));
+            line.push_str(&describe(&m.message));
+            line
         }
         Event::Connection(c) => {
             let what = match c.change {
@@ -186,6 +209,19 @@ pub fn human(e: &Event) -> String {
         }
         Event::Transfer(s) => format!("{t}  {}", transfer_line(s)),
     }
+}
+
+static DIM: std::sync::LazyLock<Style> = std::sync::LazyLock::new(|| Style::new().dim());
+static CYAN: std::sync::LazyLock<Style> = std::sync::LazyLock::new(|| Style::new().cyan());
+static GREEN: std::sync::LazyLock<Style> = std::sync::LazyLock::new(|| Style::new().green());
+static MAGENTA: std::sync::LazyLock<Style> = std::sync::LazyLock::new(|| Style::new().magenta());
+static RED_BOLD: std::sync::LazyLock<Style> = std::sync::LazyLock::new(|| Style::new().red().bold());
+
+/// Appends `s` and spaces up to `width` characters, as `{:<width}` does.
+fn push_padded(line: &mut String, s: &str, width: usize) {
+    line.push_str(s);
+    let n = if s.is_ascii() { s.len() } else { s.chars().count() };
+    line.extend(std::iter::repeat_n(' ', width.saturating_sub(n)));
 }
 
 /// A transfer in one line.
@@ -242,70 +278,137 @@ pub fn transfer_line(s: &TransferSummary) -> String {
 /// and with integers and IPv4 addresses formatted by hand.
 pub fn write_json(w: &mut impl std::io::Write, e: &Event) -> std::io::Result<()> {
     match e {
-        Event::Message(m) => {
-            w.write_all(br#"{"type":"message","ts":"#)?;
-            serde_json::to_writer(&mut *w, &ts_f64(m.ts_ns))?;
-            w.write_all(br#","src":""#)?;
-            write_addr(w, m.src)?;
-            w.write_all(br#"","dst":""#)?;
-            write_addr(w, m.dst)?;
-            w.write_all(br#"","channel":""#)?;
-            w.write_all(m.channel.as_str().as_bytes())?;
-            w.write_all(br#"","code":""#)?;
-            write_uint(w, u64::from(m.message.code()))?;
-            w.write_all(br#"","raw":"#)?;
-            match std::str::from_utf8(&m.raw) {
-                Ok(raw) => serde_json::to_writer(&mut *w, raw)?,
-                Err(_) => serde_json::to_writer(&mut *w, &*String::from_utf8_lossy(&m.raw))?,
-            }
-            w.write_all(br#","offset":"#)?;
-            write_uint(w, m.offset)?;
-            let fields = serde_json::to_vec(&m.message)?;
-            if let Some(inner) = fields.strip_prefix(b"{").and_then(|f| f.strip_suffix(b"}"))
-                && !inner.is_empty()
-            {
-                w.write_all(b",")?;
-                w.write_all(inner)?;
-            }
-            if let Message::Error(err) = &m.message {
-                w.write_all(br#","error":"#)?;
-                serde_json::to_writer(&mut *w, &err.describe())?;
-            }
-            w.write_all(b"}")?;
-        }
+        Event::Message(m) => write_json_message(w, (m.ts_ns, m.src, m.dst, m.channel, m.offset), &m.raw, &m.message)?,
         other => serde_json::to_writer(&mut *w, &json(other))?,
     }
     w.write_all(b"\n")
 }
 
+/// Writes one event as [`write_json`] does, from the zero-allocation form:
+/// only a chat message's fields are decoded (and allocated), to print them.
+pub fn write_json_ref(w: &mut Vec<u8>, e: &EventRef<'_>) -> std::io::Result<()> {
+    match e {
+        EventRef::Message(m) => {
+            // The fields straight from the raw bytes when they are plain
+            // (no decoded message); else through the decoded message.
+            let at = w.len();
+            write_json_head(w, (m.ts_ns, m.src, m.dst, m.channel, m.offset), m.code, m.raw)?;
+            if super::scan::write_json_fields(m.raw, w) {
+                if (4000..5000).contains(&m.code) {
+                    let err = crate::wire::ErrorCode::new(((m.code - 4000) / 10) as u8, (m.code % 10) as u8);
+                    w.extend_from_slice(br#","error":"#);
+                    serde_json::to_writer(&mut *w, &err.describe())?;
+                }
+                w.extend_from_slice(b"}\n");
+                return Ok(());
+            }
+            w.truncate(at);
+            match m.message() {
+                Ok(message) => {
+                    write_json_message(w, (m.ts_ns, m.src, m.dst, m.channel, m.offset), m.raw, &message)?;
+                    w.push(b'\n');
+                    Ok(())
+                }
+                Err(_) => write_json(w, &m.to_event()),
+            }
+        }
+        EventRef::Other(e) => write_json(w, e),
+    }
+}
+
+/// One timeline line, as [`human`] writes it, from the zero-allocation form.
+pub fn human_ref(e: &EventRef<'_>) -> String {
+    match e {
+        EventRef::Message(m) => human(&m.to_event()),
+        EventRef::Other(e) => human(e),
+    }
+}
+
+/// Time, endpoints, channel and stream offset of a chat message.
+type Head = (i64, SocketAddr, SocketAddr, Channel, u64);
+
+/// The JSON object of a chat message, without the newline.
+fn write_json_message(w: &mut impl std::io::Write, head: Head, raw: &[u8], message: &Message) -> std::io::Result<()> {
+    write_json_head(w, head, message.code(), raw)?;
+    let fields = serde_json::to_vec(message)?;
+    if let Some(inner) = fields.strip_prefix(b"{").and_then(|f| f.strip_suffix(b"}"))
+        && !inner.is_empty()
+    {
+        w.write_all(b",")?;
+        w.write_all(inner)?;
+    }
+    if let Message::Error(err) = message {
+        w.write_all(br#","error":"#)?;
+        serde_json::to_writer(&mut *w, &err.describe())?;
+    }
+    w.write_all(b"}")?;
+    Ok(())
+}
+
+/// A chat message's JSON object up to its decoded fields (left open).
+fn write_json_head(w: &mut impl std::io::Write, head: Head, code: u16, raw: &[u8]) -> std::io::Result<()> {
+    let (ts_ns, src, dst, channel, offset) = head;
+    w.write_all(br#"{"type":"message","ts":"#)?;
+    serde_json::to_writer(&mut *w, &ts_f64(ts_ns))?;
+    w.write_all(br#","src":""#)?;
+    write_addr(w, src)?;
+    w.write_all(br#"","dst":""#)?;
+    write_addr(w, dst)?;
+    w.write_all(br#"","channel":""#)?;
+    w.write_all(channel.as_str().as_bytes())?;
+    w.write_all(br#"","code":""#)?;
+    write_uint(w, u64::from(code))?;
+    w.write_all(br#"","raw":"#)?;
+    match std::str::from_utf8(raw) {
+        Ok(raw) => serde_json::to_writer(&mut *w, raw)?,
+        Err(_) => serde_json::to_writer(&mut *w, &*String::from_utf8_lossy(raw))?,
+    }
+    w.write_all(br#","offset":"#)?;
+    write_uint(w, offset)
+}
+
 /// An unsigned integer in decimal, without `fmt`.
-fn write_uint(w: &mut impl std::io::Write, mut n: u64) -> std::io::Result<()> {
+fn write_uint(w: &mut impl std::io::Write, n: u64) -> std::io::Result<()> {
     let mut buf = [0u8; 20];
+    let at = put_uint(&mut buf, n);
+    w.write_all(&buf[at..])
+}
+
+/// Writes `n` in decimal at the end of `buf`; returns where it starts.
+#[inline]
+fn put_uint(buf: &mut [u8; 20], mut n: u64) -> usize {
     let mut at = buf.len();
     loop {
         at -= 1;
         buf[at] = b'0' + (n % 10) as u8;
         n /= 10;
         if n == 0 {
-            break;
+            return at;
         }
     }
-    w.write_all(&buf[at..])
 }
 
 /// A socket address as `Display` writes it (`a.b.c.d:port`, `[v6]:port`);
-/// IPv4, the common case, without `fmt`. Nothing in it needs JSON escaping.
+/// IPv4, the common case, without `fmt` and in one write. Nothing in it
+/// needs JSON escaping.
 fn write_addr(w: &mut impl std::io::Write, a: SocketAddr) -> std::io::Result<()> {
     match a {
         SocketAddr::V4(v4) => {
-            for (i, octet) in v4.ip().octets().into_iter().enumerate() {
+            // "255.255.255.255:65535" is 21 bytes.
+            let mut out = [0u8; 21];
+            let mut len = 0;
+            let mut digits = [0u8; 20];
+            for (i, n) in v4.ip().octets().into_iter().map(u64::from).chain([u64::from(v4.port())]).enumerate() {
                 if i > 0 {
-                    w.write_all(b".")?;
+                    out[len] = if i == 4 { b':' } else { b'.' };
+                    len += 1;
                 }
-                write_uint(w, u64::from(octet))?;
+                let at = put_uint(&mut digits, n);
+                let d = &digits[at..];
+                out[len..len + d.len()].copy_from_slice(d);
+                len += d.len();
             }
-            w.write_all(b":")?;
-            write_uint(w, u64::from(v4.port()))
+            w.write_all(&out[..len])
         }
         SocketAddr::V6(_) => write!(w, "{a}"),
     }

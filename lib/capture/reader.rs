@@ -110,7 +110,10 @@ impl<R: Read> Read for Tap<R> {
 /// A streaming capture reader. Call [`next_packet`](Self::next_packet) until
 /// it returns `Ok(None)`.
 pub struct CaptureReader<'r> {
-    inner: Box<dyn PcapReaderIterator + Send + 'r>,
+    /// pcapng, and pcap variants other than the standard one, through `pcap-parser`.
+    inner: Option<Box<dyn PcapReaderIterator + Send + 'r>>,
+    /// Standard pcap, read by [`Legacy`] (None for anything else).
+    fast: Option<Legacy<'r>>,
     io_error: std::sync::Arc<std::sync::Mutex<Option<std::io::Error>>>,
     /// Legacy pcap: link type and nanosecond flag from the file header.
     legacy: Option<(i32, bool)>,
@@ -146,6 +149,35 @@ impl<'r> CaptureReader<'r> {
     pub fn with_capacity<R: Read + Send + 'r>(input: R, capacity: usize) -> Result<Self, ReadError> {
         let capacity = capacity.clamp(4096, MAX_BUFFER);
         let io_error = std::sync::Arc::new(std::sync::Mutex::new(None));
+        // Standard pcap (the common case, and the one with the smallest
+        // records) is read here; anything else, or a header cut short, goes
+        // to pcap-parser with the bytes already read put back in front.
+        let mut input = input;
+        let mut head = [0u8; 24];
+        let got = read_full(&mut input, &mut head).map_err(ReadError::Io)?;
+        if got == head.len()
+            && let Some(fast) = Legacy::header(&head)
+        {
+            let fast = Legacy { input: Box::new(input), buf: vec![0; capacity], start: 0, end: 0, eof: false, ..fast };
+            return Ok(Self::build(None, Some(fast), io_error, capacity, None));
+        }
+        let mut head = head[..got].to_vec();
+        if got == 24 && head.starts_with(&[0x0a, 0x0d, 0x0d, 0x0a]) {
+            // pcap-parser judges the format on its first read alone: make it
+            // hold the whole section header, even from a slow pipe.
+            let len = [
+                u32::from_le_bytes([head[4], head[5], head[6], head[7]]),
+                u32::from_be_bytes([head[4], head[5], head[6], head[7]]),
+            ];
+            let len = len.into_iter().filter(|l| (28..=65_536).contains(l)).min().unwrap_or(0) as usize;
+            if len > head.len() {
+                let at = head.len();
+                head.resize(len, 0);
+                let more = read_full(&mut input, &mut head[at..]).map_err(ReadError::Io)?;
+                head.truncate(at + more);
+            }
+        }
+        let input = PutBack { head, at: 0, inner: input };
         let tap = Tap { inner: input, error: io_error.clone() };
         let inner = match pcap_parser::create_reader(capacity, tap) {
             Ok(r) => r,
@@ -158,8 +190,19 @@ impl<'r> CaptureReader<'r> {
             Err(_) => return Err(ReadError::NotACapture),
         };
         let ng_big_endian = inner.data().starts_with(&[0x0a, 0x0d, 0x0d, 0x0a]).then_some(false);
-        Ok(CaptureReader {
+        Ok(Self::build(Some(inner), None, io_error, capacity, ng_big_endian))
+    }
+
+    fn build(
+        inner: Option<Box<dyn PcapReaderIterator + Send + 'r>>,
+        fast: Option<Legacy<'r>>,
+        io_error: std::sync::Arc<std::sync::Mutex<Option<std::io::Error>>>,
+        capacity: usize,
+        ng_big_endian: Option<bool>,
+    ) -> Self {
+        CaptureReader {
             inner,
+            fast,
             io_error,
             legacy: None,
             interfaces: Vec::new(),
@@ -170,25 +213,40 @@ impl<'r> CaptureReader<'r> {
             ng_big_endian,
             packets: 0,
             skipped_blocks: 0,
-        })
+        }
     }
 
     /// Bytes of the input read so far (the offset of the next block).
     pub fn offset(&self) -> u64 {
-        self.offset + self.pending_consume as u64
+        match &self.fast {
+            Some(l) => l.offset,
+            None => self.offset + self.pending_consume as u64,
+        }
     }
 
     /// Reads the next packet and hands it to `f`; `Ok(None)` at the end of
     /// the capture. After an error the reader is finished (a damaged block in
     /// a pcap cannot be skipped reliably).
     pub fn next_packet<T>(&mut self, f: impl FnOnce(Packet<'_>) -> T) -> Result<Option<T>, ReadError> {
+        if let Some(l) = &mut self.fast {
+            if self.done {
+                return Ok(None);
+            }
+            let r = l.next(f);
+            match &r {
+                Ok(Some(_)) => self.packets += 1,
+                _ => self.done = true,
+            }
+            return r;
+        }
         let mut f = Some(f);
         loop {
             if self.done {
                 return Ok(None);
             }
+            let Some(inner) = self.inner.as_mut() else { return Ok(None) };
             if self.pending_consume > 0 {
-                self.inner.consume(self.pending_consume);
+                inner.consume(self.pending_consume);
                 self.offset += self.pending_consume as u64;
                 self.pending_consume = 0;
             }
@@ -201,11 +259,11 @@ impl<'r> CaptureReader<'r> {
                 Fail(ReadError),
             }
             let offset = self.offset;
-            if let Err(e) = self.check_ng_block(offset) {
+            if let Err(e) = check_ng_block(self.ng_big_endian, inner.data(), offset) {
                 self.done = true;
                 return Err(e);
             }
-            let step = match self.inner.next() {
+            let step = match inner.next() {
                 Ok((len, block)) => match block {
                     PcapBlockOwned::LegacyHeader(h) => {
                         self.legacy = Some((h.network.0, h.is_nanosecond_precision()));
@@ -303,7 +361,9 @@ impl<'r> CaptureReader<'r> {
                         return Err(ReadError::BlockTooLarge { offset });
                     }
                     self.capacity *= 2;
-                    self.inner.grow(self.capacity);
+                    if let Some(inner) = self.inner.as_mut() {
+                        inner.grow(self.capacity);
+                    }
                     self.refill(offset)?;
                 }
                 Step::Refill => self.refill(offset)?,
@@ -311,28 +371,9 @@ impl<'r> CaptureReader<'r> {
         }
     }
 
-    /// pcap-parser 0.17 computes `block_len - 12` unchecked for some block
-    /// types (an overflow panic in debug builds): reject such lengths first.
-    fn check_ng_block(&self, offset: u64) -> Result<(), ReadError> {
-        let Some(section_be) = self.ng_big_endian else { return Ok(()) };
-        let d = self.inner.data();
-        let Some(head) = d.get(..12) else { return Ok(()) };
-        let word = |b: &[u8], be: bool| {
-            let b = [b[0], b[1], b[2], b[3]];
-            if be { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) }
-        };
-        // A section header says its own byte order in its magic.
-        let be =
-            if head[..4] == [0x0a, 0x0d, 0x0d, 0x0a] { head[8..12] == [0x1a, 0x2b, 0x3c, 0x4d] } else { section_be };
-        let len = word(&head[4..8], be);
-        if len < 12 {
-            return Err(ReadError::Damaged { offset, what: format!("block length {len} is below the minimum of 12") });
-        }
-        Ok(())
-    }
-
     fn refill(&mut self, offset: u64) -> Result<(), ReadError> {
-        if let Err(e) = self.inner.refill() {
+        let Some(inner) = self.inner.as_mut() else { return Ok(()) };
+        if let Err(e) = inner.refill() {
             self.done = true;
             return Err(match e {
                 PcapError::ReadError => {
@@ -346,10 +387,287 @@ impl<'r> CaptureReader<'r> {
     }
 }
 
+/// pcap-parser 0.17 computes `block_len - 12` unchecked for some block
+/// types (an overflow panic in debug builds): reject such lengths first.
+fn check_ng_block(ng_big_endian: Option<bool>, d: &[u8], offset: u64) -> Result<(), ReadError> {
+    let Some(section_be) = ng_big_endian else { return Ok(()) };
+    let Some(head) = d.get(..12) else { return Ok(()) };
+    let word = |b: &[u8], be: bool| {
+        let b = [b[0], b[1], b[2], b[3]];
+        if be { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) }
+    };
+    // A section header says its own byte order in its magic.
+    let be = if head[..4] == [0x0a, 0x0d, 0x0d, 0x0a] { head[8..12] == [0x1a, 0x2b, 0x3c, 0x4d] } else { section_be };
+    let len = word(&head[4..8], be);
+    if len < 12 {
+        return Err(ReadError::Damaged { offset, what: format!("block length {len} is below the minimum of 12") });
+    }
+    Ok(())
+}
+
 fn describe<I>(e: &PcapError<I>) -> String {
     match e {
         PcapError::NomError(_, kind) | PcapError::OwnedNomError(_, kind) => format!("invalid block ({kind:?})"),
         PcapError::HeaderNotRecognized => "unrecognised header".into(),
         _ => "invalid block".into(),
+    }
+}
+
+/// The bytes read to recognise the format, then the rest of the input.
+/// Unlike [`Read::chain`], the first read also reads on from the input, so
+/// that `pcap-parser` sees a whole first block in its first read.
+struct PutBack<R> {
+    head: Vec<u8>,
+    at: usize,
+    inner: R,
+}
+
+impl<R: Read> Read for PutBack<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let rest = &self.head[self.at..];
+        if rest.is_empty() {
+            return self.inner.read(buf);
+        }
+        let n = rest.len().min(buf.len());
+        buf[..n].copy_from_slice(&rest[..n]);
+        self.at += n;
+        if n < buf.len() {
+            // An error here is left for the next read to meet again.
+            if let Ok(m) = self.inner.read(&mut buf[n..]) {
+                return Ok(n + m);
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// Reads until `buf` is full or the input ends; the number of bytes read.
+fn read_full(input: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match input.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}
+
+/// A reader for standard pcap files (microsecond or nanosecond, either byte
+/// order): the 16-byte record header is read in place from one flat buffer,
+/// refilled with large reads, and only the partial record at its end is
+/// moved on a refill. `pcap-parser`'s generic reader costs several times
+/// more per record, which shows on captures of small chat packets.
+struct Legacy<'r> {
+    input: Box<dyn Read + Send + 'r>,
+    buf: Vec<u8>,
+    /// Unread bytes are `buf[start..end]`.
+    start: usize,
+    end: usize,
+    /// The input has ended.
+    eof: bool,
+    /// Offset in the input of `buf[start]`.
+    offset: u64,
+    big_endian: bool,
+    nanos: bool,
+    linktype: i32,
+}
+
+impl<'r> Legacy<'r> {
+    /// Size of the file header.
+    const HEADER: usize = 24;
+    /// Size of a record header.
+    const RECORD: usize = 16;
+
+    /// Recognises a standard pcap file header (the "modified" and other
+    /// variants are left to `pcap-parser`); the reader has no input yet.
+    fn header(h: &[u8; 24]) -> Option<Legacy<'r>> {
+        let (big_endian, nanos) = match h[..4] {
+            [0xd4, 0xc3, 0xb2, 0xa1] => (false, false),
+            [0x4d, 0x3c, 0xb2, 0xa1] => (false, true),
+            [0xa1, 0xb2, 0xc3, 0xd4] => (true, false),
+            [0xa1, 0xb2, 0x3c, 0x4d] => (true, true),
+            _ => return None,
+        };
+        let b = [h[20], h[21], h[22], h[23]];
+        let linktype = if big_endian { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) };
+        Some(Legacy {
+            input: Box::new(std::io::empty()),
+            buf: Vec::new(),
+            start: 0,
+            end: 0,
+            eof: false,
+            offset: Self::HEADER as u64,
+            big_endian,
+            nanos,
+            // pcap-parser keeps the 32-bit field as an i32 as well.
+            linktype: linktype as i32,
+        })
+    }
+
+    #[inline]
+    fn word(&self, at: usize) -> u32 {
+        let d = &self.buf[self.start + at..self.start + at + 4];
+        let b = [d[0], d[1], d[2], d[3]];
+        if self.big_endian { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) }
+    }
+
+    fn next<T>(&mut self, f: impl FnOnce(Packet<'_>) -> T) -> Result<Option<T>, ReadError> {
+        loop {
+            let have = self.end - self.start;
+            let need = if have >= Self::RECORD {
+                let caplen = self.word(8) as usize;
+                let len = Self::RECORD.saturating_add(caplen);
+                if len > MAX_BUFFER {
+                    return Err(ReadError::BlockTooLarge { offset: self.offset });
+                }
+                if have >= len {
+                    let (sec, frac, orig_len) = (self.word(0), self.word(4), self.word(12));
+                    let frac = if self.nanos { i64::from(frac) } else { i64::from(frac) * 1000 };
+                    let ts_ns = i64::from(sec) * 1_000_000_000 + frac;
+                    let data = &self.buf[self.start + Self::RECORD..self.start + len];
+                    let t = f(Packet { ts_ns, linktype: self.linktype, data, orig_len });
+                    self.start += len;
+                    self.offset += len as u64;
+                    return Ok(Some(t));
+                }
+                len
+            } else {
+                Self::RECORD
+            };
+            if self.eof {
+                return if have == 0 { Ok(None) } else { Err(ReadError::Truncated { offset: self.offset }) };
+            }
+            self.refill(need)?;
+        }
+    }
+
+    /// Moves the partial record to the front, grows the buffer if the record
+    /// needs it, and reads as much as fits.
+    fn refill(&mut self, need: usize) -> Result<(), ReadError> {
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.buf.len() < need {
+            self.buf.resize(need.next_power_of_two().min(MAX_BUFFER), 0);
+        }
+        while self.end < self.buf.len() {
+            match self.input.read(&mut self.buf[self.end..]) {
+                Ok(0) => {
+                    self.eof = true;
+                    break;
+                }
+                Ok(n) => {
+                    self.end += n;
+                    // Go on as soon as the record is here (a live pipe must
+                    // not wait for a full buffer); a file fills it anyway.
+                    if self.end >= need {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(ReadError::Io(e)),
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::synth::{PcapWriter, PcapngWriter};
+
+    /// Hands out the input one byte per read, as a slow pipe might.
+    struct Trickle<'a>(&'a [u8]);
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let Some((first, rest)) = self.0.split_first() else { return Ok(0) };
+            let Some(slot) = buf.first_mut() else { return Ok(0) };
+            *slot = *first;
+            self.0 = rest;
+            Ok(1)
+        }
+    }
+
+    /// Time, link type, bytes and original length of a packet.
+    type Got = (i64, i32, Vec<u8>, u32);
+
+    fn all(mut r: CaptureReader<'_>) -> (Vec<Got>, Result<(), ReadError>, u64) {
+        let mut got = Vec::new();
+        let end = loop {
+            match r.next_packet(|p| got.push((p.ts_ns, p.linktype, p.data.to_vec(), p.orig_len))) {
+                Ok(Some(())) => {}
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(e),
+            }
+        };
+        (got, end, r.offset())
+    }
+
+    fn pcap(nanos: bool, be: bool) -> Vec<u8> {
+        let mut w = PcapWriter::new(Vec::new(), 101, nanos, be).unwrap();
+        for i in 0..50usize {
+            let data: Vec<u8> = (0..i * 37 % 1600).map(|b| b as u8).collect();
+            w.packet(1_700_000_000_123_456_789 + i as i64 * 1_000_001, &data).unwrap();
+        }
+        w.into_inner()
+    }
+
+    #[test]
+    fn standard_pcap_reads_the_same_in_any_read_size_and_byte_order() {
+        for (nanos, be) in [(false, false), (false, true), (true, false), (true, true)] {
+            let cap = pcap(nanos, be);
+            let (whole, end, offset) = all(CaptureReader::new(&cap[..]).unwrap());
+            assert!(end.is_ok());
+            assert_eq!(offset, cap.len() as u64);
+            assert_eq!(whole.len(), 50);
+            let exact = 1_700_000_000_123_456_789 + 3_000_003;
+            assert_eq!(whole[3].0, if nanos { exact } else { exact / 1000 * 1000 });
+            assert_eq!(whole[3].2.len(), 111);
+            let (trickled, end, _) = all(CaptureReader::with_capacity(Trickle(&cap), 4096).unwrap());
+            assert!(end.is_ok());
+            assert_eq!(trickled, whole, "nanos {nanos} big-endian {be}");
+        }
+    }
+
+    #[test]
+    fn standard_pcap_cut_short_or_with_a_huge_record_stops_with_the_offset() {
+        let cap = pcap(false, false);
+        let (whole, _, _) = all(CaptureReader::new(&cap[..]).unwrap());
+        // Cut inside the last record's data, then inside its header.
+        for cut in [cap.len() - 5, cap.len() - whole[49].2.len() - 10] {
+            let (got, end, _) = all(CaptureReader::with_capacity(Trickle(&cap[..cut]), 4096).unwrap());
+            assert_eq!(got.len(), 49);
+            let last = (cap.len() - 16 - whole[49].2.len()) as u64;
+            assert!(matches!(end, Err(ReadError::Truncated { offset }) if offset == last), "{end:?}");
+        }
+        // A record claiming more than MAX_BUFFER bytes.
+        let mut bad = cap[..24].to_vec();
+        bad.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0x7f, 0, 0, 0, 0]);
+        let (got, end, _) = all(CaptureReader::new(&bad[..]).unwrap());
+        assert!(got.is_empty());
+        assert!(matches!(end, Err(ReadError::BlockTooLarge { offset: 24 })), "{end:?}");
+        // A header cut short, and nothing at all.
+        assert!(matches!(CaptureReader::new(&cap[..20]), Err(ReadError::Truncated { .. })));
+        assert!(matches!(CaptureReader::new(&[][..]), Err(ReadError::Empty)));
+    }
+
+    #[test]
+    fn pcapng_still_goes_through_the_parser_after_the_header_sniff() {
+        let mut w = PcapngWriter::new(Vec::new(), false).unwrap();
+        w.interface(101, 9).unwrap();
+        w.packet(0, 1_000_000_123, b"abc").unwrap();
+        let cap = w.into_inner();
+        for r in [CaptureReader::new(&cap[..]).unwrap(), CaptureReader::with_capacity(Trickle(&cap), 4096).unwrap()] {
+            let (got, end, _) = all(r);
+            assert!(end.is_ok());
+            assert_eq!(got, vec![(1_000_000_123, 101, b"abc".to_vec(), 3)]);
+        }
     }
 }
