@@ -8,8 +8,11 @@ use std::path::Path;
 use assert_cmd::Command;
 use chatctl::capture::net::{self, flags};
 use chatctl::capture::synth::{PcapWriter, PcapngWriter, TcpConn, frame, ip_fragments, udp_packet};
-use chatctl::capture::{Analyzer, CaptureReader, Channel, Config, Event, TransferMode, TransferSummary};
+use chatctl::capture::{Analyzer, CaptureReader, Channel, Config, Event, TransferMode};
 use chatctl::rdt::classic;
+use common::capture::transfers;
+
+mod common;
 
 const FIXTURES: &str = "/work/shared/fixtures";
 
@@ -17,12 +20,34 @@ const FIXTURES: &str = "/work/shared/fixtures";
 type Expected = (i64, SocketAddr, SocketAddr, Channel, String);
 
 fn decode(capture: &[u8], cfg: Config) -> (Vec<Event>, Analyzer) {
-    let mut reader = CaptureReader::new(capture).expect("a capture");
-    let mut a = Analyzer::new(cfg, None);
-    let mut events = Vec::new();
-    while reader.next_packet(|p| a.packet(&p, &mut |e| events.push(e))).expect("readable").is_some() {}
-    a.finish(&mut |e| events.push(e));
-    (events, a)
+    common::capture::decode(capture, cfg, None)
+}
+
+/// A classic pcap written one packet per microsecond, each IP packet framed
+/// for `framed` when given (raw IP otherwise).
+struct Paced {
+    w: PcapWriter<Vec<u8>>,
+    t: i64,
+    framed: Option<i32>,
+}
+
+impl Paced {
+    fn new(linktype: i32, nanos: bool, big_endian: bool, framed: Option<i32>) -> Paced {
+        Paced { w: PcapWriter::new(Vec::new(), linktype, nanos, big_endian).unwrap(), t: 0, framed }
+    }
+
+    fn put(&mut self, ip: Vec<u8>) {
+        self.t += 1000;
+        let p = match self.framed {
+            Some(link) => frame(link, 0, &ip),
+            None => ip,
+        };
+        self.w.packet(self.t, &p).unwrap();
+    }
+
+    fn bytes(self) -> Vec<u8> {
+        self.w.into_inner()
+    }
 }
 
 fn messages(events: &[Event]) -> Vec<Expected> {
@@ -32,16 +57,6 @@ fn messages(events: &[Event]) -> Vec<Expected> {
             Event::Message(m) => {
                 Some((m.ts_ns, m.src, m.dst, m.channel, String::from_utf8(m.raw.clone()).expect("utf-8")))
             }
-            _ => None,
-        })
-        .collect()
-}
-
-fn transfers(events: &[Event]) -> Vec<TransferSummary> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Transfer(t) => Some((**t).clone()),
             _ => None,
         })
         .collect()
@@ -345,21 +360,16 @@ fn retransmitted_reordered_and_overlapping_segments_decode_once_in_order() {
 fn a_hole_is_reported_and_decoding_resynchronises() {
     let (c, sv) = v4();
     let mut main = TcpConn::new(SocketAddr::new(c, 40001), SocketAddr::new(sv, 13337), 5, 6);
-    let mut w = PcapWriter::new(Vec::new(), net::LINKTYPE_RAW, false, false).unwrap();
-    let mut t = 0;
-    let mut put = |p: Vec<u8>| {
-        t += 1000;
-        w.packet(t, &p).unwrap();
-    };
+    let mut w = Paced::new(net::LINKTYPE_RAW, false, false, None);
     for p in main.handshake() {
-        put(p);
+        w.put(p);
     }
-    put(main.data(true, b"10405hello\r\n"));
+    w.put(main.data(true, b"10405hello\r\n"));
     let _lost = main.data(true, b"10405wor");
-    put(main.data(true, b"ld\r\n10405again\r\n"));
-    put(main.data(true, b"102\r\n"));
+    w.put(main.data(true, b"ld\r\n10405again\r\n"));
+    w.put(main.data(true, b"102\r\n"));
     let cfg = Config { tcp_cap: 8, ..Config::default() };
-    let (events, a) = decode(&w.into_inner(), cfg);
+    let (events, a) = decode(&w.bytes(), cfg);
     let raws: Vec<String> = messages(&events).into_iter().map(|m| m.4).collect();
     assert_eq!(raws, ["10405hello", "10405again", "102"]);
     let p = problems(&events);
@@ -387,20 +397,15 @@ fn chat_on_an_unknown_port_is_found_by_content_or_by_port() {
     let (c, sv) = v6();
     let mut main = TcpConn::new(SocketAddr::new(c, 40001), SocketAddr::new(sv, 4444), 5, 6);
     let mut other = TcpConn::new(SocketAddr::new(c, 40002), SocketAddr::new(sv, 80), 5, 6);
-    let mut w = PcapWriter::new(Vec::new(), net::LINKTYPE_RAW, false, true).unwrap();
-    let mut t = 0;
-    let mut put = |p: Vec<u8>| {
-        t += 1000;
-        w.packet(t, &p).unwrap();
-    };
+    let mut w = Paced::new(net::LINKTYPE_RAW, false, true, None);
     for p in main.handshake().into_iter().chain(other.handshake()) {
-        put(p);
+        w.put(p);
     }
-    put(other.data(true, b"GET / HTTP/1.1\r\n\r\n"));
-    put(main.data(true, b"10005ALICE"));
-    put(main.data(false, b"20005ALICE55001"));
-    put(other.data(false, b"200 OK but not chat"));
-    let cap = w.into_inner();
+    w.put(other.data(true, b"GET / HTTP/1.1\r\n\r\n"));
+    w.put(main.data(true, b"10005ALICE"));
+    w.put(main.data(false, b"20005ALICE55001"));
+    w.put(other.data(false, b"200 OK but not chat"));
+    let cap = w.bytes();
     let (events, _) = decode(&cap, Config::default());
     let m = messages(&events);
     assert_eq!(m.len(), 2, "{m:?}");
@@ -684,28 +689,23 @@ fn a_refused_transfer_connection_keeps_the_announcement_for_the_retry() {
     let (c, sv) = v4();
     let sa = SocketAddr::new;
     let mut main = TcpConn::new(sa(c, 40001), sa(sv, 13337), 5, 6);
-    let mut w = PcapWriter::new(Vec::new(), net::LINKTYPE_RAW, true, false).unwrap();
-    let mut t = 0;
-    let mut put = |p: Vec<u8>| {
-        t += 1000;
-        w.packet(t, &p).unwrap();
-    };
+    let mut w = Paced::new(net::LINKTYPE_RAW, true, false, None);
     for p in main.handshake() {
-        put(p);
+        w.put(p);
     }
-    put(main.data(true, b"106TCP05a.txt"));
-    put(main.data(false, b"20601555002"));
+    w.put(main.data(true, b"106TCP05a.txt"));
+    w.put(main.data(false, b"20601555002"));
     let mut refused = TcpConn::new(sa(c, 40002), sa(sv, 55002), 100, 0);
-    put(refused.segment(true, flags::SYN, &[]));
-    put(refused.segment(false, flags::RST | flags::ACK, &[]));
+    w.put(refused.segment(true, flags::SYN, &[]));
+    w.put(refused.segment(false, flags::RST | flags::ACK, &[]));
     let mut tr = TcpConn::new(sa(c, 40003), sa(sv, 55002), 200, 300);
     for p in tr.handshake() {
-        put(p);
+        w.put(p);
     }
-    put(tr.data(false, b"hello"));
-    put(tr.fin(false));
-    put(tr.fin(true));
-    let (events, _) = decode(&w.into_inner(), Config::default());
+    w.put(tr.data(false, b"hello"));
+    w.put(tr.fin(false));
+    w.put(tr.fin(true));
+    let (events, _) = decode(&w.bytes(), Config::default());
     let t = transfers(&events);
     assert_eq!(t.len(), 1, "{t:?}");
     assert_eq!((t[0].id, t[0].file.as_deref(), t[0].bytes, t[0].complete), (1, Some("a.txt"), 5, true));
@@ -767,23 +767,18 @@ fn a_reused_port_pair_starts_a_new_connection() {
     // again with a new initial sequence number.
     let (c, sv) = v4();
     let sa = SocketAddr::new;
-    let mut w = PcapWriter::new(Vec::new(), net::LINKTYPE_RAW, false, false).unwrap();
-    let mut t = 0;
-    let mut put = |p: Vec<u8>| {
-        t += 1000;
-        w.packet(t, &p).unwrap();
-    };
+    let mut w = Paced::new(net::LINKTYPE_RAW, false, false, None);
     let mut first = TcpConn::new(sa(c, 40001), sa(sv, 13337), 1000, 6);
     for p in first.handshake() {
-        put(p);
+        w.put(p);
     }
-    put(first.data(true, b"10005ALICE"));
+    w.put(first.data(true, b"10005ALICE"));
     let mut second = TcpConn::new(sa(c, 40001), sa(sv, 13337), 3_000_000_000, 9);
     for p in second.handshake() {
-        put(p);
+        w.put(p);
     }
-    put(second.data(true, b"10003BOB"));
-    let (events, _) = decode(&w.into_inner(), Config::default());
+    w.put(second.data(true, b"10003BOB"));
+    let (events, _) = decode(&w.bytes(), Config::default());
     let raws: Vec<String> = messages(&events).into_iter().map(|m| m.4).collect();
     assert_eq!(raws, ["10005ALICE", "10003BOB"]);
 }
@@ -884,21 +879,16 @@ fn tcp_download_with_reordering_is_verified_and_one_with_a_hole_is_not() {
     let sa = SocketAddr::new;
     for lose in [false, true] {
         let content = file_bytes(5000, 11);
-        let mut w = PcapWriter::new(Vec::new(), net::LINKTYPE_LINUX_SLL, false, false).unwrap();
-        let mut t = 0;
-        let mut put = |p: Vec<u8>| {
-            t += 1000;
-            w.packet(t, &frame(net::LINKTYPE_LINUX_SLL, 0, &p)).unwrap();
-        };
+        let mut w = Paced::new(net::LINKTYPE_LINUX_SLL, false, false, Some(net::LINKTYPE_LINUX_SLL));
         let mut main = TcpConn::new(sa(c, 40001), sa(sv, 13337), 5, 6);
         for p in main.handshake() {
-            put(p);
+            w.put(p);
         }
-        put(main.data(true, b"106TCP09notes.txt"));
-        put(main.data(false, b"20604500055002"));
+        w.put(main.data(true, b"106TCP09notes.txt"));
+        w.put(main.data(false, b"20604500055002"));
         let mut tr = TcpConn::new(sa(c, 40003), sa(sv, 55002), 1, u32::MAX - 1500);
         for p in tr.handshake() {
-            put(p);
+            w.put(p);
         }
         let base = tr.seq[1];
         // Five 1000-byte segments sent 0 2 1 4 3, with 2 sent twice; the
@@ -908,14 +898,14 @@ fn tcp_download_with_reordering_is_verified_and_one_with_a_hole_is_not() {
                 continue;
             }
             let seq = base.wrapping_add((i * 1000) as u32);
-            put(tr.segment_at(false, seq, flags::ACK, &content[i * 1000..(i + 1) * 1000]));
+            w.put(tr.segment_at(false, seq, flags::ACK, &content[i * 1000..(i + 1) * 1000]));
         }
         tr.seq[1] = base.wrapping_add(5000);
-        put(tr.fin(false));
-        put(tr.fin(true));
+        w.put(tr.fin(false));
+        w.put(tr.fin(true));
         let dir = tempfile::tempdir().unwrap();
         let ex = chatctl::capture::extract::Extractor::new(dir.path()).unwrap();
-        let cap = w.into_inner();
+        let cap = w.bytes();
         let mut reader = CaptureReader::new(&cap[..]).unwrap();
         let mut a = Analyzer::new(Config::default(), Some(ex));
         let mut events = Vec::new();

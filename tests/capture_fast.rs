@@ -12,9 +12,12 @@ use std::time::{Duration, Instant};
 use assert_cmd::Command;
 use chatctl::capture::net;
 use chatctl::capture::synth::{PcapWriter, TcpConn, frame, udp_packet};
-use chatctl::capture::{Analyzer, CaptureReader, Config, DatagramKind, Event, TransferMode, TransferSummary};
+use chatctl::capture::{Config, DatagramKind, Event, TransferMode, TransferSummary};
 use chatctl::rdt::fast::{self, Frame};
 use chatctl::rdt::rangeset::RangeSet;
+use common::capture::{decode, transfers};
+
+mod common;
 
 /// A deterministic xorshift generator.
 struct Rng(u64);
@@ -198,26 +201,6 @@ fn fast_transfer(cap: &mut Cap, client: SocketAddr, server: SocketAddr, content:
     let ok = !o.wrong_hash && hole.is_none();
     cap.udp(client, server, &enc(&Frame::DoneAck { ok }));
     truth
-}
-
-fn decode(capture: &[u8], cfg: Config, extract: Option<&std::path::Path>) -> (Vec<Event>, Analyzer) {
-    let ex = extract.map(|d| chatctl::capture::extract::Extractor::new(d).unwrap());
-    let mut reader = CaptureReader::new(capture).expect("a capture");
-    let mut a = Analyzer::new(cfg, ex);
-    let mut events = Vec::new();
-    while reader.next_packet(|p| a.packet(&p, &mut |e| events.push(e))).expect("readable").is_some() {}
-    a.finish(&mut |e| events.push(e));
-    (events, a)
-}
-
-fn transfers(events: &[Event]) -> Vec<TransferSummary> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Transfer(t) => Some((**t).clone()),
-            _ => None,
-        })
-        .collect()
 }
 
 fn counts(t: &TransferSummary) -> Truth {

@@ -89,20 +89,25 @@ fn stop_tcpdump(dir: &Path, (mut dump, mut err): (std::process::Child, BufReader
     std::fs::write(dir.join("dropped"), dropped.to_string()).unwrap();
 }
 
-#[test]
-fn real_traffic_captured_by_tcpdump_in_a_private_namespace() {
-    let Some(dir) = in_namespace("namespace_side", CHILD_ENV) else { return };
-    let port = std::fs::read_to_string(dir.path().join("port")).unwrap();
-    let out = dir.path().join("files");
+/// `capture-decode --json --extract OUT` of the namespace's `real.pcap`
+/// (on the port the namespace side wrote down), one value per line.
+fn decode_real(dir: &Path, out: &Path) -> Vec<serde_json::Value> {
+    let port = std::fs::read_to_string(dir.join("port")).unwrap();
     let o = Command::new(env!("CARGO_BIN_EXE_chatctl"))
         .args(["capture-decode", "--json", "--port", port.trim(), "--extract"])
-        .arg(&out)
-        .arg(dir.path().join("real.pcap"))
+        .arg(out)
+        .arg(dir.join("real.pcap"))
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let lines: Vec<serde_json::Value> =
-        String::from_utf8(o.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    String::from_utf8(o.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+#[test]
+fn real_traffic_captured_by_tcpdump_in_a_private_namespace() {
+    let Some(dir) = in_namespace("namespace_side", CHILD_ENV) else { return };
+    let out = dir.path().join("files");
+    let lines = decode_real(dir.path(), &out);
     let codes: Vec<(String, String)> = lines
         .iter()
         .filter(|l| l["type"] == "message")
@@ -159,17 +164,8 @@ fn namespace_side() {
 #[test]
 fn real_fast_download_captured_in_a_private_namespace() {
     let Some(dir) = in_namespace("namespace_side_fast", FAST_CHILD_ENV) else { return };
-    let port = std::fs::read_to_string(dir.path().join("port")).unwrap();
     let out = dir.path().join("files");
-    let o = Command::new(env!("CARGO_BIN_EXE_chatctl"))
-        .args(["capture-decode", "--json", "--port", port.trim(), "--extract"])
-        .arg(&out)
-        .arg(dir.path().join("real.pcap"))
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let lines: Vec<serde_json::Value> =
-        String::from_utf8(o.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines = decode_real(dir.path(), &out);
     let dropped: u64 = std::fs::read_to_string(dir.path().join("dropped")).unwrap().trim().parse().unwrap();
     let netem = dir.path().join("netem").exists();
     let transfers: Vec<_> = lines.iter().filter(|l| l["type"] == "transfer").collect();

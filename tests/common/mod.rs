@@ -8,6 +8,8 @@ use std::path::Path;
 
 use chatctl::server::{Config, PortSpec, Server};
 
+pub mod capture;
+
 /// A tokio runtime on its own thread running `f`'s future, then idling
 /// forever (the thread dies with the test process); returns what the future
 /// produced.
