@@ -111,6 +111,8 @@ fn main() {
     let small = make("path.bin", env_u64("BENCH_PATH_MB", 64));
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
 
+    // BENCH_ONLY: run only the lines whose "path: mode" contains this text.
+    let only = std::env::var("BENCH_ONLY").ok();
     let capacity = relay_capacity(&rt);
     let path = || Impairment::path(LOSS, ONE_WAY, RATE, 0);
     let wan = || Some((Impairment { seed: 1, ..path() }, Impairment { seed: 2, ..path() }));
@@ -124,9 +126,21 @@ fn main() {
     for p in &paths {
         let label = p.label;
         for &mode in p.modes {
-            eprint!("{label}: {} ... ", mode.name());
+            let what = format!("{label}: {}", mode.name());
+            if !only.as_ref().is_none_or(|o| what.contains(o.as_str())) {
+                continue;
+            }
+            eprint!("{what} ... ");
+            let before = udp_counters();
             let r = run(&rt, mode, p.file, p.imp.clone(), p.small, cap, dir.path());
-            eprintln!("{:.1} Mbit/s {}", r.mbps(), r.note);
+            let after = udp_counters();
+            let errs: Vec<String> = after
+                .iter()
+                .zip(&before)
+                .filter(|(a, b)| a.1 != b.1)
+                .map(|(a, b)| format!("{} +{}", a.0, a.1 - b.1))
+                .collect();
+            eprintln!("{:.1} Mbit/s {} [kernel UDP: {}]", r.mbps(), r.note, errs.join(", "));
             table.push((label, mode, r));
         }
     }
@@ -212,6 +226,21 @@ fn relay_capacity(rt: &tokio::runtime::Runtime) -> f64 {
     bytes as f64 * 8.0 / (run / 2).as_secs_f64() / 1e6
 }
 
+/// The kernel's UDP error counters (`/proc/net/snmp`): datagrams dropped
+/// because a socket buffer was full, or that could not be sent.
+fn udp_counters() -> Vec<(String, u64)> {
+    let text = std::fs::read_to_string("/proc/net/snmp").unwrap_or_default();
+    let mut udp = text.lines().filter(|l| l.starts_with("Udp:"));
+    let (Some(names), Some(values)) = (udp.next(), udp.next()) else { return Vec::new() };
+    names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .skip(1)
+        .filter(|(n, _)| n.contains("Errors"))
+        .map(|(n, v)| (n.to_string(), v.parse().unwrap_or(0)))
+        .collect()
+}
+
 fn tmp_dir() -> std::path::PathBuf {
     let shm = std::path::Path::new("/dev/shm");
     if shm.is_dir() { shm.to_path_buf() } else { std::env::temp_dir() }
@@ -276,8 +305,8 @@ fn run(
     if let Some(r) = relay {
         let s = rt.block_on(r.shutdown());
         note += &format!(
-            "; relay dropped {}/{} up, {}/{} down",
-            s.up.dropped, s.up.received, s.down.dropped, s.down.received
+            "; relay dropped {}/{} up, {}/{} down, send errors {} up, {} down",
+            s.up.dropped, s.up.received, s.down.dropped, s.down.received, s.up.send_errors, s.down.send_errors
         );
     }
     let bytes = if complete { size } else { bytes };
@@ -305,7 +334,20 @@ fn send(mode: Mode, small: bool, sock: UdpSocket, file: &std::path::Path, stop: 
         Mode::Fast(cc) => {
             let cfg = fast_config(cc, small);
             let Ok(file) = File::open(file) else { return };
-            let _ = driver::send_file_blocking(sock, peer.ip(), (peer, buf[..n].to_vec()), &file, &cfg, None, stop);
+            // BENCH_TRACE=FILE: the sender's events (cwnd, pacing, losses) as JSON lines.
+            let trace = std::env::var_os("BENCH_TRACE").and_then(|p| driver::Tracer::create(p.as_ref()).ok());
+            let r = driver::send_file_blocking(
+                sock,
+                peer.ip(),
+                (peer, buf[..n].to_vec()),
+                &file,
+                &cfg,
+                trace.as_ref(),
+                stop,
+            );
+            if let (Ok(r), Some(_)) = (&r, &trace) {
+                eprint!("[sender: {:?}] ", r.stats);
+            }
         }
     }
 }
