@@ -346,11 +346,17 @@ fn run(
     let t0 = Instant::now();
     let sender = {
         let (stop, file) = (stop.clone(), file.to_path_buf());
-        thread::spawn(move || send(mode, small, sender_sock, &file, &stop))
+        thread::Builder::new()
+            .name("bench-send".into())
+            .spawn(move || send(mode, small, sender_sock, &file, &stop))
+            .expect("thread")
     };
     let receiver = {
         let (stop, received) = (stop.clone(), received.clone());
-        thread::spawn(move || receive(mode, small, receiver_sock, to, out, size, &stop, &received))
+        thread::Builder::new()
+            .name("bench-recv".into())
+            .spawn(move || receive(mode, small, receiver_sock, to, out, size, &stop, &received))
+            .expect("thread")
     };
     let mut complete = false;
     let mut note = String::new();
