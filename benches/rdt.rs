@@ -17,7 +17,10 @@
 //!
 //! Run with `cargo bench --bench rdt`. Env: `BENCH_CAP` seconds per run
 //! (default 15: a run still going is cut and its goodput counted up to
-//! then), `BENCH_LOOPBACK_MB` (default 256), `BENCH_PATH_MB` (default 64).
+//! then), `BENCH_LOOPBACK_MB` (default 256), `BENCH_PATH_MB` (default 256: ~11 s at 200 Mbit/s, so
+//! BBR's startup, about 0.5 s plus its queue-overflow losses, weighs little),
+//! `BENCH_ONLY` (run only the lines whose "path: mode" contains it),
+//! `BENCH_TRACE` (file for the fast sender's JSON-lines trace).
 //! Without `--bench` (e.g. `cargo test --all-targets`) it does nothing.
 
 use std::fs::File;
@@ -36,6 +39,8 @@ use chatctl::rdt::relay::{Impairment, Relay};
 const RATE: u64 = 200_000_000;
 const LOSS: f64 = 0.01;
 const ONE_WAY: Duration = Duration::from_millis(25);
+/// The start of a transfer left out of the steady-state figure.
+const WARMUP: Duration = Duration::from_secs(2);
 const WAN_SMALL: &str = "relay 1% loss, 50 ms RTT, 200 Mbit/s, 1452 B datagrams";
 const WAN_LARGE: &str = "relay 1% loss, 50 ms RTT, 200 Mbit/s, loopback-size datagrams";
 
@@ -74,6 +79,9 @@ struct PathSpec<'a> {
 struct Run {
     bytes: u64,
     secs: f64,
+    /// Goodput after the first [`WARMUP`] (startup and its losses left
+    /// out), if the run lasted long enough to say.
+    steady_mbps: Option<f64>,
     complete: bool,
     note: String,
 }
@@ -108,10 +116,15 @@ fn main() {
         path
     };
     let big = make("loopback.bin", env_u64("BENCH_LOOPBACK_MB", 256));
-    let small = make("path.bin", env_u64("BENCH_PATH_MB", 64));
+    let small = make("path.bin", env_u64("BENCH_PATH_MB", 256));
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
 
-    let capacity = relay_capacity(&rt);
+    // BENCH_ONLY: run only the lines whose "path: mode" contains this text.
+    let only = std::env::var("BENCH_ONLY").ok();
+    let checks = [relay_check(&rt, RATE), relay_check(&rt, RATE * 3 / 2)];
+    for c in &checks {
+        eprintln!("relay check: {c}");
+    }
     let path = || Impairment::path(LOSS, ONE_WAY, RATE, 0);
     let wan = || Some((Impairment { seed: 1, ..path() }, Impairment { seed: 2, ..path() }));
     let all = [Mode::Classic, Mode::Fast(Algorithm::NewReno), Mode::Fast(Algorithm::Cubic), Mode::Fast(Algorithm::Bbr)];
@@ -124,22 +137,44 @@ fn main() {
     for p in &paths {
         let label = p.label;
         for &mode in p.modes {
-            eprint!("{label}: {} ... ", mode.name());
+            let what = format!("{label}: {}", mode.name());
+            if !only.as_ref().is_none_or(|o| what.contains(o.as_str())) {
+                continue;
+            }
+            eprint!("{what} ... ");
+            let before = udp_counters();
             let r = run(&rt, mode, p.file, p.imp.clone(), p.small, cap, dir.path());
-            eprintln!("{:.1} Mbit/s {}", r.mbps(), r.note);
+            let after = udp_counters();
+            let errs: Vec<String> = after
+                .iter()
+                .zip(&before)
+                .filter(|(a, b)| a.1 != b.1)
+                .map(|(a, b)| format!("{} +{}", a.0, a.1 - b.1))
+                .collect();
+            let steady = r.steady_mbps.map_or(String::new(), |m| format!(" (after 2 s: {m:.1})"));
+            eprintln!("{:.1} Mbit/s{steady} {} [kernel UDP: {}]", r.mbps(), r.note, errs.join(", "));
             table.push((label, mode, r));
         }
     }
 
-    println!("\n| path | mode | bytes | seconds | Mbit/s | complete | note |");
-    println!("|---|---|---|---|---|---|---|");
+    println!("\n| path | mode | bytes | seconds | Mbit/s | after 2 s | complete | note |");
+    println!("|---|---|---|---|---|---|---|---|");
     for (label, mode, r) in &table {
         let done = if r.complete { "yes" } else { "no (cut)" };
-        println!("| {label} | {} | {} | {:.2} | {:.1} | {done} | {} |", mode.name(), r.bytes, r.secs, r.mbps(), r.note);
+        let steady = r.steady_mbps.map_or("-".to_string(), |m| format!("{m:.1}"));
+        println!(
+            "| {label} | {} | {} | {:.2} | {:.1} | {steady} | {done} | {} |",
+            mode.name(),
+            r.bytes,
+            r.secs,
+            r.mbps(),
+            r.note
+        );
     }
-    println!(
-        "\nrelay check: 1452-byte datagrams offered at 300 Mbit/s through a loss-free 200 Mbit/s relay arrive at {capacity:.1} Mbit/s"
-    );
+    println!();
+    for c in &checks {
+        println!("relay check: {c}");
+    }
     let find = |label: &str, name: &str| table.iter().find(|(l, m, _)| *l == label && m.name() == name).map(|t| &t.2);
     println!();
     let ceiling = (1.0 - LOSS) * RATE as f64 / 1e6;
@@ -147,8 +182,11 @@ fn main() {
         for cc in ["fast NewReno", "fast CUBIC", "fast BBR"] {
             if let Some(r) = find(label, cc) {
                 let share = 100.0 * r.mbps() / ceiling;
+                let steady = r.steady_mbps.map_or(String::new(), |m| {
+                    format!("; after the first 2 s {m:.1} Mbit/s = {:.0}%", 100.0 * m / ceiling)
+                });
                 println!(
-                    "3. {label}: {cc}: {:.1} Mbit/s = {share:.0}% of (1 − loss) × rate = {ceiling:.0} Mbit/s",
+                    "3. {label}: {cc}: {:.1} Mbit/s = {share:.0}% of (1 − loss) × rate = {ceiling:.0} Mbit/s{steady}",
                     r.mbps()
                 );
             }
@@ -164,10 +202,25 @@ fn main() {
     }
 }
 
+/// What came out of the relay when a constant-rate blast went in.
+struct RelayCheck {
+    offered_mbps: f64,
+    sent: u64,
+    /// Arrival rate at the target over the second half of the blast.
+    mbps: f64,
+    /// Datagrams the relay's queue dropped.
+    dropped: u64,
+    /// Datagrams that never reached the target (relay drops included).
+    missing: u64,
+    /// 99th percentile of the gaps between arrivals, µs (58 µs at 200 Mbit/s).
+    gap_p99_us: f64,
+}
+
 /// Whether the relay itself carries the benchmark's rate: 1452-byte
-/// datagrams offered at 300 Mbit/s for 2 s through a loss-free 200 Mbit/s
-/// relay; returns the rate that arrived (second half of the run).
-fn relay_capacity(rt: &tokio::runtime::Runtime) -> f64 {
+/// datagrams offered at `offered_bps`, spaced evenly, for 2 s through a
+/// loss-free 200 Mbit/s relay with a 1 MiB queue.
+fn relay_check(rt: &tokio::runtime::Runtime, offered_bps: u64) -> RelayCheck {
+    const LEN: usize = 1452;
     let target = UdpSocket::bind("127.0.0.1:0").expect("bind");
     let _ = socket2::SockRef::from(&target).set_recv_buffer_size(8 << 20);
     let imp = Impairment {
@@ -183,33 +236,80 @@ fn relay_capacity(rt: &tokio::runtime::Runtime) -> f64 {
         ))
         .expect("relay");
     let client = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let _ = socket2::SockRef::from(&client).set_send_buffer_size(8 << 20);
     let to = relay.local_addr;
     let t0 = Instant::now();
     let run = Duration::from_secs(2);
     let sender = thread::spawn(move || {
-        let d = [0u8; 1452];
-        let mut tick = 0u32;
-        while t0.elapsed() < run {
-            for _ in 0..26 {
-                let _ = client.send_to(&d, to);
+        let d = [0u8; LEN];
+        let per_sec = offered_bps as f64 / (LEN * 8) as f64;
+        let mut sent = 0u64;
+        loop {
+            let elapsed = t0.elapsed();
+            if elapsed >= run {
+                return sent;
             }
-            tick += 1;
-            let next = t0 + Duration::from_millis(u64::from(tick));
-            thread::sleep(next.saturating_duration_since(Instant::now()));
+            let due = (elapsed.as_secs_f64() * per_sec) as u64;
+            while sent < due {
+                let _ = client.send_to(&d, to);
+                sent += 1;
+            }
+            thread::sleep(Duration::from_micros(20));
         }
     });
     let _ = target.set_read_timeout(Some(Duration::from_millis(300)));
     let mut buf = [0u8; 2048];
-    let (mut bytes, half) = (0u64, t0 + run / 2);
-    while let Ok(n) = target.recv(&mut buf) {
+    let (mut bytes, mut count, half) = (0u64, 0u64, t0 + run / 2);
+    let mut gaps = Vec::new();
+    let mut last: Option<Instant> = None;
+    while target.recv(&mut buf).is_ok() {
         let now = Instant::now();
+        count += 1;
         if now >= half && now < t0 + run {
-            bytes += n as u64;
+            bytes += LEN as u64;
+            if let Some(l) = last {
+                gaps.push((now - l).as_secs_f64() * 1e6);
+            }
+            last = Some(now);
         }
     }
-    let _ = sender.join();
-    drop(relay);
-    bytes as f64 * 8.0 / (run / 2).as_secs_f64() / 1e6
+    let sent = sender.join().unwrap_or(0);
+    let stats = rt.block_on(relay.shutdown());
+    gaps.sort_by(f64::total_cmp);
+    RelayCheck {
+        offered_mbps: offered_bps as f64 / 1e6,
+        sent,
+        mbps: bytes as f64 * 8.0 / (run / 2).as_secs_f64() / 1e6,
+        dropped: stats.up.dropped,
+        missing: sent.saturating_sub(count),
+        gap_p99_us: gaps.get(gaps.len() * 99 / 100).copied().unwrap_or(0.0),
+    }
+}
+
+impl std::fmt::Display for RelayCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "offered {:.0} Mbit/s ({} datagrams of 1452 B) through a loss-free 200 Mbit/s relay (1 MiB queue): \
+             arrived at {:.1} Mbit/s; queue drops {}, missing {}, p99 gap between arrivals {:.0} µs",
+            self.offered_mbps, self.sent, self.mbps, self.dropped, self.missing, self.gap_p99_us
+        )
+    }
+}
+
+/// The kernel's UDP error counters (`/proc/net/snmp`): datagrams dropped
+/// because a socket buffer was full, or that could not be sent.
+fn udp_counters() -> Vec<(String, u64)> {
+    let text = std::fs::read_to_string("/proc/net/snmp").unwrap_or_default();
+    let mut udp = text.lines().filter(|l| l.starts_with("Udp:"));
+    let (Some(names), Some(values)) = (udp.next(), udp.next()) else { return Vec::new() };
+    names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .skip(1)
+        .filter(|(n, _)| n.contains("Errors"))
+        .map(|(n, v)| (n.to_string(), v.parse().unwrap_or(0)))
+        .collect()
 }
 
 fn tmp_dir() -> std::path::PathBuf {
@@ -246,19 +346,29 @@ fn run(
     let t0 = Instant::now();
     let sender = {
         let (stop, file) = (stop.clone(), file.to_path_buf());
-        thread::spawn(move || send(mode, small, sender_sock, &file, &stop))
+        thread::Builder::new()
+            .name("bench-send".into())
+            .spawn(move || send(mode, small, sender_sock, &file, &stop))
+            .expect("thread")
     };
     let receiver = {
         let (stop, received) = (stop.clone(), received.clone());
-        thread::spawn(move || receive(mode, small, receiver_sock, to, out, size, &stop, &received))
+        thread::Builder::new()
+            .name("bench-recv".into())
+            .spawn(move || receive(mode, small, receiver_sock, to, out, size, &stop, &received))
+            .expect("thread")
     };
     let mut complete = false;
     let mut note = String::new();
+    let mut warm: Option<(f64, u64)> = None;
     while t0.elapsed() < cap {
         if receiver.is_finished() {
             break;
         }
         thread::sleep(Duration::from_millis(20));
+        if warm.is_none() && t0.elapsed() >= WARMUP {
+            warm = Some((t0.elapsed().as_secs_f64(), received.load(Ordering::Relaxed)));
+        }
     }
     let secs = t0.elapsed().as_secs_f64();
     let bytes = received.load(Ordering::Relaxed);
@@ -276,12 +386,15 @@ fn run(
     if let Some(r) = relay {
         let s = rt.block_on(r.shutdown());
         note += &format!(
-            "; relay dropped {}/{} up, {}/{} down",
-            s.up.dropped, s.up.received, s.down.dropped, s.down.received
+            "; relay dropped {}/{} up, {}/{} down, send errors {} up, {} down",
+            s.up.dropped, s.up.received, s.down.dropped, s.down.received, s.up.send_errors, s.down.send_errors
         );
     }
     let bytes = if complete { size } else { bytes };
-    Run { bytes, secs, complete, note }
+    // At least a second after the warm-up, or the figure says little.
+    let steady_mbps =
+        warm.filter(|&(t, _)| secs - t >= 1.0).map(|(t, b)| (bytes - b.min(bytes)) as f64 * 8.0 / (secs - t) / 1e6);
+    Run { bytes, secs, steady_mbps, complete, note }
 }
 
 fn send(mode: Mode, small: bool, sock: UdpSocket, file: &std::path::Path, stop: &AtomicBool) {
@@ -305,7 +418,20 @@ fn send(mode: Mode, small: bool, sock: UdpSocket, file: &std::path::Path, stop: 
         Mode::Fast(cc) => {
             let cfg = fast_config(cc, small);
             let Ok(file) = File::open(file) else { return };
-            let _ = driver::send_file_blocking(sock, peer.ip(), (peer, buf[..n].to_vec()), &file, &cfg, None, stop);
+            // BENCH_TRACE=FILE: the sender's events (cwnd, pacing, losses) as JSON lines.
+            let trace = std::env::var_os("BENCH_TRACE").and_then(|p| driver::Tracer::create(p.as_ref()).ok());
+            let r = driver::send_file_blocking(
+                sock,
+                peer.ip(),
+                (peer, buf[..n].to_vec()),
+                &file,
+                &cfg,
+                trace.as_ref(),
+                stop,
+            );
+            if let (Ok(r), Some(_)) = (&r, &trace) {
+                eprint!("[sender: {:?}] ", r.stats);
+            }
         }
     }
 }

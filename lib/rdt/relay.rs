@@ -12,19 +12,27 @@
 //! any other address are counted and ignored, so a stray packet cannot
 //! hijack the path.
 //!
-//! Timers run on tokio's clock (millisecond resolution), so delays are
-//! honoured to about a millisecond; the rate limit and the queue are computed
-//! from exact instants and only the release is rounded.
+//! The relay runs on its own OS thread with non-blocking sockets and
+//! `ppoll(2)` waits (microsecond timeouts, timer slack lowered to 1 µs), not
+//! on tokio, whose timer wheel has millisecond resolution. Each wake-up
+//! drains every datagram the kernel holds (each stamped with its own read
+//! time, so the rate limit and the queue are computed from exact instants),
+//! then releases every datagram due within the next 100 µs (at
+//! most two 1452-byte datagrams at 200 Mbit/s leave together; a wake-up per
+//! datagram costs more CPU than that precision is worth). A constant
+//! 200 Mbit/s stream of 1452-byte datagrams passes at 200 Mbit/s without
+//! drops (`tests/impair_relay.rs`, `cargo bench --bench rdt`).
+//!
+//! The relay, the sender and the receiver share the machine's cores: on a
+//! busy machine, late wake-ups rather than the model may limit a transfer.
 
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-
-use tokio::net::UdpSocket;
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
 use crate::rdt::sim::{Link, LinkConfig};
 
@@ -33,8 +41,14 @@ const MAX_DATAGRAM: usize = 65_535;
 /// Socket buffers asked of the kernel, so bursts at the bottleneck rate are
 /// not lost before the model sees them.
 const SOCKET_BUFFER: usize = 8 << 20;
-/// Most datagrams read in one go before the due ones are released.
-const READ_BATCH: usize = 64;
+/// Most datagrams read from one socket before the due ones are released.
+const READ_BATCH: usize = 256;
+/// Datagrams due this soon are released at once: one wake-up per datagram
+/// at 200 Mbit/s (17,000 a second) costs a loaded machine more CPU than the
+/// model's precision is worth; 100 µs bunches at most 2 such datagrams.
+const RELEASE_EARLY: Duration = Duration::from_micros(100);
+/// Longest the relay thread sleeps before it checks whether it was stopped.
+const WAKE: Duration = Duration::from_millis(10);
 
 /// How one direction of the relay is impaired: the link model and its seed.
 #[derive(Debug, Clone, Default)]
@@ -161,8 +175,8 @@ pub struct RelayHandle {
     /// Where clients send (the listening socket's actual address).
     pub local_addr: SocketAddr,
     counters: Arc<Counters>,
-    stop: watch::Sender<bool>,
-    task: Option<JoinHandle<()>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
 }
 
 impl RelayHandle {
@@ -178,26 +192,30 @@ impl RelayHandle {
     /// Stops the relay (datagrams still in the model are discarded) and
     /// returns the final counters.
     pub async fn shutdown(mut self) -> RelayStats {
-        let _ = self.stop.send(true);
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            // The thread notices within WAKE; wait without blocking the runtime.
+            while !thread.is_finished() {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            let _ = thread.join();
         }
         self.stats()
     }
 }
 
 impl Drop for RelayHandle {
+    /// Tells the relay thread to stop; it ends (and closes its sockets) within 10 ms.
     fn drop(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
-        }
+        self.stop.store(true, Ordering::Relaxed);
     }
 }
 
 impl Relay {
     /// Binds `listen` (port 0: the OS picks) and relays between the first
     /// client and `target`, `up` impairing client→target and `down`
-    /// target→client. Must be called inside a tokio runtime.
+    /// target→client, on a thread of its own. (`async` for the callers'
+    /// convenience; [`RelayHandle::shutdown`] needs a tokio runtime.)
     pub async fn start(
         listen: SocketAddr,
         target: SocketAddr,
@@ -210,10 +228,10 @@ impl Relay {
             IpAddr::V6(_) => SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), 0),
         };
         let back = bind(back_addr).map_err(|source| RelayError::Target { addr: target, source })?;
-        back.connect(target).await.map_err(|source| RelayError::Target { addr: target, source })?;
+        back.connect(target).map_err(|source| RelayError::Target { addr: target, source })?;
         let local_addr = front.local_addr().map_err(|source| RelayError::Listen { addr: listen, source })?;
         let counters = Arc::new(Counters::default());
-        let (stop, stopped) = watch::channel(false);
+        let stop = Arc::new(AtomicBool::new(false));
         let state = State {
             front,
             back,
@@ -222,8 +240,12 @@ impl Relay {
             down: Link::new(down.link, down.seed),
             counters: counters.clone(),
         };
-        let task = tokio::spawn(state.run(stopped));
-        Ok(RelayHandle { local_addr, counters, stop, task: Some(task) })
+        let stopped = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("impair-relay".into())
+            .spawn(move || state.run(&stopped))
+            .map_err(|source| RelayError::Listen { addr: listen, source })?;
+        Ok(RelayHandle { local_addr, counters, stop, thread: Some(thread) })
     }
 }
 
@@ -233,9 +255,35 @@ fn bind(addr: SocketAddr) -> io::Result<UdpSocket> {
     // Best effort: the kernel may cap the sizes, which only means more loss under load.
     let _ = sock.set_recv_buffer_size(SOCKET_BUFFER);
     let _ = sock.set_send_buffer_size(SOCKET_BUFFER);
+    #[cfg(target_os = "linux")]
+    for opt in [libc::SO_RCVBUFFORCE, libc::SO_SNDBUFFORCE] {
+        // With CAP_NET_ADMIN, beyond net.core.rmem_max/wmem_max; harmless without.
+        let v = SOCKET_BUFFER as libc::c_int;
+        // SAFETY: a valid socket and a c_int option value of the right size.
+        unsafe {
+            libc::setsockopt(
+                sock.as_raw_fd(),
+                libc::SOL_SOCKET,
+                opt,
+                (&v as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
+    }
     sock.set_nonblocking(true)?;
     sock.bind(&addr.into())?;
-    UdpSocket::from_std(sock.into())
+    Ok(sock.into())
+}
+
+/// Waits until one of `socks` is readable or `d` has passed, to the
+/// microsecond (`ppoll(2)`).
+fn wait_readable(socks: [&UdpSocket; 2], d: Duration) {
+    let mut fds = socks.map(|s| libc::pollfd { fd: s.as_raw_fd(), events: libc::POLLIN, revents: 0 });
+    let ts = libc::timespec { tv_sec: d.as_secs() as libc::time_t, tv_nsec: d.subsec_nanos() as libc::c_long };
+    // SAFETY: two valid pollfds and a valid timespec for the duration of the call; no signal mask.
+    unsafe {
+        libc::ppoll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, &ts, std::ptr::null());
+    }
 }
 
 struct State {
@@ -248,51 +296,50 @@ struct State {
 }
 
 impl State {
-    async fn run(mut self, mut stopped: watch::Receiver<bool>) {
-        let mut buf_front = vec![0u8; MAX_DATAGRAM];
-        let mut buf_back = vec![0u8; MAX_DATAGRAM];
-        loop {
-            let next = [self.up.next_arrival(), self.down.next_arrival()].into_iter().flatten().min();
-            let sleep = async {
-                match next {
-                    Some(at) => tokio::time::sleep_until(at.into()).await,
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                biased;
-                _ = stopped.changed() => return,
-                r = self.front.recv_from(&mut buf_front) => {
-                    if let Ok((n, from)) = r {
-                        self.on_client(&buf_front[..n], from);
-                        // Take what else is already queued, so a burst is modelled at once.
-                        for _ in 1..READ_BATCH {
-                            match self.front.try_recv_from(&mut buf_front) {
-                                Ok((n, from)) => self.on_client(&buf_front[..n], from),
-                                Err(_) => break,
-                            }
-                        }
+    fn run(mut self, stopped: &AtomicBool) {
+        #[cfg(target_os = "linux")]
+        // SAFETY: PR_SET_TIMERSLACK takes one unsigned long argument; it only
+        // affects this thread (the default 50 µs slack would delay releases).
+        unsafe {
+            libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong);
+        }
+        let mut buf = vec![0u8; MAX_DATAGRAM];
+        while !stopped.load(Ordering::Relaxed) {
+            // Everything the kernel holds, a batch from each side at a time,
+            // each datagram stamped when it is read.
+            loop {
+                let mut more = false;
+                for _ in 0..READ_BATCH {
+                    match self.front.recv_from(&mut buf) {
+                        Ok((n, from)) => self.on_client(&buf[..n], from, Instant::now()),
+                        Err(_) => break,
                     }
+                    more = true;
                 }
-                r = self.back.recv(&mut buf_back) => {
-                    // Errors here are ICMP port-unreachable reports from the target: keep going.
-                    if let Ok(n) = r {
-                        self.on_target(&buf_back[..n]);
-                        for _ in 1..READ_BATCH {
-                            match self.back.try_recv(&mut buf_back) {
-                                Ok(n) => self.on_target(&buf_back[..n]),
-                                Err(_) => break,
-                            }
-                        }
+                for _ in 0..READ_BATCH {
+                    match self.back.recv(&mut buf) {
+                        Ok(n) => self.on_target(&buf[..n], Instant::now()),
+                        // ICMP port unreachable from the target: keep going.
+                        Err(e) if e.kind() != io::ErrorKind::WouldBlock => continue,
+                        Err(_) => break,
                     }
+                    more = true;
                 }
-                _ = sleep => {}
+                self.release(Instant::now() + RELEASE_EARLY);
+                if !more {
+                    break;
+                }
             }
-            self.release(Instant::now());
+            let next = [self.up.next_arrival(), self.down.next_arrival()].into_iter().flatten().min();
+            let now = Instant::now();
+            let wait = next.map_or(WAKE, |t| t.saturating_duration_since(now)).min(WAKE);
+            if !wait.is_zero() {
+                wait_readable([&self.front, &self.back], wait);
+            }
         }
     }
 
-    fn on_client(&mut self, d: &[u8], from: SocketAddr) {
+    fn on_client(&mut self, d: &[u8], from: SocketAddr, now: Instant) {
         match self.client {
             None => {
                 tracing::debug!(%from, "relay: client");
@@ -304,23 +351,23 @@ impl State {
             }
             Some(_) => {}
         }
-        offer(&mut self.up, &self.counters.up, d);
+        offer(&mut self.up, &self.counters.up, d, now);
     }
 
-    fn on_target(&mut self, d: &[u8]) {
-        offer(&mut self.down, &self.counters.down, d);
+    fn on_target(&mut self, d: &[u8], now: Instant) {
+        offer(&mut self.down, &self.counters.down, d, now);
     }
 
     /// Writes every datagram that is due by `now`.
     fn release(&mut self, now: Instant) {
         while let Some(d) = self.up.recv(now) {
-            let r = self.back.try_send(&d);
+            let r = self.back.send(&d);
             sent(&self.counters.up, r, d.len());
         }
         while let Some(d) = self.down.recv(now) {
             // Without a client (the target spoke first) there is nowhere to deliver.
             let r = match self.client {
-                Some(client) => self.front.try_send_to(&d, client),
+                Some(client) => self.front.send_to(&d, client),
                 None => Err(io::ErrorKind::NotConnected.into()),
             };
             sent(&self.counters.down, r, d.len());
@@ -328,11 +375,11 @@ impl State {
     }
 }
 
-fn offer(link: &mut Link, c: &DirCounters, d: &[u8]) {
+fn offer(link: &mut Link, c: &DirCounters, d: &[u8], now: Instant) {
     c.received.fetch_add(1, Ordering::Relaxed);
     c.received_bytes.fetch_add(d.len() as u64, Ordering::Relaxed);
     let before = link.dropped;
-    link.send(Instant::now(), d.to_vec());
+    link.send(now, d.to_vec());
     c.dropped.fetch_add(link.dropped - before, Ordering::Relaxed);
 }
 

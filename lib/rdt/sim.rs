@@ -323,8 +323,14 @@ pub fn shared_bottleneck(
         .iter()
         .enumerate()
         .map(|(i, f)| {
+            // Eight bytes per draw: a debug build spends seconds on a
+            // byte-per-draw fill of a 100 MB file.
             let mut r = Rng::new(seed + i as u64);
-            (0..f.len).map(|_| r.next_u64() as u8).collect()
+            let mut v = vec![0u8; f.len];
+            for c in v.chunks_mut(8) {
+                c.copy_from_slice(&r.next_u64().to_le_bytes()[..c.len()]);
+            }
+            v
         })
         .collect();
     let mut sinks: Vec<Vec<u8>> = vec![Vec::new(); flows.len()];

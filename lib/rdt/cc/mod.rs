@@ -56,7 +56,9 @@ pub struct RateSample {
     pub total_delivered: u64,
     /// The longer of the send and the ACK intervals (guards against ACK compression).
     pub interval: Duration,
-    /// This packet's round-trip time (send to acknowledgement).
+    /// This packet's round-trip time (send to acknowledgement); zero when
+    /// unknown: for a retransmission the ACK may be for the first copy
+    /// (Karn), and such a too-small RTT once became BBR's min-RTT.
     pub rtt: Duration,
     /// Bytes in flight after this acknowledgement.
     pub in_flight: u64,

@@ -390,7 +390,13 @@ impl Receiver {
         if self.ack_at.is_some_and(|t| now >= t) && matches!(self.state, State::Receiving) {
             self.ack_at = None;
             self.unacked = 0;
-            let ranges: Vec<Range<u64>> = self.received.iter().take(MAX_ACK_RANGES).collect();
+            // The first range (the contiguous prefix) and the newest ones:
+            // the sender declares unacknowledged packets below the largest
+            // lost, so the newest ranges must never be left out (with many
+            // gaps, the oldest were reported in earlier ACKs).
+            let skip = self.received.len().saturating_sub(MAX_ACK_RANGES);
+            let ranges: Vec<Range<u64>> =
+                self.received.iter().take(1).chain(self.received.iter().skip(1 + skip)).take(MAX_ACK_RANGES).collect();
             let delay = now.saturating_duration_since(self.largest_at);
             Frame::Ack {
                 largest_pn: self.largest_pn.unwrap_or(0),

@@ -82,6 +82,9 @@ struct Sent {
     first_sent_time: Instant,
     /// Sent with nothing more to send behind it (file end or flow control).
     app_limited: bool,
+    /// Carries bytes sent before: an acknowledgement may be for the earlier
+    /// copy, so its RTT is ambiguous (Karn) and is not given to the controller.
+    retransmission: bool,
 }
 
 /// The fast-mode sender.
@@ -424,7 +427,9 @@ impl Sender {
             prior_delivered: s.delivered,
             total_delivered: self.delivered,
             interval: send_elapsed.max(ack_elapsed),
-            rtt: now.saturating_duration_since(s.time),
+            // Zero (unknown) for a retransmission: its ACK may be for the
+            // first copy, and a too-small RTT would wreck BBR's min-RTT.
+            rtt: if s.retransmission { Duration::ZERO } else { now.saturating_duration_since(s.time) },
             in_flight: self.bytes_in_flight,
             app_limited: s.app_limited,
         };
@@ -730,6 +735,7 @@ impl Sender {
             delivered_time: self.delivered_time,
             first_sent_time: self.first_sent_time,
             app_limited,
+            retransmission: retx,
         };
         self.in_flight.insert(range.start, sent);
         self.order.push_back((pn, range.start, now));
