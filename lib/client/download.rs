@@ -345,7 +345,7 @@ async fn udp_fast(
             progress(&Progress { done: got, size, fast: Some(stats) });
             Ok(false)
         }
-        Ok(ReceiveReport::Classic { first, sock }) => {
+        Ok(ReceiveReport::Classic { first, rest, sock }) => {
             // Classic data, from the start: whatever a resume kept is void.
             let restart = async {
                 sink.file.get_mut().set_len(0).await?;
@@ -354,9 +354,17 @@ async fn udp_fast(
             };
             let sock = restart.await.map_err(|e| (e.to_string(), false))?;
             sink.written = 0;
-            udp_classic(sock, peer, Some(first), size, cfg.idle_timeout, sink, progress)
-                .await
-                .map_err(|e| (e, false))?;
+            udp_classic(
+                sock,
+                peer,
+                std::iter::once(first).chain(rest).collect(),
+                size,
+                cfg.idle_timeout,
+                sink,
+                progress,
+            )
+            .await
+            .map_err(|e| (e, false))?;
             Ok(true)
         }
         Err(e) => {
@@ -410,14 +418,14 @@ async fn udp(
     progress: &mut (impl FnMut(&Progress) + Send),
 ) -> Result<(), String> {
     let sock = UdpSocket::bind(unspecified(peer)).await.map_err(|e| format!("cannot open a UDP socket: {e}"))?;
-    udp_classic(sock, peer, None, size, timeout, sink, progress).await
+    udp_classic(sock, peer, Vec::new(), size, timeout, sink, progress).await
 }
 
-/// The classic receiver on `sock`; `first` is a classic datagram that already arrived (after a fast hello).
+/// The classic receiver on `sock`; `first` holds classic datagrams that already arrived (after a fast hello), in order.
 async fn udp_classic(
     sock: UdpSocket,
     peer: SocketAddr,
-    first: Option<Vec<u8>>,
+    first: Vec<Vec<u8>>,
     size: u64,
     timeout: Duration,
     sink: &mut Sink,
@@ -432,13 +440,13 @@ async fn udp_classic(
     let mut buf = vec![0u8; CHUNK + 64];
     let mut last_data = tokio::time::Instant::now();
     let mut got_data = false;
-    let mut pending = first;
-    if pending.is_none() {
+    let mut pending = std::collections::VecDeque::from(first);
+    if pending.is_empty() {
         send(&sock, hello.clone());
     }
     while !rx.is_done() {
         let wait = if got_data { timeout } else { HELLO_REPEAT };
-        let (n, from) = if let Some(d) = pending.take() {
+        let (n, from) = if let Some(d) = pending.pop_front() {
             let n = d.len().min(buf.len());
             buf[..n].copy_from_slice(&d[..n]);
             (n, peer)
