@@ -59,16 +59,30 @@ pub struct FetchArgs {
     pub trace: Option<PathBuf>,
 }
 
-/// The `-v` figures of a fast download: what the receiver sees.
+/// The `-v` figures of a fast download: the sender's own (congestion
+/// window, RTT, pacing rate, losses, bytes sent again, controller) from its
+/// STATS datagrams, or, from a sender that sends none, what the receiver
+/// sees (`cwnd~`: bytes delivered per RTT; holes; bytes that came late).
 fn live(p: &Progress) -> Option<String> {
     let s = p.fast.as_ref()?;
-    Some(format!(
-        "cwnd~{} rtt {:.1}ms holes {} late {}",
-        human_bytes(s.cwnd),
-        s.srtt.as_secs_f64() * 1e3,
-        s.packets_lost,
-        human_bytes(s.bytes_retransmitted)
-    ))
+    Some(match &s.sender {
+        Some(x) => format!(
+            "cwnd {} rtt {:.1}ms rate {} lost {} retx {} ({})",
+            human_bytes(x.cwnd),
+            x.srtt.as_secs_f64() * 1e3,
+            chatctl::client::rate(x.pacing_rate as f64),
+            x.packets_lost,
+            human_bytes(x.bytes_retransmitted),
+            escape(&x.cc),
+        ),
+        None => format!(
+            "cwnd~{} rtt {:.1}ms holes {} late {}",
+            human_bytes(s.cwnd),
+            s.srtt.as_secs_f64() * 1e3,
+            s.packets_lost,
+            human_bytes(s.bytes_retransmitted)
+        ),
+    })
 }
 
 fn human_bytes(b: u64) -> String {
@@ -163,6 +177,7 @@ pub fn run(args: FetchArgs, global: &Global) -> anyhow::Result<()> {
                     eprintln!("fetching {} over {transport:?} to {}", escape(&file), path.display());
                 }
                 let mut last_line = std::time::Instant::now();
+                let mut last_shown = false;
                 let r = session
                     .download_with(&file, transport, &path, &opts, |p| {
                         bar.set_length(p.size);
@@ -173,7 +188,10 @@ pub fn run(args: FetchArgs, global: &Global) -> anyhow::Result<()> {
                         if let Some(m) = live(p) {
                             if bars {
                                 bar.set_message(m);
-                            } else if last_line.elapsed() >= std::time::Duration::from_secs(1) {
+                            } else if last_line.elapsed() >= std::time::Duration::from_secs(1)
+                                || (p.done == p.size && !std::mem::replace(&mut last_shown, true))
+                            {
+                                // Every second, and once at the end (final figures).
                                 last_line = std::time::Instant::now();
                                 eprintln!("{}: {}/{} bytes, {m}", escape(&file), p.done, p.size);
                             }

@@ -936,3 +936,65 @@ fn ipv6_loopback() {
     chatctl(addr, "ALICE").args(["fetch", "a.bin", "-o", dir.path().to_str().unwrap()]).assert().success();
     assert_eq!(std::fs::read(dir.path().join("a.bin")).unwrap(), std::fs::read(files.path().join("a.bin")).unwrap());
 }
+
+/// A `chatctl serve` child on a port the OS picks, killed when dropped.
+struct ServeChild(Child, SocketAddr);
+
+impl ServeChild {
+    fn start(files: &std::path::Path) -> ServeChild {
+        // CUBIC named explicitly: the test checks the name comes through.
+        let child = std::process::Command::new(bin())
+            .args(["serve", "--listen", "127.0.0.1:0", "--ports", "0", "--cc", "cubic"])
+            .arg("--files")
+            .arg(files)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Killed by Drop even if the address never comes.
+        let mut serve = ServeChild(child, SocketAddr::from(([127, 0, 0, 1], 0)));
+        let lines = Lines::of(serve.0.stderr.take().unwrap());
+        loop {
+            let line = lines.next();
+            if let Some(rest) = line.split("listening on ").nth(1) {
+                serve.1 = rest.split_whitespace().next().unwrap().parse().unwrap();
+                // Keep draining its log so the server never blocks on a full pipe.
+                std::thread::spawn(move || while lines.0.recv().is_ok() {});
+                return serve;
+            }
+        }
+    }
+}
+
+impl Drop for ServeChild {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `fetch --udp -v` against a real `chatctl serve` on a pipe shows the
+/// sender's figures (its STATS datagrams): congestion window, RTT, losses,
+/// bytes sent again and the controller, at least once at the end.
+#[test]
+fn fetch_verbose_shows_the_senders_congestion_window() {
+    let files = tempfile::tempdir().unwrap();
+    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    std::fs::write(files.path().join("big.bin"), &big).unwrap();
+    let serve = ServeChild::start(files.path());
+    let dir = tempfile::tempdir().unwrap();
+    let out = chatctl(serve.1, "ALICE")
+        .args(["fetch", "--udp", "-v", "big.bin", "-o", dir.path().to_str().unwrap()])
+        .assert()
+        .success();
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    let line = stderr.lines().find(|l| l.contains(" cwnd ")).unwrap_or_else(|| panic!("no cwnd line: {stderr}"));
+    let cwnd = line.split(" cwnd ").nth(1).unwrap().split_whitespace().next().unwrap();
+    assert!(cwnd.starts_with(|c: char| c.is_ascii_digit()) && cwnd.ends_with('B'), "{line}");
+    for part in [" rtt ", "ms rate ", "/s lost ", " retx ", "(cubic)"] {
+        assert!(line.contains(part), "{part:?} missing in {line}");
+    }
+    println!("{stderr}");
+    assert_eq!(std::fs::read(dir.path().join("big.bin")).unwrap(), big);
+}
