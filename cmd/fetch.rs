@@ -46,6 +46,9 @@ pub struct FetchArgs {
     pub force: bool,
 
     /// Resume an interrupted fast UDP download from the partial file it left.
+    /// Fast mode only: TCP and classic go-back-N carry no offset, so this is
+    /// refused with --tcp or --classic, and a server that answers in classic
+    /// mode sends the file from the start (with a note on stderr).
     #[arg(short = 'c', long = "continue")]
     pub resume: bool,
 
@@ -118,6 +121,14 @@ pub fn run(args: FetchArgs, global: &Global) -> anyhow::Result<()> {
         return Err(anyhow::anyhow!("name at least one FILE (`chatctl list --files` shows them)")
             .context(chatctl::exit::Exit::Usage));
     }
+    if args.resume && (args.tcp || args.classic) {
+        let what = if args.tcp { "--tcp" } else { "--classic" };
+        return Err(anyhow::anyhow!(
+            "--continue resumes fast UDP downloads only ({what} carries no offset): drop {what}, or --continue to \
+             download from the start"
+        )
+        .context(chatctl::exit::Exit::Usage));
+    }
     let trace = match &args.trace {
         Some(p) => Some(Tracer::create(p).with_context(|| format!("--trace {}: cannot create the file", p.display()))?),
         None => None,
@@ -172,6 +183,8 @@ pub fn run(args: FetchArgs, global: &Global) -> anyhow::Result<()> {
             let session: Arc<Session> = session.clone();
             let (opts, show) = (opts.clone(), g.verbose > 0 && !g.quiet);
             let verbose = show && !bars;
+            // A partial file `--continue` could resume (checked before the download replaces it).
+            let partial = args.resume && chatctl::client::temp_path_for(&path).exists();
             tasks.push_back(async move {
                 if verbose {
                     eprintln!("fetching {} over {transport:?} to {}", escape(&file), path.display());
@@ -199,7 +212,7 @@ pub fn run(args: FetchArgs, global: &Global) -> anyhow::Result<()> {
                     })
                     .await;
                 bar.finish_and_clear();
-                r.map_err(fail).with_context(|| format!("fetching {}", escape(&file)))
+                r.map(|report| (report, partial)).map_err(fail).with_context(|| format!("fetching {}", escape(&file)))
             });
         }
         // Every failure is reported; the last one is returned (printed by main, and its exit code used).
@@ -207,7 +220,16 @@ pub fn run(args: FetchArgs, global: &Global) -> anyhow::Result<()> {
         while let Some(r) = futures_util::StreamExt::next(&mut tasks).await {
             match r {
                 // Suspended, so the line does not garble the bars still running.
-                Ok(report) => multi.suspend(|| print_report(&g, session.name(), &report))?,
+                Ok((report, partial)) => multi.suspend(|| {
+                    if partial && !g.quiet && report.udp_mode == Some("classic") {
+                        eprintln!(
+                            "note: the server answered {} in classic go-back-N, which cannot resume: \
+                             downloaded from the start",
+                            escape(&report.file)
+                        );
+                    }
+                    print_report(&g, session.name(), &report)
+                })?,
                 Err(e) => {
                     if let Some(earlier) = failed.replace(e) {
                         multi.suspend(|| eprintln!("chatctl fetch: {earlier:#}"));
