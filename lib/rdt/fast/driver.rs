@@ -967,7 +967,7 @@ mod tests {
         let mut f = tempfile::tempfile().unwrap();
         f.write_all(&data).unwrap();
         let mut r = ReadAhead::new(&f, data.len() as u64);
-        let mut check = |r: &mut ReadAhead<'_>, off: usize, len: usize| {
+        let check = |r: &mut ReadAhead<'_>, off: usize, len: usize| {
             let mut b = vec![0u8; len];
             r.read_at(off as u64, &mut b).unwrap();
             assert!(b == data[off..off + len], "{off}+{len}");
