@@ -670,7 +670,9 @@ impl super::Source for ReadAhead<'_> {
             out.copy_from_slice(&self.buf[i..i + out.len()]);
             return Ok(());
         }
-        let next = self.buf.is_empty() || offset == end;
+        // New data runs on from the cached block (the datagram that
+        // straddles its end included); anything else is a retransmission.
+        let next = self.buf.is_empty() || (self.at..=end).contains(&offset);
         if !next || out.len() >= READ_AHEAD_BYTES / 16 {
             return std::os::unix::fs::FileExt::read_exact_at(self.file, out, offset);
         }
@@ -983,6 +985,11 @@ mod tests {
             off += 1427;
         }
         check(&mut r, off, data.len() - off);
+        // A datagram straddling a block's end starts the next block.
+        let mut s = ReadAhead::new(&f, data.len() as u64);
+        check(&mut s, 0, 1427);
+        check(&mut s, READ_AHEAD_BYTES - 100, 1427);
+        assert_eq!(s.at, (READ_AHEAD_BYTES - 100) as u64, "read ahead from the straddling datagram");
         let mut past = vec![0u8; 10];
         assert!(r.read_at(data.len() as u64 - 5, &mut past).is_err(), "beyond the end is an error");
     }
