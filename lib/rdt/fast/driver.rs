@@ -433,6 +433,11 @@ impl Batch {
         true
     }
 
+    /// Whether no datagram of the batch's size could join it any more.
+    pub fn is_full(&self, max_segments: usize) -> bool {
+        self.count > 0 && (self.closed || self.count >= max_segments || self.buf.len() + self.segment > GSO_MAX_BYTES)
+    }
+
     /// Datagrams held.
     pub fn len(&self) -> usize {
         self.count
@@ -520,6 +525,11 @@ pub fn send_file_blocking(
                 if !batch.push(&mut out, max_segments) {
                     io.flush(&mut batch, peer)?;
                     batch.push(&mut out, max_segments);
+                }
+                // A full batch leaves at once (a 65 KB datagram is one), not
+                // after the next datagram is built.
+                if batch.is_full(max_segments) {
+                    io.flush(&mut batch, peer)?;
                 }
             } else {
                 io.flush(&mut batch, peer)?;
@@ -916,8 +926,10 @@ mod tests {
             n += 1;
         }
         assert_eq!(n, GSO_MAX_BYTES / 1452);
+        assert!(big.is_full(64) && !Batch::default().is_full(64));
         let mut jumbo = Batch::default();
         assert!(jumbo.push(&mut data_datagram(65_000 - 25), 64));
+        assert!(jumbo.is_full(64), "a 65 KB datagram leaves at once");
         assert!(!jumbo.push(&mut data_datagram(65_000 - 25), 64), "65 KB datagrams go one per send");
     }
 
