@@ -997,6 +997,21 @@ fn fetch_verbose_shows_the_senders_congestion_window() {
     }
     println!("{stderr}");
     assert_eq!(std::fs::read(dir.path().join("big.bin")).unwrap(), big);
+    // --json: the sender's last figures in the summary object; none over TCP.
+    let out = chatctl(serve.1, "ALICE")
+        .args(["fetch", "--json", "--force", "big.bin", "-o", dir.path().to_str().unwrap()])
+        .assert()
+        .success();
+    let v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let s = &v["sender"];
+    assert!(s["cwnd"].as_u64().is_some_and(|c| c > 0) && s["srtt_us"].is_u64() && s["pacing_rate"].is_u64(), "{v}");
+    assert!(s["packets_lost"].is_u64() && s["bytes_retransmitted"].is_u64() && s["cc"] == "cubic", "{v}");
+    let out = chatctl(serve.1, "ALICE")
+        .args(["fetch", "--json", "--tcp", "--force", "big.bin", "-o", dir.path().to_str().unwrap()])
+        .assert()
+        .success();
+    let v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert!(v.get("sender").is_none(), "{v}");
 }
 
 // ---- --continue where the protocol cannot resume ----

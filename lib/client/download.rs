@@ -62,6 +62,9 @@ pub struct DownloadReport {
     pub udp_mode: Option<&'static str>,
     /// Bytes already held from an interrupted download (`--continue`).
     pub resumed_from: u64,
+    /// Fast mode: the sender's last figures (its STATS), when it sent any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sender: Option<fast::SenderStats>,
 }
 
 /// How [`Session::download_with`] downloads.
@@ -193,6 +196,7 @@ impl Session {
         progress(&Progress { done: resume_from, size, fast: None });
         let mut udp_mode = None;
         let mut reported_resume = resume_from;
+        let mut sender = None;
         let r = match (transport, fast_cfg) {
             (Transport::Tcp, _) => tcp(peer, size, self.timeout, &mut sink, &mut progress).await,
             (Transport::Udp, None) => {
@@ -206,7 +210,10 @@ impl Session {
                 guard.0 = None;
                 let r = udp_fast(peer, std_file, expect, &cfg, opts.trace.clone(), &mut sink, &mut progress).await;
                 guard.0 = Some(temp.clone());
-                let classic = r.as_ref().is_ok_and(|&classic| classic);
+                let classic = r.as_ref().is_ok_and(|&(classic, _)| classic);
+                if let Ok((_, s)) = &r {
+                    sender = s.clone();
+                }
                 udp_mode = Some(if classic { "classic" } else { "fast" });
                 if classic {
                     reported_resume = 0;
@@ -244,6 +251,7 @@ impl Session {
             transport,
             udp_mode,
             resumed_from: reported_resume,
+            sender,
         })
     }
 }
@@ -306,7 +314,7 @@ fn unspecified(peer: SocketAddr) -> SocketAddr {
 }
 
 /// The fast mode: sends the fast hello and runs the fast receiver on its own
-/// thread. `Ok(true)` when the server turned out classic and the classic
+/// thread, with the sender's last figures. `Ok((true, _))` when the server turned out classic and the classic
 /// receiver did the transfer instead; `Err((reason, resumable))`.
 async fn udp_fast(
     peer: SocketAddr,
@@ -316,7 +324,7 @@ async fn udp_fast(
     trace: Option<Tracer>,
     sink: &mut Sink,
     progress: &mut (impl FnMut(&Progress) + Send),
-) -> Result<bool, (String, bool)> {
+) -> Result<(bool, Option<fast::SenderStats>), (String, bool)> {
     let sock =
         UdpSocket::bind(unspecified(peer)).await.map_err(|e| (format!("cannot open a UDP socket: {e}"), false))?;
     let size = expect.size.unwrap_or(0);
@@ -342,8 +350,9 @@ async fn udp_fast(
         Ok(ReceiveReport::Fast { size: got, stats, .. }) => {
             sink.written = got;
             sink.last = last_byte(&sink.temp, got).await;
+            let sender = stats.sender.clone();
             progress(&Progress { done: got, size, fast: Some(stats) });
-            Ok(false)
+            Ok((false, sender))
         }
         Ok(ReceiveReport::Classic { first, rest, sock }) => {
             // Classic data, from the start: whatever a resume kept is void.
@@ -365,7 +374,7 @@ async fn udp_fast(
             )
             .await
             .map_err(|e| (e, false))?;
-            Ok(true)
+            Ok((true, None))
         }
         Err(e) => {
             // A file whose hash differs is not worth resuming: start afresh next time.

@@ -182,7 +182,8 @@ pub enum Frame<'a> {
 pub struct SenderStats {
     /// Congestion window, bytes.
     pub cwnd: u64,
-    /// Smoothed RTT (whole microseconds on the wire).
+    /// Smoothed RTT (whole microseconds on the wire, and `srtt_us` in JSON).
+    #[serde(rename = "srtt_us", serialize_with = "micros")]
     pub srtt: Duration,
     /// Pacing rate, bytes per second.
     pub pacing_rate: u64,
@@ -192,6 +193,10 @@ pub struct SenderStats {
     pub bytes_retransmitted: u64,
     /// Congestion controller (`newreno`, `cubic`, `bbr`...), at most [`MAX_CC_NAME`] ASCII bytes.
     pub cc: String,
+}
+
+fn micros<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
 }
 
 /// Why a datagram is not a valid fast datagram.
