@@ -46,6 +46,9 @@ pub struct FetchArgs {
     pub force: bool,
 
     /// Resume an interrupted fast UDP download from the partial file it left.
+    /// Fast mode only: TCP and classic go-back-N carry no offset, so this is
+    /// refused with --tcp or --classic, and a server that answers in classic
+    /// mode sends the file from the start (with a note on stderr).
     #[arg(short = 'c', long = "continue")]
     pub resume: bool,
 
@@ -59,16 +62,30 @@ pub struct FetchArgs {
     pub trace: Option<PathBuf>,
 }
 
-/// The `-v` figures of a fast download: what the receiver sees.
+/// The `-v` figures of a fast download: the sender's own (congestion
+/// window, RTT, pacing rate, losses, bytes sent again, controller) from its
+/// STATS datagrams, or, from a sender that sends none, what the receiver
+/// sees (`cwnd~`: bytes delivered per RTT; holes; bytes that came late).
 fn live(p: &Progress) -> Option<String> {
     let s = p.fast.as_ref()?;
-    Some(format!(
-        "cwnd~{} rtt {:.1}ms holes {} late {}",
-        human_bytes(s.cwnd),
-        s.srtt.as_secs_f64() * 1e3,
-        s.packets_lost,
-        human_bytes(s.bytes_retransmitted)
-    ))
+    Some(match &s.sender {
+        Some(x) => format!(
+            "cwnd {} rtt {:.1}ms rate {} lost {} retx {} ({})",
+            human_bytes(x.cwnd),
+            x.srtt.as_secs_f64() * 1e3,
+            chatctl::client::rate(x.pacing_rate as f64),
+            x.packets_lost,
+            human_bytes(x.bytes_retransmitted),
+            escape(&x.cc),
+        ),
+        None => format!(
+            "cwnd~{} rtt {:.1}ms holes {} late {}",
+            human_bytes(s.cwnd),
+            s.srtt.as_secs_f64() * 1e3,
+            s.packets_lost,
+            human_bytes(s.bytes_retransmitted)
+        ),
+    })
 }
 
 fn human_bytes(b: u64) -> String {
@@ -103,6 +120,14 @@ pub fn run(args: FetchArgs, global: &Global) -> anyhow::Result<()> {
     if args.files.is_empty() && !interactive() {
         return Err(anyhow::anyhow!("name at least one FILE (`chatctl list --files` shows them)")
             .context(chatctl::exit::Exit::Usage));
+    }
+    if args.resume && (args.tcp || args.classic) {
+        let what = if args.tcp { "--tcp" } else { "--classic" };
+        return Err(anyhow::anyhow!(
+            "--continue resumes fast UDP downloads only ({what} carries no offset): drop {what}, or --continue to \
+             download from the start"
+        )
+        .context(chatctl::exit::Exit::Usage));
     }
     let trace = match &args.trace {
         Some(p) => Some(Tracer::create(p).with_context(|| format!("--trace {}: cannot create the file", p.display()))?),
@@ -158,11 +183,14 @@ pub fn run(args: FetchArgs, global: &Global) -> anyhow::Result<()> {
             let session: Arc<Session> = session.clone();
             let (opts, show) = (opts.clone(), g.verbose > 0 && !g.quiet);
             let verbose = show && !bars;
+            // A partial file `--continue` could resume (checked before the download replaces it).
+            let partial = args.resume && chatctl::client::temp_path_for(&path).exists();
             tasks.push_back(async move {
                 if verbose {
                     eprintln!("fetching {} over {transport:?} to {}", escape(&file), path.display());
                 }
                 let mut last_line = std::time::Instant::now();
+                let mut last_shown = false;
                 let r = session
                     .download_with(&file, transport, &path, &opts, |p| {
                         bar.set_length(p.size);
@@ -173,7 +201,10 @@ pub fn run(args: FetchArgs, global: &Global) -> anyhow::Result<()> {
                         if let Some(m) = live(p) {
                             if bars {
                                 bar.set_message(m);
-                            } else if last_line.elapsed() >= std::time::Duration::from_secs(1) {
+                            } else if last_line.elapsed() >= std::time::Duration::from_secs(1)
+                                || (p.done == p.size && !std::mem::replace(&mut last_shown, true))
+                            {
+                                // Every second, and once at the end (final figures).
                                 last_line = std::time::Instant::now();
                                 eprintln!("{}: {}/{} bytes, {m}", escape(&file), p.done, p.size);
                             }
@@ -181,7 +212,7 @@ pub fn run(args: FetchArgs, global: &Global) -> anyhow::Result<()> {
                     })
                     .await;
                 bar.finish_and_clear();
-                r.map_err(fail).with_context(|| format!("fetching {}", escape(&file)))
+                r.map(|report| (report, partial)).map_err(fail).with_context(|| format!("fetching {}", escape(&file)))
             });
         }
         // Every failure is reported; the last one is returned (printed by main, and its exit code used).
@@ -189,7 +220,16 @@ pub fn run(args: FetchArgs, global: &Global) -> anyhow::Result<()> {
         while let Some(r) = futures_util::StreamExt::next(&mut tasks).await {
             match r {
                 // Suspended, so the line does not garble the bars still running.
-                Ok(report) => multi.suspend(|| print_report(&g, session.name(), &report))?,
+                Ok((report, partial)) => multi.suspend(|| {
+                    if partial && !g.quiet && report.udp_mode == Some("classic") {
+                        eprintln!(
+                            "note: the server answered {} in classic go-back-N, which cannot resume: \
+                             downloaded from the start",
+                            escape(&report.file)
+                        );
+                    }
+                    print_report(&g, session.name(), &report)
+                })?,
                 Err(e) => {
                     if let Some(earlier) = failed.replace(e) {
                         multi.suspend(|| eprintln!("chatctl fetch: {earlier:#}"));

@@ -123,7 +123,7 @@ never\t''"
 complete -c chatctl -n "__fish_chatctl_using_subcommand fetch" -l udp -d 'Download over reliable UDP (the default)'
 complete -c chatctl -n "__fish_chatctl_using_subcommand fetch" -l tcp -d 'Download over TCP'
 complete -c chatctl -n "__fish_chatctl_using_subcommand fetch" -s f -l force -d 'Overwrite existing files'
-complete -c chatctl -n "__fish_chatctl_using_subcommand fetch" -s c -l continue -d 'Resume an interrupted fast UDP download from the partial file it left'
+complete -c chatctl -n "__fish_chatctl_using_subcommand fetch" -s c -l continue -d 'Resume an interrupted fast UDP download from the partial file it left. Fast mode only: TCP and classic go-back-N carry no offset, so this is refused with --tcp or --classic, and a server that answers in classic mode sends the file from the start (with a note on stderr)'
 complete -c chatctl -n "__fish_chatctl_using_subcommand fetch" -l classic -d 'UDP with the classic go-back-N only (no fast-mode hello)'
 complete -c chatctl -n "__fish_chatctl_using_subcommand fetch" -l json -d 'Machine-readable output: JSON (one object per line for streams)'
 complete -c chatctl -n "__fish_chatctl_using_subcommand fetch" -s q -l quiet -d 'Print only errors'

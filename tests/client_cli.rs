@@ -907,3 +907,203 @@ fn ipv6_loopback() {
     chatctl(addr, "ALICE").args(["fetch", "a.bin", "-o", dir.path().to_str().unwrap()]).assert().success();
     assert_eq!(std::fs::read(dir.path().join("a.bin")).unwrap(), std::fs::read(files.path().join("a.bin")).unwrap());
 }
+
+/// A `chatctl serve` child on a port the OS picks, killed when dropped.
+struct ServeChild(Child, SocketAddr);
+
+impl ServeChild {
+    fn start(files: &std::path::Path) -> ServeChild {
+        // CUBIC named explicitly: the test checks the name comes through.
+        let child = std::process::Command::new(bin())
+            .args(["serve", "--listen", "127.0.0.1:0", "--ports", "0", "--cc", "cubic"])
+            .arg("--files")
+            .arg(files)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Killed by Drop even if the address never comes.
+        let mut serve = ServeChild(child, SocketAddr::from(([127, 0, 0, 1], 0)));
+        let lines = Lines::of(serve.0.stderr.take().unwrap());
+        loop {
+            let line = lines.next();
+            if let Some(rest) = line.split("listening on ").nth(1) {
+                serve.1 = rest.split_whitespace().next().unwrap().parse().unwrap();
+                // Keep draining its log so the server never blocks on a full pipe.
+                std::thread::spawn(move || while lines.0.recv().is_ok() {});
+                return serve;
+            }
+        }
+    }
+}
+
+impl Drop for ServeChild {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `fetch --udp -v` against a real `chatctl serve` on a pipe shows the
+/// sender's figures (its STATS datagrams): congestion window, RTT, losses,
+/// bytes sent again and the controller, at least once at the end.
+#[test]
+fn fetch_verbose_shows_the_senders_congestion_window() {
+    let files = tempfile::tempdir().unwrap();
+    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    std::fs::write(files.path().join("big.bin"), &big).unwrap();
+    let serve = ServeChild::start(files.path());
+    let dir = tempfile::tempdir().unwrap();
+    let out = chatctl(serve.1, "ALICE")
+        .args(["fetch", "--udp", "-v", "big.bin", "-o", dir.path().to_str().unwrap()])
+        .assert()
+        .success();
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    let line = stderr.lines().find(|l| l.contains(" cwnd ")).unwrap_or_else(|| panic!("no cwnd line: {stderr}"));
+    let cwnd = line.split(" cwnd ").nth(1).unwrap().split_whitespace().next().unwrap();
+    assert!(cwnd.starts_with(|c: char| c.is_ascii_digit()) && cwnd.ends_with('B'), "{line}");
+    for part in [" rtt ", "ms rate ", "/s lost ", " retx ", "(cubic)"] {
+        assert!(line.contains(part), "{part:?} missing in {line}");
+    }
+    println!("{stderr}");
+    assert_eq!(std::fs::read(dir.path().join("big.bin")).unwrap(), big);
+    // --json: the sender's last figures in the summary object; none over TCP.
+    let out = chatctl(serve.1, "ALICE")
+        .args(["fetch", "--json", "--force", "big.bin", "-o", dir.path().to_str().unwrap()])
+        .assert()
+        .success();
+    let v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let s = &v["sender"];
+    assert!(s["cwnd"].as_u64().is_some_and(|c| c > 0) && s["srtt_us"].is_u64() && s["pacing_rate"].is_u64(), "{v}");
+    assert!(s["packets_lost"].is_u64() && s["bytes_retransmitted"].is_u64() && s["cc"] == "cubic", "{v}");
+    let out = chatctl(serve.1, "ALICE")
+        .args(["fetch", "--json", "--tcp", "--force", "big.bin", "-o", dir.path().to_str().unwrap()])
+        .assert()
+        .success();
+    let v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert!(v.get("sender").is_none(), "{v}");
+}
+
+// ---- --continue where the protocol cannot resume ----
+
+/// TCP and classic go-back-N carry no offset: `--continue` with `--tcp` or
+/// `--classic` is a usage error before anything is sent.
+#[test]
+fn continue_needs_the_fast_udp_mode() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    for flag in ["--tcp", "--classic"] {
+        chatctl(closed, "ALICE").args(["fetch", "--continue", flag, "a.bin"]).assert().code(code(Exit::Usage)).stderr(
+            predicates::str::contains("--continue resumes fast UDP downloads only")
+                .and(predicates::str::contains(flag)),
+        );
+    }
+}
+
+/// A classic-only room server (the reference's behaviour): joins, and
+/// serves `C.bin` (`content`) over UDP with classic go-back-N whatever the
+/// hello says, resending the whole file every 200 ms until it is acknowledged.
+fn classic_only_server(content: Vec<u8>) -> SocketAddr {
+    let content = Arc::new(content);
+    background(move || async move {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((s, _)) = listener.accept().await {
+                tokio::spawn(classic_session(s, content.clone()));
+            }
+        });
+        addr
+    })
+}
+
+async fn classic_session(mut s: TcpStream, content: Arc<Vec<u8>>) {
+    let mut dec = Decoder::new(Direction::ToServer);
+    let mut buf = [0u8; 1024];
+    let mut _update: Option<TcpStream> = None;
+    loop {
+        let n = match s.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        dec.feed(&buf[..n]);
+        while let Ok(Some(Message::Request(req))) = dec.next_message() {
+            let reply: Message = match req {
+                Request::Join { name } => {
+                    let ul = TcpListener::bind("127.0.0.1:0").await.unwrap();
+                    let port = ul.local_addr().unwrap().port();
+                    s.write_all(&Message::from(Confirm::Joined { name, port }).to_bytes().unwrap()).await.unwrap();
+                    _update = Some(ul.accept().await.unwrap().0);
+                    continue;
+                }
+                Request::Files => Confirm::Files { files: vec!["C.bin".into()] }.into(),
+                Request::Download { .. } => {
+                    let u = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+                    let port = u.local_addr().unwrap().port();
+                    tokio::spawn(classic_send(u, content.clone()));
+                    Confirm::Download { size: content.len() as u64, port }.into()
+                }
+                Request::Leave => {
+                    _update = None;
+                    Confirm::Left.into()
+                }
+                _ => continue,
+            };
+            if s.write_all(&reply.to_bytes().unwrap()).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+async fn classic_send(u: tokio::net::UdpSocket, content: Arc<Vec<u8>>) {
+    use chatctl::rdt::classic::{CHUNK, Data, parse_ack};
+    let mut buf = vec![0u8; 2048];
+    let (_, peer) = u.recv_from(&mut buf).await.unwrap(); // the hello, fast or not
+    let chunks: Vec<&[u8]> = content.chunks(CHUNK).collect();
+    assert!(chunks.len() < 98, "keep the test file within one window");
+    let all = chunks.len() as u8;
+    for _ in 0..100 {
+        for (i, c) in chunks.iter().enumerate() {
+            let mut d = Vec::new();
+            Data { last: i + 1 == chunks.len(), seq: i as u8, payload: c }.encode(&mut d);
+            u.send_to(&d, peer).await.unwrap();
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(200);
+        while let Ok(Ok((n, _))) = tokio::time::timeout_at(deadline, u.recv_from(&mut buf)).await {
+            if parse_ack(&buf[..n]) == Some(all) {
+                return;
+            }
+        }
+    }
+}
+
+/// `--continue` against a classic server: there is no offset to resume
+/// from, so the partial file is discarded, the file comes whole from the
+/// start, and a note on stderr says so.
+#[test]
+fn continue_against_a_classic_server_starts_over_with_a_note() {
+    let content: Vec<u8> = (0..4_500u32).map(|i| (i % 241) as u8).collect();
+    let addr = classic_only_server(content.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("C.bin");
+    let partial = chatctl::client::temp_path_for(&target);
+    std::fs::write(&partial, vec![0xEEu8; 3_000]).unwrap();
+    let out = chatctl(addr, "ALICE")
+        .args(["fetch", "--json", "--continue", "C.bin", "-o", target.to_str().unwrap()])
+        .assert()
+        .success()
+        .stderr(predicates::str::contains("classic go-back-N, which cannot resume: downloaded from the start"));
+    let v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!((v["udp_mode"].as_str(), v["resumed_from"].as_u64()), (Some("classic"), Some(0)), "{v}");
+    assert_eq!(std::fs::read(&target).unwrap(), content);
+    assert!(!partial.exists());
+    // Without a partial file there is nothing to resume and nothing to say.
+    let again = dir.path().join("again.bin");
+    chatctl(addr, "ALICE")
+        .args(["fetch", "--continue", "C.bin", "-o", again.to_str().unwrap()])
+        .assert()
+        .success()
+        .stderr("");
+    assert_eq!(std::fs::read(&again).unwrap(), content);
+}

@@ -123,3 +123,160 @@ fn classic_data_is_reported_for_the_classic_receiver() {
     fake.join().unwrap();
     assert!(matches!(r, ReceiveReport::Classic { ref first, .. } if first == b"100hi"));
 }
+
+/// CPU time of the calling thread (user + system).
+fn thread_cpu() -> Duration {
+    // SAFETY: getrusage fills the zeroed struct it is given.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut u) };
+    let tv = |t: libc::timeval| Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64);
+    tv(u.ru_utime) + tv(u.ru_stime)
+}
+
+/// A loopback goodput and CPU measurement, not a regular test: run with
+/// `cargo test --release --test rdt_driver -- --ignored --nocapture loopback_goodput`.
+/// `RDT_BENCH_BYTES` (default 1 GiB), `RDT_BENCH_DATAGRAM` (default: probing
+/// on, 65,000-byte datagrams on loopback; a number turns probing off and
+/// uses that size), files in `RDT_BENCH_DIR` (default /dev/shm). Prints
+/// goodput and the CPU seconds per GB of the sender and receiver threads.
+#[test]
+#[ignore]
+fn loopback_goodput() {
+    let bytes: usize = std::env::var("RDT_BENCH_BYTES").ok().and_then(|v| v.parse().ok()).unwrap_or(1 << 30);
+    let dgram: Option<usize> = std::env::var("RDT_BENCH_DATAGRAM").ok().and_then(|v| v.parse().ok());
+    let dir = std::env::var("RDT_BENCH_DIR").unwrap_or_else(|_| "/dev/shm".into());
+    let mut cfg = Config::default();
+    if let Some(d) = dgram {
+        cfg.probe = false;
+        cfg.max_datagram = d;
+    }
+    let mut input = tempfile::NamedTempFile::new_in(&dir).unwrap();
+    let mut r = Rng::new(42);
+    let mut chunk = vec![0u8; 1 << 20];
+    let mut left = bytes;
+    while left > 0 {
+        let n = left.min(chunk.len());
+        for c in chunk[..n].chunks_mut(8) {
+            let v = r.next_u64().to_le_bytes();
+            c.copy_from_slice(&v[..c.len()]);
+        }
+        input.write_all(&chunk[..n]).unwrap();
+        left -= n;
+    }
+    input.flush().unwrap();
+    let output = tempfile::NamedTempFile::new_in(&dir).unwrap();
+    let server = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let server_addr = server.local_addr().unwrap();
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let scfg = cfg.clone();
+    let path = input.path().to_owned();
+    let sender = std::thread::spawn(move || {
+        let mut buf = vec![0u8; 2048];
+        let (n, from) = server.recv_from(&mut buf).unwrap();
+        let f = std::fs::File::open(path).unwrap();
+        let c0 = thread_cpu();
+        let r =
+            send_file_blocking(server, from.ip(), (from, buf[..n].to_vec()), &f, &scfg, None, &AtomicBool::new(false));
+        (r, thread_cpu() - c0)
+    });
+    let out = std::fs::OpenOptions::new().read(true).write(true).open(output.path()).unwrap();
+    let c0 = thread_cpu();
+    let t0 = std::time::Instant::now();
+    let report = receive_file_blocking(
+        client,
+        server_addr,
+        &out,
+        Expect { resume_from: 0, size: Some(bytes as u64) },
+        &cfg,
+        &AtomicBool::new(false),
+        |_| {},
+    )
+    .unwrap();
+    let secs = t0.elapsed().as_secs_f64();
+    let rcpu = thread_cpu() - c0;
+    let (sent, scpu) = sender.join().unwrap();
+    let sent = sent.unwrap();
+    assert!(matches!(report, ReceiveReport::Fast { size, .. } if size == bytes as u64));
+    let gb = bytes as f64 / 1e9;
+    println!(
+        "loopback_goodput bytes={bytes} datagram={} cc={} goodput={:.0} MB/s secs={secs:.2} \
+         sender_cpu={:.2} s/GB receiver_cpu={:.2} s/GB lost={} retx_bytes={}",
+        sent.max_datagram,
+        sent.cc,
+        bytes as f64 / secs / 1e6,
+        scpu.as_secs_f64() / gb,
+        rcpu.as_secs_f64() / gb,
+        sent.stats.packets_lost,
+        sent.stats.bytes_retransmitted,
+    );
+}
+
+/// 1452-byte datagrams (probing off), so the sender forms GSO batches where
+/// the OS has GSO, through the impairment relay with seeded loss both ways:
+/// the download is byte-exact, and fewer `sendmsg` calls than datagrams show
+/// the batches formed (the relay's socket has no GRO, so the kernel cuts
+/// each batch into datagrams before the relay drops some).
+#[test]
+fn segmented_sends_survive_seeded_loss_byte_exact() {
+    use chatctl::rdt::relay::{Impairment, Relay};
+    let seed = 0x6_5050_u64;
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let server = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let server_addr = server.local_addr().unwrap();
+    let relay = rt
+        .block_on(Relay::start(
+            "127.0.0.1:0".parse().unwrap(),
+            server_addr,
+            Impairment::loss(0.02, seed),
+            Impairment::loss(0.02, seed + 1),
+        ))
+        .unwrap();
+    let src = data(4_000_000, seed);
+    let input = file_with(&src);
+    let output = tempfile::NamedTempFile::new().unwrap();
+    let cfg = Config { probe: false, max_datagram: 1452, idle_timeout: Duration::from_secs(5), ..Config::default() };
+    let scfg = cfg.clone();
+    let sender = std::thread::spawn(move || {
+        let mut buf = vec![0u8; 2048];
+        server.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let (n, from) = server.recv_from(&mut buf).unwrap();
+        let f = std::fs::File::open(input.path()).unwrap();
+        send_file_blocking(server, from.ip(), (from, buf[..n].to_vec()), &f, &scfg, None, &AtomicBool::new(false))
+    });
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let out = std::fs::OpenOptions::new().read(true).write(true).open(output.path()).unwrap();
+    let report = receive_file_blocking(
+        client,
+        relay.local_addr,
+        &out,
+        Expect { resume_from: 0, size: Some(src.len() as u64) },
+        &cfg,
+        &AtomicBool::new(false),
+        |_| {},
+    )
+    .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+    let sent = sender.join().unwrap().unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+    let stats = rt.block_on(relay.shutdown());
+    assert!(matches!(report, ReceiveReport::Fast { .. }), "seed {seed}");
+    assert!(std::fs::read(output.path()).unwrap() == src, "seed {seed}: bytes differ");
+    assert_eq!(sent.max_datagram, 1452);
+    assert!(stats.up.dropped + stats.down.dropped > 0, "seed {seed}: the relay dropped nothing: {stats:?}");
+    assert!(sent.stats.bytes_retransmitted > 0, "seed {seed}: nothing was sent again");
+    let gso = quinn_gso_segments();
+    println!(
+        "seed {seed}: {} datagrams in {} sendmsg calls (GSO up to {gso} segments), relay {stats:?}",
+        sent.stats.datagrams_sent, sent.send_calls
+    );
+    if gso > 1 {
+        assert!(sent.send_calls < sent.stats.datagrams_sent / 2, "seed {seed}: GSO batches did not form");
+    } else {
+        println!("no GSO on this OS: every datagram was sent alone");
+        assert_eq!(sent.send_calls, sent.stats.datagrams_sent);
+    }
+}
+
+/// What quinn-udp reports for a fresh loopback socket.
+fn quinn_gso_segments() -> usize {
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    quinn_udp::UdpSocketState::new((&s).into()).unwrap().max_gso_segments()
+}

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use chatctl::rdt::fast::receiver::{Handled, Receiver, RecvError};
 use chatctl::rdt::fast::sender::{SendError, Sender, State};
-use chatctl::rdt::fast::{Config, Frame, encode_hello};
+use chatctl::rdt::fast::{Config, DecodeError, Frame, STATS_INTERVAL, encode_hello};
 
 #[test]
 fn a_spoofed_hello_gets_at_most_three_times_its_bytes() {
@@ -47,6 +47,9 @@ fn start_with_a_wrong_cookie_sends_no_data() {
     Frame::Start { cookie, resume: 0, max_data: 1 << 40 }.encode(&mut start);
     s.handle(t0, &start);
     assert_eq!(s.state(), State::Sending);
+    // The sender's STATS goes first, then the data.
+    assert!(s.poll_transmit(t0, &mut src, &mut out));
+    assert!(matches!(Frame::decode(&out), Ok(Frame::Stats(_))));
     assert!(s.poll_transmit(t0, &mut src, &mut out));
     assert!(matches!(Frame::decode(&out), Ok(Frame::Data { offset: 0, .. })));
 }
@@ -89,4 +92,145 @@ fn a_wrong_hash_fails_both_sides() {
     Frame::DoneAck { ok: false }.encode(&mut d);
     s.handle(t0, &d);
     assert!(matches!(s.take_error(), Some(SendError::HashMismatch)));
+}
+
+/// Runs sender and receiver against each other with no loss; `tamper` may
+/// rewrite each sender datagram before the receiver sees it. Returns the
+/// STATS datagrams' send times and the receiver.
+fn run_pair(file: &[u8], mut tamper: impl FnMut(&mut Vec<u8>)) -> (Vec<Duration>, Receiver, Vec<u8>) {
+    let t0 = Instant::now();
+    let cfg = Config { probe: false, ..Config::default() };
+    let mut r = Receiver::new(cfg.clone(), 0, Some(file.len() as u64), t0);
+    let mut sink: Vec<u8> = Vec::new();
+    let mut out = Vec::new();
+    assert!(r.poll_transmit(t0, &mut out));
+    let mut s = Sender::new(cfg, file.len() as u64, &out, t0);
+    let mut src: &[u8] = file;
+    let mut stats_at = Vec::new();
+    let mut now = t0;
+    // A 25 ms virtual clock step (both sides answer within it): a
+    // transfer of a few MB then spans several STATS intervals.
+    for _ in 0..100_000 {
+        if r.is_verified() {
+            break;
+        }
+        while s.poll_transmit(now, &mut src, &mut out) {
+            if let Ok(Frame::Stats(_)) = Frame::decode(&out) {
+                stats_at.push(now - t0);
+            }
+            tamper(&mut out);
+            assert_eq!(r.handle(now, &out, &mut sink), Handled::Fast);
+        }
+        while r.poll_transmit(now, &mut out) {
+            s.handle(now, &out);
+        }
+        now += Duration::from_millis(25);
+        s.handle_timeout(now);
+        r.handle_timeout(now);
+    }
+    assert!(r.is_verified(), "the transfer did not complete");
+    (stats_at, r, sink)
+}
+
+fn file(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 7 % 251) as u8).collect()
+}
+
+#[test]
+fn stats_go_after_validation_at_most_every_interval_and_reach_the_receiver() {
+    let f = file(3_000_000);
+    let (at, r, sink) = run_pair(&f, |_| {});
+    assert!(sink == f);
+    assert!(at.len() >= 2, "only {} STATS in a transfer of {:?}", at.len(), at);
+    for w in at.windows(2) {
+        assert!(w[1] - w[0] >= STATS_INTERVAL, "STATS {:?} apart", w[1] - w[0]);
+    }
+    let s = r.stats().sender.expect("the receiver kept the sender's figures");
+    assert!(s.cwnd > 0 && s.pacing_rate > 0, "{s:?}");
+    assert_eq!(s.cc, Config::default().cc.to_string());
+}
+
+#[test]
+fn no_stats_before_validation() {
+    let t0 = Instant::now();
+    let mut s = Sender::new(Config::default(), 1 << 20, &encode_hello(), t0);
+    let mut src: &[u8] = &[];
+    let mut out = Vec::new();
+    let mut now = t0;
+    for _ in 0..10 {
+        while s.poll_transmit(now, &mut src, &mut out) {
+            assert!(matches!(Frame::decode(&out), Ok(Frame::Challenge { .. })), "{:?}", Frame::decode(&out));
+        }
+        now += STATS_INTERVAL;
+        s.handle_timeout(now);
+    }
+}
+
+/// A receiver that predates STATS sees it as a datagram of unknown type
+/// (rewritten here to the unused type 0xC8, checksum recomputed): it
+/// ignores it and the transfer completes as before.
+#[test]
+fn an_unknown_type_is_ignored_by_the_receiver() {
+    let f = file(500_000);
+    let mut unknown = 0;
+    let (at, r, sink) = run_pair(&f, |d| {
+        if matches!(Frame::decode(d), Ok(Frame::Stats(_))) {
+            d[0] = 0xC8;
+            let n = d.len() - 8;
+            let c = blake3::hash(&d[..n]);
+            d.truncate(n);
+            d.extend_from_slice(&c.as_bytes()[..8]);
+            assert_eq!(Frame::decode(d), Err(DecodeError::Type(0xC8)));
+            unknown += 1;
+        }
+    });
+    assert!(sink == f);
+    assert!(!at.is_empty() && unknown == at.len());
+    assert_eq!(r.stats().sender, None, "nothing was taken from a datagram of unknown type");
+}
+
+#[test]
+fn an_unknown_type_before_the_challenge_changes_nothing() {
+    let t0 = Instant::now();
+    let mut r = Receiver::new(Config::default(), 0, None, t0);
+    let mut out = Vec::new();
+    assert!(r.poll_transmit(t0, &mut out));
+    let mut d = vec![0xC8, 0, 0];
+    d.extend_from_slice(&blake3::hash(&d).as_bytes()[..8]);
+    let mut sink: Vec<u8> = Vec::new();
+    assert_eq!(r.handle(t0, &d, &mut sink), Handled::Fast);
+    assert_eq!(r.state(), chatctl::rdt::fast::receiver::State::Hello);
+}
+
+/// While DATA is being lost, STATS is the sender's sign of life: the
+/// receiver notes it (no idle timeout) and answers with an ACK, so the
+/// sender does not give up on a silent receiver either.
+#[test]
+fn stats_keep_both_sides_alive_during_a_loss_streak() {
+    let t0 = Instant::now();
+    let cfg = Config::default();
+    let mut r = Receiver::new(cfg.clone(), 0, Some(10_000), t0);
+    let mut sink: Vec<u8> = Vec::new();
+    let mut out = Vec::new();
+    let mut d = Vec::new();
+    assert!(r.poll_transmit(t0, &mut out)); // hello
+    Frame::Challenge { cookie: 1, size: 10_000 }.encode(&mut d);
+    r.handle(t0, &d, &mut sink);
+    Frame::Data { pn: 0, offset: 0, payload: &[1; 1000] }.encode(&mut d);
+    r.handle(t0, &d, &mut sink);
+    while r.poll_transmit(t0 + cfg.max_ack_delay, &mut out) {}
+    // Only STATS from now on, for longer than the idle timeout.
+    let mut now = t0;
+    let mut acks = 0;
+    while now < t0 + cfg.idle_timeout * 2 {
+        now += Duration::from_secs(1);
+        Frame::Stats(Default::default()).encode(&mut d);
+        r.handle(now, &d, &mut sink);
+        r.handle_timeout(now);
+        while r.poll_transmit(now, &mut out) {
+            acks += usize::from(matches!(Frame::decode(&out), Ok(Frame::Ack { .. })));
+        }
+    }
+    assert!(!r.is_finished(), "{:?}", r.take_error());
+    assert!(acks >= 19, "{acks} ACKs for 20 STATS");
 }

@@ -291,6 +291,8 @@ impl Transfer {
                 self.summary.receiver_verified = Some(ok);
                 DatagramKind::DoneAck { ok }
             }
+            // The sender's informative figures (STATS): valid, not counted.
+            Frame::Stats(_) => DatagramKind::Other { len: payload.len() },
         };
         if let Some((at, kind)) = point {
             self.point(ts, at, kind);

@@ -134,6 +134,7 @@ mod tests {
             transport: Transport::Udp,
             udp_mode: Some("fast"),
             resumed_from: 0,
+            sender: None,
         };
         assert_eq!(
             r.summary("bob"),

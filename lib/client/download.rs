@@ -62,6 +62,9 @@ pub struct DownloadReport {
     pub udp_mode: Option<&'static str>,
     /// Bytes already held from an interrupted download (`--continue`).
     pub resumed_from: u64,
+    /// Fast mode: the sender's last figures (its STATS), when it sent any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sender: Option<fast::SenderStats>,
 }
 
 /// How [`Session::download_with`] downloads.
@@ -193,6 +196,7 @@ impl Session {
         progress(&Progress { done: resume_from, size, fast: None });
         let mut udp_mode = None;
         let mut reported_resume = resume_from;
+        let mut sender = None;
         let r = match (transport, fast_cfg) {
             (Transport::Tcp, _) => tcp(peer, size, self.timeout, &mut sink, &mut progress).await,
             (Transport::Udp, None) => {
@@ -206,7 +210,10 @@ impl Session {
                 guard.0 = None;
                 let r = udp_fast(peer, std_file, expect, &cfg, opts.trace.clone(), &mut sink, &mut progress).await;
                 guard.0 = Some(temp.clone());
-                let classic = r.as_ref().is_ok_and(|&classic| classic);
+                let classic = r.as_ref().is_ok_and(|&(classic, _)| classic);
+                if let Ok((_, s)) = &r {
+                    sender = s.clone();
+                }
                 udp_mode = Some(if classic { "classic" } else { "fast" });
                 if classic {
                     reported_resume = 0;
@@ -244,6 +251,7 @@ impl Session {
             transport,
             udp_mode,
             resumed_from: reported_resume,
+            sender,
         })
     }
 }
@@ -306,7 +314,7 @@ fn unspecified(peer: SocketAddr) -> SocketAddr {
 }
 
 /// The fast mode: sends the fast hello and runs the fast receiver on its own
-/// thread. `Ok(true)` when the server turned out classic and the classic
+/// thread, with the sender's last figures. `Ok((true, _))` when the server turned out classic and the classic
 /// receiver did the transfer instead; `Err((reason, resumable))`.
 async fn udp_fast(
     peer: SocketAddr,
@@ -316,7 +324,7 @@ async fn udp_fast(
     trace: Option<Tracer>,
     sink: &mut Sink,
     progress: &mut (impl FnMut(&Progress) + Send),
-) -> Result<bool, (String, bool)> {
+) -> Result<(bool, Option<fast::SenderStats>), (String, bool)> {
     let sock =
         UdpSocket::bind(unspecified(peer)).await.map_err(|e| (format!("cannot open a UDP socket: {e}"), false))?;
     let size = expect.size.unwrap_or(0);
@@ -342,10 +350,11 @@ async fn udp_fast(
         Ok(ReceiveReport::Fast { size: got, stats, .. }) => {
             sink.written = got;
             sink.last = last_byte(&sink.temp, got).await;
+            let sender = stats.sender.clone();
             progress(&Progress { done: got, size, fast: Some(stats) });
-            Ok(false)
+            Ok((false, sender))
         }
-        Ok(ReceiveReport::Classic { first, sock }) => {
+        Ok(ReceiveReport::Classic { first, rest, sock }) => {
             // Classic data, from the start: whatever a resume kept is void.
             let restart = async {
                 sink.file.get_mut().set_len(0).await?;
@@ -354,10 +363,18 @@ async fn udp_fast(
             };
             let sock = restart.await.map_err(|e| (e.to_string(), false))?;
             sink.written = 0;
-            udp_classic(sock, peer, Some(first), size, cfg.idle_timeout, sink, progress)
-                .await
-                .map_err(|e| (e, false))?;
-            Ok(true)
+            udp_classic(
+                sock,
+                peer,
+                std::iter::once(first).chain(rest).collect(),
+                size,
+                cfg.idle_timeout,
+                sink,
+                progress,
+            )
+            .await
+            .map_err(|e| (e, false))?;
+            Ok((true, None))
         }
         Err(e) => {
             // A file whose hash differs is not worth resuming: start afresh next time.
@@ -410,14 +427,14 @@ async fn udp(
     progress: &mut (impl FnMut(&Progress) + Send),
 ) -> Result<(), String> {
     let sock = UdpSocket::bind(unspecified(peer)).await.map_err(|e| format!("cannot open a UDP socket: {e}"))?;
-    udp_classic(sock, peer, None, size, timeout, sink, progress).await
+    udp_classic(sock, peer, Vec::new(), size, timeout, sink, progress).await
 }
 
-/// The classic receiver on `sock`; `first` is a classic datagram that already arrived (after a fast hello).
+/// The classic receiver on `sock`; `first` holds classic datagrams that already arrived (after a fast hello), in order.
 async fn udp_classic(
     sock: UdpSocket,
     peer: SocketAddr,
-    first: Option<Vec<u8>>,
+    first: Vec<Vec<u8>>,
     size: u64,
     timeout: Duration,
     sink: &mut Sink,
@@ -432,13 +449,13 @@ async fn udp_classic(
     let mut buf = vec![0u8; CHUNK + 64];
     let mut last_data = tokio::time::Instant::now();
     let mut got_data = false;
-    let mut pending = first;
-    if pending.is_none() {
+    let mut pending = std::collections::VecDeque::from(first);
+    if pending.is_empty() {
         send(&sock, hello.clone());
     }
     while !rx.is_done() {
         let wait = if got_data { timeout } else { HELLO_REPEAT };
-        let (n, from) = if let Some(d) = pending.take() {
+        let (n, from) = if let Some(d) = pending.pop_front() {
             let n = d.len().min(buf.len());
             buf[..n].copy_from_slice(&d[..n]);
             (n, peer)

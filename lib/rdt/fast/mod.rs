@@ -27,6 +27,7 @@
 //! | `0xC4` | ACK | receiver → sender | largest packet number u64, ack delay µs u32, max data u64, n u16, n × (start u64, end u64) |
 //! | `0xC5` | DONE | sender → receiver | file size u64, BLAKE3 of the file (32 bytes) |
 //! | `0xC6` | DONE-ACK | receiver → sender | status u8 (0 = hash verified, 1 = mismatch) |
+//! | `0xC7` | STATS | sender → receiver | cwnd bytes u64, smoothed RTT µs u64, pacing rate bytes/s u64, packets lost u64, bytes retransmitted u64, n u8, controller name (n bytes ASCII) |
 //!
 //! - **Address validation**: until START echoes the CHALLENGE cookie, the
 //!   sender sends at most three times the bytes it received (RFC 9000 §8),
@@ -40,6 +41,17 @@
 //! - **Datagram size**: DATA starts at [`Config::max_datagram`] (path-safe)
 //!   and grows when a larger DATA (a probe) is acknowledged; nothing else in
 //!   the format depends on it.
+//! - **STATS** tells the receiver what only the sender knows (its
+//!   congestion window, RTT, loss and retransmissions) for `fetch -v`. The
+//!   sender sends it after address validation only, at most every
+//!   [`STATS_INTERVAL`], while sending data; it is informative: a lost STATS
+//!   is not repeated and nothing depends on it.
+//! - **Unknown types**: a peer ignores a datagram whose checksum is valid
+//!   but whose type it does not know ([`DecodeError::Type`]), so new
+//!   informative types (like STATS, added after the first six) can be sent
+//!   to older peers. A new type must not be an ASCII digit or whitespace
+//!   (that would read as classic data) and must not be needed for the
+//!   transfer to complete.
 //! - **End**: once every byte is acknowledged the sender repeats DONE (with
 //!   RTO backoff) until DONE-ACK; the receiver verifies the hash, answers,
 //!   and lingers to answer repeated DONEs. A sender that never hears the
@@ -64,6 +76,10 @@ pub const DATA_HEADER: usize = 1 + 8 + 8;
 pub const CHECK_LEN: usize = 8;
 /// The most SACK ranges one ACK carries.
 pub const MAX_ACK_RANGES: usize = 64;
+/// Shortest time between two STATS datagrams.
+pub const STATS_INTERVAL: Duration = Duration::from_millis(100);
+/// Longest controller name a STATS carries (longer names are cut).
+pub const MAX_CC_NAME: usize = 32;
 
 const T_CHALLENGE: u8 = 0xC1;
 const T_START: u8 = 0xC2;
@@ -71,6 +87,7 @@ const T_DATA: u8 = 0xC3;
 const T_ACK: u8 = 0xC4;
 const T_DONE: u8 = 0xC5;
 const T_DONE_ACK: u8 = 0xC6;
+const T_STATS: u8 = 0xC7;
 
 /// Settings shared by sender and receiver.
 #[derive(Debug, Clone)]
@@ -155,6 +172,31 @@ pub enum Frame<'a> {
     Done { size: u64, hash: [u8; 32] },
     /// The receiver's verdict on the hash.
     DoneAck { ok: bool },
+    /// The sender's own figures, for the receiver's display.
+    Stats(SenderStats),
+}
+
+/// What only the sender knows about a transfer, sent to the receiver in
+/// STATS so that `fetch -v` can show it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SenderStats {
+    /// Congestion window, bytes.
+    pub cwnd: u64,
+    /// Smoothed RTT (whole microseconds on the wire, and `srtt_us` in JSON).
+    #[serde(rename = "srtt_us", serialize_with = "micros")]
+    pub srtt: Duration,
+    /// Pacing rate, bytes per second.
+    pub pacing_rate: u64,
+    /// Packets declared lost so far.
+    pub packets_lost: u64,
+    /// File bytes sent again so far.
+    pub bytes_retransmitted: u64,
+    /// Congestion controller (`newreno`, `cubic`, `bbr`...), at most [`MAX_CC_NAME`] ASCII bytes.
+    pub cc: String,
+}
+
+fn micros<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
 }
 
 /// Why a datagram is not a valid fast datagram.
@@ -252,6 +294,18 @@ impl<'a> Frame<'a> {
                 Frame::Done { size, hash }
             }
             T_DONE_ACK => Frame::DoneAck { ok: r.take(1)?[0] == 0 },
+            T_STATS => {
+                let cwnd = r.u64()?;
+                let srtt = Duration::from_micros(r.u64()?);
+                let (pacing_rate, packets_lost, bytes_retransmitted) = (r.u64()?, r.u64()?, r.u64()?);
+                let n = usize::from(r.take(1)?[0]);
+                let name = r.take(n)?;
+                if n > MAX_CC_NAME || !name.iter().all(|b| b.is_ascii_graphic()) {
+                    return Err(DecodeError::Malformed);
+                }
+                let cc = String::from_utf8_lossy(name).into_owned();
+                Frame::Stats(SenderStats { cwnd, srtt, pacing_rate, packets_lost, bytes_retransmitted, cc })
+            }
             t => return Err(DecodeError::Type(t)),
         };
         r.end()?;
@@ -299,6 +353,16 @@ impl<'a> Frame<'a> {
             Frame::DoneAck { ok } => {
                 out.push(T_DONE_ACK);
                 out.push(if *ok { 0 } else { 1 });
+            }
+            Frame::Stats(s) => {
+                out.push(T_STATS);
+                let srtt_us = u64::try_from(s.srtt.as_micros()).unwrap_or(u64::MAX);
+                for v in [s.cwnd, srtt_us, s.pacing_rate, s.packets_lost, s.bytes_retransmitted] {
+                    out.extend_from_slice(&v.to_be_bytes());
+                }
+                let name: Vec<u8> = s.cc.bytes().filter(u8::is_ascii_graphic).take(MAX_CC_NAME).collect();
+                out.push(name.len() as u8);
+                out.extend_from_slice(&name);
             }
         }
         let c = check(out);
@@ -424,6 +488,9 @@ pub struct Stats {
     pub rtos: u64,
     /// File bytes acknowledged (sender) or received (receiver).
     pub bytes_done: u64,
+    /// Receiver: the sender's own figures from its last STATS (none yet, or
+    /// from a sender that does not send STATS).
+    pub sender: Option<SenderStats>,
 }
 
 #[cfg(test)]
@@ -439,6 +506,14 @@ mod tests {
             Frame::Ack { largest_pn: 3, delay_us: 10, max_data: 100, ranges: vec![0..10, 20..30] },
             Frame::Done { size: 3, hash: [9; 32] },
             Frame::DoneAck { ok: true },
+            Frame::Stats(SenderStats {
+                cwnd: 1 << 20,
+                srtt: Duration::from_micros(1234),
+                pacing_rate: 800_000_000,
+                packets_lost: 3,
+                bytes_retransmitted: 4096,
+                cc: "bbr".into(),
+            }),
         ];
         let mut out = Vec::new();
         for f in frames {
@@ -449,6 +524,33 @@ mod tests {
             bad[1] ^= 1;
             assert_eq!(Frame::decode(&bad), Err(DecodeError::Checksum));
             assert_eq!(crate::rdt::classic::Data::parse(&out).map(|_| ()), None);
+        }
+    }
+
+    #[test]
+    fn stats_names_are_bounded_ascii() {
+        let mut out = Vec::new();
+        let long = SenderStats { cc: format!("{}\u{1b}[2J", "x".repeat(40)), ..SenderStats::default() };
+        Frame::Stats(long).encode(&mut out);
+        let Ok(Frame::Stats(s)) = Frame::decode(&out) else { panic!("{out:?}") };
+        assert_eq!(s.cc, "x".repeat(MAX_CC_NAME));
+        // A name with a control character on the wire is malformed.
+        let mut bad = Vec::new();
+        Frame::Stats(SenderStats { cc: "ab".into(), ..SenderStats::default() }).encode(&mut bad);
+        let body_len = bad.len() - CHECK_LEN;
+        bad[body_len - 1] = 0x1b;
+        let c = check(&bad[..body_len]);
+        bad[body_len..].copy_from_slice(&c);
+        assert_eq!(Frame::decode(&bad), Err(DecodeError::Malformed));
+    }
+
+    #[test]
+    fn unknown_types_with_a_valid_checksum_are_reported_as_such() {
+        for t in [0xC8u8, 0xFF, 0x80] {
+            let mut d = vec![t, 1, 2, 3];
+            let c = check(&d);
+            d.extend_from_slice(&c);
+            assert_eq!(Frame::decode(&d), Err(DecodeError::Type(t)));
         }
     }
 

@@ -164,7 +164,8 @@ impl Receiver {
     /// `srtt` the handshake RTT, `cwnd` the bytes delivered in the last RTT
     /// (the sender's window as seen from here), `packets_lost` holes that
     /// opened (loss or reordering), `bytes_retransmitted` bytes that filled a
-    /// hole late, `datagrams_sent` ACKs sent.
+    /// hole late, `datagrams_sent` ACKs sent; `sender` the sender's own
+    /// figures from its last STATS.
     pub fn stats(&self) -> Stats {
         Stats { srtt: self.rtt_guess, ..self.stats.clone() }
     }
@@ -220,6 +221,18 @@ impl Receiver {
                 }
                 self.retry_at = None;
                 self.on_data(now, pn, offset, payload, sink);
+            }
+            Frame::Stats(s) if self.state != State::Hello => {
+                // The sender is alive (retransmitting, or limited) even when
+                // its DATA does not get through; an ACK in answer (at most one
+                // per STATS, so about 10 a second) tells it we are too, so a
+                // long streak of lost DATA does not end the transfer on
+                // either side's idle timeout.
+                self.last_heard = now;
+                self.stats.sender = Some(s);
+                if self.state == State::Receiving && self.largest_pn.is_some() {
+                    self.ack_at = Some(now);
+                }
             }
             Frame::Done { size, hash } if self.state != State::Hello => {
                 self.last_heard = now;

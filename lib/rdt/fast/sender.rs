@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
-use super::{CHECK_LEN, Config, Frame, Source, Stats, encode_data_with};
+use super::{CHECK_LEN, Config, Frame, STATS_INTERVAL, SenderStats, Source, Stats, encode_data_with};
 use crate::rdt::cc::{Controller, RateSample};
 use crate::rdt::rangeset::RangeSet;
 use crate::rdt::rtt::RttEstimator;
@@ -145,6 +145,8 @@ pub struct Sender {
     /// Index into `cfg.probe_datagrams` of the next size to try.
     probe_next: usize,
     probe_outstanding: bool,
+    /// When the next STATS may go (`None`: at once, once validated).
+    stats_at: Option<Instant>,
 }
 
 impl Sender {
@@ -200,6 +202,7 @@ impl Sender {
             first_sent_time: now,
             probe_next: 0,
             probe_outstanding: false,
+            stats_at: None,
             cfg,
         }
     }
@@ -247,6 +250,18 @@ impl Sender {
     /// Live figures.
     pub fn stats(&self) -> Stats {
         Stats { cwnd: self.cc.window(), srtt: self.rtt.srtt(), ..self.stats.clone() }
+    }
+
+    /// The figures a STATS datagram carries to the receiver.
+    pub fn sender_stats(&self) -> SenderStats {
+        SenderStats {
+            cwnd: self.cc.window(),
+            srtt: self.rtt.srtt(),
+            pacing_rate: self.pacing_rate() as u64,
+            packets_lost: self.stats.packets_lost,
+            bytes_retransmitted: self.stats.bytes_retransmitted,
+            cc: self.cfg.cc.to_string(),
+        }
     }
 
     /// File bytes per DATA datagram now (raised by path-MTU probes).
@@ -617,7 +632,17 @@ impl Sender {
                 }
                 false
             }
-            State::Sending => self.poll_data(now, src, out),
+            State::Sending => {
+                // STATS only once validated (so never within the
+                // anti-amplification budget), at most every STATS_INTERVAL.
+                if self.validated && self.stats_at.is_none_or(|t| now >= t) {
+                    self.stats_at = Some(now + STATS_INTERVAL);
+                    Frame::Stats(self.sender_stats()).encode(out);
+                    self.note_sent(out.len());
+                    return true;
+                }
+                self.poll_data(now, src, out)
+            }
             State::Closing => {
                 if !self.done_due {
                     return false;
