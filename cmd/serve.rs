@@ -43,6 +43,13 @@ pub struct ServeArgs {
     #[arg(long, value_enum, value_name = "ALGORITHM", default_value_t = Cc::Bbr)]
     pub cc: Cc,
 
+    /// Largest fast-mode datagram, in bytes. Without it the server starts at
+    /// 1452 and probes larger sizes (65,000 at once on loopback); with it,
+    /// exactly this size and no probing, e.g. `--max-datagram 1452` to behave
+    /// as on a 1500-byte-MTU path through `chatctl impair` on loopback.
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u32).range(1200..=65_000))]
+    pub max_datagram: Option<u32>,
+
     /// Write one JSON line per fast-mode sender event (send, ack, loss, rto,
     /// cwnd; with the transfer port) to FILE, for plots.
     #[arg(long, value_name = "FILE")]
@@ -84,20 +91,25 @@ pub fn run(args: ServeArgs, _global: &Global) -> anyhow::Result<()> {
     if args.max_users > chatctl::wire::CLASSIC_MAX_USERS {
         tracing::warn!(max_users = args.max_users, "more than 10 users: classic clients cannot read the user lists");
     }
+    let mut fast = chatctl::rdt::fast::Config {
+        cc: match args.cc {
+            Cc::Cubic => Algorithm::Cubic,
+            Cc::Newreno => Algorithm::NewReno,
+            Cc::Bbr => Algorithm::Bbr,
+        },
+        ..Default::default()
+    };
+    if let Some(n) = args.max_datagram {
+        fast.max_datagram = n as usize;
+        fast.probe = false;
+    }
     let config = Config {
         listen,
         files: args.files,
         ports,
         max_users: args.max_users,
         join_timeout: args.join_timeout,
-        fast: chatctl::rdt::fast::Config {
-            cc: match args.cc {
-                Cc::Cubic => Algorithm::Cubic,
-                Cc::Newreno => Algorithm::NewReno,
-                Cc::Bbr => Algorithm::Bbr,
-            },
-            ..Default::default()
-        },
+        fast,
         trace: match &args.trace {
             Some(p) => {
                 Some(Tracer::create(p).with_context(|| format!("--trace {}: cannot create the file", p.display()))?)

@@ -55,6 +55,7 @@ Register-ArgumentCompleter -Native -CommandName 'chatctl' -ScriptBlock {
             [CompletionResult]::new('--max-users', '--max-users', [CompletionResultType]::ParameterName, 'Most users in the room; above 10, classic clients cannot read the user lists')
             [CompletionResult]::new('--join-timeout', '--join-timeout', [CompletionResultType]::ParameterName, 'How long a joining client has to open its update connection')
             [CompletionResult]::new('--cc', '--cc', [CompletionResultType]::ParameterName, 'Congestion controller of fast UDP downloads')
+            [CompletionResult]::new('--max-datagram', '--max-datagram', [CompletionResultType]::ParameterName, 'Largest fast-mode datagram, in bytes. Without it the server starts at 1452 and probes larger sizes (65,000 at once on loopback); with it, exactly this size and no probing, e.g. `--max-datagram 1452` to behave as on a 1500-byte-MTU path through `chatctl impair` on loopback')
             [CompletionResult]::new('--trace', '--trace', [CompletionResultType]::ParameterName, 'Write one JSON line per fast-mode sender event (send, ack, loss, rto, cwnd; with the transfer port) to FILE, for plots')
             [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log line format on stderr')
             [CompletionResult]::new('-s', '-s', [CompletionResultType]::ParameterName, 'Server to talk to')

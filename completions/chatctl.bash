@@ -613,7 +613,7 @@ _chatctl() {
             return 0
             ;;
         chatctl__subcmd__serve)
-            opts="-s -n -q -v -h -V --listen --files --ports --max-users --join-timeout --cc --trace --log-format --server --name --timeout --json --quiet --verbose --color --help --version"
+            opts="-s -n -q -v -h -V --listen --files --ports --max-users --join-timeout --cc --max-datagram --trace --log-format --server --name --timeout --json --quiet --verbose --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -641,6 +641,10 @@ _chatctl() {
                     ;;
                 --cc)
                     COMPREPLY=($(compgen -W "cubic newreno bbr" -- "${cur}"))
+                    return 0
+                    ;;
+                --max-datagram)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --trace)

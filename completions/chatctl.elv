@@ -51,6 +51,7 @@ set edit:completion:arg-completer[chatctl] = {|@words|
             cand --max-users 'Most users in the room; above 10, classic clients cannot read the user lists'
             cand --join-timeout 'How long a joining client has to open its update connection'
             cand --cc 'Congestion controller of fast UDP downloads'
+            cand --max-datagram 'Largest fast-mode datagram, in bytes. Without it the server starts at 1452 and probes larger sizes (65,000 at once on loopback); with it, exactly this size and no probing, e.g. `--max-datagram 1452` to behave as on a 1500-byte-MTU path through `chatctl impair` on loopback'
             cand --trace 'Write one JSON line per fast-mode sender event (send, ack, loss, rto, cwnd; with the transfer port) to FILE, for plots'
             cand --log-format 'Log line format on stderr'
             cand -s 'Server to talk to'

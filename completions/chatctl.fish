@@ -53,6 +53,7 @@ complete -c chatctl -n "__fish_chatctl_using_subcommand serve" -l join-timeout -
 complete -c chatctl -n "__fish_chatctl_using_subcommand serve" -l cc -d 'Congestion controller of fast UDP downloads' -r -f -a "cubic\t'RFC 9438 CUBIC'
 newreno\t'RFC 5681/6582 NewReno'
 bbr\t'BBR (v1-style, model based: random loss does not slow it down)'"
+complete -c chatctl -n "__fish_chatctl_using_subcommand serve" -l max-datagram -d 'Largest fast-mode datagram, in bytes. Without it the server starts at 1452 and probes larger sizes (65,000 at once on loopback); with it, exactly this size and no probing, e.g. `--max-datagram 1452` to behave as on a 1500-byte-MTU path through `chatctl impair` on loopback' -r
 complete -c chatctl -n "__fish_chatctl_using_subcommand serve" -l trace -d 'Write one JSON line per fast-mode sender event (send, ack, loss, rto, cwnd; with the transfer port) to FILE, for plots' -r -F
 complete -c chatctl -n "__fish_chatctl_using_subcommand serve" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
 json\t''"

@@ -26,6 +26,10 @@ impl Serve {
     }
 
     fn start_on(listen: &str, json: bool) -> Serve {
+        Serve::start_with(listen, json, &[])
+    }
+
+    fn start_with(listen: &str, json: bool, extra: &[&str]) -> Serve {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("f.bin"), vec![7u8; 100_000]).unwrap();
         std::fs::write(dir.path().join("big.bin"), vec![9u8; 64 << 20]).unwrap();
@@ -40,6 +44,7 @@ impl Serve {
         if json {
             cmd.args(["--log-format", "json"]);
         }
+        cmd.args(extra);
         let mut child = cmd.spawn().unwrap();
         let log = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = mpsc::channel();
@@ -69,6 +74,15 @@ impl Serve {
                 return st;
             }
             assert!(t.elapsed() < T, "serve did not stop after SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits (up to `T`) for a log line containing every needle.
+    fn wait_for(&self, needles: &[&str]) {
+        let t = Instant::now();
+        while !self.log.lock().unwrap().iter().any(|l| needles.iter().all(|n| l.contains(n))) {
+            assert!(t.elapsed() < T, "no log line with {needles:?} in:\n{}", self.log.lock().unwrap().join("\n"));
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -161,11 +175,7 @@ fn text_log_lines_and_sigterm() {
     let mut srv = Serve::start(false);
     let (mut al, mut al_upd) = session(srv.addr);
     // Wait for the download's end line, then stop the server.
-    let t = Instant::now();
-    while !srv.log.lock().unwrap().iter().any(|l| l.contains("download finished")) {
-        assert!(t.elapsed() < T, "no 'download finished' line");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    srv.wait_for(&["download finished"]);
     let st = srv.terminate();
     assert!(st.success(), "serve exited with {st:?} after SIGTERM");
     // Every connection was closed.
@@ -187,11 +197,7 @@ fn text_log_lines_and_sigterm() {
 fn json_log_lines_and_sigterm() {
     let mut srv = Serve::start(true);
     let (mut al, _al_upd) = session(srv.addr);
-    let t = Instant::now();
-    while !srv.log.lock().unwrap().iter().any(|l| l.contains("download finished")) {
-        assert!(t.elapsed() < T, "no 'download finished' line");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    srv.wait_for(&["download finished"]);
     // A download still running when SIGTERM comes is cut short.
     let Message::Confirm(Confirm::Download { size, port }) = al.ask("106TCP07big.bin") else { panic!("no 206") };
     let mut big = TcpStream::connect((srv.addr.ip(), port)).unwrap();
@@ -244,4 +250,33 @@ fn listens_on_ipv6() {
     let (mut al, _upd) = session(srv.addr);
     assert!(matches!(al.ask("102"), Message::Confirm(Confirm::Users { .. })));
     assert!(srv.terminate().success());
+}
+
+/// `--max-datagram` fixes the fast-mode datagram size (no probing, no
+/// loopback upgrade to 65,000 bytes) and refuses sizes no path-safe hello fits.
+#[test]
+fn max_datagram_fixes_the_fast_datagram_size() {
+    let srv = Serve::start_with("127.0.0.1:0", false, &["--max-datagram", "1452"]);
+    let out = tempfile::tempdir().unwrap();
+    let st = Command::new(env!("CARGO_BIN_EXE_chatctl"))
+        .args(["--server", &srv.addr.to_string(), "--name", "DG", "fetch", "f.bin", "--udp", "-q", "-o"])
+        .arg(out.path())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert_eq!(std::fs::read(out.path().join("f.bin")).unwrap(), vec![7u8; 100_000]);
+    srv.wait_for(&["download finished", "f.bin", "datagram=1452"]);
+    // The default on loopback, for contrast: 65,000-byte datagrams.
+    let dflt = Serve::start(false);
+    let st = Command::new(env!("CARGO_BIN_EXE_chatctl"))
+        .args(["--server", &dflt.addr.to_string(), "--name", "DG", "fetch", "f.bin", "--udp", "-q", "-f", "-o"])
+        .arg(out.path())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    dflt.wait_for(&["download finished", "f.bin", "datagram=65000"]);
+    for bad in ["1199", "65001", "big"] {
+        let o = Command::new(env!("CARGO_BIN_EXE_chatctl")).args(["serve", "--max-datagram", bad]).output().unwrap();
+        assert_eq!(o.status.code(), Some(2), "--max-datagram {bad}");
+    }
 }
