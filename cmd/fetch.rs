@@ -187,7 +187,7 @@ pub fn run(args: FetchArgs, global: &Global) -> anyhow::Result<()> {
             let partial = args.resume && chatctl::client::temp_path_for(&path).exists();
             tasks.push_back(async move {
                 if verbose {
-                    eprintln!("fetching {} over {transport:?} to {}", escape(&file), path.display());
+                    eprintln!("fetching {} over {transport} to {}", escape(&file), path.display());
                 }
                 let mut last_line = std::time::Instant::now();
                 let mut last_shown = false;

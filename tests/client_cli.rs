@@ -492,7 +492,7 @@ fn fetch_output_paths_and_final_line() {
         .args(["fetch", "-v", "--force", "b.txt", "-o", dir.path().to_str().unwrap()])
         .assert()
         .success()
-        .stderr(predicates::str::contains("fetching b.txt over"));
+        .stderr(predicates::str::contains("fetching b.txt over UDP to"));
     // No FILE and no terminal: a usage error.
     chatctl(addr, "ALICE").arg("fetch").assert().code(code(Exit::Usage));
     let names: Vec<String> = walk(dir.path());

@@ -34,6 +34,16 @@ pub enum Transport {
     Udp,
 }
 
+impl std::fmt::Display for Transport {
+    /// `TCP` or `UDP`, as a user writes them.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Transport::Tcp => "TCP",
+            Transport::Udp => "UDP",
+        })
+    }
+}
+
 impl Transport {
     pub(super) fn wire(self) -> crate::wire::Transport {
         match self {
