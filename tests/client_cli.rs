@@ -146,44 +146,36 @@ type Log = Arc<Mutex<Vec<Request>>>;
 fn recording_server() -> (SocketAddr, Log) {
     let log: Log = Arc::default();
     let l = log.clone();
-    let addr = background(move || async move {
+    (fake_server(move |s| record(s, l.clone())), log)
+}
+
+/// A fake server on loopback: each connection runs `session` on a background runtime.
+fn fake_server<F>(session: impl Fn(TcpStream) -> F + Send + 'static) -> SocketAddr
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    background(move || async move {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
             while let Ok((s, _)) = listener.accept().await {
-                tokio::spawn(record(s, l.clone()));
+                tokio::spawn(session(s));
             }
         });
         addr
-    });
-    (addr, log)
+    })
 }
 
-async fn record(mut s: TcpStream, log: Log) {
-    let mut dec = Decoder::new(Direction::ToServer);
-    let mut buf = [0u8; 1024];
-    let mut update: Option<TcpStream> = None;
-    loop {
-        let n = match s.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => n,
-        };
-        dec.feed(&buf[..n]);
-        while let Ok(Some(Message::Request(req))) = dec.next_message() {
-            log.lock().unwrap().push(req.clone());
-            let reply: Message = match req {
-                Request::Join { name } => {
-                    let ul = TcpListener::bind("127.0.0.1:0").await.unwrap();
-                    let port = ul.local_addr().unwrap().port();
-                    s.write_all(&Message::from(Confirm::Joined { name, port }).to_bytes().unwrap()).await.unwrap();
-                    update = Some(ul.accept().await.unwrap().0);
-                    continue;
-                }
-                Request::Users => Confirm::Users { users: vec!["BOB".into()] }.into(),
-                Request::Files => Confirm::Files { files: vec!["SHORT".into(), "STALL".into()] }.into(),
-                Request::Whisper { .. } => Confirm::WhisperSent.into(),
-                Request::Broadcast { text } if text == "BYE" => return, // the server goes away
-                Request::Broadcast { .. } => Confirm::BroadcastSent { to: vec!["BOB".into()] }.into(),
+async fn record(s: TcpStream, log: Log) {
+    fake_session(s, move |req: Request| {
+        log.lock().unwrap().push(req.clone());
+        async move {
+            match req {
+                Request::Users => Reply::Send(Confirm::Users { users: vec!["BOB".into()] }.into()),
+                Request::Files => Reply::Send(Confirm::Files { files: vec!["SHORT".into(), "STALL".into()] }.into()),
+                Request::Whisper { .. } => Reply::Send(Confirm::WhisperSent.into()),
+                Request::Broadcast { text } if text == "BYE" => Reply::HangUp, // the server goes away
+                Request::Broadcast { .. } => Reply::Send(Confirm::BroadcastSent { to: vec!["BOB".into()] }.into()),
                 Request::Download { file, .. } => {
                     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
                     let port = l.local_addr().unwrap().port();
@@ -197,12 +189,52 @@ async fn record(mut s: TcpStream, log: Log) {
                             tokio::time::sleep(Duration::from_secs(60)).await;
                         }
                     });
-                    Confirm::Download { size: 100, port }.into()
+                    Reply::Send(Confirm::Download { size: 100, port }.into())
                 }
-                Request::Leave => {
-                    update = None; // FIN on the update connection, then 201
+                Request::Join { .. } | Request::Leave => Reply::Standard,
+            }
+        }
+    })
+    .await
+}
+
+/// What a fake server does with one request.
+enum Reply {
+    /// `100`: a real update connection, then `200`; `101`: close the update
+    /// connection (FIN), then `201`; any other request: no answer.
+    Standard,
+    Send(Message),
+    /// Close the main connection.
+    HangUp,
+}
+
+/// One connection to a fake server: every request goes to `answer`.
+async fn fake_session<F: Future<Output = Reply>>(mut s: TcpStream, mut answer: impl FnMut(Request) -> F) {
+    let mut dec = Decoder::new(Direction::ToServer);
+    let mut buf = [0u8; 1024];
+    let mut update: Option<TcpStream> = None;
+    loop {
+        let n = match s.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        dec.feed(&buf[..n]);
+        while let Ok(Some(Message::Request(req))) = dec.next_message() {
+            let reply: Message = match (answer(req.clone()).await, req) {
+                (Reply::Send(m), _) => m,
+                (Reply::HangUp, _) => return,
+                (Reply::Standard, Request::Join { name }) => {
+                    let ul = TcpListener::bind("127.0.0.1:0").await.unwrap();
+                    let port = ul.local_addr().unwrap().port();
+                    s.write_all(&Message::from(Confirm::Joined { name, port }).to_bytes().unwrap()).await.unwrap();
+                    update = Some(ul.accept().await.unwrap().0);
+                    continue;
+                }
+                (Reply::Standard, Request::Leave) => {
+                    update = None;
                     Confirm::Left.into()
                 }
+                (Reply::Standard, _) => continue,
             };
             let _ = &update;
             if s.write_all(&reply.to_bytes().unwrap()).await.is_err() {
@@ -1005,55 +1037,27 @@ fn continue_needs_the_fast_udp_mode() {
 /// hello says, resending the whole file every 200 ms until it is acknowledged.
 fn classic_only_server(content: Vec<u8>) -> SocketAddr {
     let content = Arc::new(content);
-    background(move || async move {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            while let Ok((s, _)) = listener.accept().await {
-                tokio::spawn(classic_session(s, content.clone()));
-            }
-        });
-        addr
-    })
+    fake_server(move |s| classic_session(s, content.clone()))
 }
 
-async fn classic_session(mut s: TcpStream, content: Arc<Vec<u8>>) {
-    let mut dec = Decoder::new(Direction::ToServer);
-    let mut buf = [0u8; 1024];
-    let mut _update: Option<TcpStream> = None;
-    loop {
-        let n = match s.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => n,
-        };
-        dec.feed(&buf[..n]);
-        while let Ok(Some(Message::Request(req))) = dec.next_message() {
-            let reply: Message = match req {
-                Request::Join { name } => {
-                    let ul = TcpListener::bind("127.0.0.1:0").await.unwrap();
-                    let port = ul.local_addr().unwrap().port();
-                    s.write_all(&Message::from(Confirm::Joined { name, port }).to_bytes().unwrap()).await.unwrap();
-                    _update = Some(ul.accept().await.unwrap().0);
-                    continue;
-                }
-                Request::Files => Confirm::Files { files: vec!["C.bin".into()] }.into(),
+async fn classic_session(s: TcpStream, content: Arc<Vec<u8>>) {
+    fake_session(s, move |req: Request| {
+        let content = content.clone();
+        async move {
+            match req {
+                Request::Files => Reply::Send(Confirm::Files { files: vec!["C.bin".into()] }.into()),
                 Request::Download { .. } => {
                     let u = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
                     let port = u.local_addr().unwrap().port();
-                    tokio::spawn(classic_send(u, content.clone()));
-                    Confirm::Download { size: content.len() as u64, port }.into()
+                    let size = content.len() as u64;
+                    tokio::spawn(classic_send(u, content));
+                    Reply::Send(Confirm::Download { size, port }.into())
                 }
-                Request::Leave => {
-                    _update = None;
-                    Confirm::Left.into()
-                }
-                _ => continue,
-            };
-            if s.write_all(&reply.to_bytes().unwrap()).await.is_err() {
-                return;
+                _ => Reply::Standard,
             }
         }
-    }
+    })
+    .await
 }
 
 async fn classic_send(u: tokio::net::UdpSocket, content: Arc<Vec<u8>>) {
