@@ -183,6 +183,11 @@ fn two_newreno_flows_share_a_bottleneck_fairly() {
     fairness(401, Algorithm::NewReno);
 }
 
+#[test]
+fn two_bbr_flows_share_a_bottleneck_fairly() {
+    fairness(900, Algorithm::Bbr);
+}
+
 fn fairness(seed: u64, cc: Algorithm) {
     use chatctl::rdt::sim::{Flow, shared_bottleneck};
     {
