@@ -3,108 +3,64 @@
 
 use std::time::{Duration, Instant};
 
-use super::{Controller, initial_window, minimum_window};
+use super::loss_based::{Growth, LossBased, Window};
+use super::minimum_window;
 
 /// RFC 9438 §5: C = 0.4 (segments / s³).
 const C: f64 = 0.4;
 /// RFC 9438 §4.6: multiplicative decrease factor.
 const BETA: f64 = 0.7;
 
-/// CUBIC state; windows in bytes, the cubic function in segments.
-#[derive(Debug, Clone)]
-pub struct Cubic {
-    mss: u64,
-    cwnd: u64,
-    ssthresh: u64,
+/// CUBIC: the shared loss-based rules with the cubic growth.
+pub type Cubic = LossBased<CubicGrowth>;
+
+/// CUBIC's congestion avoidance; the cubic function in segments.
+#[derive(Debug, Clone, Default)]
+pub struct CubicGrowth {
     w_max: f64,
     k: f64,
     epoch: Option<Instant>,
     /// Reno-friendly estimate in bytes (§4.3).
     w_est: f64,
-    recovery_start: Option<Instant>,
 }
 
-impl Cubic {
-    /// A controller with the initial window.
-    pub fn new(mss: u64) -> Self {
-        Self {
-            mss,
-            cwnd: initial_window(mss),
-            ssthresh: u64::MAX,
-            w_max: 0.0,
-            k: 0.0,
-            epoch: None,
-            w_est: 0.0,
-            recovery_start: None,
-        }
-    }
-
-    fn reduce(&mut self, now: Instant) {
-        let seg = self.mss as f64;
-        let cwnd = self.cwnd as f64 / seg;
-        // Fast convergence (§4.7).
-        self.w_max = if cwnd < self.w_max { cwnd * (1.0 + BETA) / 2.0 } else { cwnd };
-        self.cwnd = ((cwnd * BETA * seg) as u64).max(minimum_window(self.mss));
-        self.ssthresh = self.cwnd;
-        self.k = (self.w_max * (1.0 - BETA) / C).cbrt();
-        self.epoch = Some(now);
-        self.w_est = self.cwnd as f64;
-        self.recovery_start = Some(now);
-    }
-}
-
-impl Controller for Cubic {
-    fn window(&self) -> u64 {
-        self.cwnd
-    }
-
-    fn in_slow_start(&self) -> bool {
-        self.cwnd < self.ssthresh
-    }
-
-    fn exit_slow_start(&mut self) {
-        self.ssthresh = self.cwnd;
-    }
-
-    fn on_ack(&mut self, now: Instant, sent: Instant, bytes: u64, srtt: Duration) {
-        if self.recovery_start.is_some_and(|r| sent <= r) {
-            return;
-        }
-        if self.cwnd < self.ssthresh {
-            self.cwnd += bytes;
-            return;
-        }
-        let seg = self.mss as f64;
+impl Growth for CubicGrowth {
+    fn on_ack(&mut self, w: &mut Window, now: Instant, bytes: u64, srtt: Duration) {
+        let seg = w.mss as f64;
         let epoch = *self.epoch.get_or_insert_with(|| {
-            self.w_max = self.cwnd as f64 / seg;
+            self.w_max = w.cwnd as f64 / seg;
             self.k = 0.0;
-            self.w_est = self.cwnd as f64;
+            self.w_est = w.cwnd as f64;
             now
         });
         let t = (now.saturating_duration_since(epoch) + srtt).as_secs_f64();
         let target = (C * (t - self.k).powi(3) + self.w_max) * seg;
         // Reno-friendly estimate, α = 3(1−β)/(1+β) segments per RTT (§4.3).
         let alpha = 3.0 * (1.0 - BETA) / (1.0 + BETA);
-        self.w_est += alpha * seg * bytes as f64 / self.cwnd as f64;
-        let cwnd = self.cwnd as f64;
+        self.w_est += alpha * seg * bytes as f64 / w.cwnd as f64;
+        let cwnd = w.cwnd as f64;
         let goal = target.max(self.w_est).min(cwnd * 1.5);
         if goal > cwnd {
             // Grow by (goal − cwnd)/cwnd per acked segment (§4.4).
             let inc = (goal - cwnd) / cwnd * bytes as f64;
-            self.cwnd += inc.max(0.0) as u64;
+            w.cwnd += inc.max(0.0) as u64;
         }
     }
 
-    fn on_loss(&mut self, now: Instant, sent: Instant) {
-        if self.recovery_start.is_some_and(|r| sent <= r) {
-            return;
-        }
-        self.reduce(now);
+    fn reduce(&mut self, w: &mut Window, now: Instant) {
+        let seg = w.mss as f64;
+        let cwnd = w.cwnd as f64 / seg;
+        // Fast convergence (§4.7).
+        self.w_max = if cwnd < self.w_max { cwnd * (1.0 + BETA) / 2.0 } else { cwnd };
+        w.cwnd = ((cwnd * BETA * seg) as u64).max(minimum_window(w.mss));
+        w.ssthresh = w.cwnd;
+        self.k = (self.w_max * (1.0 - BETA) / C).cbrt();
+        self.epoch = Some(now);
+        self.w_est = w.cwnd as f64;
     }
 
-    fn on_rto(&mut self, now: Instant) {
-        self.reduce(now);
-        self.cwnd = minimum_window(self.mss);
+    fn on_rto(&mut self, _w: &Window) {
+        // The cubic epoch starts afresh when slow start ends again.
         self.epoch = None;
     }
 }
@@ -112,6 +68,7 @@ impl Controller for Cubic {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rdt::cc::Controller;
 
     #[test]
     fn reduces_by_beta_and_regrows_towards_w_max() {

@@ -1,7 +1,9 @@
 //! Pluggable congestion control: a [`Controller`] trait and one file per
-//! algorithm. The fast sender asks the controller for its window and paces
-//! at the controller's [`Controller::pacing_rate`] when it has one (BBR),
-//! else at `window / SRTT` (×2 in slow start, ×1.25 after, as Linux does).
+//! algorithm; NewReno and CUBIC share the loss-based rules of
+//! [`loss_based`] and differ only in their [`loss_based::Growth`]. The fast
+//! sender asks the controller for its window and paces at the controller's
+//! [`Controller::pacing_rate`] when it has one (BBR), else at `window / SRTT`
+//! (×2 in slow start, ×1.25 after, as Linux does).
 
 use std::fmt;
 use std::str::FromStr;
@@ -9,6 +11,7 @@ use std::time::{Duration, Instant};
 
 pub mod bbr;
 pub mod cubic;
+pub mod loss_based;
 pub mod newreno;
 
 pub use bbr::Bbr;
