@@ -33,7 +33,7 @@
 //! probes and every other kind of datagram are sent alone. Where the OS has
 //! no GSO (quinn-udp reports one segment) every datagram is sent alone.
 //! quinn-udp sets `IP_MTU_DISCOVER = IP_PMTUDISC_PROBE` (and
-//! `IPV6_DONTFRAG` on IPv6 sockets) itself; [`prepare`] sets the don't-fragment
+//! `IPV6_DONTFRAG` on IPv6 sockets) itself; `prepare` sets the don't-fragment
 //! options too, so they hold whatever quinn-udp's version does.
 
 use std::fs::File;

@@ -61,7 +61,7 @@ pub enum State {
     Closing,
     /// Finished. `confirmed` is false when the DONE-ACK never came (all data was still acknowledged).
     Done { confirmed: bool },
-    /// Failed; see [`Sender::error`].
+    /// Failed; see [`Sender::take_error`].
     Failed,
 }
 
