@@ -10,6 +10,7 @@ use chatctl::capture::net::{self, flags};
 use chatctl::capture::synth::{PcapWriter, PcapngWriter, TcpConn, frame, ip_fragments, udp_packet};
 use chatctl::capture::{Analyzer, CaptureReader, Channel, Config, Event, TransferMode};
 use chatctl::rdt::classic;
+use chatctl::rdt::sim::Rng;
 use common::capture::transfers;
 
 mod common;
@@ -138,20 +139,6 @@ fn shared_fixture_decodes_exactly() {
 
 // ---------------------------------------------------------------- synthetic traffic
 
-/// A deterministic xorshift generator (the seed is printed on failure).
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
-    }
-}
-
 /// A scripted session: IP packets with times, the messages they must decode
 /// to, and the files downloaded.
 #[derive(Default)]
@@ -185,8 +172,7 @@ impl Script {
 }
 
 fn file_bytes(n: usize, seed: u64) -> Vec<u8> {
-    let mut r = Rng(seed | 1);
-    (0..n).map(|_| r.next() as u8).collect()
+    common::data(n, seed)
 }
 
 /// Join, list, whisper, an update, a TCP download and a leave.
@@ -462,7 +448,7 @@ fn lossy_classic(
     let chunks: Vec<&[u8]> = if content.is_empty() { vec![&[][..]] } else { content.chunks(classic::CHUNK).collect() };
     let n = chunks.len();
     let m = usize::from(window) + 1;
-    let mut rng = Rng(seed | 1);
+    let mut rng = Rng::new(seed);
     let mut w = PcapWriter::new(Vec::new(), net::LINKTYPE_ETHERNET, false, false).unwrap();
     let mut t = 5_000_000_000i64;
     let mut put = |t: i64, p: Vec<u8>| w.packet(t, &frame(net::LINKTYPE_ETHERNET, 0, &p)).unwrap();
@@ -482,7 +468,7 @@ fn lossy_classic(
         let end = (base + usize::from(window)).min(n);
         for (i, chunk) in chunks.iter().enumerate().take(end).skip(base) {
             t += 100_000;
-            if rng.chance(15) {
+            if rng.chance(0.15) {
                 continue; // lost before the capture
             }
             let mut d = Vec::new();
@@ -499,7 +485,7 @@ fn lossy_classic(
             }
             t += 50_000;
             put(t, udp_packet(client, server, &classic::encode_ack((expected % m) as u8)));
-            if !rng.chance(15) {
+            if !rng.chance(0.15) {
                 acked = acked.max(expected); // the ACK reached the server
             }
         }
@@ -517,12 +503,7 @@ fn lossy_classic_udp_transfer_is_rebuilt_with_true_counts() {
             let server: SocketAddr = "[fd00::2]:55003".parse().unwrap();
             let (cap, content, counts) = lossy_classic(seed, window, size, client, server);
             let dir = tempfile::tempdir().unwrap();
-            let ex = chatctl::capture::extract::Extractor::new(dir.path()).unwrap();
-            let mut reader = CaptureReader::new(&cap[..]).unwrap();
-            let mut a = Analyzer::new(Config::default(), Some(ex));
-            let mut events = Vec::new();
-            while reader.next_packet(|p| a.packet(&p, &mut |e| events.push(e))).unwrap().is_some() {}
-            a.finish(&mut |e| events.push(e));
+            let (events, _) = common::capture::decode(&cap, Config::default(), Some(dir.path()));
             let t = transfers(&events);
             let ctx = format!("seed {seed} window {window} size {size}");
             assert_eq!(t.len(), 1, "{ctx}");
@@ -661,15 +642,15 @@ fn damaged_captures_never_panic() {
     for fmt in [Format::Pcap { nanos: false, be: false }, Format::Pcapng { be: true }] {
         let cap = write(&script, fmt, net::LINKTYPE_ETHERNET, 1);
         let seed = 0x5eed_u64;
-        let mut rng = Rng(seed);
+        let mut rng = Rng::new(seed);
         for round in 0..300 {
             let mut bad = cap.clone();
-            for _ in 0..(1 + rng.next() % 8) {
-                let i = (rng.next() as usize) % bad.len();
-                bad[i] = rng.next() as u8;
+            for _ in 0..(1 + rng.next_u64() % 8) {
+                let i = (rng.next_u64() as usize) % bad.len();
+                bad[i] = rng.next_u64() as u8;
             }
             if round % 3 == 0 {
-                bad.truncate((rng.next() as usize) % bad.len());
+                bad.truncate((rng.next_u64() as usize) % bad.len());
             }
             // Small buffers exercise the refill and grow paths.
             let cap = if round % 2 == 0 { 4096 } else { 1 << 20 };
@@ -816,13 +797,13 @@ proptest::proptest! {
             at += n;
             k += 1;
         }
-        let mut rng = Rng(seed | 1);
-        for _ in 0..(rng.next() % 4) {
-            let i = (rng.next() as usize) % segs.len();
+        let mut rng = Rng::new(seed);
+        for _ in 0..(rng.next_u64() % 4) {
+            let i = (rng.next_u64() as usize) % segs.len();
             segs.push(segs[i]);
         }
         for i in (1..segs.len()).rev() {
-            segs.swap(i, (rng.next() % (i as u64 + 1)) as usize);
+            segs.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
         }
         for (i, (a, b)) in segs.iter().enumerate() {
             let p = main.segment_at(true, base.wrapping_add(*a as u32), flags::ACK, &stream[*a..*b]);
@@ -904,13 +885,8 @@ fn tcp_download_with_reordering_is_verified_and_one_with_a_hole_is_not() {
         w.put(tr.fin(false));
         w.put(tr.fin(true));
         let dir = tempfile::tempdir().unwrap();
-        let ex = chatctl::capture::extract::Extractor::new(dir.path()).unwrap();
         let cap = w.bytes();
-        let mut reader = CaptureReader::new(&cap[..]).unwrap();
-        let mut a = Analyzer::new(Config::default(), Some(ex));
-        let mut events = Vec::new();
-        while reader.next_packet(|p| a.packet(&p, &mut |e| events.push(e))).unwrap().is_some() {}
-        a.finish(&mut |e| events.push(e));
+        let (events, _) = common::capture::decode(&cap, Config::default(), Some(dir.path()));
         let t = transfers(&events);
         assert_eq!(t.len(), 1);
         let x = t[0].extracted.clone().unwrap();

@@ -15,30 +15,13 @@ use chatctl::capture::synth::{PcapWriter, TcpConn, frame, udp_packet};
 use chatctl::capture::{Config, DatagramKind, Event, TransferMode, TransferSummary};
 use chatctl::rdt::fast::{self, Frame};
 use chatctl::rdt::rangeset::RangeSet;
+use chatctl::rdt::sim::Rng;
 use common::capture::{decode, transfers};
 
 mod common;
 
-/// A deterministic xorshift generator.
-struct Rng(u64);
-impl Rng {
-    fn new(seed: u64) -> Self {
-        Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
-    }
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
-    }
-}
-
 fn file_bytes(n: usize, seed: u64) -> Vec<u8> {
-    let mut r = Rng::new(seed ^ 0x51);
-    (0..n).map(|_| r.next() as u8).collect()
+    common::data(n, seed ^ 0x51)
 }
 
 fn enc(f: &Frame<'_>) -> Vec<u8> {
@@ -118,7 +101,7 @@ fn fast_transfer(cap: &mut Cap, client: SocketAddr, server: SocketAddr, content:
     let mut rng = Rng::new(seed);
     let mut truth = Truth::default();
     let size = content.len() as u64;
-    let cookie = rng.next();
+    let cookie = rng.next_u64();
     if !o.late_start {
         cap.udp(client, server, &fast::encode_hello());
         cap.udp(server, client, &enc(&Frame::Challenge { cookie, size }));
@@ -140,7 +123,7 @@ fn fast_transfer(cap: &mut Cap, client: SocketAddr, server: SocketAddr, content:
         // Datagrams of this round as they reach the capture point.
         let mut wire: Vec<(u64, usize)> = Vec::new();
         for &i in &todo {
-            let lost = (rng.chance(o.loss) && !(fresh && i + 1 == chunks.len())) || Some(i) == hole;
+            let lost = (rng.chance(o.loss as f64 / 100.0) && !(fresh && i + 1 == chunks.len())) || Some(i) == hole;
             if !lost {
                 wire.push((pn, i));
             }
@@ -150,7 +133,7 @@ fn fast_transfer(cap: &mut Cap, client: SocketAddr, server: SocketAddr, content:
             // Swap some neighbours: the later packet number arrives first.
             let mut k = 0;
             while k + 1 < wire.len() {
-                if rng.chance(o.reorder) {
+                if rng.chance(o.reorder as f64 / 100.0) {
                     wire.swap(k, k + 1);
                     truth.out_of_order += 1;
                     k += 2;
@@ -176,7 +159,7 @@ fn fast_transfer(cap: &mut Cap, client: SocketAddr, server: SocketAddr, content:
             truth.packets += 1;
             truth.retransmissions += u64::from(!fresh);
             received.insert(r.clone());
-            if rng.chance(o.duplicate) {
+            if rng.chance(o.duplicate as f64 / 100.0) {
                 cap.udp(server, client, &d);
                 truth.packets += 1;
                 truth.duplicates += 1;
@@ -184,7 +167,7 @@ fn fast_transfer(cap: &mut Cap, client: SocketAddr, server: SocketAddr, content:
             if n % 4 == 3 || n + 1 == wire.len() {
                 let ranges: Vec<Range<u64>> = received.iter().take(fast::MAX_ACK_RANGES).collect();
                 let ack = Frame::Ack { largest_pn: p, delay_us: 25, max_data: size, ranges };
-                if !rng.chance(o.loss) {
+                if !rng.chance(o.loss as f64 / 100.0) {
                     cap.udp(client, server, &enc(&ack));
                 }
             }
@@ -556,7 +539,7 @@ fn quic_and_other_udp_noise_is_not_taken_for_a_transfer() {
     let mut rng = Rng::new(99);
     for i in 0..200u64 {
         // QUIC long headers start 0b11xx_xxxx, as fast datagrams do.
-        let mut d: Vec<u8> = (0..1200).map(|_| rng.next() as u8).collect();
+        let mut d: Vec<u8> = (0..1200).map(|_| rng.next_u64() as u8).collect();
         d[0] = 0xC1 + (i % 6) as u8;
         cap.udp(client, quic, &d);
         cap.udp(quic, client, &d);

@@ -7,21 +7,13 @@ use std::time::Duration;
 use chatctl::rdt::cc::Algorithm;
 use chatctl::rdt::fast::Config;
 use chatctl::rdt::fast::sender::State;
-use chatctl::rdt::sim::{Flow, LinkConfig, Rng, shared_bottleneck, transfer};
+use chatctl::rdt::sim::{Flow, LinkConfig, shared_bottleneck, transfer};
+use common::{data, link};
+
+mod common;
 
 fn cfg() -> Config {
     Config { cc: Algorithm::Bbr, ..Config::default() }
-}
-
-fn data(len: usize, seed: u64) -> Vec<u8> {
-    let mut r = Rng::new(seed);
-    let mut v: Vec<u8> = (0..len.div_ceil(8)).flat_map(|_| r.next_u64().to_le_bytes()).collect();
-    v.truncate(len);
-    v
-}
-
-fn link(delay_ms: u64, loss: f64) -> LinkConfig {
-    LinkConfig { delay: Duration::from_millis(delay_ms), loss, ..Default::default() }
 }
 
 #[test]

@@ -9,11 +9,9 @@ use std::time::Duration;
 use chatctl::rdt::fast::Config;
 use chatctl::rdt::fast::driver::{Expect, ReceiveReport, Tracer, receive_file_blocking, send_file_blocking};
 use chatctl::rdt::sim::Rng;
+use common::data;
 
-fn data(len: usize, seed: u64) -> Vec<u8> {
-    let mut r = Rng::new(seed);
-    (0..len).map(|_| r.next_u64() as u8).collect()
-}
+mod common;
 
 fn file_with(bytes: &[u8]) -> tempfile::NamedTempFile {
     let mut f = tempfile::NamedTempFile::new().unwrap();

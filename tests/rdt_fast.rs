@@ -6,15 +6,9 @@ use std::time::Duration;
 use assert_cmd::Command;
 use chatctl::client::{DownloadOptions, Session, Transport};
 use chatctl::rdt::fast;
-use chatctl::rdt::sim::Rng;
-use common::{part_files, server};
+use common::{data, part_files, server};
 
 mod common;
-
-fn data(len: usize, seed: u64) -> Vec<u8> {
-    let mut r = Rng::new(seed);
-    (0..len).map(|_| r.next_u64() as u8).collect()
-}
 
 /// A served folder with `big.bin` (5 MB), `one.bin` (1 byte) and `empty.bin`.
 fn served() -> (tempfile::TempDir, Vec<u8>) {

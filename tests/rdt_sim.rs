@@ -6,18 +6,10 @@ use std::time::Duration;
 use chatctl::rdt::cc::Algorithm;
 use chatctl::rdt::fast::sender::State;
 use chatctl::rdt::fast::{Config, Frame};
-use chatctl::rdt::sim::{Aim, LinkConfig, Outcome, Rng, transfer};
+use chatctl::rdt::sim::{Aim, LinkConfig, Outcome, transfer};
+use common::{data, link};
 
-fn data(len: usize, seed: u64) -> Vec<u8> {
-    let mut r = Rng::new(seed);
-    let mut v: Vec<u8> = (0..len.div_ceil(8)).flat_map(|_| r.next_u64().to_le_bytes()).collect();
-    v.truncate(len);
-    v
-}
-
-fn link(delay_ms: u64, loss: f64) -> LinkConfig {
-    LinkConfig { delay: Duration::from_millis(delay_ms), loss, ..Default::default() }
-}
+mod common;
 
 /// Runs one case and checks the invariants: exact bytes, verified, both sides ended.
 fn check(name: &str, cfg: &Config, len: usize, resume: usize, fwd: LinkConfig, back: LinkConfig, seed: u64) -> Outcome {

@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
+use chatctl::rdt::sim::{LinkConfig, Rng};
 use chatctl::server::{Config, PortSpec, Server};
 
 pub mod capture;
@@ -62,4 +63,17 @@ pub fn part_files(dir: &Path) -> Vec<String> {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n.ends_with(".chatctl-part"))
         .collect()
+}
+
+/// `len` seeded random bytes (the same for the same seed).
+pub fn data(len: usize, seed: u64) -> Vec<u8> {
+    let mut r = Rng::new(seed);
+    let mut v: Vec<u8> = (0..len.div_ceil(8)).flat_map(|_| r.next_u64().to_le_bytes()).collect();
+    v.truncate(len);
+    v
+}
+
+/// A simulated link with `delay_ms` one-way delay and random `loss`.
+pub fn link(delay_ms: u64, loss: f64) -> LinkConfig {
+    LinkConfig { delay: std::time::Duration::from_millis(delay_ms), loss, ..Default::default() }
 }
