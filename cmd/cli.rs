@@ -22,6 +22,7 @@ pub struct Cli {
 
 /// Options every subcommand accepts, before or after its name.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct Global {
     /// Server to talk to.
     #[arg(

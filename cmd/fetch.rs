@@ -56,6 +56,13 @@ pub struct FetchArgs {
     #[arg(long, conflicts_with = "tcp")]
     pub classic: bool,
 
+    /// Send UDP downloads through a relay at ADDR:PORT (e.g. `chatctl impair
+    /// --target SERVER:TRANSFER-PORT`) instead of to the announced port.
+    /// With `serve --ports LO-HI` the server's ports are predictable: for one
+    /// user, LO is the update port and LO+1 the first transfer port.
+    #[arg(long, value_name = "ADDR:PORT", conflicts_with = "tcp")]
+    pub udp_via: Option<std::net::SocketAddr>,
+
     /// Write one JSON line per progress tick of a fast download (bytes, RTT,
     /// window estimate, holes, late bytes) to FILE, for plots.
     #[arg(long, value_name = "FILE")]
@@ -138,6 +145,7 @@ pub fn run(args: FetchArgs, global: &Global) -> anyhow::Result<()> {
         resume: args.resume,
         fast: (!args.classic).then(fast::Config::default),
         trace,
+        udp_via: args.udp_via,
     };
     one_shot(global, |session| async move {
         let mut files = args.files.clone();

@@ -12,8 +12,12 @@ use crate::cli::Global;
 
 /// Relay UDP between one client and a target through seeded impairments.
 ///
-/// For trying transfers on a bad path on a machine without netem, e.g.
-/// `chatctl impair --listen 127.0.0.1:9000 --target 127.0.0.1:55000 --loss 1% --delay 25ms --rate 200M`.
+/// For trying transfers on a bad path on a machine without netem. With
+/// `chatctl serve --ports 55000-55001` one user's update connection gets
+/// port 55000 and its download 55001, so
+/// `chatctl impair --listen 127.0.0.1:9000 --target 127.0.0.1:55001 --loss 1% --delay 25ms --rate 200M`
+/// and `chatctl fetch FILE --udp-via 127.0.0.1:9000` download through the
+/// relay (add `serve --max-datagram 1452` for a 1500-byte-MTU path).
 /// The first datagram that arrives names the client; datagrams from other
 /// addresses are ignored. Every impairment applies to both directions, each
 /// direction with its own random choices from --seed. Runs until Ctrl-C,

@@ -151,6 +151,7 @@ Register-ArgumentCompleter -Native -CommandName 'chatctl' -ScriptBlock {
         'chatctl;fetch' {
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Where to write [default: the current folder]. With one FILE: that file''s name, or an existing folder (or a path ending in `/`) to put it in. With several: a folder, created if missing; each file keeps its name')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Where to write [default: the current folder]. With one FILE: that file''s name, or an existing folder (or a path ending in `/`) to put it in. With several: a folder, created if missing; each file keeps its name')
+            [CompletionResult]::new('--udp-via', '--udp-via', [CompletionResultType]::ParameterName, 'Send UDP downloads through a relay at ADDR:PORT (e.g. `chatctl impair --target SERVER:TRANSFER-PORT`) instead of to the announced port. With `serve --ports LO-HI` the server''s ports are predictable: for one user, LO is the update port and LO+1 the first transfer port')
             [CompletionResult]::new('--trace', '--trace', [CompletionResultType]::ParameterName, 'Write one JSON line per progress tick of a fast download (bytes, RTT, window estimate, holes, late bytes) to FILE, for plots')
             [CompletionResult]::new('-s', '-s', [CompletionResultType]::ParameterName, 'Server to talk to')
             [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Server to talk to')

@@ -142,6 +142,7 @@ set edit:completion:arg-completer[chatctl] = {|@words|
         &'chatctl;fetch'= {
             cand -o 'Where to write [default: the current folder]. With one FILE: that file''s name, or an existing folder (or a path ending in `/`) to put it in. With several: a folder, created if missing; each file keeps its name'
             cand --output 'Where to write [default: the current folder]. With one FILE: that file''s name, or an existing folder (or a path ending in `/`) to put it in. With several: a folder, created if missing; each file keeps its name'
+            cand --udp-via 'Send UDP downloads through a relay at ADDR:PORT (e.g. `chatctl impair --target SERVER:TRANSFER-PORT`) instead of to the announced port. With `serve --ports LO-HI` the server''s ports are predictable: for one user, LO is the update port and LO+1 the first transfer port'
             cand --trace 'Write one JSON line per progress tick of a fast download (bytes, RTT, window estimate, holes, late bytes) to FILE, for plots'
             cand -s 'Server to talk to'
             cand --server 'Server to talk to'

@@ -114,6 +114,7 @@ complete -c chatctl -n "__fish_chatctl_using_subcommand list" -s v -l verbose -d
 complete -c chatctl -n "__fish_chatctl_using_subcommand list" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c chatctl -n "__fish_chatctl_using_subcommand list" -s V -l version -d 'Print version'
 complete -c chatctl -n "__fish_chatctl_using_subcommand fetch" -s o -l output -d 'Where to write [default: the current folder]. With one FILE: that file\'s name, or an existing folder (or a path ending in `/`) to put it in. With several: a folder, created if missing; each file keeps its name' -r -F
+complete -c chatctl -n "__fish_chatctl_using_subcommand fetch" -l udp-via -d 'Send UDP downloads through a relay at ADDR:PORT (e.g. `chatctl impair --target SERVER:TRANSFER-PORT`) instead of to the announced port. With `serve --ports LO-HI` the server\'s ports are predictable: for one user, LO is the update port and LO+1 the first transfer port' -r
 complete -c chatctl -n "__fish_chatctl_using_subcommand fetch" -l trace -d 'Write one JSON line per progress tick of a fast download (bytes, RTT, window estimate, holes, late bytes) to FILE, for plots' -r -F
 complete -c chatctl -n "__fish_chatctl_using_subcommand fetch" -s s -l server -d 'Server to talk to' -r
 complete -c chatctl -n "__fish_chatctl_using_subcommand fetch" -s n -l name -d 'Name to join the room with [default: asked on a TTY, else the login name]' -r

@@ -7,14 +7,16 @@ use std::net::UdpSocket;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-#[test]
-fn relays_and_reports_on_interrupt() {
-    let target = UdpSocket::bind("127.0.0.1:0").unwrap();
-    target.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+use chatctl::server::{Config, PortSpec};
+
+mod common;
+
+/// Starts `chatctl impair --listen 127.0.0.1:0 --target TARGET ARGS`;
+/// returns the child and the address it relays from.
+fn impair(target: &str, args: &[&str]) -> (std::process::Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_chatctl"))
-        .args(["impair", "--listen", "127.0.0.1:0", "--target"])
-        .arg(target.local_addr().unwrap().to_string())
-        .args(["--delay", "5ms", "--seed", "7"])
+        .args(["impair", "--listen", "127.0.0.1:0", "--target", target])
+        .args(args)
         .env_remove("NO_COLOR")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -25,6 +27,26 @@ fn relays_and_reports_on_interrupt() {
     stderr.read_line(&mut first).unwrap();
     // "relaying 127.0.0.1:PORT -> 127.0.0.1:PORT (Ctrl-C stops)"
     let addr = first.split_whitespace().nth(1).unwrap_or_else(|| panic!("unexpected first line {first:?}"));
+    (child, addr.to_string())
+}
+
+/// Interrupts `child` (SIGINT) and returns what it printed on stdout.
+fn interrupt(mut child: std::process::Child) -> String {
+    // SAFETY: sending a signal to our own child process.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGINT);
+    }
+    let mut out = String::new();
+    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    assert!(child.wait().unwrap().success());
+    out
+}
+
+#[test]
+fn relays_and_reports_on_interrupt() {
+    let target = UdpSocket::bind("127.0.0.1:0").unwrap();
+    target.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let (child, addr) = impair(&target.local_addr().unwrap().to_string(), &["--delay", "5ms", "--seed", "7"]);
     let client = UdpSocket::bind("127.0.0.1:0").unwrap();
     client.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     client.connect(addr).unwrap();
@@ -37,13 +59,7 @@ fn relays_and_reports_on_interrupt() {
         let n = client.recv(&mut buf).unwrap();
         assert_eq!(&buf[..n], &[i; 3]);
     }
-    // SAFETY: sending a signal to our own child process.
-    unsafe {
-        libc::kill(child.id() as libc::pid_t, libc::SIGINT);
-    }
-    let mut out = String::new();
-    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
-    assert!(child.wait().unwrap().success());
+    let out = interrupt(child);
     assert!(out.contains("client -> target: 10 datagrams in, 10 out, 0 dropped"), "{out}");
     assert!(out.contains("target -> client: 10 datagrams in, 10 out, 0 dropped"), "{out}");
 }
@@ -62,4 +78,57 @@ fn bad_shares_and_rates_are_refused_with_a_hint() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("e.g. 200M"));
+}
+
+/// Two consecutive ports free for TCP and UDP on 127.0.0.1 (checked, then
+/// released: another program could take them in between, which is unlikely).
+fn free_pair() -> u16 {
+    let start = 20_000 + (std::process::id() % 20_000) as u16;
+    (0..2000u16)
+        .map(|i| start + 7 * i)
+        .find(|&p| {
+            (p..=p + 1).all(|q| {
+                std::net::TcpListener::bind(("127.0.0.1", q)).is_ok() && UdpSocket::bind(("127.0.0.1", q)).is_ok()
+            })
+        })
+        .expect("no two free ports")
+}
+
+/// A real fast download through `chatctl impair` (2% loss both ways), with
+/// the server held to 1452-byte datagrams and `fetch --udp-via`: byte-exact,
+/// and the relay saw the transfer.
+#[test]
+fn fetch_through_the_relay() {
+    let dir = tempfile::tempdir().unwrap();
+    let content = common::data(1_000_000, 5);
+    std::fs::write(dir.path().join("f.bin"), &content).unwrap();
+    let lo = free_pair();
+    let fast = chatctl::rdt::fast::Config { max_datagram: 1452, probe: false, ..Default::default() };
+    let server = common::server_with(Config {
+        ports: PortSpec::Range { lo, hi: lo + 1 },
+        fast,
+        ..common::config(Some(dir.path()))
+    });
+    // One user: the update connection takes `lo`, the download `lo + 1`.
+    let (relay, via) = impair(&format!("127.0.0.1:{}", lo + 1), &["--loss", "2%", "--seed", "3"]);
+    let out = tempfile::tempdir().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_chatctl"))
+        .args(["--server", &server.to_string(), "--name", "VIA", "--json", "fetch", "f.bin", "--udp-via", &via, "-o"])
+        .arg(out.path())
+        .output()
+        .unwrap();
+    let report = interrupt(relay);
+    assert!(o.status.success(), "{}\n{report}", String::from_utf8_lossy(&o.stderr));
+    assert!(std::fs::read(out.path().join("f.bin")).unwrap() == content);
+    let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(json["udp_mode"], "fast", "{json}");
+    // "client -> target: N datagrams in, M out, D dropped, ..."
+    let counts = |dir: &str| -> Vec<u64> {
+        let line = report.lines().find(|l| l.contains(dir)).unwrap_or_else(|| panic!("no {dir:?} in {report}"));
+        line.split(|c: char| !c.is_ascii_digit()).filter_map(|w| w.parse().ok()).collect()
+    };
+    let down = counts("target -> client");
+    println!("{report}");
+    assert!(down[0] >= 1_000_000 / 1452, "the transfer did not go through the relay: {report}");
+    assert!(down[2] > 0, "2% loss dropped nothing: {report}");
 }

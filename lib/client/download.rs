@@ -88,6 +88,10 @@ pub struct DownloadOptions {
     pub fast: Option<fast::Config>,
     /// Where to write one JSON line per progress tick of a fast download.
     pub trace: Option<Tracer>,
+    /// Send a UDP download's datagrams to this address instead of the port
+    /// the server announced, and take its answers from there: a relay such
+    /// as `chatctl impair` in front of the server's transfer port.
+    pub udp_via: Option<SocketAddr>,
 }
 
 /// Live progress of a download.
@@ -175,6 +179,7 @@ impl Session {
             return Err(ClientError::Protocol("the server announced port 0".into()));
         }
         let peer = SocketAddr::new(self.server.ip(), port);
+        let udp_peer = opts.udp_via.unwrap_or(peer);
         let temp = temp_path_for(target);
         let fast_cfg = opts.fast.clone().filter(|_| transport == Transport::Udp);
         // What an interrupted fast download left: the flow-control window
@@ -211,14 +216,14 @@ impl Session {
             (Transport::Tcp, _) => tcp(peer, size, self.timeout, &mut sink, &mut progress).await,
             (Transport::Udp, None) => {
                 udp_mode = Some("classic");
-                udp(peer, size, self.timeout, &mut sink, &mut progress).await
+                udp(udp_peer, size, self.timeout, &mut sink, &mut progress).await
             }
             (Transport::Udp, Some(cfg)) => {
                 let cfg = fast::Config { idle_timeout: self.timeout.max(Duration::from_secs(1)), ..cfg };
                 let expect = Expect { resume_from, size: Some(size) };
                 // Interrupted in here (Ctrl-C drops this future), the partial file stays for `--continue`.
                 guard.0 = None;
-                let r = udp_fast(peer, std_file, expect, &cfg, opts.trace.clone(), &mut sink, &mut progress).await;
+                let r = udp_fast(udp_peer, std_file, expect, &cfg, opts.trace.clone(), &mut sink, &mut progress).await;
                 guard.0 = Some(temp.clone());
                 let classic = r.as_ref().is_ok_and(|&(classic, _)| classic);
                 if let Ok((_, s)) = &r {
