@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
-use chatctl::client::{DownloadOptions, DownloadReport, Progress, Session, Transport};
+use chatctl::client::control::Link;
+use chatctl::client::{DownloadOptions, DownloadReport, Progress, Transport};
 use chatctl::rdt::fast::{self, driver::Tracer};
 use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -188,7 +189,7 @@ pub fn run(args: FetchArgs, global: &Global) -> anyhow::Result<()> {
         let mut tasks = futures_util::stream::FuturesOrdered::new();
         for (file, path) in targets {
             let bar = multi.add(ProgressBar::new(0).with_style(style.clone()).with_prefix(escape(&file).into_owned()));
-            let session: Arc<Session> = session.clone();
+            let session: Arc<Link> = session.clone();
             let (opts, show) = (opts.clone(), g.verbose > 0 && !g.quiet);
             let verbose = show && !bars;
             // A partial file `--continue` could resume (checked before the download replaces it).

@@ -287,7 +287,7 @@ pub fn run(_args: JoinArgs, global: &Global) -> anyhow::Result<()> {
             End::Failed(e) => Err(e),
         };
         chat.downloads.abort_all();
-        let left = crate::session::leave(&session).await;
+        let left = crate::session::leave(session.leave()).await;
         over.store(true, std::sync::atomic::Ordering::SeqCst);
         if tty && !by_input {
             // The line editor holds the terminal in raw mode until its read

@@ -1,39 +1,101 @@
 //! `chatctl say`: broadcast to everyone.
 
+use chatctl::client::forward::{Stop, forward};
+use chatctl::client::reconnect::DEFAULT_BACKLOG;
+use chatctl::exit::Exit;
 use clap::Args;
 
 use crate::cli::Global;
-use crate::session::{each_stdin_line, escape, fail, one_shot, out, words};
+use crate::session::{
+    Reach, ReconnectArgs, block_on, each_stdin_line, escape, fail, leave, name, one_shot, out, reach, report_reconnect,
+    stdin_lines, words,
+};
 
 /// Send a message to everyone in the room.
 ///
 /// With no TEXT, or `-`, each line of standard input is sent as it arrives
-/// (`tail -f app.log | chatctl say`). Text over 99 characters is split.
-/// Prints who received each message unless --quiet; --json prints one object
-/// per message sent.
+/// (`tail -f app.log | chatctl say`); a server that goes away ends it at once
+/// (exit 12) unless --reconnect. Text over 99 characters is split. Prints
+/// who received each message unless --quiet; --json prints one object per
+/// message sent. With a `join` of the same server and name running, the
+/// message goes through that session.
 #[derive(Debug, Args)]
 pub struct SayArgs {
     /// The message; words are joined with spaces. `-` or none: read stdin.
     #[arg(value_name = "TEXT")]
     pub text: Vec<String>,
+
+    #[command(flatten)]
+    pub reconnect: ReconnectArgs,
 }
 
 pub fn run(args: SayArgs, global: &Global) -> anyhow::Result<()> {
     let g = global.clone();
-    one_shot(global, |session| async move {
-        let send = |text: String| {
-            let session = session.clone();
-            let g = g.clone();
-            async move {
-                for (piece, to) in session.broadcast(&text).await.map_err(fail)? {
-                    report(&g, &piece, &to)?;
-                }
-                anyhow::Ok(())
+    match words(&args.text) {
+        Some(text) => one_shot(global, |link| async move {
+            for (piece, to) in link.broadcast(&text).await.map_err(fail)? {
+                report(&g, &piece, &to)?;
+            }
+            Ok(())
+        }),
+        None => stream(&args.reconnect, global),
+    }
+}
+
+/// `say` reading standard input: through [`forward`] when joined by itself
+/// (the connection watched, --reconnect), line by line through a shared session.
+fn stream(reconnect: &ReconnectArgs, g: &Global) -> anyhow::Result<()> {
+    let name = name(g)?;
+    block_on(async {
+        let ctrl_c = tokio::signal::ctrl_c();
+        tokio::pin!(ctrl_c);
+        let reached = tokio::select! {
+            biased;
+            _ = &mut ctrl_c => return Err(anyhow::Error::new(Exit::Interrupted)),
+            r = reach(g, &name) => r?,
+        };
+        let joined = match reached {
+            Reach::Own(s, u) => (s, u),
+            Reach::Shared(c) => {
+                let link = chatctl::client::control::Link::Shared(c);
+                let send = |text: String| {
+                    let link = &link;
+                    async move {
+                        for (piece, to) in link.broadcast(&text).await.map_err(fail)? {
+                            report(g, &piece, &to)?;
+                        }
+                        anyhow::Ok(())
+                    }
+                };
+                return tokio::select! {
+                    biased;
+                    _ = &mut ctrl_c => Err(anyhow::Error::new(Exit::Interrupted)),
+                    r = each_stdin_line(send) => r,
+                };
             }
         };
-        match words(&args.text) {
-            Some(text) => send(text).await,
-            None => each_stdin_line(send).await,
+        let (session, r) = forward(
+            joined,
+            reconnect.rejoin(g, &name),
+            DEFAULT_BACKLOG,
+            stdin_lines(),
+            |session, line| async move { session.broadcast(&line).await },
+            |sent| sent.iter().try_for_each(|(piece, to)| report(g, piece, to)),
+            |event| report_reconnect("say", g.json, &event),
+            async {
+                let _ = ctrl_c.await;
+            },
+        )
+        .await;
+        let r = match r {
+            Ok(()) => Ok(()),
+            Err(Stop::Client(e)) => Err(fail(e)),
+            Err(Stop::Sink(e)) => Err(e),
+            Err(Stop::Interrupted) => Err(anyhow::Error::new(Exit::Interrupted)),
+        };
+        match session {
+            Some(s) => r.and(leave(s.leave()).await),
+            None => r,
         }
     })
 }

@@ -7,6 +7,7 @@ use std::io::IsTerminal;
 use std::sync::Arc;
 
 use anyhow::Context;
+use chatctl::client::control::{self, Link};
 use chatctl::client::{ClientError, Session, Updates};
 use chatctl::exit::Exit;
 
@@ -45,6 +46,7 @@ pub fn fail(e: ClientError) -> anyhow::Error {
         Exit::InvalidName => ": choose another with --name or CHATCTL_NAME",
         Exit::ServerFull => ": try again later",
         Exit::Timeout => " (--timeout waits longer)",
+        Exit::ServerGone => " (it shut down, or the connection was lost)",
         _ => "",
     };
     let msg = format!("{:#}{hint}", anyhow::Error::new(e));
@@ -118,12 +120,41 @@ pub async fn pick_many(prompt: &str, items: &[String]) -> anyhow::Result<Vec<usi
     .context("cannot read the choice from the terminal")
 }
 
-/// Joins, runs `body`, then leaves with `101` whatever happened, also on
-/// Ctrl-C (which then exits with [`Exit::Interrupted`]). Ctrl-C while joining
-/// drops the half-open connection, which the server treats as a leave.
+/// How a one-shot command reaches the room: through a live shared session
+/// (`join` with the same server and name), or joined by itself.
+pub enum Reach {
+    /// A running `join`'s socket.
+    Shared(control::Client),
+    /// Joined by this command.
+    Own(Session, Updates),
+}
+
+/// Goes through the live shared session for this server and name if one
+/// runs, else joins. A session folder that is not private is skipped (with
+/// a warning): the command then joins by itself.
+pub async fn reach(g: &Global, name: &str) -> anyhow::Result<Reach> {
+    let addr = chatctl::client::resolve(&g.server).await.map_err(fail)?;
+    match control::runtime_dir() {
+        Ok(dir) => match control::Client::connect(&dir, addr, name, g.timeout).await {
+            Ok(Some(c)) => return Ok(Reach::Shared(c)),
+            Ok(None) => {}
+            Err(e) => tracing::warn!("{:#}", anyhow::Error::new(e)),
+        },
+        Err(e) => tracing::warn!("{:#}", anyhow::Error::new(e)),
+    }
+    let (session, updates) = Session::join(&g.server, name, g.timeout).await.map_err(fail)?;
+    Ok(Reach::Own(session, updates))
+}
+
+/// Joins (or reaches a shared session), runs `body`, then leaves with `101`
+/// whatever happened, also on Ctrl-C (which then exits with
+/// [`Exit::Interrupted`]). Ctrl-C while joining drops the half-open
+/// connection, which the server treats as a leave. A server that goes away
+/// meanwhile ends the command at once ([`Exit::ServerGone`]), even while it
+/// waits for standard input.
 pub fn one_shot<F, Fut>(g: &Global, body: F) -> anyhow::Result<()>
 where
-    F: FnOnce(Arc<Session>) -> Fut,
+    F: FnOnce(Arc<Link>) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
     let name = name(g)?;
@@ -131,34 +162,46 @@ where
         let ctrl_c = tokio::signal::ctrl_c();
         tokio::pin!(ctrl_c);
         // `biased`: the Ctrl-C handler is installed (first poll) before any other work.
-        let (session, updates) = tokio::select! {
+        let reached = tokio::select! {
             biased;
             _ = &mut ctrl_c => return Err(anyhow::Error::new(Exit::Interrupted)),
-            r = Session::join(&g.server, &name, g.timeout) => r.map_err(fail)?,
+            r = reach(g, &name) => r?,
         };
-        let session = Arc::new(session);
-        // One-shot commands ignore updates; drain them so `say` can run for hours.
-        tokio::spawn(drain(updates));
+        let (link, updates) = match reached {
+            Reach::Shared(c) => (Arc::new(Link::Shared(c)), None),
+            Reach::Own(s, u) => (Arc::new(Link::Own(s)), Some(u)),
+        };
         let r = tokio::select! {
             biased;
             _ = &mut ctrl_c => Err(anyhow::Error::new(Exit::Interrupted)),
-            r = body(session.clone()) => r,
+            // One-shot commands ignore updates; their end means the server went away.
+            e = gone(updates) => return Err(fail(e)),
+            r = body(link.clone()) => r,
         };
-        let left = leave(&session).await;
+        let left = leave(link.leave()).await;
         r.and(left)
     })
 }
 
-/// Leaves the room (`101`, bounded by --timeout); a second Ctrl-C stops waiting.
-pub async fn leave(session: &Session) -> anyhow::Result<()> {
-    tokio::select! {
-        r = session.leave() => r.map_err(fail).context("leaving the room"),
-        _ = tokio::signal::ctrl_c() => Err(anyhow::Error::new(Exit::Interrupted).context("gave up leaving the room")),
+/// Completes when the update connection ends (never without one), with the
+/// error that ended it.
+pub async fn gone(updates: Option<Updates>) -> ClientError {
+    let Some(mut updates) = updates else { return std::future::pending().await };
+    loop {
+        match updates.next().await {
+            Some(Ok(_)) => {}
+            Some(Err(e)) => return e,
+            None => return ClientError::Closed,
+        }
     }
 }
 
-async fn drain(mut updates: Updates) {
-    while updates.next().await.is_some() {}
+/// Leaves the room (`101`, bounded by --timeout); a second Ctrl-C stops waiting.
+pub async fn leave(leaving: impl Future<Output = Result<(), ClientError>>) -> anyhow::Result<()> {
+    tokio::select! {
+        r = leaving => r.map_err(fail).context("leaving the room"),
+        _ = tokio::signal::ctrl_c() => Err(anyhow::Error::new(Exit::Interrupted).context("gave up leaving the room")),
+    }
 }
 
 /// Prints one line on standard output. Unlike `println!`, a closed pipe
@@ -200,4 +243,103 @@ where
         }
         send(String::from_utf8_lossy(&buf).into_owned()).await?;
     }
+}
+
+/// Standard input's lines (as [`each_stdin_line`] reads them) on a channel
+/// that closes at the end of input, read by a task of their own so that the
+/// connection is watched while no line comes.
+pub fn stdin_lines() -> tokio::sync::mpsc::UnboundedReceiver<String> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let r = each_stdin_line(|l| {
+            let sent = tx.send(l);
+            async move { sent.map_err(|_| anyhow::anyhow!("nobody reads the lines any more")) }
+        })
+        .await;
+        if let Err(e) = r {
+            tracing::warn!("{e:#}");
+        }
+    });
+    rx
+}
+
+/// `--reconnect` and its limits, for `say` and `join`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReconnectArgs {
+    /// When the server goes away, join again with the same name (exponential
+    /// backoff with jitter; one line per attempt on stderr) and send the
+    /// lines read meanwhile, in order (at most 10,000 wait; past that the
+    /// oldest are dropped and counted). A line whose confirmation was lost
+    /// is sent again. Ctrl-C ends it at once. Without it, a server that goes
+    /// away ends the command at once (exit 12).
+    #[arg(long)]
+    pub reconnect: bool,
+
+    /// The longest wait between two --reconnect attempts.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration, requires = "reconnect")]
+    pub reconnect_max: std::time::Duration,
+}
+
+impl ReconnectArgs {
+    /// What `forward` needs to rejoin, when --reconnect is on. The first
+    /// delay is 100 ms; the jitter is seeded from the clock and the process id.
+    pub fn rejoin(&self, g: &Global, name: &str) -> Option<chatctl::client::forward::Rejoin> {
+        use chatctl::client::reconnect::Backoff;
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let seed = now.as_nanos() as u64 ^ u64::from(std::process::id()).rotate_left(32);
+        let initial = std::time::Duration::from_millis(100);
+        self.reconnect.then(|| chatctl::client::forward::Rejoin {
+            server: g.server.clone(),
+            name: name.to_string(),
+            timeout: g.timeout,
+            backoff: Backoff::new(initial, self.reconnect_max, seed),
+        })
+    }
+}
+
+/// One stderr line (a JSON object with --json) about a lost server and the
+/// way back.
+pub fn report_reconnect(cmd: &str, json: bool, event: &chatctl::client::forward::Event<'_>) {
+    use chatctl::client::forward::Event;
+    let line = match (event, json) {
+        (Event::Lost(e), true) => {
+            serde_json::json!({ "kind": "reconnect", "event": "lost", "error": chain(*e) }).to_string()
+        }
+        (Event::Lost(e), false) => format!("chatctl {cmd}: lost the server ({}); reconnecting", chain(*e)),
+        (Event::Attempt(a), true) => {
+            let mut v = serde_json::to_value(a).unwrap_or_default();
+            if let Some(o) = v.as_object_mut() {
+                o.insert("kind".into(), "reconnect".into());
+                o.insert("event".into(), "attempt".into());
+            }
+            v.to_string()
+        }
+        (Event::Attempt(a), false) => format!(
+            "chatctl {cmd}: reconnect attempt {} failed: {}; next in {}",
+            a.attempt,
+            escape(&a.error),
+            humantime::format_duration(std::time::Duration::from_millis(a.retry_in.as_millis() as u64))
+        ),
+        (Event::Back { waiting, dropped }, true) => {
+            serde_json::json!({ "kind": "reconnect", "event": "back", "waiting": waiting, "dropped": dropped })
+                .to_string()
+        }
+        (Event::Back { waiting, dropped }, false) => {
+            let lost =
+                if *dropped > 0 { format!(" ({dropped} oldest dropped: the backlog was full)") } else { String::new() };
+            format!("chatctl {cmd}: back in the room; sending {waiting} waiting line(s){lost}")
+        }
+    };
+    eprintln!("{line}");
+}
+
+/// An error and its causes as `error: cause: cause`.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        s = format!("{s}: {c}");
+        src = c.source();
+    }
+    s
 }

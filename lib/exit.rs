@@ -29,13 +29,16 @@ pub enum Exit {
     TransferFailed,
     /// The peer broke the protocol.
     Protocol,
+    /// The server closed the session or went away (a shutdown, a crash, a
+    /// lost connection): the peer did nothing wrong, it is just gone.
+    ServerGone,
     /// Interrupted by Ctrl-C (after leaving cleanly).
     Interrupted,
 }
 
 impl Exit {
     /// Every exit code, in order, for documentation.
-    pub const ALL: [Exit; 13] = [
+    pub const ALL: [Exit; 14] = [
         Exit::Ok,
         Exit::Failure,
         Exit::Usage,
@@ -48,6 +51,7 @@ impl Exit {
         Exit::Timeout,
         Exit::TransferFailed,
         Exit::Protocol,
+        Exit::ServerGone,
         Exit::Interrupted,
     ];
 
@@ -66,6 +70,7 @@ impl Exit {
             Exit::Timeout => 9,
             Exit::TransferFailed => 10,
             Exit::Protocol => 11,
+            Exit::ServerGone => 12,
             Exit::Interrupted => 130,
         }
     }
@@ -85,8 +90,15 @@ impl Exit {
             Exit::Timeout => "the server did not answer within --timeout",
             Exit::TransferFailed => "a download failed or was incomplete",
             Exit::Protocol => "the peer broke the protocol",
+            Exit::ServerGone => "the server closed the session or went away (shut down, crashed, connection lost)",
             Exit::Interrupted => "interrupted (Ctrl-C), after leaving the room cleanly",
         }
+    }
+
+    /// The `Exit` whose [`code`](Self::code) is `code`, if any (an exit code
+    /// carried across the shared-session socket).
+    pub fn from_code(code: u8) -> Option<Exit> {
+        Exit::ALL.into_iter().find(|e| e.code() == code)
     }
 }
 
@@ -103,5 +115,19 @@ impl std::error::Error for Exit {}
 impl From<Exit> for std::process::ExitCode {
     fn from(e: Exit) -> Self {
         std::process::ExitCode::from(e.code())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Exit;
+
+    #[test]
+    fn codes_are_distinct_and_round_trip() {
+        for e in Exit::ALL {
+            assert_eq!(Exit::from_code(e.code()), Some(e));
+        }
+        assert_eq!(Exit::from_code(77), None);
+        assert_eq!(Exit::ServerGone.code(), 12);
     }
 }

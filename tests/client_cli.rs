@@ -900,7 +900,7 @@ fn pty_join_server_gone() {
     assert!(child.try_wait().unwrap().is_none(), "exited before Enter, with the terminal raw");
     typed(&mut stdin, b"\r", Duration::ZERO);
     let status = wait_exit(&mut child, T);
-    assert_eq!(status.code(), Some(code(Exit::Protocol)), "{status:?}");
+    assert_eq!(status.code(), Some(code(Exit::ServerGone)), "{status:?}");
 }
 
 /// A server whose accept queue is full never completes the connect: that is

@@ -168,17 +168,36 @@ impl Session {
         transport: Transport,
         target: &Path,
         opts: &DownloadOptions,
-        mut progress: impl FnMut(&Progress) + Send,
+        progress: impl FnMut(&Progress) + Send,
     ) -> Result<DownloadReport, ClientError> {
+        let announce = self.request_download(file, transport);
+        download(announce, self.server, self.timeout, file, transport, target, opts, progress).await
+    }
+}
+
+/// A download whose `106` answer (size, port) comes from `announce` (this
+/// session's own request, or a shared session's), from `server`.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn download(
+    announce: impl std::future::Future<Output = Result<(u64, u16), ClientError>>,
+    server: SocketAddr,
+    timeout: Duration,
+    file: &str,
+    transport: Transport,
+    target: &Path,
+    opts: &DownloadOptions,
+    mut progress: impl FnMut(&Progress) + Send,
+) -> Result<DownloadReport, ClientError> {
+    {
         if !opts.force && target.exists() {
             return Err(ClientError::Exists(target.to_path_buf()));
         }
         let started = Instant::now();
-        let (size, port) = self.request_download(file, transport).await?;
+        let (size, port) = announce.await?;
         if port == 0 {
             return Err(ClientError::Protocol("the server announced port 0".into()));
         }
-        let peer = SocketAddr::new(self.server.ip(), port);
+        let peer = SocketAddr::new(server.ip(), port);
         let udp_peer = opts.udp_via.unwrap_or(peer);
         let temp = temp_path_for(target);
         let fast_cfg = opts.fast.clone().filter(|_| transport == Transport::Udp);
@@ -213,13 +232,13 @@ impl Session {
         let mut reported_resume = resume_from;
         let mut sender = None;
         let r = match (transport, fast_cfg) {
-            (Transport::Tcp, _) => tcp(peer, size, self.timeout, &mut sink, &mut progress).await,
+            (Transport::Tcp, _) => tcp(peer, size, timeout, &mut sink, &mut progress).await,
             (Transport::Udp, None) => {
                 udp_mode = Some("classic");
-                udp(udp_peer, size, self.timeout, &mut sink, &mut progress).await
+                udp(udp_peer, size, timeout, &mut sink, &mut progress).await
             }
             (Transport::Udp, Some(cfg)) => {
-                let cfg = fast::Config { idle_timeout: self.timeout.max(Duration::from_secs(1)), ..cfg };
+                let cfg = fast::Config { idle_timeout: timeout.max(Duration::from_secs(1)), ..cfg };
                 let expect = Expect { resume_from, size: Some(size) };
                 // Interrupted in here (Ctrl-C drops this future), the partial file stays for `--continue`.
                 guard.0 = None;

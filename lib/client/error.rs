@@ -43,6 +43,10 @@ pub enum ClientError {
     /// A download failed: incomplete, too long, or the file could not be written.
     #[error("download of {file} failed: {reason}")]
     Transfer { file: String, reason: String },
+    /// A request through a shared session (`join`'s socket) failed there:
+    /// its message and exit code, as the session saw them.
+    #[error("{message}")]
+    Shared { message: String, exit: Exit },
     /// Writing the downloaded file failed.
     #[error("cannot write {}", path.display())]
     File {
@@ -67,9 +71,19 @@ impl ClientError {
                 _ => Exit::Protocol,
             },
             ClientError::Timeout { .. } => Exit::Timeout,
-            ClientError::Closed | ClientError::Decode(_) | ClientError::Protocol(_) => Exit::Protocol,
+            ClientError::Closed => Exit::ServerGone,
+            ClientError::Shared { exit, .. } => *exit,
+            ClientError::Io(e) if gone(e) => Exit::ServerGone,
+            ClientError::Decode(_) | ClientError::Protocol(_) => Exit::Protocol,
             ClientError::Transfer { .. } | ClientError::File { .. } => Exit::TransferFailed,
             ClientError::Io(_) | ClientError::Encode(_) | ClientError::Exists(_) => Exit::Failure,
         }
     }
+}
+
+/// An I/O error that means the server went away (reset, closed under a write),
+/// not a local failure.
+fn gone(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(e.kind(), ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof | NotConnected)
 }

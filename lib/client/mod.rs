@@ -10,9 +10,13 @@
 //! Every connection is read through [`wire::Decoder`](crate::wire::Decoder):
 //! one `recv` is never assumed to be one message.
 
+pub mod control;
 mod display;
 mod download;
 mod error;
+pub mod forward;
+mod listen;
+pub mod reconnect;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -25,6 +29,7 @@ use tokio::sync::{Mutex, mpsc};
 pub use display::{escape, local_file_name, rate, thousands};
 pub use download::{DownloadOptions, DownloadReport, Progress, Transport, temp_path_for};
 pub use error::ClientError;
+pub use listen::{Filter, Listen, Outcome, Verdict};
 
 use crate::wire::{Confirm, Decoder, Direction, ErrorCode, MAX_FIELD_CHARS, Message, Request, Update, split_text};
 

@@ -1,0 +1,151 @@
+//! The line forwarder behind `say` reading standard input: each line is sent
+//! as it arrives, the connection is watched while no line comes (a server
+//! that goes away ends it at once), and with reconnection on, lines read
+//! while the server is away wait in a bounded [`Backlog`] and go out in order
+//! once [`rejoin`] succeeds.
+//!
+//! Delivery is at least once across a loss: a line whose confirmation never
+//! came is sent again after the rejoin (the old server may have delivered it
+//! before it went away).
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use super::reconnect::{Attempt, Backlog, Backoff, rejoin};
+use super::{ClientError, Session, Updates};
+
+/// What happened on the way, for the caller to report (one line each on stderr).
+#[derive(Debug)]
+pub enum Event<'a> {
+    /// The server went away; a rejoin starts.
+    Lost(&'a ClientError),
+    /// One rejoin attempt failed.
+    Attempt(&'a Attempt),
+    /// Back in the room: `waiting` lines are about to be sent, `dropped` were
+    /// lost because the backlog was full.
+    Back {
+        /// Lines about to be sent.
+        waiting: usize,
+        /// Lines dropped while away.
+        dropped: u64,
+    },
+}
+
+/// Why forwarding stopped early.
+#[derive(Debug)]
+pub enum Stop<E> {
+    /// The session failed (without reconnection, a lost server is
+    /// [`ClientError::Closed`]).
+    Client(ClientError),
+    /// The caller's own handling of a sent line failed (e.g. stdout closed).
+    Sink(E),
+    /// The interrupt future completed (Ctrl-C).
+    Interrupted,
+}
+
+/// Where to rejoin, and how patiently.
+#[derive(Debug)]
+pub struct Rejoin {
+    /// The server, as given on the command line.
+    pub server: String,
+    /// The name to join with again.
+    pub name: String,
+    /// Bound of each join step.
+    pub timeout: Duration,
+    /// Delays between attempts.
+    pub backoff: Backoff,
+}
+
+/// Forwards `lines` through the joined session until they end (and every
+/// waiting line is sent), the session fails (and `rejoin` is `None` or gives
+/// up), or `interrupt` completes. `send` sends one line and returns what
+/// `sent` reports. Returns the last live session, to leave, and the result.
+#[allow(clippy::too_many_arguments)]
+pub async fn forward<T, E, F, Fut>(
+    joined: (Session, Updates),
+    mut rejoin_with: Option<Rejoin>,
+    backlog_cap: usize,
+    mut lines: mpsc::UnboundedReceiver<String>,
+    mut send: F,
+    mut sent: impl FnMut(T) -> Result<(), E>,
+    mut event: impl FnMut(Event<'_>),
+    interrupt: impl Future<Output = ()>,
+) -> (Option<Arc<Session>>, Result<(), Stop<E>>)
+where
+    F: FnMut(Arc<Session>, String) -> Fut,
+    Fut: Future<Output = Result<T, ClientError>>,
+{
+    tokio::pin!(interrupt);
+    let mut backlog = Backlog::new(backlog_cap);
+    let mut input_over = false;
+    let (session, mut updates) = joined;
+    let mut session = Arc::new(session);
+    loop {
+        // Connected: send what waits, then wait for a line or the loss.
+        let lost = loop {
+            if let Some(line) = backlog.front().cloned() {
+                let r = tokio::select! {
+                    biased;
+                    _ = &mut interrupt => return (Some(session), Err(Stop::Interrupted)),
+                    r = send(session.clone(), line) => r,
+                };
+                match r {
+                    Ok(t) => {
+                        backlog.pop();
+                        if let Err(e) = sent(t) {
+                            return (Some(session), Err(Stop::Sink(e)));
+                        }
+                        continue;
+                    }
+                    Err(e) if rejoin_with.is_some() && e.exit() == crate::exit::Exit::ServerGone => break e,
+                    Err(e) => return (Some(session), Err(Stop::Client(e))),
+                }
+            }
+            if input_over {
+                return (Some(session), Ok(()));
+            }
+            tokio::select! {
+                biased;
+                _ = &mut interrupt => return (Some(session), Err(Stop::Interrupted)),
+                u = updates.next() => match u {
+                    // Updates are not shown by `say`; only their end matters.
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => break e,
+                    None => break ClientError::Closed,
+                },
+                l = lines.recv() => match l {
+                    Some(l) => backlog.push(l),
+                    None => input_over = true,
+                },
+            }
+        };
+        let Some(how) = rejoin_with.as_mut() else { return (None, Err(Stop::Client(lost))) };
+        event(Event::Lost(&lost));
+        // Away: keep reading lines (bounded) while rejoining.
+        let joined = {
+            let again = rejoin(&how.server, &how.name, how.timeout, &mut how.backoff, |a| event(Event::Attempt(a)));
+            tokio::pin!(again);
+            loop {
+                tokio::select! {
+                    biased;
+                    _ = &mut interrupt => return (None, Err(Stop::Interrupted)),
+                    r = &mut again => break r,
+                    l = lines.recv(), if !input_over => match l {
+                        Some(l) => backlog.push(l),
+                        None => input_over = true,
+                    },
+                }
+            }
+        };
+        match joined {
+            Ok((s, u)) => {
+                (session, updates) = (Arc::new(s), u);
+                event(Event::Back { waiting: backlog.len(), dropped: backlog.take_dropped() });
+            }
+            Err(e) => return (None, Err(Stop::Client(e))),
+        }
+    }
+}
