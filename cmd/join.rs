@@ -6,16 +6,18 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
-use chatctl::client::{Session, Transport, Updates, thousands};
+use chatctl::client::forward::{Event, Rejoin, away};
+use chatctl::client::reconnect::{Backlog, DEFAULT_BACKLOG};
+use chatctl::client::{ClientError, Filter, Listen, Outcome, Session, Transport, Updates, Verdict, thousands};
 use chatctl::exit::Exit;
 use chatctl::wire::Update;
 use clap::Args;
 use console::style;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::cli::Global;
-use crate::session::{block_on, each_stdin_line, escape, fail, name};
+use crate::session::{ReconnectArgs, block_on, each_stdin_line, escape, fail, name, report_reconnect};
 
 /// Join the room interactively.
 ///
@@ -24,8 +26,70 @@ use crate::session::{block_on, each_stdin_line, escape, fail, name};
 /// `/users`, `/files`, `/get FILE [--tcp|--udp]` (in the background), `/help`,
 /// `/quit`. Not on a terminal: each stdin line is a message (same syntax) and
 /// each update one output line (JSON with --json); end of input leaves.
+///
+/// While it runs, one-shot `say`, `whisper`, `list` and `fetch` with the same
+/// server and name go through this session (a private Unix socket) instead
+/// of joining again. `--detach` runs such a session in the background,
+/// `--stop` ends it. A server that goes away ends `join` at once (exit 12)
+/// unless --reconnect.
+///
+/// Scripts can wait for something: `--count`, `--for` and the filters
+/// `--from`, `--private`, `--match` print only the updates that match, and
+/// end the session when the budget is spent (then the end of input no
+/// longer leaves).
 #[derive(Debug, Args)]
-pub struct JoinArgs {}
+pub struct JoinArgs {
+    /// Leave after N updates that match the filters.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub count: Option<u64>,
+
+    /// Leave after DURATION (e.g. `30s`); exit 9 if nothing matched by then.
+    #[arg(long = "for", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub for_: Option<std::time::Duration>,
+
+    /// Only messages (private or public) from NAME.
+    #[arg(long, value_name = "NAME")]
+    pub from: Option<String>,
+
+    /// Only private messages.
+    #[arg(long)]
+    pub private: bool,
+
+    /// Only messages whose text matches REGEX (Rust regex syntax).
+    #[arg(long = "match", value_name = "REGEX", value_parser = parse_regex)]
+    pub pattern: Option<regex::Regex>,
+
+    #[command(flatten)]
+    pub reconnect: ReconnectArgs,
+
+    /// Run the session in the background (for bots and scripts) and return
+    /// once it has joined; one-shot commands with the same server and name
+    /// go through it. `join --stop` ends it.
+    #[arg(long, conflicts_with_all = ["stop", "count", "for_", "from", "private", "pattern"])]
+    pub detach: bool,
+
+    /// End the session a `join` (e.g. `join --detach`) runs for this server
+    /// and name: it leaves the room, then this returns.
+    #[arg(long, conflicts_with_all = ["reconnect", "count", "for_", "from", "private", "pattern"])]
+    pub stop: bool,
+
+    /// Internal: the background process of `--detach`.
+    #[arg(long, hide = true)]
+    pub session_host: bool,
+}
+
+fn parse_regex(s: &str) -> Result<regex::Regex, regex::Error> {
+    regex::Regex::new(s)
+}
+
+impl JoinArgs {
+    /// The filters and budget, if any is set.
+    fn listen(&self) -> Option<Listen> {
+        let filter = Filter { from: self.from.clone(), private: self.private, pattern: self.pattern.clone() };
+        let any = !filter.is_empty() || self.count.is_some() || self.for_.is_some();
+        any.then(|| Listen::new(filter, self.count, self.for_, std::time::Instant::now()))
+    }
+}
 
 const HELP: &str = "text: to everyone · @name text or /w name text: private · /users · /files · \
 /get FILE [--tcp|--udp] · /help · /quit";
@@ -201,7 +265,16 @@ fn clock() -> String {
     now.get(11..19).unwrap_or("").to_string()
 }
 
-pub fn run(_args: JoinArgs, global: &Global) -> anyhow::Result<()> {
+pub fn run(args: JoinArgs, global: &Global) -> anyhow::Result<()> {
+    if args.stop {
+        return crate::shared::stop(global);
+    }
+    if args.detach {
+        return crate::shared::detach(global);
+    }
+    if args.session_host {
+        return crate::shared::host(&args.reconnect, global);
+    }
     let name = name(global)?;
     let tty = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     let (lines_tx, mut lines_rx) = mpsc::unbounded_channel::<Option<String>>();
@@ -259,13 +332,25 @@ pub fn run(_args: JoinArgs, global: &Global) -> anyhow::Result<()> {
                 let _ = lines_tx.send(None);
             });
         }
-        let mut chat =
-            Chat { session: session.clone(), out: out.clone(), downloads: JoinSet::new(), active: Arc::default() };
+        let (current, current_rx) = watch::channel(Some(session.clone()));
+        let (stop_tx, mut stop_rx) = mpsc::unbounded_channel();
+        let _host = crate::shared::offer(&session, current_rx, stop_tx).await;
+        let mut chat = Chat {
+            session: session.clone(),
+            out: out.clone(),
+            downloads: JoinSet::new(),
+            active: Arc::default(),
+            listen: args.listen(),
+            input_over: false,
+            unsent: None,
+        };
         let end = tokio::select! {
             biased;
             _ = &mut ctrl_c => End::Interrupted,
-            end = chat.run(updates, &mut lines_rx) => end,
+            Some(()) = stop_rx.recv() => End::Input,
+            end = chat.run_resilient(updates, &mut lines_rx, args.reconnect.rejoin(global, &name), &current) => end,
         };
+        let session = chat.session.clone();
         let by_input = matches!(end, End::Input);
         let r = match end {
             End::Input => {
@@ -285,6 +370,13 @@ pub fn run(_args: JoinArgs, global: &Global) -> anyhow::Result<()> {
             }
             End::Interrupted => Err(anyhow::Error::new(Exit::Interrupted)),
             End::Failed(e) => Err(e),
+            End::Gone(e) => Err(fail(e)),
+            End::Done => Ok(()),
+            End::Expired(Outcome::Done) => Ok(()),
+            End::Expired(Outcome::NothingInTime) => {
+                let waited = humantime::format_duration(args.for_.unwrap_or_default());
+                Err(anyhow::anyhow!("nothing matched within --for {waited}").context(Exit::Timeout))
+            }
         };
         chat.downloads.abort_all();
         let left = crate::session::leave(session.leave()).await;
@@ -310,8 +402,14 @@ enum End {
     Input,
     /// A SIGINT outside the line editor.
     Interrupted,
-    /// The connection failed or the server closed it.
+    /// A command failed.
     Failed(anyhow::Error),
+    /// The server went away (closed the session, or the connection was lost).
+    Gone(ClientError),
+    /// `--count` matching updates were shown.
+    Done,
+    /// The `--for` time ran out.
+    Expired(Outcome),
 }
 
 /// A running chat: the session, where output goes, and the background downloads.
@@ -321,27 +419,108 @@ struct Chat {
     downloads: JoinSet<()>,
     /// Local files being downloaded now, so two `/get`s never share a target.
     active: Arc<Mutex<HashSet<PathBuf>>>,
+    /// `--count`, `--for` and the filters, if any.
+    listen: Option<Listen>,
+    /// Standard input has ended (with a budget, that does not end the session).
+    input_over: bool,
+    /// A line whose sending failed because the server went away: sent first
+    /// after a rejoin.
+    unsent: Option<String>,
 }
 
 impl Chat {
     async fn run(&mut self, mut updates: Updates, lines: &mut mpsc::UnboundedReceiver<Option<String>>) -> End {
+        let deadline = self.listen.as_ref().and_then(Listen::deadline);
+        let bounded = self.listen.as_ref().is_some_and(Listen::bounded);
         loop {
             tokio::select! {
                 u = updates.next() => match u {
-                    Some(Ok(u)) => self.out.update(&u),
+                    Some(Ok(u)) => match self.listen.as_mut().map_or(Verdict::Show, |l| l.update(&u)) {
+                        Verdict::Skip => {}
+                        Verdict::Show => self.out.update(&u),
+                        Verdict::ShowAndStop => {
+                            self.out.update(&u);
+                            return End::Done;
+                        }
+                    },
+                    Some(Err(e)) if e.exit() == Exit::ServerGone => return End::Gone(e),
                     Some(Err(e)) => return End::Failed(fail(e)),
-                    None => return End::Failed(anyhow::anyhow!("the server closed the update connection").context(Exit::Protocol)),
+                    None => return End::Gone(ClientError::Closed),
                 },
-                l = lines.recv() => match l.flatten() {
+                _ = sleep_until(deadline) => {
+                    return End::Expired(self.listen.as_ref().map_or(Outcome::Done, Listen::outcome));
+                }
+                l = lines.recv(), if !self.input_over => match l.flatten() {
+                    None if bounded => self.input_over = true,
                     None => return End::Input,
                     Some(l) => match self.handle(&l).await {
                         Ok(true) => {}
                         Ok(false) => return End::Input,
+                        Err(e) if is_gone(&e) => {
+                            self.unsent = Some(l);
+                            return End::Gone(ClientError::Closed);
+                        }
                         Err(e) => return End::Failed(e),
                     },
                 },
                 // Reap finished downloads so the set does not grow for hours.
                 Some(_) = self.downloads.join_next(), if !self.downloads.is_empty() => {}
+            }
+        }
+    }
+
+    /// [`run`](Self::run), rejoining after a lost server when `rejoin` is
+    /// set: lines read while away wait (bounded) and are acted on in order
+    /// once back; the `--count`/`--for` budget goes on across rejoins.
+    async fn run_resilient(
+        &mut self,
+        mut updates: Updates,
+        lines: &mut mpsc::UnboundedReceiver<Option<String>>,
+        mut rejoin: Option<Rejoin>,
+        current: &watch::Sender<Option<Arc<Session>>>,
+    ) -> End {
+        let deadline = self.listen.as_ref().and_then(Listen::deadline);
+        let bounded = self.listen.as_ref().is_some_and(Listen::bounded);
+        let json = self.out.json;
+        loop {
+            let lost = match self.run(updates, lines).await {
+                End::Gone(e) if rejoin.is_some() => e,
+                end => return end,
+            };
+            let how = rejoin.as_mut().expect("checked above");
+            report_reconnect("join", json, &Event::Lost(&lost));
+            let _ = current.send(None);
+            let mut backlog = Backlog::new(DEFAULT_BACKLOG);
+            if let Some(l) = self.unsent.take() {
+                backlog.push(l);
+            }
+            let outcome = self.listen.as_ref().map_or(Outcome::Done, Listen::outcome);
+            let input_over = &mut self.input_over;
+            let joined = tokio::select! {
+                _ = sleep_until(deadline) => return End::Expired(outcome),
+                r = away(how, lines, |l| match l.flatten() {
+                    Some(l) => backlog.push(l),
+                    None => *input_over = true,
+                }, |e| report_reconnect("join", json, &e)) => r,
+            };
+            let (session, u) = match joined {
+                Ok(j) => j,
+                Err(e) => return End::Failed(fail(e)),
+            };
+            self.session = Arc::new(session);
+            updates = u;
+            let _ = current.send(Some(self.session.clone()));
+            let back = Event::Back { waiting: backlog.len(), dropped: backlog.take_dropped() };
+            report_reconnect("join", json, &back);
+            while let Some(l) = backlog.pop() {
+                match self.handle(&l).await {
+                    Ok(true) => {}
+                    Ok(false) => return End::Input,
+                    Err(e) => return End::Failed(e),
+                }
+            }
+            if self.input_over && !bounded {
+                return End::Input;
             }
         }
     }
@@ -422,6 +601,19 @@ impl Chat {
             }
         });
     }
+}
+
+/// Sleeps until `deadline`; forever without one.
+async fn sleep_until(deadline: Option<std::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// True when `e` carries [`Exit::ServerGone`]: the line was not sent because the server went away.
+fn is_gone(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.downcast_ref::<Exit>() == Some(&Exit::ServerGone))
 }
 
 fn list(out: &Out, kind: &str, items: &[String]) {

@@ -12,6 +12,7 @@ mod list;
 mod say;
 mod serve;
 mod session;
+mod shared;
 mod whisper;
 
 use std::process::ExitCode;

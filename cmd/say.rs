@@ -55,7 +55,7 @@ fn stream(reconnect: &ReconnectArgs, g: &Global) -> anyhow::Result<()> {
             r = reach(g, &name) => r?,
         };
         let joined = match reached {
-            Reach::Own(s, u) => (s, u),
+            Reach::Own(s, u) => (std::sync::Arc::new(s), u),
             Reach::Shared(c) => {
                 let link = chatctl::client::control::Link::Shared(c);
                 let send = |text: String| {
@@ -82,6 +82,7 @@ fn stream(reconnect: &ReconnectArgs, g: &Global) -> anyhow::Result<()> {
             |session, line| async move { session.broadcast(&line).await },
             |sent| sent.iter().try_for_each(|(piece, to)| report(g, piece, to)),
             |event| report_reconnect("say", g.json, &event),
+            &tokio::sync::watch::channel(None).0,
             async {
                 let _ = ctrl_c.await;
             },

@@ -12,7 +12,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use super::reconnect::{Attempt, Backlog, Backoff, rejoin};
 use super::{ClientError, Session, Updates};
@@ -62,16 +62,19 @@ pub struct Rejoin {
 /// Forwards `lines` through the joined session until they end (and every
 /// waiting line is sent), the session fails (and `rejoin` is `None` or gives
 /// up), or `interrupt` completes. `send` sends one line and returns what
-/// `sent` reports. Returns the last live session, to leave, and the result.
+/// `sent` reports; `current` always holds the live session (`None` while
+/// away), for a shared-session host. Returns the last live session, to
+/// leave, and the result.
 #[allow(clippy::too_many_arguments)]
 pub async fn forward<T, E, F, Fut>(
-    joined: (Session, Updates),
+    joined: (Arc<Session>, Updates),
     mut rejoin_with: Option<Rejoin>,
     backlog_cap: usize,
     mut lines: mpsc::UnboundedReceiver<String>,
     mut send: F,
     mut sent: impl FnMut(T) -> Result<(), E>,
     mut event: impl FnMut(Event<'_>),
+    current: &watch::Sender<Option<Arc<Session>>>,
     interrupt: impl Future<Output = ()>,
 ) -> (Option<Arc<Session>>, Result<(), Stop<E>>)
 where
@@ -81,8 +84,7 @@ where
     tokio::pin!(interrupt);
     let mut backlog = Backlog::new(backlog_cap);
     let mut input_over = false;
-    let (session, mut updates) = joined;
-    let mut session = Arc::new(session);
+    let (mut session, mut updates) = joined;
     loop {
         // Connected: send what waits, then wait for a line or the loss.
         let lost = loop {
@@ -124,28 +126,46 @@ where
         };
         let Some(how) = rejoin_with.as_mut() else { return (None, Err(Stop::Client(lost))) };
         event(Event::Lost(&lost));
-        // Away: keep reading lines (bounded) while rejoining.
-        let joined = {
-            let again = rejoin(&how.server, &how.name, how.timeout, &mut how.backoff, |a| event(Event::Attempt(a)));
-            tokio::pin!(again);
-            loop {
-                tokio::select! {
-                    biased;
-                    _ = &mut interrupt => return (None, Err(Stop::Interrupted)),
-                    r = &mut again => break r,
-                    l = lines.recv(), if !input_over => match l {
-                        Some(l) => backlog.push(l),
-                        None => input_over = true,
-                    },
-                }
-            }
+        let _ = current.send(None);
+        let joined = tokio::select! {
+            biased;
+            _ = &mut interrupt => return (None, Err(Stop::Interrupted)),
+            r = away(how, &mut lines, |l| match l {
+                Some(l) => backlog.push(l),
+                None => input_over = true,
+            }, &mut event) => r,
         };
         match joined {
             Ok((s, u)) => {
                 (session, updates) = (Arc::new(s), u);
+                let _ = current.send(Some(session.clone()));
                 event(Event::Back { waiting: backlog.len(), dropped: backlog.take_dropped() });
             }
             Err(e) => return (None, Err(Stop::Client(e))),
+        }
+    }
+}
+
+/// The time away: [`rejoin`] per `how`, while every line that arrives is
+/// handed to `keep` (`None` once the input has ended) so none is lost or
+/// reordered, and each failed attempt to `event`.
+pub async fn away<T>(
+    how: &mut Rejoin,
+    lines: &mut mpsc::UnboundedReceiver<T>,
+    mut keep: impl FnMut(Option<T>),
+    mut event: impl FnMut(Event<'_>),
+) -> Result<(Session, Updates), ClientError> {
+    let again = rejoin(&how.server, &how.name, how.timeout, &mut how.backoff, |a| event(Event::Attempt(a)));
+    tokio::pin!(again);
+    let mut open = true;
+    loop {
+        tokio::select! {
+            biased;
+            r = &mut again => return r,
+            l = lines.recv(), if open => {
+                open = l.is_some();
+                keep(l);
+            }
         }
     }
 }

@@ -1,0 +1,179 @@
+//! Shared sessions on the command line: a `join` offers its session on a
+//! private socket, `join --detach` runs one in the background, `join --stop`
+//! ends it. The protocol and the host are in `chatctl::client::control`.
+
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+
+use anyhow::Context;
+use chatctl::client::control::{self, Host};
+use chatctl::client::forward::{Stop, forward};
+use chatctl::client::{Session, resolve};
+use chatctl::exit::Exit;
+use tokio::sync::{mpsc, watch};
+
+use crate::cli::Global;
+use crate::session::{ReconnectArgs, block_on, escape, fail, leave, name, report_reconnect};
+
+/// What the background process prints on its standard output once it
+/// serves (the parent of `--detach` waits for it).
+const READY: &str = "ready";
+
+/// Offers `session` to one-shot commands on its socket. Without a usable
+/// session folder (or with another live session there) `join` goes on
+/// unshared, with a warning.
+pub async fn offer(
+    session: &Session,
+    current: watch::Receiver<Option<Arc<Session>>>,
+    stop: mpsc::UnboundedSender<()>,
+) -> Option<Host> {
+    match bind(session).await {
+        Ok(mut host) => {
+            host.serve(current, stop);
+            Some(host)
+        }
+        Err(e) => {
+            tracing::warn!("this session is not shared with one-shot commands: {e:#}");
+            None
+        }
+    }
+}
+
+async fn bind(session: &Session) -> anyhow::Result<Host> {
+    let dir = control::runtime_dir()?;
+    Ok(Host::bind(&dir, session.server(), session.name()).await?)
+}
+
+/// `join --stop`: asks the session for this server and name to leave, and
+/// waits until it has.
+pub fn stop(g: &Global) -> anyhow::Result<()> {
+    let name = name(g)?;
+    block_on(async {
+        let addr = resolve(&g.server).await.map_err(fail)?;
+        let dir = control::runtime_dir()?;
+        let Some(client) = control::Client::connect(&dir, addr, &name, g.timeout).await? else {
+            return Err(anyhow::anyhow!("no session of {} at {addr} is running", escape(&name)));
+        };
+        client.stop().await.map_err(fail).context("stopping the session")
+    })
+}
+
+/// `join --detach`: starts this binary again as the session's background
+/// process (its own session id, no terminal), and returns once it has
+/// joined and listens, or with its error and exit code.
+pub fn detach(g: &Global) -> anyhow::Result<()> {
+    let name = name(g)?;
+    let exe = std::env::current_exe().context("cannot find the chatctl binary to start in the background")?;
+    let args = std::env::args_os().skip(1).map(|a| if a == "--detach" { "--session-host".into() } else { a });
+    let mut cmd = Command::new(exe);
+    cmd.args(args)
+        // The name asked on the terminal (if it was) goes along.
+        .env("CHATCTL_NAME", &name)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    // SAFETY: setsid is async-signal-safe and touches only the new child.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().context("cannot start the background session")?;
+    let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
+    let mut first = String::new();
+    let _ = stdout.read_line(&mut first);
+    if first.trim_end() == READY {
+        if !g.quiet {
+            eprintln!(
+                "chatctl join: the session of {} runs in the background (pid {}); `chatctl join --stop` with the \
+                 same server and name ends it",
+                escape(&name),
+                child.id()
+            );
+        }
+        return Ok(());
+    }
+    let mut err = String::new();
+    let _ = child.stderr.take().expect("piped").read_to_string(&mut err);
+    let status = child.wait().context("the background session")?;
+    let exit = status.code().and_then(|c| u8::try_from(c).ok()).and_then(Exit::from_code).unwrap_or(Exit::Failure);
+    // Its message already starts with `chatctl join: `.
+    let msg = err.trim().strip_prefix("chatctl join: ").unwrap_or(err.trim()).to_string();
+    Err(anyhow::Error::new(exit).context(format!("the background session did not start: {msg}")))
+}
+
+/// The background process of `--detach`: joins, offers the session, says
+/// it is ready, and then only keeps the session (rejoining with
+/// --reconnect) until `join --stop`, SIGTERM or SIGINT. Its later messages
+/// go to a log beside its socket.
+pub fn host(reconnect: &ReconnectArgs, g: &Global) -> anyhow::Result<()> {
+    let name = name(g)?;
+    block_on(async {
+        let (session, updates) = Session::join(&g.server, &name, g.timeout).await.map_err(fail)?;
+        let session = Arc::new(session);
+        let (current, current_rx) = watch::channel(Some(session.clone()));
+        let (stop_tx, mut stop_rx) = mpsc::unbounded_channel();
+        let mut host = bind(&session).await?;
+        host.serve(current_rx, stop_tx);
+        log_to(&host.path().with_extension("log"))?;
+        println!("{READY}");
+        // Standard output is the parent's pipe: from now on it goes to the log too.
+        redirect(&host.path().with_extension("log"), libc::STDOUT_FILENO)?;
+        // Requests come through the socket; no lines of our own (the sender stays).
+        let (_lines_tx, lines) = mpsc::unbounded_channel::<String>();
+        let stopped = async {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                Some(()) = stop_rx.recv() => {}
+                Some(()) = async { term.as_mut()?.recv().await } => {}
+            }
+        };
+        let (last, r) = forward(
+            (session, updates),
+            reconnect.rejoin(g, &name),
+            1,
+            lines,
+            |s: Arc<Session>, l: String| async move { s.broadcast(&l).await },
+            |_| anyhow::Ok(()),
+            |e| report_reconnect("join", g.json, &e),
+            &current,
+            stopped,
+        )
+        .await;
+        let left = match last {
+            Some(s) => leave(s.leave()).await,
+            None => Ok(()),
+        };
+        drop(host);
+        match r {
+            Ok(()) | Err(Stop::Interrupted) => left,
+            Err(Stop::Client(e)) => Err(fail(e)),
+            Err(Stop::Sink(e)) => Err(e),
+        }
+    })
+}
+
+/// Sends standard error to `log` (appended, owner-only).
+fn log_to(log: &std::path::Path) -> anyhow::Result<()> {
+    redirect(log, libc::STDERR_FILENO)
+}
+
+fn redirect(log: &std::path::Path, fd: i32) -> anyhow::Result<()> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(log)
+        .with_context(|| format!("cannot open the session log {}", log.display()))?;
+    // SAFETY: dup2 onto a standard descriptor of our own process; `f` stays valid during the call.
+    if unsafe { libc::dup2(f.as_raw_fd(), fd) } < 0 {
+        return Err(std::io::Error::last_os_error()).context("cannot redirect to the session log");
+    }
+    Ok(())
+}
