@@ -76,12 +76,22 @@ Register-ArgumentCompleter -Native -CommandName 'chatctl' -ScriptBlock {
             break
         }
         'chatctl;join' {
+            [CompletionResult]::new('--count', '--count', [CompletionResultType]::ParameterName, 'Leave after N updates that match the filters')
+            [CompletionResult]::new('--for', '--for', [CompletionResultType]::ParameterName, 'Leave after DURATION (e.g. `30s`); exit 9 if nothing matched by then')
+            [CompletionResult]::new('--from', '--from', [CompletionResultType]::ParameterName, 'Only messages (private or public) from NAME')
+            [CompletionResult]::new('--match', '--match', [CompletionResultType]::ParameterName, 'Only messages whose text matches REGEX (Rust regex syntax)')
+            [CompletionResult]::new('--reconnect-max', '--reconnect-max', [CompletionResultType]::ParameterName, 'The longest wait between two --reconnect attempts')
             [CompletionResult]::new('-s', '-s', [CompletionResultType]::ParameterName, 'Server to talk to')
             [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Server to talk to')
             [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Name to join the room with [default: asked on a TTY, else the login name]')
             [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'Name to join the room with [default: asked on a TTY, else the login name]')
             [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'How long to wait for the server, e.g. `5s`, `1m`, `500ms`')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour (NO_COLOR in the environment means never, unless `always`)')
+            [CompletionResult]::new('--private', '--private', [CompletionResultType]::ParameterName, 'Only private messages')
+            [CompletionResult]::new('--reconnect', '--reconnect', [CompletionResultType]::ParameterName, 'When the server goes away, join again with the same name (exponential backoff with jitter; one line per attempt on stderr) and send the lines read meanwhile, in order (at most 10,000 wait; past that the oldest are dropped and counted). A line whose confirmation was lost is sent again. Ctrl-C ends it at once. Without it, a server that goes away ends the command at once (exit 12)')
+            [CompletionResult]::new('--detach', '--detach', [CompletionResultType]::ParameterName, 'Run the session in the background (for bots and scripts) and return once it has joined; one-shot commands with the same server and name go through it. `join --stop` ends it')
+            [CompletionResult]::new('--stop', '--stop', [CompletionResultType]::ParameterName, 'End the session a `join` (e.g. `join --detach`) runs for this server and name: it leaves the room, then this returns')
+            [CompletionResult]::new('--session-host', '--session-host', [CompletionResultType]::ParameterName, 'Internal: the background process of `--detach`')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Machine-readable output: JSON (one object per line for streams)')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only errors')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only errors')
@@ -94,12 +104,14 @@ Register-ArgumentCompleter -Native -CommandName 'chatctl' -ScriptBlock {
             break
         }
         'chatctl;say' {
+            [CompletionResult]::new('--reconnect-max', '--reconnect-max', [CompletionResultType]::ParameterName, 'The longest wait between two --reconnect attempts')
             [CompletionResult]::new('-s', '-s', [CompletionResultType]::ParameterName, 'Server to talk to')
             [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Server to talk to')
             [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Name to join the room with [default: asked on a TTY, else the login name]')
             [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'Name to join the room with [default: asked on a TTY, else the login name]')
             [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'How long to wait for the server, e.g. `5s`, `1m`, `500ms`')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour (NO_COLOR in the environment means never, unless `always`)')
+            [CompletionResult]::new('--reconnect', '--reconnect', [CompletionResultType]::ParameterName, 'When the server goes away, join again with the same name (exponential backoff with jitter; one line per attempt on stderr) and send the lines read meanwhile, in order (at most 10,000 wait; past that the oldest are dropped and counted). A line whose confirmation was lost is sent again. Ctrl-C ends it at once. Without it, a server that goes away ends the command at once (exit 12)')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Machine-readable output: JSON (one object per line for streams)')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only errors')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only errors')

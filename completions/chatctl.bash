@@ -503,12 +503,32 @@ _chatctl() {
             return 0
             ;;
         chatctl__subcmd__join)
-            opts="-s -n -q -v -h -V --server --name --timeout --json --quiet --verbose --color --help --version"
+            opts="-s -n -q -v -h -V --count --for --from --private --match --reconnect --reconnect-max --detach --stop --session-host --server --name --timeout --json --quiet --verbose --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --count)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --for)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --from)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --match)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --reconnect-max)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --server)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -579,12 +599,16 @@ _chatctl() {
             return 0
             ;;
         chatctl__subcmd__say)
-            opts="-s -n -q -v -h -V --server --name --timeout --json --quiet --verbose --color --help --version"
+            opts="-s -n -q -v -h -V --reconnect --reconnect-max --server --name --timeout --json --quiet --verbose --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --reconnect-max)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --server)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -68,23 +68,35 @@ complete -c chatctl -n "__fish_chatctl_using_subcommand serve" -s q -l quiet -d 
 complete -c chatctl -n "__fish_chatctl_using_subcommand serve" -s v -l verbose -d 'More detail; repeat for more (`-vv`)'
 complete -c chatctl -n "__fish_chatctl_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c chatctl -n "__fish_chatctl_using_subcommand serve" -s V -l version -d 'Print version'
+complete -c chatctl -n "__fish_chatctl_using_subcommand join" -l count -d 'Leave after N updates that match the filters' -r
+complete -c chatctl -n "__fish_chatctl_using_subcommand join" -l for -d 'Leave after DURATION (e.g. `30s`); exit 9 if nothing matched by then' -r
+complete -c chatctl -n "__fish_chatctl_using_subcommand join" -l from -d 'Only messages (private or public) from NAME' -r
+complete -c chatctl -n "__fish_chatctl_using_subcommand join" -l match -d 'Only messages whose text matches REGEX (Rust regex syntax)' -r
+complete -c chatctl -n "__fish_chatctl_using_subcommand join" -l reconnect-max -d 'The longest wait between two --reconnect attempts' -r
 complete -c chatctl -n "__fish_chatctl_using_subcommand join" -s s -l server -d 'Server to talk to' -r
 complete -c chatctl -n "__fish_chatctl_using_subcommand join" -s n -l name -d 'Name to join the room with [default: asked on a TTY, else the login name]' -r
 complete -c chatctl -n "__fish_chatctl_using_subcommand join" -l timeout -d 'How long to wait for the server, e.g. `5s`, `1m`, `500ms`' -r
 complete -c chatctl -n "__fish_chatctl_using_subcommand join" -l color -d 'When to use colour (NO_COLOR in the environment means never, unless `always`)' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c chatctl -n "__fish_chatctl_using_subcommand join" -l private -d 'Only private messages'
+complete -c chatctl -n "__fish_chatctl_using_subcommand join" -l reconnect -d 'When the server goes away, join again with the same name (exponential backoff with jitter; one line per attempt on stderr) and send the lines read meanwhile, in order (at most 10,000 wait; past that the oldest are dropped and counted). A line whose confirmation was lost is sent again. Ctrl-C ends it at once. Without it, a server that goes away ends the command at once (exit 12)'
+complete -c chatctl -n "__fish_chatctl_using_subcommand join" -l detach -d 'Run the session in the background (for bots and scripts) and return once it has joined; one-shot commands with the same server and name go through it. `join --stop` ends it'
+complete -c chatctl -n "__fish_chatctl_using_subcommand join" -l stop -d 'End the session a `join` (e.g. `join --detach`) runs for this server and name: it leaves the room, then this returns'
+complete -c chatctl -n "__fish_chatctl_using_subcommand join" -l session-host -d 'Internal: the background process of `--detach`'
 complete -c chatctl -n "__fish_chatctl_using_subcommand join" -l json -d 'Machine-readable output: JSON (one object per line for streams)'
 complete -c chatctl -n "__fish_chatctl_using_subcommand join" -s q -l quiet -d 'Print only errors'
 complete -c chatctl -n "__fish_chatctl_using_subcommand join" -s v -l verbose -d 'More detail; repeat for more (`-vv`)'
 complete -c chatctl -n "__fish_chatctl_using_subcommand join" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c chatctl -n "__fish_chatctl_using_subcommand join" -s V -l version -d 'Print version'
+complete -c chatctl -n "__fish_chatctl_using_subcommand say" -l reconnect-max -d 'The longest wait between two --reconnect attempts' -r
 complete -c chatctl -n "__fish_chatctl_using_subcommand say" -s s -l server -d 'Server to talk to' -r
 complete -c chatctl -n "__fish_chatctl_using_subcommand say" -s n -l name -d 'Name to join the room with [default: asked on a TTY, else the login name]' -r
 complete -c chatctl -n "__fish_chatctl_using_subcommand say" -l timeout -d 'How long to wait for the server, e.g. `5s`, `1m`, `500ms`' -r
 complete -c chatctl -n "__fish_chatctl_using_subcommand say" -l color -d 'When to use colour (NO_COLOR in the environment means never, unless `always`)' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c chatctl -n "__fish_chatctl_using_subcommand say" -l reconnect -d 'When the server goes away, join again with the same name (exponential backoff with jitter; one line per attempt on stderr) and send the lines read meanwhile, in order (at most 10,000 wait; past that the oldest are dropped and counted). A line whose confirmation was lost is sent again. Ctrl-C ends it at once. Without it, a server that goes away ends the command at once (exit 12)'
 complete -c chatctl -n "__fish_chatctl_using_subcommand say" -l json -d 'Machine-readable output: JSON (one object per line for streams)'
 complete -c chatctl -n "__fish_chatctl_using_subcommand say" -s q -l quiet -d 'Print only errors'
 complete -c chatctl -n "__fish_chatctl_using_subcommand say" -s v -l verbose -d 'More detail; repeat for more (`-vv`)'

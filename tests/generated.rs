@@ -24,6 +24,8 @@ mod say;
 mod serve;
 #[path = "../cmd/session.rs"]
 mod session;
+#[path = "../cmd/shared.rs"]
+mod shared;
 #[path = "../cmd/whisper.rs"]
 mod whisper;
 
