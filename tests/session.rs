@@ -118,6 +118,34 @@ fn detach_and_stop() {
     assert!(stderr.contains("no session of ci"), "{stderr}");
 }
 
+/// `fetch` through a shared session: the session asks for the file, the
+/// one-shot downloads it itself (UDP and TCP), into its own folder.
+#[test]
+fn fetch_goes_through_a_detached_session() {
+    let share = tempfile::tempdir().unwrap();
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(share.path().join("data.bin"), &data).unwrap();
+    let server = Serve::serving(Some(share.path()));
+    let rt = tempfile::tempdir().unwrap();
+    let mut bob = Watcher::join(server.addr, "bob");
+    assert_eq!(run(server.addr, "dl", rt.path(), &["join", "--detach"]).0, 0);
+    assert_eq!(bob.next(T), Some(Update::Joined { name: "dl".into() }));
+    let out = tempfile::tempdir().unwrap();
+    for (flag, name) in [("--udp", "u.bin"), ("--tcp", "t.bin")] {
+        let target = out.path().join(name);
+        let (rc, stdout, stderr) =
+            run(server.addr, "dl", rt.path(), &["fetch", flag, "data.bin", "-o", target.to_str().unwrap()]);
+        assert_eq!(rc, 0, "{stderr}");
+        assert!(stdout.starts_with("dl downloaded 100% of data.bin"), "{stdout}");
+        assert_eq!(std::fs::read(&target).unwrap(), data);
+    }
+    let (rc, _, _) =
+        run(server.addr, "dl", rt.path(), &["fetch", "nope.bin", "-o", out.path().join("n").to_str().unwrap()]);
+    assert_eq!(rc, code(Exit::NoSuchFile));
+    assert_eq!(bob.drain(Duration::from_millis(200)), [], "no join/leave notices");
+    assert_eq!(run(server.addr, "dl", rt.path(), &["join", "--stop"]).0, 0);
+}
+
 /// A socket left by a session that died (nobody listens) is detected,
 /// removed, and the command joins by itself.
 #[test]

@@ -29,13 +29,20 @@ pub fn code(e: Exit) -> i32 {
 /// released), so it can be stopped and started again on the same port.
 pub struct Serve {
     pub addr: SocketAddr,
+    files: Option<PathBuf>,
     child: Option<Child>,
 }
 
 impl Serve {
     pub fn start() -> Serve {
+        Self::serving(None)
+    }
+
+    /// The server, offering the files in `files` (if any).
+    pub fn serving(files: Option<&Path>) -> Serve {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut s = Serve { addr: SocketAddr::from(([127, 0, 0, 1], port)), child: None };
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let mut s = Serve { addr, files: files.map(Path::to_path_buf), child: None };
         s.restart();
         s
     }
@@ -43,13 +50,12 @@ impl Serve {
     /// Starts the server (again) and waits until it accepts.
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "already running");
-        let child = Command::new(bin())
-            .args(["serve", "--listen", &self.addr.to_string(), "--ports", "0", "--color", "never"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut cmd = Command::new(bin());
+        cmd.args(["serve", "--listen", &self.addr.to_string(), "--ports", "0", "--color", "never"]);
+        if let Some(f) = &self.files {
+            cmd.arg("--files").arg(f);
+        }
+        let child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
         self.child = Some(child);
         let deadline = Instant::now() + T;
         while std::net::TcpStream::connect(self.addr).is_err() {
