@@ -7,8 +7,8 @@ use clap::Args;
 
 use crate::cli::Global;
 use crate::session::{
-    Reach, ReconnectArgs, block_on, each_stdin_line, escape, fail, leave, name, one_shot, out, reach, report_reconnect,
-    stdin_lines, words,
+    Reach, ReconnectArgs, block_on, each_stdin_line, escape, fail, leave, name, one_shot, out, reach_unless,
+    report_reconnect, stdin_lines, words,
 };
 
 /// Send a message to everyone in the room.
@@ -49,12 +49,7 @@ fn stream(reconnect: &ReconnectArgs, g: &Global) -> anyhow::Result<()> {
     block_on(async {
         let ctrl_c = tokio::signal::ctrl_c();
         tokio::pin!(ctrl_c);
-        let reached = tokio::select! {
-            biased;
-            _ = &mut ctrl_c => return Err(anyhow::Error::new(Exit::Interrupted)),
-            r = reach(g, &name) => r?,
-        };
-        let joined = match reached {
+        let joined = match reach_unless(g, &name, ctrl_c.as_mut()).await? {
             Reach::Own(s, u) => (std::sync::Arc::new(s), u),
             Reach::Shared(c) => {
                 let link = chatctl::client::control::Link::Shared(c);

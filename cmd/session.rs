@@ -146,6 +146,20 @@ pub async fn reach(g: &Global, name: &str) -> anyhow::Result<Reach> {
     Ok(Reach::Own(session, updates))
 }
 
+/// [`reach`], unless `ctrl_c` comes first ([`Exit::Interrupted`]).
+pub async fn reach_unless(
+    g: &Global,
+    name: &str,
+    ctrl_c: std::pin::Pin<&mut impl Future<Output = std::io::Result<()>>>,
+) -> anyhow::Result<Reach> {
+    // `biased`: the Ctrl-C handler is installed (first poll) before any other work.
+    tokio::select! {
+        biased;
+        _ = ctrl_c => Err(anyhow::Error::new(Exit::Interrupted)),
+        r = reach(g, name) => r,
+    }
+}
+
 /// Joins (or reaches a shared session), runs `body`, then leaves with `101`
 /// whatever happened, also on Ctrl-C (which then exits with
 /// [`Exit::Interrupted`]). Ctrl-C while joining drops the half-open
@@ -161,13 +175,7 @@ where
     block_on(async {
         let ctrl_c = tokio::signal::ctrl_c();
         tokio::pin!(ctrl_c);
-        // `biased`: the Ctrl-C handler is installed (first poll) before any other work.
-        let reached = tokio::select! {
-            biased;
-            _ = &mut ctrl_c => return Err(anyhow::Error::new(Exit::Interrupted)),
-            r = reach(g, &name) => r?,
-        };
-        let (link, updates) = match reached {
+        let (link, updates) = match reach_unless(g, &name, ctrl_c.as_mut()).await? {
             Reach::Shared(c) => (Arc::new(Link::Shared(c)), None),
             Reach::Own(s, u) => (Arc::new(Link::Own(s)), Some(u)),
         };

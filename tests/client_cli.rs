@@ -4,7 +4,7 @@
 //! recording server when a test must see exactly what the client sent (the
 //! `101` on Ctrl-C) or needs a misbehaving peer (a short transfer, silence).
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::SocketAddr;
 use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
@@ -20,7 +20,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 mod common;
 
-use common::background;
+use common::{Lines, background, wait_exit};
 
 const T: Duration = Duration::from_secs(5);
 
@@ -86,48 +86,9 @@ fn spawn(addr: SocketAddr, name: &str, args: &[&str]) -> Child {
         .unwrap()
 }
 
-/// The lines a child writes, read by a thread so that a test waits a bounded time.
-struct Lines(std::sync::mpsc::Receiver<String>);
-
-impl Lines {
-    fn of(r: impl std::io::Read + Send + 'static) -> Lines {
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut r = BufReader::new(r);
-            loop {
-                let mut line = String::new();
-                if r.read_line(&mut line).unwrap_or(0) == 0 || tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        Lines(rx)
-    }
-
-    /// The next line (with its newline); panics after [`T`].
-    fn next(&self) -> String {
-        self.0.recv_timeout(T).expect("no line within the time limit")
-    }
-}
-
 fn sigint(child: &Child) {
     let ok = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
     assert!(ok.success(), "kill -INT failed");
-}
-
-/// Waits for the child to exit, at most `wait`; kills it and panics otherwise.
-fn wait_exit(child: &mut Child, wait: Duration) -> std::process::ExitStatus {
-    let deadline = Instant::now() + wait;
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the child did not exit within {wait:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 fn code(e: Exit) -> i32 {

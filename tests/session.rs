@@ -10,6 +10,7 @@ use std::time::Duration;
 use chatctl::exit::Exit;
 use chatctl::wire::Update;
 
+mod common;
 mod session_util;
 
 use session_util::{Lines, Serve, T, Watcher, code, run, spawn, wait_exit};
@@ -82,9 +83,10 @@ fn detach_and_stop() {
     let (rc, _, stderr) = run(server.addr, "ci", rt.path(), &["join", "--detach"]);
     assert_eq!(rc, 0, "{stderr}");
     assert!(stderr.contains("runs in the background"), "{stderr}");
-    // Ready means joined: no waiting needed.
-    assert_eq!(bob.users(), ["ci"]);
+    // Ready means joined (the room announces it as soon as the server has
+    // taken the update connection).
     assert_eq!(bob.next(T), Some(Update::Joined { name: "ci".into() }));
+    assert_eq!(bob.users(), ["ci"]);
     // Owner-only: the folder 0700, the socket 0600.
     let dir = rt.path().join("chatctl");
     assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);

@@ -77,3 +77,65 @@ pub fn data(len: usize, seed: u64) -> Vec<u8> {
 pub fn link(delay_ms: u64, loss: f64) -> LinkConfig {
     LinkConfig { delay: std::time::Duration::from_millis(delay_ms), loss, ..Default::default() }
 }
+
+/// How long [`Lines::next`] waits for a line before the test fails.
+pub const LINE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The lines a child writes, read by a thread so that a test waits a bounded time.
+pub struct Lines(pub std::sync::mpsc::Receiver<String>);
+
+impl Lines {
+    pub fn of(r: impl std::io::Read + Send + 'static) -> Lines {
+        use std::io::BufRead;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut r = std::io::BufReader::new(r);
+            loop {
+                let mut line = String::new();
+                if r.read_line(&mut line).unwrap_or(0) == 0 || tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Lines(rx)
+    }
+
+    /// The next line (with its newline); panics after [`LINE_WAIT`].
+    pub fn next(&self) -> String {
+        self.0.recv_timeout(LINE_WAIT).expect("no line within the time limit")
+    }
+
+    /// The next line within `wait`, if any.
+    pub fn next_within(&self, wait: std::time::Duration) -> Option<String> {
+        self.0.recv_timeout(wait).ok()
+    }
+
+    /// Lines until one satisfies `want` (returned); panics after [`LINE_WAIT`].
+    pub fn until(&self, want: impl Fn(&str) -> bool) -> String {
+        let deadline = std::time::Instant::now() + LINE_WAIT;
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.checked_duration_since(std::time::Instant::now()).unwrap_or_default();
+            match self.0.recv_timeout(left) {
+                Ok(l) if want(&l) => return l,
+                Ok(l) => seen.push(l),
+                Err(_) => panic!("no such line within {LINE_WAIT:?}; saw {seen:?}"),
+            }
+        }
+    }
+}
+
+/// Waits for the child to exit, at most `wait`; kills it and panics otherwise.
+pub fn wait_exit(child: &mut std::process::Child, wait: std::time::Duration) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the child did not exit within {wait:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}

@@ -4,7 +4,8 @@
 //! and a private session folder per test (XDG_RUNTIME_DIR).
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
+pub use crate::common::{Lines, wait_exit};
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -86,21 +87,6 @@ pub fn signal(child: &Child, sig: &str) {
     assert!(ok.success(), "kill -{sig} failed");
 }
 
-/// Waits for the child to exit, at most `wait`; kills it and panics otherwise.
-pub fn wait_exit(child: &mut Child, wait: Duration) -> std::process::ExitStatus {
-    let deadline = Instant::now() + wait;
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the child did not exit within {wait:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
 /// A user held by the test, with its own runtime.
 pub struct Watcher {
     rt: tokio::runtime::Runtime,
@@ -158,49 +144,6 @@ impl Watcher {
 
     pub fn leave(self) {
         self.rt.block_on(self.session.leave()).unwrap();
-    }
-}
-
-/// The lines a child writes, read by a thread so that a test waits a bounded time.
-pub struct Lines(std::sync::mpsc::Receiver<String>);
-
-impl Lines {
-    pub fn of(r: impl std::io::Read + Send + 'static) -> Lines {
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut r = BufReader::new(r);
-            loop {
-                let mut line = String::new();
-                if r.read_line(&mut line).unwrap_or(0) == 0 || tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        Lines(rx)
-    }
-
-    /// The next line (with its newline); panics after [`T`].
-    pub fn next(&self) -> String {
-        self.0.recv_timeout(T).expect("no line within the time limit")
-    }
-
-    /// The next line within `wait`, if any.
-    pub fn next_within(&self, wait: Duration) -> Option<String> {
-        self.0.recv_timeout(wait).ok()
-    }
-
-    /// Lines until one satisfies `want` (returned); panics after [`T`].
-    pub fn until(&self, want: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + T;
-        let mut seen = Vec::new();
-        loop {
-            let left = deadline.checked_duration_since(Instant::now()).unwrap_or_default();
-            match self.0.recv_timeout(left) {
-                Ok(l) if want(&l) => return l,
-                Ok(l) => seen.push(l),
-                Err(_) => panic!("no such line within {T:?}; saw {seen:?}"),
-            }
-        }
     }
 }
 
