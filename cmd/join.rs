@@ -347,7 +347,7 @@ pub fn run(args: JoinArgs, global: &Global) -> anyhow::Result<()> {
         let end = tokio::select! {
             biased;
             _ = &mut ctrl_c => End::Interrupted,
-            Some(()) = stop_rx.recv() => End::Input,
+            Some(()) = stop_rx.recv() => End::Stopped,
             end = chat.run_resilient(updates, &mut lines_rx, args.reconnect.rejoin(global, &name), &current) => end,
         };
         let session = chat.session.clone();
@@ -371,7 +371,7 @@ pub fn run(args: JoinArgs, global: &Global) -> anyhow::Result<()> {
             End::Interrupted => Err(anyhow::Error::new(Exit::Interrupted)),
             End::Failed(e) => Err(e),
             End::Gone(e) => Err(fail(e)),
-            End::Done => Ok(()),
+            End::Done | End::Stopped => Ok(()),
             End::Expired(Outcome::Done) => Ok(()),
             End::Expired(Outcome::NothingInTime) => {
                 let waited = humantime::format_duration(args.for_.unwrap_or_default());
@@ -408,6 +408,8 @@ enum End {
     Gone(ClientError),
     /// `--count` matching updates were shown.
     Done,
+    /// `join --stop` asked this session to end.
+    Stopped,
     /// The `--for` time ran out.
     Expired(Outcome),
 }

@@ -121,7 +121,10 @@ pub fn host(reconnect: &ReconnectArgs, g: &Global) -> anyhow::Result<()> {
         log_to(&host.path().with_extension("log"))?;
         println!("{READY}");
         // Standard output is the parent's pipe: from now on it goes to the log too.
-        redirect(&host.path().with_extension("log"), libc::STDOUT_FILENO)?;
+        // SAFETY: dup2 between two standard descriptors of our own process.
+        if unsafe { libc::dup2(libc::STDERR_FILENO, libc::STDOUT_FILENO) } < 0 {
+            return Err(std::io::Error::last_os_error()).context("cannot redirect to the session log");
+        }
         // Requests come through the socket; no lines of our own (the sender stays).
         let (_lines_tx, lines) = mpsc::unbounded_channel::<String>();
         let stopped = async {
@@ -157,22 +160,19 @@ pub fn host(reconnect: &ReconnectArgs, g: &Global) -> anyhow::Result<()> {
     })
 }
 
-/// Sends standard error to `log` (appended, owner-only).
+/// Sends standard error to `log` (owner-only, emptied first: one session's messages).
 fn log_to(log: &std::path::Path) -> anyhow::Result<()> {
-    redirect(log, libc::STDERR_FILENO)
-}
-
-fn redirect(log: &std::path::Path, fd: i32) -> anyhow::Result<()> {
     use std::os::fd::AsRawFd;
     use std::os::unix::fs::OpenOptionsExt;
     let f = std::fs::OpenOptions::new()
         .create(true)
-        .append(true)
+        .write(true)
+        .truncate(true)
         .mode(0o600)
         .open(log)
         .with_context(|| format!("cannot open the session log {}", log.display()))?;
     // SAFETY: dup2 onto a standard descriptor of our own process; `f` stays valid during the call.
-    if unsafe { libc::dup2(f.as_raw_fd(), fd) } < 0 {
+    if unsafe { libc::dup2(f.as_raw_fd(), libc::STDERR_FILENO) } < 0 {
         return Err(std::io::Error::last_os_error()).context("cannot redirect to the session log");
     }
     Ok(())

@@ -181,5 +181,9 @@ fn detached_session_survives_a_restart() {
     let (rc, _, stderr) = session_util::run(server.addr, "bot", rt.path(), &["-q", "say", "still here"]);
     assert_eq!(rc, 0, "{stderr}");
     assert_eq!(bob.broadcasts_from("bot", 1), ["still here"]);
+    // Its messages went to the log beside its socket.
+    let sock = chatctl::client::control::socket_path(&rt.path().join("chatctl"), server.addr, "bot");
+    let log = std::fs::read_to_string(sock.with_extension("log")).unwrap();
+    assert!(log.contains("chatctl join: lost the server") && log.contains("back in the room"), "{log}");
     assert_eq!(session_util::run(server.addr, "bot", rt.path(), &["join", "--stop"]).0, 0);
 }

@@ -46,7 +46,12 @@ pub enum ClientError {
     /// A request through a shared session (`join`'s socket) failed there:
     /// its message and exit code, as the session saw them.
     #[error("{message}")]
-    Shared { message: String, exit: Exit },
+    Shared {
+        /// The error and its causes, as one text.
+        message: String,
+        /// The exit code it had there.
+        exit: Exit,
+    },
     /// Writing the downloaded file failed.
     #[error("cannot write {}", path.display())]
     File {
