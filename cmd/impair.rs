@@ -9,6 +9,7 @@ use chatctl::rdt::sim::LinkConfig;
 use clap::Args;
 
 use crate::cli::Global;
+use crate::session::{note, out};
 
 /// Relay UDP between one client and a target through seeded impairments.
 ///
@@ -126,7 +127,7 @@ pub fn run(args: ImpairArgs, global: &Global) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cannot relay from {} to {}", args.listen, args.target))?;
         if !global.quiet {
-            eprintln!("relaying {} -> {} (Ctrl-C stops)", relay.local_addr, args.target);
+            note(format_args!("relaying {} -> {} (Ctrl-C stops)", relay.local_addr, args.target));
         }
         tokio::signal::ctrl_c().await.context("cannot wait for Ctrl-C")?;
         let stats = relay.shutdown().await;
@@ -138,12 +139,12 @@ pub fn run(args: ImpairArgs, global: &Global) -> anyhow::Result<()> {
                 serde_json::json!({"received": d.received, "forwarded": d.forwarded, "dropped": d.dropped,
                     "received_bytes": d.received_bytes, "forwarded_bytes": d.forwarded_bytes, "send_errors": d.send_errors})
             };
-            println!("{}", serde_json::json!({"up": dir(&stats.up), "down": dir(&stats.down), "foreign": stats.foreign}));
+            out(serde_json::json!({"up": dir(&stats.up), "down": dir(&stats.down), "foreign": stats.foreign}))?;
         } else if !global.quiet {
-            println!("client -> target: {}", line(&stats.up));
-            println!("target -> client: {}", line(&stats.down));
+            out(format_args!("client -> target: {}", line(&stats.up)))?;
+            out(format_args!("target -> client: {}", line(&stats.down)))?;
             if stats.foreign > 0 {
-                println!("ignored {} datagrams from other addresses", stats.foreign);
+                out(format_args!("ignored {} datagrams from other addresses", stats.foreign))?;
             }
         }
         Ok(())

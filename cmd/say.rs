@@ -3,7 +3,7 @@
 use clap::Args;
 
 use crate::cli::Global;
-use crate::session::{each_stdin_line, escape, fail, one_shot, out, words};
+use crate::session::{each_stdin_line, escape, fail, one_shot, receipt, words};
 
 /// Send a message to everyone in the room.
 ///
@@ -40,13 +40,13 @@ pub fn run(args: SayArgs, global: &Global) -> anyhow::Result<()> {
 
 fn report(g: &Global, text: &str, to: &[String]) -> anyhow::Result<()> {
     if g.json {
-        out(serde_json::json!({ "text": text, "to": to }))?;
+        receipt(serde_json::json!({ "text": text, "to": to }))?;
     } else if !g.quiet {
         if to.is_empty() {
-            out("sent to nobody (the room is empty)")?;
+            receipt("sent to nobody (the room is empty)")?;
         } else {
             let names: Vec<String> = to.iter().map(|n| escape(n).into_owned()).collect();
-            out(format_args!("sent to {}", names.join(", ")))?;
+            receipt(format_args!("sent to {}", names.join(", ")))?;
         }
     }
     Ok(())

@@ -1185,7 +1185,10 @@ impl Renderer for PosixRenderer {
         /* Report cursor location */
         self.write_and_flush("\x1b[6n")?;
         /* Read the response: ESC [ rows ; cols R */
+        // chatctl patch: a key typed meanwhile is not the answer: it is left
+        // for the editor (it was read and dropped), and the query given up.
         if !rdr.poll(PollTimeout::from(100u8))?
+            || io::BufRead::fill_buf(&mut rdr.tty_in)?.first() != Some(&b'\x1b')
             || rdr.next_char()? != '\x1b'
             || rdr.next_char()? != '['
             || read_digits_until(rdr, ';')?.is_none()
