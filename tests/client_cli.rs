@@ -700,7 +700,8 @@ fn pty_asks_the_name() {
     assert!(log.lock().unwrap().contains(&Request::Join { name: "PTYNAME".into() }), "{out}");
 }
 
-/// `whisper` with no USER on a terminal: pick from the room, then type lines until Ctrl-D.
+/// `whisper` with no USER on a terminal: pick from the room, then type lines
+/// until Ctrl-D, told so.
 #[test]
 fn pty_whisper_picks_the_user() {
     if !have_script() {
@@ -714,6 +715,8 @@ fn pty_whisper_picks_the_user() {
     screen.wait_for("BOB", screen.wait_for("Whisper to", 0));
     std::thread::sleep(Duration::from_millis(100));
     typed(&mut stdin, b"\r", Duration::from_millis(200));
+    // Reading the message from the terminal, it says so (`say` shares this).
+    screen.wait_for("type the message and press Enter to send it (Ctrl-D when done)", 0);
     typed(&mut stdin, b"hello from the picker\r", Duration::from_millis(100));
     bob.expect(&Update::Whisper { from: "ALICE".into(), text: "hello from the picker".into() }, T);
     typed(&mut stdin, b"\x04", Duration::ZERO);
@@ -1175,17 +1178,11 @@ fn join_sends_each_line_at_its_enter(burst: bool) {
     assert_eq!(next_update(&mut bob, T), Update::Left { name: "ZED".into() });
 }
 
+/// Keys in one burst, then one by one.
 #[test]
-fn pty_join_keys_in_one_burst() {
-    if have_script() {
-        join_sends_each_line_at_its_enter(true);
-    }
-}
-
-#[test]
-fn pty_join_keys_one_by_one() {
-    if have_script() {
-        join_sends_each_line_at_its_enter(false);
+fn pty_join_keys_in_one_burst_or_one_by_one() {
+    for burst in [true, false].into_iter().filter(|_| have_script()) {
+        join_sends_each_line_at_its_enter(burst);
     }
 }
 
@@ -1219,17 +1216,11 @@ fn join_get_completes_files(burst: bool) {
     assert!(status.success(), "{status:?}");
 }
 
+/// Keys in one burst, then one by one.
 #[test]
-fn pty_join_get_completes_files_in_one_burst() {
-    if have_script() {
-        join_get_completes_files(true);
-    }
-}
-
-#[test]
-fn pty_join_get_completes_files_one_by_one() {
-    if have_script() {
-        join_get_completes_files(false);
+fn pty_join_get_completes_files_in_one_burst_or_one_by_one() {
+    for burst in [true, false].into_iter().filter(|_| have_script()) {
+        join_get_completes_files(burst);
     }
 }
 
@@ -1314,23 +1305,6 @@ fn pty_esc_and_q_cancel_the_pickers() {
         assert!(!sent, "{args} {key:?}: {:?}", log.lock().unwrap());
         cursor_shown_at_the_end(&screen);
     }
-}
-
-/// A command that reads the message from a terminal says so.
-#[test]
-fn pty_say_says_it_waits_for_the_message() {
-    if !have_script() {
-        return;
-    }
-    let addr = server(None, 10);
-    let mut bob = Watcher::join(addr, "BOB");
-    let cwd = tempfile::tempdir().unwrap();
-    let Pty { mut child, screen, mut stdin } = Pty::start(addr, "--name ALICE say", cwd.path());
-    screen.wait_for("type the message and press Enter to send it (Ctrl-D when done)", 0);
-    typed(&mut stdin, b"typed\r", Duration::ZERO);
-    bob.expect(&Update::Broadcast { from: "ALICE".into(), text: "typed".into() }, T);
-    typed(&mut stdin, b"\x04", Duration::ZERO);
-    assert!(wait_exit(&mut child, T).success());
 }
 
 /// `list` on a terminal in an empty room says so (on stderr; the script
