@@ -1350,13 +1350,22 @@ fn closed_output_never_panics() {
     let addr = server(None, 10);
     let _bob = Watcher::join(addr, "BOB");
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    let runs: [(SocketAddr, &[&str]); 6] = [
+    // A capture cut short (tcpdump killed): a pcap header, then half a record.
+    // Decoding it ends with a warning on stderr.
+    let dir = tempfile::tempdir().unwrap();
+    let cut = dir.path().join("cut.pcap");
+    let mut pcap = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0, 0, 0];
+    pcap.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0, 100, 0, 0, 0, 100, 0, 0, 0, 1, 2, 3]);
+    std::fs::write(&cut, pcap).unwrap();
+    let cut = cut.to_str().unwrap();
+    let runs: [(SocketAddr, &[&str]); 7] = [
         (addr, &["list"]),
         (addr, &["say", "hi"]),
         (addr, &["whisper", "BOB", "hi"]),
         (closed, &["list"]), // an error message, to a closed stderr
         (addr, &["completions", "bash"]),
         (addr, &["--help"]),
+        (addr, &["capture-decode", cut]),
     ];
     for (addr, args) in runs {
         let mut child = std::process::Command::new(bin())
