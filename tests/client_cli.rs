@@ -745,6 +745,8 @@ fn pty_fetch_picks_files() {
     let got: Vec<String> = walk(cwd.path());
     assert_eq!(got.len(), 1, "{got:?} {out}");
     assert!(out.contains("ETA"), "no progress bar on the terminal: {out}");
+    // The bar's sizes and rate in the final line's decimal units, not MiB/s.
+    assert!(!out.contains("iB"), "binary units in the bar: {out}");
     assert!(out.contains(&format!("ALICE downloaded 100% of {} (", got[0])), "{out}");
 }
 
