@@ -114,7 +114,10 @@ pub fn run(args: CaptureDecodeArgs, global: &Global) -> anyhow::Result<()> {
         Some(e @ ReadError::Truncated { .. }) => {
             // A capture cut short (tcpdump killed): everything before is decoded.
             if !global.quiet {
-                eprintln!("chatctl capture-decode: warning: {e}; decoded {} packets before it", reader.packets);
+                crate::session::note(format_args!(
+                    "chatctl capture-decode: warning: {e}; decoded {} packets before it",
+                    reader.packets
+                ));
             }
             Ok(())
         }
@@ -239,7 +242,7 @@ fn kind_name(code: u16) -> &'static str {
 fn plots(path: &Path, a: &Analyzer) -> anyhow::Result<()> {
     let udp: Vec<_> = a.transfers().filter(|(s, _)| s.mode != capture::TransferMode::Tcp).collect();
     if udp.is_empty() {
-        eprintln!("chatctl capture-decode: no UDP transfer in the capture, nothing to plot");
+        crate::session::note("chatctl capture-decode: no UDP transfer in the capture, nothing to plot");
         return Ok(());
     }
     for (s, points) in &udp {

@@ -1,5 +1,6 @@
 //! `chatctl completions`: print a shell completion script.
 
+use anyhow::Context;
 use clap::{Args, CommandFactory};
 use clap_complete::Shell;
 
@@ -21,6 +22,12 @@ pub fn write(shell: Shell, out: &mut dyn std::io::Write) {
 }
 
 pub fn run(args: CompletionsArgs, _global: &Global) -> anyhow::Result<()> {
-    write(args.shell, &mut std::io::stdout().lock());
-    Ok(())
+    // Generated in memory: clap_complete panics on a write error, and
+    // `chatctl completions bash | head` closes the pipe early.
+    let mut script = Vec::new();
+    write(args.shell, &mut script);
+    let mut stdout = std::io::stdout().lock();
+    std::io::Write::write_all(&mut stdout, &script)
+        .and_then(|()| std::io::Write::flush(&mut stdout))
+        .context("cannot write to standard output")
 }

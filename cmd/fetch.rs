@@ -3,16 +3,20 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use anyhow::Context;
 use chatctl::client::control::Link;
-use chatctl::client::{DownloadOptions, DownloadReport, Progress, Transport};
+use chatctl::client::{DownloadOptions, DownloadReport, Progress, Transport, UdpMode};
+use chatctl::exit::Exit;
 use chatctl::rdt::fast::{self, driver::Tracer};
+use chatctl::text::units;
 use clap::Args;
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
 use crate::cli::Global;
-use crate::session::{escape, fail, interactive, one_shot, out, pick_many};
+use crate::session::{escape, fail, interactive, note, one_shot, out, pick_many};
 
 /// Download files from the server (UDP by default, as the original client).
 ///
@@ -79,31 +83,56 @@ fn live(p: &Progress) -> Option<String> {
     Some(match &s.sender {
         Some(x) => format!(
             "cwnd {} rtt {:.1}ms rate {} lost {} retx {} ({})",
-            human_bytes(x.cwnd),
+            units::bytes(x.cwnd),
             x.srtt.as_secs_f64() * 1e3,
-            chatctl::client::rate(x.pacing_rate as f64),
+            units::rate(x.pacing_rate as f64),
             x.packets_lost,
-            human_bytes(x.bytes_retransmitted),
+            units::bytes(x.bytes_retransmitted),
             escape(&x.cc),
         ),
         None => format!(
             "cwnd~{} rtt {:.1}ms holes {} late {}",
-            human_bytes(s.cwnd),
+            units::bytes(s.cwnd),
             s.srtt.as_secs_f64() * 1e3,
             s.packets_lost,
-            human_bytes(s.bytes_retransmitted)
+            units::bytes(s.bytes_retransmitted)
         ),
     })
 }
 
-fn human_bytes(b: u64) -> String {
-    let units = ["B", "kB", "MB", "GB"];
-    let (mut v, mut i) = (b as f64, 0);
-    while v >= 1000.0 && i + 1 < units.len() {
-        v /= 1000.0;
-        i += 1;
-    }
-    format!("{v:.0}{}", units[i])
+/// The bar of one download: sizes, rate and time left in the units of every
+/// other line ([`units`]), the rate counting only this run's bytes (a
+/// `--continue` starts the bar at the bytes already on disk).
+fn bar_style(start: Arc<AtomicU64>) -> ProgressStyle {
+    let since = move |s: &ProgressState| s.pos().saturating_sub(start.load(Ordering::Relaxed));
+    let rate = {
+        let since = since.clone();
+        move |s: &ProgressState| {
+            let secs = s.elapsed().as_secs_f64();
+            if secs > 0.0 { since(s) as f64 / secs } else { 0.0 }
+        }
+    };
+    let left = rate.clone();
+    ProgressStyle::with_template("{prefix:20!} [{bar:30}] {done}/{size} {speed} ETA {left} {msg}")
+        .expect("valid template")
+        .with_key("done", |s: &ProgressState, w: &mut dyn std::fmt::Write| {
+            let _ = w.write_str(&units::bytes(s.pos()));
+        })
+        .with_key("size", |s: &ProgressState, w: &mut dyn std::fmt::Write| {
+            let _ = w.write_str(&s.len().map_or("?".into(), units::bytes));
+        })
+        .with_key("speed", move |s: &ProgressState, w: &mut dyn std::fmt::Write| {
+            let _ = w.write_str(&units::rate(rate(s)));
+        })
+        .with_key("left", move |s: &ProgressState, w: &mut dyn std::fmt::Write| {
+            let r = left(s);
+            let rest = s.len().unwrap_or(0).saturating_sub(s.pos()) as f64;
+            let _ = match r > 0.0 {
+                true => write!(w, "{}", humantime::format_duration(Duration::from_secs((rest / r).ceil() as u64))),
+                false => w.write_str("-"),
+            };
+        })
+        .progress_chars("=> ")
 }
 
 /// Where FILE goes: `-o` names the file for a single download unless it is a
@@ -124,10 +153,10 @@ fn target(output: Option<&Path>, file: &str, single: bool) -> anyhow::Result<Pat
 
 pub fn run(args: FetchArgs, global: &Global) -> anyhow::Result<()> {
     let g = global.clone();
+    let quiet = global.quiet;
     let transport = if args.tcp { Transport::Tcp } else { Transport::Udp };
     if args.files.is_empty() && !interactive() {
-        return Err(anyhow::anyhow!("name at least one FILE (`chatctl list --files` shows them)")
-            .context(chatctl::exit::Exit::Usage));
+        return Err(anyhow::anyhow!("name at least one FILE (`chatctl list --files` shows them)").context(Exit::Usage));
     }
     if args.resume && (args.tcp || args.classic) {
         let what = if args.tcp { "--tcp" } else { "--classic" };
@@ -135,7 +164,7 @@ pub fn run(args: FetchArgs, global: &Global) -> anyhow::Result<()> {
             "--continue resumes fast UDP downloads only ({what} carries no offset): drop {what}, or --continue to \
              download from the start"
         )
-        .context(chatctl::exit::Exit::Usage));
+        .context(Exit::Usage));
     }
     let trace = match &args.trace {
         Some(p) => Some(Tracer::create(p).with_context(|| format!("--trace {}: cannot create the file", p.display()))?),
@@ -148,14 +177,17 @@ pub fn run(args: FetchArgs, global: &Global) -> anyhow::Result<()> {
         trace,
         udp_via: args.udp_via,
     };
-    one_shot(global, |session| async move {
+    // What is being downloaded where, for the note on Ctrl-C.
+    let planned: Arc<std::sync::Mutex<Vec<(String, PathBuf)>>> = Arc::default();
+    let plan = planned.clone();
+    let r = one_shot(global, |session| async move {
         let mut files = args.files.clone();
         if files.is_empty() {
             let offer = session.files().await.map_err(fail)?;
             if offer.is_empty() {
                 anyhow::bail!("the server offers no files");
             }
-            let picked = pick_many("Files to download (space to pick, enter to start)", &offer).await?;
+            let picked = pick_many("Files to download (space picks, Enter starts, Esc cancels)", &offer).await?;
             files = picked.into_iter().map(|i| offer[i].clone()).collect();
             if files.is_empty() {
                 anyhow::bail!("no file picked (space picks one, enter starts)");
@@ -167,11 +199,6 @@ pub fn run(args: FetchArgs, global: &Global) -> anyhow::Result<()> {
         } else {
             ProgressDrawTarget::hidden()
         });
-        let style = ProgressStyle::with_template(
-            "{prefix:20!} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta} {msg}",
-        )
-        .expect("valid template")
-        .progress_chars("=> ");
         let single = files.len() == 1;
         let mut targets: Vec<(String, PathBuf)> = Vec::new();
         for file in &files {
@@ -181,6 +208,9 @@ pub fn run(args: FetchArgs, global: &Global) -> anyhow::Result<()> {
             }
             targets.push((file.clone(), path));
         }
+        if let Ok(mut p) = plan.lock() {
+            p.clone_from(&targets);
+        }
         if let (Some(dir), false) = (args.output.as_deref(), single) {
             std::fs::create_dir_all(dir).with_context(|| format!("cannot create the folder {}", dir.display()))?;
         }
@@ -188,7 +218,10 @@ pub fn run(args: FetchArgs, global: &Global) -> anyhow::Result<()> {
         // (which drops it) ends them at once and their temporary files go too.
         let mut tasks = futures_util::stream::FuturesOrdered::new();
         for (file, path) in targets {
-            let bar = multi.add(ProgressBar::new(0).with_style(style.clone()).with_prefix(escape(&file).into_owned()));
+            let start = Arc::new(AtomicU64::new(0));
+            let bar = multi
+                .add(ProgressBar::new(0).with_style(bar_style(start.clone())).with_prefix(escape(&file).into_owned()));
+            let mut first = true;
             let session: Arc<Link> = session.clone();
             let (opts, show) = (opts.clone(), g.verbose > 0 && !g.quiet);
             let verbose = show && !bars;
@@ -196,12 +229,17 @@ pub fn run(args: FetchArgs, global: &Global) -> anyhow::Result<()> {
             let partial = args.resume && chatctl::client::temp_path_for(&path).exists();
             tasks.push_back(async move {
                 if verbose {
-                    eprintln!("fetching {} over {transport} to {}", escape(&file), path.display());
+                    note(format_args!("fetching {} over {transport} to {}", escape(&file), path.display()));
                 }
                 let mut last_line = std::time::Instant::now();
                 let mut last_shown = false;
                 let r = session
                     .download_with(&file, transport, &path, &opts, |p| {
+                        if std::mem::take(&mut first) {
+                            // What a resume found on disk: not this run's bytes.
+                            start.store(p.done, Ordering::Relaxed);
+                            bar.reset_elapsed();
+                        }
                         bar.set_length(p.size);
                         bar.set_position(p.done);
                         if !show {
@@ -215,7 +253,7 @@ pub fn run(args: FetchArgs, global: &Global) -> anyhow::Result<()> {
                             {
                                 // Every second, and once at the end (final figures).
                                 last_line = std::time::Instant::now();
-                                eprintln!("{}: {}/{} bytes, {m}", escape(&file), p.done, p.size);
+                                note(format_args!("{}: {}/{} bytes, {m}", escape(&file), p.done, p.size));
                             }
                         }
                     })
@@ -230,24 +268,49 @@ pub fn run(args: FetchArgs, global: &Global) -> anyhow::Result<()> {
             match r {
                 // Suspended, so the line does not garble the bars still running.
                 Ok((report, partial)) => multi.suspend(|| {
-                    if partial && !g.quiet && report.udp_mode == Some("classic") {
-                        eprintln!(
+                    if partial && !g.quiet && report.udp_mode == Some(UdpMode::Classic) {
+                        note(format_args!(
                             "note: the server answered {} in classic go-back-N, which cannot resume: \
                              downloaded from the start",
                             escape(&report.file)
-                        );
+                        ));
                     }
                     print_report(&g, session.name(), &report)
                 })?,
                 Err(e) => {
                     if let Some(earlier) = failed.replace(e) {
-                        multi.suspend(|| eprintln!("chatctl fetch: {earlier:#}"));
+                        multi.suspend(|| note(format_args!("chatctl fetch: {earlier:#}")));
                     }
                 }
             }
         }
         failed.map_or(Ok(()), Err)
-    })
+    });
+    if r.as_ref().is_err_and(|e| e.downcast_ref::<Exit>() == Some(&Exit::Interrupted)) && !quiet {
+        let planned = planned.lock().map(|p| p.clone()).unwrap_or_default();
+        for line in interrupted_notes(&planned) {
+            note(line);
+        }
+    }
+    r
+}
+
+/// After Ctrl-C: the partial file each interrupted fast download kept, and
+/// how to resume it. (TCP and classic downloads keep nothing.)
+fn interrupted_notes(planned: &[(String, PathBuf)]) -> Vec<String> {
+    planned
+        .iter()
+        .filter_map(|(file, path)| {
+            let part = chatctl::client::temp_path_for(path);
+            part.exists().then(|| {
+                format!(
+                    "kept the partial download {}: `chatctl fetch --continue {}` resumes it",
+                    part.display(),
+                    escape(file)
+                )
+            })
+        })
+        .collect()
 }
 
 fn print_report(g: &Global, name: &str, r: &DownloadReport) -> anyhow::Result<()> {

@@ -9,8 +9,9 @@ use chatctl::rdt::sim::LinkConfig;
 use clap::Args;
 
 use crate::cli::Global;
+use crate::session::{note, out};
 
-/// Relay UDP between one client and a target through seeded impairments.
+/// Relay UDP between clients and a target through seeded impairments.
 ///
 /// For trying transfers on a bad path on a machine without netem. With
 /// `chatctl serve --ports 55000-55001` one user's update connection gets
@@ -18,10 +19,12 @@ use crate::cli::Global;
 /// `chatctl impair --listen 127.0.0.1:9000 --target 127.0.0.1:55001 --loss 1% --delay 25ms --rate 200M`
 /// and `chatctl fetch FILE --udp-via 127.0.0.1:9000` download through the
 /// relay (add `serve --max-datagram 1452` for a 1500-byte-MTU path).
-/// The first datagram that arrives names the client; datagrams from other
-/// addresses are ignored. Every impairment applies to both directions, each
-/// direction with its own random choices from --seed. Runs until Ctrl-C,
-/// then prints what it forwarded and dropped.
+/// Serves any number of clients, one after another or at once (each client
+/// address gets its own socket towards the target, forgotten after 30 s of
+/// silence), so a download can be repeated without restarting the relay.
+/// Every impairment applies to both directions, each direction with its own
+/// random choices from --seed, the same for every client. Runs until
+/// Ctrl-C, then prints what it forwarded and dropped.
 #[derive(Debug, Args)]
 pub struct ImpairArgs {
     /// Address to listen on for the client (port 0: the OS picks, printed on stderr).
@@ -126,7 +129,7 @@ pub fn run(args: ImpairArgs, global: &Global) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cannot relay from {} to {}", args.listen, args.target))?;
         if !global.quiet {
-            eprintln!("relaying {} -> {} (Ctrl-C stops)", relay.local_addr, args.target);
+            note(format_args!("relaying {} -> {} (Ctrl-C stops)", relay.local_addr, args.target));
         }
         tokio::signal::ctrl_c().await.context("cannot wait for Ctrl-C")?;
         let stats = relay.shutdown().await;
@@ -138,12 +141,14 @@ pub fn run(args: ImpairArgs, global: &Global) -> anyhow::Result<()> {
                 serde_json::json!({"received": d.received, "forwarded": d.forwarded, "dropped": d.dropped,
                     "received_bytes": d.received_bytes, "forwarded_bytes": d.forwarded_bytes, "send_errors": d.send_errors})
             };
-            println!("{}", serde_json::json!({"up": dir(&stats.up), "down": dir(&stats.down), "foreign": stats.foreign}));
+            out(serde_json::json!({"up": dir(&stats.up), "down": dir(&stats.down), "foreign": stats.foreign,
+                "clients": stats.clients}))?;
         } else if !global.quiet {
-            println!("client -> target: {}", line(&stats.up));
-            println!("target -> client: {}", line(&stats.down));
+            out(format_args!("clients: {}", stats.clients))?;
+            out(format_args!("client -> target: {}", line(&stats.up)))?;
+            out(format_args!("target -> client: {}", line(&stats.down)))?;
             if stats.foreign > 0 {
-                println!("ignored {} datagrams from other addresses", stats.foreign);
+                out(format_args!("dropped {} datagrams from clients beyond the first 64 at once", stats.foreign))?;
             }
         }
         Ok(())

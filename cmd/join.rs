@@ -17,14 +17,14 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::cli::Global;
-use crate::session::{ReconnectArgs, block_on, each_stdin_line, escape, fail, name, report_reconnect};
+use crate::session::{ReconnectArgs, ask_name, block_on, each_stdin_line, escape, fail, name, note, report_reconnect};
 
 /// Join the room interactively.
 ///
 /// On a terminal: a prompt with history; incoming messages appear above it.
 /// Plain text goes to everyone; `@name text` or `/w name text` is private;
-/// `/users`, `/files`, `/get FILE [--tcp|--udp]` (in the background), `/help`,
-/// `/quit`. Not on a terminal: each stdin line is a message (same syntax) and
+/// `/users`, `/files`, `/get FILE [--tcp|--udp] [--force]` (in the
+/// background; quote a name with spaces), `/help`, `/quit`. Empty lines send nothing. Not on a terminal: each stdin line is a message (same syntax) and
 /// each update one output line (JSON with --json); end of input leaves.
 ///
 /// While it runs, one-shot `say`, `whisper`, `list` and `fetch` with the same
@@ -92,7 +92,7 @@ impl JoinArgs {
 }
 
 const HELP: &str = "text: to everyone · @name text or /w name text: private · /users · /files · \
-/get FILE [--tcp|--udp] · /help · /quit";
+/get FILE [--tcp|--udp] [--force] · /help · /quit · Tab completes";
 
 /// One input line, parsed.
 #[derive(Debug, PartialEq)]
@@ -101,13 +101,22 @@ enum Line {
     Whisper(String, String),
     Users,
     Files,
-    Get(String, Transport),
+    Get {
+        file: String,
+        transport: Transport,
+        force: bool,
+    },
     Help,
+    /// An empty or blank line: nothing is sent.
+    Nothing,
     Quit,
     Bad(String),
 }
 
 fn parse(line: &str) -> Line {
+    if line.trim().is_empty() {
+        return Line::Nothing;
+    }
     if let Some(rest) = line.strip_prefix('@') {
         let (to, text) = rest.split_once(' ').unwrap_or((rest, ""));
         return Line::Whisper(to.to_string(), text.to_string());
@@ -123,20 +132,26 @@ fn parse(line: &str) -> Line {
         "users" | "who" => Line::Users,
         "files" => Line::Files,
         "get" | "fetch" => {
-            let mut transport = Transport::Udp;
+            let words = match split_words(rest) {
+                Ok(w) => w,
+                Err(e) => return Line::Bad(e),
+            };
+            let (mut transport, mut force) = (Transport::Udp, false);
             let mut file = Vec::new();
-            for w in rest.split(' ') {
-                match w {
+            for w in words {
+                match w.as_str() {
                     "--tcp" => transport = Transport::Tcp,
                     "--udp" => transport = Transport::Udp,
-                    w => file.push(w),
+                    "--force" | "-f" => force = true,
+                    _ => file.push(w),
                 }
             }
-            let file = file.join(" ").trim().to_string();
+            // Unquoted words are one name too (`/get my file.txt`).
+            let file = file.join(" ");
             if file.is_empty() {
-                Line::Bad("usage: /get FILE [--tcp|--udp]".into())
+                Line::Bad("usage: /get FILE [--tcp|--udp] [--force]".into())
             } else {
-                Line::Get(file, transport)
+                Line::Get { file, transport, force }
             }
         }
         "help" | "?" => Line::Help,
@@ -145,12 +160,73 @@ fn parse(line: &str) -> Line {
     }
 }
 
+/// Splits a command's arguments at spaces; `"…"` or `'…'` keeps spaces in one word.
+fn split_words(s: &str) -> Result<Vec<String>, String> {
+    let (mut words, mut word, mut quote, mut any) = (Vec::new(), String::new(), None, false);
+    for c in s.chars() {
+        match (quote, c) {
+            (None, '"' | '\'') => (quote, any) = (Some(c), true),
+            (Some(q), c) if c == q => quote = None,
+            (None, ' ') => {
+                if std::mem::take(&mut any) {
+                    words.push(std::mem::take(&mut word));
+                }
+            }
+            (_, c) => (word.push(c), any = true).1,
+        }
+    }
+    if quote.is_some() {
+        return Err("a quote is not closed".into());
+    }
+    if any {
+        words.push(word);
+    }
+    Ok(words)
+}
+
+/// `file` as one word for `/get`: quoted when it holds a space or a quote.
+fn quoted(file: &str) -> String {
+    match (file.contains([' ', '"']), file.contains('\'')) {
+        (false, false) => file.to_string(),
+        (_, false) => format!("'{file}'"),
+        _ => format!("\"{file}\""),
+    }
+}
+
 /// Commands Tab completes.
 const COMMANDS: [&str; 7] = ["/users", "/files", "/get ", "/w ", "/help", "/quit", "/whisper "];
 
-/// Tab completion of commands (`/…`) and names (`@…`, after `/w `, or any word).
+/// Tab completion of commands (`/…`), file names (after `/get `) and user
+/// names (`@…`, after `/w `, or any word).
 struct Completer {
     names: Arc<Mutex<Vec<String>>>,
+    files: Arc<Mutex<Vec<String>>>,
+}
+
+impl Completer {
+    /// Completions of a file name after `/get ` (`tail` is what follows it up
+    /// to the cursor): where the name starts, and the names, quoted as needed.
+    fn files(&self, tail: &str) -> (usize, Vec<String>) {
+        // The word being typed starts at an unclosed quote, else after the last space.
+        let mut start = 0;
+        let mut quote = None;
+        for (i, c) in tail.char_indices() {
+            match (quote, c) {
+                (None, '"' | '\'') => (quote, start) = (Some(c), i),
+                (Some(q), c) if c == q => quote = None,
+                (None, ' ') => start = i + 1,
+                _ => {}
+            }
+        }
+        let word = tail[start..].trim_start_matches(['"', '\'']);
+        let files = self.files.lock().map(|f| f.clone()).unwrap_or_default();
+        let c = files
+            .iter()
+            .filter(|f| f.starts_with(word) && !f.chars().any(char::is_control))
+            .map(|f| quoted(f))
+            .collect();
+        (start, c)
+    }
 }
 
 impl rustyline::completion::Completer for Completer {
@@ -163,6 +239,10 @@ impl rustyline::completion::Completer for Completer {
         _ctx: &rustyline::Context<'_>,
     ) -> rustyline::Result<(usize, Vec<String>)> {
         let head = &line[..pos];
+        if let Some(tail) = ["/get ", "/fetch "].iter().find_map(|c| head.strip_prefix(c)) {
+            let (start, c) = self.files(tail);
+            return Ok((head.len() - tail.len() + start, c));
+        }
         let start = head.rfind(' ').map_or(0, |i| i + 1);
         let word = &head[start..];
         if start == 0 && word.starts_with('/') {
@@ -193,6 +273,8 @@ struct Out {
     printer: Option<Arc<Mutex<Box<dyn rustyline::ExternalPrinter + Send>>>>,
     /// Names for Tab completion, kept current from updates (terminal only).
     names: Option<Arc<Mutex<Vec<String>>>>,
+    /// File names for Tab completion after `/get`, renewed by `/files` (terminal only).
+    files: Option<Arc<Mutex<Vec<String>>>>,
 }
 
 impl Out {
@@ -215,7 +297,7 @@ impl Out {
             self.line(serde_json::json!({ "kind": kind, "text": text }).to_string());
         } else if kind == "error" && self.printer.is_none() {
             // Plain pipe mode: stdout carries only the chat; problems go to stderr.
-            eprintln!("chatctl join: {text}");
+            note(format_args!("chatctl join: {text}"));
         } else {
             self.line(if kind == "error" { style(text).red().to_string() } else { text });
         }
@@ -275,27 +357,48 @@ pub fn run(args: JoinArgs, global: &Global) -> anyhow::Result<()> {
     if args.session_host {
         return crate::shared::host(&args.reconnect, global);
     }
-    let name = name(global)?;
+    // A name asked on the terminal is asked again when the server refuses it.
+    let asked = global.name.is_none() && crate::session::interactive();
+    let mut name = name(global)?;
     let tty = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     let (lines_tx, mut lines_rx) = mpsc::unbounded_channel::<Option<String>>();
-    let mut out = Out { json: global.json, printer: None, names: None };
+    let mut out = Out { json: global.json, printer: None, names: None, files: None };
     let mut reader = None;
     let over = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let r = block_on(async {
         let ctrl_c = tokio::signal::ctrl_c();
         tokio::pin!(ctrl_c);
-        let (session, updates) = tokio::select! {
-            biased;
-            _ = &mut ctrl_c => return Err(anyhow::Error::new(Exit::Interrupted)),
-            r = Session::join(&global.server, &name, global.timeout) => r.map_err(fail)?,
+        let (session, updates) = loop {
+            let r = tokio::select! {
+                biased;
+                _ = &mut ctrl_c => return Err(anyhow::Error::new(Exit::Interrupted)),
+                r = Session::join(&global.server, &name, global.timeout) => r,
+            };
+            match r {
+                Ok(joined) => break joined,
+                Err(e) if asked && matches!(e.exit(), Exit::NameTaken | Exit::InvalidName) => {
+                    let why = match e.exit() {
+                        Exit::NameTaken => format!("{} is taken", escape(&name)),
+                        _ => format!("the server refused {}: {e}", escape(&name)),
+                    };
+                    note(format_args!("{why}; choose another name"));
+                    let suggestion = format!("{}2", name.chars().take(97).collect::<String>());
+                    name = tokio::task::spawn_blocking(move || ask_name(suggestion))
+                        .await
+                        .context("the prompt failed")??;
+                }
+                Err(e) => return Err(fail(e)),
+            }
         };
         let session = Arc::new(session);
         if tty {
             let names = Arc::new(Mutex::new(session.users().await.unwrap_or_default()));
+            let files = Arc::new(Mutex::new(session.files().await.unwrap_or_default()));
             out.names = Some(names.clone());
+            out.files = Some(files.clone());
             let mut rl = rustyline::Editor::<Completer, rustyline::history::DefaultHistory>::new()
                 .context("cannot start the line editor")?;
-            rl.set_helper(Some(Completer { names }));
+            rl.set_helper(Some(Completer { names, files }));
             let printer = rl.create_external_printer().context("cannot start the line editor")?;
             out.printer = Some(Arc::new(Mutex::new(Box::new(printer))));
             let prompt = format!("{}> ", escape(&name));
@@ -306,6 +409,8 @@ pub fn run(args: JoinArgs, global: &Global) -> anyhow::Result<()> {
             reader = Some(std::thread::spawn(move || {
                 loop {
                     match rl.readline(&prompt) {
+                        // A blank line is not sent, nor kept in the history.
+                        Ok(l) if l.trim().is_empty() && !over.load(std::sync::atomic::Ordering::SeqCst) => {}
                         Ok(l) => {
                             let _ = rl.add_history_entry(l.as_str());
                             let quit = parse(&l) == Line::Quit || over.load(std::sync::atomic::Ordering::SeqCst);
@@ -534,6 +639,7 @@ impl Chat {
         let out = &out;
         let r = match parse(line) {
             Line::Quit => return Ok(false),
+            Line::Nothing => Ok(()),
             Line::Help => {
                 out.info("info", HELP.to_string());
                 Ok(())
@@ -545,9 +651,16 @@ impl Chat {
             Line::Say(text) => session.broadcast(&text).await.map(|_| ()),
             Line::Whisper(to, text) => session.whisper(&to, &text).await.map(|_| ()),
             Line::Users => session.users().await.map(|u| list(out, "users", &u)),
-            Line::Files => session.files().await.map(|f| list(out, "files", &f)),
-            Line::Get(file, transport) => {
-                self.get(file, transport);
+            Line::Files => session.files().await.map(|f| {
+                list(out, "files", &f);
+                if let Some(files) = &out.files
+                    && let Ok(mut files) = files.lock()
+                {
+                    *files = f;
+                }
+            }),
+            Line::Get { file, transport, force } => {
+                self.get(file, transport, force);
                 Ok(())
             }
         };
@@ -563,7 +676,7 @@ impl Chat {
 
     /// Starts a background download into the current folder; progress and the
     /// result are reported as lines.
-    fn get(&mut self, file: String, transport: Transport) {
+    fn get(&mut self, file: String, transport: Transport, force: bool) {
         let Some(base) = chatctl::client::local_file_name(&file).map(PathBuf::from) else {
             self.out.info("error", format!("cannot make a local file name from {}", escape(&file)));
             return;
@@ -587,7 +700,7 @@ impl Chat {
                     );
                 }
             };
-            match session.download(&file, transport, &base, false, progress).await {
+            match session.download(&file, transport, &base, force, progress).await {
                 Ok(r) if out.json => {
                     let mut v = serde_json::to_value(&r).unwrap_or_default();
                     if let Some(o) = v.as_object_mut() {
@@ -637,9 +750,31 @@ mod tests {
         assert_eq!(parse("hi all"), Line::Say("hi all".into()));
         assert_eq!(parse("@bob hey you"), Line::Whisper("bob".into(), "hey you".into()));
         assert_eq!(parse("/w bob hey"), Line::Whisper("bob".into(), "hey".into()));
-        assert_eq!(parse("/get a b.txt --tcp"), Line::Get("a b.txt".into(), Transport::Tcp));
-        assert_eq!(parse("/get x"), Line::Get("x".into(), Transport::Udp));
+        let get = |file: &str, transport, force| Line::Get { file: file.into(), transport, force };
+        assert_eq!(parse("/get a b.txt --tcp"), get("a b.txt", Transport::Tcp, false));
+        assert_eq!(parse("/get x"), get("x", Transport::Udp, false));
+        assert_eq!(parse("/get big.iso --force"), get("big.iso", Transport::Udp, true));
+        assert_eq!(parse("/get -f --tcp \"my  file.txt\""), get("my  file.txt", Transport::Tcp, true));
+        assert_eq!(parse("/get 'say \"hi\".txt'"), get("say \"hi\".txt", Transport::Udp, false));
+        assert!(matches!(parse("/get \"open"), Line::Bad(_)));
+        for blank in ["", "   ", "\t"] {
+            assert_eq!(parse(blank), Line::Nothing, "{blank:?}");
+        }
         assert_eq!(parse("/quit"), Line::Quit);
         assert!(matches!(parse("/nope"), Line::Bad(_)));
+    }
+
+    #[test]
+    fn completes_file_names_after_get() {
+        let files = ["report.pdf", "big file.iso", "rates.csv"].map(String::from).to_vec();
+        let c = Completer { names: Arc::new(Mutex::new(vec!["rob".into()])), files: Arc::new(Mutex::new(files)) };
+        assert_eq!(c.files("r"), (0, vec!["report.pdf".to_string(), "rates.csv".into()]));
+        assert_eq!(c.files("--tcp rep"), (6, vec!["report.pdf".to_string()]));
+        assert_eq!(c.files("big"), (0, vec!["'big file.iso'".to_string()]));
+        assert_eq!(c.files("'big fi"), (0, vec!["'big file.iso'".to_string()]));
+        assert_eq!(
+            parse(&format!("/get {}", quoted("big file.iso"))),
+            Line::Get { file: "big file.iso".into(), transport: Transport::Udp, force: false }
+        );
     }
 }

@@ -24,18 +24,28 @@ use crate::cli::{Cli, ColorChoice, Command, Global};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // A panic under a prompt must not leave the terminal raw with the cursor hidden.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        session::restore_terminal();
+        default_hook(info);
+    }));
     setup_color(&cli.global);
     setup_tracing(&cli);
     let name = cli.command.name();
-    match run(cli) {
+    let r = run(cli);
+    // A prompt abandoned on its thread (SIGINT ended the command) gives the terminal back.
+    session::restore_terminal();
+    match r {
         Ok(()) => Exit::Ok.into(),
         Err(err) => {
-            if is_broken_pipe(&err) {
+            if session::is_broken_pipe(&err) {
                 // `chatctl list | head -1`: the reader left, which is fine.
                 return Exit::Ok.into();
             }
             let exit = exit_for(&err);
-            eprintln!("chatctl {name}: {}", message(&err, exit));
+            // Not `eprintln!`: with `2>&1 | head`, standard error is closed too.
+            session::note(format_args!("chatctl {name}: {}", message(&err, exit)));
             exit.into()
         }
     }
@@ -73,10 +83,6 @@ fn message(err: &anyhow::Error, exit: Exit) -> String {
     let label = exit.to_string();
     let parts: Vec<String> = err.chain().map(|e| e.to_string()).filter(|m| *m != label).collect();
     if parts.is_empty() { label } else { parts.join(": ") }
-}
-
-fn is_broken_pipe(err: &anyhow::Error) -> bool {
-    err.chain().filter_map(|e| e.downcast_ref::<std::io::Error>()).any(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
 }
 
 /// `--color` wins; otherwise NO_COLOR (any value) turns colour off and

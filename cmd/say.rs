@@ -7,7 +7,7 @@ use clap::Args;
 
 use crate::cli::Global;
 use crate::session::{
-    Reach, ReconnectArgs, block_on, each_stdin_line, escape, fail, leave, name, one_shot, out, reach_unless,
+    Reach, ReconnectArgs, block_on, each_stdin_line, escape, fail, leave, name, one_shot, reach_unless, receipt,
     report_reconnect, stdin_lines, words,
 };
 
@@ -98,13 +98,13 @@ fn stream(reconnect: &ReconnectArgs, g: &Global) -> anyhow::Result<()> {
 
 fn report(g: &Global, text: &str, to: &[String]) -> anyhow::Result<()> {
     if g.json {
-        out(serde_json::json!({ "text": text, "to": to }))?;
+        receipt(serde_json::json!({ "text": text, "to": to }))?;
     } else if !g.quiet {
         if to.is_empty() {
-            out("sent to nobody (the room is empty)")?;
+            receipt("sent to nobody (the room is empty)")?;
         } else {
             let names: Vec<String> = to.iter().map(|n| escape(n).into_owned()).collect();
-            out(format_args!("sent to {}", names.join(", ")))?;
+            receipt(format_args!("sent to {}", names.join(", ")))?;
         }
     }
     Ok(())

@@ -72,16 +72,28 @@ pub fn name(g: &Global) -> anyhow::Result<String> {
     }
     let login = login_name();
     if interactive() {
-        let mut input = dialoguer::Input::<String>::new().with_prompt("Your name").validate_with(|n: &String| {
-            let len = n.chars().count();
-            if (2..=99).contains(&len) { Ok(()) } else { Err("a name has 2 to 99 characters") }
-        });
-        if let Some(l) = &login {
-            input = input.default(l.clone());
-        }
-        return input.interact_text().map_err(dialog_error).context("cannot read your name from the terminal");
+        return ask_name(login.unwrap_or_else(|| "guest".into()));
     }
     login.context("no name: use --name or CHATCTL_NAME (USER and LOGNAME are not set either)")
+}
+
+/// Asks a name on the terminal, offering `default` (Enter takes it). An
+/// answer that cannot be a name is asked again with the reason; Ctrl-C is
+/// [`Exit::Interrupted`].
+pub fn ask_name(default: String) -> anyhow::Result<String> {
+    let _terminal = TerminalGuard::new();
+    dialoguer::Input::<String>::new()
+        .with_prompt("Your name")
+        .default(default)
+        .allow_empty(true)
+        .validate_with(|n: &String| {
+            let len = n.trim().chars().count();
+            if (2..=99).contains(&len) { Ok(()) } else { Err("a name has 2 to 99 characters") }
+        })
+        .interact_text()
+        .map(|n| n.trim().to_string())
+        .map_err(dialog_error)
+        .context("cannot read your name from the terminal")
 }
 
 /// A dialoguer error; Ctrl-C in a picker (which reads the terminal raw, so it
@@ -95,29 +107,79 @@ pub fn dialog_error(e: dialoguer::Error) -> anyhow::Error {
     }
 }
 
-/// Asks the person to pick one of `items` (shown escaped) on the terminal.
-/// Runs on a blocking thread so the session (and Ctrl-C) keeps being served.
+/// The terminal as it was before a prompt took it (raw mode, hidden cursor),
+/// put back by [`restore_terminal`].
+static SAVED_TERMINAL: std::sync::Mutex<Option<libc::termios>> = std::sync::Mutex::new(None);
+
+/// Holds the terminal for a prompt: its settings are saved first, and put
+/// back (cursor shown) when the guard is dropped, also by an error or a
+/// panic. `main` calls [`restore_terminal`] too, for a prompt abandoned on
+/// its thread (SIGINT ends the command while the picker still reads).
+pub struct TerminalGuard(());
+
+impl TerminalGuard {
+    pub fn new() -> TerminalGuard {
+        // SAFETY: `tcgetattr` fills the termios we own; on failure (not a terminal) nothing is saved.
+        let mut t: libc::termios = unsafe { std::mem::zeroed() };
+        if unsafe { libc::tcgetattr(libc::STDIN_FILENO, &mut t) } == 0
+            && let Ok(mut saved) = SAVED_TERMINAL.lock()
+        {
+            saved.get_or_insert(t);
+        }
+        TerminalGuard(())
+    }
+}
+
+impl Drop for TerminalGuard {
+    fn drop(&mut self) {
+        restore_terminal();
+    }
+}
+
+/// Puts the terminal back as a prompt found it (settings, cursor shown), if
+/// a prompt took it; does nothing otherwise.
+pub fn restore_terminal() {
+    let saved = SAVED_TERMINAL.lock().map(|mut s| s.take()).unwrap_or_else(|p| p.into_inner().take());
+    if let Some(t) = saved {
+        // SAFETY: `t` is a termios `tcgetattr` filled for this descriptor.
+        unsafe { libc::tcsetattr(libc::STDIN_FILENO, libc::TCSANOW, &t) };
+        let _ = console::Term::stderr().show_cursor();
+    }
+}
+
+/// A picker left with Esc or `q`: the command stops, as with Ctrl-C.
+fn cancelled() -> anyhow::Error {
+    anyhow::anyhow!("cancelled").context(Exit::Interrupted)
+}
+
+/// Asks the person to pick one of `items` (shown escaped) on the terminal;
+/// Esc or `q` cancels. Runs on a blocking thread so the session (and
+/// Ctrl-C) keeps being served.
 pub async fn pick_one(prompt: &str, items: &[String]) -> anyhow::Result<usize> {
     let shown: Vec<String> = items.iter().map(|i| escape(i).into_owned()).collect();
-    let prompt = prompt.to_string();
+    let prompt = format!("{prompt} (Esc cancels)");
     tokio::task::spawn_blocking(move || {
-        dialoguer::Select::new().with_prompt(prompt).items(&shown).default(0).interact().map_err(dialog_error)
+        let _terminal = TerminalGuard::new();
+        dialoguer::Select::new().with_prompt(prompt).items(&shown).default(0).interact_opt().map_err(dialog_error)
     })
     .await
     .context("the picker failed")?
-    .context("cannot read the choice from the terminal")
+    .context("cannot read the choice from the terminal")?
+    .ok_or_else(cancelled)
 }
 
-/// Asks the person to pick any number of `items` on the terminal.
+/// Asks the person to pick any number of `items` on the terminal; Esc or `q` cancels.
 pub async fn pick_many(prompt: &str, items: &[String]) -> anyhow::Result<Vec<usize>> {
     let shown: Vec<String> = items.iter().map(|i| escape(i).into_owned()).collect();
     let prompt = prompt.to_string();
     tokio::task::spawn_blocking(move || {
-        dialoguer::MultiSelect::new().with_prompt(prompt).items(&shown).interact().map_err(dialog_error)
+        let _terminal = TerminalGuard::new();
+        dialoguer::MultiSelect::new().with_prompt(prompt).items(&shown).interact_opt().map_err(dialog_error)
     })
     .await
     .context("the picker failed")?
-    .context("cannot read the choice from the terminal")
+    .context("cannot read the choice from the terminal")?
+    .ok_or_else(cancelled)
 }
 
 /// How a one-shot command reaches the room: through a live shared session
@@ -221,6 +283,28 @@ pub fn out(line: impl std::fmt::Display) -> anyhow::Result<()> {
     writeln!(stdout, "{line}").and_then(|()| stdout.flush()).context("cannot write to standard output")
 }
 
+/// Like [`out`], for a command whose job is sending (`say`, `whisper`): a
+/// reader that went away (`seq 1 3 | chatctl say | head -1`) does not stop
+/// the sending. Other write errors do.
+pub fn receipt(line: impl std::fmt::Display) -> anyhow::Result<()> {
+    match out(line) {
+        Err(e) if is_broken_pipe(&e) => Ok(()),
+        r => r,
+    }
+}
+
+/// True when `err` comes from writing to a pipe whose reader has gone.
+pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().filter_map(|e| e.downcast_ref::<std::io::Error>()).any(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+}
+
+/// Writes one line on standard error, ignoring a closed one (`2>&1 | head`):
+/// use this, not `eprintln!`, which panics there.
+pub fn note(line: impl std::fmt::Display) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
+
 /// Joins command-line words into one text; `None` means "read stdin".
 pub fn words(text: &[String]) -> Option<String> {
     if text.is_empty() || (text.len() == 1 && text[0] == "-") { None } else { Some(text.join(" ")) }
@@ -236,6 +320,9 @@ where
     Fut: Future<Output = anyhow::Result<()>>,
 {
     use tokio::io::AsyncBufReadExt;
+    if std::io::stdin().is_terminal() {
+        note("type the message and press Enter to send it (Ctrl-D when done)");
+    }
     let mut stdin = tokio::io::BufReader::new(tokio::io::stdin());
     let mut buf = Vec::new();
     loop {

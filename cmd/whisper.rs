@@ -5,7 +5,7 @@ use chatctl::exit::Exit;
 use clap::Args;
 
 use crate::cli::Global;
-use crate::session::{each_stdin_line, escape, fail, interactive, one_shot, out, pick_one, words};
+use crate::session::{each_stdin_line, escape, fail, interactive, one_shot, pick_one, receipt, words};
 
 /// Send a private message to one user.
 ///
@@ -59,9 +59,9 @@ pub fn run(args: WhisperArgs, global: &Global) -> anyhow::Result<()> {
                 };
                 for piece in pieces {
                     if g.json {
-                        out(serde_json::json!({ "to": user, "text": piece }))?;
+                        receipt(serde_json::json!({ "to": user, "text": piece }))?;
                     } else if !g.quiet {
-                        out(format_args!("delivered to {}", escape(&user)))?;
+                        receipt(format_args!("delivered to {}", escape(&user)))?;
                     }
                 }
                 anyhow::Ok(())

@@ -43,7 +43,7 @@ Register-ArgumentCompleter -Native -CommandName 'chatctl' -ScriptBlock {
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the other users in the room, or with --files the files on offer')
             [CompletionResult]::new('fetch', 'fetch', [CompletionResultType]::ParameterValue, 'Download files from the server (UDP by default, as the original client)')
             [CompletionResult]::new('capture-decode', 'capture-decode', [CompletionResultType]::ParameterValue, 'Decode the chat in a pcap or pcapng capture, and rebuild downloaded files')
-            [CompletionResult]::new('impair', 'impair', [CompletionResultType]::ParameterValue, 'Relay UDP between one client and a target through seeded impairments')
+            [CompletionResult]::new('impair', 'impair', [CompletionResultType]::ParameterValue, 'Relay UDP between clients and a target through seeded impairments')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a completion script for SHELL to standard output')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -267,7 +267,7 @@ Register-ArgumentCompleter -Native -CommandName 'chatctl' -ScriptBlock {
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the other users in the room, or with --files the files on offer')
             [CompletionResult]::new('fetch', 'fetch', [CompletionResultType]::ParameterValue, 'Download files from the server (UDP by default, as the original client)')
             [CompletionResult]::new('capture-decode', 'capture-decode', [CompletionResultType]::ParameterValue, 'Decode the chat in a pcap or pcapng capture, and rebuild downloaded files')
-            [CompletionResult]::new('impair', 'impair', [CompletionResultType]::ParameterValue, 'Relay UDP between one client and a target through seeded impairments')
+            [CompletionResult]::new('impair', 'impair', [CompletionResultType]::ParameterValue, 'Relay UDP between clients and a target through seeded impairments')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a completion script for SHELL to standard output')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break

@@ -40,7 +40,7 @@ set edit:completion:arg-completer[chatctl] = {|@words|
             cand list 'List the other users in the room, or with --files the files on offer'
             cand fetch 'Download files from the server (UDP by default, as the original client)'
             cand capture-decode 'Decode the chat in a pcap or pcapng capture, and rebuild downloaded files'
-            cand impair 'Relay UDP between one client and a target through seeded impairments'
+            cand impair 'Relay UDP between clients and a target through seeded impairments'
             cand completions 'Print a completion script for SHELL to standard output'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -254,7 +254,7 @@ set edit:completion:arg-completer[chatctl] = {|@words|
             cand list 'List the other users in the room, or with --files the files on offer'
             cand fetch 'Download files from the server (UDP by default, as the original client)'
             cand capture-decode 'Decode the chat in a pcap or pcapng capture, and rebuild downloaded files'
-            cand impair 'Relay UDP between one client and a target through seeded impairments'
+            cand impair 'Relay UDP between clients and a target through seeded impairments'
             cand completions 'Print a completion script for SHELL to standard output'
             cand help 'Print this message or the help of the given subcommand(s)'
         }

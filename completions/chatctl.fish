@@ -42,7 +42,7 @@ complete -c chatctl -n "__fish_chatctl_needs_command" -f -a "whisper" -d 'Send a
 complete -c chatctl -n "__fish_chatctl_needs_command" -f -a "list" -d 'List the other users in the room, or with --files the files on offer'
 complete -c chatctl -n "__fish_chatctl_needs_command" -f -a "fetch" -d 'Download files from the server (UDP by default, as the original client)'
 complete -c chatctl -n "__fish_chatctl_needs_command" -f -a "capture-decode" -d 'Decode the chat in a pcap or pcapng capture, and rebuild downloaded files'
-complete -c chatctl -n "__fish_chatctl_needs_command" -f -a "impair" -d 'Relay UDP between one client and a target through seeded impairments'
+complete -c chatctl -n "__fish_chatctl_needs_command" -f -a "impair" -d 'Relay UDP between clients and a target through seeded impairments'
 complete -c chatctl -n "__fish_chatctl_needs_command" -f -a "completions" -d 'Print a completion script for SHELL to standard output'
 complete -c chatctl -n "__fish_chatctl_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c chatctl -n "__fish_chatctl_using_subcommand serve" -l listen -d 'Address to listen on (IPv6 accepted, e.g. `[::]:13337`)' -r
@@ -200,6 +200,6 @@ complete -c chatctl -n "__fish_chatctl_using_subcommand help; and not __fish_see
 complete -c chatctl -n "__fish_chatctl_using_subcommand help; and not __fish_seen_subcommand_from serve join say whisper list fetch capture-decode impair completions help" -f -a "list" -d 'List the other users in the room, or with --files the files on offer'
 complete -c chatctl -n "__fish_chatctl_using_subcommand help; and not __fish_seen_subcommand_from serve join say whisper list fetch capture-decode impair completions help" -f -a "fetch" -d 'Download files from the server (UDP by default, as the original client)'
 complete -c chatctl -n "__fish_chatctl_using_subcommand help; and not __fish_seen_subcommand_from serve join say whisper list fetch capture-decode impair completions help" -f -a "capture-decode" -d 'Decode the chat in a pcap or pcapng capture, and rebuild downloaded files'
-complete -c chatctl -n "__fish_chatctl_using_subcommand help; and not __fish_seen_subcommand_from serve join say whisper list fetch capture-decode impair completions help" -f -a "impair" -d 'Relay UDP between one client and a target through seeded impairments'
+complete -c chatctl -n "__fish_chatctl_using_subcommand help; and not __fish_seen_subcommand_from serve join say whisper list fetch capture-decode impair completions help" -f -a "impair" -d 'Relay UDP between clients and a target through seeded impairments'
 complete -c chatctl -n "__fish_chatctl_using_subcommand help; and not __fish_seen_subcommand_from serve join say whisper list fetch capture-decode impair completions help" -f -a "completions" -d 'Print a completion script for SHELL to standard output'
 complete -c chatctl -n "__fish_chatctl_using_subcommand help; and not __fish_seen_subcommand_from serve join say whisper list fetch capture-decode impair completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

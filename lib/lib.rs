@@ -18,4 +18,5 @@ pub mod client;
 pub mod exit;
 pub mod rdt;
 pub mod server;
+pub mod text;
 pub mod wire;

@@ -242,7 +242,7 @@ fn namespace_side_fast() {
         let opts = DownloadOptions { fast: Some(chatctl::rdt::fast::Config::default()), ..Default::default() };
         let target = dir.join("downloaded.bin");
         let r = s.download_with("big.bin", Transport::Udp, &target, &opts, |_| {}).await.unwrap();
-        assert_eq!(r.udp_mode, Some("fast"));
+        assert_eq!(r.udp_mode, Some(chatctl::client::UdpMode::Fast));
         assert!(std::fs::read(&target).unwrap() == file);
         s.leave().await.unwrap();
         run.abort();

@@ -386,6 +386,8 @@ fn name_from_flag_env_then_login() {
 #[test]
 fn list_empty_room_and_no_files_prints_nothing() {
     let addr = server(None, 10);
+    // Not on a terminal: not a word on stderr either (scripts).
+    chatctl(addr, "ALICE").arg("list").assert().success().stdout("").stderr("");
     chatctl(addr, "ALICE").arg("list").assert().success().stdout("");
     chatctl(addr, "ALICE").args(["list", "--files"]).assert().success().stdout("");
     chatctl(addr, "ALICE").args(["list", "--json"]).assert().success().stdout("[]\n");
@@ -587,9 +589,17 @@ fn have_script() -> bool {
 
 /// Runs `chatctl ARGS` on a pseudo-terminal in `cwd`; what the test writes is typed.
 fn on_pty(addr: SocketAddr, args: &str, cwd: &std::path::Path) -> Child {
+    on_pty_as(addr, args, cwd, None)
+}
+
+/// [`on_pty`] with the login name `USER` set to `user` (`None`: inherited).
+fn on_pty_as(addr: SocketAddr, args: &str, cwd: &std::path::Path, user: Option<&str>) -> Child {
     let cmd = format!("{} --server {addr} --timeout 5s --color never {args}", bin().display());
-    std::process::Command::new("script")
-        .args(["-qfec", &cmd, "/dev/null"])
+    let mut c = std::process::Command::new("script");
+    if let Some(u) = user {
+        c.env("USER", u).env_remove("LOGNAME");
+    }
+    c.args(["-qfec", &cmd, "/dev/null"])
         .current_dir(cwd)
         .env_remove("CHATCTL_NAME")
         .stdin(Stdio::piped())
@@ -651,7 +661,8 @@ fn pty_asks_the_name() {
     assert!(log.lock().unwrap().contains(&Request::Join { name: "PTYNAME".into() }), "{out}");
 }
 
-/// `whisper` with no USER on a terminal: pick from the room, then type lines until Ctrl-D.
+/// `whisper` with no USER on a terminal: pick from the room, then type lines
+/// until Ctrl-D, told so.
 #[test]
 fn pty_whisper_picks_the_user() {
     if !have_script() {
@@ -665,6 +676,8 @@ fn pty_whisper_picks_the_user() {
     screen.wait_for("BOB", screen.wait_for("Whisper to", 0));
     std::thread::sleep(Duration::from_millis(100));
     typed(&mut stdin, b"\r", Duration::from_millis(200));
+    // Reading the message from the terminal, it says so (`say` shares this).
+    screen.wait_for("type the message and press Enter to send it (Ctrl-D when done)", 0);
     typed(&mut stdin, b"hello from the picker\r", Duration::from_millis(100));
     bob.expect(&Update::Whisper { from: "ALICE".into(), text: "hello from the picker".into() }, T);
     typed(&mut stdin, b"\x04", Duration::ZERO);
@@ -693,6 +706,8 @@ fn pty_fetch_picks_files() {
     let got: Vec<String> = walk(cwd.path());
     assert_eq!(got.len(), 1, "{got:?} {out}");
     assert!(out.contains("ETA"), "no progress bar on the terminal: {out}");
+    // The bar's sizes and rate in the final line's decimal units, not MiB/s.
+    assert!(!out.contains("iB"), "binary units in the bar: {out}");
     assert!(out.contains(&format!("ALICE downloaded 100% of {} (", got[0])), "{out}");
 }
 
@@ -791,17 +806,27 @@ fn pty_join_ctrl_c_leaves() {
     bob.expect(&Update::Left { name: "ZED".into() }, T);
 }
 
-/// `chatctl say | head -1`: when the reader goes away, `say` leaves (`101`)
-/// and exits 0 quietly instead of panicking.
+/// `seq 1 3 | chatctl say | head -1`: when the reader goes away, `say`
+/// still sends every line (its job), then leaves (`101`) and exits 0
+/// quietly instead of panicking.
 #[test]
 fn closed_stdout_leaves_quietly() {
     let (addr, log) = recording_server();
     let mut child = spawn(addr, "ALICE", &["say"]);
     drop(child.stdout.take()); // the reader is gone
     let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(b"one\n").unwrap();
-    stdin.flush().unwrap();
+    for line in ["one", "two", "three"] {
+        stdin.write_all(format!("{line}\n").as_bytes()).unwrap();
+        stdin.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(stdin);
     let status = wait_exit(&mut child, T);
+    let said: Vec<Request> =
+        log.lock().unwrap().iter().filter(|r| matches!(r, Request::Broadcast { .. })).cloned().collect();
+    let said: Vec<String> =
+        said.into_iter().map(|r| if let Request::Broadcast { text } = r { text } else { unreachable!() }).collect();
+    assert_eq!(said, ["one", "two", "three"]);
     let mut err = String::new();
     std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
     assert!(status.success(), "{status:?} {err}");
@@ -954,8 +979,9 @@ fn fetch_verbose_shows_the_senders_congestion_window() {
         .success();
     let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
     let line = stderr.lines().find(|l| l.contains(" cwnd ")).unwrap_or_else(|| panic!("no cwnd line: {stderr}"));
-    let cwnd = line.split(" cwnd ").nth(1).unwrap().split_whitespace().next().unwrap();
-    assert!(cwnd.starts_with(|c: char| c.is_ascii_digit()) && cwnd.ends_with('B'), "{line}");
+    // Sizes in the units of every other line: `cwnd 12 kB`.
+    let cwnd: Vec<&str> = line.split(" cwnd ").nth(1).unwrap().split_whitespace().take(2).collect();
+    assert!(cwnd[0].parse::<f64>().is_ok() && ["B", "kB", "MB"].contains(&cwnd[1]), "{line}");
     for part in [" rtt ", "ms rate ", "/s lost ", " retx ", "(cubic)"] {
         assert!(line.contains(part), "{part:?} missing in {line}");
     }
@@ -1071,4 +1097,251 @@ fn continue_against_a_classic_server_starts_over_with_a_note() {
         .success()
         .stderr("");
     assert_eq!(std::fs::read(&again).unwrap(), content);
+}
+
+// ---- what a person sees on a terminal (issue 14) ----
+
+/// Sends `keys` in one write (tmux `send-keys`, expect, a paste without
+/// bracketed paste, a slow link), or one key at a time like a person.
+fn keys(stdin: &mut std::process::ChildStdin, keys: &[u8], burst: bool) {
+    if burst {
+        stdin.write_all(keys).unwrap();
+        stdin.flush().unwrap();
+    } else {
+        typed(stdin, keys, Duration::ZERO);
+    }
+}
+
+/// The next update `who` gets within `wait`, panicking if none comes.
+fn next_update(who: &mut Watcher, wait: Duration) -> Update {
+    who.next(wait).unwrap_or_else(|| panic!("no update within {wait:?}"))
+}
+
+/// `join` on a terminal: a line is sent as soon as its Enter arrives, with
+/// no later key needed; a command and blank lines send nothing.
+fn join_sends_each_line_at_its_enter(burst: bool) {
+    let addr = server(None, 10);
+    let mut bob = Watcher::join(addr, "BOB");
+    let cwd = tempfile::tempdir().unwrap();
+    let Pty { mut child, screen, mut stdin } = Pty::start(addr, "--name ZED join", cwd.path());
+    let at = screen.wait_for("joined as ZED", 0);
+    screen.wait_for("ZED> ", at);
+    assert_eq!(next_update(&mut bob, T), Update::Joined { name: "ZED".into() });
+    std::thread::sleep(Duration::from_millis(200));
+    keys(&mut stdin, b"pasted line one\r", burst);
+    // Nothing more is typed: the line must go now, not at the next key.
+    assert_eq!(next_update(&mut bob, T), Update::Broadcast { from: "ZED".into(), text: "pasted line one".into() });
+    keys(&mut stdin, b"/help\r\r   \rafter\r", burst);
+    screen.wait_for("Tab completes", at);
+    // The two blank lines sent nothing: the next message is `after`.
+    assert_eq!(next_update(&mut bob, T), Update::Broadcast { from: "ZED".into(), text: "after".into() });
+    keys(&mut stdin, b"\x04", burst);
+    let status = wait_exit(&mut child, T);
+    assert!(status.success(), "{status:?}");
+    assert_eq!(next_update(&mut bob, T), Update::Left { name: "ZED".into() });
+}
+
+/// Keys in one burst, then one by one.
+#[test]
+fn pty_join_keys_in_one_burst_or_one_by_one() {
+    for burst in [true, false].into_iter().filter(|_| have_script()) {
+        join_sends_each_line_at_its_enter(burst);
+    }
+}
+
+/// `/get` on a terminal: Tab completes file names (quoted when they hold a
+/// space), a quoted name downloads, and `--force` (the hint of "exists")
+/// downloads again over the file.
+fn join_get_completes_files(burst: bool) {
+    let files = served();
+    std::fs::write(files.path().join("big file.iso"), b"spaces").unwrap();
+    let addr = server(Some(files.path()), 10);
+    let cwd = tempfile::tempdir().unwrap();
+    let Pty { mut child, screen, mut stdin } = Pty::start(addr, "--name ZED join", cwd.path());
+    let at = screen.wait_for("joined as ZED", 0);
+    let at = screen.wait_for("ZED> ", at);
+    std::thread::sleep(Duration::from_millis(200));
+    keys(&mut stdin, b"/get bi\t", burst);
+    let at = screen.wait_for("/get 'big file.iso'", at);
+    keys(&mut stdin, b" --tcp\r", burst);
+    let at = screen.wait_for("ZED downloaded 100% of big file.iso (6 bytes)", at);
+    assert_eq!(std::fs::read(cwd.path().join("big file.iso")).unwrap(), b"spaces");
+    std::fs::write(cwd.path().join("b.txt"), b"old").unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    keys(&mut stdin, b"/get b.\t\r", burst);
+    let at = screen.wait_for("exists (use --force to overwrite)", at);
+    std::thread::sleep(Duration::from_millis(200));
+    keys(&mut stdin, b"/get b.txt --force\r", burst);
+    screen.wait_for("ZED downloaded 100% of b.txt (4 bytes)", at);
+    assert_eq!(std::fs::read(cwd.path().join("b.txt")).unwrap(), b"bee\n");
+    keys(&mut stdin, b"\x04", burst);
+    let status = wait_exit(&mut child, T);
+    assert!(status.success(), "{status:?}");
+}
+
+/// Keys in one burst, then one by one.
+#[test]
+fn pty_join_get_completes_files_in_one_burst_or_one_by_one() {
+    for burst in [true, false].into_iter().filter(|_| have_script()) {
+        join_get_completes_files(burst);
+    }
+}
+
+/// The name prompt offers the login name, says why it asks again, and asks
+/// again when the name is taken (with a new default).
+#[test]
+fn pty_join_name_prompt_default_reason_and_taken() {
+    if !have_script() {
+        return;
+    }
+    let addr = server(None, 10);
+    let mut bob = Watcher::join(addr, "BOB");
+    let cwd = tempfile::tempdir().unwrap();
+    let mut child = on_pty_as(addr, "join", cwd.path(), Some("BOB"));
+    let screen = Screen::of(&mut child);
+    let mut stdin = child.stdin.take().unwrap();
+    let at = screen.wait_for("Your name [BOB]", 0);
+    std::thread::sleep(Duration::from_millis(100));
+    typed(&mut stdin, b"x\r", Duration::ZERO);
+    let at = screen.wait_for("a name has 2 to 99 characters", at);
+    std::thread::sleep(Duration::from_millis(100));
+    typed(&mut stdin, b"\x7f\r", Duration::ZERO); // an empty answer takes the default, BOB
+    let at = screen.wait_for("BOB is taken; choose another name", at);
+    let at = screen.wait_for("Your name [BOB2]", at);
+    std::thread::sleep(Duration::from_millis(100));
+    typed(&mut stdin, b"\r", Duration::ZERO);
+    let at = screen.wait_for("joined as BOB2", at);
+    screen.wait_for("BOB2> ", at);
+    assert_eq!(next_update(&mut bob, T), Update::Joined { name: "BOB2".into() });
+    std::thread::sleep(Duration::from_millis(200));
+    typed(&mut stdin, b"\x04", Duration::ZERO);
+    let status = wait_exit(&mut child, T);
+    assert!(status.success(), "{status:?}");
+}
+
+/// Ctrl-C at the name prompt exits 130 (the man page's code), joining nothing.
+#[test]
+fn pty_ctrl_c_at_the_name_prompt_exits_130() {
+    if !have_script() {
+        return;
+    }
+    let (addr, log) = recording_server();
+    let cwd = tempfile::tempdir().unwrap();
+    let mut child = on_pty_as(addr, "join", cwd.path(), Some("ALICE"));
+    let screen = Screen::of(&mut child);
+    let mut stdin = child.stdin.take().unwrap();
+    screen.wait_for("Your name", 0);
+    std::thread::sleep(Duration::from_millis(100));
+    typed(&mut stdin, b"\x03", Duration::ZERO);
+    let status = wait_exit(&mut child, T);
+    assert_eq!(status.code(), Some(code(Exit::Interrupted)), "{status:?}");
+    assert!(log.lock().unwrap().is_empty());
+}
+
+/// The cursor is shown again after the last time it was hidden.
+fn cursor_shown_at_the_end(screen: &Screen) {
+    let s = screen.0.lock().unwrap().clone();
+    let (hide, show) = (s.rfind("\x1b[?25l"), s.rfind("\x1b[?25h"));
+    assert!(hide.is_some(), "the picker never hid the cursor: {s:?}");
+    assert!(show > hide, "the cursor is left hidden: {s:?}");
+}
+
+/// Esc and `q` leave a picker: exit 130 after leaving the room, nothing
+/// downloaded or sent, the cursor shown.
+#[test]
+fn pty_esc_and_q_cancel_the_pickers() {
+    if !have_script() {
+        return;
+    }
+    for (args, key) in [("fetch", b"\x1b"), ("fetch", b"q"), ("whisper", b"\x1b"), ("whisper", b"q")] {
+        let (addr, log) = recording_server();
+        let cwd = tempfile::tempdir().unwrap();
+        let Pty { mut child, screen, mut stdin } = Pty::start(addr, &format!("--name ALICE {args}"), cwd.path());
+        screen.wait_for(if args == "fetch" { "STALL" } else { "BOB" }, 0);
+        std::thread::sleep(Duration::from_millis(200));
+        typed(&mut stdin, key, Duration::ZERO);
+        let status = wait_exit(&mut child, T);
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(status.code(), Some(code(Exit::Interrupted)), "{args} {key:?}: {status:?}");
+        assert!(wait_logged(&log, Duration::from_secs(1), |r| *r == Request::Leave), "no 101");
+        let sent = log.lock().unwrap().iter().any(|r| matches!(r, Request::Download { .. } | Request::Whisper { .. }));
+        assert!(!sent, "{args} {key:?}: {:?}", log.lock().unwrap());
+        cursor_shown_at_the_end(&screen);
+    }
+}
+
+/// `list` on a terminal in an empty room says so (on stderr; the script
+/// case, stdout empty, is `list_empty_room_and_no_files_prints_nothing`).
+#[test]
+fn pty_list_says_the_room_is_empty() {
+    if !have_script() {
+        return;
+    }
+    let addr = server(None, 10);
+    let cwd = tempfile::tempdir().unwrap();
+    for (args, says) in [("list", "nobody else is in the room"), ("list --files", "the server offers no files")] {
+        let Pty { mut child, screen, .. } = Pty::start(addr, &format!("--name ALICE {args}"), cwd.path());
+        screen.wait_for(says, 0);
+        assert!(wait_exit(&mut child, T).success());
+    }
+}
+
+/// Ctrl-C during a fast UDP download names the partial file it keeps and
+/// how to resume it.
+#[test]
+fn ctrl_c_during_a_fast_fetch_mentions_continue() {
+    let (addr, log) = recording_server();
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = spawn(addr, "ALICE", &["fetch", "STALL", "-o", dir.path().to_str().unwrap()]);
+    assert!(wait_logged(&log, T, |r| matches!(r, Request::Download { .. })), "no download request");
+    std::thread::sleep(Duration::from_millis(300));
+    sigint(&child);
+    let status = wait_exit(&mut child, T);
+    assert_eq!(status.code(), Some(code(Exit::Interrupted)), "{status:?}");
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    let part = chatctl::client::temp_path_for(&dir.path().join("STALL"));
+    assert!(part.exists(), "no partial file: {err}");
+    assert!(err.contains(&format!("kept the partial download {}", part.display())), "{err}");
+    assert!(err.contains("`chatctl fetch --continue STALL` resumes it"), "{err}");
+}
+
+/// Every command's output may be cut short by its reader (`| head`), with
+/// standard error closed too (`2>&1 | head`): no panic (exit 101), ever.
+#[test]
+fn closed_output_never_panics() {
+    let addr = server(None, 10);
+    let _bob = Watcher::join(addr, "BOB");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    // A capture cut short (tcpdump killed): a pcap header, then half a record.
+    // Decoding it ends with a warning on stderr.
+    let dir = tempfile::tempdir().unwrap();
+    let cut = dir.path().join("cut.pcap");
+    let mut pcap = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0, 0, 0];
+    pcap.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0, 100, 0, 0, 0, 100, 0, 0, 0, 1, 2, 3]);
+    std::fs::write(&cut, pcap).unwrap();
+    let cut = cut.to_str().unwrap();
+    let runs: [(SocketAddr, &[&str]); 7] = [
+        (addr, &["list"]),
+        (addr, &["say", "hi"]),
+        (addr, &["whisper", "BOB", "hi"]),
+        (closed, &["list"]), // an error message, to a closed stderr
+        (addr, &["completions", "bash"]),
+        (addr, &["--help"]),
+        (addr, &["capture-decode", cut]),
+    ];
+    for (addr, args) in runs {
+        let mut child = std::process::Command::new(bin())
+            .args(["--server", &addr.to_string(), "--name", "ALICE", "--timeout", "5s"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        drop(child.stderr.take());
+        let status = wait_exit(&mut child, T);
+        assert_ne!(status.code(), Some(101), "{args:?} panicked");
+    }
 }

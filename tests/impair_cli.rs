@@ -94,9 +94,9 @@ fn free_pair() -> u16 {
         .expect("no two free ports")
 }
 
-/// A real fast download through `chatctl impair` (2% loss both ways), with
-/// the server held to 1452-byte datagrams and `fetch --udp-via`: byte-exact,
-/// and the relay saw the transfer.
+/// Two real fast downloads in a row through one `chatctl impair` (2% loss
+/// both ways), with the server held to 1452-byte datagrams and `fetch
+/// --udp-via`: byte-exact, and the relay saw both transfers.
 #[test]
 fn fetch_through_the_relay() {
     let dir = tempfile::tempdir().unwrap();
@@ -111,17 +111,26 @@ fn fetch_through_the_relay() {
     });
     // One user: the update connection takes `lo`, the download `lo + 1`.
     let (relay, via) = impair(&format!("127.0.0.1:{}", lo + 1), &["--loss", "2%", "--seed", "3"]);
-    let out = tempfile::tempdir().unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_chatctl"))
-        .args(["--server", &server.to_string(), "--name", "VIA", "--json", "fetch", "f.bin", "--udp-via", &via, "-o"])
-        .arg(out.path())
-        .output()
-        .unwrap();
+    // Two downloads in a row through the same relay (the README recipe, repeated).
+    let mut outputs = Vec::new();
+    for _ in 0..2 {
+        let out = tempfile::tempdir().unwrap();
+        let o = Command::new(env!("CARGO_BIN_EXE_chatctl"))
+            .args(["--server", &server.to_string(), "--name", "VIA", "--json", "fetch", "f.bin", "--udp-via", &via])
+            .arg("-o")
+            .arg(out.path())
+            .output()
+            .unwrap();
+        outputs.push((o, out));
+    }
     let report = interrupt(relay);
-    assert!(o.status.success(), "{}\n{report}", String::from_utf8_lossy(&o.stderr));
-    assert!(std::fs::read(out.path().join("f.bin")).unwrap() == content);
-    let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(json["udp_mode"], "fast", "{json}");
+    for (o, out) in &outputs {
+        assert!(o.status.success(), "{}\n{report}", String::from_utf8_lossy(&o.stderr));
+        assert!(std::fs::read(out.path().join("f.bin")).unwrap() == content);
+        let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(json["udp_mode"], "fast", "{json}");
+    }
+    assert!(report.contains("clients: 2"), "{report}");
     // "client -> target: N datagrams in, M out, D dropped, ..."
     let counts = |dir: &str| -> Vec<u64> {
         let line = report.lines().find(|l| l.contains(dir)).unwrap_or_else(|| panic!("no {dir:?} in {report}"));
@@ -129,6 +138,6 @@ fn fetch_through_the_relay() {
     };
     let down = counts("target -> client");
     println!("{report}");
-    assert!(down[0] >= 1_000_000 / 1452, "the transfer did not go through the relay: {report}");
+    assert!(down[0] >= 2 * 1_000_000 / 1452, "the transfers did not go through the relay: {report}");
     assert!(down[2] > 0, "2% loss dropped nothing: {report}");
 }

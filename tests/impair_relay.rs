@@ -185,24 +185,30 @@ async fn a_small_queue_drops_the_tail_of_a_burst() {
     assert_eq!(number(&got[0].1), 0, "the head of the burst passes");
 }
 
+/// Two clients through one relay, at once: each gets its own path to the
+/// target (the target sees two peers) and the answers go back to the right one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn datagrams_from_a_stranger_are_ignored() {
-    let (client, target, relay) = setup(Impairment::none(), Impairment::none()).await;
-    client.send(b"first").await.unwrap();
-    let stranger = socket().await;
-    stranger.send_to(b"intruder", relay.local_addr).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    client.send(b"second").await.unwrap();
+async fn every_client_gets_its_own_path() {
+    let (first, target, relay) = setup(Impairment::none(), Impairment::none()).await;
+    let second = socket().await;
+    second.connect(relay.local_addr).await.unwrap();
+    first.send(b"first").await.unwrap();
+    second.send(b"second").await.unwrap();
     let got = drain(&target, Duration::from_millis(200)).await;
-    let payloads: Vec<&[u8]> = got.iter().map(|(_, d, _)| d.as_slice()).collect();
+    let mut payloads: Vec<&[u8]> = got.iter().map(|(_, d, _)| d.as_slice()).collect();
+    payloads.sort();
     assert_eq!(payloads, [b"first".as_slice(), b"second"]);
-    // The target's answer goes to the first client, not the stranger.
-    target.send_to(b"answer", got[0].2).await.unwrap();
+    assert_ne!(got[0].2, got[1].2, "one socket towards the target for both clients");
+    for (_, d, from) in &got {
+        target.send_to(&[b"to ", d.as_slice()].concat(), from).await.unwrap();
+    }
     let mut buf = [0u8; 16];
-    let n = timeout(Duration::from_secs(1), client.recv(&mut buf)).await.unwrap().unwrap();
-    assert_eq!(&buf[..n], b"answer");
-    assert!(timeout(Duration::from_millis(100), stranger.recv(&mut buf)).await.is_err());
-    assert_eq!(relay.shutdown().await.foreign, 1);
+    for (client, want) in [(&first, b"to first".as_slice()), (&second, b"to second")] {
+        let n = timeout(Duration::from_secs(1), client.recv(&mut buf)).await.unwrap().unwrap();
+        assert_eq!(&buf[..n], want);
+    }
+    let stats = relay.shutdown().await;
+    assert_eq!((stats.clients, stats.foreign, stats.up.forwarded, stats.down.forwarded), (2, 0, 2, 2));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

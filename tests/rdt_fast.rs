@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use assert_cmd::Command;
-use chatctl::client::{DownloadOptions, Session, Transport};
+use chatctl::client::{DownloadOptions, Session, Transport, UdpMode};
 use chatctl::rdt::fast;
 use common::{data, part_files, server};
 
@@ -33,7 +33,7 @@ fn fast_downloads_are_byte_exact_and_classic_still_works() {
         let (s, _u) = Session::join(&addr.to_string(), "ALICE", Duration::from_secs(5)).await.unwrap();
         let fast = DownloadOptions { fast: Some(fast::Config::default()), ..Default::default() };
         let classic = DownloadOptions::default();
-        for (mode, opts) in [("fast", &fast), ("classic", &classic)] {
+        for (mode, opts) in [(UdpMode::Fast, &fast), (UdpMode::Classic, &classic)] {
             for (name, want) in [("big.bin", &big[..]), ("one.bin", &[130u8][..]), ("empty.bin", &[][..])] {
                 let target = out.path().join(format!("{mode}-{name}"));
                 let r = s.download_with(name, Transport::Udp, &target, opts, |_| {}).await.unwrap();
@@ -66,7 +66,7 @@ fn continue_resumes_from_the_partial_file() {
         let opts = DownloadOptions { resume: true, fast: Some(cfg), ..Default::default() };
         let r = s.download_with("big.bin", Transport::Udp, &target, &opts, |_| {}).await.unwrap();
         assert_eq!(r.resumed_from, 2_100_000);
-        assert_eq!(r.udp_mode, Some("fast"));
+        assert_eq!(r.udp_mode, Some(UdpMode::Fast));
         s.leave().await.unwrap();
     });
     assert!(std::fs::read(&target).unwrap() == big);

@@ -111,14 +111,9 @@ pub fn describe(m: &Message) -> String {
     }
 }
 
-/// Human-readable size.
+/// Human-readable size, in the units every chatctl output uses.
 pub fn bytes(n: u64) -> String {
-    match n {
-        0..1024 => format!("{n} B"),
-        1024..1_048_576 => format!("{:.1} KiB", n as f64 / 1024.0),
-        1_048_576..1_073_741_824 => format!("{:.1} MiB", n as f64 / 1_048_576.0),
-        _ => format!("{:.2} GiB", n as f64 / 1_073_741_824.0),
-    }
+    crate::text::units::bytes(n)
 }
 
 fn flow(src: SocketAddr, dst: SocketAddr) -> String {

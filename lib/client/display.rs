@@ -51,22 +51,15 @@ pub fn thousands(n: u64) -> String {
     out
 }
 
-/// A rate in decimal units, e.g. `80 MB/s` or `1.5 kB/s` (one decimal below 10).
-pub fn rate(bytes_per_second: f64) -> String {
-    let units = ["B", "kB", "MB", "GB", "TB"];
-    let (mut v, mut i) = (bytes_per_second.max(0.0), 0);
-    while v >= 999.5 && i + 1 < units.len() {
-        v /= 1000.0;
-        i += 1;
-    }
-    if v < 9.95 && i > 0 { format!("{v:.1} {}/s", units[i]) } else { format!("{v:.0} {}/s", units[i]) }
-}
+pub use crate::text::units::rate;
 
 impl DownloadReport {
-    /// Average bytes per second over the whole download (0 when it took no
+    /// Average bytes per second of this run: the bytes it received (not those
+    /// a `--continue` found already on disk) over its time (0 when it took no
     /// measurable time).
     pub fn bytes_per_second(&self) -> f64 {
-        if self.seconds > 0.0 { self.size as f64 / self.seconds } else { 0.0 }
+        let received = self.size.saturating_sub(self.resumed_from);
+        if self.seconds > 0.0 { received as f64 / self.seconds } else { 0.0 }
     }
 
     /// The final line the course asked for, with `who` the downloader:
@@ -88,7 +81,7 @@ impl DownloadReport {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::client::Transport;
+    use crate::client::{Transport, UdpMode};
 
     #[test]
     fn escapes_control_characters_only() {
@@ -115,12 +108,20 @@ mod tests {
     }
 
     #[test]
-    fn rates() {
-        assert_eq!(rate(80_000_000.0), "80 MB/s");
-        assert_eq!(rate(1_500.0), "1.5 kB/s");
-        assert_eq!(rate(512.0), "512 B/s");
-        assert_eq!(rate(999_999.0), "1.0 MB/s");
-        assert_eq!(rate(0.0), "0 B/s");
+    fn a_resumed_download_rates_only_what_this_run_received() {
+        let r = DownloadReport {
+            file: "big.iso".into(),
+            path: "big.iso".into(),
+            size: 3_000_000_000,
+            last_byte: Some(1),
+            seconds: 2.0,
+            transport: Transport::Udp,
+            udp_mode: Some(UdpMode::Fast),
+            resumed_from: 2_800_000_000,
+            sender: None,
+        };
+        assert_eq!(r.bytes_per_second(), 100_000_000.0);
+        assert!(r.summary("bob").contains(" at 100 MB/s"), "{}", r.summary("bob"));
     }
 
     #[test]
@@ -132,7 +133,7 @@ mod tests {
             last_byte: Some(130),
             seconds: 1.2,
             transport: Transport::Udp,
-            udp_mode: Some("fast"),
+            udp_mode: Some(UdpMode::Fast),
             resumed_from: 0,
             sender: None,
         };

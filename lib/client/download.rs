@@ -67,14 +67,34 @@ pub struct DownloadReport {
     /// How long the transfer took, from the request.
     pub seconds: f64,
     pub transport: Transport,
-    /// For UDP: `fast` or `classic`, the mode the server answered with.
+    /// For UDP: the mode the server answered with.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub udp_mode: Option<&'static str>,
+    pub udp_mode: Option<UdpMode>,
     /// Bytes already held from an interrupted download (`--continue`).
     pub resumed_from: u64,
     /// Fast mode: the sender's last figures (its STATS), when it sent any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sender: Option<fast::SenderStats>,
+}
+
+/// How a UDP download went: the mode the server answered with. Written
+/// `fast` or `classic` (in JSON too).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UdpMode {
+    /// chatctl's fast reliable UDP (selective acknowledgements, congestion control).
+    Fast,
+    /// The original's go-back-N, which cannot resume.
+    Classic,
+}
+
+impl std::fmt::Display for UdpMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            UdpMode::Fast => "fast",
+            UdpMode::Classic => "classic",
+        })
+    }
 }
 
 /// How [`Session::download_with`] downloads.
@@ -234,7 +254,7 @@ pub(super) async fn download(
         let r = match (transport, fast_cfg) {
             (Transport::Tcp, _) => tcp(peer, size, timeout, &mut sink, &mut progress).await,
             (Transport::Udp, None) => {
-                udp_mode = Some("classic");
+                udp_mode = Some(UdpMode::Classic);
                 udp(udp_peer, size, timeout, &mut sink, &mut progress).await
             }
             (Transport::Udp, Some(cfg)) => {
@@ -248,7 +268,7 @@ pub(super) async fn download(
                 if let Ok((_, s)) = &r {
                     sender = s.clone();
                 }
-                udp_mode = Some(if classic { "classic" } else { "fast" });
+                udp_mode = Some(if classic { UdpMode::Classic } else { UdpMode::Fast });
                 if classic {
                     reported_resume = 0;
                 }

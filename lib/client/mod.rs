@@ -27,7 +27,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{Mutex, mpsc};
 
 pub use display::{escape, local_file_name, rate, thousands};
-pub use download::{DownloadOptions, DownloadReport, Progress, Transport, temp_path_for};
+pub use download::{DownloadOptions, DownloadReport, Progress, Transport, UdpMode, temp_path_for};
 pub use error::ClientError;
 pub use listen::{Filter, Listen, Outcome, Verdict};
 

@@ -5,12 +5,17 @@
 //! bounded queue. These kernels have no netem, so this is how chatctl tests
 //! its transfers on a bad path.
 //!
-//! The relay listens on one socket. The first datagram that reaches it names
-//! the client; from then on datagrams from the client go to the target
-//! ("up") and datagrams from the target go back to the client ("down"),
-//! each direction through its own [`Link`] with its own seed. Datagrams from
-//! any other address are counted and ignored, so a stray packet cannot
-//! hijack the path.
+//! The relay listens on one socket and serves any number of clients, one
+//! after the other or at once, so an experiment can be repeated without
+//! restarting it. Each client address gets its own socket towards the
+//! target (the target sees one peer per client, as without the relay) and
+//! its own pair of [`Link`]s: its datagrams go to the target ("up") and the
+//! target's answers on its socket come back to it ("down"). Every client's
+//! links start from the same seeds, so the same traffic meets the same fate
+//! in every run. A client silent for [`IDLE`] in both directions, with
+//! nothing left in its links, is forgotten and its socket closed; at most
+//! [`MAX_CLIENTS`] are served at once, datagrams from more are counted and
+//! dropped.
 //!
 //! The relay runs on its own OS thread with non-blocking sockets and
 //! `ppoll(2)` waits (microsecond timeouts, timer slack lowered to 1 µs), not
@@ -49,6 +54,10 @@ const READ_BATCH: usize = 256;
 const RELEASE_EARLY: Duration = Duration::from_micros(100);
 /// Longest the relay thread sleeps before it checks whether it was stopped.
 const WAKE: Duration = Duration::from_millis(10);
+/// A client silent this long (both ways, links empty) is forgotten.
+pub const IDLE: Duration = Duration::from_secs(30);
+/// Most clients served at once.
+pub const MAX_CLIENTS: usize = 64;
 
 /// How one direction of the relay is impaired: the link model and its seed.
 #[derive(Debug, Clone, Default)]
@@ -94,8 +103,8 @@ pub struct DirectionStats {
     pub forwarded_bytes: u64,
     /// Datagrams the link dropped (loss, or a full queue).
     pub dropped: u64,
-    /// Datagrams not delivered because the socket refused them (full buffer,
-    /// no client yet): counted, not retried, like a full interface queue.
+    /// Datagrams not delivered because the socket refused them (full
+    /// buffer): counted, not retried, like a full interface queue.
     pub send_errors: u64,
 }
 
@@ -106,8 +115,10 @@ pub struct RelayStats {
     pub up: DirectionStats,
     /// Target to client.
     pub down: DirectionStats,
-    /// Datagrams on the listening socket from an address other than the client.
+    /// Datagrams from a new client while [`MAX_CLIENTS`] were being served: dropped.
     pub foreign: u64,
+    /// Clients served so far (each client address counts once while it is remembered).
+    pub clients: u64,
 }
 
 #[derive(Debug, Default)]
@@ -138,6 +149,7 @@ struct Counters {
     up: DirCounters,
     down: DirCounters,
     foreign: AtomicU64,
+    clients: AtomicU64,
 }
 
 /// Why the relay could not start.
@@ -186,6 +198,7 @@ impl RelayHandle {
             up: self.counters.up.snapshot(),
             down: self.counters.down.snapshot(),
             foreign: self.counters.foreign.load(Ordering::Relaxed),
+            clients: self.counters.clients.load(Ordering::Relaxed),
         }
     }
 
@@ -212,7 +225,7 @@ impl Drop for RelayHandle {
 }
 
 impl Relay {
-    /// Binds `listen` (port 0: the OS picks) and relays between the first
+    /// Binds `listen` (port 0: the OS picks) and relays between every
     /// client and `target`, `up` impairing client→target and `down`
     /// target→client, on a thread of its own. (`async` for the callers'
     /// convenience; [`RelayHandle::shutdown`] needs a tokio runtime.)
@@ -223,23 +236,13 @@ impl Relay {
         down: Impairment,
     ) -> Result<RelayHandle, RelayError> {
         let front = bind(listen).map_err(|source| RelayError::Listen { addr: listen, source })?;
-        let back_addr = match target.ip() {
-            IpAddr::V4(_) => SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), 0),
-            IpAddr::V6(_) => SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), 0),
-        };
-        let back = bind(back_addr).map_err(|source| RelayError::Target { addr: target, source })?;
-        back.connect(target).map_err(|source| RelayError::Target { addr: target, source })?;
+        // A socket towards the target is opened per client; one now tells a
+        // target that cannot be reached before any client comes.
+        drop(towards(target).map_err(|source| RelayError::Target { addr: target, source })?);
         let local_addr = front.local_addr().map_err(|source| RelayError::Listen { addr: listen, source })?;
         let counters = Arc::new(Counters::default());
         let stop = Arc::new(AtomicBool::new(false));
-        let state = State {
-            front,
-            back,
-            client: None,
-            up: Link::new(up.link, up.seed),
-            down: Link::new(down.link, down.seed),
-            counters: counters.clone(),
-        };
+        let state = State { front, target, clients: Vec::new(), up, down, counters: counters.clone() };
         let stopped = stop.clone();
         let thread = std::thread::Builder::new()
             .name("impair-relay".into())
@@ -247,6 +250,17 @@ impl Relay {
             .map_err(|source| RelayError::Listen { addr: listen, source })?;
         Ok(RelayHandle { local_addr, counters, stop, thread: Some(thread) })
     }
+}
+
+/// A socket of its own towards `target`, for one client.
+fn towards(target: SocketAddr) -> io::Result<UdpSocket> {
+    let any = match target.ip() {
+        IpAddr::V4(_) => SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), 0),
+        IpAddr::V6(_) => SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), 0),
+    };
+    let back = bind(any)?;
+    back.connect(target)?;
+    Ok(back)
 }
 
 fn bind(addr: SocketAddr) -> io::Result<UdpSocket> {
@@ -277,21 +291,39 @@ fn bind(addr: SocketAddr) -> io::Result<UdpSocket> {
 
 /// Waits until one of `socks` is readable or `d` has passed, to the
 /// microsecond (`ppoll(2)`).
-fn wait_readable(socks: [&UdpSocket; 2], d: Duration) {
-    let mut fds = socks.map(|s| libc::pollfd { fd: s.as_raw_fd(), events: libc::POLLIN, revents: 0 });
+fn wait_readable<'a>(socks: impl Iterator<Item = &'a UdpSocket>, d: Duration) {
+    let mut fds: Vec<libc::pollfd> =
+        socks.map(|s| libc::pollfd { fd: s.as_raw_fd(), events: libc::POLLIN, revents: 0 }).collect();
     let ts = libc::timespec { tv_sec: d.as_secs() as libc::time_t, tv_nsec: d.subsec_nanos() as libc::c_long };
-    // SAFETY: two valid pollfds and a valid timespec for the duration of the call; no signal mask.
+    // SAFETY: valid pollfds and a valid timespec for the duration of the call; no signal mask.
     unsafe {
         libc::ppoll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, &ts, std::ptr::null());
     }
 }
 
-struct State {
-    front: UdpSocket,
+/// One client: its own socket towards the target and its own links.
+struct Client {
+    addr: SocketAddr,
     back: UdpSocket,
-    client: Option<SocketAddr>,
     up: Link,
     down: Link,
+    /// When a datagram last came from it or for it.
+    last: Instant,
+}
+
+impl Client {
+    fn next_arrival(&self) -> Option<Instant> {
+        [self.up.next_arrival(), self.down.next_arrival()].into_iter().flatten().min()
+    }
+}
+
+struct State {
+    front: UdpSocket,
+    target: SocketAddr,
+    clients: Vec<Client>,
+    /// Each new client's links start from these (same seeds, same fate).
+    up: Impairment,
+    down: Impairment,
     counters: Arc<Counters>,
 }
 
@@ -305,8 +337,8 @@ impl State {
         }
         let mut buf = vec![0u8; MAX_DATAGRAM];
         while !stopped.load(Ordering::Relaxed) {
-            // Everything the kernel holds, a batch from each side at a time,
-            // each datagram stamped when it is read.
+            // Everything the kernel holds, a batch from each socket at a
+            // time, each datagram stamped when it is read.
             loop {
                 let mut more = false;
                 for _ in 0..READ_BATCH {
@@ -316,61 +348,90 @@ impl State {
                     }
                     more = true;
                 }
-                for _ in 0..READ_BATCH {
-                    match self.back.recv(&mut buf) {
-                        Ok(n) => self.on_target(&buf[..n], Instant::now()),
-                        // ICMP port unreachable from the target: keep going.
-                        Err(e) if e.kind() != io::ErrorKind::WouldBlock => continue,
-                        Err(_) => break,
+                for c in &mut self.clients {
+                    for _ in 0..READ_BATCH {
+                        match c.back.recv(&mut buf) {
+                            Ok(n) => {
+                                let now = Instant::now();
+                                c.last = now;
+                                offer(&mut c.down, &self.counters.down, &buf[..n], now);
+                            }
+                            // ICMP port unreachable from the target: keep going.
+                            Err(e) if e.kind() != io::ErrorKind::WouldBlock => continue,
+                            Err(_) => break,
+                        }
+                        more = true;
                     }
-                    more = true;
                 }
                 self.release(Instant::now() + RELEASE_EARLY);
                 if !more {
                     break;
                 }
             }
-            let next = [self.up.next_arrival(), self.down.next_arrival()].into_iter().flatten().min();
+            self.expire(Instant::now());
+            let next = self.clients.iter().filter_map(Client::next_arrival).min();
             let now = Instant::now();
             let wait = next.map_or(WAKE, |t| t.saturating_duration_since(now)).min(WAKE);
             if !wait.is_zero() {
-                wait_readable([&self.front, &self.back], wait);
+                wait_readable(std::iter::once(&self.front).chain(self.clients.iter().map(|c| &c.back)), wait);
             }
         }
     }
 
     fn on_client(&mut self, d: &[u8], from: SocketAddr, now: Instant) {
-        match self.client {
-            None => {
-                tracing::debug!(%from, "relay: client");
-                self.client = Some(from);
-            }
-            Some(c) if c != from => {
+        let i = match self.clients.iter().position(|c| c.addr == from) {
+            Some(i) => i,
+            None if self.clients.len() >= MAX_CLIENTS => {
                 self.counters.foreign.fetch_add(1, Ordering::Relaxed);
                 return;
             }
-            Some(_) => {}
-        }
-        offer(&mut self.up, &self.counters.up, d, now);
+            None => match towards(self.target) {
+                Ok(back) => {
+                    tracing::debug!(%from, "relay: new client");
+                    self.counters.clients.fetch_add(1, Ordering::Relaxed);
+                    self.clients.push(Client {
+                        addr: from,
+                        back,
+                        up: Link::new(self.up.link.clone(), self.up.seed),
+                        down: Link::new(self.down.link.clone(), self.down.seed),
+                        last: now,
+                    });
+                    self.clients.len() - 1
+                }
+                Err(e) => {
+                    tracing::warn!(%from, "relay: no socket towards the target for a new client: {e}");
+                    self.counters.up.send_errors.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+            },
+        };
+        let c = &mut self.clients[i];
+        c.last = now;
+        offer(&mut c.up, &self.counters.up, d, now);
     }
 
-    fn on_target(&mut self, d: &[u8], now: Instant) {
-        offer(&mut self.down, &self.counters.down, d, now);
+    /// Forgets the clients silent since [`IDLE`] before `now` whose links are empty.
+    fn expire(&mut self, now: Instant) {
+        self.clients.retain(|c| {
+            let keep = now.saturating_duration_since(c.last) < IDLE || c.next_arrival().is_some();
+            if !keep {
+                tracing::debug!(client = %c.addr, "relay: client idle, forgotten");
+            }
+            keep
+        });
     }
 
     /// Writes every datagram that is due by `now`.
     fn release(&mut self, now: Instant) {
-        while let Some(d) = self.up.recv(now) {
-            let r = self.back.send(&d);
-            sent(&self.counters.up, r, d.len());
-        }
-        while let Some(d) = self.down.recv(now) {
-            // Without a client (the target spoke first) there is nowhere to deliver.
-            let r = match self.client {
-                Some(client) => self.front.send_to(&d, client),
-                None => Err(io::ErrorKind::NotConnected.into()),
-            };
-            sent(&self.counters.down, r, d.len());
+        for c in &mut self.clients {
+            while let Some(d) = c.up.recv(now) {
+                let r = c.back.send(&d);
+                sent(&self.counters.up, r, d.len());
+            }
+            while let Some(d) = c.down.recv(now) {
+                let r = self.front.send_to(&d, c.addr);
+                sent(&self.counters.down, r, d.len());
+            }
         }
     }
 }
@@ -392,5 +453,37 @@ fn sent(c: &DirCounters, r: io::Result<usize>, len: usize) {
         Err(_) => {
             c.send_errors.fetch_add(1, Ordering::Relaxed);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idle_clients_are_forgotten_busy_ones_kept() {
+        let front = bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let target = bind("127.0.0.1:0".parse().unwrap()).unwrap().local_addr().unwrap();
+        let delayed = Impairment { link: LinkConfig { delay: Duration::from_secs(60), ..Default::default() }, seed: 1 };
+        let mut s = State {
+            front,
+            target,
+            clients: Vec::new(),
+            up: delayed,
+            down: Impairment::none(),
+            counters: Arc::default(),
+        };
+        let t0 = Instant::now();
+        let (a, b): (SocketAddr, SocketAddr) = ("127.0.0.1:1".parse().unwrap(), "127.0.0.1:2".parse().unwrap());
+        s.on_client(b"a", a, t0);
+        s.on_client(b"b", b, t0 + IDLE / 2);
+        assert_eq!(s.clients.len(), 2);
+        // `a`'s datagram is still in its link (60 s of delay): kept.
+        s.expire(t0 + IDLE + Duration::from_secs(1));
+        assert_eq!(s.clients.len(), 2);
+        s.clients[0].up = Link::new(LinkConfig::default(), 1);
+        s.expire(t0 + IDLE + Duration::from_secs(1));
+        assert_eq!(s.clients.iter().map(|c| c.addr).collect::<Vec<_>>(), [b]);
+        assert_eq!(s.counters.clients.load(Ordering::Relaxed), 2);
     }
 }

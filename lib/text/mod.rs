@@ -1,0 +1,3 @@
+//! Text for people: how numbers are written.
+
+pub mod units;
