@@ -1,6 +1,7 @@
 //! The `chatctl` binary: parses arguments, runs one subcommand, prints its
-//! error once as `chatctl: …` and exits with a documented code. The work
-//! itself is done by the `chatctl` library.
+//! error once as `chatctl NAME: …` (NAME is the subcommand, so a script that
+//! runs several can tell which one failed) and exits with a documented code.
+//! The work itself is done by the `chatctl` library.
 
 mod capture_decode;
 mod cli;

@@ -8,7 +8,7 @@
 //!   SACK, RFC 6298 RTO, pacing, HyStart++-style slow-start exit, path-MTU
 //!   probing, flow control, address validation, BLAKE3; its socket drivers
 //!   are in [`fast::driver`] (one thread per transfer).
-//! - [`cc`]: pluggable congestion control (NewReno, CUBIC).
+//! - [`cc`]: pluggable congestion control: BBR (the default), CUBIC and NewReno.
 //! - [`rtt`]: RFC 6298 RTT estimation.
 //! - [`rangeset`]: 64-bit byte-range sets for SACK and reassembly.
 //! - [`sim`]: a simulated network with a virtual clock for deterministic tests

@@ -115,7 +115,7 @@ pub struct Config {
     /// count as congestion). The receiver accepts any size up to 65,507.
     pub probe_datagrams: Vec<usize>,
     /// Whether the path may be probed for larger datagrams: when false,
-    /// [`Config::for_path`](crate::rdt::fast::driver) keeps `max_datagram` even
+    /// [`Config::for_path`] keeps `max_datagram` even
     /// on loopback and no sizes in `probe_datagrams` are tried. Turn it off to
     /// emulate a 1500-byte-MTU path through a loopback relay.
     pub probe: bool,
