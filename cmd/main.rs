@@ -7,6 +7,7 @@ mod capture_decode;
 mod cli;
 mod completions;
 mod fetch;
+mod generate;
 mod impair;
 mod join;
 mod list;
@@ -23,6 +24,9 @@ use clap::Parser;
 use crate::cli::{Cli, ColorChoice, Command, Global};
 
 fn main() -> ExitCode {
+    if std::env::args_os().nth(1).is_some_and(|a| a == "generate") {
+        return generate::main();
+    }
     let cli = Cli::parse();
     setup_color(&cli.global);
     setup_tracing(&cli);
