@@ -186,10 +186,10 @@ fn markdown_to_roff(md: &str) -> String {
                 }
                 None => out += ".PP\n",
             }
-            for t in text {
-                out += &line_start(&inline(&t));
-                out.push('\n');
-            }
+            // One line per paragraph, so that code spans and emphasis may
+            // cross the Markdown's line breaks (roff fills it anyway).
+            out += &line_start(&inline(&text.join(" ")));
+            out.push('\n');
         }
     }
     out
@@ -232,7 +232,8 @@ fn table(out: &mut String, rows: &[Vec<String>]) {
     let format = |bold: &str| {
         (0..n).map(|i| if i + 1 == n { format!("l{bold}x") } else { format!("l{bold}") }).collect::<Vec<_>>().join(" ")
     };
-    let _ = write!(out, ".PP\n.TS\nallbox;\n{}\n{}.\n", format("B"), format(""));
+    // Left-aligned text in the cells: narrow columns of long code cannot be justified.
+    let _ = write!(out, ".PP\n.na\n.TS\nallbox;\n{}\n{}.\n", format("B"), format(""));
     for row in rows {
         let cells: Vec<String> = (0..n)
             .map(|i| format!("T{{\n{}\nT}}", line_start(&inline(row.get(i).map_or("", String::as_str)))))
@@ -240,7 +241,7 @@ fn table(out: &mut String, rows: &[Vec<String>]) {
         out.push_str(&cells.join("\t"));
         out.push('\n');
     }
-    out.push_str(".TE\n");
+    out.push_str(".TE\n.ad\n");
 }
 
 /// Escapes roff's special characters in literal text; non-ASCII characters
@@ -312,11 +313,11 @@ mod tests {
 
     #[test]
     fn markdown_blocks_become_roff() {
-        let md = "# Title\n\nSome *text* with `a-b`\nand [`link`](crate::wire).\n\n## Part one\n\n- item `.x`\n  continued\n- two\n\n1. first\n2. second\n\n| a | b |\n|---|---|\n| `1\\|2` | c |\n\n```text\n.dot \\ line\n```\n";
+        let md = "# Title\n\nSome *text* with `a-b`\nand [`link`](crate::wire) **bold\nacross**.\n\n## Part one\n\n- item `.x`\n  continued\n- two\n\n1. first\n2. second\n\n| a | b |\n|---|---|\n| `1\\|2` | c |\n\n```text\n.dot \\ line\n```\n";
         let roff = markdown_to_roff(md);
         assert_eq!(
             roff,
-            ".PP\nSome \\fItext\\fR with \\fBa\\-b\\fR\nand \\fBlink\\fR.\n.SH \"PART ONE\"\n.IP \\(bu 2\nitem \\fB.x\\fR\ncontinued\n.IP \\(bu 2\ntwo\n.IP 1. 4\nfirst\n.IP 2. 4\nsecond\n.PP\n.TS\nallbox;\nlB lBx\nl lx.\nT{\na\nT}\tT{\nb\nT}\nT{\n\\fB1|2\\fR\nT}\tT{\nc\nT}\n.TE\n.PP\n.RS 4\n.nf\n\\&.dot \\e line\n.fi\n.RE\n"
+            ".PP\nSome \\fItext\\fR with \\fBa\\-b\\fR and \\fBlink\\fR \\fBbold across\\fR.\n.SH \"PART ONE\"\n.IP \\(bu 2\nitem \\fB.x\\fR continued\n.IP \\(bu 2\ntwo\n.IP 1. 4\nfirst\n.IP 2. 4\nsecond\n.PP\n.na\n.TS\nallbox;\nlB lBx\nl lx.\nT{\na\nT}\tT{\nb\nT}\nT{\n\\fB1|2\\fR\nT}\tT{\nc\nT}\n.TE\n.ad\n.PP\n.RS 4\n.nf\n\\&.dot \\e line\n.fi\n.RE\n"
         );
     }
 

@@ -2,7 +2,7 @@
 //! datagrams and events out) and thin socket drivers around them.
 //!
 //! # Layout
-//! - [`classic`]: the reference implementation's go-back-N (PROTOCOL.md §5),
+//! - [`classic`]: the reference implementation's go-back-N ([protocol](crate::protocol) §5),
 //!   its datagram format, and sender and receiver machines.
 //! - [`fast`]: chatctl's own fast mode (wire format documented there):
 //!   SACK, RFC 6298 RTO, pacing, HyStart++-style slow-start exit, path-MTU

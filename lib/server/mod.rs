@@ -1,4 +1,4 @@
-//! The room server: the whole server side of `PROTOCOL.md` on tokio.
+//! The room server: the whole server side of [the protocol](crate::protocol) on tokio.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), chatctl::server::ServerError> {

@@ -1,4 +1,4 @@
-//! One client's main connection: the request handlers of PROTOCOL.md §3-§5.
+//! One client's main connection: the request handlers of [protocol](crate::protocol) §3-§5.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;

@@ -54,7 +54,7 @@ impl Limits {
 }
 
 impl Default for Limits {
-    /// Room for the extended lists of large rooms (PROTOCOL.md §3).
+    /// Room for the extended lists of large rooms ([protocol](crate::protocol) §3).
     fn default() -> Self {
         Limits { max_users: 999, max_files: 999 }
     }

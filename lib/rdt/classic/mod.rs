@@ -1,4 +1,4 @@
-//! Classic go-back-N, the reference implementation's RDT (PROTOCOL.md §5).
+//! Classic go-back-N, the reference implementation's RDT ([protocol](crate::protocol) §5).
 //!
 //! Wire format, all ASCII:
 //! - hello (receiver → sender, first datagram): the window `W` in decimal, e.g. `20`;

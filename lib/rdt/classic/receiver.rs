@@ -1,4 +1,4 @@
-//! The classic go-back-N receiver (PROTOCOL.md §5) as a pure state machine.
+//! The classic go-back-N receiver ([protocol](crate::protocol) §5) as a pure state machine.
 //!
 //! Datagrams go in, ACK datagrams and in-order file bytes come out; there are
 //! no sockets and no clock, so the socket driver in

@@ -1,7 +1,7 @@
 //! The fast mode: chatctl's own reliable UDP, negotiated over the classic
 //! hello so either peer may be the reference implementation.
 //!
-//! # Negotiation (PROTOCOL.md §5, §8)
+//! # Negotiation ([protocol](crate::protocol) §5, §6)
 //! The receiver's first datagram is the classic hello, written so the
 //! reference's Python `int()` reads it as window 98: the ASCII `0098`
 //! followed by spaces up to [`HELLO_LEN`] bytes. A classic sender (the
