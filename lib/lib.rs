@@ -15,6 +15,8 @@
 //! The binary in `cmd/` only parses arguments and prints; everything it does
 //! is here.
 
+#![warn(missing_docs)]
+
 pub mod capture;
 pub mod client;
 pub mod exit;

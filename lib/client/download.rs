@@ -66,6 +66,7 @@ pub struct DownloadReport {
     pub last_byte: Option<u8>,
     /// How long the transfer took, from the request.
     pub seconds: f64,
+    /// TCP or UDP.
     pub transport: Transport,
     /// For UDP: `fast` or `classic`, the mode the server answered with.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -11,8 +11,8 @@
 //! - [`cc`]: pluggable congestion control: BBR (the default), CUBIC and NewReno.
 //! - [`rtt`]: RFC 6298 RTT estimation.
 //! - [`rangeset`]: 64-bit byte-range sets for SACK and reassembly.
-//! - [`sim`]: a simulated network with a virtual clock for deterministic tests
-//!   (one transfer, or several flows through a shared bottleneck).
+//! - [`sim`]: a simulated link with a virtual clock; the deterministic
+//!   transfer tests run through it (their drivers are hidden test support).
 //! - [`relay`]: the same impairments on real UDP sockets, for tests and benchmarks.
 
 pub mod cc;

@@ -54,7 +54,9 @@ pub enum ServerError {
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}")]
     Bind {
+        /// The address.
         addr: SocketAddr,
+        /// Why.
         #[source]
         source: std::io::Error,
     },

@@ -31,10 +31,15 @@ const SNDBUF: usize = 64 * 1024;
 /// What every connection task shares.
 #[derive(Clone, Debug)]
 pub struct Ctx {
+    /// The server's settings.
     pub config: Arc<Config>,
+    /// Who is in the room, and their update queues.
     pub room: Room,
+    /// Ports for update connections and transfers.
     pub pool: PortPool,
+    /// Tells every task when the server stops.
     pub shutdown: Shutdown,
+    /// Held while the task runs, so that the server can wait for it.
     pub token: TaskToken,
 }
 

@@ -45,6 +45,7 @@ pub struct Data<'a> {
     pub last: bool,
     /// Sequence number, `0..=W`.
     pub seq: u8,
+    /// The file's bytes: at most [`CHUNK`], empty only for an empty file.
     pub payload: &'a [u8],
 }
 
