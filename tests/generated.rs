@@ -98,3 +98,67 @@ fn man_pages_document_every_subcommand_exit_codes_and_environment() {
         assert!(text.contains("impair") && !text.contains("generate"), "{}: visible subcommands only", shell.display());
     }
 }
+
+/// The protocol reference (`lib/protocol.md`, also `chatctl-protocol(7)`)
+/// names every message code and every fast datagram type the library encodes.
+#[test]
+fn protocol_reference_names_every_message_and_datagram_type() {
+    use chatctl::rdt::fast::{Frame, SenderStats};
+    use chatctl::wire::{Confirm, ErrorCode, Message, Request, Transport, Update};
+
+    let reference = include_str!("../lib/protocol.md");
+    let s = String::new;
+    let messages = [
+        Message::Request(Request::Join { name: s() }),
+        Message::Request(Request::Leave),
+        Message::Request(Request::Users),
+        Message::Request(Request::Whisper { to: s(), text: s() }),
+        Message::Request(Request::Broadcast { text: s() }),
+        Message::Request(Request::Files),
+        Message::Request(Request::Download { transport: Transport::Udp, file: s() }),
+        Message::Confirm(Confirm::Joined { name: s(), port: 1 }),
+        Message::Confirm(Confirm::Left),
+        Message::Confirm(Confirm::Users { users: vec![] }),
+        Message::Confirm(Confirm::WhisperSent),
+        Message::Confirm(Confirm::BroadcastSent { to: vec![] }),
+        Message::Confirm(Confirm::Files { files: vec![] }),
+        Message::Confirm(Confirm::Download { size: 1, port: 1 }),
+        Message::Update(Update::Joined { name: s() }),
+        Message::Update(Update::Left { name: s() }),
+        Message::Update(Update::Whisper { from: s(), text: s() }),
+        Message::Update(Update::Broadcast { from: s(), text: s() }),
+    ];
+    let errors = [
+        ErrorCode::INVALID_NAME,
+        ErrorCode::NAME_TAKEN,
+        ErrorCode::SERVER_FULL,
+        ErrorCode::NO_SUCH_USER,
+        ErrorCode::NO_SUCH_FILE,
+        ErrorCode::NO_TRANSFER_PORT,
+        ErrorCode::UNKNOWN_TRANSPORT,
+        ErrorCode::UNPARSEABLE,
+    ];
+    let mut codes: Vec<String> =
+        messages.iter().map(|m| String::from_utf8(m.to_bytes().unwrap()[..3].to_vec()).unwrap()).collect();
+    codes.extend(errors.iter().map(|e| e.code().to_string()));
+    codes.push("4TT9".into());
+    for code in codes {
+        assert!(reference.contains(&format!("| `{code}`")), "the reference's tables have no row for `{code}`");
+    }
+
+    let frames = [
+        Frame::Challenge { cookie: 0, size: 0 },
+        Frame::Start { cookie: 0, resume: 0, max_data: 0 },
+        Frame::Data { pn: 0, offset: 0, payload: b"" },
+        Frame::Ack { largest_pn: 0, delay_us: 0, max_data: 0, ranges: vec![] },
+        Frame::Done { size: 0, hash: [0; 32] },
+        Frame::DoneAck { ok: true },
+        Frame::Stats(SenderStats::default()),
+    ];
+    let mut out = Vec::new();
+    for f in frames {
+        f.encode(&mut out);
+        let ty = format!("| `{:#04X}` |", out[0]).replace("0X", "0x");
+        assert!(reference.contains(&ty), "the reference's fast-mode table has no row for {ty}");
+    }
+}
