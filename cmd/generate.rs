@@ -18,13 +18,13 @@ use clap_complete::{Generator, Shell};
 use crate::cli::Cli;
 use crate::completions;
 
+// Hidden: a parser of its own, run before the user-facing one, so that
+// neither `chatctl --help`, the man pages nor the completions offer it.
 /// Write the shell completions and man pages under DIR (for packagers).
 ///
 /// Creates DIR/completions/ and DIR/man/ and overwrites the files there.
-/// Hidden: a parser of its own, run before the user-facing one, so that
-/// neither `--help`, the man pages nor the completions offer it.
 #[derive(Debug, Parser)]
-#[command(name = "chatctl generate")]
+#[command(name = "chatctl generate", bin_name = "chatctl generate")]
 struct GenerateArgs {
     /// Directory to write `completions/` and `man/` into.
     #[arg(value_name = "DIR", default_value = ".")]
