@@ -7,7 +7,6 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -77,10 +76,9 @@ fn files() -> BTreeMap<PathBuf, Vec<u8>> {
     files
 }
 
-/// Escapes text for roff: backslashes, hyphens, and a leading dot or quote.
-fn roff_escape(s: &str) -> String {
-    let s = s.replace('\\', "\\e").replace('-', "\\-");
-    if s.starts_with('.') || s.starts_with('\'') { format!("\\&{s}") } else { s }
+/// Text for roff: special characters escaped, and not read as a request.
+fn roff_text(s: &str) -> String {
+    line_start(&escape(s))
 }
 
 /// ENVIRONMENT, EXIT STATUS and SEE ALSO, shared by every command's page.
@@ -92,11 +90,11 @@ fn common_sections() -> String {
         ("NO_COLOR", "When set and not empty, no colour unless --color always."),
         ("RUST_LOG", "Overrides the log level of stderr log lines (e.g. debug)."),
     ] {
-        let _ = write!(s, ".TP\n\\fB{}\\fR\n{}\n", roff_escape(var), roff_escape(what));
+        let _ = write!(s, ".TP\n\\fB{}\\fR\n{}\n", roff_text(var), roff_text(what));
     }
     s += ".SH \"EXIT STATUS\"\n";
     for e in Exit::ALL {
-        let _ = write!(s, ".TP\n\\fB{}\\fR\n{}\n", e.code(), roff_escape(e.describe()));
+        let _ = write!(s, ".TP\n\\fB{}\\fR\n{}\n", e.code(), roff_text(e.describe()));
     }
     s += ".SH \"SEE ALSO\"\n\\fBchatctl\\fR(1), \\fBchatctl\\-protocol\\fR(7)\n";
     s
