@@ -16,7 +16,7 @@ pub struct CompletionsArgs {
     pub shell: Shell,
 }
 
-/// Writes the completion script for `shell`; the generated-files test uses it too.
+/// Writes the completion script for `shell`; `chatctl generate` uses it too.
 pub fn write(shell: Shell, out: &mut dyn std::io::Write) {
     clap_complete::generate(shell, &mut Cli::command(), "chatctl", out);
 }

@@ -1,11 +1,13 @@
 //! The `chatctl` binary: parses arguments, runs one subcommand, prints its
-//! error once as `chatctl: …` and exits with a documented code. The work
-//! itself is done by the `chatctl` library.
+//! error once as `chatctl NAME: …` (NAME is the subcommand, so a script that
+//! runs several can tell which one failed) and exits with a documented code.
+//! The work itself is done by the `chatctl` library.
 
 mod capture_decode;
 mod cli;
 mod completions;
 mod fetch;
+mod generate;
 mod impair;
 mod join;
 mod list;
@@ -23,6 +25,9 @@ use clap::Parser;
 use crate::cli::{Cli, ColorChoice, Command, Global};
 
 fn main() -> ExitCode {
+    if std::env::args_os().nth(1).is_some_and(|a| a == "generate") {
+        return generate::main();
+    }
     let cli = Cli::parse();
     // A panic under a prompt must not leave the terminal raw with the cursor hidden.
     let default_hook = std::panic::take_hook();

@@ -7,7 +7,7 @@
 pub enum Exit {
     /// Success.
     Ok,
-    /// Any other error, including a subcommand that is not built yet.
+    /// Any other error.
     Failure,
     /// Bad command line (clap's own code).
     Usage,

@@ -1,8 +1,10 @@
 //! chatctl: a one-room chat with fast file downloads.
 //!
 //! # Layout
-//! - [`wire`]: the protocol of `PROTOCOL.md` as typed messages, an encoder and
-//!   an incremental, bounded decoder. Pure: no I/O.
+//! - [`protocol`]: the protocol reference (also the `chatctl-protocol(7)` man
+//!   page): every message, sequence and quirk, and the fast mode's datagrams.
+//! - [`wire`]: that protocol as typed messages, an encoder and an
+//!   incremental, bounded decoder. Pure: no I/O.
 //! - [`rdt`]: reliable transfer over UDP: classic go-back-N and the fast mode,
 //!   as pure state machines with thin socket drivers.
 //! - [`server`]: the room server on tokio.
@@ -13,9 +15,13 @@
 //! The binary in `cmd/` only parses arguments and prints; everything it does
 //! is here.
 
+#![warn(missing_docs)]
+
 pub mod capture;
 pub mod client;
 pub mod exit;
+#[doc = include_str!("protocol.md")]
+pub mod protocol {}
 pub mod rdt;
 pub mod server;
 pub mod text;

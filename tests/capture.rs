@@ -89,7 +89,7 @@ fn shared_fixture_decodes_exactly() {
     let server: SocketAddr = "10.0.0.37:13337".parse().unwrap();
     let update: SocketAddr = "10.0.0.37:55001".parse().unwrap();
     // Frame times as printed by `tshark -T fields -e frame.time_epoch`
-    // (PROTOCOL.md §7: the frame that completes each message).
+    // (`lib/protocol.md` §7: the frame that completes each message).
     let t = |s: &str| -> i64 {
         let (a, b) = s.split_once('.').unwrap();
         a.parse::<i64>().unwrap() * 1_000_000_000 + b.parse::<i64>().unwrap() * 1000

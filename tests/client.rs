@@ -1,5 +1,5 @@
 //! The client library and the client subcommands against a scripted fake
-//! server speaking the classic protocol (PROTOCOL.md), with the reference's
+//! server speaking the classic protocol (`lib/protocol.md`), with the reference's
 //! quirks: it announces the UDP port before binding it, never closes the main
 //! connection after `201`, says nothing when asked for the file `SILENT`, and
 //! sends `200` in two writes. Its UDP side is a classic go-back-N sender that
@@ -198,7 +198,7 @@ async fn serve_main(mut s: TcpStream, room: Room, files: Arc<HashMap<String, Vec
     }
 }
 
-/// A classic go-back-N sender (PROTOCOL.md §5) that loses ~10% of its data
+/// A classic go-back-N sender (`lib/protocol.md` §5) that loses ~10% of its data
 /// datagrams, chosen by a seeded generator.
 async fn gbn_send(sock: UdpSocket, data: &[u8], seed: u64) {
     let mut buf = [0u8; 64];

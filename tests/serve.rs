@@ -6,12 +6,15 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use chatctl::rdt::classic;
+use chatctl::rdt::sim::Rng;
 use chatctl::server::{Config, Handle, PortSpec, Server};
 use chatctl::wire::{Confirm, Decoder, Direction, ErrorCode, Message, Update};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream, UdpSocket};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+
+mod common;
 
 const T: Duration = Duration::from_secs(5);
 
@@ -268,22 +271,10 @@ async fn no_folder_lists_nothing() {
     srv.stop().await;
 }
 
-fn pattern(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
 #[tokio::test]
 async fn tcp_downloads_byte_exact_while_chatting() {
     let srv = TestServer::start(|_| {}).await;
-    let big = pattern(3_000_000, 7);
+    let big = common::data(3_000_000, 7);
     std::fs::write(srv.dir.join("big.bin"), &big).unwrap();
     std::fs::write(srv.dir.join("empty"), b"").unwrap();
     let mut a = Client::join(srv.addr, "AL").await;
@@ -338,13 +329,8 @@ async fn classic_receive_stalling(
 ) -> Vec<u8> {
     let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     sock.connect(("127.0.0.1", port)).await.unwrap();
-    let mut x = seed | 1;
-    let mut rand = move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
+    let mut rng = Rng::new(seed);
+    let mut rand = move || rng.next_u64();
     let mut buf = vec![0u8; 2048];
     // Repeat the hello until data arrives.
     let mut n = loop {
@@ -386,7 +372,7 @@ async fn classic_receive_stalling(
 #[tokio::test]
 async fn classic_udp_downloads_under_loss() {
     let srv = TestServer::start(|_| {}).await;
-    let data = pattern(300_000, 11);
+    let data = common::data(300_000, 11);
     std::fs::write(srv.dir.join("f.bin"), &data).unwrap();
     std::fs::write(srv.dir.join("empty"), b"").unwrap();
     let mut a = Client::join(srv.addr, "AL").await;
@@ -422,7 +408,7 @@ async fn classic_udp_downloads_under_loss() {
 #[tokio::test]
 async fn hijack_attempts_from_another_address_are_refused() {
     let srv = TestServer::start(|c| c.join_timeout = Duration::from_millis(500)).await;
-    std::fs::write(srv.dir.join("f"), pattern(5000, 3)).unwrap();
+    std::fs::write(srv.dir.join("f"), common::data(5000, 3)).unwrap();
     // The update port: 127.0.0.2 connects first; the server must not take it.
     let mut a = Client::connect(srv.addr).await;
     let Message::Confirm(Confirm::Joined { port, .. }) = a.ask("10002AL").await else { panic!() };
@@ -439,7 +425,7 @@ async fn hijack_attempts_from_another_address_are_refused() {
     let evil = UdpSocket::bind("127.0.0.2:0").await.unwrap();
     evil.send_to(b"20", ("127.0.0.1", port)).await.unwrap();
     let got = classic_receive(port, 20, 9, 0, 0).await;
-    assert_eq!(got, pattern(5000, 3));
+    assert_eq!(got, common::data(5000, 3));
     let mut buf = [0u8; 2048];
     assert!(
         tokio::time::timeout(Duration::from_millis(300), evil.recv_from(&mut buf)).await.is_err(),
@@ -456,7 +442,7 @@ async fn hijack_attempts_from_another_address_are_refused() {
     let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
     let mut v = Vec::new();
     s.read_to_end(&mut v).await.unwrap();
-    assert_eq!(v, pattern(5000, 3));
+    assert_eq!(v, common::data(5000, 3));
     srv.ports_settle(2).await;
     drop((a, b));
     srv.stop().await;
@@ -644,7 +630,7 @@ async fn ipv6_listen() {
     })
     .await;
     assert!(srv.addr.is_ipv6());
-    std::fs::write(srv.dir.join("f"), pattern(20_000, 5)).unwrap();
+    std::fs::write(srv.dir.join("f"), common::data(20_000, 5)).unwrap();
     let mut a = Client::join(srv.addr, "AL").await;
     let mut b = Client::join(srv.addr, "BO").await;
     assert_eq!(a.update().await, Message::Update(Update::Joined { name: "BO".into() }));
@@ -654,7 +640,7 @@ async fn ipv6_listen() {
     let mut s = TcpStream::connect((std::net::Ipv6Addr::LOCALHOST, port)).await.unwrap();
     let mut v = Vec::new();
     s.read_to_end(&mut v).await.unwrap();
-    assert!(v == pattern(20_000, 5));
+    assert!(v == common::data(20_000, 5));
     let Message::Confirm(Confirm::Download { port, .. }) = b.ask("106UDP01f").await else { panic!("no 206") };
     let sock = UdpSocket::bind("[::1]:0").await.unwrap();
     sock.connect((std::net::Ipv6Addr::LOCALHOST, port)).await.unwrap();
@@ -662,7 +648,7 @@ async fn ipv6_listen() {
     let mut buf = [0u8; 2048];
     let n = tokio::time::timeout(T, sock.recv(&mut buf)).await.unwrap().unwrap();
     let d = classic::Data::parse(&buf[..n]).unwrap();
-    assert_eq!((d.seq, d.payload), (0, &pattern(20_000, 5)[..1000]));
+    assert_eq!((d.seq, d.payload), (0, &common::data(20_000, 5)[..1000]));
     drop((a, b, sock));
     srv.ports_settle(0).await;
     srv.stop().await;
@@ -726,7 +712,7 @@ async fn more_than_ten_users_use_the_extended_lists() {
 #[tokio::test]
 async fn abandoned_downloads_return_their_ports() {
     let srv = TestServer::start(|c| c.idle_timeout = Duration::from_millis(500)).await;
-    std::fs::write(srv.dir.join("big"), pattern(20_000_000, 1)).unwrap();
+    std::fs::write(srv.dir.join("big"), common::data(20_000_000, 1)).unwrap();
     let mut a = Client::join(srv.addr, "AL").await;
     // TCP: reads a little, then stops reading with the connection open.
     let Message::Confirm(Confirm::Download { port, .. }) = a.ask("106TCP03big").await else { panic!("no 206") };
@@ -768,12 +754,12 @@ async fn abandoned_downloads_return_their_ports() {
 async fn a_file_cut_short_during_a_classic_download_fails_it() {
     let srv = TestServer::start(|_| {}).await;
     let path = srv.dir.join("shrinks");
-    std::fs::write(&path, pattern(50_000, 5)).unwrap();
+    std::fs::write(&path, common::data(50_000, 5)).unwrap();
     let mut a = Client::join(srv.addr, "AL").await;
     let Message::Confirm(Confirm::Download { size, port }) = a.ask("106UDP07shrinks").await else { panic!("no 206") };
     assert_eq!(size, 50_000);
     // Same file (same inode), now 3.5 packets long.
-    std::fs::write(&path, &pattern(50_000, 5)[..3_500]).unwrap();
+    std::fs::write(&path, &common::data(50_000, 5)[..3_500]).unwrap();
     let u = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     u.connect(("127.0.0.1", port)).await.unwrap();
     u.send(b"20").await.unwrap();
@@ -795,7 +781,7 @@ async fn a_file_cut_short_during_a_classic_download_fails_it() {
 #[tokio::test]
 async fn many_users_many_downloads_while_chat_flows() {
     let srv = TestServer::start(|_| {}).await;
-    let data = pattern(1_000_000, 21);
+    let data = common::data(1_000_000, 21);
     std::fs::write(srv.dir.join("same.bin"), &data).unwrap();
     let mut users = Vec::new();
     for i in 0..6 {
@@ -864,7 +850,7 @@ async fn port_pool_is_conserved_after_every_scenario() {
         c.max_users = 3;
     })
     .await;
-    std::fs::write(srv.dir.join("f"), pattern(50_000, 2)).unwrap();
+    std::fs::write(srv.dir.join("f"), common::data(50_000, 2)).unwrap();
     let mut a = Client::join(srv.addr, "AL").await;
     let mut b = Client::join(srv.addr, "BO").await;
     a.update().await;
@@ -881,9 +867,9 @@ async fn port_pool_is_conserved_after_every_scenario() {
     let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
     let mut v = Vec::new();
     s.read_to_end(&mut v).await.unwrap();
-    assert!(v == pattern(50_000, 2));
+    assert!(v == common::data(50_000, 2));
     let Message::Confirm(Confirm::Download { port, .. }) = a.ask("106UDP01f").await else { panic!() };
-    assert!(classic_receive(port, 20, 77, 11, 10).await == pattern(50_000, 2));
+    assert!(classic_receive(port, 20, 77, 11, 10).await == common::data(50_000, 2));
     // Downloads never fetched, and one abandoned midway.
     assert!(matches!(a.ask("106TCP01f").await, Message::Confirm(Confirm::Download { .. })));
     assert!(matches!(a.ask("106UDP01f").await, Message::Confirm(Confirm::Download { .. })));
@@ -919,7 +905,7 @@ async fn port_pool_is_conserved_after_every_scenario() {
 #[tokio::test]
 async fn classic_udp_to_the_reference_receiver_quirks() {
     let srv = TestServer::start(|_| {}).await;
-    let data = pattern(15_000, 13);
+    let data = common::data(15_000, 13);
     std::fs::write(srv.dir.join("f"), &data).unwrap();
     let mut a = Client::join(srv.addr, "AL").await;
     let Message::Confirm(Confirm::Download { port, .. }) = a.ask("106UDP01f").await else { panic!("no 206") };
@@ -982,7 +968,7 @@ async fn random_input_never_wedges_the_server() {
         c.join_timeout = Duration::from_millis(300);
     })
     .await;
-    std::fs::write(srv.dir.join("f"), pattern(3000, 4)).unwrap();
+    std::fs::write(srv.dir.join("f"), common::data(3000, 4)).unwrap();
     let mut watcher = Client::join(srv.addr, "WATCH").await;
     let pieces: [&[u8]; 12] = [
         b"100",
@@ -1002,13 +988,8 @@ async fn random_input_never_wedges_the_server() {
     for seed in 1..=24u64 {
         let addr = srv.addr;
         tasks.push(tokio::spawn(async move {
-            let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-            let mut rand = move || {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x
-            };
+            let mut rng = Rng::new(seed);
+            let mut rand = move || rng.next_u64();
             let mut s = TcpStream::connect(addr).await.unwrap();
             let (mut rd, mut wr) = s.split();
             let sink = async {

@@ -1,4 +1,4 @@
-//! The payloads of the reference capture (PROTOCOL.md §7) decode to the
+//! The payloads of the reference capture (`lib/protocol.md` §7) decode to the
 //! right messages and re-encode byte for byte. The byte strings live here;
 //! when `../shared/fixtures/alice-bob.pcap` is present, the test also checks
 //! that they are exactly the capture's TCP payloads, in order.

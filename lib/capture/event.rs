@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use crate::wire::Message;
 
-/// Which of the three connections of PROTOCOL.md §1 something travelled on.
+/// Which of the three connections of [protocol](crate::protocol) §1 something travelled on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Channel {

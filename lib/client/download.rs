@@ -1,5 +1,5 @@
 //! Downloads: TCP, and UDP: chatctl's fast mode, falling back to classic
-//! go-back-N when the server answers the hello with classic data (PROTOCOL.md §5).
+//! go-back-N when the server answers the hello with classic data ([protocol](crate::protocol) §5).
 //!
 //! Data goes to a temporary file beside the target, renamed into place only
 //! when complete and exactly the announced size (and, in fast mode, once its
@@ -66,6 +66,7 @@ pub struct DownloadReport {
     pub last_byte: Option<u8>,
     /// How long the transfer took, from the request.
     pub seconds: f64,
+    /// TCP or UDP.
     pub transport: Transport,
     /// For UDP: the mode the server answered with.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -12,7 +12,9 @@ pub enum ClientError {
     /// The server (or an announced port) could not be reached.
     #[error("cannot connect to {addr}")]
     Connect {
+        /// The address tried.
         addr: String,
+        /// Why it failed.
         #[source]
         source: std::io::Error,
     },
@@ -21,7 +23,10 @@ pub enum ClientError {
     Refused(ErrorCode),
     /// No answer in time.
     #[error("timed out waiting for {what}")]
-    Timeout { what: &'static str },
+    Timeout {
+        /// What was awaited, e.g. "connecting to an announced port".
+        what: &'static str,
+    },
     /// The server closed the connection unexpectedly.
     #[error("the server closed the connection")]
     Closed,
@@ -42,7 +47,12 @@ pub enum ClientError {
     Exists(PathBuf),
     /// A download failed: incomplete, too long, or the file could not be written.
     #[error("download of {file} failed: {reason}")]
-    Transfer { file: String, reason: String },
+    Transfer {
+        /// The file's name on the server.
+        file: String,
+        /// What went wrong, for the user.
+        reason: String,
+    },
     /// A request through a shared session (`join`'s socket) failed there:
     /// its message and exit code, as the session saw them.
     #[error("{message}")]
@@ -55,7 +65,9 @@ pub enum ClientError {
     /// Writing the downloaded file failed.
     #[error("cannot write {}", path.display())]
     File {
+        /// The file that could not be written.
         path: PathBuf,
+        /// Why.
         #[source]
         source: std::io::Error,
     },

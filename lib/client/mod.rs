@@ -34,7 +34,7 @@ pub use listen::{Filter, Listen, Outcome, Verdict};
 use crate::wire::{Confirm, Decoder, Direction, ErrorCode, MAX_FIELD_CHARS, Message, Request, Update, split_text};
 
 /// How long a connect to an announced port is retried: the reference server
-/// announces ports before it listens on them (PROTOCOL.md §8).
+/// announces ports before it listens on them ([protocol](crate::protocol) §8).
 const ANNOUNCED_PORT_RETRY: Duration = Duration::from_millis(50);
 
 /// A framed TCP connection: whole messages in, whole messages out (one write each).

@@ -2,17 +2,17 @@
 //! datagrams and events out) and thin socket drivers around them.
 //!
 //! # Layout
-//! - [`classic`]: the reference implementation's go-back-N (PROTOCOL.md §5),
+//! - [`classic`]: the reference implementation's go-back-N ([protocol](crate::protocol) §5),
 //!   its datagram format, and sender and receiver machines.
 //! - [`fast`]: chatctl's own fast mode (wire format documented there):
 //!   SACK, RFC 6298 RTO, pacing, HyStart++-style slow-start exit, path-MTU
 //!   probing, flow control, address validation, BLAKE3; its socket drivers
 //!   are in [`fast::driver`] (one thread per transfer).
-//! - [`cc`]: pluggable congestion control (NewReno, CUBIC).
+//! - [`cc`]: pluggable congestion control: BBR (the default), CUBIC and NewReno.
 //! - [`rtt`]: RFC 6298 RTT estimation.
 //! - [`rangeset`]: 64-bit byte-range sets for SACK and reassembly.
-//! - [`sim`]: a simulated network with a virtual clock for deterministic tests
-//!   (one transfer, or several flows through a shared bottleneck).
+//! - [`sim`]: a simulated link with a virtual clock; the deterministic
+//!   transfer tests run through it (their drivers are hidden test support).
 //! - [`relay`]: the same impairments on real UDP sockets, for tests and benchmarks.
 
 pub mod cc;

@@ -2,6 +2,12 @@
 //! fast-mode machines: seeded loss (with bursts), delay, jitter, reordering,
 //! duplication, corruption and a rate limit with a bounded queue. Simulated
 //! time is free, so a 300 ms RTT transfer runs in milliseconds.
+//!
+//! [`Link`] and [`LinkConfig`] are also the impairment model of
+//! [`relay`](crate::rdt::relay) and `chatctl impair`. The test drivers built
+//! on them (one transfer, flows through a shared bottleneck) and the seeded
+//! PRNG are test support, public for the integration tests only and hidden
+//! from these docs.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -10,6 +16,7 @@ use std::time::{Duration, Instant};
 use crate::rdt::fast::{self, Config, receiver::Receiver, sender::Sender};
 
 /// A small seeded PRNG (xorshift64*), so runs are reproducible from a seed.
+#[doc(hidden)]
 #[derive(Debug, Clone)]
 pub struct Rng(u64);
 
@@ -168,6 +175,7 @@ impl Link {
 }
 
 /// How a simulated transfer ended.
+#[doc(hidden)]
 #[derive(Debug)]
 pub struct Outcome {
     /// What the receiver wrote.
@@ -195,6 +203,7 @@ pub struct Outcome {
 
 /// Runs one fast transfer of `data` over a simulated path, the receiver
 /// holding `data[..resume]` already. Stops at `limit` of virtual time.
+#[doc(hidden)]
 pub fn transfer(
     cfg: &Config,
     data: &[u8],
@@ -294,6 +303,7 @@ pub fn transfer(
 }
 
 /// One flow of [`shared_bottleneck`].
+#[doc(hidden)]
 #[derive(Debug, Clone)]
 pub struct Flow {
     /// When the flow's receiver sends its hello.
@@ -306,6 +316,7 @@ pub struct Flow {
 /// carries every flow's data, `back` every flow's ACKs) until `until` of
 /// virtual time, and returns the file bytes each receiver got during
 /// `measure` (for fairness: flows sharing a link should get similar shares).
+#[doc(hidden)]
 pub fn shared_bottleneck(
     cfg: &Config,
     flows: &[Flow],

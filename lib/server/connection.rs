@@ -90,7 +90,7 @@ impl Connection {
     }
 
     /// The type `TT` of a bad request whose `1TT` prefix was valid, if the
-    /// error lies past that prefix (PROTOCOL.md §3: `4TT9`).
+    /// error lies past that prefix ([protocol](crate::protocol) §3: `4TT9`).
     fn request_type(&self, e: &DecodeError) -> Option<u8> {
         if matches!(e.kind, DecodeErrorKind::UnknownCode { .. }) || e.offset < self.decoder.offset() + 3 {
             return None;

@@ -1,4 +1,4 @@
-//! The room server: the whole server side of `PROTOCOL.md` on tokio.
+//! The room server: the whole server side of [the protocol](crate::protocol) on tokio.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), chatctl::server::ServerError> {
@@ -54,7 +54,9 @@ pub enum ServerError {
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}")]
     Bind {
+        /// The address.
         addr: SocketAddr,
+        /// Why.
         #[source]
         source: std::io::Error,
     },

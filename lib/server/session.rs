@@ -1,4 +1,4 @@
-//! One client's main connection: the request handlers of PROTOCOL.md §3-§5.
+//! One client's main connection: the request handlers of [protocol](crate::protocol) §3-§5.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -31,10 +31,15 @@ const SNDBUF: usize = 64 * 1024;
 /// What every connection task shares.
 #[derive(Clone, Debug)]
 pub struct Ctx {
+    /// The server's settings.
     pub config: Arc<Config>,
+    /// Who is in the room, and their update queues.
     pub room: Room,
+    /// Ports for update connections and transfers.
     pub pool: PortPool,
+    /// Tells every task when the server stops.
     pub shutdown: Shutdown,
+    /// Held while the task runs, so that the server can wait for it.
     pub token: TaskToken,
 }
 

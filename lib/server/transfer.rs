@@ -28,8 +28,9 @@ use crate::rdt::fast::{self, driver::Tracer};
 pub struct Download {
     /// File name, as listed.
     pub name: String,
-    /// The open file and its size.
+    /// The open file.
     pub file: File,
+    /// Its size in bytes, as announced in `206`.
     pub size: u64,
     /// Who asked: only this IP may connect or send.
     pub peer: IpAddr,

@@ -9,19 +9,38 @@ use super::message::{EncodeError, put_field};
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Confirm {
     /// `200` XX name PORT: joined; open the update connection to `port`.
-    Joined { name: String, port: u16 },
+    Joined {
+        /// The name joined as.
+        name: String,
+        /// The update connection's port.
+        port: u16,
+    },
     /// `201`: left.
     Left,
     /// `202`: the other users.
-    Users { users: Vec<String> },
+    Users {
+        /// Everyone in the room but the asker.
+        users: Vec<String>,
+    },
     /// `203`: private message delivered.
     WhisperSent,
     /// `204`: broadcast delivered to these users.
-    BroadcastSent { to: Vec<String> },
+    BroadcastSent {
+        /// The users it was delivered to.
+        to: Vec<String>,
+    },
     /// `205`: the files that can be downloaded.
-    Files { files: Vec<String> },
+    Files {
+        /// The file names.
+        files: Vec<String>,
+    },
     /// `206` LL size PORT: the file is `size` bytes; fetch it from `port`.
-    Download { size: u64, port: u16 },
+    Download {
+        /// The file's size in bytes.
+        size: u64,
+        /// The transfer port.
+        port: u16,
+    },
 }
 
 /// Width of the count after marker Z in `202`/`204`: Z itself (Z=1 is classic).

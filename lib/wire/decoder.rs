@@ -54,7 +54,7 @@ impl Limits {
 }
 
 impl Default for Limits {
-    /// Room for the extended lists of large rooms (PROTOCOL.md §3).
+    /// Room for the extended lists of large rooms ([protocol](crate::protocol) §3).
     fn default() -> Self {
         Limits { max_users: 999, max_files: 999 }
     }
@@ -66,6 +66,7 @@ impl Default for Limits {
 pub struct DecodeError {
     /// Offset in the stream (bytes fed since the decoder was made).
     pub offset: u64,
+    /// What was wrong there.
     pub kind: DecodeErrorKind,
 }
 
@@ -74,21 +75,57 @@ pub struct DecodeError {
 #[non_exhaustive]
 pub enum DecodeErrorKind {
     /// A digit was expected.
-    ExpectedDigit { field: &'static str, found: u8 },
+    ExpectedDigit {
+        /// The field being read.
+        field: &'static str,
+        /// The byte found instead.
+        found: u8,
+    },
     /// A code digit this direction never carries (e.g. a `2xx` sent to a server).
-    UnexpectedCode { found: u8, direction: Direction },
+    UnexpectedCode {
+        /// The code digit found.
+        found: u8,
+        /// What the decoder accepts.
+        direction: Direction,
+    },
     /// A well-formed code that names no message, e.g. `107`.
-    UnknownCode { code: u16 },
+    UnknownCode {
+        /// The three digits as a number.
+        code: u16,
+    },
     /// Text that is not UTF-8.
-    InvalidUtf8 { field: &'static str },
+    InvalidUtf8 {
+        /// The field being read.
+        field: &'static str,
+    },
     /// A number too large for its field.
-    OutOfRange { field: &'static str, max: u64 },
+    OutOfRange {
+        /// The field being read.
+        field: &'static str,
+        /// The largest value allowed.
+        max: u64,
+    },
     /// A list marker Z that the protocol does not define.
-    BadListMarker { field: &'static str, found: u8 },
+    BadListMarker {
+        /// The list being read.
+        field: &'static str,
+        /// The marker byte found.
+        found: u8,
+    },
     /// A list longer than the decoder's [`Limits`].
-    ListTooLong { field: &'static str, count: u64, max: usize },
+    ListTooLong {
+        /// The list being read.
+        field: &'static str,
+        /// The count it announced.
+        count: u64,
+        /// The decoder's limit.
+        max: usize,
+    },
     /// The stream ended inside a message.
-    Truncated { buffered: usize },
+    Truncated {
+        /// Bytes of the unfinished message.
+        buffered: usize,
+    },
 }
 
 fn show(b: u8) -> String {
@@ -122,6 +159,7 @@ impl fmt::Display for DecodeErrorKind {
 /// One decoded message with where it was and exactly what was sent.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Frame {
+    /// The message.
     pub message: Message,
     /// Stream offset of the message's first byte.
     pub offset: u64,
@@ -157,6 +195,8 @@ impl Decoder {
         Self::with_limits(dir, Limits::default())
     }
 
+    /// A decoder for `dir` that accepts lists up to `limits`
+    /// ([`Limits::CLASSIC`] for exactly the classic encoding).
     pub fn with_limits(dir: Direction, limits: Limits) -> Self {
         Decoder { dir, limits, buf: Vec::new(), start: 0, offset: 0, need: 0 }
     }

@@ -8,7 +8,12 @@ use super::{Confirm, ErrorCode, MAX_FIELD_CHARS, Request, Update, char_len};
 pub enum EncodeError {
     /// A name or text longer than the 2-digit length field allows.
     #[error("{field} is {chars} characters long; the protocol allows at most 99 (split longer text)")]
-    FieldTooLong { field: &'static str, chars: usize },
+    FieldTooLong {
+        /// Which field (`name`, `text`...).
+        field: &'static str,
+        /// Its length in characters.
+        chars: usize,
+    },
     /// A transport that is not exactly 3 characters.
     #[error("transport {0:?} is not 3 characters")]
     BadTransport(String),
@@ -32,9 +37,13 @@ pub(crate) fn put_field(out: &mut Vec<u8>, field: &'static str, s: &str) -> Resu
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(untagged)]
 pub enum Message {
+    /// A request `1xx`.
     Request(Request),
+    /// A confirm `2xx`.
     Confirm(Confirm),
+    /// An update `3xx`.
     Update(Update),
+    /// An error `4TTE`.
     Error(ErrorCode),
 }
 

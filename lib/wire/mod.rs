@@ -1,4 +1,4 @@
-//! The chat wire protocol of `PROTOCOL.md`, as pure data: no sockets, no async.
+//! The chat wire protocol of [`protocol`](crate::protocol), as pure data: no sockets, no async.
 //!
 //! # Layout
 //! - [`Request`] (`1xx`, client → server), [`Confirm`] (`2xx`), [`Update`]

@@ -8,7 +8,9 @@ use super::message::{EncodeError, put_field};
 #[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Transport {
+    /// `TCP`.
     Tcp,
+    /// `UDP`: classic go-back-N, or the fast mode when both sides are chatctl.
     Udp,
     /// Any other 3 characters; the server answers `4063`.
     Other(String),
@@ -38,19 +40,35 @@ impl Transport {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Request {
     /// `100` XX name
-    Join { name: String },
+    Join {
+        /// The name to join as.
+        name: String,
+    },
     /// `101`
     Leave,
     /// `102`
     Users,
     /// `103` XX target YY text
-    Whisper { to: String, text: String },
+    Whisper {
+        /// The target user.
+        to: String,
+        /// The message.
+        text: String,
+    },
     /// `104` YY text
-    Broadcast { text: String },
+    Broadcast {
+        /// The message.
+        text: String,
+    },
     /// `105`
     Files,
     /// `106` T XX filename
-    Download { transport: Transport, file: String },
+    Download {
+        /// How the file is to travel.
+        transport: Transport,
+        /// The file, as listed by `205`.
+        file: String,
+    },
 }
 
 impl Request {

@@ -9,13 +9,29 @@ use super::message::{EncodeError, put_field};
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Update {
     /// `300` XX name
-    Joined { name: String },
+    Joined {
+        /// Who joined.
+        name: String,
+    },
     /// `301` XX name
-    Left { name: String },
+    Left {
+        /// Who left.
+        name: String,
+    },
     /// `303` XX from YY text
-    Whisper { from: String, text: String },
+    Whisper {
+        /// The sender.
+        from: String,
+        /// The message.
+        text: String,
+    },
     /// `304` XX from YY text
-    Broadcast { from: String, text: String },
+    Broadcast {
+        /// The sender.
+        from: String,
+        /// The message.
+        text: String,
+    },
 }
 
 impl Update {

@@ -1,5 +1,6 @@
 //! Pluggable congestion control: a [`Controller`] trait and one file per
-//! algorithm; NewReno and CUBIC share the loss-based rules of
+//! algorithm: [`bbr`] (model based, the default), [`cubic`] and [`newreno`].
+//! NewReno and CUBIC share the loss-based rules of
 //! [`loss_based`] and differ only in their [`loss_based::Growth`]. The fast
 //! sender asks the controller for its window and paces at the controller's
 //! [`Controller::pacing_rate`] when it has one (BBR), else at `window / SRTT`

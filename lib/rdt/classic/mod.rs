@@ -1,4 +1,4 @@
-//! Classic go-back-N, the reference implementation's RDT (PROTOCOL.md §5).
+//! Classic go-back-N, the reference implementation's RDT ([protocol](crate::protocol) §5).
 //!
 //! Wire format, all ASCII:
 //! - hello (receiver → sender, first datagram): the window `W` in decimal, e.g. `20`;
@@ -45,6 +45,7 @@ pub struct Data<'a> {
     pub last: bool,
     /// Sequence number, `0..=W`.
     pub seq: u8,
+    /// The file's bytes: at most [`CHUNK`], empty only for an empty file.
     pub payload: &'a [u8],
 }
 

@@ -1,4 +1,4 @@
-//! The classic go-back-N receiver (PROTOCOL.md §5) as a pure state machine.
+//! The classic go-back-N receiver ([protocol](crate::protocol) §5) as a pure state machine.
 //!
 //! Datagrams go in, ACK datagrams and in-order file bytes come out; there are
 //! no sockets and no clock, so the socket driver in
@@ -14,9 +14,19 @@ pub enum Event<'a> {
     /// The datagram was not a data datagram: ignore it, send nothing.
     Ignored,
     /// In-order data: append `payload` to the file and send `ack`.
-    Deliver { payload: &'a [u8], ack: Vec<u8>, last: bool },
+    Deliver {
+        /// The next bytes of the file.
+        payload: &'a [u8],
+        /// The ACK datagram to send.
+        ack: Vec<u8>,
+        /// This was the file's last packet.
+        last: bool,
+    },
     /// Out of order or a duplicate: send `ack` again (the last one), nothing to write.
-    Repeat { ack: Option<Vec<u8>> },
+    Repeat {
+        /// The last ACK, `None` before the first in-order packet.
+        ack: Option<Vec<u8>>,
+    },
 }
 
 /// A classic go-back-N receiver with window `W` (sequence numbers mod `W + 1`).

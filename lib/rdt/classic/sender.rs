@@ -5,7 +5,7 @@
 //! [`Sender::poll_transmit`], sleep until [`Sender::poll_timeout`] and then call
 //! [`Sender::handle_timeout`]; stop when [`Sender::is_done`].
 //!
-//! Differences from the reference sender, as PROTOCOL.md §5 asks:
+//! Differences from the reference sender, as [protocol](crate::protocol) §5 asks:
 //! - the retransmission timeout adapts (RFC 6298: SRTT/RTTVAR, Karn's rule,
 //!   exponential backoff) between [`MIN_RTO`] and [`MAX_RTO`] instead of a fixed 2 s;
 //! - ACKs are cumulative: any ACK inside the flight slides the window that far,
@@ -501,7 +501,7 @@ mod tests {
         }
     }
 
-    /// A model of the reference sender (PROTOCOL.md §5): fixed 2 s timeout,
+    /// A model of the reference sender ([protocol](crate::protocol) §5): fixed 2 s timeout,
     /// only the expected ACK slides the window (by one, growing it by one),
     /// a timeout halves the window and resends from the first unacknowledged
     /// packet. Used as the yardstick for "promptly".

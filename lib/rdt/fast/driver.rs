@@ -71,7 +71,9 @@ pub enum RdtError {
     /// The UDP socket failed.
     #[error("UDP socket: {what}")]
     Socket {
+        /// The operation that failed.
         what: &'static str,
+        /// Why.
         #[source]
         source: io::Error,
     },
@@ -83,7 +85,12 @@ pub enum RdtError {
     Recv(#[from] RecvError),
     /// The hello came from an address other than the one allowed.
     #[error("hello from {from}, expected {allowed}")]
-    Address { from: SocketAddr, allowed: IpAddr },
+    Address {
+        /// Where the hello came from.
+        from: SocketAddr,
+        /// The address that asked for the file.
+        allowed: IpAddr,
+    },
     /// Stopped from outside (future dropped, server shutdown).
     #[error("transfer cancelled")]
     Cancelled,

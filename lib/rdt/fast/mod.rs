@@ -1,7 +1,7 @@
 //! The fast mode: chatctl's own reliable UDP, negotiated over the classic
 //! hello so either peer may be the reference implementation.
 //!
-//! # Negotiation (PROTOCOL.md §5, §8)
+//! # Negotiation ([protocol](crate::protocol) §5, §6)
 //! The receiver's first datagram is the classic hello, written so the
 //! reference's Python `int()` reads it as window 98: the ASCII `0098`
 //! followed by spaces up to [`HELLO_LEN`] bytes. A classic sender (the
@@ -115,7 +115,7 @@ pub struct Config {
     /// count as congestion). The receiver accepts any size up to 65,507.
     pub probe_datagrams: Vec<usize>,
     /// Whether the path may be probed for larger datagrams: when false,
-    /// [`Config::for_path`](crate::rdt::fast::driver) keeps `max_datagram` even
+    /// [`Config::for_path`] keeps `max_datagram` even
     /// on loopback and no sizes in `probe_datagrams` are tried. Turn it off to
     /// emulate a 1500-byte-MTU path through a loopback relay.
     pub probe: bool,
@@ -161,17 +161,53 @@ pub fn encode_hello() -> Vec<u8> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Frame<'a> {
     /// Sender's address-validation cookie and the file size.
-    Challenge { cookie: u64, size: u64 },
+    Challenge {
+        /// The value START must echo.
+        cookie: u64,
+        /// The file's size in bytes.
+        size: u64,
+    },
     /// Receiver echoes the cookie, says what it already has and how far the sender may go.
-    Start { cookie: u64, resume: u64, max_data: u64 },
+    Start {
+        /// The CHALLENGE's cookie.
+        cookie: u64,
+        /// The receiver already holds bytes `0..resume`.
+        resume: u64,
+        /// Flow control: the sender sends no byte at or beyond this offset.
+        max_data: u64,
+    },
     /// File bytes at `offset`.
-    Data { pn: u64, offset: u64, payload: &'a [u8] },
+    Data {
+        /// Packet number: new for every DATA, retransmissions included.
+        pn: u64,
+        /// Offset of `payload` in the file.
+        offset: u64,
+        /// The file's bytes.
+        payload: &'a [u8],
+    },
     /// Selective acknowledgement.
-    Ack { largest_pn: u64, delay_us: u32, max_data: u64, ranges: Vec<Range<u64>> },
+    Ack {
+        /// The largest packet number received.
+        largest_pn: u64,
+        /// How long the receiver held that packet before this ACK, in microseconds.
+        delay_us: u32,
+        /// Flow control: the sender sends no byte at or beyond this offset.
+        max_data: u64,
+        /// Byte ranges received, lowest first; at most [`MAX_ACK_RANGES`].
+        ranges: Vec<Range<u64>>,
+    },
     /// Every byte is acknowledged; here is the file's hash.
-    Done { size: u64, hash: [u8; 32] },
+    Done {
+        /// The file's size in bytes.
+        size: u64,
+        /// BLAKE3 of the whole file.
+        hash: [u8; 32],
+    },
     /// The receiver's verdict on the hash.
-    DoneAck { ok: bool },
+    DoneAck {
+        /// Whether the receiver's hash matched.
+        ok: bool,
+    },
     /// The sender's own figures, for the receiver's display.
     Stats(SenderStats),
 }

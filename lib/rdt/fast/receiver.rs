@@ -18,7 +18,9 @@ pub enum RecvError {
     /// Writing or reading back the file failed.
     #[error("writing the file at offset {offset}")]
     Io {
+        /// Where in the file.
         offset: u64,
+        /// Why.
         #[source]
         source: std::io::Error,
     },
@@ -30,7 +32,12 @@ pub enum RecvError {
     HashMismatch,
     /// The sender announced a size other than the one the caller expected.
     #[error("sender announced {got} bytes, expected {expected}")]
-    Size { expected: u64, got: u64 },
+    Size {
+        /// The size the caller expected (from `206`).
+        expected: u64,
+        /// The size in the CHALLENGE.
+        got: u64,
+    },
 }
 
 /// What [`Receiver::handle`] made of a datagram.

@@ -19,7 +19,9 @@ pub enum SendError {
     /// Reading the file failed.
     #[error("reading the file at offset {offset}")]
     Read {
+        /// Where in the file.
         offset: u64,
+        /// Why.
         #[source]
         source: std::io::Error,
     },
@@ -37,17 +39,55 @@ pub enum SendError {
 #[serde(tag = "event", rename_all = "lowercase")]
 pub enum Event {
     /// A DATA datagram left.
-    Send { pn: u64, offset: u64, len: u64, retransmission: bool },
+    Send {
+        /// Its packet number.
+        pn: u64,
+        /// Offset of its bytes in the file.
+        offset: u64,
+        /// Bytes of file it carries.
+        len: u64,
+        /// Whether those bytes were sent before.
+        retransmission: bool,
+    },
     /// An ACK arrived: bytes acknowledged so far, window and RTT after it.
-    Ack { acked: u64, cwnd: u64, srtt_us: u64, in_flight: u64 },
+    Ack {
+        /// File bytes acknowledged so far.
+        acked: u64,
+        /// Congestion window, bytes.
+        cwnd: u64,
+        /// Smoothed RTT, microseconds.
+        srtt_us: u64,
+        /// Bytes in flight.
+        in_flight: u64,
+    },
     /// A packet was declared lost (its bytes will be sent again).
-    Loss { pn: u64, offset: u64, len: u64 },
+    Loss {
+        /// Its packet number.
+        pn: u64,
+        /// Offset of its bytes in the file.
+        offset: u64,
+        /// Bytes of file it carried.
+        len: u64,
+    },
     /// The retransmission timer fired.
-    Rto { rto_us: u64 },
+    Rto {
+        /// The timeout that expired, microseconds.
+        rto_us: u64,
+    },
     /// The congestion window changed.
-    Cwnd { cwnd: u64, slow_start: bool },
+    Cwnd {
+        /// The new window, bytes.
+        cwnd: u64,
+        /// Whether the controller is in slow start.
+        slow_start: bool,
+    },
     /// A path-MTU probe carrying `payload` file bytes was acknowledged (`ok`) or lost.
-    Mtu { payload: u64, ok: bool },
+    Mtu {
+        /// File bytes the probe carried.
+        payload: u64,
+        /// Acknowledged (true) or lost.
+        ok: bool,
+    },
 }
 
 /// Where the transfer stands.
@@ -60,7 +100,10 @@ pub enum State {
     /// Every byte acknowledged; DONE sent, waiting for DONE-ACK.
     Closing,
     /// Finished. `confirmed` is false when the DONE-ACK never came (all data was still acknowledged).
-    Done { confirmed: bool },
+    Done {
+        /// Whether the DONE-ACK came.
+        confirmed: bool,
+    },
     /// Failed; see [`Sender::take_error`].
     Failed,
 }
