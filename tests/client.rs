@@ -480,3 +480,169 @@ fn join_on_a_pseudo_terminal() {
     assert!(stdout.contains("BOB\r\n") || stdout.contains("BOB\n"), "no user list: {stdout}");
     assert!(stdout.contains("BOB: pong\\u{1b}[31m"), "no escaped update: {stdout}");
 }
+
+// ---- a server that binds its ports like the reference (issue 13) ----
+
+/// A port pool like the reference's: the lowest free port is handed out and
+/// marked taken *before* `bind()` (without `SO_REUSEADDR`); when the bind
+/// fails, the port leaks and the request gets no answer at all.
+#[derive(Clone)]
+struct RefPool(Arc<Mutex<Vec<(u16, bool)>>>);
+
+impl RefPool {
+    fn new(n: usize) -> Self {
+        // Ports the OS found free; held by nobody until a join or download binds them.
+        let ports = (0..n).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port());
+        RefPool(Arc::new(Mutex::new(ports.map(|p| (p, true)).collect())))
+    }
+
+    /// Takes the lowest free port and binds it: `None` when the bind failed (the port leaks).
+    fn bind(&self) -> Option<TcpListener> {
+        let port = {
+            let mut pool = self.0.lock().unwrap();
+            let slot = pool.iter_mut().find(|(_, free)| *free)?;
+            slot.1 = false;
+            slot.0
+        };
+        let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        sock.bind(&addr.into()).ok()?;
+        sock.listen(1).unwrap();
+        sock.set_nonblocking(true).unwrap();
+        Some(TcpListener::from_std(sock.into()).unwrap())
+    }
+
+    fn release(&self, port: u16) {
+        self.0.lock().unwrap().iter_mut().filter(|(p, _)| *p == port).for_each(|s| s.1 = true);
+    }
+}
+
+/// Joins, user lists, TCP downloads of `big.bin` and leaves, with the
+/// reference's close order: on `101` it closes its side of the update
+/// connection first and then frees the port; after a TCP download it closes
+/// the transfer connection first. Unless the client has already shut down its
+/// sending side, the server's side of that connection sits in TIME_WAIT and
+/// the next bind of the same port fails.
+async fn time_wait_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let pool = RefPool::new(2);
+    tokio::spawn(async move {
+        while let Ok((s, _)) = listener.accept().await {
+            tokio::spawn(time_wait_main(s, pool.clone()));
+        }
+    });
+    addr
+}
+
+async fn time_wait_main(mut s: TcpStream, pool: RefPool) {
+    let mut dec = Decoder::new(Direction::ToServer);
+    let mut update: Option<(TcpStream, u16)> = None;
+    let mut buf = [0u8; 1024];
+    loop {
+        let n = match s.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        dec.feed(&buf[..n]);
+        while let Ok(Some(Message::Request(req))) = dec.next_message() {
+            let reply: Message = match req {
+                Request::Join { name } => {
+                    let Some(l) = pool.bind() else { continue }; // the handler "dies": no answer
+                    let port = l.local_addr().unwrap().port();
+                    s.write_all(&bytes(Confirm::Joined { name, port })).await.unwrap();
+                    update = Some((l.accept().await.unwrap().0, port));
+                    continue;
+                }
+                Request::Users => Confirm::Users { users: Vec::new() }.into(),
+                Request::Download { file, .. } => {
+                    let data = files()[&file].clone();
+                    let Some(l) = pool.bind() else { continue };
+                    let port = l.local_addr().unwrap().port();
+                    let pool = pool.clone();
+                    tokio::spawn(async move {
+                        let (mut t, _) = l.accept().await.unwrap();
+                        t.write_all(&data).await.unwrap();
+                        drop(t);
+                        pool.release(port);
+                    });
+                    Confirm::Download { size: files()[&file].len() as u64, port }.into()
+                }
+                Request::Leave => {
+                    if let Some((u, port)) = update.take() {
+                        drop(u);
+                        pool.release(port);
+                    }
+                    Confirm::Left.into()
+                }
+                other => panic!("the fake does not serve {other:?}"),
+            };
+            s.write_all(&bytes(reply)).await.unwrap();
+        }
+    }
+}
+
+/// Issue 13: against a server that reuses its ports like the reference, every
+/// second join (and download) hung until the client shut down its sending
+/// side of the update (and transfer) connection, moving TIME_WAIT to itself.
+#[tokio::test]
+async fn twenty_rejoins_and_tcp_downloads_against_ports_in_time_wait() {
+    let addr = time_wait_server().await.to_string();
+    let t = Duration::from_secs(2);
+    for i in 0..20 {
+        let (s, _u) = Session::join(&addr, "ALICE", t).await.unwrap_or_else(|e| panic!("join {}: {e}", i + 1));
+        assert_eq!(s.users().await.unwrap(), Vec::<String>::new());
+        s.leave().await.unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (s, _u) = Session::join(&addr, "ALICE", t).await.unwrap();
+    for i in 0..20 {
+        let target = dir.path().join(format!("big-{i}"));
+        let r = s.download("big.bin", Transport::Tcp, &target, false, |_, _| {}).await;
+        r.unwrap_or_else(|e| panic!("download {}: {e}", i + 1));
+        assert_eq!(std::fs::read(&target).unwrap(), files()["big.bin"], "download {}", i + 1);
+    }
+    s.leave().await.unwrap();
+}
+
+/// The other side of the half-close: `chatctl serve` never reads the update
+/// connection, so a client that shut down its sending side right after
+/// connecting stays in the room and keeps getting its updates.
+#[tokio::test]
+async fn serve_keeps_a_user_whose_update_connection_is_half_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = common::server(dir.path());
+    let mut main = TcpStream::connect(addr).await.unwrap();
+    main.write_all(&bytes(Request::Join { name: "ALICE".into() })).await.unwrap();
+    let mut dec = Decoder::new(Direction::ToClient);
+    let mut buf = [0u8; 1024];
+    let port = loop {
+        if let Some(Message::Confirm(Confirm::Joined { port, .. })) = dec.next_message().unwrap() {
+            break port;
+        }
+        let n = main.read(&mut buf).await.unwrap();
+        assert_ne!(n, 0, "no answer to join");
+        dec.feed(&buf[..n]);
+    };
+    let mut update = TcpStream::connect((addr.ip(), port)).await.unwrap();
+    update.shutdown().await.unwrap(); // FIN at once, as the client does
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (bob, _u) = Session::join(&addr.to_string(), "BOB", T).await.unwrap();
+    assert_eq!(bob.users().await.unwrap(), ["ALICE"], "the half-closed user is still in the room");
+    bob.broadcast("hi").await.unwrap();
+    let mut got = Vec::new();
+    while got.len()
+        < bytes(Update::Joined { name: "BOB".into() }).len()
+            + bytes(Update::Broadcast { from: "BOB".into(), text: "hi".into() }).len()
+    {
+        let n = tokio::time::timeout(T, update.read(&mut buf)).await.unwrap().unwrap();
+        assert_ne!(n, 0, "the server closed the half-closed update connection");
+        got.extend_from_slice(&buf[..n]);
+    }
+    let mut dec = Decoder::new(Direction::ToClient);
+    dec.feed(&got);
+    assert_eq!(dec.next_message().unwrap(), Some(Message::Update(Update::Joined { name: "BOB".into() })));
+    let hi = Update::Broadcast { from: "BOB".into(), text: "hi".into() };
+    assert_eq!(dec.next_message().unwrap(), Some(Message::Update(hi)));
+    bob.leave().await.unwrap();
+}

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UdpSocket;
 
-use super::{ClientError, Session, connect_retry};
+use super::{ClientError, Session, connect_retry, half_close};
 use crate::rdt::classic::receiver::{Event, Receiver};
 use crate::rdt::classic::{CHUNK, MAX_WINDOW};
 use crate::rdt::fast::driver::{self, Expect, ReceiveReport, Tracer};
@@ -301,6 +301,7 @@ async fn tcp(
     progress: &mut (impl FnMut(&Progress) + Send),
 ) -> Result<(), String> {
     let mut stream = connect_retry(peer, timeout).await.map_err(|e| e.to_string())?;
+    half_close(&stream);
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         let n = match tokio::time::timeout(timeout, stream.read(&mut buf)).await {

@@ -114,6 +114,17 @@ async fn connect_retry(addr: SocketAddr, timeout: Duration) -> Result<TcpStream,
     }
 }
 
+/// Shuts down the sending side of a connection the client only reads (the
+/// update connection, a TCP download). The client never writes there, and the
+/// FIN it sends first makes its own side, not the server's, wait in
+/// TIME_WAIT: the reference server binds the same port again for the next
+/// join or download without `SO_REUSEADDR`, and fails while its side of the
+/// previous connection is in TIME_WAIT (PROTOCOL.md §8). A failure is ignored:
+/// the connection still works for reading.
+fn half_close(stream: &TcpStream) {
+    let _ = socket2::SockRef::from(stream).shutdown(std::net::Shutdown::Write);
+}
+
 /// A joined session: owns the main connection; the update connection feeds
 /// the [`Updates`] returned with it. Methods take `&self`, so an `Arc<Session>`
 /// can serve a chat and background downloads at once (requests are serialized).
@@ -163,6 +174,7 @@ impl Session {
             other => return Err(unexpected(other)),
         };
         let update = connect_retry(SocketAddr::new(addr.ip(), port), timeout).await?;
+        half_close(&update);
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(read_updates(Framed::new(update), tx));
         Ok((Session { main: Mutex::new(main), server: addr, name: name.to_string(), timeout }, Updates { rx }))
