@@ -1,0 +1,309 @@
+//! Interop with the original implementation (the Python project PROTOCOL.md
+//! describes), run for real: its server against chatctl's one-shot commands,
+//! and its client against `chatctl serve`.
+//!
+//! Runs when `CHATCTL_REFERENCE` names a checkout of the original (the folder
+//! holding `Server/` and `Client/`); it needs root and `ip`, and Python 3.9
+//! (`CHATCTL_REFERENCE_PYTHON`, default `python` with `PYENV_VERSION=3.9.18`
+//! unless already set). Otherwise every test says plainly that it skipped and
+//! passes. The original's ports are fixed (13337, 55000–55030), so each test
+//! runs its peers in a private network namespace of its own (loopback only,
+//! deleted at the end); the tests take turns, since every client that left
+//! the original server keeps a CPU core busy until the server is stopped.
+//!
+//! Nothing of the original is copied into this repository: its files are
+//! copied into each test's temporary folder and run from there.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+mod common;
+
+const CHATCTL: &str = env!("CARGO_BIN_EXE_chatctl");
+/// How many times each one-shot command runs in a row.
+const RUNS: usize = 20;
+/// How many times `fetch --udp` and `fetch --tcp` run in a row.
+const FETCH_RUNS: usize = 5;
+
+/// One reference peer at a time (see the module docs).
+static TURN: Mutex<()> = Mutex::new(());
+
+/// The original's checkout, or `None` (with the reason printed) when this suite cannot run here.
+fn reference() -> Option<PathBuf> {
+    let skip = |why: &str| {
+        eprintln!("interop: SKIPPED: {why}");
+        None
+    };
+    let Some(dir) = std::env::var_os("CHATCTL_REFERENCE") else {
+        return skip("CHATCTL_REFERENCE is not set (point it at a checkout of the original implementation)");
+    };
+    let dir = PathBuf::from(dir);
+    if !dir.join("Server/Server.py").is_file() || !dir.join("Client/GUI.py").is_file() {
+        return skip(&format!("{} holds no Server/Server.py and Client/GUI.py", dir.display()));
+    }
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return skip("not root (network namespaces need it)");
+    }
+    if Command::new("ip").arg("-V").output().is_err() {
+        return skip("no `ip` command");
+    }
+    if !python().args(["-c", "import sys; assert sys.version_info[:2] == (3, 9)"]).status().is_ok_and(|s| s.success()) {
+        return skip("no Python 3.9 (set CHATCTL_REFERENCE_PYTHON)");
+    }
+    Some(dir)
+}
+
+/// The Python that runs the original (it does not run on 3.11 or later).
+fn python_program() -> String {
+    std::env::var("CHATCTL_REFERENCE_PYTHON").unwrap_or_else(|_| "python".into())
+}
+
+/// Selects Python 3.9 through pyenv unless the caller chose already.
+fn pyenv(c: &mut Command) -> &mut Command {
+    if std::env::var_os("PYENV_VERSION").is_none() {
+        c.env("PYENV_VERSION", "3.9.18");
+    }
+    c
+}
+
+fn python() -> Command {
+    let mut c = Command::new(python_program());
+    pyenv(&mut c);
+    c
+}
+
+/// A private network namespace with loopback up; its processes are killed
+/// and the namespace deleted on drop.
+struct Netns {
+    name: String,
+    children: Vec<Child>,
+}
+
+impl Netns {
+    fn new() -> Netns {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let name = format!("chatctl-interop-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
+        run(Command::new("ip").args(["netns", "add", &name]));
+        let ns = Netns { name, children: Vec::new() };
+        run(Command::new("ip").args(["-n", &ns.name, "link", "set", "lo", "up"]));
+        ns
+    }
+
+    /// `program` run inside the namespace.
+    fn cmd(&self, program: &str) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.name, program]);
+        c
+    }
+
+    /// `chatctl -n NAME --timeout 10s ARGS…` against the server in the namespace.
+    fn chatctl(&self, name: &str, args: &[&str]) -> Output {
+        let mut c = self.cmd(CHATCTL);
+        c.args(["-s", "127.0.0.1:13337", "-n", name, "--timeout", "10s", "--color", "never"]).args(args);
+        c.env_remove("CHATCTL_NAME").env_remove("CHATCTL_SERVER");
+        c.output().unwrap()
+    }
+
+    /// Starts `c` and keeps it until the namespace goes.
+    fn spawn(&mut self, c: &mut Command) -> &mut Child {
+        self.children.push(c.spawn().unwrap());
+        self.children.last_mut().unwrap()
+    }
+
+    /// Waits until something listens on TCP `port` in the namespace.
+    fn wait_listening(&self, port: u16, log: &Path) {
+        let end = Instant::now() + Duration::from_secs(20);
+        loop {
+            let out = self.cmd("ss").args(["-Hltn", &format!("sport = :{port}")]).output().unwrap();
+            if !out.stdout.is_empty() {
+                return;
+            }
+            assert!(Instant::now() < end, "nothing listens on {port}; log:\n{}", read_log(log));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+    }
+}
+
+fn run(c: &mut Command) {
+    let out = c.output().unwrap();
+    assert!(out.status.success(), "{c:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn read_log(p: &Path) -> String {
+    let s = std::fs::read_to_string(p).unwrap_or_default();
+    s[s.len().saturating_sub(4000)..].to_string()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// What a test serves: a 200 kB file whose last byte is 130 (not a multiple
+/// of the 1000-byte chunk) and a short text.
+fn served_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut big = common::data(200_001, 13);
+    *big.last_mut().unwrap() = 130;
+    let files = vec![("data.bin".to_string(), big), ("notes.txt".to_string(), b"hello from the files folder\n".to_vec())];
+    std::fs::create_dir_all(dir).unwrap();
+    for (n, d) in &files {
+        std::fs::write(dir.join(n), d).unwrap();
+    }
+    files
+}
+
+/// The original server, from a copy of its `Server/` folder (its files come
+/// from `./Files`), in a fresh namespace. Its stdout (a blank line per spin
+/// of every departed client's thread) is discarded; stderr is kept.
+struct RefServer {
+    ns: Netns,
+    files: Vec<(String, Vec<u8>)>,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl RefServer {
+    fn start(reference: &Path) -> RefServer {
+        let dir = tempfile::tempdir().unwrap();
+        let server = dir.path().join("Server");
+        std::fs::create_dir(&server).unwrap();
+        for e in std::fs::read_dir(reference.join("Server")).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "py") {
+                std::fs::copy(&p, server.join(p.file_name().unwrap())).unwrap();
+            }
+        }
+        let files = served_files(&server.join("Files"));
+        let log = dir.path().join("server.log");
+        let mut ns = Netns::new();
+        let mut c = ns.cmd(&python_program());
+        pyenv(&mut c).arg("main.py").current_dir(&server);
+        c.stdout(Stdio::null()).stderr(std::fs::File::create(&log).unwrap());
+        ns.spawn(&mut c);
+        ns.wait_listening(13337, &log);
+        RefServer { ns, files, log, _dir: dir }
+    }
+
+    /// A `chatctl join --json` in pipe mode, as the user `name`, reading its
+    /// output on a thread; `BOB` for the one-shot commands to talk to.
+    fn listener(&mut self, name: &str) -> Listener {
+        let mut c = self.ns.cmd(CHATCTL);
+        c.args(["-s", "127.0.0.1:13337", "-n", name, "--timeout", "10s", "--json", "join"]);
+        c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit());
+        let mut l = Listener::new(self.ns.spawn(&mut c));
+        // Input is read once the join is complete: the answer says BOB is in.
+        l.send("/users");
+        l.until("user list", |v| v["kind"] == "users");
+        l
+    }
+}
+
+/// A chatctl `join --json` session: its input and its output lines.
+struct Listener {
+    stdin: Option<ChildStdin>,
+    lines: mpsc::Receiver<serde_json::Value>,
+}
+
+impl Listener {
+    fn new(child: &mut Child) -> Listener {
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for l in BufReader::new(stdout).lines() {
+                let Ok(l) = l else { return };
+                let v = serde_json::from_str(&l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
+                if tx.send(v).is_err() {
+                    return;
+                }
+            }
+        });
+        Listener { stdin: child.stdin.take(), lines }
+    }
+
+    /// Output lines until one satisfies `f` (that one included).
+    fn until(&self, what: &str, f: impl Fn(&serde_json::Value) -> bool) -> Vec<serde_json::Value> {
+        let end = Instant::now() + Duration::from_secs(30);
+        let mut seen = Vec::new();
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(v) => {
+                    let done = f(&v);
+                    seen.push(v);
+                    if done {
+                        return seen;
+                    }
+                }
+                Err(_) => panic!("no {what} in the listener's output; got {seen:?}"),
+            }
+        }
+    }
+
+    fn send(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().unwrap();
+        writeln!(stdin, "{line}").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// Ends the session (end of input leaves the room).
+    fn leave(&mut self) {
+        self.stdin = None;
+    }
+}
+
+fn is(v: &serde_json::Value, kind: &str, key: &str, value: &str) -> bool {
+    v["kind"] == kind && v[key] == value
+}
+
+/// Runs `check` `n` times in a row; panics with the count that worked.
+fn in_a_row(what: &str, n: usize, log: &Path, mut check: impl FnMut(usize) -> Result<(), String>) {
+    for i in 0..n {
+        if let Err(e) = check(i) {
+            panic!("{what}: {i} of {n} worked, then: {e}\nserver stderr:\n{}", read_log(log));
+        }
+    }
+    eprintln!("interop: {what}: {n} of {n}");
+}
+
+fn ok(out: &Output) -> Result<String, String> {
+    if out.status.success() {
+        Ok(text(&out.stdout))
+    } else {
+        Err(format!("exit {:?}: {}", out.status.code(), text(&out.stderr)))
+    }
+}
+
+#[test]
+fn list_and_list_files_against_the_reference_server() {
+    let Some(reference) = reference() else { return };
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let mut srv = RefServer::start(&reference);
+    let _bob = srv.listener("BOB");
+    let log = srv.log.clone();
+    in_a_row("list", RUNS, &log, |_| {
+        let out = ok(&srv.ns.chatctl("ALICE", &["list"]))?;
+        if out == "BOB\n" { Ok(()) } else { Err(format!("stdout {out:?}, want BOB")) }
+    });
+    let mut want: Vec<String> = srv.files.iter().map(|(n, _)| format!("{n}\n")).collect();
+    want.sort();
+    in_a_row("list --files", RUNS, &log, |_| {
+        let out = ok(&srv.ns.chatctl("ALICE", &["list", "--files"]))?;
+        let mut got: Vec<String> = out.split_inclusive('\n').map(str::to_string).collect();
+        got.sort();
+        if got == want { Ok(()) } else { Err(format!("stdout {out:?}, want {want:?}")) }
+    });
+}
