@@ -151,6 +151,14 @@ async fn serve_main(mut s: TcpStream, room: Room, files: Arc<HashMap<String, Vec
                 }
                 Request::Download { transport, file } => match files.get(&file) {
                     None if file == "SILENT" => None, // the reference's handler thread dies
+                    None if file == "STRICT" => {
+                        // big.bin from a sender that takes ACKs only in order, as the reference's does.
+                        let data = files["big.bin"].clone();
+                        let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+                        let port = sock.local_addr().unwrap().port();
+                        tokio::spawn(async move { strict_gbn_send(sock, &data).await });
+                        Some(Confirm::Download { size: files["big.bin"].len() as u64, port }.into())
+                    }
                     None => Some(ErrorCode::NO_SUCH_FILE.into()),
                     Some(data) => {
                         let data = data.clone();
@@ -244,7 +252,57 @@ async fn gbn_send(sock: UdpSocket, data: &[u8], seed: u64) {
     }
 }
 
+/// The reference's go-back-N sender, as far as ACKs go: its window is the
+/// hello read as a number (the fast hello reads as 98), and it takes only the
+/// ACK of the oldest packet in flight; any other ACK is ignored, so a
+/// receiver that drops one ACK stalls it for good. No losses.
+async fn strict_gbn_send(sock: UdpSocket, data: &[u8]) {
+    let mut buf = [0u8; 2048];
+    let (n, peer) = sock.recv_from(&mut buf).await.unwrap();
+    let w: usize = std::str::from_utf8(&buf[..n]).unwrap().trim().parse().unwrap();
+    let chunks: Vec<&[u8]> = data.chunks(CHUNK).collect();
+    let (mut base, mut next) = (0usize, 0usize);
+    let mut out = Vec::new();
+    while base < chunks.len() {
+        while next < base + w && next < chunks.len() {
+            out.clear();
+            Data { last: next == chunks.len() - 1, seq: (next % (w + 1)) as u8, payload: chunks[next] }
+                .encode(&mut out);
+            sock.send_to(&out, peer).await.unwrap();
+            next += 1;
+        }
+        match tokio::time::timeout(Duration::from_millis(200), sock.recv_from(&mut buf)).await {
+            Ok(Ok((n, _))) if parse_ack(&buf[..n]) == Some(((base + 1) % (w + 1)) as u8) => base += 1,
+            Ok(_) => {}
+            Err(_) => next = base,
+        }
+    }
+}
+
 const T: Duration = Duration::from_secs(5);
+
+/// Interop with the reference: after a fast hello answered with classic data,
+/// the classic receiver ACKed the data that had already arrived on a socket
+/// tokio had not yet seen writable, so the first ACK was silently dropped and
+/// the reference's sender (which ignores every ACK but the next in order)
+/// retransmitted forever: every other `fetch` hung.
+#[tokio::test]
+async fn fast_hello_fallback_acks_every_packet_for_a_strict_classic_sender() {
+    let addr = fake_server().await.to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let (s, _u) = Session::join(&addr, "ALICE", T).await.unwrap();
+    for i in 0..5 {
+        let target = dir.path().join(format!("strict-{i}"));
+        let r = tokio::time::timeout(
+            Duration::from_secs(20),
+            s.download("STRICT", Transport::Udp, &target, false, |_, _| {}),
+        );
+        let r = r.await.unwrap_or_else(|_| panic!("download {} stalled", i + 1)).unwrap();
+        assert_eq!(r.udp_mode, Some("classic"));
+        assert_eq!(std::fs::read(&target).unwrap(), files()["big.bin"]);
+    }
+    s.leave().await.unwrap();
+}
 
 #[tokio::test]
 async fn join_users_whisper_broadcast_updates_leave() {

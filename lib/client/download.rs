@@ -458,16 +458,20 @@ async fn udp_classic(
 ) -> Result<(), String> {
     let mut rx = udp_receiver();
     let hello = rx.hello();
-    let send = |sock: &UdpSocket, d: Vec<u8>| {
-        // A lost ACK is repaired by the sender's retransmission.
-        let _ = sock.try_send_to(&d, peer);
-    };
+    // Every ACK really goes out: `try_send_to` on the socket just handed
+    // over from the fast driver fails (tokio has not seen it writable yet),
+    // and the reference sender takes only the next ACK in order: the
+    // transfer never recovers from a missing one. A failed send is left to
+    // the sender's retransmission.
+    async fn send(sock: &UdpSocket, d: Vec<u8>, peer: SocketAddr) {
+        let _ = sock.send_to(&d, peer).await;
+    }
     let mut buf = vec![0u8; CHUNK + 64];
     let mut last_data = tokio::time::Instant::now();
     let mut got_data = false;
     let mut pending = std::collections::VecDeque::from(first);
     if pending.is_empty() {
-        send(&sock, hello.clone());
+        send(&sock, hello.clone(), peer).await;
     }
     while !rx.is_done() {
         let wait = if got_data { timeout } else { HELLO_REPEAT };
@@ -481,7 +485,7 @@ async fn udp_classic(
                     if last_data.elapsed() >= timeout {
                         return Err(format!("no data for {}", humantime::format_duration(timeout)));
                     }
-                    send(&sock, hello.clone());
+                    send(&sock, hello.clone(), peer).await;
                     continue;
                 }
                 Err(_) => return Err(format!("no data for {}", humantime::format_duration(timeout))),
@@ -499,7 +503,7 @@ async fn udp_classic(
             Event::Repeat { ack } => {
                 got_data = true;
                 if let Some(ack) = ack {
-                    send(&sock, ack);
+                    send(&sock, ack, peer).await;
                 }
             }
             Event::Deliver { payload, ack, last } => {
@@ -513,10 +517,10 @@ async fn udp_classic(
                 if last {
                     // The final ACK ends the sender; send it a few times in case one is lost.
                     for _ in 0..3 {
-                        send(&sock, ack.clone());
+                        send(&sock, ack.clone(), peer).await;
                     }
                 } else {
-                    send(&sock, ack);
+                    send(&sock, ack, peer).await;
                 }
             }
         }
