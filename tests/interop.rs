@@ -158,7 +158,8 @@ fn text(b: &[u8]) -> String {
 fn served_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
     let mut big = common::data(200_001, 13);
     *big.last_mut().unwrap() = 130;
-    let files = vec![("data.bin".to_string(), big), ("notes.txt".to_string(), b"hello from the files folder\n".to_vec())];
+    let files =
+        vec![("data.bin".to_string(), big), ("notes.txt".to_string(), b"hello from the files folder\n".to_vec())];
     std::fs::create_dir_all(dir).unwrap();
     for (n, d) in &files {
         std::fs::write(dir.join(n), d).unwrap();
@@ -306,4 +307,66 @@ fn list_and_list_files_against_the_reference_server() {
         got.sort();
         if got == want { Ok(()) } else { Err(format!("stdout {out:?}, want {want:?}")) }
     });
+}
+
+#[test]
+fn say_and_whisper_against_the_reference_server() {
+    let Some(reference) = reference() else { return };
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let mut srv = RefServer::start(&reference);
+    let mut bob = srv.listener("BOB");
+    let log = srv.log.clone();
+    in_a_row("say", RUNS, &log, |i| {
+        let msg = format!("hello {i}, ünïcode ✓");
+        let out = ok(&srv.ns.chatctl("ALICE", &["say", "--json", &msg]))?;
+        let want = serde_json::json!({ "text": msg, "to": ["BOB"] }).to_string() + "\n";
+        if out != want {
+            return Err(format!("stdout {out:?}, want {want:?}"));
+        }
+        bob.until(&format!("broadcast {i}"), |v| is(v, "broadcast", "text", &msg));
+        Ok(())
+    });
+    in_a_row("whisper", RUNS, &log, |i| {
+        let msg = format!("psst {i}");
+        ok(&srv.ns.chatctl("ALICE", &["whisper", "BOB", &msg]))?;
+        let seen = bob.until(&format!("whisper {i}"), |v| is(v, "whisper", "text", &msg));
+        let got = seen.last().unwrap();
+        if got["from"] == "ALICE" { Ok(()) } else { Err(format!("whisper from {}", got["from"])) }
+    });
+    // Refusals come through with their exit codes.
+    let out = srv.ns.chatctl("ALICE", &["whisper", "EVE", "anyone?"]);
+    assert_eq!(out.status.code(), Some(i32::from(chatctl::exit::Exit::NoSuchUser.code())), "{}", text(&out.stderr));
+    let out = srv.ns.chatctl("BOB", &["list"]);
+    assert_eq!(out.status.code(), Some(i32::from(chatctl::exit::Exit::NameTaken.code())), "{}", text(&out.stderr));
+    bob.leave();
+}
+
+#[test]
+fn fetch_against_the_reference_server() {
+    let Some(reference) = reference() else { return };
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let srv = RefServer::start(&reference);
+    let out_dir = tempfile::tempdir().unwrap();
+    let mut n = 0;
+    let mut fetch = |transport: Option<&str>| -> Result<(), String> {
+        n += 1;
+        let target = out_dir.path().join(format!("data-{n}.bin"));
+        let mut args = vec!["fetch", "--json", "data.bin", "-o", target.to_str().unwrap()];
+        args.extend(transport);
+        let out = ok(&srv.ns.chatctl("ALICE", &args))?;
+        let v: serde_json::Value = serde_json::from_str(&out).map_err(|e| format!("{e}: {out}"))?;
+        let want = &srv.files[0].1;
+        if std::fs::read(&target).map_err(|e| e.to_string())? != *want {
+            return Err(format!("{} differs from the served file", target.display()));
+        }
+        let udp = transport != Some("--tcp");
+        if v["size"] != want.len() || v["last_byte"] != 130 || (udp && v["udp_mode"] != "classic") {
+            return Err(format!("summary {v}"));
+        }
+        Ok(())
+    };
+    let log = srv.log.clone();
+    in_a_row("fetch", RUNS, &log, |_| fetch(None));
+    in_a_row("fetch --udp", FETCH_RUNS, &log, |_| fetch(Some("--udp")));
+    in_a_row("fetch --tcp", FETCH_RUNS, &log, |_| fetch(Some("--tcp")));
 }
