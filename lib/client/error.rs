@@ -34,6 +34,10 @@ pub enum ClientError {
     /// A request could not be encoded (e.g. a name over 99 characters).
     #[error("cannot encode the request")]
     Encode(#[source] EncodeError),
+    /// The peer at the server's address does not speak the chat protocol
+    /// (an HTTP server, say): its first answer, shown escaped.
+    #[error("{addr} is not a chat server: it answered \"{answer}\"")]
+    NotChatServer { addr: String, answer: String },
     /// A well-formed message that does not belong here.
     #[error("protocol error: {0}")]
     Protocol(String),
@@ -67,7 +71,10 @@ impl ClientError {
                 _ => Exit::Protocol,
             },
             ClientError::Timeout { .. } => Exit::Timeout,
-            ClientError::Closed | ClientError::Decode(_) | ClientError::Protocol(_) => Exit::Protocol,
+            ClientError::Closed
+            | ClientError::Decode(_)
+            | ClientError::Protocol(_)
+            | ClientError::NotChatServer { .. } => Exit::Protocol,
             ClientError::Transfer { .. } | ClientError::File { .. } => Exit::TransferFailed,
             ClientError::Io(_) | ClientError::Encode(_) | ClientError::Exists(_) => Exit::Failure,
         }
