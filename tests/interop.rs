@@ -115,6 +115,19 @@ impl Netns {
         self.children.last_mut().unwrap()
     }
 
+    /// A `chatctl join --json` in pipe mode as the user `name`, joined, its
+    /// output read on a thread: `BOB`, whom the other side talks to.
+    fn listener(&mut self, name: &str) -> Listener {
+        let mut c = self.cmd(CHATCTL);
+        c.args(["-s", "127.0.0.1:13337", "-n", name, "--timeout", "10s", "--json", "join"]);
+        c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit());
+        let mut l = Listener::new(self.spawn(&mut c));
+        // Input is read once the join is complete: the answer says BOB is in.
+        l.send("/users");
+        l.until("user list", |v| v["kind"] == "users");
+        l
+    }
+
     /// Waits until something listens on TCP `port` in the namespace.
     fn wait_listening(&self, port: u16, log: &Path) {
         let end = Instant::now() + Duration::from_secs(20);
@@ -131,7 +144,7 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        for c in &mut self.children {
+        for c in self.children.iter_mut().rev() {
             let _ = c.kill();
             let _ = c.wait();
         }
@@ -197,19 +210,6 @@ impl RefServer {
         ns.spawn(&mut c);
         ns.wait_listening(13337, &log);
         RefServer { ns, files, log, _dir: dir }
-    }
-
-    /// A `chatctl join --json` in pipe mode, as the user `name`, reading its
-    /// output on a thread; `BOB` for the one-shot commands to talk to.
-    fn listener(&mut self, name: &str) -> Listener {
-        let mut c = self.ns.cmd(CHATCTL);
-        c.args(["-s", "127.0.0.1:13337", "-n", name, "--timeout", "10s", "--json", "join"]);
-        c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit());
-        let mut l = Listener::new(self.ns.spawn(&mut c));
-        // Input is read once the join is complete: the answer says BOB is in.
-        l.send("/users");
-        l.until("user list", |v| v["kind"] == "users");
-        l
     }
 }
 
@@ -293,7 +293,7 @@ fn list_and_list_files_against_the_reference_server() {
     let Some(reference) = reference() else { return };
     let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
     let mut srv = RefServer::start(&reference);
-    let _bob = srv.listener("BOB");
+    let _bob = srv.ns.listener("BOB");
     let log = srv.log.clone();
     in_a_row("list", RUNS, &log, |_| {
         let out = ok(&srv.ns.chatctl("ALICE", &["list"]))?;
@@ -314,7 +314,7 @@ fn say_and_whisper_against_the_reference_server() {
     let Some(reference) = reference() else { return };
     let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
     let mut srv = RefServer::start(&reference);
-    let mut bob = srv.listener("BOB");
+    let mut bob = srv.ns.listener("BOB");
     let log = srv.log.clone();
     in_a_row("say", RUNS, &log, |i| {
         let msg = format!("hello {i}, ünïcode ✓");
@@ -369,4 +369,89 @@ fn fetch_against_the_reference_server() {
     in_a_row("fetch", RUNS, &log, |_| fetch(None));
     in_a_row("fetch --udp", FETCH_RUNS, &log, |_| fetch(Some("--udp")));
     in_a_row("fetch --tcp", FETCH_RUNS, &log, |_| fetch(Some("--tcp")));
+}
+
+/// The original's client (driven through its own GUI methods by
+/// `tests/interop/reference_client.py`, as its buttons would) against
+/// `chatctl serve`, with BOB in the room as a chatctl `join`.
+#[test]
+fn reference_client_against_chatctl_serve() {
+    let Some(reference) = reference() else { return };
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let share = dir.path().join("share");
+    let mut files = served_files(&share);
+    // Its UDP receiver sleeps 2 s every tenth datagram and drops every eleventh: a small file.
+    let mut small = common::data(12_345, 7);
+    *small.last_mut().unwrap() = 130;
+    std::fs::write(share.join("small.bin"), &small).unwrap();
+    files.push(("small.bin".into(), small));
+    let log = dir.path().join("serve.log");
+    let mut ns = Netns::new();
+    let mut serve = ns.cmd(CHATCTL);
+    serve.args(["serve", "--listen", "0.0.0.0:13337", "--files", share.to_str().unwrap()]);
+    serve.stdout(Stdio::null()).stderr(std::fs::File::create(&log).unwrap());
+    ns.spawn(&mut serve);
+    ns.wait_listening(13337, &log);
+    let mut bob = ns.listener("BOB");
+
+    let harness = dir.path().join("reference_client.py");
+    std::fs::write(&harness, include_str!("interop/reference_client.py")).unwrap();
+    let spec = serde_json::json!({
+        "say": "hello everyone, from the original client",
+        "whisper": "psst, BOB",
+        "expect_whisper": "hello alice, from BOB",
+        "downloads": [["data.bin", "TCP"], ["small.bin", "UDP"]],
+    });
+    let mut c = ns.cmd(&python_program());
+    pyenv(&mut c).arg(&harness).arg(reference.join("Client")).args(["127.0.0.1", "alice", "BOB", &spec.to_string()]);
+    c.current_dir(dir.path()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let client = c.spawn().unwrap();
+
+    bob.until("alice joining", |v| is(v, "joined", "name", "alice"));
+    bob.send("@alice hello alice, from BOB");
+    let out = client.wait_with_output().unwrap();
+    let stdout = text(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the reference client failed: {}\n{stdout}\nserve log:\n{}",
+        text(&out.stderr),
+        read_log(&log)
+    );
+    let last = stdout.lines().last().unwrap_or_default();
+    let got: serde_json::Value = serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+
+    let users: Vec<&str> =
+        got["users"].as_array().unwrap().iter().filter_map(|u| u.as_str()).filter(|u| *u != "everyone").collect();
+    assert_eq!(users, ["BOB"], "the user list it read");
+    let mut listed: Vec<&str> = got["files"].as_array().unwrap().iter().filter_map(|f| f.as_str()).collect();
+    listed.sort();
+    let mut want: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
+    want.sort();
+    assert_eq!(listed, want, "the files list it read");
+    for d in got["downloads"].as_array().unwrap() {
+        let name = d["file"].as_str().unwrap();
+        let served = &files.iter().find(|(n, _)| n == name).unwrap().1;
+        let path = d["path"].as_str().unwrap();
+        assert!(std::fs::read(path).unwrap() == *served, "{} download of {name} differs", d["transport"]);
+        eprintln!(
+            "interop: the original client downloaded {name} over {}: {} bytes, exact",
+            d["transport"],
+            served.len()
+        );
+    }
+    assert!(got["files_log"].as_str().unwrap().contains("Last byte of the file is: 130"), "{}", got["files_log"]);
+    assert!(got["chat"].as_str().unwrap().contains("hello alice, from BOB"), "{}", got["chat"]);
+    assert_eq!(got["shown"], serde_json::json!([["askyesnocancel", "Leave Chat"]]), "message boxes it showed");
+
+    let seen = bob.until("alice leaving", |v| is(v, "left", "name", "alice"));
+    assert!(
+        seen.iter()
+            .any(|v| is(v, "broadcast", "text", "hello everyone, from the original client") && v["from"] == "alice"),
+        "{seen:?}"
+    );
+    assert!(seen.iter().any(|v| is(v, "whisper", "text", "psst, BOB") && v["from"] == "alice"), "{seen:?}");
+    eprintln!(
+        "interop: the original client against chatctl serve: join, users, say, whisper, files, TCP and UDP download, a whisper received, leave"
+    );
 }

@@ -9,7 +9,7 @@ label drawn into the chat box) is replaced, by a recording one.
 
 Usage: python reference_client.py CLIENT_DIR SERVER_IP NAME PEER SPEC
 where SPEC is JSON: {"say": str, "whisper": str, "expect_whisper": str,
-"downloads": [[file, "TCP"|"UDP", size], ...]}. Prints one JSON object with
+"downloads": [[file, "TCP"|"UDP"], ...]}. Prints one JSON object with
 what the client saw and exits 0, or exits 1 with the reason on stderr.
 """
 import json
@@ -119,7 +119,7 @@ files_box = Widget()
 c.update_server_files(files_box)
 files = list(c.server_files)
 downloads = []
-for name, proto, size in SPEC["downloads"]:
+for name, proto in SPEC["downloads"]:
     files_box.value = name
     before = len(threads)
     c.download_file(files_box, protocol=proto)
