@@ -18,8 +18,8 @@ set edit:completion:arg-completer[chatctl] = {|@words|
     }
     var completions = [
         &'chatctl'= {
-            cand -s 'Server to talk to'
-            cand --server 'Server to talk to'
+            cand -s 'Server to talk to: HOST:PORT, a HOST (port 13337), or a bare PORT (on this machine, 127.0.0.1)'
+            cand --server 'Server to talk to: HOST:PORT, a HOST (port 13337), or a bare PORT (on this machine, 127.0.0.1)'
             cand -n 'Name to join the room with [default: asked on a TTY, else the login name]'
             cand --name 'Name to join the room with [default: asked on a TTY, else the login name]'
             cand --timeout 'How long to wait for the server, e.g. `5s`, `1m`, `500ms`'
@@ -54,8 +54,8 @@ set edit:completion:arg-completer[chatctl] = {|@words|
             cand --max-datagram 'Largest fast-mode datagram, in bytes. Without it the server starts at 1452 and probes larger sizes (65,000 at once on loopback); with it, exactly this size and no probing, e.g. `--max-datagram 1452` to behave as on a 1500-byte-MTU path through `chatctl impair` on loopback'
             cand --trace 'Write one JSON line per fast-mode sender event (send, ack, loss, rto, cwnd; with the transfer port) to FILE, for plots'
             cand --log-format 'Log line format on stderr'
-            cand -s 'Server to talk to'
-            cand --server 'Server to talk to'
+            cand -s 'Server to talk to: HOST:PORT, a HOST (port 13337), or a bare PORT (on this machine, 127.0.0.1)'
+            cand --server 'Server to talk to: HOST:PORT, a HOST (port 13337), or a bare PORT (on this machine, 127.0.0.1)'
             cand -n 'Name to join the room with [default: asked on a TTY, else the login name]'
             cand --name 'Name to join the room with [default: asked on a TTY, else the login name]'
             cand --timeout 'How long to wait for the server, e.g. `5s`, `1m`, `500ms`'
@@ -71,8 +71,8 @@ set edit:completion:arg-completer[chatctl] = {|@words|
             cand --version 'Print version'
         }
         &'chatctl;join'= {
-            cand -s 'Server to talk to'
-            cand --server 'Server to talk to'
+            cand -s 'Server to talk to: HOST:PORT, a HOST (port 13337), or a bare PORT (on this machine, 127.0.0.1)'
+            cand --server 'Server to talk to: HOST:PORT, a HOST (port 13337), or a bare PORT (on this machine, 127.0.0.1)'
             cand -n 'Name to join the room with [default: asked on a TTY, else the login name]'
             cand --name 'Name to join the room with [default: asked on a TTY, else the login name]'
             cand --timeout 'How long to wait for the server, e.g. `5s`, `1m`, `500ms`'
@@ -88,8 +88,8 @@ set edit:completion:arg-completer[chatctl] = {|@words|
             cand --version 'Print version'
         }
         &'chatctl;say'= {
-            cand -s 'Server to talk to'
-            cand --server 'Server to talk to'
+            cand -s 'Server to talk to: HOST:PORT, a HOST (port 13337), or a bare PORT (on this machine, 127.0.0.1)'
+            cand --server 'Server to talk to: HOST:PORT, a HOST (port 13337), or a bare PORT (on this machine, 127.0.0.1)'
             cand -n 'Name to join the room with [default: asked on a TTY, else the login name]'
             cand --name 'Name to join the room with [default: asked on a TTY, else the login name]'
             cand --timeout 'How long to wait for the server, e.g. `5s`, `1m`, `500ms`'
@@ -105,8 +105,8 @@ set edit:completion:arg-completer[chatctl] = {|@words|
             cand --version 'Print version'
         }
         &'chatctl;whisper'= {
-            cand -s 'Server to talk to'
-            cand --server 'Server to talk to'
+            cand -s 'Server to talk to: HOST:PORT, a HOST (port 13337), or a bare PORT (on this machine, 127.0.0.1)'
+            cand --server 'Server to talk to: HOST:PORT, a HOST (port 13337), or a bare PORT (on this machine, 127.0.0.1)'
             cand -n 'Name to join the room with [default: asked on a TTY, else the login name]'
             cand --name 'Name to join the room with [default: asked on a TTY, else the login name]'
             cand --timeout 'How long to wait for the server, e.g. `5s`, `1m`, `500ms`'
@@ -122,8 +122,8 @@ set edit:completion:arg-completer[chatctl] = {|@words|
             cand --version 'Print version'
         }
         &'chatctl;list'= {
-            cand -s 'Server to talk to'
-            cand --server 'Server to talk to'
+            cand -s 'Server to talk to: HOST:PORT, a HOST (port 13337), or a bare PORT (on this machine, 127.0.0.1)'
+            cand --server 'Server to talk to: HOST:PORT, a HOST (port 13337), or a bare PORT (on this machine, 127.0.0.1)'
             cand -n 'Name to join the room with [default: asked on a TTY, else the login name]'
             cand --name 'Name to join the room with [default: asked on a TTY, else the login name]'
             cand --timeout 'How long to wait for the server, e.g. `5s`, `1m`, `500ms`'
@@ -144,8 +144,8 @@ set edit:completion:arg-completer[chatctl] = {|@words|
             cand --output 'Where to write [default: the current folder]. With one FILE: that file''s name, or an existing folder (or a path ending in `/`) to put it in. With several: a folder, created if missing; each file keeps its name'
             cand --udp-via 'Send UDP downloads through a relay at ADDR:PORT (e.g. `chatctl impair --target SERVER:TRANSFER-PORT`) instead of to the announced port. With `serve --ports LO-HI` the server''s ports are predictable: for one user, LO is the update port and LO+1 the first transfer port'
             cand --trace 'Write one JSON line per progress tick of a fast download (bytes, RTT, window estimate, holes, late bytes) to FILE, for plots'
-            cand -s 'Server to talk to'
-            cand --server 'Server to talk to'
+            cand -s 'Server to talk to: HOST:PORT, a HOST (port 13337), or a bare PORT (on this machine, 127.0.0.1)'
+            cand --server 'Server to talk to: HOST:PORT, a HOST (port 13337), or a bare PORT (on this machine, 127.0.0.1)'
             cand -n 'Name to join the room with [default: asked on a TTY, else the login name]'
             cand --name 'Name to join the room with [default: asked on a TTY, else the login name]'
             cand --timeout 'How long to wait for the server, e.g. `5s`, `1m`, `500ms`'
@@ -171,8 +171,8 @@ set edit:completion:arg-completer[chatctl] = {|@words|
             cand --port 'Also treat this TCP port as a server port (13337 always is); repeatable'
             cand --extract 'Rebuild every downloaded file into this folder (named after the requested file; a file whose size does not match its `206`, or in fast mode whose BLAKE3 does not match the sender''s, gets a `.incomplete` suffix)'
             cand --plot 'Draw a time-sequence graph (SVG) of each UDP transfer (classic: packet number, fast: byte offset, over time): FILE.svg for one transfer, FILE-<id>.svg for several'
-            cand -s 'Server to talk to'
-            cand --server 'Server to talk to'
+            cand -s 'Server to talk to: HOST:PORT, a HOST (port 13337), or a bare PORT (on this machine, 127.0.0.1)'
+            cand --server 'Server to talk to: HOST:PORT, a HOST (port 13337), or a bare PORT (on this machine, 127.0.0.1)'
             cand -n 'Name to join the room with [default: asked on a TTY, else the login name]'
             cand --name 'Name to join the room with [default: asked on a TTY, else the login name]'
             cand --timeout 'How long to wait for the server, e.g. `5s`, `1m`, `500ms`'
@@ -201,8 +201,8 @@ set edit:completion:arg-completer[chatctl] = {|@words|
             cand --rate 'Bottleneck rate in bits per second, with an optional k, M or G, e.g. `200M` [default: unlimited]'
             cand --queue 'Bottleneck queue in bytes; beyond it datagrams are dropped [default: one bandwidth-delay product, at least 64 KiB]'
             cand --seed 'Seed of the random choices: the same seed and traffic give the same fate'
-            cand -s 'Server to talk to'
-            cand --server 'Server to talk to'
+            cand -s 'Server to talk to: HOST:PORT, a HOST (port 13337), or a bare PORT (on this machine, 127.0.0.1)'
+            cand --server 'Server to talk to: HOST:PORT, a HOST (port 13337), or a bare PORT (on this machine, 127.0.0.1)'
             cand -n 'Name to join the room with [default: asked on a TTY, else the login name]'
             cand --name 'Name to join the room with [default: asked on a TTY, else the login name]'
             cand --timeout 'How long to wait for the server, e.g. `5s`, `1m`, `500ms`'
@@ -218,8 +218,8 @@ set edit:completion:arg-completer[chatctl] = {|@words|
             cand --version 'Print version'
         }
         &'chatctl;completions'= {
-            cand -s 'Server to talk to'
-            cand --server 'Server to talk to'
+            cand -s 'Server to talk to: HOST:PORT, a HOST (port 13337), or a bare PORT (on this machine, 127.0.0.1)'
+            cand --server 'Server to talk to: HOST:PORT, a HOST (port 13337), or a bare PORT (on this machine, 127.0.0.1)'
             cand -n 'Name to join the room with [default: asked on a TTY, else the login name]'
             cand --name 'Name to join the room with [default: asked on a TTY, else the login name]'
             cand --timeout 'How long to wait for the server, e.g. `5s`, `1m`, `500ms`'
