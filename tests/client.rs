@@ -596,14 +596,8 @@ async fn time_wait_server() -> SocketAddr {
 async fn time_wait_main(mut s: TcpStream, pool: RefPool) {
     let mut dec = Decoder::new(Direction::ToServer);
     let mut update: Option<(TcpStream, u16)> = None;
-    let mut buf = [0u8; 1024];
-    loop {
-        let n = match s.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => n,
-        };
-        dec.feed(&buf[..n]);
-        while let Ok(Some(Message::Request(req))) = dec.next_message() {
+    while let Some(requests) = common::read_requests(&mut s, &mut dec).await {
+        for req in requests {
             let reply: Message = match req {
                 Request::Join { name } => {
                     let Some(l) = pool.bind() else { continue }; // the handler "dies": no answer
