@@ -579,8 +579,9 @@ impl RefPool {
 /// reference's close order: on `101` it closes its side of the update
 /// connection first and then frees the port; after a TCP download it closes
 /// the transfer connection first. Unless the client has already shut down its
-/// sending side, the server's side of that connection sits in TIME_WAIT and
-/// the next bind of the same port fails.
+/// sending side (update connection) or resets the connection after the end of
+/// the file (TCP download), the server's side of that connection sits in
+/// TIME_WAIT and the next bind of the same port fails.
 async fn time_wait_server() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -636,7 +637,8 @@ async fn time_wait_main(mut s: TcpStream, pool: RefPool) {
 
 /// Issue 13: against a server that reuses its ports like the reference, every
 /// second join (and download) hung until the client shut down its sending
-/// side of the update (and transfer) connection, moving TIME_WAIT to itself.
+/// side of the update connection, moving TIME_WAIT to itself, and reset the
+/// transfer connection after the last byte, leaving no TIME_WAIT at all.
 #[tokio::test]
 async fn twenty_rejoins_and_tcp_downloads_against_ports_in_time_wait() {
     let addr = time_wait_server().await.to_string();

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UdpSocket;
 
-use super::{ClientError, Session, connect_retry, half_close};
+use super::{ClientError, Session, connect_retry};
 use crate::rdt::classic::receiver::{Event, Receiver};
 use crate::rdt::classic::{CHUNK, MAX_WINDOW};
 use crate::rdt::fast::driver::{self, Expect, ReceiveReport, Tracer};
@@ -301,7 +301,14 @@ async fn tcp(
     progress: &mut (impl FnMut(&Progress) + Send),
 ) -> Result<(), String> {
     let mut stream = connect_retry(peer, timeout).await.map_err(|e| e.to_string())?;
-    half_close(&stream);
+    // The server closes first, after the last byte; then the client resets
+    // instead of sending its own FIN, which would leave the server's side in
+    // TIME_WAIT (the reference binds that port again for the next download
+    // and fails, PROTOCOL.md §8). A FIN sent right after connecting avoids
+    // that only when it beats the server's: the interop suite lost that race
+    // on a loaded machine (3 of 5 downloads). The reset comes after the end
+    // of the file, so no data is lost.
+    let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         let n = match tokio::time::timeout(timeout, stream.read(&mut buf)).await {

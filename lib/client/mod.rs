@@ -139,13 +139,13 @@ async fn connect_retry(addr: SocketAddr, timeout: Duration) -> Result<TcpStream,
     }
 }
 
-/// Shuts down the sending side of a connection the client only reads (the
-/// update connection, a TCP download). The client never writes there, and the
-/// FIN it sends first makes its own side, not the server's, wait in
-/// TIME_WAIT: the reference server binds the same port again for the next
-/// join or download without `SO_REUSEADDR`, and fails while its side of the
-/// previous connection is in TIME_WAIT (PROTOCOL.md §8). A failure is ignored:
-/// the connection still works for reading.
+/// Shuts down the sending side of the update connection, which the client
+/// only reads. The FIN it sends first makes its own side, not the server's,
+/// wait in TIME_WAIT: the reference server binds the same port again for the
+/// next join without `SO_REUSEADDR`, and fails while its side of the previous
+/// connection is in TIME_WAIT (PROTOCOL.md §8). The server closes the update
+/// connection only after `101`, long after this. A failure is ignored: the
+/// connection still works for reading.
 fn half_close(stream: &TcpStream) {
     let _ = socket2::SockRef::from(stream).shutdown(std::net::Shutdown::Write);
 }
