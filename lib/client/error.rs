@@ -37,7 +37,12 @@ pub enum ClientError {
     /// The peer at the server's address does not speak the chat protocol
     /// (an HTTP server, say): its first answer, shown escaped.
     #[error("{addr} is not a chat server: it answered \"{answer}\"")]
-    NotChatServer { addr: String, answer: String },
+    NotChatServer {
+        /// The address connected to.
+        addr: String,
+        /// Its first line (at most 60 bytes), escaped.
+        answer: String,
+    },
     /// A well-formed message that does not belong here.
     #[error("protocol error: {0}")]
     Protocol(String),
