@@ -173,12 +173,15 @@ fn text(b: &[u8]) -> String {
 }
 
 /// What a test serves: a 200 kB file whose last byte is 130 (not a multiple
-/// of the 1000-byte chunk) and a short text.
+/// of the 1000-byte chunk), a short text with spaces in its name, an empty file.
 fn served_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
     let mut big = common::data(200_001, 13);
     *big.last_mut().unwrap() = 130;
-    let files =
-        vec![("data.bin".to_string(), big), ("notes.txt".to_string(), b"hello from the files folder\n".to_vec())];
+    let files = vec![
+        ("data.bin".to_string(), big),
+        ("notes with spaces.txt".to_string(), "héllo from the files folder\n".as_bytes().to_vec()),
+        ("empty.bin".to_string(), Vec::new()),
+    ];
     std::fs::create_dir_all(dir).unwrap();
     for (n, d) in &files {
         std::fs::write(dir.join(n), d).unwrap();
@@ -375,6 +378,16 @@ fn fetch_against_the_reference_server() {
     in_a_row("fetch", RUNS, &log, |_| fetch(None));
     in_a_row("fetch --udp", FETCH_RUNS, &log, |_| fetch(Some("--udp")));
     in_a_row("fetch --tcp", FETCH_RUNS, &log, |_| fetch(Some("--tcp")));
+    // The other files, once over each transport.
+    for (name, data) in &srv.files[1..] {
+        for transport in ["--udp", "--tcp"] {
+            let target = out_dir.path().join(format!("{transport}-{name}"));
+            let out = srv.ns.chatctl("ALICE", &["fetch", transport, name, "-o", target.to_str().unwrap()]);
+            ok(&out).unwrap_or_else(|e| panic!("fetch {transport} {name}: {e}\nserver stderr:\n{}", read_log(&log)));
+            assert_eq!(std::fs::read(&target).unwrap(), *data, "fetch {transport} {name}");
+        }
+    }
+    report("fetch --udp and --tcp of a text with spaces in its name and of an empty file: 4 of 4");
 }
 
 /// The original's client (driven through its own GUI methods by
