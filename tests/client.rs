@@ -156,7 +156,15 @@ async fn serve_main(mut s: TcpStream, room: Room, files: Arc<HashMap<String, Vec
                         let data = files["big.bin"].clone();
                         let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
                         let port = sock.local_addr().unwrap().port();
-                        tokio::spawn(async move { strict_gbn_send(sock, &data).await });
+                        tokio::spawn(async move { strict_gbn_send(sock, &data, false).await });
+                        Some(Confirm::Download { size: files["big.bin"].len() as u64, port }.into())
+                    }
+                    None if file == "STUCK" => {
+                        // The same sender, deaf to every ACK: it resends its first window forever.
+                        let data = files["big.bin"].clone();
+                        let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+                        let port = sock.local_addr().unwrap().port();
+                        tokio::spawn(async move { strict_gbn_send(sock, &data, true).await });
                         Some(Confirm::Download { size: files["big.bin"].len() as u64, port }.into())
                     }
                     None => Some(ErrorCode::NO_SUCH_FILE.into()),
@@ -255,8 +263,9 @@ async fn gbn_send(sock: UdpSocket, data: &[u8], seed: u64) {
 /// The reference's go-back-N sender, as far as ACKs go: its window is the
 /// hello read as a number (the fast hello reads as 98), and it takes only the
 /// ACK of the oldest packet in flight; any other ACK is ignored, so a
-/// receiver that drops one ACK stalls it for good. No losses.
-async fn strict_gbn_send(sock: UdpSocket, data: &[u8]) {
+/// receiver that drops one ACK stalls it for good. No losses. A `deaf`
+/// sender takes no ACK at all, as one that has lost track of them.
+async fn strict_gbn_send(sock: UdpSocket, data: &[u8], deaf: bool) {
     let mut buf = [0u8; 2048];
     let (n, peer) = sock.recv_from(&mut buf).await.unwrap();
     let w: usize = std::str::from_utf8(&buf[..n]).unwrap().trim().parse().unwrap();
@@ -272,7 +281,7 @@ async fn strict_gbn_send(sock: UdpSocket, data: &[u8]) {
             next += 1;
         }
         match tokio::time::timeout(Duration::from_millis(200), sock.recv_from(&mut buf)).await {
-            Ok(Ok((n, _))) if parse_ack(&buf[..n]) == Some(((base + 1) % (w + 1)) as u8) => base += 1,
+            Ok(Ok((n, _))) if !deaf && parse_ack(&buf[..n]) == Some(((base + 1) % (w + 1)) as u8) => base += 1,
             Ok(_) => {}
             Err(_) => next = base,
         }
@@ -280,6 +289,23 @@ async fn strict_gbn_send(sock: UdpSocket, data: &[u8]) {
 }
 
 const T: Duration = Duration::from_secs(5);
+
+/// A classic sender that resends old packets forever (the reference's after
+/// one lost ACK) kept the download alive past --timeout: each duplicate reset
+/// the wait. Now --timeout bounds the time without new data.
+#[tokio::test]
+async fn a_classic_sender_that_makes_no_progress_ends_the_download_after_the_timeout() {
+    let addr = fake_server().await.to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let (s, _u) = Session::join(&addr, "ALICE", Duration::from_secs(1)).await.unwrap();
+    let target = dir.path().join("stuck");
+    let r =
+        tokio::time::timeout(Duration::from_secs(20), s.download("STUCK", Transport::Udp, &target, false, |_, _| {}));
+    let e = r.await.expect("the download did not end").unwrap_err();
+    assert_eq!(e.exit(), Exit::TransferFailed, "{e}");
+    assert!(e.to_string().contains("no new data for 1s"), "{e}");
+    assert!(!target.exists() && common::part_files(dir.path()).is_empty());
+}
 
 /// Interop with the reference: after a fast hello answered with classic data,
 /// the classic receiver ACKed the data that had already arrived on a socket

@@ -481,7 +481,10 @@ async fn udp_classic(
         send(&sock, hello.clone(), peer).await;
     }
     while !rx.is_done() {
-        let wait = if got_data { timeout } else { HELLO_REPEAT };
+        // Once data flows, --timeout bounds the time without new data, not
+        // between datagrams: a classic sender that lost track (the
+        // reference's, after a lost ACK) resends old packets forever.
+        let wait = if got_data { timeout.saturating_sub(last_data.elapsed()) } else { HELLO_REPEAT };
         let (n, from) = if let Some(d) = pending.pop_front() {
             let n = d.len().min(buf.len());
             buf[..n].copy_from_slice(&d[..n]);
@@ -495,7 +498,7 @@ async fn udp_classic(
                     send(&sock, hello.clone(), peer).await;
                     continue;
                 }
-                Err(_) => return Err(format!("no data for {}", humantime::format_duration(timeout))),
+                Err(_) => return Err(format!("no new data for {}", humantime::format_duration(timeout))),
                 // ICMP port unreachable before the server binds: keep trying.
                 Ok(Err(_)) if !got_data => continue,
                 Ok(Err(e)) => return Err(e.to_string()),
