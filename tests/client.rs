@@ -151,20 +151,13 @@ async fn serve_main(mut s: TcpStream, room: Room, files: Arc<HashMap<String, Vec
                 }
                 Request::Download { transport, file } => match files.get(&file) {
                     None if file == "SILENT" => None, // the reference's handler thread dies
-                    None if file == "STRICT" => {
-                        // big.bin from a sender that takes ACKs only in order, as the reference's does.
-                        let data = files["big.bin"].clone();
+                    None if file == "STRICT" || file == "STUCK" => {
+                        // big.bin from a sender that takes ACKs only in order, as the reference's
+                        // does; STUCK: one deaf to every ACK, which resends its first window forever.
+                        let (data, deaf) = (files["big.bin"].clone(), file == "STUCK");
                         let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
                         let port = sock.local_addr().unwrap().port();
-                        tokio::spawn(async move { strict_gbn_send(sock, &data, false).await });
-                        Some(Confirm::Download { size: files["big.bin"].len() as u64, port }.into())
-                    }
-                    None if file == "STUCK" => {
-                        // The same sender, deaf to every ACK: it resends its first window forever.
-                        let data = files["big.bin"].clone();
-                        let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-                        let port = sock.local_addr().unwrap().port();
-                        tokio::spawn(async move { strict_gbn_send(sock, &data, true).await });
+                        tokio::spawn(async move { strict_gbn_send(sock, &data, deaf).await });
                         Some(Confirm::Download { size: files["big.bin"].len() as u64, port }.into())
                     }
                     None => Some(ErrorCode::NO_SUCH_FILE.into()),
