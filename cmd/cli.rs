@@ -24,7 +24,8 @@ pub struct Cli {
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Global options")]
 pub struct Global {
-    /// Server to talk to.
+    /// Server to talk to: HOST:PORT, a HOST (port 13337), or a bare PORT
+    /// (on this machine, 127.0.0.1).
     #[arg(
         short,
         long,

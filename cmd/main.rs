@@ -28,7 +28,10 @@ fn main() -> ExitCode {
     if std::env::args_os().nth(1).is_some_and(|a| a == "generate") {
         return generate::main();
     }
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
     // A panic under a prompt must not leave the terminal raw with the cursor hidden.
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
@@ -38,6 +41,7 @@ fn main() -> ExitCode {
     setup_color(&cli.global);
     setup_tracing(&cli);
     let name = cli.command.name();
+    let json = cli.global.json;
     let r = run(cli);
     // A prompt abandoned on its thread (SIGINT ended the command) gives the terminal back.
     session::restore_terminal();
@@ -50,9 +54,55 @@ fn main() -> ExitCode {
             }
             let exit = exit_for(&err);
             // Not `eprintln!`: with `2>&1 | head`, standard error is closed too.
-            session::note(format_args!("chatctl {name}: {}", message(&err, exit)));
+            let message = message(&err, exit);
+            if json {
+                session::note(format_args!("{}", json_error(Some(name), &message, exit)));
+            } else {
+                session::note(format_args!("chatctl {name}: {message}"));
+            }
             exit.into()
         }
+    }
+}
+
+/// A command line clap refused: its own message and code, or with `--json`
+/// anywhere before `--`, the same as one JSON object. `--help` and
+/// `--version` print as usual.
+fn usage_error(e: clap::Error) -> ExitCode {
+    let json = std::env::args_os().skip(1).take_while(|a| a != "--").any(|a| a == "--json");
+    if !e.use_stderr() || !json {
+        e.exit();
+    }
+    let text = e.render().to_string();
+    let message = text.trim().strip_prefix("error: ").unwrap_or(text.trim());
+    eprintln!("{}", json_error(None, message, Exit::Usage));
+    Exit::Usage.into()
+}
+
+/// An error for scripts (`--json`): one line on stderr, e.g.
+/// `{"command":"list","kind":"timeout","exit":9,"message":"timed out …"}`.
+/// `kind` names the exit code (the man page's EXIT STATUS); `command` is
+/// null when the command line itself was refused.
+fn json_error(command: Option<&str>, message: &str, exit: Exit) -> String {
+    serde_json::json!({ "command": command, "kind": kind(exit), "exit": exit.code(), "message": message }).to_string()
+}
+
+/// A stable name for each exit code, for `--json` errors.
+fn kind(exit: Exit) -> &'static str {
+    match exit {
+        Exit::Ok => "ok",
+        Exit::Usage => "usage",
+        Exit::Connect => "connect",
+        Exit::InvalidName => "invalid_name",
+        Exit::NameTaken => "name_taken",
+        Exit::ServerFull => "server_full",
+        Exit::NoSuchUser => "no_such_user",
+        Exit::NoSuchFile => "no_such_file",
+        Exit::Timeout => "timeout",
+        Exit::TransferFailed => "transfer_failed",
+        Exit::Protocol => "protocol",
+        Exit::Interrupted => "interrupted",
+        _ => "failure",
     }
 }
 

@@ -41,6 +41,9 @@ pub fn block_on<T>(fut: impl Future<Output = anyhow::Result<T>>) -> anyhow::Resu
 pub fn fail(e: ClientError) -> anyhow::Error {
     let exit = e.exit();
     let hint = match exit {
+        _ if matches!(e, ClientError::NotChatServer { .. }) => {
+            ": is --server (or CHATCTL_SERVER) the chat server's address?"
+        }
         Exit::Connect => ": is `chatctl serve` running there? (--server or CHATCTL_SERVER)",
         Exit::NameTaken => ": choose another with --name or CHATCTL_NAME",
         Exit::InvalidName => ": choose another with --name or CHATCTL_NAME",

@@ -21,8 +21,8 @@ Register-ArgumentCompleter -Native -CommandName 'chatctl' -ScriptBlock {
 
     $completions = @(switch ($command) {
         'chatctl' {
-            [CompletionResult]::new('-s', '-s', [CompletionResultType]::ParameterName, 'Server to talk to')
-            [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Server to talk to')
+            [CompletionResult]::new('-s', '-s', [CompletionResultType]::ParameterName, 'Server to talk to: HOST:PORT, a HOST (port 13337), or a bare PORT (on this machine, 127.0.0.1)')
+            [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Server to talk to: HOST:PORT, a HOST (port 13337), or a bare PORT (on this machine, 127.0.0.1)')
             [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Name to join the room with [default: asked on a TTY, else the login name]')
             [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'Name to join the room with [default: asked on a TTY, else the login name]')
             [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'How long to wait for the server, e.g. `5s`, `1m`, `500ms`')
@@ -58,8 +58,8 @@ Register-ArgumentCompleter -Native -CommandName 'chatctl' -ScriptBlock {
             [CompletionResult]::new('--max-datagram', '--max-datagram', [CompletionResultType]::ParameterName, 'Largest fast-mode datagram, in bytes. Without it the server starts at 1452 and probes larger sizes (65,000 at once on loopback); with it, exactly this size and no probing, e.g. `--max-datagram 1452` to behave as on a 1500-byte-MTU path through `chatctl impair` on loopback')
             [CompletionResult]::new('--trace', '--trace', [CompletionResultType]::ParameterName, 'Write one JSON line per fast-mode sender event (send, ack, loss, rto, cwnd; with the transfer port) to FILE, for plots')
             [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log line format on stderr')
-            [CompletionResult]::new('-s', '-s', [CompletionResultType]::ParameterName, 'Server to talk to')
-            [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Server to talk to')
+            [CompletionResult]::new('-s', '-s', [CompletionResultType]::ParameterName, 'Server to talk to: HOST:PORT, a HOST (port 13337), or a bare PORT (on this machine, 127.0.0.1)')
+            [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Server to talk to: HOST:PORT, a HOST (port 13337), or a bare PORT (on this machine, 127.0.0.1)')
             [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Name to join the room with [default: asked on a TTY, else the login name]')
             [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'Name to join the room with [default: asked on a TTY, else the login name]')
             [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'How long to wait for the server, e.g. `5s`, `1m`, `500ms`')
@@ -81,8 +81,8 @@ Register-ArgumentCompleter -Native -CommandName 'chatctl' -ScriptBlock {
             [CompletionResult]::new('--from', '--from', [CompletionResultType]::ParameterName, 'Only messages (private or public) from NAME')
             [CompletionResult]::new('--match', '--match', [CompletionResultType]::ParameterName, 'Only messages whose text matches REGEX (Rust regex syntax)')
             [CompletionResult]::new('--reconnect-max', '--reconnect-max', [CompletionResultType]::ParameterName, 'The longest wait between two --reconnect attempts')
-            [CompletionResult]::new('-s', '-s', [CompletionResultType]::ParameterName, 'Server to talk to')
-            [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Server to talk to')
+            [CompletionResult]::new('-s', '-s', [CompletionResultType]::ParameterName, 'Server to talk to: HOST:PORT, a HOST (port 13337), or a bare PORT (on this machine, 127.0.0.1)')
+            [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Server to talk to: HOST:PORT, a HOST (port 13337), or a bare PORT (on this machine, 127.0.0.1)')
             [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Name to join the room with [default: asked on a TTY, else the login name]')
             [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'Name to join the room with [default: asked on a TTY, else the login name]')
             [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'How long to wait for the server, e.g. `5s`, `1m`, `500ms`')
@@ -105,8 +105,8 @@ Register-ArgumentCompleter -Native -CommandName 'chatctl' -ScriptBlock {
         }
         'chatctl;say' {
             [CompletionResult]::new('--reconnect-max', '--reconnect-max', [CompletionResultType]::ParameterName, 'The longest wait between two --reconnect attempts')
-            [CompletionResult]::new('-s', '-s', [CompletionResultType]::ParameterName, 'Server to talk to')
-            [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Server to talk to')
+            [CompletionResult]::new('-s', '-s', [CompletionResultType]::ParameterName, 'Server to talk to: HOST:PORT, a HOST (port 13337), or a bare PORT (on this machine, 127.0.0.1)')
+            [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Server to talk to: HOST:PORT, a HOST (port 13337), or a bare PORT (on this machine, 127.0.0.1)')
             [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Name to join the room with [default: asked on a TTY, else the login name]')
             [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'Name to join the room with [default: asked on a TTY, else the login name]')
             [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'How long to wait for the server, e.g. `5s`, `1m`, `500ms`')
@@ -124,8 +124,8 @@ Register-ArgumentCompleter -Native -CommandName 'chatctl' -ScriptBlock {
             break
         }
         'chatctl;whisper' {
-            [CompletionResult]::new('-s', '-s', [CompletionResultType]::ParameterName, 'Server to talk to')
-            [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Server to talk to')
+            [CompletionResult]::new('-s', '-s', [CompletionResultType]::ParameterName, 'Server to talk to: HOST:PORT, a HOST (port 13337), or a bare PORT (on this machine, 127.0.0.1)')
+            [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Server to talk to: HOST:PORT, a HOST (port 13337), or a bare PORT (on this machine, 127.0.0.1)')
             [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Name to join the room with [default: asked on a TTY, else the login name]')
             [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'Name to join the room with [default: asked on a TTY, else the login name]')
             [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'How long to wait for the server, e.g. `5s`, `1m`, `500ms`')
@@ -142,8 +142,8 @@ Register-ArgumentCompleter -Native -CommandName 'chatctl' -ScriptBlock {
             break
         }
         'chatctl;list' {
-            [CompletionResult]::new('-s', '-s', [CompletionResultType]::ParameterName, 'Server to talk to')
-            [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Server to talk to')
+            [CompletionResult]::new('-s', '-s', [CompletionResultType]::ParameterName, 'Server to talk to: HOST:PORT, a HOST (port 13337), or a bare PORT (on this machine, 127.0.0.1)')
+            [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Server to talk to: HOST:PORT, a HOST (port 13337), or a bare PORT (on this machine, 127.0.0.1)')
             [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Name to join the room with [default: asked on a TTY, else the login name]')
             [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'Name to join the room with [default: asked on a TTY, else the login name]')
             [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'How long to wait for the server, e.g. `5s`, `1m`, `500ms`')
@@ -165,8 +165,8 @@ Register-ArgumentCompleter -Native -CommandName 'chatctl' -ScriptBlock {
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Where to write [default: the current folder]. With one FILE: that file''s name, or an existing folder (or a path ending in `/`) to put it in. With several: a folder, created if missing; each file keeps its name')
             [CompletionResult]::new('--udp-via', '--udp-via', [CompletionResultType]::ParameterName, 'Send UDP downloads through a relay at ADDR:PORT (e.g. `chatctl impair --target SERVER:TRANSFER-PORT`) instead of to the announced port. With `serve --ports LO-HI` the server''s ports are predictable: for one user, LO is the update port and LO+1 the first transfer port')
             [CompletionResult]::new('--trace', '--trace', [CompletionResultType]::ParameterName, 'Write one JSON line per progress tick of a fast download (bytes, RTT, window estimate, holes, late bytes) to FILE, for plots')
-            [CompletionResult]::new('-s', '-s', [CompletionResultType]::ParameterName, 'Server to talk to')
-            [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Server to talk to')
+            [CompletionResult]::new('-s', '-s', [CompletionResultType]::ParameterName, 'Server to talk to: HOST:PORT, a HOST (port 13337), or a bare PORT (on this machine, 127.0.0.1)')
+            [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Server to talk to: HOST:PORT, a HOST (port 13337), or a bare PORT (on this machine, 127.0.0.1)')
             [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Name to join the room with [default: asked on a TTY, else the login name]')
             [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'Name to join the room with [default: asked on a TTY, else the login name]')
             [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'How long to wait for the server, e.g. `5s`, `1m`, `500ms`')
@@ -193,8 +193,8 @@ Register-ArgumentCompleter -Native -CommandName 'chatctl' -ScriptBlock {
             [CompletionResult]::new('--port', '--port', [CompletionResultType]::ParameterName, 'Also treat this TCP port as a server port (13337 always is); repeatable')
             [CompletionResult]::new('--extract', '--extract', [CompletionResultType]::ParameterName, 'Rebuild every downloaded file into this folder (named after the requested file; a file whose size does not match its `206`, or in fast mode whose BLAKE3 does not match the sender''s, gets a `.incomplete` suffix)')
             [CompletionResult]::new('--plot', '--plot', [CompletionResultType]::ParameterName, 'Draw a time-sequence graph (SVG) of each UDP transfer (classic: packet number, fast: byte offset, over time): FILE.svg for one transfer, FILE-<id>.svg for several')
-            [CompletionResult]::new('-s', '-s', [CompletionResultType]::ParameterName, 'Server to talk to')
-            [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Server to talk to')
+            [CompletionResult]::new('-s', '-s', [CompletionResultType]::ParameterName, 'Server to talk to: HOST:PORT, a HOST (port 13337), or a bare PORT (on this machine, 127.0.0.1)')
+            [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Server to talk to: HOST:PORT, a HOST (port 13337), or a bare PORT (on this machine, 127.0.0.1)')
             [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Name to join the room with [default: asked on a TTY, else the login name]')
             [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'Name to join the room with [default: asked on a TTY, else the login name]')
             [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'How long to wait for the server, e.g. `5s`, `1m`, `500ms`')
@@ -224,8 +224,8 @@ Register-ArgumentCompleter -Native -CommandName 'chatctl' -ScriptBlock {
             [CompletionResult]::new('--rate', '--rate', [CompletionResultType]::ParameterName, 'Bottleneck rate in bits per second, with an optional k, M or G, e.g. `200M` [default: unlimited]')
             [CompletionResult]::new('--queue', '--queue', [CompletionResultType]::ParameterName, 'Bottleneck queue in bytes; beyond it datagrams are dropped [default: one bandwidth-delay product, at least 64 KiB]')
             [CompletionResult]::new('--seed', '--seed', [CompletionResultType]::ParameterName, 'Seed of the random choices: the same seed and traffic give the same fate')
-            [CompletionResult]::new('-s', '-s', [CompletionResultType]::ParameterName, 'Server to talk to')
-            [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Server to talk to')
+            [CompletionResult]::new('-s', '-s', [CompletionResultType]::ParameterName, 'Server to talk to: HOST:PORT, a HOST (port 13337), or a bare PORT (on this machine, 127.0.0.1)')
+            [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Server to talk to: HOST:PORT, a HOST (port 13337), or a bare PORT (on this machine, 127.0.0.1)')
             [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Name to join the room with [default: asked on a TTY, else the login name]')
             [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'Name to join the room with [default: asked on a TTY, else the login name]')
             [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'How long to wait for the server, e.g. `5s`, `1m`, `500ms`')
@@ -242,8 +242,8 @@ Register-ArgumentCompleter -Native -CommandName 'chatctl' -ScriptBlock {
             break
         }
         'chatctl;completions' {
-            [CompletionResult]::new('-s', '-s', [CompletionResultType]::ParameterName, 'Server to talk to')
-            [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Server to talk to')
+            [CompletionResult]::new('-s', '-s', [CompletionResultType]::ParameterName, 'Server to talk to: HOST:PORT, a HOST (port 13337), or a bare PORT (on this machine, 127.0.0.1)')
+            [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Server to talk to: HOST:PORT, a HOST (port 13337), or a bare PORT (on this machine, 127.0.0.1)')
             [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Name to join the room with [default: asked on a TTY, else the login name]')
             [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'Name to join the room with [default: asked on a TTY, else the login name]')
             [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'How long to wait for the server, e.g. `5s`, `1m`, `500ms`')

@@ -24,7 +24,7 @@ function __fish_chatctl_using_subcommand
     contains -- $cmd[1] $argv
 end
 
-complete -c chatctl -n "__fish_chatctl_needs_command" -s s -l server -d 'Server to talk to' -r
+complete -c chatctl -n "__fish_chatctl_needs_command" -s s -l server -d 'Server to talk to: HOST:PORT, a HOST (port 13337), or a bare PORT (on this machine, 127.0.0.1)' -r
 complete -c chatctl -n "__fish_chatctl_needs_command" -s n -l name -d 'Name to join the room with [default: asked on a TTY, else the login name]' -r
 complete -c chatctl -n "__fish_chatctl_needs_command" -l timeout -d 'How long to wait for the server, e.g. `5s`, `1m`, `500ms`' -r
 complete -c chatctl -n "__fish_chatctl_needs_command" -l color -d 'When to use colour (NO_COLOR in the environment means never, unless `always`)' -r -f -a "auto\t''
@@ -57,7 +57,7 @@ complete -c chatctl -n "__fish_chatctl_using_subcommand serve" -l max-datagram -
 complete -c chatctl -n "__fish_chatctl_using_subcommand serve" -l trace -d 'Write one JSON line per fast-mode sender event (send, ack, loss, rto, cwnd; with the transfer port) to FILE, for plots' -r -F
 complete -c chatctl -n "__fish_chatctl_using_subcommand serve" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
 json\t''"
-complete -c chatctl -n "__fish_chatctl_using_subcommand serve" -s s -l server -d 'Server to talk to' -r
+complete -c chatctl -n "__fish_chatctl_using_subcommand serve" -s s -l server -d 'Server to talk to: HOST:PORT, a HOST (port 13337), or a bare PORT (on this machine, 127.0.0.1)' -r
 complete -c chatctl -n "__fish_chatctl_using_subcommand serve" -s n -l name -d 'Name to join the room with [default: asked on a TTY, else the login name]' -r
 complete -c chatctl -n "__fish_chatctl_using_subcommand serve" -l timeout -d 'How long to wait for the server, e.g. `5s`, `1m`, `500ms`' -r
 complete -c chatctl -n "__fish_chatctl_using_subcommand serve" -l color -d 'When to use colour (NO_COLOR in the environment means never, unless `always`)' -r -f -a "auto\t''
@@ -73,7 +73,7 @@ complete -c chatctl -n "__fish_chatctl_using_subcommand join" -l for -d 'Leave a
 complete -c chatctl -n "__fish_chatctl_using_subcommand join" -l from -d 'Only messages (private or public) from NAME' -r
 complete -c chatctl -n "__fish_chatctl_using_subcommand join" -l match -d 'Only messages whose text matches REGEX (Rust regex syntax)' -r
 complete -c chatctl -n "__fish_chatctl_using_subcommand join" -l reconnect-max -d 'The longest wait between two --reconnect attempts' -r
-complete -c chatctl -n "__fish_chatctl_using_subcommand join" -s s -l server -d 'Server to talk to' -r
+complete -c chatctl -n "__fish_chatctl_using_subcommand join" -s s -l server -d 'Server to talk to: HOST:PORT, a HOST (port 13337), or a bare PORT (on this machine, 127.0.0.1)' -r
 complete -c chatctl -n "__fish_chatctl_using_subcommand join" -s n -l name -d 'Name to join the room with [default: asked on a TTY, else the login name]' -r
 complete -c chatctl -n "__fish_chatctl_using_subcommand join" -l timeout -d 'How long to wait for the server, e.g. `5s`, `1m`, `500ms`' -r
 complete -c chatctl -n "__fish_chatctl_using_subcommand join" -l color -d 'When to use colour (NO_COLOR in the environment means never, unless `always`)' -r -f -a "auto\t''
@@ -90,7 +90,7 @@ complete -c chatctl -n "__fish_chatctl_using_subcommand join" -s v -l verbose -d
 complete -c chatctl -n "__fish_chatctl_using_subcommand join" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c chatctl -n "__fish_chatctl_using_subcommand join" -s V -l version -d 'Print version'
 complete -c chatctl -n "__fish_chatctl_using_subcommand say" -l reconnect-max -d 'The longest wait between two --reconnect attempts' -r
-complete -c chatctl -n "__fish_chatctl_using_subcommand say" -s s -l server -d 'Server to talk to' -r
+complete -c chatctl -n "__fish_chatctl_using_subcommand say" -s s -l server -d 'Server to talk to: HOST:PORT, a HOST (port 13337), or a bare PORT (on this machine, 127.0.0.1)' -r
 complete -c chatctl -n "__fish_chatctl_using_subcommand say" -s n -l name -d 'Name to join the room with [default: asked on a TTY, else the login name]' -r
 complete -c chatctl -n "__fish_chatctl_using_subcommand say" -l timeout -d 'How long to wait for the server, e.g. `5s`, `1m`, `500ms`' -r
 complete -c chatctl -n "__fish_chatctl_using_subcommand say" -l color -d 'When to use colour (NO_COLOR in the environment means never, unless `always`)' -r -f -a "auto\t''
@@ -102,7 +102,7 @@ complete -c chatctl -n "__fish_chatctl_using_subcommand say" -s q -l quiet -d 'P
 complete -c chatctl -n "__fish_chatctl_using_subcommand say" -s v -l verbose -d 'More detail; repeat for more (`-vv`)'
 complete -c chatctl -n "__fish_chatctl_using_subcommand say" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c chatctl -n "__fish_chatctl_using_subcommand say" -s V -l version -d 'Print version'
-complete -c chatctl -n "__fish_chatctl_using_subcommand whisper" -s s -l server -d 'Server to talk to' -r
+complete -c chatctl -n "__fish_chatctl_using_subcommand whisper" -s s -l server -d 'Server to talk to: HOST:PORT, a HOST (port 13337), or a bare PORT (on this machine, 127.0.0.1)' -r
 complete -c chatctl -n "__fish_chatctl_using_subcommand whisper" -s n -l name -d 'Name to join the room with [default: asked on a TTY, else the login name]' -r
 complete -c chatctl -n "__fish_chatctl_using_subcommand whisper" -l timeout -d 'How long to wait for the server, e.g. `5s`, `1m`, `500ms`' -r
 complete -c chatctl -n "__fish_chatctl_using_subcommand whisper" -l color -d 'When to use colour (NO_COLOR in the environment means never, unless `always`)' -r -f -a "auto\t''
@@ -113,7 +113,7 @@ complete -c chatctl -n "__fish_chatctl_using_subcommand whisper" -s q -l quiet -
 complete -c chatctl -n "__fish_chatctl_using_subcommand whisper" -s v -l verbose -d 'More detail; repeat for more (`-vv`)'
 complete -c chatctl -n "__fish_chatctl_using_subcommand whisper" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c chatctl -n "__fish_chatctl_using_subcommand whisper" -s V -l version -d 'Print version'
-complete -c chatctl -n "__fish_chatctl_using_subcommand list" -s s -l server -d 'Server to talk to' -r
+complete -c chatctl -n "__fish_chatctl_using_subcommand list" -s s -l server -d 'Server to talk to: HOST:PORT, a HOST (port 13337), or a bare PORT (on this machine, 127.0.0.1)' -r
 complete -c chatctl -n "__fish_chatctl_using_subcommand list" -s n -l name -d 'Name to join the room with [default: asked on a TTY, else the login name]' -r
 complete -c chatctl -n "__fish_chatctl_using_subcommand list" -l timeout -d 'How long to wait for the server, e.g. `5s`, `1m`, `500ms`' -r
 complete -c chatctl -n "__fish_chatctl_using_subcommand list" -l color -d 'When to use colour (NO_COLOR in the environment means never, unless `always`)' -r -f -a "auto\t''
@@ -128,7 +128,7 @@ complete -c chatctl -n "__fish_chatctl_using_subcommand list" -s V -l version -d
 complete -c chatctl -n "__fish_chatctl_using_subcommand fetch" -s o -l output -d 'Where to write [default: the current folder]. With one FILE: that file\'s name, or an existing folder (or a path ending in `/`) to put it in. With several: a folder, created if missing; each file keeps its name' -r -F
 complete -c chatctl -n "__fish_chatctl_using_subcommand fetch" -l udp-via -d 'Send UDP downloads through a relay at ADDR:PORT (e.g. `chatctl impair --target SERVER:TRANSFER-PORT`) instead of to the announced port. With `serve --ports LO-HI` the server\'s ports are predictable: for one user, LO is the update port and LO+1 the first transfer port' -r
 complete -c chatctl -n "__fish_chatctl_using_subcommand fetch" -l trace -d 'Write one JSON line per progress tick of a fast download (bytes, RTT, window estimate, holes, late bytes) to FILE, for plots' -r -F
-complete -c chatctl -n "__fish_chatctl_using_subcommand fetch" -s s -l server -d 'Server to talk to' -r
+complete -c chatctl -n "__fish_chatctl_using_subcommand fetch" -s s -l server -d 'Server to talk to: HOST:PORT, a HOST (port 13337), or a bare PORT (on this machine, 127.0.0.1)' -r
 complete -c chatctl -n "__fish_chatctl_using_subcommand fetch" -s n -l name -d 'Name to join the room with [default: asked on a TTY, else the login name]' -r
 complete -c chatctl -n "__fish_chatctl_using_subcommand fetch" -l timeout -d 'How long to wait for the server, e.g. `5s`, `1m`, `500ms`' -r
 complete -c chatctl -n "__fish_chatctl_using_subcommand fetch" -l color -d 'When to use colour (NO_COLOR in the environment means never, unless `always`)' -r -f -a "auto\t''
@@ -147,7 +147,7 @@ complete -c chatctl -n "__fish_chatctl_using_subcommand fetch" -s V -l version -
 complete -c chatctl -n "__fish_chatctl_using_subcommand capture-decode" -l port -d 'Also treat this TCP port as a server port (13337 always is); repeatable' -r
 complete -c chatctl -n "__fish_chatctl_using_subcommand capture-decode" -l extract -d 'Rebuild every downloaded file into this folder (named after the requested file; a file whose size does not match its `206`, or in fast mode whose BLAKE3 does not match the sender\'s, gets a `.incomplete` suffix)' -r -F
 complete -c chatctl -n "__fish_chatctl_using_subcommand capture-decode" -l plot -d 'Draw a time-sequence graph (SVG) of each UDP transfer (classic: packet number, fast: byte offset, over time): FILE.svg for one transfer, FILE-<id>.svg for several' -r -F
-complete -c chatctl -n "__fish_chatctl_using_subcommand capture-decode" -s s -l server -d 'Server to talk to' -r
+complete -c chatctl -n "__fish_chatctl_using_subcommand capture-decode" -s s -l server -d 'Server to talk to: HOST:PORT, a HOST (port 13337), or a bare PORT (on this machine, 127.0.0.1)' -r
 complete -c chatctl -n "__fish_chatctl_using_subcommand capture-decode" -s n -l name -d 'Name to join the room with [default: asked on a TTY, else the login name]' -r
 complete -c chatctl -n "__fish_chatctl_using_subcommand capture-decode" -l timeout -d 'How long to wait for the server, e.g. `5s`, `1m`, `500ms`' -r
 complete -c chatctl -n "__fish_chatctl_using_subcommand capture-decode" -l color -d 'When to use colour (NO_COLOR in the environment means never, unless `always`)' -r -f -a "auto\t''
@@ -171,7 +171,7 @@ complete -c chatctl -n "__fish_chatctl_using_subcommand impair" -l corrupt -d 'S
 complete -c chatctl -n "__fish_chatctl_using_subcommand impair" -l rate -d 'Bottleneck rate in bits per second, with an optional k, M or G, e.g. `200M` [default: unlimited]' -r
 complete -c chatctl -n "__fish_chatctl_using_subcommand impair" -l queue -d 'Bottleneck queue in bytes; beyond it datagrams are dropped [default: one bandwidth-delay product, at least 64 KiB]' -r
 complete -c chatctl -n "__fish_chatctl_using_subcommand impair" -l seed -d 'Seed of the random choices: the same seed and traffic give the same fate' -r
-complete -c chatctl -n "__fish_chatctl_using_subcommand impair" -s s -l server -d 'Server to talk to' -r
+complete -c chatctl -n "__fish_chatctl_using_subcommand impair" -s s -l server -d 'Server to talk to: HOST:PORT, a HOST (port 13337), or a bare PORT (on this machine, 127.0.0.1)' -r
 complete -c chatctl -n "__fish_chatctl_using_subcommand impair" -s n -l name -d 'Name to join the room with [default: asked on a TTY, else the login name]' -r
 complete -c chatctl -n "__fish_chatctl_using_subcommand impair" -l timeout -d 'How long to wait for the server, e.g. `5s`, `1m`, `500ms`' -r
 complete -c chatctl -n "__fish_chatctl_using_subcommand impair" -l color -d 'When to use colour (NO_COLOR in the environment means never, unless `always`)' -r -f -a "auto\t''
@@ -182,7 +182,7 @@ complete -c chatctl -n "__fish_chatctl_using_subcommand impair" -s q -l quiet -d
 complete -c chatctl -n "__fish_chatctl_using_subcommand impair" -s v -l verbose -d 'More detail; repeat for more (`-vv`)'
 complete -c chatctl -n "__fish_chatctl_using_subcommand impair" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c chatctl -n "__fish_chatctl_using_subcommand impair" -s V -l version -d 'Print version'
-complete -c chatctl -n "__fish_chatctl_using_subcommand completions" -s s -l server -d 'Server to talk to' -r
+complete -c chatctl -n "__fish_chatctl_using_subcommand completions" -s s -l server -d 'Server to talk to: HOST:PORT, a HOST (port 13337), or a bare PORT (on this machine, 127.0.0.1)' -r
 complete -c chatctl -n "__fish_chatctl_using_subcommand completions" -s n -l name -d 'Name to join the room with [default: asked on a TTY, else the login name]' -r
 complete -c chatctl -n "__fish_chatctl_using_subcommand completions" -l timeout -d 'How long to wait for the server, e.g. `5s`, `1m`, `500ms`' -r
 complete -c chatctl -n "__fish_chatctl_using_subcommand completions" -l color -d 'When to use colour (NO_COLOR in the environment means never, unless `always`)' -r -f -a "auto\t''

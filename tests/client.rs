@@ -151,6 +151,15 @@ async fn serve_main(mut s: TcpStream, room: Room, files: Arc<HashMap<String, Vec
                 }
                 Request::Download { transport, file } => match files.get(&file) {
                     None if file == "SILENT" => None, // the reference's handler thread dies
+                    None if file == "STRICT" || file == "STUCK" => {
+                        // big.bin from a sender that takes ACKs only in order, as the reference's
+                        // does; STUCK: one deaf to every ACK, which resends its first window forever.
+                        let (data, deaf) = (files["big.bin"].clone(), file == "STUCK");
+                        let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+                        let port = sock.local_addr().unwrap().port();
+                        tokio::spawn(async move { strict_gbn_send(sock, &data, deaf).await });
+                        Some(Confirm::Download { size: files["big.bin"].len() as u64, port }.into())
+                    }
                     None => Some(ErrorCode::NO_SUCH_FILE.into()),
                     Some(data) => {
                         let data = data.clone();
@@ -244,7 +253,75 @@ async fn gbn_send(sock: UdpSocket, data: &[u8], seed: u64) {
     }
 }
 
+/// The reference's go-back-N sender, as far as ACKs go: its window is the
+/// hello read as a number (the fast hello reads as 98), and it takes only the
+/// ACK of the oldest packet in flight; any other ACK is ignored, so a
+/// receiver that drops one ACK stalls it for good. No losses. A `deaf`
+/// sender takes no ACK at all, as one that has lost track of them.
+async fn strict_gbn_send(sock: UdpSocket, data: &[u8], deaf: bool) {
+    let mut buf = [0u8; 2048];
+    let (n, peer) = sock.recv_from(&mut buf).await.unwrap();
+    let w: usize = std::str::from_utf8(&buf[..n]).unwrap().trim().parse().unwrap();
+    let chunks: Vec<&[u8]> = data.chunks(CHUNK).collect();
+    let (mut base, mut next) = (0usize, 0usize);
+    let mut out = Vec::new();
+    while base < chunks.len() {
+        while next < base + w && next < chunks.len() {
+            out.clear();
+            Data { last: next == chunks.len() - 1, seq: (next % (w + 1)) as u8, payload: chunks[next] }
+                .encode(&mut out);
+            sock.send_to(&out, peer).await.unwrap();
+            next += 1;
+        }
+        match tokio::time::timeout(Duration::from_millis(200), sock.recv_from(&mut buf)).await {
+            Ok(Ok((n, _))) if !deaf && parse_ack(&buf[..n]) == Some(((base + 1) % (w + 1)) as u8) => base += 1,
+            Ok(_) => {}
+            Err(_) => next = base,
+        }
+    }
+}
+
 const T: Duration = Duration::from_secs(5);
+
+/// A classic sender that resends old packets forever (the reference's after
+/// one lost ACK) kept the download alive past --timeout: each duplicate reset
+/// the wait. Now --timeout bounds the time without new data.
+#[tokio::test]
+async fn a_classic_sender_that_makes_no_progress_ends_the_download_after_the_timeout() {
+    let addr = fake_server().await.to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let (s, _u) = Session::join(&addr, "ALICE", Duration::from_secs(1)).await.unwrap();
+    let target = dir.path().join("stuck");
+    let r =
+        tokio::time::timeout(Duration::from_secs(20), s.download("STUCK", Transport::Udp, &target, false, |_, _| {}));
+    let e = r.await.expect("the download did not end").unwrap_err();
+    assert_eq!(e.exit(), Exit::TransferFailed, "{e}");
+    assert!(e.to_string().contains("no new data for 1s"), "{e}");
+    assert!(!target.exists() && common::part_files(dir.path()).is_empty());
+}
+
+/// Interop with the reference: after a fast hello answered with classic data,
+/// the classic receiver ACKed the data that had already arrived on a socket
+/// tokio had not yet seen writable, so the first ACK was silently dropped and
+/// the reference's sender (which ignores every ACK but the next in order)
+/// retransmitted forever: every other `fetch` hung.
+#[tokio::test]
+async fn fast_hello_fallback_acks_every_packet_for_a_strict_classic_sender() {
+    let addr = fake_server().await.to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let (s, _u) = Session::join(&addr, "ALICE", T).await.unwrap();
+    for i in 0..5 {
+        let target = dir.path().join(format!("strict-{i}"));
+        let r = tokio::time::timeout(
+            Duration::from_secs(20),
+            s.download("STRICT", Transport::Udp, &target, false, |_, _| {}),
+        );
+        let r = r.await.unwrap_or_else(|_| panic!("download {} stalled", i + 1)).unwrap();
+        assert_eq!(r.udp_mode, Some(chatctl::client::UdpMode::Classic));
+        assert_eq!(std::fs::read(&target).unwrap(), files()["big.bin"]);
+    }
+    s.leave().await.unwrap();
+}
 
 #[tokio::test]
 async fn join_users_whisper_broadcast_updates_leave() {
@@ -479,4 +556,166 @@ fn join_on_a_pseudo_terminal() {
     assert!(stdout.contains("ZED> "), "no prompt: {stdout}");
     assert!(stdout.contains("BOB\r\n") || stdout.contains("BOB\n"), "no user list: {stdout}");
     assert!(stdout.contains("BOB: pong\\u{1b}[31m"), "no escaped update: {stdout}");
+}
+
+// ---- a server that binds its ports like the reference (issue 13) ----
+
+/// A port pool like the reference's: the lowest free port is handed out and
+/// marked taken *before* `bind()` (without `SO_REUSEADDR`); when the bind
+/// fails, the port leaks and the request gets no answer at all.
+#[derive(Clone)]
+struct RefPool(Arc<Mutex<Vec<(u16, bool)>>>);
+
+impl RefPool {
+    fn new(n: usize) -> Self {
+        // Ports the OS found free; held by nobody until a join or download binds them.
+        let ports = (0..n).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port());
+        RefPool(Arc::new(Mutex::new(ports.map(|p| (p, true)).collect())))
+    }
+
+    /// Takes the lowest free port and binds it: `None` when the bind failed (the port leaks).
+    fn bind(&self) -> Option<TcpListener> {
+        let port = {
+            let mut pool = self.0.lock().unwrap();
+            let slot = pool.iter_mut().find(|(_, free)| *free)?;
+            slot.1 = false;
+            slot.0
+        };
+        let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        sock.bind(&addr.into()).ok()?;
+        sock.listen(1).unwrap();
+        sock.set_nonblocking(true).unwrap();
+        Some(TcpListener::from_std(sock.into()).unwrap())
+    }
+
+    fn release(&self, port: u16) {
+        self.0.lock().unwrap().iter_mut().filter(|(p, _)| *p == port).for_each(|s| s.1 = true);
+    }
+}
+
+/// Joins, user lists, TCP downloads of `big.bin` and leaves, with the
+/// reference's close order: on `101` it closes its side of the update
+/// connection first and then frees the port; after a TCP download it closes
+/// the transfer connection first. Unless the client has already shut down its
+/// sending side (update connection) or resets the connection after the end of
+/// the file (TCP download), the server's side of that connection sits in
+/// TIME_WAIT and the next bind of the same port fails.
+async fn time_wait_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let pool = RefPool::new(2);
+    tokio::spawn(async move {
+        while let Ok((s, _)) = listener.accept().await {
+            tokio::spawn(time_wait_main(s, pool.clone()));
+        }
+    });
+    addr
+}
+
+async fn time_wait_main(mut s: TcpStream, pool: RefPool) {
+    let mut dec = Decoder::new(Direction::ToServer);
+    let mut update: Option<(TcpStream, u16)> = None;
+    while let Some(requests) = common::read_requests(&mut s, &mut dec).await {
+        for req in requests {
+            let reply: Message = match req {
+                Request::Join { name } => {
+                    let Some(l) = pool.bind() else { continue }; // the handler "dies": no answer
+                    let port = l.local_addr().unwrap().port();
+                    s.write_all(&bytes(Confirm::Joined { name, port })).await.unwrap();
+                    update = Some((l.accept().await.unwrap().0, port));
+                    continue;
+                }
+                Request::Users => Confirm::Users { users: Vec::new() }.into(),
+                Request::Download { file, .. } => {
+                    let data = files()[&file].clone();
+                    let Some(l) = pool.bind() else { continue };
+                    let port = l.local_addr().unwrap().port();
+                    let pool = pool.clone();
+                    tokio::spawn(async move {
+                        let (mut t, _) = l.accept().await.unwrap();
+                        t.write_all(&data).await.unwrap();
+                        drop(t);
+                        pool.release(port);
+                    });
+                    Confirm::Download { size: files()[&file].len() as u64, port }.into()
+                }
+                Request::Leave => {
+                    if let Some((u, port)) = update.take() {
+                        drop(u);
+                        pool.release(port);
+                    }
+                    Confirm::Left.into()
+                }
+                other => panic!("the fake does not serve {other:?}"),
+            };
+            s.write_all(&bytes(reply)).await.unwrap();
+        }
+    }
+}
+
+/// Issue 13: against a server that reuses its ports like the reference, every
+/// second join (and download) hung until the client shut down its sending
+/// side of the update connection, moving TIME_WAIT to itself, and reset the
+/// transfer connection after the last byte, leaving no TIME_WAIT at all.
+#[tokio::test]
+async fn twenty_rejoins_and_tcp_downloads_against_ports_in_time_wait() {
+    let addr = time_wait_server().await.to_string();
+    let t = Duration::from_secs(2);
+    for i in 0..20 {
+        let (s, _u) = Session::join(&addr, "ALICE", t).await.unwrap_or_else(|e| panic!("join {}: {e}", i + 1));
+        assert_eq!(s.users().await.unwrap(), Vec::<String>::new());
+        s.leave().await.unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (s, _u) = Session::join(&addr, "ALICE", t).await.unwrap();
+    for i in 0..20 {
+        let target = dir.path().join(format!("big-{i}"));
+        let r = s.download("big.bin", Transport::Tcp, &target, false, |_, _| {}).await;
+        r.unwrap_or_else(|e| panic!("download {}: {e}", i + 1));
+        assert_eq!(std::fs::read(&target).unwrap(), files()["big.bin"], "download {}", i + 1);
+    }
+    s.leave().await.unwrap();
+}
+
+/// The other side of the half-close: `chatctl serve` never reads the update
+/// connection, so a client that shut down its sending side right after
+/// connecting stays in the room and keeps getting its updates.
+#[tokio::test]
+async fn serve_keeps_a_user_whose_update_connection_is_half_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = common::server(dir.path());
+    let mut main = TcpStream::connect(addr).await.unwrap();
+    main.write_all(&bytes(Request::Join { name: "ALICE".into() })).await.unwrap();
+    let mut dec = Decoder::new(Direction::ToClient);
+    let mut buf = [0u8; 1024];
+    let port = loop {
+        if let Some(Message::Confirm(Confirm::Joined { port, .. })) = dec.next_message().unwrap() {
+            break port;
+        }
+        let n = main.read(&mut buf).await.unwrap();
+        assert_ne!(n, 0, "no answer to join");
+        dec.feed(&buf[..n]);
+    };
+    let mut update = TcpStream::connect((addr.ip(), port)).await.unwrap();
+    update.shutdown().await.unwrap(); // FIN at once, as the client does
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (bob, _u) = Session::join(&addr.to_string(), "BOB", T).await.unwrap();
+    assert_eq!(bob.users().await.unwrap(), ["ALICE"], "the half-closed user is still in the room");
+    bob.broadcast("hi").await.unwrap();
+    let mut got = Vec::new();
+    while got.len()
+        < bytes(Update::Joined { name: "BOB".into() }).len()
+            + bytes(Update::Broadcast { from: "BOB".into(), text: "hi".into() }).len()
+    {
+        let n = tokio::time::timeout(T, update.read(&mut buf)).await.unwrap().unwrap();
+        assert_ne!(n, 0, "the server closed the half-closed update connection");
+        got.extend_from_slice(&buf[..n]);
+    }
+    let mut dec = Decoder::new(Direction::ToClient);
+    dec.feed(&got);
+    assert_eq!(dec.next_message().unwrap(), Some(Message::Update(Update::Joined { name: "BOB".into() })));
+    let hi = Update::Broadcast { from: "BOB".into(), text: "hi".into() };
+    assert_eq!(dec.next_message().unwrap(), Some(Message::Update(hi)));
+    bob.leave().await.unwrap();
 }

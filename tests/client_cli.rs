@@ -1345,3 +1345,113 @@ fn closed_output_never_panics() {
         assert_ne!(status.code(), Some(101), "{args:?} panicked");
     }
 }
+
+// ---- errors a script can read (issue 13) ----
+
+/// With --json, an error is one JSON object on stderr: command, kind, exit, message.
+fn json_error(out: &std::process::Output) -> serde_json::Value {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "one line on stderr: {stderr}");
+    let v: serde_json::Value = serde_json::from_str(lines[0]).unwrap_or_else(|e| panic!("{e}: {stderr}"));
+    assert_eq!(out.status.code(), v["exit"].as_i64().map(|c| c as i32), "{v}");
+    v
+}
+
+#[test]
+fn json_errors_are_one_object_on_stderr() {
+    let addr = server(None, 10);
+    let _bob = Watcher::join(addr, "BOB");
+    let out = chatctl(addr, "BOB").args(["--json", "list"]).output().unwrap();
+    let v = json_error(&out);
+    assert_eq!(
+        (v["command"].as_str(), v["kind"].as_str(), v["exit"].as_i64()),
+        (Some("list"), Some("name_taken"), Some(5))
+    );
+    assert!(v["message"].as_str().unwrap().contains("name already taken"), "{v}");
+
+    let out = chatctl(addr, "ALICE").args(["whisper", "--json", "EVE", "hi"]).output().unwrap();
+    let v = json_error(&out);
+    assert_eq!(
+        (v["kind"].as_str(), v["exit"].as_i64()),
+        (Some("no_such_user"), Some(i64::from(code(Exit::NoSuchUser))))
+    );
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let out = chatctl(closed, "ALICE").args(["--json", "say", "hi"]).output().unwrap();
+    let v = json_error(&out);
+    assert_eq!(
+        (v["command"].as_str(), v["kind"].as_str(), v["exit"].as_i64()),
+        (Some("say"), Some("connect"), Some(3))
+    );
+    assert!(v["message"].as_str().unwrap().contains(&closed.to_string()), "{v}");
+
+    // The command line itself: clap's message, as JSON, with no command.
+    let out = chatctl(addr, "ALICE").args(["--json", "list", "--no-such-flag"]).output().unwrap();
+    let v = json_error(&out);
+    assert_eq!((v["command"].as_str(), v["kind"].as_str(), v["exit"].as_i64()), (None, Some("usage"), Some(2)));
+    assert!(v["message"].as_str().unwrap().contains("--no-such-flag"), "{v}");
+
+    // Without --json: prose, as before.
+    let out = chatctl(addr, "BOB").arg("list").output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("chatctl list: the server refused: name already taken"));
+}
+
+/// `-s 13337` is 127.0.0.1:13337 (getaddrinfo alone reads it as 0.0.52.25).
+#[test]
+fn a_bare_port_is_on_this_machine() {
+    let addr = server(None, 10);
+    let _bob = Watcher::join(addr, "BOB");
+    let mut c = Command::new(bin());
+    c.args(["-s", &addr.port().to_string(), "-n", "ALICE", "--timeout", "5s", "list"]).env_remove("CHATCTL_NAME");
+    c.assert().success().stdout("BOB\n");
+}
+
+/// A fake peer on a loopback port that is not a chat server: `answer` is what
+/// it writes once it has read `until` (at once when `until` is empty).
+fn not_a_chat_server(until: &'static [u8], answer: &'static [u8]) -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in listener.incoming() {
+            let Ok(mut s) = s else { return };
+            std::thread::spawn(move || {
+                use std::io::Read;
+                let mut got = Vec::new();
+                let mut buf = [0u8; 256];
+                while !got.windows(until.len().max(1)).any(|w| w == until) && !until.is_empty() {
+                    match s.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = s.write_all(answer);
+                std::thread::sleep(Duration::from_secs(10)); // and says nothing more
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn not_a_chat_server_exits_11_with_its_own_message() {
+    // An HTTP server waits for a request line's end, then refuses it.
+    let http = not_a_chat_server(b"\r\n", b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+    // Another speaks first, with a terminal escape in its banner.
+    let banner = not_a_chat_server(b"", b"SSH-2.0-OpenSSH_9.6\x1b[2J\r\n");
+    for (addr, said) in [(http, "HTTP/1.1 400 Bad Request"), (banner, "SSH-2.0-OpenSSH_9.6")] {
+        let mut c = Command::new(bin());
+        c.args(["-s", &addr.to_string(), "-n", "ALICE", "--timeout", "1s", "list"]).env_remove("CHATCTL_NAME");
+        let out = c.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code(Exit::Protocol)), "{stderr}");
+        assert!(stderr.contains(&format!("{addr} is not a chat server: it answered \"{said}")), "{stderr}");
+        assert!(!stderr.contains("--timeout") && !stderr.contains('\x1b'), "{stderr}");
+    }
+    let out = Command::new(bin())
+        .args(["-s", &http.to_string(), "-n", "ALICE", "--timeout", "1s", "--json", "list"])
+        .output()
+        .unwrap();
+    let v = json_error(&out);
+    assert_eq!((v["kind"].as_str(), v["exit"].as_i64()), (Some("protocol"), Some(11)), "{v}");
+}

@@ -341,6 +341,14 @@ async fn tcp(
     progress: &mut (impl FnMut(&Progress) + Send),
 ) -> Result<(), String> {
     let mut stream = connect_retry(peer, timeout).await.map_err(|e| e.to_string())?;
+    // The server closes first, after the last byte; then the client resets
+    // instead of sending its own FIN, which would leave the server's side in
+    // TIME_WAIT (the reference binds that port again for the next download
+    // and fails, PROTOCOL.md §8). A FIN sent right after connecting avoids
+    // that only when it beats the server's: the interop suite lost that race
+    // on a loaded machine (3 of 5 downloads). The reset comes after the end
+    // of the file, so no data is lost.
+    let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         let n = match tokio::time::timeout(timeout, stream.read(&mut buf)).await {
@@ -497,19 +505,26 @@ async fn udp_classic(
 ) -> Result<(), String> {
     let mut rx = udp_receiver();
     let hello = rx.hello();
-    let send = |sock: &UdpSocket, d: Vec<u8>| {
-        // A lost ACK is repaired by the sender's retransmission.
-        let _ = sock.try_send_to(&d, peer);
-    };
+    // Every ACK really goes out: `try_send_to` on the socket just handed
+    // over from the fast driver fails (tokio has not seen it writable yet),
+    // and the reference sender takes only the next ACK in order: the
+    // transfer never recovers from a missing one. A failed send is left to
+    // the sender's retransmission.
+    async fn send(sock: &UdpSocket, d: Vec<u8>, peer: SocketAddr) {
+        let _ = sock.send_to(&d, peer).await;
+    }
     let mut buf = vec![0u8; CHUNK + 64];
     let mut last_data = tokio::time::Instant::now();
     let mut got_data = false;
     let mut pending = std::collections::VecDeque::from(first);
     if pending.is_empty() {
-        send(&sock, hello.clone());
+        send(&sock, hello.clone(), peer).await;
     }
     while !rx.is_done() {
-        let wait = if got_data { timeout } else { HELLO_REPEAT };
+        // Once data flows, --timeout bounds the time without new data, not
+        // between datagrams: a classic sender that lost track (the
+        // reference's, after a lost ACK) resends old packets forever.
+        let wait = if got_data { timeout.saturating_sub(last_data.elapsed()) } else { HELLO_REPEAT };
         let (n, from) = if let Some(d) = pending.pop_front() {
             let n = d.len().min(buf.len());
             buf[..n].copy_from_slice(&d[..n]);
@@ -520,10 +535,10 @@ async fn udp_classic(
                     if last_data.elapsed() >= timeout {
                         return Err(format!("no data for {}", humantime::format_duration(timeout)));
                     }
-                    send(&sock, hello.clone());
+                    send(&sock, hello.clone(), peer).await;
                     continue;
                 }
-                Err(_) => return Err(format!("no data for {}", humantime::format_duration(timeout))),
+                Err(_) => return Err(format!("no new data for {}", humantime::format_duration(timeout))),
                 // ICMP port unreachable before the server binds: keep trying.
                 Ok(Err(_)) if !got_data => continue,
                 Ok(Err(e)) => return Err(e.to_string()),
@@ -538,7 +553,7 @@ async fn udp_classic(
             Event::Repeat { ack } => {
                 got_data = true;
                 if let Some(ack) = ack {
-                    send(&sock, ack);
+                    send(&sock, ack, peer).await;
                 }
             }
             Event::Deliver { payload, ack, last } => {
@@ -552,10 +567,10 @@ async fn udp_classic(
                 if last {
                     // The final ACK ends the sender; send it a few times in case one is lost.
                     for _ in 0..3 {
-                        send(&sock, ack.clone());
+                        send(&sock, ack.clone(), peer).await;
                     }
                 } else {
-                    send(&sock, ack);
+                    send(&sock, ack, peer).await;
                 }
             }
         }

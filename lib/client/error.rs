@@ -39,6 +39,15 @@ pub enum ClientError {
     /// A request could not be encoded (e.g. a name over 99 characters).
     #[error("cannot encode the request")]
     Encode(#[source] EncodeError),
+    /// The peer at the server's address does not speak the chat protocol
+    /// (an HTTP server, say): its first answer, shown escaped.
+    #[error("{addr} is not a chat server: it answered \"{answer}\"")]
+    NotChatServer {
+        /// The address connected to.
+        addr: String,
+        /// Its first line (at most 60 bytes), escaped.
+        answer: String,
+    },
     /// A well-formed message that does not belong here.
     #[error("protocol error: {0}")]
     Protocol(String),
@@ -91,7 +100,7 @@ impl ClientError {
             ClientError::Closed => Exit::ServerGone,
             ClientError::Shared { exit, .. } => *exit,
             ClientError::Io(e) if gone(e) => Exit::ServerGone,
-            ClientError::Decode(_) | ClientError::Protocol(_) => Exit::Protocol,
+            ClientError::Decode(_) | ClientError::Protocol(_) | ClientError::NotChatServer { .. } => Exit::Protocol,
             ClientError::Transfer { .. } | ClientError::File { .. } => Exit::TransferFailed,
             ClientError::Io(_) | ClientError::Encode(_) | ClientError::Exists(_) => Exit::Failure,
         }

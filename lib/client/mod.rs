@@ -37,12 +37,22 @@ use crate::wire::{Confirm, Decoder, Direction, ErrorCode, MAX_FIELD_CHARS, Messa
 /// announces ports before it listens on them ([protocol](crate::protocol) §8).
 const ANNOUNCED_PORT_RETRY: Duration = Duration::from_millis(50);
 
+/// How long a server that let the join time out gets to answer the
+/// "is this HTTP?" probe (a blank line) before the timeout is reported.
+const PROBE_WAIT: Duration = Duration::from_millis(500);
+
+/// How many of the first bytes received a connection keeps, to show what a
+/// peer that is not a chat server said.
+const FIRST_BYTES: usize = 60;
+
 /// A framed TCP connection: whole messages in, whole messages out (one write each).
 #[derive(Debug)]
 struct Framed {
     read: OwnedReadHalf,
     write: OwnedWriteHalf,
     decoder: Decoder,
+    /// The first [`FIRST_BYTES`] bytes received.
+    first: Vec<u8>,
 }
 
 impl Framed {
@@ -50,7 +60,7 @@ impl Framed {
         // Each message goes out in one write (the reference reads one message per recv).
         let _ = stream.set_nodelay(true);
         let (read, write) = stream.into_split();
-        Framed { read, write, decoder: Decoder::new(Direction::ToClient) }
+        Framed { read, write, decoder: Decoder::new(Direction::ToClient), first: Vec::new() }
     }
 
     async fn send(&mut self, req: Request) -> Result<(), ClientError> {
@@ -70,14 +80,29 @@ impl Framed {
                 self.decoder.finish().map_err(ClientError::Decode)?;
                 return Ok(None);
             }
+            let keep = n.min(FIRST_BYTES - self.first.len().min(FIRST_BYTES));
+            self.first.extend_from_slice(&buf[..keep]);
             self.decoder.feed(&buf[..n]);
         }
+    }
+
+    /// What the peer sent first, for a message: at most [`FIRST_BYTES`]
+    /// bytes up to the first line end, escaped.
+    fn first_answer(&self) -> String {
+        let line = self.first.split(|&b| b == b'\n').next().unwrap_or_default();
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        escape(&String::from_utf8_lossy(line)).into_owned()
     }
 }
 
 /// `HOST:PORT` with the default port 13337 added to a bare host: `example.org`,
-/// `10.0.0.37`, `::1` and `[::1]` get it; `example.org:99` and `[::1]:99` keep theirs.
+/// `10.0.0.37`, `::1` and `[::1]` get it; `example.org:99` and `[::1]:99` keep
+/// theirs. A bare port, `13337` or `:13337`, means `127.0.0.1:13337`.
 fn with_default_port(server: &str) -> String {
+    if let Ok(port) = server.strip_prefix(':').unwrap_or(server).parse::<u16>() {
+        // A bare port (`13337`, `:13337`) is on this machine; getaddrinfo would read `13337` as the address 0.0.52.25.
+        return SocketAddr::from(([127, 0, 0, 1], port)).to_string();
+    }
     let bare = server.strip_prefix('[').and_then(|s| s.strip_suffix(']')).unwrap_or(server);
     if let Ok(ip) = bare.parse::<std::net::IpAddr>() {
         return SocketAddr::new(ip, crate::wire::DEFAULT_PORT).to_string();
@@ -88,7 +113,7 @@ fn with_default_port(server: &str) -> String {
     }
 }
 
-/// Resolves `HOST:PORT` (a bare host gets the default port 13337).
+/// Resolves `HOST:PORT` (a bare host gets the default port 13337, a bare port the host 127.0.0.1).
 pub async fn resolve(server: &str) -> Result<SocketAddr, ClientError> {
     let with_port = with_default_port(server);
     let mut addrs = tokio::net::lookup_host(&with_port)
@@ -117,6 +142,17 @@ async fn connect_retry(addr: SocketAddr, timeout: Duration) -> Result<TcpStream,
             Ok(Err(e)) => return Err(ClientError::Connect { addr: addr.to_string(), source: e }),
         }
     }
+}
+
+/// Shuts down the sending side of the update connection, which the client
+/// only reads. The FIN it sends first makes its own side, not the server's,
+/// wait in TIME_WAIT: the reference server binds the same port again for the
+/// next join without `SO_REUSEADDR`, and fails while its side of the previous
+/// connection is in TIME_WAIT (PROTOCOL.md §8). The server closes the update
+/// connection only after `101`, long after this. A failure is ignored: the
+/// connection still works for reading.
+fn half_close(stream: &TcpStream) {
+    let _ = socket2::SockRef::from(stream).shutdown(std::net::Shutdown::Write);
 }
 
 /// A joined session: owns the main connection; the update connection feeds
@@ -163,11 +199,17 @@ impl Session {
         };
         let mut main = Framed::new(stream);
         main.send(Request::Join { name: name.to_string() }).await?;
-        let port = match response(&mut main, timeout, "the answer to join").await? {
-            Confirm::Joined { port, .. } => port,
-            other => return Err(unexpected(other)),
+        let port = match response(&mut main, timeout, "the answer to join").await {
+            Ok(Confirm::Joined { port, .. }) => port,
+            Ok(other) => return Err(unexpected(other)),
+            Err(ClientError::Decode(_)) => {
+                return Err(ClientError::NotChatServer { addr: addr.to_string(), answer: main.first_answer() });
+            }
+            Err(e @ ClientError::Timeout { .. }) => return Err(probe(&mut main, addr, e).await),
+            Err(e) => return Err(e),
         };
         let update = connect_retry(SocketAddr::new(addr.ip(), port), timeout).await?;
+        half_close(&update);
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(read_updates(Framed::new(update), tx));
         Ok((Session { main: Mutex::new(main), server: addr, name: name.to_string(), timeout }, Updates { rx }))
@@ -255,6 +297,23 @@ impl Session {
     }
 }
 
+/// The join got no answer in time (`timeout`): is this a chat server at
+/// all? An HTTP server waits for the end of a request line, so send one (a
+/// CR LF, which a chat server ignores between messages, and which cannot
+/// spoil a join that has failed anyway) and see if anything that is not the
+/// protocol comes back within [`PROBE_WAIT`].
+async fn probe(main: &mut Framed, addr: SocketAddr, timeout: ClientError) -> ClientError {
+    if main.write.write_all(b"\r\n").await.is_err() {
+        return timeout;
+    }
+    match tokio::time::timeout(PROBE_WAIT, main.recv()).await {
+        Ok(Err(ClientError::Decode(_))) => {
+            ClientError::NotChatServer { addr: addr.to_string(), answer: main.first_answer() }
+        }
+        _ => timeout,
+    }
+}
+
 /// Waits for one confirm on the main connection; an error code becomes
 /// [`ClientError::Refused`].
 async fn response(main: &mut Framed, timeout: Duration, what: &'static str) -> Result<Confirm, ClientError> {
@@ -307,6 +366,8 @@ mod tests {
             ("::1", "[::1]:13337"),
             ("[::1]", "[::1]:13337"),
             ("[::1]:99", "[::1]:99"),
+            ("13337", "127.0.0.1:13337"),
+            (":99", "127.0.0.1:99"),
         ] {
             assert_eq!(with_default_port(given), want, "{given}");
         }

@@ -139,3 +139,24 @@ pub fn wait_exit(child: &mut std::process::Child, wait: std::time::Duration) -> 
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
 }
+
+/// A fake server's read loop: the requests that arrived on `s` with the next
+/// read (none when a read ends mid-message); `None` at end of stream or on
+/// an error, or at bytes that are not a request.
+pub async fn read_requests(
+    s: &mut tokio::net::TcpStream,
+    dec: &mut chatctl::wire::Decoder,
+) -> Option<Vec<chatctl::wire::Request>> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 1024];
+    let n = s.read(&mut buf).await.ok().filter(|&n| n > 0)?;
+    dec.feed(&buf[..n]);
+    let mut out = Vec::new();
+    while let Some(m) = dec.next_message().ok()? {
+        match m {
+            chatctl::wire::Message::Request(r) => out.push(r),
+            _ => return None,
+        }
+    }
+    Some(out)
+}
