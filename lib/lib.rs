@@ -8,6 +8,7 @@
 //! - [`server`]: the room server on tokio.
 //! - [`client`]: the client library the subcommands are built on.
 //! - [`capture`]: reading the conversation out of pcap/pcapng captures.
+//! - [`text`]: network text made safe for a terminal or a log (one escaping function).
 //! - [`exit`]: the exit codes every subcommand shares (documented in the man pages).
 //!
 //! The binary in `cmd/` only parses arguments and prints; everything it does
@@ -18,4 +19,5 @@ pub mod client;
 pub mod exit;
 pub mod rdt;
 pub mod server;
+pub mod text;
 pub mod wire;

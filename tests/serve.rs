@@ -1061,3 +1061,62 @@ async fn random_input_never_wedges_the_server() {
     srv.stop().await;
     assert!(!PANICKED.load(std::sync::atomic::Ordering::SeqCst), "a server task panicked");
 }
+
+/// Everything the server logs while a test runs on this thread (the server's
+/// tasks run on the test's current-thread runtime), as text lines.
+#[derive(Clone, Default)]
+struct LogCapture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogCapture {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl LogCapture {
+    /// Captures this thread's log lines until the guard is dropped.
+    fn start() -> (LogCapture, tracing::subscriber::DefaultGuard) {
+        let cap = LogCapture::default();
+        let w = cap.clone();
+        let sub = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .with_writer(move || w.clone())
+            .finish();
+        (cap.clone(), tracing::subscriber::set_default(sub))
+    }
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+    fn bytes(&self) -> Vec<u8> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+/// Issue 12, fault 6: names with control or bidi formatting characters were
+/// accepted and written raw into the log. They are refused (`4001`); Hebrew,
+/// emoji and ZWJ sequences are not.
+#[tokio::test]
+async fn names_with_control_or_bidi_characters_are_refused() {
+    let (log, _guard) = LogCapture::start();
+    let srv = TestServer::start(|_| {}).await;
+    let mut x = Client::connect(srv.addr).await;
+    for bad in ["A\u{1b}B", "A\0B", "AB\nC", "\u{202e}ECILA", "A\u{7f}B", "A\u{85}B", "AB\u{2066}", "AB\r"] {
+        let m = x.ask(format!("100{:02}{bad}", bad.chars().count())).await;
+        assert_eq!(m, err(ErrorCode::INVALID_NAME), "{bad:?}");
+    }
+    for good in ["שלום", "👩\u{200d}💻x", "Zoë"] {
+        let c = Client::join(srv.addr, good).await;
+        drop(c);
+    }
+    drop(x);
+    srv.ports_settle(0).await;
+    srv.stop().await;
+    let bytes = log.bytes();
+    assert!(!bytes.iter().any(|&b| b < 0x20 && b != b'\n'), "raw control bytes in the log");
+    assert!(log.text().contains("שלום"), "the Hebrew name is logged as is");
+}

@@ -142,7 +142,7 @@ impl Session {
     /// Connects to `server`, joins as `name` and opens the update connection.
     /// Every step is bounded by `timeout`.
     pub async fn join(server: &str, name: &str, timeout: Duration) -> Result<(Session, Updates), ClientError> {
-        if !(crate::wire::MIN_NAME_CHARS..=MAX_FIELD_CHARS).contains(&crate::wire::char_len(name)) {
+        if !crate::wire::name_ok(name) {
             return Err(ClientError::Refused(ErrorCode::INVALID_NAME));
         }
         let addr = resolve(server).await?;

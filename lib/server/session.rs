@@ -17,7 +17,7 @@ use super::ports::{PortGuard, PortPool};
 use super::room::{Delivery, JoinRefused, Member, Queued, Room};
 use super::shutdown::{Shutdown, TaskToken};
 use super::transfer::{self, Download};
-use crate::wire::{Confirm, ErrorCode, MIN_NAME_CHARS, Message, Request, Transport, Update, char_len};
+use crate::wire::{Confirm, ErrorCode, Message, Request, Transport, Update, name_ok};
 
 /// How long a sender waits for its update to be written to the target before
 /// confirming (`303` before `203`, `304` before `204`); past it the target is
@@ -193,7 +193,7 @@ impl Session {
     }
 
     async fn join(&mut self, name: String) -> Flow {
-        if char_len(&name) < MIN_NAME_CHARS {
+        if !name_ok(&name) {
             return self.error(ErrorCode::INVALID_NAME).await;
         }
         let room = self.ctx.room.clone();
