@@ -1120,3 +1120,115 @@ async fn names_with_control_or_bidi_characters_are_refused() {
     assert!(!bytes.iter().any(|&b| b < 0x20 && b != b'\n'), "raw control bytes in the log");
     assert!(log.text().contains("שלום"), "the Hebrew name is logged as is");
 }
+
+/// ALICE and CAROL in the room, ALICE's `300` read.
+async fn alice_and_carol(srv: &TestServer) -> (Client, Client) {
+    let mut a = Client::join(srv.addr, "ALICE").await;
+    let c = Client::join(srv.addr, "CAROL").await;
+    assert_eq!(a.update().await, Message::Update(Update::Joined { name: "CAROL".into() }));
+    (a, c)
+}
+
+/// Issue 12, fault 1: a reset update connection left a ghost user (listed,
+/// `203` for whispers that went nowhere, no `301`). It ends the session as a
+/// `101` would.
+#[tokio::test]
+async fn a_reset_update_connection_ends_the_session() {
+    let srv = TestServer::start(|_| {}).await;
+    let (mut a, mut c) = alice_and_carol(&srv).await;
+    let upd = c.upd.take().unwrap().s;
+    socket2::SockRef::from(&upd).set_linger(Some(Duration::ZERO)).unwrap();
+    drop(upd);
+    assert_eq!(a.update().await, Message::Update(Update::Left { name: "CAROL".into() }));
+    assert_eq!(a.ask("10305CAROL02hi").await, err(ErrorCode::NO_SUCH_USER));
+    assert_eq!(a.ask("102").await, Message::Confirm(Confirm::Users { users: vec![] }));
+    assert!(c.main.closed().await, "CAROL's main connection must be closed");
+    srv.ports_settle(1).await;
+    // The name and the slot are free again.
+    let _c2 = Client::join(srv.addr, "CAROL").await;
+    assert_eq!(a.update().await, Message::Update(Update::Joined { name: "CAROL".into() }));
+    drop((a, c, _c2));
+    srv.ports_settle(0).await;
+    srv.stop().await;
+}
+
+/// Issue 12, fault 1 with a plain close: the server cannot tell a closed
+/// update connection from a half-closed one until a write fails, so at most
+/// one whisper is confirmed; the next is `4031` and the others get `301`.
+#[tokio::test]
+async fn a_closed_update_connection_ends_the_session_at_the_first_failed_write() {
+    let srv = TestServer::start(|_| {}).await;
+    let (mut a, mut c) = alice_and_carol(&srv).await;
+    drop(c.upd.take());
+    let mut confirmed = 0;
+    loop {
+        match a.ask("10305CAROL02hi").await {
+            Message::Confirm(Confirm::WhisperSent) => confirmed += 1,
+            m => {
+                assert_eq!(m, err(ErrorCode::NO_SUCH_USER));
+                break;
+            }
+        }
+        assert!(confirmed <= 1, "{confirmed} whispers confirmed to a closed update connection");
+        // Let the reset come back.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(a.update().await, Message::Update(Update::Left { name: "CAROL".into() }));
+    assert!(c.main.closed().await, "CAROL's main connection must be closed");
+    drop((a, c));
+    srv.ports_settle(0).await;
+    srv.stop().await;
+}
+
+/// A client that shuts down its sending side of the update connection (as
+/// chatctl's client does, PROTOCOL.md §8) keeps getting its updates.
+#[tokio::test]
+async fn a_half_closed_update_connection_keeps_its_updates() {
+    let srv = TestServer::start(|_| {}).await;
+    let (mut a, mut c) = alice_and_carol(&srv).await;
+    c.upd.as_mut().unwrap().s.shutdown().await.unwrap();
+    for i in 0..3 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(a.ask(format!("10305CAROL02h{i}")).await, Message::Confirm(Confirm::WhisperSent));
+        let want = Update::Whisper { from: "ALICE".into(), text: format!("h{i}") };
+        assert_eq!(c.update().await, Message::Update(want));
+    }
+    assert_eq!(a.ask("102").await, Message::Confirm(Confirm::Users { users: names(&["CAROL"]) }));
+    drop((a, c));
+    srv.ports_settle(0).await;
+    srv.stop().await;
+}
+
+/// Issue 12, fault 5: a join whose client sends `101` or goes away before
+/// opening its update connection held the name, the port and the slot for
+/// the whole join timeout. It is rolled back at once.
+#[tokio::test]
+async fn a_join_abandoned_during_the_wait_is_rolled_back_at_once() {
+    let srv = TestServer::start(|c| c.join_timeout = Duration::from_secs(30)).await;
+    // Closes right after 200.
+    let mut g = Client::connect(srv.addr).await;
+    assert!(matches!(g.ask("10005GHOST").await, Message::Confirm(Confirm::Joined { .. })));
+    g.send("101").await;
+    drop(g);
+    let t0 = std::time::Instant::now();
+    srv.ports_settle(0).await;
+    assert_eq!(srv.handle.users(), 0);
+    // Sends 101 and stays: 201, and the connection can join again.
+    let mut h = Client::connect(srv.addr).await;
+    assert!(matches!(h.ask("10005GHOST").await, Message::Confirm(Confirm::Joined { .. })));
+    assert_eq!(h.ask("101").await, Message::Confirm(Confirm::Left));
+    srv.ports_settle(0).await;
+    assert!(t0.elapsed() < Duration::from_secs(5), "rolled back only after {:?}", t0.elapsed());
+    let Message::Confirm(Confirm::Joined { port, .. }) = h.ask("10005GHOST").await else { panic!("rejoin refused") };
+    h.upd = Some(Stream::new(TcpStream::connect(("127.0.0.1", port)).await.unwrap()));
+    // Requests sent during the wait still wait for the join.
+    let mut b = Client::connect(srv.addr).await;
+    let Message::Confirm(Confirm::Joined { port, .. }) = b.ask("10003BOB").await else { panic!("join refused") };
+    b.send("102").await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    b.upd = Some(Stream::new(TcpStream::connect(("127.0.0.1", port)).await.unwrap()));
+    assert_eq!(b.recv().await, Message::Confirm(Confirm::Users { users: names(&["GHOST"]) }));
+    drop((h, b));
+    srv.ports_settle(0).await;
+    srv.stop().await;
+}

@@ -1,12 +1,14 @@
 //! One client's main connection: the request handlers of PROTOCOL.md §3-§5.
 
+use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedReadHalf;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -27,6 +29,10 @@ const DELIVERY_WAIT: Duration = Duration::from_millis(250);
 /// Kernel send buffer of a main or update connection, in bytes: it bounds
 /// what a client who does not read can pin in the kernel (messages are small).
 const SNDBUF: usize = 64 * 1024;
+
+/// Most requests read ahead while a join waits for its update connection;
+/// past it the main connection is only watched again once the join is done.
+const BACKLOG: usize = 32;
 
 /// What every connection task shares.
 #[derive(Clone, Debug)]
@@ -62,6 +68,7 @@ pub async fn run(ctx: Ctx, stream: TcpStream, peer: SocketAddr) {
         peer,
         local,
         joined: None,
+        backlog: VecDeque::new(),
         bad: 0,
         unjoined_since: tokio::time::Instant::now(),
     };
@@ -77,6 +84,9 @@ struct Session {
     peer: SocketAddr,
     local: IpAddr,
     joined: Option<Joined>,
+    /// Requests read while a join waited for its update connection, to be
+    /// handled once it is done (at most [`BACKLOG`]).
+    backlog: VecDeque<Input>,
     /// Consecutive inputs answered with `4999` or `4TT9`; too many and the
     /// connection is cut off (a client that floods junk).
     bad: u32,
@@ -92,13 +102,17 @@ impl Session {
             let idle = self.ctx.config.idle_timeout;
             let deadline = self.joined.is_none().then_some(self.unjoined_since + idle);
             let kick = self.joined.as_ref().map(|j| j.member.kick.clone());
-            let input = tokio::select! {
-                r = self.conn.read(deadline, idle) => r,
-                _ = async { match &kick { Some(k) => k.notified().await, None => std::future::pending().await } } => {
-                    tracing::warn!(user = %self.name(), "disconnected: did not read its updates");
-                    return;
-                }
-                _ = shutdown.recv() => return,
+            let input = match self.backlog.pop_front() {
+                Some(i) => Ok(i),
+                None => tokio::select! {
+                    r = self.conn.read(deadline, idle) => r,
+                    _ = async { match &kick { Some(k) => k.notified().await, None => std::future::pending().await } } => {
+                        let why = self.joined.as_ref().map_or("disconnected", |j| j.member.why());
+                        tracing::warn!(user = %self.name(), peer = %self.peer, "disconnected: {why}");
+                        return;
+                    }
+                    _ = shutdown.recv() => return,
+                },
             };
             let flow = match input {
                 Ok(Input::Request(r)) => self.handle(r).await,
@@ -212,10 +226,20 @@ impl Session {
             room.unreserve(&name);
             return Flow::Stop;
         }
-        // Requests sent meanwhile stay unread in the socket: they wait for the join.
+        // Requests sent meanwhile wait for the join (the reference client
+        // sends `102` right after `200`), but the main connection is watched:
+        // a `101` or a close rolls the join back at once.
         let deadline = tokio::time::Instant::now() + self.ctx.config.join_timeout;
         let mut shutdown = self.ctx.shutdown.clone();
         let update = loop {
+            let watch_main = self.backlog.len() < BACKLOG;
+            let main = async {
+                if watch_main {
+                    self.conn.read(None, self.ctx.config.join_timeout).await
+                } else {
+                    std::future::pending().await
+                }
+            };
             tokio::select! {
                 r = tokio::time::timeout_at(deadline, listener.accept()) => match r {
                     Ok(Ok((s, from))) if from.ip() == self.peer.ip() => break s,
@@ -226,6 +250,20 @@ impl Session {
                         tracing::warn!(user = %name, port, "join rolled back: no update connection in time");
                         return Flow::Continue;
                     }
+                },
+                r = main => match r {
+                    Ok(Input::Request(Request::Leave)) => {
+                        room.unreserve(&name);
+                        tracing::info!(user = %name, peer = %self.peer, "join rolled back: 101 before the update connection");
+                        self.unjoined_since = tokio::time::Instant::now();
+                        return self.confirm(Confirm::Left).await;
+                    }
+                    Ok(Input::Closed) | Err(_) => {
+                        room.unreserve(&name);
+                        tracing::info!(user = %name, peer = %self.peer, "join rolled back: the client went away");
+                        return Flow::Stop;
+                    }
+                    Ok(input) => self.backlog.push_back(input),
                 },
                 _ = shutdown.recv() => {
                     room.unreserve(&name);
@@ -240,14 +278,18 @@ impl Session {
         let _ = socket2::SockRef::from(&update).set_send_buffer_size(SNDBUF);
         let (member, rx) = room.enter(&name);
         let (close_tx, close_rx) = oneshot::channel();
-        let writer = tokio::spawn(update_writer(
+        let writer = tokio::spawn(update_connection(
             update,
-            rx,
-            close_rx,
-            guard,
-            member.clone(),
-            self.ctx.shutdown.clone(),
-            self.ctx.token.clone(),
+            UpdateTask {
+                rx,
+                close: close_rx,
+                guard,
+                member: member.clone(),
+                name: name.clone(),
+                room: room.clone(),
+                shutdown: self.ctx.shutdown.clone(),
+                _token: self.ctx.token.clone(),
+            },
         ));
         tracing::info!(user = %name, peer = %self.peer, port, users = room.len(), "joined");
         let bytes = encode(Message::Update(Update::Joined { name: name.clone() }));
@@ -282,7 +324,9 @@ impl Session {
         match room.deliver(&to, bytes, true) {
             Delivery::Dropped => self.error(ErrorCode::NO_SUCH_USER).await,
             Delivery::Queued(ack) => {
-                wait_written(&room, vec![(to, ack)]).await;
+                if wait_written(&room, vec![(to, ack)]).await.is_empty() {
+                    return self.error(ErrorCode::NO_SUCH_USER).await;
+                }
                 self.confirm(Confirm::WhisperSent).await
             }
         }
@@ -298,8 +342,7 @@ impl Session {
                 reached.push((other, ack));
             }
         }
-        let to = reached.iter().map(|(n, _)| n.clone()).collect();
-        wait_written(&room, reached).await;
+        let to = wait_written(&room, reached).await;
         self.confirm(Confirm::BroadcastSent { to }).await
     }
 
@@ -356,50 +399,98 @@ fn encode(m: Message) -> Vec<u8> {
 }
 
 /// Waits (bounded) until the updates were written; a target that takes too
-/// long is marked stalled so that later senders do not wait on it.
-async fn wait_written(room: &Room, acks: Vec<(String, Option<oneshot::Receiver<()>>)>) {
+/// long is marked stalled so that later senders do not wait on it. Returns
+/// the targets reached, in order: all but those whose write failed or whose
+/// update connection ended first.
+async fn wait_written(room: &Room, acks: Vec<(String, Option<oneshot::Receiver<()>>)>) -> Vec<String> {
     let deadline = tokio::time::Instant::now() + DELIVERY_WAIT;
+    let mut reached = Vec::with_capacity(acks.len());
     for (name, ack) in acks {
-        let Some(ack) = ack else { continue };
-        if tokio::time::timeout_at(deadline, ack).await.is_err()
-            && let Some(m) = room.member(&name)
-        {
-            m.stalled.store(true, Ordering::Relaxed);
+        let Some(ack) = ack else {
+            reached.push(name);
+            continue;
+        };
+        match tokio::time::timeout_at(deadline, ack).await {
+            Ok(Ok(())) => reached.push(name),
+            Ok(Err(_)) => {} // not written: the update connection is gone
+            Err(_) => {
+                if let Some(m) = room.member(&name) {
+                    m.stalled.store(true, Ordering::Relaxed);
+                }
+                reached.push(name);
+            }
         }
     }
+    reached
 }
 
-/// Writes one user's updates, one message per write, until told to close,
-/// the user is disconnected, or the server stops. Holds the update port.
-async fn update_writer(
-    mut stream: TcpStream,
-    mut rx: mpsc::Receiver<Queued>,
-    mut close: oneshot::Receiver<()>,
+/// What one user's update connection task owns.
+struct UpdateTask {
+    rx: mpsc::Receiver<Queued>,
+    close: oneshot::Receiver<()>,
+    /// The update port, returned when the task ends.
     guard: PortGuard,
     member: Member,
-    mut shutdown: Shutdown,
+    name: String,
+    room: Room,
+    shutdown: Shutdown,
     _token: TaskToken,
-) {
-    loop {
+}
+
+/// Serves one user's update connection until told to close, the user is
+/// disconnected, or the server stops: writes the updates, one message per
+/// write, and reads the connection although nothing is expected on it. An
+/// orderly half-close by the client is legal and changes nothing; a reset,
+/// a read error or a failed write ends the user's session as a `101` would
+/// (taken out of the room at once, so that no `203`/`204` names it).
+async fn update_connection(stream: TcpStream, mut t: UpdateTask) {
+    let (mut rd, mut wr) = stream.into_split();
+    let broken = until_broken(&mut rd);
+    tokio::pin!(broken);
+    let gone = loop {
         let item = tokio::select! {
             biased;
-            _ = &mut close => break,
-            _ = shutdown.recv() => break,
-            m = rx.recv() => m,
+            _ = &mut t.close => break None,
+            _ = t.shutdown.recv() => break None,
+            _ = &mut broken => break Some("its update connection was reset"),
+            m = t.rx.recv() => m,
         };
-        let Some((bytes, ack)) = item else { break };
+        let Some((bytes, ack)) = item else { break None };
         tokio::select! {
-            r = stream.write_all(&bytes) => if r.is_err() { break },
-            _ = &mut close => break,
-            _ = shutdown.recv() => break,
+            r = wr.write_all(&bytes) => if r.is_err() { break Some("an update could not be written") },
+            _ = &mut t.close => break None,
+            _ = t.shutdown.recv() => break None,
         }
         if let Some(a) = ack {
             let _ = a.send(());
         }
-        if rx.is_empty() {
-            member.stalled.store(false, Ordering::Relaxed);
+        if t.rx.is_empty() {
+            t.member.stalled.store(false, Ordering::Relaxed);
+        }
+    };
+    if let Some(why) = gone {
+        t.room.remove(&t.name);
+        t.member.end(why);
+    }
+    let _ = wr.shutdown().await;
+    drop(t.guard);
+}
+
+/// Completes when the update connection breaks: a reset or read error, also
+/// after an orderly half-close (then an error on the socket, e.g. the reset
+/// that answers a write to a client that closed its socket entirely). Input
+/// is read and ignored: nothing is expected on this connection.
+async fn until_broken(rd: &mut OwnedReadHalf) {
+    let mut buf = [0u8; 512];
+    loop {
+        match rd.read(&mut buf).await {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(_) => return,
         }
     }
-    let _ = stream.shutdown().await;
-    drop(guard);
+    match rd.as_ref().ready(Interest::ERROR).await {
+        Ok(r) if !r.is_error() => std::future::pending().await,
+        _ => {}
+    }
 }
