@@ -980,6 +980,8 @@ async fn random_input_never_wedges_the_server() {
     let srv = TestServer::start(|c| {
         c.idle_timeout = Duration::from_millis(500);
         c.join_timeout = Duration::from_millis(300);
+        // 24 connections from one address, none joined for a while.
+        c.max_unjoined_per_host = 32;
     })
     .await;
     std::fs::write(srv.dir.join("f"), pattern(3000, 4)).unwrap();
@@ -1229,6 +1231,106 @@ async fn a_join_abandoned_during_the_wait_is_rolled_back_at_once() {
     b.upd = Some(Stream::new(TcpStream::connect(("127.0.0.1", port)).await.unwrap()));
     assert_eq!(b.recv().await, Message::Confirm(Confirm::Users { users: names(&["GHOST"]) }));
     drop((h, b));
+    srv.ports_settle(0).await;
+    srv.stop().await;
+}
+
+/// Issue 12, fault 2: 1,030 idle connections from one host locked everyone
+/// out (a global cap and no per-host one). A client from another host is
+/// answered at once while one host holds 1,100; that host's connections
+/// beyond its cap are closed.
+#[tokio::test]
+async fn one_host_with_a_thousand_idle_connections_locks_nobody_out() {
+    let srv = TestServer::start(|_| {}).await;
+    let (mut idle, mut closed) = (Vec::new(), 0);
+    for _ in 0..1100 {
+        let s = TcpSocket::new_v4().unwrap();
+        s.bind("127.0.0.3:0".parse().unwrap()).unwrap();
+        // Refused connections are reset, sometimes before connect returns.
+        match s.connect(srv.addr).await {
+            Ok(s) => idle.push(s),
+            Err(_) => closed += 1,
+        }
+    }
+    let t0 = std::time::Instant::now();
+    let mut a = tokio::time::timeout(Duration::from_secs(2), Client::join(srv.addr, "ALICE"))
+        .await
+        .expect("no answer to a join within 2 s");
+    assert_eq!(a.ask("102").await, Message::Confirm(Confirm::Users { users: vec![] }));
+    eprintln!("joined after {:?} beside 1,100 idle connections", t0.elapsed());
+    for s in &mut idle {
+        let mut b = [0u8; 1];
+        if let Ok(Ok(0) | Err(_)) = tokio::time::timeout(Duration::from_millis(5), s.read(&mut b)).await {
+            closed += 1;
+        }
+    }
+    assert!(closed >= 1100 - 64, "only {closed} of the host's 1,100 idle connections were closed");
+    drop((a, idle));
+    srv.ports_settle(0).await;
+    srv.stop().await;
+}
+
+/// Issue 12, fault 3: one user drained the port pool with downloads it never
+/// fetched, and joins then got `4003` in a room with one user. A user has at
+/// most `max_transfers_per_user` transfers in flight (`4062` past it), and
+/// transfers never take the update ports of free room slots.
+#[tokio::test]
+async fn hoarded_downloads_never_make_the_room_full() {
+    let srv = TestServer::start(|c| {
+        c.ports = PortSpec::Ephemeral { max: 20 };
+        c.max_users = 10;
+        c.max_transfers_per_user = 4;
+    })
+    .await;
+    std::fs::write(srv.dir.join("small.txt"), b"small").unwrap();
+    let mut granted = Vec::new();
+    let mut hoarders = Vec::new();
+    for h in 0..3 {
+        let mut c = Client::join(srv.addr, &format!("HOARD{h}")).await;
+        let mut n = 0;
+        for _ in 0..20 {
+            match c.ask("106TCP09small.txt").await {
+                Message::Confirm(Confirm::Download { .. }) => n += 1,
+                m => assert_eq!(m, err(ErrorCode::NO_TRANSFER_PORT)),
+            }
+        }
+        granted.push(n);
+        hoarders.push(c);
+    }
+    // 4 each, then the 10 ports not kept for the 10 users' updates are gone.
+    assert_eq!(granted, vec![4, 4, 2]);
+    let mut users = Vec::new();
+    for i in 0..7 {
+        users.push(Client::join(srv.addr, &format!("U{i}")).await);
+    }
+    let mut x = Client::connect(srv.addr).await;
+    assert_eq!(x.ask("10003BOB").await, err(ErrorCode::SERVER_FULL));
+    drop((hoarders, users, x));
+    srv.ports_settle(0).await;
+    srv.stop().await;
+}
+
+/// Issue 12, fault 4: every datagram from a stranger to a transfer port cost
+/// a WARN line. Lines a remote peer can trigger are rate-limited per kind and
+/// source, with one summary line.
+#[tokio::test]
+async fn a_stranger_cannot_flood_the_log() {
+    let (log, _guard) = LogCapture::start();
+    let srv = TestServer::start(|c| c.log_summary_every = Duration::from_millis(300)).await;
+    std::fs::write(srv.dir.join("f"), b"x").unwrap();
+    let mut a = Client::join(srv.addr, "AL").await;
+    let Message::Confirm(Confirm::Download { port, .. }) = a.ask("106UDP01f").await else { panic!("no 206") };
+    let evil = UdpSocket::bind("127.0.0.2:0").await.unwrap();
+    for _ in 0..1000 {
+        evil.send_to(b"x", ("127.0.0.1", port)).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let text = log.text();
+    let lines = text.lines().filter(|l| l.contains("another address")).count();
+    assert!(lines <= 6, "{lines} lines about the stranger's datagrams");
+    assert!(text.contains("more suppressed in the last"), "no summary line:\n{text}");
+    assert!(text.len() < 20_000, "{} bytes of log", text.len());
+    drop(a);
     srv.ports_settle(0).await;
     srv.stop().await;
 }

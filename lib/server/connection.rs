@@ -43,11 +43,6 @@ impl Connection {
         Connection { rd, wr, decoder: Decoder::with_limits(Direction::ToServer, limits), buf: vec![0; 4096] }
     }
 
-    /// True if half a message is buffered.
-    pub fn has_partial(&self) -> bool {
-        self.decoder.has_partial()
-    }
-
     /// The next request. Gives up ([`Input::Idle`]) at `deadline`, or once
     /// half a message has been buffered for `partial` without being finished
     /// (a half-sent message cannot hold the connection forever).

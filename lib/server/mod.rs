@@ -25,13 +25,15 @@
 //! - [`shutdown`]: the shutdown signal every task honours, and the task tracker.
 
 pub mod config;
-pub mod connection;
+pub(crate) mod connection;
 pub mod files;
+mod limits;
+mod logs;
 pub mod ports;
 pub mod room;
-pub mod session;
+pub(crate) mod session;
 pub mod shutdown;
-pub mod transfer;
+pub(crate) mod transfer;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -44,9 +46,6 @@ use tokio::sync::Semaphore;
 pub use config::{Config, PortSpec, PortSpecError};
 pub use ports::PortPool;
 pub use room::Room;
-
-/// Most simultaneous main connections (joined or not); more wait in the backlog.
-pub const MAX_CONNECTIONS: usize = 1024;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -93,8 +92,10 @@ impl Server {
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|source| ServerError::Bind { addr: config.listen, source })?;
-        let handle =
-            Handle { room: Room::new(config.max_users, config.update_queue), pool: PortPool::new(config.ports) };
+        // A room slot without a port could never be used: the room is no
+        // larger than the pool, and the pool keeps a port for every slot.
+        let slots = config.max_users.min(config.ports.capacity());
+        let handle = Handle { room: Room::new(slots, config.update_queue), pool: PortPool::new(config.ports, slots) };
         Ok(Server { listener, config: Arc::new(config), handle })
     }
 
@@ -113,31 +114,53 @@ impl Server {
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let (trigger, signal) = shutdown::Shutdown::new();
         let tracker = shutdown::Tracker::new();
-        let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+        let limit = Arc::new(Semaphore::new(self.config.max_connections));
+        let hosts = limits::Hosts::new(self.config.max_unjoined_per_host);
+        let logs = logs::Logs::new(self.config.log_summary_every);
+        let flusher = tokio::spawn(logs.clone().flush_every_period());
         tracing::info!(addr = %self.local_addr(), "listening on {}", self.local_addr());
-        let ctx = session::Ctx {
-            config: self.config.clone(),
-            room: self.handle.room.clone(),
-            pool: self.handle.pool.clone(),
-            shutdown: signal,
-            token: tracker.token(),
-        };
+        let ctx = session::Ctx::new(
+            self.config.clone(),
+            self.handle.room.clone(),
+            self.handle.pool.clone(),
+            logs.clone(),
+            signal,
+            tracker.token(),
+        );
         tokio::pin!(shutdown);
         loop {
-            let permit = tokio::select! {
-                p = limit.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-                _ = &mut shutdown => break,
-            };
+            // Accepting never waits on a limit: a connection over one is
+            // closed at once, so one host cannot stall everyone else's.
             let accepted = tokio::select! {
                 r = self.listener.accept() => r,
                 _ = &mut shutdown => break,
             };
             match accepted {
                 Ok((stream, peer)) => {
-                    tracing::debug!(%peer, "connection accepted");
+                    let Ok(permit) = limit.clone().try_acquire_owned() else {
+                        limits::refuse(stream);
+                        logs::limited!(
+                            logs,
+                            peer.ip(),
+                            warn!(%peer, max = self.config.max_connections,),
+                            "connection refused: too many connections"
+                        );
+                        continue;
+                    };
+                    let Some(unjoined) = hosts.enter(peer.ip()) else {
+                        limits::refuse(stream);
+                        logs::limited!(
+                            logs,
+                            peer.ip(),
+                            warn!(%peer, max = self.config.max_unjoined_per_host,),
+                            "connection refused: too many from this address that have not joined"
+                        );
+                        continue;
+                    };
+                    logs::limited!(logs, peer.ip(), debug!(%peer,), "connection accepted");
                     let ctx = ctx.clone();
                     tokio::spawn(async move {
-                        session::run(ctx, stream, peer).await;
+                        session::run(ctx, stream, peer, unjoined).await;
                         drop(permit);
                     });
                 }
@@ -148,6 +171,7 @@ impl Server {
                 }
             }
         }
+        flusher.abort();
         tracing::info!("shutting down");
         drop(self.listener);
         let _ = trigger.send(true);

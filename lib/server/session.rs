@@ -15,10 +15,13 @@ use tokio::task::JoinHandle;
 use super::config::Config;
 use super::connection::{Connection, Input};
 use super::files;
-use super::ports::{PortGuard, PortPool};
+use super::limits::Unjoined;
+use super::logs::{Logs, limited};
+use super::ports::{PortGuard, PortPool, Use};
 use super::room::{Delivery, JoinRefused, Member, Queued, Room};
 use super::shutdown::{Shutdown, TaskToken};
 use super::transfer::{self, Download};
+use crate::text::escape;
 use crate::wire::{Confirm, ErrorCode, Message, Request, Transport, Update, name_ok};
 
 /// How long a sender waits for its update to be written to the target before
@@ -36,12 +39,27 @@ const BACKLOG: usize = 32;
 
 /// What every connection task shares.
 #[derive(Clone, Debug)]
-pub struct Ctx {
-    pub config: Arc<Config>,
-    pub room: Room,
-    pub pool: PortPool,
-    pub shutdown: Shutdown,
-    pub token: TaskToken,
+pub(crate) struct Ctx {
+    config: Arc<Config>,
+    room: Room,
+    pool: PortPool,
+    logs: Logs,
+    shutdown: Shutdown,
+    token: TaskToken,
+}
+
+impl Ctx {
+    /// What the listener hands every connection task.
+    pub(crate) fn new(
+        config: Arc<Config>,
+        room: Room,
+        pool: PortPool,
+        logs: Logs,
+        shutdown: Shutdown,
+        token: TaskToken,
+    ) -> Self {
+        Ctx { config, room, pool, logs, shutdown, token }
+    }
 }
 
 struct Joined {
@@ -56,8 +74,10 @@ enum Flow {
     Stop,
 }
 
-/// Serves one main connection until it closes, is cut off, or the server stops.
-pub async fn run(ctx: Ctx, stream: TcpStream, peer: SocketAddr) {
+/// Serves one main connection until it closes, is cut off, or the server
+/// stops. `unjoined` holds its place in its address's count of connections
+/// that have not joined, until its first join.
+pub(crate) async fn run(ctx: Ctx, stream: TcpStream, peer: SocketAddr, unjoined: Unjoined) {
     let _ = stream.set_nodelay(true);
     let _ = socket2::SockRef::from(&stream).set_send_buffer_size(SNDBUF);
     let local = stream.local_addr().map(|a| a.ip()).unwrap_or(IpAddr::from([0, 0, 0, 0]));
@@ -69,13 +89,15 @@ pub async fn run(ctx: Ctx, stream: TcpStream, peer: SocketAddr) {
         local,
         joined: None,
         backlog: VecDeque::new(),
+        unjoined: Some(unjoined),
+        in_flight: Arc::new(()),
         bad: 0,
         unjoined_since: tokio::time::Instant::now(),
     };
     s.serve().await;
     s.leave(false).await;
     s.conn.close().await;
-    tracing::debug!(%peer, "connection closed");
+    limited!(s.ctx.logs, peer.ip(), debug!(%peer,), "connection closed");
 }
 
 struct Session {
@@ -87,6 +109,11 @@ struct Session {
     /// Requests read while a join waited for its update connection, to be
     /// handled once it is done (at most [`BACKLOG`]).
     backlog: VecDeque<Input>,
+    /// Counts this connection against its address's cap until the first join.
+    unjoined: Option<Unjoined>,
+    /// One clone per transfer in flight (held by its task): the count of
+    /// transfers this user has running is `strong_count - 1`.
+    in_flight: Arc<()>,
     /// Consecutive inputs answered with `4999` or `4TT9`; too many and the
     /// connection is cut off (a client that floods junk).
     bad: u32,
@@ -100,7 +127,8 @@ impl Session {
         let mut shutdown = self.ctx.shutdown.clone();
         loop {
             let idle = self.ctx.config.idle_timeout;
-            let deadline = self.joined.is_none().then_some(self.unjoined_since + idle);
+            let unjoined = idle.min(self.ctx.config.unjoined_timeout);
+            let deadline = self.joined.is_none().then_some(self.unjoined_since + unjoined);
             let kick = self.joined.as_ref().map(|j| j.member.kick.clone());
             let input = match self.backlog.pop_front() {
                 Some(i) => Ok(i),
@@ -108,7 +136,7 @@ impl Session {
                     r = self.conn.read(deadline, idle) => r,
                     _ = async { match &kick { Some(k) => k.notified().await, None => std::future::pending().await } } => {
                         let why = self.joined.as_ref().map_or("disconnected", |j| j.member.why());
-                        tracing::warn!(user = %self.name(), peer = %self.peer, "disconnected: {why}");
+                        limited!(self.ctx.logs, self.ip(), "disconnected" => warn!(user = %self.name(), peer = %self.peer, "disconnected: {why}"));
                         return;
                     }
                     _ = shutdown.recv() => return,
@@ -117,16 +145,16 @@ impl Session {
             let flow = match input {
                 Ok(Input::Request(r)) => self.handle(r).await,
                 Ok(Input::Malformed(ty, e)) => {
-                    tracing::debug!(peer = %self.peer, error = %e, "malformed request");
+                    limited!(self.ctx.logs, self.ip(), debug!(peer = %self.peer, error = %e,), "malformed request");
                     self.refuse(ErrorCode::malformed(ty)).await
                 }
                 Ok(Input::Bad(e)) => {
-                    tracing::debug!(peer = %self.peer, error = %e, "unparseable input");
+                    limited!(self.ctx.logs, self.ip(), debug!(peer = %self.peer, error = %e,), "unparseable input");
                     self.refuse(ErrorCode::UNPARSEABLE).await
                 }
                 Ok(Input::Idle) => {
                     let what = if self.joined.is_some() { "a half-sent message" } else { "no join in time" };
-                    tracing::info!(peer = %self.peer, user = %self.name(), "closed an idle connection: {what}");
+                    limited!(self.ctx.logs, self.ip(), "closed an idle connection" => info!(peer = %self.peer, user = %self.name(), "closed an idle connection: {what}"));
                     return;
                 }
                 Ok(Input::Closed) | Err(_) => return,
@@ -135,6 +163,10 @@ impl Session {
                 return;
             }
         }
+    }
+
+    fn ip(&self) -> IpAddr {
+        self.peer.ip()
     }
 
     fn name(&self) -> &str {
@@ -150,7 +182,7 @@ impl Session {
                 Ok(Ok(())) => Flow::Continue,
                 Ok(Err(_)) => Flow::Stop,
                 Err(_) => {
-                    tracing::warn!(peer = %self.peer, user = %self.name(), "disconnected: did not read its responses");
+                    limited!(self.ctx.logs, self.ip(), warn!(peer = %self.peer, user = %self.name(),), "disconnected: did not read its responses");
                     Flow::Stop
                 }
             },
@@ -163,7 +195,12 @@ impl Session {
     }
 
     async fn error(&mut self, e: ErrorCode) -> Flow {
-        tracing::info!(peer = %self.peer, user = %self.name(), code = format!("{:04}", e.code()), "error sent");
+        limited!(
+            self.ctx.logs,
+            self.ip(),
+            info!(peer = %self.peer, user = %self.name(), code = format!("{:04}", e.code()),),
+            "error sent"
+        );
         self.send(Message::Error(e)).await
     }
 
@@ -172,7 +209,12 @@ impl Session {
     async fn refuse(&mut self, e: ErrorCode) -> Flow {
         self.bad += 1;
         if self.bad > self.ctx.config.max_bad_input {
-            tracing::warn!(peer = %self.peer, user = %self.name(), bad = self.bad, "cut off: too much bad input");
+            limited!(
+                self.ctx.logs,
+                self.ip(),
+                warn!(peer = %self.peer, user = %self.name(), bad = self.bad,),
+                "cut off: too much bad input"
+            );
             return Flow::Stop;
         }
         self.error(e).await
@@ -216,9 +258,9 @@ impl Session {
             Err(JoinRefused::Full) => return self.error(ErrorCode::SERVER_FULL).await,
             Ok(()) => {}
         }
-        let Some((listener, guard)) = self.ctx.pool.bind_tcp(self.local) else {
+        let Some((listener, guard)) = self.ctx.pool.bind_tcp(self.local, Use::Update) else {
             room.unreserve(&name);
-            tracing::warn!(user = %name, "no free port for an update connection");
+            limited!(self.ctx.logs, self.ip(), warn!(user = %name,), "no free port for an update connection");
             return self.error(ErrorCode::SERVER_FULL).await;
         };
         let port = guard.port();
@@ -243,24 +285,24 @@ impl Session {
             tokio::select! {
                 r = tokio::time::timeout_at(deadline, listener.accept()) => match r {
                     Ok(Ok((s, from))) if from.ip() == self.peer.ip() => break s,
-                    Ok(Ok((_, from))) => tracing::warn!(user = %name, %from, port, "refused update connection from another address"),
+                    Ok(Ok((_, from))) => limited!(self.ctx.logs, from.ip(), warn!(user = %name, %from, port,), "refused update connection from another address"),
                     Ok(Err(e)) => tracing::warn!(error = %e, "update accept failed"),
                     Err(_) => {
                         room.unreserve(&name);
-                        tracing::warn!(user = %name, port, "join rolled back: no update connection in time");
+                        limited!(self.ctx.logs, self.ip(), warn!(user = %name, port,), "join rolled back: no update connection in time");
                         return Flow::Continue;
                     }
                 },
                 r = main => match r {
                     Ok(Input::Request(Request::Leave)) => {
                         room.unreserve(&name);
-                        tracing::info!(user = %name, peer = %self.peer, "join rolled back: 101 before the update connection");
+                        limited!(self.ctx.logs, self.ip(), info!(user = %name, peer = %self.peer,), "join rolled back: 101 before the update connection");
                         self.unjoined_since = tokio::time::Instant::now();
                         return self.confirm(Confirm::Left).await;
                     }
                     Ok(Input::Closed) | Err(_) => {
                         room.unreserve(&name);
-                        tracing::info!(user = %name, peer = %self.peer, "join rolled back: the client went away");
+                        limited!(self.ctx.logs, self.ip(), info!(user = %name, peer = %self.peer,), "join rolled back: the client went away");
                         return Flow::Stop;
                     }
                     Ok(input) => self.backlog.push_back(input),
@@ -277,6 +319,7 @@ impl Session {
         // the kernel; past it, its bounded queue fills and it is disconnected.
         let _ = socket2::SockRef::from(&update).set_send_buffer_size(SNDBUF);
         let (member, rx) = room.enter(&name);
+        self.unjoined = None;
         let (close_tx, close_rx) = oneshot::channel();
         let writer = tokio::spawn(update_connection(
             update,
@@ -291,7 +334,7 @@ impl Session {
                 _token: self.ctx.token.clone(),
             },
         ));
-        tracing::info!(user = %name, peer = %self.peer, port, users = room.len(), "joined");
+        limited!(self.ctx.logs, self.ip(), info!(user = %name, peer = %self.peer, port, users = room.len(),), "joined");
         let bytes = encode(Message::Update(Update::Joined { name: name.clone() }));
         for other in room.others(&name) {
             room.deliver(&other, bytes.clone(), false);
@@ -314,7 +357,12 @@ impl Session {
         for other in room.others(&j.name) {
             room.deliver(&other, bytes.clone(), false);
         }
-        tracing::info!(user = %j.name, peer = %self.peer, how = if asked { "left" } else { "dropped" }, "left");
+        limited!(
+            self.ctx.logs,
+            self.ip(),
+            info!(user = %j.name, peer = %self.peer, how = if asked { "left" } else { "dropped" },),
+            "left"
+        );
     }
 
     async fn whisper(&mut self, to: String, text: String) -> Flow {
@@ -353,9 +401,12 @@ impl Session {
         let Some((f, size)) = self.ctx.config.files.as_deref().and_then(|d| files::open(d, &file)) else {
             return self.error(ErrorCode::NO_SUCH_FILE).await;
         };
+        if Arc::strong_count(&self.in_flight) > self.ctx.config.max_transfers_per_user {
+            return self.error(ErrorCode::NO_TRANSFER_PORT).await;
+        }
         let pool = &self.ctx.pool;
         let (d, task): (_, Box<dyn FnOnce(Download) -> tokio::task::JoinHandle<()>>) = match transport {
-            Transport::Tcp => match pool.bind_tcp(self.local) {
+            Transport::Tcp => match pool.bind_tcp(self.local, Use::Transfer) {
                 Some((l, g)) => {
                     let sd = self.ctx.shutdown.clone();
                     (g, Box::new(move |d| tokio::spawn(transfer::tcp(d, l, sd))))
@@ -372,7 +423,7 @@ impl Session {
         };
         let port = d.port();
         let dl = Download {
-            name: file,
+            name: escape(&file).into_owned(),
             file: f,
             size,
             peer: self.peer.ip(),
@@ -382,6 +433,8 @@ impl Session {
             guard: d,
             fast: self.ctx.config.fast.clone(),
             trace: self.ctx.config.trace.clone(),
+            logs: self.ctx.logs.clone(),
+            _in_flight: self.in_flight.clone(),
         };
         let token = self.ctx.token.clone();
         let h = task(dl);
