@@ -118,11 +118,7 @@ fn main() {
         pct(0.99).unwrap_or(0),
         lat.last().copied().unwrap_or(0)
     );
-    println!(
-        "  server: peak RSS {:.1} MB, peak open fds {}",
-        hwm_kb as f64 / 1024.0,
-        peak_fds.load(Ordering::Relaxed)
-    );
+    println!("  server: peak RSS {:.1} MB, peak open fds {}", hwm_kb as f64 / 1024.0, peak_fds.load(Ordering::Relaxed));
     let runs: Vec<String> =
         KINDS.iter().zip(&report.runs).map(|(k, n)| format!("{k} {}", n.load(Ordering::Relaxed))).collect();
     println!("  chaos runs: {}", runs.join(", "));
@@ -152,10 +148,7 @@ fn main() {
 
 fn proc_status_kb(pid: u32, key: &str) -> u64 {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    s.lines()
-        .find_map(|l| l.strip_prefix(key))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
+    s.lines().find_map(|l| l.strip_prefix(key)).and_then(|v| v.split_whitespace().next()?.parse().ok()).unwrap_or(0)
 }
 
 /// The server child's view of itself.
@@ -328,8 +321,8 @@ async fn legit_pair(addr: SocketAddr, deadline: tokio::time::Instant, report: Ar
             if n % 2 == 0 { (&mut a, "BOB", &mut bu, "ALICE") } else { (&mut b, "ALICE", &mut au, "BOB") };
         let text = format!("ping {n}");
         let t0 = Instant::now();
-        let ok = from.ask(format!("103{}{}", field(to), field(&text))).await
-            == Some(Message::Confirm(Confirm::WhisperSent));
+        let ok =
+            from.ask(format!("103{}{}", field(to), field(&text))).await == Some(Message::Confirm(Confirm::WhisperSent));
         if ok && arrives(upd, to_name, &text).await {
             report.latencies_us.lock().unwrap().push(t0.elapsed().as_micros() as u64);
         } else {
@@ -376,7 +369,11 @@ async fn chaos(addr: SocketAddr, deadline: tokio::time::Instant, seed: u64, id: 
                         let req = match rng.next_u64() % 3 {
                             0 => "102".to_string(),
                             1 => format!("104{}", field("hello all")),
-                            _ => format!("103{}{}", field(if rng.chance(0.5) { "ALICE" } else { "NOBODY" }), field("psst")),
+                            _ => format!(
+                                "103{}{}",
+                                field(if rng.chance(0.5) { "ALICE" } else { "NOBODY" }),
+                                field("psst")
+                            ),
                         };
                         if m.ask(req).await.is_none() {
                             break;

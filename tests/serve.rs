@@ -5,7 +5,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+mod common;
+
 use chatctl::rdt::classic;
+use chatctl::rdt::sim::Rng;
 use chatctl::server::{Config, Handle, PortSpec, Server};
 use chatctl::wire::{Confirm, Decoder, Direction, ErrorCode, Message, Update};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -268,16 +271,9 @@ async fn no_folder_lists_nothing() {
     srv.stop().await;
 }
 
+/// `n` seeded bytes (the library's seeded generator, via tests/common).
 fn pattern(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    common::data(n, seed)
 }
 
 #[tokio::test]
@@ -338,13 +334,8 @@ async fn classic_receive_stalling(
 ) -> Vec<u8> {
     let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     sock.connect(("127.0.0.1", port)).await.unwrap();
-    let mut x = seed | 1;
-    let mut rand = move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
+    let mut rng = Rng::new(seed);
+    let mut rand = move || rng.next_u64();
     let mut buf = vec![0u8; 2048];
     // Repeat the hello until data arrives.
     let mut n = loop {
@@ -1004,13 +995,8 @@ async fn random_input_never_wedges_the_server() {
     for seed in 1..=24u64 {
         let addr = srv.addr;
         tasks.push(tokio::spawn(async move {
-            let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-            let mut rand = move || {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x
-            };
+            let mut rng = Rng::new(seed);
+            let mut rand = move || rng.next_u64();
             let mut s = TcpStream::connect(addr).await.unwrap();
             let (mut rd, mut wr) = s.split();
             let sink = async {

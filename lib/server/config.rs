@@ -9,10 +9,18 @@ use std::time::Duration;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PortSpec {
     /// A fixed range `lo..=hi`, like the reference's 55000-55030.
-    Range { lo: u16, hi: u16 },
+    Range {
+        /// First port of the range.
+        lo: u16,
+        /// Last port of the range (included).
+        hi: u16,
+    },
     /// Ports the OS assigns (bind to port 0), at most `max` in use at once.
     /// For tests and for hosts where no fixed range is free.
-    Ephemeral { max: usize },
+    Ephemeral {
+        /// Most ports in use at once.
+        max: usize,
+    },
 }
 
 impl PortSpec {

@@ -11,18 +11,34 @@
 //! ```
 //!
 //! # Layout
+//! Public, for the binary and for tests:
+//! - [`Server`] binds and runs; [`Handle`] observes a running server.
 //! - [`config`]: [`Config`] and [`PortSpec`], what the flags turn into.
 //! - [`ports`]: the port pool; a [`ports::PortGuard`] returns its port on drop,
-//!   so ports come back however a connection ends.
+//!   so ports come back however a connection ends. One port per room slot is
+//!   kept for update connections.
 //! - [`room`]: the shared room handle; each user has a bounded update queue,
 //!   and a user whose queue overflows is disconnected (nobody else waits).
-//! - [`connection`]: framing of the main connection (decoder in, one write per message out).
-//! - [`session`]: one main connection: join (with the update connection
-//!   accepted only from the client's IP within the join timeout), the
-//!   request handlers, leave and cleanup.
 //! - [`files`]: exactly the regular files directly in the download folder.
-//! - [`transfer`]: TCP and classic UDP downloads, and the fast-mode seam.
 //! - [`shutdown`]: the shutdown signal every task honours, and the task tracker.
+//!
+//! Internal:
+//! - `session`: one main connection: join (with the update connection
+//!   accepted only from the client's IP within the join timeout, the main
+//!   connection watched meanwhile), the request handlers, the update
+//!   connection's task (a reset or failed write ends the session), leave
+//!   and cleanup.
+//! - `transfer`: TCP and classic UDP downloads, and the fast-mode seam.
+//! - `limits`: the per-address cap on connections that have not joined.
+//! - `logs`: rate-limited logging of what a remote peer can trigger.
+//! - `connection`: framing of the main connection.
+//!
+//! # Limits against hostile load
+//! A connection must join within [`Config::unjoined_timeout`]; one address
+//! holds at most [`Config::max_unjoined_per_host`] connections that have not
+//! joined, the server at most [`Config::max_connections`]; over a cap a
+//! connection is reset at once, so accepting never waits. A user has at most
+//! [`Config::max_transfers_per_user`] transfers in flight (`4062` past it).
 
 pub mod config;
 pub(crate) mod connection;
@@ -53,7 +69,9 @@ pub enum ServerError {
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}")]
     Bind {
+        /// The address asked for.
         addr: SocketAddr,
+        /// Why binding failed (e.g. address in use).
         #[source]
         source: std::io::Error,
     },
