@@ -5,6 +5,8 @@
 //!   an incremental, bounded decoder. Pure: no I/O.
 //! - [`rdt`]: reliable transfer over UDP: classic go-back-N and the fast mode,
 //!   as pure state machines with thin socket drivers.
+//! - [`connection`]: one framed TCP connection (decoder in, one write per
+//!   message out), shared by the server and the client.
 //! - [`server`]: the room server on tokio.
 //! - [`client`]: the client library the subcommands are built on.
 //! - [`capture`]: reading the conversation out of pcap/pcapng captures.
@@ -16,6 +18,7 @@
 
 pub mod capture;
 pub mod client;
+pub mod connection;
 pub mod exit;
 pub mod rdt;
 pub mod server;

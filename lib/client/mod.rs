@@ -17,56 +17,40 @@ mod error;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{Mutex, mpsc};
 
 pub use display::{escape, local_file_name, rate, thousands};
 pub use download::{DownloadOptions, DownloadReport, Progress, Transport, temp_path_for};
 pub use error::ClientError;
 
+use crate::connection::{self, Connection};
 use crate::wire::{Confirm, Decoder, Direction, ErrorCode, MAX_FIELD_CHARS, Message, Request, Update, split_text};
 
 /// How long a connect to an announced port is retried: the reference server
 /// announces ports before it listens on them (PROTOCOL.md §8).
 const ANNOUNCED_PORT_RETRY: Duration = Duration::from_millis(50);
 
-/// A framed TCP connection: whole messages in, whole messages out (one write each).
-#[derive(Debug)]
-struct Framed {
-    read: OwnedReadHalf,
-    write: OwnedWriteHalf,
-    decoder: Decoder,
+/// A client's framing of `stream` (the shared [`Connection`]).
+fn framed(stream: TcpStream) -> Connection {
+    Connection::new(stream, Decoder::new(Direction::ToClient))
 }
 
-impl Framed {
-    fn new(stream: TcpStream) -> Self {
-        // Each message goes out in one write (the reference reads one message per recv).
-        let _ = stream.set_nodelay(true);
-        let (read, write) = stream.into_split();
-        Framed { read, write, decoder: Decoder::new(Direction::ToClient) }
-    }
+async fn send(conn: &mut Connection, req: Request) -> Result<(), ClientError> {
+    conn.write_message(&Message::Request(req)).await.map_err(client_error)
+}
 
-    async fn send(&mut self, req: Request) -> Result<(), ClientError> {
-        let bytes = Message::Request(req).to_bytes().map_err(ClientError::Encode)?;
-        self.write.write_all(&bytes).await.map_err(ClientError::Io)
-    }
+/// The next message; `Ok(None)` at a clean end of stream.
+async fn recv(conn: &mut Connection) -> Result<Option<Message>, ClientError> {
+    conn.read_message(None, None).await.map_err(client_error)
+}
 
-    /// The next message; `Ok(None)` at a clean end of stream.
-    async fn recv(&mut self) -> Result<Option<Message>, ClientError> {
-        let mut buf = [0u8; 4096];
-        loop {
-            if let Some(m) = self.decoder.next_message().map_err(ClientError::Decode)? {
-                return Ok(Some(m));
-            }
-            let n = self.read.read(&mut buf).await.map_err(ClientError::Io)?;
-            if n == 0 {
-                self.decoder.finish().map_err(ClientError::Decode)?;
-                return Ok(None);
-            }
-            self.decoder.feed(&buf[..n]);
-        }
+fn client_error(e: connection::Error) -> ClientError {
+    match e {
+        connection::Error::Decode(e) => ClientError::Decode(e),
+        connection::Error::Encode(e) => ClientError::Encode(e),
+        connection::Error::Io(e) => ClientError::Io(e),
+        e => ClientError::Io(std::io::Error::new(std::io::ErrorKind::TimedOut, e)),
     }
 }
 
@@ -119,7 +103,7 @@ async fn connect_retry(addr: SocketAddr, timeout: Duration) -> Result<TcpStream,
 /// can serve a chat and background downloads at once (requests are serialized).
 #[derive(Debug)]
 pub struct Session {
-    main: Mutex<Framed>,
+    main: Mutex<Connection>,
     server: SocketAddr,
     name: String,
     timeout: Duration,
@@ -156,15 +140,15 @@ impl Session {
             Ok(Err(source)) => return Err(ClientError::Connect { addr: addr.to_string(), source }),
             Ok(Ok(s)) => s,
         };
-        let mut main = Framed::new(stream);
-        main.send(Request::Join { name: name.to_string() }).await?;
+        let mut main = framed(stream);
+        send(&mut main, Request::Join { name: name.to_string() }).await?;
         let port = match response(&mut main, timeout, "the answer to join").await? {
             Confirm::Joined { port, .. } => port,
             other => return Err(unexpected(other)),
         };
         let update = connect_retry(SocketAddr::new(addr.ip(), port), timeout).await?;
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(read_updates(Framed::new(update), tx));
+        tokio::spawn(read_updates(framed(update), tx));
         Ok((Session { main: Mutex::new(main), server: addr, name: name.to_string(), timeout }, Updates { rx }))
     }
 
@@ -181,7 +165,7 @@ impl Session {
     /// Sends `req` and waits (bounded) for its answer.
     async fn request(&self, req: Request, what: &'static str) -> Result<Confirm, ClientError> {
         let mut main = self.main.lock().await;
-        main.send(req).await?;
+        send(&mut main, req).await?;
         response(&mut main, self.timeout, what).await
     }
 
@@ -245,15 +229,15 @@ impl Session {
             Ok(other) => Err(unexpected(other)),
             Err(e) => Err(e),
         };
-        let _ = self.main.lock().await.write.shutdown().await;
+        self.main.lock().await.shutdown().await;
         r
     }
 }
 
 /// Waits for one confirm on the main connection; an error code becomes
 /// [`ClientError::Refused`].
-async fn response(main: &mut Framed, timeout: Duration, what: &'static str) -> Result<Confirm, ClientError> {
-    match tokio::time::timeout(timeout, main.recv()).await {
+async fn response(main: &mut Connection, timeout: Duration, what: &'static str) -> Result<Confirm, ClientError> {
+    match tokio::time::timeout(timeout, recv(main)).await {
         Err(_) => Err(ClientError::Timeout { what }),
         Ok(Err(e)) => Err(e),
         Ok(Ok(None)) => Err(ClientError::Closed),
@@ -269,9 +253,9 @@ fn unexpected(c: Confirm) -> ClientError {
     ClientError::Protocol(format!("unexpected answer {}", 200 + u16::from(c.ty())))
 }
 
-async fn read_updates(mut conn: Framed, tx: mpsc::UnboundedSender<Result<Update, ClientError>>) {
+async fn read_updates(mut conn: Connection, tx: mpsc::UnboundedSender<Result<Update, ClientError>>) {
     loop {
-        let item = match conn.recv().await {
+        let item = match recv(&mut conn).await {
             Ok(None) => return,
             Ok(Some(Message::Update(u))) => Ok(u),
             Ok(Some(m)) => {

@@ -31,7 +31,8 @@
 //! - `transfer`: TCP and classic UDP downloads, and the fast-mode seam.
 //! - `limits`: the per-address cap on connections that have not joined.
 //! - `logs`: rate-limited logging of what a remote peer can trigger.
-//! - `connection`: framing of the main connection.
+//! - `input`: what the main connection's input means (a request, `4TT9`,
+//!   `4999`, the end); framing is the shared [`Connection`](crate::connection::Connection).
 //!
 //! # Limits against hostile load
 //! A connection must join within [`Config::unjoined_timeout`]; one address
@@ -41,8 +42,8 @@
 //! [`Config::max_transfers_per_user`] transfers in flight (`4062` past it).
 
 pub mod config;
-pub(crate) mod connection;
 pub mod files;
+mod input;
 mod limits;
 mod logs;
 pub mod ports;

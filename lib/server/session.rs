@@ -13,16 +13,17 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::config::Config;
-use super::connection::{Connection, Input};
 use super::files;
+use super::input::{self, Input};
 use super::limits::Unjoined;
 use super::logs::{Logs, limited};
 use super::ports::{PortGuard, PortPool, Use};
 use super::room::{Delivery, JoinRefused, Member, Queued, Room};
 use super::shutdown::{Shutdown, TaskToken};
 use super::transfer::{self, Download};
+use crate::connection::Connection;
 use crate::text::escape;
-use crate::wire::{Confirm, ErrorCode, Message, Request, Transport, Update, name_ok};
+use crate::wire::{Confirm, Decoder, Direction, ErrorCode, Limits, Message, Request, Transport, Update, name_ok};
 
 /// How long a sender waits for its update to be written to the target before
 /// confirming (`303` before `203`, `304` before `204`); past it the target is
@@ -81,9 +82,9 @@ pub(crate) async fn run(ctx: Ctx, stream: TcpStream, peer: SocketAddr, unjoined:
     let _ = stream.set_nodelay(true);
     let _ = socket2::SockRef::from(&stream).set_send_buffer_size(SNDBUF);
     let local = stream.local_addr().map(|a| a.ip()).unwrap_or(IpAddr::from([0, 0, 0, 0]));
-    let (rd, wr) = stream.into_split();
+    let limits = Limits { max_users: ctx.config.max_users.saturating_sub(1), ..Limits::CLASSIC };
     let mut s = Session {
-        conn: Connection::new(rd, wr, ctx.config.max_users.saturating_sub(1)),
+        conn: Connection::new(stream, Decoder::with_limits(Direction::ToServer, limits)),
         ctx,
         peer,
         local,
@@ -96,7 +97,7 @@ pub(crate) async fn run(ctx: Ctx, stream: TcpStream, peer: SocketAddr, unjoined:
     };
     s.serve().await;
     s.leave(false).await;
-    s.conn.close().await;
+    s.conn.shutdown().await;
     limited!(s.ctx.logs, peer.ip(), debug!(%peer,), "connection closed");
 }
 
@@ -131,9 +132,9 @@ impl Session {
             let deadline = self.joined.is_none().then_some(self.unjoined_since + unjoined);
             let kick = self.joined.as_ref().map(|j| j.member.kick.clone());
             let input = match self.backlog.pop_front() {
-                Some(i) => Ok(i),
+                Some(i) => i,
                 None => tokio::select! {
-                    r = self.conn.read(deadline, idle) => r,
+                    i = input::read(&mut self.conn, deadline, idle) => i,
                     _ = async { match &kick { Some(k) => k.notified().await, None => std::future::pending().await } } => {
                         let why = self.joined.as_ref().map_or("disconnected", |j| j.member.why());
                         limited!(self.ctx.logs, self.ip(), "disconnected" => warn!(user = %self.name(), peer = %self.peer, "disconnected: {why}"));
@@ -143,21 +144,21 @@ impl Session {
                 },
             };
             let flow = match input {
-                Ok(Input::Request(r)) => self.handle(r).await,
-                Ok(Input::Malformed(ty, e)) => {
+                Input::Request(r) => self.handle(r).await,
+                Input::Malformed(ty, e) => {
                     limited!(self.ctx.logs, self.ip(), debug!(peer = %self.peer, error = %e,), "malformed request");
                     self.refuse(ErrorCode::malformed(ty)).await
                 }
-                Ok(Input::Bad(e)) => {
+                Input::Bad(e) => {
                     limited!(self.ctx.logs, self.ip(), debug!(peer = %self.peer, error = %e,), "unparseable input");
                     self.refuse(ErrorCode::UNPARSEABLE).await
                 }
-                Ok(Input::Idle) => {
+                Input::Idle => {
                     let what = if self.joined.is_some() { "a half-sent message" } else { "no join in time" };
                     limited!(self.ctx.logs, self.ip(), "closed an idle connection" => info!(peer = %self.peer, user = %self.name(), "closed an idle connection: {what}"));
                     return;
                 }
-                Ok(Input::Closed) | Err(_) => return,
+                Input::Closed => return,
             };
             if let Flow::Stop = flow {
                 return;
@@ -178,7 +179,7 @@ impl Session {
     async fn send(&mut self, m: Message) -> Flow {
         let mut shutdown = self.ctx.shutdown.clone();
         tokio::select! {
-            r = tokio::time::timeout(self.ctx.config.idle_timeout, self.conn.send(&m)) => match r {
+            r = tokio::time::timeout(self.ctx.config.idle_timeout, self.conn.write_message(&m)) => match r {
                 Ok(Ok(())) => Flow::Continue,
                 Ok(Err(_)) => Flow::Stop,
                 Err(_) => {
@@ -277,7 +278,7 @@ impl Session {
             let watch_main = self.backlog.len() < BACKLOG;
             let main = async {
                 if watch_main {
-                    self.conn.read(None, self.ctx.config.join_timeout).await
+                    input::read(&mut self.conn, None, self.ctx.config.join_timeout).await
                 } else {
                     std::future::pending().await
                 }
@@ -294,18 +295,18 @@ impl Session {
                     }
                 },
                 r = main => match r {
-                    Ok(Input::Request(Request::Leave)) => {
+                    Input::Request(Request::Leave) => {
                         room.unreserve(&name);
                         limited!(self.ctx.logs, self.ip(), info!(user = %name, peer = %self.peer,), "join rolled back: 101 before the update connection");
                         self.unjoined_since = tokio::time::Instant::now();
                         return self.confirm(Confirm::Left).await;
                     }
-                    Ok(Input::Closed) | Err(_) => {
+                    Input::Closed => {
                         room.unreserve(&name);
                         limited!(self.ctx.logs, self.ip(), info!(user = %name, peer = %self.peer,), "join rolled back: the client went away");
                         return Flow::Stop;
                     }
-                    Ok(input) => self.backlog.push_back(input),
+                    input => self.backlog.push_back(input),
                 },
                 _ = shutdown.recv() => {
                     room.unreserve(&name);
