@@ -138,14 +138,7 @@ impl Server {
         let logs = logs::Logs::new(self.config.log_summary_every);
         let flusher = tokio::spawn(logs.clone().flush_every_period());
         tracing::info!(addr = %self.local_addr(), "listening on {}", self.local_addr());
-        let ctx = session::Ctx::new(
-            self.config.clone(),
-            self.handle.room.clone(),
-            self.handle.pool.clone(),
-            logs.clone(),
-            signal,
-            tracker.token(),
-        );
+        let ctx = session::Ctx::new(self.config.clone(), &self.handle, logs.clone(), signal, tracker.token());
         tokio::pin!(shutdown);
         loop {
             // Accepting never waits on a limit: a connection over one is
@@ -156,25 +149,20 @@ impl Server {
             };
             match accepted {
                 Ok((stream, peer)) => {
-                    let Ok(permit) = limit.clone().try_acquire_owned() else {
-                        limits::refuse(stream);
-                        logs::limited!(
-                            logs,
-                            peer.ip(),
-                            warn!(%peer, max = self.config.max_connections,),
-                            "connection refused: too many connections"
-                        );
-                        continue;
+                    let admitted = match limit.clone().try_acquire_owned() {
+                        Err(_) => Err("too many connections"),
+                        Ok(permit) => hosts
+                            .enter(peer.ip())
+                            .map(|unjoined| (permit, unjoined))
+                            .ok_or("too many from this address that have not joined"),
                     };
-                    let Some(unjoined) = hosts.enter(peer.ip()) else {
-                        limits::refuse(stream);
-                        logs::limited!(
-                            logs,
-                            peer.ip(),
-                            warn!(%peer, max = self.config.max_unjoined_per_host,),
-                            "connection refused: too many from this address that have not joined"
-                        );
-                        continue;
+                    let (permit, unjoined) = match admitted {
+                        Ok(a) => a,
+                        Err(why) => {
+                            limits::refuse(stream);
+                            logs::limited!(logs, peer.ip(), "connection refused" => warn!(%peer, "connection refused: {why}"));
+                            continue;
+                        }
                     };
                     logs::limited!(logs, peer.ip(), debug!(%peer,), "connection accepted");
                     let ctx = ctx.clone();

@@ -4,7 +4,7 @@
 //! the target: it is put in the target's bounded queue; when that queue is
 //! full the user is marked for disconnection (its connection task does the
 //! cleanup and logs it) and the sender goes on. The same happens when the
-//! user's update connection breaks ([`Member::end`]).
+//! user's update connection breaks.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};

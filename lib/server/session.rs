@@ -12,6 +12,7 @@ use tokio::net::tcp::OwnedReadHalf;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use super::Handle;
 use super::config::Config;
 use super::files;
 use super::input::{self, Input};
@@ -50,16 +51,11 @@ pub(crate) struct Ctx {
 }
 
 impl Ctx {
-    /// What the listener hands every connection task.
-    pub(crate) fn new(
-        config: Arc<Config>,
-        room: Room,
-        pool: PortPool,
-        logs: Logs,
-        shutdown: Shutdown,
-        token: TaskToken,
-    ) -> Self {
-        Ctx { config, room, pool, logs, shutdown, token }
+    /// What the listener hands every connection task: the server's room
+    /// and pool (from its `handle`), its log limiter, the shutdown signal
+    /// and a token of the task tracker.
+    pub(crate) fn new(config: Arc<Config>, handle: &Handle, logs: Logs, shutdown: Shutdown, token: TaskToken) -> Self {
+        Ctx { config, room: handle.room.clone(), pool: handle.pool.clone(), logs, shutdown, token }
     }
 }
 
