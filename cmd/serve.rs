@@ -22,7 +22,8 @@ use crate::cli::Global;
 /// --max-unjoined-per-host connections that have not joined, and the server
 /// at most --max-connections in all (more are closed at once, so one host
 /// cannot lock others out). The port pool keeps one port per room slot for
-/// update connections, so `4003` (server full) means the room is full. A
+/// update connections, so `4003` (server full) means the room is full; the
+/// room is smaller than the pool (one port at least is left for downloads). A
 /// user may have at most --max-transfers-per-user downloads in flight: past
 /// it, or when no transfer port is free, a download request is answered
 /// `4062` (too many transfers; wait for one to end). Log lines a peer can
@@ -117,10 +118,11 @@ pub fn run(args: ServeArgs, _global: &Global) -> anyhow::Result<()> {
         anyhow::bail!("--files {}: not a folder", dir.display());
     }
     if ports.capacity() <= args.max_users {
+        let users = ports.capacity().saturating_sub(1).max(1);
         tracing::warn!(
             ports = ports.capacity(),
             max_users = args.max_users,
-            "the port pool keeps one port per room slot: no port left for downloads; widen --ports"
+            "the room holds at most {users} users: the port pool keeps one port per user and one at least for downloads; widen --ports"
         );
     }
     if args.max_users > chatctl::wire::CLASSIC_MAX_USERS {

@@ -111,9 +111,11 @@ impl Server {
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|source| ServerError::Bind { addr: config.listen, source })?;
-        // A room slot without a port could never be used: the room is no
-        // larger than the pool, and the pool keeps a port for every slot.
-        let slots = config.max_users.min(config.ports.capacity());
+        // A room slot without a port could never be used: the pool keeps a
+        // port for every slot, and the room is smaller than the pool so that
+        // one port at least is left for downloads (a pool of one port: one
+        // user, no downloads).
+        let slots = config.max_users.min(config.ports.capacity().saturating_sub(1)).max(1);
         let handle = Handle { room: Room::new(slots, config.update_queue), pool: PortPool::new(config.ports, slots) };
         Ok(Server { listener, config: Arc::new(config), handle })
     }
