@@ -1320,3 +1320,19 @@ async fn a_stranger_cannot_flood_the_log() {
     srv.ports_settle(0).await;
     srv.stop().await;
 }
+
+/// Issue 12, fault 2: an unjoined connection could sit silent for the whole
+/// idle timeout (60 s). It has a short deadline of its own to send `100`.
+#[tokio::test]
+async fn a_connection_that_does_not_join_soon_is_closed() {
+    let srv = TestServer::start(|c| c.unjoined_timeout = Duration::from_millis(300)).await;
+    let mut silent = Client::connect(srv.addr).await;
+    let mut a = Client::join(srv.addr, "AL").await;
+    assert!(silent.main.closed().await, "a silent connection must be closed");
+    // A joined user who is merely quiet stays (the idle timeout is 60 s).
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(a.ask("102").await, Message::Confirm(Confirm::Users { users: vec![] }));
+    drop(a);
+    srv.ports_settle(0).await;
+    srv.stop().await;
+}
