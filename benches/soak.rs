@@ -235,7 +235,15 @@ struct Report {
 async fn run(addr: SocketAddr, secs: Duration, clients: usize, seed: u64) -> Arc<Report> {
     let report = Arc::new(Report::default());
     let deadline = tokio::time::Instant::now() + secs;
-    let pair = tokio::spawn(legit_pair(addr, deadline, report.clone()));
+    // The pair joins first: the chaos fills the room at once.
+    let me = IpAddr::from([127, 0, 0, 1]);
+    let (Some(alice), Some(bob)) = (join(me, addr, "ALICE", &report).await, join(me, addr, "BOB", &report).await)
+    else {
+        report.pair_failures.fetch_add(1, Ordering::Relaxed);
+        eprintln!("the pair could not join");
+        return report;
+    };
+    let pair = tokio::spawn(legit_pair(alice, bob, deadline, report.clone()));
     let mut tasks = Vec::new();
     for i in 0..clients {
         let report = report.clone();
@@ -307,14 +315,12 @@ async fn join(from: IpAddr, addr: SocketAddr, name: &str, report: &Report) -> Op
 
 /// ALICE and BOB whisper to each other in turn until `deadline`; every
 /// whisper must be confirmed and arrive.
-async fn legit_pair(addr: SocketAddr, deadline: tokio::time::Instant, report: Arc<Report>) {
-    let me = IpAddr::from([127, 0, 0, 1]);
-    let (Some((mut a, mut au)), Some((mut b, mut bu))) =
-        (join(me, addr, "ALICE", &report).await, join(me, addr, "BOB", &report).await)
-    else {
-        report.pair_failures.fetch_add(1, Ordering::Relaxed);
-        return;
-    };
+async fn legit_pair(
+    (mut a, mut au): (Conn, Conn),
+    (mut b, mut bu): (Conn, Conn),
+    deadline: tokio::time::Instant,
+    report: Arc<Report>,
+) {
     let mut n = 0u64;
     while tokio::time::Instant::now() < deadline {
         let (from, to, upd, to_name) =
