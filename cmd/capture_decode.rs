@@ -181,7 +181,7 @@ fn summary(out: &mut impl Write, a: &Analyzer, json: bool) -> anyhow::Result<()>
     for (code, n) in st.by_code.iter() {
         writeln!(out, "  {code:<5} {:<28} {n:>8}", kind_name(code))?;
     }
-    let users: Vec<String> = st.users.iter().map(|u| output::escape(u)).collect();
+    let users: Vec<String> = st.users.iter().map(|u| output::escape(u).into_owned()).collect();
     writeln!(out, "\nusers seen ({}): {}", users.len(), users.join(", "))?;
     writeln!(out, "\ntransfers ({}):", transfers.len())?;
     if !transfers.is_empty() {

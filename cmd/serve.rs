@@ -16,6 +16,19 @@ use crate::cli::Global;
 ///
 /// Example: `chatctl serve --files ./share`. Above 10 users (--max-users) the
 /// server uses the extended list encoding, which classic clients cannot read.
+///
+/// Limits against hostile or careless clients: a connection must send its
+/// join (`100`) within --unjoined-timeout; one address may hold at most
+/// --max-unjoined-per-host connections that have not joined, and the server
+/// at most --max-connections in all (more are closed at once, so one host
+/// cannot lock others out). The port pool keeps one port per room slot for
+/// update connections, so `4003` (server full) means the room is full; the
+/// room is smaller than the pool (one port at least is left for downloads). A
+/// user may have at most --max-transfers-per-user downloads in flight: past
+/// it, or when no transfer port is free, a download request is answered
+/// `4062` (too many transfers; wait for one to end). Log lines a peer can
+/// cause are rate-limited per kind and address: a few every 10 s, then one
+/// "N more suppressed" line.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Address to listen on (IPv6 accepted, e.g. `[::]:13337`).
@@ -38,6 +51,22 @@ pub struct ServeArgs {
     /// How long a joining client has to open its update connection.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
     pub join_timeout: Duration,
+
+    /// How long a new connection (or one that left) may stay without joining.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub unjoined_timeout: Duration,
+
+    /// Most connections that have not joined from one IP address.
+    #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_unjoined_per_host: u32,
+
+    /// Most connections in all, joined or not.
+    #[arg(long, value_name = "N", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+
+    /// Most downloads one user may have in flight (more: `4062`).
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_transfers_per_user: u32,
 
     /// Congestion controller of fast UDP downloads.
     #[arg(long, value_enum, value_name = "ALGORITHM", default_value_t = Cc::Bbr)]
@@ -88,6 +117,14 @@ pub fn run(args: ServeArgs, _global: &Global) -> anyhow::Result<()> {
     {
         anyhow::bail!("--files {}: not a folder", dir.display());
     }
+    if ports.capacity() <= args.max_users {
+        let users = ports.capacity().saturating_sub(1).max(1);
+        tracing::warn!(
+            ports = ports.capacity(),
+            max_users = args.max_users,
+            "the room holds at most {users} users: the port pool keeps one port per user and one at least for downloads; widen --ports"
+        );
+    }
     if args.max_users > chatctl::wire::CLASSIC_MAX_USERS {
         tracing::warn!(max_users = args.max_users, "more than 10 users: classic clients cannot read the user lists");
     }
@@ -109,6 +146,10 @@ pub fn run(args: ServeArgs, _global: &Global) -> anyhow::Result<()> {
         ports,
         max_users: args.max_users,
         join_timeout: args.join_timeout,
+        unjoined_timeout: args.unjoined_timeout,
+        max_unjoined_per_host: args.max_unjoined_per_host as usize,
+        max_connections: args.max_connections as usize,
+        max_transfers_per_user: args.max_transfers_per_user as usize,
         fast,
         trace: match &args.trace {
             Some(p) => {

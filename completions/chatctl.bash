@@ -641,7 +641,7 @@ _chatctl() {
             return 0
             ;;
         chatctl__subcmd__serve)
-            opts="-s -n -q -v -h -V --listen --files --ports --max-users --join-timeout --cc --max-datagram --trace --log-format --server --name --timeout --json --quiet --verbose --color --help --version"
+            opts="-s -n -q -v -h -V --listen --files --ports --max-users --join-timeout --unjoined-timeout --max-unjoined-per-host --max-connections --max-transfers-per-user --cc --max-datagram --trace --log-format --server --name --timeout --json --quiet --verbose --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -664,6 +664,22 @@ _chatctl() {
                     return 0
                     ;;
                 --join-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --unjoined-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-unjoined-per-host)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-connections)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-transfers-per-user)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -50,6 +50,10 @@ complete -c chatctl -n "__fish_chatctl_using_subcommand serve" -l files -d 'Fold
 complete -c chatctl -n "__fish_chatctl_using_subcommand serve" -l ports -d 'Pool of ports for update connections and transfers: LO-HI, or `0` for ports the OS assigns (at most 31 at once; `0-N`: at most N)' -r
 complete -c chatctl -n "__fish_chatctl_using_subcommand serve" -l max-users -d 'Most users in the room; above 10, classic clients cannot read the user lists' -r
 complete -c chatctl -n "__fish_chatctl_using_subcommand serve" -l join-timeout -d 'How long a joining client has to open its update connection' -r
+complete -c chatctl -n "__fish_chatctl_using_subcommand serve" -l unjoined-timeout -d 'How long a new connection (or one that left) may stay without joining' -r
+complete -c chatctl -n "__fish_chatctl_using_subcommand serve" -l max-unjoined-per-host -d 'Most connections that have not joined from one IP address' -r
+complete -c chatctl -n "__fish_chatctl_using_subcommand serve" -l max-connections -d 'Most connections in all, joined or not' -r
+complete -c chatctl -n "__fish_chatctl_using_subcommand serve" -l max-transfers-per-user -d 'Most downloads one user may have in flight (more: `4062`)' -r
 complete -c chatctl -n "__fish_chatctl_using_subcommand serve" -l cc -d 'Congestion controller of fast UDP downloads' -r -f -a "cubic\t'RFC 9438 CUBIC'
 newreno\t'RFC 5681/6582 NewReno'
 bbr\t'BBR (v1-style, model based: random loss does not slow it down)'"

@@ -7,9 +7,12 @@
 //!   incremental, bounded decoder. Pure: no I/O.
 //! - [`rdt`]: reliable transfer over UDP: classic go-back-N and the fast mode,
 //!   as pure state machines with thin socket drivers.
+//! - [`connection`]: one framed TCP connection (decoder in, one write per
+//!   message out), shared by the server and the client.
 //! - [`server`]: the room server on tokio.
 //! - [`client`]: the client library the subcommands are built on.
 //! - [`capture`]: reading the conversation out of pcap/pcapng captures.
+//! - [`text`]: network text made safe for a terminal or a log (one escaping function).
 //! - [`exit`]: the exit codes every subcommand shares (documented in the man pages).
 //!
 //! The binary in `cmd/` only parses arguments and prints; everything it does
@@ -19,6 +22,7 @@
 
 pub mod capture;
 pub mod client;
+pub mod connection;
 pub mod exit;
 #[doc = include_str!("protocol.md")]
 pub mod protocol {}

@@ -5,6 +5,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+mod common;
+
 use chatctl::rdt::classic;
 use chatctl::rdt::sim::Rng;
 use chatctl::server::{Config, Handle, PortSpec, Server};
@@ -13,8 +15,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream, UdpSocket};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-
-mod common;
 
 const T: Duration = Duration::from_secs(5);
 
@@ -966,6 +966,8 @@ async fn random_input_never_wedges_the_server() {
     let srv = TestServer::start(|c| {
         c.idle_timeout = Duration::from_millis(500);
         c.join_timeout = Duration::from_millis(300);
+        // 24 connections from one address, none joined for a while.
+        c.max_unjoined_per_host = 32;
     })
     .await;
     std::fs::write(srv.dir.join("f"), common::data(3000, 4)).unwrap();
@@ -1041,4 +1043,291 @@ async fn random_input_never_wedges_the_server() {
     assert_eq!(srv.handle.users(), 0);
     srv.stop().await;
     assert!(!PANICKED.load(std::sync::atomic::Ordering::SeqCst), "a server task panicked");
+}
+
+/// Everything the server logs while a test runs on this thread (the server's
+/// tasks run on the test's current-thread runtime), as text lines.
+#[derive(Clone, Default)]
+struct LogCapture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogCapture {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl LogCapture {
+    /// Captures this thread's log lines until the guard is dropped.
+    fn start() -> (LogCapture, tracing::subscriber::DefaultGuard) {
+        let cap = LogCapture::default();
+        let w = cap.clone();
+        let sub = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .with_writer(move || w.clone())
+            .finish();
+        (cap.clone(), tracing::subscriber::set_default(sub))
+    }
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+    fn bytes(&self) -> Vec<u8> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+/// Issue 12, fault 6: names with control or bidi formatting characters were
+/// accepted and written raw into the log. They are refused (`4001`); Hebrew,
+/// emoji and ZWJ sequences are not.
+#[tokio::test]
+async fn names_with_control_or_bidi_characters_are_refused() {
+    let (log, _guard) = LogCapture::start();
+    let srv = TestServer::start(|_| {}).await;
+    let mut x = Client::connect(srv.addr).await;
+    for bad in ["A\u{1b}B", "A\0B", "AB\nC", "\u{202e}ECILA", "A\u{7f}B", "A\u{85}B", "AB\u{2066}", "AB\r"] {
+        let m = x.ask(format!("100{:02}{bad}", bad.chars().count())).await;
+        assert_eq!(m, err(ErrorCode::INVALID_NAME), "{bad:?}");
+    }
+    for good in ["שלום", "👩\u{200d}💻x", "Zoë"] {
+        let c = Client::join(srv.addr, good).await;
+        drop(c);
+    }
+    drop(x);
+    srv.ports_settle(0).await;
+    srv.stop().await;
+    let bytes = log.bytes();
+    assert!(!bytes.iter().any(|&b| b < 0x20 && b != b'\n'), "raw control bytes in the log");
+    assert!(log.text().contains("שלום"), "the Hebrew name is logged as is");
+}
+
+/// ALICE and CAROL in the room, ALICE's `300` read.
+async fn alice_and_carol(srv: &TestServer) -> (Client, Client) {
+    let mut a = Client::join(srv.addr, "ALICE").await;
+    let c = Client::join(srv.addr, "CAROL").await;
+    assert_eq!(a.update().await, Message::Update(Update::Joined { name: "CAROL".into() }));
+    (a, c)
+}
+
+/// Issue 12, fault 1: a reset update connection left a ghost user (listed,
+/// `203` for whispers that went nowhere, no `301`). It ends the session as a
+/// `101` would.
+#[tokio::test]
+async fn a_reset_update_connection_ends_the_session() {
+    let srv = TestServer::start(|_| {}).await;
+    let (mut a, mut c) = alice_and_carol(&srv).await;
+    let upd = c.upd.take().unwrap().s;
+    socket2::SockRef::from(&upd).set_linger(Some(Duration::ZERO)).unwrap();
+    drop(upd);
+    assert_eq!(a.update().await, Message::Update(Update::Left { name: "CAROL".into() }));
+    assert_eq!(a.ask("10305CAROL02hi").await, err(ErrorCode::NO_SUCH_USER));
+    assert_eq!(a.ask("102").await, Message::Confirm(Confirm::Users { users: vec![] }));
+    assert!(c.main.closed().await, "CAROL's main connection must be closed");
+    srv.ports_settle(1).await;
+    // The name and the slot are free again.
+    let _c2 = Client::join(srv.addr, "CAROL").await;
+    assert_eq!(a.update().await, Message::Update(Update::Joined { name: "CAROL".into() }));
+    drop((a, c, _c2));
+    srv.ports_settle(0).await;
+    srv.stop().await;
+}
+
+/// Issue 12, fault 1 with a plain close: the server cannot tell a closed
+/// update connection from a half-closed one until a write fails, so at most
+/// one whisper is confirmed; the next is `4031` and the others get `301`.
+#[tokio::test]
+async fn a_closed_update_connection_ends_the_session_at_the_first_failed_write() {
+    let srv = TestServer::start(|_| {}).await;
+    let (mut a, mut c) = alice_and_carol(&srv).await;
+    drop(c.upd.take());
+    let mut confirmed = 0;
+    loop {
+        match a.ask("10305CAROL02hi").await {
+            Message::Confirm(Confirm::WhisperSent) => confirmed += 1,
+            m => {
+                assert_eq!(m, err(ErrorCode::NO_SUCH_USER));
+                break;
+            }
+        }
+        assert!(confirmed <= 1, "{confirmed} whispers confirmed to a closed update connection");
+        // Let the reset come back.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(a.update().await, Message::Update(Update::Left { name: "CAROL".into() }));
+    assert!(c.main.closed().await, "CAROL's main connection must be closed");
+    drop((a, c));
+    srv.ports_settle(0).await;
+    srv.stop().await;
+}
+
+/// A client that shuts down its sending side of the update connection (as
+/// chatctl's client does, PROTOCOL.md §8) keeps getting its updates.
+#[tokio::test]
+async fn a_half_closed_update_connection_keeps_its_updates() {
+    let srv = TestServer::start(|_| {}).await;
+    let (mut a, mut c) = alice_and_carol(&srv).await;
+    c.upd.as_mut().unwrap().s.shutdown().await.unwrap();
+    for i in 0..3 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(a.ask(format!("10305CAROL02h{i}")).await, Message::Confirm(Confirm::WhisperSent));
+        let want = Update::Whisper { from: "ALICE".into(), text: format!("h{i}") };
+        assert_eq!(c.update().await, Message::Update(want));
+    }
+    assert_eq!(a.ask("102").await, Message::Confirm(Confirm::Users { users: names(&["CAROL"]) }));
+    drop((a, c));
+    srv.ports_settle(0).await;
+    srv.stop().await;
+}
+
+/// Issue 12, fault 5: a join whose client sends `101` or goes away before
+/// opening its update connection held the name, the port and the slot for
+/// the whole join timeout. It is rolled back at once.
+#[tokio::test]
+async fn a_join_abandoned_during_the_wait_is_rolled_back_at_once() {
+    let srv = TestServer::start(|c| c.join_timeout = Duration::from_secs(30)).await;
+    // Closes right after 200.
+    let mut g = Client::connect(srv.addr).await;
+    assert!(matches!(g.ask("10005GHOST").await, Message::Confirm(Confirm::Joined { .. })));
+    g.send("101").await;
+    drop(g);
+    let t0 = std::time::Instant::now();
+    srv.ports_settle(0).await;
+    assert_eq!(srv.handle.users(), 0);
+    // Sends 101 and stays: 201, and the connection can join again.
+    let mut h = Client::connect(srv.addr).await;
+    assert!(matches!(h.ask("10005GHOST").await, Message::Confirm(Confirm::Joined { .. })));
+    assert_eq!(h.ask("101").await, Message::Confirm(Confirm::Left));
+    srv.ports_settle(0).await;
+    assert!(t0.elapsed() < Duration::from_secs(5), "rolled back only after {:?}", t0.elapsed());
+    let Message::Confirm(Confirm::Joined { port, .. }) = h.ask("10005GHOST").await else { panic!("rejoin refused") };
+    h.upd = Some(Stream::new(TcpStream::connect(("127.0.0.1", port)).await.unwrap()));
+    // Requests sent during the wait still wait for the join.
+    let mut b = Client::connect(srv.addr).await;
+    let Message::Confirm(Confirm::Joined { port, .. }) = b.ask("10003BOB").await else { panic!("join refused") };
+    b.send("102").await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    b.upd = Some(Stream::new(TcpStream::connect(("127.0.0.1", port)).await.unwrap()));
+    assert_eq!(b.recv().await, Message::Confirm(Confirm::Users { users: names(&["GHOST"]) }));
+    drop((h, b));
+    srv.ports_settle(0).await;
+    srv.stop().await;
+}
+
+/// Issue 12, fault 2: 1,030 idle connections from one host locked everyone
+/// out (a global cap and no per-host one). A client from another host is
+/// answered at once while one host holds 1,100; that host's connections
+/// beyond its cap are closed.
+#[tokio::test]
+async fn one_host_with_a_thousand_idle_connections_locks_nobody_out() {
+    let srv = TestServer::start(|_| {}).await;
+    let (mut idle, mut closed) = (Vec::new(), 0);
+    for _ in 0..1100 {
+        let s = TcpSocket::new_v4().unwrap();
+        s.bind("127.0.0.3:0".parse().unwrap()).unwrap();
+        // Refused connections are reset, sometimes before connect returns.
+        match s.connect(srv.addr).await {
+            Ok(s) => idle.push(s),
+            Err(_) => closed += 1,
+        }
+    }
+    let t0 = std::time::Instant::now();
+    let mut a = tokio::time::timeout(Duration::from_secs(2), Client::join(srv.addr, "ALICE"))
+        .await
+        .expect("no answer to a join within 2 s");
+    assert_eq!(a.ask("102").await, Message::Confirm(Confirm::Users { users: vec![] }));
+    eprintln!("joined after {:?} beside 1,100 idle connections", t0.elapsed());
+    for s in &mut idle {
+        let mut b = [0u8; 1];
+        if let Ok(Ok(0) | Err(_)) = tokio::time::timeout(Duration::from_millis(5), s.read(&mut b)).await {
+            closed += 1;
+        }
+    }
+    assert!(closed >= 1100 - 64, "only {closed} of the host's 1,100 idle connections were closed");
+    drop((a, idle));
+    srv.ports_settle(0).await;
+    srv.stop().await;
+}
+
+/// Issue 12, fault 3: one user drained the port pool with downloads it never
+/// fetched, and joins then got `4003` in a room with one user. A user has at
+/// most `max_transfers_per_user` transfers in flight (`4062` past it), and
+/// transfers never take the update ports of free room slots.
+#[tokio::test]
+async fn hoarded_downloads_never_make_the_room_full() {
+    let srv = TestServer::start(|c| {
+        c.ports = PortSpec::Ephemeral { max: 20 };
+        c.max_users = 10;
+        c.max_transfers_per_user = 4;
+    })
+    .await;
+    std::fs::write(srv.dir.join("small.txt"), b"small").unwrap();
+    let mut granted = Vec::new();
+    let mut hoarders = Vec::new();
+    for h in 0..3 {
+        let mut c = Client::join(srv.addr, &format!("HOARD{h}")).await;
+        let mut n = 0;
+        for _ in 0..20 {
+            match c.ask("106TCP09small.txt").await {
+                Message::Confirm(Confirm::Download { .. }) => n += 1,
+                m => assert_eq!(m, err(ErrorCode::NO_TRANSFER_PORT)),
+            }
+        }
+        granted.push(n);
+        hoarders.push(c);
+    }
+    // 4 each, then the 10 ports not kept for the 10 users' updates are gone.
+    assert_eq!(granted, vec![4, 4, 2]);
+    let mut users = Vec::new();
+    for i in 0..7 {
+        users.push(Client::join(srv.addr, &format!("U{i}")).await);
+    }
+    let mut x = Client::connect(srv.addr).await;
+    assert_eq!(x.ask("10003BOB").await, err(ErrorCode::SERVER_FULL));
+    drop((hoarders, users, x));
+    srv.ports_settle(0).await;
+    srv.stop().await;
+}
+
+/// Issue 12, fault 4: every datagram from a stranger to a transfer port cost
+/// a WARN line. Lines a remote peer can trigger are rate-limited per kind and
+/// source, with one summary line.
+#[tokio::test]
+async fn a_stranger_cannot_flood_the_log() {
+    let (log, _guard) = LogCapture::start();
+    let srv = TestServer::start(|c| c.log_summary_every = Duration::from_millis(300)).await;
+    std::fs::write(srv.dir.join("f"), b"x").unwrap();
+    let mut a = Client::join(srv.addr, "AL").await;
+    let Message::Confirm(Confirm::Download { port, .. }) = a.ask("106UDP01f").await else { panic!("no 206") };
+    let evil = UdpSocket::bind("127.0.0.2:0").await.unwrap();
+    for _ in 0..1000 {
+        evil.send_to(b"x", ("127.0.0.1", port)).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let text = log.text();
+    let lines = text.lines().filter(|l| l.contains("another address")).count();
+    assert!(lines <= 6, "{lines} lines about the stranger's datagrams");
+    assert!(text.contains("more suppressed in the last"), "no summary line:\n{text}");
+    assert!(text.len() < 20_000, "{} bytes of log", text.len());
+    drop(a);
+    srv.ports_settle(0).await;
+    srv.stop().await;
+}
+
+/// Issue 12, fault 2: an unjoined connection could sit silent for the whole
+/// idle timeout (60 s). It has a short deadline of its own to send `100`.
+#[tokio::test]
+async fn a_connection_that_does_not_join_soon_is_closed() {
+    let srv = TestServer::start(|c| c.unjoined_timeout = Duration::from_millis(300)).await;
+    let mut silent = Client::connect(srv.addr).await;
+    let mut a = Client::join(srv.addr, "AL").await;
+    assert!(silent.main.closed().await, "a silent connection must be closed");
+    // A joined user who is merely quiet stays (the idle timeout is 60 s).
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(a.ask("102").await, Message::Confirm(Confirm::Users { users: vec![] }));
+    drop(a);
+    srv.ports_settle(0).await;
+    srv.stop().await;
 }

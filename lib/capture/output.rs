@@ -10,38 +10,7 @@ use super::event::*;
 use super::transfer::PlotPoint;
 use crate::wire::{Confirm, Message, Request, Update};
 
-/// Text as it can be shown on a terminal: control characters (and other
-/// invisible ones) are escaped as `\n`, `\r`, `\t`, `\u{1b}`; a backslash
-/// stays a backslash.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control()
-                || matches!(c, '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2066}'..='\u{2069}') =>
-            {
-                let _ = write!(out, "\\u{{{:x}}}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// Bytes as text: UTF-8 where valid, `\xNN` for the rest, then [`escape`]d.
-pub fn escape_bytes(b: &[u8]) -> String {
-    let mut out = String::new();
-    for chunk in b.utf8_chunks() {
-        out.push_str(&escape(chunk.valid()));
-        for x in chunk.invalid() {
-            let _ = write!(out, "\\x{x:02x}");
-        }
-    }
-    out
-}
+pub use crate::text::{escape, escape_bytes};
 
 /// Seconds since the epoch as JSON wants them.
 pub fn ts_f64(ts_ns: i64) -> f64 {
@@ -577,9 +546,7 @@ mod tests {
     }
 
     #[test]
-    fn control_characters_are_escaped() {
-        assert_eq!(escape("a\u{1b}[2Jb\r\n"), "a\\u{1b}[2Jb\\r\\n");
-        assert_eq!(escape_bytes(b"ok\xff"), "ok\\xff");
+    fn time_of_day_has_microseconds() {
         assert_eq!(time_of_day(3_723_000_001_000), "01:02:03.000001");
     }
 }

@@ -5,27 +5,10 @@
 //! `/get` print exactly the same final line, and so that the format is tested
 //! once, here.
 
-use std::borrow::Cow;
-
 use super::DownloadReport;
-
-/// Network text made safe for a terminal: control characters (escape
-/// sequences, CR, LF, BEL…) are shown escaped, e.g. ESC as `\u{1b}` and LF as
-/// `\n`, so a peer cannot move the cursor, recolour or clear the screen.
-pub fn escape(s: &str) -> Cow<'_, str> {
-    if !s.chars().any(char::is_control) {
-        return Cow::Borrowed(s);
-    }
-    let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    Cow::Owned(out)
-}
+/// The one escaping function ([`crate::text::escape`]), re-exported where
+/// the client's users have always found it.
+pub use crate::text::escape;
 
 /// The local file name for a file the server offers: its last path component
 /// (after `/` or `\\`), or `None` when that is empty, `.`, `..`, or holds a
@@ -33,7 +16,7 @@ pub fn escape(s: &str) -> Cow<'_, str> {
 /// creates a file whose name would garble a terminal listing.
 pub fn local_file_name(file: &str) -> Option<&str> {
     let base = file.rsplit(['/', '\\']).next()?;
-    let bad = base.is_empty() || base == "." || base == ".." || base.chars().any(char::is_control);
+    let bad = base.is_empty() || base == "." || base == ".." || base.chars().any(crate::text::is_unsafe);
     (!bad).then_some(base)
 }
 
@@ -84,18 +67,11 @@ mod tests {
     use crate::client::{Transport, UdpMode};
 
     #[test]
-    fn escapes_control_characters_only() {
-        assert_eq!(escape("שלום, bob"), "שלום, bob");
-        assert!(matches!(escape("plain"), Cow::Borrowed(_)));
-        assert_eq!(escape("a\u{1b}[2Jb\r\n\u{7}"), "a\\u{1b}[2Jb\\r\\n\\u{7}");
-    }
-
-    #[test]
     fn local_file_names() {
         assert_eq!(local_file_name("a.bin"), Some("a.bin"));
         assert_eq!(local_file_name("../../etc/passwd"), Some("passwd"));
         assert_eq!(local_file_name("dir\\x.txt"), Some("x.txt"));
-        for bad in ["", "..", ".", "dir/", "a\u{1b}[2J", "new\nline"] {
+        for bad in ["", "..", ".", "dir/", "a\u{1b}[2J", "new\nline", "gpj.\u{202e}exe"] {
             assert_eq!(local_file_name(bad), None, "{bad:?}");
         }
     }

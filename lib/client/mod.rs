@@ -21,9 +21,7 @@ pub mod reconnect;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{Mutex, mpsc};
 
 pub use display::{escape, local_file_name, rate, thousands};
@@ -31,6 +29,7 @@ pub use download::{DownloadOptions, DownloadReport, Progress, Transport, UdpMode
 pub use error::ClientError;
 pub use listen::{Filter, Listen, Outcome, Verdict};
 
+use crate::connection::{self, Connection};
 use crate::wire::{Confirm, Decoder, Direction, ErrorCode, MAX_FIELD_CHARS, Message, Request, Update, split_text};
 
 /// How long a connect to an announced port is retried: the reference server
@@ -41,58 +40,36 @@ const ANNOUNCED_PORT_RETRY: Duration = Duration::from_millis(50);
 /// "is this HTTP?" probe (a blank line) before the timeout is reported.
 const PROBE_WAIT: Duration = Duration::from_millis(500);
 
-/// How many of the first bytes received a connection keeps, to show what a
-/// peer that is not a chat server said.
-const FIRST_BYTES: usize = 60;
-
-/// A framed TCP connection: whole messages in, whole messages out (one write each).
-#[derive(Debug)]
-struct Framed {
-    read: OwnedReadHalf,
-    write: OwnedWriteHalf,
-    decoder: Decoder,
-    /// The first [`FIRST_BYTES`] bytes received.
-    first: Vec<u8>,
+/// A client's framing of `stream` (the shared [`Connection`]).
+fn framed(stream: TcpStream) -> Connection {
+    Connection::new(stream, Decoder::new(Direction::ToClient))
 }
 
-impl Framed {
-    fn new(stream: TcpStream) -> Self {
-        // Each message goes out in one write (the reference reads one message per recv).
-        let _ = stream.set_nodelay(true);
-        let (read, write) = stream.into_split();
-        Framed { read, write, decoder: Decoder::new(Direction::ToClient), first: Vec::new() }
-    }
+async fn send(conn: &mut Connection, req: Request) -> Result<(), ClientError> {
+    conn.write_message(&Message::Request(req)).await.map_err(client_error)
+}
 
-    async fn send(&mut self, req: Request) -> Result<(), ClientError> {
-        let bytes = Message::Request(req).to_bytes().map_err(ClientError::Encode)?;
-        self.write.write_all(&bytes).await.map_err(ClientError::Io)
-    }
+/// The next message; `Ok(None)` at a clean end of stream.
+async fn recv(conn: &mut Connection) -> Result<Option<Message>, ClientError> {
+    conn.read_message(None, None).await.map_err(client_error)
+}
 
-    /// The next message; `Ok(None)` at a clean end of stream.
-    async fn recv(&mut self) -> Result<Option<Message>, ClientError> {
-        let mut buf = [0u8; 4096];
-        loop {
-            if let Some(m) = self.decoder.next_message().map_err(ClientError::Decode)? {
-                return Ok(Some(m));
-            }
-            let n = self.read.read(&mut buf).await.map_err(ClientError::Io)?;
-            if n == 0 {
-                self.decoder.finish().map_err(ClientError::Decode)?;
-                return Ok(None);
-            }
-            let keep = n.min(FIRST_BYTES - self.first.len().min(FIRST_BYTES));
-            self.first.extend_from_slice(&buf[..keep]);
-            self.decoder.feed(&buf[..n]);
-        }
+fn client_error(e: connection::Error) -> ClientError {
+    match e {
+        connection::Error::Decode(e) => ClientError::Decode(e),
+        connection::Error::Encode(e) => ClientError::Encode(e),
+        connection::Error::Io(e) => ClientError::Io(e),
+        e => ClientError::Io(std::io::Error::new(std::io::ErrorKind::TimedOut, e)),
     }
+}
 
-    /// What the peer sent first, for a message: at most [`FIRST_BYTES`]
-    /// bytes up to the first line end, escaped.
-    fn first_answer(&self) -> String {
-        let line = self.first.split(|&b| b == b'\n').next().unwrap_or_default();
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        escape(&String::from_utf8_lossy(line)).into_owned()
-    }
+/// What the peer sent first, for a message: at most
+/// [`FIRST_BYTES`](connection::FIRST_BYTES) bytes up to the first line end, escaped.
+fn first_answer(conn: &Connection) -> String {
+    let first = conn.first_bytes();
+    let line = first.split(|&b| b == b'\n').next().unwrap_or_default();
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    escape(&String::from_utf8_lossy(line)).into_owned()
 }
 
 /// `HOST:PORT` with the default port 13337 added to a bare host: `example.org`,
@@ -160,7 +137,7 @@ fn half_close(stream: &TcpStream) {
 /// can serve a chat and background downloads at once (requests are serialized).
 #[derive(Debug)]
 pub struct Session {
-    main: Mutex<Framed>,
+    main: Mutex<Connection>,
     server: SocketAddr,
     name: String,
     timeout: Duration,
@@ -183,7 +160,7 @@ impl Session {
     /// Connects to `server`, joins as `name` and opens the update connection.
     /// Every step is bounded by `timeout`.
     pub async fn join(server: &str, name: &str, timeout: Duration) -> Result<(Session, Updates), ClientError> {
-        if !(crate::wire::MIN_NAME_CHARS..=MAX_FIELD_CHARS).contains(&crate::wire::char_len(name)) {
+        if !crate::wire::name_ok(name) {
             return Err(ClientError::Refused(ErrorCode::INVALID_NAME));
         }
         let addr = resolve(server).await?;
@@ -197,13 +174,13 @@ impl Session {
             Ok(Err(source)) => return Err(ClientError::Connect { addr: addr.to_string(), source }),
             Ok(Ok(s)) => s,
         };
-        let mut main = Framed::new(stream);
-        main.send(Request::Join { name: name.to_string() }).await?;
+        let mut main = framed(stream);
+        send(&mut main, Request::Join { name: name.to_string() }).await?;
         let port = match response(&mut main, timeout, "the answer to join").await {
             Ok(Confirm::Joined { port, .. }) => port,
             Ok(other) => return Err(unexpected(other)),
             Err(ClientError::Decode(_)) => {
-                return Err(ClientError::NotChatServer { addr: addr.to_string(), answer: main.first_answer() });
+                return Err(ClientError::NotChatServer { addr: addr.to_string(), answer: first_answer(&main) });
             }
             Err(e @ ClientError::Timeout { .. }) => return Err(probe(&mut main, addr, e).await),
             Err(e) => return Err(e),
@@ -211,7 +188,7 @@ impl Session {
         let update = connect_retry(SocketAddr::new(addr.ip(), port), timeout).await?;
         half_close(&update);
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(read_updates(Framed::new(update), tx));
+        tokio::spawn(read_updates(framed(update), tx));
         Ok((Session { main: Mutex::new(main), server: addr, name: name.to_string(), timeout }, Updates { rx }))
     }
 
@@ -228,7 +205,7 @@ impl Session {
     /// Sends `req` and waits (bounded) for its answer.
     async fn request(&self, req: Request, what: &'static str) -> Result<Confirm, ClientError> {
         let mut main = self.main.lock().await;
-        main.send(req).await?;
+        send(&mut main, req).await?;
         response(&mut main, self.timeout, what).await
     }
 
@@ -292,7 +269,7 @@ impl Session {
             Ok(other) => Err(unexpected(other)),
             Err(e) => Err(e),
         };
-        let _ = self.main.lock().await.write.shutdown().await;
+        self.main.lock().await.shutdown().await;
         r
     }
 }
@@ -302,13 +279,13 @@ impl Session {
 /// CR LF, which a chat server ignores between messages, and which cannot
 /// spoil a join that has failed anyway) and see if anything that is not the
 /// protocol comes back within [`PROBE_WAIT`].
-async fn probe(main: &mut Framed, addr: SocketAddr, timeout: ClientError) -> ClientError {
-    if main.write.write_all(b"\r\n").await.is_err() {
+async fn probe(main: &mut Connection, addr: SocketAddr, timeout: ClientError) -> ClientError {
+    if main.write_raw(b"\r\n").await.is_err() {
         return timeout;
     }
-    match tokio::time::timeout(PROBE_WAIT, main.recv()).await {
+    match tokio::time::timeout(PROBE_WAIT, recv(main)).await {
         Ok(Err(ClientError::Decode(_))) => {
-            ClientError::NotChatServer { addr: addr.to_string(), answer: main.first_answer() }
+            ClientError::NotChatServer { addr: addr.to_string(), answer: first_answer(main) }
         }
         _ => timeout,
     }
@@ -316,8 +293,8 @@ async fn probe(main: &mut Framed, addr: SocketAddr, timeout: ClientError) -> Cli
 
 /// Waits for one confirm on the main connection; an error code becomes
 /// [`ClientError::Refused`].
-async fn response(main: &mut Framed, timeout: Duration, what: &'static str) -> Result<Confirm, ClientError> {
-    match tokio::time::timeout(timeout, main.recv()).await {
+async fn response(main: &mut Connection, timeout: Duration, what: &'static str) -> Result<Confirm, ClientError> {
+    match tokio::time::timeout(timeout, recv(main)).await {
         Err(_) => Err(ClientError::Timeout { what }),
         Ok(Err(e)) => Err(e),
         Ok(Ok(None)) => Err(ClientError::Closed),
@@ -333,9 +310,9 @@ fn unexpected(c: Confirm) -> ClientError {
     ClientError::Protocol(format!("unexpected answer {}", 200 + u16::from(c.ty())))
 }
 
-async fn read_updates(mut conn: Framed, tx: mpsc::UnboundedSender<Result<Update, ClientError>>) {
+async fn read_updates(mut conn: Connection, tx: mpsc::UnboundedSender<Result<Update, ClientError>>) {
     loop {
-        let item = match conn.recv().await {
+        let item = match recv(&mut conn).await {
             Ok(None) => return,
             Ok(Some(Message::Update(u))) => Ok(u),
             Ok(Some(m)) => {

@@ -10,9 +10,9 @@ use std::time::Duration;
 pub enum PortSpec {
     /// A fixed range `lo..=hi`, like the reference's 55000-55030.
     Range {
-        /// The first port.
+        /// First port of the range.
         lo: u16,
-        /// The last port, included.
+        /// Last port of the range (included).
         hi: u16,
     },
     /// Ports the OS assigns (bind to port 0), at most `max` in use at once.
@@ -83,10 +83,25 @@ pub struct Config {
     pub join_timeout: Duration,
     /// Updates queued per user before a user who does not read is disconnected.
     pub update_queue: usize,
-    /// How long a connection may stay open without joining (since it
-    /// connected or left), sit on half a message, or a started download make
-    /// no progress, before it is closed and its resources freed.
+    /// How long a connection may sit on half a message, or a started
+    /// download make no progress, before it is closed and its resources freed.
     pub idle_timeout: Duration,
+    /// How long a connection may stay open without joining (since it
+    /// connected or left): it must send its `100` within this (or within
+    /// `idle_timeout`, if shorter).
+    pub unjoined_timeout: Duration,
+    /// Most connections that have not joined, per client IP address; more
+    /// from that address are closed at once (one host cannot hold the server).
+    pub max_unjoined_per_host: usize,
+    /// Most main connections in all, joined or not; more are closed at once.
+    /// Well above `max_unjoined_per_host`.
+    pub max_connections: usize,
+    /// Most transfers one user may have in flight (announced and not yet
+    /// ended); past it, `106` is answered `4062`.
+    pub max_transfers_per_user: usize,
+    /// Log lines a remote peer can trigger are rate-limited per kind and
+    /// source address: the first few per period, then one summary line.
+    pub log_summary_every: Duration,
     /// Consecutive bad inputs (answered `4999` or `4TT9`) after which a
     /// connection is cut off: a client that floods junk.
     pub max_bad_input: u32,
@@ -106,6 +121,11 @@ impl Default for Config {
             join_timeout: Duration::from_secs(10),
             update_queue: 1024,
             idle_timeout: Duration::from_secs(60),
+            unjoined_timeout: Duration::from_secs(10),
+            max_unjoined_per_host: 16,
+            max_connections: 4096,
+            max_transfers_per_user: 4,
+            log_summary_every: Duration::from_secs(10),
             max_bad_input: 32,
             fast: crate::rdt::fast::Config::default(),
             trace: None,

@@ -11,27 +11,46 @@
 //! ```
 //!
 //! # Layout
+//! Public, for the binary and for tests:
+//! - [`Server`] binds and runs; [`Handle`] observes a running server.
 //! - [`config`]: [`Config`] and [`PortSpec`], what the flags turn into.
 //! - [`ports`]: the port pool; a [`ports::PortGuard`] returns its port on drop,
-//!   so ports come back however a connection ends.
+//!   so ports come back however a connection ends. One port per room slot is
+//!   kept for update connections.
 //! - [`room`]: the shared room handle; each user has a bounded update queue,
 //!   and a user whose queue overflows is disconnected (nobody else waits).
-//! - [`connection`]: framing of the main connection (decoder in, one write per message out).
-//! - [`session`]: one main connection: join (with the update connection
-//!   accepted only from the client's IP within the join timeout), the
-//!   request handlers, leave and cleanup.
 //! - [`files`]: exactly the regular files directly in the download folder.
-//! - [`transfer`]: TCP and classic UDP downloads, and the fast-mode seam.
 //! - [`shutdown`]: the shutdown signal every task honours, and the task tracker.
+//!
+//! Internal:
+//! - `session`: one main connection: join (with the update connection
+//!   accepted only from the client's IP within the join timeout, the main
+//!   connection watched meanwhile), the request handlers, the update
+//!   connection's task (a reset or failed write ends the session), leave
+//!   and cleanup.
+//! - `transfer`: TCP and classic UDP downloads, and the fast-mode seam.
+//! - `limits`: the per-address cap on connections that have not joined.
+//! - `logs`: rate-limited logging of what a remote peer can trigger.
+//! - `input`: what the main connection's input means (a request, `4TT9`,
+//!   `4999`, the end); framing is the shared [`Connection`](crate::connection::Connection).
+//!
+//! # Limits against hostile load
+//! A connection must join within [`Config::unjoined_timeout`]; one address
+//! holds at most [`Config::max_unjoined_per_host`] connections that have not
+//! joined, the server at most [`Config::max_connections`]; over a cap a
+//! connection is reset at once, so accepting never waits. A user has at most
+//! [`Config::max_transfers_per_user`] transfers in flight (`4062` past it).
 
 pub mod config;
-pub mod connection;
 pub mod files;
+mod input;
+mod limits;
+mod logs;
 pub mod ports;
 pub mod room;
-pub mod session;
+pub(crate) mod session;
 pub mod shutdown;
-pub mod transfer;
+pub(crate) mod transfer;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -45,18 +64,15 @@ pub use config::{Config, PortSpec, PortSpecError};
 pub use ports::PortPool;
 pub use room::Room;
 
-/// Most simultaneous main connections (joined or not); more wait in the backlog.
-pub const MAX_CONNECTIONS: usize = 1024;
-
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}")]
     Bind {
-        /// The address.
+        /// The address asked for.
         addr: SocketAddr,
-        /// Why.
+        /// Why binding failed (e.g. address in use).
         #[source]
         source: std::io::Error,
     },
@@ -95,8 +111,12 @@ impl Server {
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|source| ServerError::Bind { addr: config.listen, source })?;
-        let handle =
-            Handle { room: Room::new(config.max_users, config.update_queue), pool: PortPool::new(config.ports) };
+        // A room slot without a port could never be used: the pool keeps a
+        // port for every slot, and the room is smaller than the pool so that
+        // one port at least is left for downloads (a pool of one port: one
+        // user, no downloads).
+        let slots = config.max_users.min(config.ports.capacity().saturating_sub(1)).max(1);
+        let handle = Handle { room: Room::new(slots, config.update_queue), pool: PortPool::new(config.ports, slots) };
         Ok(Server { listener, config: Arc::new(config), handle })
     }
 
@@ -115,31 +135,41 @@ impl Server {
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let (trigger, signal) = shutdown::Shutdown::new();
         let tracker = shutdown::Tracker::new();
-        let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+        let limit = Arc::new(Semaphore::new(self.config.max_connections));
+        let hosts = limits::Hosts::new(self.config.max_unjoined_per_host);
+        let logs = logs::Logs::new(self.config.log_summary_every);
+        let flusher = tokio::spawn(logs.clone().flush_every_period());
         tracing::info!(addr = %self.local_addr(), "listening on {}", self.local_addr());
-        let ctx = session::Ctx {
-            config: self.config.clone(),
-            room: self.handle.room.clone(),
-            pool: self.handle.pool.clone(),
-            shutdown: signal,
-            token: tracker.token(),
-        };
+        let ctx = session::Ctx::new(self.config.clone(), &self.handle, logs.clone(), signal, tracker.token());
         tokio::pin!(shutdown);
         loop {
-            let permit = tokio::select! {
-                p = limit.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-                _ = &mut shutdown => break,
-            };
+            // Accepting never waits on a limit: a connection over one is
+            // closed at once, so one host cannot stall everyone else's.
             let accepted = tokio::select! {
                 r = self.listener.accept() => r,
                 _ = &mut shutdown => break,
             };
             match accepted {
                 Ok((stream, peer)) => {
-                    tracing::debug!(%peer, "connection accepted");
+                    let admitted = match limit.clone().try_acquire_owned() {
+                        Err(_) => Err("too many connections"),
+                        Ok(permit) => hosts
+                            .enter(peer.ip())
+                            .map(|unjoined| (permit, unjoined))
+                            .ok_or("too many from this address that have not joined"),
+                    };
+                    let (permit, unjoined) = match admitted {
+                        Ok(a) => a,
+                        Err(why) => {
+                            limits::refuse(stream);
+                            logs::limited!(logs, peer.ip(), "connection refused" => warn!(%peer, "connection refused: {why}"));
+                            continue;
+                        }
+                    };
+                    logs::limited!(logs, peer.ip(), debug!(%peer,), "connection accepted");
                     let ctx = ctx.clone();
                     tokio::spawn(async move {
-                        session::run(ctx, stream, peer).await;
+                        session::run(ctx, stream, peer, unjoined).await;
                         drop(permit);
                     });
                 }
@@ -150,6 +180,7 @@ impl Server {
                 }
             }
         }
+        flusher.abort();
         tracing::info!("shutting down");
         drop(self.listener);
         let _ = trigger.send(true);

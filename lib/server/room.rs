@@ -3,31 +3,48 @@
 //! [`Room`] is a cheap cloneable handle. Delivering an update never waits on
 //! the target: it is put in the target's bounded queue; when that queue is
 //! full the user is marked for disconnection (its connection task does the
-//! cleanup and logs it) and the sender goes on.
+//! cleanup and logs it) and the sender goes on. The same happens when the
+//! user's update connection breaks.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use tokio::sync::{Notify, mpsc, oneshot};
 
-/// One queued update: its bytes and, optionally, who to tell once written.
-pub type Queued = (Vec<u8>, Option<oneshot::Sender<()>>);
+/// One queued update: its bytes and, optionally, who to tell once written
+/// (the sender is dropped unsent if the write failed or never happened).
+pub(crate) type Queued = (Vec<u8>, Option<oneshot::Sender<()>>);
 
 /// What the room keeps about one user.
 #[derive(Clone, Debug)]
-pub struct Member {
+pub(crate) struct Member {
     tx: mpsc::Sender<Queued>,
-    /// Set when the user must be disconnected (queue overflow).
-    pub kick: Arc<Notify>,
+    /// Notified when the user must be disconnected; `why` says why.
+    pub(crate) kick: Arc<Notify>,
+    why: Arc<OnceLock<&'static str>>,
     /// True while the user's update writer is blocked on a full socket: then
     /// senders do not wait for the write (see [`Delivery`]).
-    pub stalled: Arc<AtomicBool>,
+    pub(crate) stalled: Arc<AtomicBool>,
+}
+
+impl Member {
+    /// Asks the user's connection task to end the session (as a `101`
+    /// would); the first reason given is the one logged.
+    pub(crate) fn end(&self, why: &'static str) {
+        let _ = self.why.set(why);
+        self.kick.notify_one();
+    }
+
+    /// Why [`end`](Self::end) was called.
+    pub(crate) fn why(&self) -> &'static str {
+        self.why.get().copied().unwrap_or("disconnected")
+    }
 }
 
 /// Why a join was refused.
 #[derive(Debug, PartialEq, Eq)]
-pub enum JoinRefused {
+pub(crate) enum JoinRefused {
     /// `4002`
     Taken,
     /// `4003`
@@ -35,7 +52,7 @@ pub enum JoinRefused {
 }
 
 /// Result of delivering one update.
-pub enum Delivery {
+pub(crate) enum Delivery {
     /// Queued; the receiver fires once it was written (or is dropped).
     Queued(Option<oneshot::Receiver<()>>),
     /// The user is gone or was just disconnected for not reading.
@@ -68,7 +85,7 @@ impl Room {
     }
 
     /// Reserves `name` for a join in progress.
-    pub fn reserve(&self, name: &str) -> Result<(), JoinRefused> {
+    pub(crate) fn reserve(&self, name: &str) -> Result<(), JoinRefused> {
         let mut s = self.lock();
         if s.members.contains_key(name) || s.pending.contains(name) {
             return Err(JoinRefused::Taken);
@@ -81,14 +98,14 @@ impl Room {
     }
 
     /// Frees a reservation whose join failed.
-    pub fn unreserve(&self, name: &str) {
+    pub(crate) fn unreserve(&self, name: &str) {
         self.lock().pending.remove(name);
     }
 
     /// Turns a reservation into a member; returns the member and its queue.
-    pub fn enter(&self, name: &str) -> (Member, mpsc::Receiver<Queued>) {
+    pub(crate) fn enter(&self, name: &str) -> (Member, mpsc::Receiver<Queued>) {
         let (tx, rx) = mpsc::channel(self.queue);
-        let m = Member { tx, kick: Arc::new(Notify::new()), stalled: Arc::new(AtomicBool::new(false)) };
+        let m = Member { tx, kick: Arc::default(), why: Arc::default(), stalled: Arc::default() };
         let mut s = self.lock();
         s.pending.remove(name);
         s.members.insert(name.to_string(), m.clone());
@@ -96,12 +113,12 @@ impl Room {
     }
 
     /// Removes a member (idempotent); true if it was there.
-    pub fn remove(&self, name: &str) -> bool {
+    pub(crate) fn remove(&self, name: &str) -> bool {
         self.lock().members.remove(name).is_some()
     }
 
     /// Members other than `me`, sorted.
-    pub fn others(&self, me: &str) -> Vec<String> {
+    pub(crate) fn others(&self, me: &str) -> Vec<String> {
         let s = self.lock();
         let mut v: Vec<String> = s.members.keys().filter(|n| *n != me).cloned().collect();
         v.sort();
@@ -120,14 +137,14 @@ impl Room {
     }
 
     /// The member called `name`, if present.
-    pub fn member(&self, name: &str) -> Option<Member> {
+    pub(crate) fn member(&self, name: &str) -> Option<Member> {
         self.lock().members.get(name).cloned()
     }
 
     /// Queues `bytes` for `name` without waiting. With `ack`, the returned
     /// receiver fires once the bytes were written, unless the user's writer is
     /// stalled. A full queue disconnects the user.
-    pub fn deliver(&self, name: &str, bytes: Vec<u8>, ack: bool) -> Delivery {
+    pub(crate) fn deliver(&self, name: &str, bytes: Vec<u8>, ack: bool) -> Delivery {
         let Some(m) = self.member(name) else { return Delivery::Dropped };
         let (tx, rx) = if ack && !m.stalled.load(Ordering::Relaxed) {
             let (t, r) = oneshot::channel();
@@ -140,7 +157,7 @@ impl Room {
             Err(mpsc::error::TrySendError::Full(_)) => {
                 tracing::warn!(user = name, "update queue full: disconnecting a user who does not read");
                 self.remove(name);
-                m.kick.notify_one();
+                m.end("did not read its updates");
                 Delivery::Dropped
             }
             Err(mpsc::error::TrySendError::Closed(_)) => Delivery::Dropped,

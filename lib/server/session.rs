@@ -1,23 +1,30 @@
 //! One client's main connection: the request handlers of [protocol](crate::protocol) §3-§5.
 
+use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedReadHalf;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use super::Handle;
 use super::config::Config;
-use super::connection::{Connection, Input};
 use super::files;
-use super::ports::{PortGuard, PortPool};
+use super::input::{self, Input};
+use super::limits::Unjoined;
+use super::logs::{Logs, limited};
+use super::ports::{PortGuard, PortPool, Use};
 use super::room::{Delivery, JoinRefused, Member, Queued, Room};
 use super::shutdown::{Shutdown, TaskToken};
 use super::transfer::{self, Download};
-use crate::wire::{Confirm, ErrorCode, MIN_NAME_CHARS, Message, Request, Transport, Update, char_len};
+use crate::connection::Connection;
+use crate::text::escape;
+use crate::wire::{Confirm, Decoder, Direction, ErrorCode, Limits, Message, Request, Transport, Update, name_ok};
 
 /// How long a sender waits for its update to be written to the target before
 /// confirming (`303` before `203`, `304` before `204`); past it the target is
@@ -28,19 +35,28 @@ const DELIVERY_WAIT: Duration = Duration::from_millis(250);
 /// what a client who does not read can pin in the kernel (messages are small).
 const SNDBUF: usize = 64 * 1024;
 
+/// Most requests read ahead while a join waits for its update connection;
+/// past it the main connection is only watched again once the join is done.
+const BACKLOG: usize = 32;
+
 /// What every connection task shares.
 #[derive(Clone, Debug)]
-pub struct Ctx {
-    /// The server's settings.
-    pub config: Arc<Config>,
-    /// Who is in the room, and their update queues.
-    pub room: Room,
-    /// Ports for update connections and transfers.
-    pub pool: PortPool,
-    /// Tells every task when the server stops.
-    pub shutdown: Shutdown,
-    /// Held while the task runs, so that the server can wait for it.
-    pub token: TaskToken,
+pub(crate) struct Ctx {
+    config: Arc<Config>,
+    room: Room,
+    pool: PortPool,
+    logs: Logs,
+    shutdown: Shutdown,
+    token: TaskToken,
+}
+
+impl Ctx {
+    /// What the listener hands every connection task: the server's room
+    /// and pool (from its `handle`), its log limiter, the shutdown signal
+    /// and a token of the task tracker.
+    pub(crate) fn new(config: Arc<Config>, handle: &Handle, logs: Logs, shutdown: Shutdown, token: TaskToken) -> Self {
+        Ctx { config, room: handle.room.clone(), pool: handle.pool.clone(), logs, shutdown, token }
+    }
 }
 
 struct Joined {
@@ -55,25 +71,30 @@ enum Flow {
     Stop,
 }
 
-/// Serves one main connection until it closes, is cut off, or the server stops.
-pub async fn run(ctx: Ctx, stream: TcpStream, peer: SocketAddr) {
+/// Serves one main connection until it closes, is cut off, or the server
+/// stops. `unjoined` holds its place in its address's count of connections
+/// that have not joined, until its first join.
+pub(crate) async fn run(ctx: Ctx, stream: TcpStream, peer: SocketAddr, unjoined: Unjoined) {
     let _ = stream.set_nodelay(true);
     let _ = socket2::SockRef::from(&stream).set_send_buffer_size(SNDBUF);
     let local = stream.local_addr().map(|a| a.ip()).unwrap_or(IpAddr::from([0, 0, 0, 0]));
-    let (rd, wr) = stream.into_split();
+    let limits = Limits { max_users: ctx.config.max_users.saturating_sub(1), ..Limits::CLASSIC };
     let mut s = Session {
-        conn: Connection::new(rd, wr, ctx.config.max_users.saturating_sub(1)),
+        conn: Connection::new(stream, Decoder::with_limits(Direction::ToServer, limits)),
         ctx,
         peer,
         local,
         joined: None,
+        backlog: VecDeque::new(),
+        unjoined: Some(unjoined),
+        in_flight: Arc::new(()),
         bad: 0,
         unjoined_since: tokio::time::Instant::now(),
     };
     s.serve().await;
     s.leave(false).await;
-    s.conn.close().await;
-    tracing::debug!(%peer, "connection closed");
+    s.conn.shutdown().await;
+    limited!(s.ctx.logs, peer.ip(), debug!(%peer,), "connection closed");
 }
 
 struct Session {
@@ -82,6 +103,14 @@ struct Session {
     peer: SocketAddr,
     local: IpAddr,
     joined: Option<Joined>,
+    /// Requests read while a join waited for its update connection, to be
+    /// handled once it is done (at most [`BACKLOG`]).
+    backlog: VecDeque<Input>,
+    /// Counts this connection against its address's cap until the first join.
+    unjoined: Option<Unjoined>,
+    /// One clone per transfer in flight (held by its task): the count of
+    /// transfers this user has running is `strong_count - 1`.
+    in_flight: Arc<()>,
     /// Consecutive inputs answered with `4999` or `4TT9`; too many and the
     /// connection is cut off (a client that floods junk).
     bad: u32,
@@ -95,37 +124,46 @@ impl Session {
         let mut shutdown = self.ctx.shutdown.clone();
         loop {
             let idle = self.ctx.config.idle_timeout;
-            let deadline = self.joined.is_none().then_some(self.unjoined_since + idle);
+            let unjoined = idle.min(self.ctx.config.unjoined_timeout);
+            let deadline = self.joined.is_none().then_some(self.unjoined_since + unjoined);
             let kick = self.joined.as_ref().map(|j| j.member.kick.clone());
-            let input = tokio::select! {
-                r = self.conn.read(deadline, idle) => r,
-                _ = async { match &kick { Some(k) => k.notified().await, None => std::future::pending().await } } => {
-                    tracing::warn!(user = %self.name(), "disconnected: did not read its updates");
-                    return;
-                }
-                _ = shutdown.recv() => return,
+            let input = match self.backlog.pop_front() {
+                Some(i) => i,
+                None => tokio::select! {
+                    i = input::read(&mut self.conn, deadline, idle) => i,
+                    _ = async { match &kick { Some(k) => k.notified().await, None => std::future::pending().await } } => {
+                        let why = self.joined.as_ref().map_or("disconnected", |j| j.member.why());
+                        limited!(self.ctx.logs, self.ip(), "disconnected" => warn!(user = %self.name(), peer = %self.peer, "disconnected: {why}"));
+                        return;
+                    }
+                    _ = shutdown.recv() => return,
+                },
             };
             let flow = match input {
-                Ok(Input::Request(r)) => self.handle(r).await,
-                Ok(Input::Malformed(ty, e)) => {
-                    tracing::debug!(peer = %self.peer, error = %e, "malformed request");
+                Input::Request(r) => self.handle(r).await,
+                Input::Malformed(ty, e) => {
+                    limited!(self.ctx.logs, self.ip(), debug!(peer = %self.peer, error = %e,), "malformed request");
                     self.refuse(ErrorCode::malformed(ty)).await
                 }
-                Ok(Input::Bad(e)) => {
-                    tracing::debug!(peer = %self.peer, error = %e, "unparseable input");
+                Input::Bad(e) => {
+                    limited!(self.ctx.logs, self.ip(), debug!(peer = %self.peer, error = %e,), "unparseable input");
                     self.refuse(ErrorCode::UNPARSEABLE).await
                 }
-                Ok(Input::Idle) => {
+                Input::Idle => {
                     let what = if self.joined.is_some() { "a half-sent message" } else { "no join in time" };
-                    tracing::info!(peer = %self.peer, user = %self.name(), "closed an idle connection: {what}");
+                    limited!(self.ctx.logs, self.ip(), "closed an idle connection" => info!(peer = %self.peer, user = %self.name(), "closed an idle connection: {what}"));
                     return;
                 }
-                Ok(Input::Closed) | Err(_) => return,
+                Input::Closed => return,
             };
             if let Flow::Stop = flow {
                 return;
             }
         }
+    }
+
+    fn ip(&self) -> IpAddr {
+        self.peer.ip()
     }
 
     fn name(&self) -> &str {
@@ -137,11 +175,11 @@ impl Session {
     async fn send(&mut self, m: Message) -> Flow {
         let mut shutdown = self.ctx.shutdown.clone();
         tokio::select! {
-            r = tokio::time::timeout(self.ctx.config.idle_timeout, self.conn.send(&m)) => match r {
+            r = tokio::time::timeout(self.ctx.config.idle_timeout, self.conn.write_message(&m)) => match r {
                 Ok(Ok(())) => Flow::Continue,
                 Ok(Err(_)) => Flow::Stop,
                 Err(_) => {
-                    tracing::warn!(peer = %self.peer, user = %self.name(), "disconnected: did not read its responses");
+                    limited!(self.ctx.logs, self.ip(), warn!(peer = %self.peer, user = %self.name(),), "disconnected: did not read its responses");
                     Flow::Stop
                 }
             },
@@ -154,7 +192,12 @@ impl Session {
     }
 
     async fn error(&mut self, e: ErrorCode) -> Flow {
-        tracing::info!(peer = %self.peer, user = %self.name(), code = format!("{:04}", e.code()), "error sent");
+        limited!(
+            self.ctx.logs,
+            self.ip(),
+            info!(peer = %self.peer, user = %self.name(), code = format!("{:04}", e.code()),),
+            "error sent"
+        );
         self.send(Message::Error(e)).await
     }
 
@@ -163,7 +206,12 @@ impl Session {
     async fn refuse(&mut self, e: ErrorCode) -> Flow {
         self.bad += 1;
         if self.bad > self.ctx.config.max_bad_input {
-            tracing::warn!(peer = %self.peer, user = %self.name(), bad = self.bad, "cut off: too much bad input");
+            limited!(
+                self.ctx.logs,
+                self.ip(),
+                warn!(peer = %self.peer, user = %self.name(), bad = self.bad,),
+                "cut off: too much bad input"
+            );
             return Flow::Stop;
         }
         self.error(e).await
@@ -198,7 +246,7 @@ impl Session {
     }
 
     async fn join(&mut self, name: String) -> Flow {
-        if char_len(&name) < MIN_NAME_CHARS {
+        if !name_ok(&name) {
             return self.error(ErrorCode::INVALID_NAME).await;
         }
         let room = self.ctx.room.clone();
@@ -207,9 +255,9 @@ impl Session {
             Err(JoinRefused::Full) => return self.error(ErrorCode::SERVER_FULL).await,
             Ok(()) => {}
         }
-        let Some((listener, guard)) = self.ctx.pool.bind_tcp(self.local) else {
+        let Some((listener, guard)) = self.ctx.pool.bind_tcp(self.local, Use::Update) else {
             room.unreserve(&name);
-            tracing::warn!(user = %name, "no free port for an update connection");
+            limited!(self.ctx.logs, self.ip(), warn!(user = %name,), "no free port for an update connection");
             return self.error(ErrorCode::SERVER_FULL).await;
         };
         let port = guard.port();
@@ -217,20 +265,44 @@ impl Session {
             room.unreserve(&name);
             return Flow::Stop;
         }
-        // Requests sent meanwhile stay unread in the socket: they wait for the join.
+        // Requests sent meanwhile wait for the join (the reference client
+        // sends `102` right after `200`), but the main connection is watched:
+        // a `101` or a close rolls the join back at once.
         let deadline = tokio::time::Instant::now() + self.ctx.config.join_timeout;
         let mut shutdown = self.ctx.shutdown.clone();
         let update = loop {
+            let watch_main = self.backlog.len() < BACKLOG;
+            let main = async {
+                if watch_main {
+                    input::read(&mut self.conn, None, self.ctx.config.join_timeout).await
+                } else {
+                    std::future::pending().await
+                }
+            };
             tokio::select! {
                 r = tokio::time::timeout_at(deadline, listener.accept()) => match r {
                     Ok(Ok((s, from))) if from.ip() == self.peer.ip() => break s,
-                    Ok(Ok((_, from))) => tracing::warn!(user = %name, %from, port, "refused update connection from another address"),
+                    Ok(Ok((_, from))) => limited!(self.ctx.logs, from.ip(), warn!(user = %name, %from, port,), "refused update connection from another address"),
                     Ok(Err(e)) => tracing::warn!(error = %e, "update accept failed"),
                     Err(_) => {
                         room.unreserve(&name);
-                        tracing::warn!(user = %name, port, "join rolled back: no update connection in time");
+                        limited!(self.ctx.logs, self.ip(), warn!(user = %name, port,), "join rolled back: no update connection in time");
                         return Flow::Continue;
                     }
+                },
+                r = main => match r {
+                    Input::Request(Request::Leave) => {
+                        room.unreserve(&name);
+                        limited!(self.ctx.logs, self.ip(), info!(user = %name, peer = %self.peer,), "join rolled back: 101 before the update connection");
+                        self.unjoined_since = tokio::time::Instant::now();
+                        return self.confirm(Confirm::Left).await;
+                    }
+                    Input::Closed => {
+                        room.unreserve(&name);
+                        limited!(self.ctx.logs, self.ip(), info!(user = %name, peer = %self.peer,), "join rolled back: the client went away");
+                        return Flow::Stop;
+                    }
+                    input => self.backlog.push_back(input),
                 },
                 _ = shutdown.recv() => {
                     room.unreserve(&name);
@@ -244,17 +316,22 @@ impl Session {
         // the kernel; past it, its bounded queue fills and it is disconnected.
         let _ = socket2::SockRef::from(&update).set_send_buffer_size(SNDBUF);
         let (member, rx) = room.enter(&name);
+        self.unjoined = None;
         let (close_tx, close_rx) = oneshot::channel();
-        let writer = tokio::spawn(update_writer(
+        let writer = tokio::spawn(update_connection(
             update,
-            rx,
-            close_rx,
-            guard,
-            member.clone(),
-            self.ctx.shutdown.clone(),
-            self.ctx.token.clone(),
+            UpdateTask {
+                rx,
+                close: close_rx,
+                guard,
+                member: member.clone(),
+                name: name.clone(),
+                room: room.clone(),
+                shutdown: self.ctx.shutdown.clone(),
+                _token: self.ctx.token.clone(),
+            },
         ));
-        tracing::info!(user = %name, peer = %self.peer, port, users = room.len(), "joined");
+        limited!(self.ctx.logs, self.ip(), info!(user = %name, peer = %self.peer, port, users = room.len(),), "joined");
         let bytes = encode(Message::Update(Update::Joined { name: name.clone() }));
         for other in room.others(&name) {
             room.deliver(&other, bytes.clone(), false);
@@ -277,7 +354,12 @@ impl Session {
         for other in room.others(&j.name) {
             room.deliver(&other, bytes.clone(), false);
         }
-        tracing::info!(user = %j.name, peer = %self.peer, how = if asked { "left" } else { "dropped" }, "left");
+        limited!(
+            self.ctx.logs,
+            self.ip(),
+            info!(user = %j.name, peer = %self.peer, how = if asked { "left" } else { "dropped" },),
+            "left"
+        );
     }
 
     async fn whisper(&mut self, to: String, text: String) -> Flow {
@@ -287,7 +369,9 @@ impl Session {
         match room.deliver(&to, bytes, true) {
             Delivery::Dropped => self.error(ErrorCode::NO_SUCH_USER).await,
             Delivery::Queued(ack) => {
-                wait_written(&room, vec![(to, ack)]).await;
+                if wait_written(&room, vec![(to, ack)]).await.is_empty() {
+                    return self.error(ErrorCode::NO_SUCH_USER).await;
+                }
                 self.confirm(Confirm::WhisperSent).await
             }
         }
@@ -303,8 +387,7 @@ impl Session {
                 reached.push((other, ack));
             }
         }
-        let to = reached.iter().map(|(n, _)| n.clone()).collect();
-        wait_written(&room, reached).await;
+        let to = wait_written(&room, reached).await;
         self.confirm(Confirm::BroadcastSent { to }).await
     }
 
@@ -315,9 +398,12 @@ impl Session {
         let Some((f, size)) = self.ctx.config.files.as_deref().and_then(|d| files::open(d, &file)) else {
             return self.error(ErrorCode::NO_SUCH_FILE).await;
         };
+        if Arc::strong_count(&self.in_flight) > self.ctx.config.max_transfers_per_user {
+            return self.error(ErrorCode::NO_TRANSFER_PORT).await;
+        }
         let pool = &self.ctx.pool;
         let (d, task): (_, Box<dyn FnOnce(Download) -> tokio::task::JoinHandle<()>>) = match transport {
-            Transport::Tcp => match pool.bind_tcp(self.local) {
+            Transport::Tcp => match pool.bind_tcp(self.local, Use::Transfer) {
                 Some((l, g)) => {
                     let sd = self.ctx.shutdown.clone();
                     (g, Box::new(move |d| tokio::spawn(transfer::tcp(d, l, sd))))
@@ -334,7 +420,7 @@ impl Session {
         };
         let port = d.port();
         let dl = Download {
-            name: file,
+            name: escape(&file).into_owned(),
             file: f,
             size,
             peer: self.peer.ip(),
@@ -344,6 +430,8 @@ impl Session {
             guard: d,
             fast: self.ctx.config.fast.clone(),
             trace: self.ctx.config.trace.clone(),
+            logs: self.ctx.logs.clone(),
+            _in_flight: self.in_flight.clone(),
         };
         let token = self.ctx.token.clone();
         let h = task(dl);
@@ -361,50 +449,98 @@ fn encode(m: Message) -> Vec<u8> {
 }
 
 /// Waits (bounded) until the updates were written; a target that takes too
-/// long is marked stalled so that later senders do not wait on it.
-async fn wait_written(room: &Room, acks: Vec<(String, Option<oneshot::Receiver<()>>)>) {
+/// long is marked stalled so that later senders do not wait on it. Returns
+/// the targets reached, in order: all but those whose write failed or whose
+/// update connection ended first.
+async fn wait_written(room: &Room, acks: Vec<(String, Option<oneshot::Receiver<()>>)>) -> Vec<String> {
     let deadline = tokio::time::Instant::now() + DELIVERY_WAIT;
+    let mut reached = Vec::with_capacity(acks.len());
     for (name, ack) in acks {
-        let Some(ack) = ack else { continue };
-        if tokio::time::timeout_at(deadline, ack).await.is_err()
-            && let Some(m) = room.member(&name)
-        {
-            m.stalled.store(true, Ordering::Relaxed);
+        let Some(ack) = ack else {
+            reached.push(name);
+            continue;
+        };
+        match tokio::time::timeout_at(deadline, ack).await {
+            Ok(Ok(())) => reached.push(name),
+            Ok(Err(_)) => {} // not written: the update connection is gone
+            Err(_) => {
+                if let Some(m) = room.member(&name) {
+                    m.stalled.store(true, Ordering::Relaxed);
+                }
+                reached.push(name);
+            }
         }
     }
+    reached
 }
 
-/// Writes one user's updates, one message per write, until told to close,
-/// the user is disconnected, or the server stops. Holds the update port.
-async fn update_writer(
-    mut stream: TcpStream,
-    mut rx: mpsc::Receiver<Queued>,
-    mut close: oneshot::Receiver<()>,
+/// What one user's update connection task owns.
+struct UpdateTask {
+    rx: mpsc::Receiver<Queued>,
+    close: oneshot::Receiver<()>,
+    /// The update port, returned when the task ends.
     guard: PortGuard,
     member: Member,
-    mut shutdown: Shutdown,
+    name: String,
+    room: Room,
+    shutdown: Shutdown,
     _token: TaskToken,
-) {
-    loop {
+}
+
+/// Serves one user's update connection until told to close, the user is
+/// disconnected, or the server stops: writes the updates, one message per
+/// write, and reads the connection although nothing is expected on it. An
+/// orderly half-close by the client is legal and changes nothing; a reset,
+/// a read error or a failed write ends the user's session as a `101` would
+/// (taken out of the room at once, so that no `203`/`204` names it).
+async fn update_connection(stream: TcpStream, mut t: UpdateTask) {
+    let (mut rd, mut wr) = stream.into_split();
+    let broken = until_broken(&mut rd);
+    tokio::pin!(broken);
+    let gone = loop {
         let item = tokio::select! {
             biased;
-            _ = &mut close => break,
-            _ = shutdown.recv() => break,
-            m = rx.recv() => m,
+            _ = &mut t.close => break None,
+            _ = t.shutdown.recv() => break None,
+            _ = &mut broken => break Some("its update connection was reset"),
+            m = t.rx.recv() => m,
         };
-        let Some((bytes, ack)) = item else { break };
+        let Some((bytes, ack)) = item else { break None };
         tokio::select! {
-            r = stream.write_all(&bytes) => if r.is_err() { break },
-            _ = &mut close => break,
-            _ = shutdown.recv() => break,
+            r = wr.write_all(&bytes) => if r.is_err() { break Some("an update could not be written") },
+            _ = &mut t.close => break None,
+            _ = t.shutdown.recv() => break None,
         }
         if let Some(a) = ack {
             let _ = a.send(());
         }
-        if rx.is_empty() {
-            member.stalled.store(false, Ordering::Relaxed);
+        if t.rx.is_empty() {
+            t.member.stalled.store(false, Ordering::Relaxed);
+        }
+    };
+    if let Some(why) = gone {
+        t.room.remove(&t.name);
+        t.member.end(why);
+    }
+    let _ = wr.shutdown().await;
+    drop(t.guard);
+}
+
+/// Completes when the update connection breaks: a reset or read error, also
+/// after an orderly half-close (then an error on the socket, e.g. the reset
+/// that answers a write to a client that closed its socket entirely). Input
+/// is read and ignored: nothing is expected on this connection.
+async fn until_broken(rd: &mut OwnedReadHalf) {
+    let mut buf = [0u8; 512];
+    loop {
+        match rd.read(&mut buf).await {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(_) => return,
         }
     }
-    let _ = stream.shutdown().await;
-    drop(guard);
+    match rd.as_ref().ready(Interest::ERROR).await {
+        Ok(r) if !r.is_error() => std::future::pending().await,
+        _ => {}
+    }
 }

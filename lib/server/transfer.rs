@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, UdpSocket};
 
+use super::logs::{Logs, limited};
 use super::ports::PortGuard;
 use super::shutdown::Shutdown;
 use crate::rdt::classic::{
@@ -25,8 +26,8 @@ use crate::rdt::fast::{self, driver::Tracer};
 
 /// One download about to start.
 #[derive(Debug)]
-pub struct Download {
-    /// File name, as listed.
+pub(crate) struct Download {
+    /// File name, as listed, escaped for the log.
     pub name: String,
     /// The open file.
     pub file: File,
@@ -47,15 +48,19 @@ pub struct Download {
     pub fast: crate::rdt::fast::Config,
     /// Where fast-mode events go (`serve --trace`).
     pub trace: Option<Tracer>,
+    /// The server's rate-limited log.
+    pub logs: Logs,
+    /// Counts this transfer against its user's transfers in flight.
+    pub _in_flight: std::sync::Arc<()>,
 }
 
 fn log_end(d: &Download, bytes: u64, started: Instant, how: &str) {
     let secs = started.elapsed().as_secs_f64();
     let mbps = if secs > 0.0 { bytes as f64 * 8.0 / secs / 1e6 } else { 0.0 };
-    tracing::info!(
+    limited!(d.logs, d.peer, "download ended" => info!(
         user = %d.user, file = %d.name, port = d.guard.port(), bytes, secs = format!("{secs:.3}"),
         goodput_mbit_s = format!("{mbps:.1}"), "download {how}"
-    );
+    ));
 }
 
 /// Serves `d` over TCP: accept one connection from the requester's IP, send, close.
@@ -65,10 +70,10 @@ pub async fn tcp(d: Download, listener: TcpListener, mut shutdown: Shutdown) {
         tokio::select! {
             r = tokio::time::timeout_at(deadline, listener.accept()) => match r {
                 Ok(Ok((s, from))) if from.ip() == d.peer => break s,
-                Ok(Ok((_, from))) => tracing::warn!(%from, port = d.guard.port(), "refused transfer connection from another address"),
+                Ok(Ok((_, from))) => limited!(d.logs, from.ip(), warn!(%from, port = d.guard.port(),), "refused transfer connection from another address"),
                 Ok(Err(e)) => tracing::warn!(error = %e, "transfer accept failed"),
                 Err(_) => {
-                    tracing::warn!(user = %d.user, file = %d.name, port = d.guard.port(), "download abandoned: nobody connected");
+                    limited!(d.logs, d.peer, warn!(user = %d.user, file = %d.name, port = d.guard.port(),), "download abandoned: nobody connected");
                     return;
                 }
             },
@@ -77,7 +82,12 @@ pub async fn tcp(d: Download, listener: TcpListener, mut shutdown: Shutdown) {
     };
     drop(listener);
     let _ = stream.set_nodelay(true);
-    tracing::info!(user = %d.user, file = %d.name, size = d.size, transport = "TCP", "download started");
+    limited!(
+        d.logs,
+        d.peer,
+        info!(user = %d.user, file = %d.name, size = d.size, transport = "TCP",),
+        "download started"
+    );
     let started = Instant::now();
     let copy = async {
         let mut file = tokio::io::AsyncReadExt::take(tokio::fs::File::from_std(d.file.try_clone()?), d.size);
@@ -100,7 +110,7 @@ pub async fn tcp(d: Download, listener: TcpListener, mut shutdown: Shutdown) {
     tokio::select! {
         r = copy => match r {
             Ok(n) => log_end(&d, n, started, if n == d.size { "finished" } else { "short" }),
-            Err(e) => tracing::warn!(user = %d.user, file = %d.name, error = %e, "download failed"),
+            Err(e) => limited!(d.logs, d.peer, warn!(user = %d.user, file = %d.name, error = %e,), "download failed"),
         },
         _ = shutdown.recv() => {}
     }
@@ -115,10 +125,10 @@ pub async fn udp(d: Download, sock: UdpSocket, mut shutdown: Shutdown) {
         tokio::select! {
             r = tokio::time::timeout_at(deadline, sock.recv_from(&mut buf)) => match r {
                 Ok(Ok((n, from))) if from.ip() == d.peer => break (n, from),
-                Ok(Ok((_, from))) => tracing::warn!(%from, port = d.guard.port(), "ignored datagram from another address"),
-                Ok(Err(e)) => tracing::debug!(error = %e, "transfer recv failed"),
+                Ok(Ok((_, from))) => limited!(d.logs, from.ip(), warn!(%from, port = d.guard.port(),), "ignored datagram from another address"),
+                Ok(Err(e)) => limited!(d.logs, d.peer, debug!(error = %e,), "transfer recv failed"),
                 Err(_) => {
-                    tracing::warn!(user = %d.user, file = %d.name, port = d.guard.port(), "download abandoned: no hello");
+                    limited!(d.logs, d.peer, warn!(user = %d.user, file = %d.name, port = d.guard.port(),), "download abandoned: no hello");
                     return;
                 }
             },
@@ -158,7 +168,12 @@ pub async fn udp(d: Download, sock: UdpSocket, mut shutdown: Shutdown) {
 /// ends the transfer.
 pub async fn udp_other_hello(d: &Download, sock: UdpSocket, from: SocketAddr, hello: Vec<u8>) {
     if !fast::is_fast_hello(&hello) {
-        tracing::warn!(user = %d.user, %from, len = hello.len(), "UDP hello is neither classic nor fast: transfer ended");
+        limited!(
+            d.logs,
+            d.peer,
+            warn!(user = %d.user, %from, len = hello.len(),),
+            "UDP hello is neither classic nor fast: transfer ended"
+        );
         return;
     }
     let file = match d.file.try_clone() {
@@ -170,22 +185,27 @@ pub async fn udp_other_hello(d: &Download, sock: UdpSocket, from: SocketAddr, he
     };
     let mut cfg = d.fast.clone();
     cfg.seed = random_seed();
-    tracing::info!(user = %d.user, file = %d.name, size = d.size, transport = "UDP fast", cc = %cfg.cc, "download started");
+    limited!(
+        d.logs,
+        d.peer,
+        info!(user = %d.user, file = %d.name, size = d.size, transport = "UDP fast", cc = %cfg.cc,),
+        "download started"
+    );
     let trace = d.trace.as_ref().map(|t| t.labelled(d.guard.port()));
     match fast::driver::send_file(sock, d.peer, (from, hello), file, &cfg, trace).await {
         Ok(r) => {
             let secs = r.elapsed.as_secs_f64();
             let sent = r.size - r.resumed_from;
             let mbps = if secs > 0.0 { sent as f64 * 8.0 / secs / 1e6 } else { 0.0 };
-            tracing::info!(
+            limited!(d.logs, d.peer, "download ended" => info!(
                 user = %d.user, file = %d.name, port = d.guard.port(), bytes = sent, resumed_from = r.resumed_from,
                 secs = format!("{secs:.3}"), goodput_mbit_s = format!("{mbps:.1}"),
                 retransmitted_bytes = r.stats.bytes_retransmitted, lost_packets = r.stats.packets_lost,
                 rtos = r.stats.rtos, datagram = r.max_datagram, cc = %r.cc, verified = r.confirmed,
                 "download {}", if r.confirmed { "finished" } else { "sent (hash verdict never came)" }
-            );
+            ));
         }
-        Err(e) => tracing::warn!(user = %d.user, file = %d.name, error = %e, "fast download failed"),
+        Err(e) => limited!(d.logs, d.peer, warn!(user = %d.user, file = %d.name, error = %e,), "fast download failed"),
     }
 }
 
@@ -206,7 +226,12 @@ async fn classic_send(
     source: FileSource,
     mut shutdown: Shutdown,
 ) {
-    tracing::info!(user = %d.user, file = %d.name, size = d.size, transport = "UDP", window = w, "download started");
+    limited!(
+        d.logs,
+        d.peer,
+        info!(user = %d.user, file = %d.name, size = d.size, transport = "UDP", window = w,),
+        "download started"
+    );
     let started = Instant::now();
     let mut s = Sender::new(source, w);
     let mut out = Vec::with_capacity(classic::CHUNK + 3);
@@ -217,12 +242,12 @@ async fn classic_send(
         if s.acked_bytes() != acked {
             (acked, progress) = (s.acked_bytes(), now);
         } else if now.duration_since(progress) >= d.stall {
-            tracing::warn!(user = %d.user, file = %d.name, acked, "download abandoned: no progress");
+            limited!(d.logs, d.peer, warn!(user = %d.user, file = %d.name, acked,), "download abandoned: no progress");
             return;
         }
         while s.poll_transmit(now, &mut out).is_some() {
             if let Err(e) = sock.send_to(&out, peer).await {
-                tracing::debug!(error = %e, "send failed");
+                limited!(d.logs, d.peer, debug!(error = %e,), "send failed");
             }
         }
         if s.is_done() {
@@ -245,10 +270,20 @@ async fn classic_send(
         Some(Outcome::Unconfirmed) => log_end(d, d.size, started, "sent (last ACK never came)"),
         _ => match s.error() {
             Some(e) => {
-                tracing::warn!(user = %d.user, file = %d.name, acked = s.acked_bytes(), error = %e, "download failed: cannot read file")
+                limited!(
+                    d.logs,
+                    d.peer,
+                    warn!(user = %d.user, file = %d.name, acked = s.acked_bytes(), error = %e,),
+                    "download failed: cannot read file"
+                )
             }
             None => {
-                tracing::warn!(user = %d.user, file = %d.name, acked = s.acked_bytes(), "download failed: receiver stopped answering")
+                limited!(
+                    d.logs,
+                    d.peer,
+                    warn!(user = %d.user, file = %d.name, acked = s.acked_bytes(),),
+                    "download failed: receiver stopped answering"
+                )
             }
         },
     }

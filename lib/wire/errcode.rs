@@ -22,7 +22,8 @@ impl ErrorCode {
     pub const NO_SUCH_USER: Self = Self::new(3, 1);
     /// `4061`: no such file.
     pub const NO_SUCH_FILE: Self = Self::new(6, 1);
-    /// `4062` (extension): no transfer port free.
+    /// `4062` (extension): too many transfers: no transfer port free, or the
+    /// user already has as many in flight as the server allows.
     pub const NO_TRANSFER_PORT: Self = Self::new(6, 2);
     /// `4063` (extension): unknown transport.
     pub const UNKNOWN_TRANSPORT: Self = Self::new(6, 3);

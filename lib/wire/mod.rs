@@ -52,6 +52,14 @@ pub const CLASSIC_MAX_FILES: usize = 99;
 /// Largest payload of a classic go-back-N data datagram.
 pub const CLASSIC_UDP_CHUNK: usize = 1000;
 
+/// True if `name` may join: 2 to 99 characters, none of them one that
+/// [`text::escape`](crate::text::escape) would have to escape (controls,
+/// bidi formatting, separators; see [`text::is_unsafe`](crate::text::is_unsafe)).
+/// Otherwise the server answers `4001`.
+pub fn name_ok(name: &str) -> bool {
+    (MIN_NAME_CHARS..=MAX_FIELD_CHARS).contains(&char_len(name)) && !name.chars().any(crate::text::is_unsafe)
+}
+
 /// Number of Unicode characters in `s`: the unit of every length field.
 pub fn char_len(s: &str) -> usize {
     s.chars().count()
