@@ -88,6 +88,10 @@ fn python() -> Command {
 struct Netns {
     name: String,
     children: Vec<Child>,
+    /// The namespace's own `XDG_RUNTIME_DIR`: a `join` here offers its
+    /// session only to the one-shots run here (session sockets are files,
+    /// not bound to a network namespace).
+    runtime: tempfile::TempDir,
 }
 
 impl Netns {
@@ -95,7 +99,7 @@ impl Netns {
         static N: AtomicUsize = AtomicUsize::new(0);
         let name = format!("chatctl-interop-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
         run(Command::new("ip").args(["netns", "add", &name]));
-        let ns = Netns { name, children: Vec::new() };
+        let ns = Netns { name, children: Vec::new(), runtime: tempfile::tempdir().unwrap() };
         run(Command::new("ip").args(["-n", &ns.name, "link", "set", "lo", "up"]));
         ns
     }
@@ -103,15 +107,20 @@ impl Netns {
     /// `program` run inside the namespace.
     fn cmd(&self, program: &str) -> Command {
         let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.name, program]);
+        c.args(["netns", "exec", &self.name, program]).env("XDG_RUNTIME_DIR", self.runtime.path());
         c
     }
 
     /// `chatctl -n NAME --timeout 10s ARGS…` against the server in the namespace.
     fn chatctl(&self, name: &str, args: &[&str]) -> Output {
+        self.chatctl_env(name, args, ("XDG_RUNTIME_DIR", self.runtime.path()))
+    }
+
+    /// [`chatctl`](Self::chatctl) with one more environment variable.
+    fn chatctl_env(&self, name: &str, args: &[&str], (key, value): (&str, &std::path::Path)) -> Output {
         let mut c = self.cmd(CHATCTL);
         c.args(["-s", "127.0.0.1:13337", "-n", name, "--timeout", "10s", "--color", "never"]).args(args);
-        c.env_remove("CHATCTL_NAME").env_remove("CHATCTL_SERVER");
+        c.env_remove("CHATCTL_NAME").env_remove("CHATCTL_SERVER").env(key, value);
         c.output().unwrap()
     }
 
@@ -345,7 +354,13 @@ fn say_and_whisper_against_the_reference_server() {
     // Refusals come through with their exit codes.
     let out = srv.ns.chatctl("ALICE", &["whisper", "EVE", "anyone?"]);
     assert_eq!(out.status.code(), Some(i32::from(chatctl::exit::Exit::NoSuchUser.code())), "{}", text(&out.stderr));
+    // A one-shot under BOB's name goes through BOB's running `join` (a
+    // shared session)…
     let out = srv.ns.chatctl("BOB", &["list"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // …while one that cannot reach that session joins, and the original refuses the name.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = srv.ns.chatctl_env("BOB", &["list"], ("XDG_RUNTIME_DIR", elsewhere.path()));
     assert_eq!(out.status.code(), Some(i32::from(chatctl::exit::Exit::NameTaken.code())), "{}", text(&out.stderr));
     bob.leave();
 }
