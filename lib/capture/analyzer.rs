@@ -22,9 +22,9 @@ use super::net::{self, flags};
 use super::reader::Packet;
 use super::scan;
 use super::tcp::{Chunk, Stream};
-use super::transfer::{PlotPoint, Transfer};
+use super::transfer::{PlotPoint, Transfer, super_packet_segment};
 use crate::rdt::classic;
-use crate::rdt::fast::Frame;
+use crate::rdt::fast::{self, Frame};
 use crate::wire::{Decoder, Direction, Message, Transport};
 
 /// How to analyse.
@@ -460,22 +460,33 @@ impl Analyzer {
         };
         let Some(t) = sh.transfers.get_mut(idx) else { return };
         let id = t.summary.id;
-        let (kind, step) = t.datagram(ts, a == t.summary.client, payload);
-        if let Some(ex) = sh.extractor.as_mut()
-            && t.summary.extracted.is_none()
-        {
-            if let Some((offset, range)) = step.write {
-                let data = payload.get(range).unwrap_or(&[]);
-                if let Err(e) = ex.write(id, t.summary.file.as_deref(), offset, data) {
-                    sh.extract_error.get_or_insert(e);
+        // One captured payload may hold several datagrams (GSO/GRO).
+        let from_client = a == t.summary.client;
+        let size = if from_client { payload.len() } else { t.segment_size(payload) };
+        let mut rest = payload;
+        loop {
+            let (datagram, tail) = rest.split_at(size.clamp(1, rest.len().max(1)).min(rest.len()));
+            rest = tail;
+            let (kind, step) = t.datagram(ts, from_client, datagram);
+            if let Some(ex) = sh.extractor.as_mut()
+                && t.summary.extracted.is_none()
+            {
+                if let Some((offset, range)) = step.write {
+                    let data = datagram.get(range).unwrap_or(&[]);
+                    if let Err(e) = ex.write(id, t.summary.file.as_deref(), offset, data) {
+                        sh.extract_error.get_or_insert(e);
+                    }
+                }
+                if step.finish {
+                    finish_extract(ex, t, &mut sh.extract_error);
                 }
             }
-            if step.finish {
-                finish_extract(ex, t, &mut sh.extract_error);
+            if sh.cfg.datagrams {
+                out(EventRef::Other(Event::Datagram(DatagramEvent { ts_ns: ts, src: a, dst: b, transfer: id, kind })));
             }
-        }
-        if sh.cfg.datagrams {
-            out(EventRef::Other(Event::Datagram(DatagramEvent { ts_ns: ts, src: a, dst: b, transfer: id, kind })));
+            if rest.is_empty() {
+                break;
+            }
         }
     }
 
@@ -761,12 +772,7 @@ impl Shared {
             scan::Fields::Other => {}
             scan::Fields::Names(names) => names.for_each(|n| self.remember(n)),
             scan::Fields::Download { transport, file } => {
-                let transport = match transport {
-                    b"TCP" => Transport::Tcp,
-                    b"UDP" => Transport::Udp,
-                    other => Transport::Other(text(other)),
-                };
-                st.downloads.push_back((text(file), transport));
+                st.downloads.push_back((text(file), Transport::from_wire(text(transport))));
             }
             scan::Fields::Joined { name, port } => {
                 self.remember(name);
@@ -846,15 +852,17 @@ impl Shared {
 /// checksum. The server's transfer port is never a well-known one (< 1024),
 /// which is checked before the checksum is computed.
 fn by_content(a: SocketAddr, b: SocketAddr, payload: &[u8]) -> Option<(SocketAddr, SocketAddr)> {
-    let (client, server) = match payload.first()? {
-        0xC1 | 0xC3 | 0xC5 => (b, a),
-        0xC2 | 0xC4 | 0xC6 => (a, b),
+    let (client, server) = match *payload.first()? {
+        fast::T_CHALLENGE | fast::T_DATA | fast::T_DONE => (b, a),
+        fast::T_START | fast::T_ACK | fast::T_DONE_ACK => (a, b),
         _ => return classic::parse_window(payload).and((b.port() >= 1024).then_some((a, b))),
     };
-    if server.port() < 1024 || Frame::decode(payload).is_err() {
+    if server.port() < 1024 {
         return None;
     }
-    Some((client, server))
+    // A GSO super-packet of DATA: its first datagram must be valid.
+    let first = &payload[..super_packet_segment(payload, 0)];
+    Frame::decode(first).is_ok().then_some((client, server))
 }
 
 /// Closes a transfer's extracted file, verifying its size (and hash, in fast
