@@ -276,7 +276,10 @@ fn lossy_reordered_duplicated_fast_transfer_is_rebuilt_and_hash_verified() {
             assert!(t.complete, "{ctx}");
             assert_eq!(t.receiver_verified, Some(true), "{ctx}");
             assert_eq!(t.blake3.as_deref(), Some(blake3::hash(&content).to_hex().as_str()), "{ctx}");
-            assert!(t.duration_s() > 0.0 && (size == 0 || t.goodput_bps().unwrap() > 0.0), "{ctx}");
+            // Timed over the data: none, or one datagram, takes no time.
+            assert_eq!(t.data_first_ns.is_some(), size > 0, "{ctx}");
+            assert!(t.packets <= 1 || (t.duration_s() > 0.0 && t.goodput_bps().unwrap() > 0.0), "{ctx}");
+            assert!(t.duration_s() < (t.last_ns - t.first_ns) as f64 / 1e9, "{ctx}: the flow lasts longer");
             let x = t.extracted.as_ref().expect("extracted");
             assert_eq!(x.path, dir.path().join("fast.bin"), "{ctx}");
             assert!(x.verified, "{ctx}");
@@ -600,10 +603,56 @@ fn cli_fast_transfer_json_summary_extract_and_plot() {
         .arg(&plot)
         .assert()
         .success()
-        .stdout(predicates::str::is_match(r"\n\s+1 fast\s+movie.bin\s+80000\s+80000 ").unwrap());
+        .stdout(predicates::str::is_match(r"\n\s+1 UDP fast\s+movie.bin\s+80000\s+80000 ").unwrap());
     assert_eq!(std::fs::read(out_dir.join("movie.bin")).unwrap(), content);
     let svg = std::fs::read_to_string(&plot).unwrap();
     assert!(svg.contains("byte offset") && svg.contains("stroke=\"red\"") && svg.contains("stroke=\"green\""));
+    // Issue 14: a title with file, mode, size, duration and retransmissions;
+    // ticks with units; a legend.
+    let title = "transfer #1 &quot;movie.bin&quot;: UDP fast, 78.1 KiB, data over ";
+    assert!(svg.contains(title), "{svg}");
+    assert!(svg.contains(&format!(", {} retransmissions</text>", truth.retransmissions)), "{svg}");
+    assert!(svg.contains("byte offset (KiB)") && svg.contains("time since the first point (s)"), "{svg}");
+    assert!(svg.contains(">retransmission (bytes sent again)<") && svg.contains(">DATA sent (first byte)<"));
+    assert!(svg.matches("text-anchor=\"end\"").count() >= 4, "y ticks");
+
+    // Issue 14: --extract and --plot print no timeline unless asked, list
+    // what they wrote, and never overwrite (a second run numbers its copy).
+    let plot2 = dir.path().join("q.svg");
+    bin()
+        .args(["capture-decode"])
+        .arg(&file)
+        .arg("--extract")
+        .arg(&out_dir)
+        .arg("--plot")
+        .arg(&plot2)
+        .assert()
+        .success()
+        .stdout("")
+        .stderr(predicates::str::contains(format!(
+            "wrote {} (complete, verified): transfer #1 UDP fast movie.bin",
+            out_dir.join("movie.bin.1").display()
+        )))
+        .stderr(predicates::str::contains(format!("wrote {}: plot of transfer #1", plot2.display())));
+    assert_eq!(std::fs::read(out_dir.join("movie.bin")).unwrap(), content);
+    assert_eq!(std::fs::read(out_dir.join("movie.bin.1")).unwrap(), content);
+    bin()
+        .args(["capture-decode", "--timeline", "-q"])
+        .arg(&file)
+        .arg("--extract")
+        .arg(&out_dir)
+        .assert()
+        .success()
+        .stdout("")
+        .stderr("");
+    bin()
+        .args(["capture-decode", "--timeline"])
+        .arg(&file)
+        .arg("--extract")
+        .arg(&out_dir)
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("UDP fast \"movie.bin\""));
 
     bin()
         .args(["capture-decode"])

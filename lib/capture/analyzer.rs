@@ -43,6 +43,9 @@ pub struct Config {
 /// A TCP connection idle this long (capture time) is closed and forgotten,
 /// so that memory stays bounded on long captures.
 pub const IDLE_NS: i64 = 600_000_000_000;
+/// A UDP transfer silent this long (capture time) that has not ended is
+/// reported then, so that its line takes its place in the timeline.
+pub const UDP_IDLE_NS: i64 = 30_000_000_000;
 /// Most UDP flows remembered as not being transfers (then forgotten at once).
 pub const MAX_NOT_TRANSFERS: usize = 65_536;
 /// Most TCP connections followed at once; the longest idle go first.
@@ -268,10 +271,12 @@ impl Analyzer {
         let st = &mut self.shared.stats;
         st.packets += 1;
         st.bytes += p.data.len() as u64;
-        if st.packets % 4096 == 0 {
+        let n = st.packets;
+        if n % 4096 == 0 {
             self.defrag.expire(p.ts_ns);
+            self.expire_udp(p.ts_ns, out);
         }
-        if st.packets % 65_536 == 0 || self.conns.len() > MAX_CONNS {
+        if n % 65_536 == 0 || self.conns.len() > MAX_CONNS {
             self.sweep(p.ts_ns, out);
         }
         let st = &mut self.shared.stats;
@@ -370,6 +375,14 @@ impl Analyzer {
         }
         if syn && !ack && d == 0 && conn.streams[0].delivered() == 0 && !conn.streams[0].saw_syn {
             shared.conn_event(ts, &conn.state, a, b, ConnChange::Open, out);
+        }
+        if let Kind::Transfer(i) = conn.state.kind
+            && d == 1
+            && !seg.payload.is_empty()
+            && let Some(t) = shared.transfers.get_mut(i)
+        {
+            // Timed here, as captured: out-of-order bytes are handed on later.
+            t.data_seen(ts);
         }
         let state = &mut conn.state;
         conn.streams[d].segment(seg.seq, syn, seg.flags & flags::FIN != 0, seg.payload, &mut |c| {
@@ -488,6 +501,24 @@ impl Analyzer {
                 break;
             }
         }
+        if t.ended() {
+            sh.report_transfer(idx, ts, out);
+        }
+    }
+
+    /// Reports the UDP transfers that have been silent for [`UDP_IDLE_NS`].
+    fn expire_udp(&mut self, now: i64, out: &mut impl FnMut(EventRef<'_>)) {
+        let sh = &mut self.shared;
+        let mut idle: Vec<usize> = self
+            .udp
+            .values()
+            .copied()
+            .filter(|&i| sh.transfers.get(i).is_some_and(|t| !t.reported && now - t.summary.last_ns > UDP_IDLE_NS))
+            .collect();
+        idle.sort_unstable();
+        for i in idle {
+            sh.report_transfer(i, now, out);
+        }
     }
 
     /// End of the capture: flushes every connection and reports every
@@ -507,7 +538,7 @@ impl Analyzer {
             }
         }
         for i in 0..self.shared.transfers.len() {
-            self.shared.report_transfer(i, out);
+            self.shared.report_transfer(i, ts, out);
         }
     }
 }
@@ -826,16 +857,18 @@ impl Shared {
                 t.summary.out_of_order = server.stats.out_of_order;
                 t.summary.complete = st.fin[1] && t.summary.missing_bytes == 0;
             }
-            self.report_transfer(i, out);
+            self.report_transfer(i, ts, out);
         }
     }
 
-    fn report_transfer(&mut self, i: usize, out: &mut impl FnMut(EventRef<'_>)) {
+    /// Reports transfer `i` (once), at `ts`, closing its extracted file.
+    fn report_transfer(&mut self, i: usize, ts: i64, out: &mut impl FnMut(EventRef<'_>)) {
         let Some(t) = self.transfers.get_mut(i) else { return };
         if t.reported {
             return;
         }
         t.reported = true;
+        t.summary.reported_ns = ts;
         if t.summary.extracted.is_none()
             && let Some(ex) = self.extractor.as_mut()
         {

@@ -21,6 +21,8 @@ pub struct ExtractError {
 
 struct Open {
     path: PathBuf,
+    /// The file's name before numbering (see [`safe_name`]).
+    base: String,
     out: BufWriter<File>,
     /// Offset the next sequential write lands at.
     at: u64,
@@ -65,7 +67,13 @@ impl Extractor {
                     Ok(f) => {
                         self.open.insert(
                             id,
-                            Open { path, out: BufWriter::with_capacity(256 << 10, f), at: 0, holes: false },
+                            Open {
+                                path,
+                                base: base.clone(),
+                                out: BufWriter::with_capacity(256 << 10, f),
+                                at: 0,
+                                holes: false,
+                            },
                         );
                         break;
                     }
@@ -103,7 +111,8 @@ impl Extractor {
     /// Closes transfer `id`'s file and verifies its size against `expected`
     /// and, when given (fast mode), its BLAKE3 against `hash` (the file is
     /// read back, in constant memory). A file that fails verification is
-    /// renamed with a `.incomplete` suffix.
+    /// renamed with a `.incomplete` suffix, numbered when that name is taken
+    /// (`NAME.incomplete`, `NAME.1.incomplete`, …): nothing is overwritten.
     pub fn finish(
         &mut self,
         id: u32,
@@ -128,14 +137,40 @@ impl Extractor {
         }
         let mut path = f.path;
         if !verified {
-            let mut bad = path.clone().into_os_string();
-            bad.push(".incomplete");
-            let bad = PathBuf::from(bad);
-            std::fs::rename(&path, &bad).map_err(|e| err(&path, e))?;
-            path = bad;
+            path = rename_incomplete(&path, &self.dir.join(&f.base)).map_err(|e| err(&path, e))?;
         }
         Ok(Extracted { path, verified, hash_verified })
     }
+}
+
+/// Renames `path` to `BASE.incomplete`, or when that exists
+/// `BASE.1.incomplete`, `BASE.2.incomplete`…: never over another file
+/// (several incomplete copies of one file each keep their own, numbered as
+/// complete copies are).
+fn rename_incomplete(path: &Path, base: &Path) -> std::io::Result<PathBuf> {
+    for n in 0..10_000 {
+        let mut bad = base.as_os_str().to_owned();
+        if n > 0 {
+            bad.push(format!(".{n}"));
+        }
+        bad.push(".incomplete");
+        let bad = PathBuf::from(bad);
+        // A hard link fails on an existing name where a rename would replace it.
+        match std::fs::hard_link(path, &bad) {
+            Ok(()) => {
+                std::fs::remove_file(path)?;
+                return Ok(bad);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(_) if !bad.exists() => {
+                // No hard links here (some file systems): check, then rename.
+                std::fs::rename(path, &bad)?;
+                return Ok(bad);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(std::io::Error::new(std::io::ErrorKind::AlreadyExists, "too many incomplete copies"))
 }
 
 /// BLAKE3 of a whole file, read from its start in 1 MiB pieces.

@@ -189,6 +189,9 @@ impl Transfer {
                 complete: false,
                 first_ns: ts,
                 last_ns: ts,
+                data_first_ns: None,
+                data_last_ns: None,
+                reported_ns: ts,
                 extracted: None,
             },
             plot: Vec::new(),
@@ -266,6 +269,9 @@ impl Transfer {
                 DatagramKind::Start { cookie, resume, max_data }
             }
             Frame::Data { pn, offset, payload: data } => {
+                let s = &mut self.summary;
+                s.data_first_ns.get_or_insert(ts);
+                s.data_last_ns = Some(ts);
                 f.datagram_size = f.datagram_size.max(payload.len());
                 let end = offset + data.len() as u64;
                 let duplicate = f.pns.contains(pn..pn.saturating_add(1));
@@ -338,6 +344,23 @@ impl Transfer {
         s.complete = f.done && s.announced_size.is_some() && s.missing_bytes == 0;
     }
 
+    /// A packet carrying file bytes was captured at `ts` (the duration
+    /// measures these).
+    pub fn data_seen(&mut self, ts: i64) {
+        self.summary.data_first_ns.get_or_insert(ts);
+        self.summary.data_last_ns = Some(ts);
+    }
+
+    /// Whether the transfer is over: the receiver's fast DONE-ACK, or the
+    /// classic last packet taken in order (TCP ends with its connection).
+    pub fn ended(&self) -> bool {
+        match self.summary.mode {
+            TransferMode::Fast => self.summary.receiver_verified.is_some(),
+            TransferMode::Classic => self.done,
+            TransferMode::Tcp => false,
+        }
+    }
+
     /// The file's BLAKE3 as the fast sender announced it (DONE).
     pub fn expected_hash(&self) -> Option<[u8; 32]> {
         self.fast.as_deref().and_then(|f| f.hash)
@@ -388,6 +411,7 @@ impl Transfer {
         if s >= m {
             return (DatagramKind::Other { len: payload.len() }, None);
         }
+        self.data_seen(ts);
         self.summary.packets += 1;
         // Which packet is it? The same residue fits one packet behind the
         // expected one (sent again) and one ahead (a hole before it). The
