@@ -125,7 +125,7 @@ pub fn run(args: CaptureDecodeArgs, global: &Global) -> anyhow::Result<()> {
         Some(e @ ReadError::Truncated { .. }) => {
             // A capture cut short (tcpdump killed): everything before is decoded.
             if !global.quiet {
-                eprintln!("chatctl capture-decode: warning: {e}; decoded {} packets before it", reader.packets);
+                note!("chatctl capture-decode: warning: {e}; decoded {} packets before it", reader.packets);
             }
             Ok(())
         }
@@ -133,6 +133,15 @@ pub fn run(args: CaptureDecodeArgs, global: &Global) -> anyhow::Result<()> {
             .with_context(|| format!("{name}: decoded {} packets, then stopped", reader.packets)),
     }
 }
+
+/// A line on stderr; a closed stderr (`2>&1 | head`) is not an error and
+/// must not panic, as `eprintln!` would.
+macro_rules! note {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+use note;
 
 struct Printer<W: Write> {
     out: W,
@@ -260,7 +269,7 @@ fn written(a: &Analyzer) {
             (false, Some(want)) => format!("INCOMPLETE: {} of {want} bytes", s.bytes),
             (false, None) => format!("INCOMPLETE: {} bytes, size unknown", s.bytes),
         };
-        eprintln!(
+        note!(
             "wrote {} ({state}): transfer #{} {} {name}",
             output::escape(&x.path.display().to_string()),
             s.id,
@@ -268,14 +277,14 @@ fn written(a: &Analyzer) {
         );
     }
     if n == 0 {
-        eprintln!("chatctl capture-decode: no download in the capture, nothing extracted");
+        note!("chatctl capture-decode: no download in the capture, nothing extracted");
     }
 }
 
 fn plots(path: &Path, a: &Analyzer, quiet: bool) -> anyhow::Result<()> {
     let udp: Vec<_> = a.transfers().filter(|(s, _)| s.mode != capture::TransferMode::Tcp).collect();
     if udp.is_empty() {
-        eprintln!("chatctl capture-decode: no UDP transfer in the capture, nothing to plot");
+        note!("chatctl capture-decode: no UDP transfer in the capture, nothing to plot");
         return Ok(());
     }
     for (s, points) in &udp {
@@ -289,7 +298,7 @@ fn plots(path: &Path, a: &Analyzer, quiet: bool) -> anyhow::Result<()> {
             .with_context(|| format!("--plot: cannot write {}", file.display()))?;
         if !quiet {
             let name = output::escape(s.file.as_deref().unwrap_or("(unknown file)"));
-            eprintln!("wrote {}: plot of transfer #{} {} {name}", file.display(), s.id, s.mode.label());
+            note!("wrote {}: plot of transfer #{} {} {name}", file.display(), s.id, s.mode.label());
         }
     }
     Ok(())
