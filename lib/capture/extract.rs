@@ -6,7 +6,8 @@ use std::fs::File;
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use super::event::Extracted;
+use super::event::{Extracted, TransferMode, TransferSummary};
+use super::transfer::{Step, Transfer};
 
 /// A file could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -171,6 +172,82 @@ fn rename_incomplete(path: &Path, base: &Path) -> std::io::Result<PathBuf> {
         }
     }
     Err(std::io::Error::new(std::io::ErrorKind::AlreadyExists, "too many incomplete copies"))
+}
+
+/// The extractor as the analyser drives it, transfer by transfer: writes,
+/// holes and closing, keeping the first error (extraction of that file
+/// stops; decoding goes on). Without an [`Extractor`], nothing happens.
+pub(crate) struct Extraction {
+    ex: Option<Extractor>,
+    error: Option<ExtractError>,
+}
+
+impl Extraction {
+    pub(crate) fn new(ex: Option<Extractor>) -> Self {
+        Extraction { ex, error: None }
+    }
+
+    /// The first error, if any.
+    pub(crate) fn take_error(&mut self) -> Option<ExtractError> {
+        self.error.take()
+    }
+
+    fn keep(&mut self, r: Result<(), ExtractError>) {
+        if let Err(e) = r {
+            self.error.get_or_insert(e);
+        }
+    }
+
+    /// File bytes of a transfer at `offset`.
+    pub(crate) fn write(&mut self, s: &TransferSummary, offset: u64, data: &[u8]) {
+        if let Some(ex) = self.ex.as_mut() {
+            let r = ex.write(s.id, s.file.as_deref(), offset, data);
+            self.keep(r);
+        }
+    }
+
+    /// The capture missed bytes of a transfer.
+    pub(crate) fn hole(&mut self, s: &TransferSummary) {
+        if let Some(ex) = self.ex.as_mut() {
+            let r = ex.hole(s.id, s.file.as_deref());
+            self.keep(r);
+        }
+    }
+
+    /// What a UDP datagram of `t` asks for (its bytes written, the file closed).
+    pub(crate) fn step(&mut self, t: &mut Transfer, datagram: &[u8], step: Step) {
+        if t.summary.extracted.is_some() {
+            return;
+        }
+        if let Some((offset, range)) = step.write {
+            self.write(&t.summary, offset, datagram.get(range).unwrap_or(&[]));
+        }
+        if step.finish {
+            self.finish(t);
+        }
+    }
+
+    /// Closes a transfer's file (once), verifying its size (and hash, in
+    /// fast mode); a fast transfer whose bytes the capture did not all hold
+    /// has holes.
+    pub(crate) fn finish(&mut self, t: &mut Transfer) {
+        let Some(ex) = self.ex.as_mut() else { return };
+        if t.summary.extracted.is_some() {
+            return;
+        }
+        let (id, name) = (t.summary.id, t.summary.file.as_deref());
+        if t.summary.mode == TransferMode::Fast && t.summary.missing_bytes > 0 {
+            let r = ex.hole(id, name);
+            self.keep(r);
+        }
+        let Some(ex) = self.ex.as_mut() else { return };
+        match ex.finish(id, name, t.summary.announced_size, t.expected_hash().as_ref()) {
+            Ok(x) => t.summary.extracted = Some(x),
+            Err(e) => {
+                self.error.get_or_insert(e);
+            }
+        }
+    }
 }
 
 /// BLAKE3 of a whole file, read from its start in 1 MiB pieces.
