@@ -174,7 +174,7 @@ impl Analyzer {
     }
 
     /// Analyses one captured frame; owned events (each chat message decoded
-    /// into a [`Message`] with its own allocations). See
+    /// into a [`Message`](crate::wire::Message) with its own allocations). See
     /// [`packet_ref`](Self::packet_ref) for the zero-allocation form.
     pub fn packet(&mut self, p: &Packet<'_>, out: &mut impl FnMut(Event)) {
         self.packet_ref(p, &mut |e| out(e.into_event()));

@@ -1,4 +1,4 @@
-//! Per-download state: TCP transfer connections, classic go-back-N and the
+//! Per-download state (crate-private) and the plot points it records (public): TCP transfer connections, classic go-back-N and the
 //! fast mode over UDP, with the counters of the summary and the points of
 //! the plot.
 //!
@@ -60,7 +60,7 @@ pub struct PlotPoint {
 
 /// A download being followed.
 #[derive(Debug)]
-pub struct Transfer {
+pub(crate) struct Transfer {
     /// What is known so far (reported at the end).
     pub summary: TransferSummary,
     /// Points for `--plot` (UDP transfers only).
@@ -140,7 +140,7 @@ impl FastState {
 
 /// What the analyser should do after a datagram.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct Step {
+pub(crate) struct Step {
     /// Write these bytes of the datagram at this file offset.
     pub write: Option<(u64, Range<usize>)>,
     /// The transfer's file is whole (or will not get more bytes): close it.
@@ -149,7 +149,7 @@ pub struct Step {
 
 /// What the caller should do with a datagram's payload.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Accepted {
+pub(crate) struct Accepted {
     /// File offset where the payload belongs.
     pub offset: u64,
     /// This completes the file.
@@ -465,7 +465,7 @@ impl Transfer {
 /// GRO merge on the receiver may skip the lost ones), and the first datagram
 /// must pass its check. `datagram_size`, the transfer's size so far, is tried
 /// first; a payload no longer than it is one datagram and costs nothing.
-pub fn super_packet_segment(payload: &[u8], datagram_size: usize) -> usize {
+pub(crate) fn super_packet_segment(payload: &[u8], datagram_size: usize) -> usize {
     const MIN: usize = fast::DATA_HEADER + fast::CHECK_LEN;
     let len = payload.len();
     if len <= datagram_size.max(MIN) || payload[0] != fast::T_DATA {
