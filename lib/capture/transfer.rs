@@ -1,6 +1,6 @@
-//! Per-download state (crate-private) and the plot points it records (public): TCP transfer connections, classic go-back-N and the
+//! Per-download state: TCP transfer connections, classic go-back-N and the
 //! fast mode over UDP, with the counters of the summary and the points of
-//! the plot.
+//! the plot (the state is crate-private; the plot points are public).
 //!
 //! A UDP transfer starts as classic and becomes fast at its first valid fast
 //! datagram (a chatctl sender answers the hello with a CHALLENGE; a classic
