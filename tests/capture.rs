@@ -950,6 +950,50 @@ fn timeline_is_in_time_order_with_udp_transfers_interleaved() {
     assert!(t < m, "{text}");
 }
 
+/// A UDP transfer that never ends (the capture missed its last packets) is
+/// reported once silent for `UDP_IDLE_NS`, among the lines of its time, not
+/// at the end of the capture.
+#[test]
+fn an_unfinished_udp_transfer_is_reported_when_idle() {
+    use chatctl::capture::analyzer::UDP_IDLE_NS;
+    let client: SocketAddr = "10.9.0.1:50000".parse().unwrap();
+    let server: SocketAddr = "10.9.0.2:55003".parse().unwrap();
+    let (udp, _, _) = lossy_classic(5, 5, 20_000, client, server);
+    let mut w = PcapWriter::new(Vec::new(), net::LINKTYPE_ETHERNET, false, false).unwrap();
+    let mut reader = CaptureReader::new(&udp[..]).unwrap();
+    let (mut n, mut last) = (0, 0);
+    // The first half only: the last packet is never seen.
+    while reader
+        .next_packet(|p| {
+            if n < 20 {
+                w.packet(p.ts_ns, p.data).unwrap();
+                last = p.ts_ns;
+            }
+            n += 1;
+        })
+        .unwrap()
+        .is_some()
+    {}
+    let mut main = TcpConn::new("10.9.0.1:40000".parse().unwrap(), "10.9.0.2:13337".parse().unwrap(), 1, 1);
+    let chat: Vec<Vec<u8>> = main
+        .handshake()
+        .into_iter()
+        .chain([main.data(true, b"10005ALICE\r\n"), main.data(true, b"10005CAROL\r\n")])
+        .collect();
+    for (i, p) in chat.iter().enumerate() {
+        // One line at half the idle time, the rest after it.
+        let at = if i == 0 { last + UDP_IDLE_NS / 2 } else { last + UDP_IDLE_NS + (i as i64) * 1_000_000_000 };
+        w.packet(at, &frame(net::LINKTYPE_ETHERNET, 0, p)).unwrap();
+    }
+    let (events, _) = common::capture::decode(&w.into_inner(), Config::default(), None);
+    let at = |f: &dyn Fn(&Event) -> bool| events.iter().position(f).unwrap();
+    let t = at(&|e| matches!(e, Event::Transfer(_)));
+    assert!(at(&|e| matches!(e, Event::Message(_))) > t, "{events:?}");
+    let Event::Transfer(s) = &events[t] else { unreachable!() };
+    assert!(!s.complete);
+    assert!(s.reported_ns > last + UDP_IDLE_NS && s.reported_ns < last + UDP_IDLE_NS + 2_000_000_000, "{s:?}");
+}
+
 /// Issue 14: incomplete copies of one file never overwrite each other (they
 /// overwrote `NAME.incomplete`), and are numbered as complete copies are.
 #[test]

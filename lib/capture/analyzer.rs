@@ -127,6 +127,8 @@ pub struct Analyzer {
     udp: HashMap<Key, usize>,
     /// UDP flows whose first datagram seen was no transfer's.
     not_transfers: HashSet<Key>,
+    /// Capture time at which idle UDP transfers are looked for next.
+    next_udp_check: i64,
     defrag: Defragmenter,
 }
 
@@ -153,6 +155,7 @@ impl Analyzer {
             conns: HashMap::default(),
             udp: HashMap::default(),
             not_transfers: HashSet::default(),
+            next_udp_check: i64::MIN,
             defrag: Defragmenter::new(),
         }
     }
@@ -190,6 +193,10 @@ impl Analyzer {
         let n = st.packets;
         if n % 4096 == 0 {
             self.defrag.expire(p.ts_ns);
+        }
+        if p.ts_ns >= self.next_udp_check {
+            // Once a second of capture time: cheap, and timely on a quiet capture.
+            self.next_udp_check = p.ts_ns.saturating_add(1_000_000_000);
             self.expire_udp(p.ts_ns, out);
         }
         if n % 65_536 == 0 || self.conns.len() > MAX_CONNS {
