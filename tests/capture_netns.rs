@@ -94,7 +94,7 @@ fn stop_tcpdump(dir: &Path, (mut dump, mut err): (std::process::Child, BufReader
 fn decode_real(dir: &Path, out: &Path) -> Vec<serde_json::Value> {
     let port = std::fs::read_to_string(dir.join("port")).unwrap();
     let o = Command::new(env!("CARGO_BIN_EXE_chatctl"))
-        .args(["capture-decode", "--json", "--port", port.trim(), "--extract"])
+        .args(["capture-decode", "--json", "--timeline", "--port", port.trim(), "--extract"])
         .arg(out)
         .arg(dir.join("real.pcap"))
         .output()
