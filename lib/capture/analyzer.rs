@@ -402,7 +402,8 @@ impl Analyzer {
         let size = if from_client { payload.len() } else { t.segment_size(payload) };
         let mut rest = payload;
         loop {
-            let (datagram, tail) = rest.split_at(size.clamp(1, rest.len().max(1)).min(rest.len()));
+            // (An empty payload is one empty datagram.)
+            let (datagram, tail) = rest.split_at(size.max(1).min(rest.len()));
             rest = tail;
             let (kind, step) = t.datagram(ts, from_client, datagram);
             sh.extraction.step(t, datagram, step);
