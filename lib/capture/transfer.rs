@@ -512,6 +512,39 @@ mod tests {
         v
     }
 
+    fn fast_data(pn: u64, offset: u64, len: usize) -> Vec<u8> {
+        let payload: Vec<u8> = (0..len).map(|i| (i as u8).wrapping_mul(7) ^ pn as u8).collect();
+        let mut v = Vec::new();
+        Frame::Data { pn, offset, payload: &payload }.encode(&mut v);
+        v
+    }
+
+    #[test]
+    fn super_packets_split_at_the_datagram_size() {
+        let one = fast_data(7, 0, 1427);
+        let size = one.len();
+        // Not a super-packet: one datagram, of any size, whatever the hint.
+        assert_eq!(super_packet_segment(&one, 0), size);
+        assert_eq!(super_packet_segment(&one, size), size);
+        let probe = fast_data(8, 0, 8947);
+        assert_eq!(super_packet_segment(&probe, size), probe.len());
+        // GSO: equal datagrams and a short last one, with or without the hint.
+        let mut gso = [fast_data(9, 0, 1427), fast_data(10, 1427, 1427), fast_data(11, 2854, 100)].concat();
+        assert_eq!(super_packet_segment(&gso, size), size);
+        assert_eq!(super_packet_segment(&gso, 0), size);
+        // GRO on the receiver: a lost datagram leaves a packet-number gap.
+        let gro = [fast_data(9, 0, 1427), fast_data(12, 4281, 1427)].concat();
+        assert_eq!(super_packet_segment(&gro, 0), size);
+        // A first datagram that fails its check is not split (nothing to trust).
+        gso[100] ^= 1;
+        assert_eq!(super_packet_segment(&gso, 0), gso.len());
+        // Not DATA: never split.
+        let mut ack = Vec::new();
+        Frame::Ack { largest_pn: 1, delay_us: 0, max_data: 9, ranges: vec![0..9] }.encode(&mut ack);
+        let two = [ack.clone(), ack].concat();
+        assert_eq!(super_packet_segment(&two, 0), two.len());
+    }
+
     #[test]
     fn go_back_n_with_loss_and_wrap() {
         let mut t = Transfer::new(1, TransferMode::Classic, None, Some(0), addr(1), addr(2), 0);
