@@ -540,7 +540,7 @@ mod tests {
         assert_eq!(super_packet_segment(&gso, 0), gso.len());
         // Not DATA: never split.
         let mut ack = Vec::new();
-        Frame::Ack { largest_pn: 1, delay_us: 0, max_data: 9, ranges: vec![0..9] }.encode(&mut ack);
+        Frame::Ack { largest_pn: 1, delay_us: 0, max_data: 9, ranges: vec![0..4, 5..9] }.encode(&mut ack);
         let two = [ack.clone(), ack].concat();
         assert_eq!(super_packet_segment(&two, 0), two.len());
     }
