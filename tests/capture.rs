@@ -908,6 +908,26 @@ fn tcp_download_with_reordering_is_verified_and_one_with_a_hole_is_not() {
     }
 }
 
+/// A writer holding the first `n` packets of an Ethernet pcap `capture`
+/// (more can be added), and the time of the last of them.
+fn first_packets(capture: &[u8], n: usize) -> (PcapWriter<Vec<u8>>, i64) {
+    let mut w = PcapWriter::new(Vec::new(), net::LINKTYPE_ETHERNET, false, false).unwrap();
+    let mut reader = CaptureReader::new(capture).unwrap();
+    let (mut seen, mut last) = (0, 0);
+    while seen < n
+        && reader
+            .next_packet(|p| {
+                w.packet(p.ts_ns, p.data).unwrap();
+                last = p.ts_ns;
+            })
+            .unwrap()
+            .is_some()
+    {
+        seen += 1;
+    }
+    (w, last)
+}
+
 /// Issue 14: a UDP transfer's line comes when the transfer ends, among the
 /// chat lines by time (it came after everything, at the end of the
 /// capture), in the text timeline and in `--json -v` alike.
@@ -916,17 +936,7 @@ fn timeline_is_in_time_order_with_udp_transfers_interleaved() {
     let client: SocketAddr = "10.9.0.1:50000".parse().unwrap();
     let server: SocketAddr = "10.9.0.2:55003".parse().unwrap();
     let (udp, _, _) = lossy_classic(4, 5, 9000, client, server);
-    let mut w = PcapWriter::new(Vec::new(), net::LINKTYPE_ETHERNET, false, false).unwrap();
-    let mut reader = CaptureReader::new(&udp[..]).unwrap();
-    let mut last = 0;
-    while reader
-        .next_packet(|p| {
-            w.packet(p.ts_ns, p.data).unwrap();
-            last = p.ts_ns;
-        })
-        .unwrap()
-        .is_some()
-    {}
+    let (mut w, last) = first_packets(&udp, usize::MAX);
     // Chat a second after the transfer ended.
     let mut main = TcpConn::new("10.9.0.1:40000".parse().unwrap(), "10.9.0.2:13337".parse().unwrap(), 1, 1);
     let chat: Vec<Vec<u8>> = main.handshake().into_iter().chain([main.data(true, b"10005ALICE\r\n")]).collect();
@@ -959,21 +969,8 @@ fn an_unfinished_udp_transfer_is_reported_when_idle() {
     let client: SocketAddr = "10.9.0.1:50000".parse().unwrap();
     let server: SocketAddr = "10.9.0.2:55003".parse().unwrap();
     let (udp, _, _) = lossy_classic(5, 5, 20_000, client, server);
-    let mut w = PcapWriter::new(Vec::new(), net::LINKTYPE_ETHERNET, false, false).unwrap();
-    let mut reader = CaptureReader::new(&udp[..]).unwrap();
-    let (mut n, mut last) = (0, 0);
-    // The first half only: the last packet is never seen.
-    while reader
-        .next_packet(|p| {
-            if n < 20 {
-                w.packet(p.ts_ns, p.data).unwrap();
-                last = p.ts_ns;
-            }
-            n += 1;
-        })
-        .unwrap()
-        .is_some()
-    {}
+    // The first packets only: the last one is never seen.
+    let (mut w, last) = first_packets(&udp, 20);
     let mut main = TcpConn::new("10.9.0.1:40000".parse().unwrap(), "10.9.0.2:13337".parse().unwrap(), 1, 1);
     let chat: Vec<Vec<u8>> = main
         .handshake()
