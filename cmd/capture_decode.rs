@@ -33,11 +33,18 @@ pub struct CaptureDecodeArgs {
     #[arg(long, value_name = "PORT")]
     pub port: Vec<u16>,
 
-    /// Rebuild every downloaded file into this folder (named after the requested
-    /// file; a file whose size does not match its `206`, or in fast mode whose
-    /// BLAKE3 does not match the sender's, gets a `.incomplete` suffix).
+    /// Rebuild every downloaded file into this folder and list what was
+    /// written where. Files are named after the requested file (`NAME.1`,
+    /// `NAME.2` for more copies); one whose size does not match its `206`, or
+    /// in fast mode whose BLAKE3 does not match the sender's, gets a
+    /// `.incomplete` suffix. Nothing is overwritten.
     #[arg(long, value_name = "DIR")]
     pub extract: Option<PathBuf>,
+
+    /// Print the timeline too with --extract or --plot (without them it is
+    /// the default output).
+    #[arg(long)]
+    pub timeline: bool,
 
     /// Print a summary instead of the timeline: messages per kind, users seen,
     /// and a table of transfers.
@@ -45,7 +52,8 @@ pub struct CaptureDecodeArgs {
     pub summary: bool,
 
     /// Draw a time-sequence graph (SVG) of each UDP transfer (classic: packet
-    /// number, fast: byte offset, over time): FILE.svg for one transfer,
+    /// number, fast: byte offset, over time; with a title, axis ticks and a
+    /// legend) and list the files written: FILE.svg for one transfer,
     /// FILE-<id>.svg for several.
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<PathBuf>,
@@ -76,7 +84,7 @@ pub fn run(args: CaptureDecodeArgs, global: &Global) -> anyhow::Result<()> {
     let mut p = Printer {
         out: BufWriter::with_capacity(64 << 10, stdout.lock()),
         line: Vec::with_capacity(512),
-        timeline: !args.summary && !global.quiet,
+        timeline: !args.summary && !global.quiet && (args.timeline || (args.extract.is_none() && args.plot.is_none())),
         json: global.json,
         err: None,
     };
@@ -103,8 +111,11 @@ pub fn run(args: CaptureDecodeArgs, global: &Global) -> anyhow::Result<()> {
     }
     p.out.flush().context("writing the timeline")?;
     drop(p);
+    if args.extract.is_some() && !global.quiet {
+        written(&analyzer);
+    }
     if let Some(path) = &args.plot {
-        plots(path, &analyzer)?;
+        plots(path, &analyzer, global.quiet)?;
     }
     if let Some(e) = analyzer.take_extract_error() {
         return Err(anyhow::Error::new(e).context("--extract"));
@@ -126,6 +137,8 @@ pub fn run(args: CaptureDecodeArgs, global: &Global) -> anyhow::Result<()> {
     }
 }
 
+/// A line on stderr; a closed stderr (`2>&1 | head`) is not an error and
+/// must not panic, as `eprintln!` would.
 struct Printer<W: Write> {
     out: W,
     /// One line, built here and written at once (many small writes through
@@ -187,20 +200,16 @@ fn summary(out: &mut impl Write, a: &Analyzer, json: bool) -> anyhow::Result<()>
     if !transfers.is_empty() {
         writeln!(
             out,
-            "  {:>3} {:<5} {:<24} {:>12} {:>12} {:>8} {:>7} {:>7} {:>9} {:>12}",
-            "#", "mode", "file", "bytes", "announced", "packets", "retx", "ooo", "seconds", "goodput/s"
+            "  {:>3} {:<13} {:<24} {:>12} {:>12} {:>8} {:>7} {:>7} {:>9} {:>12}",
+            "#", "mode", "file", "bytes", "announced", "packets", "retx", "ooo", "data s", "goodput/s"
         )?;
     }
-    for s in transfers {
-        let mode = match s.mode {
-            capture::TransferMode::Tcp => "tcp",
-            capture::TransferMode::Classic => "udp",
-            capture::TransferMode::Fast => "fast",
-        };
+    for s in &transfers {
+        let mode = s.mode.label();
         let file = output::escape(s.file.as_deref().unwrap_or("?"));
         writeln!(
             out,
-            "  {:>3} {mode:<5} {file:<24} {:>12} {:>12} {:>8} {:>7} {:>7} {:>9.3} {:>12}",
+            "  {:>3} {mode:<13} {file:<24} {:>12} {:>12} {:>8} {:>7} {:>7} {:>9.3} {:>12}",
             s.id,
             s.bytes,
             s.announced_size.map_or("?".into(), |n| n.to_string()),
@@ -210,6 +219,9 @@ fn summary(out: &mut impl Write, a: &Analyzer, json: bool) -> anyhow::Result<()>
             s.duration_s(),
             s.goodput_bps().map_or("-".into(), |g| output::bytes(g as u64)),
         )?;
+    }
+    if !transfers.is_empty() {
+        writeln!(out, "  (data s: from the first to the last packet carrying file bytes; goodput over that time)")?;
     }
     Ok(())
 }
@@ -239,7 +251,33 @@ fn kind_name(code: u16) -> &'static str {
     }
 }
 
-fn plots(path: &Path, a: &Analyzer) -> anyhow::Result<()> {
+/// `--extract`: each transfer's file and what it holds, on stderr (stdout
+/// keeps the timeline or summary).
+fn written(a: &Analyzer) {
+    let mut n = 0;
+    for (s, _) in a.transfers() {
+        let Some(x) = &s.extracted else { continue };
+        n += 1;
+        let name = output::escape(s.file.as_deref().unwrap_or("(unknown file)"));
+        let state = match (x.verified, s.announced_size) {
+            (true, _) => "complete, verified".to_string(),
+            (false, _) if x.hash_verified == Some(false) => "INCOMPLETE: BLAKE3 differs from the sender's".into(),
+            (false, Some(want)) => format!("INCOMPLETE: {} of {want} bytes", s.bytes),
+            (false, None) => format!("INCOMPLETE: {} bytes, size unknown", s.bytes),
+        };
+        crate::session::note(format_args!(
+            "wrote {} ({state}): transfer #{} {} {name}",
+            output::escape(&x.path.display().to_string()),
+            s.id,
+            s.mode.label()
+        ));
+    }
+    if n == 0 {
+        crate::session::note(format_args!("chatctl capture-decode: no download in the capture, nothing extracted"));
+    }
+}
+
+fn plots(path: &Path, a: &Analyzer, quiet: bool) -> anyhow::Result<()> {
     let udp: Vec<_> = a.transfers().filter(|(s, _)| s.mode != capture::TransferMode::Tcp).collect();
     if udp.is_empty() {
         crate::session::note("chatctl capture-decode: no UDP transfer in the capture, nothing to plot");
@@ -254,6 +292,15 @@ fn plots(path: &Path, a: &Analyzer) -> anyhow::Result<()> {
         };
         std::fs::write(&file, output::plot_svg(s, points))
             .with_context(|| format!("--plot: cannot write {}", file.display()))?;
+        if !quiet {
+            let name = output::escape(s.file.as_deref().unwrap_or("(unknown file)"));
+            crate::session::note(format_args!(
+                "wrote {}: plot of transfer #{} {} {name}",
+                file.display(),
+                s.id,
+                s.mode.label()
+            ));
+        }
     }
     Ok(())
 }

@@ -195,14 +195,15 @@ Register-ArgumentCompleter -Native -CommandName 'chatctl' -ScriptBlock {
         }
         'chatctl;capture-decode' {
             [CompletionResult]::new('--port', '--port', [CompletionResultType]::ParameterName, 'Also treat this TCP port as a server port (13337 always is); repeatable')
-            [CompletionResult]::new('--extract', '--extract', [CompletionResultType]::ParameterName, 'Rebuild every downloaded file into this folder (named after the requested file; a file whose size does not match its `206`, or in fast mode whose BLAKE3 does not match the sender''s, gets a `.incomplete` suffix)')
-            [CompletionResult]::new('--plot', '--plot', [CompletionResultType]::ParameterName, 'Draw a time-sequence graph (SVG) of each UDP transfer (classic: packet number, fast: byte offset, over time): FILE.svg for one transfer, FILE-<id>.svg for several')
+            [CompletionResult]::new('--extract', '--extract', [CompletionResultType]::ParameterName, 'Rebuild every downloaded file into this folder and list what was written where. Files are named after the requested file (`NAME.1`, `NAME.2` for more copies); one whose size does not match its `206`, or in fast mode whose BLAKE3 does not match the sender''s, gets a `.incomplete` suffix. Nothing is overwritten')
+            [CompletionResult]::new('--plot', '--plot', [CompletionResultType]::ParameterName, 'Draw a time-sequence graph (SVG) of each UDP transfer (classic: packet number, fast: byte offset, over time; with a title, axis ticks and a legend) and list the files written: FILE.svg for one transfer, FILE-<id>.svg for several')
             [CompletionResult]::new('-s', '-s', [CompletionResultType]::ParameterName, 'Server to talk to: HOST:PORT, a HOST (port 13337), or a bare PORT (on this machine, 127.0.0.1)')
             [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Server to talk to: HOST:PORT, a HOST (port 13337), or a bare PORT (on this machine, 127.0.0.1)')
             [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Name to join the room with [default: asked on a TTY, else the login name]')
             [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'Name to join the room with [default: asked on a TTY, else the login name]')
             [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'How long to wait for the server, e.g. `5s`, `1m`, `500ms`')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour (NO_COLOR in the environment means never, unless `always`)')
+            [CompletionResult]::new('--timeline', '--timeline', [CompletionResultType]::ParameterName, 'Print the timeline too with --extract or --plot (without them it is the default output)')
             [CompletionResult]::new('--summary', '--summary', [CompletionResultType]::ParameterName, 'Print a summary instead of the timeline: messages per kind, users seen, and a table of transfers')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Machine-readable output: JSON (one object per line for streams)')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only errors')

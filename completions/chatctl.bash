@@ -121,7 +121,7 @@ _chatctl() {
             return 0
             ;;
         chatctl__subcmd__capture__subcmd__decode)
-            opts="-s -n -q -v -h -V --port --extract --summary --plot --server --name --timeout --json --quiet --verbose --color --help --version"
+            opts="-s -n -q -v -h -V --port --extract --timeline --summary --plot --server --name --timeout --json --quiet --verbose --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

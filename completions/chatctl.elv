@@ -185,14 +185,15 @@ set edit:completion:arg-completer[chatctl] = {|@words|
         }
         &'chatctl;capture-decode'= {
             cand --port 'Also treat this TCP port as a server port (13337 always is); repeatable'
-            cand --extract 'Rebuild every downloaded file into this folder (named after the requested file; a file whose size does not match its `206`, or in fast mode whose BLAKE3 does not match the sender''s, gets a `.incomplete` suffix)'
-            cand --plot 'Draw a time-sequence graph (SVG) of each UDP transfer (classic: packet number, fast: byte offset, over time): FILE.svg for one transfer, FILE-<id>.svg for several'
+            cand --extract 'Rebuild every downloaded file into this folder and list what was written where. Files are named after the requested file (`NAME.1`, `NAME.2` for more copies); one whose size does not match its `206`, or in fast mode whose BLAKE3 does not match the sender''s, gets a `.incomplete` suffix. Nothing is overwritten'
+            cand --plot 'Draw a time-sequence graph (SVG) of each UDP transfer (classic: packet number, fast: byte offset, over time; with a title, axis ticks and a legend) and list the files written: FILE.svg for one transfer, FILE-<id>.svg for several'
             cand -s 'Server to talk to: HOST:PORT, a HOST (port 13337), or a bare PORT (on this machine, 127.0.0.1)'
             cand --server 'Server to talk to: HOST:PORT, a HOST (port 13337), or a bare PORT (on this machine, 127.0.0.1)'
             cand -n 'Name to join the room with [default: asked on a TTY, else the login name]'
             cand --name 'Name to join the room with [default: asked on a TTY, else the login name]'
             cand --timeout 'How long to wait for the server, e.g. `5s`, `1m`, `500ms`'
             cand --color 'When to use colour (NO_COLOR in the environment means never, unless `always`)'
+            cand --timeline 'Print the timeline too with --extract or --plot (without them it is the default output)'
             cand --summary 'Print a summary instead of the timeline: messages per kind, users seen, and a table of transfers'
             cand --json 'Machine-readable output: JSON (one object per line for streams)'
             cand -q 'Print only errors'

@@ -149,14 +149,15 @@ complete -c chatctl -n "__fish_chatctl_using_subcommand fetch" -s v -l verbose -
 complete -c chatctl -n "__fish_chatctl_using_subcommand fetch" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c chatctl -n "__fish_chatctl_using_subcommand fetch" -s V -l version -d 'Print version'
 complete -c chatctl -n "__fish_chatctl_using_subcommand capture-decode" -l port -d 'Also treat this TCP port as a server port (13337 always is); repeatable' -r
-complete -c chatctl -n "__fish_chatctl_using_subcommand capture-decode" -l extract -d 'Rebuild every downloaded file into this folder (named after the requested file; a file whose size does not match its `206`, or in fast mode whose BLAKE3 does not match the sender\'s, gets a `.incomplete` suffix)' -r -F
-complete -c chatctl -n "__fish_chatctl_using_subcommand capture-decode" -l plot -d 'Draw a time-sequence graph (SVG) of each UDP transfer (classic: packet number, fast: byte offset, over time): FILE.svg for one transfer, FILE-<id>.svg for several' -r -F
+complete -c chatctl -n "__fish_chatctl_using_subcommand capture-decode" -l extract -d 'Rebuild every downloaded file into this folder and list what was written where. Files are named after the requested file (`NAME.1`, `NAME.2` for more copies); one whose size does not match its `206`, or in fast mode whose BLAKE3 does not match the sender\'s, gets a `.incomplete` suffix. Nothing is overwritten' -r -F
+complete -c chatctl -n "__fish_chatctl_using_subcommand capture-decode" -l plot -d 'Draw a time-sequence graph (SVG) of each UDP transfer (classic: packet number, fast: byte offset, over time; with a title, axis ticks and a legend) and list the files written: FILE.svg for one transfer, FILE-<id>.svg for several' -r -F
 complete -c chatctl -n "__fish_chatctl_using_subcommand capture-decode" -s s -l server -d 'Server to talk to: HOST:PORT, a HOST (port 13337), or a bare PORT (on this machine, 127.0.0.1)' -r
 complete -c chatctl -n "__fish_chatctl_using_subcommand capture-decode" -s n -l name -d 'Name to join the room with [default: asked on a TTY, else the login name]' -r
 complete -c chatctl -n "__fish_chatctl_using_subcommand capture-decode" -l timeout -d 'How long to wait for the server, e.g. `5s`, `1m`, `500ms`' -r
 complete -c chatctl -n "__fish_chatctl_using_subcommand capture-decode" -l color -d 'When to use colour (NO_COLOR in the environment means never, unless `always`)' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c chatctl -n "__fish_chatctl_using_subcommand capture-decode" -l timeline -d 'Print the timeline too with --extract or --plot (without them it is the default output)'
 complete -c chatctl -n "__fish_chatctl_using_subcommand capture-decode" -l summary -d 'Print a summary instead of the timeline: messages per kind, users seen, and a table of transfers'
 complete -c chatctl -n "__fish_chatctl_using_subcommand capture-decode" -l json -d 'Machine-readable output: JSON (one object per line for streams)'
 complete -c chatctl -n "__fish_chatctl_using_subcommand capture-decode" -s q -l quiet -d 'Print only errors'

@@ -889,6 +889,10 @@ fn tcp_download_with_reordering_is_verified_and_one_with_a_hole_is_not() {
         let (events, _) = common::capture::decode(&cap, Config::default(), Some(dir.path()));
         let t = transfers(&events);
         assert_eq!(t.len(), 1);
+        // Issue 14: timed over the data, not the connection's life (the
+        // handshake before, the FINs after).
+        let span = (t[0].last_ns - t[0].first_ns) as f64 / 1e9;
+        assert!(t[0].duration_s() > 0.0 && t[0].duration_s() < span, "{:?}", t[0]);
         let x = t[0].extracted.clone().unwrap();
         if lose {
             assert_eq!((t[0].bytes, t[0].missing_bytes, t[0].complete, x.verified), (4000, 1000, false, false));
@@ -902,4 +906,109 @@ fn tcp_download_with_reordering_is_verified_and_one_with_a_hole_is_not() {
             assert_eq!(std::fs::read(dir.path().join("notes.txt")).unwrap(), content);
         }
     }
+}
+
+/// A writer holding the first `n` packets of an Ethernet pcap `capture`
+/// (more can be added), and the time of the last of them.
+fn first_packets(capture: &[u8], n: usize) -> (PcapWriter<Vec<u8>>, i64) {
+    let mut w = PcapWriter::new(Vec::new(), net::LINKTYPE_ETHERNET, false, false).unwrap();
+    let mut reader = CaptureReader::new(capture).unwrap();
+    let (mut seen, mut last) = (0, 0);
+    while seen < n
+        && reader
+            .next_packet(|p| {
+                w.packet(p.ts_ns, p.data).unwrap();
+                last = p.ts_ns;
+            })
+            .unwrap()
+            .is_some()
+    {
+        seen += 1;
+    }
+    (w, last)
+}
+
+/// Issue 14: a UDP transfer's line comes when the transfer ends, among the
+/// chat lines by time (it came after everything, at the end of the
+/// capture), in the text timeline and in `--json -v` alike.
+#[test]
+fn timeline_is_in_time_order_with_udp_transfers_interleaved() {
+    let client: SocketAddr = "10.9.0.1:50000".parse().unwrap();
+    let server: SocketAddr = "10.9.0.2:55003".parse().unwrap();
+    let (udp, _, _) = lossy_classic(4, 5, 9000, client, server);
+    let (mut w, last) = first_packets(&udp, usize::MAX);
+    // Chat a second after the transfer ended.
+    let mut main = TcpConn::new("10.9.0.1:40000".parse().unwrap(), "10.9.0.2:13337".parse().unwrap(), 1, 1);
+    let chat: Vec<Vec<u8>> = main.handshake().into_iter().chain([main.data(true, b"10005ALICE\r\n")]).collect();
+    for (i, p) in chat.iter().enumerate() {
+        w.packet(last + (i as i64 + 1) * 1_000_000_000, &frame(net::LINKTYPE_ETHERNET, 0, p)).unwrap();
+    }
+    let cap = w.into_inner();
+    let out = bin().args(["capture-decode", "--json", "-v", "-"]).write_stdin(cap.clone()).assert().success();
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.get_output().stdout.clone())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let ts: Vec<f64> = lines.iter().map(|l| l["ts"].as_f64().unwrap()).collect();
+    assert!(ts.windows(2).all(|w| w[0] <= w[1]), "{ts:?}");
+    let at = |ty: &str| lines.iter().position(|l| l["type"] == ty).unwrap();
+    assert!(at("datagram") < at("transfer") && at("transfer") < at("message"), "{lines:?}");
+    let text = bin().args(["capture-decode", "-"]).write_stdin(cap).assert().success();
+    let text = String::from_utf8(text.get_output().stdout.clone()).unwrap();
+    let (t, m) = (text.find("transfer #1 UDP go-back-N").unwrap(), text.find("join").unwrap());
+    assert!(t < m, "{text}");
+}
+
+/// A UDP transfer that never ends (the capture missed its last packets) is
+/// reported once silent for `UDP_IDLE_NS`, among the lines of its time, not
+/// at the end of the capture.
+#[test]
+fn an_unfinished_udp_transfer_is_reported_when_idle() {
+    use chatctl::capture::analyzer::UDP_IDLE_NS;
+    let client: SocketAddr = "10.9.0.1:50000".parse().unwrap();
+    let server: SocketAddr = "10.9.0.2:55003".parse().unwrap();
+    let (udp, _, _) = lossy_classic(5, 5, 20_000, client, server);
+    // The first packets only: the last one is never seen.
+    let (mut w, last) = first_packets(&udp, 20);
+    let mut main = TcpConn::new("10.9.0.1:40000".parse().unwrap(), "10.9.0.2:13337".parse().unwrap(), 1, 1);
+    let chat: Vec<Vec<u8>> = main
+        .handshake()
+        .into_iter()
+        .chain([main.data(true, b"10005ALICE\r\n"), main.data(true, b"10005CAROL\r\n")])
+        .collect();
+    for (i, p) in chat.iter().enumerate() {
+        // One line at half the idle time, the rest after it.
+        let at = if i == 0 { last + UDP_IDLE_NS / 2 } else { last + UDP_IDLE_NS + (i as i64) * 1_000_000_000 };
+        w.packet(at, &frame(net::LINKTYPE_ETHERNET, 0, p)).unwrap();
+    }
+    let (events, _) = common::capture::decode(&w.into_inner(), Config::default(), None);
+    let at = |f: &dyn Fn(&Event) -> bool| events.iter().position(f).unwrap();
+    let t = at(&|e| matches!(e, Event::Transfer(_)));
+    assert!(at(&|e| matches!(e, Event::Message(_))) > t, "{events:?}");
+    let Event::Transfer(s) = &events[t] else { unreachable!() };
+    assert!(!s.complete);
+    assert!(s.reported_ns > last + UDP_IDLE_NS && s.reported_ns < last + UDP_IDLE_NS + 2_000_000_000, "{s:?}");
+}
+
+/// Issue 14: incomplete copies of one file never overwrite each other (they
+/// overwrote `NAME.incomplete`), and are numbered as complete copies are.
+#[test]
+fn extraction_never_overwrites_incomplete_or_complete_copies() {
+    use chatctl::capture::extract::Extractor;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("big.iso"), b"mine").unwrap();
+    let mut ex = Extractor::new(dir.path()).unwrap();
+    let mut paths = Vec::new();
+    for id in 1..=4u32 {
+        let data = [id as u8; 10];
+        let keep = if id == 3 { 10 } else { 5 }; // #3 complete, the others cut short
+        ex.write(id, Some("big.iso"), 0, &data[..keep]).unwrap();
+        let x = ex.finish(id, Some("big.iso"), Some(10), None).unwrap();
+        assert_eq!(x.verified, id == 3);
+        assert_eq!(std::fs::read(&x.path).unwrap(), &data[..keep], "#{id}");
+        paths.push(x.path.file_name().unwrap().to_string_lossy().into_owned());
+    }
+    assert_eq!(paths, ["big.iso.incomplete", "big.iso.1.incomplete", "big.iso.1", "big.iso.2.incomplete"]);
+    assert_eq!(std::fs::read(dir.path().join("big.iso")).unwrap(), b"mine");
 }

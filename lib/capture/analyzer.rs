@@ -10,121 +10,53 @@
 //! (or, for `3xx`, update) connection; a UDP flow that opens with a classic
 //! window datagram is taken as an unannounced classic transfer.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 
 use foldhash::{HashMap, HashSet};
 
-use super::event::*;
-use super::extract::{ExtractError, Extractor};
+use super::chat::{ChatDir, Found, Msg, Probe, Side};
+use super::config::Config;
+use super::event::{
+    Channel, ConnChange, ConnEvent, DatagramEvent, Event, EventRef, MessageRef, ProblemEvent, TransferMode,
+    TransferSummary,
+};
+use super::extract::{ExtractError, Extraction, Extractor};
 use super::frag::Defragmenter;
 use super::net::{self, flags};
 use super::reader::Packet;
 use super::scan;
+use super::stats::Stats;
 use super::tcp::{Chunk, Stream};
-use super::transfer::{PlotPoint, Transfer};
+use super::transfer::{PlotPoint, Transfer, super_packet_segment};
 use crate::rdt::classic;
-use crate::rdt::fast::Frame;
-use crate::wire::{Decoder, Direction, Message, Transport};
-
-/// How to analyse.
-#[derive(Clone, Debug)]
-pub struct Config {
-    /// TCP ports of chat servers (13337 by default).
-    pub server_ports: Vec<u16>,
-    /// Report every UDP datagram of a transfer ([`Event::Datagram`]).
-    pub datagrams: bool,
-    /// Cap on out-of-order bytes buffered per TCP direction.
-    pub tcp_cap: usize,
-    /// Record the points of a time-sequence graph for each UDP transfer.
-    pub plot: bool,
-}
+use crate::rdt::fast::{self, Frame};
+use crate::wire::Transport;
 
 /// A TCP connection idle this long (capture time) is closed and forgotten,
 /// so that memory stays bounded on long captures.
 pub const IDLE_NS: i64 = 600_000_000_000;
+/// A UDP transfer silent this long (capture time) that has not ended is
+/// reported then, so that its line takes its place in the timeline.
+pub const UDP_IDLE_NS: i64 = 30_000_000_000;
 /// Most UDP flows remembered as not being transfers (then forgotten at once).
 pub const MAX_NOT_TRANSFERS: usize = 65_536;
 /// Most TCP connections followed at once; the longest idle go first.
 pub const MAX_CONNS: usize = 100_000;
 
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            server_ports: vec![crate::wire::DEFAULT_PORT],
-            datagrams: false,
-            tcp_cap: super::tcp::DEFAULT_CAP,
-            plot: false,
-        }
-    }
-}
-
-/// Counters over the whole capture (for `--summary`).
-#[derive(Clone, Debug, Default)]
-pub struct Stats {
-    /// Frames read.
-    pub packets: u64,
-    /// Captured bytes of those frames.
-    pub bytes: u64,
-    /// Frames that were not TCP/UDP over IP, or did not parse.
-    pub skipped: u64,
-    /// Frames whose headers were malformed or cut short.
-    pub malformed: u64,
-    /// Chat messages decoded.
-    pub messages: u64,
-    /// Messages per code (`100`, `4061`, …).
-    pub by_code: CodeCounts,
-    /// Every user name seen.
-    pub users: BTreeSet<String>,
-    /// Undecodable stretches of chat input (skipped).
-    pub decode_errors: u64,
-    /// TCP holes the capture missed.
-    pub gaps: u64,
-    /// TCP connections seen (chat or not).
-    pub tcp_connections: u64,
-}
-
-/// Messages per code: a flat table indexed by the code (codes run from 100 to
-/// 4999), because counting is done for every message and a table is cheaper
-/// than an ordered map's search.
-#[derive(Clone, Debug, Default)]
-pub struct CodeCounts {
-    /// Indexed by code; empty until the first message.
-    counts: Vec<u64>,
-}
-
-impl CodeCounts {
-    /// Table size: every code a message can have is below it.
-    const SIZE: usize = 5000;
-
-    /// Counts one message with this code.
-    #[inline]
-    pub fn add(&mut self, code: u16) {
-        match self.counts.get_mut(usize::from(code)) {
-            Some(n) => *n += 1,
-            None if usize::from(code) < Self::SIZE => {
-                self.counts.resize(Self::SIZE, 0);
-                self.counts[usize::from(code)] += 1;
-            }
-            None => {}
-        }
-    }
-
-    /// Messages seen with this code.
-    pub fn get(&self, code: u16) -> u64 {
-        self.counts.get(usize::from(code)).copied().unwrap_or(0)
-    }
-
-    /// `(code, count)` for every code seen, lowest code first.
-    pub fn iter(&self) -> impl Iterator<Item = (u16, u64)> + '_ {
-        self.counts.iter().enumerate().filter(|(_, n)| **n > 0).map(|(c, n)| (c as u16, *n))
-    }
-}
-
 #[derive(Clone, Debug)]
 enum Announce {
     Update,
     Transfer { file: Option<String>, transport: Option<Transport>, size: u64 },
+}
+
+/// Where a chat direction's finds belong: the packet's time, the direction's
+/// ends and the channel.
+struct Cx {
+    ts: i64,
+    src: SocketAddr,
+    dst: SocketAddr,
+    channel: Channel,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -135,23 +67,12 @@ enum Kind {
     Transfer(usize),
 }
 
-struct DirState {
-    decoder: Decoder,
-    /// Stream offset at which `decoder` started.
-    base: u64,
-}
-
-impl DirState {
-    fn new(base: u64) -> Self {
-        DirState { decoder: Decoder::new(Direction::Any), base }
-    }
-}
-
 struct ConnState {
     client: SocketAddr,
     server: SocketAddr,
     kind: Kind,
-    dirs: [DirState; 2],
+    /// Chat decoding, client to server first.
+    dirs: [ChatDir; 2],
     downloads: VecDeque<(String, Transport)>,
     fin: [bool; 2],
 }
@@ -167,8 +88,7 @@ struct Shared {
     cfg: Config,
     announced: HashMap<SocketAddr, Announce>,
     transfers: Vec<Transfer>,
-    extractor: Option<Extractor>,
-    extract_error: Option<ExtractError>,
+    extraction: Extraction,
     stats: Stats,
     /// The names in `stats.users`, hashed: most messages name a user already
     /// seen, and a hash lookup is cheaper than the ordered set's.
@@ -207,6 +127,8 @@ pub struct Analyzer {
     udp: HashMap<Key, usize>,
     /// UDP flows whose first datagram seen was no transfer's.
     not_transfers: HashSet<Key>,
+    /// Capture time at which idle UDP transfers are looked for next.
+    next_udp_check: i64,
     defrag: Defragmenter,
 }
 
@@ -224,8 +146,7 @@ impl Analyzer {
                 cfg,
                 announced: HashMap::default(),
                 transfers: Vec::new(),
-                extractor,
-                extract_error: None,
+                extraction: Extraction::new(extractor),
                 stats: Stats::default(),
                 users_seen: HashSet::default(),
                 last_user: Vec::new(),
@@ -234,6 +155,7 @@ impl Analyzer {
             conns: HashMap::default(),
             udp: HashMap::default(),
             not_transfers: HashSet::default(),
+            next_udp_check: i64::MIN,
             defrag: Defragmenter::new(),
         }
     }
@@ -251,11 +173,11 @@ impl Analyzer {
     /// The first error writing an extracted file, if any (extraction stops for
     /// that file; decoding goes on).
     pub fn take_extract_error(&mut self) -> Option<ExtractError> {
-        self.shared.extract_error.take()
+        self.shared.extraction.take_error()
     }
 
     /// Analyses one captured frame; owned events (each chat message decoded
-    /// into a [`Message`] with its own allocations). See
+    /// into a [`Message`](crate::wire::Message) with its own allocations). See
     /// [`packet_ref`](Self::packet_ref) for the zero-allocation form.
     pub fn packet(&mut self, p: &Packet<'_>, out: &mut impl FnMut(Event)) {
         self.packet_ref(p, &mut |e| out(e.into_event()));
@@ -268,10 +190,16 @@ impl Analyzer {
         let st = &mut self.shared.stats;
         st.packets += 1;
         st.bytes += p.data.len() as u64;
-        if st.packets % 4096 == 0 {
+        let n = st.packets;
+        if n % 4096 == 0 {
             self.defrag.expire(p.ts_ns);
         }
-        if st.packets % 65_536 == 0 || self.conns.len() > MAX_CONNS {
+        if p.ts_ns >= self.next_udp_check {
+            // Once a second of capture time: cheap, and timely on a quiet capture.
+            self.next_udp_check = p.ts_ns.saturating_add(1_000_000_000);
+            self.expire_udp(p.ts_ns, out);
+        }
+        if n % 65_536 == 0 || self.conns.len() > MAX_CONNS {
             self.sweep(p.ts_ns, out);
         }
         let st = &mut self.shared.stats;
@@ -342,7 +270,7 @@ impl Analyzer {
         if syn
             && !ack
             && let Some(old) = self.conns.get(&k)
-            && old.streams[usize::from(a != old.state.client)].is_new_syn(seg.seq)
+            && old.streams[Side::from_client(a == old.state.client).idx()].is_new_syn(seg.seq)
         {
             self.close(k, ts, out);
         }
@@ -358,7 +286,8 @@ impl Analyzer {
         };
         conn.last_ts = ts;
         let shared = &mut self.shared;
-        let d = usize::from(a != conn.state.client);
+        let side = Side::from_client(a == conn.state.client);
+        let d = side.idx();
         if conn.state.kind == Kind::Ignored {
             if seg.flags & flags::FIN != 0 {
                 conn.state.fin[d] = true;
@@ -368,12 +297,20 @@ impl Analyzer {
             }
             return;
         }
-        if syn && !ack && d == 0 && conn.streams[0].delivered() == 0 && !conn.streams[0].saw_syn {
+        if syn && !ack && side == Side::Client && conn.streams[0].delivered() == 0 && !conn.streams[0].saw_syn {
             shared.conn_event(ts, &conn.state, a, b, ConnChange::Open, out);
+        }
+        if let Kind::Transfer(i) = conn.state.kind
+            && side == Side::Server
+            && !seg.payload.is_empty()
+            && let Some(t) = shared.transfers.get_mut(i)
+        {
+            // Timed here, as captured: out-of-order bytes are handed on later.
+            t.data_seen(ts);
         }
         let state = &mut conn.state;
         conn.streams[d].segment(seg.seq, syn, seg.flags & flags::FIN != 0, seg.payload, &mut |c| {
-            shared.chunk(ts, state, d, c, out);
+            shared.chunk(ts, state, side, c, out);
         });
         if seg.flags & flags::RST != 0 {
             if let Kind::Transfer(i) = conn.state.kind
@@ -391,7 +328,7 @@ impl Analyzer {
         } else if seg.flags & flags::FIN != 0 && !conn.state.fin[d] {
             conn.state.fin[d] = true;
             shared.conn_event(ts, &conn.state, a, b, ConnChange::Close, out);
-            if conn.state.fin[1 - d] && conn.streams.iter().all(|s| s.finished()) {
+            if conn.state.fin[side.other().idx()] && conn.streams.iter().all(|s| s.finished()) {
                 self.close(k, ts, out);
             }
         }
@@ -460,22 +397,40 @@ impl Analyzer {
         };
         let Some(t) = sh.transfers.get_mut(idx) else { return };
         let id = t.summary.id;
-        let (kind, step) = t.datagram(ts, a == t.summary.client, payload);
-        if let Some(ex) = sh.extractor.as_mut()
-            && t.summary.extracted.is_none()
-        {
-            if let Some((offset, range)) = step.write {
-                let data = payload.get(range).unwrap_or(&[]);
-                if let Err(e) = ex.write(id, t.summary.file.as_deref(), offset, data) {
-                    sh.extract_error.get_or_insert(e);
-                }
+        // One captured payload may hold several datagrams (GSO/GRO).
+        let from_client = a == t.summary.client;
+        let size = if from_client { payload.len() } else { t.segment_size(payload) };
+        let mut rest = payload;
+        loop {
+            // (An empty payload is one empty datagram.)
+            let (datagram, tail) = rest.split_at(size.max(1).min(rest.len()));
+            rest = tail;
+            let (kind, step) = t.datagram(ts, from_client, datagram);
+            sh.extraction.step(t, datagram, step);
+            if sh.cfg.datagrams {
+                out(EventRef::Other(Event::Datagram(DatagramEvent { ts_ns: ts, src: a, dst: b, transfer: id, kind })));
             }
-            if step.finish {
-                finish_extract(ex, t, &mut sh.extract_error);
+            if rest.is_empty() {
+                break;
             }
         }
-        if sh.cfg.datagrams {
-            out(EventRef::Other(Event::Datagram(DatagramEvent { ts_ns: ts, src: a, dst: b, transfer: id, kind })));
+        if t.ended() {
+            sh.report_transfer(idx, ts, out);
+        }
+    }
+
+    /// Reports the UDP transfers that have been silent for [`UDP_IDLE_NS`].
+    fn expire_udp(&mut self, now: i64, out: &mut impl FnMut(EventRef<'_>)) {
+        let sh = &mut self.shared;
+        let mut idle: Vec<usize> = self
+            .udp
+            .values()
+            .copied()
+            .filter(|&i| sh.transfers.get(i).is_some_and(|t| !t.reported && now - t.summary.last_ns > UDP_IDLE_NS))
+            .collect();
+        idle.sort_unstable();
+        for i in idle {
+            sh.report_transfer(i, now, out);
         }
     }
 
@@ -496,7 +451,7 @@ impl Analyzer {
             }
         }
         for i in 0..self.shared.transfers.len() {
-            self.shared.report_transfer(i, out);
+            self.shared.report_transfer(i, ts, out);
         }
     }
 }
@@ -529,7 +484,7 @@ impl Shared {
             client,
             server,
             kind: Kind::Undecided,
-            dirs: [DirState::new(0), DirState::new(0)],
+            dirs: [ChatDir::new(0), ChatDir::new(0)],
             downloads: VecDeque::new(),
             fin: [false; 2],
         };
@@ -590,75 +545,60 @@ impl Shared {
         }
     }
 
-    fn flow(st: &ConnState, d: usize) -> (SocketAddr, SocketAddr) {
-        if d == 0 { (st.client, st.server) } else { (st.server, st.client) }
+    /// Sender and receiver of direction `side`.
+    fn flow(st: &ConnState, side: Side) -> (SocketAddr, SocketAddr) {
+        match side {
+            Side::Client => (st.client, st.server),
+            Side::Server => (st.server, st.client),
+        }
     }
 
-    /// In-order bytes (or a hole) of direction `d`.
-    fn chunk(&mut self, ts: i64, st: &mut ConnState, d: usize, c: Chunk<'_>, out: &mut impl FnMut(EventRef<'_>)) {
+    /// In-order bytes (or a hole) of direction `side`.
+    fn chunk(&mut self, ts: i64, st: &mut ConnState, side: Side, c: Chunk<'_>, out: &mut impl FnMut(EventRef<'_>)) {
         if st.kind == Kind::Undecided {
             self.decide_by_port(ts, st);
         }
-        let (src, dst) = Self::flow(st, d);
+        let (src, dst) = Self::flow(st, side);
+        let dir = &mut st.dirs[side.idx()];
         match (st.kind, c) {
             (Kind::Ignored, _) => {}
             (Kind::Undecided, Chunk::Gap { .. }) => st.kind = Kind::Ignored,
             (Kind::Undecided, Chunk::Data { offset, data }) => {
                 // By content: do the first bytes decode as a chat message?
-                let dir = &mut st.dirs[d];
-                if offset != dir.base + dir.decoder.offset() + dir.decoder.buffered() as u64 {
-                    *dir = DirState::new(offset);
-                }
-                dir.decoder.feed(data);
-                let max = crate::wire::Limits::default().max_message_len(Direction::Any);
-                match dir.decoder.next_frame() {
-                    Ok(Some(frame)) => {
-                        let channel =
-                            if matches!(frame.message, Message::Update(_)) { Channel::Update } else { Channel::Main };
-                        st.kind = Kind::Chat(channel);
-                        self.frame(ts, st, d, channel, frame, out);
-                        self.decode(ts, st, d, out);
-                    }
-                    Ok(None) if dir.decoder.buffered() <= max => {}
-                    _ => st.kind = Kind::Ignored,
+                let downloads = &mut st.downloads;
+                let on = &mut |channel, f: Found<'_>| self.found(&Cx { ts, src, dst, channel }, downloads, f, out);
+                match dir.probe(offset, data, on) {
+                    Probe::Chat(channel) => st.kind = Kind::Chat(channel),
+                    Probe::Wait => {}
+                    Probe::NotChat => st.kind = Kind::Ignored,
                 }
             }
             (Kind::Chat(channel), Chunk::Data { data, .. }) => {
-                let rest =
-                    if st.dirs[d].decoder.buffered() == 0 { self.scan(ts, st, d, channel, data, out) } else { data };
-                if !rest.is_empty() {
-                    st.dirs[d].decoder.feed(rest);
-                    self.decode(ts, st, d, out);
-                }
+                let cx = Cx { ts, src, dst, channel };
+                dir.feed(data, &mut |f| self.found(&cx, &mut st.downloads, f, out));
             }
             (Kind::Chat(channel), Chunk::Gap { offset, len }) => {
                 self.stats.gaps += 1;
-                let cut = if st.dirs[d].decoder.has_partial() { " (a message was cut)" } else { "" };
+                let cut = if dir.has_partial() { " (a message was cut)" } else { "" };
                 let what =
                     format!("{len} bytes missing from the capture at stream offset {offset}{cut}; resynchronised");
                 out(EventRef::Other(Event::Problem(ProblemEvent { ts_ns: ts, flow: Some((src, dst, channel)), what })));
-                st.dirs[d] = DirState::new(offset + len);
+                *dir = ChatDir::new(offset + len);
             }
-            (Kind::Transfer(i), c) if d == 1 => {
+            (Kind::Transfer(i), c) if side == Side::Server => {
                 let Some(t) = self.transfers.get_mut(i) else { return };
                 t.summary.last_ns = ts;
+                if let Chunk::Gap { .. } = c {
+                    self.stats.gaps += 1;
+                }
                 match c {
                     Chunk::Data { offset, data } => {
                         t.summary.bytes += data.len() as u64;
-                        if let Some(ex) = self.extractor.as_mut()
-                            && let Err(e) = ex.write(t.summary.id, t.summary.file.as_deref(), offset, data)
-                        {
-                            self.extract_error.get_or_insert(e);
-                        }
+                        self.extraction.write(&t.summary, offset, data);
                     }
                     Chunk::Gap { len, .. } => {
                         t.summary.missing_bytes += len;
-                        self.stats.gaps += 1;
-                        if let Some(ex) = self.extractor.as_mut()
-                            && let Err(e) = ex.hole(t.summary.id, t.summary.file.as_deref())
-                        {
-                            self.extract_error.get_or_insert(e);
-                        }
+                        self.extraction.hole(&t.summary);
                     }
                 }
             }
@@ -666,123 +606,58 @@ impl Shared {
         }
     }
 
-    /// Pulls every whole message out of direction `d`'s decoder.
-    fn decode(&mut self, ts: i64, st: &mut ConnState, d: usize, out: &mut impl FnMut(EventRef<'_>)) {
-        let Kind::Chat(channel) = st.kind else { return };
-        loop {
-            match st.dirs[d].decoder.next_frame() {
-                Ok(Some(frame)) => self.frame(ts, st, d, channel, frame, out),
-                Ok(None) => break,
-                Err(e) => {
-                    self.stats.decode_errors += 1;
-                    let dir = &mut st.dirs[d];
-                    let at = dir.base + e.offset;
-                    let skipped = dir.decoder.resync();
-                    let (src, dst) = Self::flow(st, d);
-                    let what = format!("undecodable input at stream offset {at}: {}; skipped {skipped} bytes", e.kind);
-                    out(EventRef::Other(Event::Problem(ProblemEvent {
-                        ts_ns: ts,
-                        flow: Some((src, dst, channel)),
-                        what,
-                    })));
-                    if skipped == 0 {
-                        let next = st.dirs[d].base + st.dirs[d].decoder.offset();
-                        st.dirs[d] = DirState::new(next);
-                        break;
-                    }
-                }
-            }
-        }
-    }
-
-    /// Decodes whole messages straight from `data` (the usual case: the
-    /// direction has no partial message buffered) without copying or
-    /// allocating; returns the rest, from the first message [`scan`] leaves
-    /// to the reference decoder (incomplete, non-ASCII or malformed).
-    fn scan<'a>(
+    /// Something a chat direction's decoding found.
+    fn found(
         &mut self,
-        ts: i64,
-        st: &mut ConnState,
-        d: usize,
-        channel: Channel,
-        data: &'a [u8],
-        out: &mut impl FnMut(EventRef<'_>),
-    ) -> &'a [u8] {
-        let start = st.dirs[d].base + st.dirs[d].decoder.offset();
-        let mut at = 0;
-        loop {
-            while let Some(b'\r' | b'\n') = data.get(at) {
-                at += 1;
-            }
-            let Some(m) = data.get(at..).and_then(scan::scan) else { break };
-            let raw = &data[at..at + m.len];
-            self.message(ts, st, d, channel, start + at as u64, m.code, raw, m.fields, out);
-            at += m.len;
-        }
-        // The decoder is empty: moving its base skips what was read here.
-        st.dirs[d].base += at as u64;
-        &data[at..]
-    }
-
-    /// A message the reference decoder built (the slow path).
-    fn frame(
-        &mut self,
-        ts: i64,
-        st: &mut ConnState,
-        d: usize,
-        channel: Channel,
-        frame: crate::wire::Frame,
+        cx: &Cx,
+        downloads: &mut VecDeque<(String, Transport)>,
+        f: Found<'_>,
         out: &mut impl FnMut(EventRef<'_>),
     ) {
-        let offset = st.dirs[d].base + frame.offset;
-        let fields = scan::fields_of(&frame.message);
-        self.message(ts, st, d, channel, offset, frame.message.code(), &frame.raw, fields, out);
+        match f {
+            Found::Message(m) => self.message(cx, downloads, m, out),
+            Found::Undecodable { at, error, skipped } => {
+                self.stats.decode_errors += 1;
+                let what = format!("undecodable input at stream offset {at}: {}; skipped {skipped} bytes", error.kind);
+                let flow = Some((cx.src, cx.dst, cx.channel));
+                out(EventRef::Other(Event::Problem(ProblemEvent { ts_ns: cx.ts, flow, what })));
+            }
+        }
     }
 
     /// Counts a message, learns what it announces, and reports it.
-    #[allow(clippy::too_many_arguments)]
     fn message(
         &mut self,
-        ts: i64,
-        st: &mut ConnState,
-        d: usize,
-        channel: Channel,
-        offset: u64,
-        code: u16,
-        raw: &[u8],
-        fields: scan::Fields<'_>,
+        cx: &Cx,
+        downloads: &mut VecDeque<(String, Transport)>,
+        m: Msg<'_>,
         out: &mut impl FnMut(EventRef<'_>),
     ) {
-        let (src, dst) = Self::flow(st, d);
         self.stats.messages += 1;
-        self.stats.by_code.add(code);
+        self.stats.by_code.add(m.code);
         let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-        match fields {
+        match m.fields {
             scan::Fields::Other => {}
             scan::Fields::Names(names) => names.for_each(|n| self.remember(n)),
             scan::Fields::Download { transport, file } => {
-                let transport = match transport {
-                    b"TCP" => Transport::Tcp,
-                    b"UDP" => Transport::Udp,
-                    other => Transport::Other(text(other)),
-                };
-                st.downloads.push_back((text(file), transport));
+                downloads.push_back((text(file), Transport::from_wire(text(transport))));
             }
             scan::Fields::Joined { name, port } => {
                 self.remember(name);
-                self.announced.insert(SocketAddr::new(src.ip(), port), Announce::Update);
+                self.announced.insert(SocketAddr::new(cx.src.ip(), port), Announce::Update);
             }
             scan::Fields::DownloadReady { size, port } => {
-                let (file, transport) = st.downloads.pop_front().map_or((None, None), |(f, t)| (Some(f), Some(t)));
-                self.announced.insert(SocketAddr::new(src.ip(), port), Announce::Transfer { file, transport, size });
+                let (file, transport) = downloads.pop_front().map_or((None, None), |(f, t)| (Some(f), Some(t)));
+                self.announced.insert(SocketAddr::new(cx.src.ip(), port), Announce::Transfer { file, transport, size });
             }
             scan::Fields::Error { ty } => {
                 if ty == 6 {
-                    st.downloads.pop_front();
+                    downloads.pop_front();
                 }
             }
         }
-        out(EventRef::Message(MessageRef { ts_ns: ts, src, dst, channel, offset, code, raw }));
+        let (ts_ns, src, dst, channel) = (cx.ts, cx.src, cx.dst, cx.channel);
+        out(EventRef::Message(MessageRef { ts_ns, src, dst, channel, offset: m.offset, code: m.code, raw: m.raw }));
     }
 
     /// Adds a user name to the set, allocating only for a new one; the last
@@ -801,40 +676,38 @@ impl Shared {
 
     fn end_conn(&mut self, ts: i64, conn: &mut Conn, out: &mut impl FnMut(EventRef<'_>)) {
         let st = &mut conn.state;
-        for (d, stream) in conn.streams.iter_mut().enumerate() {
-            stream.flush(&mut |c| self.chunk(ts, st, d, c, out));
+        for side in Side::BOTH {
+            conn.streams[side.idx()].flush(&mut |c| self.chunk(ts, st, side, c, out));
             if let Kind::Chat(channel) = st.kind
-                && let Err(e) = st.dirs[d].decoder.finish()
+                && let Err(e) = st.dirs[side.idx()].finish()
             {
-                let (src, dst) = Self::flow(st, d);
+                let (src, dst) = Self::flow(st, side);
                 self.stats.decode_errors += 1;
                 let what = format!("the connection ended inside a message: {}", e.kind);
                 out(EventRef::Other(Event::Problem(ProblemEvent { ts_ns: ts, flow: Some((src, dst, channel)), what })));
             }
         }
         if let Kind::Transfer(i) = st.kind {
-            let server = &conn.streams[1];
+            let server = &conn.streams[Side::Server.idx()];
             if let Some(t) = self.transfers.get_mut(i) {
                 t.summary.packets = server.stats.segments;
                 t.summary.retransmissions = server.stats.retransmissions;
                 t.summary.out_of_order = server.stats.out_of_order;
-                t.summary.complete = st.fin[1] && t.summary.missing_bytes == 0;
+                t.summary.complete = st.fin[Side::Server.idx()] && t.summary.missing_bytes == 0;
             }
-            self.report_transfer(i, out);
+            self.report_transfer(i, ts, out);
         }
     }
 
-    fn report_transfer(&mut self, i: usize, out: &mut impl FnMut(EventRef<'_>)) {
+    /// Reports transfer `i` (once), at `ts`, closing its extracted file.
+    fn report_transfer(&mut self, i: usize, ts: i64, out: &mut impl FnMut(EventRef<'_>)) {
         let Some(t) = self.transfers.get_mut(i) else { return };
         if t.reported {
             return;
         }
         t.reported = true;
-        if t.summary.extracted.is_none()
-            && let Some(ex) = self.extractor.as_mut()
-        {
-            finish_extract(ex, t, &mut self.extract_error);
-        }
+        t.summary.reported_ns = ts;
+        self.extraction.finish(t);
         out(EventRef::Other(Event::Transfer(Box::new(t.summary.clone()))));
     }
 }
@@ -846,31 +719,15 @@ impl Shared {
 /// checksum. The server's transfer port is never a well-known one (< 1024),
 /// which is checked before the checksum is computed.
 fn by_content(a: SocketAddr, b: SocketAddr, payload: &[u8]) -> Option<(SocketAddr, SocketAddr)> {
-    let (client, server) = match payload.first()? {
-        0xC1 | 0xC3 | 0xC5 => (b, a),
-        0xC2 | 0xC4 | 0xC6 => (a, b),
+    let (client, server) = match *payload.first()? {
+        fast::T_CHALLENGE | fast::T_DATA | fast::T_DONE => (b, a),
+        fast::T_START | fast::T_ACK | fast::T_DONE_ACK => (a, b),
         _ => return classic::parse_window(payload).and((b.port() >= 1024).then_some((a, b))),
     };
-    if server.port() < 1024 || Frame::decode(payload).is_err() {
+    if server.port() < 1024 {
         return None;
     }
-    Some((client, server))
-}
-
-/// Closes a transfer's extracted file, verifying its size (and hash, in fast
-/// mode); a fast transfer whose bytes the capture did not all hold has holes.
-fn finish_extract(ex: &mut Extractor, t: &mut Transfer, error: &mut Option<ExtractError>) {
-    let (id, name) = (t.summary.id, t.summary.file.as_deref());
-    if t.summary.mode == TransferMode::Fast
-        && t.summary.missing_bytes > 0
-        && let Err(e) = ex.hole(id, name)
-    {
-        error.get_or_insert(e);
-    }
-    match ex.finish(id, name, t.summary.announced_size, t.expected_hash().as_ref()) {
-        Ok(x) => t.summary.extracted = Some(x),
-        Err(e) => {
-            error.get_or_insert(e);
-        }
-    }
+    // A GSO super-packet of DATA: its first datagram must be valid.
+    let first = &payload[..super_packet_segment(payload, 0)];
+    Frame::decode(first).is_ok().then_some((client, server))
 }

@@ -216,6 +216,17 @@ pub enum TransferMode {
     Fast,
 }
 
+impl TransferMode {
+    /// The name a person reads, the same in the timeline and the summary.
+    pub fn label(self) -> &'static str {
+        match self {
+            TransferMode::Tcp => "TCP",
+            TransferMode::Classic => "UDP go-back-N",
+            TransferMode::Fast => "UDP fast",
+        }
+    }
+}
+
 /// The outcome of an extraction.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Extracted {
@@ -269,21 +280,37 @@ pub struct TransferSummary {
     pub receiver_verified: Option<bool>,
     /// The transfer reached its end (last packet, or FIN).
     pub complete: bool,
-    /// First and last packet (ns since the epoch).
+    /// First packet of the transfer's connection or flow (ns since the epoch).
     pub first_ns: i64,
-    /// Last packet of the transfer.
+    /// Last packet of the transfer's connection or flow.
     pub last_ns: i64,
+    /// First packet carrying file bytes (None: no data seen).
+    pub data_first_ns: Option<i64>,
+    /// Last packet carrying file bytes.
+    pub data_last_ns: Option<i64>,
+    /// When the transfer was reported: its end (the connection's close, the
+    /// fast DONE-ACK, the classic last packet), after [`UDP_IDLE_NS`] without
+    /// a datagram, or the end of the capture. Its place in the timeline.
+    ///
+    /// [`UDP_IDLE_NS`]: super::analyzer::UDP_IDLE_NS
+    pub reported_ns: i64,
     /// Where the file was rebuilt (`--extract`).
     pub extracted: Option<Extracted>,
 }
 
 impl TransferSummary {
-    /// Seconds from the first to the last packet.
+    /// Seconds the file's bytes took: from the first to the last packet
+    /// carrying file bytes (not the connection's life: set-up, the wait for
+    /// the last ACK or FIN, and a capture that runs on do not count).
     pub fn duration_s(&self) -> f64 {
-        (self.last_ns - self.first_ns).max(0) as f64 / 1e9
+        match (self.data_first_ns, self.data_last_ns) {
+            (Some(a), Some(b)) => (b - a).max(0) as f64 / 1e9,
+            _ => 0.0,
+        }
     }
 
-    /// File bytes per second over the duration (None for an instant transfer).
+    /// File bytes per second over [`duration_s`](Self::duration_s) (None
+    /// for an instant transfer).
     pub fn goodput_bps(&self) -> Option<f64> {
         let d = self.duration_s();
         (d > 0.0).then(|| self.bytes as f64 / d)
@@ -314,7 +341,7 @@ impl Event {
             Event::Connection(e) => e.ts_ns,
             Event::Problem(e) => e.ts_ns,
             Event::Datagram(e) => e.ts_ns,
-            Event::Transfer(t) => t.last_ns,
+            Event::Transfer(t) => t.reported_ns,
         }
     }
 }

@@ -6,7 +6,8 @@ use std::fs::File;
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use super::event::Extracted;
+use super::event::{Extracted, TransferMode, TransferSummary};
+use super::transfer::{Step, Transfer};
 
 /// A file could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +22,8 @@ pub struct ExtractError {
 
 struct Open {
     path: PathBuf,
+    /// The file's name before numbering (see [`safe_name`]).
+    base: String,
     out: BufWriter<File>,
     /// Offset the next sequential write lands at.
     at: u64,
@@ -65,7 +68,13 @@ impl Extractor {
                     Ok(f) => {
                         self.open.insert(
                             id,
-                            Open { path, out: BufWriter::with_capacity(256 << 10, f), at: 0, holes: false },
+                            Open {
+                                path,
+                                base: base.clone(),
+                                out: BufWriter::with_capacity(256 << 10, f),
+                                at: 0,
+                                holes: false,
+                            },
                         );
                         break;
                     }
@@ -103,7 +112,8 @@ impl Extractor {
     /// Closes transfer `id`'s file and verifies its size against `expected`
     /// and, when given (fast mode), its BLAKE3 against `hash` (the file is
     /// read back, in constant memory). A file that fails verification is
-    /// renamed with a `.incomplete` suffix.
+    /// renamed with a `.incomplete` suffix, numbered when that name is taken
+    /// (`NAME.incomplete`, `NAME.1.incomplete`, …): nothing is overwritten.
     pub fn finish(
         &mut self,
         id: u32,
@@ -128,13 +138,115 @@ impl Extractor {
         }
         let mut path = f.path;
         if !verified {
-            let mut bad = path.clone().into_os_string();
-            bad.push(".incomplete");
-            let bad = PathBuf::from(bad);
-            std::fs::rename(&path, &bad).map_err(|e| err(&path, e))?;
-            path = bad;
+            path = rename_incomplete(&path, &self.dir.join(&f.base)).map_err(|e| err(&path, e))?;
         }
         Ok(Extracted { path, verified, hash_verified })
+    }
+}
+
+/// Renames `path` to `BASE.incomplete`, or when that exists
+/// `BASE.1.incomplete`, `BASE.2.incomplete`…: never over another file
+/// (several incomplete copies of one file each keep their own, numbered as
+/// complete copies are).
+fn rename_incomplete(path: &Path, base: &Path) -> std::io::Result<PathBuf> {
+    for n in 0..10_000 {
+        let mut bad = base.as_os_str().to_owned();
+        if n > 0 {
+            bad.push(format!(".{n}"));
+        }
+        bad.push(".incomplete");
+        let bad = PathBuf::from(bad);
+        // A hard link fails on an existing name where a rename would replace it.
+        match std::fs::hard_link(path, &bad) {
+            Ok(()) => {
+                std::fs::remove_file(path)?;
+                return Ok(bad);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(_) if !bad.exists() => {
+                // No hard links here (some file systems): check, then rename.
+                std::fs::rename(path, &bad)?;
+                return Ok(bad);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(std::io::Error::new(std::io::ErrorKind::AlreadyExists, "too many incomplete copies"))
+}
+
+/// The extractor as the analyser drives it, transfer by transfer: writes,
+/// holes and closing, keeping the first error (extraction of that file
+/// stops; decoding goes on). Without an [`Extractor`], nothing happens.
+pub(crate) struct Extraction {
+    ex: Option<Extractor>,
+    error: Option<ExtractError>,
+}
+
+impl Extraction {
+    pub(crate) fn new(ex: Option<Extractor>) -> Self {
+        Extraction { ex, error: None }
+    }
+
+    /// The first error, if any.
+    pub(crate) fn take_error(&mut self) -> Option<ExtractError> {
+        self.error.take()
+    }
+
+    fn keep(&mut self, r: Result<(), ExtractError>) {
+        if let Err(e) = r {
+            self.error.get_or_insert(e);
+        }
+    }
+
+    /// File bytes of a transfer at `offset`.
+    pub(crate) fn write(&mut self, s: &TransferSummary, offset: u64, data: &[u8]) {
+        if let Some(ex) = self.ex.as_mut() {
+            let r = ex.write(s.id, s.file.as_deref(), offset, data);
+            self.keep(r);
+        }
+    }
+
+    /// The capture missed bytes of a transfer.
+    pub(crate) fn hole(&mut self, s: &TransferSummary) {
+        if let Some(ex) = self.ex.as_mut() {
+            let r = ex.hole(s.id, s.file.as_deref());
+            self.keep(r);
+        }
+    }
+
+    /// What a UDP datagram of `t` asks for (its bytes written, the file closed).
+    pub(crate) fn step(&mut self, t: &mut Transfer, datagram: &[u8], step: Step) {
+        if t.summary.extracted.is_some() {
+            return;
+        }
+        if let Some((offset, range)) = step.write {
+            self.write(&t.summary, offset, datagram.get(range).unwrap_or(&[]));
+        }
+        if step.finish {
+            self.finish(t);
+        }
+    }
+
+    /// Closes a transfer's file (once), verifying its size (and hash, in
+    /// fast mode); a fast transfer whose bytes the capture did not all hold
+    /// has holes.
+    pub(crate) fn finish(&mut self, t: &mut Transfer) {
+        let Some(ex) = self.ex.as_mut() else { return };
+        if t.summary.extracted.is_some() {
+            return;
+        }
+        let (id, name) = (t.summary.id, t.summary.file.as_deref());
+        if t.summary.mode == TransferMode::Fast && t.summary.missing_bytes > 0 {
+            let r = ex.hole(id, name);
+            self.keep(r);
+        }
+        let Some(ex) = self.ex.as_mut() else { return };
+        match ex.finish(id, name, t.summary.announced_size, t.expected_hash().as_ref()) {
+            Ok(x) => t.summary.extracted = Some(x),
+            Err(e) => {
+                self.error.get_or_insert(e);
+            }
+        }
     }
 }
 

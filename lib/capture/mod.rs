@@ -22,9 +22,12 @@
 //! - [`frag`]: IP fragment reassembly, bounded in count, size and time.
 //! - [`tcp`]: per-direction TCP reassembly with 64-bit offsets, a cap on
 //!   buffered bytes, holes reported then resynchronised.
+//! - [`config`]: how to analyse; [`stats`]: the counters of `--summary`.
 //! - [`analyzer`]: finds the chat (server port, ports announced in `200` and
 //!   `206`, else content), decodes each direction with
 //!   [`wire::Decoder`](crate::wire::Decoder) and follows downloads.
+//! - `chat` (private): one direction of a chat connection decoded, the
+//!   scan first and the wire decoder for the rest.
 //! - `scan` (private): the zero-allocation fast path for whole, plain (ASCII)
 //!   messages read straight from a packet; anything else goes to the wire
 //!   decoder, and property tests hold the two to the same answers.
@@ -36,8 +39,8 @@
 //! - [`extract`]: rebuilding files on disk as the capture streams by,
 //!   verifying size (and, in fast mode, the BLAKE3 hash).
 //! - [`event`]: what the analyser reports; [`output`]: how it is shown.
-//! - [`synth`]: pcap/pcapng writers and packet builders for synthetic
-//!   captures (tests, fuzz seeds, the benchmark).
+//! - `synth` (test support, hidden from the docs): pcap/pcapng writers and
+//!   packet builders for synthetic captures (tests, fuzz seeds, the benchmark).
 //!
 //! Nothing here panics on input: malformed frames are counted and skipped,
 //! undecodable chat input is reported as [`Event::Problem`] and skipped to the
@@ -68,6 +71,8 @@
 //! ```
 
 pub mod analyzer;
+mod chat;
+pub mod config;
 pub mod event;
 pub mod extract;
 pub mod frag;
@@ -75,10 +80,17 @@ pub mod net;
 pub mod output;
 pub mod reader;
 mod scan;
+pub mod stats;
+#[doc(hidden)]
 pub mod synth;
 pub mod tcp;
 pub mod transfer;
 
-pub use analyzer::{Analyzer, CodeCounts, Config, Stats};
-pub use event::*;
+pub use analyzer::Analyzer;
+pub use config::Config;
+pub use event::{
+    Channel, ConnChange, ConnEvent, DatagramEvent, DatagramKind, Event, EventRef, Extracted, MessageEvent, MessageRef,
+    ProblemEvent, TransferMode, TransferSummary,
+};
 pub use reader::{CaptureReader, Packet, ReadError};
+pub use stats::{CodeCounts, Stats};

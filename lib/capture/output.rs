@@ -190,11 +190,7 @@ fn push_padded(line: &mut String, s: &str, width: usize) {
 
 /// A transfer in one line.
 pub fn transfer_line(s: &TransferSummary) -> String {
-    let mode = match s.mode {
-        TransferMode::Tcp => "TCP",
-        TransferMode::Classic => "UDP go-back-N",
-        TransferMode::Fast => "UDP fast",
-    };
+    let mode = s.mode.label();
     let name = s.file.as_deref().map(q).unwrap_or_else(|| "(unknown file)".into());
     let size = match s.announced_size {
         Some(a) if a == s.bytes => format!("{} of {a} bytes", s.bytes),
@@ -224,7 +220,7 @@ pub fn transfer_line(s: &TransferSummary) -> String {
         String::new()
     };
     format!(
-        "transfer #{} {mode} {name} {} → {}: {size}, {} packets, {} retransmitted, {} out of order{fast}, {:.3} s{rate}{ex}",
+        "transfer #{} {mode} {name} {} → {}: {size}, {} packets, {} retransmitted, {} out of order{fast}, data over {:.3} s{rate}{ex}",
         s.id,
         s.server,
         s.client,
@@ -439,40 +435,95 @@ pub fn json(e: &Event) -> Value {
     Value::Object(o)
 }
 
-/// A time-sequence graph of one UDP transfer as a standalone SVG: packet
-/// number (classic) or byte offset (fast) over time, first transmissions as
-/// dots, retransmissions as red crosses, acknowledgements as a green step
-/// line (as tcptrace draws TCP).
+/// A time-sequence graph of one UDP transfer as a standalone SVG, read as
+/// tcptrace's or Wireshark's Stevens graph: packet number (classic) or byte
+/// offset (fast) over time, first transmissions as dots, retransmissions as
+/// red crosses, acknowledgements as a green step line; a title (file, mode,
+/// size, duration, retransmissions), ticks with units on both axes, and a
+/// legend.
 pub fn plot_svg(s: &TransferSummary, points: &[PlotPoint]) -> String {
     use super::transfer::PointKind;
-    let (w, h, m) = (900.0f64, 500.0f64, 60.0f64);
+    let (w, h) = (960.0f64, 560.0f64);
+    let (left, right, top, bottom) = (90.0f64, 30.0f64, 70.0f64, 60.0f64);
     let t0 = points.iter().map(|p| p.ts_ns).min().unwrap_or(0);
-    let t1 = points.iter().map(|p| p.ts_ns).max().unwrap_or(0).max(t0 + 1);
-    let pmax = points.iter().map(|p| p.packet).max().unwrap_or(0).max(1);
-    let x = |ts: i64| m + (ts - t0) as f64 / (t1 - t0) as f64 * (w - 2.0 * m);
-    let y = |p: u64| h - m - p as f64 / pmax as f64 * (h - 2.0 * m);
+    let span_s = (points.iter().map(|p| p.ts_ns).max().unwrap_or(0) - t0).max(1) as f64 / 1e9;
+    let pmax = points.iter().map(|p| p.packet).max().unwrap_or(0).max(1) as f64;
+    let fast = s.mode == TransferMode::Fast;
+    // Axis ranges rounded up to a tick, so the last tick closes the axis.
+    let (xstep, xend) = ticks(span_s);
+    let (yunit, ydiv) = if !fast {
+        ("packet number", 1.0)
+    } else if pmax >= 2.0 * 1_048_576.0 {
+        ("byte offset (MiB)", 1_048_576.0)
+    } else if pmax >= 2.0 * 1024.0 {
+        ("byte offset (KiB)", 1024.0)
+    } else {
+        ("byte offset (bytes)", 1.0)
+    };
+    // Ticks in the unit shown.
+    let (ystep, yend) = ticks(pmax / ydiv);
+    let (ystep, yend) = (ystep * ydiv, yend * ydiv);
+    let (pw, ph) = (w - left - right, h - top - bottom);
+    let x = |ts: i64| left + (ts - t0) as f64 / 1e9 / xend * pw;
+    let y = |p: u64| top + ph - p as f64 / yend * ph;
     let mut svg = String::new();
-    let title = format!("transfer #{} {}", s.id, s.file.as_deref().unwrap_or("(unknown file)"));
     let _ = writeln!(
         svg,
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12">"#
     );
     let _ = writeln!(svg, r#"<rect width="{w}" height="{h}" fill="white"/>"#);
-    let _ = writeln!(svg, r#"<text x="{}" y="20" text-anchor="middle" font-size="14">{}</text>"#, w / 2.0, xml(&title));
-    let _ = writeln!(svg, r#"<path d="M{m} {m} V{} H{}" stroke="black" fill="none"/>"#, h - m, w - m);
+    let name = s.file.as_deref().map(q).unwrap_or_else(|| "(unknown file)".into());
+    let size = s.announced_size.map_or_else(|| bytes(s.bytes), bytes);
+    let title = format!(
+        "transfer #{} {name}: {}, {size}, data over {:.3} s, {} retransmission{}",
+        s.id,
+        s.mode.label(),
+        s.duration_s(),
+        s.retransmissions,
+        if s.retransmissions == 1 { "" } else { "s" }
+    );
+    let _ = writeln!(svg, r#"<text x="{}" y="24" text-anchor="middle" font-size="15">{}</text>"#, w / 2.0, xml(&title));
+    let sub = format!("{} → {}", s.server, s.client);
+    let _ = writeln!(svg, r##"<text x="{}" y="44" text-anchor="middle" fill="#555">{}</text>"##, w / 2.0, xml(&sub));
+    // Grid, ticks and labels.
+    let mut grid = String::new();
+    let mut labels = String::new();
+    for i in 0..=((xend / xstep).round() as u64) {
+        let v = i as f64 * xstep;
+        let px = left + v / xend * pw;
+        let _ = write!(grid, "M{px:.1} {top} V{} ", top + ph);
+        let _ = writeln!(
+            labels,
+            r#"<text x="{px:.1}" y="{}" text-anchor="middle">{}</text>"#,
+            top + ph + 18.0,
+            tick_label(v, xstep)
+        );
+    }
+    for i in 0..=((yend / ystep).round() as u64) {
+        let v = i as f64 * ystep;
+        let py = top + ph - v / yend * ph;
+        let _ = write!(grid, "M{left} {py:.1} H{} ", left + pw);
+        let _ = writeln!(
+            labels,
+            r#"<text x="{}" y="{:.1}" text-anchor="end">{}</text>"#,
+            left - 6.0,
+            py + 4.0,
+            tick_label(v / ydiv, ystep / ydiv)
+        );
+    }
+    let _ = writeln!(svg, r##"<path d="{grid}" stroke="#ddd" fill="none"/>"##);
+    svg.push_str(&labels);
+    let _ = writeln!(svg, r#"<path d="M{left} {top} V{} H{}" stroke="black" fill="none"/>"#, top + ph, left + pw);
     let _ = writeln!(
         svg,
-        r#"<text x="{}" y="{}" text-anchor="middle">time (s), 0 to {:.3}</text>"#,
-        w / 2.0,
-        h - 20.0,
-        (t1 - t0) as f64 / 1e9
+        r#"<text x="{}" y="{}" text-anchor="middle">time since the first point (s)</text>"#,
+        left + pw / 2.0,
+        h - 16.0
     );
     let _ = writeln!(
         svg,
-        r#"<text x="15" y="{}" transform="rotate(-90 15 {})" text-anchor="middle">{}, 0 to {pmax}</text>"#,
-        h / 2.0,
-        h / 2.0,
-        if s.mode == TransferMode::Fast { "byte offset" } else { "packet number" }
+        r#"<text x="18" y="{0}" transform="rotate(-90 18 {0})" text-anchor="middle">{yunit}</text>"#,
+        top + ph / 2.0
     );
     let mut acks = String::new();
     for p in points {
@@ -485,15 +536,47 @@ pub fn plot_svg(s: &TransferSummary, points: &[PlotPoint]) -> String {
                 let _ = writeln!(svg, r#"<path d="M{:.1} {:.1} l6 6 m0 -6 l-6 6" stroke="red"/>"#, px - 3.0, py - 3.0);
             }
             PointKind::Ack => {
-                let _ = write!(acks, "{}{px:.1} {py:.1} ", if acks.is_empty() { "M" } else { "L" });
+                // A step: the acknowledged level holds until the next ACK.
+                let _ = if acks.is_empty() {
+                    write!(acks, "M{px:.1} {py:.1} ")
+                } else {
+                    write!(acks, "H{px:.1} V{py:.1} ")
+                };
             }
         }
     }
     if !acks.is_empty() {
         let _ = writeln!(svg, r#"<path d="{acks}" stroke="green" fill="none"/>"#);
     }
+    // Legend, top left inside the plot (the graph rises to the top right).
+    let (lx, ly) = (left + 12.0, top + 12.0);
+    let ack = if fast { "acknowledged: every byte below" } else { "acknowledged: next packet expected" };
+    let sent = if fast { "DATA sent (first byte)" } else { "data packet sent" };
+    let _ = writeln!(svg, r##"<rect x="{lx}" y="{ly}" width="260" height="66" fill="white" stroke="#999"/>"##);
+    let _ = writeln!(svg, r#"<circle cx="{}" cy="{}" r="2.5" fill="black"/>"#, lx + 16.0, ly + 16.0);
+    let _ = writeln!(svg, r#"<text x="{}" y="{}">{sent}</text>"#, lx + 32.0, ly + 20.0);
+    let _ = writeln!(svg, r#"<path d="M{} {} l8 8 m0 -8 l-8 8" stroke="red"/>"#, lx + 12.0, ly + 29.0);
+    let _ = writeln!(svg, r#"<text x="{}" y="{}">retransmission (bytes sent again)</text>"#, lx + 32.0, ly + 37.0);
+    let _ = writeln!(svg, r#"<path d="M{} {} h20" stroke="green" stroke-width="2"/>"#, lx + 6.0, ly + 51.0);
+    let _ = writeln!(svg, r#"<text x="{}" y="{}">{ack}</text>"#, lx + 32.0, ly + 55.0);
     svg.push_str("</svg>\n");
     svg
+}
+
+/// A tick step of 1, 2 or 5 times a power of ten giving 4 to 10 ticks over
+/// `0..max`, and `max` rounded up to a whole step.
+fn ticks(max: f64) -> (f64, f64) {
+    let max = if max > 0.0 && max.is_finite() { max } else { 1.0 };
+    let raw = max / 6.0;
+    let pow = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 5.0, 10.0].into_iter().map(|m| m * pow).find(|s| *s >= raw).unwrap_or(10.0 * pow);
+    (step, (max / step).ceil().max(1.0) * step)
+}
+
+/// A tick's value with as many decimals as its step needs.
+fn tick_label(v: f64, step: f64) -> String {
+    let decimals = if step >= 1.0 { 0 } else { (-step.log10().floor()) as usize };
+    format!("{v:.decimals$}")
 }
 
 fn xml(s: &str) -> String {

@@ -1,6 +1,6 @@
 //! Per-download state: TCP transfer connections, classic go-back-N and the
 //! fast mode over UDP, with the counters of the summary and the points of
-//! the plot.
+//! the plot (the state is crate-private; the plot points are public).
 //!
 //! A UDP transfer starts as classic and becomes fast at its first valid fast
 //! datagram (a chatctl sender answers the hello with a CHALLENGE; a classic
@@ -60,7 +60,7 @@ pub struct PlotPoint {
 
 /// A download being followed.
 #[derive(Debug)]
-pub struct Transfer {
+pub(crate) struct Transfer {
     /// What is known so far (reported at the end).
     pub summary: TransferSummary,
     /// Points for `--plot` (UDP transfers only).
@@ -107,6 +107,9 @@ struct FastState {
     recent: Vec<(u64, u64, bool)>,
     /// DONE was seen.
     done: bool,
+    /// Longest valid DATA datagram seen: the transfer's datagram size, by
+    /// which a GSO super-packet is split first.
+    datagram_size: usize,
 }
 
 impl FastState {
@@ -137,7 +140,7 @@ impl FastState {
 
 /// What the analyser should do after a datagram.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct Step {
+pub(crate) struct Step {
     /// Write these bytes of the datagram at this file offset.
     pub write: Option<(u64, Range<usize>)>,
     /// The transfer's file is whole (or will not get more bytes): close it.
@@ -146,7 +149,7 @@ pub struct Step {
 
 /// What the caller should do with a datagram's payload.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Accepted {
+pub(crate) struct Accepted {
     /// File offset where the payload belongs.
     pub offset: u64,
     /// This completes the file.
@@ -186,6 +189,9 @@ impl Transfer {
                 complete: false,
                 first_ns: ts,
                 last_ns: ts,
+                data_first_ns: None,
+                data_last_ns: None,
+                reported_ns: ts,
                 extracted: None,
             },
             plot: Vec::new(),
@@ -198,6 +204,18 @@ impl Transfer {
             record_plot: false,
             fast: None,
         }
+    }
+
+    /// The size of the datagrams in a payload the sender's side captured:
+    /// its whole length, or for a GSO super-packet (or a GRO-merged one) of
+    /// DATA the size of each datagram but the last, which may be shorter.
+    /// Judged from the transfer's datagram size first (see
+    /// [`super_packet_segment`]). Classic transfers are never split.
+    pub fn segment_size(&self, payload: &[u8]) -> usize {
+        if self.fast.is_none() && self.max_seen.is_some() {
+            return payload.len();
+        }
+        super_packet_segment(payload, self.fast.as_deref().map_or(0, |f| f.datagram_size))
     }
 
     /// One UDP datagram of this transfer, from the client (receiver) or the
@@ -251,6 +269,10 @@ impl Transfer {
                 DatagramKind::Start { cookie, resume, max_data }
             }
             Frame::Data { pn, offset, payload: data } => {
+                let s = &mut self.summary;
+                s.data_first_ns.get_or_insert(ts);
+                s.data_last_ns = Some(ts);
+                f.datagram_size = f.datagram_size.max(payload.len());
                 let end = offset + data.len() as u64;
                 let duplicate = f.pns.contains(pn..pn.saturating_add(1));
                 let retransmission = !duplicate && f.resent(pn, offset, end);
@@ -322,6 +344,23 @@ impl Transfer {
         s.complete = f.done && s.announced_size.is_some() && s.missing_bytes == 0;
     }
 
+    /// A packet carrying file bytes was captured at `ts` (the duration
+    /// measures these).
+    pub fn data_seen(&mut self, ts: i64) {
+        self.summary.data_first_ns.get_or_insert(ts);
+        self.summary.data_last_ns = Some(ts);
+    }
+
+    /// Whether the transfer is over: the receiver's fast DONE-ACK, or the
+    /// classic last packet taken in order (TCP ends with its connection).
+    pub fn ended(&self) -> bool {
+        match self.summary.mode {
+            TransferMode::Fast => self.summary.receiver_verified.is_some(),
+            TransferMode::Classic => self.done,
+            TransferMode::Tcp => false,
+        }
+    }
+
     /// The file's BLAKE3 as the fast sender announced it (DONE).
     pub fn expected_hash(&self) -> Option<[u8; 32]> {
         self.fast.as_deref().and_then(|f| f.hash)
@@ -372,6 +411,7 @@ impl Transfer {
         if s >= m {
             return (DatagramKind::Other { len: payload.len() }, None);
         }
+        self.data_seen(ts);
         self.summary.packets += 1;
         // Which packet is it? The same residue fits one packet behind the
         // expected one (sent again) and one ahead (a hole before it). The
@@ -413,6 +453,34 @@ impl Transfer {
     }
 }
 
+/// Where the second datagram of a GSO super-packet of fast DATA starts, which
+/// is the size of every datagram in it but the last; `payload.len()` when the
+/// payload is one datagram.
+///
+/// Linux hands tcpdump a UDP packet sent with GSO (or merged by GRO on
+/// receipt) whole: one captured packet of 65,340 bytes carrying 45 datagrams
+/// of 1,452. DATA has no length field, so the boundary is found from its
+/// content: the next datagram starts with the DATA type and a packet number a
+/// little above the first's (packet numbers grow by one per datagram sent; a
+/// GRO merge on the receiver may skip the lost ones), and the first datagram
+/// must pass its check. `datagram_size`, the transfer's size so far, is tried
+/// first; a payload no longer than it is one datagram and costs nothing.
+pub(crate) fn super_packet_segment(payload: &[u8], datagram_size: usize) -> usize {
+    const MIN: usize = fast::DATA_HEADER + fast::CHECK_LEN;
+    let len = payload.len();
+    if len <= datagram_size.max(MIN) || payload[0] != fast::T_DATA {
+        return len;
+    }
+    let pn = |at: usize| payload.get(at + 1..at + 9).map(|b| u64::from_be_bytes(b.try_into().unwrap_or([0; 8])));
+    let first = pn(0).unwrap_or(0);
+    let starts_next =
+        |at: usize| payload[at] == fast::T_DATA && pn(at).is_some_and(|p| p > first && p - first <= PN_WINDOW);
+    if datagram_size >= MIN && starts_next(datagram_size) && Frame::decode(&payload[..datagram_size]).is_ok() {
+        return datagram_size;
+    }
+    (MIN..len).find(|&at| starts_next(at) && Frame::decode(&payload[..at]).is_ok()).unwrap_or(len)
+}
+
 /// A fast 64-bit hash of the payload, 8 bytes at a time: tells a packet
 /// sent again from a new one (not cryptographic, not needed here).
 fn payload_hash(p: &[u8]) -> u64 {
@@ -442,6 +510,39 @@ mod tests {
         let mut v = Vec::new();
         classic::Data { last, seq, payload }.encode(&mut v);
         v
+    }
+
+    fn fast_data(pn: u64, offset: u64, len: usize) -> Vec<u8> {
+        let payload: Vec<u8> = (0..len).map(|i| (i as u8).wrapping_mul(7) ^ pn as u8).collect();
+        let mut v = Vec::new();
+        Frame::Data { pn, offset, payload: &payload }.encode(&mut v);
+        v
+    }
+
+    #[test]
+    fn super_packets_split_at_the_datagram_size() {
+        let one = fast_data(7, 0, 1427);
+        let size = one.len();
+        // Not a super-packet: one datagram, of any size, whatever the hint.
+        assert_eq!(super_packet_segment(&one, 0), size);
+        assert_eq!(super_packet_segment(&one, size), size);
+        let probe = fast_data(8, 0, 8947);
+        assert_eq!(super_packet_segment(&probe, size), probe.len());
+        // GSO: equal datagrams and a short last one, with or without the hint.
+        let mut gso = [fast_data(9, 0, 1427), fast_data(10, 1427, 1427), fast_data(11, 2854, 100)].concat();
+        assert_eq!(super_packet_segment(&gso, size), size);
+        assert_eq!(super_packet_segment(&gso, 0), size);
+        // GRO on the receiver: a lost datagram leaves a packet-number gap.
+        let gro = [fast_data(9, 0, 1427), fast_data(12, 4281, 1427)].concat();
+        assert_eq!(super_packet_segment(&gro, 0), size);
+        // A first datagram that fails its check is not split (nothing to trust).
+        gso[100] ^= 1;
+        assert_eq!(super_packet_segment(&gso, 0), gso.len());
+        // Not DATA: never split.
+        let mut ack = Vec::new();
+        Frame::Ack { largest_pn: 1, delay_us: 0, max_data: 9, ranges: vec![0..4, 5..9] }.encode(&mut ack);
+        let two = [ack.clone(), ack].concat();
+        assert_eq!(super_packet_segment(&two, 0), two.len());
     }
 
     #[test]

@@ -26,7 +26,8 @@ impl Transport {
         }
     }
 
-    fn from_wire(s: String) -> Self {
+    /// The transport the 3 characters of a `106` name (`TCP`, `UDP`, else [`Transport::Other`]).
+    pub fn from_wire(s: String) -> Self {
         match s.as_str() {
             "TCP" => Transport::Tcp,
             "UDP" => Transport::Udp,

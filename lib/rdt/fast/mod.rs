@@ -81,13 +81,20 @@ pub const STATS_INTERVAL: Duration = Duration::from_millis(100);
 /// Longest controller name a STATS carries (longer names are cut).
 pub const MAX_CC_NAME: usize = 32;
 
-const T_CHALLENGE: u8 = 0xC1;
-const T_START: u8 = 0xC2;
-const T_DATA: u8 = 0xC3;
-const T_ACK: u8 = 0xC4;
-const T_DONE: u8 = 0xC5;
-const T_DONE_ACK: u8 = 0xC6;
-const T_STATS: u8 = 0xC7;
+/// Type byte of CHALLENGE (sender → receiver).
+pub const T_CHALLENGE: u8 = 0xC1;
+/// Type byte of START (receiver → sender).
+pub const T_START: u8 = 0xC2;
+/// Type byte of DATA (sender → receiver).
+pub const T_DATA: u8 = 0xC3;
+/// Type byte of ACK (receiver → sender).
+pub const T_ACK: u8 = 0xC4;
+/// Type byte of DONE (sender → receiver).
+pub const T_DONE: u8 = 0xC5;
+/// Type byte of DONE-ACK (receiver → sender).
+pub const T_DONE_ACK: u8 = 0xC6;
+/// Type byte of STATS (sender → receiver).
+pub const T_STATS: u8 = 0xC7;
 
 /// Settings shared by sender and receiver.
 #[derive(Debug, Clone)]
