@@ -609,10 +609,10 @@ fn cli_fast_transfer_json_summary_extract_and_plot() {
     assert!(svg.contains("byte offset") && svg.contains("stroke=\"red\"") && svg.contains("stroke=\"green\""));
     // Issue 14: a title with file, mode, size, duration and retransmissions;
     // ticks with units; a legend.
-    let title = "transfer #1 &quot;movie.bin&quot;: UDP fast, 78.1 KiB, data over ";
+    let title = "transfer #1 &quot;movie.bin&quot;: UDP fast, 80 kB, data over ";
     assert!(svg.contains(title), "{svg}");
     assert!(svg.contains(&format!(", {} retransmissions</text>", truth.retransmissions)), "{svg}");
-    assert!(svg.contains("byte offset (KiB)") && svg.contains("time since the first point (s)"), "{svg}");
+    assert!(svg.contains("byte offset (kB)") && svg.contains("time since the first point (s)"), "{svg}");
     assert!(svg.contains(">retransmission (bytes sent again)<") && svg.contains(">DATA sent (first byte)<"));
     assert!(svg.matches("text-anchor=\"end\"").count() >= 4, "y ticks");
 

@@ -450,13 +450,14 @@ pub fn plot_svg(s: &TransferSummary, points: &[PlotPoint]) -> String {
     let pmax = points.iter().map(|p| p.packet).max().unwrap_or(0).max(1) as f64;
     let fast = s.mode == TransferMode::Fast;
     // Axis ranges rounded up to a tick, so the last tick closes the axis.
+    // Decimal units, as everywhere else (`text::units`).
     let (xstep, xend) = ticks(span_s);
     let (yunit, ydiv) = if !fast {
         ("packet number", 1.0)
-    } else if pmax >= 2.0 * 1_048_576.0 {
-        ("byte offset (MiB)", 1_048_576.0)
-    } else if pmax >= 2.0 * 1024.0 {
-        ("byte offset (KiB)", 1024.0)
+    } else if pmax >= 2e6 {
+        ("byte offset (MB)", 1e6)
+    } else if pmax >= 2e3 {
+        ("byte offset (kB)", 1e3)
     } else {
         ("byte offset (bytes)", 1.0)
     };
