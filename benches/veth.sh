@@ -56,7 +56,7 @@ WORK=$(mktemp -d "${BENCH_TMP:-/dev/shm}/chatctl-veth.XXXXXX")
 cleanup() {
     ip netns del "$NS_S" 2>/dev/null || true
     ip netns del "$NS_C" 2>/dev/null || true
-    rm -rf "$WORK"
+    [[ -n ${BENCH_KEEP:-} ]] && echo "kept $WORK" >&2 || rm -rf "$WORK"
 }
 trap cleanup EXIT
 mkdir -p "$WORK/files" "$WORK/out"
@@ -130,7 +130,7 @@ run_chatctl() {
         echo "  $label $mode: download failed or timed out after ${TMO}s: $(tail -2 "$log.cerr")" >&2
         ok=0
     fi
-    pkill -TERM -P "$tpid" -x chatctl || true
+    pkill -TERM -P "$tpid" || true # the server: the only child of its GNU time
     wait "$tpid" || true
     if [[ $ok == 1 ]] && ! cmp -s "$WORK/files/f.bin" "$WORK/out/f.bin"; then
         echo "  $label $mode: downloaded file differs from the original" >&2
@@ -158,9 +158,9 @@ run_quic() {
     timeout "$TMO" ip netns exec "$cns" /usr/bin/time -v -o "$log.ctime" "$QUINN_PERF" client "$addr:4433" \
         --download-size "$SIZE" --upload-size 0 --duration "$secs" --max-udp-payload-size "$payload" \
         >"$log.out" 2>&1 || echo "  $label quic: client failed: $(tail -2 "$log.out")" >&2
-    pkill -INT -P "$tpid" quinn-perf || true
+    pkill -INT -P "$tpid" || true
     sleep 0.3
-    pkill -KILL -P "$tpid" quinn-perf || true
+    pkill -KILL -P "$tpid" || true
     wait "$tpid" || true
     # Completed requests and their mean download throughput (the last table printed).
     python3 - "$label" "$log" "$SIZE" "$(rusage "$log.time")" "$(rusage "$log.ctime")" >>"$WORK/results" <<'EOF'
