@@ -573,7 +573,7 @@ impl<'a> ReadAhead<'a> {
 
 /// At most `len` bytes at `offset` from the first of `blocks` (each holding
 /// the file's bytes from its offset on) that holds `offset`, or none.
-fn held_in<'a>(blocks: [(&'a [u8], u64); 2], offset: u64, len: usize) -> &'a [u8] {
+fn held_in(blocks: [(&[u8], u64); 2], offset: u64, len: usize) -> &[u8] {
     for (block, at) in blocks {
         if offset >= at && offset < at + block.len() as u64 {
             let i = (offset - at) as usize;
