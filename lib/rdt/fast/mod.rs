@@ -100,6 +100,7 @@ use std::time::Duration;
 use crate::rdt::cc::Algorithm;
 
 pub mod driver;
+mod files;
 mod pacer;
 pub mod receiver;
 pub mod sender;
