@@ -432,21 +432,10 @@ impl<'a> Frame<'a> {
     }
 }
 
-/// Encodes a DATA datagram whose payload is read in place: the caller fills
-/// `out[DATA_HEADER..DATA_HEADER + len]` through `fill`, then the checksum is appended.
-pub fn encode_data_with<E>(
-    out: &mut Vec<u8>,
-    pn: u64,
-    offset: u64,
-    len: usize,
-    fill: impl FnOnce(&mut [u8]) -> Result<(), E>,
-) -> Result<(), E> {
-    out.clear();
-    append_data_with(out, pn, offset, len, fill)
-}
-
-/// Like [`encode_data_with`], but the datagram is appended to what `out`
-/// holds (a GSO batch being built in place); on error `out` is as it was.
+/// Appends a DATA datagram to what `out` holds (a GSO batch is built in
+/// place), its payload read in place: `fill` gets the datagram's `len`
+/// payload bytes to fill, then the checksum is appended. On error `out` is
+/// as it was.
 pub(crate) fn append_data_with<E>(
     out: &mut Vec<u8>,
     pn: u64,
@@ -740,6 +729,21 @@ mod tests {
             d.extend_from_slice(&c);
             assert_eq!(Frame::decode(&d), Err(DecodeError::Type(t)));
         }
+    }
+
+    #[test]
+    fn data_is_appended_in_place_and_a_failed_fill_leaves_nothing() {
+        let mut out = b"abc".to_vec();
+        append_data_with(&mut out, 5, 1000, 4, |b| {
+            b.copy_from_slice(b"wxyz");
+            Ok::<(), ()>(())
+        })
+        .unwrap();
+        assert_eq!(&out[..3], b"abc");
+        assert_eq!(Frame::decode(&out[3..]), Ok(Frame::Data { pn: 5, offset: 1000, payload: b"wxyz" }));
+        let before = out.clone();
+        assert_eq!(append_data_with(&mut out, 6, 1004, 4, |_| Err(())), Err(()));
+        assert_eq!(out, before);
     }
 
     #[test]
