@@ -23,6 +23,10 @@
 #        BENCH_TIMEOUT seconds per download (default 120), BENCH_TMP (default /dev/shm),
 #        QUINN_PERF: quinn's perf binary (github:quinn-rs/quinn, `cargo build
 #        --release -p perf`); the QUIC column is skipped when it is unset.
+#        QUIC runs BENCH_QUIC_SECONDS (default 6) of back-to-back BENCH_SIZE
+#        downloads; its goodput is the mean over the completed ones and its
+#        CPU per GB counts completed bytes only (a slight overestimate).
+#        BENCH_KEEP=1 keeps the work directory (logs, fetch JSON, GNU time output).
 # Files live on tmpfs so the disk is not what is measured. Not part of `cargo test`.
 set -euo pipefail
 
