@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use chatctl::rdt::fast::receiver::{Handled, Receiver, RecvError};
 use chatctl::rdt::fast::sender::{SendError, Sender, State};
-use chatctl::rdt::fast::{Config, DecodeError, Frame, STATS_INTERVAL, encode_hello};
+use chatctl::rdt::fast::{CHECK_LEN, Config, DecodeError, Frame, STATS_INTERVAL, encode_hello};
 
 #[test]
 fn a_spoofed_hello_gets_at_most_three_times_its_bytes() {
@@ -167,7 +167,7 @@ fn no_stats_before_validation() {
 }
 
 /// A receiver that predates STATS sees it as a datagram of unknown type
-/// (rewritten here to the unused type 0xC8, checksum recomputed): it
+/// (rewritten here to the unused type 0xC9, checksum recomputed): it
 /// ignores it and the transfer completes as before.
 #[test]
 fn an_unknown_type_is_ignored_by_the_receiver() {
@@ -175,12 +175,12 @@ fn an_unknown_type_is_ignored_by_the_receiver() {
     let mut unknown = 0;
     let (at, r, sink) = run_pair(&f, |d| {
         if matches!(Frame::decode(d), Ok(Frame::Stats(_))) {
-            d[0] = 0xC8;
-            let n = d.len() - 8;
-            let c = blake3::hash(&d[..n]);
+            d[0] = 0xC9;
+            let n = d.len() - CHECK_LEN;
+            let c = crc32c::crc32c(&d[..n]);
             d.truncate(n);
-            d.extend_from_slice(&c.as_bytes()[..8]);
-            assert_eq!(Frame::decode(d), Err(DecodeError::Type(0xC8)));
+            d.extend_from_slice(&c.to_be_bytes());
+            assert_eq!(Frame::decode(d), Err(DecodeError::Type(0xC9)));
             unknown += 1;
         }
     });
@@ -195,8 +195,8 @@ fn an_unknown_type_before_the_challenge_changes_nothing() {
     let mut r = Receiver::new(Config::default(), 0, None, t0);
     let mut out = Vec::new();
     assert!(r.poll_transmit(t0, &mut out));
-    let mut d = vec![0xC8, 0, 0];
-    d.extend_from_slice(&blake3::hash(&d).as_bytes()[..8]);
+    let mut d = vec![0xC9, 0, 0];
+    d.extend_from_slice(&crc32c::crc32c(&d).to_be_bytes());
     let mut sink: Vec<u8> = Vec::new();
     assert_eq!(r.handle(t0, &d, &mut sink), Handled::Fast);
     assert_eq!(r.state(), chatctl::rdt::fast::receiver::State::Hello);

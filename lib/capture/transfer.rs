@@ -314,7 +314,7 @@ impl Transfer {
                 DatagramKind::DoneAck { ok }
             }
             // The sender's informative figures (STATS): valid, not counted.
-            Frame::Stats(_) => DatagramKind::Other { len: payload.len() },
+            Frame::Stats(_) | Frame::AckFrequency { .. } => DatagramKind::Other { len: payload.len() },
         };
         if let Some((at, kind)) = point {
             self.point(ts, at, kind);

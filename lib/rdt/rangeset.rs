@@ -21,6 +21,13 @@ impl RangeSet {
         if r.start >= r.end {
             return 0;
         }
+        // In-order data extends the last range: no search, no re-insertion.
+        if let Some(mut last) = self.map.last_entry()
+            && *last.get() == r.start
+        {
+            *last.get_mut() = r.end;
+            return r.end - r.start;
+        }
         let (mut start, mut end) = (r.start, r.end);
         let mut covered = 0;
         // Merge a range that starts before and reaches `start`.
@@ -131,6 +138,13 @@ mod tests {
         assert_eq!(s.prefix_end(), 40);
         assert!(s.contains(5..40));
         assert!(!s.contains(5..41));
+        // Appending to the last range (the in-order fast path), also after a gap.
+        assert_eq!(s.insert(40..50), 10);
+        assert_eq!(s.insert(60..70), 10);
+        assert_eq!(s.insert(70..80), 10);
+        assert_eq!(s.iter().collect::<Vec<_>>(), vec![0..50, 60..80]);
+        assert_eq!(s.insert(50..60), 10);
+        assert_eq!(s.iter().collect::<Vec<_>>(), vec![0..80]);
     }
 
     #[test]

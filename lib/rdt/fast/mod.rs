@@ -4,30 +4,49 @@
 //! # Negotiation ([protocol](crate::protocol) §5, §6)
 //! The receiver's first datagram is the classic hello, written so the
 //! reference's Python `int()` reads it as window 98: the ASCII `0098`
-//! followed by spaces up to [`HELLO_LEN`] bytes. A classic sender (the
+//! followed by spaces up to [`HELLO_LEN`] bytes, the last of them a tab
+//! ([`HELLO_FORMAT_MARK`]: this is format 2, with CRC32C checks; format 1,
+//! chatctl before it, used spaces only and BLAKE3 checks). A classic sender (the
 //! reference, or chatctl's classic path) answers with classic data, which
 //! the fast receiver reports as [`receiver::Handled::Classic`] so the caller
 //! switches to the classic receiver. A chatctl sender recognises the exact
-//! prefix ([`is_fast_hello`]) and answers with a `CHALLENGE`. No fast
+//! hello ([`is_fast_hello`]) and answers with a `CHALLENGE`. Peers of
+//! different formats fall back to classic, never hang: a format-1 sender
+//! reads a format-2 hello as a classic window of 98, and a format-2 sender
+//! answers a format-1 hello (all spaces) as a classic sender. No fast
 //! datagram begins with an ASCII digit or whitespace, so none can be read as
 //! classic data, ACK or hello. The hello is padded to 1200 bytes so it also
 //! proves the path carries 1200-byte datagrams, as QUIC's Initial does.
 //!
 //! # Datagrams
-//! Every fast datagram is `type (1 byte) ‖ fields ‖ check (8 bytes)`, where
-//! `check` is the first 8 bytes of the BLAKE3 hash of everything before it
-//! (a corrupted datagram is dropped). Integers are big-endian; offsets and
-//! packet numbers are 64-bit and never wrap.
+//! Every fast datagram is `type (1 byte) ‖ fields ‖ check (4 bytes)`, where
+//! `check` is the CRC32C (Castagnoli, big-endian) of everything before it;
+//! a datagram whose check fails is dropped. Integers are big-endian; offsets
+//! and packet numbers are 64-bit and never wrap.
 //!
-//! | type | name | direction | fields |
-//! |------|------|-----------|--------|
-//! | `0xC1` | CHALLENGE | sender → receiver | cookie u64, file size u64 |
-//! | `0xC2` | START | receiver → sender | cookie u64, resume offset u64, max data u64 |
-//! | `0xC3` | DATA | sender → receiver | packet number u64, offset u64, payload |
-//! | `0xC4` | ACK | receiver → sender | largest packet number u64, ack delay µs u32, max data u64, n u16, n × (start u64, end u64) |
-//! | `0xC5` | DONE | sender → receiver | file size u64, BLAKE3 of the file (32 bytes) |
-//! | `0xC6` | DONE-ACK | receiver → sender | status u8 (0 = hash verified, 1 = mismatch) |
-//! | `0xC7` | STATS | sender → receiver | cwnd bytes u64, smoothed RTT µs u64, pacing rate bytes/s u64, packets lost u64, bytes retransmitted u64, n u8, controller name (n bytes ASCII) |
+//! # What the checks defend against
+//! - **Accidental corruption** (a bad NIC, memory or middlebox that the
+//!   16-bit UDP checksum misses): the per-datagram CRC32C detects every
+//!   burst of up to 32 bits and all but 2⁻³² of other errors. It costs a
+//!   small fraction of the byte copy the datagram needs anyway (the SSE4.2
+//!   `crc32` instruction, tens of GB/s). An unkeyed check defends against
+//!   nothing deliberate: anyone can compute it (format 1's truncated BLAKE3
+//!   was unkeyed too, and cost 85% of each side's CPU at 1452-byte datagrams).
+//! - **Whatever else damages the file** (corruption the CRC misses, a bug, an
+//!   injected datagram): the whole-file BLAKE3 in DONE, which the receiver
+//!   checks before it calls the download complete; a mismatch fails the
+//!   transfer, it never ends with a silently wrong file.
+//! - **Off-path attackers**: the sender answers only the address of the
+//!   hello, which must be the requester's (the driver), and stays within
+//!   3× the bytes received until START echoes the CHALLENGE cookie (below):
+//!   a spoofed hello cannot make it flood a third party. Injecting data into
+//!   a transfer takes spoofing the peer's address and guessing both ports;
+//!   the file hash then fails the transfer. Confidentiality and integrity
+//!   against an on-path attacker need a keyed MAC and encryption (QUIC's
+//!   AES-GCM): the fast mode, like the classic one and the TCP path, has none.
+//!
+//! The datagrams, their fields and the exchange are specified once, in
+//! [protocol](crate::protocol) §6; what follows is how this module keeps them.
 //!
 //! - **Address validation**: until START echoes the CHALLENGE cookie, the
 //!   sender sends at most three times the bytes it received (RFC 9000 §8),
@@ -46,6 +65,16 @@
 //!   sender sends it after address validation only, at most every
 //!   [`STATS_INTERVAL`], while sending data; it is informative: a lost STATS
 //!   is not repeated and nothing depends on it.
+//! - **ACK frequency** (after draft-ietf-quic-ack-frequency): the receiver
+//!   acknowledges once `threshold` DATA datagrams are unacknowledged, or
+//!   `max ack delay` after the first of them, and at once when a datagram
+//!   arrives out of order (loss or reordering) or the file is complete.
+//!   Until it hears an ACK-FREQUENCY the threshold is 2 and the delay
+//!   [`Config::max_ack_delay`]. The sender sets the threshold from its
+//!   window (about 8 ACKs per window, [`ack_threshold`]) and repeats the
+//!   frame with each STATS while it differs from the default; the receiver
+//!   takes the one with the highest sequence number. Like STATS it is
+//!   informative: a receiver that ignores it acknowledges more often.
 //! - **Unknown types**: a peer ignores a datagram whose checksum is valid
 //!   but whose type it does not know ([`DecodeError::Type`]), so new
 //!   informative types (like STATS, added after the first six) can be sent
@@ -63,6 +92,8 @@ use std::time::Duration;
 use crate::rdt::cc::Algorithm;
 
 pub mod driver;
+mod files;
+mod pacer;
 pub mod receiver;
 pub mod sender;
 
@@ -72,8 +103,11 @@ pub const HELLO_PREFIX: &[u8] = b"0098";
 pub const HELLO_LEN: usize = 1200;
 /// Bytes of header in a DATA datagram: type, packet number, offset.
 pub const DATA_HEADER: usize = 1 + 8 + 8;
-/// Bytes of the trailing checksum.
-pub const CHECK_LEN: usize = 8;
+/// Bytes of the trailing checksum (CRC32C).
+pub const CHECK_LEN: usize = 4;
+/// The last byte of a format-2 hello (CRC32C checks): whitespace, so a
+/// classic peer still reads the hello as window 98.
+pub const HELLO_FORMAT_MARK: u8 = b'\t';
 /// The most SACK ranges one ACK carries.
 pub const MAX_ACK_RANGES: usize = 64;
 /// Shortest time between two STATS datagrams.
@@ -95,6 +129,18 @@ pub const T_DONE: u8 = 0xC5;
 pub const T_DONE_ACK: u8 = 0xC6;
 /// Type byte of STATS (sender → receiver).
 pub const T_STATS: u8 = 0xC7;
+/// Type byte of ACK-FREQUENCY (sender → receiver).
+pub const T_ACK_FREQUENCY: u8 = 0xC8;
+
+/// Most bytes in one segmented (GSO) send: the largest UDP payload over
+/// IPv4 (65,535 − 20 − 8); the kernel refuses a larger buffer.
+pub const GSO_MAX_BYTES: usize = 65_507;
+
+/// The ACK threshold a sender asks for with a window of `cwnd` bytes of
+/// `mss`-byte datagrams: about 8 ACKs per window, between 2 and 64 datagrams.
+pub fn ack_threshold(cwnd: u64, mss: u64) -> u32 {
+    (cwnd / mss.max(1) / 8).clamp(2, 64) as u32
+}
 
 /// Settings shared by sender and receiver.
 #[derive(Debug, Clone)]
@@ -152,15 +198,18 @@ impl Config {
     }
 }
 
-/// Whether `datagram` is a chatctl receiver's fast-capable hello.
+/// Whether `datagram` is a chatctl receiver's fast-capable hello of this
+/// format (see the module docs: a format-1 hello, all spaces, is not).
 pub fn is_fast_hello(datagram: &[u8]) -> bool {
-    datagram.starts_with(HELLO_PREFIX) && datagram[HELLO_PREFIX.len()..].iter().all(|&b| b == b' ')
+    let Some((&last, body)) = datagram.split_last() else { return false };
+    last == HELLO_FORMAT_MARK && body.starts_with(HELLO_PREFIX) && body[HELLO_PREFIX.len()..].iter().all(|&b| b == b' ')
 }
 
 /// The fast-capable hello.
 pub fn encode_hello() -> Vec<u8> {
     let mut v = HELLO_PREFIX.to_vec();
-    v.resize(HELLO_LEN, b' ');
+    v.resize(HELLO_LEN - 1, b' ');
+    v.push(HELLO_FORMAT_MARK);
     v
 }
 
@@ -217,6 +266,15 @@ pub enum Frame<'a> {
     },
     /// The sender's own figures, for the receiver's display.
     Stats(SenderStats),
+    /// How often the receiver should acknowledge (newest `seq` wins).
+    AckFrequency {
+        /// Request number; a receiver keeps the newest.
+        seq: u64,
+        /// Acknowledge at least every `threshold` DATA datagrams.
+        threshold: u32,
+        /// …or at most this long (µs) after an unacknowledged DATA.
+        max_delay_us: u32,
+    },
 }
 
 /// What only the sender knows about a transfer, sent to the receiver in
@@ -261,10 +319,7 @@ pub enum DecodeError {
 }
 
 fn check(bytes: &[u8]) -> [u8; CHECK_LEN] {
-    let h = blake3::hash(bytes);
-    let mut c = [0; CHECK_LEN];
-    c.copy_from_slice(&h.as_bytes()[..CHECK_LEN]);
-    c
+    crc32c::crc32c(bytes).to_be_bytes()
 }
 
 struct Reader<'a>(&'a [u8]);
@@ -349,6 +404,7 @@ impl<'a> Frame<'a> {
                 let cc = String::from_utf8_lossy(name).into_owned();
                 Frame::Stats(SenderStats { cwnd, srtt, pacing_rate, packets_lost, bytes_retransmitted, cc })
             }
+            T_ACK_FREQUENCY => Frame::AckFrequency { seq: r.u64()?, threshold: r.u32()?, max_delay_us: r.u32()? },
             t => return Err(DecodeError::Type(t)),
         };
         r.end()?;
@@ -407,28 +463,39 @@ impl<'a> Frame<'a> {
                 out.push(name.len() as u8);
                 out.extend_from_slice(&name);
             }
+            Frame::AckFrequency { seq, threshold, max_delay_us } => {
+                out.push(T_ACK_FREQUENCY);
+                out.extend_from_slice(&seq.to_be_bytes());
+                out.extend_from_slice(&threshold.to_be_bytes());
+                out.extend_from_slice(&max_delay_us.to_be_bytes());
+            }
         }
         let c = check(out);
         out.extend_from_slice(&c);
     }
 }
 
-/// Encodes a DATA datagram whose payload is read in place: the caller fills
-/// `out[DATA_HEADER..DATA_HEADER + len]` through `fill`, then the checksum is appended.
-pub fn encode_data_with<E>(
+/// Appends a DATA datagram to what `out` holds (a GSO batch is built in
+/// place), its payload read in place: `fill` gets the datagram's `len`
+/// payload bytes to fill, then the checksum is appended. On error `out` is
+/// as it was.
+pub(crate) fn append_data_with<E>(
     out: &mut Vec<u8>,
     pn: u64,
     offset: u64,
     len: usize,
     fill: impl FnOnce(&mut [u8]) -> Result<(), E>,
 ) -> Result<(), E> {
-    out.clear();
+    let at = out.len();
     out.push(T_DATA);
     out.extend_from_slice(&pn.to_be_bytes());
     out.extend_from_slice(&offset.to_be_bytes());
-    out.resize(DATA_HEADER + len, 0);
-    fill(&mut out[DATA_HEADER..])?;
-    let c = check(out);
+    out.resize(at + DATA_HEADER + len, 0);
+    if let Err(e) = fill(&mut out[at + DATA_HEADER..]) {
+        out.truncate(at);
+        return Err(e);
+    }
+    let c = check(&out[at..]);
     out.extend_from_slice(&c);
     Ok(())
 }
@@ -437,6 +504,13 @@ pub fn encode_data_with<E>(
 pub trait Source {
     /// Fills `buf` with the file's bytes at `offset`.
     fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> std::io::Result<()>;
+    /// The file's bytes from `offset` that the source holds in memory, at
+    /// most `len` (fewer, or none, when it holds fewer): the whole-file hash
+    /// is fed from here in large runs, without a copy. By default none.
+    fn cached(&self, offset: u64, len: usize) -> &[u8] {
+        let _ = (offset, len);
+        &[]
+    }
 }
 
 /// Where the receiver writes the file: positioned writes, out of order.
@@ -445,6 +519,96 @@ pub trait Sink {
     fn write_at(&mut self, offset: u64, data: &[u8]) -> std::io::Result<()>;
     /// Reads back (to verify the final hash).
     fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> std::io::Result<()>;
+    /// Like [`Source::cached`]: bytes written at `offset` that the sink
+    /// still holds in memory, at most `len`. By default none.
+    fn cached(&self, offset: u64, len: usize) -> &[u8] {
+        let _ = (offset, len);
+        &[]
+    }
+}
+
+/// Bytes the whole-file BLAKE3 is fed at once (at least): large enough for
+/// its SIMD multi-chunk path, small enough to stay in the file adapters' caches.
+pub const HASH_RUN: u64 = 64 << 10;
+
+/// The BLAKE3 of a file fed in order from a [`Source`] or [`Sink`]'s memory
+/// where it can, by reading back otherwise.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct FileHash {
+    hasher: blake3::Hasher,
+    /// Bytes `0..hashed_to` are hashed.
+    hashed_to: u64,
+    buf: Vec<u8>,
+}
+
+/// What [`FileHash`] reads the file from: a [`Source`] or a [`Sink`].
+pub(crate) trait HashInput {
+    fn held(&self, offset: u64, len: usize) -> &[u8];
+    fn read(&mut self, offset: u64, buf: &mut [u8]) -> std::io::Result<()>;
+}
+
+impl HashInput for dyn Source + '_ {
+    fn held(&self, offset: u64, len: usize) -> &[u8] {
+        self.cached(offset, len)
+    }
+    fn read(&mut self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        self.read_at(offset, buf)
+    }
+}
+
+impl HashInput for dyn Sink + '_ {
+    fn held(&self, offset: u64, len: usize) -> &[u8] {
+        self.cached(offset, len)
+    }
+    fn read(&mut self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        self.read_at(offset, buf)
+    }
+}
+
+impl FileHash {
+    /// How far the hash has got.
+    pub(crate) fn hashed_to(&self) -> u64 {
+        self.hashed_to
+    }
+
+    /// Hashes the file up to `end`: from the memory of `file` while it has
+    /// the bytes, else reading them (1 MiB at a time).
+    pub(crate) fn feed_to<F: HashInput + ?Sized>(
+        &mut self,
+        end: u64,
+        file: &mut F,
+    ) -> Result<(), (u64, std::io::Error)> {
+        while self.hashed_to < end {
+            let want = (end - self.hashed_to).min(1 << 20) as usize;
+            let c = file.held(self.hashed_to, want);
+            if !c.is_empty() {
+                let c = &c[..c.len().min(want)];
+                self.hasher.update(c);
+                self.hashed_to += c.len() as u64;
+                continue;
+            }
+            self.buf.resize(want, 0);
+            file.read(self.hashed_to, &mut self.buf).map_err(|e| (self.hashed_to, e))?;
+            self.hasher.update(&self.buf);
+            self.hashed_to += want as u64;
+        }
+        Ok(())
+    }
+
+    /// Feeds `bytes`, the file's bytes at `offset`, straight away if they
+    /// are next and large enough for the fast path (65 KB datagrams, which
+    /// the file adapters do not keep in memory).
+    pub(crate) fn feed_next(&mut self, offset: u64, bytes: &[u8]) {
+        if offset == self.hashed_to && bytes.len() as u64 >= HASH_RUN / 4 {
+            self.hasher.update(bytes);
+            self.hashed_to += bytes.len() as u64;
+        }
+    }
+
+    /// The hash of what was fed (the whole file once `hashed_to` is its size).
+    pub(crate) fn finalize(&self) -> [u8; 32] {
+        *self.hasher.finalize().as_bytes()
+    }
 }
 
 fn slice_at(v: &[u8], offset: u64, len: usize) -> std::io::Result<Range<usize>> {
@@ -453,11 +617,20 @@ fn slice_at(v: &[u8], offset: u64, len: usize) -> std::io::Result<Range<usize>> 
     Ok(start..end)
 }
 
+/// At most `len` bytes of `v` from `offset` (none beyond its end).
+fn held(v: &[u8], offset: u64, len: usize) -> &[u8] {
+    let start = usize::try_from(offset).unwrap_or(usize::MAX).min(v.len());
+    &v[start..start + len.min(v.len() - start)]
+}
+
 impl Source for &[u8] {
     fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
         let r = slice_at(self, offset, buf.len())?;
         buf.copy_from_slice(&self[r]);
         Ok(())
+    }
+    fn cached(&self, offset: u64, len: usize) -> &[u8] {
+        held(self, offset, len)
     }
 }
 
@@ -475,6 +648,9 @@ impl Sink for Vec<u8> {
         let r = slice_at(self, offset, buf.len())?;
         buf.copy_from_slice(&self[r]);
         Ok(())
+    }
+    fn cached(&self, offset: u64, len: usize) -> &[u8] {
+        held(self, offset, len)
     }
 }
 
@@ -557,6 +733,7 @@ mod tests {
                 bytes_retransmitted: 4096,
                 cc: "bbr".into(),
             }),
+            Frame::AckFrequency { seq: 3, threshold: 16, max_delay_us: 5000 },
         ];
         let mut out = Vec::new();
         for f in frames {
@@ -589,12 +766,35 @@ mod tests {
 
     #[test]
     fn unknown_types_with_a_valid_checksum_are_reported_as_such() {
-        for t in [0xC8u8, 0xFF, 0x80] {
+        for t in [0xC9u8, 0xFF, 0x80] {
             let mut d = vec![t, 1, 2, 3];
             let c = check(&d);
             d.extend_from_slice(&c);
             assert_eq!(Frame::decode(&d), Err(DecodeError::Type(t)));
         }
+    }
+
+    #[test]
+    fn data_is_appended_in_place_and_a_failed_fill_leaves_nothing() {
+        let mut out = b"abc".to_vec();
+        append_data_with(&mut out, 5, 1000, 4, |b| {
+            b.copy_from_slice(b"wxyz");
+            Ok::<(), ()>(())
+        })
+        .unwrap();
+        assert_eq!(&out[..3], b"abc");
+        assert_eq!(Frame::decode(&out[3..]), Ok(Frame::Data { pn: 5, offset: 1000, payload: b"wxyz" }));
+        let before = out.clone();
+        assert_eq!(append_data_with(&mut out, 6, 1004, 4, |_| Err(())), Err(()));
+        assert_eq!(out, before);
+    }
+
+    #[test]
+    fn ack_threshold_is_an_eighth_of_the_window_within_bounds() {
+        assert_eq!(ack_threshold(10 * 1431, 1431), 2);
+        assert_eq!(ack_threshold(160 * 1431, 1431), 20);
+        assert_eq!(ack_threshold(u64::MAX, 1431), 64);
+        assert_eq!(ack_threshold(1 << 20, 0), 64, "a zero mss counts as 1");
     }
 
     #[test]
@@ -605,5 +805,21 @@ mod tests {
         assert_eq!(crate::rdt::classic::parse_window(&h), Some(98));
         assert!(!is_fast_hello(b"98"));
         assert!(!is_fast_hello(b"20"));
+        assert!(!is_fast_hello(b""));
+        // A format-1 hello (spaces only, BLAKE3 checks) is answered as classic.
+        let mut v1 = HELLO_PREFIX.to_vec();
+        v1.resize(HELLO_LEN, b' ');
+        assert!(!is_fast_hello(&v1));
+        assert_eq!(crate::rdt::classic::parse_window(&v1), Some(98));
+    }
+
+    #[test]
+    fn the_check_is_crc32c() {
+        // RFC 3720 B.4: 32 bytes of zeros.
+        assert_eq!(check(&[0; 32]), 0x8a91_36aa_u32.to_be_bytes());
+        let mut out = Vec::new();
+        Frame::DoneAck { ok: true }.encode(&mut out);
+        assert_eq!(out.len(), 2 + CHECK_LEN);
+        assert_eq!(out[2..], crc32c::crc32c(&out[..2]).to_be_bytes());
     }
 }

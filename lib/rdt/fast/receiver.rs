@@ -7,9 +7,14 @@
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
-use super::{Config, Frame, MAX_ACK_RANGES, Sink, Stats};
+use super::{Config, FileHash, Frame, HASH_RUN, MAX_ACK_RANGES, Sink, Stats};
 use crate::rdt::classic;
 use crate::rdt::rangeset::RangeSet;
+
+/// The largest ACK threshold a sender may ask for.
+const MAX_ACK_THRESHOLD: u32 = 256;
+/// The longest ACK delay a sender may ask for.
+const MAX_ACK_DELAY: Duration = Duration::from_millis(25);
 
 /// Why a fast receive failed.
 #[derive(Debug, thiserror::Error)]
@@ -96,11 +101,16 @@ pub struct Receiver {
     highest_end: u64,
     /// The final hash did not match.
     mismatch: bool,
-    /// BLAKE3 of the file's first `hashed_to` bytes.
-    hasher: blake3::Hasher,
-    hashed_to: u64,
+    /// BLAKE3 of the file's contiguous prefix, fed in runs of [`HASH_RUN`]
+    /// from the sink's memory as the prefix grows.
+    hasher: FileHash,
     window_start: Instant,
     window_bytes: u64,
+    /// Acknowledge once this many DATA datagrams are unacknowledged, or
+    /// `ack_delay` after the first: as the sender's ACK-FREQUENCY asks.
+    ack_threshold: u32,
+    ack_delay: Duration,
+    ack_freq_seq: Option<u64>,
 }
 
 impl Receiver {
@@ -134,10 +144,12 @@ impl Receiver {
             stats: Stats::default(),
             highest_end: 0,
             mismatch: false,
-            hasher: blake3::Hasher::new(),
-            hashed_to: 0,
+            hasher: FileHash::default(),
             window_start: now,
             window_bytes: 0,
+            ack_threshold: 2,
+            ack_delay: cfg.max_ack_delay,
+            ack_freq_seq: None,
             cfg,
         }
     }
@@ -241,10 +253,19 @@ impl Receiver {
                     self.ack_at = Some(now);
                 }
             }
+            Frame::AckFrequency { seq, threshold, max_delay_us } if self.state != State::Hello => {
+                self.last_heard = now;
+                if self.ack_freq_seq.is_none_or(|s| seq > s) {
+                    self.ack_freq_seq = Some(seq);
+                    // Bounded: a confused sender must not silence us for long.
+                    self.ack_threshold = threshold.clamp(1, MAX_ACK_THRESHOLD);
+                    self.ack_delay = Duration::from_micros(max_delay_us.into()).min(MAX_ACK_DELAY);
+                }
+            }
             Frame::Done { size, hash } if self.state != State::Hello => {
                 self.last_heard = now;
                 if self.state == State::Receiving && size == self.size && self.received.contains(0..size) {
-                    match self.hash_to(sink, size).map(|()| self.hasher.finalize().as_bytes() == &hash) {
+                    match self.hash_to(sink, size).map(|()| self.hasher.finalize() == hash) {
                         Ok(true) => {
                             self.state = State::Lingering;
                             // Long enough to answer the sender's DONE three times
@@ -300,14 +321,11 @@ impl Receiver {
                 self.stats.bytes_retransmitted += new; // a hole filled late
             }
             self.highest_end = self.highest_end.max(end);
-            // Hash as the contiguous prefix grows: in order, straight from
-            // the datagram; after a hole fills, what lies beyond it is read back.
-            if offset <= self.hashed_to && self.hashed_to < end {
-                self.hasher.update(&payload[(self.hashed_to - offset) as usize..]);
-                self.hashed_to = end;
-            }
+            // Hash as the contiguous prefix grows, in runs of HASH_RUN from
+            // the sink's memory (read back only what it no longer holds).
+            self.hasher.feed_next(offset, payload);
             let prefix = self.received.prefix_end();
-            if prefix > self.hashed_to
+            if prefix >= self.hasher.hashed_to() + HASH_RUN
                 && let Err(e) = self.hash_to(sink, prefix)
             {
                 self.fail(e);
@@ -322,25 +340,19 @@ impl Receiver {
             }
         }
         self.unacked += 1;
-        let gap = self.received.len() > 1;
-        if !in_order || gap || self.unacked >= 2 || self.received.contains(0..self.size) {
+        // At once on reordering or loss (a datagram not next in packet
+        // number order) and at the end; else every `ack_threshold`
+        // datagrams or `ack_delay` after the first unacknowledged one.
+        if !in_order || self.unacked >= self.ack_threshold || self.received.contains(0..self.size) {
             self.ack_at = Some(now);
         } else if self.ack_at.is_none() {
-            self.ack_at = Some(now + self.cfg.max_ack_delay);
+            self.ack_at = Some(now + self.ack_delay);
         }
     }
 
-    /// Feeds the file's bytes from `hashed_to` to `end` (all held) to the hash, reading them back.
+    /// Feeds the file's bytes up to `end` (all held) to the hash.
     fn hash_to(&mut self, sink: &mut dyn Sink, end: u64) -> Result<(), RecvError> {
-        let mut buf = vec![0u8; (end - self.hashed_to).min(1 << 20) as usize];
-        while self.hashed_to < end {
-            let n = (end - self.hashed_to).min(buf.len() as u64) as usize;
-            let off = self.hashed_to;
-            sink.read_at(off, &mut buf[..n]).map_err(|source| RecvError::Io { offset: off, source })?;
-            self.hasher.update(&buf[..n]);
-            self.hashed_to += n as u64;
-        }
-        Ok(())
+        self.hasher.feed_to(end, sink).map_err(|(offset, source)| RecvError::Io { offset, source })
     }
 
     /// When [`Receiver::handle_timeout`] should next be called.
@@ -429,5 +441,80 @@ impl Receiver {
             return true;
         }
         false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A receiving receiver of a `size`-byte file, and `now`.
+    fn receiving(size: u64) -> (Receiver, Instant) {
+        let t0 = Instant::now();
+        let mut r = Receiver::new(Config::default(), 0, None, t0);
+        let mut out = Vec::new();
+        assert!(r.poll_transmit(t0, &mut out)); // hello
+        Frame::Challenge { cookie: 1, size }.encode(&mut out);
+        r.handle(t0, &out, &mut Vec::new());
+        assert!(r.poll_transmit(t0, &mut out)); // START
+        assert_eq!(r.state(), State::Receiving);
+        (r, t0)
+    }
+
+    fn data(r: &mut Receiver, now: Instant, pn: u64, sink: &mut Vec<u8>) {
+        let mut d = Vec::new();
+        Frame::Data { pn, offset: pn * 100, payload: &[pn as u8; 100] }.encode(&mut d);
+        r.handle(now, &d, sink);
+    }
+
+    fn acks(r: &mut Receiver, now: Instant) -> usize {
+        let mut out = Vec::new();
+        let mut n = 0;
+        while r.poll_transmit(now, &mut out) {
+            n += usize::from(matches!(Frame::decode(&out), Ok(Frame::Ack { .. })));
+        }
+        n
+    }
+
+    #[test]
+    fn acks_follow_the_senders_ack_frequency() {
+        let (mut r, t0) = receiving(100_000);
+        let mut sink = Vec::new();
+        // By default: every second datagram.
+        data(&mut r, t0, 0, &mut sink);
+        assert_eq!(acks(&mut r, t0), 0);
+        data(&mut r, t0, 1, &mut sink);
+        assert_eq!(acks(&mut r, t0), 1);
+        let mut d = Vec::new();
+        Frame::AckFrequency { seq: 2, threshold: 8, max_delay_us: 3000 }.encode(&mut d);
+        r.handle(t0, &d, &mut sink);
+        // An older request changes nothing.
+        Frame::AckFrequency { seq: 1, threshold: 2, max_delay_us: 1000 }.encode(&mut d);
+        r.handle(t0, &d, &mut sink);
+        for pn in 2..9 {
+            data(&mut r, t0, pn, &mut sink);
+            assert_eq!(acks(&mut r, t0), 0, "pn {pn}");
+        }
+        data(&mut r, t0, 9, &mut sink);
+        assert_eq!(acks(&mut r, t0), 1, "the 8th unacknowledged datagram");
+        // Or the delay after the first unacknowledged one.
+        data(&mut r, t0, 10, &mut sink);
+        assert_eq!(acks(&mut r, t0 + Duration::from_micros(2999)), 0);
+        assert_eq!(acks(&mut r, t0 + Duration::from_millis(3)), 1);
+        // A gap (pn 11 lost) is acknowledged at once.
+        data(&mut r, t0, 12, &mut sink);
+        assert_eq!(acks(&mut r, t0), 1);
+        // So is its late arrival (out of order again), and the file's end.
+        data(&mut r, t0, 11, &mut sink);
+        assert_eq!(acks(&mut r, t0), 1);
+    }
+
+    #[test]
+    fn a_wild_ack_frequency_is_bounded() {
+        let (mut r, t0) = receiving(1 << 30);
+        let mut d = Vec::new();
+        Frame::AckFrequency { seq: 1, threshold: u32::MAX, max_delay_us: u32::MAX }.encode(&mut d);
+        r.handle(t0, &d, &mut Vec::new());
+        assert_eq!((r.ack_threshold, r.ack_delay), (MAX_ACK_THRESHOLD, MAX_ACK_DELAY));
     }
 }

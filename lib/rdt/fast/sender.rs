@@ -7,7 +7,11 @@ use std::collections::{BTreeMap, VecDeque};
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
-use super::{CHECK_LEN, Config, Frame, STATS_INTERVAL, SenderStats, Source, Stats, encode_data_with};
+use super::pacer::Pacer;
+use super::{
+    CHECK_LEN, Config, FileHash, Frame, GSO_MAX_BYTES, HASH_RUN, STATS_INTERVAL, SenderStats, Source, Stats,
+    ack_threshold, append_data_with,
+};
 use crate::rdt::cc::{Controller, RateSample};
 use crate::rdt::rangeset::RangeSet;
 use crate::rdt::rtt::RttEstimator;
@@ -108,6 +112,23 @@ pub enum State {
     Failed,
 }
 
+/// What [`Sender::poll_batch`] wrote: one datagram, or several of one size
+/// for one segmented (GSO) send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Batch {
+    /// Datagrams in the buffer.
+    pub count: usize,
+    /// With more than one: the size of each (the last may be shorter).
+    pub segment: Option<usize>,
+}
+
+/// A paced sender waits for the bytes the pacing rate earns in this long
+/// (up to a GSO batch): see [`Sender::pacing_delay`].
+const BURST_SPAN: Duration = Duration::from_micros(500);
+
+/// The receiver's ACK threshold until it hears an ACK-FREQUENCY.
+const DEFAULT_ACK_THRESHOLD: u32 = 2;
+
 /// A larger datagram is probed for and adopted only while the congestion
 /// window holds at least this many of them.
 const PROBE_WINDOW: u64 = 16;
@@ -158,18 +179,16 @@ pub struct Sender {
     next_pn: u64,
     largest_acked_pn: Option<u64>,
     max_data: u64,
-    hasher: blake3::Hasher,
-    hashed_to: u64,
+    /// The whole-file BLAKE3, fed in runs of [`HASH_RUN`] as new data goes out.
+    hasher: FileHash,
     hash: Option<[u8; 32]>,
     done_due: bool,
     timer: Option<Instant>,
     pace_at: Option<Instant>,
     last_heard: Instant,
     /// Pacing: tokens in bytes, refilled at the pacing rate.
-    tokens: f64,
-    last_refill: Instant,
+    pacer: Pacer,
     stats: Stats,
-    buf: Vec<u8>,
     events: Option<VecDeque<Event>>,
     last_cwnd: u64,
     resumed_from: u64,
@@ -190,6 +209,13 @@ pub struct Sender {
     probe_outstanding: bool,
     /// When the next STATS may go (`None`: at once, once validated).
     stats_at: Option<Instant>,
+    /// An ACK-FREQUENCY goes out after this STATS.
+    ack_freq_due: bool,
+    /// Sequence number and threshold of the last ACK-FREQUENCY sent.
+    ack_freq_seq: u64,
+    ack_freq_sent: u32,
+    /// The datagram last written may lead a GSO batch: DATA, not a probe.
+    batchable: bool,
 }
 
 impl Sender {
@@ -220,17 +246,14 @@ impl Sender {
             next_pn: 0,
             largest_acked_pn: None,
             max_data: 0,
-            hasher: blake3::Hasher::new(),
-            hashed_to: 0,
+            hasher: FileHash::default(),
             hash: None,
             done_due: false,
             timer: None,
             pace_at: None,
             last_heard: now,
-            tokens: (cfg.pacing_burst as f64) * mss as f64,
-            last_refill: now,
+            pacer: Pacer::new((cfg.pacing_burst as f64) * mss as f64, now),
             stats: Stats::default(),
-            buf: Vec::new(),
             events: None,
             last_cwnd: 0,
             resumed_from: 0,
@@ -246,6 +269,10 @@ impl Sender {
             probe_next: 0,
             probe_outstanding: false,
             stats_at: None,
+            ack_freq_due: false,
+            ack_freq_seq: 0,
+            ack_freq_sent: DEFAULT_ACK_THRESHOLD,
+            batchable: false,
             cfg,
         }
     }
@@ -621,18 +648,11 @@ impl Sender {
         self.stats.datagrams_sent += 1;
     }
 
-    /// The pacing horizon: when the next data datagram may leave, if pacing holds it back.
+    /// The pacing horizon, if pacing holds data back: when the next burst
+    /// may leave. A burst is a full GSO batch (or the bucket's size, if
+    /// smaller), so a paced sender wakes once per batch, not per datagram.
     pub fn pacing_delay(&self, now: Instant) -> Option<Instant> {
-        let need = self.mss as f64;
-        if self.tokens >= need {
-            return None;
-        }
-        let rate = self.pacing_rate();
-        let wait = (need - self.tokens) / rate;
-        // Round up (and to at least 1 µs): a wait that rounds to zero would
-        // wake the driver at `now` with still too few tokens, forever.
-        let wait = Duration::from_nanos((wait.min(1.0) * 1e9).ceil() as u64).max(Duration::from_micros(1));
-        Some(now.max(self.last_refill) + wait)
+        self.pacer.ready_at(now, self.burst_bytes(), self.pacing_rate())
     }
 
     fn pacing_rate(&self) -> f64 {
@@ -645,21 +665,83 @@ impl Sender {
     }
 
     fn refill(&mut self, now: Instant) {
-        let dt = now.saturating_duration_since(self.last_refill).as_secs_f64();
-        self.last_refill = now;
         // Bursts of `pacing_burst` datagrams, or 1 ms worth at the pacing
         // rate when that is more (fast paths: fewer wake-ups per second).
         // A controller that sets the rate (BBR) measures the rate it gets:
         // tokens lost to late wake-ups would lower its estimate round after
         // round, so its bucket holds 4 ms.
+        self.pacer.refill(now, self.pacing_rate(), self.bucket_cap());
+    }
+
+    /// The pacing bucket's size in bytes (see [`Sender::refill`]).
+    fn bucket_cap(&self) -> f64 {
         let span = if self.cc.pacing_rate().is_some() { 4e-3 } else { 1e-3 };
         let cap = ((self.cfg.pacing_burst as f64) * self.mss as f64).max(self.pacing_rate() * span);
-        self.tokens = (self.tokens + dt * self.pacing_rate()).min(cap.max(self.mss as f64));
+        cap.max(self.mss as f64)
+    }
+
+    /// Bytes a paced sender waits for: what the pacing rate earns in
+    /// [`BURST_SPAN`], between one datagram and one GSO batch of them (and
+    /// at most the bucket). Fast paths wake once per batch; slow ones still
+    /// pace datagram by datagram, so a small bottleneck queue is not hit
+    /// with bursts.
+    fn burst_bytes(&self) -> f64 {
+        let per_batch = (GSO_MAX_BYTES as u64 / (self.mss + (super::DATA_HEADER + CHECK_LEN) as u64)).max(1);
+        let span = self.pacing_rate() * BURST_SPAN.as_secs_f64();
+        span.min((per_batch * self.mss) as f64).min(self.bucket_cap()).max(self.mss as f64)
     }
 
     /// Writes the next datagram to send into `out`; `false` when there is
     /// nothing to send now (see [`Sender::poll_timeout`] and [`Sender::pacing_delay`]).
     pub fn poll_transmit(&mut self, now: Instant, src: &mut dyn Source, out: &mut Vec<u8>) -> bool {
+        self.batchable = false;
+        self.build(now, src, out)
+    }
+
+    /// Writes into `out` what may leave now in one send: a single
+    /// datagram, or up to `max_segments` DATA datagrams of one size (the
+    /// last may be shorter), at most [`GSO_MAX_BYTES`], for one segmented
+    /// (GSO) send. Path-MTU probes and control datagrams always go alone.
+    /// `None` when there is nothing to send now.
+    pub fn poll_batch(
+        &mut self,
+        now: Instant,
+        src: &mut dyn Source,
+        out: &mut Vec<u8>,
+        max_segments: usize,
+    ) -> Option<Batch> {
+        if !self.poll_transmit(now, src, out) {
+            return None;
+        }
+        let segment = out.len();
+        let mut count = 1;
+        // More DATA of this size, built in place after the first, while no
+        // control datagram is due (it goes in the next call).
+        let payload = (segment - super::DATA_HEADER - CHECK_LEN) as u64;
+        while self.batchable
+            && count < max_segments
+            && out.len() + segment <= GSO_MAX_BYTES
+            && self.state == State::Sending
+            && !self.control_due(now)
+        {
+            let before = out.len();
+            if !self.poll_data(now, src, out, Some(payload)) {
+                break;
+            }
+            count += 1;
+            if out.len() - before < segment {
+                break; // a short datagram ends the batch
+            }
+        }
+        Some(Batch { count, segment: (count > 1).then_some(segment) })
+    }
+
+    /// Whether STATS or ACK-FREQUENCY should go before more DATA.
+    fn control_due(&self, now: Instant) -> bool {
+        self.ack_freq_due || (self.validated && self.stats_at.is_none_or(|t| now >= t))
+    }
+
+    fn build(&mut self, now: Instant, src: &mut dyn Source, out: &mut Vec<u8>) -> bool {
         match self.state {
             State::Validating => {
                 if self.challenge_due {
@@ -682,9 +764,23 @@ impl Sender {
                     self.stats_at = Some(now + STATS_INTERVAL);
                     Frame::Stats(self.sender_stats()).encode(out);
                     self.note_sent(out.len());
+                    self.ack_freq_due = true;
                     return true;
                 }
-                self.poll_data(now, src, out)
+                // ACK-FREQUENCY with each STATS while the threshold differs
+                // from the receiver's default (or from what was last asked).
+                let threshold = ack_threshold(self.cc.window(), self.mss);
+                if std::mem::take(&mut self.ack_freq_due)
+                    && (threshold != DEFAULT_ACK_THRESHOLD || threshold != self.ack_freq_sent)
+                {
+                    self.ack_freq_seq += 1;
+                    self.ack_freq_sent = threshold;
+                    let max_delay_us = u32::try_from(self.cfg.max_ack_delay.as_micros()).unwrap_or(u32::MAX);
+                    Frame::AckFrequency { seq: self.ack_freq_seq, threshold, max_delay_us }.encode(out);
+                    self.note_sent(out.len());
+                    return true;
+                }
+                self.poll_data(now, src, out, None)
             }
             State::Closing => {
                 if !self.done_due {
@@ -695,7 +791,7 @@ impl Sender {
                         self.fail(e);
                         return false;
                     }
-                    self.hash = Some(*self.hasher.finalize().as_bytes());
+                    self.hash = Some(self.hasher.finalize());
                 }
                 let hash = self.hash.unwrap_or_default();
                 Frame::Done { size: self.size, hash }.encode(out);
@@ -709,18 +805,9 @@ impl Sender {
         }
     }
 
+    /// Feeds the whole-file hash up to `end`, from the source's memory where it can.
     fn hash_to(&mut self, src: &mut dyn Source, end: u64) -> Result<(), SendError> {
-        let mut buf = std::mem::take(&mut self.buf);
-        while self.hashed_to < end {
-            let n = (end - self.hashed_to).min(1 << 20) as usize;
-            buf.resize(n, 0);
-            src.read_at(self.hashed_to, &mut buf)
-                .map_err(|source| SendError::Read { offset: self.hashed_to, source })?;
-            self.hasher.update(&buf);
-            self.hashed_to += n as u64;
-        }
-        self.buf = buf;
-        Ok(())
+        self.hasher.feed_to(end, src).map_err(|(offset, source)| SendError::Read { offset, source })
     }
 
     /// The payload of the next path-MTU probe, if one should go now
@@ -737,13 +824,16 @@ impl Sender {
         (payload > self.mss && self.cc.window() >= PROBE_WINDOW * payload).then_some(payload)
     }
 
-    fn poll_data(&mut self, now: Instant, src: &mut dyn Source, out: &mut Vec<u8>) -> bool {
-        let mss = self.mss;
+    /// Writes the next DATA datagram into `out` (cleared first) or, with
+    /// `append` (a batch being built), after what `out` holds, carrying at
+    /// most `append`'s file bytes and never a path-MTU probe.
+    fn poll_data(&mut self, now: Instant, src: &mut dyn Source, out: &mut Vec<u8>, append: Option<u64>) -> bool {
+        let mss = append.unwrap_or(self.mss).min(self.mss);
         if self.bytes_in_flight + mss > self.cc.window() && self.bytes_in_flight > 0 {
             return false;
         }
         self.refill(now);
-        if self.tokens < mss as f64 {
+        if !self.pacer.allows(mss as f64) {
             self.pace_at = self.pacing_delay(now);
             return false;
         }
@@ -758,7 +848,7 @@ impl Sender {
                     }
                 }
                 None => {
-                    let len = self.probe_payload().unwrap_or(mss);
+                    let len = if append.is_some() { mss } else { self.probe_payload().unwrap_or(mss) };
                     let end = (self.next_offset + len).min(self.size).min(self.max_data);
                     if end <= self.next_offset {
                         return false;
@@ -767,9 +857,13 @@ impl Sender {
                 }
             }
         };
-        let probe = !retx && range.end - range.start > mss;
+        let probe = !retx && range.end - range.start > self.mss;
         self.probe_outstanding |= probe;
-        if !retx && self.hashed_to < range.start {
+        self.batchable = !probe;
+        // The hash lags the new data by up to HASH_RUN and catches up
+        // before the source is read further (so what it needs is still in
+        // the source's memory): large runs, BLAKE3's fast multi-chunk path.
+        if !retx && self.hasher.hashed_to() + HASH_RUN <= range.start {
             if let Err(e) = self.hash_to(src, range.start) {
                 self.fail(e);
                 return false;
@@ -777,15 +871,17 @@ impl Sender {
         }
         let len = (range.end - range.start) as usize;
         let pn = self.next_pn;
-        let hash_now = !retx && self.hashed_to == range.start;
-        let r = encode_data_with(out, pn, range.start, len, |buf| src.read_at(range.start, buf));
+        if append.is_none() {
+            out.clear();
+        }
+        let at = out.len();
+        let r = append_data_with(out, pn, range.start, len, |buf| src.read_at(range.start, buf));
         if let Err(source) = r {
             self.fail(SendError::Read { offset: range.start, source });
             return false;
         }
-        if hash_now {
-            self.hasher.update(&out[super::DATA_HEADER..super::DATA_HEADER + len]);
-            self.hashed_to = range.end;
+        if !retx {
+            self.hasher.feed_next(range.start, &out[at + super::DATA_HEADER..at + super::DATA_HEADER + len]);
         }
         if !retx {
             self.next_offset = range.end;
@@ -808,10 +904,10 @@ impl Sender {
         self.in_flight.insert(range.start, sent);
         self.order.push_back((pn, range.start, now));
         self.bytes_in_flight += len as u64;
-        self.tokens -= len as f64;
+        self.pacer.spend(len as f64);
         self.stats.bytes_sent += len as u64;
         self.event(|| Event::Send { pn, offset: range.start, len: len as u64, retransmission: retx });
-        self.note_sent(out.len());
+        self.note_sent(out.len() - at);
         if self.timer.is_none() {
             self.timer = Some(now + self.rto());
         }
@@ -843,4 +939,121 @@ pub(crate) fn splitmix(mut x: u64) -> u64 {
     x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     x ^ (x >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rdt::fast::{DATA_HEADER, encode_hello};
+
+    /// A sender of `file` past address validation, and `now`.
+    fn validated(cfg: Config, file: &[u8]) -> (Sender, Instant) {
+        let t0 = Instant::now();
+        let mut s = Sender::new(cfg, file.len() as u64, &encode_hello(), t0);
+        let mut out = Vec::new();
+        let mut src = file;
+        assert!(s.poll_transmit(t0, &mut src, &mut out));
+        let Ok(Frame::Challenge { cookie, .. }) = Frame::decode(&out) else { panic!("expected CHALLENGE") };
+        Frame::Start { cookie, resume: 0, max_data: file.len() as u64 }.encode(&mut out);
+        s.handle(t0, &out);
+        assert_eq!(s.state(), State::Sending);
+        (s, t0)
+    }
+
+    /// Every batch `poll_batch` yields at `now`, split into its datagrams.
+    fn batches(s: &mut Sender, now: Instant, file: &[u8], max_segments: usize) -> Vec<(Batch, Vec<Vec<u8>>)> {
+        let mut src = file;
+        let mut out = Vec::new();
+        let mut v = Vec::new();
+        while let Some(b) = s.poll_batch(now, &mut src, &mut out, max_segments) {
+            let parts = out.chunks(b.segment.unwrap_or(out.len())).map(<[u8]>::to_vec).collect::<Vec<_>>();
+            assert_eq!(parts.len(), b.count);
+            v.push((b, parts));
+        }
+        v
+    }
+
+    #[test]
+    fn batches_hold_equal_size_data_and_control_datagrams_go_alone() {
+        let cfg = Config { max_datagram: 1452, probe: false, ..Config::default() };
+        let mss = cfg.payload_len();
+        // The window's worth, with a short last datagram at the file's end.
+        let file: Vec<u8> = (0..mss * 5 + 100).map(|i| i as u8).collect();
+        let (mut s, now) = validated(cfg, &file);
+        let got = batches(&mut s, now, &file, 64);
+        // STATS first, alone; then the data in one batch, the short one last.
+        assert!(matches!(Frame::decode(&got[0].1[0]), Ok(Frame::Stats(_))));
+        assert_eq!(got[0].0, Batch { count: 1, segment: None });
+        let (b, parts) = &got[1];
+        assert_eq!(*b, Batch { count: 6, segment: Some(1452) });
+        let mut next = 0;
+        for (i, p) in parts.iter().enumerate() {
+            let Ok(Frame::Data { offset, payload, .. }) = Frame::decode(p) else { panic!("datagram {i} is not DATA") };
+            assert_eq!(offset, next);
+            assert_eq!(payload, &file[next as usize..next as usize + payload.len()]);
+            next += payload.len() as u64;
+        }
+        assert_eq!(next, file.len() as u64);
+        assert_eq!(got.len(), 2);
+    }
+
+    #[test]
+    fn batches_respect_the_segment_and_byte_limits() {
+        let cfg = Config { max_datagram: 1452, probe: false, pacing_burst: 1000, ..Config::default() };
+        let file = vec![7u8; cfg.payload_len() * 8];
+        let (mut s, now) = validated(cfg.clone(), &file);
+        let got = batches(&mut s, now, &file, 3);
+        assert!(got.iter().all(|(b, _)| b.count <= 3));
+        assert!(got.iter().any(|(b, _)| b.count == 3));
+        // One segment at a time: every datagram alone, without a segment size.
+        let (mut s, now) = validated(cfg.clone(), &file);
+        assert!(batches(&mut s, now, &file, 1).iter().all(|(b, _)| *b == Batch { count: 1, segment: None }));
+        // 65 KB datagrams: one per send (two would exceed GSO_MAX_BYTES).
+        let big = Config { max_datagram: 65_000, ..cfg };
+        let file = vec![1u8; 65_000 * 3];
+        let (mut s, now) = validated(big, &file);
+        let got = batches(&mut s, now, &file, 64);
+        assert!(got.iter().all(|(b, parts)| b.count == 1 && parts[0].len() <= GSO_MAX_BYTES));
+        assert!(got.iter().filter(|(_, p)| matches!(Frame::decode(&p[0]), Ok(Frame::Data { .. }))).count() >= 2);
+    }
+
+    #[test]
+    fn the_file_hash_is_fed_in_runs_and_matches() {
+        // Bigger than a few HASH_RUNs, not a multiple of the payload.
+        let file: Vec<u8> = (0..300_001u32).map(|i| (i % 251) as u8).collect();
+        let cfg = Config { max_datagram: 1452, probe: false, ..Config::default() };
+        let (mut s, mut now) = validated(cfg, &file);
+        let mut src: &[u8] = &file;
+        let mut out = Vec::new();
+        let mut ranges = RangeSet::new();
+        let mut done = None;
+        for _ in 0..100_000 {
+            while s.poll_transmit(now, &mut src, &mut out) {
+                match Frame::decode(&out) {
+                    Ok(Frame::Data { offset, payload, .. }) => {
+                        ranges.insert(offset..offset + payload.len() as u64);
+                    }
+                    Ok(Frame::Done { hash, .. }) => done = Some(hash),
+                    _ => {}
+                }
+            }
+            if done.is_some() {
+                break;
+            }
+            // Acknowledge everything sent so far.
+            let acked: Vec<Range<u64>> = ranges.iter().collect();
+            let mut ack = Vec::new();
+            let max_data = file.len() as u64;
+            Frame::Ack { largest_pn: s.next_pn.saturating_sub(1), delay_us: 0, max_data, ranges: acked }
+                .encode(&mut ack);
+            now += Duration::from_millis(1);
+            s.handle(now, &ack);
+            s.handle_timeout(now);
+            // The hash lags the data by less than a run (plus a datagram).
+            assert!(
+                s.hasher.hashed_to() + HASH_RUN + DATA_HEADER as u64 + 2000 >= s.next_offset.min(file.len() as u64)
+            );
+        }
+        assert_eq!(done, Some(*blake3::hash(&file).as_bytes()));
+    }
 }

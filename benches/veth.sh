@@ -1,0 +1,245 @@
+#!/usr/bin/env bash
+# Issue 11 benchmark: a real network path with a real MTU. Two network
+# namespaces joined by a veth pair (addresses from the benchmarking range
+# 198.18.0.0/15), and on it, alternating in one run, `chatctl fetch --udp`
+# (fast mode), `chatctl fetch --tcp`, and a QUIC peer (quinn's perf tool,
+# encrypted, memory to memory). Prints goodput, the ratios fast/TCP and
+# fast/QUIC, CPU seconds per GB on each side and peak RSS.
+#
+# Scenarios (BENCH_SCENARIOS, space-separated, default all four):
+#   clean1500  veth at MTU 1500, no loss (fast mode runs at 1452-byte datagrams)
+#   loss1500   the same with BENCH_LOSS % random loss each way (default 2):
+#              nftables `numgen random mod 100 < 2 drop` on the input hook of
+#              each namespace. veth hands GSO super-packets through whole, so
+#              a drop takes a whole super-packet (TCP's and QUIC's alike).
+#   clean9000  veth at MTU 9000 (jumbo)
+#   loopback   both peers on 127.0.0.1 inside one namespace
+# Optional: BENCH_RATE (e.g. 1gbit) shapes both veth ends with tbf.
+#
+# Usage: benches/veth.sh            (builds the release binary first; needs root)
+#        CHATCTL=path/to/chatctl QUINN_PERF=path/to/quinn-perf benches/veth.sh
+# Env:   BENCH_SIZE bytes per transfer (default 268435456), BENCH_RUNS runs of
+#        each line (default 3; the median is shown, every run listed),
+#        BENCH_TIMEOUT seconds per download (default 120), BENCH_TMP (default /dev/shm),
+#        QUINN_PERF: quinn's perf binary (github:quinn-rs/quinn, `cargo build
+#        --release -p perf`); the QUIC column is skipped when it is unset.
+#        QUIC runs BENCH_QUIC_SECONDS (default 6) of back-to-back BENCH_SIZE
+#        downloads; its goodput is the mean over the completed ones and its
+#        CPU per GB counts completed bytes only (a slight overestimate).
+#        BENCH_KEEP=1 keeps the work directory (logs, fetch JSON, GNU time output).
+# Files live on tmpfs so the disk is not what is measured. Not part of `cargo test`.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+SIZE=${BENCH_SIZE:-268435456}
+RUNS=${BENCH_RUNS:-3}
+TMO=${BENCH_TIMEOUT:-120}
+LOSS=${BENCH_LOSS:-2}
+RATE=${BENCH_RATE:-}
+SCENARIOS=${BENCH_SCENARIOS:-clean1500 loss1500 clean9000 loopback}
+QUINN_PERF=${QUINN_PERF:-}
+
+for t in ip nft python3 /usr/bin/time; do
+    command -v "$t" >/dev/null || { echo "veth.sh needs $t" >&2; exit 1; }
+done
+[[ $(id -u) == 0 ]] || { echo "veth.sh needs root (network namespaces)" >&2; exit 1; }
+if [[ -z ${CHATCTL:-} ]]; then
+    (cd "$here" && cargo build --release --quiet --bin chatctl)
+    CHATCTL=$(cd "$here" && cargo metadata --format-version 1 --no-deps |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release/chatctl
+fi
+if [[ -n $QUINN_PERF && ! -x $QUINN_PERF ]]; then
+    echo "QUINN_PERF=$QUINN_PERF is not executable" >&2
+    exit 1
+fi
+[[ -z $QUINN_PERF ]] && echo "QUIC skipped: set QUINN_PERF to quinn's perf binary" >&2
+
+NS_S=chb-s-$$
+NS_C=chb-c-$$
+WORK=$(mktemp -d "${BENCH_TMP:-/dev/shm}/chatctl-veth.XXXXXX")
+cleanup() {
+    ip netns del "$NS_S" 2>/dev/null || true
+    ip netns del "$NS_C" 2>/dev/null || true
+    [[ -n ${BENCH_KEEP:-} ]] && echo "kept $WORK" >&2 || rm -rf "$WORK"
+}
+trap cleanup EXIT
+mkdir -p "$WORK/files" "$WORK/out"
+head -c "$SIZE" /dev/urandom >"$WORK/files/f.bin"
+: >"$WORK/results"
+
+SRV=198.18.0.1
+CLI=198.18.0.2
+
+# path_up MTU LOSS: fresh namespaces joined by a veth pair.
+path_up() {
+    local mtu=$1 loss=$2
+    ip netns del "$NS_S" 2>/dev/null || true
+    ip netns del "$NS_C" 2>/dev/null || true
+    ip netns add "$NS_S"
+    ip netns add "$NS_C"
+    ip link add "vs$$" netns "$NS_S" type veth peer name "vc$$" netns "$NS_C"
+    ip -n "$NS_S" addr add "$SRV/30" dev "vs$$"
+    ip -n "$NS_C" addr add "$CLI/30" dev "vc$$"
+    for ns in "$NS_S" "$NS_C"; do
+        local dev=vs$$
+        [[ $ns == "$NS_C" ]] && dev=vc$$
+        ip -n "$ns" link set lo up
+        ip -n "$ns" link set "$dev" mtu "$mtu" up
+        if [[ -n $RATE ]]; then
+            ip netns exec "$ns" tc qdisc add dev "$dev" root tbf rate "$RATE" burst 256kb latency 50ms
+        fi
+        if [[ $loss != 0 ]]; then
+            ip netns exec "$ns" nft add table inet chb
+            ip netns exec "$ns" nft add chain inet chb in '{ type filter hook input priority 0; policy accept; }'
+            ip netns exec "$ns" nft add rule inet chb in iifname "$dev" numgen random mod 100 '<' "$loss" drop
+        fi
+    done
+}
+
+# wait_line FILE PATTERN: the first match of PATTERN in FILE within 10 s.
+wait_line() {
+    local m=""
+    for _ in $(seq 100); do
+        m=$(grep -o "$2" "$1" 2>/dev/null | head -1 || true)
+        [[ -n $m ]] && { echo "$m"; return 0; }
+        sleep 0.1
+    done
+    return 1
+}
+
+# rusage FILE: "cpu_seconds peak_rss_mib" from GNU time -v.
+rusage() {
+    python3 - "$1" <<'EOF'
+import re, sys
+t = open(sys.argv[1]).read()
+f = lambda k: float(re.search(re.escape(k) + r": ([0-9.]+)", t).group(1))
+print(f("User time (seconds)") + f("System time (seconds)"), f("Maximum resident set size (kbytes)") / 1024)
+EOF
+}
+
+# run_chatctl LABEL MODE(udp|tcp) SRV_NS CLI_NS SRV_ADDR
+run_chatctl() {
+    local label=$1 mode=$2 sns=$3 cns=$4 addr=$5
+    local log="$WORK/$label.$mode"
+    ip netns exec "$sns" /usr/bin/time -v -o "$log.time" "$CHATCTL" serve --listen "$addr:0" --ports 0 \
+        --files "$WORK/files" 2>"$log.err" &
+    local tpid=$!
+    local listen
+    listen=$(wait_line "$log.err" 'listening on [^ ]*' | cut -d' ' -f3) ||
+        { echo "serve did not start: $(cat "$log.err")" >&2; kill "$tpid"; return 1; }
+    rm -f "$WORK/out/f.bin"
+    local ok=1
+    if ! timeout "$TMO" ip netns exec "$cns" /usr/bin/time -v -o "$log.ctime" "$CHATCTL" --server "$listen" \
+        --name "b$RANDOM" --json --timeout 30s fetch "--$mode" f.bin -o "$WORK/out/f.bin" >"$log.json" 2>"$log.cerr"; then
+        echo "  $label $mode: download failed or timed out after ${TMO}s: $(tail -2 "$log.cerr")" >&2
+        ok=0
+    fi
+    pkill -TERM -P "$tpid" || true # the server: the only child of its GNU time
+    wait "$tpid" || true
+    if [[ $ok == 1 ]] && ! cmp -s "$WORK/files/f.bin" "$WORK/out/f.bin"; then
+        echo "  $label $mode: downloaded file differs from the original" >&2
+        ok=0
+    fi
+    local size=0 secs=nan
+    if [[ $ok == 1 ]]; then
+        read -r size secs < <(python3 -c 'import json,sys; r=json.loads(open(sys.argv[1]).read().splitlines()[-1]); print(r["size"], r["seconds"])' "$log.json")
+    fi
+    echo "$label $mode $size $secs $(rusage "$log.time") $(rusage "$log.ctime")" >>"$WORK/results"
+}
+
+# run_quic LABEL SRV_NS CLI_NS SRV_ADDR MTU: quinn's perf client downloads
+# BENCH_SIZE bytes per request, one request at a time, for a few seconds.
+run_quic() {
+    local label=$1 sns=$2 cns=$3 addr=$4 mtu=$5
+    [[ -n $QUINN_PERF ]] || return 0
+    local log="$WORK/$label.quic" payload=$((mtu - 28))
+    ((payload > 65000)) && payload=65000
+    ip netns exec "$sns" /usr/bin/time -v -o "$log.time" "$QUINN_PERF" server --listen "$addr:4433" \
+        --max-udp-payload-size "$payload" >"$log.sout" 2>&1 &
+    local tpid=$!
+    sleep 0.5
+    local secs=${BENCH_QUIC_SECONDS:-6}
+    timeout "$TMO" ip netns exec "$cns" /usr/bin/time -v -o "$log.ctime" "$QUINN_PERF" client "$addr:4433" \
+        --download-size "$SIZE" --upload-size 0 --duration "$secs" --max-udp-payload-size "$payload" \
+        >"$log.out" 2>&1 || echo "  $label quic: client failed: $(tail -2 "$log.out")" >&2
+    pkill -INT -P "$tpid" || true
+    sleep 0.3
+    pkill -KILL -P "$tpid" || true
+    wait "$tpid" || true
+    # Completed requests and their mean download throughput (the last table printed).
+    python3 - "$label" "$log" "$SIZE" "$(rusage "$log.time")" "$(rusage "$log.ctime")" >>"$WORK/results" <<'EOF'
+import re, sys
+label, log, size, srv, cli = sys.argv[1:]
+t = open(log + ".out").read()
+n = [int(x) for x in re.findall(r"RPS: [0-9.]+ \((\d+) requests", t)]
+avg = re.findall(r"AVG\s*│.*│\s*([0-9.]+) Mb/s\s*$", t, re.M)
+if n and n[-1] > 0 and avg:
+    total = n[-1] * int(size)
+    secs = total / (float(avg[-1]) * 1e6 / 8)
+else:
+    total, secs = 0, float("nan")
+print(label, "quic", total, secs, srv, cli)
+EOF
+}
+
+# scenario LABEL MTU LOSS
+scenario() {
+    local label=$1 mtu=$2 loss=$3
+    echo "$label: veth MTU $mtu, ${loss}% loss each way${RATE:+, tbf $RATE}, $SIZE bytes, $RUNS runs" >&2
+    path_up "$mtu" "$loss"
+    for _ in $(seq "$RUNS"); do
+        run_chatctl "$label" udp "$NS_S" "$NS_C" "$SRV"
+        run_chatctl "$label" tcp "$NS_S" "$NS_C" "$SRV"
+        run_quic "$label" "$NS_S" "$NS_C" "$SRV" "$mtu"
+    done
+}
+
+for s in $SCENARIOS; do
+    case $s in
+        clean1500) scenario clean1500 1500 0 ;;
+        loss1500) scenario loss1500 1500 "$LOSS" ;;
+        clean9000) scenario clean9000 9000 0 ;;
+        loopback)
+            echo "loopback: both peers on 127.0.0.1 in one namespace, $SIZE bytes, $RUNS runs" >&2
+            path_up 1500 0
+            for _ in $(seq "$RUNS"); do
+                run_chatctl loopback udp "$NS_S" "$NS_S" 127.0.0.1
+                run_chatctl loopback tcp "$NS_S" "$NS_S" 127.0.0.1
+                run_quic loopback "$NS_S" "$NS_S" 127.0.0.1 65536
+            done
+            ;;
+        *) echo "unknown scenario $s" >&2; exit 1 ;;
+    esac
+done
+
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+python3 - "$WORK/results" <<'EOF'
+import sys
+res = {}
+for l in open(sys.argv[1]):
+    r = l.split()
+    res.setdefault((r[0], r[1]), []).append(dict(zip("size secs scpu srss ccpu crss".split(), map(float, r[2:]))))
+def rates(label, mode):
+    return sorted(r["size"] / r["secs"] / 1e6 if r["size"] and r["secs"] > 0 else float("nan") for r in res.get((label, mode), []))
+def gp(label, mode):
+    v = rates(label, mode)
+    return v[len(v) // 2] if v else float("nan")
+labels = list(dict.fromkeys(k[0] for k in res))
+print("| path | fast UDP MB/s | TCP MB/s | QUIC MB/s | fast/TCP | fast/QUIC |")
+print("|---|---|---|---|---|---|")
+for label in labels:
+    u, t, q = gp(label, "udp"), gp(label, "tcp"), gp(label, "quic")
+    print(f"| {label} | {u:.0f} | {t:.0f} | {q:.0f} | {u/t:.2f}x | {u/q:.2f}x |")
+print()
+for label in labels:
+    for m in ("udp", "tcp", "quic"):
+        if (label, m) in res:
+            print(f"{label} {m}, each run: " + ", ".join(f"{x:.0f}" for x in rates(label, m)) + " MB/s")
+print()
+print("| run | server CPU s/GB | client CPU s/GB | server peak RSS MiB | client peak RSS MiB |")
+print("|---|---|---|---|---|")
+for (label, mode), runs in res.items():
+    gb = sum(x["size"] for x in runs) / 1e9
+    per = lambda k: f"{sum(x[k] for x in runs) / gb:.2f}" if gb > 0 else "n/a"
+    print(f"| {label} {mode} | {per('scpu')} | {per('ccpu')} | {max(x['srss'] for x in runs):.0f} | {max(x['crss'] for x in runs):.0f} |")
+EOF
