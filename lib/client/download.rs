@@ -256,7 +256,10 @@ pub(super) async fn download(
             (Transport::Tcp, _) => tcp(peer, size, timeout, &mut sink, &mut progress).await,
             (Transport::Udp, None) => {
                 udp_mode = Some(UdpMode::Classic);
-                udp(udp_peer, size, timeout, &mut sink, &mut progress).await
+                match UdpSocket::bind(unspecified(udp_peer)).await {
+                    Ok(sock) => udp_classic(sock, udp_peer, Vec::new(), size, timeout, &mut sink, &mut progress).await,
+                    Err(e) => Err(format!("cannot open a UDP socket: {e}")),
+                }
             }
             (Transport::Udp, Some(cfg)) => {
                 let cfg = fast::Config { idle_timeout: timeout.max(Duration::from_secs(1)), ..cfg };
@@ -480,17 +483,6 @@ async fn last_byte(path: &Path, size: u64) -> Option<u8> {
     let mut b = [0u8; 1];
     std::os::unix::fs::FileExt::read_exact_at(&f, &mut b, pos).ok()?;
     Some(b[0])
-}
-
-async fn udp(
-    peer: SocketAddr,
-    size: u64,
-    timeout: Duration,
-    sink: &mut Sink,
-    progress: &mut (impl FnMut(&Progress) + Send),
-) -> Result<(), String> {
-    let sock = UdpSocket::bind(unspecified(peer)).await.map_err(|e| format!("cannot open a UDP socket: {e}"))?;
-    udp_classic(sock, peer, Vec::new(), size, timeout, sink, progress).await
 }
 
 /// The classic receiver on `sock`; `first` holds classic datagrams that already arrived (after a fast hello), in order.

@@ -377,7 +377,7 @@ impl Io {
 /// The datagrams in one received buffer: GRO coalesces datagrams of one
 /// size, `stride` bytes each, the last possibly shorter. A `stride` of 0
 /// (no GRO information) means the buffer is one datagram.
-pub fn segments(buf: &[u8], stride: usize) -> impl Iterator<Item = &[u8]> {
+pub(crate) fn segments(buf: &[u8], stride: usize) -> impl Iterator<Item = &[u8]> {
     let stride = if stride == 0 { buf.len().max(1) } else { stride };
     buf.chunks(stride)
 }

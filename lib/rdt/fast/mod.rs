@@ -645,9 +645,7 @@ impl Sink for Vec<u8> {
         Ok(())
     }
     fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
-        let r = slice_at(self, offset, buf.len())?;
-        buf.copy_from_slice(&self[r]);
-        Ok(())
+        Source::read_at(&mut self.as_slice(), offset, buf)
     }
     fn cached(&self, offset: u64, len: usize) -> &[u8] {
         held(self, offset, len)
