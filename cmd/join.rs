@@ -72,10 +72,6 @@ pub struct JoinArgs {
     /// and name: it leaves the room, then this returns.
     #[arg(long, conflicts_with_all = ["reconnect", "count", "for_", "from", "private", "pattern"])]
     pub stop: bool,
-
-    /// Internal: the background process of `--detach`.
-    #[arg(long, hide = true)]
-    pub session_host: bool,
 }
 
 fn parse_regex(s: &str) -> Result<regex::Regex, regex::Error> {
@@ -354,7 +350,7 @@ pub fn run(args: JoinArgs, global: &Global) -> anyhow::Result<()> {
     if args.detach {
         return crate::shared::detach(global);
     }
-    if args.session_host {
+    if std::env::var_os(crate::shared::HOST_ENV).is_some() {
         return crate::shared::host(&args.reconnect, global);
     }
     // A name asked on the terminal is asked again when the server refuses it.

@@ -60,15 +60,22 @@ pub fn stop(g: &Global) -> anyhow::Result<()> {
     })
 }
 
+/// Set (to anything) in the environment of the background process that
+/// `join --detach` starts: that `join` hosts the session. Internal.
+pub const HOST_ENV: &str = "CHATCTL_SESSION_HOST";
+
 /// `join --detach`: starts this binary again as the session's background
 /// process (its own session id, no terminal), and returns once it has
 /// joined and listens, or with its error and exit code.
 pub fn detach(g: &Global) -> anyhow::Result<()> {
     let name = name(g)?;
     let exe = std::env::current_exe().context("cannot find the chatctl binary to start in the background")?;
-    let args = std::env::args_os().skip(1).map(|a| if a == "--detach" { "--session-host".into() } else { a });
+    let args = std::env::args_os().skip(1).filter(|a| a != "--detach");
     let mut cmd = Command::new(exe);
     cmd.args(args)
+        // The same `join`, told by the environment (not a flag, which
+        // completions would offer) that it is the background process.
+        .env(HOST_ENV, "1")
         // The name asked on the terminal (if it was) goes along.
         .env("CHATCTL_NAME", &name)
         .stdin(Stdio::null())

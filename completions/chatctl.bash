@@ -503,7 +503,7 @@ _chatctl() {
             return 0
             ;;
         chatctl__subcmd__join)
-            opts="-s -n -q -v -h -V --count --for --from --private --match --reconnect --reconnect-max --detach --stop --session-host --server --name --timeout --json --quiet --verbose --color --help --version"
+            opts="-s -n -q -v -h -V --count --for --from --private --match --reconnect --reconnect-max --detach --stop --server --name --timeout --json --quiet --verbose --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -90,7 +90,6 @@ set edit:completion:arg-completer[chatctl] = {|@words|
             cand --reconnect 'When the server goes away, join again with the same name (exponential backoff with jitter; one line per attempt on stderr) and send the lines read meanwhile, in order (at most 10,000 wait; past that the oldest are dropped and counted). A line whose confirmation was lost is sent again. Ctrl-C ends it at once. Without it, a server that goes away ends the command at once (exit 12)'
             cand --detach 'Run the session in the background (for bots and scripts) and return once it has joined; one-shot commands with the same server and name go through it. `join --stop` ends it'
             cand --stop 'End the session a `join` (e.g. `join --detach`) runs for this server and name: it leaves the room, then this returns'
-            cand --session-host 'Internal: the background process of `--detach`'
             cand --json 'Machine-readable output: JSON (one object per line for streams)'
             cand -q 'Print only errors'
             cand --quiet 'Print only errors'

@@ -87,7 +87,6 @@ complete -c chatctl -n "__fish_chatctl_using_subcommand join" -l private -d 'Onl
 complete -c chatctl -n "__fish_chatctl_using_subcommand join" -l reconnect -d 'When the server goes away, join again with the same name (exponential backoff with jitter; one line per attempt on stderr) and send the lines read meanwhile, in order (at most 10,000 wait; past that the oldest are dropped and counted). A line whose confirmation was lost is sent again. Ctrl-C ends it at once. Without it, a server that goes away ends the command at once (exit 12)'
 complete -c chatctl -n "__fish_chatctl_using_subcommand join" -l detach -d 'Run the session in the background (for bots and scripts) and return once it has joined; one-shot commands with the same server and name go through it. `join --stop` ends it'
 complete -c chatctl -n "__fish_chatctl_using_subcommand join" -l stop -d 'End the session a `join` (e.g. `join --detach`) runs for this server and name: it leaves the room, then this returns'
-complete -c chatctl -n "__fish_chatctl_using_subcommand join" -l session-host -d 'Internal: the background process of `--detach`'
 complete -c chatctl -n "__fish_chatctl_using_subcommand join" -l json -d 'Machine-readable output: JSON (one object per line for streams)'
 complete -c chatctl -n "__fish_chatctl_using_subcommand join" -s q -l quiet -d 'Print only errors'
 complete -c chatctl -n "__fish_chatctl_using_subcommand join" -s v -l verbose -d 'More detail; repeat for more (`-vv`)'
