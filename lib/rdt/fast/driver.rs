@@ -24,7 +24,7 @@
 //! # Batched and segmented I/O
 //! Sockets go through [`quinn_udp`]: `recvmmsg(2)` reads up to 32 buffers
 //! per call, and with UDP GRO (Linux) one buffer may hold several datagrams
-//! of one size (`RecvMeta::stride`) that [`segments`] splits again. On the
+//! of one size (`RecvMeta::stride`) that `segments` splits again. On the
 //! sending side the sender machine builds batches of equal-size DATA
 //! datagrams itself ([`Sender::poll_batch`]), which leave in one
 //! `sendmsg(2)` with `UDP_SEGMENT` (GSO): the kernel cuts them into
