@@ -705,7 +705,7 @@ impl Chat {
                     out.line(v.to_string());
                 }
                 Ok(r) => out.info("download", r.summary(session.name())),
-                Err(e) => out.info("error", format!("{:#}", fail(e).context(format!("/get {}", escape(&file))))),
+                Err(e) => out.info("error", crate::describe(&fail(e).context(format!("/get {}", escape(&file))))),
             }
             if let Ok(mut a) = active.lock() {
                 a.remove(&base);

@@ -134,6 +134,12 @@ fn exit_for(err: &anyhow::Error) -> Exit {
 /// The error chain as `outer: inner: …`, without the [`Exit`] labels that
 /// only carry the exit code (their text is the man page's description, which
 /// would repeat what the message already says), unless nothing else is left.
+/// An error as its one line for a person (no exit-code label), for errors
+/// reported without ending the command (a `/get` in `join`).
+pub(crate) fn describe(err: &anyhow::Error) -> String {
+    message(err, exit_for(err))
+}
+
 fn message(err: &anyhow::Error, exit: Exit) -> String {
     let label = exit.to_string();
     let parts: Vec<String> = err.chain().map(|e| e.to_string()).filter(|m| *m != label).collect();

@@ -1170,6 +1170,8 @@ fn join_get_completes_files(burst: bool) {
     std::thread::sleep(Duration::from_millis(200));
     keys(&mut stdin, b"/get b.\t\r", burst);
     let at = screen.wait_for("exists (use --force to overwrite)", at);
+    // The error reads as a sentence, without the exit code's label after it.
+    assert!(!screen.0.lock().unwrap().contains("any other error"), "{:?}", screen.0.lock().unwrap());
     std::thread::sleep(Duration::from_millis(200));
     keys(&mut stdin, b"/get b.txt --force\r", burst);
     screen.wait_for("ZED downloaded 100% of b.txt (4 bytes)", at);
