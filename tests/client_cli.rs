@@ -1135,6 +1135,11 @@ fn join_sends_each_line_at_its_enter(burst: bool) {
     screen.wait_for("Tab completes", at);
     // The two blank lines sent nothing: the next message is `after`.
     assert_eq!(next_update(&mut bob, T), Update::Broadcast { from: "ZED".into(), text: "after".into() });
+    // Ctrl-D once the editor is back at its prompt: one typed in the instant
+    // between two `readline` calls can be lost (noted, not fixed here).
+    let at = screen.wait_for("after", at);
+    screen.wait_for("ZED> ", at);
+    std::thread::sleep(Duration::from_millis(200));
     keys(&mut stdin, b"\x04", burst);
     let status = wait_exit(&mut child, T);
     assert!(status.success(), "{status:?}");
