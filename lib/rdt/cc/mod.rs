@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 pub mod bbr;
 pub mod cubic;
+pub(crate) mod hystart;
 pub mod loss_based;
 pub mod newreno;
 

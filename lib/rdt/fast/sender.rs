@@ -12,6 +12,7 @@ use super::{
     CHECK_LEN, Config, FileHash, Frame, GSO_MAX_BYTES, HASH_RUN, STATS_INTERVAL, SenderStats, Source, Stats,
     ack_threshold, append_data_with,
 };
+use crate::rdt::cc::hystart::HyStart;
 use crate::rdt::cc::{Controller, RateSample};
 use crate::rdt::rangeset::RangeSet;
 use crate::rdt::rtt::RttEstimator;
@@ -193,10 +194,7 @@ pub struct Sender {
     last_cwnd: u64,
     resumed_from: u64,
     dones: u32,
-    round_end_pn: u64,
-    round_min: Duration,
-    last_round_min: Duration,
-    round_samples: u32,
+    hystart: HyStart,
     /// File bytes per DATA now: `cfg.payload_len()`, raised by acknowledged probes.
     mss: u64,
     /// Delivery-rate estimation: bytes acknowledged so far, when the last
@@ -258,10 +256,7 @@ impl Sender {
             last_cwnd: 0,
             resumed_from: 0,
             dones: 0,
-            round_end_pn: 0,
-            round_min: Duration::MAX,
-            last_round_min: Duration::MAX,
-            round_samples: 0,
+            hystart: HyStart::default(),
             mss,
             delivered: 0,
             delivered_time: now,
@@ -521,27 +516,11 @@ impl Sender {
         self.cc.on_delivery(now, &sample);
     }
 
-    /// HyStart++ (RFC 9406 §4.2), simplified: per round trip (a round ends
-    /// when a packet sent after it began is acknowledged), the minimum RTT;
-    /// in slow start, once 8 samples of a round show the minimum grown by
-    /// clamp(min/8, 4 ms, 16 ms) over the previous round's, leave slow start.
-    /// Without it a loss-free path (loopback) doubles the window until the
-    /// socket buffers overflow in one burst.
+    /// HyStart++ (see [`HyStart`]): leaves slow start when the RTT climbs.
     fn hystart(&mut self, largest_pn: u64, sample: Duration) {
-        if largest_pn >= self.round_end_pn {
-            self.last_round_min = self.round_min;
-            self.round_min = Duration::MAX;
-            self.round_samples = 0;
-            self.round_end_pn = self.next_pn;
-        }
-        self.round_min = self.round_min.min(sample);
-        self.round_samples += 1;
-        if self.cc.in_slow_start() && self.round_samples >= 8 && self.last_round_min != Duration::MAX {
-            let eta = (self.last_round_min / 8).clamp(Duration::from_millis(4), Duration::from_millis(16));
-            if self.round_min >= self.last_round_min + eta {
-                self.cc.exit_slow_start();
-                self.cwnd_event();
-            }
+        if self.hystart.on_rtt_sample(largest_pn, self.next_pn, sample, self.cc.in_slow_start()) {
+            self.cc.exit_slow_start();
+            self.cwnd_event();
         }
     }
 
