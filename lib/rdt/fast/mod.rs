@@ -93,6 +93,7 @@ use crate::rdt::cc::Algorithm;
 
 pub mod driver;
 mod files;
+mod mtu;
 mod pacer;
 pub mod receiver;
 pub mod sender;

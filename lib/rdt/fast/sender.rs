@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
+use super::mtu::MtuDiscovery;
 use super::pacer::Pacer;
 use super::{
     CHECK_LEN, Config, FileHash, Frame, GSO_MAX_BYTES, HASH_RUN, STATS_INTERVAL, SenderStats, Source, Stats,
@@ -130,10 +131,6 @@ const BURST_SPAN: Duration = Duration::from_micros(500);
 /// The receiver's ACK threshold until it hears an ACK-FREQUENCY.
 const DEFAULT_ACK_THRESHOLD: u32 = 2;
 
-/// A larger datagram is probed for and adopted only while the congestion
-/// window holds at least this many of them.
-const PROBE_WINDOW: u64 = 16;
-
 #[derive(Debug, Clone, Copy)]
 struct Sent {
     pn: u64,
@@ -195,16 +192,13 @@ pub struct Sender {
     resumed_from: u64,
     dones: u32,
     hystart: HyStart,
-    /// File bytes per DATA now: `cfg.payload_len()`, raised by acknowledged probes.
-    mss: u64,
+    /// File bytes per DATA now, raised by acknowledged path-MTU probes.
+    mtu: MtuDiscovery,
     /// Delivery-rate estimation: bytes acknowledged so far, when the last
     /// was, and the send time of the newest packet acknowledged.
     delivered: u64,
     delivered_time: Instant,
     first_sent_time: Instant,
-    /// Index into `cfg.probe_datagrams` of the next size to try.
-    probe_next: usize,
-    probe_outstanding: bool,
     /// When the next STATS may go (`None`: at once, once validated).
     stats_at: Option<Instant>,
     /// An ACK-FREQUENCY goes out after this STATS.
@@ -257,12 +251,10 @@ impl Sender {
             resumed_from: 0,
             dones: 0,
             hystart: HyStart::default(),
-            mss,
+            mtu: MtuDiscovery::new(&cfg),
             delivered: 0,
             delivered_time: now,
             first_sent_time: now,
-            probe_next: 0,
-            probe_outstanding: false,
             stats_at: None,
             ack_freq_due: false,
             ack_freq_seq: 0,
@@ -331,7 +323,7 @@ impl Sender {
 
     /// File bytes per DATA datagram now (raised by path-MTU probes).
     pub fn payload(&self) -> u64 {
-        self.mss
+        self.mtu.payload()
     }
 
     /// The file size.
@@ -449,12 +441,7 @@ impl Sender {
                         self.cc.on_ack(now, s.time, s.len, self.rtt.srtt());
                     }
                     if s.probe {
-                        // The path carries this size: use it from now on.
-                        if self.cc.window() >= PROBE_WINDOW * s.len {
-                            self.mss = self.mss.max(s.len);
-                        }
-                        self.probe_outstanding = false;
-                        self.probe_next += 1;
+                        self.mtu.on_probe_acked(s.len, self.cc.window());
                         self.event(|| Event::Mtu { payload: s.len, ok: true });
                     }
                     progress = true;
@@ -541,9 +528,7 @@ impl Sender {
             self.lost.remove(r);
         }
         if s.probe {
-            // Too big for the path (or unlucky): stop probing upwards.
-            self.probe_outstanding = false;
-            self.probe_next = usize::MAX;
+            self.mtu.on_probe_lost();
             self.event(|| Event::Mtu { payload: s.len, ok: false });
         } else {
             self.cc.on_loss(now, s.time);
@@ -636,7 +621,7 @@ impl Sender {
 
     fn pacing_rate(&self) -> f64 {
         if let Some(rate) = self.cc.pacing_rate() {
-            return rate.max(self.mss as f64);
+            return rate.max(self.mtu.payload() as f64);
         }
         let gain = if self.cc.in_slow_start() { 2.0 } else { 1.25 };
         let srtt = self.rtt.srtt().as_secs_f64().max(1e-5);
@@ -655,8 +640,8 @@ impl Sender {
     /// The pacing bucket's size in bytes (see [`Sender::refill`]).
     fn bucket_cap(&self) -> f64 {
         let span = if self.cc.pacing_rate().is_some() { 4e-3 } else { 1e-3 };
-        let cap = ((self.cfg.pacing_burst as f64) * self.mss as f64).max(self.pacing_rate() * span);
-        cap.max(self.mss as f64)
+        let cap = ((self.cfg.pacing_burst as f64) * self.mtu.payload() as f64).max(self.pacing_rate() * span);
+        cap.max(self.mtu.payload() as f64)
     }
 
     /// Bytes a paced sender waits for: what the pacing rate earns in
@@ -665,9 +650,9 @@ impl Sender {
     /// pace datagram by datagram, so a small bottleneck queue is not hit
     /// with bursts.
     fn burst_bytes(&self) -> f64 {
-        let per_batch = (GSO_MAX_BYTES as u64 / (self.mss + (super::DATA_HEADER + CHECK_LEN) as u64)).max(1);
+        let per_batch = (GSO_MAX_BYTES as u64 / (self.mtu.payload() + (super::DATA_HEADER + CHECK_LEN) as u64)).max(1);
         let span = self.pacing_rate() * BURST_SPAN.as_secs_f64();
-        span.min((per_batch * self.mss) as f64).min(self.bucket_cap()).max(self.mss as f64)
+        span.min((per_batch * self.mtu.payload()) as f64).min(self.bucket_cap()).max(self.mtu.payload() as f64)
     }
 
     /// Writes the next datagram to send into `out`; `false` when there is
@@ -748,7 +733,7 @@ impl Sender {
                 }
                 // ACK-FREQUENCY with each STATS while the threshold differs
                 // from the receiver's default (or from what was last asked).
-                let threshold = ack_threshold(self.cc.window(), self.mss);
+                let threshold = ack_threshold(self.cc.window(), self.mtu.payload());
                 if std::mem::take(&mut self.ack_freq_due)
                     && (threshold != DEFAULT_ACK_THRESHOLD || threshold != self.ack_freq_sent)
                 {
@@ -789,25 +774,11 @@ impl Sender {
         self.hasher.feed_to(end, src).map_err(|(offset, source)| SendError::Read { offset, source })
     }
 
-    /// The payload of the next path-MTU probe, if one should go now
-    /// (DPLPMTUD, RFC 8899, simplified): one probe at a time, sizes from
-    /// `cfg.probe_datagrams` upwards, after the first RTT sample.
-    fn probe_payload(&self) -> Option<u64> {
-        if !self.cfg.probe || self.probe_outstanding || !self.rtt.has_sample() {
-            return None;
-        }
-        let d = *self.cfg.probe_datagrams.get(self.probe_next)?;
-        let payload = d.saturating_sub(super::DATA_HEADER + CHECK_LEN) as u64;
-        // Only where the window holds many datagrams of the new size: with a
-        // window of a few big datagrams, loss recovery degrades to timeouts.
-        (payload > self.mss && self.cc.window() >= PROBE_WINDOW * payload).then_some(payload)
-    }
-
     /// Writes the next DATA datagram into `out` (cleared first) or, with
     /// `append` (a batch being built), after what `out` holds, carrying at
     /// most `append`'s file bytes and never a path-MTU probe.
     fn poll_data(&mut self, now: Instant, src: &mut dyn Source, out: &mut Vec<u8>, append: Option<u64>) -> bool {
-        let mss = append.unwrap_or(self.mss).min(self.mss);
+        let mss = append.unwrap_or(self.mtu.payload()).min(self.mtu.payload());
         if self.bytes_in_flight + mss > self.cc.window() && self.bytes_in_flight > 0 {
             return false;
         }
@@ -827,7 +798,11 @@ impl Sender {
                     }
                 }
                 None => {
-                    let len = if append.is_some() { mss } else { self.probe_payload().unwrap_or(mss) };
+                    let len = if append.is_some() {
+                        mss
+                    } else {
+                        self.mtu.probe_payload(self.rtt.has_sample(), self.cc.window()).unwrap_or(mss)
+                    };
                     let end = (self.next_offset + len).min(self.size).min(self.max_data);
                     if end <= self.next_offset {
                         return false;
@@ -836,8 +811,10 @@ impl Sender {
                 }
             }
         };
-        let probe = !retx && range.end - range.start > self.mss;
-        self.probe_outstanding |= probe;
+        let probe = !retx && self.mtu.is_probe(range.end - range.start);
+        if probe {
+            self.mtu.on_probe_sent();
+        }
         self.batchable = !probe;
         // The hash lags the new data by up to HASH_RUN and catches up
         // before the source is read further (so what it needs is still in
