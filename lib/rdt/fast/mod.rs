@@ -97,6 +97,7 @@ mod mtu;
 mod pacer;
 pub mod receiver;
 pub mod sender;
+mod sent;
 
 /// The hello's prefix: `int("0098")` is 98 for a classic peer.
 pub const HELLO_PREFIX: &[u8] = b"0098";

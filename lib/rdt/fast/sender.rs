@@ -3,19 +3,19 @@
 //! datagrams from [`Sender::poll_transmit`] until it returns `false`, then
 //! sleep until [`Sender::poll_timeout`]. `now` must never go backwards.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use super::mtu::MtuDiscovery;
 use super::pacer::Pacer;
+use super::sent::{Sent, SentPackets};
 use super::{
     CHECK_LEN, Config, FileHash, Frame, GSO_MAX_BYTES, HASH_RUN, STATS_INTERVAL, SenderStats, Source, Stats,
     ack_threshold, append_data_with,
 };
+use crate::rdt::cc::Controller;
 use crate::rdt::cc::hystart::HyStart;
-use crate::rdt::cc::{Controller, RateSample};
-use crate::rdt::rangeset::RangeSet;
 use crate::rdt::rtt::RttEstimator;
 
 /// Why a fast send failed.
@@ -131,24 +131,6 @@ const BURST_SPAN: Duration = Duration::from_micros(500);
 /// The receiver's ACK threshold until it hears an ACK-FREQUENCY.
 const DEFAULT_ACK_THRESHOLD: u32 = 2;
 
-#[derive(Debug, Clone, Copy)]
-struct Sent {
-    pn: u64,
-    len: u64,
-    time: Instant,
-    /// A path-MTU probe: its loss says nothing about congestion.
-    probe: bool,
-    /// Delivery-rate state at send time (see [`crate::rdt::cc::RateSample`]).
-    delivered: u64,
-    delivered_time: Instant,
-    first_sent_time: Instant,
-    /// Sent with nothing more to send behind it (file end or flow control).
-    app_limited: bool,
-    /// Carries bytes sent before: an acknowledgement may be for the earlier
-    /// copy, so its RTT is ambiguous (Karn) and is not given to the controller.
-    retransmission: bool,
-}
-
 /// The fast-mode sender.
 #[derive(Debug)]
 pub struct Sender {
@@ -166,16 +148,9 @@ pub struct Sender {
     challenge_due: bool,
     challenges: u32,
     challenge_sent: Option<Instant>,
-    acked: RangeSet,
-    lost: RangeSet,
-    /// In flight, keyed by offset.
-    in_flight: BTreeMap<u64, Sent>,
-    /// (pn, offset) in send order, for loss detection by packet number.
-    order: VecDeque<(u64, u64, Instant)>,
-    bytes_in_flight: u64,
+    /// DATA in flight, loss detection, acknowledged and lost bytes.
+    sent: SentPackets,
     next_offset: u64,
-    next_pn: u64,
-    largest_acked_pn: Option<u64>,
     max_data: u64,
     /// The whole-file BLAKE3, fed in runs of [`HASH_RUN`] as new data goes out.
     hasher: FileHash,
@@ -194,11 +169,6 @@ pub struct Sender {
     hystart: HyStart,
     /// File bytes per DATA now, raised by acknowledged path-MTU probes.
     mtu: MtuDiscovery,
-    /// Delivery-rate estimation: bytes acknowledged so far, when the last
-    /// was, and the send time of the newest packet acknowledged.
-    delivered: u64,
-    delivered_time: Instant,
-    first_sent_time: Instant,
     /// When the next STATS may go (`None`: at once, once validated).
     stats_at: Option<Instant>,
     /// An ACK-FREQUENCY goes out after this STATS.
@@ -229,14 +199,8 @@ impl Sender {
             challenge_due: true,
             challenges: 0,
             challenge_sent: None,
-            acked: RangeSet::new(),
-            lost: RangeSet::new(),
-            in_flight: BTreeMap::new(),
-            order: VecDeque::new(),
-            bytes_in_flight: 0,
+            sent: SentPackets::new(size, now),
             next_offset: 0,
-            next_pn: 0,
-            largest_acked_pn: None,
             max_data: 0,
             hasher: FileHash::default(),
             hash: None,
@@ -252,9 +216,6 @@ impl Sender {
             dones: 0,
             hystart: HyStart::default(),
             mtu: MtuDiscovery::new(&cfg),
-            delivered: 0,
-            delivered_time: now,
-            first_sent_time: now,
             stats_at: None,
             ack_freq_due: false,
             ack_freq_seq: 0,
@@ -275,9 +236,7 @@ impl Sender {
     }
 
     fn event(&mut self, e: impl FnOnce() -> Event) {
-        if let Some(q) = self.events.as_mut() {
-            q.push_back(e());
-        }
+        push_event(&mut self.events, e);
     }
 
     fn cwnd_event(&mut self) {
@@ -366,22 +325,17 @@ impl Sender {
                     self.state = State::Sending;
                     let resume = resume.min(self.size);
                     self.resumed_from = resume;
-                    self.acked.insert(0..resume);
+                    self.sent.acked_before_start(resume);
                     self.next_offset = resume;
                     self.max_data = max_data.min(self.size);
                     self.stats.bytes_done = resume;
                     self.check_complete();
-                } else if self.state == State::Sending && self.largest_acked_pn.is_none() {
+                } else if self.state == State::Sending && self.sent.largest_acked().is_none() {
                     // A repeated START: the receiver has had no DATA yet, so
                     // everything in flight is lost; resend without waiting for the RTO.
                     let srtt = self.rtt.srtt();
-                    let old: Vec<u64> =
-                        self.in_flight.iter().filter(|(_, s)| s.time + srtt <= now).map(|(&o, _)| o).collect();
-                    for off in old {
-                        if let Some(s) = self.in_flight.remove(&off) {
-                            self.declare_lost(now, off, s);
-                        }
-                    }
+                    let Self { sent, cc, mtu, stats, events, .. } = self;
+                    sent.lose_older_than(now, srtt, |s| packet_lost(now, s, cc.as_mut(), mtu, stats, events));
                 }
             }
             Frame::Ack { largest_pn, delay_us, max_data, ranges } if self.validated => {
@@ -403,135 +357,49 @@ impl Sender {
     fn on_ack(&mut self, now: Instant, largest_pn: u64, delay: Duration, max_data: u64, ranges: &[Range<u64>]) {
         self.max_data = self.max_data.max(max_data.min(self.size));
         // RTT sample from the largest packet number, if it is newly acknowledged.
-        if self.largest_acked_pn.is_none_or(|l| largest_pn > l) {
-            self.largest_acked_pn = Some(largest_pn);
-            let i = self.order.partition_point(|&(pn, _, _)| pn < largest_pn);
-            if let Some(&(pn, _, t)) = self.order.get(i)
-                && pn == largest_pn
-            {
-                let rtt = now.saturating_duration_since(t);
-                let sample = rtt.saturating_sub(delay.min(rtt / 2)).max(rtt.min(Duration::from_micros(50)));
-                self.rtt.sample(sample);
-                self.hystart(largest_pn, sample);
-            }
+        if let Some(sample) = self.sent.on_ack_largest(now, largest_pn, delay) {
+            self.rtt.sample(sample);
+            self.hystart(largest_pn, sample);
         }
-        let mut progress = false;
-        for r in ranges {
-            let r = r.start..r.end.min(self.size);
-            if r.start >= r.end || self.acked.contains(r.clone()) {
-                continue;
+        let srtt = self.rtt.srtt();
+        let Self { sent, cc, mtu, stats, events, rtt, .. } = self;
+        let progress = sent.on_ack_ranges(now, ranges, |a| {
+            // Grow the window only while it limits the sender (RFC 7661):
+            // not when flow control or the file's end does.
+            let cwnd_limited = 2 * a.prior_in_flight >= cc.window();
+            cc.on_delivery(now, &a.rate);
+            if cwnd_limited {
+                cc.on_ack(now, a.sent.time, a.sent.len, srtt);
             }
-            self.acked.insert(r.clone());
-            self.lost.remove(r.clone());
-            // In-flight packets inside the range (a packet never straddles an
-            // acked range's boundary unless partially acked, handled below).
-            let first = self.in_flight.range(..r.start).next_back().map(|(&o, _)| o);
-            let keys: Vec<u64> =
-                first.into_iter().chain(self.in_flight.range(r.start..r.end).map(|(&o, _)| o)).collect();
-            for o in keys {
-                let s = self.in_flight[&o];
-                if self.acked.contains(o..o + s.len) {
-                    self.in_flight.remove(&o);
-                    // Grow the window only while it limits the sender
-                    // (RFC 7661): not when flow control or the file's end does.
-                    let cwnd_limited = 2 * self.bytes_in_flight >= self.cc.window();
-                    self.bytes_in_flight -= s.len;
-                    self.delivery_sample(now, &s);
-                    if cwnd_limited {
-                        self.cc.on_ack(now, s.time, s.len, self.rtt.srtt());
-                    }
-                    if s.probe {
-                        self.mtu.on_probe_acked(s.len, self.cc.window());
-                        self.event(|| Event::Mtu { payload: s.len, ok: true });
-                    }
-                    progress = true;
-                }
+            if a.sent.probe {
+                // The path carries this size.
+                mtu.on_probe_acked(a.sent.len, cc.window());
+                push_event(events, || Event::Mtu { payload: a.sent.len, ok: true });
             }
-        }
-        self.stats.bytes_done = self.acked.iter().map(|r| r.end - r.start).sum();
-        // Packet-threshold loss detection (RFC 9002 §6.1.1, threshold 3) and
-        // time threshold of 9/8 RTT.
-        // RFC 9002 §6.1.2: 9/8 of the RTT, at least the 1 ms timer granularity
-        // (without that floor, microsecond loopback RTTs declare spurious losses).
-        let lat = (self.rtt.srtt().max(self.rtt.latest()) * 9 / 8).max(Duration::from_millis(1));
-        while let Some(&(pn, off, t)) = self.order.front() {
-            let live = self.in_flight.get(&off).is_some_and(|s| s.pn == pn);
-            if !live {
-                self.order.pop_front();
-                continue;
-            }
-            if pn + 3 <= largest_pn || (pn < largest_pn && t + lat <= now) {
-                self.order.pop_front();
-                if let Some(s) = self.in_flight.remove(&off) {
-                    self.declare_lost(now, off, s);
-                }
-            } else {
-                break;
-            }
-        }
-        if progress || self.in_flight.is_empty() {
+        });
+        stats.bytes_done = sent.acked_bytes();
+        sent.detect_lost(now, largest_pn, rtt, |s| packet_lost(now, s, cc.as_mut(), mtu, stats, events));
+        if progress || self.sent.is_empty() {
             self.rearm(now);
         }
         if self.events.is_some() {
-            let (acked, cwnd, srtt_us, in_flight) =
-                (self.stats.bytes_done, self.cc.window(), self.rtt.srtt().as_micros() as u64, self.bytes_in_flight);
+            let (acked, cwnd, srtt_us, in_flight) = (
+                self.stats.bytes_done,
+                self.cc.window(),
+                self.rtt.srtt().as_micros() as u64,
+                self.sent.bytes_in_flight(),
+            );
             self.event(|| Event::Ack { acked, cwnd, srtt_us, in_flight });
             self.cwnd_event();
         }
         self.check_complete();
     }
 
-    /// Feeds the controller a delivery-rate sample for `s`, just acknowledged.
-    fn delivery_sample(&mut self, now: Instant, s: &Sent) {
-        self.delivered += s.len;
-        let send_elapsed = s.time.saturating_duration_since(s.first_sent_time);
-        let ack_elapsed = now.saturating_duration_since(s.delivered_time);
-        self.delivered_time = now;
-        self.first_sent_time = self.first_sent_time.max(s.time);
-        let sample = RateSample {
-            acked: s.len,
-            delivered: self.delivered - s.delivered,
-            prior_delivered: s.delivered,
-            total_delivered: self.delivered,
-            interval: send_elapsed.max(ack_elapsed),
-            // Zero (unknown) for a retransmission: its ACK may be for the
-            // first copy, and a too-small RTT would wreck BBR's min-RTT.
-            rtt: if s.retransmission { Duration::ZERO } else { now.saturating_duration_since(s.time) },
-            in_flight: self.bytes_in_flight,
-            app_limited: s.app_limited,
-        };
-        self.cc.on_delivery(now, &sample);
-    }
-
     /// HyStart++ (see [`HyStart`]): leaves slow start when the RTT climbs.
     fn hystart(&mut self, largest_pn: u64, sample: Duration) {
-        if self.hystart.on_rtt_sample(largest_pn, self.next_pn, sample, self.cc.in_slow_start()) {
+        if self.hystart.on_rtt_sample(largest_pn, self.sent.next_pn(), sample, self.cc.in_slow_start()) {
             self.cc.exit_slow_start();
             self.cwnd_event();
-        }
-    }
-
-    fn retransmit_all(&mut self, now: Instant) {
-        let all: Vec<(u64, Sent)> = std::mem::take(&mut self.in_flight).into_iter().collect();
-        self.order.clear();
-        for (off, s) in all {
-            self.declare_lost(now, off, s);
-        }
-    }
-
-    fn declare_lost(&mut self, now: Instant, off: u64, s: Sent) {
-        self.event(|| Event::Loss { pn: s.pn, offset: off, len: s.len });
-        self.bytes_in_flight -= s.len;
-        self.stats.packets_lost += 1;
-        self.lost.insert(off..off + s.len);
-        for r in self.acked.iter().filter(|a| a.start < off + s.len && a.end > off).collect::<Vec<_>>() {
-            self.lost.remove(r);
-        }
-        if s.probe {
-            self.mtu.on_probe_lost();
-            self.event(|| Event::Mtu { payload: s.len, ok: false });
-        } else {
-            self.cc.on_loss(now, s.time);
         }
     }
 
@@ -542,7 +410,7 @@ impl Sender {
     }
 
     fn rearm(&mut self, now: Instant) {
-        self.timer = if self.in_flight.is_empty() && !matches!(self.state, State::Closing | State::Validating) {
+        self.timer = if self.sent.is_empty() && !matches!(self.state, State::Closing | State::Validating) {
             None
         } else {
             Some(now + self.rto())
@@ -550,7 +418,7 @@ impl Sender {
     }
 
     fn check_complete(&mut self) {
-        if self.state == State::Sending && self.acked.contains(0..self.size) {
+        if self.state == State::Sending && self.sent.all_acked() {
             self.state = State::Closing;
             self.done_due = true;
         }
@@ -593,7 +461,8 @@ impl Sender {
             State::Validating => self.challenge_due = true,
             State::Closing => self.done_due = true,
             _ => {
-                self.retransmit_all(now);
+                let Self { sent, cc, mtu, stats, events, .. } = self;
+                sent.lose_all(|s| packet_lost(now, s, cc.as_mut(), mtu, stats, events));
                 self.cc.on_rto(now);
                 let rto_us = self.rto().as_micros() as u64;
                 self.event(|| Event::Rto { rto_us });
@@ -779,7 +648,8 @@ impl Sender {
     /// most `append`'s file bytes and never a path-MTU probe.
     fn poll_data(&mut self, now: Instant, src: &mut dyn Source, out: &mut Vec<u8>, append: Option<u64>) -> bool {
         let mss = append.unwrap_or(self.mtu.payload()).min(self.mtu.payload());
-        if self.bytes_in_flight + mss > self.cc.window() && self.bytes_in_flight > 0 {
+        let in_flight = self.sent.bytes_in_flight();
+        if in_flight + mss > self.cc.window() && in_flight > 0 {
             return false;
         }
         self.refill(now);
@@ -789,26 +659,19 @@ impl Sender {
         }
         self.pace_at = None;
         // Retransmissions first, skipping what was acknowledged meanwhile.
-        let (range, retx) = loop {
-            match self.lost.pop_front(mss) {
-                Some(r) => {
-                    if let Some(g) = first_gap(&self.acked, r.clone()) {
-                        self.lost.insert(g.end..r.end);
-                        break (g, true);
-                    }
+        let (range, retx) = match self.sent.next_retransmission(mss) {
+            Some(r) => (r, true),
+            None => {
+                let len = if append.is_some() {
+                    mss
+                } else {
+                    self.mtu.probe_payload(self.rtt.has_sample(), self.cc.window()).unwrap_or(mss)
+                };
+                let end = (self.next_offset + len).min(self.size).min(self.max_data);
+                if end <= self.next_offset {
+                    return false;
                 }
-                None => {
-                    let len = if append.is_some() {
-                        mss
-                    } else {
-                        self.mtu.probe_payload(self.rtt.has_sample(), self.cc.window()).unwrap_or(mss)
-                    };
-                    let end = (self.next_offset + len).min(self.size).min(self.max_data);
-                    if end <= self.next_offset {
-                        return false;
-                    }
-                    break (self.next_offset..end, false);
-                }
+                (self.next_offset..end, false)
             }
         };
         let probe = !retx && self.mtu.is_probe(range.end - range.start);
@@ -826,7 +689,7 @@ impl Sender {
             }
         }
         let len = (range.end - range.start) as usize;
-        let pn = self.next_pn;
+        let pn = self.sent.next_pn();
         if append.is_none() {
             out.clear();
         }
@@ -844,22 +707,8 @@ impl Sender {
         } else {
             self.stats.bytes_retransmitted += len as u64;
         }
-        self.next_pn += 1;
-        let app_limited = self.lost.is_empty() && self.next_offset >= self.size.min(self.max_data);
-        let sent = Sent {
-            pn,
-            len: len as u64,
-            time: now,
-            probe,
-            delivered: self.delivered,
-            delivered_time: self.delivered_time,
-            first_sent_time: self.first_sent_time,
-            app_limited,
-            retransmission: retx,
-        };
-        self.in_flight.insert(range.start, sent);
-        self.order.push_back((pn, range.start, now));
-        self.bytes_in_flight += len as u64;
+        let app_limited = !self.sent.has_lost() && self.next_offset >= self.size.min(self.max_data);
+        self.sent.on_sent(now, range.clone(), probe, retx, app_limited);
         self.pacer.spend(len as f64);
         self.stats.bytes_sent += len as u64;
         self.event(|| Event::Send { pn, offset: range.start, len: len as u64, retransmission: retx });
@@ -871,22 +720,33 @@ impl Sender {
     }
 }
 
-/// The first part of `r` not in `acked`.
-fn first_gap(acked: &RangeSet, r: Range<u64>) -> Option<Range<u64>> {
-    let mut start = r.start;
-    let mut end = r.end;
-    for a in acked.iter() {
-        if a.end <= start {
-            continue;
-        }
-        if a.start <= start {
-            start = a.end;
-            continue;
-        }
-        end = end.min(a.start);
-        break;
+/// Records `e` if events are recorded (see [`Sender::record_events`]).
+fn push_event(events: &mut Option<VecDeque<Event>>, e: impl FnOnce() -> Event) {
+    if let Some(q) = events.as_mut() {
+        q.push_back(e());
     }
-    (start < end).then_some(start..end)
+}
+
+/// What the loss of `s` (declared at `now`, already out of the flight)
+/// does beyond its tracking: an event, the count, and either the end of
+/// path-MTU probing (a lost probe says nothing about congestion) or a
+/// congestion signal.
+fn packet_lost(
+    now: Instant,
+    s: &Sent,
+    cc: &mut dyn Controller,
+    mtu: &mut MtuDiscovery,
+    stats: &mut Stats,
+    events: &mut Option<VecDeque<Event>>,
+) {
+    push_event(events, || Event::Loss { pn: s.pn, offset: s.offset, len: s.len });
+    stats.packets_lost += 1;
+    if s.probe {
+        mtu.on_probe_lost();
+        push_event(events, || Event::Mtu { payload: s.len, ok: false });
+    } else {
+        cc.on_loss(now, s.time);
+    }
 }
 
 /// SplitMix64, for the cookie.
@@ -901,6 +761,7 @@ pub(crate) fn splitmix(mut x: u64) -> u64 {
 mod tests {
     use super::*;
     use crate::rdt::fast::{DATA_HEADER, encode_hello};
+    use crate::rdt::rangeset::RangeSet;
 
     /// A sender of `file` past address validation, and `now`.
     fn validated(cfg: Config, file: &[u8]) -> (Sender, Instant) {
@@ -1000,7 +861,7 @@ mod tests {
             let acked: Vec<Range<u64>> = ranges.iter().collect();
             let mut ack = Vec::new();
             let max_data = file.len() as u64;
-            Frame::Ack { largest_pn: s.next_pn.saturating_sub(1), delay_us: 0, max_data, ranges: acked }
+            Frame::Ack { largest_pn: s.sent.next_pn().saturating_sub(1), delay_us: 0, max_data, ranges: acked }
                 .encode(&mut ack);
             now += Duration::from_millis(1);
             s.handle(now, &ack);
