@@ -98,6 +98,7 @@ mod pacer;
 pub mod receiver;
 pub mod sender;
 mod sent;
+mod validation;
 
 /// The hello's prefix: `int("0098")` is 98 for a classic peer.
 pub const HELLO_PREFIX: &[u8] = b"0098";

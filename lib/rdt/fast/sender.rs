@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use super::mtu::MtuDiscovery;
 use super::pacer::Pacer;
 use super::sent::{Sent, SentPackets};
+use super::validation::{AddressValidation, Validated};
 use super::{
     CHECK_LEN, Config, FileHash, Frame, GSO_MAX_BYTES, HASH_RUN, STATS_INTERVAL, SenderStats, Source, Stats,
     ack_threshold, append_data_with,
@@ -136,18 +137,12 @@ const DEFAULT_ACK_THRESHOLD: u32 = 2;
 pub struct Sender {
     cfg: Config,
     size: u64,
-    cookie: u64,
     state: State,
     error: Option<SendError>,
     cc: Box<dyn Controller>,
     rtt: RttEstimator,
-    /// Bytes received from / sent to the peer before validation (RFC 9000 §8).
-    recv_bytes: u64,
-    sent_bytes: u64,
-    validated: bool,
-    challenge_due: bool,
-    challenges: u32,
-    challenge_sent: Option<Instant>,
+    /// The CHALLENGE's cookie and the anti-amplification budget.
+    validation: AddressValidation,
     /// DATA in flight, loss detection, acknowledged and lost bytes.
     sent: SentPackets,
     next_offset: u64,
@@ -190,15 +185,9 @@ impl Sender {
             cc: cfg.cc.build(mss),
             rtt: RttEstimator::new(cfg.min_rto),
             size,
-            cookie,
             state: State::Validating,
             error: None,
-            recv_bytes: hello.len() as u64,
-            sent_bytes: 0,
-            validated: false,
-            challenge_due: true,
-            challenges: 0,
-            challenge_sent: None,
+            validation: AddressValidation::new(cookie, hello.len()),
             sent: SentPackets::new(size, now),
             next_offset: 0,
             max_data: 0,
@@ -306,22 +295,22 @@ impl Sender {
         if self.is_finished() {
             return;
         }
-        if !self.validated {
-            self.recv_bytes += datagram.len() as u64;
-            if super::is_fast_hello(datagram) {
-                self.challenge_due = true;
+        if !self.validation.is_validated() {
+            let hello = super::is_fast_hello(datagram);
+            self.validation.on_received(datagram.len(), hello);
+            if hello {
                 return;
             }
         }
         let Ok(frame) = Frame::decode(datagram) else { return };
         match frame {
-            Frame::Start { cookie, resume, max_data } if cookie == self.cookie => {
+            Frame::Start { cookie, resume, max_data } => {
+                let Some(validated) = self.validation.on_start(now, cookie) else { return };
                 self.last_heard = now;
-                if !self.validated {
-                    if let Some(t) = self.challenge_sent.filter(|_| self.challenges == 1) {
-                        self.rtt.sample(now.saturating_duration_since(t)); // Karn: only an unrepeated CHALLENGE
+                if let Validated::Now { rtt } = validated {
+                    if let Some(rtt) = rtt {
+                        self.rtt.sample(rtt);
                     }
-                    self.validated = true;
                     self.state = State::Sending;
                     let resume = resume.min(self.size);
                     self.resumed_from = resume;
@@ -338,11 +327,11 @@ impl Sender {
                     sent.lose_older_than(now, srtt, |s| packet_lost(now, s, cc.as_mut(), mtu, stats, events));
                 }
             }
-            Frame::Ack { largest_pn, delay_us, max_data, ranges } if self.validated => {
+            Frame::Ack { largest_pn, delay_us, max_data, ranges } if self.validation.is_validated() => {
                 self.last_heard = now;
                 self.on_ack(now, largest_pn, Duration::from_micros(delay_us.into()), max_data, &ranges);
             }
-            Frame::DoneAck { ok } if self.validated => {
+            Frame::DoneAck { ok } if self.validation.is_validated() => {
                 if ok {
                     self.state = State::Done { confirmed: true };
                     self.timer = None;
@@ -458,7 +447,7 @@ impl Sender {
         self.stats.rtos += 1;
         self.rtt.back_off();
         match self.state {
-            State::Validating => self.challenge_due = true,
+            State::Validating => self.validation.on_timeout(),
             State::Closing => self.done_due = true,
             _ => {
                 let Self { sent, cc, mtu, stats, events, .. } = self;
@@ -472,12 +461,8 @@ impl Sender {
         self.timer = Some(now + self.rto());
     }
 
-    fn may_send(&self, len: usize) -> bool {
-        self.validated || self.sent_bytes + len as u64 <= 3 * self.recv_bytes
-    }
-
     fn note_sent(&mut self, len: usize) {
-        self.sent_bytes += len as u64;
+        self.validation.on_sent(len);
         self.stats.datagrams_sent += 1;
     }
 
@@ -571,18 +556,16 @@ impl Sender {
 
     /// Whether STATS or ACK-FREQUENCY should go before more DATA.
     fn control_due(&self, now: Instant) -> bool {
-        self.ack_freq_due || (self.validated && self.stats_at.is_none_or(|t| now >= t))
+        self.ack_freq_due || (self.validation.is_validated() && self.stats_at.is_none_or(|t| now >= t))
     }
 
     fn build(&mut self, now: Instant, src: &mut dyn Source, out: &mut Vec<u8>) -> bool {
         match self.state {
             State::Validating => {
-                if self.challenge_due {
-                    Frame::Challenge { cookie: self.cookie, size: self.size }.encode(out);
-                    if self.may_send(out.len()) {
-                        self.challenge_due = false;
-                        self.challenges += 1;
-                        self.challenge_sent = Some(now);
+                if self.validation.challenge_due() {
+                    Frame::Challenge { cookie: self.validation.cookie(), size: self.size }.encode(out);
+                    if self.validation.may_send(out.len()) {
+                        self.validation.on_challenge_sent(now);
                         self.note_sent(out.len());
                         self.timer = Some(now + self.rto());
                         return true;
@@ -593,7 +576,7 @@ impl Sender {
             State::Sending => {
                 // STATS only once validated (so never within the
                 // anti-amplification budget), at most every STATS_INTERVAL.
-                if self.validated && self.stats_at.is_none_or(|t| now >= t) {
+                if self.validation.is_validated() && self.stats_at.is_none_or(|t| now >= t) {
                     self.stats_at = Some(now + STATS_INTERVAL);
                     Frame::Stats(self.sender_stats()).encode(out);
                     self.note_sent(out.len());
