@@ -856,4 +856,225 @@ mod tests {
         }
         assert_eq!(done, Some(*blake3::hash(&file).as_bytes()));
     }
+
+    /// Every datagram the sender writes at `now`, one `poll_transmit` at a time.
+    fn drain(s: &mut Sender, now: Instant, file: &[u8]) -> Vec<Vec<u8>> {
+        let mut src = file;
+        let mut out = Vec::new();
+        let mut v = Vec::new();
+        while s.poll_transmit(now, &mut src, &mut out) {
+            v.push(out.clone());
+        }
+        v
+    }
+
+    /// The (pn, offset, len) of each DATA among `datagrams`.
+    fn data(datagrams: &[Vec<u8>]) -> Vec<(u64, u64, u64)> {
+        datagrams
+            .iter()
+            .filter_map(|d| match Frame::decode(d) {
+                Ok(Frame::Data { pn, offset, payload }) => Some((pn, offset, payload.len() as u64)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// An ACK of `ranges`, the largest packet number `largest_pn`, at `now`.
+    fn ack(s: &mut Sender, now: Instant, largest_pn: u64, ranges: Vec<Range<u64>>) {
+        let mut d = Vec::new();
+        Frame::Ack { largest_pn, delay_us: 0, max_data: s.file_size(), ranges }.encode(&mut d);
+        s.handle(now, &d);
+    }
+
+    #[test]
+    fn handshake_then_data_then_done() {
+        let file: Vec<u8> = (0..50_000u32).map(|i| (i * 7 % 256) as u8).collect();
+        let cfg = Config { max_datagram: 1452, probe: false, ..Config::default() };
+        let t0 = Instant::now();
+        let mut s = Sender::new(cfg, file.len() as u64, &encode_hello(), t0);
+        assert_eq!(s.state(), State::Validating);
+        // One CHALLENGE and nothing else before the START.
+        let got = drain(&mut s, t0, &file);
+        assert_eq!(got.len(), 1);
+        let Ok(Frame::Challenge { cookie, size }) = Frame::decode(&got[0]) else { panic!("expected CHALLENGE") };
+        assert_eq!(size, file.len() as u64);
+        let mut d = Vec::new();
+        Frame::Start { cookie, resume: 0, max_data: file.len() as u64 }.encode(&mut d);
+        let mut now = t0 + Duration::from_millis(10);
+        s.handle(now, &d);
+        assert_eq!(s.state(), State::Sending);
+        // The handshake gave the first RTT sample.
+        assert_eq!(s.stats().srtt, Duration::from_millis(10));
+        let mut received = vec![0u8; file.len()];
+        let mut ranges = RangeSet::new();
+        let mut done = None;
+        for _ in 0..1000 {
+            let got = drain(&mut s, now, &file);
+            let mut largest = None;
+            for g in &got {
+                match Frame::decode(g) {
+                    Ok(Frame::Data { pn, offset, payload }) => {
+                        received[offset as usize..offset as usize + payload.len()].copy_from_slice(payload);
+                        ranges.insert(offset..offset + payload.len() as u64);
+                        largest = largest.max(Some(pn));
+                    }
+                    Ok(Frame::Done { size, hash }) => done = Some((size, hash)),
+                    _ => {}
+                }
+            }
+            if done.is_some() {
+                break;
+            }
+            now += Duration::from_millis(10);
+            if let Some(l) = largest {
+                ack(&mut s, now, l, ranges.iter().collect());
+            }
+            s.handle_timeout(now);
+        }
+        assert_eq!(received, file);
+        assert_eq!(done, Some((file.len() as u64, *blake3::hash(&file).as_bytes())));
+        assert_eq!(s.state(), State::Closing);
+        let stats = s.stats();
+        assert_eq!((stats.bytes_done, stats.bytes_sent, stats.packets_lost), (50_000, 50_000, 0));
+        let mut d = Vec::new();
+        Frame::DoneAck { ok: true }.encode(&mut d);
+        s.handle(now, &d);
+        assert_eq!(s.state(), State::Done { confirmed: true });
+        assert!(s.is_finished() && s.poll_timeout().is_none());
+        assert!(drain(&mut s, now, &file).is_empty());
+    }
+
+    #[test]
+    fn a_lost_datagram_is_resent_after_three_later_ones_are_acked() {
+        let cfg = Config { max_datagram: 1452, probe: false, ..Config::default() };
+        let mss = cfg.payload_len() as u64;
+        let file = vec![3u8; 8 * mss as usize];
+        let (mut s, t0) = validated(cfg, &file);
+        let now = t0 + Duration::from_millis(1);
+        let sent = data(&drain(&mut s, now, &file));
+        assert_eq!(sent.len(), 8);
+        // The first DATA is lost; the next three arrive.
+        let (pn0, off0, len0) = sent[0];
+        ack(&mut s, now, sent[3].0, vec![sent[1].1..sent[3].1 + sent[3].2]);
+        assert_eq!(s.stats().packets_lost, 1);
+        // It goes again, under a new packet number, before anything else.
+        let again = data(&drain(&mut s, now, &file));
+        assert_eq!(again.len(), 1);
+        assert_eq!((again[0].1, again[0].2), (off0, len0));
+        assert!(again[0].0 > pn0);
+        assert_eq!(s.stats().bytes_retransmitted, len0);
+        // All acknowledged: the transfer closes.
+        ack(&mut s, now, again[0].0, vec![0..file.len() as u64]);
+        assert_eq!(s.state(), State::Closing);
+    }
+
+    #[test]
+    fn unacknowledged_data_goes_again_after_the_rto() {
+        let cfg = Config { max_datagram: 1452, probe: false, ..Config::default() };
+        let file = vec![5u8; 3 * cfg.payload_len()];
+        let (mut s, t0) = validated(cfg, &file);
+        let first = data(&drain(&mut s, t0, &file));
+        assert_eq!(first.len(), 3);
+        let rto = s.poll_timeout().expect("a timer");
+        assert!(rto > t0);
+        assert!(data(&drain(&mut s, rto - Duration::from_millis(1), &file)).is_empty());
+        s.handle_timeout(rto);
+        assert_eq!(s.stats().rtos, 1);
+        let again = data(&drain(&mut s, rto, &file));
+        let offsets = |v: &[(u64, u64, u64)]| v.iter().map(|d| (d.1, d.2)).collect::<Vec<_>>();
+        // All three lost; the window collapsed to two datagrams, which go
+        // again first.
+        assert_eq!(s.stats().packets_lost, 3);
+        assert_eq!(s.stats().cwnd, crate::rdt::cc::minimum_window(s.payload()));
+        assert_eq!(offsets(&again), offsets(&first[..2]));
+    }
+
+    #[test]
+    fn a_start_with_a_wrong_cookie_is_ignored() {
+        let file = vec![1u8; 10_000];
+        let t0 = Instant::now();
+        let mut s = Sender::new(Config::default(), file.len() as u64, &encode_hello(), t0);
+        let got = drain(&mut s, t0, &file);
+        let Ok(Frame::Challenge { cookie, .. }) = Frame::decode(&got[0]) else { panic!("expected CHALLENGE") };
+        let mut d = Vec::new();
+        Frame::Start { cookie: cookie ^ 1, resume: 0, max_data: 10_000 }.encode(&mut d);
+        s.handle(t0, &d);
+        assert_eq!(s.state(), State::Validating);
+        assert!(drain(&mut s, t0, &file).is_empty());
+        // An ACK before validation is ignored too.
+        ack(&mut s, t0, 0, vec![0..10_000]);
+        assert_eq!(s.state(), State::Validating);
+        // The right cookie still works.
+        Frame::Start { cookie, resume: 0, max_data: 10_000 }.encode(&mut d);
+        s.handle(t0, &d);
+        assert_eq!(s.state(), State::Sending);
+        assert!(!data(&drain(&mut s, t0, &file)).is_empty());
+    }
+
+    #[test]
+    fn at_most_three_times_the_bytes_received_before_validation() {
+        let file = vec![1u8; 10_000];
+        let t0 = Instant::now();
+        let mut challenge = Vec::new();
+        Frame::Challenge { cookie: 0, size: file.len() as u64 }.encode(&mut challenge);
+        // A 4-byte "hello" (whatever a driver took as one): 12 bytes of
+        // budget, less than a CHALLENGE.
+        let mut s = Sender::new(Config::default(), file.len() as u64, b"0098", t0);
+        assert!(challenge.len() > 12);
+        assert!(drain(&mut s, t0, &file).is_empty());
+        // Each datagram from the address raises the budget; the CHALLENGE
+        // goes once it fits.
+        let mut received = 4;
+        while 3 * received < challenge.len() {
+            assert!(drain(&mut s, t0, &file).is_empty());
+            s.handle(t0, b"x");
+            received += 1;
+        }
+        assert_eq!(drain(&mut s, t0, &file).len(), 1);
+        // Its timer does not resend it beyond the budget.
+        let mut now = t0;
+        for _ in 0..2 {
+            now = s.poll_timeout().unwrap();
+            s.handle_timeout(now);
+            assert!(drain(&mut s, now, &file).is_empty());
+        }
+        assert_eq!(s.state(), State::Validating);
+        // A repeated hello (full size) asks for it again, and pays for it.
+        s.handle(now, &encode_hello());
+        assert_eq!(drain(&mut s, now, &file).len(), 1);
+        assert_eq!(s.stats().datagrams_sent, 2);
+    }
+
+    #[test]
+    fn silence_for_the_idle_timeout_fails_the_transfer() {
+        let cfg =
+            Config { max_datagram: 1452, probe: false, idle_timeout: Duration::from_secs(2), ..Config::default() };
+        let file = vec![9u8; 20_000];
+        let (mut s, t0) = validated(cfg.clone(), &file);
+        let mut now = t0;
+        // Timeouts resend, but nothing comes back.
+        while !s.is_finished() {
+            drain(&mut s, now, &file);
+            now = s.poll_timeout().expect("a timer while running");
+            s.handle_timeout(now);
+            assert!(now - t0 <= Duration::from_secs(2));
+        }
+        assert_eq!(now - t0, Duration::from_secs(2));
+        assert_eq!(s.state(), State::Failed);
+        assert!(matches!(s.take_error(), Some(SendError::Timeout(d)) if d == Duration::from_secs(2)));
+        assert!(s.stats().rtos > 0);
+        // Once every byte is acknowledged, a missing DONE-ACK ends it unconfirmed instead.
+        let (mut s, t0) = validated(cfg, &file);
+        let sent = data(&drain(&mut s, t0, &file));
+        ack(&mut s, t0, sent.last().unwrap().0, vec![0..file.len() as u64]);
+        assert_eq!(s.state(), State::Closing);
+        let mut now = t0;
+        while !s.is_finished() {
+            drain(&mut s, now, &file);
+            now = s.poll_timeout().unwrap();
+            s.handle_timeout(now);
+        }
+        assert_eq!(s.state(), State::Done { confirmed: false });
+        assert!(s.take_error().is_none());
+    }
 }
