@@ -119,7 +119,7 @@ mod tests {
         let p = m.probe_payload(true, BIG).unwrap();
         m.on_probe_sent();
         m.on_probe_acked(p, BIG);
-        let p = m.probe_payload(true, BIG).unwrap();
+        assert_eq!(m.probe_payload(true, BIG), Some(16_384 - OVERHEAD));
         m.on_probe_sent();
         m.on_probe_lost();
         assert_eq!(m.payload(), 8972 - OVERHEAD);
