@@ -83,12 +83,18 @@ mod tests {
         exit
     }
 
-    #[test]
-    fn exits_slow_start_when_the_rtt_grows_by_the_threshold() {
+    /// After a first round of 10 samples at `rtt` (packets 0..10, ended
+    /// by packet 10), and the next packet number to acknowledge.
+    fn after_first_round(rtt: Duration) -> (HyStart, u64) {
         let mut h = HyStart::default();
         let mut pn = 0;
-        // Round 1 (packets 0..10, ended by 10): 40 ms.
-        assert!(!round(&mut h, &mut pn, 10, 10, 40 * MS));
+        assert!(!round(&mut h, &mut pn, 10, 10, rtt));
+        (h, pn)
+    }
+
+    #[test]
+    fn exits_slow_start_when_the_rtt_grows_by_the_threshold() {
+        let (mut h, mut pn) = after_first_round(40 * MS);
         // Round 2: 40/8 = 5 ms more is the threshold; 46 ms crosses it, at
         // the 8th sample and not before.
         for i in 0..7 {
@@ -117,22 +123,24 @@ mod tests {
         }
     }
 
+    /// Whether a second round of 10 samples at `second` ends slow start
+    /// after a first round of 10 at `first`.
+    fn second_round_exits(first: Duration, second: Duration) -> bool {
+        let (mut h, mut pn) = after_first_round(first);
+        round(&mut h, &mut pn, 30, 10, second)
+    }
+
     #[test]
     fn the_threshold_is_clamped_between_4_and_16_ms() {
         // 8 ms RTT: 1 ms would be an eighth, the floor of 4 ms applies.
-        let mut h = HyStart::default();
-        let mut pn = 0;
-        round(&mut h, &mut pn, 10, 10, 8 * MS);
-        assert!(!round(&mut h, &mut pn, 30, 10, 11 * MS + Duration::from_micros(900)));
-        let mut h = HyStart::default();
-        let mut pn = 0;
-        round(&mut h, &mut pn, 10, 10, 8 * MS);
-        assert!(round(&mut h, &mut pn, 30, 10, 12 * MS));
+        assert!(!second_round_exits(8 * MS, 11 * MS + Duration::from_micros(900)));
+        assert!(second_round_exits(8 * MS, 12 * MS));
         // 400 ms RTT: 50 ms would be an eighth, the ceiling of 16 ms applies.
-        let mut h = HyStart::default();
-        let mut pn = 0;
-        round(&mut h, &mut pn, 10, 10, 400 * MS);
-        assert!(round(&mut h, &mut pn, 30, 10, 416 * MS));
+        assert!(!second_round_exits(400 * MS, 415 * MS));
+        assert!(second_round_exits(400 * MS, 416 * MS));
+        // In between, an eighth: 5 ms at 40 ms.
+        assert!(!second_round_exits(40 * MS, 44 * MS + Duration::from_micros(900)));
+        assert!(second_round_exits(40 * MS, 45 * MS));
     }
 
     #[test]
@@ -142,13 +150,14 @@ mod tests {
         let mut pn = 0;
         assert!(!round(&mut h, &mut pn, 100, 50, 40 * MS));
         // Out of slow start the rounds are still tracked, but never say exit.
-        let mut h = HyStart::default();
-        let mut pn = 0;
-        round(&mut h, &mut pn, 10, 10, 40 * MS);
+        let (mut h, mut pn) = after_first_round(40 * MS);
         for _ in 0..10 {
             assert!(!h.on_rtt_sample(pn, 30, 100 * MS, false));
             pn += 1;
         }
+        // (The same samples in slow start would.)
+        let (mut h, mut pn) = after_first_round(40 * MS);
+        assert!(round(&mut h, &mut pn, 30, 10, 100 * MS));
     }
 
     #[test]

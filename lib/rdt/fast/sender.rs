@@ -2,6 +2,22 @@
 //! [`Sender::handle`] and expiries with [`Sender::handle_timeout`]; take
 //! datagrams from [`Sender::poll_transmit`] until it returns `false`, then
 //! sleep until [`Sender::poll_timeout`]. `now` must never go backwards.
+//!
+//! # Layout
+//! The sender holds the transfer's state (validating, sending, closing),
+//! the file's progress and hash, timers and events, and calls pure units
+//! that each keep one part of the job and have their own tests, in the
+//! manner of quinn-proto:
+//! - `fast/validation.rs`: the cookie and the anti-amplification budget
+//!   before the receiver's address is validated;
+//! - `fast/sent.rs`: packet numbers, the packets in flight, acknowledged
+//!   and lost ranges, RTT samples, loss detection by packet and time
+//!   threshold, delivery-rate samples;
+//! - `fast/mtu.rs`: the datagram size and path-MTU probing;
+//! - `cc/hystart.rs`: HyStart++'s delay-increase exit from slow start;
+//! - `fast/pacer.rs`: the pacing token bucket;
+//! - the congestion controller ([`crate::rdt::cc::Controller`]), told of
+//!   every packet acknowledged and lost.
 
 use std::collections::VecDeque;
 use std::ops::Range;
@@ -160,7 +176,6 @@ pub struct Sender {
     events: Option<VecDeque<Event>>,
     last_cwnd: u64,
     resumed_from: u64,
-    dones: u32,
     hystart: HyStart,
     /// File bytes per DATA now, raised by acknowledged path-MTU probes.
     mtu: MtuDiscovery,
@@ -202,7 +217,6 @@ impl Sender {
             events: None,
             last_cwnd: 0,
             resumed_from: 0,
-            dones: 0,
             hystart: HyStart::default(),
             mtu: MtuDiscovery::new(&cfg),
             stats_at: None,
@@ -612,7 +626,6 @@ impl Sender {
                 let hash = self.hash.unwrap_or_default();
                 Frame::Done { size: self.size, hash }.encode(out);
                 self.done_due = false;
-                self.dones += 1;
                 self.note_sent(out.len());
                 self.timer = Some(now + self.rto());
                 true
