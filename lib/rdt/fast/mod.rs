@@ -91,6 +91,7 @@ use std::time::Duration;
 
 use crate::rdt::cc::Algorithm;
 
+mod control;
 pub mod driver;
 mod files;
 mod mtu;

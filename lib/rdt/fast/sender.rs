@@ -14,6 +14,7 @@
 //!   and lost ranges, RTT samples, loss detection by packet and time
 //!   threshold, delivery-rate samples;
 //! - `fast/mtu.rs`: the datagram size and path-MTU probing;
+//! - `fast/control.rs`: when STATS and ACK-FREQUENCY go;
 //! - `cc/hystart.rs`: HyStart++'s delay-increase exit from slow start;
 //! - `fast/pacer.rs`: the pacing token bucket;
 //! - the congestion controller ([`crate::rdt::cc::Controller`]), told of
@@ -23,13 +24,14 @@ use std::collections::VecDeque;
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
+use super::control::ControlSchedule;
 use super::mtu::MtuDiscovery;
 use super::pacer::Pacer;
 use super::sent::{Sent, SentPackets};
 use super::validation::{AddressValidation, Validated};
 use super::{
-    CHECK_LEN, Config, FileHash, Frame, GSO_MAX_BYTES, HASH_RUN, STATS_INTERVAL, SenderStats, Source, Stats,
-    ack_threshold, append_data_with,
+    CHECK_LEN, Config, FileHash, Frame, GSO_MAX_BYTES, HASH_RUN, SenderStats, Source, Stats, ack_threshold,
+    append_data_with,
 };
 use crate::rdt::cc::Controller;
 use crate::rdt::cc::hystart::HyStart;
@@ -145,9 +147,6 @@ pub struct Batch {
 /// (up to a GSO batch): see [`Sender::pacing_delay`].
 const BURST_SPAN: Duration = Duration::from_micros(500);
 
-/// The receiver's ACK threshold until it hears an ACK-FREQUENCY.
-const DEFAULT_ACK_THRESHOLD: u32 = 2;
-
 /// The fast-mode sender.
 #[derive(Debug)]
 pub struct Sender {
@@ -179,13 +178,8 @@ pub struct Sender {
     hystart: HyStart,
     /// File bytes per DATA now, raised by acknowledged path-MTU probes.
     mtu: MtuDiscovery,
-    /// When the next STATS may go (`None`: at once, once validated).
-    stats_at: Option<Instant>,
-    /// An ACK-FREQUENCY goes out after this STATS.
-    ack_freq_due: bool,
-    /// Sequence number and threshold of the last ACK-FREQUENCY sent.
-    ack_freq_seq: u64,
-    ack_freq_sent: u32,
+    /// When STATS and ACK-FREQUENCY go.
+    control: ControlSchedule,
     /// The datagram last written may lead a GSO batch: DATA, not a probe.
     batchable: bool,
 }
@@ -219,10 +213,7 @@ impl Sender {
             resumed_from: 0,
             hystart: HyStart::default(),
             mtu: MtuDiscovery::new(&cfg),
-            stats_at: None,
-            ack_freq_due: false,
-            ack_freq_seq: 0,
-            ack_freq_sent: DEFAULT_ACK_THRESHOLD,
+            control: ControlSchedule::default(),
             batchable: false,
             cfg,
         }
@@ -570,7 +561,7 @@ impl Sender {
 
     /// Whether STATS or ACK-FREQUENCY should go before more DATA.
     fn control_due(&self, now: Instant) -> bool {
-        self.ack_freq_due || (self.validation.is_validated() && self.stats_at.is_none_or(|t| now >= t))
+        self.control.due(now, self.validation.is_validated())
     }
 
     fn build(&mut self, now: Instant, src: &mut dyn Source, out: &mut Vec<u8>) -> bool {
@@ -590,23 +581,18 @@ impl Sender {
             State::Sending => {
                 // STATS only once validated (so never within the
                 // anti-amplification budget), at most every STATS_INTERVAL.
-                if self.validation.is_validated() && self.stats_at.is_none_or(|t| now >= t) {
-                    self.stats_at = Some(now + STATS_INTERVAL);
+                if self.validation.is_validated() && self.control.stats_due(now) {
+                    self.control.on_stats_sent(now);
                     Frame::Stats(self.sender_stats()).encode(out);
                     self.note_sent(out.len());
-                    self.ack_freq_due = true;
                     return true;
                 }
                 // ACK-FREQUENCY with each STATS while the threshold differs
                 // from the receiver's default (or from what was last asked).
                 let threshold = ack_threshold(self.cc.window(), self.mtu.payload());
-                if std::mem::take(&mut self.ack_freq_due)
-                    && (threshold != DEFAULT_ACK_THRESHOLD || threshold != self.ack_freq_sent)
-                {
-                    self.ack_freq_seq += 1;
-                    self.ack_freq_sent = threshold;
+                if let Some((seq, threshold)) = self.control.take_ack_frequency(threshold) {
                     let max_delay_us = u32::try_from(self.cfg.max_ack_delay.as_micros()).unwrap_or(u32::MAX);
-                    Frame::AckFrequency { seq: self.ack_freq_seq, threshold, max_delay_us }.encode(out);
+                    Frame::AckFrequency { seq, threshold, max_delay_us }.encode(out);
                     self.note_sent(out.len());
                     return true;
                 }
