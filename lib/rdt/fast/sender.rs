@@ -991,6 +991,34 @@ mod tests {
     }
 
     #[test]
+    fn a_repeated_start_before_any_ack_resends_what_is_in_flight() {
+        let cfg = Config { max_datagram: 1452, probe: false, ..Config::default() };
+        let file = vec![4u8; 4 * cfg.payload_len()];
+        let t0 = Instant::now();
+        let mut s = Sender::new(cfg, file.len() as u64, &encode_hello(), t0);
+        let got = drain(&mut s, t0, &file);
+        let Ok(Frame::Challenge { cookie, .. }) = Frame::decode(&got[0]) else { panic!("expected CHALLENGE") };
+        let mut start = Vec::new();
+        Frame::Start { cookie, resume: 0, max_data: file.len() as u64 }.encode(&mut start);
+        let ms = Duration::from_millis(1);
+        s.handle(t0 + 10 * ms, &start); // SRTT 10 ms
+        let first = data(&drain(&mut s, t0 + 10 * ms, &file));
+        assert_eq!(first.len(), 4);
+        // The START again (the receiver saw no DATA) sooner than an SRTT later: nothing yet.
+        s.handle(t0 + 15 * ms, &start);
+        assert_eq!(s.stats().packets_lost, 0);
+        // An SRTT later: everything in flight is lost and goes again, from offset 0.
+        s.handle(t0 + 20 * ms, &start);
+        assert_eq!(s.stats().packets_lost, 4);
+        let again = data(&drain(&mut s, t0 + 20 * ms, &file));
+        assert_eq!(again.first().map(|d| d.1), Some(0));
+        // Once an ACK came, a stray START changes nothing.
+        ack(&mut s, t0 + 25 * ms, again[0].0, vec![0..again[0].2]);
+        s.handle(t0 + 60 * ms, &start);
+        assert_eq!(s.stats().packets_lost, 4);
+    }
+
+    #[test]
     fn a_start_with_a_wrong_cookie_is_ignored() {
         let file = vec![1u8; 10_000];
         let t0 = Instant::now();
