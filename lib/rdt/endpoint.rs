@@ -119,7 +119,10 @@ pub trait Endpoint<S: ?Sized> {
     /// Returns the byte offset in `buf` of a [`Handled::Foreign`] datagram,
     /// which was not handled and after which nothing was.
     fn handle_segments(&mut self, now: Instant, buf: &[u8], stride: usize, store: &mut S) -> Option<usize> {
-        let stride = if stride == 0 { buf.len().max(1) } else { stride };
+        if buf.is_empty() {
+            return (self.handle_datagram(now, buf, store) == Handled::Foreign).then_some(0);
+        }
+        let stride = if stride == 0 { buf.len() } else { stride };
         for (i, d) in buf.chunks(stride).enumerate() {
             if self.handle_datagram(now, d, store) == Handled::Foreign {
                 return Some(i * stride);
@@ -389,6 +392,8 @@ mod tests {
         assert_eq!(e.seen, [&b"abc"[..], b"def", b"gh"]);
         assert_eq!(e.handle_segments(Instant::now(), b"xxnoyy", 2, &mut store), Some(2));
         assert_eq!(e.seen.last().unwrap(), b"xx", "nothing after the foreign datagram is handled");
+        assert_eq!(e.handle_segments(Instant::now(), b"", 0, &mut store), None);
+        assert_eq!(e.seen.last().unwrap(), b"", "an empty datagram is one datagram too");
     }
 
     #[test]

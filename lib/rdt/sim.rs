@@ -574,3 +574,69 @@ pub fn shared_bottleneck(
     });
     (0..flows.len()).map(|i| at_end[i].unwrap_or(0) - at_start[i].unwrap_or(0)).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Asks to be woken at `due` again and again and never finishes.
+    struct Alarm {
+        due: Instant,
+        steps: u32,
+    }
+
+    impl Party for Alarm {
+        fn step(&mut self, _: Instant, incoming: &mut Vec<Vec<u8>>, _: &mut dyn FnMut(&[u8])) {
+            incoming.clear();
+            self.steps += 1;
+        }
+        fn poll_timeout(&self) -> Option<Instant> {
+            Some(self.due)
+        }
+        fn is_finished(&self) -> bool {
+            false
+        }
+    }
+
+    fn links() -> (Link, Link) {
+        (Link::new(LinkConfig::default(), 1), Link::new(LinkConfig::default(), 2))
+    }
+
+    #[test]
+    fn a_party_that_never_lets_the_clock_move_is_reported_stuck() {
+        let t0 = Instant::now();
+        let (mut fwd, mut back) = links();
+        let mut flows = [(Alarm { due: t0, steps: 0 }, Alarm { due: t0 + Duration::from_secs(9), steps: 0 })];
+        let end = run(&mut flows, &mut fwd, &mut back, t0, Duration::from_secs(60), Duration::ZERO, |_, _| true);
+        assert!(end.stuck);
+        assert_eq!(end.now, t0);
+        assert_eq!(flows[0].0.steps, STUCK_STEPS + 1);
+    }
+
+    #[test]
+    fn with_a_stall_step_the_clock_creeps_on_until_the_limit() {
+        let t0 = Instant::now();
+        let (mut fwd, mut back) = links();
+        let mut flows = [(Alarm { due: t0, steps: 0 }, Alarm { due: t0, steps: 0 })];
+        let limit = Duration::from_millis(5);
+        let end = run(&mut flows, &mut fwd, &mut back, t0, limit, Duration::from_micros(1), |_, _| true);
+        assert!(!end.stuck);
+        assert_eq!(end.now - t0, limit);
+        assert_eq!(flows[0].1.steps, 5001);
+    }
+
+    #[test]
+    fn the_observer_stops_the_run_and_timers_set_the_clock() {
+        let t0 = Instant::now();
+        let (mut fwd, mut back) = links();
+        let later = t0 + Duration::from_secs(3);
+        let mut flows = [(Alarm { due: later, steps: 0 }, Alarm { due: later + Duration::from_secs(1), steps: 0 })];
+        let mut seen = Vec::new();
+        let end = run(&mut flows, &mut fwd, &mut back, t0, Duration::from_secs(60), Duration::ZERO, |now, _| {
+            seen.push(now - t0);
+            seen.len() < 2
+        });
+        assert_eq!(seen, [Duration::ZERO, Duration::from_secs(3)]);
+        assert_eq!(end.now, later);
+    }
+}
