@@ -1,7 +1,7 @@
 //! One interface for every transfer machine, and one loop that drives it.
 //!
 //! The four sans-IO machines (the [classic](crate::rdt::classic) and
-//! [fast](crate::rdt::fast) senders and receivers) all meet [`Endpoint`], in
+//! [fast] senders and receivers) all meet [`Endpoint`], in
 //! the manner of quinn-proto's `Connection`: datagrams and time go in
 //! ([`Endpoint::handle_datagram`], [`Endpoint::handle_timeout`]), datagrams
 //! come out ([`Endpoint::poll_transmit`], into the caller's buffer), and
@@ -13,8 +13,9 @@
 //!
 //! [`step`] is the loop body every driver shares: receive everything that
 //! arrived, fire the timer if it is due, transmit everything that may leave.
-//! The simulator ([`crate::rdt::sim`]), the socket drivers and the tests
-//! call it instead of writing that sequence out themselves.
+//! The simulator ([`crate::rdt::sim`]), the server's classic sender and the
+//! tests call it (or its halves, [`receive`] and [`transmit`]) instead of
+//! writing that sequence out themselves.
 //!
 //! ```
 //! use std::time::Instant;

@@ -25,7 +25,7 @@
 //! it, and keeps per-packet state only for the packets in flight (at most the
 //! window, 98). A read error ends the transfer as [`Outcome::Failed`] and
 //! [`Sender::error`] tells why. It meets the shared
-//! [`Endpoint`](crate::rdt::endpoint::Endpoint) interface too.
+//! [`Endpoint`] interface too.
 
 use std::io;
 use std::time::{Duration, Instant};
