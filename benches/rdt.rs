@@ -33,6 +33,7 @@ use std::time::{Duration, Instant};
 
 use chatctl::rdt::cc::Algorithm;
 use chatctl::rdt::classic::{self, receiver::Event, receiver::Receiver, sender::Sender};
+use chatctl::rdt::endpoint;
 use chatctl::rdt::fast::{self, driver};
 use chatctl::rdt::relay::{Impairment, Relay};
 
@@ -413,7 +414,7 @@ fn send(mode: Mode, small: bool, sock: UdpSocket, file: &std::path::Path, stop: 
         Mode::Classic => {
             let w = classic::parse_window(&buf[..n]).unwrap_or(classic::MAX_WINDOW);
             let data = std::fs::read(file).unwrap_or_default();
-            classic_send(sock, peer, Sender::new(data, w), stop);
+            classic_send(sock, peer, Sender::new(data.len() as u64, w), &data, stop);
         }
         Mode::Fast(cc) => {
             let cfg = fast_config(cc, small);
@@ -436,24 +437,23 @@ fn send(mode: Mode, small: bool, sock: UdpSocket, file: &std::path::Path, stop: 
     }
 }
 
-fn classic_send(sock: UdpSocket, peer: SocketAddr, mut s: Sender, stop: &AtomicBool) {
+fn classic_send(sock: UdpSocket, peer: SocketAddr, mut s: Sender, mut data: &[u8], stop: &AtomicBool) {
     let mut out = Vec::with_capacity(classic::CHUNK + 3);
     let mut buf = [0u8; 2048];
-    while !s.is_done() && !stop.load(Ordering::Relaxed) {
+    while !stop.load(Ordering::Relaxed) {
+        // The timer if due, then all the window allows; one ACK per wait below.
         let now = Instant::now();
-        while s.poll_transmit(now, &mut out).is_some() {
-            let _ = sock.send_to(&out, peer);
-        }
-        let wait = s.poll_timeout().map_or(Duration::from_millis(50), |t| t.saturating_duration_since(now));
+        let step = endpoint::transmit(&mut s, now, &mut data, &mut out, 1, |d, _| {
+            let _ = sock.send_to(d, peer);
+            Ok::<_, std::convert::Infallible>(())
+        });
+        let Ok(endpoint::Step::Wait(t)) = step else { break };
+        let wait = t.map_or(Duration::from_millis(50), |t| t.saturating_duration_since(now));
         let _ = sock.set_read_timeout(Some(wait.clamp(Duration::from_millis(1), Duration::from_millis(50))));
         if let Ok((n, from)) = sock.recv_from(&mut buf)
             && from == peer
         {
             s.handle_datagram(Instant::now(), &buf[..n]);
-        }
-        let now = Instant::now();
-        if s.poll_timeout().is_some_and(|t| t <= now) {
-            s.handle_timeout(now);
         }
     }
 }

@@ -1,8 +1,10 @@
 //! The fast-mode machines driven by hand: address validation (the
 //! anti-amplification limit), cookies, and the final hash check.
 
+use std::convert::Infallible;
 use std::time::{Duration, Instant};
 
+use chatctl::rdt::endpoint::{self, Step};
 use chatctl::rdt::fast::receiver::{Handled, Receiver, RecvError};
 use chatctl::rdt::fast::sender::{SendError, Sender, State};
 use chatctl::rdt::fast::{CHECK_LEN, Config, DecodeError, Frame, STATS_INTERVAL, encode_hello};
@@ -18,12 +20,11 @@ fn a_spoofed_hello_gets_at_most_three_times_its_bytes() {
     let mut sent = 0usize;
     let mut now = t0;
     // Nobody answers: run the machine until it gives up.
-    while !s.is_finished() {
-        while s.poll_transmit(now, &mut src, &mut out) {
-            sent += out.len();
-        }
-        now = s.poll_timeout().expect("an unfinished sender has a timer").max(now);
-        s.handle_timeout(now);
+    while let Ok(Step::Wait(wake)) = endpoint::transmit(&mut s, now, &mut src, &mut out, 1, |d, _| {
+        sent += d.len();
+        Ok::<_, Infallible>(())
+    }) {
+        now = wake.expect("an unfinished sender has a timer").max(now);
     }
     assert!(sent > 0 && sent <= 3 * hello.len(), "sent {sent} bytes for a {}-byte hello", hello.len());
     assert!(matches!(s.take_error(), Some(SendError::Timeout(_))));
@@ -107,6 +108,8 @@ fn run_pair(file: &[u8], mut tamper: impl FnMut(&mut Vec<u8>)) -> (Vec<Duration>
     let mut s = Sender::new(cfg, file.len() as u64, &out, t0);
     let mut src: &[u8] = file;
     let mut stats_at = Vec::new();
+    let (mut to_r, mut to_s) = (Vec::new(), Vec::new());
+    let mut buf = Vec::new();
     let mut now = t0;
     // A 25 ms virtual clock step (both sides answer within it): a
     // transfer of a few MB then spans several STATS intervals.
@@ -114,19 +117,22 @@ fn run_pair(file: &[u8], mut tamper: impl FnMut(&mut Vec<u8>)) -> (Vec<Duration>
         if r.is_verified() {
             break;
         }
-        while s.poll_transmit(now, &mut src, &mut out) {
-            if let Ok(Frame::Stats(_)) = Frame::decode(&out) {
+        let _ = endpoint::step(&mut s, now, &mut src, endpoint::no_input, &mut buf, 1, |d, _| {
+            if let Ok(Frame::Stats(_)) = Frame::decode(d) {
                 stats_at.push(now - t0);
             }
-            tamper(&mut out);
-            assert_eq!(r.handle(now, &out, &mut sink), Handled::Fast);
-        }
-        while r.poll_transmit(now, &mut out) {
-            s.handle(now, &out);
-        }
+            let mut d = d.to_vec();
+            tamper(&mut d);
+            to_r.push(d);
+            Ok::<_, Infallible>(())
+        });
+        let got = endpoint::step(&mut r, now, &mut sink, endpoint::drain(&mut to_r), &mut buf, 1, |d, _| {
+            to_s.push(d.to_vec());
+            Ok::<_, Infallible>(())
+        });
+        assert_ne!(got, Ok(Step::Foreign), "the receiver took a datagram for classic data");
+        let _ = endpoint::receive(&mut s, now, &mut src, endpoint::drain::<Infallible, _>(&mut to_s));
         now += Duration::from_millis(25);
-        s.handle_timeout(now);
-        r.handle_timeout(now);
     }
     assert!(r.is_verified(), "the transfer did not complete");
     (stats_at, r, sink)

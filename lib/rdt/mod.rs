@@ -2,6 +2,9 @@
 //! datagrams and events out) and thin socket drivers around them.
 //!
 //! # Layout
+//! - [`endpoint`]: the one interface all four machines meet ([`endpoint::Endpoint`]),
+//!   the [`endpoint::Source`] senders read and the [`endpoint::Sink`] receivers
+//!   write, and the one loop body ([`endpoint::step`]) every driver runs.
 //! - [`classic`]: the reference implementation's go-back-N ([protocol](crate::protocol) §5),
 //!   its datagram format, and sender and receiver machines.
 //! - [`fast`]: chatctl's own fast mode (wire format documented there):
@@ -17,6 +20,7 @@
 
 pub mod cc;
 pub mod classic;
+pub mod endpoint;
 pub mod fast;
 pub mod rangeset;
 pub mod relay;

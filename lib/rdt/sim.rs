@@ -4,15 +4,18 @@
 //! time is free, so a 300 ms RTT transfer runs in milliseconds.
 //!
 //! [`Link`] and [`LinkConfig`] are also the impairment model of
-//! [`relay`](crate::rdt::relay) and `chatctl impair`. The test drivers built
-//! on them (one transfer, flows through a shared bottleneck) and the seeded
-//! PRNG are test support, public for the integration tests only and hidden
-//! from these docs.
+//! [`relay`](crate::rdt::relay) and `chatctl impair`. The one virtual-clock
+//! driver (`run`: any [`Endpoint`] pairs, classic or fast, over any two
+//! directions of a path, each step being [`endpoint::step`]), the
+//! transfers built on it (one fast transfer, fast flows through a shared
+//! bottleneck) and the seeded PRNG are test support, public for the
+//! integration tests only and hidden from these docs.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::time::{Duration, Instant};
 
+use crate::rdt::endpoint::{self, Endpoint};
 use crate::rdt::fast::{self, Config, receiver::Receiver, sender::Sender};
 
 /// A small seeded PRNG (xorshift64*), so runs are reproducible from a seed.
@@ -174,6 +177,245 @@ impl Link {
     }
 }
 
+/// One direction of a simulated path, as [`run`] uses it: datagrams of
+/// numbered flows go in at one end and come out at the other, some time later.
+#[doc(hidden)]
+pub trait Wire {
+    /// Offers datagram `d` of flow `tag` at `now`.
+    fn send(&mut self, now: Instant, tag: usize, d: Vec<u8>);
+    /// A datagram that has arrived by `now`, with its flow's tag.
+    fn recv(&mut self, now: Instant) -> Option<(usize, Vec<u8>)>;
+    /// When the next datagram arrives.
+    fn next_arrival(&self) -> Option<Instant>;
+}
+
+impl Wire for Link {
+    fn send(&mut self, now: Instant, tag: usize, d: Vec<u8>) {
+        self.send_tagged(now, tag, d)
+    }
+    fn recv(&mut self, now: Instant) -> Option<(usize, Vec<u8>)> {
+        self.recv_tagged(now)
+    }
+    fn next_arrival(&self) -> Option<Instant> {
+        Link::next_arrival(self)
+    }
+}
+
+/// One side of a simulated flow, as [`run`] drives it: an [`Endpoint`]
+/// with its storage ([`Attached`]), or one that appears later ([`Accepting`], [`Joining`]).
+#[doc(hidden)]
+pub trait Party {
+    /// One [`endpoint::step`] at `now`: handles and empties `incoming`,
+    /// fires a due timer, gives every datagram that leaves to `send`.
+    fn step(&mut self, now: Instant, incoming: &mut Vec<Vec<u8>>, send: &mut dyn FnMut(&[u8]));
+    /// When to step it again if nothing arrives.
+    fn poll_timeout(&self) -> Option<Instant>;
+    /// True once it has nothing more to do.
+    fn is_finished(&self) -> bool;
+}
+
+/// An [`Endpoint`] with the storage it reads or writes.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Attached<E, S> {
+    /// The machine.
+    pub endpoint: E,
+    /// Its file: a [`Source`](endpoint::Source) or a [`Sink`](endpoint::Sink).
+    pub store: S,
+    buf: Vec<u8>,
+}
+
+impl<E, S> Attached<E, S> {
+    /// `endpoint` working on `store`.
+    pub fn new(endpoint: E, store: S) -> Self {
+        Self { endpoint, store, buf: Vec::new() }
+    }
+}
+
+impl<S, E: Endpoint<S>> Party for Attached<E, S> {
+    fn step(&mut self, now: Instant, incoming: &mut Vec<Vec<u8>>, send: &mut dyn FnMut(&[u8])) {
+        // One datagram per transmit, as a link carries them.
+        let _ = endpoint::step(
+            &mut self.endpoint,
+            now,
+            &mut self.store,
+            endpoint::drain(incoming),
+            &mut self.buf,
+            1,
+            |b, segment_size| {
+                endpoint::Transmit { len: b.len(), segment_size }.datagrams(b).for_each(&mut *send);
+                Ok::<_, std::convert::Infallible>(())
+            },
+        );
+        // A datagram the endpoint refused (another protocol) is dropped.
+        incoming.clear();
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.endpoint.poll_timeout()
+    }
+    fn is_finished(&self) -> bool {
+        self.endpoint.is_finished()
+    }
+}
+
+/// A party made from the first datagram that `make` accepts (a sender
+/// waits for its receiver's hello); datagrams before it are dropped.
+#[doc(hidden)]
+pub struct Accepting<P, F> {
+    make: F,
+    /// The party, once made.
+    pub party: Option<P>,
+}
+
+impl<P, F: FnMut(Instant, &[u8]) -> Option<P>> Accepting<P, F> {
+    /// A party that `make` builds from an accepted datagram.
+    pub fn new(make: F) -> Self {
+        Self { make, party: None }
+    }
+}
+
+impl<P: Party, F: FnMut(Instant, &[u8]) -> Option<P>> Party for Accepting<P, F> {
+    fn step(&mut self, now: Instant, incoming: &mut Vec<Vec<u8>>, send: &mut dyn FnMut(&[u8])) {
+        if self.party.is_none() {
+            let mut taken = 0;
+            for d in incoming.iter() {
+                taken += 1;
+                self.party = (self.make)(now, d);
+                if self.party.is_some() {
+                    break;
+                }
+            }
+            incoming.drain(..taken);
+        }
+        match self.party.as_mut() {
+            Some(p) => p.step(now, incoming, send),
+            None => incoming.clear(),
+        }
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.party.as_ref().and_then(P::poll_timeout)
+    }
+    fn is_finished(&self) -> bool {
+        self.party.as_ref().is_some_and(P::is_finished)
+    }
+}
+
+/// A party that `make` builds at `at` (a receiver that starts later).
+#[doc(hidden)]
+pub struct Joining<P, F> {
+    at: Instant,
+    make: Option<F>,
+    /// The party, once made.
+    pub party: Option<P>,
+}
+
+impl<P, F: FnOnce(Instant) -> P> Joining<P, F> {
+    /// A party that `make` builds at `at`.
+    pub fn new(at: Instant, make: F) -> Self {
+        Self { at, make: Some(make), party: None }
+    }
+}
+
+impl<P: Party, F: FnOnce(Instant) -> P> Party for Joining<P, F> {
+    fn step(&mut self, now: Instant, incoming: &mut Vec<Vec<u8>>, send: &mut dyn FnMut(&[u8])) {
+        if now >= self.at
+            && let Some(make) = self.make.take()
+        {
+            self.party = Some(make(now));
+        }
+        match self.party.as_mut() {
+            Some(p) => p.step(now, incoming, send),
+            None => incoming.clear(),
+        }
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        match &self.party {
+            Some(p) => p.poll_timeout(),
+            None => Some(self.at),
+        }
+    }
+    fn is_finished(&self) -> bool {
+        self.party.as_ref().is_some_and(P::is_finished)
+    }
+}
+
+/// How [`run`] ended.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy)]
+pub struct Run {
+    /// Virtual time at the end.
+    pub now: Instant,
+    /// It stopped because the parties kept asking to be woken at the same
+    /// instant without progress (a livelock bug), instead of spinning.
+    pub stuck: bool,
+}
+
+/// Consecutive steps at one instant after which [`run`] reports a livelock.
+const STUCK_STEPS: u32 = 100_000;
+
+/// The one virtual-clock driver: runs `flows` (each a sender that sends on
+/// `fwd` and a receiver that sends on `back`, datagrams tagged with the
+/// flow's index) from `t0`. At each instant every party gets one
+/// [`Party::step`] (all senders, then all receivers), then `after(now,
+/// flows)` says whether to go on; then the clock jumps to the next timer or
+/// arrival. With nothing to wait for it stops, or once the next instant is
+/// beyond `limit`. When a timer or arrival is already due, the clock moves
+/// on by `stall` (zero: not at all, and [`STUCK_STEPS`] such steps in a row
+/// end the run as stuck).
+#[doc(hidden)]
+#[allow(clippy::too_many_arguments)]
+pub fn run<A: Party, B: Party>(
+    flows: &mut [(A, B)],
+    fwd: &mut dyn Wire,
+    back: &mut dyn Wire,
+    t0: Instant,
+    limit: Duration,
+    stall: Duration,
+    mut after: impl FnMut(Instant, &[(A, B)]) -> bool,
+) -> Run {
+    let mut now = t0;
+    let mut stuck = 0u32;
+    let mut to_senders: Vec<Vec<Vec<u8>>> = vec![Vec::new(); flows.len()];
+    let mut to_receivers: Vec<Vec<Vec<u8>>> = vec![Vec::new(); flows.len()];
+    loop {
+        while let Some((i, d)) = fwd.recv(now) {
+            if let Some(q) = to_receivers.get_mut(i) {
+                q.push(d);
+            }
+        }
+        while let Some((i, d)) = back.recv(now) {
+            if let Some(q) = to_senders.get_mut(i) {
+                q.push(d);
+            }
+        }
+        for (i, (a, _)) in flows.iter_mut().enumerate() {
+            a.step(now, &mut to_senders[i], &mut |d| fwd.send(now, i, d.to_vec()));
+        }
+        for (i, (_, b)) in flows.iter_mut().enumerate() {
+            b.step(now, &mut to_receivers[i], &mut |d| back.send(now, i, d.to_vec()));
+        }
+        if !after(now, flows) {
+            break;
+        }
+        let timers = flows.iter().flat_map(|(a, b)| [a.poll_timeout(), b.poll_timeout()]);
+        let Some(next) = timers.chain([fwd.next_arrival(), back.next_arrival()]).flatten().min() else { break };
+        let at = if next > now { next } else { now + stall };
+        if at == now {
+            stuck += 1;
+            if stuck > STUCK_STEPS {
+                break;
+            }
+        } else {
+            stuck = 0;
+        }
+        if at - t0 > limit {
+            break;
+        }
+        now = at;
+    }
+    Run { now, stuck: stuck > STUCK_STEPS }
+}
+
 /// How a simulated transfer ended.
 #[doc(hidden)]
 #[derive(Debug)]
@@ -214,91 +456,44 @@ pub fn transfer(
     limit: Duration,
 ) -> Outcome {
     let t0 = Instant::now();
-    let mut now = t0;
     let mut fwd = Link::new(fwd, seed ^ 0xf0);
     let mut back = Link::new(back, seed ^ 0xba);
     let mut rcfg = cfg.clone();
     rcfg.seed = seed;
-    let mut sink: Vec<u8> = data[..resume].to_vec();
-    let mut receiver = Receiver::new(rcfg.clone(), resume as u64, Some(data.len() as u64), now);
-    let mut sender: Option<Sender> = None;
-    let mut src: &[u8] = data;
-    let mut out = Vec::new();
+    let sink: Vec<u8> = data[..resume].to_vec();
+    let receiver = Attached::new(Receiver::new(rcfg.clone(), resume as u64, Some(data.len() as u64), t0), sink);
+    let sender = Accepting::new(|now, d: &[u8]| {
+        fast::is_fast_hello(d).then(|| Attached::new(Sender::new(rcfg.clone(), data.len() as u64, d, now), data))
+    });
+    let mut flows = [(sender, receiver)];
     let mut recv_done: Option<Duration> = None;
     let mut send_done: Option<Duration> = None;
-    let mut stuck = 0u32;
-    loop {
-        // Deliver everything due.
-        while let Some(d) = fwd.recv(now) {
-            receiver.handle(now, &d, &mut sink);
-        }
-        while let Some(d) = back.recv(now) {
-            match sender.as_mut() {
-                Some(s) => s.handle(now, &d),
-                None if fast::is_fast_hello(&d) => sender = Some(Sender::new(rcfg.clone(), data.len() as u64, &d, now)),
-                None => {}
-            }
-        }
-        if let Some(s) = sender.as_mut() {
-            if s.poll_timeout().is_some_and(|t| t <= now) {
-                s.handle_timeout(now);
-            }
-            while s.poll_transmit(now, &mut src, &mut out) {
-                fwd.send(now, out.clone());
-            }
-        }
-        if receiver.poll_timeout().is_some_and(|t| t <= now) {
-            receiver.handle_timeout(now);
-        }
-        while receiver.poll_transmit(now, &mut out) {
-            back.send(now, out.clone());
-        }
-        if recv_done.is_none() && (receiver.is_verified() || receiver.is_finished()) {
+    let end = run(&mut flows, &mut fwd, &mut back, t0, limit, Duration::ZERO, |now, flows| {
+        let (sender, receiver) = &flows[0];
+        let r = &receiver.endpoint;
+        if recv_done.is_none() && (r.is_verified() || r.is_finished()) {
             recv_done = Some(now - t0);
         }
-        let sender_finished = sender.as_ref().is_some_and(Sender::is_finished);
+        let sender_finished = sender.party.as_ref().is_some_and(|s| s.endpoint.is_finished());
         if send_done.is_none() && sender_finished {
             send_done = Some(now - t0);
         }
-        if receiver.is_finished() && (sender_finished || sender.is_none()) {
-            break;
-        }
-        let next = [
-            sender.as_ref().and_then(Sender::poll_timeout),
-            receiver.poll_timeout(),
-            fwd.next_arrival(),
-            back.next_arrival(),
-        ]
-        .into_iter()
-        .flatten()
-        .min();
-        if next.is_some_and(|t| t <= now) {
-            stuck += 1;
-            if stuck > 100_000 {
-                // A machine that asks to be woken at `now` again and again without
-                // progress would spin forever: a bug, reported instead of hanging.
-                break;
-            }
-        } else {
-            stuck = 0;
-        }
-        match next {
-            Some(t) if t - t0 <= limit => now = now.max(t),
-            _ => break,
-        }
-    }
-    let verified = receiver.is_verified();
+        !(r.is_finished() && (sender_finished || sender.party.is_none()))
+    });
+    let [(sender, mut receiver)] = flows;
+    let sender = sender.party.map(|p| p.endpoint);
+    let now = end.now;
     Outcome {
-        received: sink,
         elapsed: recv_done.unwrap_or(now - t0),
         sender_elapsed: send_done.unwrap_or(now - t0),
-        verified,
+        verified: receiver.endpoint.is_verified(),
         sender_state: sender.as_ref().map(Sender::state),
         stats: sender.as_ref().map(Sender::stats).unwrap_or_default(),
         payload: sender.as_ref().map_or(0, Sender::payload),
         dropped: fwd.dropped + back.dropped,
-        stuck: stuck > 100_000,
-        receiver_error: receiver.take_error().map(|e| e.to_string()),
+        stuck: end.stuck,
+        receiver_error: receiver.endpoint.take_error().map(|e| e.to_string()),
+        received: receiver.store,
     }
 }
 
@@ -327,7 +522,6 @@ pub fn shared_bottleneck(
     measure: std::ops::Range<Duration>,
 ) -> Vec<u64> {
     let t0 = Instant::now();
-    let mut now = t0;
     let mut fwd = Link::new(fwd, seed ^ 0xf0);
     let mut back = Link::new(back, seed ^ 0xba);
     let files: Vec<Vec<u8>> = flows
@@ -344,52 +538,30 @@ pub fn shared_bottleneck(
             v
         })
         .collect();
-    let mut sinks: Vec<Vec<u8>> = vec![Vec::new(); flows.len()];
-    let mut receivers: Vec<Option<Receiver>> = flows.iter().map(|_| None).collect();
-    let mut senders: Vec<Option<Sender>> = flows.iter().map(|_| None).collect();
+    let mut parties: Vec<_> = flows
+        .iter()
+        .zip(&files)
+        .enumerate()
+        .map(|(i, (f, file))| {
+            let sender = Accepting::new(move |now, d: &[u8]| {
+                fast::is_fast_hello(d).then(|| {
+                    let c = Config { seed: seed + i as u64, ..cfg.clone() };
+                    Attached::new(Sender::new(c, f.len as u64, d, now), &file[..])
+                })
+            });
+            let receiver = Joining::new(t0 + f.start, move |now| {
+                Attached::new(Receiver::new(cfg.clone(), 0, Some(f.len as u64), now), Vec::<u8>::new())
+            });
+            (sender, receiver)
+        })
+        .collect();
     let mut at_start = vec![None; flows.len()];
     let mut at_end = vec![None; flows.len()];
-    let mut out = Vec::new();
-    while now - t0 <= until {
+    run(&mut parties, &mut fwd, &mut back, t0, until, Duration::from_micros(1), |now, parties| {
         let t = now - t0;
-        for (i, f) in flows.iter().enumerate() {
-            if receivers[i].is_none() && t >= f.start {
-                receivers[i] = Some(Receiver::new(cfg.clone(), 0, Some(f.len as u64), now));
-            }
-        }
-        while let Some((i, d)) = fwd.recv_tagged(now) {
-            if let Some(r) = receivers[i].as_mut() {
-                r.handle(now, &d, &mut sinks[i]);
-            }
-        }
-        while let Some((i, d)) = back.recv_tagged(now) {
-            match senders[i].as_mut() {
-                Some(s) => s.handle(now, &d),
-                None if fast::is_fast_hello(&d) => {
-                    let c = Config { seed: seed + i as u64, ..cfg.clone() };
-                    senders[i] = Some(Sender::new(c, flows[i].len as u64, &d, now));
-                }
-                None => {}
-            }
-        }
-        for i in 0..flows.len() {
-            if let Some(s) = senders[i].as_mut() {
-                if s.poll_timeout().is_some_and(|x| x <= now) {
-                    s.handle_timeout(now);
-                }
-                let mut src: &[u8] = &files[i];
-                while s.poll_transmit(now, &mut src, &mut out) {
-                    fwd.send_tagged(now, i, out.clone());
-                }
-            }
-            if let Some(r) = receivers[i].as_mut() {
-                if r.poll_timeout().is_some_and(|x| x <= now) {
-                    r.handle_timeout(now);
-                }
-                while r.poll_transmit(now, &mut out) {
-                    back.send_tagged(now, i, out.clone());
-                }
-                let done = r.stats().bytes_done;
+        for (i, (_, r)) in parties.iter().enumerate() {
+            if let Some(r) = &r.party {
+                let done = r.endpoint.stats().bytes_done;
                 if t >= measure.start && at_start[i].is_none() {
                     at_start[i] = Some(done);
                 }
@@ -398,19 +570,73 @@ pub fn shared_bottleneck(
                 }
             }
         }
-        let next = senders
-            .iter()
-            .flatten()
-            .filter_map(Sender::poll_timeout)
-            .chain(receivers.iter().flatten().filter_map(Receiver::poll_timeout))
-            .chain(flows.iter().map(|f| t0 + f.start).filter(|&s| s > now))
-            .chain([fwd.next_arrival(), back.next_arrival()].into_iter().flatten())
-            .min();
-        match next {
-            Some(x) if x > now => now = x,
-            Some(_) => now += Duration::from_micros(1),
-            None => break,
+        true
+    });
+    (0..flows.len()).map(|i| at_end[i].unwrap_or(0) - at_start[i].unwrap_or(0)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Asks to be woken at `due` again and again and never finishes.
+    struct Alarm {
+        due: Instant,
+        steps: u32,
+    }
+
+    impl Party for Alarm {
+        fn step(&mut self, _: Instant, incoming: &mut Vec<Vec<u8>>, _: &mut dyn FnMut(&[u8])) {
+            incoming.clear();
+            self.steps += 1;
+        }
+        fn poll_timeout(&self) -> Option<Instant> {
+            Some(self.due)
+        }
+        fn is_finished(&self) -> bool {
+            false
         }
     }
-    (0..flows.len()).map(|i| at_end[i].unwrap_or(0) - at_start[i].unwrap_or(0)).collect()
+
+    fn links() -> (Link, Link) {
+        (Link::new(LinkConfig::default(), 1), Link::new(LinkConfig::default(), 2))
+    }
+
+    #[test]
+    fn a_party_that_never_lets_the_clock_move_is_reported_stuck() {
+        let t0 = Instant::now();
+        let (mut fwd, mut back) = links();
+        let mut flows = [(Alarm { due: t0, steps: 0 }, Alarm { due: t0 + Duration::from_secs(9), steps: 0 })];
+        let end = run(&mut flows, &mut fwd, &mut back, t0, Duration::from_secs(60), Duration::ZERO, |_, _| true);
+        assert!(end.stuck);
+        assert_eq!(end.now, t0);
+        assert_eq!(flows[0].0.steps, STUCK_STEPS + 1);
+    }
+
+    #[test]
+    fn with_a_stall_step_the_clock_creeps_on_until_the_limit() {
+        let t0 = Instant::now();
+        let (mut fwd, mut back) = links();
+        let mut flows = [(Alarm { due: t0, steps: 0 }, Alarm { due: t0, steps: 0 })];
+        let limit = Duration::from_millis(5);
+        let end = run(&mut flows, &mut fwd, &mut back, t0, limit, Duration::from_micros(1), |_, _| true);
+        assert!(!end.stuck);
+        assert_eq!(end.now - t0, limit);
+        assert_eq!(flows[0].1.steps, 5001);
+    }
+
+    #[test]
+    fn the_observer_stops_the_run_and_timers_set_the_clock() {
+        let t0 = Instant::now();
+        let (mut fwd, mut back) = links();
+        let later = t0 + Duration::from_secs(3);
+        let mut flows = [(Alarm { due: later, steps: 0 }, Alarm { due: later + Duration::from_secs(1), steps: 0 })];
+        let mut seen = Vec::new();
+        let end = run(&mut flows, &mut fwd, &mut back, t0, Duration::from_secs(60), Duration::ZERO, |now, _| {
+            seen.push(now - t0);
+            seen.len() < 2
+        });
+        assert_eq!(seen, [Duration::ZERO, Duration::from_secs(3)]);
+        assert_eq!(end.now, later);
+    }
 }

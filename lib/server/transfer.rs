@@ -20,8 +20,9 @@ use super::ports::PortGuard;
 use super::shutdown::Shutdown;
 use crate::rdt::classic::{
     self,
-    sender::{FileSource, Outcome, Sender},
+    sender::{Outcome, Sender},
 };
+use crate::rdt::endpoint;
 use crate::rdt::fast::{self, driver::Tracer};
 
 /// One download about to start.
@@ -139,18 +140,7 @@ pub async fn udp(d: Download, sock: UdpSocket, mut shutdown: Shutdown) {
     // sake), so it is recognised first.
     let classic_window = if fast::is_fast_hello(&buf[..n]) { None } else { classic::parse_window(&buf[..n]) };
     match classic_window {
-        Some(w) => {
-            // Read on demand, one packet at a time: memory stays bounded by
-            // the window whatever the file size.
-            let source = match d.file.try_clone() {
-                Ok(f) => FileSource::new(f, d.size),
-                Err(e) => {
-                    tracing::warn!(file = %d.name, error = %e, "cannot read file");
-                    return;
-                }
-            };
-            classic_send(&d, sock, from, w, source, shutdown).await;
-        }
+        Some(w) => classic_send(&d, sock, from, w, shutdown).await,
         None => {
             let hello = buf[..n].to_vec();
             tokio::select! {
@@ -217,15 +207,10 @@ fn random_seed() -> u64 {
     h.finish()
 }
 
-/// Drives the classic [`Sender`] over `sock`, talking only to `peer`.
-async fn classic_send(
-    d: &Download,
-    sock: UdpSocket,
-    peer: SocketAddr,
-    w: u8,
-    source: FileSource,
-    mut shutdown: Shutdown,
-) {
+/// Drives the classic [`Sender`] over `sock`, talking only to `peer`. The
+/// file is read on demand, one packet at a time: memory stays bounded by the
+/// window whatever the file size.
+async fn classic_send(d: &Download, sock: UdpSocket, peer: SocketAddr, w: u8, mut shutdown: Shutdown) {
     limited!(
         d.logs,
         d.peer,
@@ -233,11 +218,14 @@ async fn classic_send(
         "download started"
     );
     let started = Instant::now();
-    let mut s = Sender::new(source, w);
+    let mut s = Sender::new(d.size, w);
+    let mut source = &d.file;
     let mut out = Vec::with_capacity(classic::CHUNK + 3);
+    // What the shared step lets leave, sent (awaited) after it.
+    let mut due: Vec<Vec<u8>> = Vec::new();
     let mut buf = vec![0u8; 2048];
     let (mut acked, mut progress) = (0, Instant::now());
-    while !s.is_done() {
+    loop {
         let now = Instant::now();
         if s.acked_bytes() != acked {
             (acked, progress) = (s.acked_bytes(), now);
@@ -245,22 +233,27 @@ async fn classic_send(
             limited!(d.logs, d.peer, warn!(user = %d.user, file = %d.name, acked,), "download abandoned: no progress");
             return;
         }
-        while s.poll_transmit(now, &mut out).is_some() {
-            if let Err(e) = sock.send_to(&out, peer).await {
+        // Timer if due, then every datagram the window allows.
+        let step = endpoint::transmit(&mut s, now, &mut source, &mut out, 1, |b, _| {
+            due.push(b.to_vec());
+            Ok::<_, std::convert::Infallible>(())
+        });
+        for b in due.drain(..) {
+            if let Err(e) = sock.send_to(&b, peer).await {
                 limited!(d.logs, d.peer, debug!(error = %e,), "send failed");
             }
         }
-        if s.is_done() {
-            break; // a read error ends the transfer while sending
-        }
-        let timeout = s.poll_timeout().map(tokio::time::Instant::from_std);
+        let timeout = match step {
+            Ok(endpoint::Step::Wait(t)) => t.map(tokio::time::Instant::from_std),
+            _ => break, // finished (a read error ends it while sending)
+        };
         tokio::select! {
             r = sock.recv_from(&mut buf) => if let Ok((n, from)) = r {
                 if from == peer {
                     s.handle_datagram(Instant::now(), &buf[..n]);
                 }
             },
-            _ = sleep_until(timeout) => s.handle_timeout(Instant::now()),
+            _ = sleep_until(timeout) => {}
             _ = tokio::time::sleep_until(tokio::time::Instant::from_std(progress + d.stall)) => {}
             _ = shutdown.recv() => return,
         }

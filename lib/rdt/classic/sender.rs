@@ -21,90 +21,19 @@
 //!   [`Sender::outcome`] says whether the end was confirmed.
 //!
 //! Memory stays bounded whatever the file size: the sender reads each packet
-//! from a [`Source`] when it (re)sends it, and keeps per-packet state only for
-//! the packets in flight (at most the window, 98). A read error ends the
-//! transfer as [`Outcome::Failed`] and [`Sender::error`] tells why.
+//! from the [`Source`] passed to [`Sender::poll_transmit`] when it (re)sends
+//! it, and keeps per-packet state only for the packets in flight (at most the
+//! window, 98). A read error ends the transfer as [`Outcome::Failed`] and
+//! [`Sender::error`] tells why. It meets the shared
+//! [`Endpoint`] interface too.
 
 use std::io;
 use std::time::{Duration, Instant};
 
+use crate::rdt::endpoint::{Endpoint, Handled, Source, Transmit};
 use crate::rdt::rtt::RttEstimator;
 
 use super::{CHUNK, Data, parse_ack};
-
-/// Where the sender takes the file's bytes from, on demand.
-///
-/// A positioned read (no cursor) so that a retransmission can go back to any
-/// packet in flight without the sender keeping a copy of it. Implemented for
-/// in-memory bytes (`Vec<u8>`, `&[u8]`) and for [`FileSource`].
-pub trait Source {
-    /// Total length in bytes; fixed for the whole transfer.
-    fn len(&self) -> u64;
-    /// True when there is nothing to send (the sender still sends one empty last packet).
-    fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-    /// Reads up to `buf.len()` bytes at `offset`, like `pread(2)`: may return
-    /// fewer; 0 only at the end.
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize>;
-}
-
-impl Source for [u8] {
-    fn len(&self) -> u64 {
-        <[u8]>::len(self) as u64
-    }
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
-        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(<[u8]>::len(self));
-        let n = buf.len().min(<[u8]>::len(self) - start);
-        buf[..n].copy_from_slice(&self[start..start + n]);
-        Ok(n)
-    }
-}
-
-impl Source for &[u8] {
-    fn len(&self) -> u64 {
-        <[u8] as Source>::len(self)
-    }
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
-        <[u8] as Source>::read_at(self, offset, buf)
-    }
-}
-
-impl Source for Vec<u8> {
-    fn len(&self) -> u64 {
-        <[u8] as Source>::len(self)
-    }
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
-        <[u8] as Source>::read_at(self, offset, buf)
-    }
-}
-
-/// A file read with positioned reads (`pread(2)`), cut at a fixed length:
-/// the size announced when the transfer started, even if the file grows.
-#[derive(Debug)]
-pub struct FileSource {
-    file: std::fs::File,
-    len: u64,
-}
-
-impl FileSource {
-    /// The first `len` bytes of `file`. If the file is shorter by the time a
-    /// packet is read, that read fails (`UnexpectedEof`) and so does the transfer.
-    pub fn new(file: std::fs::File, len: u64) -> Self {
-        FileSource { file, len }
-    }
-}
-
-impl Source for FileSource {
-    fn len(&self) -> u64 {
-        self.len
-    }
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
-        let room = usize::try_from(self.len.saturating_sub(offset)).unwrap_or(usize::MAX);
-        let n = buf.len().min(room);
-        std::os::unix::fs::FileExt::read_at(&self.file, &mut buf[..n], offset)
-    }
-}
 
 /// Lowest retransmission timeout (RFC 6298 says 1 s; a LAN needs far less).
 pub const MIN_RTO: Duration = Duration::from_millis(200);
@@ -144,9 +73,8 @@ pub enum Outcome {
 
 /// Classic go-back-N sender for one file, read on demand from a [`Source`].
 #[derive(Debug)]
-pub struct Sender<S = Vec<u8>> {
-    source: S,
-    /// `source.len()`, read once.
+pub struct Sender {
+    /// The file's length, fixed for the whole transfer.
     len: u64,
     /// One packet's payload, reused.
     chunk: Vec<u8>,
@@ -189,14 +117,15 @@ pub struct Sender<S = Vec<u8>> {
     fast_base: Option<usize>,
 }
 
-impl<S: Source> Sender<S> {
-    /// A sender of `source` to a receiver that announced window `w` (1..=98).
-    pub fn new(source: S, w: u8) -> Self {
+impl Sender {
+    /// A sender of a `len`-byte file to a receiver that announced window
+    /// `w` (1..=98). The file is read from the [`Source`] given to
+    /// [`poll_transmit`](Self::poll_transmit), never beyond `len` even if
+    /// the file grows; a file shorter than `len` fails the transfer.
+    pub fn new(len: u64, w: u8) -> Self {
         let w = w.clamp(1, super::MAX_WINDOW);
-        let len = source.len();
         let packets = usize::try_from(len.div_ceil(CHUNK as u64)).unwrap_or(usize::MAX).max(1);
         Sender {
-            source,
             len,
             chunk: vec![0; CHUNK],
             error: None,
@@ -299,14 +228,15 @@ impl<S: Source> Sender<S> {
         self.rto = self.rtt.rto().clamp(MIN_RTO, MAX_RTO);
     }
 
-    /// Writes the next datagram to send into `out` (cleared first); `None` if
+    /// Writes the next datagram to send into `out` (cleared first), its
+    /// payload read from `src`; returns the packet's index, or `None` if
     /// nothing may be sent now.
-    pub fn poll_transmit(&mut self, now: Instant, out: &mut Vec<u8>) -> Option<usize> {
+    pub fn poll_transmit(&mut self, now: Instant, src: &mut dyn Source, out: &mut Vec<u8>) -> Option<usize> {
         if self.outcome.is_some() || self.next >= self.packets || self.next >= self.base + self.cwnd {
             return None;
         }
         let i = self.next;
-        let n = match self.read_packet(i) {
+        let n = match self.read_packet(i, src) {
             Ok(n) => n,
             Err(e) => {
                 self.error = Some(e);
@@ -334,23 +264,16 @@ impl<S: Source> Sender<S> {
     }
 
     /// Reads packet `i`'s payload into `self.chunk`; returns its length.
-    fn read_packet(&mut self, i: usize) -> io::Result<usize> {
+    fn read_packet(&mut self, i: usize, src: &mut dyn Source) -> io::Result<usize> {
         let start = (i as u64).saturating_mul(CHUNK as u64);
         let want = usize::try_from(self.len.saturating_sub(start)).unwrap_or(usize::MAX).min(CHUNK);
-        let mut got = 0;
-        while got < want {
-            match self.source.read_at(start + got as u64, &mut self.chunk[got..want]) {
-                Ok(0) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        format!("the file ended at byte {} of {}", start + got as u64, self.len),
-                    ));
-                }
-                Ok(k) => got += k,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
+        src.read_at(start, &mut self.chunk[..want]).map_err(|e| match e.kind() {
+            io::ErrorKind::UnexpectedEof => io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("the file ended before byte {} of {}", start + want as u64, self.len),
+            ),
+            _ => e,
+        })?;
         Ok(want)
     }
 
@@ -421,10 +344,26 @@ impl<S: Source> Sender<S> {
     pub fn error(&self) -> Option<&io::Error> {
         self.error.as_ref()
     }
+}
 
-    /// The data source, e.g. to inspect it in tests.
-    pub fn source(&self) -> &S {
-        &self.source
+/// The [`Endpoint`] view: a [`Source`] is read for each datagram sent.
+impl<S: Source> Endpoint<S> for Sender {
+    fn handle_datagram(&mut self, now: Instant, datagram: &[u8], _: &mut S) -> Handled {
+        Sender::handle_datagram(self, now, datagram);
+        Handled::Taken
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        Sender::handle_timeout(self, now)
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        Sender::poll_timeout(self)
+    }
+    /// One datagram at a time (the classic format has no batches).
+    fn poll_transmit(&mut self, now: Instant, src: &mut S, _: usize, buf: &mut Vec<u8>) -> Option<Transmit> {
+        Sender::poll_transmit(self, now, src, buf).map(|_| Transmit { len: buf.len(), segment_size: None })
+    }
+    fn is_finished(&self) -> bool {
+        self.is_done()
     }
 }
 
@@ -432,8 +371,10 @@ impl<S: Source> Sender<S> {
 mod tests {
     use super::*;
     use crate::rdt::classic::encode_ack;
-    use std::cell::Cell;
+    use crate::rdt::sim::{self, Attached, Wire};
+    use std::cell::RefCell;
     use std::collections::VecDeque;
+    use std::rc::Rc;
 
     /// A receiver like the reference's: in-order ACKs, repeats the last ACK on
     /// a gap, optionally dropping every 11th datagram and stalling 2 s at every 10th.
@@ -444,9 +385,18 @@ mod tests {
         count: u64,
         reference_quirks: bool,
         done: bool,
+        /// The receiver is single-threaded: it is busy until then.
+        busy_until: Option<Instant>,
+        /// ACKs and when they leave (once the receiver got to them).
+        acks: VecDeque<(Instant, Vec<u8>)>,
     }
 
     impl Receiver {
+        fn new(w: u8, reference_quirks: bool) -> Self {
+            let (expect, got, count, done, busy_until, acks) = (0, Vec::new(), 0, false, None, VecDeque::new());
+            Receiver { w, expect, got, count, reference_quirks, done, busy_until, acks }
+        }
+
         /// Returns (ACK, extra delay before it is processed).
         fn recv(&mut self, d: &[u8]) -> (Option<Vec<u8>>, Duration) {
             self.count += 1;
@@ -474,30 +424,28 @@ mod tests {
         }
     }
 
-    /// The sans-IO interface both senders share, so that one simulator runs them.
-    trait Machine {
-        fn poll_transmit(&mut self, now: Instant, out: &mut Vec<u8>) -> Option<usize>;
-        fn handle_datagram(&mut self, now: Instant, d: &[u8]);
-        fn handle_timeout(&mut self, now: Instant);
-        fn poll_timeout(&self) -> Option<Instant>;
-        fn is_done(&self) -> bool;
-    }
-
-    impl<S: Source> Machine for Sender<S> {
-        fn poll_transmit(&mut self, now: Instant, out: &mut Vec<u8>) -> Option<usize> {
-            Sender::poll_transmit(self, now, out)
+    /// The model as an endpoint, so that the one simulator runs it.
+    impl Endpoint<()> for Receiver {
+        fn handle_datagram(&mut self, now: Instant, d: &[u8], _: &mut ()) -> Handled {
+            let at = self.busy_until.map_or(now, |b| b.max(now));
+            let (ack, delay) = self.recv(d);
+            self.busy_until = Some(at + delay);
+            self.acks.extend(ack.map(|a| (at + delay, a)));
+            Handled::Taken
         }
-        fn handle_datagram(&mut self, now: Instant, d: &[u8]) {
-            Sender::handle_datagram(self, now, d)
-        }
-        fn handle_timeout(&mut self, now: Instant) {
-            Sender::handle_timeout(self, now)
-        }
+        fn handle_timeout(&mut self, _: Instant) {}
         fn poll_timeout(&self) -> Option<Instant> {
-            Sender::poll_timeout(self)
+            self.acks.front().map(|a| a.0)
         }
-        fn is_done(&self) -> bool {
-            Sender::is_done(self)
+        fn poll_transmit(&mut self, now: Instant, _: &mut (), _: usize, buf: &mut Vec<u8>) -> Option<Transmit> {
+            if self.acks.front()?.0 > now {
+                return None;
+            }
+            *buf = self.acks.pop_front()?.1;
+            Some(Transmit { len: buf.len(), segment_size: None })
+        }
+        fn is_finished(&self) -> bool {
+            false // the simulation ends with the sender
         }
     }
 
@@ -506,7 +454,7 @@ mod tests {
     /// a timeout halves the window and resends from the first unacknowledged
     /// packet. Used as the yardstick for "promptly".
     struct ReferenceSender {
-        data: Vec<u8>,
+        len: usize,
         w: u8,
         packets: usize,
         base: usize,
@@ -516,39 +464,44 @@ mod tests {
     }
 
     impl ReferenceSender {
-        fn new(data: Vec<u8>, w: u8) -> Self {
-            let packets = data.len().div_ceil(CHUNK).max(1);
-            ReferenceSender { data, w, packets, base: 0, next: 0, cwnd: usize::from(w), timer: None }
+        fn new(len: usize, w: u8) -> Self {
+            let packets = len.div_ceil(CHUNK).max(1);
+            ReferenceSender { len, w, packets, base: 0, next: 0, cwnd: usize::from(w), timer: None }
         }
         fn seq(&self, i: usize) -> u8 {
             (i % (usize::from(self.w) + 1)) as u8
         }
+        fn done(&self) -> bool {
+            self.base == self.packets
+        }
     }
 
-    impl Machine for ReferenceSender {
-        fn poll_transmit(&mut self, now: Instant, out: &mut Vec<u8>) -> Option<usize> {
-            if self.is_done() || self.next >= self.packets || self.next >= self.base + self.cwnd {
+    impl<S: Source> Endpoint<S> for ReferenceSender {
+        fn poll_transmit(&mut self, now: Instant, src: &mut S, _: usize, out: &mut Vec<u8>) -> Option<Transmit> {
+            if self.done() || self.next >= self.packets || self.next >= self.base + self.cwnd {
                 return None;
             }
             let i = self.next;
-            let (start, end) = (i * CHUNK, ((i + 1) * CHUNK).min(self.data.len()));
+            let (start, end) = (i * CHUNK, ((i + 1) * CHUNK).min(self.len));
+            let mut payload = vec![0; end.saturating_sub(start)];
+            src.read_at(start as u64, &mut payload).unwrap();
             out.clear();
-            Data { last: i + 1 == self.packets, seq: self.seq(i), payload: &self.data[start.min(end)..end] }
-                .encode(out);
+            Data { last: i + 1 == self.packets, seq: self.seq(i), payload: &payload }.encode(out);
             self.next += 1;
             self.timer.get_or_insert(now + Duration::from_secs(2));
-            Some(i)
+            Some(Transmit { len: out.len(), segment_size: None })
         }
-        fn handle_datagram(&mut self, now: Instant, d: &[u8]) {
-            if self.is_done() || self.base == self.next || parse_ack(d) != Some(self.seq(self.base + 1)) {
-                return;
+        fn handle_datagram(&mut self, now: Instant, d: &[u8], _: &mut S) -> Handled {
+            if self.done() || self.base == self.next || parse_ack(d) != Some(self.seq(self.base + 1)) {
+                return Handled::Taken;
             }
             self.base += 1;
             self.cwnd = (self.cwnd + 1).min(usize::from(self.w));
             self.timer = (self.base < self.next).then(|| now + Duration::from_secs(2));
+            Handled::Taken
         }
         fn handle_timeout(&mut self, now: Instant) {
-            if self.timer.is_some_and(|t| now >= t) && !self.is_done() {
+            if self.timer.is_some_and(|t| now >= t) && !self.done() {
                 self.cwnd = (self.cwnd / 2).max(1);
                 self.next = self.base;
                 self.timer = None;
@@ -557,8 +510,42 @@ mod tests {
         fn poll_timeout(&self) -> Option<Instant> {
             self.timer
         }
-        fn is_done(&self) -> bool {
-            self.base == self.packets
+        fn is_finished(&self) -> bool {
+            self.done()
+        }
+    }
+
+    /// One direction of the test's network: a fixed delay, and `lose`
+    /// (shared by both directions, told the direction) decides about each
+    /// datagram. It hands over one datagram per step of the simulation, so
+    /// that each side handles one, then sends, as both single-threaded
+    /// reference programs do.
+    struct Pipe<'a> {
+        to_receiver: bool,
+        lose: Rc<RefCell<dyn FnMut(bool) -> bool + 'a>>,
+        queue: VecDeque<(Instant, Vec<u8>)>,
+        /// One was handed over in this step.
+        handed: bool,
+    }
+
+    /// One-way delay of [`Pipe`].
+    const ONE_WAY: Duration = Duration::from_millis(5);
+
+    impl Wire for Pipe<'_> {
+        fn send(&mut self, now: Instant, _: usize, d: Vec<u8>) {
+            if !(self.lose.borrow_mut())(self.to_receiver) {
+                self.queue.push_back((now + ONE_WAY, d));
+            }
+        }
+        fn recv(&mut self, now: Instant) -> Option<(usize, Vec<u8>)> {
+            if std::mem::take(&mut self.handed) || self.queue.front()?.0 > now {
+                return None;
+            }
+            self.handed = true;
+            self.queue.pop_front().map(|(_, d)| (0, d))
+        }
+        fn next_arrival(&self) -> Option<Instant> {
+            self.queue.front().map(|e| e.0)
         }
     }
 
@@ -566,69 +553,44 @@ mod tests {
     /// `loss(i)` decides whether the i-th datagram (either way) is lost.
     fn simulate(size: usize, w: u8, quirks: bool, loss: impl FnMut(u64, bool) -> bool) -> (Sender, Receiver, Duration) {
         let data: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
-        simulate_with(Sender::new(data, w), size, w, quirks, loss)
+        simulate_with(Sender::new(size as u64, w), &data[..], size, w, quirks, loss)
     }
 
-    fn simulate_with<M: Machine>(
-        mut s: M,
+    /// The same with any sender `s` reading `src` (the file of [`simulate`]).
+    fn simulate_with<S: Source, M: Endpoint<S>>(
+        s: M,
+        src: S,
         size: usize,
         w: u8,
         quirks: bool,
         mut loss: impl FnMut(u64, bool) -> bool,
     ) -> (M, Receiver, Duration) {
         let data: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
-        let mut r = Receiver { w, expect: 0, got: Vec::new(), count: 0, reference_quirks: quirks, done: false };
-        let one_way = Duration::from_millis(5);
-        let start = Instant::now();
-        let mut now = start;
-        let mut busy_until = start; // the receiver is single-threaded
-        // (arrival time, to_receiver, bytes)
-        let mut net: VecDeque<(Instant, bool, Vec<u8>)> = VecDeque::new();
         let mut n = 0u64;
-        let mut buf = Vec::new();
-        for _ in 0..1_000_000 {
-            while s.poll_transmit(now, &mut buf).is_some() {
-                n += 1;
-                if !loss(n, true) {
-                    net.push_back((now + one_way, true, buf.clone()));
-                }
-            }
-            if s.is_done() {
-                break;
-            }
-            let next_net = net.iter().map(|e| e.0).min();
-            let t = match (next_net, s.poll_timeout()) {
-                (Some(a), Some(b)) => a.min(b),
-                (a, b) => a.or(b).expect("sender stuck with nothing to wait for"),
-            };
-            now = now.max(t);
-            if let Some(pos) = net.iter().position(|e| e.0 <= now) {
-                let (_, to_r, bytes) = net.remove(pos).unwrap();
-                if to_r {
-                    let at = now.max(busy_until);
-                    let (ack, delay) = r.recv(&bytes);
-                    busy_until = at + delay;
-                    if let Some(a) = ack {
-                        n += 1;
-                        let lost = loss(n, false) || (r.done && quirks_lose_last(&r));
-                        if !lost {
-                            net.push_back((busy_until + one_way, false, a));
-                        }
-                    }
-                } else {
-                    s.handle_datagram(now, &bytes);
-                }
-            }
-            s.handle_timeout(now);
-        }
-        assert!(s.is_done());
-        let elapsed = now - start;
+        let lose: Rc<RefCell<dyn FnMut(bool) -> bool + '_>> = Rc::new(RefCell::new(move |to_r| {
+            n += 1;
+            loss(n, to_r)
+        }));
+        let mut fwd = Pipe { to_receiver: true, lose: lose.clone(), queue: VecDeque::new(), handed: false };
+        let mut back = Pipe { to_receiver: false, lose, queue: VecDeque::new(), handed: false };
+        let mut flows = [(Attached::new(s, src), Attached::new(Receiver::new(w, quirks), ()))];
+        let start = Instant::now();
+        let hour = Duration::from_secs(3600);
+        let end = sim::run(&mut flows, &mut fwd, &mut back, start, hour, Duration::ZERO, |_, f| {
+            !f[0].0.endpoint.is_finished()
+        });
+        let [(s, r)] = flows;
+        assert!(
+            s.endpoint.is_finished(),
+            "{} stuck at {:?}: receiver got {} of {size} ({} datagrams)",
+            std::any::type_name::<M>(),
+            end.now - start,
+            r.endpoint.got.len(),
+            r.endpoint.count
+        );
+        let r = r.endpoint;
         assert_eq!(r.got, data[..r.got.len()]);
-        (s, r, elapsed)
-    }
-
-    fn quirks_lose_last(_r: &Receiver) -> bool {
-        false
+        (s.endpoint, r, end.now - start)
     }
 
     #[test]
@@ -670,7 +632,7 @@ mod tests {
         // dropped), so 11 stalls: no sender can finish in under 22 s.
         let floor = Duration::from_secs(22);
         let data: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
-        let (_, rr, reference) = simulate_with(ReferenceSender::new(data, 20), size, 20, true, |_, _| false);
+        let (_, rr, reference) = simulate_with(ReferenceSender::new(size, 20), &data[..], size, 20, true, |_, _| false);
         assert_eq!(rr.got.len(), size);
         eprintln!(
             "reference quirks, 100 kB: chatctl {t:?} ({} datagrams received, {} retransmits), reference sender {reference:?} ({} datagrams), floor {floor:?}",
@@ -720,10 +682,11 @@ mod tests {
 
     #[test]
     fn ignores_repeated_hello_and_wrong_acks() {
-        let mut s = Sender::new(vec![1; 3000], 20);
+        let file = vec![1; 3000];
+        let mut s = Sender::new(3000, 20);
         let now = Instant::now();
         let mut b = Vec::new();
-        while s.poll_transmit(now, &mut b).is_some() {}
+        while s.poll_transmit(now, &mut &file[..], &mut b).is_some() {}
         s.handle_datagram(now, b"20");
         s.handle_datagram(now, b"7");
         s.handle_datagram(now, b"junk");
@@ -735,46 +698,50 @@ mod tests {
     /// A source that remembers its last read and counts them.
     struct Recording {
         data: Vec<u8>,
-        last: Cell<Option<(u64, usize)>>,
-        reads: Cell<u64>,
+        last: Option<(u64, usize)>,
+        reads: u64,
     }
 
     impl Source for Recording {
-        fn len(&self) -> u64 {
-            self.data.len() as u64
-        }
-        fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
-            let n = Source::read_at(&self.data, offset, buf)?;
-            self.last.set(Some((offset, n)));
-            self.reads.set(self.reads.get() + 1);
-            Ok(n)
+        fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+            Source::read_at(&mut &self.data[..], offset, buf)?;
+            self.last = Some((offset, buf.len()));
+            self.reads += 1;
+            Ok(())
         }
     }
 
     /// Checks, after every datagram sent, that the sender read only a packet
     /// of the current window: never acknowledged bytes, never beyond the window.
-    struct Watched(Sender<Recording>);
+    struct Watched(Sender);
 
-    impl Machine for Watched {
-        fn poll_transmit(&mut self, now: Instant, out: &mut Vec<u8>) -> Option<usize> {
+    impl Endpoint<Recording> for Watched {
+        fn poll_transmit(
+            &mut self,
+            now: Instant,
+            src: &mut Recording,
+            _: usize,
+            out: &mut Vec<u8>,
+        ) -> Option<Transmit> {
             let base = self.0.acked_bytes();
-            let before = self.0.source().reads.get();
-            let i = self.0.poll_transmit(now, out)?;
-            let src = self.0.source();
+            let before = src.reads;
+            let i = self.0.poll_transmit(now, src, out)?;
+            let sent = Some(Transmit { len: out.len(), segment_size: None });
             if src.data.is_empty() {
-                return Some(i);
+                return sent;
             }
-            assert_eq!(src.reads.get(), before + 1, "one read per datagram");
-            let (offset, n) = src.last.get().expect("a read");
+            assert_eq!(src.reads, before + 1, "one read per datagram");
+            let (offset, n) = src.last.expect("a read");
             let window = u64::from(self.0.w) * CHUNK as u64;
             assert!(n <= CHUNK, "read {n} bytes at once");
             assert_eq!(offset, i as u64 * CHUNK as u64, "packet {i} read at {offset}");
             assert!(offset >= base, "read acknowledged bytes at {offset} (acked {base})");
             assert!(offset + n as u64 <= base + window, "read {offset}+{n} beyond the window (acked {base})");
-            Some(i)
+            sent
         }
-        fn handle_datagram(&mut self, now: Instant, d: &[u8]) {
-            self.0.handle_datagram(now, d)
+        fn handle_datagram(&mut self, now: Instant, d: &[u8], _: &mut Recording) -> Handled {
+            self.0.handle_datagram(now, d);
+            Handled::Taken
         }
         fn handle_timeout(&mut self, now: Instant) {
             self.0.handle_timeout(now)
@@ -782,7 +749,7 @@ mod tests {
         fn poll_timeout(&self) -> Option<Instant> {
             self.0.poll_timeout()
         }
-        fn is_done(&self) -> bool {
+        fn is_finished(&self) -> bool {
             self.0.is_done()
         }
     }
@@ -792,9 +759,9 @@ mod tests {
         for (seed, w, quirks) in [(1u64, 20u8, true), (2, 98, false), (3, 5, false), (4, 1, false)] {
             let size = 120_500;
             let data: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
-            let src = Recording { data, last: Cell::new(None), reads: Cell::new(0) };
+            let src = Recording { data, last: None, reads: 0 };
             let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-            let (s, r, _) = simulate_with(Watched(Sender::new(src, w)), size, w, quirks, |_, _| {
+            let (s, r, _) = simulate_with(Watched(Sender::new(size as u64, w)), src, size, w, quirks, |_, _| {
                 x ^= x << 13;
                 x ^= x >> 7;
                 x ^= x << 17;
@@ -809,27 +776,25 @@ mod tests {
     struct Synthetic(u64);
 
     impl Source for Synthetic {
-        fn len(&self) -> u64 {
-            self.0
-        }
-        fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
-            let n = buf.len().min(usize::try_from(self.0.saturating_sub(offset)).unwrap_or(usize::MAX));
-            for (k, b) in buf[..n].iter_mut().enumerate() {
+        fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+            assert!(offset + buf.len() as u64 <= self.0, "read beyond the end");
+            for (k, b) in buf.iter_mut().enumerate() {
                 *b = ((offset + k as u64) % 251) as u8;
             }
-            Ok(n)
+            Ok(())
         }
     }
 
     #[test]
     fn state_does_not_grow_with_the_file() {
         // 4 EiB: any per-packet state (2^52 packets) fails to allocate at once.
-        let mut s = Sender::new(Synthetic(1 << 62), 98);
+        let mut file = Synthetic(1 << 62);
+        let mut s = Sender::new(file.0, 98);
         let now = Instant::now();
         let mut b = Vec::new();
         let (mut sent, mut acked) = (0u64, 0u64);
         for _ in 0..5 {
-            while s.poll_transmit(now, &mut b).is_some() {
+            while s.poll_transmit(now, &mut file, &mut b).is_some() {
                 let p = Data::parse(&b).unwrap();
                 assert_eq!(p.payload.len(), CHUNK);
                 assert!(!p.last);
@@ -849,24 +814,22 @@ mod tests {
     struct Broken(Vec<u8>, u64);
 
     impl Source for Broken {
-        fn len(&self) -> u64 {
-            self.0.len() as u64
-        }
-        fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
             if offset >= self.1 {
                 return Err(io::Error::other("disk on fire"));
             }
-            Source::read_at(&self.0, offset, buf)
+            Source::read_at(&mut &self.0[..], offset, buf)
         }
     }
 
     #[test]
     fn a_read_error_fails_the_transfer() {
-        let mut s = Sender::new(Broken(vec![7; 10_000], 4_000), 20);
+        let mut file = Broken(vec![7; 10_000], 4_000);
+        let mut s = Sender::new(10_000, 20);
         let now = Instant::now();
         let mut b = Vec::new();
         let mut sent = 0;
-        while s.poll_transmit(now, &mut b).is_some() {
+        while s.poll_transmit(now, &mut file, &mut b).is_some() {
             sent += 1;
         }
         assert_eq!(sent, 4);
@@ -879,29 +842,32 @@ mod tests {
 
     #[test]
     fn a_file_shorter_than_announced_fails_the_transfer() {
+        // The file is read as the announced size says, and ends early.
         let mut f = tempfile::tempfile().unwrap();
         std::io::Write::write_all(&mut f, &[5u8; 2500]).unwrap();
-        let mut s = Sender::new(FileSource::new(f, 5000), 20);
+        let mut s = Sender::new(5000, 20);
         let now = Instant::now();
         let mut b = Vec::new();
         let mut payload = Vec::new();
-        while s.poll_transmit(now, &mut b).is_some() {
+        while s.poll_transmit(now, &mut f, &mut b).is_some() {
             payload.extend_from_slice(Data::parse(&b).unwrap().payload);
         }
         assert_eq!(payload, vec![5u8; 2000]);
         assert_eq!(s.outcome(), Some(Outcome::Failed));
-        assert_eq!(s.error().map(|e| e.kind()), Some(io::ErrorKind::UnexpectedEof));
+        let e = s.error().expect("the read error");
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
+        assert_eq!(e.to_string(), "the file ended before byte 3000 of 5000");
     }
 
     #[test]
-    fn file_source_stops_at_its_length() {
+    fn a_file_that_grew_is_sent_at_its_announced_length() {
         let mut f = tempfile::tempfile().unwrap();
         std::io::Write::write_all(&mut f, &(0..=255u8).cycle().take(3500).collect::<Vec<_>>()).unwrap();
-        let mut s = Sender::new(FileSource::new(f, 3200), 20);
+        let mut s = Sender::new(3200, 20);
         let now = Instant::now();
         let mut b = Vec::new();
         let mut payload = Vec::new();
-        while s.poll_transmit(now, &mut b).is_some() {
+        while s.poll_transmit(now, &mut f, &mut b).is_some() {
             payload.extend_from_slice(Data::parse(&b).unwrap().payload);
         }
         assert_eq!(payload, (0..=255u8).cycle().take(3200).collect::<Vec<_>>());
