@@ -326,9 +326,9 @@ impl Receiver {
             self.hasher.feed_next(offset, payload);
             let prefix = self.received.prefix_end();
             if prefix >= self.hasher.hashed_to() + HASH_RUN
-                && let Err(e) = self.hash_to(sink, prefix)
+                && let Err((offset, source)) = self.hasher.feed_runs_to(prefix, sink)
             {
-                self.fail(e);
+                self.fail(RecvError::Io { offset, source });
                 return;
             }
             // Delivered bytes per RTT: the sender's window as seen from here.

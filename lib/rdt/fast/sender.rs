@@ -864,8 +864,9 @@ impl Sender {
         // before the source is read further (so what it needs is still in
         // the source's memory): large runs, BLAKE3's fast multi-chunk path.
         if !retx && self.hasher.hashed_to() + HASH_RUN <= range.start {
-            if let Err(e) = self.hash_to(src, range.start) {
-                self.fail(e);
+            let r = self.hasher.feed_runs_to(range.start, src);
+            if let Err((offset, source)) = r {
+                self.fail(SendError::Read { offset, source });
                 return false;
             }
         }
