@@ -39,7 +39,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::files::{Coalesce, ReadAhead};
-use super::receiver::{Handled, Receiver, RecvError};
+use super::receiver::{Receiver, RecvError};
 use super::sender::{SendError, Sender, State as SendState};
 use super::{Config, GSO_MAX_BYTES, Stats};
 use crate::rdt::udp::{self, Io};
@@ -315,23 +315,27 @@ pub fn receive_file_blocking(
             return Err(RdtError::Cancelled);
         }
         loop {
-            let mut classic = None;
-            let got = io.recv_from_peer(server, |d| {
-                if r.handle(Instant::now(), d, &mut sink) == Handled::Classic {
-                    classic = Some(d.to_vec());
-                    return false;
+            // Each receive buffer (a GRO buffer of many datagrams) is one
+            // unit for the machine. A classic answer (only ever first) takes
+            // the rest of what was read along to the classic receiver.
+            let mut classic: Option<Vec<Vec<u8>>> = None;
+            let got = io.recv_buffers(server, |buf, stride| {
+                if let Some(c) = classic.as_mut() {
+                    c.extend(udp::segments(buf, stride).map(<[u8]>::to_vec));
+                } else if let Some(at) = r.handle_batch(Instant::now(), buf, stride, &mut sink).classic_at {
+                    classic = Some(udp::segments(&buf[at..], stride).map(<[u8]>::to_vec).collect());
                 }
-                true
             });
             match got {
-                Ok(Some(rest)) => {
-                    if let Some(first) = classic {
+                Ok(true) => {
+                    if let Some(mut datagrams) = classic {
+                        let first = datagrams.remove(0);
                         let sock = io.sock;
                         udp::gro_off(&sock);
-                        return Ok(ReceiveReport::Classic { first, rest, sock });
+                        return Ok(ReceiveReport::Classic { first, rest: datagrams, sock });
                     }
                 }
-                Ok(None) => break,
+                Ok(false) => break,
                 // ICMP port unreachable before the server binds: keep trying.
                 Err(e) if e.raw_os_error().is_some() => break,
                 Err(e) => return Err(sock_err("receive")(e)),
