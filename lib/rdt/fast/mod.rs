@@ -500,6 +500,31 @@ pub(crate) fn append_data_with<E>(
     Ok(())
 }
 
+/// Appends a DATA datagram carrying the file's `len` bytes at `offset` from
+/// `src`: copied once from the source's memory when it holds them (no
+/// zero-fill first), else read in place ([`append_data_with`]).
+pub(crate) fn append_data_from(
+    out: &mut Vec<u8>,
+    pn: u64,
+    offset: u64,
+    len: usize,
+    src: &mut dyn Source,
+) -> std::io::Result<()> {
+    let held = src.cached(offset, len);
+    if held.len() < len {
+        return append_data_with(out, pn, offset, len, |buf| src.read_at(offset, buf));
+    }
+    let at = out.len();
+    out.reserve(DATA_HEADER + len + CHECK_LEN);
+    out.push(T_DATA);
+    out.extend_from_slice(&pn.to_be_bytes());
+    out.extend_from_slice(&offset.to_be_bytes());
+    out.extend_from_slice(&held[..len]);
+    let c = check(&out[at..]);
+    out.extend_from_slice(&c);
+    Ok(())
+}
+
 /// Where the sender reads the file: positioned reads, so the machine stays free of I/O policy.
 pub trait Source {
     /// Fills `buf` with the file's bytes at `offset`.
@@ -727,6 +752,20 @@ pub struct Stats {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn data_from_a_sources_memory_is_the_same_datagram_as_data_read_in_place() {
+        let file: Vec<u8> = (0..5_000u32).map(|i| (i % 241) as u8).collect();
+        let mut src: &[u8] = &file;
+        let (mut held, mut read) = (vec![9u8; 3], vec![9u8; 3]);
+        append_data_from(&mut held, 7, 1_000, 1_427, &mut src).unwrap();
+        append_data_with(&mut read, 7, 1_000, 1_427, |b| src.read_at(1_000, b)).unwrap();
+        assert!(held == read);
+        assert_eq!(Frame::decode(&held[3..]), Ok(Frame::Data { pn: 7, offset: 1_000, payload: &file[1_000..2_427] }));
+        // Beyond what the source holds: read (and fail) as before, `out` unchanged.
+        assert!(append_data_from(&mut held, 8, 4_000, 1_427, &mut src).is_err());
+        assert!(held == read);
+    }
 
     #[test]
     fn the_file_hash_is_fed_in_whole_runs_and_matches_blake3() {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use super::pacer::Pacer;
 use super::{
     CHECK_LEN, Config, FileHash, Frame, GSO_MAX_BYTES, HASH_RUN, STATS_INTERVAL, SenderStats, Source, Stats,
-    ack_threshold, append_data_with,
+    ack_threshold,
 };
 use crate::rdt::cc::{Controller, RateSample};
 use crate::rdt::rangeset::RangeSet;
@@ -876,7 +876,7 @@ impl Sender {
             out.clear();
         }
         let at = out.len();
-        let r = append_data_with(out, pn, range.start, len, |buf| src.read_at(range.start, buf));
+        let r = super::append_data_from(out, pn, range.start, len, src);
         if let Err(source) = r {
             self.fail(SendError::Read { offset: range.start, source });
             return false;
