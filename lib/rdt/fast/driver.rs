@@ -22,8 +22,9 @@
 //! datagrams is not dropped by the kernel.
 //!
 //! # Batched and segmented I/O
-//! Sockets go through the shared [UDP plumbing](crate::rdt::udp):
-//! `recvmmsg(2)` with GRO on receipt, GSO on sending. The sender machine
+//! Sockets go through the UDP plumbing shared with the relay (`rdt::udp`):
+//! `recvmmsg(2)` with GRO on receipt, each received buffer handed to the
+//! receiver whole ([`Receiver::handle_batch`]); GSO on sending. The sender machine
 //! builds batches of equal-size DATA datagrams itself
 //! ([`Sender::poll_batch`]), which leave in one `sendmsg(2)` with
 //! `UDP_SEGMENT`. A batch holds at most `max_gso_segments()` datagrams and
