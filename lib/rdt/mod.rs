@@ -17,6 +17,8 @@
 //! - [`sim`]: a simulated link with a virtual clock; the deterministic
 //!   transfer tests run through it (their drivers are hidden test support).
 //! - [`relay`]: the same impairments on real UDP sockets, for tests and benchmarks.
+//! - `udp`: the UDP plumbing (socket options, batched I/O, waits) the fast
+//!   drivers and the relay share.
 
 pub mod cc;
 pub mod classic;
@@ -26,3 +28,4 @@ pub mod rangeset;
 pub mod relay;
 pub mod rtt;
 pub mod sim;
+pub(crate) mod udp;

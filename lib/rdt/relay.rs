@@ -32,20 +32,17 @@
 //! busy machine, late wake-ups rather than the model may limit a transfer.
 
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
-use std::os::fd::AsRawFd;
+use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::rdt::sim::{Link, LinkConfig};
+use crate::rdt::udp;
 
 /// Largest datagram the relay carries (the UDP maximum).
 const MAX_DATAGRAM: usize = 65_535;
-/// Socket buffers asked of the kernel, so bursts at the bottleneck rate are
-/// not lost before the model sees them.
-const SOCKET_BUFFER: usize = 8 << 20;
 /// Most datagrams read from one socket before the due ones are released.
 const READ_BATCH: usize = 256;
 /// Datagrams due this soon are released at once: one wake-up per datagram
@@ -235,10 +232,10 @@ impl Relay {
         up: Impairment,
         down: Impairment,
     ) -> Result<RelayHandle, RelayError> {
-        let front = bind(listen).map_err(|source| RelayError::Listen { addr: listen, source })?;
+        let front = udp::bind(listen).map_err(|source| RelayError::Listen { addr: listen, source })?;
         // A socket towards the target is opened per client; one now tells a
         // target that cannot be reached before any client comes.
-        drop(towards(target).map_err(|source| RelayError::Target { addr: target, source })?);
+        drop(udp::connected(target).map_err(|source| RelayError::Target { addr: target, source })?);
         let local_addr = front.local_addr().map_err(|source| RelayError::Listen { addr: listen, source })?;
         let counters = Arc::new(Counters::default());
         let stop = Arc::new(AtomicBool::new(false));
@@ -249,55 +246,6 @@ impl Relay {
             .spawn(move || state.run(&stopped))
             .map_err(|source| RelayError::Listen { addr: listen, source })?;
         Ok(RelayHandle { local_addr, counters, stop, thread: Some(thread) })
-    }
-}
-
-/// A socket of its own towards `target`, for one client.
-fn towards(target: SocketAddr) -> io::Result<UdpSocket> {
-    let any = match target.ip() {
-        IpAddr::V4(_) => SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), 0),
-        IpAddr::V6(_) => SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), 0),
-    };
-    let back = bind(any)?;
-    back.connect(target)?;
-    Ok(back)
-}
-
-fn bind(addr: SocketAddr) -> io::Result<UdpSocket> {
-    let domain = socket2::Domain::for_address(addr);
-    let sock = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
-    // Best effort: the kernel may cap the sizes, which only means more loss under load.
-    let _ = sock.set_recv_buffer_size(SOCKET_BUFFER);
-    let _ = sock.set_send_buffer_size(SOCKET_BUFFER);
-    #[cfg(target_os = "linux")]
-    for opt in [libc::SO_RCVBUFFORCE, libc::SO_SNDBUFFORCE] {
-        // With CAP_NET_ADMIN, beyond net.core.rmem_max/wmem_max; harmless without.
-        let v = SOCKET_BUFFER as libc::c_int;
-        // SAFETY: a valid socket and a c_int option value of the right size.
-        unsafe {
-            libc::setsockopt(
-                sock.as_raw_fd(),
-                libc::SOL_SOCKET,
-                opt,
-                (&v as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            );
-        }
-    }
-    sock.set_nonblocking(true)?;
-    sock.bind(&addr.into())?;
-    Ok(sock.into())
-}
-
-/// Waits until one of `socks` is readable or `d` has passed, to the
-/// microsecond (`ppoll(2)`).
-fn wait_readable<'a>(socks: impl Iterator<Item = &'a UdpSocket>, d: Duration) {
-    let mut fds: Vec<libc::pollfd> =
-        socks.map(|s| libc::pollfd { fd: s.as_raw_fd(), events: libc::POLLIN, revents: 0 }).collect();
-    let ts = libc::timespec { tv_sec: d.as_secs() as libc::time_t, tv_nsec: d.subsec_nanos() as libc::c_long };
-    // SAFETY: valid pollfds and a valid timespec for the duration of the call; no signal mask.
-    unsafe {
-        libc::ppoll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, &ts, std::ptr::null());
     }
 }
 
@@ -373,7 +321,7 @@ impl State {
             let now = Instant::now();
             let wait = next.map_or(WAKE, |t| t.saturating_duration_since(now)).min(WAKE);
             if !wait.is_zero() {
-                wait_readable(std::iter::once(&self.front).chain(self.clients.iter().map(|c| &c.back)), wait);
+                udp::wait_readable(std::iter::once(&self.front).chain(self.clients.iter().map(|c| &c.back)), wait);
             }
         }
     }
@@ -385,7 +333,7 @@ impl State {
                 self.counters.foreign.fetch_add(1, Ordering::Relaxed);
                 return;
             }
-            None => match towards(self.target) {
+            None => match udp::connected(self.target) {
                 Ok(back) => {
                     tracing::debug!(%from, "relay: new client");
                     self.counters.clients.fetch_add(1, Ordering::Relaxed);
@@ -462,8 +410,8 @@ mod tests {
 
     #[test]
     fn idle_clients_are_forgotten_busy_ones_kept() {
-        let front = bind("127.0.0.1:0".parse().unwrap()).unwrap();
-        let target = bind("127.0.0.1:0".parse().unwrap()).unwrap().local_addr().unwrap();
+        let front = udp::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let target = udp::bind("127.0.0.1:0".parse().unwrap()).unwrap().local_addr().unwrap();
         let delayed = Impairment { link: LinkConfig { delay: Duration::from_secs(60), ..Default::default() }, seed: 1 };
         let mut s = State {
             front,

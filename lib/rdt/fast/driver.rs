@@ -22,46 +22,41 @@
 //! datagrams is not dropped by the kernel.
 //!
 //! # Batched and segmented I/O
-//! Sockets go through [`quinn_udp`]: `recvmmsg(2)` reads up to 32 buffers
-//! per call, and with UDP GRO (Linux) one buffer may hold several datagrams
-//! of one size (`RecvMeta::stride`) that `segments` splits again. On the
-//! sending side the sender machine builds batches of equal-size DATA
-//! datagrams itself ([`Sender::poll_batch`]), which leave in one
-//! `sendmsg(2)` with `UDP_SEGMENT` (GSO): the kernel cuts them into
-//! datagrams again, so the wire sees exactly what single sends would
-//! produce. A batch holds at most `max_gso_segments()` datagrams and
+//! Sockets go through the UDP plumbing shared with the relay (`rdt::udp`):
+//! `recvmmsg(2)` with GRO on receipt, each received buffer handed to the
+//! receiver whole ([`Receiver::handle_batch`]); GSO on sending. The sender machine
+//! builds batches of equal-size DATA datagrams itself
+//! ([`Sender::poll_batch`]), which leave in one `sendmsg(2)` with
+//! `UDP_SEGMENT`. A batch holds at most `max_gso_segments()` datagrams and
 //! [`GSO_MAX_BYTES`]; path-MTU probes and every other kind of datagram are
-//! sent alone. Where the OS has
-//! no GSO (quinn-udp reports one segment) every datagram is sent alone.
-//! quinn-udp sets `IP_MTU_DISCOVER = IP_PMTUDISC_PROBE` (and
-//! `IPV6_DONTFRAG` on IPv6 sockets) itself; `prepare` sets the don't-fragment
-//! options too, so they hold whatever quinn-udp's version does.
+//! sent alone.
 
 use std::fs::File;
-use std::io::{self, IoSliceMut, Write};
+use std::io::{self, Write};
 use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use quinn_udp::{RecvMeta, Transmit, UdpSockRef, UdpSocketState};
-
 use super::files::{Coalesce, ReadAhead};
-use super::receiver::{Handled, Receiver, RecvError};
+use super::receiver::{Receiver, RecvError};
 use super::sender::{SendError, Sender, State as SendState};
 use super::{Config, GSO_MAX_BYTES, Stats};
+use crate::rdt::udp::{self, Io};
 
 /// Largest datagram used on a loopback path (below the 65,507-byte UDP limit over IPv4).
 pub const LOOPBACK_DATAGRAM: usize = 65_000;
 /// Send and receive buffer asked of the kernel (it may grant less).
-pub const SOCKET_BUFFER: usize = 8 << 20;
+pub const SOCKET_BUFFER: usize = udp::SOCKET_BUFFER;
 /// Longest a driver sleeps before it checks for cancellation.
 pub const WAKE: Duration = Duration::from_millis(100);
-/// Size of one receive buffer: the largest UDP payload, or one GRO buffer
-/// (the kernel coalesces at most 64 KiB).
-const RECV_BUFFER: usize = 65_536;
+
+/// Receive buffers of the receiving driver (64 KiB each, one GRO buffer of
+/// up to 45 datagrams of 1452 bytes): 8 read about 360 datagrams per
+/// `recvmmsg` and stay in the CPU's L2 cache (512 KiB), where the check,
+/// the copy into the file and the hash find them; 32 (2 MiB) did not.
+const RECV_SLOTS: usize = 8;
 
 /// Why a fast transfer failed.
 #[derive(Debug, thiserror::Error)]
@@ -207,181 +202,6 @@ fn sock_err(what: &'static str) -> impl FnOnce(io::Error) -> RdtError {
     move |source| RdtError::Socket { what, source }
 }
 
-fn prepare(sock: &UdpSocket) -> Result<(), RdtError> {
-    sock.set_nonblocking(true).map_err(sock_err("set non-blocking"))?;
-    let s = socket2::SockRef::from(sock);
-    let _ = s.set_send_buffer_size(SOCKET_BUFFER);
-    let _ = s.set_recv_buffer_size(SOCKET_BUFFER);
-    #[cfg(target_os = "linux")]
-    {
-        // With CAP_NET_ADMIN, beyond net.core.rmem_max/wmem_max; harmless without.
-        let set = |level: libc::c_int, opt: libc::c_int, v: libc::c_int| {
-            // SAFETY: a valid socket and a c_int option value of the right size.
-            unsafe {
-                libc::setsockopt(
-                    sock.as_raw_fd(),
-                    level,
-                    opt,
-                    (&v as *const libc::c_int).cast(),
-                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-                );
-            }
-        };
-        set(libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, SOCKET_BUFFER as libc::c_int);
-        set(libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, SOCKET_BUFFER as libc::c_int);
-        // Don't fragment, ignore cached path MTU: a path-MTU probe too big
-        // for the path must be lost (or refused with EMSGSIZE), not fragmented.
-        set(libc::IPPROTO_IP, libc::IP_MTU_DISCOVER, libc::IP_PMTUDISC_PROBE);
-        set(libc::IPPROTO_IPV6, libc::IPV6_MTU_DISCOVER, libc::IPV6_PMTUDISC_PROBE);
-    }
-    Ok(())
-}
-
-/// Waits until `sock` is readable or `until` (capped at [`WAKE`]), to the
-/// microsecond (`ppoll(2)`): pacing waits are often well under a millisecond.
-fn wait_readable(sock: &UdpSocket, until: Option<Instant>) {
-    let now = Instant::now();
-    let d = until.map_or(WAKE, |t| t.saturating_duration_since(now)).min(WAKE);
-    if d < Duration::from_micros(10) {
-        std::thread::yield_now();
-        return;
-    }
-    let mut fds = libc::pollfd { fd: sock.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-    let ts = libc::timespec { tv_sec: d.as_secs() as libc::time_t, tv_nsec: d.subsec_nanos() as libc::c_long };
-    // SAFETY: one valid pollfd and a valid timespec for the duration of the call; no signal mask.
-    unsafe {
-        libc::ppoll(&mut fds, 1, &ts, std::ptr::null());
-    }
-}
-
-/// Whether a `sendto` error means only "this datagram was lost" (the
-/// transfer goes on) rather than a broken socket.
-fn send_loss(e: &io::Error) -> bool {
-    match e.raw_os_error() {
-        // A bad descriptor or address is a bug or a dead socket, not loss.
-        Some(libc::EBADF | libc::ENOTSOCK | libc::EINVAL | libc::EFAULT | libc::EAFNOSUPPORT) => false,
-        // EPERM (firewall drop), ENOBUFS, ECONNREFUSED, EMSGSIZE, EHOSTUNREACH...
-        Some(_) => true,
-        None => false,
-    }
-}
-
-/// A UDP socket with batched receives (`recvmmsg`, GRO) and segmented sends (GSO), see the module docs.
-struct Io {
-    sock: UdpSocket,
-    state: UdpSocketState,
-    /// `sendmsg` calls that succeeded or counted as loss.
-    sends: std::cell::Cell<u64>,
-    bufs: Vec<Vec<u8>>,
-    meta: Vec<RecvMeta>,
-}
-
-impl Io {
-    /// Wraps `sock` (already [`prepare`]d) with `slots` receive buffers of [`RECV_BUFFER`] bytes.
-    fn new(sock: UdpSocket, slots: usize) -> Result<Self, RdtError> {
-        let state = UdpSocketState::new(UdpSockRef::from(&sock)).map_err(sock_err("set up batched I/O"))?;
-        let slots = slots.max(1);
-        Ok(Self {
-            sock,
-            state,
-            sends: Default::default(),
-            bufs: vec![vec![0; RECV_BUFFER]; slots],
-            meta: vec![RecvMeta::default(); slots],
-        })
-    }
-
-    /// How many datagrams one segmented send may carry (1 without GSO).
-    fn max_segments(&self) -> usize {
-        self.state.max_gso_segments().clamp(1, 64)
-    }
-
-    /// Reads what is waiting (one `recvmmsg`) and gives `f` each datagram
-    /// from `peer`, in order; datagrams from anyone else are dropped. `f`
-    /// returns `false` to stop: the datagrams after that one are returned.
-    /// `Ok(None)` when nothing was waiting.
-    fn recv_from_peer(
-        &mut self,
-        peer: SocketAddr,
-        mut f: impl FnMut(&[u8]) -> bool,
-    ) -> io::Result<Option<Vec<Vec<u8>>>> {
-        let n = {
-            let mut iovs: Vec<IoSliceMut<'_>> = self.bufs.iter_mut().map(|b| IoSliceMut::new(b)).collect();
-            match self.state.recv(UdpSockRef::from(&self.sock), &mut iovs, &mut self.meta) {
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
-                Err(e) => return Err(e),
-            }
-        };
-        let mut rest: Option<Vec<Vec<u8>>> = None;
-        for (buf, meta) in self.bufs.iter().zip(&self.meta).take(n) {
-            if meta.addr != peer {
-                continue;
-            }
-            for d in segments(&buf[..meta.len.min(buf.len())], meta.stride) {
-                match rest.as_mut() {
-                    Some(r) => r.push(d.to_vec()),
-                    None if !f(d) => rest = Some(Vec::new()),
-                    None => {}
-                }
-            }
-        }
-        Ok(Some(rest.unwrap_or_default()))
-    }
-
-    /// Sends `contents` to `peer`: one datagram, or with `segment` several
-    /// of that size (the last may be shorter) in one GSO send. Waits briefly
-    /// when the socket buffer is full; an OS error that means "lost" (see
-    /// [`send_loss`]) is not an error.
-    fn send(&self, contents: &[u8], segment: Option<usize>, peer: SocketAddr) -> Result<(), RdtError> {
-        let t = Transmit { destination: peer, ecn: None, contents, segment_size: segment, src_ip: None };
-        loop {
-            match self.state.try_send(UdpSockRef::from(&self.sock), &t) {
-                Ok(()) => {
-                    self.sends.set(self.sends.get() + 1);
-                    return Ok(());
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    let mut fds = libc::pollfd { fd: self.sock.as_raw_fd(), events: libc::POLLOUT, revents: 0 };
-                    // SAFETY: one valid pollfd for the duration of the call.
-                    unsafe {
-                        libc::poll(&mut fds, 1, 10);
-                    }
-                }
-                // The device refused segmentation offload: quinn-udp has
-                // turned GSO off for this socket; send the datagrams one by one.
-                Err(e)
-                    if segment.is_some_and(|s| s < contents.len())
-                        && matches!(e.raw_os_error(), Some(libc::EIO | libc::EINVAL)) =>
-                {
-                    let s = segment.unwrap_or(contents.len()).max(1);
-                    for d in contents.chunks(s) {
-                        self.send(d, None, peer)?;
-                    }
-                    return Ok(());
-                }
-                // Any other OS error is a lost datagram, not a failed transfer:
-                // ICMP feedback (port unreachable, message too long), EPERM from
-                // a firewall drop on the OUTPUT hook, ENOBUFS under load. The
-                // machine's loss detection and timers deal with it; if the path
-                // stays dead the idle timeout ends the transfer.
-                Err(e) if send_loss(&e) => {
-                    self.sends.set(self.sends.get() + 1);
-                    return Ok(());
-                }
-                Err(e) => return Err(sock_err("send")(e)),
-            }
-        }
-    }
-}
-
-/// The datagrams in one received buffer: GRO coalesces datagrams of one
-/// size, `stride` bytes each, the last possibly shorter. A `stride` of 0
-/// (no GRO information) means the buffer is one datagram.
-pub(crate) fn segments(buf: &[u8], stride: usize) -> impl Iterator<Item = &[u8]> {
-    let stride = if stride == 0 { buf.len().max(1) } else { stride };
-    buf.chunks(stride)
-}
-
 /// Serves one file with the fast sender on `sock`, on this thread.
 ///
 /// `first` is the fast hello already read and where it came from; only that
@@ -402,8 +222,8 @@ pub fn send_file_blocking(
     if peer.ip() != allowed_ip {
         return Err(RdtError::Address { from: peer, allowed: allowed_ip });
     }
-    prepare(&sock)?;
-    let mut io = Io::new(sock, 8)?;
+    udp::prepare(&sock).map_err(sock_err("set up the socket"))?;
+    let mut io = Io::new(sock, 8).map_err(sock_err("set up batched I/O"))?;
     let size = file.metadata().map_err(|source| SendError::Read { offset: 0, source })?.len();
     let cfg = cfg.for_path(peer);
     let t0 = Instant::now();
@@ -437,7 +257,7 @@ pub fn send_file_blocking(
         // One pacing burst: the sender builds GSO batches of equal-size
         // DATA datagrams itself; anything else (probes, DONE, CHALLENGE) alone.
         while let Some(b) = s.poll_batch(now, &mut src, &mut out, max_segments) {
-            io.send(&out, b.segment, peer)?;
+            io.send(&out, b.segment, peer).map_err(sock_err("send"))?;
         }
         if let Some(t) = trace {
             while let Some(e) = s.poll_event() {
@@ -447,7 +267,7 @@ pub fn send_file_blocking(
         if s.is_finished() {
             break;
         }
-        wait_readable(&io.sock, s.poll_timeout());
+        udp::wait_readable_until(&io.sock, s.poll_timeout(), WAKE);
     }
     if let Some(t) = trace {
         t.flush();
@@ -461,7 +281,7 @@ pub fn send_file_blocking(
             confirmed,
             max_datagram: cfg.max_datagram,
             cc: cfg.cc.to_string(),
-            send_calls: io.sends.get(),
+            send_calls: io.sends,
             stats,
         }),
         _ => Err(s.take_error().map_or(RdtError::Thread("sender ended without a result".into()), RdtError::Send)),
@@ -483,8 +303,8 @@ pub fn receive_file_blocking(
     cancel: &AtomicBool,
     mut progress: impl FnMut(&Stats),
 ) -> Result<ReceiveReport, RdtError> {
-    prepare(&sock)?;
-    let mut io = Io::new(sock, 32)?;
+    udp::prepare(&sock).map_err(sock_err("set up the socket"))?;
+    let mut io = Io::new(sock, RECV_SLOTS).map_err(sock_err("set up batched I/O"))?;
     let cfg = cfg.for_path(server);
     let t0 = Instant::now();
     let mut r = Receiver::new(cfg, expect.resume_from, expect.size, t0);
@@ -496,23 +316,27 @@ pub fn receive_file_blocking(
             return Err(RdtError::Cancelled);
         }
         loop {
-            let mut classic = None;
-            let got = io.recv_from_peer(server, |d| {
-                if r.handle(Instant::now(), d, &mut sink) == Handled::Classic {
-                    classic = Some(d.to_vec());
-                    return false;
+            // Each receive buffer (a GRO buffer of many datagrams) is one
+            // unit for the machine. A classic answer (only ever first) takes
+            // the rest of what was read along to the classic receiver.
+            let mut classic: Option<Vec<Vec<u8>>> = None;
+            let got = io.recv_buffers(server, |buf, stride| {
+                if let Some(c) = classic.as_mut() {
+                    c.extend(udp::segments(buf, stride).map(<[u8]>::to_vec));
+                } else if let Some(at) = r.handle_batch(Instant::now(), buf, stride, &mut sink).classic_at {
+                    classic = Some(udp::segments(&buf[at..], stride).map(<[u8]>::to_vec).collect());
                 }
-                true
             });
             match got {
-                Ok(Some(rest)) => {
-                    if let Some(first) = classic {
+                Ok(true) => {
+                    if let Some(mut datagrams) = classic {
+                        let first = datagrams.remove(0);
                         let sock = io.sock;
-                        classic_socket(&sock);
-                        return Ok(ReceiveReport::Classic { first, rest, sock });
+                        udp::gro_off(&sock);
+                        return Ok(ReceiveReport::Classic { first, rest: datagrams, sock });
                     }
                 }
-                Ok(None) => break,
+                Ok(false) => break,
                 // ICMP port unreachable before the server binds: keep trying.
                 Err(e) if e.raw_os_error().is_some() => break,
                 Err(e) => return Err(sock_err("receive")(e)),
@@ -525,7 +349,7 @@ pub fn receive_file_blocking(
             r.handle_timeout(now);
         }
         while r.poll_transmit(now, &mut dgram) {
-            io.send(&dgram, None, server)?;
+            io.send(&dgram, None, server).map_err(sock_err("send"))?;
         }
         if now >= last_progress + WAKE {
             last_progress = now;
@@ -543,32 +367,13 @@ pub fn receive_file_blocking(
             let _ = std::thread::Builder::new().name("rdt-linger".into()).spawn(move || linger(io, server, r));
             return Ok(report);
         }
-        wait_readable(&io.sock, r.poll_timeout());
+        udp::wait_readable_until(&io.sock, r.poll_timeout(), WAKE);
     }
     progress(&r.stats());
     if r.is_verified() {
         Ok(ReceiveReport::Fast { size: r.size(), elapsed: t0.elapsed(), stats: r.stats() })
     } else {
         Err(r.take_error().map_or(RdtError::Thread("receiver ended without a result".into()), RdtError::Recv))
-    }
-}
-
-/// Turns UDP GRO off again before the socket goes to the classic receiver,
-/// which reads one datagram per `recv_from`.
-fn classic_socket(sock: &UdpSocket) {
-    #[cfg(target_os = "linux")]
-    {
-        let off: libc::c_int = 0;
-        // SAFETY: a valid socket and a c_int option value of the right size.
-        unsafe {
-            libc::setsockopt(
-                sock.as_raw_fd(),
-                libc::SOL_UDP,
-                libc::UDP_GRO,
-                (&off as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            );
-        }
     }
 }
 
@@ -588,7 +393,7 @@ fn linger(mut io: Io, server: SocketAddr, mut r: Receiver) {
         while r.poll_transmit(now, &mut out) {
             let _ = io.send(&out, None, server);
         }
-        wait_readable(&io.sock, r.poll_timeout());
+        udp::wait_readable_until(&io.sock, r.poll_timeout(), WAKE);
     }
 }
 
@@ -657,31 +462,6 @@ pub async fn receive_file(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn firewall_and_buffer_errors_are_loss_not_failure() {
-        for errno in [libc::EPERM, libc::ENOBUFS, libc::ECONNREFUSED, libc::EMSGSIZE, libc::EHOSTUNREACH] {
-            assert!(send_loss(&io::Error::from_raw_os_error(errno)), "errno {errno}");
-        }
-        for errno in [libc::EBADF, libc::ENOTSOCK, libc::EINVAL] {
-            assert!(!send_loss(&io::Error::from_raw_os_error(errno)), "errno {errno}");
-        }
-        assert!(!send_loss(&io::Error::other("not an OS error")));
-    }
-
-    #[test]
-    fn gro_buffers_split_at_the_stride_with_a_short_last_segment() {
-        let buf: Vec<u8> = (0..1452 * 3 + 100).map(|i| (i / 1452) as u8).collect();
-        let parts: Vec<&[u8]> = segments(&buf, 1452).collect();
-        assert_eq!(parts.iter().map(|p| p.len()).collect::<Vec<_>>(), [1452, 1452, 1452, 100]);
-        for (i, p) in parts.iter().enumerate() {
-            assert!(p.iter().all(|&b| b == i as u8), "segment {i} holds another datagram's bytes");
-        }
-        // No GRO: the whole buffer is one datagram, whatever its size.
-        assert_eq!(segments(&buf[..65_000.min(buf.len())], 0).count(), 1);
-        assert_eq!(segments(&buf[..1452], 1452).count(), 1);
-        assert_eq!(segments(&[], 1452).count(), 0);
-    }
 
     #[test]
     fn probe_off_keeps_the_configured_datagram_on_loopback() {

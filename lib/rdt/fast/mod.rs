@@ -504,6 +504,31 @@ pub(crate) fn append_data_with<E>(
     Ok(())
 }
 
+/// Appends a DATA datagram carrying the file's `len` bytes at `offset` from
+/// `src`: copied once from the source's memory when it holds them (no
+/// zero-fill first), else read in place ([`append_data_with`]).
+pub(crate) fn append_data_from(
+    out: &mut Vec<u8>,
+    pn: u64,
+    offset: u64,
+    len: usize,
+    src: &mut dyn Source,
+) -> std::io::Result<()> {
+    let held = src.cached(offset, len);
+    if held.len() < len {
+        return append_data_with(out, pn, offset, len, |buf| src.read_at(offset, buf));
+    }
+    let at = out.len();
+    out.reserve(DATA_HEADER + len + CHECK_LEN);
+    out.push(T_DATA);
+    out.extend_from_slice(&pn.to_be_bytes());
+    out.extend_from_slice(&offset.to_be_bytes());
+    out.extend_from_slice(&held[..len]);
+    let c = check(&out[at..]);
+    out.extend_from_slice(&c);
+    Ok(())
+}
+
 /// Where the sender reads the file: positioned reads, so the machine stays free of I/O policy.
 pub trait Source {
     /// Fills `buf` with the file's bytes at `offset`.
@@ -597,6 +622,20 @@ impl FileHash {
             self.hashed_to += want as u64;
         }
         Ok(())
+    }
+
+    /// Like [`feed_to`](Self::feed_to), but only up to the last multiple of
+    /// [`HASH_RUN`] at or below `end`: every update then starts and ends on
+    /// a BLAKE3 chunk boundary, so whole runs go through its SIMD
+    /// multi-chunk path (an update that starts mid-chunk hashes that chunk
+    /// one 64-byte block at a time). The last, partial run is fed by a
+    /// final `feed_to(size)`.
+    pub(crate) fn feed_runs_to<F: HashInput + ?Sized>(
+        &mut self,
+        end: u64,
+        file: &mut F,
+    ) -> Result<(), (u64, std::io::Error)> {
+        self.feed_to(end - end % HASH_RUN, file)
     }
 
     /// Feeds `bytes`, the file's bytes at `offset`, straight away if they
@@ -717,6 +756,35 @@ pub struct Stats {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn data_from_a_sources_memory_is_the_same_datagram_as_data_read_in_place() {
+        let file: Vec<u8> = (0..5_000u32).map(|i| (i % 241) as u8).collect();
+        let mut src: &[u8] = &file;
+        let (mut held, mut read) = (vec![9u8; 3], vec![9u8; 3]);
+        append_data_from(&mut held, 7, 1_000, 1_427, &mut src).unwrap();
+        append_data_with(&mut read, 7, 1_000, 1_427, |b| src.read_at(1_000, b)).unwrap();
+        assert!(held == read);
+        assert_eq!(Frame::decode(&held[3..]), Ok(Frame::Data { pn: 7, offset: 1_000, payload: &file[1_000..2_427] }));
+        // Beyond what the source holds: read (and fail) as before, `out` unchanged.
+        assert!(append_data_from(&mut held, 8, 4_000, 1_427, &mut src).is_err());
+        assert!(held == read);
+    }
+
+    #[test]
+    fn the_file_hash_is_fed_in_whole_runs_and_matches_blake3() {
+        let file: Vec<u8> = (0..HASH_RUN as usize * 5 + 777).map(|i| (i * 7 % 253) as u8).collect();
+        let mut src: &[u8] = &file;
+        let mut h = FileHash::default();
+        // Where a sender or receiver asks for it: at odd offsets.
+        for end in [1_000, HASH_RUN + 1_427, 3 * HASH_RUN - 1, 3 * HASH_RUN + 5_000] {
+            h.feed_runs_to(end, &mut src as &mut dyn Source).unwrap();
+            assert_eq!(h.hashed_to() % HASH_RUN, 0, "fed to {} for {end}", h.hashed_to());
+            assert!(h.hashed_to() <= end && end - h.hashed_to() < HASH_RUN);
+        }
+        h.feed_to(file.len() as u64, &mut src as &mut dyn Source).unwrap();
+        assert_eq!(h.finalize(), *blake3::hash(&file).as_bytes());
+    }
 
     #[test]
     fn frames_roundtrip_and_reject_corruption() {

@@ -56,6 +56,31 @@ pub enum Handled {
     Classic,
 }
 
+/// What [`Receiver::handle_batch`] made of a buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Batch {
+    /// Where in the buffer the first classic go-back-N datagram starts (see
+    /// [`Handled::Classic`]): it and everything after it belong to the
+    /// classic receiver. `None`: the whole buffer was consumed.
+    pub classic_at: Option<usize>,
+}
+
+/// DATA datagrams of one buffer that follow each other (packet numbers and
+/// offsets), gathered for [`Receiver::on_data`].
+#[derive(Default)]
+struct Run<'a> {
+    pn: u64,
+    offset: u64,
+    end: u64,
+    parts: Vec<&'a [u8]>,
+}
+
+impl Run<'_> {
+    fn continues(&self, pn: u64, offset: u64) -> bool {
+        !self.parts.is_empty() && pn == self.pn + self.parts.len() as u64 && offset == self.end
+    }
+}
+
 /// Where the transfer stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
@@ -234,12 +259,7 @@ impl Receiver {
                 }
             }
             Frame::Data { pn, offset, payload } if self.state != State::Hello => {
-                self.last_heard = now;
-                if let Some(t) = self.start_sent.take() {
-                    self.rtt_guess = now.saturating_duration_since(t);
-                }
-                self.retry_at = None;
-                self.on_data(now, pn, offset, payload, sink);
+                self.on_data(now, pn, offset, &[payload], sink);
             }
             Frame::Stats(s) if self.state != State::Hello => {
                 // The sender is alive (retransmitting, or limited) even when
@@ -295,40 +315,117 @@ impl Receiver {
         Handled::Fast
     }
 
-    fn on_data(&mut self, now: Instant, pn: u64, offset: u64, payload: &[u8], sink: &mut dyn Sink) {
+    /// A buffer of datagrams from the sender as one unit: `stride` bytes
+    /// each, the last possibly shorter (a GRO buffer; a `stride` of 0 means
+    /// one datagram). Each datagram is checked on its own (a corrupt one is
+    /// dropped alone), and each run of DATA datagrams with consecutive
+    /// packet numbers and contiguous offsets is taken at once: one write
+    /// (of its parts, in order), one range-set update, one hash step, one
+    /// ACK decision. Anything else goes through [`handle`](Self::handle),
+    /// in order. Before the CHALLENGE (when the sender may be a classic
+    /// one) every datagram goes through `handle`: the result is
+    /// [`Handled::Classic`] at the first classic datagram, and the caller
+    /// hands the rest of the buffer, from [`Batch::classic_at`], to the classic
+    /// receiver.
+    pub fn handle_batch(&mut self, now: Instant, buf: &[u8], stride: usize, sink: &mut dyn Sink) -> Batch {
+        let stride = if stride == 0 { buf.len().max(1) } else { stride };
+        let mut run = Run::default();
+        for (i, d) in buf.chunks(stride).enumerate() {
+            if self.state != State::Receiving {
+                self.flush_run(now, &mut run, sink);
+                if self.handle(now, d, sink) == Handled::Classic {
+                    return Batch { classic_at: Some(i * stride) };
+                }
+                continue;
+            }
+            match Frame::decode(d) {
+                Ok(Frame::Data { pn, offset, payload }) => {
+                    if !run.continues(pn, offset) {
+                        self.flush_run(now, &mut run, sink);
+                        run.pn = pn;
+                        run.offset = offset;
+                    }
+                    run.end = offset + payload.len() as u64;
+                    run.parts.push(payload);
+                }
+                Ok(_) => {
+                    self.flush_run(now, &mut run, sink);
+                    self.handle(now, d, sink);
+                }
+                Err(_) => {} // corrupt or unknown: dropped, as `handle` would
+            }
+        }
+        self.flush_run(now, &mut run, sink);
+        Batch { classic_at: None }
+    }
+
+    fn flush_run<'a>(&mut self, now: Instant, run: &mut Run<'a>, sink: &mut dyn Sink) {
+        if !run.parts.is_empty() {
+            self.on_data(now, run.pn, run.offset, &run.parts, sink);
+            run.parts.clear();
+        }
+    }
+
+    /// A run of DATA: `parts` are the payloads of packets `pn`, `pn + 1`,
+    /// ... at contiguous offsets from `offset` (one datagram: one part).
+    fn on_data(&mut self, now: Instant, pn: u64, offset: u64, parts: &[&[u8]], sink: &mut dyn Sink) {
         if self.state != State::Receiving {
             return;
         }
-        let end = offset + payload.len() as u64;
+        self.last_heard = now;
+        if let Some(t) = self.start_sent.take() {
+            self.rtt_guess = now.saturating_duration_since(t);
+        }
+        self.retry_at = None;
+        let len: u64 = parts.iter().map(|p| p.len() as u64).sum();
+        let end = offset + len;
         if end > self.size || end > self.max_data() {
+            if parts.len() > 1 {
+                // Part of the run may still fit: datagram by datagram.
+                let mut at = offset;
+                for (i, p) in parts.iter().enumerate() {
+                    self.on_data(now, pn + i as u64, at, std::slice::from_ref(p), sink);
+                    at += p.len() as u64;
+                }
+            }
             return; // beyond the file or the flow-control limit: drop
         }
+        let count = parts.len() as u64;
+        let last_pn = pn + count.saturating_sub(1);
         let in_order = self.largest_pn.is_none_or(|l| pn == l + 1);
-        if self.largest_pn.is_none_or(|l| pn > l) {
-            self.largest_pn = Some(pn);
+        if self.largest_pn.is_none_or(|l| last_pn > l) {
+            self.largest_pn = Some(last_pn);
             self.largest_at = now;
         }
         if !self.received.contains(offset..end) {
-            if let Err(source) = sink.write_at(offset, payload) {
-                self.fail(RecvError::Io { offset, source });
-                return;
+            let mut at = offset;
+            for p in parts {
+                if let Err(source) = sink.write_at(at, p) {
+                    self.fail(RecvError::Io { offset: at, source });
+                    return;
+                }
+                at += p.len() as u64;
             }
             let new = self.received.insert(offset..end);
             self.stats.bytes_done += new;
             if offset > self.highest_end {
                 self.stats.packets_lost += 1; // a hole opened: loss or reordering
-            } else if end <= self.highest_end {
-                self.stats.bytes_retransmitted += new; // a hole filled late
+            } else {
+                // A hole filled late: the new bytes below the old highest end
+                // (everything above it is new).
+                self.stats.bytes_retransmitted += new - end.saturating_sub(self.highest_end);
             }
             self.highest_end = self.highest_end.max(end);
             // Hash as the contiguous prefix grows, in runs of HASH_RUN from
             // the sink's memory (read back only what it no longer holds).
-            self.hasher.feed_next(offset, payload);
+            if let [payload] = parts {
+                self.hasher.feed_next(offset, payload);
+            }
             let prefix = self.received.prefix_end();
             if prefix >= self.hasher.hashed_to() + HASH_RUN
-                && let Err(e) = self.hash_to(sink, prefix)
+                && let Err((offset, source)) = self.hasher.feed_runs_to(prefix, sink)
             {
-                self.fail(e);
+                self.fail(RecvError::Io { offset, source });
                 return;
             }
             // Delivered bytes per RTT: the sender's window as seen from here.
@@ -339,7 +436,7 @@ impl Receiver {
                 self.window_start = now;
             }
         }
-        self.unacked += 1;
+        self.unacked = self.unacked.saturating_add(count as u32);
         // At once on reordering or loss (a datagram not next in packet
         // number order) and at the end; else every `ack_threshold`
         // datagrams or `ack_delay` after the first unacknowledged one.
@@ -516,5 +613,103 @@ mod tests {
         Frame::AckFrequency { seq: 1, threshold: u32::MAX, max_delay_us: u32::MAX }.encode(&mut d);
         r.handle(t0, &d, &mut Vec::new());
         assert_eq!((r.ack_threshold, r.ack_delay), (MAX_ACK_THRESHOLD, MAX_ACK_DELAY));
+    }
+
+    /// The file's bytes as the tests send them.
+    fn file_bytes(size: usize) -> Vec<u8> {
+        (0..size).map(|i| (i * 31 % 251) as u8).collect()
+    }
+
+    /// A GRO buffer: the DATA datagrams `(pn, offset, len)` one after the
+    /// other (all but the last of one size: the stride).
+    fn gro(file: &[u8], datagrams: &[(u64, u64, usize)]) -> (Vec<u8>, usize) {
+        let mut buf = Vec::new();
+        let mut d = Vec::new();
+        for &(pn, offset, len) in datagrams {
+            let o = offset as usize;
+            Frame::Data { pn, offset, payload: &file[o..o + len] }.encode(&mut d);
+            buf.extend_from_slice(&d);
+        }
+        (buf, super::super::DATA_HEADER + datagrams[0].2 + super::super::CHECK_LEN)
+    }
+
+    /// What a receiver shows of itself after some input: its sink, figures and next datagrams.
+    fn seen(r: &mut Receiver, now: Instant, sink: &[u8]) -> (Vec<u8>, u64, u64, u64, Vec<Vec<u8>>) {
+        let mut out = Vec::new();
+        let mut sent = Vec::new();
+        while r.poll_transmit(now, &mut out) {
+            sent.push(out.clone());
+        }
+        let s = r.stats();
+        (sink.to_vec(), s.bytes_done, s.packets_lost, s.bytes_retransmitted, sent)
+    }
+
+    #[test]
+    fn a_gro_buffer_is_one_unit_with_the_same_outcome_as_its_datagrams() {
+        const L: usize = 1000;
+        let file = file_bytes(10 * L + 300);
+        // A gap (pn 3 lost), a duplicate (pn 4 twice), a short last datagram.
+        let list = [(0, 0, L), (1, L as u64, L), (2, 2 * L as u64, L), (4, 4 * L as u64, L), (4, 4 * L as u64, L)];
+        let mut list = list.to_vec();
+        list.extend([(5, 5 * L as u64, L), (6, 6 * L as u64, 300)]);
+        let (buf, stride) = gro(&file, &list);
+        let (mut one, t0) = receiving(file.len() as u64);
+        let (mut each, _) = receiving(file.len() as u64);
+        let (mut sink1, mut sink2) = (Vec::new(), Vec::new());
+        assert_eq!(one.handle_batch(t0, &buf, stride, &mut sink1), Batch { classic_at: None });
+        for d in buf.chunks(stride) {
+            each.handle(t0, d, &mut sink2);
+        }
+        let got = seen(&mut one, t0, &sink1);
+        let want = seen(&mut each, t0, &sink2);
+        assert!(got.0 == want.0, "the same bytes written");
+        assert_eq!((got.1, got.2, got.3), (want.1, want.2, want.3), "bytes done, holes, late bytes");
+        assert_eq!(got.4, want.4, "the same ACK");
+        let (sink, done, lost, _, acks) = got;
+        assert_eq!(done, 5 * L as u64 + 300);
+        assert_eq!(lost, 1, "one hole opened");
+        assert_eq!(&sink[..3 * L], &file[..3 * L]);
+        assert!(sink[3 * L..4 * L].iter().all(|&b| b == 0), "the gap is not written");
+        assert_eq!(&sink[4 * L..6 * L + 300], &file[4 * L..6 * L + 300]);
+        // The gap is acknowledged at once (reordering), with both ranges.
+        let Ok(Frame::Ack { ranges, .. }) = Frame::decode(&acks[0]) else { panic!("{acks:?}") };
+        assert_eq!(ranges, [0..3 * L as u64, 4 * L as u64..6 * L as u64 + 300]);
+    }
+
+    #[test]
+    fn a_corrupt_datagram_in_a_gro_buffer_is_dropped_alone() {
+        const L: usize = 1000;
+        let file = file_bytes(8 * L);
+        let list: Vec<_> = (0..5).map(|pn| (pn, pn * L as u64, L)).collect();
+        let (mut buf, stride) = gro(&file, &list);
+        buf[2 * stride + 40] ^= 0x20; // pn 2's payload
+        let (mut r, t0) = receiving(file.len() as u64);
+        let mut sink = Vec::new();
+        r.handle_batch(t0, &buf, stride, &mut sink);
+        assert_eq!(r.stats().bytes_done, 4 * L as u64);
+        assert_eq!(&sink[..2 * L], &file[..2 * L]);
+        assert!(sink[2 * L..3 * L].iter().all(|&b| b == 0), "the corrupt payload is not written");
+        assert_eq!(&sink[3 * L..5 * L], &file[3 * L..5 * L]);
+        // The rest arrives (pn 2 again, as a retransmission), and the whole
+        // file is written and acknowledged.
+        let rest: Vec<_> =
+            [(5, 2 * L as u64, L)].into_iter().chain((6..9).map(|pn| (pn, (pn - 1) * L as u64, L))).collect();
+        let (buf, stride) = gro(&file, &rest);
+        r.handle_batch(t0, &buf, stride, &mut sink);
+        assert!(sink == file);
+        assert_eq!(r.stats().bytes_done, file.len() as u64);
+    }
+
+    #[test]
+    fn a_classic_answer_in_a_batch_is_handed_over_from_where_it_starts() {
+        let t0 = Instant::now();
+        let mut r = Receiver::new(Config::default(), 0, None, t0);
+        let mut out = Vec::new();
+        assert!(r.poll_transmit(t0, &mut out)); // hello
+        let mut d = Vec::new();
+        classic::Data { last: false, seq: 0, payload: &[7; 100] }.encode(&mut d);
+        let buf = [d.clone(), d].concat();
+        let b = r.handle_batch(t0, &buf, buf.len() / 2, &mut Vec::new());
+        assert_eq!(b.classic_at, Some(0));
     }
 }

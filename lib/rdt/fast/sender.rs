@@ -31,7 +31,6 @@ use super::sent::{Sent, SentPackets};
 use super::validation::{AddressValidation, Validated};
 use super::{
     CHECK_LEN, Config, FileHash, Frame, GSO_MAX_BYTES, HASH_RUN, SenderStats, Source, Stats, ack_threshold,
-    append_data_with,
 };
 use crate::rdt::cc::Controller;
 use crate::rdt::cc::hystart::HyStart;
@@ -665,8 +664,9 @@ impl Sender {
         // before the source is read further (so what it needs is still in
         // the source's memory): large runs, BLAKE3's fast multi-chunk path.
         if !retx && self.hasher.hashed_to() + HASH_RUN <= range.start {
-            if let Err(e) = self.hash_to(src, range.start) {
-                self.fail(e);
+            let r = self.hasher.feed_runs_to(range.start, src);
+            if let Err((offset, source)) = r {
+                self.fail(SendError::Read { offset, source });
                 return false;
             }
         }
@@ -676,7 +676,7 @@ impl Sender {
             out.clear();
         }
         let at = out.len();
-        let r = append_data_with(out, pn, range.start, len, |buf| src.read_at(range.start, buf));
+        let r = super::append_data_from(out, pn, range.start, len, src);
         if let Err(source) = r {
             self.fail(SendError::Read { offset: range.start, source });
             return false;
