@@ -278,3 +278,48 @@ fn quinn_gso_segments() -> usize {
     let s = UdpSocket::bind("127.0.0.1:0").unwrap();
     quinn_udp::UdpSocketState::new((&s).into()).unwrap().max_gso_segments()
 }
+
+/// The report (and so the server's `datagram=` log field) gives the datagram
+/// size the transfer ended with, after path-MTU probing, not the configured
+/// starting size: on a 9000-byte-MTU veth path it said 1452 while the
+/// transfer ran at 8,972. The sender is reached at an IPv4-mapped IPv6
+/// address, which `Config::for_path` does not treat as loopback, so the
+/// transfer starts at 1452 and probes upwards over loopback's 65,536-byte MTU.
+#[test]
+fn the_report_gives_the_datagram_size_probing_found() {
+    let Ok(server) = UdpSocket::bind("[::]:0") else {
+        println!("skipped: no IPv6 socket");
+        return;
+    };
+    let port = server.local_addr().unwrap().port();
+    let src = data(8 << 20, 11);
+    let input = file_with(&src);
+    let output = file_with(&[]);
+    let cfg = Config { idle_timeout: Duration::from_secs(5), ..Config::default() };
+    assert_eq!(cfg.max_datagram, 1452);
+    let scfg = cfg.clone();
+    let sender = std::thread::spawn(move || {
+        let mut buf = vec![0u8; 2048];
+        server.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let (n, from) = server.recv_from(&mut buf).unwrap();
+        assert!(!from.ip().is_loopback(), "{from} counts as loopback: nothing would be probed");
+        let f = std::fs::File::open(input.path()).unwrap();
+        send_file_blocking(server, from.ip(), (from, buf[..n].to_vec()), &f, &scfg, None, &AtomicBool::new(false))
+    });
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let out = std::fs::OpenOptions::new().read(true).write(true).open(output.path()).unwrap();
+    let report = receive_file_blocking(
+        client,
+        format!("127.0.0.1:{port}").parse().unwrap(),
+        &out,
+        Expect { resume_from: 0, size: Some(src.len() as u64) },
+        &cfg,
+        &AtomicBool::new(false),
+        |_| {},
+    )
+    .unwrap();
+    assert!(matches!(report, ReceiveReport::Fast { .. }));
+    let sent = sender.join().unwrap().unwrap();
+    assert!(std::fs::read(output.path()).unwrap() == src);
+    assert!(cfg.probe_datagrams.contains(&sent.max_datagram), "datagram {} after probing", sent.max_datagram);
+}
