@@ -37,7 +37,10 @@
 # (lost packets, RTOs, datagram size) and the drops the kernel counted during
 # it: UDP receive-buffer overflows in each namespace (Udp RcvbufErrors),
 # send-buffer errors, and softnet backlog drops (/proc/net/softnet_stat,
-# machine-wide); a table of their sums per line follows the results.
+# machine-wide), and the CPU time all CPUs spent in softirq during the run
+# (machine-wide too: TCP's protocol work is done there, and GNU time charges
+# it to whichever process it interrupted); a table of the drop sums per line
+# follows the results.
 # Files live on tmpfs so the disk is not what is measured. Not part of `cargo test`.
 set -euo pipefail
 
@@ -150,6 +153,10 @@ softnet_drops() {
     while read -r _ x _; do n=$((n + 16#$x)); done </proc/net/softnet_stat
     echo "$n"
 }
+# softirq_ticks: CPU time spent in softirq so far, all CPUs (/proc/stat, USER_HZ ticks).
+softirq_ticks() {
+    awk '/^cpu / { print $8 }' /proc/stat
+}
 RUN_N=0
 
 # run_chatctl LABEL MODE(udp|tcp) SRV_NS CLI_NS SRV_ADDR
@@ -166,6 +173,8 @@ run_chatctl() {
     read -r -a d0s < <(drops "$sns")
     read -r -a d0c < <(drops "$cns")
     n0=$(softnet_drops)
+    local si0
+    si0=$(softirq_ticks)
     ip netns exec "$sns" /usr/bin/time -v -o "$log.time" "$CHATCTL" serve --listen "$addr:0" --ports 0 \
         --files "$WORK/files" "${trace[@]}" ${BENCH_SERVE_ARGS:-} 2>"$log.err" &
     local tpid=$!
@@ -193,12 +202,14 @@ run_chatctl() {
     read -r -a d1s < <(drops "$sns")
     read -r -a d1c < <(drops "$cns")
     n1=$(softnet_drops)
+    local si
+    si=$(python3 -c 'import os, sys; print("%.2f" % ((int(sys.argv[2]) - int(sys.argv[1])) / os.sysconf("SC_CLK_TCK")))' "$si0" "$(softirq_ticks)")
     local rs=$((d1s[0] - d0s[0])) rc=$((d1c[0] - d0c[0])) ss=$((d1s[1] - d0s[1] + d1c[1] - d0c[1])) sn=$((n1 - n0))
     [[ $sns == "$cns" ]] && rc=0 # one namespace: its counter is the server's too
     local summary
     summary=$(grep -o 'lost_packets=[0-9]* rtos=[0-9]* datagram=[0-9]*' "$log.err" | tail -1 || true)
     echo "  $label $mode: $(python3 -c 'import sys; s, t = sys.argv[1:]; print(f"{int(s) / float(t) / 1e6:.0f} MB/s" if int(s) else "failed")' "$size" "$secs")" \
-        "${summary:+$summary }rcvbuf drops server/client $rs/$rc, sndbuf errors $ss, softnet drops $sn" >&2
+        "${summary:+$summary }rcvbuf drops server/client $rs/$rc, sndbuf errors $ss, softnet drops $sn, softirq ${si}s (all CPUs)" >&2
     [[ -n ${BENCH_TRACE:-} ]] && cp "$log.cerr" "$log.cerr.$RUN_N"
     echo "$label $mode $size $secs $(rusage "$log.time") $(rusage "$log.ctime") $rs $rc $ss $sn" >>"$WORK/results"
 }
