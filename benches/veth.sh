@@ -27,6 +27,20 @@
 #        downloads; its goodput is the mean over the completed ones and its
 #        CPU per GB counts completed bytes only (a slight overestimate).
 #        BENCH_KEEP=1 keeps the work directory (logs, fetch JSON, GNU time output).
+#        BENCH_TRACE=1: `serve --trace` (the fast sender's JSON events) and
+#        `fetch -v` for each chatctl run, kept as LABEL.udp.trace.N and
+#        LABEL.MODE.cerr.N (use with BENCH_KEEP=1; tracing costs CPU itself).
+#        BENCH_SERVE_ARGS: extra arguments for `serve` (e.g. "--cc cubic").
+#        BENCH_HOG=CPU: a busy loop pinned to that CPU (taskset -c) for the whole
+#        run, so "under load" is one controlled competitor.
+# Drop counters: after each run one line on stderr with the server's summary
+# (lost packets, RTOs, datagram size) and the drops the kernel counted during
+# it: UDP receive-buffer overflows in each namespace (Udp RcvbufErrors),
+# send-buffer errors, and softnet backlog drops (/proc/net/softnet_stat,
+# machine-wide), and the CPU time all CPUs spent in softirq during the run
+# (machine-wide too: TCP's protocol work is done there, and GNU time charges
+# it to whichever process it interrupted); a table of the drop sums per line
+# follows the results.
 # Files live on tmpfs so the disk is not what is measured. Not part of `cargo test`.
 set -euo pipefail
 
@@ -63,6 +77,17 @@ cleanup() {
     [[ -n ${BENCH_KEEP:-} ]] && echo "kept $WORK" >&2 || rm -rf "$WORK"
 }
 trap cleanup EXIT
+HOG=
+if [[ -n ${BENCH_HOG:-} ]]; then
+    taskset -c "$BENCH_HOG" sh -c 'while :; do :; done' &
+    HOG=$!
+    echo "CPU hog on CPU $BENCH_HOG (pid $HOG)" >&2
+fi
+cleanup_hog() {
+    [[ -n $HOG ]] && kill "$HOG" 2>/dev/null || true
+    cleanup
+}
+trap cleanup_hog EXIT
 mkdir -p "$WORK/files" "$WORK/out"
 head -c "$SIZE" /dev/urandom >"$WORK/files/f.bin"
 : >"$WORK/results"
@@ -117,12 +142,41 @@ print(f("User time (seconds)") + f("System time (seconds)"), f("Maximum resident
 EOF
 }
 
+# drops NS: "udp_rcvbuf_errors udp_sndbuf_errors" in NS (/proc/net/snmp is per namespace).
+drops() {
+    ip netns exec "$1" awk '/^Udp:/ { if (!h) { for (i = 2; i <= NF; i++) c[$i] = i; h = 1 }
+        else print $c["RcvbufErrors"], $c["SndbufErrors"] }' /proc/net/snmp
+}
+# softnet_drops: packets dropped by a full per-CPU backlog, summed over CPUs (machine-wide).
+softnet_drops() {
+    local n=0 x
+    while read -r _ x _; do n=$((n + 16#$x)); done </proc/net/softnet_stat
+    echo "$n"
+}
+# softirq_ticks: CPU time spent in softirq so far, all CPUs (/proc/stat, USER_HZ ticks).
+softirq_ticks() {
+    awk '/^cpu / { print $8 }' /proc/stat
+}
+RUN_N=0
+
 # run_chatctl LABEL MODE(udp|tcp) SRV_NS CLI_NS SRV_ADDR
 run_chatctl() {
     local label=$1 mode=$2 sns=$3 cns=$4 addr=$5
     local log="$WORK/$label.$mode"
+    RUN_N=$((RUN_N + 1))
+    local trace=() verbose=()
+    if [[ -n ${BENCH_TRACE:-} ]]; then
+        trace=(--trace "$log.trace.$RUN_N")
+        verbose=(-v)
+    fi
+    local d0s d0c n0
+    read -r -a d0s < <(drops "$sns")
+    read -r -a d0c < <(drops "$cns")
+    n0=$(softnet_drops)
+    local si0
+    si0=$(softirq_ticks)
     ip netns exec "$sns" /usr/bin/time -v -o "$log.time" "$CHATCTL" serve --listen "$addr:0" --ports 0 \
-        --files "$WORK/files" 2>"$log.err" &
+        --files "$WORK/files" "${trace[@]}" ${BENCH_SERVE_ARGS:-} 2>"$log.err" &
     local tpid=$!
     local listen
     listen=$(wait_line "$log.err" 'listening on [^ ]*' | cut -d' ' -f3) ||
@@ -130,7 +184,7 @@ run_chatctl() {
     rm -f "$WORK/out/f.bin"
     local ok=1
     if ! timeout "$TMO" ip netns exec "$cns" /usr/bin/time -v -o "$log.ctime" "$CHATCTL" --server "$listen" \
-        --name "b$RANDOM" --json --timeout 30s fetch "--$mode" f.bin -o "$WORK/out/f.bin" >"$log.json" 2>"$log.cerr"; then
+        --name "b$RANDOM" --json "${verbose[@]}" --timeout 30s fetch "--$mode" f.bin -o "$WORK/out/f.bin" >"$log.json" 2>"$log.cerr"; then
         echo "  $label $mode: download failed or timed out after ${TMO}s: $(tail -2 "$log.cerr")" >&2
         ok=0
     fi
@@ -144,7 +198,20 @@ run_chatctl() {
     if [[ $ok == 1 ]]; then
         read -r size secs < <(python3 -c 'import json,sys; r=json.loads(open(sys.argv[1]).read().splitlines()[-1]); print(r["size"], r["seconds"])' "$log.json")
     fi
-    echo "$label $mode $size $secs $(rusage "$log.time") $(rusage "$log.ctime")" >>"$WORK/results"
+    local d1s d1c n1
+    read -r -a d1s < <(drops "$sns")
+    read -r -a d1c < <(drops "$cns")
+    n1=$(softnet_drops)
+    local si
+    si=$(python3 -c 'import os, sys; print("%.2f" % ((int(sys.argv[2]) - int(sys.argv[1])) / os.sysconf("SC_CLK_TCK")))' "$si0" "$(softirq_ticks)")
+    local rs=$((d1s[0] - d0s[0])) rc=$((d1c[0] - d0c[0])) ss=$((d1s[1] - d0s[1] + d1c[1] - d0c[1])) sn=$((n1 - n0))
+    [[ $sns == "$cns" ]] && rc=0 # one namespace: its counter is the server's too
+    local summary
+    summary=$(grep -o 'lost_packets=[0-9]* rtos=[0-9]* datagram=[0-9]*' "$log.err" | tail -1 || true)
+    echo "  $label $mode: $(python3 -c 'import sys; s, t = sys.argv[1:]; print(f"{int(s) / float(t) / 1e6:.0f} MB/s" if int(s) else "failed")' "$size" "$secs")" \
+        "${summary:+$summary }rcvbuf drops server/client $rs/$rc, sndbuf errors $ss, softnet drops $sn, softirq ${si}s (all CPUs)" >&2
+    [[ -n ${BENCH_TRACE:-} ]] && cp "$log.cerr" "$log.cerr.$RUN_N"
+    echo "$label $mode $size $secs $(rusage "$log.time") $(rusage "$log.ctime") $rs $rc $ss $sn" >>"$WORK/results"
 }
 
 # run_quic LABEL SRV_NS CLI_NS SRV_ADDR MTU: quinn's perf client downloads
@@ -178,7 +245,7 @@ if n and n[-1] > 0 and avg:
     secs = total / (float(avg[-1]) * 1e6 / 8)
 else:
     total, secs = 0, float("nan")
-print(label, "quic", total, secs, srv, cli)
+print(label, "quic", total, secs, srv, cli, "nan nan nan nan")
 EOF
 }
 
@@ -218,7 +285,7 @@ import sys
 res = {}
 for l in open(sys.argv[1]):
     r = l.split()
-    res.setdefault((r[0], r[1]), []).append(dict(zip("size secs scpu srss ccpu crss".split(), map(float, r[2:]))))
+    res.setdefault((r[0], r[1]), []).append(dict(zip("size secs scpu srss ccpu crss rbs rbc sbe snd".split(), map(float, r[2:]))))
 def rates(label, mode):
     return sorted(r["size"] / r["secs"] / 1e6 if r["size"] and r["secs"] > 0 else float("nan") for r in res.get((label, mode), []))
 def gp(label, mode):
@@ -242,4 +309,12 @@ for (label, mode), runs in res.items():
     gb = sum(x["size"] for x in runs) / 1e9
     per = lambda k: f"{sum(x[k] for x in runs) / gb:.2f}" if gb > 0 else "n/a"
     print(f"| {label} {mode} | {per('scpu')} | {per('ccpu')} | {max(x['srss'] for x in runs):.0f} | {max(x['crss'] for x in runs):.0f} |")
+print()
+print("| run | UDP rcvbuf drops server / client | sndbuf errors | softnet drops (machine-wide) |")
+print("|---|---|---|---|")
+for (label, mode), runs in res.items():
+    if mode == "quic":
+        continue
+    tot = lambda k: int(sum(x.get(k, 0) for x in runs))
+    print(f"| {label} {mode} | {tot('rbs')} / {tot('rbc')} | {tot('sbe')} | {tot('snd')} |")
 EOF

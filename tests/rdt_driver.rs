@@ -2,12 +2,14 @@
 //! transfers, resume, and the classic fallback signal.
 
 use std::io::Write;
-use std::net::UdpSocket;
+use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use chatctl::rdt::fast::Config;
-use chatctl::rdt::fast::driver::{Expect, ReceiveReport, Tracer, receive_file_blocking, send_file_blocking};
+use chatctl::rdt::fast::driver::{
+    Expect, RdtError, ReceiveReport, SendReport, Tracer, receive_file_blocking, send_file_blocking,
+};
 use chatctl::rdt::sim::Rng;
 use common::data;
 
@@ -20,6 +22,33 @@ fn file_with(bytes: &[u8]) -> tempfile::NamedTempFile {
     f
 }
 
+/// Serves `input` with the fast sender on `server` from a thread, to the
+/// first hello that arrives; the thread returns where the hello came from and
+/// the sender's result.
+fn serve_one(
+    server: UdpSocket,
+    input: tempfile::NamedTempFile,
+    cfg: Config,
+    trace: Option<Tracer>,
+) -> std::thread::JoinHandle<(SocketAddr, Result<SendReport, RdtError>)> {
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 2048];
+        server.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let (n, from) = server.recv_from(&mut buf).unwrap();
+        let f = std::fs::File::open(input.path()).unwrap();
+        let r = send_file_blocking(
+            server,
+            from.ip(),
+            (from, buf[..n].to_vec()),
+            &f,
+            &cfg,
+            trace.as_ref(),
+            &AtomicBool::new(false),
+        );
+        (from, r)
+    })
+}
+
 /// Runs a sender thread on a fresh port and a receiver here; returns what the receiver wrote.
 fn transfer(src: &[u8], resume: usize, trace: Option<&Tracer>) -> (Vec<u8>, ReceiveReport) {
     let cfg = Config { idle_timeout: Duration::from_secs(5), ..Config::default() };
@@ -28,23 +57,7 @@ fn transfer(src: &[u8], resume: usize, trace: Option<&Tracer>) -> (Vec<u8>, Rece
     let input = file_with(src);
     let output = file_with(&src[..resume]);
     let client = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let scfg = cfg.clone();
-    let trace = trace.cloned();
-    let sender = std::thread::spawn(move || {
-        let mut buf = vec![0u8; 2048];
-        server.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        let (n, from) = server.recv_from(&mut buf).unwrap();
-        let f = std::fs::File::open(input.path()).unwrap();
-        send_file_blocking(
-            server,
-            from.ip(),
-            (from, buf[..n].to_vec()),
-            &f,
-            &scfg,
-            trace.as_ref(),
-            &AtomicBool::new(false),
-        )
-    });
+    let sender = serve_one(server, input, cfg.clone(), trace.cloned());
     let out = std::fs::OpenOptions::new().read(true).write(true).open(output.path()).unwrap();
     let report = receive_file_blocking(
         client,
@@ -56,7 +69,7 @@ fn transfer(src: &[u8], resume: usize, trace: Option<&Tracer>) -> (Vec<u8>, Rece
         |_| {},
     )
     .unwrap();
-    let sent = sender.join().unwrap().unwrap();
+    let sent = sender.join().unwrap().1.unwrap();
     assert_eq!(sent.size, src.len() as u64);
     assert_eq!(sent.resumed_from, resume as u64);
     (std::fs::read(output.path()).unwrap(), report)
@@ -233,14 +246,7 @@ fn segmented_sends_survive_seeded_loss_byte_exact() {
     let input = file_with(&src);
     let output = tempfile::NamedTempFile::new().unwrap();
     let cfg = Config { probe: false, max_datagram: 1452, idle_timeout: Duration::from_secs(5), ..Config::default() };
-    let scfg = cfg.clone();
-    let sender = std::thread::spawn(move || {
-        let mut buf = vec![0u8; 2048];
-        server.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        let (n, from) = server.recv_from(&mut buf).unwrap();
-        let f = std::fs::File::open(input.path()).unwrap();
-        send_file_blocking(server, from.ip(), (from, buf[..n].to_vec()), &f, &scfg, None, &AtomicBool::new(false))
-    });
+    let sender = serve_one(server, input, cfg.clone(), None);
     let client = UdpSocket::bind("127.0.0.1:0").unwrap();
     let out = std::fs::OpenOptions::new().read(true).write(true).open(output.path()).unwrap();
     let report = receive_file_blocking(
@@ -253,7 +259,7 @@ fn segmented_sends_survive_seeded_loss_byte_exact() {
         |_| {},
     )
     .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
-    let sent = sender.join().unwrap().unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+    let sent = sender.join().unwrap().1.unwrap_or_else(|e| panic!("seed {seed}: {e}"));
     let stats = rt.block_on(relay.shutdown());
     assert!(matches!(report, ReceiveReport::Fast { .. }), "seed {seed}");
     assert!(std::fs::read(output.path()).unwrap() == src, "seed {seed}: bytes differ");
@@ -277,4 +283,43 @@ fn segmented_sends_survive_seeded_loss_byte_exact() {
 fn quinn_gso_segments() -> usize {
     let s = UdpSocket::bind("127.0.0.1:0").unwrap();
     quinn_udp::UdpSocketState::new((&s).into()).unwrap().max_gso_segments()
+}
+
+/// The report (and so the server's `datagram=` log field) gives the datagram
+/// size the transfer ended with, after path-MTU probing, not the configured
+/// starting size: on a 9000-byte-MTU veth path it said 1452 while the
+/// transfer ran at 8,972. The sender is reached at an IPv4-mapped IPv6
+/// address, which `Config::for_path` does not treat as loopback, so the
+/// transfer starts at 1452 and probes upwards over loopback's 65,536-byte MTU.
+#[test]
+fn the_report_gives_the_datagram_size_probing_found() {
+    let Ok(server) = UdpSocket::bind("[::]:0") else {
+        println!("skipped: no IPv6 socket");
+        return;
+    };
+    let port = server.local_addr().unwrap().port();
+    let src = data(8 << 20, 11);
+    let input = file_with(&src);
+    let output = file_with(&[]);
+    let cfg = Config { idle_timeout: Duration::from_secs(5), ..Config::default() };
+    assert_eq!(cfg.max_datagram, 1452);
+    let sender = serve_one(server, input, cfg.clone(), None);
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let out = std::fs::OpenOptions::new().read(true).write(true).open(output.path()).unwrap();
+    let report = receive_file_blocking(
+        client,
+        format!("127.0.0.1:{port}").parse().unwrap(),
+        &out,
+        Expect { resume_from: 0, size: Some(src.len() as u64) },
+        &cfg,
+        &AtomicBool::new(false),
+        |_| {},
+    )
+    .unwrap();
+    assert!(matches!(report, ReceiveReport::Fast { .. }));
+    let (from, sent) = sender.join().unwrap();
+    assert!(!from.ip().is_loopback(), "{from} counts as loopback: nothing would have been probed");
+    let sent = sent.unwrap();
+    assert!(std::fs::read(output.path()).unwrap() == src);
+    assert!(cfg.probe_datagrams.contains(&sent.max_datagram), "datagram {} after probing", sent.max_datagram);
 }

@@ -42,7 +42,7 @@ use std::time::{Duration, Instant};
 use super::files::{Coalesce, ReadAhead};
 use super::receiver::{Receiver, RecvError};
 use super::sender::{SendError, Sender, State as SendState};
-use super::{Config, GSO_MAX_BYTES, Stats};
+use super::{CHECK_LEN, Config, DATA_HEADER, GSO_MAX_BYTES, Stats};
 use crate::rdt::udp::{self, Io};
 
 /// Largest datagram used on a loopback path (below the 65,507-byte UDP limit over IPv4).
@@ -161,7 +161,8 @@ pub struct SendReport {
     /// Whether the receiver confirmed the hash (DONE-ACK); false when every
     /// byte was acknowledged but the DONE-ACK never came.
     pub confirmed: bool,
-    /// Datagram size used.
+    /// Largest DATA datagram size in use at the end: the configured size, or
+    /// the larger one path-MTU probing found (e.g. 8,972 on a 9000-byte-MTU path).
     pub max_datagram: usize,
     /// Congestion controller used.
     pub cc: String,
@@ -279,7 +280,7 @@ pub fn send_file_blocking(
             resumed_from: s.resumed_from(),
             elapsed: t0.elapsed(),
             confirmed,
-            max_datagram: cfg.max_datagram,
+            max_datagram: s.payload() as usize + DATA_HEADER + CHECK_LEN,
             cc: cfg.cc.to_string(),
             send_calls: io.sends,
             stats,
