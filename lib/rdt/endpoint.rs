@@ -198,6 +198,10 @@ impl<K: Sink> Endpoint<K> for fast::receiver::Receiver {
             fast::receiver::Handled::Classic => Handled::Foreign,
         }
     }
+    /// A whole GRO buffer is one unit ([`fast::receiver::Receiver::handle_batch`]).
+    fn handle_segments(&mut self, now: Instant, buf: &[u8], stride: usize, sink: &mut K) -> Option<usize> {
+        self.handle_batch(now, buf, stride, sink).classic_at
+    }
     fn handle_timeout(&mut self, now: Instant) {
         fast::receiver::Receiver::handle_timeout(self, now)
     }

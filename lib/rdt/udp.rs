@@ -185,28 +185,6 @@ impl Io {
         Ok(true)
     }
 
-    /// Reads what is waiting (one `recvmmsg`) and gives `f` each datagram
-    /// from `peer`, in order; datagrams from anyone else are dropped. `f`
-    /// returns `false` to stop: the datagrams after that one are returned.
-    /// `Ok(None)` when nothing was waiting.
-    pub(crate) fn recv_from_peer(
-        &mut self,
-        peer: SocketAddr,
-        mut f: impl FnMut(&[u8]) -> bool,
-    ) -> io::Result<Option<Vec<Vec<u8>>>> {
-        let mut rest: Option<Vec<Vec<u8>>> = None;
-        let got = self.recv_buffers(peer, |buf, stride| {
-            for d in segments(buf, stride) {
-                match rest.as_mut() {
-                    Some(r) => r.push(d.to_vec()),
-                    None if !f(d) => rest = Some(Vec::new()),
-                    None => {}
-                }
-            }
-        })?;
-        Ok(got.then(|| rest.unwrap_or_default()))
-    }
-
     /// Sends `contents` to `peer`: one datagram, or with `segment` several
     /// of that size (the last may be shorter) in one GSO send. Waits briefly
     /// when the socket buffer is full; an OS error that means "lost" (see
@@ -304,11 +282,7 @@ mod tests {
         let deadline = Instant::now() + Duration::from_secs(5);
         while got.len() < 4 && Instant::now() < deadline {
             wait_readable([&b.sock], Duration::from_millis(50));
-            b.recv_from_peer(a_addr, |d| {
-                got.push(d.to_vec());
-                true
-            })
-            .unwrap();
+            b.recv_buffers(a_addr, |buf, stride| got.extend(segments(buf, stride).map(<[u8]>::to_vec))).unwrap();
         }
         assert_eq!(got.iter().map(Vec::len).collect::<Vec<_>>(), [1200, 1200, 1200, 7]);
         assert!(got.iter().enumerate().all(|(i, d)| d.iter().all(|&x| x == i as u8)));

@@ -43,6 +43,7 @@ use super::files::{Coalesce, ReadAhead};
 use super::receiver::{Receiver, RecvError};
 use super::sender::{SendError, Sender, State as SendState};
 use super::{CHECK_LEN, Config, DATA_HEADER, GSO_MAX_BYTES, Stats};
+use crate::rdt::endpoint::{self, Step};
 use crate::rdt::udp::{self, Io};
 
 /// Largest datagram used on a loopback path (below the 65,507-byte UDP limit over IPv4).
@@ -235,40 +236,35 @@ pub fn send_file_blocking(
     let mut src = ReadAhead::new(file, size);
     let mut out = Vec::with_capacity(GSO_MAX_BYTES);
     let max_segments = io.max_segments();
-    while !s.is_finished() {
+    loop {
         if cancel.load(Ordering::Relaxed) {
             return Err(RdtError::Cancelled);
         }
-        // Everything that arrived.
-        loop {
-            match io.recv_from_peer(peer, |d| {
-                s.handle(Instant::now(), d);
-                true
+        // Everything that arrived, then the timer if due, then one pacing
+        // burst: the sender builds GSO batches of equal-size DATA datagrams
+        // itself; anything else (probes, DONE, CHALLENGE) alone.
+        endpoint::receive(&mut s, Instant::now(), &mut src, |handle| {
+            match io.recv_buffers(peer, |buf, stride| {
+                handle(buf, stride);
             }) {
-                Ok(Some(_)) => {}
-                Ok(None) => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted || e.raw_os_error().is_some() => break,
-                Err(e) => return Err(sock_err("receive")(e)),
+                Ok(got) => Ok(got),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted || e.raw_os_error().is_some() => Ok(false),
+                Err(e) => Err(sock_err("receive")(e)),
             }
-        }
+        })?;
         let now = Instant::now();
-        if s.poll_timeout().is_some_and(|t| t <= now) {
-            s.handle_timeout(now);
-        }
-        // One pacing burst: the sender builds GSO batches of equal-size
-        // DATA datagrams itself; anything else (probes, DONE, CHALLENGE) alone.
-        while let Some(b) = s.poll_batch(now, &mut src, &mut out, max_segments) {
-            io.send(&out, b.segment, peer).map_err(sock_err("send"))?;
-        }
+        let step = endpoint::transmit(&mut s, now, &mut src, &mut out, max_segments, |b, segment| {
+            io.send(b, segment, peer).map_err(sock_err("send"))
+        })?;
         if let Some(t) = trace {
             while let Some(e) = s.poll_event() {
                 t.record(now - t0, &e);
             }
         }
-        if s.is_finished() {
-            break;
+        match step {
+            Step::Wait(wake) => udp::wait_readable_until(&io.sock, wake, WAKE),
+            Step::Finished | Step::Foreign => break,
         }
-        udp::wait_readable_until(&io.sock, s.poll_timeout(), WAKE);
     }
     if let Some(t) = trace {
         t.flush();
@@ -312,53 +308,56 @@ pub fn receive_file_blocking(
     let mut sink = Coalesce::new(out);
     let mut dgram = Vec::with_capacity(2048);
     let mut last_progress = t0;
-    while !r.is_finished() {
+    loop {
         if cancel.load(Ordering::Relaxed) {
             return Err(RdtError::Cancelled);
         }
-        loop {
-            // Each receive buffer (a GRO buffer of many datagrams) is one
-            // unit for the machine. A classic answer (only ever first) takes
-            // the rest of what was read along to the classic receiver.
-            let mut classic: Option<Vec<Vec<u8>>> = None;
+        // What one `recvmmsg` read: each receive buffer (a GRO buffer of
+        // many datagrams) is one unit for the machine. A classic answer
+        // (only ever first) takes the rest of what was read along to the
+        // classic receiver.
+        let (mut classic, mut read) = (None::<Vec<Vec<u8>>>, false);
+        let mut once = true;
+        endpoint::receive(&mut r, Instant::now(), &mut sink, |handle| {
+            if !std::mem::take(&mut once) {
+                return Ok(false);
+            }
             let got = io.recv_buffers(server, |buf, stride| {
                 if let Some(c) = classic.as_mut() {
                     c.extend(udp::segments(buf, stride).map(<[u8]>::to_vec));
-                } else if let Some(at) = r.handle_batch(Instant::now(), buf, stride, &mut sink).classic_at {
+                } else if let Some(at) = handle(buf, stride) {
                     classic = Some(udp::segments(&buf[at..], stride).map(<[u8]>::to_vec).collect());
                 }
             });
             match got {
-                Ok(true) => {
-                    if let Some(mut datagrams) = classic {
-                        let first = datagrams.remove(0);
-                        let sock = io.sock;
-                        udp::gro_off(&sock);
-                        return Ok(ReceiveReport::Classic { first, rest: datagrams, sock });
-                    }
+                Ok(got) => {
+                    read = got;
+                    Ok(got)
                 }
-                Ok(false) => break,
                 // ICMP port unreachable before the server binds: keep trying.
-                Err(e) if e.raw_os_error().is_some() => break,
-                Err(e) => return Err(sock_err("receive")(e)),
+                Err(e) if e.raw_os_error().is_some() => Ok(false),
+                Err(e) => Err(sock_err("receive")(e)),
             }
+        })?;
+        if let Some(mut datagrams) = classic {
+            let first = datagrams.remove(0);
+            let sock = io.sock;
+            udp::gro_off(&sock);
+            return Ok(ReceiveReport::Classic { first, rest: datagrams, sock });
         }
-        // What arrived is in the file before it is acknowledged.
+        // What arrived is in the file before it is acknowledged; the
+        // acknowledgements due go out after every `recvmmsg` rather than
+        // only once the socket is drained.
         sink.flush().map_err(|(offset, source)| RdtError::Recv(RecvError::Io { offset, source }))?;
         let now = Instant::now();
-        if r.poll_timeout().is_some_and(|t| t <= now) {
-            r.handle_timeout(now);
-        }
-        while r.poll_transmit(now, &mut dgram) {
-            io.send(&dgram, None, server).map_err(sock_err("send"))?;
-        }
+        let step = endpoint::transmit(&mut r, now, &mut sink, &mut dgram, 1, |b, _| {
+            io.send(b, None, server).map_err(sock_err("send"))
+        })?;
         if now >= last_progress + WAKE {
             last_progress = now;
             progress(&r.stats());
         }
-        if r.is_finished() {
-            break;
-        }
+        let Step::Wait(wake) = step else { break };
         if r.is_verified() {
             // The file is complete and verified: the caller may go on. A
             // detached thread lingers to answer a repeated DONE (our DONE-ACK
@@ -368,7 +367,9 @@ pub fn receive_file_blocking(
             let _ = std::thread::Builder::new().name("rdt-linger".into()).spawn(move || linger(io, server, r));
             return Ok(report);
         }
-        udp::wait_readable_until(&io.sock, r.poll_timeout(), WAKE);
+        if !read {
+            udp::wait_readable_until(&io.sock, wake, WAKE);
+        }
     }
     progress(&r.stats());
     if r.is_verified() {
@@ -382,19 +383,23 @@ pub fn receive_file_blocking(
 fn linger(mut io: Io, server: SocketAddr, mut r: Receiver) {
     let mut out = Vec::new();
     let mut nothing: Vec<u8> = Vec::new(); // a lingering receiver writes nothing
-    while !r.is_finished() {
-        while let Ok(Some(_)) = io.recv_from_peer(server, |d| {
-            r.handle(Instant::now(), d, &mut nothing);
-            true
-        }) {}
-        let now = Instant::now();
-        if r.poll_timeout().is_some_and(|t| t <= now) {
-            r.handle_timeout(now);
+    loop {
+        let _ = endpoint::receive(&mut r, Instant::now(), &mut nothing, |handle| {
+            Ok::<_, ()>(matches!(
+                io.recv_buffers(server, |buf, stride| {
+                    handle(buf, stride);
+                }),
+                Ok(true)
+            ))
+        });
+        let step = endpoint::transmit(&mut r, Instant::now(), &mut nothing, &mut out, 1, |b, _| {
+            let _ = io.send(b, None, server);
+            Ok::<_, ()>(())
+        });
+        match step {
+            Ok(Step::Wait(wake)) => udp::wait_readable_until(&io.sock, wake, WAKE),
+            _ => break,
         }
-        while r.poll_transmit(now, &mut out) {
-            let _ = io.send(&out, None, server);
-        }
-        udp::wait_readable_until(&io.sock, r.poll_timeout(), WAKE);
     }
 }
 

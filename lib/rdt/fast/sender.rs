@@ -29,9 +29,7 @@ use super::mtu::MtuDiscovery;
 use super::pacer::Pacer;
 use super::sent::{Sent, SentPackets};
 use super::validation::{AddressValidation, Validated};
-use super::{
-    CHECK_LEN, Config, FileHash, Frame, GSO_MAX_BYTES, HASH_RUN, SenderStats, Source, Stats, ack_threshold,
-};
+use super::{CHECK_LEN, Config, FileHash, Frame, GSO_MAX_BYTES, HASH_RUN, SenderStats, Source, Stats, ack_threshold};
 use crate::rdt::cc::Controller;
 use crate::rdt::cc::hystart::HyStart;
 use crate::rdt::rtt::RttEstimator;
