@@ -14,14 +14,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UdpSocket;
 
 use super::{ClientError, Session, connect_retry};
-use crate::rdt::classic::receiver::{Event, Receiver};
+use crate::rdt::classic::receiver::Receiver;
 use crate::rdt::classic::{CHUNK, MAX_WINDOW};
+use crate::rdt::endpoint::{self, Step};
 use crate::rdt::fast::driver::{self, Expect, ReceiveReport, Tracer};
 use crate::rdt::fast::{self, Stats};
-
-/// How often the UDP hello is repeated until data arrives (the reference
-/// binds the port only after announcing it).
-const HELLO_REPEAT: Duration = Duration::from_millis(200);
 
 /// The transport a download uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -485,7 +482,27 @@ async fn last_byte(path: &Path, size: u64) -> Option<u8> {
     Some(b[0])
 }
 
+/// What one step of the classic receiver delivered. It delivers in order,
+/// so the bytes are gathered here and then written to the file with
+/// tokio's (asynchronous) file.
+#[derive(Default)]
+struct Delivered(Vec<u8>);
+
+impl endpoint::Sink for Delivered {
+    fn write_at(&mut self, _: u64, data: &[u8]) -> std::io::Result<()> {
+        self.0.extend_from_slice(data);
+        Ok(())
+    }
+    fn read_at(&mut self, _: u64, _: &mut [u8]) -> std::io::Result<()> {
+        Err(std::io::Error::other("the classic receiver never reads back"))
+    }
+}
+
 /// The classic receiver on `sock`; `first` holds classic datagrams that already arrived (after a fast hello), in order.
+///
+/// The machine runs on [`endpoint::step`] like every other transfer: it
+/// repeats its hello until data comes, and queues one ACK per datagram and
+/// three copies of the final one.
 async fn udp_classic(
     sock: UdpSocket,
     peer: SocketAddr,
@@ -496,76 +513,63 @@ async fn udp_classic(
     progress: &mut (impl FnMut(&Progress) + Send),
 ) -> Result<(), String> {
     let mut rx = udp_receiver();
-    let hello = rx.hello();
-    // Every ACK really goes out: `try_send_to` on the socket just handed
-    // over from the fast driver fails (tokio has not seen it writable yet),
-    // and the reference sender takes only the next ACK in order: the
-    // transfer never recovers from a missing one. A failed send is left to
-    // the sender's retransmission.
-    async fn send(sock: &UdpSocket, d: Vec<u8>, peer: SocketAddr) {
-        let _ = sock.send_to(&d, peer).await;
-    }
+    let mut delivered = Delivered::default();
+    let mut incoming = first;
+    let (mut out, mut acks) = (Vec::new(), Vec::<Vec<u8>>::new());
     let mut buf = vec![0u8; CHUNK + 64];
     let mut last_data = tokio::time::Instant::now();
     let mut got_data = false;
-    let mut pending = std::collections::VecDeque::from(first);
-    if pending.is_empty() {
-        send(&sock, hello.clone(), peer).await;
-    }
-    while !rx.is_done() {
+    loop {
+        let step = endpoint::step(
+            &mut rx,
+            Instant::now(),
+            &mut delivered,
+            endpoint::drain(&mut incoming),
+            &mut out,
+            1,
+            |d, _| {
+                acks.push(d.to_vec());
+                Ok::<_, std::convert::Infallible>(())
+            },
+        );
+        let Ok(step) = step;
+        // What arrived is in the file before it is acknowledged.
+        if !delivered.0.is_empty() {
+            (got_data, last_data) = (true, tokio::time::Instant::now());
+            if sink.written + delivered.0.len() as u64 > size {
+                return Err(format!("the server sent more than the announced {size} bytes"));
+            }
+            sink.write(&delivered.0).await.map_err(|e| e.to_string())?;
+            delivered.0.clear();
+            progress(&Progress { done: sink.written, size, fast: None });
+        }
+        // Every ACK really goes out: `try_send_to` on the socket just handed
+        // over from the fast driver fails (tokio has not seen it writable
+        // yet), and the reference sender takes only the next ACK in order:
+        // the transfer never recovers from a missing one. A failed send is
+        // left to the sender's retransmission.
+        got_data |= rx.delivered() > 0 || !acks.is_empty();
+        for d in acks.drain(..) {
+            let _ = sock.send_to(&d, peer).await;
+        }
+        let Step::Wait(wake) = step else { return Ok(()) };
         // Once data flows, --timeout bounds the time without new data, not
         // between datagrams: a classic sender that lost track (the
         // reference's, after a lost ACK) resends old packets forever.
-        let wait = if got_data { timeout.saturating_sub(last_data.elapsed()) } else { HELLO_REPEAT };
-        let (n, from) = if let Some(d) = pending.pop_front() {
-            let n = d.len().min(buf.len());
-            buf[..n].copy_from_slice(&d[..n]);
-            (n, peer)
-        } else {
-            match tokio::time::timeout(wait, sock.recv_from(&mut buf)).await {
-                Err(_) if !got_data => {
-                    if last_data.elapsed() >= timeout {
-                        return Err(format!("no data for {}", humantime::format_duration(timeout)));
-                    }
-                    send(&sock, hello.clone(), peer).await;
-                    continue;
-                }
-                Err(_) => return Err(format!("no new data for {}", humantime::format_duration(timeout))),
-                // ICMP port unreachable before the server binds: keep trying.
-                Ok(Err(_)) if !got_data => continue,
-                Ok(Err(e)) => return Err(e.to_string()),
-                Ok(Ok(x)) => x,
+        let deadline = last_data + timeout;
+        let wake = wake.map_or(deadline, |t| tokio::time::Instant::from_std(t).min(deadline));
+        match tokio::time::timeout_at(wake, sock.recv_from(&mut buf)).await {
+            Err(_) if tokio::time::Instant::now() >= deadline => {
+                let what = if got_data { "no new data" } else { "no data" };
+                return Err(format!("{what} for {}", humantime::format_duration(timeout)));
             }
-        };
-        if from != peer {
-            continue; // only the server's transfer port may send the file
-        }
-        match rx.on_datagram(&buf[..n]) {
-            Event::Ignored => {}
-            Event::Repeat { ack } => {
-                got_data = true;
-                if let Some(ack) = ack {
-                    send(&sock, ack, peer).await;
-                }
-            }
-            Event::Deliver { payload, ack, last } => {
-                got_data = true;
-                last_data = tokio::time::Instant::now();
-                if sink.written + payload.len() as u64 > size {
-                    return Err(format!("the server sent more than the announced {size} bytes"));
-                }
-                sink.write(payload).await.map_err(|e| e.to_string())?;
-                progress(&Progress { done: sink.written, size, fast: None });
-                if last {
-                    // The final ACK ends the sender; send it a few times in case one is lost.
-                    for _ in 0..3 {
-                        send(&sock, ack.clone(), peer).await;
-                    }
-                } else {
-                    send(&sock, ack, peer).await;
-                }
-            }
+            Err(_) => {} // the hello is due again
+            // ICMP port unreachable before the server binds: keep trying.
+            Ok(Err(_)) if !got_data => {}
+            Ok(Err(e)) => return Err(e.to_string()),
+            // Only the server's transfer port may send the file.
+            Ok(Ok((n, from))) if from == peer => incoming.push(buf[..n].to_vec()),
+            Ok(Ok(_)) => {}
         }
     }
-    Ok(())
 }
