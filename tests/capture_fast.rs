@@ -444,7 +444,8 @@ fn a_classic_sender_answering_the_fast_hello_stays_classic() {
 fn a_capture_of_the_real_fast_engine_over_a_lossy_path_decodes_and_verifies() {
     use chatctl::rdt::fast::receiver::Receiver;
     use chatctl::rdt::fast::sender::Sender;
-    use chatctl::rdt::sim::{Link, LinkConfig};
+    use chatctl::rdt::sim::{Accepting, Attached, Link, LinkConfig, run};
+    use std::cell::RefCell;
     for seed in [3u64, 4, 5] {
         let content = file_bytes(400_000 + seed as usize * 1234, seed);
         let (client, server) = addrs(seed % 2 == 1);
@@ -458,88 +459,69 @@ fn a_capture_of_the_real_fast_engine_over_a_lossy_path_decodes_and_verifies() {
         };
         let cfg = fast::Config { seed, ..fast::Config::default() };
         let t0 = Instant::now();
-        let mut now = t0;
-        let mut fwd = Link::new(l.clone(), seed ^ 1);
-        let mut back = Link::new(l, seed ^ 2);
-        let mut sink: Vec<u8> = Vec::new();
-        let mut receiver = Receiver::new(cfg.clone(), 0, Some(content.len() as u64), now);
-        let mut sender: Option<Sender> = None;
-        let mut src: &[u8] = &content;
-        let mut out = Vec::new();
-        let mut cap = Cap::new();
-        cap.announce(client, server, "engine.bin", content.len());
-        let base = cap.t;
+        let cap = RefCell::new(Cap::new());
+        cap.borrow_mut().announce(client, server, "engine.bin", content.len());
+        let base = cap.borrow().t;
         let ts = |now: Instant| base + now.duration_since(t0).as_nanos() as i64;
         // What really happened: packet numbers that carried bytes sent
-        // before, and what the capture point saw.
+        // before, and what the capture point (the receiver) saw.
         let mut sent = RangeSet::new();
-        let mut resent_pns = std::collections::HashSet::new();
+        let resent_pns = RefCell::new(std::collections::HashSet::new());
         let mut seen_pns = std::collections::HashSet::new();
         let (mut data_seen, mut dups_seen, mut resent_seen) = (0u64, 0u64, 0u64);
-        loop {
-            while let Some(d) = fwd.recv(now) {
-                cap.w.packet(ts(now), &frame(net::LINKTYPE_ETHERNET, 0, &udp_packet(server, client, &d))).unwrap();
-                if let Ok(Frame::Data { pn, .. }) = Frame::decode(&d) {
+        let mut fwd = Tap {
+            link: Link::new(l.clone(), seed ^ 1),
+            on_send: Box::new(|_, d| {
+                if let Ok(Frame::Data { pn, offset, payload }) = Frame::decode(d) {
+                    let r = offset..offset + payload.len() as u64;
+                    if sent.insert(r.clone()) < r.end - r.start {
+                        resent_pns.borrow_mut().insert(pn);
+                    }
+                }
+            }),
+            on_recv: Box::new(|now, d| {
+                cap.borrow_mut()
+                    .w
+                    .packet(ts(now), &frame(net::LINKTYPE_ETHERNET, 0, &udp_packet(server, client, d)))
+                    .unwrap();
+                if let Ok(Frame::Data { pn, .. }) = Frame::decode(d) {
                     data_seen += 1;
                     if seen_pns.insert(pn) {
-                        resent_seen += u64::from(resent_pns.contains(&pn));
+                        resent_seen += u64::from(resent_pns.borrow().contains(&pn));
                     } else {
                         dups_seen += 1;
                     }
                 }
-                receiver.handle(now, &d, &mut sink);
-            }
-            while let Some(d) = back.recv(now) {
-                match sender.as_mut() {
-                    Some(s) => s.handle(now, &d),
-                    None if fast::is_fast_hello(&d) => {
-                        sender = Some(Sender::new(cfg.clone(), content.len() as u64, &d, now))
-                    }
-                    None => {}
-                }
-            }
-            if let Some(s) = sender.as_mut() {
-                if s.poll_timeout().is_some_and(|t| t <= now) {
-                    s.handle_timeout(now);
-                }
-                while s.poll_transmit(now, &mut src, &mut out) {
-                    if let Ok(Frame::Data { pn, offset, payload }) = Frame::decode(&out) {
-                        let r = offset..offset + payload.len() as u64;
-                        if sent.insert(r.clone()) < r.end - r.start {
-                            resent_pns.insert(pn);
-                        }
-                    }
-                    fwd.send(now, out.clone());
-                }
-            }
-            if receiver.poll_timeout().is_some_and(|t| t <= now) {
-                receiver.handle_timeout(now);
-            }
-            while receiver.poll_transmit(now, &mut out) {
-                cap.w.packet(ts(now), &frame(net::LINKTYPE_ETHERNET, 0, &udp_packet(client, server, &out))).unwrap();
-                back.send(now, out.clone());
-            }
-            let done = sender.as_ref().is_some_and(|s| s.is_finished()) && receiver.is_finished();
-            if done || now.duration_since(t0) > Duration::from_secs(120) {
-                break;
-            }
-            let next = [
-                fwd.next_arrival(),
-                back.next_arrival(),
-                sender.as_ref().and_then(|s| s.poll_timeout()),
-                sender.as_ref().and_then(|s| s.pacing_delay(now)),
-                receiver.poll_timeout(),
-            ]
-            .into_iter()
-            .flatten()
-            .filter(|&t| t > now)
-            .min();
-            now = next.unwrap_or(now + Duration::from_millis(1));
-        }
+            }),
+        };
+        let mut back = Tap {
+            link: Link::new(l, seed ^ 2),
+            on_send: Box::new(|now, d| {
+                cap.borrow_mut()
+                    .w
+                    .packet(ts(now), &frame(net::LINKTYPE_ETHERNET, 0, &udp_packet(client, server, d)))
+                    .unwrap();
+            }),
+            on_recv: Box::new(|_, _| {}),
+        };
+        let receiver = Attached::new(Receiver::new(cfg.clone(), 0, Some(content.len() as u64), t0), Vec::<u8>::new());
+        let sender = Accepting::new(|now, d: &[u8]| {
+            fast::is_fast_hello(d)
+                .then(|| Attached::new(Sender::new(cfg.clone(), content.len() as u64, d, now), &content[..]))
+        });
+        let mut flows = [(sender, receiver)];
+        let end = run(&mut flows, &mut fwd, &mut back, t0, Duration::from_secs(120), Duration::ZERO, |_, flows| {
+            let (s, r) = &flows[0];
+            !(s.party.as_ref().is_some_and(|p| p.endpoint.is_finished()) && r.endpoint.is_finished())
+        });
+        drop((fwd, back));
+        assert!(!end.stuck, "seed {seed}: the simulation stopped making progress");
+        let [(sender, receiver)] = flows;
+        let (sender, receiver) = (sender.party.map(|p| p.endpoint), receiver.endpoint);
         assert!(receiver.is_verified(), "seed {seed}: the simulated transfer itself failed");
         let stats = sender.as_ref().unwrap().stats();
         let dir = tempfile::tempdir().unwrap();
-        let (events, _) = decode(&cap.w.into_inner(), Config::default(), Some(dir.path()));
+        let (events, _) = decode(&cap.into_inner().w.into_inner(), Config::default(), Some(dir.path()));
         let t = &transfers(&events)[0];
         let ctx = format!("seed {seed}: {t:?} sender {stats:?}, {resent_seen} retransmissions captured");
         assert_eq!(t.mode, TransferMode::Fast, "{ctx}");
@@ -552,6 +534,34 @@ fn a_capture_of_the_real_fast_engine_over_a_lossy_path_decodes_and_verifies() {
         let x = t.extracted.as_ref().unwrap();
         assert!(x.verified && x.hash_verified == Some(true), "{ctx}");
         assert_eq!(std::fs::read(dir.path().join("engine.bin")).unwrap(), content, "{ctx}");
+    }
+}
+
+/// What a [`Tap`] calls with each datagram it sees, and when.
+type Watch<'a> = Box<dyn FnMut(Instant, &[u8]) + 'a>;
+
+/// One direction of a simulated path whose datagrams the test watches:
+/// `on_send` as each leaves, `on_recv` as each arrives.
+struct Tap<'a> {
+    link: chatctl::rdt::sim::Link,
+    on_send: Watch<'a>,
+    on_recv: Watch<'a>,
+}
+
+impl chatctl::rdt::sim::Wire for Tap<'_> {
+    fn send(&mut self, now: Instant, tag: usize, d: Vec<u8>) {
+        (self.on_send)(now, &d);
+        self.link.send_tagged(now, tag, d);
+    }
+    fn recv(&mut self, now: Instant) -> Option<(usize, Vec<u8>)> {
+        let got = self.link.recv_tagged(now);
+        if let Some((_, d)) = &got {
+            (self.on_recv)(now, d);
+        }
+        got
+    }
+    fn next_arrival(&self) -> Option<Instant> {
+        self.link.next_arrival()
     }
 }
 
