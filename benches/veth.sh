@@ -296,7 +296,10 @@ print("| path | fast UDP MB/s | TCP MB/s | QUIC MB/s | fast/TCP | fast/QUIC |")
 print("|---|---|---|---|---|---|")
 for label in labels:
     u, t, q = gp(label, "udp"), gp(label, "tcp"), gp(label, "quic")
-    print(f"| {label} | {u:.0f} | {t:.0f} | {q:.0f} | {u/t:.2f}x | {u/q:.2f}x |")
+    # A missing or failed column (QUIC without QUINN_PERF) shows as "-".
+    mb = lambda x: "-" if x != x else f"{x:.0f}"
+    ratio = lambda a, b: "-" if a != a or b != b or b == 0 else f"{a/b:.2f}x"
+    print(f"| {label} | {mb(u)} | {mb(t)} | {mb(q)} | {ratio(u, t)} | {ratio(u, q)} |")
 print()
 for label in labels:
     for m in ("udp", "tcp", "quic"):
