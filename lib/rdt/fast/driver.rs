@@ -42,7 +42,7 @@ use std::time::{Duration, Instant};
 use super::files::{Coalesce, ReadAhead};
 use super::receiver::{Receiver, RecvError};
 use super::sender::{SendError, Sender, State as SendState};
-use super::{CHECK_LEN, Config, DATA_HEADER, GSO_MAX_BYTES, Stats};
+use super::{Config, GSO_MAX_BYTES, Stats};
 use crate::rdt::endpoint::{self, Step};
 use crate::rdt::udp::{self, Io};
 
@@ -276,7 +276,7 @@ pub fn send_file_blocking(
             resumed_from: s.resumed_from(),
             elapsed: t0.elapsed(),
             confirmed,
-            max_datagram: s.payload() as usize + DATA_HEADER + CHECK_LEN,
+            max_datagram: s.max_datagram(),
             cc: cfg.cc.to_string(),
             send_calls: io.sends,
             stats,

@@ -109,6 +109,8 @@ pub const HELLO_LEN: usize = 1200;
 pub const DATA_HEADER: usize = 1 + 8 + 8;
 /// Bytes of the trailing checksum (CRC32C).
 pub const CHECK_LEN: usize = 4;
+/// Bytes a DATA datagram carries besides file bytes: [`DATA_HEADER`] and the check.
+pub const DATA_OVERHEAD: usize = DATA_HEADER + CHECK_LEN;
 /// The last byte of a format-2 hello (CRC32C checks): whitespace, so a
 /// classic peer still reads the hello as window 98.
 pub const HELLO_FORMAT_MARK: u8 = b'\t';
@@ -198,7 +200,7 @@ impl Default for Config {
 impl Config {
     /// File bytes per DATA datagram.
     pub fn payload_len(&self) -> usize {
-        self.max_datagram.saturating_sub(DATA_HEADER + CHECK_LEN).max(1)
+        self.max_datagram.saturating_sub(DATA_OVERHEAD).max(1)
     }
 }
 

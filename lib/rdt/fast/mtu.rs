@@ -8,7 +8,7 @@
 //! it) and lets the next size be tried; its loss ends probing, and is not
 //! taken as congestion by the sender.
 
-use super::{CHECK_LEN, Config, DATA_HEADER};
+use super::{Config, DATA_OVERHEAD};
 
 /// A larger datagram is probed for and adopted only while the congestion
 /// window holds at least this many of them: with a window of a few big
@@ -48,7 +48,7 @@ impl MtuDiscovery {
             return None;
         }
         let d = *self.sizes.get(self.next)?;
-        let payload = d.saturating_sub(DATA_HEADER + CHECK_LEN) as u64;
+        let payload = d.saturating_sub(DATA_OVERHEAD) as u64;
         (payload > self.payload && window >= PROBE_WINDOW * payload).then_some(payload)
     }
 
@@ -84,7 +84,7 @@ impl MtuDiscovery {
 mod tests {
     use super::*;
 
-    const OVERHEAD: u64 = (DATA_HEADER + CHECK_LEN) as u64;
+    const OVERHEAD: u64 = DATA_OVERHEAD as u64;
     const BIG: u64 = u64::MAX / 64;
 
     fn cfg(sizes: &[usize]) -> Config {

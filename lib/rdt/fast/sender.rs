@@ -29,7 +29,9 @@ use super::mtu::MtuDiscovery;
 use super::pacer::Pacer;
 use super::sent::{Sent, SentPackets};
 use super::validation::{AddressValidation, Validated};
-use super::{CHECK_LEN, Config, FileHash, Frame, GSO_MAX_BYTES, HASH_RUN, SenderStats, Source, Stats, ack_threshold};
+use super::{
+    Config, DATA_OVERHEAD, FileHash, Frame, GSO_MAX_BYTES, HASH_RUN, SenderStats, Source, Stats, ack_threshold,
+};
 use crate::rdt::cc::Controller;
 use crate::rdt::cc::hystart::HyStart;
 use crate::rdt::rtt::RttEstimator;
@@ -276,6 +278,12 @@ impl Sender {
         self.mtu.payload()
     }
 
+    /// Size of a full DATA datagram now: the configured size, or the larger
+    /// one path-MTU probing found.
+    pub fn max_datagram(&self) -> usize {
+        self.mtu.payload() as usize + DATA_OVERHEAD
+    }
+
     /// The file size.
     pub fn file_size(&self) -> u64 {
         self.size
@@ -506,7 +514,7 @@ impl Sender {
     /// pace datagram by datagram, so a small bottleneck queue is not hit
     /// with bursts.
     fn burst_bytes(&self) -> f64 {
-        let per_batch = (GSO_MAX_BYTES as u64 / (self.mtu.payload() + (super::DATA_HEADER + CHECK_LEN) as u64)).max(1);
+        let per_batch = (GSO_MAX_BYTES as u64 / (self.mtu.payload() + DATA_OVERHEAD as u64)).max(1);
         let span = self.pacing_rate() * BURST_SPAN.as_secs_f64();
         span.min((per_batch * self.mtu.payload()) as f64).min(self.bucket_cap()).max(self.mtu.payload() as f64)
     }
@@ -537,7 +545,7 @@ impl Sender {
         let mut count = 1;
         // More DATA of this size, built in place after the first, while no
         // control datagram is due (it goes in the next call).
-        let payload = (segment - super::DATA_HEADER - CHECK_LEN) as u64;
+        let payload = (segment - DATA_OVERHEAD) as u64;
         while self.batchable
             && count < max_segments
             && out.len() + segment <= GSO_MAX_BYTES
