@@ -619,7 +619,12 @@ struct Pty {
 impl Pty {
     /// Runs `chatctl ARGS` on a pseudo-terminal in `cwd` (see [`on_pty`]).
     fn start(addr: SocketAddr, args: &str, cwd: &std::path::Path) -> Pty {
-        let mut child = on_pty(addr, args, cwd);
+        Pty::start_as(addr, args, cwd, None)
+    }
+
+    /// [`Pty::start`] with the login name `USER` set to `user` (see [`on_pty_as`]).
+    fn start_as(addr: SocketAddr, args: &str, cwd: &std::path::Path, user: Option<&str>) -> Pty {
+        let mut child = on_pty_as(addr, args, cwd, user);
         let screen = Screen::of(&mut child);
         let stdin = child.stdin.take().unwrap();
         Pty { child, screen, stdin }
@@ -1204,9 +1209,7 @@ fn pty_join_name_prompt_default_reason_and_taken() {
     let addr = server(None, 10);
     let mut bob = Watcher::join(addr, "BOB");
     let cwd = tempfile::tempdir().unwrap();
-    let mut child = on_pty_as(addr, "join", cwd.path(), Some("BOB"));
-    let screen = Screen::of(&mut child);
-    let mut stdin = child.stdin.take().unwrap();
+    let Pty { mut child, screen, mut stdin } = Pty::start_as(addr, "join", cwd.path(), Some("BOB"));
     let at = screen.wait_for("Your name [BOB]", 0);
     std::thread::sleep(Duration::from_millis(100));
     typed(&mut stdin, b"x\r", Duration::ZERO);
@@ -1234,9 +1237,7 @@ fn pty_ctrl_c_at_the_name_prompt_exits_130() {
     }
     let (addr, log) = recording_server();
     let cwd = tempfile::tempdir().unwrap();
-    let mut child = on_pty_as(addr, "join", cwd.path(), Some("ALICE"));
-    let screen = Screen::of(&mut child);
-    let mut stdin = child.stdin.take().unwrap();
+    let Pty { mut child, screen, mut stdin } = Pty::start_as(addr, "join", cwd.path(), Some("ALICE"));
     screen.wait_for("Your name", 0);
     std::thread::sleep(Duration::from_millis(100));
     typed(&mut stdin, b"\x03", Duration::ZERO);
