@@ -317,11 +317,8 @@ pub fn receive_file_blocking(
         // (only ever first) takes the rest of what was read along to the
         // classic receiver.
         let (mut classic, mut read) = (None::<Vec<Vec<u8>>>, false);
-        let mut once = true;
+        // `Ok(false)`: one `recvmmsg` per call of `receive`.
         endpoint::receive(&mut r, Instant::now(), &mut sink, |handle| {
-            if !std::mem::take(&mut once) {
-                return Ok(false);
-            }
             let got = io.recv_buffers(server, |buf, stride| {
                 if let Some(c) = classic.as_mut() {
                     c.extend(udp::segments(buf, stride).map(<[u8]>::to_vec));
@@ -332,7 +329,7 @@ pub fn receive_file_blocking(
             match got {
                 Ok(got) => {
                     read = got;
-                    Ok(got)
+                    Ok(false)
                 }
                 // ICMP port unreachable before the server binds: keep trying.
                 Err(e) if e.raw_os_error().is_some() => Ok(false),
