@@ -104,9 +104,51 @@ pub fn ask_name(default: String) -> anyhow::Result<String> {
 pub fn dialog_error(e: dialoguer::Error) -> anyhow::Error {
     let dialoguer::Error::IO(io) = e;
     if io.kind() == std::io::ErrorKind::Interrupted {
+        // console raised SIGINT before returning this error: see [`CtrlC::after_key`].
+        RAISED_SIGINT.store(true, std::sync::atomic::Ordering::SeqCst);
         anyhow::Error::new(Exit::Interrupted)
     } else {
         anyhow::Error::new(io)
+    }
+}
+
+/// Set when a picker read Ctrl-C as a key. console then raises SIGINT
+/// itself, and that signal reaches the command's Ctrl-C stream after the
+/// picker's error, perhaps only once leaving has begun.
+static RAISED_SIGINT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Ctrl-C over a whole command, as one SIGINT stream, so that each press
+/// counts once: the press that ends the work is not also the "second
+/// Ctrl-C" that stops waiting for the leave, even when it came as a
+/// picker's key and its signal arrives late.
+pub struct CtrlC {
+    sigint: tokio::signal::unix::Signal,
+    /// A signal still to come that belongs to a press already counted.
+    owed: bool,
+}
+
+impl CtrlC {
+    /// Starts listening (inside the runtime).
+    pub fn new() -> anyhow::Result<CtrlC> {
+        let sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+            .context("cannot listen for Ctrl-C")?;
+        Ok(CtrlC { sigint, owed: false })
+    }
+
+    /// Completes at the next press not yet counted. Cancel-safe.
+    pub async fn pressed(&mut self) {
+        if self.owed {
+            self.sigint.recv().await;
+            self.owed = false;
+        }
+        self.sigint.recv().await;
+    }
+
+    /// The work ended by itself (not by [`pressed`](Self::pressed)): if a
+    /// picker's Ctrl-C key ended it, the SIGINT console raised with it is
+    /// still to come, and is that same press.
+    pub fn after_key(&mut self) {
+        self.owed = RAISED_SIGINT.swap(false, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -212,11 +254,7 @@ pub async fn reach(g: &Global, name: &str) -> anyhow::Result<Reach> {
 }
 
 /// [`reach`], unless `ctrl_c` comes first ([`Exit::Interrupted`]).
-pub async fn reach_unless(
-    g: &Global,
-    name: &str,
-    ctrl_c: std::pin::Pin<&mut impl Future<Output = std::io::Result<()>>>,
-) -> anyhow::Result<Reach> {
+pub async fn reach_unless(g: &Global, name: &str, ctrl_c: impl Future) -> anyhow::Result<Reach> {
     // `biased`: the Ctrl-C handler is installed (first poll) before any other work.
     tokio::select! {
         biased;
@@ -238,20 +276,22 @@ where
 {
     let name = name(g)?;
     block_on(async {
-        let ctrl_c = tokio::signal::ctrl_c();
-        tokio::pin!(ctrl_c);
-        let (link, updates) = match reach_unless(g, &name, ctrl_c.as_mut()).await? {
+        let mut ctrl_c = CtrlC::new()?;
+        let (link, updates) = match reach_unless(g, &name, ctrl_c.pressed()).await? {
             Reach::Shared(c) => (Arc::new(Link::Shared(c)), None),
             Reach::Own(s, u) => (Arc::new(Link::Own(s)), Some(u)),
         };
         let r = tokio::select! {
             biased;
-            _ = &mut ctrl_c => Err(anyhow::Error::new(Exit::Interrupted)),
+            _ = ctrl_c.pressed() => Err(anyhow::Error::new(Exit::Interrupted)),
             // One-shot commands ignore updates; their end means the server went away.
             e = gone(updates) => return Err(fail(e)),
-            r = body(link.clone()) => r,
+            r = body(link.clone()) => {
+                ctrl_c.after_key();
+                r
+            }
         };
-        let left = leave(link.leave()).await;
+        let left = leave_unless(link.leave(), ctrl_c.pressed()).await;
         r.and(left)
     })
 }
@@ -271,9 +311,17 @@ pub async fn gone(updates: Option<Updates>) -> ClientError {
 
 /// Leaves the room (`101`, bounded by --timeout); a second Ctrl-C stops waiting.
 pub async fn leave(leaving: impl Future<Output = Result<(), ClientError>>) -> anyhow::Result<()> {
+    leave_unless(leaving, tokio::signal::ctrl_c()).await
+}
+
+/// [`leave`], stopped by `ctrl_c` (a press not yet counted).
+pub async fn leave_unless(
+    leaving: impl Future<Output = Result<(), ClientError>>,
+    ctrl_c: impl Future,
+) -> anyhow::Result<()> {
     tokio::select! {
         r = leaving => r.map_err(fail).context("leaving the room"),
-        _ = tokio::signal::ctrl_c() => Err(anyhow::Error::new(Exit::Interrupted).context("gave up leaving the room")),
+        _ = ctrl_c => Err(anyhow::Error::new(Exit::Interrupted).context("gave up leaving the room")),
     }
 }
 
@@ -440,4 +488,35 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
         src = c.source();
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// A picker's Ctrl-C key raises SIGINT as well: that signal, arriving
+    /// after the picker's error, is the same press, so leaving is not cut
+    /// short by it; a second press still stops the wait. (The only test in
+    /// this binary that touches SIGINT; the handler is installed before the
+    /// first raise, so the test process is not killed.)
+    #[test]
+    fn a_pickers_ctrl_c_counts_once() {
+        let rt = runtime().unwrap();
+        rt.block_on(async {
+            let mut ctrl_c = CtrlC::new().unwrap();
+            // What `dialog_error` records, then the signal console raises.
+            let _ = dialog_error(dialoguer::Error::IO(std::io::ErrorKind::Interrupted.into()));
+            ctrl_c.after_key();
+            // SAFETY: tokio's SIGINT handler is installed (CtrlC::new).
+            unsafe { libc::raise(libc::SIGINT) };
+            let first = tokio::time::timeout(Duration::from_millis(300), ctrl_c.pressed()).await;
+            assert!(first.is_err(), "the picker's own SIGINT counted as a second Ctrl-C");
+            // SAFETY: as above.
+            unsafe { libc::raise(libc::SIGINT) };
+            let second = tokio::time::timeout(Duration::from_secs(5), ctrl_c.pressed()).await;
+            assert!(second.is_ok(), "a second Ctrl-C was not seen");
+        });
+        rt.shutdown_background();
+    }
 }
