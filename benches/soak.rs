@@ -324,7 +324,7 @@ async fn legit_pair(
     let mut n = 0u64;
     while tokio::time::Instant::now() < deadline {
         let (from, to, upd, to_name) =
-            if n % 2 == 0 { (&mut a, "BOB", &mut bu, "ALICE") } else { (&mut b, "ALICE", &mut au, "BOB") };
+            if n.is_multiple_of(2) { (&mut a, "BOB", &mut bu, "ALICE") } else { (&mut b, "ALICE", &mut au, "BOB") };
         let text = format!("ping {n}");
         let t0 = Instant::now();
         let ok =

@@ -288,16 +288,16 @@ fn inline(s: &str) -> String {
                 rest = &body[end + 1..];
                 continue;
             }
-        } else if let Some(body) = rest.strip_prefix('[') {
-            if let Some(end) = body.find(']') {
-                let after = &body[end + 1..];
-                out += &inline(&body[..end]);
-                rest = match after.strip_prefix('(').and_then(|a| a.find(')').map(|e| &a[e + 1..])) {
-                    Some(tail) => tail,
-                    None => after,
-                };
-                continue;
-            }
+        } else if let Some(body) = rest.strip_prefix('[')
+            && let Some(end) = body.find(']')
+        {
+            let after = &body[end + 1..];
+            out += &inline(&body[..end]);
+            rest = match after.strip_prefix('(').and_then(|a| a.find(')').map(|e| &a[e + 1..])) {
+                Some(tail) => tail,
+                None => after,
+            };
+            continue;
         }
         out += &escape(&rest[..c.len_utf8()]);
         rest = &rest[c.len_utf8()..];

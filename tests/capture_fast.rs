@@ -110,7 +110,7 @@ struct Super {
 impl Super {
     /// Adds `d`, first capturing what is gathered when `d` cannot join it.
     fn add(&mut self, cap: &mut Cap, from: SocketAddr, to: SocketAddr, d: &[u8], max: usize) {
-        let short = self.n > 0 && self.payload.len() % self.size != 0;
+        let short = self.n > 0 && !self.payload.len().is_multiple_of(self.size);
         if self.n > 0 && (self.n == max || short || d.len() > self.size) {
             self.flush(cap, from, to);
         }

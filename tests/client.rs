@@ -226,7 +226,7 @@ async fn gbn_send(sock: UdpSocket, data: &[u8], seed: u64) {
             rng ^= rng << 13;
             rng ^= rng >> 7;
             rng ^= rng << 17;
-            if rng % 10 != 0 {
+            if !rng.is_multiple_of(10) {
                 out.clear();
                 Data { last: next == chunks.len() - 1, seq: (next % modulo) as u8, payload: chunks[next] }
                     .encode(&mut out);

@@ -90,10 +90,10 @@ fn capture_payloads(pcap: &[u8]) -> Vec<(u16, u16, Vec<u8>)> {
     let mut out = Vec::new();
     for block in capture.blocks {
         let packet = etherparse::SlicedPacket::from_ethernet(block.data).expect("fixture frames are Ethernet");
-        if let Some(etherparse::TransportSlice::Tcp(tcp)) = packet.transport {
-            if !tcp.payload().is_empty() {
-                out.push((tcp.source_port(), tcp.destination_port(), tcp.payload().to_vec()));
-            }
+        if let Some(etherparse::TransportSlice::Tcp(tcp)) = packet.transport
+            && !tcp.payload().is_empty()
+        {
+            out.push((tcp.source_port(), tcp.destination_port(), tcp.payload().to_vec()));
         }
     }
     out

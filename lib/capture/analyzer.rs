@@ -191,7 +191,7 @@ impl Analyzer {
         st.packets += 1;
         st.bytes += p.data.len() as u64;
         let n = st.packets;
-        if n % 4096 == 0 {
+        if n.is_multiple_of(4096) {
             self.defrag.expire(p.ts_ns);
         }
         if p.ts_ns >= self.next_udp_check {
@@ -199,7 +199,7 @@ impl Analyzer {
             self.next_udp_check = p.ts_ns.saturating_add(1_000_000_000);
             self.expire_udp(p.ts_ns, out);
         }
-        if n % 65_536 == 0 || self.conns.len() > MAX_CONNS {
+        if n.is_multiple_of(65_536) || self.conns.len() > MAX_CONNS {
             self.sweep(p.ts_ns, out);
         }
         let st = &mut self.shared.stats;

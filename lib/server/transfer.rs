@@ -248,11 +248,13 @@ async fn classic_send(d: &Download, sock: UdpSocket, peer: SocketAddr, w: u8, mu
             _ => break, // finished (a read error ends it while sending)
         };
         tokio::select! {
-            r = sock.recv_from(&mut buf) => if let Ok((n, from)) = r {
-                if from == peer {
+            r = sock.recv_from(&mut buf) => {
+                if let Ok((n, from)) = r
+                    && from == peer
+                {
                     s.handle_datagram(Instant::now(), &buf[..n]);
                 }
-            },
+            }
             _ = sleep_until(timeout) => {}
             _ = tokio::time::sleep_until(tokio::time::Instant::from_std(progress + d.stall)) => {}
             _ = shutdown.recv() => return,

@@ -88,10 +88,10 @@ impl<'a> Cursor<'a> {
             };
             if self.buf.len() < at + width {
                 // Validate the part we have so that junk is reported now, not later.
-                if let Err(e) = std::str::from_utf8(&self.buf[at..]) {
-                    if e.error_len().is_some() {
-                        return Err(self.invalid(at + e.valid_up_to(), DecodeErrorKind::InvalidUtf8 { field }));
-                    }
+                if let Err(e) = std::str::from_utf8(&self.buf[at..])
+                    && e.error_len().is_some()
+                {
+                    return Err(self.invalid(at + e.valid_up_to(), DecodeErrorKind::InvalidUtf8 { field }));
                 }
                 return Err(Stop::Incomplete(at + width + (left - 1)));
             }

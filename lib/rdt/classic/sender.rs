@@ -402,10 +402,10 @@ mod tests {
             self.count += 1;
             let mut delay = Duration::ZERO;
             if self.reference_quirks {
-                if self.count % 11 == 0 {
+                if self.count.is_multiple_of(11) {
                     return (None, delay);
                 }
-                if self.count % 10 == 0 {
+                if self.count.is_multiple_of(10) {
                     delay = Duration::from_secs(2);
                 }
             }
