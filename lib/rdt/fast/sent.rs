@@ -2,12 +2,44 @@
 //! style, over file byte ranges instead of frames).
 //!
 //! [`SentPackets`] numbers the DATA datagrams, remembers each one in flight
-//! (keyed by its file offset, and in send order for the packet-number
+//! (by its file offset, and in send order for the packet-number
 //! threshold), keeps the bytes in flight, the file ranges acknowledged and
 //! those lost and still to be resent, and the delivery-rate state of
 //! draft-cheng-iccrg-delivery-rate-estimation. It calls no congestion
 //! controller: acknowledged and lost packets are handed to closures, in
 //! order, and the sender reacts to them (window, MTU probing, events).
+//!
+//! # The packets in flight
+//!
+//! Packets in flight never overlap (a byte is resent only once lost, that
+//! is out of the flight), so each has its own offset, and they are handed
+//! out in offset order. A sorted map would do, but at one insertion and
+//! one removal per datagram its search and rebalancing were a visible part
+//! of the sender's time. The sender's pattern allows cheaper: new data
+//! always lies beyond everything sent before (MTU probes included), and
+//! only retransmissions, few, go back. So [`InFlight`] keeps
+//!
+//! - fresh packets in a `VecDeque` in send order, which is also offset
+//!   order: pushed at the back, found by binary search on the offset. A
+//!   packet that leaves the flight (acknowledged, lost) stays as a
+//!   tombstone, so that the positions of the others do not move;
+//!   tombstones at the front are popped (in-order ACKs pop each packet in
+//!   O(1)), and the rest are compacted away once they outnumber the live
+//!   packets (O(1) amortised, and memory stays in proportion to the
+//!   flight). Runs of tombstones, say the packets a growing SACK range
+//!   covers behind a hole, are stepped over by skip distances kept on the
+//!   tombstones and lengthened as they are walked (path compression), so
+//!   repeated ACKs of one range do not walk the same tombstones again.
+//!   The skips go both ways: an ACK range also looks at the last packet
+//!   in flight before it;
+//! - retransmissions in a small `BTreeMap` by offset, merged with the
+//!   fresh packets wherever offset order matters. (As losses are declared
+//!   in send order, retransmissions in flight usually all lie below the
+//!   fresh packets in flight; the merge does not count on it.)
+//!
+//! Which packets each call hands out, and in which order, is exactly what
+//! one map by offset gave; the send-order queue for loss detection is
+//! unchanged.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::ops::Range;
@@ -62,13 +94,142 @@ pub(crate) struct Acked {
     pub(crate) rate: RateSample,
 }
 
+/// A fresh packet in [`InFlight::fresh`], or its tombstone once it left the flight.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    sent: Sent,
+    live: bool,
+    /// A tombstone's distances, forward and backward, to slots no further
+    /// than the nearest live ones (1 at first, lengthened as runs are
+    /// walked; a live slot's are not used).
+    skip: [u32; 2],
+}
+
+/// The packets in flight, in offset order (see the module docs).
+#[derive(Debug, Default)]
+struct InFlight {
+    /// Fresh packets, in send and offset order; tombstones among them.
+    fresh: VecDeque<Slot>,
+    /// Tombstones in `fresh`.
+    dead: usize,
+    /// End of the fresh data sent so far: a packet from there on is fresh.
+    fresh_end: u64,
+    /// Retransmissions, by offset.
+    retx: BTreeMap<u64, Sent>,
+}
+
+impl InFlight {
+    /// Packets in flight.
+    fn len(&self) -> usize {
+        self.fresh.len() - self.dead + self.retx.len()
+    }
+
+    /// Adds `s`, fresh if it starts at or beyond the fresh data sent so far.
+    fn push(&mut self, s: Sent) {
+        if s.offset >= self.fresh_end {
+            self.fresh_end = s.offset + s.len;
+            self.fresh.push_back(Slot { sent: s, live: true, skip: [1, 1] });
+        } else {
+            self.retx.insert(s.offset, s);
+        }
+    }
+
+    /// The packets in flight in offset order.
+    fn values(&self) -> impl Iterator<Item = &Sent> {
+        let mut fresh = self.fresh.iter().filter(|s| s.live).map(|s| &s.sent).peekable();
+        let mut retx = self.retx.values().peekable();
+        std::iter::from_fn(move || match (fresh.peek(), retx.peek()) {
+            (Some(f), Some(r)) if r.offset < f.offset => retx.next(),
+            (Some(_), _) => fresh.next(),
+            _ => retx.next(),
+        })
+    }
+
+    /// Position in `fresh` of the first slot at or beyond `offset`.
+    fn position(&self, offset: u64) -> usize {
+        match self.fresh.front() {
+            Some(f) if f.sent.offset < offset => self.fresh.partition_point(|s| s.sent.offset < offset),
+            _ => 0,
+        }
+    }
+
+    /// The packet in flight at `offset`.
+    fn get(&self, offset: u64) -> Option<&Sent> {
+        match self.fresh.get(self.position(offset)) {
+            Some(s) if s.live && s.sent.offset == offset => Some(&s.sent),
+            _ => self.retx.get(&offset),
+        }
+    }
+
+    /// Takes the packet at `offset` out of the flight.
+    fn remove(&mut self, offset: u64) -> Option<Sent> {
+        let i = self.position(offset);
+        match self.fresh.get(i) {
+            Some(s) if s.live && s.sent.offset == offset => Some(self.kill(i)),
+            _ => self.retx.remove(&offset),
+        }
+    }
+
+    /// Takes the live fresh packet at `i` out of the flight, leaving its tombstone.
+    fn kill(&mut self, i: usize) -> Sent {
+        let s = &mut self.fresh[i];
+        debug_assert!(s.live);
+        s.live = false;
+        s.skip = [1, 1];
+        self.dead += 1;
+        s.sent
+    }
+
+    /// The live slot nearest to `i` in `fresh`, `i` itself or after it
+    /// (`forward`) or before it. Shortens the walk for the next time:
+    /// each tombstone passed then skips to where this one ended.
+    fn nearest_live(&mut self, i: usize, forward: bool) -> Option<usize> {
+        let (d, dir) = if forward { (0, 1) } else { (1, -1) };
+        let len = self.fresh.len() as isize;
+        let mut j = i as isize;
+        while (0..len).contains(&j) && !self.fresh[j as usize].live {
+            j += dir * self.fresh[j as usize].skip[d] as isize;
+        }
+        let mut k = i as isize;
+        while k != j {
+            let skip = &mut self.fresh[k as usize].skip[d];
+            let next = k + dir * *skip as isize;
+            *skip = ((j - k) * dir) as u32;
+            k = next;
+        }
+        (0..len).contains(&j).then_some(j as usize)
+    }
+
+    /// Pops the tombstones at the front, and drops the others once they
+    /// outnumber the live packets. Positions in `fresh` change.
+    fn tidy(&mut self) {
+        while self.fresh.front().is_some_and(|s| !s.live) {
+            self.fresh.pop_front();
+            self.dead -= 1;
+        }
+        if self.dead > 32 && 2 * self.dead > self.fresh.len() {
+            self.fresh.retain(|s| s.live);
+            self.dead = 0;
+        }
+    }
+
+    /// Takes every packet out of the flight; returns them in offset order.
+    fn take_all(&mut self) -> Vec<Sent> {
+        let all = self.values().copied().collect();
+        self.fresh.clear();
+        self.dead = 0;
+        self.retx.clear();
+        all
+    }
+}
+
 /// The packets in flight of one transfer, and what became of the rest.
 #[derive(Debug)]
 pub(crate) struct SentPackets {
     /// File size: acknowledged ranges are clipped to it.
     size: u64,
-    /// In flight, keyed by offset (a live packet's range is unique).
-    in_flight: BTreeMap<u64, Sent>,
+    /// The packets in flight.
+    in_flight: InFlight,
     /// (pn, offset, send time) in send order, for loss detection by packet
     /// number; entries of packets no longer in flight are skipped lazily.
     order: VecDeque<(u64, u64, Instant)>,
@@ -91,7 +252,7 @@ impl SentPackets {
     pub(crate) fn new(size: u64, now: Instant) -> Self {
         Self {
             size,
-            in_flight: BTreeMap::new(),
+            in_flight: InFlight::default(),
             order: VecDeque::new(),
             bytes_in_flight: 0,
             next_pn: 0,
@@ -121,7 +282,7 @@ impl SentPackets {
 
     /// Whether no packet is in flight.
     pub(crate) fn is_empty(&self) -> bool {
-        self.in_flight.is_empty()
+        self.in_flight.len() == 0
     }
 
     /// File bytes acknowledged so far.
@@ -158,6 +319,8 @@ impl SentPackets {
 
     /// A DATA datagram numbered [`SentPackets::next_pn`] left at `now` with
     /// the file bytes `range`. `app_limited`: nothing more was ready to send.
+    /// New data (`!retransmission`) lies beyond all sent before, and a
+    /// retransmission within it.
     pub(crate) fn on_sent(
         &mut self,
         now: Instant,
@@ -181,7 +344,17 @@ impl SentPackets {
             first_sent_time: self.first_sent_time,
             app_limited,
         };
-        self.in_flight.insert(range.start, sent);
+        debug_assert!(range.start < range.end, "an empty DATA {range:?}");
+        debug_assert!(
+            if retransmission {
+                range.end <= self.in_flight.fresh_end
+            } else {
+                range.start >= self.in_flight.fresh_end
+            },
+            "{range:?} (retransmission {retransmission}) with fresh data sent up to {}",
+            self.in_flight.fresh_end
+        );
+        self.in_flight.push(sent);
         self.order.push_back((pn, range.start, now));
         self.bytes_in_flight += len;
     }
@@ -224,14 +397,39 @@ impl SentPackets {
             self.lost.remove(r.clone());
             // The packets inside the range, and the one starting before it
             // (a packet never straddles an acknowledged range's boundary
-            // unless partially acknowledged: it stays until wholly covered).
-            let mut next = self.in_flight.range(..r.start).next_back().map_or(r.start, |(&o, _)| o);
-            while let Some((&o, &s)) = self.in_flight.range(next..r.end).next() {
-                next = o + 1;
-                if !self.acked.contains(o..o + s.len) {
-                    continue;
-                }
-                self.in_flight.remove(&o);
+            // unless partially acknowledged: it stays until wholly covered),
+            // in offset order: fresh ones from `fi`, retransmissions from `rn`.
+            let f = &mut self.in_flight;
+            let i = f.position(r.start);
+            let before = i.checked_sub(1).and_then(|j| f.nearest_live(j, false));
+            let fresh_before = before.map(|j| f.fresh[j].sent.offset);
+            let retx_before = f.retx.range(..r.start).next_back().map(|(&o, _)| o);
+            let from = fresh_before.max(retx_before).unwrap_or(r.start);
+            let mut fi = before.filter(|_| fresh_before == Some(from)).unwrap_or(i);
+            let mut rn = f.retx.range(from..r.end).next().map(|(_, s)| *s);
+            loop {
+                let f = &mut self.in_flight;
+                let fresh = f.nearest_live(fi, true).filter(|&j| {
+                    let o = f.fresh[j].sent.offset;
+                    o < r.end && rn.is_none_or(|rs| o < rs.offset)
+                });
+                let s = if let Some(j) = fresh {
+                    fi = j + 1;
+                    let s = f.fresh[j].sent;
+                    if !self.acked.contains(s.offset..s.offset + s.len) {
+                        continue;
+                    }
+                    f.kill(j)
+                } else if let Some(s) = rn {
+                    rn = f.retx.range(s.offset + 1..r.end).next().map(|(_, s)| *s);
+                    if !self.acked.contains(s.offset..s.offset + s.len) {
+                        continue;
+                    }
+                    f.retx.remove(&s.offset);
+                    s
+                } else {
+                    break;
+                };
                 let prior_in_flight = self.bytes_in_flight;
                 self.bytes_in_flight -= s.len;
                 let rate = self.delivery_sample(now, &s);
@@ -239,6 +437,7 @@ impl SentPackets {
                 progress = true;
             }
         }
+        self.in_flight.tidy();
         progress
     }
 
@@ -284,7 +483,7 @@ impl SentPackets {
     ) {
         let delay = Self::loss_delay(rtt);
         while let Some(&(pn, off, t)) = self.order.front() {
-            let live = self.in_flight.get(&off).is_some_and(|s| s.pn == pn);
+            let live = self.in_flight.get(off).is_some_and(|s| s.pn == pn);
             if !live {
                 self.order.pop_front();
                 continue;
@@ -293,18 +492,19 @@ impl SentPackets {
                 break;
             }
             self.order.pop_front();
-            if let Some(s) = self.in_flight.remove(&off) {
+            if let Some(s) = self.in_flight.remove(off) {
                 self.lose(&s);
                 on_lost(&s);
             }
         }
+        self.in_flight.tidy();
     }
 
     /// Declares every packet in flight lost (the retransmission timer
     /// fired), in offset order.
     pub(crate) fn lose_all(&mut self, mut on_lost: impl FnMut(&Sent)) {
         self.order.clear();
-        for (_, s) in std::mem::take(&mut self.in_flight) {
+        for s in self.in_flight.take_all() {
             self.lose(&s);
             on_lost(&s);
         }
@@ -313,13 +513,14 @@ impl SentPackets {
     /// Declares lost every packet in flight sent at least `age` before
     /// `now`, in offset order (the receiver says it has had no DATA).
     pub(crate) fn lose_older_than(&mut self, now: Instant, age: Duration, mut on_lost: impl FnMut(&Sent)) {
-        let old: Vec<u64> = self.in_flight.iter().filter(|(_, s)| s.time + age <= now).map(|(&o, _)| o).collect();
+        let old: Vec<u64> = self.in_flight.values().filter(|s| s.time + age <= now).map(|s| s.offset).collect();
         for off in old {
-            if let Some(s) = self.in_flight.remove(&off) {
+            if let Some(s) = self.in_flight.remove(off) {
                 self.lose(&s);
                 on_lost(&s);
             }
         }
+        self.in_flight.tidy();
     }
 
     /// `s`, already out of `in_flight`, is lost: its bytes not acknowledged
@@ -599,5 +800,163 @@ mod tests {
         assert!(left.is_empty(), "still in flight after a full ACK: {left:?}");
         assert_eq!(s.bytes_in_flight(), 0);
         assert!(acked_in > 0);
+    }
+
+    /// The reference: the packets in flight in one map by offset, as the
+    /// tracker kept them before [`InFlight`], and what each call hands out
+    /// (packet numbers, in order).
+    #[derive(Default)]
+    struct Model {
+        size: u64,
+        map: BTreeMap<u64, Sent>,
+        order: VecDeque<(u64, u64, Instant)>,
+        acked: RangeSet,
+    }
+
+    impl Model {
+        fn ack(&mut self, ranges: &[Range<u64>]) -> Vec<(u64, u64)> {
+            let mut out = Vec::new();
+            for r in ranges {
+                let r = r.start..r.end.min(self.size);
+                if r.start >= r.end || self.acked.contains(r.clone()) {
+                    continue;
+                }
+                self.acked.insert(r.clone());
+                let mut next = self.map.range(..r.start).next_back().map_or(r.start, |(&o, _)| o);
+                while let Some((&o, &s)) = self.map.range(next..r.end).next() {
+                    next = o + 1;
+                    if self.acked.contains(o..o + s.len) {
+                        self.map.remove(&o);
+                        out.push((s.pn, self.map.values().map(|p| p.len).sum::<u64>() + s.len));
+                    }
+                }
+            }
+            out
+        }
+
+        fn detect_lost(&mut self, now: Instant, largest: u64, delay: Duration) -> Vec<u64> {
+            let mut out = Vec::new();
+            while let Some(&(pn, off, t)) = self.order.front() {
+                if self.map.get(&off).is_some_and(|s| s.pn == pn) {
+                    if !(pn + PACKET_THRESHOLD <= largest || (pn < largest && t + delay <= now)) {
+                        break;
+                    }
+                    self.map.remove(&off);
+                    out.push(pn);
+                }
+                self.order.pop_front();
+            }
+            out
+        }
+
+        fn lose_where(&mut self, lost: impl Fn(&Sent) -> bool) -> Vec<u64> {
+            let out: Vec<Sent> = self.map.values().filter(|s| lost(s)).copied().collect();
+            out.iter().for_each(|s| _ = self.map.remove(&s.offset));
+            out.iter().map(|s| s.pn).collect()
+        }
+    }
+
+    #[test]
+    fn packets_are_handed_out_as_by_one_map_through_random_steps() {
+        // Seeded random sends (new data, MTU-probe-sized, retransmissions),
+        // ACKs (a receiver's: the prefix and the newest SACK ranges over
+        // datagrams that got through, or any range, unsent bytes too),
+        // loss detection, lose_all and lose_older_than: each call hands out
+        // the same packets in the same order as the reference model, and
+        // the flight is the same after each step. Some seeds seldom detect
+        // losses (an old packet stays in flight while later ones are
+        // acknowledged: tombstones pile up behind it), and send times
+        // jitter, so that lose_older_than also takes packets out of send
+        // order (leaving new data in flight below a retransmission).
+        let e = rtt(10 * MS);
+        let delay = SentPackets::loss_delay(&e);
+        for seed in 1..=40u64 {
+            let t0 = Instant::now();
+            let size = 200_000 + seed * 1_000;
+            let mut s = SentPackets::new(size, t0);
+            let mut m = Model { size, ..Model::default() };
+            let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+            let mut rand = move |n: u64| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x % n
+            };
+            let loss = rand(20); // percent of datagrams the "path" drops
+            // One ACK in `detect` detects losses; lose_older_than and
+            // lose_all come with one step in `lose`.
+            let (detect, lose) = if seed % 3 == 0 { (50, 500) } else { (1, 10) };
+            let mut received = RangeSet::new();
+            let (mut next, mut now) = (0u64, t0 + 10 * MS);
+            for step in 0..4000 {
+                let ctx = format!("seed {seed} step {step}");
+                now += Duration::from_micros(rand(1500));
+                match rand(10) {
+                    0..=4 => {
+                        let len = if rand(30) == 0 { 1000 + rand(3000) } else { 1 + rand(500) };
+                        let (r, retx) = match s.next_retransmission(len) {
+                            Some(r) => (r, true),
+                            None if next < size => {
+                                let start = next;
+                                next = (next + len).min(size);
+                                (start..next, false)
+                            }
+                            None => continue,
+                        };
+                        let pn = s.next_pn();
+                        let at = now - Duration::from_micros(rand(2000));
+                        s.on_sent(at, r.clone(), false, retx, false);
+                        let p = s.in_flight.get(r.start).copied().expect(&ctx);
+                        assert_eq!((p.pn, p.offset, p.len), (pn, r.start, r.end - r.start), "{ctx}");
+                        m.map.insert(r.start, p);
+                        m.order.push_back((pn, r.start, at));
+                        if rand(100) >= loss {
+                            received.insert(r);
+                        }
+                    }
+                    5..=7 => {
+                        let ranges: Vec<Range<u64>> = if rand(4) == 0 {
+                            (0..1 + rand(3))
+                                .map(|_| {
+                                    let start = rand(next + 500);
+                                    start..start + rand(2000)
+                                })
+                                .collect()
+                        } else {
+                            let skip = received.len().saturating_sub(4);
+                            received.iter().take(1).chain(received.iter().skip(1 + skip)).collect()
+                        };
+                        let mut got = Vec::new();
+                        s.on_ack_ranges(now, &ranges, |a| got.push((a.sent.pn, a.prior_in_flight)));
+                        assert_eq!(got, m.ack(&ranges), "{ctx}: ACK of {ranges:?}");
+                        if rand(detect) == 0 {
+                            let largest = s.next_pn().saturating_sub(1 + rand(6));
+                            let mut got = Vec::new();
+                            s.detect_lost(now, largest, &e, |p| got.push(p.pn));
+                            assert_eq!(got, m.detect_lost(now, largest, delay), "{ctx}: loss detection");
+                        }
+                    }
+                    8 if rand(lose) == 0 => {
+                        let age = Duration::from_micros(rand(20_000));
+                        let mut got = Vec::new();
+                        s.lose_older_than(now, age, |p| got.push(p.pn));
+                        assert_eq!(got, m.lose_where(|p| p.time + age <= now), "{ctx}: lose_older_than");
+                    }
+                    9 if rand(2 * lose) == 0 => {
+                        let mut got = Vec::new();
+                        s.lose_all(|p| got.push(p.pn));
+                        m.order.clear();
+                        assert_eq!(got, m.lose_where(|_| true), "{ctx}: lose_all");
+                    }
+                    _ => {}
+                }
+                let flight: Vec<u64> = s.in_flight.values().map(|p| p.pn).collect();
+                assert_eq!(flight, m.map.values().map(|p| p.pn).collect::<Vec<_>>(), "{ctx}: in flight");
+                assert_eq!(s.in_flight.len(), flight.len(), "{ctx}");
+                check_in_flight(&s);
+                // Tombstones never outnumber the live packets by much.
+                assert!(s.in_flight.fresh.len() <= 2 * s.in_flight.len() + 32, "{ctx}: {}", s.in_flight.fresh.len());
+            }
+        }
     }
 }
