@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use chatctl::rdt::endpoint::{self, Step};
 use chatctl::rdt::fast::receiver::{Handled, Receiver, RecvError};
 use chatctl::rdt::fast::sender::{SendError, Sender, State};
-use chatctl::rdt::fast::{CHECK_LEN, Config, DecodeError, Frame, STATS_INTERVAL, encode_hello};
+use chatctl::rdt::fast::{CHECK_LEN, Config, DecodeError, Frame, HashAlgorithm, STATS_INTERVAL, encode_hello};
 
 #[test]
 fn a_spoofed_hello_gets_at_most_three_times_its_bytes() {
@@ -67,7 +67,7 @@ fn a_wrong_hash_fails_both_sides() {
     assert_eq!(r.handle(t0, &d, &mut sink), Handled::Fast);
     Frame::Data { pn: 0, offset: 0, payload: b"abc" }.encode(&mut d);
     r.handle(t0, &d, &mut sink);
-    Frame::Done { size: 3, hash: *blake3::hash(b"abd").as_bytes() }.encode(&mut d);
+    Frame::Done { size: 3, hash: HashAlgorithm::Xxh3_128.field(b"abd") }.encode(&mut d);
     r.handle(t0, &d, &mut sink);
     let mut verdict = None;
     while r.poll_transmit(t0, &mut out) {

@@ -3,7 +3,7 @@
 //!
 //! Data goes to a temporary file beside the target, renamed into place only
 //! when complete and exactly the announced size (and, in fast mode, once its
-//! BLAKE3 hash matches the sender's). A fast download that fails after data
+//! whole-file hash, XXH3-128, matches the sender's). A fast download that fails after data
 //! arrived keeps its temporary file so `fetch --continue` can resume it.
 
 use std::net::SocketAddr;

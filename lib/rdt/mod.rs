@@ -9,7 +9,7 @@
 //!   its datagram format, and sender and receiver machines.
 //! - [`fast`]: chatctl's own fast mode (wire format documented there):
 //!   SACK, RFC 6298 RTO, pacing, HyStart++-style slow-start exit, path-MTU
-//!   probing, flow control, address validation, BLAKE3; its socket drivers
+//!   probing, flow control, address validation, a whole-file XXH3-128; its socket drivers
 //!   are in [`fast::driver`] (one thread per transfer).
 //! - [`cc`]: pluggable congestion control: BBR (the default), CUBIC and NewReno.
 //! - [`rtt`]: RFC 6298 RTT estimation.

@@ -177,7 +177,7 @@ pub struct SendReport {
 /// What a receive did.
 #[derive(Debug)]
 pub enum ReceiveReport {
-    /// The fast transfer completed and the BLAKE3 hash was verified.
+    /// The fast transfer completed and the whole-file hash was verified.
     Fast {
         /// File size.
         size: u64,

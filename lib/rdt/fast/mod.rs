@@ -4,16 +4,25 @@
 //! # Negotiation ([protocol](crate::protocol) §5, §6)
 //! The receiver's first datagram is the classic hello, written so the
 //! reference's Python `int()` reads it as window 98: the ASCII `0098`
-//! followed by spaces up to [`HELLO_LEN`] bytes, the last of them a tab
-//! ([`HELLO_FORMAT_MARK`]: this is format 2, with CRC32C checks; format 1,
-//! chatctl before it, used spaces only and BLAKE3 checks). A classic sender (the
+//! followed by spaces up to [`HELLO_LEN`] bytes, the last of them the mark of
+//! the receiver's [`Format`]: a form feed (`0x0c`) for format 3, which a
+//! chatctl receiver sends (CRC32C checks, XXH3-128 of the whole file); a tab
+//! for format 2 (CRC32C checks, BLAKE3); format 1, chatctl before that, used
+//! spaces only (and BLAKE3 checks per datagram). Both marks are ASCII
+//! whitespace that Python's `int()` strips (`str.isspace`) and so does
+//! [`classic::parse_window`](crate::rdt::classic::parse_window) (Rust's
+//! `is_ascii_whitespace`, which leaves out the vertical tab `0x0b`); the
+//! original sender reads only the first 1024 bytes anyway. A classic sender (the
 //! reference, or chatctl's classic path) answers with classic data, which
 //! the fast receiver reports as [`receiver::Handled::Classic`] so the caller
 //! switches to the classic receiver. A chatctl sender recognises the exact
-//! hello ([`is_fast_hello`]) and answers with a `CHALLENGE`. Peers of
-//! different formats fall back to classic, never hang: a format-1 sender
-//! reads a format-2 hello as a classic window of 98, and a format-2 sender
-//! answers a format-1 hello (all spaces) as a classic sender. No fast
+//! hello of a format it speaks ([`Format::of_hello`]) and answers with a
+//! `CHALLENGE`; the transfer then uses that format, so this sender serves
+//! format-2 receivers fast too, DONE carrying BLAKE3 for them and XXH3-128
+//! for format 3 ([`Format::hash_algorithm`] is the one mapping). Peers that
+//! share no format fall back to classic, never hang: a format-1 or format-2
+//! sender reads a format-3 hello as a classic window of 98, and a format-1
+//! hello (all spaces) is answered as by a classic sender. No fast
 //! datagram begins with an ASCII digit or whitespace, so none can be read as
 //! classic data, ACK or hello. The hello is padded to 1200 bytes so it also
 //! proves the path carries 1200-byte datagrams, as QUIC's Initial does.
@@ -32,10 +41,17 @@
 //!   `crc32` instruction, tens of GB/s). An unkeyed check defends against
 //!   nothing deliberate: anyone can compute it (format 1's truncated BLAKE3
 //!   was unkeyed too, and cost 85% of each side's CPU at 1452-byte datagrams).
-//! - **Whatever else damages the file** (corruption the CRC misses, a bug, an
-//!   injected datagram): the whole-file BLAKE3 in DONE, which the receiver
+//! - **Whatever else damages the file** (corruption the CRC misses, a bug
+//!   that misplaces or keeps stale bytes, a resume from a wrong prefix, an
+//!   injected datagram): the whole-file hash in DONE, which the receiver
 //!   checks before it calls the download complete; a mismatch fails the
-//!   transfer, it never ends with a silently wrong file.
+//!   transfer, it never ends with a silently wrong file. In format 3 it is
+//!   XXH3-128, a non-cryptographic hash that misses such damage with odds
+//!   of 2⁻¹²⁸ (rsync uses it as its whole-file checksum for the same job);
+//!   format 2's BLAKE3 cost about a fifth of each side's CPU at 1452-byte
+//!   datagrams, and bought nothing more: DONE is itself an unauthenticated
+//!   datagram on the data's path, so whoever can inject DATA can inject a
+//!   matching DONE, whichever the hash.
 //! - **Off-path attackers**: the sender answers only the address of the
 //!   hello, which must be the requester's (the driver), and stays within
 //!   3× the bytes received until START echoes the CHALLENGE cookie (below):
@@ -111,9 +127,6 @@ pub const DATA_HEADER: usize = 1 + 8 + 8;
 pub const CHECK_LEN: usize = 4;
 /// Bytes a DATA datagram carries besides file bytes: [`DATA_HEADER`] and the check.
 pub const DATA_OVERHEAD: usize = DATA_HEADER + CHECK_LEN;
-/// The last byte of a format-2 hello (CRC32C checks): whitespace, so a
-/// classic peer still reads the hello as window 98.
-pub const HELLO_FORMAT_MARK: u8 = b'\t';
 /// The most SACK ranges one ACK carries.
 pub const MAX_ACK_RANGES: usize = 64;
 /// Shortest time between two STATS datagrams.
@@ -204,19 +217,178 @@ impl Config {
     }
 }
 
-/// Whether `datagram` is a chatctl receiver's fast-capable hello of this
-/// format (see the module docs: a format-1 hello, all spaces, is not).
-pub fn is_fast_hello(datagram: &[u8]) -> bool {
-    let Some((&last, body)) = datagram.split_last() else { return false };
-    last == HELLO_FORMAT_MARK && body.starts_with(HELLO_PREFIX) && body[HELLO_PREFIX.len()..].iter().all(|&b| b == b' ')
+/// A fast-mode wire format chatctl speaks, as its hello marks it (format
+/// 1, the hello all spaces, is classic to this chatctl). The formats differ
+/// only in the whole-file check DONE carries ([`Format::hash_algorithm`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// CRC32C per datagram, BLAKE3 of the whole file; the hello ends with a tab.
+    V2,
+    /// CRC32C per datagram, XXH3-128 of the whole file; the hello ends with a
+    /// form feed.
+    V3,
 }
 
-/// The fast-capable hello.
+impl Format {
+    /// The format a chatctl receiver offers.
+    pub const LATEST: Format = Format::V3;
+
+    /// The hello's last byte: ASCII whitespace that both Python's `int()`
+    /// and [`classic::parse_window`](crate::rdt::classic::parse_window)
+    /// strip, so a classic sender reads any of these hellos as window 98.
+    pub const fn hello_mark(self) -> u8 {
+        match self {
+            Format::V2 => b'\t',
+            Format::V3 => 0x0c,
+        }
+    }
+
+    /// The whole-file check in DONE: the one place that maps a format to its hash.
+    pub const fn hash_algorithm(self) -> HashAlgorithm {
+        match self {
+            Format::V2 => HashAlgorithm::Blake3,
+            Format::V3 => HashAlgorithm::Xxh3_128,
+        }
+    }
+
+    /// The format of a chatctl receiver's fast-capable hello: [`HELLO_PREFIX`],
+    /// spaces up to [`HELLO_LEN`] − 1 bytes, then the format's mark (None for
+    /// anything else, a format-1 hello included).
+    pub fn of_hello(datagram: &[u8]) -> Option<Format> {
+        let (&last, body) = datagram.split_last()?;
+        if !body.starts_with(HELLO_PREFIX) || !body[HELLO_PREFIX.len()..].iter().all(|&b| b == b' ') {
+            return None;
+        }
+        [Format::V2, Format::V3].into_iter().find(|f| f.hello_mark() == last)
+    }
+
+    /// This format's hello.
+    pub fn hello(self) -> Vec<u8> {
+        let mut v = HELLO_PREFIX.to_vec();
+        v.resize(HELLO_LEN - 1, b' ');
+        v.push(self.hello_mark());
+        v
+    }
+}
+
+/// Whether `datagram` is a chatctl receiver's fast-capable hello of a format
+/// this chatctl sends ([`Format::of_hello`]).
+pub fn is_fast_hello(datagram: &[u8]) -> bool {
+    Format::of_hello(datagram).is_some()
+}
+
+/// The hello of the format a chatctl receiver offers ([`Format::LATEST`]).
 pub fn encode_hello() -> Vec<u8> {
-    let mut v = HELLO_PREFIX.to_vec();
-    v.resize(HELLO_LEN - 1, b' ');
-    v.push(HELLO_FORMAT_MARK);
-    v
+    Format::LATEST.hello()
+}
+
+/// The whole-file check DONE carries, by [`Format`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum HashAlgorithm {
+    /// BLAKE3, 32 bytes (format 2).
+    #[serde(rename = "BLAKE3")]
+    Blake3,
+    /// XXH3-128 (format 3): the digest as a big-endian u128, then 16 zero bytes.
+    #[serde(rename = "XXH3-128")]
+    Xxh3_128,
+}
+
+impl HashAlgorithm {
+    /// Its usual name (`BLAKE3`, `XXH3-128`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            HashAlgorithm::Blake3 => "BLAKE3",
+            HashAlgorithm::Xxh3_128 => "XXH3-128",
+        }
+    }
+
+    /// Bytes of DONE's 32-byte hash field the digest fills (the rest are zero).
+    pub const fn digest_len(self) -> usize {
+        match self {
+            HashAlgorithm::Blake3 => 32,
+            HashAlgorithm::Xxh3_128 => 16,
+        }
+    }
+
+    /// A hasher whose [`finalize`](Hasher::finalize) is DONE's hash field.
+    pub fn hasher(self) -> Hasher {
+        match self {
+            HashAlgorithm::Blake3 => Hasher::Blake3(Box::default()),
+            HashAlgorithm::Xxh3_128 => Hasher::Xxh3(Box::default()),
+        }
+    }
+
+    /// DONE's hash field for a file of `bytes`, at once.
+    pub fn field(self, bytes: &[u8]) -> [u8; 32] {
+        let mut h = self.hasher();
+        h.update(bytes);
+        h.finalize()
+    }
+
+    /// DONE's hash field in hex as a person reads it: the digest's bytes, or
+    /// all 32 when the padding after it is not zero (a malformed DONE).
+    pub fn hex(self, field: &[u8; 32]) -> String {
+        let n = if field[self.digest_len()..].iter().all(|&b| b == 0) { self.digest_len() } else { field.len() };
+        field[..n].iter().fold(String::with_capacity(2 * n), |mut s, b| {
+            use std::fmt::Write;
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+    }
+}
+
+impl std::fmt::Display for HashAlgorithm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A whole-file hash in progress ([`HashAlgorithm::hasher`]).
+#[derive(Clone)]
+pub enum Hasher {
+    /// Format 2.
+    Blake3(Box<blake3::Hasher>),
+    /// Format 3.
+    Xxh3(Box<xxhash_rust::xxh3::Xxh3Default>),
+}
+
+impl std::fmt::Debug for Hasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Hasher").field(&self.algorithm()).finish_non_exhaustive()
+    }
+}
+
+impl Hasher {
+    /// Which hash this is.
+    pub fn algorithm(&self) -> HashAlgorithm {
+        match self {
+            Hasher::Blake3(_) => HashAlgorithm::Blake3,
+            Hasher::Xxh3(_) => HashAlgorithm::Xxh3_128,
+        }
+    }
+
+    /// Hashes the file's next `bytes`.
+    pub fn update(&mut self, bytes: &[u8]) {
+        match self {
+            Hasher::Blake3(h) => {
+                h.update(bytes);
+            }
+            Hasher::Xxh3(h) => h.update(bytes),
+        }
+    }
+
+    /// DONE's 32-byte hash field for what was fed: the BLAKE3 hash, or the
+    /// XXH3-128 digest (big-endian) followed by 16 zero bytes.
+    pub fn finalize(&self) -> [u8; 32] {
+        match self {
+            Hasher::Blake3(h) => *h.finalize().as_bytes(),
+            Hasher::Xxh3(h) => {
+                let mut field = [0; 32];
+                field[..16].copy_from_slice(&h.digest128().to_be_bytes());
+                field
+            }
+        }
+    }
 }
 
 /// One decoded fast datagram.
@@ -262,7 +434,8 @@ pub enum Frame<'a> {
     Done {
         /// The file's size in bytes.
         size: u64,
-        /// BLAKE3 of the whole file.
+        /// The whole file's hash field, by the transfer's format
+        /// ([`Hasher::finalize`]).
         hash: [u8; 32],
     },
     /// The receiver's verdict on the hash.
@@ -559,15 +732,17 @@ pub trait Sink {
     }
 }
 
-/// Bytes the whole-file BLAKE3 is fed at once (at least): large enough for
-/// its SIMD multi-chunk path, small enough to stay in the file adapters' caches.
+/// Bytes the whole-file hash is fed at once (at least): large enough for
+/// BLAKE3's SIMD multi-chunk path (and XXH3's long-input loop), small enough
+/// to stay in the file adapters' caches.
 pub const HASH_RUN: u64 = 64 << 10;
 
-/// The BLAKE3 of a file fed in order from a [`Source`] or [`Sink`]'s memory
-/// where it can, by reading back otherwise.
-#[derive(Debug, Clone, Default)]
+/// The whole-file hash of a transfer ([`Format::hash_algorithm`]), fed in
+/// order from a [`Source`] or [`Sink`]'s memory where it can, by reading
+/// back otherwise.
+#[derive(Debug, Clone)]
 pub(crate) struct FileHash {
-    hasher: blake3::Hasher,
+    hasher: Hasher,
     /// Bytes `0..hashed_to` are hashed.
     hashed_to: u64,
     buf: Vec<u8>,
@@ -598,6 +773,11 @@ impl HashInput for dyn Sink + '_ {
 }
 
 impl FileHash {
+    /// Nothing hashed yet, with `algorithm`.
+    pub(crate) fn new(algorithm: HashAlgorithm) -> Self {
+        Self { hasher: algorithm.hasher(), hashed_to: 0, buf: Vec::new() }
+    }
+
     /// How far the hash has got.
     pub(crate) fn hashed_to(&self) -> u64 {
         self.hashed_to
@@ -631,8 +811,8 @@ impl FileHash {
     /// [`HASH_RUN`] at or below `end`: every update then starts and ends on
     /// a BLAKE3 chunk boundary, so whole runs go through its SIMD
     /// multi-chunk path (an update that starts mid-chunk hashes that chunk
-    /// one 64-byte block at a time). The last, partial run is fed by a
-    /// final `feed_to(size)`.
+    /// one 64-byte block at a time; XXH3 does not mind either way). The
+    /// last, partial run is fed by a final `feed_to(size)`.
     pub(crate) fn feed_runs_to<F: HashInput + ?Sized>(
         &mut self,
         end: u64,
@@ -651,9 +831,10 @@ impl FileHash {
         }
     }
 
-    /// The hash of what was fed (the whole file once `hashed_to` is its size).
+    /// DONE's hash field for what was fed (the whole file once `hashed_to`
+    /// is its size).
     pub(crate) fn finalize(&self) -> [u8; 32] {
-        *self.hasher.finalize().as_bytes()
+        self.hasher.finalize()
     }
 }
 
@@ -775,18 +956,47 @@ mod tests {
     }
 
     #[test]
-    fn the_file_hash_is_fed_in_whole_runs_and_matches_blake3() {
+    fn the_file_hash_is_fed_in_whole_runs_and_matches_the_one_shot_hash() {
         let file: Vec<u8> = (0..HASH_RUN as usize * 5 + 777).map(|i| (i * 7 % 253) as u8).collect();
-        let mut src: &[u8] = &file;
-        let mut h = FileHash::default();
-        // Where a sender or receiver asks for it: at odd offsets.
-        for end in [1_000, HASH_RUN + 1_427, 3 * HASH_RUN - 1, 3 * HASH_RUN + 5_000] {
-            h.feed_runs_to(end, &mut src as &mut dyn Source).unwrap();
-            assert_eq!(h.hashed_to() % HASH_RUN, 0, "fed to {} for {end}", h.hashed_to());
-            assert!(h.hashed_to() <= end && end - h.hashed_to() < HASH_RUN);
+        let xxh3 = {
+            let mut f = [0; 32];
+            f[..16].copy_from_slice(&xxhash_rust::xxh3::xxh3_128(&file).to_be_bytes());
+            f
+        };
+        for (algorithm, want) in
+            [(HashAlgorithm::Xxh3_128, xxh3), (HashAlgorithm::Blake3, *blake3::hash(&file).as_bytes())]
+        {
+            let mut src: &[u8] = &file;
+            let mut h = FileHash::new(algorithm);
+            // Where a sender or receiver asks for it: at odd offsets.
+            for end in [1_000, HASH_RUN + 1_427, 3 * HASH_RUN - 1, 3 * HASH_RUN + 5_000] {
+                h.feed_runs_to(end, &mut src as &mut dyn Source).unwrap();
+                assert_eq!(h.hashed_to() % HASH_RUN, 0, "fed to {} for {end}", h.hashed_to());
+                assert!(h.hashed_to() <= end && end - h.hashed_to() < HASH_RUN);
+            }
+            // A large datagram fed straight away, then the rest read back.
+            let at = h.hashed_to() as usize;
+            h.feed_next(at as u64, &file[at..at + 20_000]);
+            assert_eq!(h.hashed_to() as usize, at + 20_000);
+            h.feed_to(file.len() as u64, &mut src as &mut dyn Source).unwrap();
+            assert_eq!(h.finalize(), want, "{algorithm}");
+            assert_eq!(algorithm.field(&file), want, "{algorithm}");
         }
-        h.feed_to(file.len() as u64, &mut src as &mut dyn Source).unwrap();
-        assert_eq!(h.finalize(), *blake3::hash(&file).as_bytes());
+    }
+
+    #[test]
+    fn the_xxh3_field_is_the_big_endian_digest_then_zeros() {
+        let field = HashAlgorithm::Xxh3_128.field(b"abc");
+        let d = xxhash_rust::xxh3::xxh3_128(b"abc");
+        assert_eq!(u128::from_be_bytes(field[..16].try_into().unwrap()), d);
+        assert_eq!(field[16..], [0; 16]);
+        assert_eq!(HashAlgorithm::Xxh3_128.hex(&field), format!("{d:032x}"));
+        // Non-zero padding is shown whole.
+        let mut bad = field;
+        bad[31] = 1;
+        assert_eq!(HashAlgorithm::Xxh3_128.hex(&bad), format!("{d:032x}{:032x}", 1));
+        let b = blake3::hash(b"abc");
+        assert_eq!(HashAlgorithm::Blake3.hex(b.as_bytes()), b.to_hex().as_str());
     }
 
     #[test]
@@ -871,17 +1081,40 @@ mod tests {
     }
 
     #[test]
-    fn hello_is_a_classic_window_of_98() {
+    fn hellos_of_every_format_are_a_classic_window_of_98() {
         let h = encode_hello();
         assert_eq!(h.len(), HELLO_LEN);
-        assert!(is_fast_hello(&h));
-        assert_eq!(crate::rdt::classic::parse_window(&h), Some(98));
-        assert!(!is_fast_hello(b"98"));
-        assert!(!is_fast_hello(b"20"));
-        assert!(!is_fast_hello(b""));
+        assert_eq!(Format::of_hello(&h), Some(Format::V3));
+        assert_eq!(h[HELLO_LEN - 1], 0x0c);
+        for f in [Format::V2, Format::V3] {
+            let h = f.hello();
+            assert_eq!(h.len(), HELLO_LEN);
+            assert_eq!(Format::of_hello(&h), Some(f));
+            assert!(is_fast_hello(&h));
+            assert_eq!(crate::rdt::classic::parse_window(&h), Some(98));
+            // What the Python original reads (1024 bytes, then int()) is
+            // digits and whitespace; so is the whole hello.
+            assert!(h[4..].iter().all(|b| b" \t\n\x0b\x0c\r".contains(b)));
+        }
+        assert_eq!(Format::of_hello(&Format::V2.hello()).map(Format::hash_algorithm), Some(HashAlgorithm::Blake3));
+        assert_eq!(Format::of_hello(&h).map(Format::hash_algorithm), Some(HashAlgorithm::Xxh3_128));
+        // Junk: short, classic windows, another whitespace mark, a wrong prefix or padding.
+        for junk in [&b""[..], b"98", b"20", b"0098", b"\x0c"] {
+            assert_eq!(Format::of_hello(junk), None, "{junk:?}");
+        }
+        let mut other = h.clone();
+        other[HELLO_LEN - 1] = b'\n';
+        assert_eq!(Format::of_hello(&other), None);
+        let mut other = h.clone();
+        other[600] = b'\t';
+        assert_eq!(Format::of_hello(&other), None);
+        let mut other = h.clone();
+        other[..4].copy_from_slice(b"0099");
+        assert_eq!(Format::of_hello(&other), None);
         // A format-1 hello (spaces only, BLAKE3 checks) is answered as classic.
         let mut v1 = HELLO_PREFIX.to_vec();
         v1.resize(HELLO_LEN, b' ');
+        assert_eq!(Format::of_hello(&v1), None);
         assert!(!is_fast_hello(&v1));
         assert_eq!(crate::rdt::classic::parse_window(&v1), Some(98));
     }

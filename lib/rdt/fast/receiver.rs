@@ -1,6 +1,7 @@
 //! The fast-mode receiver: a pure state machine. It sends the hello, echoes
 //! the cookie, writes DATA out of order through a [`Sink`], acknowledges with
-//! SACK ranges, and verifies the BLAKE3 hash before it calls the download
+//! SACK ranges, and verifies the whole-file hash (XXH3-128: it offers
+//! [`Format::LATEST`](super::Format::LATEST)) before it calls the download
 //! complete. Same call pattern as the sender: `handle`, `handle_timeout`,
 //! `poll_transmit` until `false`, `poll_timeout`.
 
@@ -32,8 +33,9 @@ pub enum RecvError {
     /// The sender went silent for the idle timeout.
     #[error("sender silent for {0:?}")]
     Timeout(Duration),
-    /// The file's BLAKE3 hash differs from the sender's.
-    #[error("the received file's BLAKE3 hash does not match the sender's")]
+    /// The file's hash differs from the sender's (DONE's whole hash field:
+    /// format 3's zero padding included).
+    #[error("the received file's hash does not match the sender's")]
     HashMismatch,
     /// The sender announced a size other than the one the caller expected.
     #[error("sender announced {got} bytes, expected {expected}")]
@@ -126,7 +128,7 @@ pub struct Receiver {
     highest_end: u64,
     /// The final hash did not match.
     mismatch: bool,
-    /// BLAKE3 of the file's contiguous prefix, fed in runs of [`HASH_RUN`]
+    /// Hash of the file's contiguous prefix, fed in runs of [`HASH_RUN`]
     /// from the sink's memory as the prefix grows.
     hasher: FileHash,
     window_start: Instant,
@@ -169,7 +171,7 @@ impl Receiver {
             stats: Stats::default(),
             highest_end: 0,
             mismatch: false,
-            hasher: FileHash::default(),
+            hasher: FileHash::new(super::Format::LATEST.hash_algorithm()),
             window_start: now,
             window_bytes: 0,
             ack_threshold: 2,
@@ -571,6 +573,45 @@ mod tests {
             n += usize::from(matches!(Frame::decode(&out), Ok(Frame::Ack { .. })));
         }
         n
+    }
+
+    /// The receiver's DONE-ACK verdict on `file` (all received) and a DONE carrying `hash`.
+    fn verdict(file: &[u8], hash: [u8; 32]) -> (Option<bool>, bool) {
+        let (mut r, t0) = receiving(file.len() as u64);
+        let mut sink = Vec::new();
+        let mut d = Vec::new();
+        Frame::Data { pn: 0, offset: 0, payload: file }.encode(&mut d);
+        r.handle(t0, &d, &mut sink);
+        Frame::Done { size: file.len() as u64, hash }.encode(&mut d);
+        r.handle(t0, &d, &mut sink);
+        let mut verdict = None;
+        let mut out = Vec::new();
+        while r.poll_transmit(t0, &mut out) {
+            if let Ok(Frame::DoneAck { ok }) = Frame::decode(&out) {
+                verdict = Some(ok);
+            }
+        }
+        (verdict, r.is_verified())
+    }
+
+    #[test]
+    fn done_must_carry_the_xxh3_digest_and_zero_padding() {
+        let file: Vec<u8> = (0..1000u32).map(|i| (i * 31 % 256) as u8).collect();
+        let mut good = [0; 32];
+        good[..16].copy_from_slice(&xxhash_rust::xxh3::xxh3_128(&file).to_be_bytes());
+        assert_eq!(verdict(&file, good), (Some(true), true));
+        // A wrong digest.
+        let mut bad = good;
+        bad[7] ^= 0x10;
+        assert_eq!(verdict(&file, bad), (Some(false), false));
+        // The right digest, but padding that is not zero.
+        for at in [16, 31] {
+            let mut bad = good;
+            bad[at] = 1;
+            assert_eq!(verdict(&file, bad), (Some(false), false), "padding byte {at}");
+        }
+        // Format 2's hash of the right file: not what a format-3 receiver asked for.
+        assert_eq!(verdict(&file, *blake3::hash(&file).as_bytes()), (Some(false), false));
     }
 
     #[test]

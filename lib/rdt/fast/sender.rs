@@ -30,7 +30,7 @@ use super::pacer::Pacer;
 use super::sent::{Sent, SentPackets};
 use super::validation::{AddressValidation, Validated};
 use super::{
-    Config, DATA_OVERHEAD, FileHash, Frame, GSO_MAX_BYTES, HASH_RUN, SenderStats, Source, Stats, ack_threshold,
+    Config, DATA_OVERHEAD, FileHash, Format, Frame, GSO_MAX_BYTES, HASH_RUN, SenderStats, Source, Stats, ack_threshold,
 };
 use crate::rdt::cc::Controller;
 use crate::rdt::cc::hystart::HyStart;
@@ -161,7 +161,9 @@ pub struct Sender {
     sent: SentPackets,
     next_offset: u64,
     max_data: u64,
-    /// The whole-file BLAKE3, fed in runs of [`HASH_RUN`] as new data goes out.
+    /// The format of the hello answered: which hash DONE carries.
+    format: Format,
+    /// The whole-file hash, fed in runs of [`HASH_RUN`] as new data goes out.
     hasher: FileHash,
     hash: Option<[u8; 32]>,
     done_due: bool,
@@ -185,9 +187,12 @@ pub struct Sender {
 
 impl Sender {
     /// A sender for a file of `size` bytes, answering the fast `hello` (see
-    /// [`super::is_fast_hello`]) received at `now`.
+    /// [`super::is_fast_hello`]) received at `now` in its format: DONE
+    /// carries that format's hash (a `hello` of no known format, which a
+    /// driver should not pass, gets [`Format::LATEST`]).
     pub fn new(cfg: Config, size: u64, hello: &[u8], now: Instant) -> Self {
         let mss = cfg.payload_len() as u64;
+        let format = Format::of_hello(hello).unwrap_or(Format::LATEST);
         let cookie = splitmix(cfg.seed ^ size.rotate_left(17) ^ 0x9e37_79b9_7f4a_7c15);
         Self {
             cc: cfg.cc.build(mss),
@@ -199,7 +204,8 @@ impl Sender {
             sent: SentPackets::new(size, now),
             next_offset: 0,
             max_data: 0,
-            hasher: FileHash::default(),
+            format,
+            hasher: FileHash::new(format.hash_algorithm()),
             hash: None,
             done_due: false,
             timer: None,
@@ -282,6 +288,11 @@ impl Sender {
     /// one path-MTU probing found.
     pub fn max_datagram(&self) -> usize {
         self.mtu.payload() as usize + DATA_OVERHEAD
+    }
+
+    /// The wire format of the transfer (from the hello).
+    pub fn format(&self) -> Format {
+        self.format
     }
 
     /// The file size.
@@ -668,7 +679,7 @@ impl Sender {
         self.batchable = !probe;
         // The hash lags the new data by up to HASH_RUN and catches up
         // before the source is read further (so what it needs is still in
-        // the source's memory): large runs, BLAKE3's fast multi-chunk path.
+        // the source's memory): large runs, the hash's fast path.
         if !retx && self.hasher.hashed_to() + HASH_RUN <= range.start {
             let r = self.hasher.feed_runs_to(range.start, src);
             if let Err((offset, source)) = r {
@@ -750,7 +761,7 @@ pub(crate) fn splitmix(mut x: u64) -> u64 {
 #[allow(clippy::single_range_in_vec_init)]
 mod tests {
     use super::*;
-    use crate::rdt::fast::{DATA_HEADER, encode_hello};
+    use crate::rdt::fast::{DATA_HEADER, HashAlgorithm, encode_hello};
     use crate::rdt::rangeset::RangeSet;
 
     /// A sender of `file` past address validation, and `now`.
@@ -861,7 +872,50 @@ mod tests {
                 s.hasher.hashed_to() + HASH_RUN + DATA_HEADER as u64 + 2000 >= s.next_offset.min(file.len() as u64)
             );
         }
-        assert_eq!(done, Some(*blake3::hash(&file).as_bytes()));
+        assert_eq!(done, Some(HashAlgorithm::Xxh3_128.field(&file)));
+    }
+
+    #[test]
+    fn done_carries_the_hash_of_the_hellos_format() {
+        let file: Vec<u8> = (0..70_000u32).map(|i| (i * 13 % 256) as u8).collect();
+        let cfg = Config { max_datagram: 1452, probe: false, ..Config::default() };
+        for (format, want) in [
+            (Format::V2, *blake3::hash(&file).as_bytes()),
+            (Format::V3, {
+                let mut f = [0; 32];
+                f[..16].copy_from_slice(&xxhash_rust::xxh3::xxh3_128(&file).to_be_bytes());
+                f
+            }),
+        ] {
+            let t0 = Instant::now();
+            let mut s = Sender::new(cfg.clone(), file.len() as u64, &format.hello(), t0);
+            assert_eq!(s.format(), format);
+            let got = drain(&mut s, t0, &file);
+            let Ok(Frame::Challenge { cookie, .. }) = Frame::decode(&got[0]) else { panic!("expected CHALLENGE") };
+            let mut d = Vec::new();
+            Frame::Start { cookie, resume: 0, max_data: file.len() as u64 }.encode(&mut d);
+            s.handle(t0, &d);
+            let mut now = t0;
+            let mut done = None;
+            for _ in 0..1000 {
+                let got = drain(&mut s, now, &file);
+                done = got.iter().find_map(|g| match Frame::decode(g) {
+                    Ok(Frame::Done { size, hash }) => Some((size, hash)),
+                    _ => None,
+                });
+                if done.is_some() {
+                    break;
+                }
+                let largest = data(&got).iter().map(|d| d.0).max();
+                now += Duration::from_millis(1);
+                if let Some(l) = largest {
+                    let sent = s.next_offset;
+                    ack(&mut s, now, l, vec![0..sent]);
+                }
+                s.handle_timeout(now);
+            }
+            assert_eq!(done, Some((file.len() as u64, want)), "{format:?}");
+        }
     }
 
     /// Every datagram the sender writes at `now`, one `poll_transmit` at a time.
@@ -939,7 +993,9 @@ mod tests {
             s.handle_timeout(now);
         }
         assert_eq!(received, file);
-        assert_eq!(done, Some((file.len() as u64, *blake3::hash(&file).as_bytes())));
+        let mut field = [0; 32];
+        field[..16].copy_from_slice(&xxhash_rust::xxh3::xxh3_128(&file).to_be_bytes());
+        assert_eq!(done, Some((file.len() as u64, field)));
         assert_eq!(s.state(), State::Closing);
         let stats = s.stats();
         assert_eq!((stats.bytes_done, stats.bytes_sent, stats.packets_lost), (50_000, 50_000, 0));
