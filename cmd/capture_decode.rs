@@ -36,7 +36,8 @@ pub struct CaptureDecodeArgs {
     /// Rebuild every downloaded file into this folder and list what was
     /// written where. Files are named after the requested file (`NAME.1`,
     /// `NAME.2` for more copies); one whose size does not match its `206`, or
-    /// in fast mode whose BLAKE3 does not match the sender's, gets a
+    /// in fast mode whose hash (BLAKE3 or XXH3-128, by the transfer's
+    /// format) does not match the sender's, gets a
     /// `.incomplete` suffix. Nothing is overwritten.
     #[arg(long, value_name = "DIR")]
     pub extract: Option<PathBuf>,
@@ -261,7 +262,9 @@ fn written(a: &Analyzer) {
         let name = output::escape(s.file.as_deref().unwrap_or("(unknown file)"));
         let state = match (x.verified, s.announced_size) {
             (true, _) => "complete, verified".to_string(),
-            (false, _) if x.hash_verified == Some(false) => "INCOMPLETE: BLAKE3 differs from the sender's".into(),
+            (false, _) if x.hash_verified == Some(false) => {
+                format!("INCOMPLETE: {} differs from the sender's", s.hash_algorithm.map_or("hash", |a| a.name()))
+            }
             (false, Some(want)) => format!("INCOMPLETE: {} of {want} bytes", s.bytes),
             (false, None) => format!("INCOMPLETE: {} bytes, size unknown", s.bytes),
         };

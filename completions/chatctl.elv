@@ -184,7 +184,7 @@ set edit:completion:arg-completer[chatctl] = {|@words|
         }
         &'chatctl;capture-decode'= {
             cand --port 'Also treat this TCP port as a server port (13337 always is); repeatable'
-            cand --extract 'Rebuild every downloaded file into this folder and list what was written where. Files are named after the requested file (`NAME.1`, `NAME.2` for more copies); one whose size does not match its `206`, or in fast mode whose BLAKE3 does not match the sender''s, gets a `.incomplete` suffix. Nothing is overwritten'
+            cand --extract 'Rebuild every downloaded file into this folder and list what was written where. Files are named after the requested file (`NAME.1`, `NAME.2` for more copies); one whose size does not match its `206`, or in fast mode whose hash (BLAKE3 or XXH3-128, by the transfer''s format) does not match the sender''s, gets a `.incomplete` suffix. Nothing is overwritten'
             cand --plot 'Draw a time-sequence graph (SVG) of each UDP transfer (classic: packet number, fast: byte offset, over time; with a title, axis ticks and a legend) and list the files written: FILE.svg for one transfer, FILE-<id>.svg for several'
             cand -s 'Server to talk to: HOST:PORT, a HOST (port 13337), or a bare PORT (on this machine, 127.0.0.1)'
             cand --server 'Server to talk to: HOST:PORT, a HOST (port 13337), or a bare PORT (on this machine, 127.0.0.1)'

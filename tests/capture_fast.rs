@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use assert_cmd::Command;
 use chatctl::capture::net;
 use chatctl::capture::synth::{PcapWriter, TcpConn, frame, udp_packet};
-use chatctl::capture::{Config, DatagramKind, Event, TransferMode, TransferSummary};
-use chatctl::rdt::fast::{self, Frame};
+use chatctl::capture::{Config, DatagramKind, Event, TransferMode, TransferSummary, output};
+use chatctl::rdt::fast::{self, Format, Frame, HashAlgorithm};
 use chatctl::rdt::rangeset::RangeSet;
 use chatctl::rdt::sim::Rng;
 use common::capture::{decode, transfers};
@@ -92,6 +92,8 @@ struct Opts {
     wrong_hash: bool,
     /// The capture starts after the hello, CHALLENGE and START.
     late_start: bool,
+    /// A format-2 transfer (its hello, BLAKE3 in DONE) rather than format 3.
+    format2: bool,
     /// DATA captured as GSO/GRO super-packets of up to this many datagrams
     /// (equal sizes, the last may be shorter; lost ones leave packet-number
     /// gaps, as a receiver's GRO merge does); 0: one datagram per packet.
@@ -141,8 +143,9 @@ fn fast_transfer(cap: &mut Cap, client: SocketAddr, server: SocketAddr, content:
     let mut truth = Truth::default();
     let size = content.len() as u64;
     let cookie = rng.next_u64();
+    let format = if o.format2 { Format::V2 } else { Format::V3 };
     if !o.late_start {
-        cap.udp(client, server, &fast::encode_hello());
+        cap.udp(client, server, &format.hello());
         cap.udp(server, client, &enc(&Frame::Challenge { cookie, size }));
         cap.udp(client, server, &enc(&Frame::Start { cookie, resume: 0, max_data: size }));
     }
@@ -222,7 +225,7 @@ fn fast_transfer(cap: &mut Cap, client: SocketAddr, server: SocketAddr, content:
         fresh = false;
         todo.retain(|&i| !received.contains(chunks[i].clone()) && Some(i) != hole);
     }
-    let mut hash = *blake3::hash(content).as_bytes();
+    let mut hash = if o.format2 { *blake3::hash(content).as_bytes() } else { xxh3_field(content) };
     if o.wrong_hash {
         hash[0] ^= 1;
     }
@@ -231,6 +234,18 @@ fn fast_transfer(cap: &mut Cap, client: SocketAddr, server: SocketAddr, content:
     let ok = !o.wrong_hash && hole.is_none();
     cap.udp(client, server, &enc(&Frame::DoneAck { ok }));
     truth
+}
+
+/// DONE's hash field in format 3: the XXH3-128 digest, big-endian, then zeros.
+fn xxh3_field(content: &[u8]) -> [u8; 32] {
+    let mut f = [0; 32];
+    f[..16].copy_from_slice(&xxhash_rust::xxh3::xxh3_128(content).to_be_bytes());
+    f
+}
+
+/// The hex a capture shows for a format-3 hash.
+fn xxh3_hex(content: &[u8]) -> String {
+    format!("{:032x}", xxhash_rust::xxh3::xxh3_128(content))
 }
 
 fn counts(t: &TransferSummary) -> Truth {
@@ -275,7 +290,8 @@ fn lossy_reordered_duplicated_fast_transfer_is_rebuilt_and_hash_verified() {
             assert_eq!((t.bytes, t.announced_size, t.missing_bytes), (size as u64, Some(size as u64), 0), "{ctx}");
             assert!(t.complete, "{ctx}");
             assert_eq!(t.receiver_verified, Some(true), "{ctx}");
-            assert_eq!(t.blake3.as_deref(), Some(blake3::hash(&content).to_hex().as_str()), "{ctx}");
+            assert_eq!(t.hash.as_deref(), Some(xxh3_hex(&content).as_str()), "{ctx}");
+            assert_eq!(t.hash_algorithm, Some(HashAlgorithm::Xxh3_128), "{ctx}");
             // Timed over the data: none, or one datagram, takes no time.
             assert_eq!(t.data_first_ns.is_some(), size > 0, "{ctx}");
             assert!(t.packets <= 1 || (t.duration_s() > 0.0 && t.goodput_bps().unwrap() > 0.0), "{ctx}");
@@ -411,12 +427,58 @@ fn an_unannounced_fast_transfer_is_found_by_content_even_mid_transfer() {
         let t = &t[0];
         assert_eq!((t.mode, t.client, t.server, t.file.as_deref()), (TransferMode::Fast, client, server, None));
         assert_eq!(counts(t), truth, "late_start {late_start}");
+        // The hash's algorithm comes from the hello, or from DONE's zero
+        // padding when the capture missed the hello.
+        assert_eq!(t.hash_algorithm, Some(HashAlgorithm::Xxh3_128), "late_start {late_start}");
         // The size comes from CHALLENGE, or from DONE when the capture missed it.
         assert_eq!(t.announced_size, Some(content.len() as u64));
         let x = t.extracted.as_ref().unwrap();
         assert_eq!(x.path, dir.path().join("transfer-1"));
         assert!(x.verified && x.hash_verified == Some(true));
         assert_eq!(std::fs::read(&x.path).unwrap(), content);
+    }
+}
+
+/// A format-2 transfer (chatctl before XXH3-128: a tab ends the hello, DONE
+/// carries BLAKE3) still decodes, shows its hash as BLAKE3 and is extracted
+/// and verified with it; with the hello missed, DONE's field tells the format.
+#[test]
+fn a_format_2_capture_decodes_and_extracts_with_blake3() {
+    let content = file_bytes(45_000, 8);
+    for (late_start, wrong_hash) in [(false, false), (true, false), (false, true)] {
+        let ctx = format!("late_start {late_start} wrong_hash {wrong_hash}");
+        let (client, server) = addrs(late_start);
+        let mut cap = Cap::new();
+        cap.announce(client, server, "old.bin", content.len());
+        let o = Opts { loss: 5, late_start, wrong_hash, format2: true, ..Opts::default() };
+        fast_transfer(&mut cap, client, server, &content, 31, o);
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = Config { datagrams: true, ..Config::default() };
+        let (events, _) = decode(&cap.w.into_inner(), cfg, Some(dir.path()));
+        let t = &transfers(&events)[0];
+        assert_eq!(t.mode, TransferMode::Fast, "{ctx}");
+        assert_eq!(t.hash_algorithm, Some(HashAlgorithm::Blake3), "{ctx}");
+        let mut want = *blake3::hash(&content).as_bytes();
+        want[0] ^= u8::from(wrong_hash);
+        let want = want.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        assert_eq!(t.hash.as_deref(), Some(want.as_str()), "{ctx}");
+        let done = events.iter().find_map(|e| match e {
+            Event::Datagram(d) => match &d.kind {
+                DatagramKind::Done { hash, hash_algorithm, .. } => Some((hash.clone(), *hash_algorithm)),
+                _ => None,
+            },
+            _ => None,
+        });
+        assert_eq!(done, Some((want.clone(), HashAlgorithm::Blake3)), "{ctx}");
+        let e = events.iter().find(|e| matches!(e, Event::Datagram(d) if matches!(d.kind, DatagramKind::Done { .. })));
+        let e = e.expect("a DONE event");
+        let line = format!("done, {} bytes, BLAKE3 {want}", content.len());
+        assert!(output::human(e).contains(&line), "{ctx}: {}", output::human(e));
+        assert_eq!(output::json(e)["hash_algorithm"], "BLAKE3", "{ctx}");
+        assert_eq!(output::json(e)["hash"], want.as_str(), "{ctx}");
+        let x = t.extracted.as_ref().unwrap();
+        assert_eq!(std::fs::read(&x.path).unwrap(), content, "{ctx}");
+        assert_eq!((x.verified, x.hash_verified), (!wrong_hash, Some(!wrong_hash)), "{ctx}");
     }
 }
 
@@ -594,13 +656,18 @@ fn cli_fast_transfer_json_summary_extract_and_plot() {
     assert_eq!(t["retransmissions"], truth.retransmissions);
     assert_eq!(t["out_of_order"], truth.out_of_order);
     assert_eq!(t["duplicates"], truth.duplicates);
-    assert_eq!(t["blake3"], blake3::hash(&content).to_hex().as_str());
+    assert_eq!(t["hash"], xxh3_hex(&content).as_str());
+    assert_eq!(t["hash_algorithm"], "XXH3-128");
     assert!(t["goodput_bps"].as_f64().unwrap() > 0.0 && t["duration"].as_f64().unwrap() > 0.0);
     let data: Vec<_> = lines.iter().filter(|o| o["type"] == "datagram" && o["kind"] == "fast_data").collect();
     assert_eq!(data.len() as u64, truth.packets);
     assert!(data.iter().all(|o| o["src"] == server.to_string() && o["pn"].is_u64() && o["offset"].is_u64()));
     assert!(lines.iter().any(|o| o["kind"] == "fast_ack" && o["ranges"][0][0] == 0));
-    assert!(lines.iter().any(|o| o["kind"] == "done" && o["blake3"] == t["blake3"]));
+    assert!(lines.iter().any(|o| o["kind"] == "done" && o["hash"] == t["hash"] && o["hash_algorithm"] == "XXH3-128"));
+
+    let text = bin().args(["capture-decode", "-v"]).arg(&file).assert().success().get_output().stdout.clone();
+    let line = format!("done, 80000 bytes, XXH3-128 {}", xxh3_hex(&content));
+    assert!(String::from_utf8(text).unwrap().contains(&line), "no {line:?}");
 
     let out_dir = dir.path().join("out");
     let plot = dir.path().join("p.svg");

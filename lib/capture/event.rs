@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 
+use crate::rdt::fast::HashAlgorithm;
 use crate::wire::Message;
 
 /// Which of the three connections of [protocol](crate::protocol) §1 something travelled on.
@@ -167,8 +168,11 @@ pub enum DatagramKind {
     Done {
         /// File size in bytes.
         size: u64,
-        /// BLAKE3 of the whole file, hex.
-        blake3: String,
+        /// The whole file's hash, hex ([`HashAlgorithm::hex`]).
+        hash: String,
+        /// Which hash: from the transfer's hello (format 2: BLAKE3, format
+        /// 3: XXH3-128).
+        hash_algorithm: HashAlgorithm,
     },
     /// Fast mode: the receiver's verdict on the hash.
     DoneAck {
@@ -233,9 +237,9 @@ pub struct Extracted {
     /// Where the file was written.
     pub path: std::path::PathBuf,
     /// Its size matches the `206` (and it has no holes), and in fast mode its
-    /// BLAKE3 matches the one the sender announced in DONE.
+    /// hash matches the one the sender announced in DONE.
     pub verified: bool,
-    /// Fast mode: whether the rebuilt file's BLAKE3 matches DONE's (None when
+    /// Fast mode: whether the rebuilt file's hash matches DONE's (None when
     /// there was no hash to check, or the size was already wrong).
     pub hash_verified: Option<bool>,
 }
@@ -274,8 +278,11 @@ pub struct TransferSummary {
     pub window: Option<u8>,
     /// Fast mode: the receiver already held bytes `0..resume` (START).
     pub resume: Option<u64>,
-    /// Fast mode: the file's BLAKE3 (hex) as the sender announced it in DONE.
-    pub blake3: Option<String>,
+    /// Fast mode: the file's hash (hex) as the sender announced it in DONE.
+    pub hash: Option<String>,
+    /// Fast mode: the algorithm of [`hash`](Self::hash), from the
+    /// transfer's format (`BLAKE3` for format 2, `XXH3-128` for format 3).
+    pub hash_algorithm: Option<HashAlgorithm>,
     /// Fast mode: the receiver's verdict in DONE-ACK (true: hash verified).
     pub receiver_verified: Option<bool>,
     /// The transfer reached its end (last packet, or FIN).

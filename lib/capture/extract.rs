@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use super::event::{Extracted, TransferMode, TransferSummary};
 use super::transfer::{Step, Transfer};
+use crate::rdt::fast::HashAlgorithm;
 
 /// A file could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -110,7 +111,8 @@ impl Extractor {
     }
 
     /// Closes transfer `id`'s file and verifies its size against `expected`
-    /// and, when given (fast mode), its BLAKE3 against `hash` (the file is
+    /// and, when given (fast mode), its hash against DONE's field `hash`
+    /// with the transfer's algorithm (the file is
     /// read back, in constant memory). A file that fails verification is
     /// renamed with a `.incomplete` suffix, numbered when that name is taken
     /// (`NAME.incomplete`, `NAME.1.incomplete`, …): nothing is overwritten.
@@ -119,7 +121,7 @@ impl Extractor {
         id: u32,
         name: Option<&str>,
         expected: Option<u64>,
-        hash: Option<&[u8; 32]>,
+        hash: Option<(HashAlgorithm, &[u8; 32])>,
     ) -> Result<Extracted, ExtractError> {
         // A transfer with no data still produces its (empty) file.
         self.file(id, name)?;
@@ -131,8 +133,8 @@ impl Extractor {
         let len = f.out.get_ref().metadata().map_err(|e| err(&f.path, e))?.len();
         let mut verified = !f.holes && expected.is_some_and(|e| e == len);
         let mut hash_verified = None;
-        if let (true, Some(want)) = (verified, hash) {
-            let got = hash_file(f.out.get_mut()).map_err(|e| err(&f.path, e))?;
+        if let (true, Some((algorithm, want))) = (verified, hash) {
+            let got = hash_file(f.out.get_mut(), algorithm).map_err(|e| err(&f.path, e))?;
             hash_verified = Some(got == *want);
             verified = got == *want;
         }
@@ -241,7 +243,7 @@ impl Extraction {
             self.keep(r);
         }
         let Some(ex) = self.ex.as_mut() else { return };
-        match ex.finish(id, name, t.summary.announced_size, t.expected_hash().as_ref()) {
+        match ex.finish(id, name, t.summary.announced_size, t.expected_hash().as_ref().map(|(a, h)| (*a, h))) {
             Ok(x) => t.summary.extracted = Some(x),
             Err(e) => {
                 self.error.get_or_insert(e);
@@ -250,14 +252,15 @@ impl Extraction {
     }
 }
 
-/// BLAKE3 of a whole file, read from its start in 1 MiB pieces.
-fn hash_file(f: &mut File) -> std::io::Result<[u8; 32]> {
+/// DONE's hash field for a whole file with `algorithm`, read from its start
+/// in 1 MiB pieces.
+fn hash_file(f: &mut File, algorithm: HashAlgorithm) -> std::io::Result<[u8; 32]> {
     f.seek(SeekFrom::Start(0))?;
-    let mut h = blake3::Hasher::new();
+    let mut h = algorithm.hasher();
     let mut buf = vec![0; 1 << 20];
     loop {
         match f.read(&mut buf) {
-            Ok(0) => return Ok(*h.finalize().as_bytes()),
+            Ok(0) => return Ok(h.finalize()),
             Ok(n) => {
                 h.update(&buf[..n]);
             }

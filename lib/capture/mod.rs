@@ -35,9 +35,10 @@
 //!   view of a UDP transfer (retransmissions, out of order), and the fast
 //!   mode's, read with the transfer engine's own frame parser
 //!   ([`crate::rdt::fast::Frame`]): packet numbers and byte offsets give
-//!   retransmissions, reordering and duplicates; DONE gives size and BLAKE3.
+//!   retransmissions, reordering and duplicates; DONE gives size and hash
+//!   (BLAKE3 in format 2, XXH3-128 in format 3: the hello tells which).
 //! - [`extract`]: rebuilding files on disk as the capture streams by,
-//!   verifying size (and, in fast mode, the BLAKE3 hash).
+//!   verifying size (and, in fast mode, the hash with the transfer's algorithm).
 //! - [`event`]: what the analyser reports; [`output`]: how it is shown.
 //! - `synth` (test support, hidden from the docs): pcap/pcapng writers and
 //!   packet builders for synthetic captures (tests, fuzz seeds, the benchmark).

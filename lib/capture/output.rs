@@ -162,7 +162,9 @@ pub fn human(e: &Event) -> String {
                     let r: Vec<String> = ranges.iter().map(|[a, b]| format!("{a}-{b}")).collect();
                     format!("ack #{largest_pn}, have {}", if r.is_empty() { "nothing".into() } else { r.join(",") })
                 }
-                DatagramKind::Done { size, blake3 } => format!("done, {size} bytes, BLAKE3 {blake3}"),
+                DatagramKind::Done { size, hash, hash_algorithm } => {
+                    format!("done, {size} bytes, {hash_algorithm} {hash}")
+                }
                 DatagramKind::DoneAck { ok } => {
                     format!("done-ack: {}", if *ok { "hash verified" } else { "HASH MISMATCH" })
                 }

@@ -5,14 +5,17 @@
 //! A UDP transfer starts as classic and becomes fast at its first valid fast
 //! datagram (a chatctl sender answers the hello with a CHALLENGE; a classic
 //! one with data). Fast datagrams are parsed by [`crate::rdt::fast::Frame`],
-//! the same code the transfer engine uses.
+//! the same code the transfer engine uses. The hello gives the fast
+//! transfer's format and so the hash in DONE ([`fast::Format::hash_algorithm`]);
+//! when the capture missed it, DONE's own field tells: format 3's digest is
+//! followed by 16 zero bytes, which a BLAKE3 hash has with odds of 2⁻¹²⁸.
 
 use std::net::SocketAddr;
 use std::ops::Range;
 
 use super::event::{DatagramKind, TransferMode, TransferSummary};
 use crate::rdt::classic;
-use crate::rdt::fast::{self, Frame};
+use crate::rdt::fast::{self, Format, Frame, HashAlgorithm};
 use crate::rdt::rangeset::RangeSet;
 
 /// Most points kept per transfer for `--plot` (later ones are dropped).
@@ -82,6 +85,8 @@ pub(crate) struct Transfer {
     pub record_plot: bool,
     /// Fast mode state (once the transfer turned out to be fast).
     fast: Option<Box<FastState>>,
+    /// The format of the receiver's fast hello, if one was seen.
+    hello_format: Option<Format>,
 }
 
 /// What the capture shows of a fast transfer.
@@ -89,8 +94,8 @@ pub(crate) struct Transfer {
 struct FastState {
     /// File size from CHALLENGE or DONE.
     size: Option<u64>,
-    /// BLAKE3 from DONE.
-    hash: Option<[u8; 32]>,
+    /// DONE's hash field, and the algorithm it holds.
+    hash: Option<(HashAlgorithm, [u8; 32])>,
     /// File bytes seen in DATA datagrams.
     covered: RangeSet,
     /// How many bytes `covered` holds.
@@ -184,7 +189,8 @@ impl Transfer {
                 missing_bytes: 0,
                 window: None,
                 resume: None,
-                blake3: None,
+                hash: None,
+                hash_algorithm: None,
                 receiver_verified: None,
                 complete: false,
                 first_ns: ts,
@@ -203,6 +209,7 @@ impl Transfer {
             discarded: false,
             record_plot: false,
             fast: None,
+            hello_format: None,
         }
     }
 
@@ -248,7 +255,8 @@ impl Transfer {
         self.summary.last_ns = ts;
         let mut step = Step::default();
         let Some(f) = self.fast.as_deref_mut() else { return (DatagramKind::Other { len: payload.len() }, step) };
-        if from_client && fast::is_fast_hello(payload) {
+        if from_client && let Some(format) = Format::of_hello(payload) {
+            self.hello_format.get_or_insert(format);
             return (DatagramKind::FastHello { len: payload.len() }, step);
         }
         let frame = match Frame::decode(payload) {
@@ -302,12 +310,20 @@ impl Transfer {
                 DatagramKind::FastAck { largest_pn, delay_us, max_data, ranges }
             }
             Frame::Done { size, hash } => {
+                let algorithm = match self.hello_format {
+                    Some(format) => format.hash_algorithm(),
+                    None if hash[16..] == [0; 16] => HashAlgorithm::Xxh3_128,
+                    None => HashAlgorithm::Blake3,
+                };
                 f.size.get_or_insert(size);
-                f.hash.get_or_insert(hash);
+                f.hash.get_or_insert((algorithm, hash));
                 f.done = true;
-                let blake3 = blake3::Hash::from_bytes(hash).to_hex().to_string();
-                self.summary.blake3.get_or_insert_with(|| blake3.clone());
-                DatagramKind::Done { size, blake3 }
+                let hex = algorithm.hex(&hash);
+                let s = &mut self.summary;
+                if s.hash.is_none() {
+                    (s.hash, s.hash_algorithm) = (Some(hex.clone()), Some(algorithm));
+                }
+                DatagramKind::Done { size, hash: hex, hash_algorithm: algorithm }
             }
             Frame::DoneAck { ok } => {
                 self.summary.receiver_verified = Some(ok);
@@ -361,8 +377,9 @@ impl Transfer {
         }
     }
 
-    /// The file's BLAKE3 as the fast sender announced it (DONE).
-    pub fn expected_hash(&self) -> Option<[u8; 32]> {
+    /// The file's hash field as the fast sender announced it (DONE), and
+    /// the algorithm that fills it.
+    pub fn expected_hash(&self) -> Option<(HashAlgorithm, [u8; 32])> {
         self.fast.as_deref().and_then(|f| f.hash)
     }
 
@@ -383,7 +400,8 @@ impl Transfer {
             && let Some(w) = classic::parse_window(payload)
         {
             self.summary.window.get_or_insert(w);
-            if fast::is_fast_hello(payload) {
+            if let Some(format) = Format::of_hello(payload) {
+                self.hello_format.get_or_insert(format);
                 return DatagramKind::FastHello { len: payload.len() };
             }
             return DatagramKind::Window { window: w };
