@@ -984,6 +984,51 @@ mod tests {
         }
     }
 
+    /// A measurement, not a check: [`FileHash`] throughput of each
+    /// algorithm on 256 MiB in memory, fed in [`HASH_RUN`] runs as a sender
+    /// feeds it. Run `cargo test --release --lib file_hash_throughput --
+    /// --ignored --nocapture` on a quiet machine.
+    #[test]
+    #[ignore = "a measurement: run it in release"]
+    fn file_hash_throughput() {
+        let file: Vec<u8> = (0..256usize << 20).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        for algorithm in [HashAlgorithm::Blake3, HashAlgorithm::Xxh3_128] {
+            let mut times = Vec::new();
+            for _ in 0..5 {
+                let t = std::time::Instant::now();
+                let mut h = FileHash::new(algorithm);
+                let mut src: &[u8] = &file;
+                for end in (HASH_RUN..=file.len() as u64).step_by(HASH_RUN as usize) {
+                    h.feed_runs_to(end, &mut src as &mut dyn Source).unwrap();
+                }
+                std::hint::black_box(h.finalize());
+                times.push(t.elapsed().as_secs_f64());
+            }
+            // The same bytes, but one run fed again and again: in cache, as
+            // a run is when the hash follows the data a sender just read.
+            let mut cached = Vec::new();
+            for _ in 0..5 {
+                let t = std::time::Instant::now();
+                let mut h = algorithm.hasher();
+                for _ in 0..file.len() as u64 / HASH_RUN {
+                    h.update(&file[..HASH_RUN as usize]);
+                }
+                std::hint::black_box(h.finalize());
+                cached.push(t.elapsed().as_secs_f64());
+            }
+            times.sort_by(f64::total_cmp);
+            cached.sort_by(f64::total_cmp);
+            let gbs = |t: f64| file.len() as f64 / t / 1e9;
+            println!(
+                "{algorithm}: 256 MiB from memory: best {:.2} GB/s, median {:.2}; one run in cache: best {:.2} GB/s, median {:.2}",
+                gbs(times[0]),
+                gbs(times[2]),
+                gbs(cached[0]),
+                gbs(cached[2])
+            );
+        }
+    }
+
     #[test]
     fn the_xxh3_field_is_the_big_endian_digest_then_zeros() {
         let field = HashAlgorithm::Xxh3_128.field(b"abc");
