@@ -310,11 +310,9 @@ impl Transfer {
                 DatagramKind::FastAck { largest_pn, delay_us, max_data, ranges }
             }
             Frame::Done { size, hash } => {
-                let algorithm = match self.hello_format {
-                    Some(format) => format.hash_algorithm(),
-                    None if hash[16..] == [0; 16] => HashAlgorithm::Xxh3_128,
-                    None => HashAlgorithm::Blake3,
-                };
+                // Without the hello, format 3's zero padding tells.
+                let format = self.hello_format.unwrap_or(if hash[16..] == [0; 16] { Format::V3 } else { Format::V2 });
+                let algorithm = format.hash_algorithm();
                 f.size.get_or_insert(size);
                 f.hash.get_or_insert((algorithm, hash));
                 f.done = true;

@@ -313,8 +313,8 @@ impl HashAlgorithm {
     /// A hasher whose [`finalize`](Hasher::finalize) is DONE's hash field.
     pub fn hasher(self) -> Hasher {
         match self {
-            HashAlgorithm::Blake3 => Hasher::Blake3(Box::default()),
-            HashAlgorithm::Xxh3_128 => Hasher::Xxh3(Box::default()),
+            HashAlgorithm::Blake3 => Hasher(HasherState::Blake3(Box::default())),
+            HashAlgorithm::Xxh3_128 => Hasher(HasherState::Xxh3(Box::default())),
         }
     }
 
@@ -345,10 +345,11 @@ impl std::fmt::Display for HashAlgorithm {
 
 /// A whole-file hash in progress ([`HashAlgorithm::hasher`]).
 #[derive(Clone)]
-pub enum Hasher {
-    /// Format 2.
+pub struct Hasher(HasherState);
+
+#[derive(Clone)]
+enum HasherState {
     Blake3(Box<blake3::Hasher>),
-    /// Format 3.
     Xxh3(Box<xxhash_rust::xxh3::Xxh3Default>),
 }
 
@@ -361,28 +362,28 @@ impl std::fmt::Debug for Hasher {
 impl Hasher {
     /// Which hash this is.
     pub fn algorithm(&self) -> HashAlgorithm {
-        match self {
-            Hasher::Blake3(_) => HashAlgorithm::Blake3,
-            Hasher::Xxh3(_) => HashAlgorithm::Xxh3_128,
+        match self.0 {
+            HasherState::Blake3(_) => HashAlgorithm::Blake3,
+            HasherState::Xxh3(_) => HashAlgorithm::Xxh3_128,
         }
     }
 
     /// Hashes the file's next `bytes`.
     pub fn update(&mut self, bytes: &[u8]) {
-        match self {
-            Hasher::Blake3(h) => {
+        match &mut self.0 {
+            HasherState::Blake3(h) => {
                 h.update(bytes);
             }
-            Hasher::Xxh3(h) => h.update(bytes),
+            HasherState::Xxh3(h) => h.update(bytes),
         }
     }
 
     /// DONE's 32-byte hash field for what was fed: the BLAKE3 hash, or the
     /// XXH3-128 digest (big-endian) followed by 16 zero bytes.
     pub fn finalize(&self) -> [u8; 32] {
-        match self {
-            Hasher::Blake3(h) => *h.finalize().as_bytes(),
-            Hasher::Xxh3(h) => {
+        match &self.0 {
+            HasherState::Blake3(h) => *h.finalize().as_bytes(),
+            HasherState::Xxh3(h) => {
                 let mut field = [0; 32];
                 field[..16].copy_from_slice(&h.digest128().to_be_bytes());
                 field
