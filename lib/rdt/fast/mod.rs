@@ -350,7 +350,7 @@ pub struct Hasher(HasherState);
 #[derive(Clone)]
 enum HasherState {
     Blake3(Box<blake3::Hasher>),
-    Xxh3(Box<xxhash_rust::xxh3::Xxh3Default>),
+    Xxh3(Box<twox_hash::XxHash3_128>),
 }
 
 impl std::fmt::Debug for Hasher {
@@ -374,7 +374,7 @@ impl Hasher {
             HasherState::Blake3(h) => {
                 h.update(bytes);
             }
-            HasherState::Xxh3(h) => h.update(bytes),
+            HasherState::Xxh3(h) => h.write(bytes),
         }
     }
 
@@ -385,7 +385,7 @@ impl Hasher {
             HasherState::Blake3(h) => *h.finalize().as_bytes(),
             HasherState::Xxh3(h) => {
                 let mut field = [0; 32];
-                field[..16].copy_from_slice(&h.digest128().to_be_bytes());
+                field[..16].copy_from_slice(&h.finish_128().to_be_bytes());
                 field
             }
         }
