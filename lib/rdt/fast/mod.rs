@@ -36,9 +36,11 @@
 //! # What the checks defend against
 //! - **Accidental corruption** (a bad NIC, memory or middlebox that the
 //!   16-bit UDP checksum misses): the per-datagram CRC32C detects every
-//!   burst of up to 32 bits and all but 2⁻³² of other errors. It costs a
-//!   small fraction of the byte copy the datagram needs anyway (the SSE4.2
-//!   `crc32` instruction, tens of GB/s). An unkeyed check defends against
+//!   burst of up to 32 bits and all but 2⁻³² of other errors. It is
+//!   computed by CLMUL folding (the `crc-fast` crate: 32 GB/s on 1432-byte
+//!   datagrams on the development machine, where it was 11% of the sender's
+//!   CPU and 6% of the receiver's at 1452-byte datagrams, about as much as
+//!   one of the kernel's copies of the datagram). An unkeyed check defends against
 //!   nothing deliberate: anyone can compute it (format 1's truncated BLAKE3
 //!   was unkeyed too, and cost 85% of each side's CPU at 1452-byte datagrams).
 //! - **Whatever else damages the file** (corruption the CRC misses, a bug
