@@ -941,7 +941,7 @@ pub struct Stats {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -958,16 +958,19 @@ mod tests {
         assert!(held == read);
     }
 
+    /// DONE's format-3 field for `bytes`, by an independent XXH3-128
+    /// implementation (xxhash-rust): the digest big-endian, then 16 zeros.
+    pub(crate) fn xxh3_field(bytes: &[u8]) -> [u8; 32] {
+        let mut f = [0; 32];
+        f[..16].copy_from_slice(&xxhash_rust::xxh3::xxh3_128(bytes).to_be_bytes());
+        f
+    }
+
     #[test]
     fn the_file_hash_is_fed_in_whole_runs_and_matches_the_one_shot_hash() {
         let file: Vec<u8> = (0..HASH_RUN as usize * 5 + 777).map(|i| (i * 7 % 253) as u8).collect();
-        let xxh3 = {
-            let mut f = [0; 32];
-            f[..16].copy_from_slice(&xxhash_rust::xxh3::xxh3_128(&file).to_be_bytes());
-            f
-        };
         for (algorithm, want) in
-            [(HashAlgorithm::Xxh3_128, xxh3), (HashAlgorithm::Blake3, *blake3::hash(&file).as_bytes())]
+            [(HashAlgorithm::Xxh3_128, xxh3_field(&file)), (HashAlgorithm::Blake3, *blake3::hash(&file).as_bytes())]
         {
             let mut src: &[u8] = &file;
             let mut h = FileHash::new(algorithm);

@@ -161,9 +161,7 @@ pub struct Sender {
     sent: SentPackets,
     next_offset: u64,
     max_data: u64,
-    /// The format of the hello answered: which hash DONE carries.
-    format: Format,
-    /// The whole-file hash, fed in runs of [`HASH_RUN`] as new data goes out.
+    /// The whole-file hash (of the answered hello's format), fed in runs of [`HASH_RUN`] as new data goes out.
     hasher: FileHash,
     hash: Option<[u8; 32]>,
     done_due: bool,
@@ -204,7 +202,6 @@ impl Sender {
             sent: SentPackets::new(size, now),
             next_offset: 0,
             max_data: 0,
-            format,
             hasher: FileHash::new(format.hash_algorithm()),
             hash: None,
             done_due: false,
@@ -288,11 +285,6 @@ impl Sender {
     /// one path-MTU probing found.
     pub fn max_datagram(&self) -> usize {
         self.mtu.payload() as usize + DATA_OVERHEAD
-    }
-
-    /// The wire format of the transfer (from the hello).
-    pub fn format(&self) -> Format {
-        self.format
     }
 
     /// The file size.
@@ -761,13 +753,18 @@ pub(crate) fn splitmix(mut x: u64) -> u64 {
 #[allow(clippy::single_range_in_vec_init)]
 mod tests {
     use super::*;
-    use crate::rdt::fast::{DATA_HEADER, HashAlgorithm, encode_hello};
+    use crate::rdt::fast::{DATA_HEADER, encode_hello};
     use crate::rdt::rangeset::RangeSet;
 
     /// A sender of `file` past address validation, and `now`.
     fn validated(cfg: Config, file: &[u8]) -> (Sender, Instant) {
+        validated_with(cfg, file, &encode_hello())
+    }
+
+    /// [`validated`], answering `hello`.
+    fn validated_with(cfg: Config, file: &[u8], hello: &[u8]) -> (Sender, Instant) {
         let t0 = Instant::now();
-        let mut s = Sender::new(cfg, file.len() as u64, &encode_hello(), t0);
+        let mut s = Sender::new(cfg, file.len() as u64, hello, t0);
         let mut out = Vec::new();
         let mut src = file;
         assert!(s.poll_transmit(t0, &mut src, &mut out));
@@ -836,85 +833,47 @@ mod tests {
     }
 
     #[test]
-    fn the_file_hash_is_fed_in_runs_and_matches() {
+    fn the_file_hash_is_fed_in_runs_and_matches_the_hellos_format() {
         // Bigger than a few HASH_RUNs, not a multiple of the payload.
         let file: Vec<u8> = (0..300_001u32).map(|i| (i % 251) as u8).collect();
         let cfg = Config { max_datagram: 1452, probe: false, ..Config::default() };
-        let (mut s, mut now) = validated(cfg, &file);
-        let mut src: &[u8] = &file;
-        let mut out = Vec::new();
-        let mut ranges = RangeSet::new();
-        let mut done = None;
-        for _ in 0..100_000 {
-            while s.poll_transmit(now, &mut src, &mut out) {
-                match Frame::decode(&out) {
-                    Ok(Frame::Data { offset, payload, .. }) => {
-                        ranges.insert(offset..offset + payload.len() as u64);
-                    }
-                    Ok(Frame::Done { hash, .. }) => done = Some(hash),
-                    _ => {}
-                }
-            }
-            if done.is_some() {
-                break;
-            }
-            // Acknowledge everything sent so far.
-            let acked: Vec<Range<u64>> = ranges.iter().collect();
-            let mut ack = Vec::new();
-            let max_data = file.len() as u64;
-            Frame::Ack { largest_pn: s.sent.next_pn().saturating_sub(1), delay_us: 0, max_data, ranges: acked }
-                .encode(&mut ack);
-            now += Duration::from_millis(1);
-            s.handle(now, &ack);
-            s.handle_timeout(now);
-            // The hash lags the data by less than a run (plus a datagram).
-            assert!(
-                s.hasher.hashed_to() + HASH_RUN + DATA_HEADER as u64 + 2000 >= s.next_offset.min(file.len() as u64)
-            );
-        }
-        assert_eq!(done, Some(HashAlgorithm::Xxh3_128.field(&file)));
-    }
-
-    #[test]
-    fn done_carries_the_hash_of_the_hellos_format() {
-        let file: Vec<u8> = (0..70_000u32).map(|i| (i * 13 % 256) as u8).collect();
-        let cfg = Config { max_datagram: 1452, probe: false, ..Config::default() };
-        for (format, want) in [
-            (Format::V2, *blake3::hash(&file).as_bytes()),
-            (Format::V3, {
-                let mut f = [0; 32];
-                f[..16].copy_from_slice(&xxhash_rust::xxh3::xxh3_128(&file).to_be_bytes());
-                f
-            }),
-        ] {
-            let t0 = Instant::now();
-            let mut s = Sender::new(cfg.clone(), file.len() as u64, &format.hello(), t0);
-            assert_eq!(s.format(), format);
-            let got = drain(&mut s, t0, &file);
-            let Ok(Frame::Challenge { cookie, .. }) = Frame::decode(&got[0]) else { panic!("expected CHALLENGE") };
-            let mut d = Vec::new();
-            Frame::Start { cookie, resume: 0, max_data: file.len() as u64 }.encode(&mut d);
-            s.handle(t0, &d);
-            let mut now = t0;
+        // DONE carries the hash of the format the hello asked for.
+        for (format, want) in
+            [(Format::V3, super::super::tests::xxh3_field(&file)), (Format::V2, *blake3::hash(&file).as_bytes())]
+        {
+            let (mut s, mut now) = validated_with(cfg.clone(), &file, &format.hello());
+            let mut src: &[u8] = &file;
+            let mut out = Vec::new();
+            let mut ranges = RangeSet::new();
             let mut done = None;
-            for _ in 0..1000 {
-                let got = drain(&mut s, now, &file);
-                done = got.iter().find_map(|g| match Frame::decode(g) {
-                    Ok(Frame::Done { size, hash }) => Some((size, hash)),
-                    _ => None,
-                });
+            for _ in 0..100_000 {
+                while s.poll_transmit(now, &mut src, &mut out) {
+                    match Frame::decode(&out) {
+                        Ok(Frame::Data { offset, payload, .. }) => {
+                            ranges.insert(offset..offset + payload.len() as u64);
+                        }
+                        Ok(Frame::Done { hash, .. }) => done = Some(hash),
+                        _ => {}
+                    }
+                }
                 if done.is_some() {
                     break;
                 }
-                let largest = data(&got).iter().map(|d| d.0).max();
+                // Acknowledge everything sent so far.
+                let acked: Vec<Range<u64>> = ranges.iter().collect();
+                let mut ack = Vec::new();
+                let max_data = file.len() as u64;
+                Frame::Ack { largest_pn: s.sent.next_pn().saturating_sub(1), delay_us: 0, max_data, ranges: acked }
+                    .encode(&mut ack);
                 now += Duration::from_millis(1);
-                if let Some(l) = largest {
-                    let sent = s.next_offset;
-                    ack(&mut s, now, l, vec![0..sent]);
-                }
+                s.handle(now, &ack);
                 s.handle_timeout(now);
+                // The hash lags the data by less than a run (plus a datagram).
+                assert!(
+                    s.hasher.hashed_to() + HASH_RUN + DATA_HEADER as u64 + 2000 >= s.next_offset.min(file.len() as u64)
+                );
             }
-            assert_eq!(done, Some((file.len() as u64, want)), "{format:?}");
+            assert_eq!(done, Some(want), "{format:?}");
         }
     }
 
@@ -993,9 +952,7 @@ mod tests {
             s.handle_timeout(now);
         }
         assert_eq!(received, file);
-        let mut field = [0; 32];
-        field[..16].copy_from_slice(&xxhash_rust::xxh3::xxh3_128(&file).to_be_bytes());
-        assert_eq!(done, Some((file.len() as u64, field)));
+        assert_eq!(done, Some((file.len() as u64, super::super::tests::xxh3_field(&file))));
         assert_eq!(s.state(), State::Closing);
         let stats = s.stats();
         assert_eq!((stats.bytes_done, stats.bytes_sent, stats.packets_lost), (50_000, 50_000, 0));
