@@ -362,12 +362,11 @@ pub fn run(args: JoinArgs, global: &Global) -> anyhow::Result<()> {
     let mut reader = None;
     let over = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let r = block_on(async {
-        let ctrl_c = tokio::signal::ctrl_c();
-        tokio::pin!(ctrl_c);
+        let mut ctrl_c = crate::session::CtrlC::new()?;
         let (session, updates) = loop {
             let r = tokio::select! {
                 biased;
-                _ = &mut ctrl_c => return Err(anyhow::Error::new(Exit::Interrupted)),
+                _ = ctrl_c.pressed() => return Err(anyhow::Error::new(Exit::Interrupted)),
                 r = Session::join(&global.server, &name, global.timeout) => r,
             };
             match r {
@@ -447,7 +446,7 @@ pub fn run(args: JoinArgs, global: &Global) -> anyhow::Result<()> {
         };
         let end = tokio::select! {
             biased;
-            _ = &mut ctrl_c => End::Interrupted,
+            _ = ctrl_c.pressed() => End::Interrupted,
             Some(()) = stop_rx.recv() => End::Stopped,
             end = chat.run_resilient(updates, &mut lines_rx, args.reconnect.rejoin(global, &name), &current) => end,
         };
@@ -463,7 +462,7 @@ pub fn run(args: JoinArgs, global: &Global) -> anyhow::Result<()> {
                     );
                     tokio::select! {
                         biased;
-                        _ = &mut ctrl_c => {}
+                        _ = ctrl_c.pressed() => {}
                         _ = async { while chat.downloads.join_next().await.is_some() {} } => {}
                     }
                 }
@@ -480,7 +479,7 @@ pub fn run(args: JoinArgs, global: &Global) -> anyhow::Result<()> {
             }
         };
         chat.downloads.abort_all();
-        let left = crate::session::leave(session.leave()).await;
+        let left = crate::session::leave(session.leave(), &mut ctrl_c).await;
         over.store(true, std::sync::atomic::Ordering::SeqCst);
         if tty && !by_input {
             // The line editor holds the terminal in raw mode until its read

@@ -47,9 +47,8 @@ pub fn run(args: SayArgs, global: &Global) -> anyhow::Result<()> {
 fn stream(reconnect: &ReconnectArgs, g: &Global) -> anyhow::Result<()> {
     let name = name(g)?;
     block_on(async {
-        let ctrl_c = tokio::signal::ctrl_c();
-        tokio::pin!(ctrl_c);
-        let joined = match reach_unless(g, &name, ctrl_c.as_mut()).await? {
+        let mut ctrl_c = crate::session::CtrlC::new()?;
+        let joined = match reach_unless(g, &name, ctrl_c.pressed()).await? {
             Reach::Own(s, u) => (std::sync::Arc::new(s), u),
             Reach::Shared(c) => {
                 let link = chatctl::client::control::Link::Shared(c);
@@ -64,7 +63,7 @@ fn stream(reconnect: &ReconnectArgs, g: &Global) -> anyhow::Result<()> {
                 };
                 return tokio::select! {
                     biased;
-                    _ = &mut ctrl_c => Err(anyhow::Error::new(Exit::Interrupted)),
+                    _ = ctrl_c.pressed() => Err(anyhow::Error::new(Exit::Interrupted)),
                     r = each_stdin_line(send) => r,
                 };
             }
@@ -79,7 +78,7 @@ fn stream(reconnect: &ReconnectArgs, g: &Global) -> anyhow::Result<()> {
             |event| report_reconnect("say", g.json, &event),
             &tokio::sync::watch::channel(None).0,
             async {
-                let _ = ctrl_c.await;
+                ctrl_c.pressed().await;
             },
         )
         .await;
@@ -90,7 +89,7 @@ fn stream(reconnect: &ReconnectArgs, g: &Global) -> anyhow::Result<()> {
             Err(Stop::Interrupted) => Err(anyhow::Error::new(Exit::Interrupted)),
         };
         match session {
-            Some(s) => r.and(leave(s.leave()).await),
+            Some(s) => r.and(leave(s.leave(), &mut ctrl_c).await),
             None => r,
         }
     })

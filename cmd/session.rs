@@ -291,7 +291,7 @@ where
                 r
             }
         };
-        let left = leave_unless(link.leave(), ctrl_c.pressed()).await;
+        let left = leave(link.leave(), &mut ctrl_c).await;
         r.and(left)
     })
 }
@@ -309,19 +309,12 @@ pub async fn gone(updates: Option<Updates>) -> ClientError {
     }
 }
 
-/// Leaves the room (`101`, bounded by --timeout); a second Ctrl-C stops waiting.
-pub async fn leave(leaving: impl Future<Output = Result<(), ClientError>>) -> anyhow::Result<()> {
-    leave_unless(leaving, tokio::signal::ctrl_c()).await
-}
-
-/// [`leave`], stopped by `ctrl_c` (a press not yet counted).
-pub async fn leave_unless(
-    leaving: impl Future<Output = Result<(), ClientError>>,
-    ctrl_c: impl Future,
-) -> anyhow::Result<()> {
+/// Leaves the room (`101`, bounded by --timeout); a Ctrl-C not yet counted
+/// (a second one, after the one that ended the command) stops waiting.
+pub async fn leave(leaving: impl Future<Output = Result<(), ClientError>>, ctrl_c: &mut CtrlC) -> anyhow::Result<()> {
     tokio::select! {
         r = leaving => r.map_err(fail).context("leaving the room"),
-        _ = ctrl_c => Err(anyhow::Error::new(Exit::Interrupted).context("gave up leaving the room")),
+        _ = ctrl_c.pressed() => Err(anyhow::Error::new(Exit::Interrupted).context("gave up leaving the room")),
     }
 }
 

@@ -134,10 +134,11 @@ pub fn host(reconnect: &ReconnectArgs, g: &Global) -> anyhow::Result<()> {
         }
         // Requests come through the socket; no lines of our own (the sender stays).
         let (_lines_tx, lines) = mpsc::unbounded_channel::<String>();
+        let mut ctrl_c = crate::session::CtrlC::new()?;
         let stopped = async {
             let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
+                _ = ctrl_c.pressed() => {}
                 Some(()) = stop_rx.recv() => {}
                 Some(()) = async { term.as_mut()?.recv().await } => {}
             }
@@ -155,7 +156,7 @@ pub fn host(reconnect: &ReconnectArgs, g: &Global) -> anyhow::Result<()> {
         )
         .await;
         let left = match last {
-            Some(s) => leave(s.leave()).await,
+            Some(s) => leave(s.leave(), &mut ctrl_c).await,
             None => Ok(()),
         };
         drop(host);
