@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+mod common;
+
 use chatctl::rdt::classic;
 
 const CHILD_ENV: &str = "CHATCTL_CAPTURE_NETNS_DIR";
@@ -35,7 +37,7 @@ fn content(n: usize, seed: u32) -> Vec<u8> {
 fn in_namespace(side: &str, env: &str) -> Option<tempfile::TempDir> {
     let root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"));
     if !(root && have("unshare") && have("ip") && have("tcpdump")) {
-        println!("skipped: needs root, unshare, ip and tcpdump");
+        common::skip("needs root, unshare, ip and tcpdump");
         return None;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -48,7 +50,7 @@ fn in_namespace(side: &str, env: &str) -> Option<tempfile::TempDir> {
         .status()
         .unwrap();
     if !st.success() && !dir.path().join("real.pcap").exists() {
-        println!("skipped: could not run in a new network namespace ({st})");
+        common::skip(&format!("could not run in a new network namespace ({st})"));
         return None;
     }
     assert!(st.success(), "the namespace side failed");
@@ -368,7 +370,7 @@ impl VethPath {
     fn new() -> Option<VethPath> {
         let root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"));
         if !(root && have("ip") && have("tcpdump")) {
-            println!("skipped: needs root, ip and tcpdump");
+            common::skip("needs root, ip and tcpdump");
             return None;
         }
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
@@ -394,7 +396,7 @@ impl VethPath {
         for step in steps {
             let o = Command::new("ip").args(&step).output().unwrap();
             if !o.status.success() {
-                println!("skipped: ip {}: {}", step.join(" "), String::from_utf8_lossy(&o.stderr).trim());
+                common::skip(&format!("ip {}: {}", step.join(" "), String::from_utf8_lossy(&o.stderr).trim()));
                 return None; // (drop removes what was made)
             }
         }

@@ -526,7 +526,7 @@ fn control_characters_are_escaped_in_join_output() {
 #[test]
 fn join_on_a_pseudo_terminal() {
     if std::process::Command::new("script").arg("--version").output().is_err() {
-        println!("skipped: `script` (util-linux) is not installed");
+        common::skip("`script` (util-linux) is not installed");
         return;
     }
     let addr = fake_server_thread();

@@ -582,7 +582,7 @@ fn join_pipe_ctrl_c() {
 fn have_script() -> bool {
     let ok = std::process::Command::new("script").arg("--version").output().is_ok_and(|o| o.status.success());
     if !ok {
-        println!("skipped: `script` (util-linux) is not installed");
+        common::skip("`script` (util-linux) is not installed");
     }
     ok
 }
@@ -920,7 +920,7 @@ fn connect_that_hangs_is_a_connect_error() {
 #[test]
 fn ipv6_loopback() {
     if std::net::TcpListener::bind("[::1]:0").is_err() {
-        println!("skipped: no IPv6 loopback");
+        common::skip("no IPv6 loopback");
         return;
     }
     let files = served();

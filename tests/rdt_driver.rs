@@ -294,7 +294,7 @@ fn quinn_gso_segments() -> usize {
 #[test]
 fn the_report_gives_the_datagram_size_probing_found() {
     let Ok(server) = UdpSocket::bind("[::]:0") else {
-        println!("skipped: no IPv6 socket");
+        common::skip("no IPv6 socket");
         return;
     };
     let port = server.local_addr().unwrap().port();

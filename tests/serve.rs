@@ -619,7 +619,7 @@ async fn half_sent_messages_and_idle_unjoined_connections_are_dropped() {
 #[tokio::test]
 async fn ipv6_listen() {
     let Ok(probe) = std::net::TcpListener::bind("[::1]:0") else {
-        eprintln!("skipped: no IPv6 loopback on this machine");
+        common::skip("no IPv6 loopback on this machine");
         return;
     };
     drop(probe);

@@ -9,6 +9,8 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+mod common;
+
 use chatctl::wire::{Confirm, Decoder, Direction, Message};
 
 const T: Duration = Duration::from_secs(10);
@@ -242,7 +244,7 @@ fn help_says_classic_clients_cannot_read_large_rooms() {
 #[test]
 fn listens_on_ipv6() {
     if std::net::TcpListener::bind("[::1]:0").is_err() {
-        eprintln!("skipped: no IPv6 loopback on this machine");
+        common::skip("no IPv6 loopback on this machine");
         return;
     }
     let mut srv = Serve::start_on("[::1]:0", false);

@@ -178,7 +178,7 @@ fn stale_socket_is_removed() {
 fn other_users_are_not_served() {
     let have_python = std::process::Command::new("python3").arg("-V").output().is_ok_and(|o| o.status.success());
     if !have_python || unsafe { libc::geteuid() } != 0 {
-        println!("skipped: needs root and python3 to connect as another user");
+        common::skip("needs root and python3 to connect as another user");
         return;
     }
     let server = Serve::start();

@@ -5,6 +5,8 @@
 
 use std::path::PathBuf;
 
+mod common;
+
 use chatctl::wire::{Confirm, Decoder, Direction, Message, Request, Update};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,7 +105,7 @@ fn capture_payloads(pcap: &[u8]) -> Vec<(u16, u16, Vec<u8>)> {
 fn fixture_bytes_are_the_captures_payloads() {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/alice-bob.pcap");
     let Ok(pcap) = std::fs::read(&path) else {
-        eprintln!("SKIPPED: {} is absent (a user's clone has no shared/ folder)", path.display());
+        common::skip(&format!("{} is absent (a user's clone has no shared/ folder)", path.display()));
         return;
     };
     let got = capture_payloads(&pcap);
