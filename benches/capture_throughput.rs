@@ -1,6 +1,6 @@
 //! Throughput of `capture-decode` on synthetic captures of at least 1 GiB,
-//! and the ratio to `tshark -r FILE -q` on the same files: everything issue 6
-//! asks, for the three kinds of capture, in one run of a few minutes.
+//! and the ratio to `tshark -r FILE -q` on the same files, for the three
+//! kinds of capture, in one run of a few minutes.
 //!
 //! Run: `cargo bench --bench capture_throughput` (release build). For each
 //! kind (`default`: mostly downloads; `chat`: chat messages only, small

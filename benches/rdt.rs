@@ -1,11 +1,11 @@
-//! Issue 5 benchmarks 3 and 4, in-process: sender and receiver on their own
+//! The fast mode through a lossy, delayed path, in-process: sender and receiver on their own
 //! threads, talking over loopback directly or through the impairment relay
 //! ([`chatctl::rdt::relay`]), with the production socket drivers.
 //!
-//! - 3: through the relay at 1% loss, 50 ms RTT (25 ms each way), 200 Mbit/s
+//! - Through the relay at 1% loss, 50 ms RTT (25 ms each way), 200 Mbit/s
 //!   each way (queue of one bandwidth-delay product): fast-mode goodput as a
 //!   share of (1 − loss) × rate, per congestion controller.
-//! - 4: classic go-back-N vs fast on the same paths (loopback, and the relay
+//! - Classic go-back-N vs fast on the same paths (loopback, and the relay
 //!   path above): the speed-up.
 //!
 //! The drivers pick 65 000-byte datagrams when the peer's address is

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 16 figure: how long `say --reconnect` takes to be back in the room
+# How long `say --reconnect` takes to be back in the room
 # after a restarted `chatctl serve` listens again (from the moment the new
 # server accepts connections to say's "back" event on stderr), over RUNS
 # restarts (default 10), with an outage of OUTAGE seconds (default 1) and

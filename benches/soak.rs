@@ -1,4 +1,4 @@
-//! Soak: the room server under hostile load (issue 12).
+//! Soak: the room server under hostile load.
 //!
 //! For `SOAK_SECS` seconds (default 60), `SOAK_CLIENTS` clients (default 300)
 //! from addresses all over 127.0.0.0/8 join, chat, download, half-close or

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 5 benchmarks on real processes: `chatctl fetch --udp` against
+# Downloads on real processes: `chatctl fetch --udp` against
 # `chatctl serve`, compared with `--tcp`, as ratios measured in one run.
 #
 #   1. loopback, 1 GiB (BENCH_BIG): UDP (fast mode) vs TCP goodput, and fast

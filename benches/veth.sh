@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 11 benchmark: a real network path with a real MTU. Two network
+# A real network path with a real MTU. Two network
 # namespaces joined by a veth pair (addresses from the benchmarking range
 # 198.18.0.0/15), and on it, alternating in one run, `chatctl fetch --udp`
 # (fast mode), `chatctl fetch --tcp`, and a QUIC peer (quinn's perf tool,

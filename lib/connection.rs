@@ -122,7 +122,7 @@ impl Connection {
         &self.decoder
     }
 
-    /// Skips malformed input after an [`Error::Decode`] (PROTOCOL.md's
+    /// Skips malformed input after an [`Error::Decode`] (lib/protocol.md's
     /// `4999` rule: to the next CR/LF, or drop what is buffered).
     pub fn resync(&mut self) {
         self.decoder.resync();

@@ -344,7 +344,7 @@ async fn tcp(
     // The server closes first, after the last byte; then the client resets
     // instead of sending its own FIN, which would leave the server's side in
     // TIME_WAIT (the reference binds that port again for the next download
-    // and fails, PROTOCOL.md §8). A FIN sent right after connecting avoids
+    // and fails, lib/protocol.md §8). A FIN sent right after connecting avoids
     // that only when it beats the server's: the interop suite lost that race
     // on a loaded machine (3 of 5 downloads). The reset comes after the end
     // of the file, so no data is lost.

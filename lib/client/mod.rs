@@ -125,7 +125,7 @@ async fn connect_retry(addr: SocketAddr, timeout: Duration) -> Result<TcpStream,
 /// only reads. The FIN it sends first makes its own side, not the server's,
 /// wait in TIME_WAIT: the reference server binds the same port again for the
 /// next join without `SO_REUSEADDR`, and fails while its side of the previous
-/// connection is in TIME_WAIT (PROTOCOL.md §8). The server closes the update
+/// connection is in TIME_WAIT (lib/protocol.md §8). The server closes the update
 /// connection only after `101`, long after this. A failure is ignored: the
 /// connection still works for reading.
 fn half_close(stream: &TcpStream) {

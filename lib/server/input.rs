@@ -51,7 +51,7 @@ pub(crate) async fn read(conn: &mut Connection, deadline: Option<Instant>, parti
 }
 
 /// The type `TT` of a bad request whose `1TT` prefix was valid, if the
-/// error lies past that prefix (PROTOCOL.md §3: `4TT9`).
+/// error lies past that prefix (lib/protocol.md §3: `4TT9`).
 fn request_type(conn: &Connection, e: &DecodeError) -> Option<u8> {
     let decoder = conn.decoder();
     if matches!(e.kind, DecodeErrorKind::UnknownCode { .. }) || e.offset < decoder.offset() + 3 {
