@@ -159,7 +159,10 @@ pub fn run(args: ServeArgs, _global: &Global) -> anyhow::Result<()> {
         },
         ..Config::default()
     };
-    let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    // The chat on one thread: every wake-up between a sender's task and a
+    // target's stays on it (downloads get a runtime of their own).
+    let rt =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")?;
     rt.block_on(async {
         let server = Server::bind(config).await?;
         server.run(stop_signal()).await;

@@ -140,7 +140,15 @@ impl Server {
         let logs = logs::Logs::new(self.config.log_summary_every);
         let flusher = tokio::spawn(logs.clone().flush_every_period());
         tracing::info!(addr = %self.local_addr(), "listening on {}", self.local_addr());
-        let ctx = session::Ctx::new(self.config.clone(), &self.handle, logs.clone(), signal, tracker.token());
+        let transfers = match transfer_runtime() {
+            Ok(rt) => Some(rt),
+            Err(e) => {
+                tracing::warn!(error = %e, "downloads share the chat's threads: cannot start their own runtime");
+                None
+            }
+        };
+        let on = transfers.as_ref().map_or_else(tokio::runtime::Handle::current, |rt| rt.handle().clone());
+        let ctx = session::Ctx::new(self.config.clone(), &self.handle, on, logs.clone(), signal, tracker.token());
         tokio::pin!(shutdown);
         loop {
             // Accepting never waits on a limit: a connection over one is
@@ -188,6 +196,16 @@ impl Server {
         if tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await.is_err() {
             tracing::warn!("some tasks did not end within 5 s");
         }
+        if let Some(rt) = transfers {
+            rt.shutdown_background();
+        }
         tracing::info!(ports_in_use = self.handle.pool.in_use(), "stopped");
     }
+}
+
+/// The runtime downloads run on: two workers, apart from the chat, which
+/// needs one thread (`chatctl serve` runs it on a current-thread runtime:
+/// no wake-up crosses threads, as in a one-thread server such as ngircd).
+fn transfer_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("transfers").enable_all().build()
 }

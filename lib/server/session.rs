@@ -6,10 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
+use tokio::io::Interest;
 use tokio::net::TcpStream;
-use tokio::net::tcp::OwnedReadHalf;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use super::Handle;
@@ -19,7 +18,7 @@ use super::input::{self, Input};
 use super::limits::Unjoined;
 use super::logs::{Logs, limited};
 use super::ports::{PortGuard, PortPool, Use};
-use super::room::{Delivery, JoinRefused, Member, Queued, Room};
+use super::room::{Bytes, Delivery, JoinRefused, Member, Room};
 use super::shutdown::{Shutdown, TaskToken};
 use super::transfer::{self, Download};
 use crate::connection::Connection;
@@ -43,6 +42,9 @@ const BACKLOG: usize = 32;
 #[derive(Clone, Debug)]
 pub(crate) struct Ctx {
     config: Arc<Config>,
+    /// Where downloads run: a runtime of their own, so that a TCP transfer
+    /// moving a gigabyte never shares a thread with the chat.
+    transfers: tokio::runtime::Handle,
     room: Room,
     pool: PortPool,
     logs: Logs,
@@ -54,8 +56,15 @@ impl Ctx {
     /// What the listener hands every connection task: the server's room
     /// and pool (from its `handle`), its log limiter, the shutdown signal
     /// and a token of the task tracker.
-    pub(crate) fn new(config: Arc<Config>, handle: &Handle, logs: Logs, shutdown: Shutdown, token: TaskToken) -> Self {
-        Ctx { config, room: handle.room.clone(), pool: handle.pool.clone(), logs, shutdown, token }
+    pub(crate) fn new(
+        config: Arc<Config>,
+        handle: &Handle,
+        transfers: tokio::runtime::Handle,
+        logs: Logs,
+        shutdown: Shutdown,
+        token: TaskToken,
+    ) -> Self {
+        Ctx { config, transfers, room: handle.room.clone(), pool: handle.pool.clone(), logs, shutdown, token }
     }
 }
 
@@ -315,26 +324,22 @@ impl Session {
         // A small send buffer bounds what a user who does not read can pin in
         // the kernel; past it, its bounded queue fills and it is disconnected.
         let _ = socket2::SockRef::from(&update).set_send_buffer_size(SNDBUF);
-        let (member, rx) = room.enter(&name);
+        let member = room.enter(&name, update);
         self.unjoined = None;
         let (close_tx, close_rx) = oneshot::channel();
-        let writer = tokio::spawn(update_connection(
-            update,
-            UpdateTask {
-                rx,
-                close: close_rx,
-                guard,
-                member: member.clone(),
-                name: name.clone(),
-                room: room.clone(),
-                shutdown: self.ctx.shutdown.clone(),
-                _token: self.ctx.token.clone(),
-            },
-        ));
+        let writer = tokio::spawn(update_connection(UpdateTask {
+            close: close_rx,
+            guard,
+            member: member.clone(),
+            name: name.clone(),
+            room: room.clone(),
+            shutdown: self.ctx.shutdown.clone(),
+            _token: self.ctx.token.clone(),
+        }));
         limited!(self.ctx.logs, self.ip(), info!(user = %name, peer = %self.peer, port, users = room.len(),), "joined");
         let bytes = encode(Message::Update(Update::Joined { name: name.clone() }));
         for other in room.others(&name) {
-            room.deliver(&other, bytes.clone(), false);
+            room.deliver(&other, &bytes, false);
         }
         self.joined = Some(Joined { name, member, close: Some(close_tx), writer });
         Flow::Continue
@@ -352,7 +357,7 @@ impl Session {
         let _ = tokio::time::timeout(Duration::from_secs(1), &mut j.writer).await;
         let bytes = encode(Message::Update(Update::Left { name: j.name.clone() }));
         for other in room.others(&j.name) {
-            room.deliver(&other, bytes.clone(), false);
+            room.deliver(&other, &bytes, false);
         }
         limited!(
             self.ctx.logs,
@@ -366,8 +371,9 @@ impl Session {
         let room = self.ctx.room.clone();
         let from = self.name().to_string();
         let bytes = encode(Message::Update(Update::Whisper { from, text }));
-        match room.deliver(&to, bytes, true) {
+        match room.deliver(&to, &bytes, true) {
             Delivery::Dropped => self.error(ErrorCode::NO_SUCH_USER).await,
+            Delivery::Written => self.confirm(Confirm::WhisperSent).await,
             Delivery::Queued(ack) => {
                 if wait_written(&room, vec![(to, ack)]).await.is_empty() {
                     return self.error(ErrorCode::NO_SUCH_USER).await;
@@ -383,8 +389,10 @@ impl Session {
         let bytes = encode(Message::Update(Update::Broadcast { from: from.clone(), text }));
         let mut reached = Vec::new();
         for other in room.others(&from) {
-            if let Delivery::Queued(ack) = room.deliver(&other, bytes.clone(), true) {
-                reached.push((other, ack));
+            match room.deliver(&other, &bytes, true) {
+                Delivery::Written => reached.push((other, None)),
+                Delivery::Queued(ack) => reached.push((other, ack)),
+                Delivery::Dropped => {}
             }
         }
         let to = wait_written(&room, reached).await;
@@ -402,18 +410,43 @@ impl Session {
             return self.error(ErrorCode::NO_TRANSFER_PORT).await;
         }
         let pool = &self.ctx.pool;
+        let rt = self.ctx.transfers.clone();
+        // A socket belongs to the reactor it was registered with: each moves
+        // to the transfer runtime as a std socket and registers there.
         let (d, task): (_, Box<dyn FnOnce(Download) -> tokio::task::JoinHandle<()>>) = match transport {
             Transport::Tcp => match pool.bind_tcp(self.local, Use::Transfer) {
                 Some((l, g)) => {
                     let sd = self.ctx.shutdown.clone();
-                    (g, Box::new(move |d| tokio::spawn(transfer::tcp(d, l, sd))))
+                    let l = l.into_std();
+                    (
+                        g,
+                        Box::new(move |d| {
+                            rt.spawn(async move {
+                                match l.and_then(tokio::net::TcpListener::from_std) {
+                                    Ok(l) => transfer::tcp(d, l, sd).await,
+                                    Err(e) => tracing::warn!(error = %e, "download abandoned: cannot move its socket"),
+                                }
+                            })
+                        }),
+                    )
                 }
                 None => return self.error(ErrorCode::NO_TRANSFER_PORT).await,
             },
             _ => match pool.bind_udp(self.local) {
                 Some((s, g)) => {
                     let sd = self.ctx.shutdown.clone();
-                    (g, Box::new(move |d| tokio::spawn(transfer::udp(d, s, sd))))
+                    let s = s.into_std();
+                    (
+                        g,
+                        Box::new(move |d| {
+                            rt.spawn(async move {
+                                match s.and_then(tokio::net::UdpSocket::from_std) {
+                                    Ok(s) => transfer::udp(d, s, sd).await,
+                                    Err(e) => tracing::warn!(error = %e, "download abandoned: cannot move its socket"),
+                                }
+                            })
+                        }),
+                    )
                 }
                 None => return self.error(ErrorCode::NO_TRANSFER_PORT).await,
             },
@@ -443,9 +476,9 @@ impl Session {
     }
 }
 
-fn encode(m: Message) -> Vec<u8> {
+fn encode(m: Message) -> Bytes {
     // Names and texts come from the decoder, so they always fit their fields.
-    m.to_bytes().unwrap_or_default()
+    m.to_bytes().unwrap_or_default().into()
 }
 
 /// Waits (bounded) until the updates were written; a target that takes too
@@ -476,7 +509,6 @@ async fn wait_written(room: &Room, acks: Vec<(String, Option<oneshot::Receiver<(
 
 /// What one user's update connection task owns.
 struct UpdateTask {
-    rx: mpsc::Receiver<Queued>,
     close: oneshot::Receiver<()>,
     /// The update port, returned when the task ends.
     guard: PortGuard,
@@ -488,41 +520,38 @@ struct UpdateTask {
 }
 
 /// Serves one user's update connection until told to close, the user is
-/// disconnected, or the server stops: writes the updates, one message per
-/// write, and reads the connection although nothing is expected on it. An
-/// orderly half-close by the client is legal and changes nothing; a reset,
-/// a read error or a failed write ends the user's session as a `101` would
-/// (taken out of the room at once, so that no `203`/`204` names it).
-async fn update_connection(stream: TcpStream, mut t: UpdateTask) {
-    let (mut rd, mut wr) = stream.into_split();
-    let broken = until_broken(&mut rd);
+/// disconnected, or the server stops. Senders write updates directly while
+/// nothing is queued (see [`Room`]); this task writes what had to queue, one
+/// message per write, and reads the connection although nothing is expected
+/// on it. An orderly half-close by the client is legal and changes nothing;
+/// a reset, a read error or a failed write ends the user's session as a
+/// `101` would (taken out of the room at once, so that no `203`/`204` names
+/// it).
+async fn update_connection(mut t: UpdateTask) {
+    let out = t.member.out.clone();
+    let broken = until_broken(out.stream());
     tokio::pin!(broken);
     let gone = loop {
-        let item = tokio::select! {
+        tokio::select! {
             biased;
             _ = &mut t.close => break None,
             _ = t.shutdown.recv() => break None,
             _ = &mut broken => break Some("its update connection was reset"),
-            m = t.rx.recv() => m,
+            _ = out.queued() => {}
         };
-        let Some((bytes, ack)) = item else { break None };
         tokio::select! {
-            r = wr.write_all(&bytes) => if r.is_err() { break Some("an update could not be written") },
+            r = out.drain() => if r.is_err() { break Some("an update could not be written") },
             _ = &mut t.close => break None,
             _ = t.shutdown.recv() => break None,
+            _ = &mut broken => break Some("its update connection was reset"),
         }
-        if let Some(a) = ack {
-            let _ = a.send(());
-        }
-        if t.rx.is_empty() {
-            t.member.stalled.store(false, Ordering::Relaxed);
-        }
+        t.member.stalled.store(false, Ordering::Relaxed);
     };
     if let Some(why) = gone {
         t.room.remove(&t.name);
         t.member.end(why);
     }
-    let _ = wr.shutdown().await;
+    let _ = socket2::SockRef::from(out.stream()).shutdown(std::net::Shutdown::Write);
     drop(t.guard);
 }
 
@@ -530,16 +559,20 @@ async fn update_connection(stream: TcpStream, mut t: UpdateTask) {
 /// after an orderly half-close (then an error on the socket, e.g. the reset
 /// that answers a write to a client that closed its socket entirely). Input
 /// is read and ignored: nothing is expected on this connection.
-async fn until_broken(rd: &mut OwnedReadHalf) {
+async fn until_broken(stream: &TcpStream) {
     let mut buf = [0u8; 512];
     loop {
-        match rd.read(&mut buf).await {
+        if stream.readable().await.is_err() {
+            return;
+        }
+        match stream.try_read(&mut buf) {
             Ok(0) => break,
             Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
             Err(_) => return,
         }
     }
-    match rd.as_ref().ready(Interest::ERROR).await {
+    match stream.ready(Interest::ERROR).await {
         Ok(r) if !r.is_error() => std::future::pending().await,
         _ => {}
     }
