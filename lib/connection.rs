@@ -122,10 +122,25 @@ impl Connection {
         &self.decoder
     }
 
+    /// The decoder, to take messages already buffered without reading.
+    pub fn decoder_mut(&mut self) -> &mut Decoder {
+        &mut self.decoder
+    }
+
     /// Skips malformed input after an [`Error::Decode`] (lib/protocol.md's
     /// `4999` rule: to the next CR/LF, or drop what is buffered).
     pub fn resync(&mut self) {
         self.decoder.resync();
+    }
+
+    /// Writes as much of `bytes` as the socket takes now, without waiting;
+    /// returns how many it took (0 when it would block).
+    pub fn try_write(&mut self, bytes: &[u8]) -> Result<usize, Error> {
+        match self.wr.try_write(bytes) {
+            Ok(n) => Ok(n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
+            Err(e) => Err(Error::Io(e)),
+        }
     }
 
     /// Sends one message in one write.

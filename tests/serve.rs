@@ -1331,3 +1331,31 @@ async fn a_connection_that_does_not_join_soon_is_closed() {
     srv.ports_settle(0).await;
     srv.stop().await;
 }
+
+/// Answers to requests a client pipelined may share writes, in order; a
+/// client with one request outstanding (the original's way) gets each
+/// answer alone, in a write of its own.
+#[tokio::test]
+async fn pipelined_requests_are_answered_in_order_and_single_ones_alone() {
+    let srv = TestServer::start(|_| {}).await;
+    let (mut a, mut c) = alice_and_carol(&srv).await;
+    // One request outstanding: the answer is exactly one message per read.
+    a.send("10305CAROL05hello").await;
+    let mut buf = [0u8; 64];
+    let n = tokio::time::timeout(T, a.main.s.read(&mut buf)).await.unwrap().unwrap();
+    assert_eq!(&buf[..n], b"203");
+    assert_eq!(c.update().await, Message::Update(Update::Whisper { from: "ALICE".into(), text: "hello".into() }));
+    // Twenty whispers and a list request in one write.
+    let mut burst = String::new();
+    for i in 0..20 {
+        burst += &format!("10305CAROL02{i:02}");
+    }
+    burst += "102";
+    a.send(burst).await;
+    for i in 0..20 {
+        assert_eq!(a.recv().await, Message::Confirm(Confirm::WhisperSent), "answer {i}");
+        assert_eq!(c.update().await, Message::Update(Update::Whisper { from: "ALICE".into(), text: format!("{i:02}") }));
+    }
+    assert_eq!(a.recv().await, Message::Confirm(Confirm::Users { users: names(&["CAROL"]) }));
+    srv.stop().await;
+}

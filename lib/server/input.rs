@@ -50,6 +50,26 @@ pub(crate) async fn read(conn: &mut Connection, deadline: Option<Instant>, parti
     }
 }
 
+/// The next input already buffered on `conn`, without reading the socket:
+/// `None` when what is buffered (if anything) is not a whole message yet.
+pub(crate) fn buffered(conn: &mut Connection) -> Option<Input> {
+    loop {
+        return match conn.decoder_mut().next_message() {
+            Ok(Some(Message::Request(r))) => Some(Input::Request(r)),
+            Ok(Some(_)) => continue,
+            Ok(None) => None,
+            Err(e) => {
+                let ty = request_type(conn, &e);
+                conn.resync();
+                Some(match ty {
+                    Some(ty) => Input::Malformed(ty, e),
+                    None => Input::Bad(e),
+                })
+            }
+        };
+    }
+}
+
 /// The type `TT` of a bad request whose `1TT` prefix was valid, if the
 /// error lies past that prefix (lib/protocol.md §3: `4TT9`).
 fn request_type(conn: &Connection, e: &DecodeError) -> Option<u8> {

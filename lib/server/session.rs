@@ -34,6 +34,10 @@ const DELIVERY_WAIT: Duration = Duration::from_millis(250);
 /// what a client who does not read can pin in the kernel (messages are small).
 const SNDBUF: usize = 64 * 1024;
 
+/// Most bytes of answers held back while a client's pipelined requests are
+/// handled (see [`Session::send`]).
+const PENDING_MAX: usize = 4096;
+
 /// Most requests read ahead while a join waits for its update connection;
 /// past it the main connection is only watched again once the join is done.
 const BACKLOG: usize = 32;
@@ -99,8 +103,11 @@ pub(crate) async fn run(ctx: Ctx, stream: TcpStream, peer: SocketAddr, unjoined:
         in_flight: Arc::new(()),
         bad: 0,
         unjoined_since: tokio::time::Instant::now(),
+        pending: Vec::new(),
+        defer: false,
     };
     s.serve().await;
+    let _ = s.flush().await;
     s.leave(false).await;
     s.conn.shutdown().await;
     limited!(s.ctx.logs, peer.ip(), debug!(%peer,), "connection closed");
@@ -126,6 +133,11 @@ struct Session {
     /// Since when the connection has been without a user: it must join
     /// within `idle_timeout` of this (requests other than joins don't count).
     unjoined_since: tokio::time::Instant,
+    /// Answers not written yet (see [`Session::send`]).
+    pending: Vec<u8>,
+    /// True while handling a whisper or a broadcast, whose answer may wait
+    /// for the answers to the requests pipelined behind it.
+    defer: bool,
 }
 
 impl Session {
@@ -136,9 +148,18 @@ impl Session {
             let unjoined = idle.min(self.ctx.config.unjoined_timeout);
             let deadline = self.joined.is_none().then_some(self.unjoined_since + unjoined);
             let kick = self.joined.as_ref().map(|j| j.member.kick.clone());
-            let input = match self.backlog.pop_front() {
+            let buffered = match self.backlog.pop_front() {
+                Some(i) => Some(i),
+                None => input::buffered(&mut self.conn),
+            };
+            let input = match buffered {
                 Some(i) => i,
-                None => tokio::select! {
+                None => {
+                    // Before waiting for input, the answers held back go out.
+                    if let Flow::Stop = self.flush().await {
+                        return;
+                    }
+                    tokio::select! {
                     i = input::read(&mut self.conn, deadline, idle) => i,
                     _ = async { match &kick { Some(k) => k.notified().await, None => std::future::pending().await } } => {
                         let why = self.joined.as_ref().map_or("disconnected", |j| j.member.why());
@@ -146,7 +167,8 @@ impl Session {
                         return;
                     }
                     _ = shutdown.recv() => return,
-                },
+                    }
+                }
             };
             let flow = match input {
                 Input::Request(r) => self.handle(r).await,
@@ -179,12 +201,45 @@ impl Session {
         self.joined.as_ref().map_or("", |j| j.name.as_str())
     }
 
-    /// Sends one message; a client that stops reading its main connection
-    /// (so the write cannot finish within `idle_timeout`) is disconnected.
+    /// Sends one message, in one write with any answers held back before it.
+    /// The answer to a whisper or a broadcast is held back while the client
+    /// has more requests buffered (it pipelines, so it reads a stream), and
+    /// goes out with the answers to those: the original client, which takes
+    /// each read for one message, never pipelines.
     async fn send(&mut self, m: Message) -> Flow {
+        let Ok(bytes) = m.to_bytes() else { return Flow::Stop };
+        self.pending.extend_from_slice(&bytes);
+        if self.defer && self.conn.decoder().has_partial() && self.pending.len() < PENDING_MAX {
+            return Flow::Continue;
+        }
+        self.flush().await
+    }
+
+    /// Writes the answers held back. At once if the socket takes them whole
+    /// (the usual case): no timer, no task switch. Otherwise the rest is
+    /// written with a time limit: a client that stops reading its main
+    /// connection (so the write cannot finish within `idle_timeout`) is
+    /// disconnected.
+    async fn flush(&mut self) -> Flow {
+        if self.pending.is_empty() {
+            return Flow::Continue;
+        }
+        let bytes = std::mem::take(&mut self.pending);
+        let flow = self.write_all(&bytes).await;
+        self.pending = bytes;
+        self.pending.clear();
+        flow
+    }
+
+    async fn write_all(&mut self, bytes: &[u8]) -> Flow {
+        let sent = match self.conn.try_write(bytes) {
+            Ok(n) if n == bytes.len() => return Flow::Continue,
+            Ok(n) => n,
+            Err(_) => return Flow::Stop,
+        };
         let mut shutdown = self.ctx.shutdown.clone();
         tokio::select! {
-            r = tokio::time::timeout(self.ctx.config.idle_timeout, self.conn.write_message(&m)) => match r {
+            r = tokio::time::timeout(self.ctx.config.idle_timeout, self.conn.write_raw(&bytes[sent..])) => match r {
                 Ok(Ok(())) => Flow::Continue,
                 Ok(Err(_)) => Flow::Stop,
                 Err(_) => {
@@ -232,6 +287,7 @@ impl Session {
         if matches!(r, Request::Join { .. }) == self.joined.is_none() {
             self.bad = 0;
         }
+        self.defer = matches!(r, Request::Whisper { .. } | Request::Broadcast { .. });
         match (r, self.joined.is_some()) {
             (Request::Join { name }, false) => self.join(name).await,
             (_, false) | (Request::Join { .. }, true) => self.refuse(ErrorCode::malformed(ty)).await,
@@ -375,6 +431,9 @@ impl Session {
             Delivery::Dropped => self.error(ErrorCode::NO_SUCH_USER).await,
             Delivery::Written => self.confirm(Confirm::WhisperSent).await,
             Delivery::Queued(ack) => {
+                if let Flow::Stop = self.flush().await {
+                    return Flow::Stop;
+                }
                 if wait_written(&room, vec![(to, ack)]).await.is_empty() {
                     return self.error(ErrorCode::NO_SUCH_USER).await;
                 }
@@ -394,6 +453,11 @@ impl Session {
                 Delivery::Queued(ack) => reached.push((other, ack)),
                 Delivery::Dropped => {}
             }
+        }
+        if reached.iter().any(|(_, ack)| ack.is_some())
+            && let Flow::Stop = self.flush().await
+        {
+            return Flow::Stop;
         }
         let to = wait_written(&room, reached).await;
         self.confirm(Confirm::BroadcastSent { to }).await
