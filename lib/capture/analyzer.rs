@@ -185,8 +185,14 @@ impl Analyzer {
 
     /// Analyses one captured frame; chat messages are handed out borrowed
     /// ([`MessageRef`]), decoded only if the caller asks. The fast path.
+    ///
+    /// Events are timed by one clock that never goes back: a packet stamped
+    /// earlier than the one before it (tcpdump on `any` or on several CPUs
+    /// stamps packets a fraction of a microsecond out of order) is timed as
+    /// that one, so the timeline and `--json` are in time order.
     pub fn packet_ref(&mut self, p: &Packet<'_>, out: &mut impl FnMut(EventRef<'_>)) {
         self.shared.last_ts = self.shared.last_ts.max(p.ts_ns);
+        let p = &Packet { ts_ns: self.shared.last_ts, ..*p };
         let st = &mut self.shared.stats;
         st.packets += 1;
         st.bytes += p.data.len() as u64;
@@ -327,7 +333,9 @@ impl Analyzer {
             self.close(k, ts, out);
         } else if seg.flags & flags::FIN != 0 && !conn.state.fin[d] {
             conn.state.fin[d] = true;
-            shared.conn_event(ts, &conn.state, a, b, ConnChange::Close, out);
+            let both = conn.state.fin[side.other().idx()];
+            let change = if both { ConnChange::Close } else { ConnChange::HalfClose };
+            shared.conn_event(ts, &conn.state, a, b, change, out);
             if conn.state.fin[side.other().idx()] && conn.streams.iter().all(|s| s.finished()) {
                 self.close(k, ts, out);
             }
@@ -720,7 +728,7 @@ impl Shared {
 /// which is checked before the checksum is computed.
 fn by_content(a: SocketAddr, b: SocketAddr, payload: &[u8]) -> Option<(SocketAddr, SocketAddr)> {
     let (client, server) = match *payload.first()? {
-        fast::T_CHALLENGE | fast::T_DATA | fast::T_DONE => (b, a),
+        fast::T_CHALLENGE | fast::T_DATA | fast::T_DONE | fast::T_STATS | fast::T_ACK_FREQUENCY => (b, a),
         fast::T_START | fast::T_ACK | fast::T_DONE_ACK => (a, b),
         _ => return classic::parse_window(payload).and((b.port() >= 1024).then_some((a, b))),
     };

@@ -229,9 +229,9 @@ impl Transfer {
     /// server (sender): classifies it, updates the counters, and says what to
     /// do with its bytes.
     pub fn datagram(&mut self, ts: i64, from_client: bool, payload: &[u8]) -> (DatagramKind, Step) {
-        let fast_type = payload.first().is_some_and(|b| (0xC1..=0xC6).contains(b));
-        // Fast once a valid fast datagram is seen, unless classic data came first.
-        if self.fast.is_none() && fast_type && self.max_seen.is_none() && Frame::decode(payload).is_ok() {
+        // Fast once a valid fast datagram (of any type the engine's parser
+        // reads) is seen, unless classic data came first.
+        if self.fast.is_none() && self.max_seen.is_none() && Frame::decode(payload).is_ok() {
             self.summary.mode = TransferMode::Fast;
             self.summary.window = None;
             self.fast = Some(Box::default());
@@ -327,8 +327,22 @@ impl Transfer {
                 self.summary.receiver_verified = Some(ok);
                 DatagramKind::DoneAck { ok }
             }
-            // The sender's informative figures (STATS): valid, not counted.
-            Frame::Stats(_) | Frame::AckFrequency { .. } => DatagramKind::Other { len: payload.len() },
+            // The sender's informative figures: valid, not counted.
+            Frame::Stats(st) => DatagramKind::Stats {
+                cwnd: st.cwnd,
+                srtt_us: u64::try_from(st.srtt.as_micros()).unwrap_or(u64::MAX),
+                pacing_rate: st.pacing_rate,
+                packets_lost: st.packets_lost,
+                bytes_retransmitted: st.bytes_retransmitted,
+                cc: st.cc,
+            },
+            Frame::AckFrequency { seq, threshold, max_delay_us } => {
+                DatagramKind::AckFrequency { seq, threshold, max_delay_us }
+            }
+            // A type the engine's parser reads but this decoder has no kind
+            // of its own for yet: shown as the parser decoded it.
+            #[allow(unreachable_patterns)]
+            other => DatagramKind::FastFrame { type_byte: payload[0], frame: format!("{other:?}"), len: payload.len() },
         };
         if let Some((at, kind)) = point {
             self.point(ts, at, kind);

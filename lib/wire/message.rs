@@ -85,6 +85,38 @@ impl Message {
     }
 }
 
+/// What a message code means, in a few words (`106`: "download",
+/// `4061`: "no such file"); None for a code the protocol does not define.
+/// The one table of code names (`capture-decode --summary` and the like).
+pub fn code_name(code: u16) -> Option<std::borrow::Cow<'static, str>> {
+    let name = match code {
+        100 => "join",
+        101 => "leave",
+        102 => "users?",
+        103 => "private message",
+        104 => "broadcast",
+        105 => "files?",
+        106 => "download",
+        200 => "joined",
+        201 => "left",
+        202 => "users",
+        203 => "private delivered",
+        204 => "broadcast delivered",
+        205 => "files",
+        206 => "download ready",
+        300 => "user joined",
+        301 => "user left",
+        303 => "private message from",
+        304 => "broadcast from",
+        4000..=4999 => {
+            let e = ErrorCode::new(((code - 4000) / 10) as u8, (code % 10) as u8);
+            return Some(format!("error: {}", e.describe()).into());
+        }
+        _ => return None,
+    };
+    Some(name.into())
+}
+
 impl From<Request> for Message {
     fn from(r: Request) -> Self {
         Message::Request(r)
