@@ -208,7 +208,7 @@ fn summary(out: &mut impl Write, a: &Analyzer, json: bool) -> anyhow::Result<()>
         writeln!(
             out,
             "problems: {} undecodable, {}, {}",
-            units::grouped(st.decode_errors),
+            output::grouped(st.decode_errors),
             output::count(st.gaps, "capture hole", "capture holes"),
             output::count(st.malformed, "malformed packet", "malformed packets")
         )?;
@@ -216,7 +216,7 @@ fn summary(out: &mut impl Write, a: &Analyzer, json: bool) -> anyhow::Result<()>
     writeln!(out, "\nmessages by kind:")?;
     for (code, n) in st.by_code.iter() {
         let name = chatctl::wire::code_name(code).unwrap_or_default();
-        writeln!(out, "  {code:<5} {:<28} {:>8}", output::escape(&name), units::grouped(n))?;
+        writeln!(out, "  {code:<5} {:<28} {:>8}", output::escape(&name), output::grouped(n))?;
     }
     let users: Vec<String> = st.users.iter().map(|u| output::escape(u).into_owned()).collect();
     writeln!(out, "\nusers seen ({}): {}", users.len(), users.join(", "))?;
@@ -237,9 +237,9 @@ fn summary(out: &mut impl Write, a: &Analyzer, json: bool) -> anyhow::Result<()>
             s.id,
             output::bytes(s.bytes),
             s.announced_size.map_or("?".into(), output::bytes),
-            units::grouped(s.packets),
-            units::grouped(s.retransmissions),
-            units::grouped(s.out_of_order),
+            output::grouped(s.packets),
+            output::grouped(s.retransmissions),
+            output::grouped(s.out_of_order),
             s.duration_s(),
             s.goodput_bps().map_or("-".into(), units::rate),
         )?;

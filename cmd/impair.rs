@@ -4,9 +4,9 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 use anyhow::Context;
+use chatctl::client::thousands as grouped;
 use chatctl::rdt::relay::{self, DirectionStats, Impairment, Relay};
 use chatctl::rdt::sim::LinkConfig;
-use chatctl::text::units::grouped;
 use clap::Args;
 
 use crate::cli::Global;

@@ -28,7 +28,7 @@ use super::reader::Packet;
 use super::scan;
 use super::stats::Stats;
 use super::tcp::{Chunk, Stream};
-use super::transfer::{PlotPoint, Transfer, super_packet_segment};
+use super::transfer::{PlotPoint, PointKind, Transfer, super_packet_segment};
 use crate::rdt::classic;
 use crate::rdt::fast::{self, Frame};
 use crate::wire::Transport;
@@ -263,7 +263,8 @@ impl Analyzer {
     ) {
         // A pure ACK carries nothing to decode or report: skip the lookup
         // (about half the packets of a download). Idle time counts from data.
-        if seg.payload.is_empty() && seg.flags & (flags::SYN | flags::FIN | flags::RST) == 0 {
+        // (With --plot, a TCP transfer's acknowledgements are plotted.)
+        if seg.payload.is_empty() && seg.flags & (flags::SYN | flags::FIN | flags::RST) == 0 && !self.shared.cfg.plot {
             return;
         }
         let a = SocketAddr::new(src, seg.src_port);
@@ -314,10 +315,30 @@ impl Analyzer {
             // Timed here, as captured: out-of-order bytes are handed on later.
             t.data_seen(ts);
         }
+        let delivered = conn.streams[d].delivered();
         let state = &mut conn.state;
         conn.streams[d].segment(seg.seq, syn, seg.flags & flags::FIN != 0, seg.payload, &mut |c| {
             shared.chunk(ts, state, side, c, out);
         });
+        if let Kind::Transfer(i) = conn.state.kind
+            && shared.cfg.plot
+            && let Some(t) = shared.transfers.get_mut(i)
+        {
+            // The time-sequence graph: the server's segments by stream
+            // offset, the client's acknowledgements of them.
+            let server = &conn.streams[Side::Server.idx()];
+            if side == Side::Server && !seg.payload.is_empty() {
+                if let Some(at) = server.offset_of(seg.seq.wrapping_add(u32::from(syn))) {
+                    let again = at + seg.payload.len() as u64 <= delivered;
+                    t.point(ts, at, if again { PointKind::Retransmission } else { PointKind::Data });
+                }
+            } else if side == Side::Client
+                && ack
+                && let Some(at) = server.offset_of(seg.ack)
+            {
+                t.point(ts, at.min(server.delivered()), PointKind::Ack);
+            }
+        }
         if seg.flags & flags::RST != 0 {
             if let Kind::Transfer(i) = conn.state.kind
                 && conn.streams.iter().all(|s| s.delivered() == 0 && s.buffered() == 0)
@@ -523,7 +544,8 @@ impl Shared {
             Some(Announce::Update) => st.kind = Kind::Chat(Channel::Update),
             Some(Announce::Transfer { file, size, .. }) => {
                 let id = self.transfers.len() as u32 + 1;
-                let t = Transfer::new(id, TransferMode::Tcp, file, Some(size), st.client, st.server, ts);
+                let mut t = Transfer::new(id, TransferMode::Tcp, file, Some(size), st.client, st.server, ts);
+                t.record_plot = self.cfg.plot;
                 self.transfers.push(t);
                 st.kind = Kind::Transfer(self.transfers.len() - 1);
             }

@@ -84,10 +84,14 @@ pub fn bytes(n: u64) -> String {
     crate::text::units::bytes(n)
 }
 
-/// A count and its noun, singular or plural, with thousands separators.
+/// A count and its noun, singular or plural, with thousands separators
+/// (`1 packet`, `2 packets`, `12,345 packets`).
 pub fn count(n: u64, one: &str, many: &str) -> String {
-    crate::text::units::count(n, one, many)
+    format!("{} {}", grouped(n), if n == 1 { one } else { many })
 }
+
+/// A whole number with thousands separators, as every chatctl output writes it.
+pub use crate::client::thousands as grouped;
 
 /// What an extracted file is known to hold, in words: `verified` only where
 /// a hash was checked; `size matches` where only the size could be.
@@ -240,7 +244,7 @@ pub fn transfer_line(s: &TransferSummary) -> String {
     let fast = if s.mode == TransferMode::Fast {
         let mut f = format!(", {}", count(s.duplicates, "duplicate", "duplicates"));
         if s.invalid > 0 {
-            let _ = write!(f, ", {} invalid", crate::text::units::grouped(s.invalid));
+            let _ = write!(f, ", {} invalid", grouped(s.invalid));
         }
         match s.receiver_verified {
             Some(true) => f.push_str(", receiver verified the hash"),
@@ -257,8 +261,8 @@ pub fn transfer_line(s: &TransferSummary) -> String {
         s.server,
         s.client,
         count(s.packets, "packet", "packets"),
-        crate::text::units::grouped(s.retransmissions),
-        crate::text::units::grouped(s.out_of_order),
+        grouped(s.retransmissions),
+        grouped(s.out_of_order),
         s.duration_s()
     )
 }

@@ -1,5 +1,5 @@
-//! `--plot`: time-sequence graphs of UDP transfers, where they are written,
-//! and in which format.
+//! `--plot`: time-sequence graphs of transfers (TCP, classic and fast),
+//! where they are written, and in which format.
 //!
 //! A graph is drawn once, as SVG ([`svg`]); a PNG is that SVG rasterised by
 //! `resvg` ([`png`]), so both formats show the same figure. [`Target`]
@@ -139,19 +139,15 @@ pub fn write_new(path: &Path, data: &[u8]) -> Result<PathBuf, PlotError> {
 
 /// Why a transfer gets no graph, in one line; None when it gets one.
 pub fn skip_reason(s: &TransferSummary, points: &[PlotPoint]) -> Option<String> {
-    if s.mode == TransferMode::Tcp {
-        return Some(
-            "a TCP transfer is one byte stream: its segments are the kernel's, with no packet numbers to plot".into(),
-        );
+    if !points.is_empty() {
+        return None;
     }
-    if points.is_empty() {
-        return Some(if s.announced_size == Some(0) {
-            "the file is empty: no data datagram and no acknowledgement to plot".into()
-        } else {
-            "the capture holds no data datagram and no acknowledgement of it".into()
-        });
-    }
-    None
+    let unit = if s.mode == TransferMode::Tcp { "segment" } else { "datagram" };
+    Some(if s.announced_size == Some(0) || (s.complete && s.bytes == 0) {
+        format!("the file is empty: no data {unit} to plot")
+    } else {
+        format!("the capture holds no data {unit} of it and no acknowledgement")
+    })
 }
 
 /// The graph in `format`: SVG text, or the PNG of it.
@@ -188,9 +184,9 @@ pub fn png(svg: &str) -> Result<Vec<u8>, PlotError> {
     pixmap.encode_png().map_err(|e| PlotError::Render(e.to_string()))
 }
 
-/// A time-sequence graph of one UDP transfer as a standalone SVG, read as
+/// A time-sequence graph of one transfer as a standalone SVG, read as
 /// tcptrace's or Wireshark's Stevens graph: packet number (classic) or byte
-/// offset (fast) over time, first transmissions as dots, retransmissions as
+/// offset (fast, TCP) over time, first transmissions as dots, retransmissions as
 /// red crosses, acknowledgements as a green step line; a title (file, mode,
 /// size, duration, retransmissions), ticks with units on both axes, and a
 /// legend whose words match the y axis. A transfer of one datagram, or of
@@ -200,7 +196,9 @@ pub fn svg(s: &TransferSummary, points: &[PlotPoint]) -> String {
     let (left, right, top, bottom) = (90.0f64, 30.0f64, 70.0f64, 60.0f64);
     let t0 = points.iter().map(|p| p.ts_ns).min().unwrap_or(0);
     let span_ns = points.iter().map(|p| p.ts_ns).max().unwrap_or(0) - t0;
-    let fast = s.mode == TransferMode::Fast;
+    // Fast and TCP transfers are drawn by byte offset, classic ones by packet.
+    let fast = s.mode != TransferMode::Classic;
+    let tcp = s.mode == TransferMode::Tcp;
     // The time axis in the unit that reads best: s, else ms, else µs.
     let (tunit, tdiv) = if span_ns >= 2_000_000_000 {
         ("s", 1e9)
@@ -228,8 +226,12 @@ pub fn svg(s: &TransferSummary, points: &[PlotPoint]) -> String {
     let (ystep, yend) = ticks(pmax / ydiv);
     let (ystep, yend) = (ystep * ydiv, yend * ydiv);
     let (pw, ph) = (w - left - right, h - top - bottom);
-    let x = |ts: i64| left + (ts - t0) as f64 / tdiv / xend * pw;
-    let y = |p: u64| top + ph - p as f64 / yend * ph;
+    // A margin inside the axes, so points at zero are not drawn on them.
+    let pad = 8.0;
+    let xv = |v: f64| left + pad + v / xend * (pw - 2.0 * pad);
+    let yv = |v: f64| top + ph - pad - v / yend * (ph - 2.0 * pad);
+    let x = |ts: i64| xv((ts - t0) as f64 / tdiv);
+    let y = |p: u64| yv(p as f64);
     let mut svg = String::new();
     let _ = writeln!(
         svg,
@@ -251,7 +253,11 @@ pub fn svg(s: &TransferSummary, points: &[PlotPoint]) -> String {
         "{} → {}; {} plotted{}",
         s.server,
         s.client,
-        count(data_points, "data datagram", "data datagrams"),
+        count(
+            data_points,
+            if tcp { "data segment" } else { "data datagram" },
+            if tcp { "data segments" } else { "data datagrams" }
+        ),
         if span_ns == 0 { ", all at one instant" } else { "" }
     );
     let _ = writeln!(svg, r##"<text x="{}" y="44" text-anchor="middle" fill="#555">{}</text>"##, w / 2.0, xml(&sub));
@@ -260,7 +266,7 @@ pub fn svg(s: &TransferSummary, points: &[PlotPoint]) -> String {
     let mut labels = String::new();
     for i in 0..=((xend / xstep).round() as u64) {
         let v = i as f64 * xstep;
-        let px = left + v / xend * pw;
+        let px = xv(v);
         let _ = write!(grid, "M{px:.1} {top} V{} ", top + ph);
         let _ = writeln!(
             labels,
@@ -271,7 +277,7 @@ pub fn svg(s: &TransferSummary, points: &[PlotPoint]) -> String {
     }
     for i in 0..=((yend / ystep).round() as u64) {
         let v = i as f64 * ystep;
-        let py = top + ph - v / yend * ph;
+        let py = yv(v);
         let _ = write!(grid, "M{left} {py:.1} H{} ", left + pw);
         let _ = writeln!(
             labels,
@@ -297,7 +303,9 @@ pub fn svg(s: &TransferSummary, points: &[PlotPoint]) -> String {
     );
     // Few points are drawn larger, so one datagram is seen.
     let r = if data_points < 50 { 3.5 } else { 1.5 };
+    let few_acks = points.iter().filter(|p| p.kind == PointKind::Ack).count() < 50;
     let mut acks = String::new();
+    let mut ack_marks = String::new();
     for p in points {
         let (px, py) = (x(p.ts_ns), y(p.packet));
         match p.kind {
@@ -308,7 +316,11 @@ pub fn svg(s: &TransferSummary, points: &[PlotPoint]) -> String {
                 let _ = writeln!(svg, r#"<path d="M{:.1} {:.1} l6 6 m0 -6 l-6 6" stroke="red"/>"#, px - 3.0, py - 3.0);
             }
             PointKind::Ack => {
-                // A step: the acknowledged level holds until the next ACK.
+                // A step: the acknowledged level holds until the next ACK;
+                // few ACKs are marked too, so a single one is seen.
+                if few_acks {
+                    let _ = write!(ack_marks, "M{:.1} {py:.1} h10 ", px - 5.0);
+                }
                 let _ = if acks.is_empty() {
                     write!(acks, "M{px:.1} {py:.1} ")
                 } else {
@@ -320,10 +332,15 @@ pub fn svg(s: &TransferSummary, points: &[PlotPoint]) -> String {
     if !acks.is_empty() {
         let _ = writeln!(svg, r#"<path d="{acks}" stroke="green" fill="none"/>"#);
     }
+    if !ack_marks.is_empty() {
+        let _ = writeln!(svg, r#"<path d="{ack_marks}" stroke="green" stroke-width="3" fill="none"/>"#);
+    }
     // Legend, top left inside the plot (the graph rises to the top right),
     // in the y axis's terms: packets (classic) or bytes (fast).
     let (lx, ly) = (left + 12.0, top + 12.0);
-    let (sent, again, ack) = if fast {
+    let (sent, again, ack) = if tcp {
+        ("segment sent (its first byte)", "retransmission (bytes sent again)", "acknowledged: every byte below")
+    } else if fast {
         ("DATA sent (its first byte)", "retransmission (bytes sent again)", "acknowledged: every byte below")
     } else {
         ("data packet sent", "retransmission (packet sent again)", "acknowledged: next packet expected")

@@ -54,8 +54,8 @@ pub struct PlotPoint {
     /// Capture time (ns since the epoch).
     pub ts_ns: i64,
     /// Classic: packet number from the start of the transfer (not modulo the
-    /// window). Fast: file offset in bytes (data: its first byte; ACK: every
-    /// byte below it was received).
+    /// window). Fast and TCP: file offset in bytes (data: its first byte;
+    /// ACK: every byte below it was received).
     pub packet: u64,
     /// What the point shows.
     pub kind: PointKind,
@@ -66,7 +66,7 @@ pub struct PlotPoint {
 pub(crate) struct Transfer {
     /// What is known so far (reported at the end).
     pub summary: TransferSummary,
-    /// Points for `--plot` (UDP transfers only).
+    /// Points for `--plot`.
     pub plot: Vec<PlotPoint>,
     /// Classic: index of the next packet the receiver expects.
     expected: u64,
@@ -395,7 +395,8 @@ impl Transfer {
         self.fast.as_deref().and_then(|f| f.hash)
     }
 
-    fn point(&mut self, ts_ns: i64, packet: u64, kind: PointKind) {
+    /// Records a point of the plot (when one is asked for).
+    pub fn point(&mut self, ts_ns: i64, packet: u64, kind: PointKind) {
         if self.record_plot && self.plot.len() < MAX_PLOT_POINTS {
             self.plot.push(PlotPoint { ts_ns, packet, kind });
         }

@@ -19,25 +19,6 @@ pub fn rate(bytes_per_second: f64) -> String {
     scaled(v, "/s")
 }
 
-/// A whole number with thousands separators, e.g. `1,234,567`.
-pub fn grouped(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// A count and its noun, singular or plural, grouped: `1 packet`,
-/// `2 packets`, `12,345 packets`.
-pub fn count(n: u64, one: &str, many: &str) -> String {
-    format!("{} {}", grouped(n), if n == 1 { one } else { many })
-}
-
 fn scaled(mut v: f64, suffix: &str) -> String {
     let mut i = 0;
     // 999.5 rounds to 1000 at no decimals: show it as the next unit.
@@ -67,17 +48,6 @@ mod tests {
         ] {
             assert_eq!(bytes(n), s, "{n}");
         }
-    }
-
-    #[test]
-    fn grouped_counts() {
-        for (n, s) in [(0, "0"), (999, "999"), (1000, "1,000"), (123_456, "123,456"), (1_234_567, "1,234,567")] {
-            assert_eq!(grouped(n), s);
-        }
-        assert_eq!(grouped(u64::MAX), "18,446,744,073,709,551,615");
-        assert_eq!(count(1, "packet", "packets"), "1 packet");
-        assert_eq!(count(0, "packet", "packets"), "0 packets");
-        assert_eq!(count(4096, "packet", "packets"), "4,096 packets");
     }
 
     #[test]
