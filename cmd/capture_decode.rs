@@ -270,9 +270,9 @@ fn written(out: &mut impl Write, a: &Analyzer, json: bool) -> anyhow::Result<()>
         let name = output::escape(s.file.as_deref().unwrap_or("(unknown file)"));
         let detail = match (x.verified, x.hash_verified, s.announced_size) {
             (true, Some(true), _) => {
-                format!("verified: {} matches the sender's", s.hash_algorithm.map_or("hash", |h| h.name()))
+                format!("{} matches the sender's", s.hash_algorithm.map_or("hash", |h| h.name()))
             }
-            (true, _, _) => format!("size matches: {}; no hash to check", output::bytes(s.bytes)),
+            (true, _, _) => format!("{} as announced; no hash to check", output::bytes(s.bytes)),
             (false, Some(false), _) => {
                 format!("its {} differs from the sender's", s.hash_algorithm.map_or("hash", |h| h.name()))
             }
@@ -281,7 +281,7 @@ fn written(out: &mut impl Write, a: &Analyzer, json: bool) -> anyhow::Result<()>
         };
         writeln!(
             out,
-            "wrote {} ({state}, {detail}): transfer #{} {} {name}",
+            "wrote {} ({state}: {detail}): transfer #{} {} {name}",
             output::escape(&x.path.display().to_string()),
             s.id,
             s.mode.label()

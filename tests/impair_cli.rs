@@ -131,13 +131,16 @@ fn fetch_through_the_relay() {
         assert_eq!(json["udp_mode"], "fast", "{json}");
     }
     assert!(report.contains("clients: 2"), "{report}");
-    // "client -> target: N datagrams in, M out, D dropped, ..."
+    // "client -> target: N datagrams in, M out, D dropped (L lost at
+    // random, Q by the full queue), S not sent", numbers grouped (1,234).
     let counts = |dir: &str| -> Vec<u64> {
         let line = report.lines().find(|l| l.contains(dir)).unwrap_or_else(|| panic!("no {dir:?} in {report}"));
-        line.split(|c: char| !c.is_ascii_digit()).filter_map(|w| w.parse().ok()).collect()
+        line.replace(',', "").split(|c: char| !c.is_ascii_digit()).filter_map(|w| w.parse().ok()).collect()
     };
     let down = counts("target -> client");
     println!("{report}");
     assert!(down[0] >= 2 * 1_000_000 / 1452, "the transfers did not go through the relay: {report}");
     assert!(down[2] > 0, "2% loss dropped nothing: {report}");
+    // No rate, so no queue: every drop is random loss.
+    assert_eq!((down[3], down[4]), (down[2], 0), "{report}");
 }
