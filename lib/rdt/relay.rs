@@ -657,7 +657,7 @@ mod tests {
             queue_bytes: 1_250_000,
             ..Default::default()
         };
-        assert_eq!(describe(&link), "loss 1%, delay 25ms, rate 200 Mbit/s, queue 1.3 MB");
+        assert_eq!(describe(&link), "loss 1%, delay 25ms, rate 200 Mbit/s, queue 1.2 MB");
         assert_eq!(describe(&LinkConfig::default()), "no impairment");
         assert_eq!(format_rate(1_500_000_000), "1.5 Gbit/s");
         assert_eq!(format_rate(64_000), "64 kbit/s");

@@ -137,3 +137,45 @@ impl From<ErrorCode> for Message {
         Message::Error(e)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_message_code_has_a_name() {
+        use super::super::{Decoder, Direction};
+        // One message of each kind, as the wire carries them.
+        let wire: &[&[u8]] = &[
+            b"10005ALICE",
+            b"101",
+            b"102",
+            b"10303BOB02hi",
+            b"10402hi",
+            b"105",
+            b"106TCP05a.bin",
+            b"20005ALICE55000",
+            b"201",
+            b"2021103BOB",
+            b"203",
+            b"2041103BOB",
+            b"20510103a.b",
+            b"206011355001",
+            b"30003BOB",
+            b"30103BOB",
+            b"30303BOB02hi",
+            b"30403BOB02hi",
+            b"4061",
+        ];
+        for raw in wire {
+            let mut d = Decoder::new(Direction::Any);
+            d.feed(raw);
+            d.feed(b"\r\n");
+            let m = d.next_message().unwrap().unwrap_or_else(|| panic!("{raw:?}"));
+            let name = code_name(m.code()).unwrap_or_else(|| panic!("no name for {}", m.code()));
+            assert!(!name.is_empty());
+        }
+        assert_eq!(code_name(4061).as_deref(), Some("error: no such file"));
+        assert_eq!(code_name(999), None);
+    }
+}
