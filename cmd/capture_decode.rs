@@ -55,11 +55,11 @@ pub struct CaptureDecodeArgs {
     #[arg(long)]
     pub summary: bool,
 
-    /// Draw a time-sequence graph of each UDP transfer (classic: packet
-    /// number, fast: byte offset, over time; with a title, axis ticks and a
-    /// legend) and list on stdout the files written (one JSON object each
-    /// with --json) and the transfers not plotted, with the reason (TCP
-    /// transfers, empty files). TARGET is a folder (an existing one, or any
+    /// Draw a time-sequence graph of each transfer (go-back-N: packet
+    /// number, fast and TCP: byte offset, over time; with a title, axis
+    /// ticks and a legend) and list on stdout the files written (one JSON
+    /// object each with --json) and the transfers not plotted, with the
+    /// reason (an empty file, nothing of it captured). TARGET is a folder (an existing one, or any
     /// path ending in `/`): `TARGET/transfer-<id>.svg`; or a file: NAME.svg
     /// or NAME.png (PNG by the extension; no extension means SVG) for one
     /// transfer, NAME-<id>.svg or NAME-<id>.png for several. Nothing is
@@ -293,7 +293,7 @@ fn written(out: &mut impl Write, a: &Analyzer, json: bool) -> anyhow::Result<()>
     Ok(())
 }
 
-/// `--plot`: one graph per UDP transfer, each file written reported on
+/// `--plot`: one graph per transfer, each file written reported on
 /// stdout (JSON with `--json`), each transfer left out with its reason.
 fn plots(
     out: &mut impl Write,

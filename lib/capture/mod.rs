@@ -40,7 +40,7 @@
 //! - [`extract`]: rebuilding files on disk as the capture streams by,
 //!   verifying size (and, in fast mode, the hash with the transfer's algorithm).
 //! - [`event`]: what the analyser reports; [`output`]: how it is shown;
-//!   [`plot`]: time-sequence graphs of UDP transfers (`--plot`), SVG or PNG.
+//!   [`plot`]: time-sequence graphs of transfers (`--plot`), SVG or PNG.
 //! - `synth` (test support, hidden from the docs): pcap/pcapng writers and
 //!   packet builders for synthetic captures (tests, fuzz seeds, the benchmark).
 //!
