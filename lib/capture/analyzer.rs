@@ -150,7 +150,7 @@ impl Analyzer {
                 stats: Stats::default(),
                 users_seen: HashSet::default(),
                 last_user: Vec::new(),
-                last_ts: 0,
+                last_ts: i64::MIN,
             },
             conns: HashMap::default(),
             udp: HashMap::default(),
