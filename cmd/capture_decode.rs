@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use chatctl::capture::{self, Analyzer, CaptureReader, Event, EventRef, ReadError, TransferSummary, output};
+use chatctl::text::units;
 use clap::Args;
 use serde_json::json;
 
@@ -26,20 +27,22 @@ use crate::cli::Global;
 #[derive(Debug, Args)]
 pub struct CaptureDecodeArgs {
     /// The capture file; `-` or none reads standard input.
-    #[arg(value_name = "FILE")]
+    #[arg(value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
     pub file: Option<PathBuf>,
 
     /// Also treat this TCP port as a server port (13337 always is); repeatable.
     #[arg(long, value_name = "PORT")]
     pub port: Vec<u16>,
 
-    /// Rebuild every downloaded file into this folder and list what was
-    /// written where. Files are named after the requested file (`NAME.1`,
-    /// `NAME.2` for more copies); one whose size does not match its `206`, or
-    /// in fast mode whose hash (BLAKE3 or XXH3-128, by the transfer's
-    /// format) does not match the sender's, gets a
-    /// `.incomplete` suffix. Nothing is overwritten.
-    #[arg(long, value_name = "DIR")]
+    /// Rebuild every downloaded file into this folder and list on stdout
+    /// what was written where (one JSON object per file with --json).
+    /// Files are named after the requested file (`NAME.1`, `NAME.2` for
+    /// more copies); one whose size does not match its `206`, or in fast
+    /// mode whose hash (BLAKE3 or XXH3-128, by the transfer's format) does
+    /// not match the sender's, gets a `.incomplete` suffix. Nothing is
+    /// overwritten. Only fast transfers carry a hash: a TCP or go-back-N
+    /// file is reported as "size matches", a fast one as "verified".
+    #[arg(long, value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
     pub extract: Option<PathBuf>,
 
     /// Print the timeline too with --extract or --plot (without them it is
@@ -52,11 +55,16 @@ pub struct CaptureDecodeArgs {
     #[arg(long)]
     pub summary: bool,
 
-    /// Draw a time-sequence graph (SVG) of each UDP transfer (classic: packet
-    /// number, fast: byte offset, over time; with a title, axis ticks and a
-    /// legend) and list the files written: FILE.svg for one transfer,
-    /// FILE-<id>.svg for several.
-    #[arg(long, value_name = "FILE.svg")]
+    /// Draw a time-sequence graph of each transfer (go-back-N: packet
+    /// number, fast and TCP: byte offset, over time; with a title, axis
+    /// ticks and a legend) and list on stdout the files written (one JSON
+    /// object each with --json) and the transfers not plotted, with the
+    /// reason (an empty file, nothing of it captured). TARGET is a folder (an existing one, or any
+    /// path ending in `/`): `TARGET/transfer-<id>.svg`; or a file: NAME.svg
+    /// or NAME.png (PNG by the extension; no extension means SVG) for one
+    /// transfer, NAME-<id>.svg or NAME-<id>.png for several. Nothing is
+    /// overwritten: a taken name gets a number, `NAME.1.png`.
+    #[arg(long, value_name = "TARGET", value_hint = clap::ValueHint::AnyPath)]
     pub plot: Option<PathBuf>,
 }
 
@@ -73,6 +81,10 @@ pub fn run(args: CaptureDecodeArgs, global: &Global) -> anyhow::Result<()> {
     let mut reader = CaptureReader::new(input).with_context(|| format!("cannot read {name}"))?;
     let extractor = match &args.extract {
         Some(dir) => Some(capture::extract::Extractor::new(dir).context("--extract")?),
+        None => None,
+    };
+    let plot_target = match &args.plot {
+        Some(p) => Some(capture::plot::Target::parse(p).context("--plot")?),
         None => None,
     };
     let mut cfg = capture::Config::default();
@@ -110,14 +122,16 @@ pub fn run(args: CaptureDecodeArgs, global: &Global) -> anyhow::Result<()> {
     if args.summary && !global.quiet {
         summary(&mut p.out, &analyzer, p.json)?;
     }
+    if args.extract.is_some() && !global.quiet {
+        written(&mut p.out, &analyzer, p.json).context("writing the list of files")?;
+    }
+    let plotted = match &plot_target {
+        Some(target) => plots(&mut p.out, target, &analyzer, p.json && !global.quiet, global.quiet),
+        None => Ok(()),
+    };
     p.out.flush().context("writing the timeline")?;
     drop(p);
-    if args.extract.is_some() && !global.quiet {
-        written(&analyzer);
-    }
-    if let Some(path) = &args.plot {
-        plots(path, &analyzer, global.quiet)?;
-    }
+    plotted?;
     if let Some(e) = analyzer.take_extract_error() {
         return Err(anyhow::Error::new(e).context("--extract"));
     }
@@ -183,17 +197,26 @@ fn summary(out: &mut impl Write, a: &Analyzer, json: bool) -> anyhow::Result<()>
         writeln!(out, "{o}")?;
         return Ok(());
     }
-    writeln!(out, "{} packets, {} captured; {} chat messages", st.packets, output::bytes(st.bytes), st.messages)?;
+    writeln!(
+        out,
+        "{}, {} captured; {}",
+        output::count(st.packets, "packet", "packets"),
+        output::bytes(st.bytes),
+        output::count(st.messages, "chat message", "chat messages")
+    )?;
     if st.decode_errors + st.gaps + st.malformed > 0 {
         writeln!(
             out,
-            "problems: {} undecodable, {} capture holes, {} malformed packets",
-            st.decode_errors, st.gaps, st.malformed
+            "problems: {} undecodable, {}, {}",
+            output::grouped(st.decode_errors),
+            output::count(st.gaps, "capture hole", "capture holes"),
+            output::count(st.malformed, "malformed packet", "malformed packets")
         )?;
     }
     writeln!(out, "\nmessages by kind:")?;
     for (code, n) in st.by_code.iter() {
-        writeln!(out, "  {code:<5} {:<28} {n:>8}", kind_name(code))?;
+        let name = chatctl::wire::code_name(code).unwrap_or_default();
+        writeln!(out, "  {code:<5} {:<28} {:>8}", output::escape(&name), output::grouped(n))?;
     }
     let users: Vec<String> = st.users.iter().map(|u| output::escape(u).into_owned()).collect();
     writeln!(out, "\nusers seen ({}): {}", users.len(), users.join(", "))?;
@@ -202,7 +225,7 @@ fn summary(out: &mut impl Write, a: &Analyzer, json: bool) -> anyhow::Result<()>
         writeln!(
             out,
             "  {:>3} {:<13} {:<24} {:>12} {:>12} {:>8} {:>7} {:>7} {:>9} {:>12}",
-            "#", "mode", "file", "bytes", "announced", "packets", "retx", "ooo", "data s", "goodput/s"
+            "#", "mode", "file", "received", "announced", "packets", "retx", "ooo", "data s", "goodput"
         )?;
     }
     for s in &transfers {
@@ -212,13 +235,13 @@ fn summary(out: &mut impl Write, a: &Analyzer, json: bool) -> anyhow::Result<()>
             out,
             "  {:>3} {mode:<13} {file:<24} {:>12} {:>12} {:>8} {:>7} {:>7} {:>9.3} {:>12}",
             s.id,
-            s.bytes,
-            s.announced_size.map_or("?".into(), |n| n.to_string()),
-            s.packets,
-            s.retransmissions,
-            s.out_of_order,
+            output::bytes(s.bytes),
+            s.announced_size.map_or("?".into(), output::bytes),
+            output::grouped(s.packets),
+            output::grouped(s.retransmissions),
+            output::grouped(s.out_of_order),
             s.duration_s(),
-            s.goodput_bps().map_or("-".into(), |g| output::bytes(g as u64)),
+            s.goodput_bps().map_or("-".into(), units::rate),
         )?;
     }
     if !transfers.is_empty() {
@@ -227,82 +250,92 @@ fn summary(out: &mut impl Write, a: &Analyzer, json: bool) -> anyhow::Result<()>
     Ok(())
 }
 
-fn kind_name(code: u16) -> &'static str {
-    match code {
-        100 => "join",
-        101 => "leave",
-        102 => "users?",
-        103 => "private message",
-        104 => "broadcast",
-        105 => "files?",
-        106 => "download",
-        200 => "joined",
-        201 => "left",
-        202 => "users",
-        203 => "private delivered",
-        204 => "broadcast delivered",
-        205 => "files",
-        206 => "download ready",
-        300 => "user joined",
-        301 => "user left",
-        303 => "private message from",
-        304 => "broadcast from",
-        4000..=4999 => "error",
-        _ => "",
-    }
-}
-
-/// `--extract`: each transfer's file and what it holds, on stderr (stdout
-/// keeps the timeline or summary).
-fn written(a: &Analyzer) {
+/// `--extract`: each transfer's file and what it holds, on stdout (one
+/// JSON object each with `--json`), after the timeline or summary.
+fn written(out: &mut impl Write, a: &Analyzer, json: bool) -> anyhow::Result<()> {
     let mut n = 0;
     for (s, _) in a.transfers() {
         let Some(x) = &s.extracted else { continue };
         n += 1;
+        let state = output::extracted_state(x);
+        if json {
+            let o = json!({
+                "type": "written", "what": "extracted", "path": x.path.display().to_string(), "transfer": s.id, "mode": s.mode,
+                "file": s.file, "state": state, "verified": x.verified, "hash_verified": x.hash_verified,
+                "bytes": s.bytes, "announced_size": s.announced_size,
+            });
+            writeln!(out, "{o}")?;
+            continue;
+        }
         let name = output::escape(s.file.as_deref().unwrap_or("(unknown file)"));
-        let state = match (x.verified, s.announced_size) {
-            (true, _) => "complete, verified".to_string(),
-            (false, _) if x.hash_verified == Some(false) => {
-                format!("INCOMPLETE: {} differs from the sender's", s.hash_algorithm.map_or("hash", |a| a.name()))
+        let detail = match (x.verified, x.hash_verified, s.announced_size) {
+            (true, Some(true), _) => {
+                format!("{} matches the sender's", s.hash_algorithm.map_or("hash", |h| h.name()))
             }
-            (false, Some(want)) => format!("INCOMPLETE: {} of {want} bytes", s.bytes),
-            (false, None) => format!("INCOMPLETE: {} bytes, size unknown", s.bytes),
+            (true, _, _) => format!("{} as announced; no hash to check", output::bytes(s.bytes)),
+            (false, Some(false), _) => {
+                format!("its {} differs from the sender's", s.hash_algorithm.map_or("hash", |h| h.name()))
+            }
+            (false, _, Some(want)) => format!("{} of {}", output::bytes(s.bytes), output::bytes(want)),
+            (false, _, None) => format!("{}, size unknown", output::bytes(s.bytes)),
         };
-        crate::session::note(format_args!(
-            "wrote {} ({state}): transfer #{} {} {name}",
+        writeln!(
+            out,
+            "wrote {} ({state}: {detail}): transfer #{} {} {name}",
             output::escape(&x.path.display().to_string()),
             s.id,
             s.mode.label()
-        ));
+        )?;
     }
     if n == 0 {
         crate::session::note(format_args!("chatctl capture-decode: no download in the capture, nothing extracted"));
     }
+    Ok(())
 }
 
-fn plots(path: &Path, a: &Analyzer, quiet: bool) -> anyhow::Result<()> {
-    let udp: Vec<_> = a.transfers().filter(|(s, _)| s.mode != capture::TransferMode::Tcp).collect();
-    if udp.is_empty() {
-        crate::session::note("chatctl capture-decode: no UDP transfer in the capture, nothing to plot");
-        return Ok(());
+/// `--plot`: one graph per transfer, each file written reported on
+/// stdout (JSON with `--json`), each transfer left out with its reason.
+fn plots(
+    out: &mut impl Write,
+    target: &capture::plot::Target,
+    a: &Analyzer,
+    json: bool,
+    quiet: bool,
+) -> anyhow::Result<()> {
+    use capture::plot;
+    let mut sink = std::io::sink();
+    let out: &mut dyn Write = if quiet { &mut sink } else { out };
+    let all: Vec<_> = a.transfers().collect();
+    let plotted = all.iter().filter(|(s, p)| plot::skip_reason(s, p).is_none()).count();
+    if all.is_empty() {
+        crate::session::note("chatctl capture-decode: no transfer in the capture, nothing to plot");
     }
-    for (s, points) in &udp {
-        let file = if udp.len() == 1 {
-            path.to_owned()
+    for (s, points) in &all {
+        let name = output::escape(s.file.as_deref().unwrap_or("(unknown file)"));
+        if let Some(reason) = plot::skip_reason(s, points) {
+            if json {
+                let o =
+                    json!({"type": "not_plotted", "transfer": s.id, "mode": s.mode, "file": s.file, "reason": reason});
+                writeln!(out, "{o}")?;
+            } else {
+                writeln!(out, "not plotted: transfer #{} {} {name}: {reason}", s.id, s.mode.label())?;
+            }
+            continue;
+        }
+        let data = plot::render(s, points, target.format).context("--plot")?;
+        let path = plot::write_new(&target.path(s.id, plotted), &data).context("--plot")?;
+        if json {
+            let o = json!({"type": "written", "what": "plot", "path": path.display().to_string(), "format": target.format,
+                "transfer": s.id, "mode": s.mode, "file": s.file});
+            writeln!(out, "{o}")?;
         } else {
-            let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "plot".into());
-            path.with_file_name(format!("{stem}-{}.svg", s.id))
-        };
-        std::fs::write(&file, output::plot_svg(s, points))
-            .with_context(|| format!("--plot: cannot write {}", file.display()))?;
-        if !quiet {
-            let name = output::escape(s.file.as_deref().unwrap_or("(unknown file)"));
-            crate::session::note(format_args!(
+            writeln!(
+                out,
                 "wrote {}: plot of transfer #{} {} {name}",
-                file.display(),
+                output::escape(&path.display().to_string()),
                 s.id,
                 s.mode.label()
-            ));
+            )?;
         }
     }
     Ok(())

@@ -81,8 +81,228 @@ fn roff_text(s: &str) -> String {
     line_start(&escape(s))
 }
 
-/// ENVIRONMENT, EXIT STATUS and SEE ALSO, shared by every command's page.
-fn common_sections() -> String {
+/// What a page says beyond clap's definitions: examples (from the
+/// README's tour), the exit codes the command can return (with what each
+/// means for it where that differs), and the pages to see also.
+struct Extra {
+    examples: &'static [(&'static str, &'static str)],
+    /// The codes beyond 0 (success), 1 (any other error) and 2 (usage).
+    exits: &'static [(Exit, Option<&'static str>)],
+    see_also: &'static [&'static str],
+}
+
+/// The codes of every command that joins the room (as `-n NAME`).
+const JOINING: [(Exit, Option<&str>); 8] = [
+    (Exit::Connect, None),
+    (Exit::InvalidName, None),
+    (Exit::NameTaken, None),
+    (Exit::ServerFull, None),
+    (Exit::Timeout, None),
+    (Exit::Protocol, None),
+    (Exit::ServerGone, None),
+    (Exit::Interrupted, None),
+];
+
+fn extra(command: &str) -> Extra {
+    const NONE: &[(Exit, Option<&str>)] = &[];
+    match command {
+        "serve" => Extra {
+            examples: &[
+                (
+                    "The room server, offering the files of ./share (Ctrl-C stops it cleanly):",
+                    "chatctl serve --files ./share",
+                ),
+                ("On one address only:", "chatctl serve --files ./share --listen 127.0.0.1:13337"),
+                (
+                    "Predictable ports (one user: update port 55000, download 55001) and 1500-byte-MTU datagrams, for chatctl-impair(1):",
+                    "chatctl serve --files ./share --ports 55000-55001 --max-datagram 1452",
+                ),
+            ],
+            exits: NONE,
+            see_also: &["chatctl-join", "chatctl-fetch", "chatctl-impair"],
+        },
+        "join" => Extra {
+            examples: &[
+                (
+                    "Chat interactively (type to talk, @bob hi to whisper, /get FILE, Tab completes, /help):",
+                    "chatctl -n alice join",
+                ),
+                (
+                    "A shared session in the background for scripts, then its end:",
+                    "chatctl -n ci join --detach --reconnect\nchatctl -n ci say -q \"step 1 done\"\nchatctl -n ci join --stop",
+                ),
+                (
+                    "Ask, and wait up to 30 s for alice's private answer (exit 9 if none comes):",
+                    "echo \"@alice deploy now?\" | chatctl -n bot join --from alice --private --count 1 --for 30s",
+                ),
+            ],
+            exits: &[
+                (Exit::Connect, None),
+                (Exit::InvalidName, None),
+                (Exit::NameTaken, None),
+                (Exit::ServerFull, None),
+                (Exit::Timeout, Some("the server did not answer within --timeout, or nothing matched within --for")),
+                (Exit::Protocol, None),
+                (Exit::ServerGone, Some("the server went away (without --reconnect)")),
+                (Exit::Interrupted, None),
+            ],
+            see_also: &["chatctl-say", "chatctl-whisper", "chatctl-fetch"],
+        },
+        "say" => Extra {
+            examples: &[
+                ("Broadcast one message:", "chatctl -n bot say \"build finished\""),
+                ("Broadcast each line as it arrives:", "tail -f app.log | chatctl -n log say"),
+            ],
+            exits: &JOINING,
+            see_also: &["chatctl-join", "chatctl-whisper"],
+        },
+        "whisper" => Extra {
+            examples: &[("A private message to alice:", "chatctl -n bob whisper alice \"lunch?\"")],
+            exits: &[
+                (Exit::Connect, None),
+                (Exit::InvalidName, None),
+                (Exit::NameTaken, None),
+                (Exit::ServerFull, None),
+                (Exit::NoSuchUser, None),
+                (Exit::Timeout, None),
+                (Exit::Protocol, None),
+                (Exit::ServerGone, None),
+                (Exit::Interrupted, None),
+            ],
+            see_also: &["chatctl-join", "chatctl-say"],
+        },
+        "list" => Extra {
+            examples: &[
+                ("Who is here:", "chatctl -n bob list"),
+                ("What can be downloaded, for a script:", "chatctl -n bob --json list --files"),
+            ],
+            exits: &JOINING,
+            see_also: &["chatctl-join", "chatctl-fetch"],
+        },
+        "fetch" => Extra {
+            examples: &[
+                ("Download a file (fast UDP by default):", "chatctl -n bob fetch README.md"),
+                ("Over TCP, into a folder:", "chatctl -n bob fetch --tcp README.md -o downloads/"),
+                ("Resume an interrupted fast-UDP download:", "chatctl -n bob fetch --continue big.iso"),
+                (
+                    "Through a lossy relay (see chatctl-impair(1)), with the transfer's figures:",
+                    "chatctl -n alice fetch big.iso --udp-via 127.0.0.1:9000 -v",
+                ),
+            ],
+            exits: &[
+                (Exit::Connect, None),
+                (Exit::InvalidName, None),
+                (Exit::NameTaken, None),
+                (Exit::ServerFull, None),
+                (Exit::NoSuchFile, None),
+                (Exit::Timeout, None),
+                (Exit::TransferFailed, None),
+                (Exit::Protocol, None),
+                (Exit::ServerGone, None),
+                (Exit::Interrupted, Some("interrupted (Ctrl-C); a fast download can be resumed with --continue")),
+            ],
+            see_also: &["chatctl-list", "chatctl-serve", "chatctl-impair"],
+        },
+        "capture-decode" => Extra {
+            examples: &[
+                ("The conversation in a capture:", "chatctl capture-decode traffic.pcapng"),
+                (
+                    "Record and decode as it happens:",
+                    "tcpdump -i any -U -w - port 13337 or portrange 55000-55030 | chatctl capture-decode",
+                ),
+                ("Every datagram of the downloads, for a script:", "chatctl capture-decode --json -v traffic.pcapng"),
+                ("Counts per kind, users and a table of transfers:", "chatctl capture-decode --summary traffic.pcapng"),
+                (
+                    "Rebuild the downloaded files and draw each transfer as PNG:",
+                    "chatctl capture-decode --extract files/ --plot plots/t.png traffic.pcapng",
+                ),
+            ],
+            exits: NONE,
+            see_also: &["chatctl-fetch", "chatctl-impair", "tcpdump(1)"],
+        },
+        "impair" => Extra {
+            examples: &[
+                (
+                    "A lossy, slow path to a server started with --ports 55000-55001, and a download through it:",
+                    "chatctl impair --listen 127.0.0.1:9000 --target localhost:55001 --loss 1% --delay 25ms --rate 200Mbit\nchatctl -n alice fetch big.iso --udp-via 127.0.0.1:9000 -v",
+                ),
+                (
+                    "Bursts of loss and reordering, the same every run:",
+                    "chatctl impair --listen 127.0.0.1:9000 --target 127.0.0.1:55001 --loss 2 --burst 30 --reorder 1 --seed 7",
+                ),
+            ],
+            exits: NONE,
+            see_also: &["chatctl-fetch", "chatctl-serve", "tc-netem(8)"],
+        },
+        "completions" => Extra {
+            examples: &[
+                (
+                    "Bash, with the bash-completion package (loaded on demand):",
+                    "chatctl completions bash > ~/.local/share/bash-completion/completions/chatctl",
+                ),
+                ("Bash without it (in ~/.bashrc):", "source <(chatctl completions bash)"),
+                ("Zsh (a folder in $fpath):", "chatctl completions zsh > ~/.zfunc/_chatctl"),
+                ("Fish:", "chatctl completions fish > ~/.config/fish/completions/chatctl.fish"),
+            ],
+            exits: NONE,
+            see_also: &[],
+        },
+        _ => Extra {
+            examples: &[
+                ("The room server (Ctrl-C stops it cleanly):", "chatctl serve --files ./share"),
+                ("Chat interactively:", "chatctl -n alice join"),
+                (
+                    "Broadcast one message, then a private one:",
+                    "chatctl -n bot say \"build finished\"\nchatctl -n bob whisper alice \"lunch?\"",
+                ),
+                ("Who is here, and a download:", "chatctl -n bob list\nchatctl -n bob fetch README.md"),
+                ("The conversation in a capture:", "chatctl capture-decode traffic.pcapng"),
+                (
+                    "A lossy UDP path for experiments:",
+                    "chatctl impair --listen 127.0.0.1:9000 --target 127.0.0.1:55001 --loss 1% --delay 25ms",
+                ),
+            ],
+            exits: NONE,
+            see_also: &[],
+        },
+    }
+}
+
+/// The top page's DESCRIPTION (the top command's help is one line).
+const DESCRIPTION: &str = "chatctl is a one-room chat with fast file downloads, as one command. \
+chatctl serve runs the room server; join, say, whisper, list and fetch are its clients; \
+fetch downloads over TCP, the classic go-back-N UDP, or chatctl's fast reliable UDP, \
+which falls back to go-back-N with a classic server. \
+capture-decode reads the chat and its downloads out of a pcap or pcapng capture, \
+and impair relays UDP through seeded loss, delay and a rate limit, for experiments.\n\
+chatctl speaks the classic protocol byte for byte (chatctl-protocol(7)), so it works with the \
+original server and clients. Each command has its own page, chatctl-COMMAND(1); the global \
+options are given before the command, as in chatctl -n alice join.";
+
+/// `.B` lines of an example's commands, after its description.
+fn examples(ex: &[(&str, &str)]) -> String {
+    let mut s = String::from(".SH EXAMPLES\n");
+    for (what, cmds) in ex {
+        let _ = write!(s, ".PP\n{}\n.PP\n.RS 4\n.nf\n", roff_text(what));
+        for c in cmds.lines() {
+            let _ = writeln!(s, "\\fB{}\\fR", escape(c));
+        }
+        s += ".fi\n.RE\n";
+    }
+    s
+}
+
+/// `chatctl-fetch` as a link: `\fBchatctl\-fetch\fR(1)`; `tcpdump(1)` as is.
+fn link(page: &str) -> String {
+    match page.split_once('(') {
+        Some((name, sect)) => format!("\\fB{}\\fR({sect}", escape(name)),
+        None => format!("\\fB{}\\fR(1)", escape(page)),
+    }
+}
+
+/// ENVIRONMENT, EXIT STATUS and SEE ALSO of a command's page (`name`:
+/// `chatctl` or `chatctl-fetch`).
+fn common_sections(name: &str, extra: &Extra, top: bool) -> String {
     let mut s = String::from(".SH ENVIRONMENT\n");
     for (var, what) in [
         ("CHATCTL_SERVER", "Default for --server (HOST:PORT)."),
@@ -93,32 +313,134 @@ fn common_sections() -> String {
         let _ = write!(s, ".TP\n\\fB{}\\fR\n{}\n", roff_text(var), roff_text(what));
     }
     s += ".SH \"EXIT STATUS\"\n";
-    for e in Exit::ALL {
-        let _ = write!(s, ".TP\n\\fB{}\\fR\n{}\n", e.code(), roff_text(e.describe()));
+    let codes: Vec<(Exit, Option<&str>)> = if top {
+        Exit::ALL.iter().map(|&e| (e, None)).collect()
+    } else {
+        [(Exit::Ok, None), (Exit::Failure, None), (Exit::Usage, None)]
+            .into_iter()
+            .chain(extra.exits.iter().copied())
+            .collect()
+    };
+    for (e, what) in codes {
+        let _ = write!(s, ".TP\n\\fB{}\\fR\n{}\n", e.code(), roff_text(what.unwrap_or(e.describe())));
     }
-    s += ".SH \"SEE ALSO\"\n\\fBchatctl\\fR(1), \\fBchatctl\\-protocol\\fR(7)\n";
+    if top {
+        s += ".PP\nEach command's page lists the codes it returns.\n";
+    }
+    s += &examples(extra.examples);
+    s += ".SH \"SEE ALSO\"\n";
+    let mut pages: Vec<String> = Vec::new();
+    if top {
+        pages.extend(subcommand_names().into_iter().map(|n| format!("chatctl-{n}")));
+    } else {
+        pages.push("chatctl".into());
+        pages.extend(extra.see_also.iter().map(|p| p.to_string()));
+    }
+    pages.push("chatctl-protocol(7)".into());
+    pages.retain(|p| p != name);
+    s += &pages.iter().map(|p| link(p)).collect::<Vec<_>>().join(", ");
+    s.push('\n');
     s
 }
 
-/// A command's page: clap_mangen's sections, then [`common_sections`].
+/// The commands that have a page of their own (not `help`, nothing hidden).
+fn subcommand_names() -> Vec<String> {
+    let top = Cli::command();
+    top.get_subcommands()
+        .filter(|s| s.get_name() != "help" && !s.is_hide_set())
+        .map(|s| s.get_name().to_string())
+        .collect()
+}
+
+/// SYNOPSIS as the usage line reads, `chatctl fetch [OPTIONS] [FILE]...`:
+/// the command in bold, what the user supplies in italics.
+fn synopsis(cmd: &mut clap::Command) -> String {
+    let usage = cmd.render_usage().to_string();
+    let usage = usage.trim().strip_prefix("Usage:").unwrap_or(&usage).trim().to_string();
+    let bin = cmd.get_bin_name().unwrap_or(cmd.get_name()).to_string();
+    let rest = usage.strip_prefix(&bin).unwrap_or(&usage);
+    let mut out = format!(".SH SYNOPSIS\n\\fB{}\\fR", escape(&bin));
+    for (i, token) in rest.split(' ').enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        // An option in bold (`--listen`), its value names in italics.
+        let open = usize::from(token.starts_with('['));
+        let tail = if token[open..].starts_with('-') {
+            let end = token[open..]
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+                .map_or(token.len(), |e| e + open);
+            let _ = write!(out, "{}\\fB{}\\fR", &token[..open], escape(&token[open..end]));
+            &token[end..]
+        } else {
+            token
+        };
+        let mut word = String::new();
+        for c in tail.chars().chain(std::iter::once(' ')) {
+            if c.is_ascii_alphanumeric() || c == '_' || (c == '-' && !word.is_empty()) {
+                word.push(c);
+                continue;
+            }
+            if !word.is_empty() {
+                let _ = write!(out, "\\fI{}\\fR", escape(&word));
+                word.clear();
+            }
+            if c != ' ' {
+                out += &escape(&c.to_string());
+            }
+        }
+    }
+    out.push('\n');
+    out
+}
+
+/// A command's page: a title, NAME, SYNOPSIS from the usage, clap_mangen's
+/// DESCRIPTION and OPTIONS, then COMMANDS (top page), EXIT STATUS,
+/// EXAMPLES and SEE ALSO.
 fn command_page(cmd: &clap::Command) -> Vec<u8> {
+    let top = cmd.get_name() == "chatctl";
+    let sub = cmd.get_name().strip_prefix("chatctl-").unwrap_or("");
+    let extra = extra(sub);
     let man = clap_mangen::Man::new(cmd.clone());
     let mut out = Vec::new();
+    let page = cmd.get_name();
+    out.extend_from_slice(
+        format!(
+            ".TH {} 1 \"\" \"chatctl {}\" \"User Commands\"\n",
+            escape(&page.to_uppercase()),
+            env!("CARGO_PKG_VERSION")
+        )
+        .as_bytes(),
+    );
     // Writing into a Vec cannot fail.
-    let _ = man.render_title(&mut out);
     let _ = man.render_name_section(&mut out);
-    let _ = man.render_synopsis_section(&mut out);
-    let _ = man.render_description_section(&mut out);
+    let mut usage_cmd = cmd.clone().bin_name(if top { "chatctl".into() } else { format!("chatctl {sub}") });
+    out.extend_from_slice(synopsis(&mut usage_cmd).as_bytes());
+    if top {
+        let mut d = String::from(".SH DESCRIPTION\n");
+        for para in DESCRIPTION.split('\n') {
+            let _ = write!(d, ".PP\n{}\n", roff_text(para));
+        }
+        out.extend_from_slice(d.as_bytes());
+    } else {
+        let _ = man.render_description_section(&mut out);
+    }
     if cmd.get_arguments().any(|a| !a.is_hide_set()) {
         let _ = man.render_options_section(&mut out);
     }
-    if cmd.get_subcommands().any(|s| !s.is_hide_set()) {
-        let _ = man.render_subcommands_section(&mut out);
+    if top {
+        let mut c = String::from(".SH COMMANDS\n");
+        for s in cmd.get_subcommands().filter(|s| s.get_name() != "help" && !s.is_hide_set()) {
+            let about = s.get_about().map(|a| a.to_string()).unwrap_or_default();
+            let _ = write!(c, ".TP\n{}\n{}\n", link(&format!("chatctl-{}", s.get_name())), roff_text(&about));
+        }
+        out.extend_from_slice(c.as_bytes());
     }
-    if cmd.get_after_help().is_some() || cmd.get_after_long_help().is_some() {
+    // (The top command's after-help points from --help to this page.)
+    if !top && (cmd.get_after_help().is_some() || cmd.get_after_long_help().is_some()) {
         let _ = man.render_extra_section(&mut out);
     }
-    out.extend_from_slice(common_sections().as_bytes());
+    out.extend_from_slice(common_sections(page, &extra, top).as_bytes());
     let _ = man.render_version_section(&mut out);
     out
 }

@@ -194,8 +194,8 @@ Register-ArgumentCompleter -Native -CommandName 'chatctl' -ScriptBlock {
         }
         'chatctl;capture-decode' {
             [CompletionResult]::new('--port', '--port', [CompletionResultType]::ParameterName, 'Also treat this TCP port as a server port (13337 always is); repeatable')
-            [CompletionResult]::new('--extract', '--extract', [CompletionResultType]::ParameterName, 'Rebuild every downloaded file into this folder and list what was written where. Files are named after the requested file (`NAME.1`, `NAME.2` for more copies); one whose size does not match its `206`, or in fast mode whose hash (BLAKE3 or XXH3-128, by the transfer''s format) does not match the sender''s, gets a `.incomplete` suffix. Nothing is overwritten')
-            [CompletionResult]::new('--plot', '--plot', [CompletionResultType]::ParameterName, 'Draw a time-sequence graph (SVG) of each UDP transfer (classic: packet number, fast: byte offset, over time; with a title, axis ticks and a legend) and list the files written: FILE.svg for one transfer, FILE-<id>.svg for several')
+            [CompletionResult]::new('--extract', '--extract', [CompletionResultType]::ParameterName, 'Rebuild every downloaded file into this folder and list on stdout what was written where (one JSON object per file with --json). Files are named after the requested file (`NAME.1`, `NAME.2` for more copies); one whose size does not match its `206`, or in fast mode whose hash (BLAKE3 or XXH3-128, by the transfer''s format) does not match the sender''s, gets a `.incomplete` suffix. Nothing is overwritten. Only fast transfers carry a hash: a TCP or go-back-N file is reported as "size matches", a fast one as "verified"')
+            [CompletionResult]::new('--plot', '--plot', [CompletionResultType]::ParameterName, 'Draw a time-sequence graph of each transfer (go-back-N: packet number, fast and TCP: byte offset, over time; with a title, axis ticks and a legend) and list on stdout the files written (one JSON object each with --json) and the transfers not plotted, with the reason (an empty file, nothing of it captured). TARGET is a folder (an existing one, or any path ending in `/`): `TARGET/transfer-<id>.svg`; or a file: NAME.svg or NAME.png (PNG by the extension; no extension means SVG) for one transfer, NAME-<id>.svg or NAME-<id>.png for several. Nothing is overwritten: a taken name gets a number, `NAME.1.png`')
             [CompletionResult]::new('-s', '-s', [CompletionResultType]::ParameterName, 'Server to talk to: HOST:PORT, a HOST (port 13337), or a bare PORT (on this machine, 127.0.0.1)')
             [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Server to talk to: HOST:PORT, a HOST (port 13337), or a bare PORT (on this machine, 127.0.0.1)')
             [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Name to join the room with [default: asked on a TTY, else the login name]')
@@ -216,17 +216,17 @@ Register-ArgumentCompleter -Native -CommandName 'chatctl' -ScriptBlock {
             break
         }
         'chatctl;impair' {
-            [CompletionResult]::new('--listen', '--listen', [CompletionResultType]::ParameterName, 'Address to listen on for the client (port 0: the OS picks, printed on stderr)')
-            [CompletionResult]::new('--target', '--target', [CompletionResultType]::ParameterName, 'Address to forward the client''s datagrams to')
-            [CompletionResult]::new('--loss', '--loss', [CompletionResultType]::ParameterName, 'Share of datagrams lost, e.g. `1%` or `0.01`')
-            [CompletionResult]::new('--burst', '--burst', [CompletionResultType]::ParameterName, 'After a loss, the chance the next datagram is lost too (bursts)')
+            [CompletionResult]::new('--listen', '--listen', [CompletionResultType]::ParameterName, 'Address to listen on for the client, `HOST:PORT` (port 0: the OS picks; the start line on stderr says which)')
+            [CompletionResult]::new('--target', '--target', [CompletionResultType]::ParameterName, 'Address to forward the client''s datagrams to, `HOST:PORT` (a name such as `localhost:55001` is resolved once, at the start)')
+            [CompletionResult]::new('--loss', '--loss', [CompletionResultType]::ParameterName, 'Share of datagrams lost at random, in percent: `1%` or `1` (1%)')
+            [CompletionResult]::new('--burst', '--burst', [CompletionResultType]::ParameterName, 'After a loss, the chance the next datagram is lost too (bursts), in percent')
             [CompletionResult]::new('--delay', '--delay', [CompletionResultType]::ParameterName, 'One-way delay, e.g. `25ms`')
             [CompletionResult]::new('--jitter', '--jitter', [CompletionResultType]::ParameterName, 'Extra random delay, uniform between 0 and this (it also reorders)')
-            [CompletionResult]::new('--reorder', '--reorder', [CompletionResultType]::ParameterName, 'Share of datagrams held back by half the delay plus 1 ms (reordering)')
-            [CompletionResult]::new('--duplicate', '--duplicate', [CompletionResultType]::ParameterName, 'Share of datagrams delivered twice')
-            [CompletionResult]::new('--corrupt', '--corrupt', [CompletionResultType]::ParameterName, 'Share of datagrams with one bit flipped')
-            [CompletionResult]::new('--rate', '--rate', [CompletionResultType]::ParameterName, 'Bottleneck rate in bits per second, with an optional k, M or G, e.g. `200M` [default: unlimited]')
-            [CompletionResult]::new('--queue', '--queue', [CompletionResultType]::ParameterName, 'Bottleneck queue in bytes; beyond it datagrams are dropped [default: one bandwidth-delay product, at least 64 KiB]')
+            [CompletionResult]::new('--reorder', '--reorder', [CompletionResultType]::ParameterName, 'Share of datagrams held back by half the delay plus 1 ms (reordering), in percent')
+            [CompletionResult]::new('--duplicate', '--duplicate', [CompletionResultType]::ParameterName, 'Share of datagrams delivered twice, in percent')
+            [CompletionResult]::new('--corrupt', '--corrupt', [CompletionResultType]::ParameterName, 'Share of datagrams with one bit flipped, in percent')
+            [CompletionResult]::new('--rate', '--rate', [CompletionResultType]::ParameterName, 'Bottleneck rate: bits per second (`200M`, `200Mbit`, `1G`, `64k`) or bytes per second (`25MB/s`) [default: unlimited]')
+            [CompletionResult]::new('--queue', '--queue', [CompletionResultType]::ParameterName, 'Bottleneck queue (`100000`, `64kB`, `1MiB`); beyond it datagrams are dropped [default: one bandwidth-delay product, at least 64 KiB]')
             [CompletionResult]::new('--seed', '--seed', [CompletionResultType]::ParameterName, 'Seed of the random choices: the same seed and traffic give the same fate')
             [CompletionResult]::new('-s', '-s', [CompletionResultType]::ParameterName, 'Server to talk to: HOST:PORT, a HOST (port 13337), or a bare PORT (on this machine, 127.0.0.1)')
             [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Server to talk to: HOST:PORT, a HOST (port 13337), or a bare PORT (on this machine, 127.0.0.1)')

@@ -122,7 +122,7 @@ _chatctl() {
             ;;
         chatctl__subcmd__capture__subcmd__decode)
             opts="-s -n -q -v -h -V --port --extract --timeline --summary --plot --server --name --timeout --json --quiet --verbose --color --help --version"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+            if [[ ${cur} == -* ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -132,7 +132,10 @@ _chatctl() {
                     return 0
                     ;;
                 --extract)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=()
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o plusdirs
+                    fi
                     return 0
                     ;;
                 --plot)
@@ -167,7 +170,7 @@ _chatctl() {
                     COMPREPLY=()
                     ;;
             esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            COMPREPLY=( $(compgen -f -- "${cur}") )
             return 0
             ;;
         chatctl__subcmd__completions)

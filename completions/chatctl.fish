@@ -148,8 +148,8 @@ complete -c chatctl -n "__fish_chatctl_using_subcommand fetch" -s v -l verbose -
 complete -c chatctl -n "__fish_chatctl_using_subcommand fetch" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c chatctl -n "__fish_chatctl_using_subcommand fetch" -s V -l version -d 'Print version'
 complete -c chatctl -n "__fish_chatctl_using_subcommand capture-decode" -l port -d 'Also treat this TCP port as a server port (13337 always is); repeatable' -r
-complete -c chatctl -n "__fish_chatctl_using_subcommand capture-decode" -l extract -d 'Rebuild every downloaded file into this folder and list what was written where. Files are named after the requested file (`NAME.1`, `NAME.2` for more copies); one whose size does not match its `206`, or in fast mode whose hash (BLAKE3 or XXH3-128, by the transfer\'s format) does not match the sender\'s, gets a `.incomplete` suffix. Nothing is overwritten' -r -F
-complete -c chatctl -n "__fish_chatctl_using_subcommand capture-decode" -l plot -d 'Draw a time-sequence graph (SVG) of each UDP transfer (classic: packet number, fast: byte offset, over time; with a title, axis ticks and a legend) and list the files written: FILE.svg for one transfer, FILE-<id>.svg for several' -r -F
+complete -c chatctl -n "__fish_chatctl_using_subcommand capture-decode" -l extract -d 'Rebuild every downloaded file into this folder and list on stdout what was written where (one JSON object per file with --json). Files are named after the requested file (`NAME.1`, `NAME.2` for more copies); one whose size does not match its `206`, or in fast mode whose hash (BLAKE3 or XXH3-128, by the transfer\'s format) does not match the sender\'s, gets a `.incomplete` suffix. Nothing is overwritten. Only fast transfers carry a hash: a TCP or go-back-N file is reported as "size matches", a fast one as "verified"' -r -f -a "(__fish_complete_directories)"
+complete -c chatctl -n "__fish_chatctl_using_subcommand capture-decode" -l plot -d 'Draw a time-sequence graph of each transfer (go-back-N: packet number, fast and TCP: byte offset, over time; with a title, axis ticks and a legend) and list on stdout the files written (one JSON object each with --json) and the transfers not plotted, with the reason (an empty file, nothing of it captured). TARGET is a folder (an existing one, or any path ending in `/`): `TARGET/transfer-<id>.svg`; or a file: NAME.svg or NAME.png (PNG by the extension; no extension means SVG) for one transfer, NAME-<id>.svg or NAME-<id>.png for several. Nothing is overwritten: a taken name gets a number, `NAME.1.png`' -r -F
 complete -c chatctl -n "__fish_chatctl_using_subcommand capture-decode" -s s -l server -d 'Server to talk to: HOST:PORT, a HOST (port 13337), or a bare PORT (on this machine, 127.0.0.1)' -r
 complete -c chatctl -n "__fish_chatctl_using_subcommand capture-decode" -s n -l name -d 'Name to join the room with [default: asked on a TTY, else the login name]' -r
 complete -c chatctl -n "__fish_chatctl_using_subcommand capture-decode" -l timeout -d 'How long to wait for the server, e.g. `5s`, `1m`, `500ms`' -r
@@ -163,17 +163,17 @@ complete -c chatctl -n "__fish_chatctl_using_subcommand capture-decode" -s q -l 
 complete -c chatctl -n "__fish_chatctl_using_subcommand capture-decode" -s v -l verbose -d 'More detail; repeat for more (`-vv`)'
 complete -c chatctl -n "__fish_chatctl_using_subcommand capture-decode" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c chatctl -n "__fish_chatctl_using_subcommand capture-decode" -s V -l version -d 'Print version'
-complete -c chatctl -n "__fish_chatctl_using_subcommand impair" -l listen -d 'Address to listen on for the client (port 0: the OS picks, printed on stderr)' -r
-complete -c chatctl -n "__fish_chatctl_using_subcommand impair" -l target -d 'Address to forward the client\'s datagrams to' -r
-complete -c chatctl -n "__fish_chatctl_using_subcommand impair" -l loss -d 'Share of datagrams lost, e.g. `1%` or `0.01`' -r
-complete -c chatctl -n "__fish_chatctl_using_subcommand impair" -l burst -d 'After a loss, the chance the next datagram is lost too (bursts)' -r
+complete -c chatctl -n "__fish_chatctl_using_subcommand impair" -l listen -d 'Address to listen on for the client, `HOST:PORT` (port 0: the OS picks; the start line on stderr says which)' -r
+complete -c chatctl -n "__fish_chatctl_using_subcommand impair" -l target -d 'Address to forward the client\'s datagrams to, `HOST:PORT` (a name such as `localhost:55001` is resolved once, at the start)' -r
+complete -c chatctl -n "__fish_chatctl_using_subcommand impair" -l loss -d 'Share of datagrams lost at random, in percent: `1%` or `1` (1%)' -r
+complete -c chatctl -n "__fish_chatctl_using_subcommand impair" -l burst -d 'After a loss, the chance the next datagram is lost too (bursts), in percent' -r
 complete -c chatctl -n "__fish_chatctl_using_subcommand impair" -l delay -d 'One-way delay, e.g. `25ms`' -r
 complete -c chatctl -n "__fish_chatctl_using_subcommand impair" -l jitter -d 'Extra random delay, uniform between 0 and this (it also reorders)' -r
-complete -c chatctl -n "__fish_chatctl_using_subcommand impair" -l reorder -d 'Share of datagrams held back by half the delay plus 1 ms (reordering)' -r
-complete -c chatctl -n "__fish_chatctl_using_subcommand impair" -l duplicate -d 'Share of datagrams delivered twice' -r
-complete -c chatctl -n "__fish_chatctl_using_subcommand impair" -l corrupt -d 'Share of datagrams with one bit flipped' -r
-complete -c chatctl -n "__fish_chatctl_using_subcommand impair" -l rate -d 'Bottleneck rate in bits per second, with an optional k, M or G, e.g. `200M` [default: unlimited]' -r
-complete -c chatctl -n "__fish_chatctl_using_subcommand impair" -l queue -d 'Bottleneck queue in bytes; beyond it datagrams are dropped [default: one bandwidth-delay product, at least 64 KiB]' -r
+complete -c chatctl -n "__fish_chatctl_using_subcommand impair" -l reorder -d 'Share of datagrams held back by half the delay plus 1 ms (reordering), in percent' -r
+complete -c chatctl -n "__fish_chatctl_using_subcommand impair" -l duplicate -d 'Share of datagrams delivered twice, in percent' -r
+complete -c chatctl -n "__fish_chatctl_using_subcommand impair" -l corrupt -d 'Share of datagrams with one bit flipped, in percent' -r
+complete -c chatctl -n "__fish_chatctl_using_subcommand impair" -l rate -d 'Bottleneck rate: bits per second (`200M`, `200Mbit`, `1G`, `64k`) or bytes per second (`25MB/s`) [default: unlimited]' -r
+complete -c chatctl -n "__fish_chatctl_using_subcommand impair" -l queue -d 'Bottleneck queue (`100000`, `64kB`, `1MiB`); beyond it datagrams are dropped [default: one bandwidth-delay product, at least 64 KiB]' -r
 complete -c chatctl -n "__fish_chatctl_using_subcommand impair" -l seed -d 'Seed of the random choices: the same seed and traffic give the same fate' -r
 complete -c chatctl -n "__fish_chatctl_using_subcommand impair" -s s -l server -d 'Server to talk to: HOST:PORT, a HOST (port 13337), or a bare PORT (on this machine, 127.0.0.1)' -r
 complete -c chatctl -n "__fish_chatctl_using_subcommand impair" -s n -l name -d 'Name to join the room with [default: asked on a TTY, else the login name]' -r

@@ -114,7 +114,9 @@ fn shared_fixture_decodes_exactly() {
     ];
     assert_eq!(messages(&events), expected);
     assert!(problems(&events).is_empty(), "{:?}", problems(&events));
-    // The update connection: opened at frame 9, closed by the server first (frame 29).
+    // The update connection: opened at frame 9, half-closed by the server
+    // first (frame 29), closed by the client; the main connection's one FIN
+    // captured is a half-close.
     let conns: Vec<_> = events
         .iter()
         .filter_map(|e| match e {
@@ -128,9 +130,9 @@ fn shared_fixture_decodes_exactly() {
         vec![
             (t("1646503612.481279"), alice, Channel::Main, Open),
             (t("1646503986.446963"), alice_up, Channel::Update, Open),
-            (t("1646505103.589880"), update, Channel::Update, Close),
+            (t("1646505103.589880"), update, Channel::Update, HalfClose),
             (t("1646505103.590103"), alice_up, Channel::Update, Close),
-            (t("1646505182.358109"), alice, Channel::Main, Close),
+            (t("1646505182.358109"), alice, Channel::Main, HalfClose),
         ]
     );
     assert_eq!(a.stats().packets, 36);
@@ -611,8 +613,9 @@ fn cli_extract_rebuilds_and_verifies_tcp_and_udp_files() {
         .stdout(predicates::str::contains("big.bin"));
     assert_eq!(std::fs::read(out.join("file.bin")).unwrap(), tcp_file);
     assert_eq!(std::fs::read(out.join("big.bin")).unwrap(), udp_file);
-    let svg = std::fs::read_to_string(&plot).unwrap();
-
+    // Two transfers (TCP and UDP), two graphs: NAME-<id>.svg.
+    assert!(!plot.exists());
+    let svg = std::fs::read_to_string(dir.path().join("udp-2.svg")).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("stroke=\"red\"") && svg.trim_end().ends_with("</svg>"));
 }
 
@@ -1011,4 +1014,58 @@ fn extraction_never_overwrites_incomplete_or_complete_copies() {
     }
     assert_eq!(paths, ["big.iso.incomplete", "big.iso.1.incomplete", "big.iso.1", "big.iso.2.incomplete"]);
     assert_eq!(std::fs::read(dir.path().join("big.iso")).unwrap(), b"mine");
+}
+
+/// TCP and go-back-N files carry no hash: `--extract` says "size matches",
+/// never "verified"; the text output is in decimal units; `--plot` draws
+/// the TCP transfer as well as the UDP one.
+#[test]
+fn cli_extract_says_size_matches_without_a_hash_and_plots_tcp() {
+    let (cap, _, _) = session_with_udp();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("s.pcapng");
+    std::fs::write(&file, cap).unwrap();
+    let out = dir.path().join("out");
+    let plots = format!("{}/", dir.path().join("plots").display());
+    let o = bin()
+        .args(["capture-decode", "--timeline"])
+        .arg(&file)
+        .arg("--extract")
+        .arg(&out)
+        .args(["--plot", &plots])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(o).unwrap();
+    for want in [
+        format!("wrote {} (size matches: ", out.join("file.bin").display()),
+        format!("wrote {} (size matches: ", out.join("big.bin").display()),
+        format!("wrote {}: plot of transfer #1 TCP file.bin", dir.path().join("plots/transfer-1.svg").display()),
+        format!(
+            "wrote {}: plot of transfer #2 UDP go-back-N big.bin",
+            dir.path().join("plots/transfer-2.svg").display()
+        ),
+    ] {
+        assert!(text.contains(&want), "no {want:?} in\n{text}");
+    }
+    assert!(!text.contains("verified") && !text.contains(" bytes "), "{text}");
+    assert!(text.contains(" kB of ") && text.contains(" (size matches)\n"), "{text}");
+    let tcp = std::fs::read_to_string(dir.path().join("plots/transfer-1.svg")).unwrap();
+    assert!(tcp.contains("segment sent (its first byte)") && tcp.contains("stroke=\"green\""), "{tcp}");
+    let classic = std::fs::read_to_string(dir.path().join("plots/transfer-2.svg")).unwrap();
+    assert!(classic.contains(">retransmission (packet sent again)<") && classic.contains("packet number"));
+    let o = bin()
+        .args(["capture-decode", "--json"])
+        .arg(&file)
+        .arg("--extract")
+        .arg(dir.path().join("j"))
+        .output()
+        .unwrap();
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8(o.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let written: Vec<_> = lines.iter().filter(|l| l["type"] == "written").collect();
+    assert_eq!(written.len(), 2, "{lines:?}");
+    assert!(written.iter().all(|w| w["state"] == "size matches" && w["hash_verified"].is_null()), "{written:?}");
 }

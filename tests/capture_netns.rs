@@ -184,6 +184,15 @@ fn real_fast_download_captured_in_a_private_namespace() {
         return; // the capture itself misses packets: nothing more is certain
     }
     let file = content(3_000_017, 3);
+    every_datagram_understood_in_time_order(dir.path());
+    // chatctl's client shuts its sending side of the update connection at
+    // once: a half-close, then the server's FIN closes it.
+    let update: Vec<&str> = lines
+        .iter()
+        .filter(|l| l["type"] == "connection" && l["channel"] == "update")
+        .map(|l| l["change"].as_str().unwrap())
+        .collect();
+    assert_eq!(update, ["open", "half_close", "close"], "{lines:?}");
     assert_eq!(t["hash"], format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&file)));
     assert_eq!(t["hash_algorithm"], "XXH3-128");
     assert_eq!(t["bytes"], 3_000_017);
@@ -196,6 +205,29 @@ fn real_fast_download_captured_in_a_private_namespace() {
         // bytes again under a new packet number, and the capture shows both.
         assert!(t["retransmissions"].as_u64().unwrap() > 0, "{t}");
     }
+}
+
+/// `capture-decode --json -v` of the namespace's real capture: every
+/// datagram of the fast transfer is of a known kind (STATS and
+/// ACK-FREQUENCY included, never "other" or "invalid"), and the events are
+/// in time order.
+fn every_datagram_understood_in_time_order(dir: &Path) {
+    let port = std::fs::read_to_string(dir.join("port")).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_chatctl"))
+        .args(["capture-decode", "--json", "-v", "--port", port.trim()])
+        .arg(dir.join("real.pcap"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let events: Vec<serde_json::Value> =
+        String::from_utf8(o.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let kinds: std::collections::BTreeSet<&str> =
+        events.iter().filter(|e| e["type"] == "datagram").map(|e| e["kind"].as_str().unwrap()).collect();
+    println!("datagram kinds in the real capture: {kinds:?}");
+    assert!(kinds.contains("fast_data") && kinds.contains("done_ack"), "{kinds:?}");
+    assert!(!kinds.contains("other") && !kinds.contains("invalid"), "{kinds:?}");
+    let ts: Vec<f64> = events.iter().map(|e| e["ts"].as_f64().unwrap()).collect();
+    assert!(ts.windows(2).all(|w| w[0] <= w[1]), "events out of time order");
 }
 
 /// Inside the namespace: drops every 20th UDP datagram arriving on the
@@ -512,7 +544,10 @@ fn real_fast_and_tcp_downloads_over_veth_captured_at_either_end() {
             .output()
             .unwrap();
         assert!(o.status.success(), "{side}: {}", String::from_utf8_lossy(&o.stderr));
-        let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        // The summary, then one object per file extracted.
+        let stdout = String::from_utf8(o.stdout).unwrap();
+        let summary: serde_json::Value = serde_json::from_str(stdout.lines().next().unwrap()).unwrap();
+        assert_eq!(stdout.lines().skip(1).filter(|l| l.contains(r#""type":"written""#)).count(), 2, "{stdout}");
         let t = summary["transfers"].as_array().unwrap();
         println!("{side} end: {supers} super-packets captured; {t:?}");
         if supers == 0 {
@@ -525,6 +560,34 @@ fn real_fast_and_tcp_downloads_over_veth_captured_at_either_end() {
         assert!(t.iter().all(|t| t["extracted"]["verified"] == true), "{side}: {t:?}");
         assert!(std::fs::read(out.join("f.bin")).unwrap() == fast_file, "{side}: fast file");
         assert!(std::fs::read(out.join("t.bin")).unwrap() == tcp_file, "{side}: TCP file");
+        // PNG graphs of both, and every file written listed as JSON: the
+        // fast file verified by its hash, the TCP one by its size only.
+        let plots = dir.path().join(format!("plots-{side}"));
+        let o = Command::new(chatctl)
+            .args(["capture-decode", "--json", "--extract"])
+            .arg(dir.path().join(format!("again-{side}")))
+            .arg("--plot")
+            .arg(plots.join("t.png"))
+            .arg(pcap)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{side}: {}", String::from_utf8_lossy(&o.stderr));
+        let written: Vec<serde_json::Value> = String::from_utf8(o.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|l| l["type"] == "written")
+            .collect();
+        let state = |what: &str, mode: &str| {
+            written.iter().find(|w| w["what"] == what && w["mode"] == mode).unwrap_or_else(|| panic!("{written:?}"))
+        };
+        assert_eq!(state("extracted", "fast")["state"], "verified", "{side}");
+        assert_eq!(state("extracted", "tcp")["state"], "size matches", "{side}");
+        for mode in ["fast", "tcp"] {
+            let path = state("plot", mode)["path"].as_str().unwrap().to_string();
+            let png = std::fs::read(&path).unwrap();
+            assert!(png.starts_with(b"\x89PNG") && png.len() > 20_000, "{side} {mode}: {path}");
+        }
     }
 }
 

@@ -162,3 +162,93 @@ fn protocol_reference_names_every_message_and_datagram_type() {
         assert!(reference.contains(&ty), "the reference's fast-mode table has no row for {ty}");
     }
 }
+
+/// The pages read like ripgrep's: SYNOPSIS is the command as typed with its
+/// value names (`chatctl fetch [OPTIONS] [FILE]...`), every page has
+/// EXAMPLES, SEE ALSO names only pages that exist and never the page itself,
+/// the top page has a DESCRIPTION of its own, and a command's EXIT STATUS
+/// says what a code means for it (9 for `join --for`).
+#[test]
+fn man_pages_read_like_ripgreps() {
+    let files = generated();
+    let pages: Vec<String> = files
+        .keys()
+        .filter_map(|p| p.strip_prefix("man").ok())
+        .map(|p| p.display().to_string().replace(".1", "(1)").replace(".7", "(7)"))
+        .collect();
+    let section = |text: &str, name: &str| -> String {
+        let start = text.find(&format!(".SH {name}\n")).unwrap_or_else(|| panic!("no {name}"));
+        let rest = &text[start + 5 + name.len()..];
+        rest[..rest.find("\n.SH ").unwrap_or(rest.len())].to_string()
+    };
+    for (path, bytes) in files.iter().filter(|(p, _)| p.extension().is_some_and(|e| e == "1")) {
+        let text = String::from_utf8_lossy(bytes).into_owned();
+        let page = path.file_stem().unwrap().to_string_lossy().into_owned();
+        let ctx = path.display();
+        let synopsis = section(&text, "SYNOPSIS");
+        let command = page.replacen("chatctl-", "chatctl ", 1).replace('-', "\\-");
+        assert!(synopsis.starts_with(&format!("\\fB{command}\\fR [\\fIOPTIONS\\fR]")), "{ctx}: {synopsis}");
+        let examples = section(&text, "EXAMPLES");
+        assert!(
+            examples.matches(".nf").count() >= 1 && examples.contains("\\fBchatctl")
+                || page == "chatctl-completions" && examples.contains("completions"),
+            "{ctx}: {examples}"
+        );
+        let see = section(&text, "\"SEE ALSO\"").lines().next().unwrap_or("").to_string();
+        for link in see.split(", ") {
+            let link = link.trim().replace("\\fB", "").replace("\\fR", "").replace("\\-", "-");
+            if link.starts_with("chatctl") {
+                assert!(pages.contains(&link), "{ctx}: SEE ALSO {link}, which does not exist");
+                assert_ne!(link, format!("{page}(1)"), "{ctx}: SEE ALSO itself");
+            }
+        }
+        assert!(!text.contains("chatctl\\-help"), "{ctx}: no chatctl-help page exists");
+    }
+    let top = String::from_utf8_lossy(&files[Path::new("man/chatctl.1")]).into_owned();
+    assert!(section(&top, "SYNOPSIS").contains("\\fICOMMAND\\fR"), "{top}");
+    let description = section(&top, "DESCRIPTION");
+    assert!(description.contains("capture\\-decode") && description.len() > 400, "{description}");
+    assert!(top.contains(".SH COMMANDS") && top.contains("\\fBchatctl\\-fetch\\fR(1)"));
+    let join = String::from_utf8_lossy(&files[Path::new("man/chatctl-join.1")]).into_owned();
+    assert!(section(&join, "\"EXIT STATUS\"").contains("nothing matched within \\-\\-for"), "{join}");
+    let fetch = String::from_utf8_lossy(&files[Path::new("man/chatctl-fetch.1")]).into_owned();
+    assert!(section(&fetch, "SYNOPSIS").contains("[\\fIFILE\\fR]..."), "{fetch}");
+    assert!(section(&fetch, "\"EXIT STATUS\"").contains("no such file"));
+    let impair = String::from_utf8_lossy(&files[Path::new("man/chatctl-impair.1")]).into_owned();
+    assert!(section(&impair, "SYNOPSIS").contains("\\fB\\-\\-listen\\fR <\\fIHOST\\fR:\\fIPORT\\fR>"), "{impair}");
+    let serve = String::from_utf8_lossy(&files[Path::new("man/chatctl-serve.1")]).into_owned();
+    assert!(!section(&serve, "\"EXIT STATUS\"").contains("no such file"), "serve never exits 8");
+}
+
+/// Bash completes a path argument with file names: `chatctl capture-decode
+/// <Tab>` offers the files of the folder (and `-<Tab>` the options), and
+/// `--extract <Tab>` folders, from the committed script.
+#[test]
+fn bash_completes_files_for_path_arguments() {
+    let have_bash = std::process::Command::new("bash").arg("-c").arg("true").status().is_ok_and(|s| s.success());
+    if !have_bash {
+        assert!(std::env::var_os("CI").is_none(), "CI must have bash");
+        println!("skipped: no bash");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("traffic.pcapng"), b"").unwrap();
+    let script = root().join("completions/chatctl.bash");
+    let complete = |words: &str, cword: usize| -> String {
+        let o = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "source '{}'; COMP_WORDS=({words}); COMP_CWORD={cword}; COMP_LINE='{words}'; COMP_POINT=${{#COMP_LINE}}; _chatctl chatctl \"${{COMP_WORDS[COMP_CWORD]}}\" \"${{COMP_WORDS[COMP_CWORD-1]}}\"; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+                script.display()
+            ))
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    assert_eq!(complete("chatctl capture-decode tr", 2).trim(), "traffic.pcapng");
+    assert!(complete("chatctl capture-decode ''", 2).contains("traffic.pcapng"));
+    assert!(complete("chatctl capture-decode --ex", 2).contains("--extract"));
+    assert!(complete("chatctl fetch -o tr", 3).contains("traffic.pcapng"));
+}

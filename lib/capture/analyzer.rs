@@ -28,7 +28,7 @@ use super::reader::Packet;
 use super::scan;
 use super::stats::Stats;
 use super::tcp::{Chunk, Stream};
-use super::transfer::{PlotPoint, Transfer, super_packet_segment};
+use super::transfer::{PlotPoint, PointKind, Transfer, super_packet_segment};
 use crate::rdt::classic;
 use crate::rdt::fast::{self, Frame};
 use crate::wire::Transport;
@@ -150,7 +150,7 @@ impl Analyzer {
                 stats: Stats::default(),
                 users_seen: HashSet::default(),
                 last_user: Vec::new(),
-                last_ts: 0,
+                last_ts: i64::MIN,
             },
             conns: HashMap::default(),
             udp: HashMap::default(),
@@ -185,8 +185,14 @@ impl Analyzer {
 
     /// Analyses one captured frame; chat messages are handed out borrowed
     /// ([`MessageRef`]), decoded only if the caller asks. The fast path.
+    ///
+    /// Events are timed by one clock that never goes back: a packet stamped
+    /// earlier than the one before it (tcpdump on `any` or on several CPUs
+    /// stamps packets a fraction of a microsecond out of order) is timed as
+    /// that one, so the timeline and `--json` are in time order.
     pub fn packet_ref(&mut self, p: &Packet<'_>, out: &mut impl FnMut(EventRef<'_>)) {
         self.shared.last_ts = self.shared.last_ts.max(p.ts_ns);
+        let p = &Packet { ts_ns: self.shared.last_ts, ..*p };
         let st = &mut self.shared.stats;
         st.packets += 1;
         st.bytes += p.data.len() as u64;
@@ -257,7 +263,8 @@ impl Analyzer {
     ) {
         // A pure ACK carries nothing to decode or report: skip the lookup
         // (about half the packets of a download). Idle time counts from data.
-        if seg.payload.is_empty() && seg.flags & (flags::SYN | flags::FIN | flags::RST) == 0 {
+        // (With --plot, a TCP transfer's acknowledgements are plotted.)
+        if seg.payload.is_empty() && seg.flags & (flags::SYN | flags::FIN | flags::RST) == 0 && !self.shared.cfg.plot {
             return;
         }
         let a = SocketAddr::new(src, seg.src_port);
@@ -308,10 +315,30 @@ impl Analyzer {
             // Timed here, as captured: out-of-order bytes are handed on later.
             t.data_seen(ts);
         }
+        let delivered = conn.streams[d].delivered();
         let state = &mut conn.state;
         conn.streams[d].segment(seg.seq, syn, seg.flags & flags::FIN != 0, seg.payload, &mut |c| {
             shared.chunk(ts, state, side, c, out);
         });
+        if let Kind::Transfer(i) = conn.state.kind
+            && shared.cfg.plot
+            && let Some(t) = shared.transfers.get_mut(i)
+        {
+            // The time-sequence graph: the server's segments by stream
+            // offset, the client's acknowledgements of them.
+            let server = &conn.streams[Side::Server.idx()];
+            if side == Side::Server && !seg.payload.is_empty() {
+                if let Some(at) = server.offset_of(seg.seq.wrapping_add(u32::from(syn))) {
+                    let again = at + seg.payload.len() as u64 <= delivered;
+                    t.point(ts, at, if again { PointKind::Retransmission } else { PointKind::Data });
+                }
+            } else if side == Side::Client
+                && ack
+                && let Some(at) = server.offset_of(seg.ack)
+            {
+                t.point(ts, at.min(server.delivered()), PointKind::Ack);
+            }
+        }
         if seg.flags & flags::RST != 0 {
             if let Kind::Transfer(i) = conn.state.kind
                 && conn.streams.iter().all(|s| s.delivered() == 0 && s.buffered() == 0)
@@ -327,7 +354,9 @@ impl Analyzer {
             self.close(k, ts, out);
         } else if seg.flags & flags::FIN != 0 && !conn.state.fin[d] {
             conn.state.fin[d] = true;
-            shared.conn_event(ts, &conn.state, a, b, ConnChange::Close, out);
+            let both = conn.state.fin[side.other().idx()];
+            let change = if both { ConnChange::Close } else { ConnChange::HalfClose };
+            shared.conn_event(ts, &conn.state, a, b, change, out);
             if conn.state.fin[side.other().idx()] && conn.streams.iter().all(|s| s.finished()) {
                 self.close(k, ts, out);
             }
@@ -515,7 +544,8 @@ impl Shared {
             Some(Announce::Update) => st.kind = Kind::Chat(Channel::Update),
             Some(Announce::Transfer { file, size, .. }) => {
                 let id = self.transfers.len() as u32 + 1;
-                let t = Transfer::new(id, TransferMode::Tcp, file, Some(size), st.client, st.server, ts);
+                let mut t = Transfer::new(id, TransferMode::Tcp, file, Some(size), st.client, st.server, ts);
+                t.record_plot = self.cfg.plot;
                 self.transfers.push(t);
                 st.kind = Kind::Transfer(self.transfers.len() - 1);
             }
@@ -720,7 +750,7 @@ impl Shared {
 /// which is checked before the checksum is computed.
 fn by_content(a: SocketAddr, b: SocketAddr, payload: &[u8]) -> Option<(SocketAddr, SocketAddr)> {
     let (client, server) = match *payload.first()? {
-        fast::T_CHALLENGE | fast::T_DATA | fast::T_DONE => (b, a),
+        fast::T_CHALLENGE | fast::T_DATA | fast::T_DONE | fast::T_STATS | fast::T_ACK_FREQUENCY => (b, a),
         fast::T_START | fast::T_ACK | fast::T_DONE_ACK => (a, b),
         _ => return classic::parse_window(payload).and((b.port() >= 1024).then_some((a, b))),
     };

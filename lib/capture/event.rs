@@ -54,7 +54,12 @@ pub struct MessageEvent {
 pub enum ConnChange {
     /// SYN (client → server).
     Open,
-    /// FIN from `src`.
+    /// FIN from `src` while the other side has not closed: `src` sends no
+    /// more, data may still flow to it (an update connection whose client
+    /// shuts its sending side at once).
+    #[serde(rename = "half_close")]
+    HalfClose,
+    /// FIN from `src` after the other side's: the connection is closed.
     Close,
     /// RST from `src`.
     Reset,
@@ -179,6 +184,41 @@ pub enum DatagramKind {
         /// The receiver's file has the announced hash.
         ok: bool,
     },
+    /// Fast mode: the sender's own figures (STATS), for the receiver's display.
+    Stats {
+        /// Congestion window, bytes.
+        cwnd: u64,
+        /// Smoothed round-trip time, µs.
+        srtt_us: u64,
+        /// Pacing rate, bytes per second.
+        pacing_rate: u64,
+        /// Packets the sender declared lost so far.
+        packets_lost: u64,
+        /// File bytes sent again so far.
+        bytes_retransmitted: u64,
+        /// Congestion controller (`newreno`, `cubic`, `bbr`...).
+        cc: String,
+    },
+    /// Fast mode: how often the receiver should acknowledge (ACK-FREQUENCY).
+    AckFrequency {
+        /// Request number; a receiver keeps the newest.
+        seq: u64,
+        /// Acknowledge at least every `threshold` DATA datagrams...
+        threshold: u32,
+        /// ...or at most this long (µs) after an unacknowledged DATA.
+        max_delay_us: u32,
+    },
+    /// Fast mode: a valid datagram of a type this decoder has no kind of its
+    /// own for, described by the transfer engine's frame parser
+    /// ([`crate::rdt::fast::Frame`]), so every type the engine sends is read.
+    FastFrame {
+        /// Its type byte.
+        type_byte: u8,
+        /// The decoded frame, as the engine's parser prints it.
+        frame: String,
+        /// Its length.
+        len: usize,
+    },
     /// Fast mode: a datagram that does not decode (corrupted, or not fast).
     Invalid {
         /// Its length.
@@ -237,7 +277,9 @@ pub struct Extracted {
     /// Where the file was written.
     pub path: std::path::PathBuf,
     /// Its size matches the `206` (and it has no holes), and in fast mode its
-    /// hash matches the one the sender announced in DONE.
+    /// hash matches the one the sender announced in DONE. Only a fast
+    /// transfer carries a hash: elsewhere this is "the size matches"
+    /// ([`hash_verified`](Self::hash_verified) is None).
     pub verified: bool,
     /// Fast mode: whether the rebuilt file's hash matches DONE's (None when
     /// there was no hash to check, or the size was already wrong).

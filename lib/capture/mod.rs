@@ -39,7 +39,8 @@
 //!   (BLAKE3 in format 2, XXH3-128 in format 3: the hello tells which).
 //! - [`extract`]: rebuilding files on disk as the capture streams by,
 //!   verifying size (and, in fast mode, the hash with the transfer's algorithm).
-//! - [`event`]: what the analyser reports; [`output`]: how it is shown.
+//! - [`event`]: what the analyser reports; [`output`]: how it is shown;
+//!   [`plot`]: time-sequence graphs of transfers (`--plot`), SVG or PNG.
 //! - `synth` (test support, hidden from the docs): pcap/pcapng writers and
 //!   packet builders for synthetic captures (tests, fuzz seeds, the benchmark).
 //!
@@ -79,6 +80,7 @@ pub mod extract;
 pub mod frag;
 pub mod net;
 pub mod output;
+pub mod plot;
 pub mod reader;
 mod scan;
 pub mod stats;

@@ -7,7 +7,6 @@ use console::Style;
 use serde_json::{Map, Value, json};
 
 use super::event::*;
-use super::transfer::PlotPoint;
 use crate::wire::{Confirm, Message, Request, Update};
 
 pub use crate::text::{escape, escape_bytes};
@@ -68,7 +67,7 @@ pub fn describe(m: &Message) -> String {
             Confirm::Files { files } => {
                 format!("files: {}", if files.is_empty() { "none".into() } else { names(files) })
             }
-            Confirm::Download { size, port } => format!("file is {size} bytes; fetch it from port {port}"),
+            Confirm::Download { size, port } => format!("file is {}; fetch it from port {port}", bytes(*size)),
         },
         Message::Update(u) => match u {
             Update::Joined { name } => format!("{} joined", q(name)),
@@ -83,6 +82,26 @@ pub fn describe(m: &Message) -> String {
 /// Human-readable size, in the units every chatctl output uses.
 pub fn bytes(n: u64) -> String {
     crate::text::units::bytes(n)
+}
+
+/// A count and its noun, singular or plural, with thousands separators
+/// (`1 packet`, `2 packets`, `12,345 packets`).
+pub fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{} {}", grouped(n), if n == 1 { one } else { many })
+}
+
+/// A whole number with thousands separators, as every chatctl output writes it.
+pub use crate::client::thousands as grouped;
+
+/// What an extracted file is known to hold, in words: `verified` only where
+/// a hash was checked; `size matches` where only the size could be.
+pub fn extracted_state(x: &Extracted) -> &'static str {
+    match (x.verified, x.hash_verified) {
+        (true, Some(true)) => "verified",
+        (true, _) => "size matches",
+        (false, Some(false)) => "HASH MISMATCH",
+        (false, _) => "INCOMPLETE",
+    }
 }
 
 fn flow(src: SocketAddr, dst: SocketAddr) -> String {
@@ -125,6 +144,7 @@ pub fn human(e: &Event) -> String {
         Event::Connection(c) => {
             let what = match c.change {
                 ConnChange::Open => "connection opened",
+                ConnChange::HalfClose => "half-closed (FIN): sends no more, may still receive",
                 ConnChange::Close => "closed (FIN)",
                 ConnChange::Reset => "reset (RST)",
             };
@@ -148,9 +168,9 @@ pub fn human(e: &Event) -> String {
                 ),
                 DatagramKind::Ack { next } => format!("ack {next}"),
                 DatagramKind::FastHello { len } => format!("hello, fast mode offered ({len} B)"),
-                DatagramKind::Challenge { cookie, size } => format!("challenge {cookie:#x}, file of {size} bytes"),
+                DatagramKind::Challenge { cookie, size } => format!("challenge {cookie:#x}, file of {}", bytes(*size)),
                 DatagramKind::Start { cookie, resume, max_data } => {
-                    format!("start {cookie:#x}, resume at {resume}, max data {max_data}")
+                    format!("start {cookie:#x}, resume at {resume}, max data {}", bytes(*max_data))
                 }
                 &DatagramKind::FastData { pn, offset, len, retransmission, out_of_order, duplicate } => format!(
                     "data #{pn} at {offset} {len} B{}{}{}",
@@ -163,11 +183,25 @@ pub fn human(e: &Event) -> String {
                     format!("ack #{largest_pn}, have {}", if r.is_empty() { "nothing".into() } else { r.join(",") })
                 }
                 DatagramKind::Done { size, hash, hash_algorithm } => {
-                    format!("done, {size} bytes, {hash_algorithm} {hash}")
+                    format!("done, {}, {hash_algorithm} {hash}", bytes(*size))
                 }
                 DatagramKind::DoneAck { ok } => {
                     format!("done-ack: {}", if *ok { "hash verified" } else { "HASH MISMATCH" })
                 }
+                DatagramKind::Stats { cwnd, srtt_us, pacing_rate, packets_lost, bytes_retransmitted, cc } => format!(
+                    "sender stats: {cc}, window {}, RTT {:.1} ms, pacing {}, {}, {} sent again",
+                    bytes(*cwnd),
+                    *srtt_us as f64 / 1000.0,
+                    crate::text::units::rate(*pacing_rate as f64),
+                    count(*packets_lost, "packet lost", "packets lost"),
+                    bytes(*bytes_retransmitted)
+                ),
+                DatagramKind::AckFrequency { seq, threshold, max_delay_us } => format!(
+                    "ack-frequency #{seq}: acknowledge every {} or after {:.1} ms",
+                    count(u64::from(*threshold), "datagram", "datagrams"),
+                    f64::from(*max_delay_us) / 1000.0
+                ),
+                DatagramKind::FastFrame { type_byte, frame, len } => format!("{type_byte:#04x} {frame} ({len} B)"),
                 DatagramKind::Invalid { len, reason } => format!("{len} B invalid: {reason}"),
                 DatagramKind::Other { len } => format!("{len} B not understood"),
             };
@@ -195,22 +229,22 @@ pub fn transfer_line(s: &TransferSummary) -> String {
     let mode = s.mode.label();
     let name = s.file.as_deref().map(q).unwrap_or_else(|| "(unknown file)".into());
     let size = match s.announced_size {
-        Some(a) if a == s.bytes => format!("{} of {a} bytes", s.bytes),
-        Some(a) => format!("{} of {a} bytes (INCOMPLETE)", s.bytes),
-        None => format!("{} bytes", s.bytes),
+        Some(a) if a == s.bytes => format!("{} of {}", bytes(s.bytes), bytes(a)),
+        Some(a) => {
+            format!("{} of {} (INCOMPLETE: {} missing)", bytes(s.bytes), bytes(a), bytes(a.saturating_sub(s.bytes)))
+        }
+        None => bytes(s.bytes),
     };
-    let rate = s.goodput_bps().map(|g| format!(", {}/s", bytes(g as u64))).unwrap_or_default();
+    let rate = s.goodput_bps().map(|g| format!(", {}", crate::text::units::rate(g))).unwrap_or_default();
     let ex = s
         .extracted
         .as_ref()
-        .map(|x| {
-            format!(", saved to {}{}", x.path.display(), if x.verified { " (verified)" } else { " (NOT verified)" })
-        })
+        .map(|x| format!(", saved to {} ({})", escape(&x.path.display().to_string()), extracted_state(x)))
         .unwrap_or_default();
     let fast = if s.mode == TransferMode::Fast {
-        let mut f = format!(", {} duplicates", s.duplicates);
+        let mut f = format!(", {}", count(s.duplicates, "duplicate", "duplicates"));
         if s.invalid > 0 {
-            let _ = write!(f, ", {} invalid", s.invalid);
+            let _ = write!(f, ", {} invalid", grouped(s.invalid));
         }
         match s.receiver_verified {
             Some(true) => f.push_str(", receiver verified the hash"),
@@ -222,13 +256,13 @@ pub fn transfer_line(s: &TransferSummary) -> String {
         String::new()
     };
     format!(
-        "transfer #{} {mode} {name} {} → {}: {size}, {} packets, {} retransmitted, {} out of order{fast}, data over {:.3} s{rate}{ex}",
+        "transfer #{} {mode} {name} {} → {}: {size}, {}, {} retransmitted, {} out of order{fast}, data over {:.3} s{rate}{ex}",
         s.id,
         s.server,
         s.client,
-        s.packets,
-        s.retransmissions,
-        s.out_of_order,
+        count(s.packets, "packet", "packets"),
+        grouped(s.retransmissions),
+        grouped(s.out_of_order),
         s.duration_s()
     )
 }
@@ -435,155 +469,6 @@ pub fn json(e: &Event) -> Value {
         }
     }
     Value::Object(o)
-}
-
-/// A time-sequence graph of one UDP transfer as a standalone SVG, read as
-/// tcptrace's or Wireshark's Stevens graph: packet number (classic) or byte
-/// offset (fast) over time, first transmissions as dots, retransmissions as
-/// red crosses, acknowledgements as a green step line; a title (file, mode,
-/// size, duration, retransmissions), ticks with units on both axes, and a
-/// legend.
-pub fn plot_svg(s: &TransferSummary, points: &[PlotPoint]) -> String {
-    use super::transfer::PointKind;
-    let (w, h) = (960.0f64, 560.0f64);
-    let (left, right, top, bottom) = (90.0f64, 30.0f64, 70.0f64, 60.0f64);
-    let t0 = points.iter().map(|p| p.ts_ns).min().unwrap_or(0);
-    let span_s = (points.iter().map(|p| p.ts_ns).max().unwrap_or(0) - t0).max(1) as f64 / 1e9;
-    let pmax = points.iter().map(|p| p.packet).max().unwrap_or(0).max(1) as f64;
-    let fast = s.mode == TransferMode::Fast;
-    // Axis ranges rounded up to a tick, so the last tick closes the axis.
-    // Decimal units, as everywhere else (`text::units`).
-    let (xstep, xend) = ticks(span_s);
-    let (yunit, ydiv) = if !fast {
-        ("packet number", 1.0)
-    } else if pmax >= 2e6 {
-        ("byte offset (MB)", 1e6)
-    } else if pmax >= 2e3 {
-        ("byte offset (kB)", 1e3)
-    } else {
-        ("byte offset (bytes)", 1.0)
-    };
-    // Ticks in the unit shown.
-    let (ystep, yend) = ticks(pmax / ydiv);
-    let (ystep, yend) = (ystep * ydiv, yend * ydiv);
-    let (pw, ph) = (w - left - right, h - top - bottom);
-    let x = |ts: i64| left + (ts - t0) as f64 / 1e9 / xend * pw;
-    let y = |p: u64| top + ph - p as f64 / yend * ph;
-    let mut svg = String::new();
-    let _ = writeln!(
-        svg,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12">"#
-    );
-    let _ = writeln!(svg, r#"<rect width="{w}" height="{h}" fill="white"/>"#);
-    let name = s.file.as_deref().map(q).unwrap_or_else(|| "(unknown file)".into());
-    let size = s.announced_size.map_or_else(|| bytes(s.bytes), bytes);
-    let title = format!(
-        "transfer #{} {name}: {}, {size}, data over {:.3} s, {} retransmission{}",
-        s.id,
-        s.mode.label(),
-        s.duration_s(),
-        s.retransmissions,
-        if s.retransmissions == 1 { "" } else { "s" }
-    );
-    let _ = writeln!(svg, r#"<text x="{}" y="24" text-anchor="middle" font-size="15">{}</text>"#, w / 2.0, xml(&title));
-    let sub = format!("{} → {}", s.server, s.client);
-    let _ = writeln!(svg, r##"<text x="{}" y="44" text-anchor="middle" fill="#555">{}</text>"##, w / 2.0, xml(&sub));
-    // Grid, ticks and labels.
-    let mut grid = String::new();
-    let mut labels = String::new();
-    for i in 0..=((xend / xstep).round() as u64) {
-        let v = i as f64 * xstep;
-        let px = left + v / xend * pw;
-        let _ = write!(grid, "M{px:.1} {top} V{} ", top + ph);
-        let _ = writeln!(
-            labels,
-            r#"<text x="{px:.1}" y="{}" text-anchor="middle">{}</text>"#,
-            top + ph + 18.0,
-            tick_label(v, xstep)
-        );
-    }
-    for i in 0..=((yend / ystep).round() as u64) {
-        let v = i as f64 * ystep;
-        let py = top + ph - v / yend * ph;
-        let _ = write!(grid, "M{left} {py:.1} H{} ", left + pw);
-        let _ = writeln!(
-            labels,
-            r#"<text x="{}" y="{:.1}" text-anchor="end">{}</text>"#,
-            left - 6.0,
-            py + 4.0,
-            tick_label(v / ydiv, ystep / ydiv)
-        );
-    }
-    let _ = writeln!(svg, r##"<path d="{grid}" stroke="#ddd" fill="none"/>"##);
-    svg.push_str(&labels);
-    let _ = writeln!(svg, r#"<path d="M{left} {top} V{} H{}" stroke="black" fill="none"/>"#, top + ph, left + pw);
-    let _ = writeln!(
-        svg,
-        r#"<text x="{}" y="{}" text-anchor="middle">time since the first point (s)</text>"#,
-        left + pw / 2.0,
-        h - 16.0
-    );
-    let _ = writeln!(
-        svg,
-        r#"<text x="18" y="{0}" transform="rotate(-90 18 {0})" text-anchor="middle">{yunit}</text>"#,
-        top + ph / 2.0
-    );
-    let mut acks = String::new();
-    for p in points {
-        let (px, py) = (x(p.ts_ns), y(p.packet));
-        match p.kind {
-            PointKind::Data => {
-                let _ = writeln!(svg, r#"<circle cx="{px:.1}" cy="{py:.1}" r="1.5" fill="black"/>"#);
-            }
-            PointKind::Retransmission => {
-                let _ = writeln!(svg, r#"<path d="M{:.1} {:.1} l6 6 m0 -6 l-6 6" stroke="red"/>"#, px - 3.0, py - 3.0);
-            }
-            PointKind::Ack => {
-                // A step: the acknowledged level holds until the next ACK.
-                let _ = if acks.is_empty() {
-                    write!(acks, "M{px:.1} {py:.1} ")
-                } else {
-                    write!(acks, "H{px:.1} V{py:.1} ")
-                };
-            }
-        }
-    }
-    if !acks.is_empty() {
-        let _ = writeln!(svg, r#"<path d="{acks}" stroke="green" fill="none"/>"#);
-    }
-    // Legend, top left inside the plot (the graph rises to the top right).
-    let (lx, ly) = (left + 12.0, top + 12.0);
-    let ack = if fast { "acknowledged: every byte below" } else { "acknowledged: next packet expected" };
-    let sent = if fast { "DATA sent (first byte)" } else { "data packet sent" };
-    let _ = writeln!(svg, r##"<rect x="{lx}" y="{ly}" width="260" height="66" fill="white" stroke="#999"/>"##);
-    let _ = writeln!(svg, r#"<circle cx="{}" cy="{}" r="2.5" fill="black"/>"#, lx + 16.0, ly + 16.0);
-    let _ = writeln!(svg, r#"<text x="{}" y="{}">{sent}</text>"#, lx + 32.0, ly + 20.0);
-    let _ = writeln!(svg, r#"<path d="M{} {} l8 8 m0 -8 l-8 8" stroke="red"/>"#, lx + 12.0, ly + 29.0);
-    let _ = writeln!(svg, r#"<text x="{}" y="{}">retransmission (bytes sent again)</text>"#, lx + 32.0, ly + 37.0);
-    let _ = writeln!(svg, r#"<path d="M{} {} h20" stroke="green" stroke-width="2"/>"#, lx + 6.0, ly + 51.0);
-    let _ = writeln!(svg, r#"<text x="{}" y="{}">{ack}</text>"#, lx + 32.0, ly + 55.0);
-    svg.push_str("</svg>\n");
-    svg
-}
-
-/// A tick step of 1, 2 or 5 times a power of ten giving 4 to 10 ticks over
-/// `0..max`, and `max` rounded up to a whole step.
-fn ticks(max: f64) -> (f64, f64) {
-    let max = if max > 0.0 && max.is_finite() { max } else { 1.0 };
-    let raw = max / 6.0;
-    let pow = 10f64.powf(raw.log10().floor());
-    let step = [1.0, 2.0, 5.0, 10.0].into_iter().map(|m| m * pow).find(|s| *s >= raw).unwrap_or(10.0 * pow);
-    (step, (max / step).ceil().max(1.0) * step)
-}
-
-/// A tick's value with as many decimals as its step needs.
-fn tick_label(v: f64, step: f64) -> String {
-    let decimals = if step >= 1.0 { 0 } else { (-step.log10().floor()) as usize };
-    format!("{v:.decimals$}")
-}
-
-fn xml(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 #[cfg(test)]

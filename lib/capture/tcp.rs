@@ -115,6 +115,16 @@ impl Stream {
         self.fin.is_some_and(|f| self.next >= f)
     }
 
+    /// The stream offset of sequence number `seq` (of a segment, or an
+    /// acknowledgement of this stream), taken nearest to what was
+    /// delivered; None before the stream's first sequence number is known
+    /// or for one before it.
+    pub fn offset_of(&self, seq: u32) -> Option<u64> {
+        let rel = seq.wrapping_sub(self.isn?);
+        let diff = i64::from(rel.wrapping_sub(self.next as u32) as i32);
+        u64::try_from(self.next as i64 + diff).ok()
+    }
+
     /// Feeds one segment; in-order data and gaps go to `out`.
     pub fn segment(&mut self, seq: u32, syn: bool, fin: bool, payload: &[u8], out: &mut impl FnMut(Chunk<'_>)) {
         let data_seq = if syn { seq.wrapping_add(1) } else { seq };

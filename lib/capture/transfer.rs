@@ -54,8 +54,8 @@ pub struct PlotPoint {
     /// Capture time (ns since the epoch).
     pub ts_ns: i64,
     /// Classic: packet number from the start of the transfer (not modulo the
-    /// window). Fast: file offset in bytes (data: its first byte; ACK: every
-    /// byte below it was received).
+    /// window). Fast and TCP: file offset in bytes (data: its first byte;
+    /// ACK: every byte below it was received).
     pub packet: u64,
     /// What the point shows.
     pub kind: PointKind,
@@ -66,7 +66,7 @@ pub struct PlotPoint {
 pub(crate) struct Transfer {
     /// What is known so far (reported at the end).
     pub summary: TransferSummary,
-    /// Points for `--plot` (UDP transfers only).
+    /// Points for `--plot`.
     pub plot: Vec<PlotPoint>,
     /// Classic: index of the next packet the receiver expects.
     expected: u64,
@@ -229,9 +229,9 @@ impl Transfer {
     /// server (sender): classifies it, updates the counters, and says what to
     /// do with its bytes.
     pub fn datagram(&mut self, ts: i64, from_client: bool, payload: &[u8]) -> (DatagramKind, Step) {
-        let fast_type = payload.first().is_some_and(|b| (0xC1..=0xC6).contains(b));
-        // Fast once a valid fast datagram is seen, unless classic data came first.
-        if self.fast.is_none() && fast_type && self.max_seen.is_none() && Frame::decode(payload).is_ok() {
+        // Fast once a valid fast datagram (of any type the engine's parser
+        // reads) is seen, unless classic data came first.
+        if self.fast.is_none() && self.max_seen.is_none() && Frame::decode(payload).is_ok() {
             self.summary.mode = TransferMode::Fast;
             self.summary.window = None;
             self.fast = Some(Box::default());
@@ -327,8 +327,22 @@ impl Transfer {
                 self.summary.receiver_verified = Some(ok);
                 DatagramKind::DoneAck { ok }
             }
-            // The sender's informative figures (STATS): valid, not counted.
-            Frame::Stats(_) | Frame::AckFrequency { .. } => DatagramKind::Other { len: payload.len() },
+            // The sender's informative figures: valid, not counted.
+            Frame::Stats(st) => DatagramKind::Stats {
+                cwnd: st.cwnd,
+                srtt_us: u64::try_from(st.srtt.as_micros()).unwrap_or(u64::MAX),
+                pacing_rate: st.pacing_rate,
+                packets_lost: st.packets_lost,
+                bytes_retransmitted: st.bytes_retransmitted,
+                cc: st.cc,
+            },
+            Frame::AckFrequency { seq, threshold, max_delay_us } => {
+                DatagramKind::AckFrequency { seq, threshold, max_delay_us }
+            }
+            // A type the engine's parser reads but this decoder has no kind
+            // of its own for yet: shown as the parser decoded it.
+            #[allow(unreachable_patterns)]
+            other => DatagramKind::FastFrame { type_byte: payload[0], frame: format!("{other:?}"), len: payload.len() },
         };
         if let Some((at, kind)) = point {
             self.point(ts, at, kind);
@@ -381,7 +395,8 @@ impl Transfer {
         self.fast.as_deref().and_then(|f| f.hash)
     }
 
-    fn point(&mut self, ts_ns: i64, packet: u64, kind: PointKind) {
+    /// Records a point of the plot (when one is asked for).
+    pub fn point(&mut self, ts_ns: i64, packet: u64, kind: PointKind) {
         if self.record_plot && self.plot.len() < MAX_PLOT_POINTS {
             self.plot.push(PlotPoint { ts_ns, packet, kind });
         }

@@ -80,9 +80,8 @@ impl Impairment {
     /// second and a queue of one bandwidth-delay product (at least 64 KiB),
     /// the usual size of a router buffer.
     pub fn path(loss: f64, delay: Duration, rate_bps: u64, seed: u64) -> Self {
-        let bdp = (rate_bps as f64 / 8.0 * delay.as_secs_f64() * 2.0) as u64;
-        let link =
-            LinkConfig { loss, delay, rate_bps: Some(rate_bps), queue_bytes: bdp.max(64 << 10), ..Default::default() };
+        let queue_bytes = default_queue(Some(rate_bps), delay);
+        let link = LinkConfig { loss, delay, rate_bps: Some(rate_bps), queue_bytes, ..Default::default() };
         Self { link, seed }
     }
 }
@@ -100,6 +99,10 @@ pub struct DirectionStats {
     pub forwarded_bytes: u64,
     /// Datagrams the link dropped (loss, or a full queue).
     pub dropped: u64,
+    /// Of [`dropped`](Self::dropped): random loss (`loss`, `burst`).
+    pub lost: u64,
+    /// Of [`dropped`](Self::dropped): the bottleneck queue was full.
+    pub queue_dropped: u64,
     /// Datagrams not delivered because the socket refused them (full
     /// buffer): counted, not retried, like a full interface queue.
     pub send_errors: u64,
@@ -125,6 +128,8 @@ struct DirCounters {
     forwarded: AtomicU64,
     forwarded_bytes: AtomicU64,
     dropped: AtomicU64,
+    lost: AtomicU64,
+    queue_dropped: AtomicU64,
     send_errors: AtomicU64,
 }
 
@@ -136,6 +141,8 @@ impl DirCounters {
             forwarded: self.forwarded.load(Ordering::Relaxed),
             forwarded_bytes: self.forwarded_bytes.load(Ordering::Relaxed),
             dropped: self.dropped.load(Ordering::Relaxed),
+            lost: self.lost.load(Ordering::Relaxed),
+            queue_dropped: self.queue_dropped.load(Ordering::Relaxed),
             send_errors: self.send_errors.load(Ordering::Relaxed),
         }
     }
@@ -387,9 +394,11 @@ impl State {
 fn offer(link: &mut Link, c: &DirCounters, d: &[u8], now: Instant) {
     c.received.fetch_add(1, Ordering::Relaxed);
     c.received_bytes.fetch_add(d.len() as u64, Ordering::Relaxed);
-    let before = link.dropped;
+    let before = (link.dropped, link.lost, link.queue_drops);
     link.send(now, d.to_vec());
-    c.dropped.fetch_add(link.dropped - before, Ordering::Relaxed);
+    c.dropped.fetch_add(link.dropped - before.0, Ordering::Relaxed);
+    c.lost.fetch_add(link.lost - before.1, Ordering::Relaxed);
+    c.queue_dropped.fetch_add(link.queue_drops - before.2, Ordering::Relaxed);
 }
 
 fn sent(c: &DirCounters, r: io::Result<usize>, len: usize) {
@@ -402,6 +411,160 @@ fn sent(c: &DirCounters, r: io::Result<usize>, len: usize) {
             c.send_errors.fetch_add(1, Ordering::Relaxed);
         }
     }
+}
+
+/// The bottleneck queue when none is given: one bandwidth-delay product
+/// (the rate times the round trip, twice the one-way `delay`), at least
+/// [`MIN_QUEUE`], the usual size of a router buffer. Without a rate there is
+/// no queue to fill, and this is [`MIN_QUEUE`].
+pub fn default_queue(rate_bps: Option<u64>, delay: Duration) -> u64 {
+    let bdp = rate_bps.map_or(0, |r| (r as f64 / 8.0 * delay.as_secs_f64() * 2.0) as u64);
+    bdp.max(MIN_QUEUE)
+}
+
+/// The smallest default queue (64 KiB).
+pub const MIN_QUEUE: u64 = 64 << 10;
+
+/// A value of an impairment that does not read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{input:?} {why}")]
+pub struct SpecError {
+    /// What was given.
+    pub input: String,
+    /// What is wrong, with an example of what reads.
+    pub why: &'static str,
+}
+
+fn spec_err(input: &str, why: &'static str) -> SpecError {
+    SpecError { input: input.to_string(), why }
+}
+
+/// A percentage as netem writes it, `1%`, `0.5%`, or a bare number, which
+/// is a percentage too (`1` is 1%, never 100%); returned as a share
+/// between 0 and 1.
+pub fn parse_percent(s: &str) -> Result<f64, SpecError> {
+    let t = s.trim();
+    let t = t.strip_suffix('%').unwrap_or(t).trim();
+    let v: f64 = t.parse().map_err(|_| spec_err(s, "is not a percentage (e.g. 1% or 0.5%)"))?;
+    if !(0.0..=100.0).contains(&v) {
+        return Err(spec_err(s, "is not between 0 and 100%"));
+    }
+    Ok(v / 100.0)
+}
+
+/// Splits `200Mbit` into the number and the rest.
+fn number_and_unit(s: &str) -> Option<(f64, &str)> {
+    let t = s.trim();
+    let end = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let v: f64 = t[..end].parse().ok()?;
+    Some((v, t[end..].trim()))
+}
+
+/// A decimal (`k`, `M`, `G`, `T`) or binary (`Ki`, `Mi`, `Gi`, `Ti`)
+/// prefix at the start of `u`, and the rest.
+fn prefix(u: &str) -> (f64, &str) {
+    let binary = [("Ki", 1024.0), ("Mi", 1024.0 * 1024.0), ("Gi", 1024.0 * 1024.0 * 1024.0), ("Ti", 1024f64.powi(4))];
+    for (p, m) in binary {
+        if let Some(rest) = u.strip_prefix(p) {
+            return (m, rest);
+        }
+    }
+    match u.chars().next() {
+        Some('k' | 'K') => (1e3, &u[1..]),
+        Some('m' | 'M') => (1e6, &u[1..]),
+        Some('g' | 'G') => (1e9, &u[1..]),
+        Some('t' | 'T') => (1e12, &u[1..]),
+        _ => (1.0, u),
+    }
+}
+
+/// A rate in bits per second, as people write it: `200M`, `200Mbit`,
+/// `200Mbit/s`, `1G`, `1.5Gbit`, `64k`, `1000000` (bits per second with a
+/// decimal prefix, or a binary one: `64Kibit`); `25MB/s` or `25MByte/s` (bytes
+/// per second: a capital B). `Mbps` is refused: tc reads it as bytes, most
+/// people as bits.
+pub fn parse_rate(s: &str) -> Result<u64, SpecError> {
+    const HINT: &str = "is not a rate (e.g. 200M, 200Mbit, 1G or 25MB/s)";
+    let (v, unit) = number_and_unit(s).ok_or_else(|| spec_err(s, HINT))?;
+    let (mult, unit) = prefix(unit);
+    let bits = match unit {
+        "" | "bit" | "bit/s" | "b/s" | "bits" | "bits/s" => 1.0,
+        "B/s" | "Byte/s" | "byte/s" | "B" | "Bytes/s" | "bytes/s" => 8.0,
+        u if u.eq_ignore_ascii_case("bps") => {
+            return Err(spec_err(s, "is ambiguous: say 200Mbit for bits or 25MB/s for bytes per second"));
+        }
+        _ => return Err(spec_err(s, HINT)),
+    };
+    let r = v * mult * bits;
+    if r.is_finite() && r >= 8.0 && r < u64::MAX as f64 {
+        Ok(r as u64)
+    } else {
+        Err(spec_err(s, "is not a usable rate (at least 8 bit/s)"))
+    }
+}
+
+/// A size in bytes: `100000`, `64k` or `64kB` (1000s), `64KiB` (1024s), `1MB`, `1MiB`.
+pub fn parse_size(s: &str) -> Result<u64, SpecError> {
+    const HINT: &str = "is not a size in bytes (e.g. 100000, 64kB or 1MiB)";
+    let (v, unit) = number_and_unit(s).ok_or_else(|| spec_err(s, HINT))?;
+    let (mult, unit) = prefix(unit);
+    if !matches!(unit, "" | "B" | "bytes") {
+        return Err(spec_err(s, HINT));
+    }
+    let n = v * mult;
+    if n.is_finite() && n < u64::MAX as f64 { Ok(n as u64) } else { Err(spec_err(s, HINT)) }
+}
+
+/// A rate in bits per second as people read it: `200 Mbit/s`, `1.5 Gbit/s`, `64 kbit/s`.
+pub fn format_rate(bps: u64) -> String {
+    let units = [(1e12, "Tbit/s"), (1e9, "Gbit/s"), (1e6, "Mbit/s"), (1e3, "kbit/s")];
+    let v = bps as f64;
+    for (m, u) in units {
+        if v >= m {
+            let x = v / m;
+            return if x.fract() == 0.0 { format!("{x:.0} {u}") } else { format!("{} {u}", trim(x)) };
+        }
+    }
+    format!("{bps} bit/s")
+}
+
+/// A number with up to 3 decimals and no trailing zeros.
+fn trim(x: f64) -> String {
+    let s = format!("{x:.3}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// The impairment of a link in one line, as `chatctl impair` restates it:
+/// `loss 1%, delay 25ms, rate 200 Mbit/s, queue 625 kB`, or `no impairment`.
+pub fn describe(link: &LinkConfig) -> String {
+    let pct = |share: f64| format!("{}%", trim(share * 100.0));
+    let mut parts = Vec::new();
+    if link.loss > 0.0 {
+        parts.push(format!("loss {}", pct(link.loss)));
+    }
+    if link.burst > 0.0 {
+        parts.push(format!("burst {}", pct(link.burst)));
+    }
+    if !link.delay.is_zero() {
+        parts.push(format!("delay {}", humantime::format_duration(link.delay)));
+    }
+    if !link.jitter.is_zero() {
+        parts.push(format!("jitter {}", humantime::format_duration(link.jitter)));
+    }
+    if link.reorder > 0.0 {
+        parts.push(format!("reorder {}", pct(link.reorder)));
+    }
+    if link.duplicate > 0.0 {
+        parts.push(format!("duplicate {}", pct(link.duplicate)));
+    }
+    if link.corrupt > 0.0 {
+        parts.push(format!("corrupt {}", pct(link.corrupt)));
+    }
+    if let Some(r) = link.rate_bps {
+        parts.push(format!("rate {}", format_rate(r)));
+        parts.push(format!("queue {}", crate::text::units::bytes(link.queue_bytes)));
+    }
+    if parts.is_empty() { "no impairment".into() } else { parts.join(", ") }
 }
 
 #[cfg(test)]
@@ -433,5 +596,70 @@ mod tests {
         s.expire(t0 + IDLE + Duration::from_secs(1));
         assert_eq!(s.clients.iter().map(|c| c.addr).collect::<Vec<_>>(), [b]);
         assert_eq!(s.counters.clients.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn percentages_are_percent_with_or_without_the_sign() {
+        assert_eq!(parse_percent("1%"), Ok(0.01));
+        assert_eq!(parse_percent("1"), Ok(0.01));
+        assert_eq!(parse_percent(" 0.5 % "), Ok(0.005));
+        assert_eq!(parse_percent("100"), Ok(1.0));
+        assert!(parse_percent("150%").unwrap_err().to_string().contains("not between 0 and 100%"));
+        assert!(parse_percent("-1").is_err());
+        assert!(parse_percent("x").unwrap_err().to_string().contains("e.g. 1%"));
+    }
+
+    #[test]
+    fn rates_read_as_people_write_them() {
+        for (s, bps) in [
+            ("200M", 200_000_000),
+            ("200Mbit", 200_000_000),
+            ("200mbit", 200_000_000),
+            ("200Mbit/s", 200_000_000),
+            ("200 Mbit/s", 200_000_000),
+            ("1G", 1_000_000_000),
+            ("1.5Gbit", 1_500_000_000),
+            ("64k", 64_000),
+            ("64Kibit", 65_536),
+            ("1000000", 1_000_000),
+            ("25MB/s", 200_000_000),
+            ("25MByte/s", 200_000_000),
+            ("1kB/s", 8_000),
+        ] {
+            assert_eq!(parse_rate(s), Ok(bps), "{s}");
+        }
+        assert!(parse_rate("200Mbps").unwrap_err().to_string().contains("ambiguous"));
+        for bad in ["fast", "", "M", "1Q", "1e9"] {
+            assert!(parse_rate(bad).unwrap_err().to_string().contains("e.g. 200M"), "{bad}");
+        }
+        assert!(parse_rate("0").unwrap_err().to_string().contains("at least 8 bit/s"));
+    }
+
+    #[test]
+    fn sizes_and_the_default_queue() {
+        assert_eq!(parse_size("100000"), Ok(100_000));
+        assert_eq!(parse_size("64kB"), Ok(64_000));
+        assert_eq!(parse_size("64KiB"), Ok(65_536));
+        assert_eq!(parse_size("1MiB"), Ok(1 << 20));
+        assert!(parse_size("1Mbit").is_err());
+        // 200 Mbit/s over a 25 ms one-way delay: 25 MB/s * 50 ms = 1.25 MB.
+        assert_eq!(default_queue(Some(200_000_000), Duration::from_millis(25)), 1_250_000);
+        assert_eq!(default_queue(Some(1_000_000), Duration::from_millis(1)), MIN_QUEUE);
+        assert_eq!(default_queue(None, Duration::from_secs(1)), MIN_QUEUE);
+    }
+
+    #[test]
+    fn the_impairment_in_one_line() {
+        let link = LinkConfig {
+            loss: 0.01,
+            delay: Duration::from_millis(25),
+            rate_bps: Some(200_000_000),
+            queue_bytes: 1_250_000,
+            ..Default::default()
+        };
+        assert_eq!(describe(&link), "loss 1%, delay 25ms, rate 200 Mbit/s, queue 1.2 MB");
+        assert_eq!(describe(&LinkConfig::default()), "no impairment");
+        assert_eq!(format_rate(1_500_000_000), "1.5 Gbit/s");
+        assert_eq!(format_rate(64_000), "64 kbit/s");
     }
 }

@@ -90,6 +90,10 @@ pub struct Link {
     seq: u64,
     /// Datagrams dropped by loss or a full queue.
     pub dropped: u64,
+    /// Of [`dropped`](Self::dropped): random loss (`loss`, `burst`).
+    pub lost: u64,
+    /// Of [`dropped`](Self::dropped): the bottleneck queue was full.
+    pub queue_drops: u64,
 }
 
 impl Link {
@@ -103,6 +107,8 @@ impl Link {
             queue: BinaryHeap::new(),
             seq: 0,
             dropped: 0,
+            lost: 0,
+            queue_drops: 0,
         }
     }
 
@@ -129,6 +135,7 @@ impl Link {
         self.in_burst = lost && self.cfg.burst > 0.0;
         if lost {
             self.dropped += 1;
+            self.lost += 1;
             return;
         }
         let mut depart = now;
@@ -137,6 +144,7 @@ impl Link {
             let backlog = start.saturating_duration_since(now).as_secs_f64() * rate as f64 / 8.0;
             if backlog > self.cfg.queue_bytes.max(3000) as f64 {
                 self.dropped += 1;
+                self.queue_drops += 1;
                 return;
             }
             depart = start + Duration::from_secs_f64(d.len() as f64 * 8.0 / rate as f64);

@@ -85,6 +85,38 @@ impl Message {
     }
 }
 
+/// What a message code means, in a few words (`106`: "download",
+/// `4061`: "no such file"); None for a code the protocol does not define.
+/// The one table of code names (`capture-decode --summary` and the like).
+pub fn code_name(code: u16) -> Option<std::borrow::Cow<'static, str>> {
+    let name = match code {
+        100 => "join",
+        101 => "leave",
+        102 => "users?",
+        103 => "private message",
+        104 => "broadcast",
+        105 => "files?",
+        106 => "download",
+        200 => "joined",
+        201 => "left",
+        202 => "users",
+        203 => "private delivered",
+        204 => "broadcast delivered",
+        205 => "files",
+        206 => "download ready",
+        300 => "user joined",
+        301 => "user left",
+        303 => "private message from",
+        304 => "broadcast from",
+        4000..=4999 => {
+            let e = ErrorCode::new(((code - 4000) / 10) as u8, (code % 10) as u8);
+            return Some(format!("error: {}", e.describe()).into());
+        }
+        _ => return None,
+    };
+    Some(name.into())
+}
+
 impl From<Request> for Message {
     fn from(r: Request) -> Self {
         Message::Request(r)
@@ -103,5 +135,47 @@ impl From<Update> for Message {
 impl From<ErrorCode> for Message {
     fn from(e: ErrorCode) -> Self {
         Message::Error(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_message_code_has_a_name() {
+        use super::super::{Decoder, Direction};
+        // One message of each kind, as the wire carries them.
+        let wire: &[&[u8]] = &[
+            b"10005ALICE",
+            b"101",
+            b"102",
+            b"10303BOB02hi",
+            b"10402hi",
+            b"105",
+            b"106TCP05a.bin",
+            b"20005ALICE55000",
+            b"201",
+            b"2021103BOB",
+            b"203",
+            b"2041103BOB",
+            b"20510103a.b",
+            b"206011355001",
+            b"30003BOB",
+            b"30103BOB",
+            b"30303BOB02hi",
+            b"30403BOB02hi",
+            b"4061",
+        ];
+        for raw in wire {
+            let mut d = Decoder::new(Direction::Any);
+            d.feed(raw);
+            d.feed(b"\r\n");
+            let m = d.next_message().unwrap().unwrap_or_else(|| panic!("{raw:?}"));
+            let name = code_name(m.code()).unwrap_or_else(|| panic!("no name for {}", m.code()));
+            assert!(!name.is_empty());
+        }
+        assert_eq!(code_name(4061).as_deref(), Some("error: no such file"));
+        assert_eq!(code_name(999), None);
     }
 }

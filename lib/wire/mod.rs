@@ -34,7 +34,7 @@ mod update;
 pub use confirm::Confirm;
 pub use decoder::{DecodeError, DecodeErrorKind, Decoder, Direction, Frame, Limits};
 pub use errcode::ErrorCode;
-pub use message::{EncodeError, Message};
+pub use message::{EncodeError, Message, code_name};
 pub use request::{Request, Transport};
 pub use split::split_text;
 pub use update::Update;
