@@ -17,6 +17,7 @@ mod error;
 pub mod forward;
 mod listen;
 pub mod reconnect;
+mod space;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -28,6 +29,7 @@ pub use display::{escape, local_file_name, rate, thousands};
 pub use download::{DownloadOptions, DownloadReport, Progress, Transport, UdpMode, temp_path_for};
 pub use error::ClientError;
 pub use listen::{Filter, Listen, Outcome, Verdict};
+pub use space::free_space;
 
 use crate::connection::{self, Connection};
 use crate::wire::{Confirm, Decoder, Direction, ErrorCode, MAX_FIELD_CHARS, Message, Request, Update, split_text};

@@ -3,10 +3,23 @@
 //! No subfolders, no hidden files, no symlink that leads outside the folder,
 //! names of at most 99 characters. The folder is re-read on every request, and
 //! a download must name a listed file exactly, so nothing else can be named.
+//!
+//! A file may change while it is sent (a log still being written, a file
+//! rewritten in place). Every sender reads it through a [`Watch`], which
+//! compares the open file's size, modification and change times with what
+//! they were when the download was announced ([`Stamp`]), and fails the
+//! transfer before its last byte leaves if they differ, as rsync's "file
+//! changed during transfer". Where the file system can clone a file
+//! (`FICLONE`: btrfs, xfs, bcachefs), [`open`] sends a private clone
+//! instead, which nobody else can change.
 
 use std::fs::File;
+use std::io;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
+use crate::rdt::fast::ReadWatch;
 use crate::wire::{MAX_FIELD_CHARS, char_len};
 
 /// The names that `205` lists, sorted. Unreadable folder: empty list.
@@ -35,16 +48,192 @@ fn resolve_in(root: &Path, name: &str) -> Option<PathBuf> {
     (real.parent() == Some(root) && real.metadata().ok()?.is_file()).then_some(real)
 }
 
-/// Opens `name` for download if `list(dir)` would list it: the file and its size.
-pub fn open(dir: &Path, name: &str) -> Option<(File, u64)> {
+/// A file opened for download.
+#[derive(Debug)]
+pub struct Opened {
+    /// What to send: the file itself, or its private clone.
+    pub file: File,
+    /// What it looked like when opened; its size is the one `206` announces.
+    pub stamp: Stamp,
+    /// True if `file` is a clone (`FICLONE`) that only this download sees.
+    pub snapshot: bool,
+}
+
+/// Opens `name` for download if `list(dir)` would list it: a private clone
+/// where the file system makes one, else the file itself.
+pub fn open(dir: &Path, name: &str) -> Option<Opened> {
     if !list(dir).iter().any(|n| n == name) {
         return None;
     }
     let root = dir.canonicalize().ok()?;
     let path = resolve_in(&root, name)?;
     let file = File::open(path).ok()?;
-    let len = file.metadata().ok()?.len();
-    Some((file, len))
+    let stamp = Stamp::of(&file).ok()?;
+    if let Some(clone) = clone_of(&file, &root)
+        && Stamp::of(&file).is_ok_and(|s| s == stamp)
+        && clone.metadata().is_ok_and(|m| m.len() == stamp.size)
+    {
+        let stamp = Stamp::of(&clone).ok()?;
+        return Some(Opened { file: clone, stamp, snapshot: true });
+    }
+    Some(Opened { file, stamp, snapshot: false })
+}
+
+/// A clone of `file` that shares its blocks until either changes: an
+/// unnamed file in `dir` (`O_TMPFILE`) filled by `FICLONE`. None where the
+/// file system cannot (ext4, tmpfs, a read-only folder...).
+fn clone_of(file: &File, dir: &Path) -> Option<File> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let clone =
+        std::fs::OpenOptions::new().read(true).write(true).custom_flags(libc::O_TMPFILE).mode(0o600).open(dir).ok()?;
+    // SAFETY: both descriptors are open for the duration of the call, and
+    // FICLONE takes the source descriptor as its integer argument.
+    let r = unsafe { libc::ioctl(clone.as_raw_fd(), libc::FICLONE, file.as_raw_fd()) };
+    (r == 0).then_some(clone)
+}
+
+/// What a file looked like: its size, modification and change times, and
+/// which file it is. Any write, truncation or `touch` changes one of them
+/// (the kernel since 6.13 stamps a change after a look at the times with
+/// fine-grained times, so two writes within one clock tick cannot hide).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stamp {
+    /// Size in bytes.
+    pub size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+    ino: u64,
+    dev: u64,
+}
+
+impl Stamp {
+    /// The open file's stamp (`fstat`).
+    pub fn of(file: &File) -> io::Result<Self> {
+        let m = file.metadata()?;
+        Ok(Self {
+            size: m.len(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+            ctime: (m.ctime(), m.ctime_nsec()),
+            ino: m.ino(),
+            dev: m.dev(),
+        })
+    }
+}
+
+/// How a file changed while it was sent.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Changed {
+    /// Its size differs from the announced one.
+    #[error("the file changed on the server while it was sent: {from} bytes became {to}")]
+    Size {
+        /// The size announced.
+        from: u64,
+        /// The size now.
+        to: u64,
+    },
+    /// Written to (same size, new modification or change time).
+    #[error("the file changed on the server while it was sent: it was written to")]
+    Written,
+    /// Its state cannot be read any more.
+    #[error("the file on the server cannot be checked: {0}")]
+    Unreadable(#[source] io::Error),
+}
+
+impl Changed {
+    /// The `Changed` inside an I/O error that a [`Watch`] returned.
+    pub fn within(e: &io::Error) -> Option<&Changed> {
+        e.get_ref()?.downcast_ref::<Changed>()
+    }
+
+    /// The `Changed` anywhere in `e`'s chain of sources (a sender's read error).
+    pub fn in_chain<'a>(mut e: &'a (dyn std::error::Error + 'static)) -> Option<&'a Changed> {
+        loop {
+            if let Some(c) = e.downcast_ref::<Changed>() {
+                return Some(c);
+            }
+            if let Some(c) = e.downcast_ref::<io::Error>().and_then(Changed::within) {
+                return Some(c);
+            }
+            e = e.source()?;
+        }
+    }
+}
+
+/// How often new data is checked at most (retransmissions and the last
+/// byte are checked every time).
+const CHECK_EVERY: Duration = Duration::from_millis(100);
+
+/// Checks an open file against its [`Stamp`] as it is read.
+///
+/// [`check`](Self::check) looks now. As a [`ReadWatch`] it looks after
+/// every read that sends bytes again (a retransmission must not carry a
+/// newer version of what went before) or reaches the end of the file (so
+/// the last byte never leaves after a change), after a failed read (a file
+/// truncated under the reader), and at most every [`CHECK_EVERY`] otherwise
+/// (to stop early). A look costs one `fstat`.
+#[derive(Debug)]
+pub struct Watch {
+    file: File,
+    stamp: Stamp,
+    /// The end of the furthest read so far.
+    high: u64,
+    looked: Instant,
+    failed: bool,
+}
+
+impl Watch {
+    /// Watches `file` (a handle of its own is kept), expected to match `stamp`.
+    pub fn new(file: &File, stamp: Stamp) -> io::Result<Self> {
+        Ok(Self { file: file.try_clone()?, stamp, high: 0, looked: Instant::now(), failed: false })
+    }
+
+    /// The stamp the file must keep.
+    pub fn stamp(&self) -> Stamp {
+        self.stamp
+    }
+
+    /// Whether a look found the file changed (every read is looked at from then on).
+    pub fn failed(&self) -> bool {
+        self.failed
+    }
+
+    /// Looks at the file now.
+    pub fn check(&mut self) -> Result<(), Changed> {
+        self.looked = Instant::now();
+        let now = Stamp::of(&self.file).map_err(Changed::Unreadable);
+        let r = match now {
+            Ok(s) if s == self.stamp => Ok(()),
+            Ok(s) if s.size != self.stamp.size => Err(Changed::Size { from: self.stamp.size, to: s.size }),
+            Ok(_) => Err(Changed::Written),
+            Err(e) => Err(e),
+        };
+        self.failed |= r.is_err();
+        r
+    }
+
+    /// Whether a read of `len` bytes at `offset` calls for a look.
+    fn due(&mut self, offset: u64, len: usize) -> bool {
+        let end = offset + len as u64;
+        let again = offset < self.high;
+        self.high = self.high.max(end);
+        again || end >= self.stamp.size || self.looked.elapsed() >= CHECK_EVERY
+    }
+}
+
+impl ReadWatch for Watch {
+    fn after_read(&mut self, offset: u64, len: usize, result: io::Result<()>) -> io::Result<()> {
+        if self.failed {
+            return Err(io::Error::other(self.check().err().unwrap_or(Changed::Written)));
+        }
+        let due = self.due(offset, len);
+        match result {
+            Err(e) => Err(self.check().err().map_or(e, io::Error::other)),
+            Ok(()) if due => self.check().map_err(io::Error::other),
+            Ok(()) => Ok(()),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -69,7 +258,7 @@ mod tests {
         let names = list(d.path());
         #[cfg(unix)]
         assert_eq!(names, vec!["a.txt".to_string(), "alias".to_string()]);
-        assert!(open(d.path(), "a.txt").is_some_and(|(_, n)| n == 2));
+        assert!(open(d.path(), "a.txt").is_some_and(|o| o.stamp.size == 2));
         for bad in ["../x", "/etc/passwd", "sub/x", "sub", ".hidden", "leak", "", "A.TXT"] {
             assert!(open(d.path(), bad).is_none(), "{bad} must not open");
         }

@@ -721,6 +721,44 @@ pub trait Source {
     }
 }
 
+/// Watches the file a sender reads: the server's check that it does not
+/// change while it is sent. Called after every read of a [`Watched`] source.
+pub trait ReadWatch: Send {
+    /// `result` is how the read of `len` bytes at `offset` went; an error
+    /// returned here fails the read (and so the transfer) instead.
+    fn after_read(&mut self, offset: u64, len: usize, result: std::io::Result<()>) -> std::io::Result<()>;
+}
+
+/// No watch: every read stands as it went.
+impl ReadWatch for Option<Box<dyn ReadWatch>> {
+    fn after_read(&mut self, offset: u64, len: usize, result: std::io::Result<()>) -> std::io::Result<()> {
+        match self {
+            Some(w) => w.after_read(offset, len, result),
+            None => result,
+        }
+    }
+}
+
+/// A [`Source`] whose reads a [`ReadWatch`] checks; memory it holds
+/// ([`Source::cached`]) was read, and checked, before.
+#[derive(Debug)]
+pub struct Watched<S, W> {
+    /// Where the bytes come from.
+    pub inner: S,
+    /// What checks each read.
+    pub watch: W,
+}
+
+impl<S: Source, W: ReadWatch> Source for Watched<S, W> {
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        let r = self.inner.read_at(offset, buf);
+        self.watch.after_read(offset, buf.len(), r)
+    }
+    fn cached(&self, offset: u64, len: usize) -> &[u8] {
+        self.inner.cached(offset, len)
+    }
+}
+
 /// Where the receiver writes the file: positioned writes, out of order.
 pub trait Sink {
     /// Writes `data` at `offset`.
