@@ -327,8 +327,10 @@ impl Transfer {
                 self.summary.receiver_verified = Some(ok);
                 DatagramKind::DoneAck { ok }
             }
-            // The sender's informative figures (STATS): valid, not counted.
-            Frame::Stats(_) | Frame::AckFrequency { .. } => DatagramKind::Other { len: payload.len() },
+            // The sender's informative figures (STATS), and ABORT: valid, not counted.
+            Frame::Stats(_) | Frame::AckFrequency { .. } | Frame::Abort { .. } => {
+                DatagramKind::Other { len: payload.len() }
+            }
         };
         if let Some((at, kind)) = point {
             self.point(ts, at, kind);
