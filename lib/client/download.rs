@@ -454,6 +454,10 @@ async fn udp_fast(
                 return Err((format!("{} (the whole-file hash differs)", space::CHANGED_SINCE_PARTIAL), false));
             }
             let held = rx.borrow().bytes_done;
+            // The server's file is not what the partial holds any more.
+            if space::source_changed(&e) {
+                return Err((space::reason(&e), false));
+            }
             if space::disk_full(&e) {
                 let (keep, note) = space::after_disk_full(&sink.temp, cfg.receive_window);
                 return Err((format!("{}{note}", space::reason(&e)), keep));

@@ -19,7 +19,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::rdt::fast::ReadWatch;
+use crate::rdt::fast::{AbortReason, ReadWatch};
 use crate::wire::{MAX_FIELD_CHARS, char_len};
 
 /// The names that `205` lists, sorted. Unreadable folder: empty list.
@@ -223,6 +223,10 @@ impl Watch {
 }
 
 impl ReadWatch for Watch {
+    fn abort_reason(&self) -> AbortReason {
+        if self.failed { AbortReason::FileChanged } else { AbortReason::FileUnreadable }
+    }
+
     fn after_read(&mut self, offset: u64, len: usize, result: io::Result<()>) -> io::Result<()> {
         if self.failed {
             return Err(io::Error::other(self.check().err().unwrap_or(Changed::Written)));

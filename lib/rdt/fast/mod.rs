@@ -848,6 +848,11 @@ pub trait Source {
         let _ = (offset, len);
         &[]
     }
+    /// Why a failed read ends the transfer, for the ABORT the receiver
+    /// gets. By default the file became unreadable.
+    fn abort_reason(&self) -> AbortReason {
+        AbortReason::FileUnreadable
+    }
 }
 
 /// Watches the file a sender reads: the server's check that it does not
@@ -856,6 +861,11 @@ pub trait ReadWatch: Send {
     /// `result` is how the read of `len` bytes at `offset` went; an error
     /// returned here fails the read (and so the transfer) instead.
     fn after_read(&mut self, offset: u64, len: usize, result: std::io::Result<()>) -> std::io::Result<()>;
+    /// Why a read failed, for the ABORT the receiver gets: by default the
+    /// file became unreadable; a watch that saw the file change says so.
+    fn abort_reason(&self) -> AbortReason {
+        AbortReason::FileUnreadable
+    }
 }
 
 /// No watch: every read stands as it went.
@@ -865,6 +875,9 @@ impl ReadWatch for Option<Box<dyn ReadWatch>> {
             Some(w) => w.after_read(offset, len, result),
             None => result,
         }
+    }
+    fn abort_reason(&self) -> AbortReason {
+        self.as_ref().map_or(AbortReason::FileUnreadable, |w| w.abort_reason())
     }
 }
 
@@ -885,6 +898,9 @@ impl<S: Source, W: ReadWatch> Source for Watched<S, W> {
     }
     fn cached(&self, offset: u64, len: usize) -> &[u8] {
         self.inner.cached(offset, len)
+    }
+    fn abort_reason(&self) -> AbortReason {
+        self.watch.abort_reason()
     }
 }
 

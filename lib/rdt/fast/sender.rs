@@ -652,8 +652,8 @@ impl Sender {
                     return false;
                 }
                 if self.hash.is_none() {
-                    if let Err(e) = self.hash_to(src, self.size) {
-                        self.fail(e);
+                    if let Err((offset, source)) = self.hasher.feed_to(self.size, src) {
+                        self.fail_read(src.abort_reason(), offset, source);
                         return false;
                     }
                     self.hash = Some(self.hasher.finalize());
@@ -683,9 +683,17 @@ impl Sender {
         true
     }
 
-    /// Feeds the whole-file hash up to `end`, from the source's memory where it can.
-    fn hash_to(&mut self, src: &mut dyn Source, end: u64) -> Result<(), SendError> {
-        self.hasher.feed_to(end, src).map_err(|(offset, source)| SendError::Read { offset, source })
+    /// A read of the file failed: the transfer fails with the read error,
+    /// and the receiver hears why at once (ABORT for `reason`, the
+    /// source's verdict, with the error's text).
+    fn fail_read(&mut self, reason: AbortReason, offset: u64, source: std::io::Error) {
+        let full = source.to_string();
+        let said = reason.to_string();
+        let text = full.strip_prefix(said.as_str()).map_or(full.as_str(), |t| t.trim_start_matches(": "));
+        let text = super::abort_text(text).to_owned();
+        self.fail(SendError::Read { offset, source });
+        self.abort = Some((reason, text));
+        self.aborts_due = ABORT_COPIES;
     }
 
     /// Writes the next DATA datagram into `out` (cleared first) or, with
@@ -730,7 +738,7 @@ impl Sender {
         if !retx && self.hasher.hashed_to() + HASH_RUN <= range.start {
             let r = self.hasher.feed_runs_to(range.start, src);
             if let Err((offset, source)) = r {
-                self.fail(SendError::Read { offset, source });
+                self.fail_read(src.abort_reason(), offset, source);
                 return false;
             }
         }
@@ -742,7 +750,7 @@ impl Sender {
         let at = out.len();
         let r = super::append_data_from(out, pn, range.start, len, src);
         if let Err(source) = r {
-            self.fail(SendError::Read { offset: range.start, source });
+            self.fail_read(src.abort_reason(), range.start, source);
             return false;
         }
         if !retx {
