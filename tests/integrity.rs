@@ -229,6 +229,28 @@ fn fast_file_rewritten_in_two_places_fails() {
     assert!(common::part_files(out.path()).is_empty(), "no partial of a changed file: {:?}", listing(out.path()));
 }
 
+/// Classic go-back-N, slowed by the relay: the server stops before the
+/// final datagram, so the receiver never completes the file; it gives up
+/// after --timeout without new data.
+#[test]
+fn classic_file_rewritten_in_two_places_never_completes() {
+    let size = 4 * MB;
+    let s = Slowed::new(size, 20_000_000);
+    let out = tempfile::tempdir().unwrap();
+    let child = s.fetch(out.path(), &["--classic", "--timeout", "3s"]);
+    wait_partial(out.path(), 500_000);
+    rewrite(&s.served(), 0, MB);
+    rewrite(&s.served(), (size - 2 * MB) as u64, MB);
+    let (o, took) = finish(child, Duration::from_secs(40));
+    let err = stderr(&o);
+    println!("stderr: {err}exit: {:?} after {took:?}", o.status.code());
+    assert_eq!(o.status.code(), Some(Exit::TransferFailed.code().into()), "{err}");
+    assert!(err.contains("no new data for 3s after "), "{err}");
+    assert!(err.contains("the server stopped sending (the file may have changed on the server)"), "{err}");
+    assert!(!out.path().join("f.bin").exists(), "a changed file must not be handed over");
+    assert!(common::part_files(out.path()).is_empty(), "{:?}", listing(out.path()));
+}
+
 /// Truncated on the server mid-transfer, a fast download fails in bounded
 /// time and keeps no file.
 #[test]
@@ -243,6 +265,7 @@ fn fast_file_truncated_mid_transfer_fails_in_bounded_time() {
     let err = stderr(&o);
     println!("stderr: {err}exit: {:?} after {took:?}", o.status.code());
     assert_eq!(o.status.code(), Some(Exit::TransferFailed.code().into()), "{err}");
+    assert!(err.contains("the file changed on the server while it was sent: 8000000 bytes became 3000000"), "{err}");
     assert!(took < Duration::from_secs(30), "took {took:?}");
     assert!(!out.path().join("f.bin").exists());
     assert!(common::part_files(out.path()).is_empty(), "{:?}", listing(out.path()));

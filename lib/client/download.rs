@@ -580,7 +580,11 @@ async fn udp_classic(
         match tokio::time::timeout_at(wake, sock.recv_from(&mut buf)).await {
             Err(_) if tokio::time::Instant::now() >= deadline => {
                 let what = if got_data { "no new data" } else { "no data" };
-                return Err(format!("{what} for {}", humantime::format_duration(timeout)));
+                let mut e = format!("{what} for {}", humantime::format_duration(timeout));
+                if got_data {
+                    e.push_str(&space::stopped_note(sink.written, size));
+                }
+                return Err(e);
             }
             Err(_) => {} // the hello is due again
             // ICMP port unreachable before the server binds: keep trying.

@@ -149,6 +149,13 @@ pub(super) fn cut_short(got: u64, size: u64) -> String {
     )
 }
 
+/// A classic UDP sender that went quiet before the end: a chatctl server
+/// stops before the final datagram when the file changes while it is sent
+/// (go-back-N has no way to say why).
+pub(super) fn stopped_note(got: u64, size: u64) -> String {
+    format!(" after {got} of {size} bytes: the server stopped sending (the file may have changed on the server)")
+}
+
 /// A write into the partial file failed: the OS's reason and, when the
 /// disk ran full, what became of the `held` bytes (the caller removes them).
 pub(super) fn write_failed(e: &super::ClientError, held: u64) -> String {
