@@ -399,3 +399,62 @@ fn a_resume_after_the_file_changed_is_refused() {
     assert!(!target.exists());
     assert!(common::part_files(out.path()).is_empty(), "a partial of another version is of no use");
 }
+
+/// An XFS file system in a loop file, mounted for the test: the server
+/// sends a private clone (`FICLONE`) of a file there. `None` (with a
+/// message) without mkfs.xfs or the right to mount; fails under CI.
+struct Xfs {
+    mnt: tempfile::TempDir,
+    _image: tempfile::TempDir,
+}
+
+impl Xfs {
+    fn mount() -> Option<Xfs> {
+        let image = tempfile::tempdir().unwrap();
+        let img = image.path().join("xfs.img");
+        std::fs::File::create(&img).unwrap().set_len(320 << 20).unwrap();
+        let mnt = tempfile::tempdir().unwrap();
+        let ok = Command::new("mkfs.xfs").args(["-q"]).arg(&img).status().is_ok_and(|s| s.success())
+            && Command::new("mount").args(["-o", "loop"]).arg(&img).arg(mnt.path()).status().is_ok_and(|s| s.success());
+        if !ok {
+            assert!(std::env::var_os("CI").is_none(), "cannot make and mount an XFS file system (mkfs.xfs, root)");
+            eprintln!("skipped: cannot make and mount an XFS file system (mkfs.xfs, root)");
+            return None;
+        }
+        Some(Xfs { mnt, _image: image })
+    }
+}
+
+impl Drop for Xfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.mnt.path()).status();
+    }
+}
+
+/// On a file system that clones files, the server sends the version
+/// announced in `206` even while the file is rewritten: the download
+/// succeeds, byte-exact to the original.
+#[test]
+fn a_clone_is_sent_where_the_file_system_makes_one() {
+    let Some(xfs) = Xfs::mount() else { return };
+    let size = 32 * MB;
+    let original = common::data(size, 1);
+    std::fs::write(xfs.mnt.path().join("f.bin"), &original).unwrap();
+    let addr = common::server(xfs.mnt.path());
+    let out = tempfile::tempdir().unwrap();
+    let target = out.path().join("f.bin");
+    let served = xfs.mnt.path().join("f.bin");
+    let rt = runtime();
+    let (s, _updates) = rt.block_on(Session::join(&addr.to_string(), "CLONE", Duration::from_secs(5))).unwrap();
+    let mut changed = false;
+    let r = rt.block_on(s.download_with("f.bin", Transport::Tcp, &target, &DownloadOptions::default(), |p| {
+        if p.done > 0 && !std::mem::replace(&mut changed, true) {
+            rewrite(&served, 0, MB);
+            rewrite(&served, (size - MB) as u64, MB);
+        }
+    }));
+    let report = r.expect("the clone does not change");
+    assert!(changed);
+    assert_eq!(report.size, size as u64);
+    assert!(std::fs::read(&target).unwrap() == original, "the version announced, not a mix");
+}

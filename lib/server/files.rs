@@ -243,6 +243,80 @@ impl ReadWatch for Watch {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::FileExt;
+
+    fn served(len: usize) -> (tempfile::TempDir, File) {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("f"), vec![7u8; len]).unwrap();
+        // Written a while ago, as a served file usually is: a write now
+        // changes its times even where they are coarse (kernels before 6.13).
+        let old = std::time::SystemTime::now() - Duration::from_secs(60);
+        File::options().write(true).open(d.path().join("f")).unwrap().set_modified(old).unwrap();
+        let f = File::open(d.path().join("f")).unwrap();
+        (d, f)
+    }
+
+    #[test]
+    fn a_write_a_truncation_or_a_touch_changes_the_stamp() {
+        let (d, f) = served(10_000);
+        let stamp = Stamp::of(&f).unwrap();
+        assert_eq!(stamp.size, 10_000);
+        let mut w = Watch::new(&f, stamp).unwrap();
+        w.check().unwrap();
+        let writer = std::fs::OpenOptions::new().write(true).open(d.path().join("f")).unwrap();
+        // Same size, same byte values: only the times tell.
+        writer.write_all_at(&[7u8; 10], 100).unwrap();
+        assert!(matches!(w.check(), Err(Changed::Written)), "an in-place write");
+        assert!(w.failed());
+        let mut w = Watch::new(&f, Stamp::of(&f).unwrap()).unwrap();
+        writer.set_len(4_000).unwrap();
+        assert!(matches!(w.check(), Err(Changed::Size { from: 10_000, to: 4_000 })));
+        let mut w = Watch::new(&f, Stamp::of(&f).unwrap()).unwrap();
+        let t = std::time::SystemTime::now() + Duration::from_secs(5);
+        writer.set_modified(t).unwrap();
+        assert!(w.check().is_err(), "a touch");
+    }
+
+    #[test]
+    fn reads_are_looked_at_on_retransmissions_at_the_end_and_after_a_failure() {
+        let (d, f) = served(10_000);
+        let mut w = Watch::new(&f, Stamp::of(&f).unwrap()).unwrap();
+        let writer = std::fs::OpenOptions::new().write(true).open(d.path().join("f")).unwrap();
+        w.after_read(0, 1000, Ok(())).unwrap();
+        writer.write_all_at(&[1u8; 10], 5000).unwrap();
+        // New data within the period passes unlooked at (one fstat per
+        // period, not per datagram)...
+        w.after_read(1000, 1000, Ok(())).unwrap();
+        // ...a retransmission is looked at, and so is the last byte.
+        let e = w.after_read(0, 1000, Ok(())).unwrap_err();
+        assert!(Changed::within(&e).is_some(), "{e}");
+        assert_eq!(w.abort_reason(), AbortReason::FileChanged);
+        let mut w = Watch::new(&f, Stamp::of(&f).unwrap()).unwrap();
+        w.after_read(0, 1000, Ok(())).unwrap();
+        writer.write_all_at(&[2u8; 10], 5000).unwrap();
+        assert!(w.after_read(9000, 1000, Ok(())).is_err(), "the read that reaches the end");
+        // A failed read of an unchanged file keeps its own error.
+        let mut w = Watch::new(&f, Stamp::of(&f).unwrap()).unwrap();
+        let e = w.after_read(0, 10, Err(io::ErrorKind::UnexpectedEof.into())).unwrap_err();
+        assert!(Changed::within(&e).is_none() && e.kind() == io::ErrorKind::UnexpectedEof);
+        assert_eq!(w.abort_reason(), AbortReason::FileUnreadable);
+    }
+
+    #[test]
+    fn open_sends_the_file_or_a_clone_of_it() {
+        let (d, _) = served(3000);
+        let o = open(d.path(), "f").unwrap();
+        assert_eq!(o.stamp.size, 3000);
+        let mut back = vec![0u8; 3000];
+        o.file.read_exact_at(&mut back, 0).unwrap();
+        assert!(back.iter().all(|&b| b == 7));
+        // Where the file system clones (btrfs, xfs), the clone does not see
+        // a later write; elsewhere the file is the original.
+        let writer = std::fs::OpenOptions::new().write(true).open(d.path().join("f")).unwrap();
+        writer.write_all_at(&[9u8; 10], 0).unwrap();
+        o.file.read_exact_at(&mut back[..10], 0).unwrap();
+        assert_eq!(back[0], if o.snapshot { 7 } else { 9 });
+    }
 
     #[test]
     fn lists_only_plain_files_directly_inside() {
