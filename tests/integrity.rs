@@ -458,3 +458,47 @@ fn a_clone_is_sent_where_the_file_system_makes_one() {
     assert_eq!(report.size, size as u64);
     assert!(std::fs::read(&target).unwrap() == original, "the version announced, not a mix");
 }
+
+/// The disk fills up under a fast download: the OS's reason, and the
+/// partial download kept only where `--continue` could use it (more of it
+/// than the receive window a resume steps back), with its size either way.
+#[test]
+fn a_full_disk_under_a_fast_download_keeps_only_a_usable_partial() {
+    let Some(disk) = Tmpfs::mount() else { return };
+    let s = Slowed::new(900_000, 8_000_000);
+    let (session, _updates) =
+        s.rt.block_on(Session::join(&s.server.to_string(), "FASTFULL", Duration::from_secs(5))).unwrap();
+    let target = disk.path().join("f.bin");
+    let ballast = disk.path().join("ballast");
+    for (window, kept) in [(64 << 20, false), (100_000, true)] {
+        let fast = chatctl::rdt::fast::Config { receive_window: window, ..Default::default() };
+        let opts = DownloadOptions { fast: Some(fast), udp_via: Some(s.relay.local_addr), ..Default::default() };
+        let mut filled = false;
+        let r = s.rt.block_on(session.download_with("f.bin", Transport::Udp, &target, &opts, |p| {
+            // Someone else takes the space once 300 kB have arrived.
+            if p.done >= 300_000 && !std::mem::replace(&mut filled, true) {
+                let _ = std::fs::write(&ballast, vec![1u8; 700_000]);
+            }
+        }));
+        let e = r.expect_err("the disk is full");
+        let msg = e.to_string();
+        println!("window {window}: message: {msg}\nexit: {}", e.exit().code());
+        assert!(msg.contains("No space left on device"), "{msg}");
+        assert_eq!(e.exit(), Exit::TransferFailed);
+        let parts = common::part_files(disk.path());
+        if kept {
+            assert!(msg.contains("; free some space first (the partial download, "), "{msg}");
+            assert!(msg.ends_with("is kept: --continue resumes it)"), "{msg}");
+            assert_eq!(parts.len(), 1);
+        } else {
+            assert!(msg.contains("was removed: too little for --continue to resume)"), "{msg}");
+            assert!(parts.is_empty(), "{parts:?}");
+        }
+        let _ = std::fs::remove_file(&ballast);
+        for p in parts {
+            let _ = std::fs::remove_file(disk.path().join(p));
+        }
+        // The server's sender gives up on the receiver, freeing the port.
+        std::thread::sleep(Duration::from_secs(3));
+    }
+}
