@@ -171,7 +171,7 @@ const CHECK_EVERY: Duration = Duration::from_millis(100);
 /// every read that sends bytes again (a retransmission must not carry a
 /// newer version of what went before) or reaches the end of the file (so
 /// the last byte never leaves after a change), after a failed read (a file
-/// truncated under the reader), and at most every [`CHECK_EVERY`] otherwise
+/// truncated under the reader), and at most every 100 ms otherwise
 /// (to stop early). A look costs one `fstat`.
 #[derive(Debug)]
 pub struct Watch {
