@@ -230,6 +230,23 @@ mod tests {
     }
 
     #[test]
+    fn a_resume_of_a_partial_taken_from_another_size_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join(".f.chatctl-part");
+        let f = std::fs::File::create(&p).unwrap();
+        f.set_len(1000).unwrap();
+        record_source(&f, 5000);
+        if recorded_size(&p).is_none() {
+            eprintln!("skipped: {} keeps no user extended attributes", d.path().display());
+            return;
+        }
+        assert_eq!(before_transfer(&p, 5000, true), Ok(()));
+        let e = before_transfer(&p, 6000, true).unwrap_err();
+        assert_eq!(e, format!("{CHANGED_SINCE_PARTIAL} (it had 5000 bytes, it has 6000)"));
+        assert!(!p.exists(), "a partial of another version is removed");
+    }
+
+    #[test]
     fn the_announced_size_is_recorded_where_attributes_are_kept() {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("part");
