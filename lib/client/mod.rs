@@ -29,7 +29,6 @@ pub use display::{escape, local_file_name, rate, thousands};
 pub use download::{DownloadOptions, DownloadReport, Progress, Transport, UdpMode, temp_path_for};
 pub use error::ClientError;
 pub use listen::{Filter, Listen, Outcome, Verdict};
-pub use space::free_space;
 
 use crate::connection::{self, Connection};
 use crate::wire::{Confirm, Decoder, Direction, ErrorCode, MAX_FIELD_CHARS, Message, Request, Update, split_text};

@@ -25,7 +25,7 @@ const SIZE_ATTR: &std::ffi::CStr = c"user.chatctl.size";
 
 /// Bytes an unprivileged process may still write in the file system that
 /// holds `dir` (`statvfs`: available blocks times the fragment size).
-pub fn free_space(dir: &Path) -> io::Result<u64> {
+pub(super) fn free_space(dir: &Path) -> io::Result<u64> {
     use std::os::unix::ffi::OsStrExt;
     let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).map_err(io::Error::other)?;
     let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
