@@ -93,8 +93,8 @@ fn clone_of(file: &File, dir: &Path) -> Option<File> {
     (r == 0).then_some(clone)
 }
 
-/// What a file looked like: its size, modification and change times, and
-/// which file it is. Any write, truncation or `touch` changes one of them
+/// What an open file looked like: its size, modification and change times.
+/// Any write, truncation or `touch` changes one of them
 /// (the kernel since 6.13 stamps a change after a look at the times with
 /// fine-grained times, so two writes within one clock tick cannot hide).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,21 +103,13 @@ pub struct Stamp {
     pub size: u64,
     mtime: (i64, i64),
     ctime: (i64, i64),
-    ino: u64,
-    dev: u64,
 }
 
 impl Stamp {
     /// The open file's stamp (`fstat`).
     pub fn of(file: &File) -> io::Result<Self> {
         let m = file.metadata()?;
-        Ok(Self {
-            size: m.len(),
-            mtime: (m.mtime(), m.mtime_nsec()),
-            ctime: (m.ctime(), m.ctime_nsec()),
-            ino: m.ino(),
-            dev: m.dev(),
-        })
+        Ok(Self { size: m.len(), mtime: (m.mtime(), m.mtime_nsec()), ctime: (m.ctime(), m.ctime_nsec()) })
     }
 }
 
@@ -133,9 +125,13 @@ pub enum Changed {
         /// The size now.
         to: u64,
     },
-    /// Written to (same size, new modification or change time).
+    /// Written to (same size, a new modification time).
     #[error("the file changed on the server while it was sent: it was written to")]
     Written,
+    /// Same size and modification time, a new change time: written to and
+    /// its modification time set back, or its owner, mode or links changed.
+    #[error("the file changed on the server while it was sent: its status changed (ctime)")]
+    Status,
     /// Its state cannot be read any more.
     #[error("the file on the server cannot be checked: {0}")]
     Unreadable(#[source] io::Error),
@@ -206,7 +202,8 @@ impl Watch {
         let r = match now {
             Ok(s) if s == self.stamp => Ok(()),
             Ok(s) if s.size != self.stamp.size => Err(Changed::Size { from: self.stamp.size, to: s.size }),
-            Ok(_) => Err(Changed::Written),
+            Ok(s) if s.mtime != self.stamp.mtime => Err(Changed::Written),
+            Ok(_) => Err(Changed::Status),
             Err(e) => Err(e),
         };
         self.failed |= r.is_err();
@@ -274,7 +271,11 @@ mod tests {
         let mut w = Watch::new(&f, Stamp::of(&f).unwrap()).unwrap();
         let t = std::time::SystemTime::now() + Duration::from_secs(5);
         writer.set_modified(t).unwrap();
-        assert!(w.check().is_err(), "a touch");
+        assert!(matches!(w.check(), Err(Changed::Written)), "a touch");
+        let mut w = Watch::new(&f, Stamp::of(&f).unwrap()).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(d.path().join("f"), std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(matches!(w.check(), Err(Changed::Status)), "a chmod: only the change time tells");
     }
 
     #[test]
