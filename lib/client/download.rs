@@ -300,6 +300,7 @@ pub(super) async fn download(
         if let Err(reason) = r {
             return Err(ClientError::Transfer { file: file.to_string(), reason });
         }
+        space::forget_source(&temp);
         place(&temp, target, opts.force).await?;
         guard.0 = None;
         Ok(DownloadReport {

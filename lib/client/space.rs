@@ -56,7 +56,11 @@ pub(super) fn ensure_room(temp: &Path, size: u64, keep: u64) -> Result<(), Strin
     let dir = folder(temp);
     let Ok(free) = free_space(dir) else { return Ok(()) };
     let old = std::fs::metadata(temp).map_or(0, |m| std::os::unix::fs::MetadataExt::blocks(&m) * 512);
-    let free = free.saturating_add(if keep == 0 { old } else { 0 });
+    room(dir, size, keep, free.saturating_add(if keep == 0 { old } else { 0 }))
+}
+
+/// The verdict of [`ensure_room`] on `free` bytes.
+fn room(dir: &Path, size: u64, keep: u64, free: u64) -> Result<(), String> {
     let need = size.saturating_sub(keep);
     if need > free {
         return Err(format!(
@@ -189,6 +193,15 @@ pub(super) fn record_source(file: &std::fs::File, size: u64) {
     let _ = unsafe { libc::fsetxattr(file.as_raw_fd(), SIZE_ATTR.as_ptr(), v.as_ptr().cast(), v.len(), 0) };
 }
 
+/// Removes what [`record_source`] recorded, from a download complete and
+/// about to take its name: the attribute is of no use on the file itself.
+pub(super) fn forget_source(path: &Path) {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else { return };
+    // SAFETY: both names are NUL-terminated.
+    let _ = unsafe { libc::removexattr(c.as_ptr(), SIZE_ATTR.as_ptr()) };
+}
+
 /// The size recorded on a partial file by [`record_source`], if any.
 pub(super) fn recorded_size(path: &Path) -> Option<u64> {
     use std::os::unix::ffi::OsStrExt;
@@ -206,16 +219,21 @@ mod tests {
 
     #[test]
     fn a_download_larger_than_the_free_space_is_refused_with_the_figures() {
+        let dir = Path::new("out");
+        assert_eq!(
+            room(dir, 3_000_000, 0, 1_048_576),
+            Err("not enough space in out: needs 3.0 MB, 1.0 MB free".into())
+        );
+        assert_eq!(room(dir, 1_000_000, 0, 1_048_576), Ok(()));
+        // What a resume already holds need not fit again.
+        assert_eq!(room(dir, 3_000_000, 2_500_000, 1_048_576), Ok(()));
+        // On a real folder: statvfs answers, and a petabyte does not fit.
         let d = tempfile::tempdir().unwrap();
         let temp = d.path().join(".f.chatctl-part");
-        let free = free_space(d.path()).unwrap();
-        assert!(free > 0);
+        assert!(free_space(d.path()).unwrap() > 0);
         assert_eq!(ensure_room(&temp, 1000, 0), Ok(()));
-        let e = ensure_room(&temp, free + 10_000_000, 0).unwrap_err();
+        let e = ensure_room(&temp, 1 << 60, 0).unwrap_err();
         assert!(e.starts_with(&format!("not enough space in {}: needs ", d.path().display())), "{e}");
-        assert!(e.ends_with(" free"), "{e}");
-        // What a resume already holds need not fit again.
-        assert_eq!(ensure_room(&temp, free + 10_000_000, 10_000_000 + 4096), Ok(()));
     }
 
     #[test]
@@ -255,6 +273,8 @@ mod tests {
         // Some file systems keep no user attributes: then nothing is recorded.
         if let Some(n) = recorded_size(&p) {
             assert_eq!(n, 1_234_567);
+            forget_source(&p);
+            assert_eq!(recorded_size(&p), None, "a complete download keeps no attribute");
         } else {
             eprintln!("skipped: {} keeps no user extended attributes", d.path().display());
         }
