@@ -426,6 +426,7 @@ fn send(mode: Mode, small: bool, sock: UdpSocket, file: &std::path::Path, stop: 
                 peer.ip(),
                 (peer, buf[..n].to_vec()),
                 &file,
+                None,
                 &cfg,
                 trace.as_ref(),
                 stop,

@@ -41,6 +41,7 @@ fn serve_one(
             from.ip(),
             (from, buf[..n].to_vec()),
             &f,
+            None,
             &cfg,
             trace.as_ref(),
             &AtomicBool::new(false),
@@ -186,8 +187,16 @@ fn loopback_goodput() {
         let (n, from) = server.recv_from(&mut buf).unwrap();
         let f = std::fs::File::open(path).unwrap();
         let c0 = thread_cpu();
-        let r =
-            send_file_blocking(server, from.ip(), (from, buf[..n].to_vec()), &f, &scfg, None, &AtomicBool::new(false));
+        let r = send_file_blocking(
+            server,
+            from.ip(),
+            (from, buf[..n].to_vec()),
+            &f,
+            None,
+            &scfg,
+            None,
+            &AtomicBool::new(false),
+        );
         (r, thread_cpu() - c0)
     });
     let out = std::fs::OpenOptions::new().read(true).write(true).open(output.path()).unwrap();

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use chatctl::rdt::endpoint::{self, Step};
 use chatctl::rdt::fast::receiver::{Handled, Receiver, RecvError};
 use chatctl::rdt::fast::sender::{SendError, Sender, State};
-use chatctl::rdt::fast::{CHECK_LEN, Config, DecodeError, Frame, HashAlgorithm, STATS_INTERVAL, encode_hello};
+use chatctl::rdt::fast::{
+    AbortReason, CHECK_LEN, Config, DecodeError, Frame, HashAlgorithm, STATS_INTERVAL, encode_hello,
+};
 
 #[test]
 fn a_spoofed_hello_gets_at_most_three_times_its_bytes() {
@@ -173,7 +175,7 @@ fn no_stats_before_validation() {
 }
 
 /// A receiver that predates STATS sees it as a datagram of unknown type
-/// (rewritten here to the unused type 0xC9, checksum recomputed): it
+/// (rewritten here to the unused type 0xCA, checksum recomputed): it
 /// ignores it and the transfer completes as before.
 #[test]
 fn an_unknown_type_is_ignored_by_the_receiver() {
@@ -181,12 +183,12 @@ fn an_unknown_type_is_ignored_by_the_receiver() {
     let mut unknown = 0;
     let (at, r, sink) = run_pair(&f, |d| {
         if matches!(Frame::decode(d), Ok(Frame::Stats(_))) {
-            d[0] = 0xC9;
+            d[0] = 0xCA;
             let n = d.len() - CHECK_LEN;
             let c = crc32c::crc32c(&d[..n]);
             d.truncate(n);
             d.extend_from_slice(&c.to_be_bytes());
-            assert_eq!(Frame::decode(d), Err(DecodeError::Type(0xC9)));
+            assert_eq!(Frame::decode(d), Err(DecodeError::Type(0xCA)));
             unknown += 1;
         }
     });
@@ -201,7 +203,7 @@ fn an_unknown_type_before_the_challenge_changes_nothing() {
     let mut r = Receiver::new(Config::default(), 0, None, t0);
     let mut out = Vec::new();
     assert!(r.poll_transmit(t0, &mut out));
-    let mut d = vec![0xC9, 0, 0];
+    let mut d = vec![0xCA, 0, 0];
     d.extend_from_slice(&crc32c::crc32c(&d).to_be_bytes());
     let mut sink: Vec<u8> = Vec::new();
     assert_eq!(r.handle(t0, &d, &mut sink), Handled::Fast);
@@ -239,4 +241,112 @@ fn stats_keep_both_sides_alive_during_a_loss_streak() {
     }
     assert!(!r.is_finished(), "{:?}", r.take_error());
     assert!(acks >= 19, "{acks} ACKs for 20 STATS");
+}
+
+/// One fast transfer of `len` bytes over a simulated path with 5% loss,
+/// 20 ms each way and 8 Mbit/s, interrupted after `at` of virtual time by `abort` (on
+/// the sender or the receiver); returns both machines and how long after
+/// the abort each ended.
+fn aborted_transfer(
+    len: usize,
+    at: Duration,
+    seed: u64,
+    abort: impl FnOnce(&mut Sender, &mut Receiver),
+) -> (Sender, Receiver, Duration, Duration) {
+    use chatctl::rdt::sim::{Accepting, Attached, Link, LinkConfig, run};
+    let l = LinkConfig { loss: 0.05, delay: Duration::from_millis(20), ..LinkConfig::default() };
+    // 8 Mbit/s for the data: the file takes seconds, the abort comes long before.
+    let data_link = LinkConfig { rate_bps: Some(8_000_000), queue_bytes: 200_000, ..l.clone() };
+    let (mut fwd, mut back) = (Link::new(data_link, seed), Link::new(l, seed ^ 9));
+    let t0 = Instant::now();
+    let data = file(len);
+    let cfg = Config { seed, probe: false, ..Config::default() };
+    let receiver = Attached::new(Receiver::new(cfg.clone(), 0, Some(len as u64), t0), Vec::<u8>::new());
+    let sender = Accepting::new(|now, d: &[u8]| {
+        chatctl::rdt::fast::is_fast_hello(d)
+            .then(|| Attached::new(Sender::new(cfg.clone(), len as u64, d, now), &data[..]))
+    });
+    let mut flows = [(sender, receiver)];
+    let limit = Duration::from_secs(60);
+    let mid = run(&mut flows, &mut fwd, &mut back, t0, limit, Duration::ZERO, |now, _| now < t0 + at);
+    {
+        let (s, r) = &mut flows[0];
+        let s = &mut s.party.as_mut().expect("the sender started").endpoint;
+        assert!(!s.is_finished() && !r.endpoint.is_finished(), "the transfer was still running");
+        abort(s, &mut r.endpoint);
+    }
+    let (mut s_end, mut r_end) = (None, None);
+    run(&mut flows, &mut fwd, &mut back, mid.now, limit, Duration::ZERO, |now, flows| {
+        let (s, r) = &flows[0];
+        let s_done = s.party.as_ref().is_some_and(|p| p.endpoint.is_finished());
+        if s_done && s_end.is_none() {
+            s_end = Some(now - mid.now);
+        }
+        if r.endpoint.is_finished() && r_end.is_none() {
+            r_end = Some(now - mid.now);
+        }
+        !(s_done && r.endpoint.is_finished())
+    });
+    let [(s, r)] = flows;
+    let s = s.party.expect("the sender started").endpoint;
+    (s, r.endpoint, s_end.expect("the sender ended"), r_end.expect("the receiver ended"))
+}
+
+/// Either side's ABORT ends the other within a round trip or so (three
+/// copies cross a 5% loss), far from the 10 s idle timeout; the reason
+/// arrives with it. A few seeds: a lost copy now and then.
+#[test]
+fn an_abort_ends_the_peer_at_once_over_a_lossy_path() {
+    for seed in 1..=8 {
+        let (mut s, mut r, s_end, r_end) = aborted_transfer(4 << 20, Duration::from_millis(700), seed, |_, r| {
+            r.abort(AbortReason::Cancelled, "Ctrl-C");
+        });
+        assert_eq!(r_end, Duration::ZERO, "the receiver ends when its copies are out");
+        assert!(matches!(r.take_error(), Some(RecvError::Aborted(_))));
+        assert!(s_end <= Duration::from_millis(100), "seed {seed}: the sender ended {s_end:?} after the abort");
+        let Some(SendError::PeerAborted(a)) = s.take_error() else { panic!("seed {seed}: not aborted") };
+        assert_eq!((a.reason, a.text.as_str()), (AbortReason::Cancelled, "Ctrl-C"));
+
+        let (mut s, mut r, s_end, r_end) = aborted_transfer(4 << 20, Duration::from_millis(700), seed, |s, _| {
+            s.abort(AbortReason::FileChanged, "");
+        });
+        assert_eq!(s_end, Duration::ZERO);
+        assert!(matches!(s.take_error(), Some(SendError::Aborted(_))));
+        assert!(r_end <= Duration::from_millis(100), "seed {seed}: the receiver ended {r_end:?} after the abort");
+        let Some(RecvError::PeerAborted(a)) = r.take_error() else { panic!("seed {seed}: not aborted") };
+        assert_eq!(a.reason, AbortReason::FileChanged);
+        assert!(r.stats().bytes_done < 4 << 20);
+    }
+}
+
+/// A peer that predates ABORT sees an unknown type: it ignores it and,
+/// hearing nothing more, ends on its idle timeout as before.
+#[test]
+fn a_peer_that_ignores_abort_ends_on_its_idle_timeout() {
+    let t0 = Instant::now();
+    let cfg = Config { idle_timeout: Duration::from_secs(2), ..Config::default() };
+    let mut r = Receiver::new(cfg, 0, Some(10_000), t0);
+    let mut sink: Vec<u8> = Vec::new();
+    let mut out = Vec::new();
+    let mut d = Vec::new();
+    assert!(r.poll_transmit(t0, &mut out));
+    Frame::Challenge { cookie: 1, size: 10_000 }.encode(&mut d);
+    r.handle(t0, &d, &mut sink);
+    // The ABORT as an older receiver reads it: a type it does not know.
+    Frame::Abort { cookie: 1, reason: AbortReason::ServerShutdown, text: "" }.encode(&mut d);
+    d[0] = 0xCA;
+    let n = d.len() - CHECK_LEN;
+    let c = crc32c::crc32c(&d[..n]);
+    d.truncate(n);
+    d.extend_from_slice(&c.to_be_bytes());
+    r.handle(t0, &d, &mut sink);
+    assert!(!r.is_finished());
+    let mut now = t0;
+    while !r.is_finished() {
+        while r.poll_transmit(now, &mut out) {}
+        now = r.poll_timeout().unwrap().max(now);
+        r.handle_timeout(now);
+    }
+    assert!(matches!(r.take_error(), Some(RecvError::Timeout(_))));
+    assert_eq!(now - t0, Duration::from_secs(2));
 }

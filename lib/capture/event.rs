@@ -208,6 +208,15 @@ pub enum DatagramKind {
         /// ...or at most this long (µs) after an unacknowledged DATA.
         max_delay_us: u32,
     },
+    /// Fast mode: the transfer ends now (ABORT, either way).
+    Abort {
+        /// The reason code.
+        code: u8,
+        /// What the code means.
+        reason: String,
+        /// The sender's short text (network text: escaped when shown).
+        text: String,
+    },
     /// Fast mode: a valid datagram of a type this decoder has no kind of its
     /// own for, described by the transfer engine's frame parser
     /// ([`crate::rdt::fast::Frame`]), so every type the engine sends is read.

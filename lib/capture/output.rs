@@ -201,6 +201,10 @@ pub fn human(e: &Event) -> String {
                     count(u64::from(*threshold), "datagram", "datagrams"),
                     f64::from(*max_delay_us) / 1000.0
                 ),
+                DatagramKind::Abort { code, reason, text } if text.is_empty() => format!("abort ({code}): {reason}"),
+                DatagramKind::Abort { code, reason, text } => {
+                    format!("abort ({code}): {reason}: {}", crate::text::escape(text))
+                }
                 DatagramKind::FastFrame { type_byte, frame, len } => format!("{type_byte:#04x} {frame} ({len} B)"),
                 DatagramKind::Invalid { len, reason } => format!("{len} B invalid: {reason}"),
                 DatagramKind::Other { len } => format!("{len} B not understood"),

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UdpSocket;
 
-use super::{ClientError, Session, connect_retry};
+use super::{ClientError, Session, connect_retry, space};
 use crate::rdt::classic::receiver::Receiver;
 use crate::rdt::classic::{CHUNK, MAX_WINDOW};
 use crate::rdt::endpoint::{self, Step};
@@ -228,6 +228,8 @@ pub(super) async fn download(
             }
             _ => 0,
         };
+        space::before_transfer(&temp, size, resume_from > 0)
+            .map_err(|reason| ClientError::Transfer { file: file.to_string(), reason })?;
         let std_file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -236,6 +238,9 @@ pub(super) async fn download(
             .open(&temp)
             .map_err(|source| ClientError::File { path: temp.clone(), source })?;
         let mut guard = TempGuard(Some(temp.clone()));
+        if resume_from == 0 && fast_cfg.is_some() {
+            space::record_source(&std_file, size);
+        }
         let f = tokio::fs::File::from_std(
             std_file.try_clone().map_err(|source| ClientError::File { path: temp.clone(), source })?,
         );
@@ -278,7 +283,7 @@ pub(super) async fn download(
                     Err((reason, resumable)) => {
                         if resumable {
                             guard.0 = None;
-                            Err(format!("{reason} (the partial download is kept: --continue resumes it)"))
+                            Err(format!("{reason} {}", space::kept_note(&temp)))
                         } else {
                             Err(reason)
                         }
@@ -295,6 +300,7 @@ pub(super) async fn download(
         if let Err(reason) = r {
             return Err(ClientError::Transfer { file: file.to_string(), reason });
         }
+        space::forget_source(&temp);
         place(&temp, target, opts.force).await?;
         guard.0 = None;
         Ok(DownloadReport {
@@ -353,6 +359,9 @@ async fn tcp(
     loop {
         let n = match tokio::time::timeout(timeout, stream.read(&mut buf)).await {
             Err(_) => return Err(format!("no data for {}", humantime::format_duration(timeout))),
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionReset && sink.written < size => {
+                return Err(space::cut_short(sink.written, size));
+            }
             Ok(Err(e)) => return Err(e.to_string()),
             Ok(Ok(n)) => n,
         };
@@ -362,7 +371,7 @@ async fn tcp(
         if sink.written + n as u64 > size {
             return Err(format!("the server sent more than the announced {size} bytes"));
         }
-        sink.write(&buf[..n]).await.map_err(|e| e.to_string())?;
+        sink.write(&buf[..n]).await.map_err(|e| space::write_failed(&e, sink.written))?;
         progress(&Progress { done: sink.written, size, fast: None });
     }
 }
@@ -442,8 +451,19 @@ async fn udp_fast(
         Err(e) => {
             // A file whose hash differs is not worth resuming: start afresh next time.
             let bad = matches!(e, driver::RdtError::Recv(fast::receiver::RecvError::HashMismatch));
+            if bad && expect.resume_from > 0 {
+                return Err((format!("{} (the whole-file hash differs)", space::CHANGED_SINCE_PARTIAL), false));
+            }
             let held = rx.borrow().bytes_done;
-            Err((e.to_string(), !bad && held > expect.resume_from))
+            // The server's file is not what the partial holds any more.
+            if space::source_changed(&e) {
+                return Err((space::reason(&e), false));
+            }
+            if space::disk_full(&e) {
+                let (keep, note) = space::after_disk_full(&sink.temp, cfg.receive_window);
+                return Err((format!("{}{note}", space::reason(&e)), keep));
+            }
+            Err((space::reason(&e), !bad && held > expect.resume_from))
         }
     }
 }
@@ -539,7 +559,7 @@ async fn udp_classic(
             if sink.written + delivered.0.len() as u64 > size {
                 return Err(format!("the server sent more than the announced {size} bytes"));
             }
-            sink.write(&delivered.0).await.map_err(|e| e.to_string())?;
+            sink.write(&delivered.0).await.map_err(|e| space::write_failed(&e, sink.written))?;
             delivered.0.clear();
             progress(&Progress { done: sink.written, size, fast: None });
         }
@@ -561,7 +581,11 @@ async fn udp_classic(
         match tokio::time::timeout_at(wake, sock.recv_from(&mut buf)).await {
             Err(_) if tokio::time::Instant::now() >= deadline => {
                 let what = if got_data { "no new data" } else { "no data" };
-                return Err(format!("{what} for {}", humantime::format_duration(timeout)));
+                let mut e = format!("{what} for {}", humantime::format_duration(timeout));
+                if got_data {
+                    e.push_str(&space::stopped_note(sink.written, size));
+                }
+                return Err(e);
             }
             Err(_) => {} // the hello is due again
             // ICMP port unreachable before the server binds: keep trying.

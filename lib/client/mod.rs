@@ -17,6 +17,7 @@ mod error;
 pub mod forward;
 mod listen;
 pub mod reconnect;
+mod space;
 
 use std::net::SocketAddr;
 use std::time::Duration;

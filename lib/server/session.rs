@@ -467,7 +467,7 @@ impl Session {
         if let Transport::Other(_) = transport {
             return self.error(ErrorCode::UNKNOWN_TRANSPORT).await;
         }
-        let Some((f, size)) = self.ctx.config.files.as_deref().and_then(|d| files::open(d, &file)) else {
+        let Some(opened) = self.ctx.config.files.as_deref().and_then(|d| files::open(d, &file)) else {
             return self.error(ErrorCode::NO_SUCH_FILE).await;
         };
         if Arc::strong_count(&self.in_flight) > self.ctx.config.max_transfers_per_user {
@@ -516,10 +516,13 @@ impl Session {
             },
         };
         let port = d.port();
+        let size = opened.stamp.size;
         let dl = Download {
             name: escape(&file).into_owned(),
-            file: f,
+            file: opened.file,
             size,
+            stamp: opened.stamp,
+            snapshot: opened.snapshot,
             peer: self.peer.ip(),
             user: self.name().to_string(),
             wait: self.ctx.config.join_timeout,

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, UdpSocket};
 
+use super::files::{Changed, Stamp, Watch};
 use super::logs::{Logs, limited};
 use super::ports::PortGuard;
 use super::shutdown::Shutdown;
@@ -23,7 +24,7 @@ use crate::rdt::classic::{
     sender::{Outcome, Sender},
 };
 use crate::rdt::endpoint;
-use crate::rdt::fast::{self, driver::Tracer};
+use crate::rdt::fast::{self, ReadWatch, Watched, driver::Tracer};
 
 /// One download about to start.
 #[derive(Debug)]
@@ -34,6 +35,11 @@ pub(crate) struct Download {
     pub file: File,
     /// Its size in bytes, as announced in `206`.
     pub size: u64,
+    /// What the file looked like when `206` was sent: every sender stops
+    /// before the last byte if it changes ([`Watch`]).
+    pub stamp: Stamp,
+    /// `file` is a private clone that cannot change.
+    pub snapshot: bool,
     /// Who asked: only this IP may connect or send.
     pub peer: IpAddr,
     /// Who asked, for logs.
@@ -86,19 +92,28 @@ pub async fn tcp(d: Download, listener: TcpListener, mut shutdown: Shutdown) {
     limited!(
         d.logs,
         d.peer,
-        info!(user = %d.user, file = %d.name, size = d.size, transport = "TCP",),
+        info!(user = %d.user, file = %d.name, size = d.size, snapshot = d.snapshot, transport = "TCP",),
         "download started"
     );
     let started = Instant::now();
     let copy = async {
-        let mut file = tokio::io::AsyncReadExt::take(tokio::fs::File::from_std(d.file.try_clone()?), d.size);
+        let mut watch = Watch::new(&d.file, d.stamp)?;
+        let mut file = tokio::fs::File::from_std(d.file.try_clone()?);
         let mut buf = vec![0u8; 64 * 1024];
         let mut n = 0u64;
-        loop {
-            let k = tokio::io::AsyncReadExt::read(&mut file, &mut buf).await?;
-            if k == 0 {
-                break;
-            }
+        while n < d.size {
+            let want = (d.size - n).min(buf.len() as u64) as usize;
+            let r = match tokio::io::AsyncReadExt::read(&mut file, &mut buf[..want]).await {
+                Ok(0) => Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!("the file ended at byte {n} of {}", d.size),
+                )),
+                r => r,
+            };
+            let k = *r.as_ref().unwrap_or(&0);
+            // Looked at before the bytes leave: the last byte never goes
+            // out after a change.
+            watch.after_read(n, k, r.map(drop))?;
             // A reader that stops reading must not hold the port forever.
             tokio::time::timeout(d.stall, stream.write_all(&buf[..k]))
                 .await
@@ -110,8 +125,18 @@ pub async fn tcp(d: Download, listener: TcpListener, mut shutdown: Shutdown) {
     };
     tokio::select! {
         r = copy => match r {
-            Ok(n) => log_end(&d, n, started, if n == d.size { "finished" } else { "short" }),
-            Err(e) => limited!(d.logs, d.peer, warn!(user = %d.user, file = %d.name, error = %e,), "download failed"),
+            Ok(n) => log_end(&d, n, started, "finished"),
+            Err(e) => match Changed::within(&e) {
+                // A reset, not a FIN: the client sees a short transfer that
+                // failed, never an end of file (the original client included).
+                Some(c) => {
+                    let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+                    limited!(d.logs, d.peer, "download failed: the file changed" => warn!(
+                        user = %d.user, file = %d.name, reason = %c, "download cut: the file changed while it was sent"
+                    ));
+                }
+                None => limited!(d.logs, d.peer, warn!(user = %d.user, file = %d.name, error = %e,), "download failed"),
+            },
         },
         _ = shutdown.recv() => {}
     }
@@ -166,8 +191,8 @@ pub async fn udp_other_hello(d: &Download, sock: UdpSocket, from: SocketAddr, he
         );
         return;
     }
-    let file = match d.file.try_clone() {
-        Ok(f) => f,
+    let (file, watch) = match d.file.try_clone().and_then(|f| Ok((Watch::new(&f, d.stamp)?, f))) {
+        Ok((w, f)) => (f, w),
         Err(e) => {
             tracing::warn!(file = %d.name, error = %e, "cannot read file");
             return;
@@ -178,11 +203,11 @@ pub async fn udp_other_hello(d: &Download, sock: UdpSocket, from: SocketAddr, he
     limited!(
         d.logs,
         d.peer,
-        info!(user = %d.user, file = %d.name, size = d.size, transport = "UDP fast", cc = %cfg.cc,),
+        info!(user = %d.user, file = %d.name, size = d.size, snapshot = d.snapshot, transport = "UDP fast", cc = %cfg.cc,),
         "download started"
     );
     let trace = d.trace.as_ref().map(|t| t.labelled(d.guard.port()));
-    match fast::driver::send_file(sock, d.peer, (from, hello), file, &cfg, trace).await {
+    match fast::driver::send_file(sock, d.peer, (from, hello), file, Some(Box::new(watch)), &cfg, trace).await {
         Ok(r) => {
             let secs = r.elapsed.as_secs_f64();
             let sent = r.size - r.resumed_from;
@@ -195,7 +220,14 @@ pub async fn udp_other_hello(d: &Download, sock: UdpSocket, from: SocketAddr, he
                 "download {}", if r.confirmed { "finished" } else { "sent (hash verdict never came)" }
             ));
         }
-        Err(e) => limited!(d.logs, d.peer, warn!(user = %d.user, file = %d.name, error = %e,), "fast download failed"),
+        Err(e) => match Changed::in_chain(&e) {
+            Some(c) => limited!(d.logs, d.peer, "download failed: the file changed" => warn!(
+                user = %d.user, file = %d.name, reason = %c, "fast download stopped: the file changed while it was sent"
+            )),
+            None => {
+                limited!(d.logs, d.peer, warn!(user = %d.user, file = %d.name, error = %e,), "fast download failed")
+            }
+        },
     }
 }
 
@@ -214,12 +246,18 @@ async fn classic_send(d: &Download, sock: UdpSocket, peer: SocketAddr, w: u8, mu
     limited!(
         d.logs,
         d.peer,
-        info!(user = %d.user, file = %d.name, size = d.size, transport = "UDP", window = w,),
+        info!(user = %d.user, file = %d.name, size = d.size, snapshot = d.snapshot, transport = "UDP", window = w,),
         "download started"
     );
     let started = Instant::now();
     let mut s = Sender::new(d.size, w);
-    let mut source = &d.file;
+    let mut source = match Watch::new(&d.file, d.stamp) {
+        Ok(watch) => Watched { inner: &d.file, watch },
+        Err(e) => {
+            tracing::warn!(file = %d.name, error = %e, "cannot read file");
+            return;
+        }
+    };
     let mut out = Vec::with_capacity(classic::CHUNK + 3);
     // What the shared step lets leave, sent (awaited) after it.
     let mut due: Vec<Vec<u8>> = Vec::new();
@@ -263,8 +301,13 @@ async fn classic_send(d: &Download, sock: UdpSocket, peer: SocketAddr, w: u8, mu
     match s.outcome() {
         Some(Outcome::Confirmed) => log_end(d, d.size, started, "finished"),
         Some(Outcome::Unconfirmed) => log_end(d, d.size, started, "sent (last ACK never came)"),
-        _ => match s.error() {
-            Some(e) => {
+        _ => match s.error().map(|e| (e, Changed::within(e))) {
+            // The final datagram never left: the receiver cannot finish.
+            Some((_, Some(c))) => limited!(d.logs, d.peer, "download failed: the file changed" => warn!(
+                user = %d.user, file = %d.name, acked = s.acked_bytes(), reason = %c,
+                "download stopped before its last datagram: the file changed while it was sent"
+            )),
+            Some((e, None)) => {
                 limited!(
                     d.logs,
                     d.peer,

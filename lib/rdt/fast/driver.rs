@@ -42,7 +42,7 @@ use std::time::{Duration, Instant};
 use super::files::{Coalesce, ReadAhead};
 use super::receiver::{Receiver, RecvError};
 use super::sender::{SendError, Sender, State as SendState};
-use super::{Config, GSO_MAX_BYTES, Stats};
+use super::{Config, GSO_MAX_BYTES, ReadWatch, Stats, Watched};
 use crate::rdt::endpoint::{self, Step};
 use crate::rdt::udp::{self, Io};
 
@@ -209,13 +209,16 @@ fn sock_err(what: &'static str) -> impl FnOnce(io::Error) -> RdtError {
 /// `first` is the fast hello already read and where it came from; only that
 /// address is answered, and it must be on `allowed_ip` (the requester).
 /// Until the receiver echoes the cookie the sender stays within the
-/// anti-amplification limit. Returns when the transfer ends, fails, or
-/// `cancel` is set.
+/// anti-amplification limit. `watch`, if any, checks every read of the
+/// file (a failed check fails the transfer). Returns when the transfer
+/// ends, fails, or `cancel` is set.
+#[allow(clippy::too_many_arguments)]
 pub fn send_file_blocking(
     sock: UdpSocket,
     allowed_ip: IpAddr,
     first: (SocketAddr, Vec<u8>),
     file: &File,
+    watch: Option<Box<dyn ReadWatch>>,
     cfg: &Config,
     trace: Option<&Tracer>,
     cancel: &AtomicBool,
@@ -233,7 +236,7 @@ pub fn send_file_blocking(
     if trace.is_some() {
         s.record_events();
     }
-    let mut src = ReadAhead::new(file, size);
+    let mut src = Watched { inner: ReadAhead::new(file, size), watch };
     let mut out = Vec::with_capacity(GSO_MAX_BYTES);
     let max_segments = io.max_segments();
     loop {
@@ -428,6 +431,7 @@ pub async fn send_file(
     allowed_ip: IpAddr,
     first: (SocketAddr, Vec<u8>),
     file: File,
+    watch: Option<Box<dyn ReadWatch>>,
     cfg: &Config,
     trace: Option<Tracer>,
 ) -> Result<SendReport, RdtError> {
@@ -437,7 +441,7 @@ pub async fn send_file(
     let cfg = cfg.clone();
     joined(
         tokio::task::spawn_blocking(move || {
-            send_file_blocking(sock, allowed_ip, first, &file, &cfg, trace.as_ref(), &flag)
+            send_file_blocking(sock, allowed_ip, first, &file, watch, &cfg, trace.as_ref(), &flag)
         })
         .await,
     )

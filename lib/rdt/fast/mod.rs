@@ -93,6 +93,14 @@
 //!   frame with each STATS while it differs from the default; the receiver
 //!   takes the one with the highest sequence number. Like STATS it is
 //!   informative: a receiver that ignores it acknowledges more often.
+//! - **ABORT** ends a transfer from either side at once ([`Sender::abort`](sender::Sender::abort),
+//!   [`Receiver::abort`](receiver::Receiver::abort)): [`ABORT_COPIES`]
+//!   copies back to back, best effort, never acknowledged. It echoes the
+//!   CHALLENGE's cookie, so only a peer that saw the CHALLENGE can end the
+//!   transfer (and a stray ABORT of an earlier transfer on the same port
+//!   ends nothing); the peer ends with an error carrying the
+//!   [`AbortReason`]. A peer that predates ABORT ignores it as an unknown
+//!   type and ends on its idle timeout instead.
 //! - **Unknown types**: a peer ignores a datagram whose checksum is valid
 //!   but whose type it does not know ([`DecodeError::Type`]), so new
 //!   informative types (like STATS, added after the first six) can be sent
@@ -152,6 +160,14 @@ pub const T_DONE_ACK: u8 = 0xC6;
 pub const T_STATS: u8 = 0xC7;
 /// Type byte of ACK-FREQUENCY (sender → receiver).
 pub const T_ACK_FREQUENCY: u8 = 0xC8;
+/// Type byte of ABORT (either way).
+pub const T_ABORT: u8 = 0xC9;
+/// Longest text an ABORT carries, in bytes (longer texts are cut at a
+/// character boundary).
+pub const MAX_ABORT_TEXT: usize = 200;
+/// How many copies of an ABORT a machine sends, back to back: it is never
+/// acknowledged nor repeated later, so copies stand in for repetition.
+pub const ABORT_COPIES: u32 = 3;
 
 /// Most bytes in one segmented (GSO) send: the largest UDP payload over
 /// IPv4 (65,535 − 20 − 8); the kernel refuses a larger buffer.
@@ -457,6 +473,101 @@ pub enum Frame<'a> {
         /// …or at most this long (µs) after an unacknowledged DATA.
         max_delay_us: u32,
     },
+    /// The transfer ends now, for `reason` (either way).
+    Abort {
+        /// The CHALLENGE's cookie: only a peer that saw it can abort.
+        cookie: u64,
+        /// Why.
+        reason: AbortReason,
+        /// A short text for the person, at most [`MAX_ABORT_TEXT`] bytes of
+        /// UTF-8 (possibly empty; escaped before it is shown).
+        text: &'a str,
+    },
+}
+
+/// Why a transfer was aborted: ABORT's reason code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AbortReason {
+    /// 1: the receiver gave up (Ctrl-C, an early exit).
+    Cancelled,
+    /// 2: the file changed on the server while it was sent.
+    FileChanged,
+    /// 3: the file became unreadable on the server (vanished, truncated, I/O error).
+    FileUnreadable,
+    /// 4: the server is shutting down.
+    ServerShutdown,
+    /// 5: the user who asked for the file left the room.
+    UserLeft,
+    /// Any other code (from a newer peer).
+    Other(u8),
+}
+
+impl AbortReason {
+    /// The code on the wire.
+    pub const fn code(self) -> u8 {
+        match self {
+            AbortReason::Cancelled => 1,
+            AbortReason::FileChanged => 2,
+            AbortReason::FileUnreadable => 3,
+            AbortReason::ServerShutdown => 4,
+            AbortReason::UserLeft => 5,
+            AbortReason::Other(c) => c,
+        }
+    }
+
+    /// The reason of a code on the wire.
+    pub const fn from_code(code: u8) -> Self {
+        match code {
+            1 => AbortReason::Cancelled,
+            2 => AbortReason::FileChanged,
+            3 => AbortReason::FileUnreadable,
+            4 => AbortReason::ServerShutdown,
+            5 => AbortReason::UserLeft,
+            c => AbortReason::Other(c),
+        }
+    }
+}
+
+impl std::fmt::Display for AbortReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AbortReason::Cancelled => f.write_str("cancelled by the receiver"),
+            AbortReason::FileChanged => f.write_str("the file changed on the server while it was sent"),
+            AbortReason::FileUnreadable => f.write_str("the file became unreadable on the server"),
+            AbortReason::ServerShutdown => f.write_str("the server is shutting down"),
+            AbortReason::UserLeft => f.write_str("the user left the room"),
+            AbortReason::Other(c) => write!(f, "aborted (code {c})"),
+        }
+    }
+}
+
+/// An ABORT as a machine reports it: the reason and the peer's text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Abort {
+    /// Why.
+    pub reason: AbortReason,
+    /// The text that came with it (from the network: shown escaped).
+    pub text: String,
+}
+
+impl std::fmt::Display for Abort {
+    /// The reason, then the text (terminal control characters escaped) if any.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.reason)?;
+        if !self.text.is_empty() {
+            write!(f, ": {}", crate::text::escape(&self.text))?;
+        }
+        Ok(())
+    }
+}
+
+/// `text` cut to at most [`MAX_ABORT_TEXT`] bytes, at a character boundary.
+pub(crate) fn abort_text(text: &str) -> &str {
+    let mut end = text.len().min(MAX_ABORT_TEXT);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 /// What only the sender knows about a transfer, sent to the receiver in
@@ -588,6 +699,16 @@ impl<'a> Frame<'a> {
                 Frame::Stats(SenderStats { cwnd, srtt, pacing_rate, packets_lost, bytes_retransmitted, cc })
             }
             T_ACK_FREQUENCY => Frame::AckFrequency { seq: r.u64()?, threshold: r.u32()?, max_delay_us: r.u32()? },
+            T_ABORT => {
+                let cookie = r.u64()?;
+                let reason = AbortReason::from_code(r.take(1)?[0]);
+                let n = usize::from(r.take(1)?[0]);
+                if n > MAX_ABORT_TEXT {
+                    return Err(DecodeError::Malformed);
+                }
+                let text = std::str::from_utf8(r.take(n)?).map_err(|_| DecodeError::Malformed)?;
+                Frame::Abort { cookie, reason, text }
+            }
             t => return Err(DecodeError::Type(t)),
         };
         r.end()?;
@@ -651,6 +772,14 @@ impl<'a> Frame<'a> {
                 out.extend_from_slice(&seq.to_be_bytes());
                 out.extend_from_slice(&threshold.to_be_bytes());
                 out.extend_from_slice(&max_delay_us.to_be_bytes());
+            }
+            Frame::Abort { cookie, reason, text } => {
+                out.push(T_ABORT);
+                out.extend_from_slice(&cookie.to_be_bytes());
+                out.push(reason.code());
+                let text = abort_text(text);
+                out.push(text.len() as u8);
+                out.extend_from_slice(text.as_bytes());
             }
         }
         let c = check(out);
@@ -718,6 +847,60 @@ pub trait Source {
     fn cached(&self, offset: u64, len: usize) -> &[u8] {
         let _ = (offset, len);
         &[]
+    }
+    /// Why a failed read ends the transfer, for the ABORT the receiver
+    /// gets. By default the file became unreadable.
+    fn abort_reason(&self) -> AbortReason {
+        AbortReason::FileUnreadable
+    }
+}
+
+/// Watches the file a sender reads: the server's check that it does not
+/// change while it is sent. Called after every read of a [`Watched`] source.
+pub trait ReadWatch: Send {
+    /// `result` is how the read of `len` bytes at `offset` went; an error
+    /// returned here fails the read (and so the transfer) instead.
+    fn after_read(&mut self, offset: u64, len: usize, result: std::io::Result<()>) -> std::io::Result<()>;
+    /// Why a read failed, for the ABORT the receiver gets: by default the
+    /// file became unreadable; a watch that saw the file change says so.
+    fn abort_reason(&self) -> AbortReason {
+        AbortReason::FileUnreadable
+    }
+}
+
+/// No watch: every read stands as it went.
+impl ReadWatch for Option<Box<dyn ReadWatch>> {
+    fn after_read(&mut self, offset: u64, len: usize, result: std::io::Result<()>) -> std::io::Result<()> {
+        match self {
+            Some(w) => w.after_read(offset, len, result),
+            None => result,
+        }
+    }
+    fn abort_reason(&self) -> AbortReason {
+        self.as_ref().map_or(AbortReason::FileUnreadable, |w| w.abort_reason())
+    }
+}
+
+/// A [`Source`] whose reads a [`ReadWatch`] checks; memory it holds
+/// ([`Source::cached`]) was read, and checked, before.
+#[derive(Debug)]
+pub struct Watched<S, W> {
+    /// Where the bytes come from.
+    pub inner: S,
+    /// What checks each read.
+    pub watch: W,
+}
+
+impl<S: Source, W: ReadWatch> Source for Watched<S, W> {
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        let r = self.inner.read_at(offset, buf);
+        self.watch.after_read(offset, buf.len(), r)
+    }
+    fn cached(&self, offset: u64, len: usize) -> &[u8] {
+        self.inner.cached(offset, len)
+    }
+    fn abort_reason(&self) -> AbortReason {
+        self.watch.abort_reason()
     }
 }
 
@@ -1068,6 +1251,8 @@ pub(crate) mod tests {
                 cc: "bbr".into(),
             }),
             Frame::AckFrequency { seq: 3, threshold: 16, max_delay_us: 5000 },
+            Frame::Abort { cookie: 7, reason: AbortReason::FileChanged, text: "size 10 → 12" },
+            Frame::Abort { cookie: u64::MAX, reason: AbortReason::Other(0), text: "" },
         ];
         let mut out = Vec::new();
         for f in frames {
@@ -1100,12 +1285,64 @@ pub(crate) mod tests {
 
     #[test]
     fn unknown_types_with_a_valid_checksum_are_reported_as_such() {
-        for t in [0xC9u8, 0xFF, 0x80] {
+        for t in [0xCAu8, 0xFF, 0x80] {
             let mut d = vec![t, 1, 2, 3];
             let c = check(&d);
             d.extend_from_slice(&c);
             assert_eq!(Frame::decode(&d), Err(DecodeError::Type(t)));
         }
+    }
+
+    #[test]
+    fn abort_reasons_round_trip_and_unknown_codes_read_as_such() {
+        for code in 0..=255u8 {
+            assert_eq!(AbortReason::from_code(code).code(), code);
+        }
+        let known = [
+            AbortReason::Cancelled,
+            AbortReason::FileChanged,
+            AbortReason::FileUnreadable,
+            AbortReason::ServerShutdown,
+            AbortReason::UserLeft,
+        ];
+        assert_eq!(known.map(AbortReason::code), [1, 2, 3, 4, 5]);
+        assert_eq!(AbortReason::from_code(9).to_string(), "aborted (code 9)");
+        assert_eq!(AbortReason::Cancelled.to_string(), "cancelled by the receiver");
+        // The text is shown escaped.
+        let a = Abort { reason: AbortReason::UserLeft, text: "bye\u{1b}[2J".into() };
+        assert_eq!(a.to_string(), format!("the user left the room: {}", crate::text::escape("bye\u{1b}[2J")));
+        assert!(!a.to_string().contains('\u{1b}'));
+    }
+
+    #[test]
+    fn abort_texts_are_bounded_utf8() {
+        let mut out = Vec::new();
+        // Cut at MAX_ABORT_TEXT bytes, on a character boundary (é is 2 bytes).
+        let long = format!("x{}", "é".repeat(150));
+        Frame::Abort { cookie: 1, reason: AbortReason::Cancelled, text: &long }.encode(&mut out);
+        let Ok(Frame::Abort { text, .. }) = Frame::decode(&out) else { panic!("{out:?}") };
+        assert_eq!(text.len(), MAX_ABORT_TEXT - 1);
+        assert!(long.starts_with(text));
+        // Junk with a valid check: a length beyond the bytes, a length over
+        // the limit, bytes left over, a text that is not UTF-8, too short.
+        let with_check = |mut body: Vec<u8>| {
+            let c = check(&body);
+            body.extend_from_slice(&c);
+            body
+        };
+        let head = [&[T_ABORT][..], &7u64.to_be_bytes(), &[1]].concat();
+        for (what, body) in [
+            ("length beyond the bytes", [&head[..], &[5], b"abc"].concat()),
+            ("length over the limit", [&head[..], &[201], &[b'a'; 201]].concat()),
+            ("bytes left over", [&head[..], &[2], b"abc"].concat()),
+            ("not UTF-8", [&head[..], &[2], &[0xff, 0xfe]].concat()),
+            ("no length", head.clone()),
+            ("no reason", [&[T_ABORT][..], &7u64.to_be_bytes()].concat()),
+        ] {
+            assert_eq!(Frame::decode(&with_check(body)), Err(DecodeError::Malformed), "{what}");
+        }
+        let ok = with_check([&head[..], &[3], b"abc"].concat());
+        assert_eq!(Frame::decode(&ok), Ok(Frame::Abort { cookie: 7, reason: AbortReason::Cancelled, text: "abc" }));
     }
 
     #[test]

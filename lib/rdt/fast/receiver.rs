@@ -8,7 +8,7 @@
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
-use super::{Config, FileHash, Frame, HASH_RUN, MAX_ACK_RANGES, Sink, Stats};
+use super::{ABORT_COPIES, Abort, AbortReason, Config, FileHash, Frame, HASH_RUN, MAX_ACK_RANGES, Sink, Stats};
 use crate::rdt::classic;
 use crate::rdt::rangeset::RangeSet;
 
@@ -45,6 +45,12 @@ pub enum RecvError {
         /// The size in the CHALLENGE.
         got: u64,
     },
+    /// The sender aborted the transfer (its ABORT).
+    #[error("the server aborted the transfer: {0}")]
+    PeerAborted(Abort),
+    /// This side aborted the transfer ([`Receiver::abort`]).
+    #[error("transfer aborted: {0}")]
+    Aborted(Abort),
 }
 
 /// What [`Receiver::handle`] made of a datagram.
@@ -138,6 +144,9 @@ pub struct Receiver {
     ack_threshold: u32,
     ack_delay: Duration,
     ack_freq_seq: Option<u64>,
+    /// Copies of our ABORT still to send, and its reason and text.
+    aborts_due: u32,
+    abort: Option<(AbortReason, String)>,
 }
 
 impl Receiver {
@@ -177,6 +186,8 @@ impl Receiver {
             ack_threshold: 2,
             ack_delay: cfg.max_ack_delay,
             ack_freq_seq: None,
+            aborts_due: 0,
+            abort: None,
             cfg,
         }
     }
@@ -186,9 +197,45 @@ impl Receiver {
         self.state
     }
 
-    /// Whether the machine has nothing more to do (a lingering receiver's file is already verified).
+    /// Whether the machine has nothing more to do (a lingering receiver's
+    /// file is already verified; an aborting one has sent its ABORTs).
     pub fn is_finished(&self) -> bool {
+        self.ended() && self.aborts_due == 0
+    }
+
+    /// Whether the transfer is over (ABORTs may still be due).
+    fn ended(&self) -> bool {
         matches!(self.state, State::Done | State::Failed)
+    }
+
+    /// Ends the transfer now for `reason`: once the CHALLENGE came (the
+    /// ABORT must echo its cookie), [`ABORT_COPIES`] ABORTs carrying `text`
+    /// (cut to [`MAX_ABORT_TEXT`](super::MAX_ABORT_TEXT) bytes) go in the
+    /// next [`poll_transmit`](Self::poll_transmit) calls; then the machine
+    /// is finished, failed with [`RecvError::Aborted`]. A lingering receiver
+    /// (its file verified) just stops lingering, done; a finished one stays
+    /// as it ended.
+    pub fn abort(&mut self, reason: AbortReason, text: &str) {
+        match self.state {
+            State::Done | State::Failed => {}
+            State::Lingering => {
+                self.linger_until = None;
+                self.state = if self.mismatch { State::Failed } else { State::Done };
+                if self.mismatch {
+                    self.error.get_or_insert(RecvError::HashMismatch);
+                }
+            }
+            State::Hello | State::Receiving => {
+                let text = super::abort_text(text).to_owned();
+                if self.state == State::Receiving {
+                    self.abort = Some((reason, text.clone()));
+                    self.aborts_due = ABORT_COPIES;
+                }
+                self.hello_due = false;
+                self.start_due = false;
+                self.fail(RecvError::Aborted(Abort { reason, text }));
+            }
+        }
     }
 
     /// Whether the file is complete and its hash verified.
@@ -227,7 +274,7 @@ impl Receiver {
 
     /// A datagram from the sender.
     pub fn handle(&mut self, now: Instant, datagram: &[u8], sink: &mut dyn Sink) -> Handled {
-        if self.is_finished() {
+        if self.ended() {
             return Handled::Fast;
         }
         if self.state == State::Hello && classic::Data::parse(datagram).is_some() {
@@ -311,6 +358,11 @@ impl Receiver {
                     // DONE while bytes are missing: our ACKs were lost; repeat one.
                     self.ack_at = Some(now);
                 }
+            }
+            // Only the sender of our CHALLENGE, and only while the file is
+            // not yet verified (a lingering receiver has what it wanted).
+            Frame::Abort { cookie, reason, text } if self.state == State::Receiving && cookie == self.cookie => {
+                self.fail(RecvError::PeerAborted(Abort { reason, text: text.to_owned() }));
             }
             _ => {}
         }
@@ -456,7 +508,10 @@ impl Receiver {
 
     /// When [`Receiver::handle_timeout`] should next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        if self.is_finished() {
+        if self.aborts_due > 0 {
+            return Some(self.last_heard); // due now
+        }
+        if self.ended() {
             return None;
         }
         let mut t = self.last_heard + self.cfg.idle_timeout;
@@ -469,7 +524,7 @@ impl Receiver {
 
     /// Timers expired.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.is_finished() {
+        if self.ended() {
             return;
         }
         if self.linger_until.is_some_and(|l| now >= l) {
@@ -498,6 +553,12 @@ impl Receiver {
 
     /// Writes the next datagram to send into `out`; `false` when there is nothing to send now.
     pub fn poll_transmit(&mut self, now: Instant, out: &mut Vec<u8>) -> bool {
+        if self.ended() {
+            let Some((reason, text)) = self.abort.as_ref().filter(|_| self.aborts_due > 0) else { return false };
+            Frame::Abort { cookie: self.cookie, reason: *reason, text }.encode(out);
+            self.aborts_due -= 1;
+            return true;
+        }
         if self.hello_due {
             self.hello_due = false;
             self.hellos += 1;
@@ -751,5 +812,71 @@ mod tests {
         let buf = [d.clone(), d].concat();
         let b = r.handle_batch(t0, &buf, buf.len() / 2, &mut Vec::new());
         assert_eq!(b.classic_at, Some(0));
+    }
+
+    #[test]
+    fn abort_sends_its_copies_with_the_cookie_then_the_receiver_is_finished() {
+        let (mut r, t0) = receiving(100_000);
+        let mut sink = Vec::new();
+        data(&mut r, t0, 0, &mut sink);
+        r.abort(AbortReason::Cancelled, "interrupted");
+        assert!(!r.is_finished());
+        let mut out = Vec::new();
+        let mut got = Vec::new();
+        while r.poll_transmit(t0, &mut out) {
+            got.push(Frame::decode(&out).map(|f| format!("{f:?}")).unwrap());
+        }
+        let want = format!("{:?}", Frame::Abort { cookie: 1, reason: AbortReason::Cancelled, text: "interrupted" });
+        assert_eq!(got, vec![want; ABORT_COPIES as usize]);
+        assert!(r.is_finished() && r.poll_timeout().is_none());
+        assert!(matches!(r.take_error(), Some(RecvError::Aborted(a)) if a.reason == AbortReason::Cancelled));
+        // Later DATA is not written.
+        data(&mut r, t0, 1, &mut sink);
+        assert_eq!(sink.len(), 100);
+    }
+
+    #[test]
+    fn abort_before_the_challenge_sends_nothing_and_after_verification_keeps_the_file() {
+        let t0 = Instant::now();
+        let mut r = Receiver::new(Config::default(), 0, None, t0);
+        let mut out = Vec::new();
+        assert!(r.poll_transmit(t0, &mut out)); // hello
+        r.abort(AbortReason::Cancelled, "");
+        assert!(!r.poll_transmit(t0, &mut out), "no cookie to echo yet");
+        assert!(r.is_finished() && !r.is_verified());
+        // A verified, lingering receiver stops lingering and is done.
+        let file = file_bytes(500);
+        let (mut r, t0) = receiving(file.len() as u64);
+        let mut d = Vec::new();
+        let mut sink = Vec::new();
+        Frame::Data { pn: 0, offset: 0, payload: &file }.encode(&mut d);
+        r.handle(t0, &d, &mut sink);
+        Frame::Done { size: file.len() as u64, hash: super::super::tests::xxh3_field(&file) }.encode(&mut d);
+        r.handle(t0, &d, &mut sink);
+        assert_eq!(r.state(), State::Lingering);
+        r.abort(AbortReason::Cancelled, "");
+        assert_eq!(r.state(), State::Done);
+        assert!(r.is_verified() && r.take_error().is_none());
+    }
+
+    #[test]
+    fn an_abort_from_the_sender_ends_the_receiver_only_with_the_cookie() {
+        let (mut r, t0) = receiving(100_000);
+        let mut sink = Vec::new();
+        data(&mut r, t0, 0, &mut sink);
+        let mut d = Vec::new();
+        Frame::Abort { cookie: 2, reason: AbortReason::FileChanged, text: "" }.encode(&mut d);
+        r.handle(t0, &d, &mut sink);
+        assert_eq!(r.state(), State::Receiving, "a wrong cookie is ignored");
+        Frame::Abort { cookie: 1, reason: AbortReason::Other(77), text: "x\u{1b}" }.encode(&mut d);
+        r.handle(t0, &d, &mut sink);
+        assert!(r.is_finished());
+        let mut out = Vec::new();
+        assert!(!r.poll_transmit(t0, &mut out), "nothing in answer");
+        let Some(RecvError::PeerAborted(a)) = r.take_error() else { panic!("expected PeerAborted") };
+        assert_eq!(a.reason, AbortReason::Other(77));
+        let shown = RecvError::PeerAborted(a).to_string();
+        assert!(shown.starts_with("the server aborted the transfer: aborted (code 77): x"), "{shown}");
+        assert!(!shown.contains('\u{1b}'));
     }
 }

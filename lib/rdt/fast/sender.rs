@@ -30,7 +30,8 @@ use super::pacer::Pacer;
 use super::sent::{Sent, SentPackets};
 use super::validation::{AddressValidation, Validated};
 use super::{
-    Config, DATA_OVERHEAD, FileHash, Format, Frame, GSO_MAX_BYTES, HASH_RUN, SenderStats, Source, Stats, ack_threshold,
+    ABORT_COPIES, Abort, AbortReason, Config, DATA_OVERHEAD, FileHash, Format, Frame, GSO_MAX_BYTES, HASH_RUN,
+    SenderStats, Source, Stats, ack_threshold,
 };
 use crate::rdt::cc::Controller;
 use crate::rdt::cc::hystart::HyStart;
@@ -55,6 +56,12 @@ pub enum SendError {
     /// The receiver's hash of the file did not match.
     #[error("receiver reports the file hash does not match")]
     HashMismatch,
+    /// The receiver aborted the transfer (its ABORT).
+    #[error("the receiver aborted the transfer: {0}")]
+    PeerAborted(Abort),
+    /// This side aborted the transfer ([`Sender::abort`]).
+    #[error("transfer aborted: {0}")]
+    Aborted(Abort),
 }
 
 /// Something the sender did, for traces (`--trace`) and plots. Recorded
@@ -181,6 +188,9 @@ pub struct Sender {
     control: ControlSchedule,
     /// The datagram last written may lead a GSO batch: DATA, not a probe.
     batchable: bool,
+    /// Copies of our ABORT still to send, and its reason and text.
+    aborts_due: u32,
+    abort: Option<(AbortReason, String)>,
 }
 
 impl Sender {
@@ -217,6 +227,8 @@ impl Sender {
             mtu: MtuDiscovery::new(&cfg),
             control: ControlSchedule::default(),
             batchable: false,
+            aborts_due: 0,
+            abort: None,
             cfg,
         }
     }
@@ -249,9 +261,31 @@ impl Sender {
         self.state
     }
 
-    /// Whether the machine has nothing more to do.
+    /// Whether the machine has nothing more to do (an aborting one has
+    /// sent its ABORTs).
     pub fn is_finished(&self) -> bool {
+        self.ended() && self.aborts_due == 0
+    }
+
+    /// Whether the transfer is over (ABORTs may still be due).
+    fn ended(&self) -> bool {
         matches!(self.state, State::Done { .. } | State::Failed)
+    }
+
+    /// Ends the transfer now for `reason`: [`ABORT_COPIES`] ABORTs carrying
+    /// `text` (cut to [`MAX_ABORT_TEXT`](super::MAX_ABORT_TEXT) bytes) go in
+    /// the next [`poll_transmit`](Self::poll_transmit) calls, then the
+    /// machine is finished, failed with [`SendError::Aborted`]. Nothing is
+    /// sent beyond the anti-amplification budget before validation. A
+    /// finished transfer stays as it ended.
+    pub fn abort(&mut self, reason: AbortReason, text: &str) {
+        if self.ended() {
+            return;
+        }
+        let text = super::abort_text(text).to_owned();
+        self.fail(SendError::Aborted(Abort { reason, text: text.clone() }));
+        self.abort = Some((reason, text));
+        self.aborts_due = ABORT_COPIES;
     }
 
     /// Takes the error of a failed transfer.
@@ -305,7 +339,7 @@ impl Sender {
 
     /// A datagram from the peer.
     pub fn handle(&mut self, now: Instant, datagram: &[u8]) {
-        if self.is_finished() {
+        if self.ended() {
             return;
         }
         if !self.validation.is_validated() {
@@ -351,6 +385,10 @@ impl Sender {
                 } else {
                     self.fail(SendError::HashMismatch);
                 }
+            }
+            // Only from a receiver that saw the CHALLENGE (validated or not).
+            Frame::Abort { cookie, reason, text } if cookie == self.validation.cookie() => {
+                self.fail(SendError::PeerAborted(Abort { reason, text: text.to_owned() }));
             }
             _ => {}
         }
@@ -428,7 +466,10 @@ impl Sender {
 
     /// When [`Sender::handle_timeout`] should next be called (timers and pacing).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        if self.is_finished() {
+        if self.aborts_due > 0 {
+            return Some(self.last_heard); // due now
+        }
+        if self.ended() {
             return None;
         }
         let idle = self.last_heard + self.cfg.idle_timeout;
@@ -438,7 +479,7 @@ impl Sender {
 
     /// Timers expired.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.is_finished() {
+        if self.ended() {
             return;
         }
         if now >= self.last_heard + self.cfg.idle_timeout {
@@ -611,8 +652,8 @@ impl Sender {
                     return false;
                 }
                 if self.hash.is_none() {
-                    if let Err(e) = self.hash_to(src, self.size) {
-                        self.fail(e);
+                    if let Err((offset, source)) = self.hasher.feed_to(self.size, src) {
+                        self.fail_read(src.abort_reason(), offset, source);
                         return false;
                     }
                     self.hash = Some(self.hasher.finalize());
@@ -624,13 +665,35 @@ impl Sender {
                 self.timer = Some(now + self.rto());
                 true
             }
-            State::Done { .. } | State::Failed => false,
+            State::Done { .. } | State::Failed => self.poll_abort(out),
         }
     }
 
-    /// Feeds the whole-file hash up to `end`, from the source's memory where it can.
-    fn hash_to(&mut self, src: &mut dyn Source, end: u64) -> Result<(), SendError> {
-        self.hasher.feed_to(end, src).map_err(|(offset, source)| SendError::Read { offset, source })
+    /// Writes one of the ABORTs due, if any (within the anti-amplification
+    /// budget before validation).
+    fn poll_abort(&mut self, out: &mut Vec<u8>) -> bool {
+        let Some((reason, text)) = self.abort.as_ref().filter(|_| self.aborts_due > 0) else { return false };
+        Frame::Abort { cookie: self.validation.cookie(), reason: *reason, text }.encode(out);
+        if !self.validation.is_validated() && !self.validation.may_send(out.len()) {
+            self.aborts_due = 0;
+            return false;
+        }
+        self.aborts_due -= 1;
+        self.note_sent(out.len());
+        true
+    }
+
+    /// A read of the file failed: the transfer fails with the read error,
+    /// and the receiver hears why at once (ABORT for `reason`, the
+    /// source's verdict, with the error's text).
+    fn fail_read(&mut self, reason: AbortReason, offset: u64, source: std::io::Error) {
+        let full = source.to_string();
+        let said = reason.to_string();
+        let text = full.strip_prefix(said.as_str()).map_or(full.as_str(), |t| t.trim_start_matches(": "));
+        let text = super::abort_text(text).to_owned();
+        self.fail(SendError::Read { offset, source });
+        self.abort = Some((reason, text));
+        self.aborts_due = ABORT_COPIES;
     }
 
     /// Writes the next DATA datagram into `out` (cleared first) or, with
@@ -675,7 +738,7 @@ impl Sender {
         if !retx && self.hasher.hashed_to() + HASH_RUN <= range.start {
             let r = self.hasher.feed_runs_to(range.start, src);
             if let Err((offset, source)) = r {
-                self.fail(SendError::Read { offset, source });
+                self.fail_read(src.abort_reason(), offset, source);
                 return false;
             }
         }
@@ -687,7 +750,7 @@ impl Sender {
         let at = out.len();
         let r = super::append_data_from(out, pn, range.start, len, src);
         if let Err(source) = r {
-            self.fail(SendError::Read { offset: range.start, source });
+            self.fail_read(src.abort_reason(), range.start, source);
             return false;
         }
         if !retx {
@@ -1124,5 +1187,80 @@ mod tests {
         }
         assert_eq!(s.state(), State::Done { confirmed: false });
         assert!(s.take_error().is_none());
+    }
+
+    /// The ABORTs among `datagrams`: (cookie, reason, text).
+    fn aborts(datagrams: &[Vec<u8>]) -> Vec<(u64, AbortReason, String)> {
+        datagrams
+            .iter()
+            .filter_map(|d| match Frame::decode(d) {
+                Ok(Frame::Abort { cookie, reason, text }) => Some((cookie, reason, text.to_owned())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn abort_sends_its_copies_then_the_sender_is_finished() {
+        let cfg = Config { max_datagram: 1452, probe: false, ..Config::default() };
+        let file = vec![2u8; 20 * cfg.payload_len()];
+        let (mut s, t0) = validated(cfg, &file);
+        assert!(!data(&drain(&mut s, t0, &file)).is_empty());
+        let cookie = s.validation.cookie();
+        s.abort(AbortReason::FileChanged, "size 20 → 30");
+        assert!(!s.is_finished(), "ABORTs are still due");
+        assert_eq!(s.poll_timeout(), Some(t0), "due at once");
+        let got = drain(&mut s, t0, &file);
+        let want = (cookie, AbortReason::FileChanged, "size 20 → 30".to_owned());
+        assert_eq!(aborts(&got), vec![want; ABORT_COPIES as usize]);
+        assert_eq!(got.len(), ABORT_COPIES as usize, "nothing but the ABORTs");
+        assert!(s.is_finished() && s.poll_timeout().is_none());
+        assert_eq!(s.state(), State::Failed);
+        assert!(matches!(s.take_error(), Some(SendError::Aborted(a)) if a.reason == AbortReason::FileChanged));
+        // An ACK after the abort changes nothing, and nothing more is sent.
+        ack(&mut s, t0, 0, vec![0..file.len() as u64]);
+        assert_eq!(s.state(), State::Failed);
+        assert!(drain(&mut s, t0, &file).is_empty());
+        // A finished transfer is not aborted after the fact.
+        s.abort(AbortReason::ServerShutdown, "");
+        assert!(drain(&mut s, t0, &file).is_empty());
+    }
+
+    #[test]
+    fn before_validation_an_abort_stays_within_the_budget() {
+        let file = vec![1u8; 10_000];
+        let t0 = Instant::now();
+        // A 4-byte "hello": 12 bytes of budget, less than one ABORT.
+        let mut s = Sender::new(Config::default(), file.len() as u64, b"0098", t0);
+        s.abort(AbortReason::ServerShutdown, "");
+        assert!(drain(&mut s, t0, &file).is_empty());
+        assert!(s.is_finished());
+        // With a full hello, the CHALLENGE and the ABORTs fit.
+        let mut s = Sender::new(Config::default(), file.len() as u64, &encode_hello(), t0);
+        assert_eq!(drain(&mut s, t0, &file).len(), 1);
+        s.abort(AbortReason::ServerShutdown, "bye");
+        assert_eq!(aborts(&drain(&mut s, t0, &file)).len(), ABORT_COPIES as usize);
+        assert!(s.is_finished());
+    }
+
+    #[test]
+    fn an_abort_from_the_receiver_ends_the_sender_only_with_the_cookie() {
+        let cfg = Config { max_datagram: 1452, probe: false, ..Config::default() };
+        let file = vec![2u8; 20 * cfg.payload_len()];
+        let (mut s, t0) = validated(cfg, &file);
+        drain(&mut s, t0, &file);
+        let cookie = s.validation.cookie();
+        let mut d = Vec::new();
+        // Another transfer's (or a guessing stranger's) ABORT: ignored.
+        Frame::Abort { cookie: cookie ^ 1, reason: AbortReason::Cancelled, text: "" }.encode(&mut d);
+        s.handle(t0, &d);
+        assert_eq!(s.state(), State::Sending);
+        Frame::Abort { cookie, reason: AbortReason::Cancelled, text: "Ctrl-C" }.encode(&mut d);
+        s.handle(t0, &d);
+        assert!(s.is_finished(), "ends at once, answering nothing");
+        assert!(drain(&mut s, t0, &file).is_empty());
+        let Some(SendError::PeerAborted(a)) = s.take_error() else { panic!("expected PeerAborted") };
+        assert_eq!((a.reason, a.text.as_str()), (AbortReason::Cancelled, "Ctrl-C"));
+        assert_eq!(a.to_string(), "cancelled by the receiver: Ctrl-C");
     }
 }
