@@ -35,8 +35,14 @@ struct ServerProc {
 
 impl ServerProc {
     fn start() -> ServerProc {
+        ServerProc::start_with(&[])
+    }
+
+    /// A server with `extra` arguments after the defaults (later ones win).
+    fn start_with(extra: &[&str]) -> ServerProc {
         let mut child = Command::new(env!("CARGO_BIN_EXE_chatctl"))
             .args(["serve", "--listen", "127.0.0.1:0", "--ports", "0-64", "--log-format", "json"])
+            .args(extra)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -58,12 +64,41 @@ impl ServerProc {
 
     /// Resident set size of the server process, in KiB.
     fn rss_kib(&self) -> u64 {
-        let s = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
-        s.lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or(0)
+        rss_kib(self.child.id())
     }
+}
+
+/// Resident set size of process `pid`, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// CPU time (user + system) process `pid` has used, in seconds.
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, r)| r).split_whitespace().collect();
+    let ticks: f64 = [11, 12].iter().filter_map(|&i| fields.get(i)?.parse::<f64>().ok()).sum();
+    // SAFETY: sysconf has no preconditions.
+    ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+}
+
+/// Voluntary and involuntary context switches of process `pid` (all threads).
+fn context_switches(pid: u32) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return 0 };
+    tasks
+        .flatten()
+        .map(|t| {
+            let s = std::fs::read_to_string(t.path().join("status")).unwrap_or_default();
+            s.lines()
+                .filter(|l| l.contains("ctxt_switches:"))
+                .filter_map(|l| l.split_whitespace().last()?.parse::<u64>().ok())
+                .sum::<u64>()
+        })
+        .sum()
 }
 
 impl Drop for ServerProc {
@@ -320,6 +355,99 @@ async fn storm() -> (u64, u64, u64, f64, bool) {
     (before, peak.load(Ordering::Relaxed), after, secs, slow_gone)
 }
 
+/// A room of `n` users: how long they take to join (`JOIN_PARALLEL` at a
+/// time), then one of them broadcasts `rate` messages per second for `secs`
+/// to the other `n - 1`, and one more join is refused with `4003`.
+async fn room(n: usize, rate: f64, secs: f64) {
+    const JOIN_PARALLEL: usize = 50;
+    let ports = format!("0-{}", n + 16);
+    let max = n.to_string();
+    let srv = ServerProc::start_with(&["--ports", &ports, "--max-users", &max]);
+    let addr = srv.addr;
+    let rss_empty = srv.rss_kib();
+    let started = Instant::now();
+    let mut users = Vec::with_capacity(n);
+    for chunk in (0..n).collect::<Vec<_>>().chunks(JOIN_PARALLEL) {
+        let joins: Vec<_> =
+            chunk.iter().map(|&i| tokio::spawn(async move { join(addr, &format!("R{i:04}"), None).await })).collect();
+        for j in joins {
+            users.push(j.await.unwrap());
+        }
+    }
+    let joined = started.elapsed().as_secs_f64();
+    // The join notices of the others: read and dropped before timing.
+    let base = Instant::now();
+    let mut readers = Vec::new();
+    let mut sender = users.remove(0);
+    let _ = sender.upd.take();
+    for mut u in users.drain(..) {
+        let mut upd = u.upd.take().unwrap();
+        readers.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            while let Some(m) = upd.recv().await {
+                if let Message::Update(Update::Broadcast { text, .. }) = m
+                    && let Ok(t) = text.parse::<u64>()
+                {
+                    lat.push((base.elapsed().as_micros() as u64).saturating_sub(t));
+                }
+            }
+            drop(u);
+            lat
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let cpu0 = cpu_secs(srv.child.id());
+    let cs0 = context_switches(srv.child.id());
+    let total = (rate * secs) as u64;
+    let t0 = Instant::now();
+    for k in 0..total {
+        let due = t0 + Duration::from_secs_f64(k as f64 / rate);
+        tokio::time::sleep_until(due.into()).await;
+        let text = base.elapsed().as_micros().to_string();
+        sender.main_wr.write_all(format!("104{:02}{text}", text.len()).as_bytes()).await.unwrap();
+        match sender.main_rd.recv().await {
+            Some(Message::Confirm(Confirm::BroadcastSent { .. })) => {}
+            m => panic!("unexpected {m:?}"),
+        }
+    }
+    let elapsed = t0.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let cpu = cpu_secs(srv.child.id()) - cpu0;
+    let switches = context_switches(srv.child.id()) - cs0;
+    let rss = srv.rss_kib();
+    // One more: the room is full.
+    let s = TcpStream::connect(addr).await.unwrap();
+    let (rd, mut wr) = s.into_split();
+    let mut rd = Reader::new(rd);
+    let t = Instant::now();
+    wr.write_all(b"10005EXTRA").await.unwrap();
+    let full = rd.recv().await;
+    let refused_in = t.elapsed().as_secs_f64() * 1000.0;
+    drop(sender);
+    drop(srv);
+    let mut lat = Vec::new();
+    for r in readers {
+        lat.extend(r.await.unwrap());
+    }
+    lat.sort_unstable();
+    let expected = total * (n as u64 - 1);
+    println!(
+        "room of {n}: joined in {joined:.2} s; {total} broadcasts at {rate}/s: {} of {expected} delivered ({:.0}/s), p50 {:.2} ms, p99 {:.2} ms",
+        lat.len(),
+        lat.len() as f64 / elapsed,
+        percentile(&lat, 0.5),
+        percentile(&lat, 0.99)
+    );
+    println!(
+        "  server CPU {:.1} us and {:.4} context switches per delivered message; RSS {} KiB empty, {} KiB with {n} users; the next join: {:?} in {refused_in:.1} ms",
+        cpu * 1e6 / lat.len().max(1) as f64,
+        switches as f64 / lat.len().max(1) as f64,
+        rss_empty,
+        rss,
+        full
+    );
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing
     // useful either: this is not a test, so it only runs under `--bench`.
@@ -371,5 +499,7 @@ fn main() {
             "server RSS: {} KiB before, {} KiB peak, {} KiB after; non-reader disconnected: {}",
             before, peak, after, slow_gone
         );
+        println!();
+        room(1000, 100.0, secs.max(3.0)).await;
     });
 }

@@ -1354,7 +1354,10 @@ async fn pipelined_requests_are_answered_in_order_and_single_ones_alone() {
     a.send(burst).await;
     for i in 0..20 {
         assert_eq!(a.recv().await, Message::Confirm(Confirm::WhisperSent), "answer {i}");
-        assert_eq!(c.update().await, Message::Update(Update::Whisper { from: "ALICE".into(), text: format!("{i:02}") }));
+        assert_eq!(
+            c.update().await,
+            Message::Update(Update::Whisper { from: "ALICE".into(), text: format!("{i:02}") })
+        );
     }
     assert_eq!(a.recv().await, Message::Confirm(Confirm::Users { users: names(&["CAROL"]) }));
     srv.stop().await;

@@ -339,11 +339,9 @@ impl Transfer {
             Frame::AckFrequency { seq, threshold, max_delay_us } => {
                 DatagramKind::AckFrequency { seq, threshold, max_delay_us }
             }
-            Frame::Abort { reason, text, .. } => DatagramKind::Abort {
-                code: reason.code(),
-                reason: reason.to_string(),
-                text: text.to_string(),
-            },
+            Frame::Abort { reason, text, .. } => {
+                DatagramKind::Abort { code: reason.code(), reason: reason.to_string(), text: text.to_string() }
+            }
             // A type the engine's parser reads but this decoder has no kind
             // of its own for yet: shown as the parser decoded it.
             #[allow(unreachable_patterns)]
