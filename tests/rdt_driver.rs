@@ -3,12 +3,11 @@
 
 use std::io::Write;
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use chatctl::rdt::fast::Config;
 use chatctl::rdt::fast::driver::{
-    Expect, RdtError, ReceiveReport, SendReport, Tracer, receive_file_blocking, send_file_blocking,
+    Cancel, Expect, RdtError, ReceiveReport, SendReport, Tracer, receive_file_blocking, send_file_blocking,
 };
 use chatctl::rdt::sim::Rng;
 use common::data;
@@ -36,15 +35,8 @@ fn serve_one(
         server.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let (n, from) = server.recv_from(&mut buf).unwrap();
         let f = std::fs::File::open(input.path()).unwrap();
-        let r = send_file_blocking(
-            server,
-            from.ip(),
-            (from, buf[..n].to_vec()),
-            &f,
-            &cfg,
-            trace.as_ref(),
-            &AtomicBool::new(false),
-        );
+        let r =
+            send_file_blocking(server, from.ip(), (from, buf[..n].to_vec()), &f, &cfg, trace.as_ref(), &Cancel::new());
         (from, r)
     })
 }
@@ -65,7 +57,7 @@ fn transfer(src: &[u8], resume: usize, trace: Option<&Tracer>) -> (Vec<u8>, Rece
         &out,
         Expect { resume_from: resume as u64, size: Some(src.len() as u64) },
         &cfg,
-        &AtomicBool::new(false),
+        &Cancel::new(),
         |_| {},
     )
     .unwrap();
@@ -121,16 +113,8 @@ fn classic_data_is_reported_for_the_classic_receiver() {
     });
     let out = tempfile::tempfile().unwrap();
     let client = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let r = receive_file_blocking(
-        client,
-        addr,
-        &out,
-        Expect::default(),
-        &Config::default(),
-        &AtomicBool::new(false),
-        |_| {},
-    )
-    .unwrap();
+    let r = receive_file_blocking(client, addr, &out, Expect::default(), &Config::default(), &Cancel::new(), |_| {})
+        .unwrap();
     fake.join().unwrap();
     assert!(matches!(r, ReceiveReport::Classic { ref first, .. } if first == b"100hi"));
 }
@@ -186,8 +170,7 @@ fn loopback_goodput() {
         let (n, from) = server.recv_from(&mut buf).unwrap();
         let f = std::fs::File::open(path).unwrap();
         let c0 = thread_cpu();
-        let r =
-            send_file_blocking(server, from.ip(), (from, buf[..n].to_vec()), &f, &scfg, None, &AtomicBool::new(false));
+        let r = send_file_blocking(server, from.ip(), (from, buf[..n].to_vec()), &f, &scfg, None, &Cancel::new());
         (r, thread_cpu() - c0)
     });
     let out = std::fs::OpenOptions::new().read(true).write(true).open(output.path()).unwrap();
@@ -199,7 +182,7 @@ fn loopback_goodput() {
         &out,
         Expect { resume_from: 0, size: Some(bytes as u64) },
         &cfg,
-        &AtomicBool::new(false),
+        &Cancel::new(),
         |_| {},
     )
     .unwrap();
@@ -255,7 +238,7 @@ fn segmented_sends_survive_seeded_loss_byte_exact() {
         &out,
         Expect { resume_from: 0, size: Some(src.len() as u64) },
         &cfg,
-        &AtomicBool::new(false),
+        &Cancel::new(),
         |_| {},
     )
     .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
@@ -312,7 +295,7 @@ fn the_report_gives_the_datagram_size_probing_found() {
         &out,
         Expect { resume_from: 0, size: Some(src.len() as u64) },
         &cfg,
-        &AtomicBool::new(false),
+        &Cancel::new(),
         |_| {},
     )
     .unwrap();

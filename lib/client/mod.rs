@@ -17,6 +17,7 @@ mod error;
 pub mod forward;
 mod listen;
 pub mod reconnect;
+pub mod retry;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -25,7 +26,10 @@ use tokio::net::TcpStream;
 use tokio::sync::{Mutex, mpsc};
 
 pub use display::{escape, local_file_name, rate, thousands};
-pub use download::{DownloadOptions, DownloadReport, Progress, Transport, UdpMode, temp_path_for};
+pub use download::{
+    DownloadOptions, DownloadReport, Progress, Transport, UdpMode, check_target, plan_targets, resume_mark_path,
+    temp_path_for,
+};
 pub use error::ClientError;
 pub use listen::{Filter, Listen, Outcome, Verdict};
 

@@ -9,8 +9,17 @@
 //! so a multi-gigabyte transfer never delays the chat, and the loop pays no
 //! task wake-up per datagram. The `async` entry points ([`send_file`],
 //! [`receive_file`]) run the blocking ones ([`send_file_blocking`],
-//! [`receive_file_blocking`]) on `spawn_blocking` and stop them (within
-//! [`WAKE`]) when their future is dropped, e.g. on server shutdown.
+//! [`receive_file_blocking`]) on `spawn_blocking` and stop them when their
+//! future is dropped, e.g. on Ctrl-C.
+//!
+//! # Ending early
+//! A [`Cancel`] stops a transfer from outside, with a reason: the machine
+//! sends its ABORT (so the peer ends at once instead of on its idle timeout)
+//! and the driver returns [`RdtError::Cancelled`]. Cancelling rings a bell
+//! (a loopback UDP socket the driver also waits on), so the driver wakes at
+//! once rather than within [`WAKE`]. Dropping [`receive_file`]'s future
+//! cancels it as [`AbortReason::Cancelled`] and waits (briefly) until the
+//! ABORT is out, so a client that exits right after still told the server.
 //!
 //! # Datagram size
 //! The sender starts at `cfg.max_datagram` bytes per datagram and probes
@@ -35,14 +44,15 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::Arc;
+use std::sync::Condvar;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
 use super::files::{Coalesce, ReadAhead};
 use super::receiver::{Receiver, RecvError};
 use super::sender::{SendError, Sender, State as SendState};
-use super::{Config, GSO_MAX_BYTES, Stats};
+use super::{AbortReason, Config, GSO_MAX_BYTES, Stats};
 use crate::rdt::endpoint::{self, Step};
 use crate::rdt::udp::{self, Io};
 
@@ -86,9 +96,10 @@ pub enum RdtError {
         /// The address that asked for the file.
         allowed: IpAddr,
     },
-    /// Stopped from outside (future dropped, server shutdown).
-    #[error("transfer cancelled")]
-    Cancelled,
+    /// Stopped from outside ([`Cancel`], or the future dropped), the
+    /// peer told so by an ABORT with this reason.
+    #[error("transfer cancelled: {0}")]
+    Cancelled(AbortReason),
     /// The transfer thread died.
     #[error("transfer thread failed: {0}")]
     Thread(String),
@@ -106,6 +117,65 @@ impl Config {
             c.max_datagram = c.max_datagram.max(LOOPBACK_DATAGRAM);
         }
         c
+    }
+}
+
+/// Stops a running transfer from another thread or task, with the reason
+/// its ABORT carries (see the module docs). The first reason given wins.
+#[derive(Debug)]
+pub struct Cancel {
+    /// 0: running; else the reason's code plus one.
+    reason: AtomicU16,
+    /// Rung on cancel; the driver waits on it beside its socket.
+    bell: Option<UdpSocket>,
+}
+
+impl Default for Cancel {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Cancel {
+    /// Not cancelled. (Without a loopback socket for the bell, the driver
+    /// still notices within [`WAKE`].)
+    pub fn new() -> Self {
+        let bell = UdpSocket::bind(("127.0.0.1", 0)).ok().filter(|b| b.set_nonblocking(true).is_ok());
+        Self { reason: AtomicU16::new(0), bell }
+    }
+
+    /// Cancels the transfer for `reason` (a second call changes nothing).
+    pub fn cancel(&self, reason: AbortReason) {
+        let code = u16::from(reason.code()) + 1;
+        if self.reason.compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire).is_ok()
+            && let Some(b) = &self.bell
+            && let Ok(me) = b.local_addr()
+        {
+            let _ = b.send_to(&[0], me);
+        }
+    }
+
+    /// Why the transfer was cancelled; `None` while it is not.
+    pub fn reason(&self) -> Option<AbortReason> {
+        match self.reason.load(Ordering::Acquire) {
+            0 => None,
+            c => Some(AbortReason::from_code((c - 1) as u8)),
+        }
+    }
+
+    /// Waits until `sock` is readable, the bell rings, or `until` (capped at `cap`).
+    fn wait(&self, sock: &UdpSocket, until: Option<Instant>, cap: Duration) {
+        match &self.bell {
+            None => udp::wait_readable_until(sock, until, cap),
+            Some(bell) => {
+                let d = until.map_or(cap, |t| t.saturating_duration_since(Instant::now())).min(cap);
+                if d < Duration::from_micros(10) {
+                    std::thread::yield_now();
+                } else {
+                    udp::wait_readable([sock, bell], d);
+                }
+            }
+        }
     }
 }
 
@@ -209,8 +279,10 @@ fn sock_err(what: &'static str) -> impl FnOnce(io::Error) -> RdtError {
 /// `first` is the fast hello already read and where it came from; only that
 /// address is answered, and it must be on `allowed_ip` (the requester).
 /// Until the receiver echoes the cookie the sender stays within the
-/// anti-amplification limit. Returns when the transfer ends, fails, or
-/// `cancel` is set.
+/// anti-amplification limit. Returns when the transfer ends, fails, or is
+/// cancelled: then the receiver is sent an ABORT with the reason, unless
+/// every byte was already acknowledged (the transfer then ends as sent,
+/// unconfirmed, without waiting for a late DONE-ACK).
 pub fn send_file_blocking(
     sock: UdpSocket,
     allowed_ip: IpAddr,
@@ -218,7 +290,7 @@ pub fn send_file_blocking(
     file: &File,
     cfg: &Config,
     trace: Option<&Tracer>,
-    cancel: &AtomicBool,
+    cancel: &Cancel,
 ) -> Result<SendReport, RdtError> {
     let (peer, hello) = first;
     if peer.ip() != allowed_ip {
@@ -236,9 +308,18 @@ pub fn send_file_blocking(
     let mut src = ReadAhead::new(file, size);
     let mut out = Vec::with_capacity(GSO_MAX_BYTES);
     let max_segments = io.max_segments();
+    let mut cancelled = None;
     loop {
-        if cancel.load(Ordering::Relaxed) {
-            return Err(RdtError::Cancelled);
+        if let Some(reason) = cancel.reason() {
+            cancelled = Some(reason);
+            if s.state() == SendState::Closing {
+                break; // every byte acknowledged: sent
+            }
+            s.abort(reason, "");
+            let _ = endpoint::transmit(&mut s, Instant::now(), &mut src, &mut out, 1, |b, segment| {
+                io.send(b, segment, peer).map_err(sock_err("send"))
+            });
+            return Err(RdtError::Cancelled(reason));
         }
         // Everything that arrived, then the timer if due, then one pacing
         // burst: the sender builds GSO batches of equal-size DATA datagrams
@@ -262,7 +343,7 @@ pub fn send_file_blocking(
             }
         }
         match step {
-            Step::Wait(wake) => udp::wait_readable_until(&io.sock, wake, WAKE),
+            Step::Wait(wake) => cancel.wait(&io.sock, wake, WAKE),
             Step::Finished | Step::Foreign => break,
         }
     }
@@ -270,7 +351,11 @@ pub fn send_file_blocking(
         t.flush();
     }
     let stats = s.stats();
-    match s.state() {
+    let state = match s.state() {
+        SendState::Closing if cancelled.is_some() => SendState::Done { confirmed: false },
+        state => state,
+    };
+    match state {
         SendState::Done { confirmed } => Ok(SendReport {
             size,
             resumed_from: s.resumed_from(),
@@ -291,13 +376,15 @@ pub fn send_file_blocking(
 /// download); `expect.size` (from `206`) is checked against the sender's. The hello
 /// is repeated until the server answers (the reference announces its port
 /// before it binds). `progress` gets live figures about every 100 ms.
+/// Cancelled, it sends the server an ABORT with the reason (once the
+/// server's CHALLENGE came) and returns [`RdtError::Cancelled`].
 pub fn receive_file_blocking(
     sock: UdpSocket,
     server: SocketAddr,
     out: &File,
     expect: Expect,
     cfg: &Config,
-    cancel: &AtomicBool,
+    cancel: &Cancel,
     mut progress: impl FnMut(&Stats),
 ) -> Result<ReceiveReport, RdtError> {
     udp::prepare(&sock).map_err(sock_err("set up the socket"))?;
@@ -309,8 +396,15 @@ pub fn receive_file_blocking(
     let mut dgram = Vec::with_capacity(2048);
     let mut last_progress = t0;
     loop {
-        if cancel.load(Ordering::Relaxed) {
-            return Err(RdtError::Cancelled);
+        if let Some(reason) = cancel.reason() {
+            // What arrived is in the file (a resume relies on it), then the ABORT.
+            let _ = sink.flush();
+            progress(&r.stats());
+            r.abort(reason, "");
+            let _ = endpoint::transmit(&mut r, Instant::now(), &mut sink, &mut dgram, 1, |b, _| {
+                io.send(b, None, server).map_err(sock_err("send"))
+            });
+            return Err(RdtError::Cancelled(reason));
         }
         // What one `recvmmsg` read: each receive buffer (a GRO buffer of
         // many datagrams) is one unit for the machine. A classic answer
@@ -365,7 +459,7 @@ pub fn receive_file_blocking(
             return Ok(report);
         }
         if !read {
-            udp::wait_readable_until(&io.sock, wake, WAKE);
+            cancel.wait(&io.sock, wake, WAKE);
         }
     }
     progress(&r.stats());
@@ -409,12 +503,44 @@ pub struct Expect {
     pub size: Option<u64>,
 }
 
-/// Sets the flag when dropped: stops the transfer thread when its future is dropped.
-struct CancelOnDrop(Arc<AtomicBool>);
+/// Cancels the transfer thread for `reason` when its future is dropped;
+/// with `wait`, then waits (up to [`DROP_WAIT`]) until the thread has ended.
+struct CancelOnDrop {
+    cancel: Arc<Cancel>,
+    reason: AbortReason,
+    ended: Option<Arc<Ended>>,
+}
+
+/// Longest a dropped [`receive_file`] waits for its thread to send the ABORT.
+const DROP_WAIT: Duration = Duration::from_millis(500);
+
+/// Set by a transfer thread when it ends.
+#[derive(Default)]
+struct Ended(Mutex<bool>, Condvar);
+
+impl Ended {
+    fn set(&self) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.1.notify_all();
+    }
+}
+
+/// Sets [`Ended`] when dropped: however the thread ends.
+struct SetOnDrop(Arc<Ended>);
+
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        self.0.set();
+    }
+}
 
 impl Drop for CancelOnDrop {
     fn drop(&mut self) {
-        self.0.store(true, Ordering::Relaxed);
+        self.cancel.cancel(self.reason);
+        if let Some(e) = &self.ended {
+            let g = e.0.lock().unwrap_or_else(|e| e.into_inner());
+            let _ = e.1.wait_timeout_while(g, DROP_WAIT, |ended| !*ended);
+        }
     }
 }
 
@@ -422,7 +548,9 @@ fn joined<T>(r: Result<Result<T, RdtError>, tokio::task::JoinError>) -> Result<T
     r.map_err(|e| RdtError::Thread(e.to_string()))?
 }
 
-/// [`send_file_blocking`] on a blocking thread; dropping the future stops the transfer.
+/// [`send_file_blocking`] on a blocking thread. `cancel` ends it with an
+/// ABORT of its reason (await the future to see it end); dropping the future
+/// cancels it as [`AbortReason::ServerShutdown`] without waiting.
 pub async fn send_file(
     sock: tokio::net::UdpSocket,
     allowed_ip: IpAddr,
@@ -430,10 +558,11 @@ pub async fn send_file(
     file: File,
     cfg: &Config,
     trace: Option<Tracer>,
+    cancel: Arc<Cancel>,
 ) -> Result<SendReport, RdtError> {
     let sock = sock.into_std().map_err(sock_err("detach from tokio"))?;
-    let cancel = CancelOnDrop(Arc::new(AtomicBool::new(false)));
-    let flag = cancel.0.clone();
+    let _on_drop = CancelOnDrop { cancel: cancel.clone(), reason: AbortReason::ServerShutdown, ended: None };
+    let flag = cancel;
     let cfg = cfg.clone();
     joined(
         tokio::task::spawn_blocking(move || {
@@ -443,7 +572,9 @@ pub async fn send_file(
     )
 }
 
-/// [`receive_file_blocking`] on a blocking thread; dropping the future stops the transfer.
+/// [`receive_file_blocking`] on a blocking thread. Dropping the future
+/// (Ctrl-C) cancels it as [`AbortReason::Cancelled`] and waits briefly
+/// (at most half a second) until the thread has sent its ABORT and ended.
 pub async fn receive_file(
     sock: tokio::net::UdpSocket,
     server: SocketAddr,
@@ -453,12 +584,16 @@ pub async fn receive_file(
     progress: impl FnMut(&Stats) + Send + 'static,
 ) -> Result<ReceiveReport, RdtError> {
     let sock = sock.into_std().map_err(sock_err("detach from tokio"))?;
-    let cancel = CancelOnDrop(Arc::new(AtomicBool::new(false)));
-    let flag = cancel.0.clone();
+    let ended = Arc::new(Ended::default());
+    let cancel = Arc::new(Cancel::new());
+    let _on_drop = CancelOnDrop { cancel: cancel.clone(), reason: AbortReason::Cancelled, ended: Some(ended.clone()) };
     let cfg = cfg.clone();
     joined(
-        tokio::task::spawn_blocking(move || receive_file_blocking(sock, server, &out, expect, &cfg, &flag, progress))
-            .await,
+        tokio::task::spawn_blocking(move || {
+            let _ended = SetOnDrop(ended);
+            receive_file_blocking(sock, server, &out, expect, &cfg, &cancel, progress)
+        })
+        .await,
     )
 }
 
