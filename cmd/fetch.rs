@@ -24,9 +24,13 @@ use crate::session::{escape, fail, interactive, note, one_shot, out, pick_many};
 /// Several files download in parallel, with one progress bar each on a
 /// terminal. A file is written beside its target and renamed into place only
 /// when complete and exactly the announced size; an existing file is kept
-/// unless --force. For each file, a final line reports its size, time, rate
-/// and last byte: `NAME downloaded 100% of FILE (24,114 bytes) in 1.2s at
-/// 80 MB/s. Last byte: 130`; --json prints one summary object per file instead.
+/// unless --force. Every output is checked (folder, permission, clashes)
+/// before the server is asked for anything. For each file, a final line
+/// reports its size, time, rate and last byte: `NAME downloaded 100% of FILE
+/// (24,114 bytes) in 1.2s at 80 MB/s. Last byte: 130` (a resumed one also
+/// says where it resumed); --json prints one summary object per file
+/// instead. Ctrl-C ends the downloads on the server too and prints the
+/// command that resumes them.
 #[derive(Debug, Args)]
 pub struct FetchArgs {
     /// Files to download [default on a terminal: pick from the server's list].
@@ -51,7 +55,10 @@ pub struct FetchArgs {
     #[arg(short, long)]
     pub force: bool,
 
-    /// Resume an interrupted fast UDP download from the partial file it left.
+    /// Resume an interrupted fast UDP download where it stopped: from the
+    /// partial file it left and the mark beside it (`.NAME.chatctl-resume`,
+    /// how far the file is good), fetching again at most what was in flight.
+    /// A file already complete is success ("already complete"), as wget -c.
     /// Fast mode only: TCP and classic go-back-N carry no offset, so this is
     /// refused with --tcp or --classic, and a server that answers in classic
     /// mode sends the file from the start (with a note on stderr).

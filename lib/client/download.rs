@@ -621,8 +621,16 @@ async fn udp_fast(
             Ok((true, None))
         }
         Err(e) => {
-            // A file whose hash differs is not worth resuming: start afresh next time.
-            let bad = matches!(e, driver::RdtError::Recv(fast::receiver::RecvError::HashMismatch));
+            // A file whose hash differs, or that changed or went on the
+            // server, is not worth resuming: start afresh next time.
+            use fast::receiver::RecvError;
+            let bad = match &e {
+                driver::RdtError::Recv(RecvError::HashMismatch) => true,
+                driver::RdtError::Recv(RecvError::PeerAborted(a)) => {
+                    matches!(a.reason, fast::AbortReason::FileChanged | fast::AbortReason::FileUnreadable)
+                }
+                _ => false,
+            };
             let held = rx.borrow().bytes_done;
             Err((e.to_string(), !bad && held > expect.resume_from))
         }
