@@ -202,8 +202,9 @@ pub async fn tcp(d: Download, listener: TcpListener, mut shutdown: Shutdown) {
     }
 }
 
-/// Serves `d` over UDP: wait for the requester's first datagram, then run
-/// the classic sender or hand over to [`udp_other_hello`].
+/// Serves `d` over UDP: wait for the requester's hello (a fast hello or a
+/// classic window; other datagrams are ignored), then run the classic
+/// sender or hand over to [`udp_other_hello`].
 pub async fn udp(d: Download, sock: UdpSocket, mut shutdown: Shutdown) {
     let deadline = tokio::time::Instant::now() + d.wait;
     let mut leaving = d.leaving.clone();
@@ -211,7 +212,11 @@ pub async fn udp(d: Download, sock: UdpSocket, mut shutdown: Shutdown) {
     let (n, from) = loop {
         tokio::select! {
             r = tokio::time::timeout_at(deadline, sock.recv_from(&mut buf)) => match r {
-                Ok(Ok((n, from))) if from.ip() == d.peer => break (n, from),
+                // Only a hello starts the transfer: anything else is a late
+                // datagram of an earlier transfer on this port (its DONE-ACK,
+                // held up on the path after that transfer ended) and is ignored.
+                Ok(Ok((n, from))) if from.ip() == d.peer && is_hello(&buf[..n]) => break (n, from),
+                Ok(Ok((_, from))) if from.ip() == d.peer => limited!(d.logs, d.peer, debug!(%from, port = d.guard.port(),), "ignored a datagram that is no hello"),
                 Ok(Ok((_, from))) => limited!(d.logs, from.ip(), warn!(%from, port = d.guard.port(),), "ignored datagram from another address"),
                 Ok(Err(e)) => limited!(d.logs, d.peer, debug!(error = %e,), "transfer recv failed"),
                 Err(_) => {
@@ -311,6 +316,11 @@ pub async fn udp_other_hello(d: &Download, sock: UdpSocket, from: SocketAddr, he
         }
         Err(e) => limited!(d.logs, d.peer, warn!(user = %d.user, file = %d.name, error = %e,), "fast download failed"),
     }
+}
+
+/// Whether a transfer's first datagram starts it: a fast hello or a classic window.
+fn is_hello(datagram: &[u8]) -> bool {
+    fast::is_fast_hello(datagram) || classic::parse_window(datagram).is_some()
 }
 
 /// A seed for the cookie that a remote peer cannot guess.
