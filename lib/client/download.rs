@@ -232,7 +232,7 @@ pub fn plan_targets(output: Option<&Path>, files: &[String]) -> Result<Vec<(Stri
         if let Some((other, _)) = planned.iter().find(|(_, p)| *p == path) {
             return Err(ClientError::Output {
                 path,
-                reason: format!("both {} and {} would be written there", escape(other), escape(file)),
+                reason: format!("{} and {} would both be written there", escape(other), escape(file)),
             });
         }
         planned.push((file.clone(), path));
