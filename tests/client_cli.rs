@@ -1330,7 +1330,10 @@ fn a_bad_output_never_reaches_the_server() {
         (vec!["STALL".into(), "-o".into(), missing.display().to_string()], "cannot be used"),
         (vec!["--tcp".into(), "SHORT".into(), "-o".into(), missing.display().to_string()], "cannot be used"),
         (vec!["STALL".into(), "-o".into(), dir.path().join("taken").display().to_string()], "exists"),
-        (vec!["a/STALL".into(), "b/STALL".into(), "-o".into(), folder.display().to_string()], "would both be written there"),
+        (
+            vec!["a/STALL".into(), "b/STALL".into(), "-o".into(), folder.display().to_string()],
+            "would both be written there",
+        ),
     ];
     for (args, says) in cases {
         let out = chatctl(addr, "ALICE").arg("fetch").args(&args).output().unwrap();

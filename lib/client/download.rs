@@ -4,7 +4,10 @@
 //! Data goes to a temporary file beside the target, renamed into place only
 //! when complete and exactly the announced size (and, in fast mode, once its
 //! whole-file hash, XXH3-128, matches the sender's). A fast download that fails after data
-//! arrived keeps its temporary file so `fetch --continue` can resume it.
+//! arrived, or is interrupted, keeps its temporary file and a mark beside it
+//! ([`resume_mark_path`]: how far the file is good), so `fetch --continue`
+//! resumes exactly there. Every output is checked ([`check_target`]) before
+//! the server is asked for anything.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
