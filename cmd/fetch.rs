@@ -214,7 +214,14 @@ pub fn run(args: FetchArgs, global: &Global) -> anyhow::Result<()> {
                         retry.tries
                     ));
                 }
-                wait_or_interrupt(wait)?;
+                if let Err(e) = wait_or_interrupt(wait) {
+                    if !g.quiet {
+                        for line in interrupted_notes(&st, &args, &g) {
+                            note(line);
+                        }
+                    }
+                    return Err(e);
+                }
             }
             _ => {
                 if exit == Some(Exit::Interrupted) && !g.quiet {

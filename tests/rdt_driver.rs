@@ -420,3 +420,25 @@ fn a_dropped_download_has_sent_its_abort_when_the_drop_returns() {
     }
     assert_eq!(aborts, vec![(77, AbortReason::Cancelled); 3]);
 }
+
+/// Declining a download (`--continue` found the file complete) ends the
+/// fast sender at once with the receiver's ABORT, instead of leaving it to
+/// wait for the receiver.
+#[test]
+fn a_declined_download_ends_the_sender_at_once() {
+    use chatctl::rdt::fast::AbortReason;
+    use chatctl::rdt::fast::sender::SendError;
+    let server = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let server_addr = server.local_addr().unwrap();
+    let input = file_with(&data(100_000, 8));
+    let sender = serve_one(server, input, Config::default(), None);
+    let t = std::time::Instant::now();
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    chatctl::rdt::fast::driver::decline_blocking(client, server_addr, Duration::from_secs(2)).unwrap();
+    let (_, r) = sender.join().unwrap();
+    assert!(
+        matches!(r, Err(RdtError::Send(SendError::PeerAborted(ref a))) if a.reason == AbortReason::Cancelled),
+        "{r:?}"
+    );
+    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+}

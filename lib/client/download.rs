@@ -349,6 +349,7 @@ pub(super) async fn download(
                     ),
                 });
             }
+            decline(transport, opts.fast.is_some(), peer, udp_peer, timeout).await;
             return Ok(DownloadReport {
                 file: file.to_string(),
                 path: target.to_path_buf(),
@@ -469,6 +470,27 @@ pub(super) async fn download(
             already_complete: false,
             sender,
         })
+    }
+}
+
+/// Tells the server a download it just announced is not wanted (the file
+/// is already complete), so its port is free at once: a fast UDP sender gets
+/// an ABORT after its CHALLENGE, a TCP transfer a connection reset at once.
+/// A classic UDP sender cannot be told; it ends when the user leaves.
+async fn decline(transport: Transport, fast: bool, peer: SocketAddr, udp_peer: SocketAddr, timeout: Duration) {
+    match transport {
+        Transport::Tcp => {
+            if let Ok(Ok(s)) = tokio::time::timeout(timeout, tokio::net::TcpStream::connect(peer)).await {
+                let _ = socket2::SockRef::from(&s).set_linger(Some(Duration::ZERO));
+            }
+        }
+        Transport::Udp if fast => {
+            if let Ok(sock) = std::net::UdpSocket::bind(unspecified(udp_peer)) {
+                let wait = timeout.min(Duration::from_secs(2));
+                let _ = tokio::task::spawn_blocking(move || driver::decline_blocking(sock, udp_peer, wait)).await;
+            }
+        }
+        Transport::Udp => {}
     }
 }
 

@@ -470,6 +470,41 @@ pub fn receive_file_blocking(
     }
 }
 
+/// Tells the sender at `server` that its file is not wanted after all (a
+/// `--continue` that found the file complete): the fast hello, then an
+/// ABORT ([`AbortReason::Cancelled`]) in answer to its CHALLENGE, so that it
+/// frees its port at once instead of waiting for a hello that never comes.
+/// Returns once the ABORT is out, when a classic sender answers (nothing to
+/// tell it), or after `wait`.
+pub fn decline_blocking(sock: UdpSocket, server: SocketAddr, wait: Duration) -> Result<(), RdtError> {
+    use super::receiver::{Handled, State};
+    sock.set_read_timeout(Some(Duration::from_millis(20))).map_err(sock_err("set a read timeout"))?;
+    let t0 = Instant::now();
+    let mut r = Receiver::new(Config::default(), 0, None, t0);
+    let (mut out, mut buf, mut nothing) = (Vec::new(), vec![0u8; 70_000], Vec::<u8>::new());
+    while t0.elapsed() < wait {
+        let now = Instant::now();
+        r.handle_timeout(now);
+        while r.poll_transmit(now, &mut out) {
+            let _ = sock.send_to(&out, server);
+        }
+        if r.is_finished() {
+            break;
+        }
+        if let Ok((n, from)) = sock.recv_from(&mut buf)
+            && from == server
+        {
+            if r.handle(Instant::now(), &buf[..n], &mut nothing) == Handled::Classic {
+                break;
+            }
+            if r.state() == State::Receiving {
+                r.abort(AbortReason::Cancelled, "already complete");
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Runs a verified receiver until its linger time ends: it only answers DONE.
 fn linger(mut io: Io, server: SocketAddr, mut r: Receiver) {
     let mut out = Vec::new();
