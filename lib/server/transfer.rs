@@ -8,8 +8,8 @@
 //! before the `201` is sent, so their ports are free by then. A fast
 //! transfer tells the receiver with an ABORT ("the user left the room", or
 //! "the server is shutting down" on shutdown); a TCP one resets its
-//! connection. A fast transfer whose every byte was acknowledged ends
-//! without waiting for a late DONE-ACK.
+//! connection. A fast transfer whose every byte was acknowledged waits at
+//! most two RTTs for its DONE-ACK (which the receiver sent before it left).
 //!
 //! Fast-mode seam: a UDP transfer starts with the receiver's first datagram.
 //! A chatctl fast hello ([`fast::is_fast_hello`]) goes to [`udp_other_hello`],

@@ -62,6 +62,9 @@ pub const LOOPBACK_DATAGRAM: usize = 65_000;
 pub const SOCKET_BUFFER: usize = udp::SOCKET_BUFFER;
 /// Longest a driver sleeps before it checks for cancellation.
 pub const WAKE: Duration = Duration::from_millis(100);
+/// Longest a sender cancelled after every byte was acknowledged waits for
+/// the DONE-ACK (two smoothed RTTs, at most this).
+pub const CLOSING_GRACE: Duration = Duration::from_millis(250);
 
 /// Receive buffers of the receiving driver (64 KiB each, one GRO buffer of
 /// up to 45 datagrams of 1452 bytes): 8 read about 360 datagrams per
@@ -281,8 +284,9 @@ fn sock_err(what: &'static str) -> impl FnOnce(io::Error) -> RdtError {
 /// Until the receiver echoes the cookie the sender stays within the
 /// anti-amplification limit. Returns when the transfer ends, fails, or is
 /// cancelled: then the receiver is sent an ABORT with the reason, unless
-/// every byte was already acknowledged (the transfer then ends as sent,
-/// unconfirmed, without waiting for a late DONE-ACK).
+/// every byte was already acknowledged (the transfer then ends as soon as
+/// the DONE-ACK comes, or after two RTTs at most [`CLOSING_GRACE`] as sent,
+/// unconfirmed, instead of repeating DONE up to the idle timeout).
 pub fn send_file_blocking(
     sock: UdpSocket,
     allowed_ip: IpAddr,
@@ -309,17 +313,25 @@ pub fn send_file_blocking(
     let mut out = Vec::with_capacity(GSO_MAX_BYTES);
     let max_segments = io.max_segments();
     let mut cancelled = None;
+    // Cancelled once every byte was acknowledged: the DONE-ACK is likely on
+    // its way (the receiver sent it before it left), so it gets a short
+    // grace to arrive.
+    let mut grace: Option<Instant> = None;
     loop {
         if let Some(reason) = cancel.reason() {
-            cancelled = Some(reason);
             if s.state() == SendState::Closing {
-                break; // every byte acknowledged: sent
+                let until = *grace.get_or_insert_with(|| Instant::now() + CLOSING_GRACE.min(s.stats().srtt * 2));
+                if Instant::now() >= until {
+                    cancelled = Some(reason);
+                    break; // every byte acknowledged: sent
+                }
+            } else {
+                s.abort(reason, "");
+                let _ = endpoint::transmit(&mut s, Instant::now(), &mut src, &mut out, 1, |b, segment| {
+                    io.send(b, segment, peer).map_err(sock_err("send"))
+                });
+                return Err(RdtError::Cancelled(reason));
             }
-            s.abort(reason, "");
-            let _ = endpoint::transmit(&mut s, Instant::now(), &mut src, &mut out, 1, |b, segment| {
-                io.send(b, segment, peer).map_err(sock_err("send"))
-            });
-            return Err(RdtError::Cancelled(reason));
         }
         // Everything that arrived, then the timer if due, then one pacing
         // burst: the sender builds GSO batches of equal-size DATA datagrams
@@ -342,9 +354,13 @@ pub fn send_file_blocking(
                 t.record(now - t0, &e);
             }
         }
-        match step {
-            Step::Wait(wake) => cancel.wait(&io.sock, wake, WAKE),
-            Step::Finished | Step::Foreign => break,
+        match (step, grace) {
+            // The bell has rung already: wait on the socket alone.
+            (Step::Wait(wake), Some(until)) => {
+                udp::wait_readable_until(&io.sock, Some(wake.map_or(until, |w| w.min(until))), WAKE)
+            }
+            (Step::Wait(wake), None) => cancel.wait(&io.sock, wake, WAKE),
+            (Step::Finished | Step::Foreign, _) => break,
         }
     }
     if let Some(t) = trace {
