@@ -190,8 +190,11 @@ pub fn run(args: FetchArgs, global: &Global) -> anyhow::Result<()> {
         let r = attempt_fetch(&args, &g, transport, &opts, files.clone(), state.clone());
         let st = state.lock().map(|s| s.clone()).unwrap_or_default();
         let exit = r.as_ref().err().and_then(|e| e.downcast_ref::<Exit>().copied());
+        // Whether anything is left to fetch (a failure after every file
+        // arrived, while leaving, say, is not worth another try).
+        let left = st.planned.is_empty() || st.planned.iter().any(|(f, _)| !st.done.contains(f));
         match exit {
-            Some(exit) if attempt < retry.tries && retry::retryable(exit) => {
+            Some(exit) if attempt < retry.tries && retry::retryable(exit) && left => {
                 attempt += 1;
                 // The same name and files (those not fetched yet): a picker
                 // or a name prompt is not shown again.

@@ -233,3 +233,34 @@ fn continue_on_a_complete_file_is_success() {
     let again = out.path().join("g.bin");
     assert!(fetch(addr, "ALICE", &["f.bin", "-o", again.to_str().unwrap()]).output().unwrap().status.success());
 }
+
+/// `--retry` rides out a server that refuses connections for a while (not
+/// started yet, restarting): the fetch succeeds once it is up.
+#[test]
+fn retry_waits_for_a_server_that_comes_up() {
+    let share = tempfile::tempdir().unwrap();
+    let content = common::data(200_000, 26);
+    std::fs::write(share.path().join("f.bin"), &content).unwrap();
+    let lo = free_run(3);
+    let addr: SocketAddr = format!("127.0.0.1:{}", lo + 2).parse().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let target = out.path().join("f.bin");
+    let args = ["f.bin", "--retry", "20", "--retry-delay", "200ms", "-o", target.to_str().unwrap()];
+    // Without --retry: refused at once.
+    let once = fetch(addr, "ALICE", &args[..1]).output().unwrap();
+    assert_eq!(once.status.code(), Some(code(Exit::Connect)));
+    let child = fetch(addr, "ALICE", &args).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    let fast = chatctl::rdt::fast::Config { max_datagram: 1452, probe: false, ..Default::default() };
+    common::server_with(Config {
+        listen: addr,
+        ports: PortSpec::Range { lo, hi: lo + 1 },
+        fast,
+        ..common::config(Some(share.path()))
+    });
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("cannot connect") && err.contains("retrying in 200ms"), "{err}");
+    assert!(std::fs::read(&target).unwrap() == content);
+}
