@@ -39,9 +39,19 @@ fn server(dir: &Path, lo: u16, hi: u16) -> SocketAddr {
     common::server_with(Config { ports: PortSpec::Range { lo, hi }, fast, ..common::config(Some(dir)) })
 }
 
+/// A child process killed when dropped (a failing test leaves no relay behind).
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// `chatctl impair --listen 127.0.0.1:0 --target 127.0.0.1:PORT ARGS`; the
 /// child and the address it relays from.
-fn impair(port: u16, args: &[&str]) -> (Child, String) {
+fn impair(port: u16, args: &[&str]) -> (Killed, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_chatctl"))
         .args(["impair", "--listen", "127.0.0.1:0", "--target", &format!("127.0.0.1:{port}")])
         .args(args)
@@ -52,7 +62,7 @@ fn impair(port: u16, args: &[&str]) -> (Child, String) {
     let mut first = String::new();
     BufReader::new(child.stderr.take().unwrap()).read_line(&mut first).unwrap();
     let addr = first.split_whitespace().nth(1).unwrap_or_else(|| panic!("unexpected first line {first:?}"));
-    (child, addr.to_string())
+    (Killed(child), addr.to_string())
 }
 
 /// `chatctl -s SERVER -n NAME ARGS`, output piped.
@@ -67,9 +77,8 @@ fn code(e: Exit) -> i32 {
     i32::from(e.code())
 }
 
-fn stop(mut child: Child) {
-    let _ = child.kill();
-    let _ = child.wait();
+fn stop(relay: Killed) {
+    drop(relay);
 }
 
 /// Ctrl-C in the middle of a fast download through the relay (1% loss,
