@@ -27,7 +27,7 @@ use std::fs::File;
 use std::io::Write;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -342,7 +342,7 @@ fn run(
     // Read and write, as the client opens it: the receiver reads back what it hashes.
     let out =
         std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&out_path).expect("output");
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(driver::Cancel::new());
     let received = Arc::new(AtomicU64::new(0));
     let t0 = Instant::now();
     let sender = {
@@ -373,7 +373,7 @@ fn run(
     }
     let secs = t0.elapsed().as_secs_f64();
     let bytes = received.load(Ordering::Relaxed);
-    stop.store(true, Ordering::Relaxed);
+    stop.cancel(chatctl::rdt::fast::AbortReason::Cancelled);
     match receiver.join() {
         Ok(Ok(())) => complete = true,
         Ok(Err(e)) => note = format!("cut after {secs:.0} s ({e})"),
@@ -398,12 +398,12 @@ fn run(
     Run { bytes, secs, steady_mbps, complete, note }
 }
 
-fn send(mode: Mode, small: bool, sock: UdpSocket, file: &std::path::Path, stop: &AtomicBool) {
+fn send(mode: Mode, small: bool, sock: UdpSocket, file: &std::path::Path, stop: &driver::Cancel) {
     // The receiver's hello comes first, as on a server's transfer port.
     let mut buf = vec![0u8; 65_536];
     let _ = sock.set_read_timeout(Some(Duration::from_millis(50)));
     let (n, peer) = loop {
-        if stop.load(Ordering::Relaxed) {
+        if stop.reason().is_some() {
             return;
         }
         if let Ok(x) = sock.recv_from(&mut buf) {
@@ -438,10 +438,10 @@ fn send(mode: Mode, small: bool, sock: UdpSocket, file: &std::path::Path, stop: 
     }
 }
 
-fn classic_send(sock: UdpSocket, peer: SocketAddr, mut s: Sender, mut data: &[u8], stop: &AtomicBool) {
+fn classic_send(sock: UdpSocket, peer: SocketAddr, mut s: Sender, mut data: &[u8], stop: &driver::Cancel) {
     let mut out = Vec::with_capacity(classic::CHUNK + 3);
     let mut buf = [0u8; 2048];
-    while !stop.load(Ordering::Relaxed) {
+    while stop.reason().is_none() {
         // The timer if due, then all the window allows; one ACK per wait below.
         let now = Instant::now();
         let step = endpoint::transmit(&mut s, now, &mut data, &mut out, 1, |d, _| {
@@ -467,7 +467,7 @@ fn receive(
     to: SocketAddr,
     mut out: File,
     size: u64,
-    stop: &AtomicBool,
+    stop: &driver::Cancel,
     received: &AtomicU64,
 ) -> Result<(), String> {
     match mode {
@@ -476,7 +476,7 @@ fn receive(
             let mut buf = [0u8; 2048];
             let _ = sock.set_read_timeout(Some(Duration::from_millis(200)));
             sock.send_to(&r.hello(), to).map_err(|e| e.to_string())?;
-            while !stop.load(Ordering::Relaxed) {
+            while stop.reason().is_none() {
                 match sock.recv_from(&mut buf) {
                     Ok((n, from)) => match r.on_datagram(&buf[..n]) {
                         Event::Deliver { payload, ack, last } => {

@@ -1,13 +1,14 @@
 //! `chatctl fetch`: download files.
 
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
 use chatctl::client::control::Link;
+use chatctl::client::retry::{self, Retry};
 use chatctl::client::{DownloadOptions, DownloadReport, Progress, Transport, UdpMode};
 use chatctl::exit::Exit;
 use chatctl::rdt::fast::{self, driver::Tracer};
@@ -23,9 +24,13 @@ use crate::session::{escape, fail, interactive, note, one_shot, out, pick_many};
 /// Several files download in parallel, with one progress bar each on a
 /// terminal. A file is written beside its target and renamed into place only
 /// when complete and exactly the announced size; an existing file is kept
-/// unless --force. For each file, a final line reports its size, time, rate
-/// and last byte: `NAME downloaded 100% of FILE (24,114 bytes) in 1.2s at
-/// 80 MB/s. Last byte: 130`; --json prints one summary object per file instead.
+/// unless --force. Every output is checked (folder, permission, clashes)
+/// before the server is asked for anything. For each file, a final line
+/// reports its size, time, rate and last byte: `NAME downloaded 100% of FILE
+/// (24,114 bytes) in 1.2s at 80 MB/s. Last byte: 130` (a resumed one also
+/// says where it resumed); --json prints one summary object per file
+/// instead. Ctrl-C ends the downloads on the server too and prints the
+/// command that resumes them.
 #[derive(Debug, Args)]
 pub struct FetchArgs {
     /// Files to download [default on a terminal: pick from the server's list].
@@ -50,7 +55,10 @@ pub struct FetchArgs {
     #[arg(short, long)]
     pub force: bool,
 
-    /// Resume an interrupted fast UDP download from the partial file it left.
+    /// Resume an interrupted fast UDP download where it stopped: from the
+    /// partial file it left and the mark beside it (`.NAME.chatctl-resume`,
+    /// how far the file is good), fetching again at most what was in flight.
+    /// A file already complete is success ("already complete"), as wget -c.
     /// Fast mode only: TCP and classic go-back-N carry no offset, so this is
     /// refused with --tcp or --classic, and a server that answers in classic
     /// mode sends the file from the start (with a note on stderr).
@@ -72,6 +80,19 @@ pub struct FetchArgs {
     /// window estimate, holes, late bytes) to FILE, for plots.
     #[arg(long, value_name = "FILE")]
     pub trace: Option<PathBuf>,
+
+    /// Try again up to N times when the server has no transfer port free
+    /// (4062), cannot be reached, or the connection or a download is lost,
+    /// waiting 1s, 2s, 4s... (at most 60s) in between, as curl's --retry.
+    /// Files already fetched are kept, and an interrupted fast download
+    /// resumes where it stopped.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub retry: u32,
+
+    /// Wait this long before each retry instead of the growing backoff (as
+    /// curl's --retry-delay), e.g. `500ms`, `2s`.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, requires = "retry")]
+    pub retry_delay: Option<Duration>,
 }
 
 /// The `-v` figures of a fast download: the sender's own (congestion
@@ -135,25 +156,7 @@ fn bar_style(start: Arc<AtomicU64>) -> ProgressStyle {
         .progress_chars("=> ")
 }
 
-/// Where FILE goes: `-o` names the file for a single download unless it is a
-/// folder (existing, or written with a trailing `/`); otherwise the server's
-/// name (its last component only) in the folder.
-fn target(output: Option<&Path>, file: &str, single: bool) -> anyhow::Result<PathBuf> {
-    if let Some(o) = output
-        && single
-        && !o.is_dir()
-        && !o.as_os_str().to_string_lossy().ends_with(std::path::MAIN_SEPARATOR)
-    {
-        return Ok(o.to_path_buf());
-    }
-    let base = chatctl::client::local_file_name(file)
-        .with_context(|| format!("cannot make a local file name from {} (use -o NAME)", escape(file)))?;
-    Ok(output.unwrap_or(Path::new(".")).join(base))
-}
-
 pub fn run(args: FetchArgs, global: &Global) -> anyhow::Result<()> {
-    let g = global.clone();
-    let quiet = global.quiet;
     let transport = if args.tcp { Transport::Tcp } else { Transport::Udp };
     if args.files.is_empty() && !interactive() {
         return Err(anyhow::anyhow!("name at least one FILE (`chatctl list --files` shows them)").context(Exit::Usage));
@@ -170,18 +173,111 @@ pub fn run(args: FetchArgs, global: &Global) -> anyhow::Result<()> {
         Some(p) => Some(Tracer::create(p).with_context(|| format!("--trace {}: cannot create the file", p.display()))?),
         None => None,
     };
-    let opts = DownloadOptions {
+    let mut opts = DownloadOptions {
         force: args.force,
         resume: args.resume,
         fast: (!args.classic).then(fast::Config::default),
         trace,
         udp_via: args.udp_via,
     };
-    // What is being downloaded where, for the note on Ctrl-C.
-    let planned: Arc<std::sync::Mutex<Vec<(String, PathBuf)>>> = Arc::default();
-    let plan = planned.clone();
-    let r = one_shot(global, |session| async move {
-        let mut files = args.files.clone();
+    let retry = Retry { tries: args.retry, delay: args.retry_delay };
+    let mut g = global.clone();
+    let mut files = args.files.clone();
+    // What each attempt planned, fetched, and the name it joined with.
+    let state: Arc<std::sync::Mutex<Attempt>> = Arc::default();
+    let mut attempt = 0;
+    loop {
+        let r = attempt_fetch(&args, &g, transport, &opts, files.clone(), state.clone());
+        let st = state.lock().map(|s| s.clone()).unwrap_or_default();
+        let exit = r.as_ref().err().and_then(|e| e.downcast_ref::<Exit>().copied());
+        // Whether anything is left to fetch (a failure after every file
+        // arrived, while leaving, say, is not worth another try).
+        let left = st.planned.is_empty() || st.planned.iter().any(|(f, _)| !st.done.contains(f));
+        match exit {
+            Some(exit) if attempt < retry.tries && retry::retryable(exit) && left => {
+                attempt += 1;
+                // The same name and files (those not fetched yet): a picker
+                // or a name prompt is not shown again.
+                if g.name.is_none() {
+                    g.name = st.name.clone();
+                }
+                if files.is_empty() {
+                    files = st.planned.iter().map(|(f, _)| f.clone()).collect();
+                }
+                files.retain(|f| !st.done.contains(f));
+                // A download that stopped part-way resumes (fast UDP), and
+                // one that ended complete is not fetched again.
+                opts.resume = true;
+                let wait = retry.wait(attempt);
+                if !g.quiet {
+                    let e = r.as_ref().err().map(|e| format!("{e:#}")).unwrap_or_default();
+                    note(format_args!(
+                        "chatctl fetch: {e}; retrying in {} ({attempt} of {})",
+                        humantime::format_duration(wait),
+                        retry.tries
+                    ));
+                }
+                if let Err(e) = wait_or_interrupt(wait) {
+                    if !g.quiet {
+                        for line in interrupted_notes(&st, &args, &g) {
+                            note(line);
+                        }
+                    }
+                    return Err(e);
+                }
+            }
+            _ => {
+                if exit == Some(Exit::Interrupted) && !g.quiet {
+                    for line in interrupted_notes(&st, &args, &g) {
+                        note(line);
+                    }
+                }
+                return r;
+            }
+        }
+    }
+}
+
+/// What one attempt of `fetch` planned and did, for the next attempt and
+/// the note after Ctrl-C.
+#[derive(Debug, Clone, Default)]
+struct Attempt {
+    /// The name the session joined with.
+    name: Option<String>,
+    /// Each file and where it goes.
+    planned: Vec<(String, PathBuf)>,
+    /// Files fetched (or found complete).
+    done: Vec<String>,
+}
+
+/// Sleeps `wait` between retries; Ctrl-C ends the command.
+fn wait_or_interrupt(wait: Duration) -> anyhow::Result<()> {
+    crate::session::block_on(async {
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => Ok(()),
+            _ = tokio::signal::ctrl_c() => Err(anyhow::Error::new(Exit::Interrupted).context("gave up waiting to retry")),
+        }
+    })
+}
+
+/// One attempt: join, fetch `files` (or pick them), leave.
+fn attempt_fetch(
+    args: &FetchArgs,
+    global: &Global,
+    transport: Transport,
+    opts: &DownloadOptions,
+    files: Vec<String>,
+    state: Arc<std::sync::Mutex<Attempt>>,
+) -> anyhow::Result<()> {
+    let g = global.clone();
+    let output = args.output.clone();
+    let resume_asked = args.resume;
+    let opts = opts.clone();
+    one_shot(global, |session| async move {
+        if let Ok(mut s) = state.lock() {
+            s.name = Some(session.name().to_string());
+        }
+        let mut files = files;
         if files.is_empty() {
             let offer = session.files().await.map_err(fail)?;
             if offer.is_empty() {
@@ -199,23 +295,21 @@ pub fn run(args: FetchArgs, global: &Global) -> anyhow::Result<()> {
         } else {
             ProgressDrawTarget::hidden()
         });
-        let single = files.len() == 1;
-        let mut targets: Vec<(String, PathBuf)> = Vec::new();
-        for file in &files {
-            let path = target(args.output.as_deref(), file, single)?;
-            if let Some((other, _)) = targets.iter().find(|(_, p)| *p == path) {
-                anyhow::bail!("{} and {} would both be written to {}", escape(other), escape(file), path.display());
-            }
-            targets.push((file.clone(), path));
+        let targets = chatctl::client::plan_targets(output.as_deref(), &files).map_err(fail)?;
+        if let Ok(mut s) = state.lock() {
+            s.planned.clone_from(&targets);
         }
-        if let Ok(mut p) = plan.lock() {
-            p.clone_from(&targets);
-        }
-        if let (Some(dir), false) = (args.output.as_deref(), single) {
+        if let (Some(dir), false) = (output.as_deref(), files.len() == 1) {
             std::fs::create_dir_all(dir).with_context(|| format!("cannot create the folder {}", dir.display()))?;
         }
+        // Every output is checked before the server is asked for anything.
+        for (file, path) in &targets {
+            chatctl::client::check_target(path, &opts)
+                .map_err(fail)
+                .with_context(|| format!("fetching {}", escape(file)))?;
+        }
         // Not spawned: the downloads are polled by this future, so Ctrl-C
-        // (which drops it) ends them at once and their temporary files go too.
+        // (which drops it) ends them at once (each tells the server).
         let mut tasks = futures_util::stream::FuturesOrdered::new();
         for (file, path) in targets {
             let start = Arc::new(AtomicU64::new(0));
@@ -226,7 +320,7 @@ pub fn run(args: FetchArgs, global: &Global) -> anyhow::Result<()> {
             let (opts, show) = (opts.clone(), g.verbose > 0 && !g.quiet);
             let verbose = show && !bars;
             // A partial file `--continue` could resume (checked before the download replaces it).
-            let partial = args.resume && chatctl::client::temp_path_for(&path).exists();
+            let partial = resume_asked && chatctl::client::temp_path_for(&path).exists();
             tasks.push_back(async move {
                 if verbose {
                     note(format_args!("fetching {} over {transport} to {}", escape(&file), path.display()));
@@ -267,16 +361,21 @@ pub fn run(args: FetchArgs, global: &Global) -> anyhow::Result<()> {
         while let Some(r) = futures_util::StreamExt::next(&mut tasks).await {
             match r {
                 // Suspended, so the line does not garble the bars still running.
-                Ok((report, partial)) => multi.suspend(|| {
-                    if partial && !g.quiet && report.udp_mode == Some(UdpMode::Classic) {
-                        note(format_args!(
-                            "note: the server answered {} in classic go-back-N, which cannot resume: \
-                             downloaded from the start",
-                            escape(&report.file)
-                        ));
+                Ok((report, partial)) => {
+                    if let Ok(mut s) = state.lock() {
+                        s.done.push(report.file.clone());
                     }
-                    print_report(&g, session.name(), &report)
-                })?,
+                    multi.suspend(|| {
+                        if partial && !g.quiet && report.udp_mode == Some(UdpMode::Classic) {
+                            note(format_args!(
+                                "note: the server answered {} in classic go-back-N, which cannot resume: \
+                                 downloaded from the start",
+                                escape(&report.file)
+                            ));
+                        }
+                        print_report(&g, session.name(), &report)
+                    })?
+                }
                 Err(e) => {
                     if let Some(earlier) = failed.replace(e) {
                         multi.suspend(|| note(format_args!("chatctl fetch: {earlier:#}")));
@@ -285,32 +384,46 @@ pub fn run(args: FetchArgs, global: &Global) -> anyhow::Result<()> {
             }
         }
         failed.map_or(Ok(()), Err)
-    });
-    if r.as_ref().is_err_and(|e| e.downcast_ref::<Exit>() == Some(&Exit::Interrupted)) && !quiet {
-        let planned = planned.lock().map(|p| p.clone()).unwrap_or_default();
-        for line in interrupted_notes(&planned) {
-            note(line);
-        }
-    }
-    r
+    })
 }
 
 /// After Ctrl-C: the partial file each interrupted fast download kept, and
-/// how to resume it. (TCP and classic downloads keep nothing.)
-fn interrupted_notes(planned: &[(String, PathBuf)]) -> Vec<String> {
-    planned
+/// the command that resumes them, with the same server, name, relay and
+/// output (TCP and classic downloads keep nothing).
+fn interrupted_notes(st: &Attempt, args: &FetchArgs, g: &Global) -> Vec<String> {
+    let kept: Vec<&(String, PathBuf)> = st
+        .planned
         .iter()
-        .filter_map(|(file, path)| {
-            let part = chatctl::client::temp_path_for(path);
-            part.exists().then(|| {
-                format!(
-                    "kept the partial download {}: `chatctl fetch --continue {}` resumes it",
-                    part.display(),
-                    escape(file)
-                )
-            })
-        })
-        .collect()
+        .filter(|(f, path)| !st.done.contains(f) && chatctl::client::temp_path_for(path).exists())
+        .collect();
+    if kept.is_empty() {
+        return Vec::new();
+    }
+    let mut cmd = vec!["chatctl".to_string(), "fetch".into(), "--continue".into(), "-s".into(), quote(&g.server)];
+    if let Some(name) = g.name.as_ref().or(st.name.as_ref()) {
+        cmd.extend(["-n".into(), quote(name)]);
+    }
+    if let Some(via) = args.udp_via {
+        cmd.extend(["--udp-via".into(), via.to_string()]);
+    }
+    if let Some(o) = &args.output {
+        cmd.extend(["-o".into(), quote(&o.to_string_lossy())]);
+    }
+    cmd.extend(kept.iter().map(|(f, _)| quote(f)));
+    let mut lines: Vec<String> = kept
+        .iter()
+        .map(|(_, path)| format!("kept the partial download {}", chatctl::client::temp_path_for(path).display()))
+        .collect();
+    lines.push(format!("resume with: {}", cmd.join(" ")));
+    lines
+}
+
+/// `s` as one shell word: as is when it is plain, else in single quotes;
+/// terminal control characters escaped either way.
+fn quote(s: &str) -> String {
+    let s = escape(s);
+    let plain = !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:@,+=%".contains(c));
+    if plain { s.into_owned() } else { format!("'{}'", s.replace('\'', "'\\''")) }
 }
 
 fn print_report(g: &Global, name: &str, r: &DownloadReport) -> anyhow::Result<()> {

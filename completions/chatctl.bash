@@ -212,7 +212,7 @@ _chatctl() {
             return 0
             ;;
         chatctl__subcmd__fetch)
-            opts="-o -f -c -s -n -q -v -h -V --udp --tcp --output --force --continue --classic --udp-via --trace --server --name --timeout --json --quiet --verbose --color --help --version"
+            opts="-o -f -c -s -n -q -v -h -V --udp --tcp --output --force --continue --classic --udp-via --trace --retry --retry-delay --server --name --timeout --json --quiet --verbose --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -231,6 +231,14 @@ _chatctl() {
                     return 0
                     ;;
                 --trace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --retry)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --retry-delay)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

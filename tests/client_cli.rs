@@ -1295,7 +1295,7 @@ fn pty_list_says_the_room_is_empty() {
 }
 
 /// Ctrl-C during a fast UDP download names the partial file it keeps and
-/// how to resume it.
+/// the command that resumes it, with the same server, name and output.
 #[test]
 fn ctrl_c_during_a_fast_fetch_mentions_continue() {
     let (addr, log) = recording_server();
@@ -1311,7 +1311,41 @@ fn ctrl_c_during_a_fast_fetch_mentions_continue() {
     let part = chatctl::client::temp_path_for(&dir.path().join("STALL"));
     assert!(part.exists(), "no partial file: {err}");
     assert!(err.contains(&format!("kept the partial download {}", part.display())), "{err}");
-    assert!(err.contains("`chatctl fetch --continue STALL` resumes it"), "{err}");
+    let resume = format!("resume with: chatctl fetch --continue -s {addr} -n ALICE -o {} STALL", dir.path().display());
+    assert!(err.contains(&resume), "{err}");
+}
+
+/// An output that cannot be written (no such folder, a folder where the
+/// file would go, two files onto one path) is refused before the server is
+/// asked for anything: no `106`, so no port held there.
+#[test]
+fn a_bad_output_never_reaches_the_server() {
+    let (addr, log) = recording_server();
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no/such/dir/x");
+    let folder = dir.path().join("sub");
+    std::fs::create_dir(&folder).unwrap();
+    std::fs::write(dir.path().join("taken"), b"old").unwrap();
+    let cases: [(Vec<String>, &str); 4] = [
+        (vec!["STALL".into(), "-o".into(), missing.display().to_string()], "cannot be used"),
+        (vec!["--tcp".into(), "SHORT".into(), "-o".into(), missing.display().to_string()], "cannot be used"),
+        (vec!["STALL".into(), "-o".into(), dir.path().join("taken").display().to_string()], "exists"),
+        (
+            vec!["a/STALL".into(), "b/STALL".into(), "-o".into(), folder.display().to_string()],
+            "would both be written there",
+        ),
+    ];
+    for (args, says) in cases {
+        let out = chatctl(addr, "ALICE").arg("fetch").args(&args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code(Exit::Failure)), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    assert!(wait_logged(&log, Duration::from_millis(300), |r| *r == Request::Leave));
+    let asked = log.lock().unwrap().iter().any(|r| matches!(r, Request::Download { .. }));
+    assert!(!asked, "a download was requested: {:?}", log.lock().unwrap());
+    assert!(!missing.parent().unwrap().exists());
+    assert_eq!(std::fs::read(dir.path().join("taken")).unwrap(), b"old");
 }
 
 /// Every command's output may be cut short by its reader (`| head`), with

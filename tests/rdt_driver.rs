@@ -3,12 +3,11 @@
 
 use std::io::Write;
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use chatctl::rdt::fast::Config;
 use chatctl::rdt::fast::driver::{
-    Expect, RdtError, ReceiveReport, SendReport, Tracer, receive_file_blocking, send_file_blocking,
+    Cancel, Expect, RdtError, ReceiveReport, SendReport, Tracer, receive_file_blocking, send_file_blocking,
 };
 use chatctl::rdt::sim::Rng;
 use common::data;
@@ -44,7 +43,7 @@ fn serve_one(
             None,
             &cfg,
             trace.as_ref(),
-            &AtomicBool::new(false),
+            &Cancel::new(),
         );
         (from, r)
     })
@@ -66,7 +65,7 @@ fn transfer(src: &[u8], resume: usize, trace: Option<&Tracer>) -> (Vec<u8>, Rece
         &out,
         Expect { resume_from: resume as u64, size: Some(src.len() as u64) },
         &cfg,
-        &AtomicBool::new(false),
+        &Cancel::new(),
         |_| {},
     )
     .unwrap();
@@ -122,16 +121,8 @@ fn classic_data_is_reported_for_the_classic_receiver() {
     });
     let out = tempfile::tempfile().unwrap();
     let client = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let r = receive_file_blocking(
-        client,
-        addr,
-        &out,
-        Expect::default(),
-        &Config::default(),
-        &AtomicBool::new(false),
-        |_| {},
-    )
-    .unwrap();
+    let r = receive_file_blocking(client, addr, &out, Expect::default(), &Config::default(), &Cancel::new(), |_| {})
+        .unwrap();
     fake.join().unwrap();
     assert!(matches!(r, ReceiveReport::Classic { ref first, .. } if first == b"100hi"));
 }
@@ -195,7 +186,7 @@ fn loopback_goodput() {
             None,
             &scfg,
             None,
-            &AtomicBool::new(false),
+            &Cancel::new(),
         );
         (r, thread_cpu() - c0)
     });
@@ -208,7 +199,7 @@ fn loopback_goodput() {
         &out,
         Expect { resume_from: 0, size: Some(bytes as u64) },
         &cfg,
-        &AtomicBool::new(false),
+        &Cancel::new(),
         |_| {},
     )
     .unwrap();
@@ -264,7 +255,7 @@ fn segmented_sends_survive_seeded_loss_byte_exact() {
         &out,
         Expect { resume_from: 0, size: Some(src.len() as u64) },
         &cfg,
-        &AtomicBool::new(false),
+        &Cancel::new(),
         |_| {},
     )
     .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
@@ -321,7 +312,7 @@ fn the_report_gives_the_datagram_size_probing_found() {
         &out,
         Expect { resume_from: 0, size: Some(src.len() as u64) },
         &cfg,
-        &AtomicBool::new(false),
+        &Cancel::new(),
         |_| {},
     )
     .unwrap();
@@ -331,4 +322,140 @@ fn the_report_gives_the_datagram_size_probing_found() {
     let sent = sent.unwrap();
     assert!(std::fs::read(output.path()).unwrap() == src);
     assert!(cfg.probe_datagrams.contains(&sent.max_datagram), "datagram {} after probing", sent.max_datagram);
+}
+
+/// A hand-made fast receiver on `peer`'s socket: sends the hello to
+/// `server`, answers the CHALLENGE with a START that allows `max_data`
+/// bytes; returns the cookie.
+fn start_by_hand(peer: &UdpSocket, server: SocketAddr, max_data: u64) -> u64 {
+    use chatctl::rdt::fast::{Frame, encode_hello};
+    peer.send_to(&encode_hello(), server).unwrap();
+    let mut buf = vec![0u8; 70_000];
+    let n = peer.recv(&mut buf).unwrap();
+    let Ok(Frame::Challenge { cookie, .. }) = Frame::decode(&buf[..n]) else { panic!("expected CHALLENGE") };
+    let mut d = Vec::new();
+    Frame::Start { cookie, resume: 0, max_data }.encode(&mut d);
+    peer.send_to(&d, server).unwrap();
+    cookie
+}
+
+/// The ABORTs among what `sock` receives within `wait`: (cookie, reason).
+fn aborts_within(sock: &UdpSocket, wait: Duration) -> Vec<(u64, chatctl::rdt::fast::AbortReason)> {
+    use chatctl::rdt::fast::Frame;
+    let deadline = std::time::Instant::now() + wait;
+    let mut buf = vec![0u8; 70_000];
+    let mut got = Vec::new();
+    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()).filter(|d| !d.is_zero()) {
+        sock.set_read_timeout(Some(left)).unwrap();
+        let Ok(n) = sock.recv(&mut buf) else { break };
+        if let Ok(Frame::Abort { cookie, reason, .. }) = Frame::decode(&buf[..n]) {
+            got.push((cookie, reason));
+        }
+    }
+    got
+}
+
+/// Cancelling a sending driver (the user left) sends the receiver ABORTs
+/// with that reason at once, and the driver returns `Cancelled`.
+#[test]
+fn a_cancelled_sender_tells_the_receiver_at_once() {
+    use chatctl::rdt::fast::AbortReason;
+    let server = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let server_addr = server.local_addr().unwrap();
+    let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+    peer.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let input = file_with(&data(1_000_000, 3));
+    let cancel = std::sync::Arc::new(Cancel::new());
+    let c = cancel.clone();
+    let sender = std::thread::spawn(move || {
+        let mut buf = vec![0u8; 2048];
+        let (n, from) = server.recv_from(&mut buf).unwrap();
+        let f = std::fs::File::open(input.path()).unwrap();
+        send_file_blocking(server, from.ip(), (from, buf[..n].to_vec()), &f, None, &Config::default(), None, &c)
+    });
+    // Flow control holds the sender after 10 kB: it waits, not sends.
+    let cookie = start_by_hand(&peer, server_addr, 10_000);
+    std::thread::sleep(Duration::from_millis(300));
+    let t = std::time::Instant::now();
+    cancel.cancel(AbortReason::UserLeft);
+    let r = sender.join().unwrap();
+    let ended = t.elapsed();
+    assert!(matches!(r, Err(RdtError::Cancelled(AbortReason::UserLeft))), "{r:?}");
+    assert!(ended < Duration::from_secs(1), "the driver took {ended:?} to notice");
+    let got = aborts_within(&peer, Duration::from_millis(500));
+    assert_eq!(got, vec![(cookie, AbortReason::UserLeft); 3]);
+}
+
+/// Dropping a fast download's future (Ctrl-C) sends the server ABORTs
+/// before the drop returns, so a client that exits right after has still
+/// told the server; the partial file keeps what arrived.
+#[test]
+fn a_dropped_download_has_sent_its_abort_when_the_drop_returns() {
+    use chatctl::rdt::fast::{AbortReason, Frame};
+    let server = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let server_addr = server.local_addr().unwrap();
+    server.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let out = tempfile::tempfile().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = rt.spawn(async move {
+        let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let expect = Expect { resume_from: 0, size: Some(100_000) };
+        let cfg = Config::default();
+        let r = chatctl::rdt::fast::driver::receive_file(sock, server_addr, out, expect, &cfg, |_| {});
+        tokio::select! {
+            _ = r => panic!("the download ended by itself"),
+            _ = tokio::time::sleep(Duration::from_secs(60)) => {}
+            _ = rx => {}
+        }
+        // Here the download's future has been dropped.
+    });
+    // A hand-made sender: CHALLENGE, then one DATA after the START.
+    let mut buf = vec![0u8; 2048];
+    let (_, client) = server.recv_from(&mut buf).unwrap();
+    let mut d = Vec::new();
+    Frame::Challenge { cookie: 77, size: 100_000 }.encode(&mut d);
+    server.send_to(&d, client).unwrap();
+    loop {
+        let n = server.recv(&mut buf).unwrap();
+        if matches!(Frame::decode(&buf[..n]), Ok(Frame::Start { .. })) {
+            break;
+        }
+    }
+    Frame::Data { pn: 0, offset: 0, payload: &[5; 1000] }.encode(&mut d);
+    server.send_to(&d, client).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    tx.send(()).unwrap();
+    rt.block_on(task).unwrap();
+    // No waiting here: the ABORTs are already in the socket's queue.
+    server.set_nonblocking(true).unwrap();
+    let mut aborts = Vec::new();
+    while let Ok(n) = server.recv(&mut buf) {
+        if let Ok(Frame::Abort { cookie, reason, .. }) = Frame::decode(&buf[..n]) {
+            aborts.push((cookie, reason));
+        }
+    }
+    assert_eq!(aborts, vec![(77, AbortReason::Cancelled); 3]);
+}
+
+/// Declining a download (`--continue` found the file complete) ends the
+/// fast sender at once with the receiver's ABORT, instead of leaving it to
+/// wait for the receiver.
+#[test]
+fn a_declined_download_ends_the_sender_at_once() {
+    use chatctl::rdt::fast::AbortReason;
+    use chatctl::rdt::fast::sender::SendError;
+    let server = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let server_addr = server.local_addr().unwrap();
+    let input = file_with(&data(100_000, 8));
+    let sender = serve_one(server, input, Config::default(), None);
+    let t = std::time::Instant::now();
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    chatctl::rdt::fast::driver::decline_blocking(client, server_addr, Duration::from_secs(2)).unwrap();
+    let (_, r) = sender.join().unwrap();
+    assert!(
+        matches!(r, Err(RdtError::Send(SendError::PeerAborted(ref a))) if a.reason == AbortReason::Cancelled),
+        "{r:?}"
+    );
+    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
 }

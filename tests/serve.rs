@@ -1362,3 +1362,85 @@ async fn pipelined_requests_are_answered_in_order_and_single_ones_alone() {
     assert_eq!(a.recv().await, Message::Confirm(Confirm::Users { users: names(&["CAROL"]) }));
     srv.stop().await;
 }
+
+/// A user's running downloads (TCP, classic UDP, fast UDP, and one never
+/// started) as a raw client holds them: returns the fast download's socket
+/// and cookie, and the TCP connection.
+async fn downloads_in_flight(a: &mut Client) -> (UdpSocket, u64, TcpStream) {
+    use chatctl::rdt::fast::{Frame, encode_hello};
+    let Message::Confirm(Confirm::Download { port, .. }) = a.ask("106TCP03big").await else { panic!("no 206") };
+    let sock = TcpSocket::new_v4().unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    let mut tcp = sock.connect(SocketAddr::from(([127, 0, 0, 1], port))).await.unwrap();
+    let mut buf = [0u8; 1000];
+    tcp.read_exact(&mut buf).await.unwrap();
+    let Message::Confirm(Confirm::Download { port, .. }) = a.ask("106UDP03big").await else { panic!("no 206") };
+    let classic = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    classic.connect(("127.0.0.1", port)).await.unwrap();
+    classic.send(b"20").await.unwrap();
+    let mut dbuf = vec![0u8; 70_000];
+    tokio::time::timeout(T, classic.recv(&mut dbuf)).await.unwrap().unwrap();
+    // Fast: flow control holds the sender after 10 kB.
+    let Message::Confirm(Confirm::Download { port, .. }) = a.ask("106UDP03big").await else { panic!("no 206") };
+    let fast = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    fast.connect(("127.0.0.1", port)).await.unwrap();
+    fast.send(&encode_hello()).await.unwrap();
+    let n = tokio::time::timeout(T, fast.recv(&mut dbuf)).await.unwrap().unwrap();
+    let Ok(Frame::Challenge { cookie, .. }) = Frame::decode(&dbuf[..n]) else { panic!("no CHALLENGE") };
+    let mut d = Vec::new();
+    Frame::Start { cookie, resume: 0, max_data: 10_000 }.encode(&mut d);
+    fast.send(&d).await.unwrap();
+    // Announced, never started.
+    let Message::Confirm(Confirm::Download { .. }) = a.ask("106UDP03big").await else { panic!("no 206") };
+    (fast, cookie, tcp)
+}
+
+/// The ABORTs `sock` got (within a short wait): their cookies and reasons.
+async fn aborts(sock: &UdpSocket) -> Vec<(u64, chatctl::rdt::fast::AbortReason)> {
+    use chatctl::rdt::fast::Frame;
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 70_000];
+    while let Ok(Ok(n)) = tokio::time::timeout(Duration::from_millis(300), sock.recv(&mut buf)).await {
+        if let Ok(Frame::Abort { cookie, reason, .. }) = Frame::decode(&buf[..n]) {
+            got.push((cookie, reason));
+        }
+    }
+    got
+}
+
+/// A `101` ends every transfer of the user before the `201`: their ports
+/// are back in the pool when it arrives (no waiting out the join or idle
+/// timeouts), the fast receiver is told by ABORT, the TCP one is reset.
+#[tokio::test]
+async fn a_leave_ends_the_users_transfers_before_its_201() {
+    use chatctl::rdt::fast::AbortReason;
+    let srv = TestServer::start(|c| c.join_timeout = Duration::from_secs(30)).await;
+    std::fs::write(srv.dir.join("big"), common::data(20_000_000, 2)).unwrap();
+    let mut a = Client::join(srv.addr, "AL").await;
+    let (fast, cookie, mut tcp) = downloads_in_flight(&mut a).await;
+    assert_eq!(srv.handle.ports_in_use(), 5, "the update port and four transfer ports");
+    assert_eq!(a.ask("101").await, Message::Confirm(Confirm::Left));
+    assert_eq!(srv.handle.ports_in_use(), 0, "the transfers' ports were freed before the 201");
+    assert_eq!(aborts(&fast).await, vec![(cookie, AbortReason::UserLeft); 3]);
+    let mut rest = Vec::new();
+    let r = tokio::time::timeout(T, tcp.read_to_end(&mut rest)).await.unwrap();
+    assert!(r.is_err() || rest.len() < 20_000_000 - 1000, "the TCP download went on");
+    srv.stop().await;
+}
+
+/// A main connection that drops (a killed client) ends the user's
+/// transfers at once too.
+#[tokio::test]
+async fn a_dropped_connection_ends_the_users_transfers() {
+    use chatctl::rdt::fast::AbortReason;
+    let srv = TestServer::start(|c| c.join_timeout = Duration::from_secs(30)).await;
+    std::fs::write(srv.dir.join("big"), common::data(20_000_000, 3)).unwrap();
+    let mut a = Client::join(srv.addr, "AL").await;
+    let (fast, cookie, _tcp) = downloads_in_flight(&mut a).await;
+    let t0 = std::time::Instant::now();
+    drop(a);
+    srv.ports_settle(0).await;
+    assert!(t0.elapsed() < Duration::from_secs(2), "ports freed after {:?}", t0.elapsed());
+    assert_eq!(aborts(&fast).await, vec![(cookie, AbortReason::UserLeft); 3]);
+    srv.stop().await;
+}

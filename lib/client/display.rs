@@ -47,11 +47,27 @@ impl DownloadReport {
 
     /// The final line the course asked for, with `who` the downloader:
     /// `bob downloaded 100% of adsd.png (24,114 bytes) in 1.2s at 80 MB/s. Last byte: 130`.
-    /// An empty file has no last byte: `Last byte: none (empty file)`.
+    /// An empty file has no last byte: `Last byte: none (empty file)`. A
+    /// resumed download says where it resumed and what it fetched again
+    /// (`... (24,114 bytes, resumed at 20,000; 1,452 bytes fetched again) ...`);
+    /// a `--continue` that found the file complete says so instead
+    /// (`adsd.png is already complete (24,114 bytes). Last byte: 130`).
     pub fn summary(&self, who: &str) -> String {
         let last = self.last_byte.map_or_else(|| "none (empty file)".to_string(), |b| b.to_string());
+        if self.already_complete {
+            return format!(
+                "{} is already complete ({} bytes): nothing to fetch. Last byte: {last}",
+                self.path.display(),
+                thousands(self.size)
+            );
+        }
+        let resumed = match (self.resumed_from, self.refetched_bytes) {
+            (0, _) => String::new(),
+            (at, 0) => format!(", resumed at {}", thousands(at)),
+            (at, again) => format!(", resumed at {}; {} bytes fetched again", thousands(at), thousands(again)),
+        };
         format!(
-            "{} downloaded 100% of {} ({} bytes) in {:.1}s at {}. Last byte: {last}",
+            "{} downloaded 100% of {} ({} bytes{resumed}) in {:.1}s at {}. Last byte: {last}",
             escape(who),
             escape(&self.file),
             thousands(self.size),
@@ -94,6 +110,8 @@ mod tests {
             transport: Transport::Udp,
             udp_mode: Some(UdpMode::Fast),
             resumed_from: 2_800_000_000,
+            refetched_bytes: 0,
+            already_complete: false,
             sender: None,
         };
         assert_eq!(r.bytes_per_second(), 100_000_000.0);
@@ -111,11 +129,24 @@ mod tests {
             transport: Transport::Udp,
             udp_mode: Some(UdpMode::Fast),
             resumed_from: 0,
+            refetched_bytes: 0,
+            already_complete: false,
             sender: None,
         };
         assert_eq!(
             r.summary("bob"),
             "bob downloaded 100% of adsd.png (24,114 bytes) in 1.2s at 20 kB/s. Last byte: 130"
+        );
+        let resumed = DownloadReport { resumed_from: 20_000, refetched_bytes: 1_452, ..r.clone() };
+        assert_eq!(
+            resumed.summary("bob"),
+            "bob downloaded 100% of adsd.png (24,114 bytes, resumed at 20,000; 1,452 bytes fetched again) in 1.2s \
+             at 3.4 kB/s. Last byte: 130"
+        );
+        let done = DownloadReport { already_complete: true, resumed_from: 24_114, ..r.clone() };
+        assert_eq!(
+            done.summary("bob"),
+            "adsd.png is already complete (24,114 bytes): nothing to fetch. Last byte: 130"
         );
         let empty = DownloadReport { size: 0, last_byte: None, seconds: 0.0, file: "e\u{1b}".into(), ..r };
         assert_eq!(

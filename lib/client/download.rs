@@ -4,7 +4,10 @@
 //! Data goes to a temporary file beside the target, renamed into place only
 //! when complete and exactly the announced size (and, in fast mode, once its
 //! whole-file hash, XXH3-128, matches the sender's). A fast download that fails after data
-//! arrived keeps its temporary file so `fetch --continue` can resume it.
+//! arrived, or is interrupted, keeps its temporary file and a mark beside it
+//! ([`resume_mark_path`]: how far the file is good), so `fetch --continue`
+//! resumes exactly there. Every output is checked ([`check_target`]) before
+//! the server is asked for anything.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -13,7 +16,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UdpSocket;
 
-use super::{ClientError, Session, connect_retry, space};
+use super::{ClientError, Session, connect_retry, escape, space};
 use crate::rdt::classic::receiver::Receiver;
 use crate::rdt::classic::{CHUNK, MAX_WINDOW};
 use crate::rdt::endpoint::{self, Step};
@@ -68,8 +71,14 @@ pub struct DownloadReport {
     /// For UDP: the mode the server answered with.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub udp_mode: Option<UdpMode>,
-    /// Bytes already held from an interrupted download (`--continue`).
+    /// Where the download resumed (`--continue`): bytes `0..resumed_from`
+    /// were kept from an interrupted one (0: from the start).
     pub resumed_from: u64,
+    /// Bytes the interrupted download had received beyond `resumed_from`,
+    /// fetched again (at most what was in flight when it stopped).
+    pub refetched_bytes: u64,
+    /// `--continue` found the file already complete: nothing was fetched.
+    pub already_complete: bool,
     /// Fast mode: the sender's last figures (its STATS), when it sent any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sender: Option<fast::SenderStats>,
@@ -130,13 +139,18 @@ pub fn temp_path_for(target: &Path) -> PathBuf {
     target.with_file_name(format!(".{name}.chatctl-part"))
 }
 
-/// Removes the temporary file if the download ends early (error, or the
-/// future dropped on Ctrl-C) instead of being renamed into place.
+/// Removes the temporary file (and its resume mark) if the download ends
+/// early (error, or the future dropped on Ctrl-C) instead of being renamed
+/// into place.
 struct TempGuard(Option<PathBuf>);
 
 impl Drop for TempGuard {
     fn drop(&mut self) {
         if let Some(p) = self.0.take() {
+            let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            if let Some(base) = name.strip_prefix('.').and_then(|n| n.strip_suffix(".chatctl-part")) {
+                let _ = std::fs::remove_file(p.with_file_name(format!(".{base}.chatctl-resume")));
+            }
             let _ = std::fs::remove_file(p);
         }
     }
@@ -193,8 +207,111 @@ impl Session {
     }
 }
 
+/// Where each of `files` goes, planned before anything is asked of the
+/// server: `output` names the file of a single download unless it is a
+/// folder (existing, or written with a trailing `/`); otherwise each file
+/// keeps the server's name (its last component only) in `output` or the
+/// current folder. Two files that would land on one path are an error.
+pub fn plan_targets(output: Option<&Path>, files: &[String]) -> Result<Vec<(String, PathBuf)>, ClientError> {
+    let single = files.len() == 1;
+    let mut planned: Vec<(String, PathBuf)> = Vec::new();
+    for file in files {
+        let path = match output {
+            Some(o)
+                if single && !o.is_dir() && !o.as_os_str().to_string_lossy().ends_with(std::path::MAIN_SEPARATOR) =>
+            {
+                o.to_path_buf()
+            }
+            _ => {
+                let Some(base) = super::local_file_name(file) else {
+                    return Err(ClientError::Output {
+                        path: PathBuf::from(escape(file).into_owned()),
+                        reason: "no local file name can be made from it (use -o NAME)".into(),
+                    });
+                };
+                output.unwrap_or(Path::new(".")).join(base)
+            }
+        };
+        if let Some((other, _)) = planned.iter().find(|(_, p)| *p == path) {
+            return Err(ClientError::Output {
+                path,
+                reason: format!("{} and {} would both be written there", escape(other), escape(file)),
+            });
+        }
+        planned.push((file.clone(), path));
+    }
+    Ok(planned)
+}
+
+/// The small file beside the partial download that says how much of it is
+/// good: written (by rename) each time the receiver's contiguous prefix is
+/// in the partial file, so `--continue` resumes exactly there.
+pub fn resume_mark_path(target: &Path) -> PathBuf {
+    let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    target.with_file_name(format!(".{name}.chatctl-resume"))
+}
+
+/// What [`resume_mark_path`] holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct ResumeMark {
+    /// The file's size, as the server announced it.
+    size: u64,
+    /// Bytes `0..prefix` of the partial file are the file's.
+    prefix: u64,
+    /// Bytes held in all (beyond the prefix too: they are fetched again).
+    held: u64,
+}
+
+impl ResumeMark {
+    fn read(path: &Path) -> Option<Self> {
+        serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+    }
+
+    /// Written to a temporary name and renamed: the mark is old or new, never torn.
+    fn write(&self, path: &Path) -> std::io::Result<()> {
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, serde_json::to_vec(self).unwrap_or_default())?;
+        std::fs::rename(&tmp, path)
+    }
+}
+
+/// Checks the output of one download before anything is asked of the
+/// server: its folder exists and can be written to, the target is not a
+/// folder, and it does not exist (unless `force`, or `resume`, which may
+/// find it already complete once the size is known).
+pub fn check_target(target: &Path, opts: &DownloadOptions) -> Result<(), ClientError> {
+    let bad = |reason: String| ClientError::Output { path: target.to_path_buf(), reason };
+    let folder = match target.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    match std::fs::metadata(folder) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => return Err(bad(format!("{} is not a folder", folder.display()))),
+        Err(e) => return Err(bad(format!("the folder {} cannot be used: {e}", folder.display()))),
+    }
+    if target.is_dir() {
+        return Err(bad("it is a folder (name the file, or end the path with /)".into()));
+    }
+    if target.exists() && !opts.force && !opts.resume {
+        return Err(ClientError::Exists(target.to_path_buf()));
+    }
+    // Writable: the partial file is created (or opened, to resume) now.
+    let temp = temp_path_for(target);
+    let existed = temp.exists();
+    match std::fs::OpenOptions::new().write(true).create(true).truncate(false).open(&temp) {
+        Ok(_) if !existed => {
+            let _ = std::fs::remove_file(&temp);
+            Ok(())
+        }
+        Ok(_) => Ok(()),
+        Err(e) => Err(bad(format!("cannot write in {}: {e}", folder.display()))),
+    }
+}
+
 /// A download whose `106` answer (size, port) comes from `announce` (this
-/// session's own request, or a shared session's), from `server`.
+/// session's own request, or a shared session's), from `server`. The output
+/// is checked ([`check_target`]) before `announce` is awaited.
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn download(
     announce: impl std::future::Future<Output = Result<(u64, u16), ClientError>>,
@@ -207,9 +324,7 @@ pub(super) async fn download(
     mut progress: impl FnMut(&Progress) + Send,
 ) -> Result<DownloadReport, ClientError> {
     {
-        if !opts.force && target.exists() {
-            return Err(ClientError::Exists(target.to_path_buf()));
-        }
+        check_target(target, opts)?;
         let started = Instant::now();
         let (size, port) = announce.await?;
         if port == 0 {
@@ -218,16 +333,54 @@ pub(super) async fn download(
         let peer = SocketAddr::new(server.ip(), port);
         let udp_peer = opts.udp_via.unwrap_or(peer);
         let temp = temp_path_for(target);
-        let fast_cfg = opts.fast.clone().filter(|_| transport == Transport::Udp);
-        // What an interrupted fast download left: the flow-control window
-        // bounds how far past its contiguous prefix it wrote, so everything
-        // before `len - window` is good; the final hash checks the rest.
-        let resume_from = match (&fast_cfg, opts.resume) {
-            (Some(c), true) => {
-                std::fs::metadata(&temp).map(|m| m.len().min(size).saturating_sub(c.receive_window)).unwrap_or(0)
+        let mark_path = resume_mark_path(target);
+        if opts.resume
+            && !opts.force
+            && let Ok(m) = std::fs::metadata(target)
+        {
+            // `--continue` on a file that is there already (as wget -c).
+            if m.len() != size {
+                return Err(ClientError::Output {
+                    path: target.to_path_buf(),
+                    reason: format!(
+                        "it exists with {} bytes, the server's file has {}: use --force to download it again",
+                        super::thousands(m.len()),
+                        super::thousands(size)
+                    ),
+                });
             }
-            _ => 0,
+            decline(transport, opts.fast.is_some(), peer, udp_peer, timeout).await;
+            return Ok(DownloadReport {
+                file: file.to_string(),
+                path: target.to_path_buf(),
+                size,
+                last_byte: last_byte(target, size).await,
+                seconds: started.elapsed().as_secs_f64(),
+                transport,
+                udp_mode: None,
+                resumed_from: size,
+                refetched_bytes: 0,
+                already_complete: true,
+                sender: None,
+            });
+        }
+        let fast_cfg = opts.fast.clone().filter(|_| transport == Transport::Udp);
+        // What an interrupted fast download left: its mark says how far the
+        // file is good. Without a mark (or one for another size), the
+        // flow-control window bounds how far past its contiguous prefix it
+        // wrote, so everything before `len - window` is good. The final
+        // hash checks the rest either way.
+        let held_len = std::fs::metadata(&temp).map(|m| m.len()).unwrap_or(0);
+        let (resume_from, refetched) = match (&fast_cfg, opts.resume) {
+            (Some(c), true) => match ResumeMark::read(&mark_path) {
+                Some(m) if m.size == size && m.prefix <= held_len.min(size) => {
+                    (m.prefix, m.held.saturating_sub(m.prefix))
+                }
+                _ => (held_len.min(size).saturating_sub(c.receive_window), 0),
+            },
+            _ => (0, 0),
         };
+        let _ = std::fs::remove_file(&mark_path);
         space::before_transfer(&temp, size, resume_from > 0)
             .map_err(|reason| ClientError::Transfer { file: file.to_string(), reason })?;
         let std_file = std::fs::OpenOptions::new()
@@ -266,9 +419,12 @@ pub(super) async fn download(
             (Transport::Udp, Some(cfg)) => {
                 let cfg = fast::Config { idle_timeout: timeout.max(Duration::from_secs(1)), ..cfg };
                 let expect = Expect { resume_from, size: Some(size) };
-                // Interrupted in here (Ctrl-C drops this future), the partial file stays for `--continue`.
+                // Interrupted in here (Ctrl-C drops this future), the partial
+                // file and its mark stay for `--continue`.
                 guard.0 = None;
-                let r = udp_fast(udp_peer, std_file, expect, &cfg, opts.trace.clone(), &mut sink, &mut progress).await;
+                let mark = MarkWriter { path: mark_path.clone(), size, written: None };
+                let r = udp_fast(udp_peer, std_file, expect, &cfg, opts.trace.clone(), mark, &mut sink, &mut progress)
+                    .await;
                 guard.0 = Some(temp.clone());
                 let classic = r.as_ref().is_ok_and(|&(classic, _)| classic);
                 if let Ok((_, s)) = &r {
@@ -297,12 +453,16 @@ pub(super) async fn download(
             Err(e) => Err(e),
         };
         drop(sink.file);
+        if guard.0.is_some() {
+            let _ = std::fs::remove_file(&mark_path);
+        }
         if let Err(reason) = r {
             return Err(ClientError::Transfer { file: file.to_string(), reason });
         }
         space::forget_source(&temp);
         place(&temp, target, opts.force).await?;
         guard.0 = None;
+        let _ = std::fs::remove_file(&mark_path);
         Ok(DownloadReport {
             file: file.to_string(),
             path: target.to_path_buf(),
@@ -312,8 +472,51 @@ pub(super) async fn download(
             transport,
             udp_mode,
             resumed_from: reported_resume,
+            refetched_bytes: if reported_resume > 0 { refetched } else { 0 },
+            already_complete: false,
             sender,
         })
+    }
+}
+
+/// Tells the server a download it just announced is not wanted (the file
+/// is already complete), so its port is free at once: a fast UDP sender gets
+/// an ABORT after its CHALLENGE, a TCP transfer a connection reset at once.
+/// A classic UDP sender cannot be told; it ends when the user leaves.
+async fn decline(transport: Transport, fast: bool, peer: SocketAddr, udp_peer: SocketAddr, timeout: Duration) {
+    match transport {
+        Transport::Tcp => {
+            if let Ok(Ok(s)) = tokio::time::timeout(timeout, tokio::net::TcpStream::connect(peer)).await {
+                let _ = socket2::SockRef::from(&s).set_linger(Some(Duration::ZERO));
+            }
+        }
+        Transport::Udp if fast => {
+            if let Ok(sock) = std::net::UdpSocket::bind(unspecified(udp_peer)) {
+                let wait = timeout.min(Duration::from_secs(2));
+                let _ = tokio::task::spawn_blocking(move || driver::decline_blocking(sock, udp_peer, wait)).await;
+            }
+        }
+        Transport::Udp => {}
+    }
+}
+
+/// Keeps the resume mark of a fast download up to date from its progress
+/// (on the transfer's thread, after what arrived is in the file).
+struct MarkWriter {
+    path: PathBuf,
+    size: u64,
+    written: Option<(u64, u64)>,
+}
+
+impl MarkWriter {
+    fn update(&mut self, s: &Stats) {
+        let now = (s.held_prefix, s.bytes_done);
+        if self.written != Some(now) && s.bytes_done > 0 {
+            let m = ResumeMark { size: self.size, prefix: s.held_prefix, held: s.bytes_done };
+            if m.write(&self.path).is_ok() {
+                self.written = Some(now);
+            }
+        }
     }
 }
 
@@ -388,12 +591,14 @@ fn unspecified(peer: SocketAddr) -> SocketAddr {
 /// The fast mode: sends the fast hello and runs the fast receiver on its own
 /// thread, with the sender's last figures. `Ok((true, _))` when the server turned out classic and the classic
 /// receiver did the transfer instead; `Err((reason, resumable))`.
+#[allow(clippy::too_many_arguments)]
 async fn udp_fast(
     peer: SocketAddr,
     out: std::fs::File,
     expect: Expect,
     cfg: &fast::Config,
     trace: Option<Tracer>,
+    mut mark: MarkWriter,
     sink: &mut Sink,
     progress: &mut (impl FnMut(&Progress) + Send),
 ) -> Result<(bool, Option<fast::SenderStats>), (String, bool)> {
@@ -406,6 +611,7 @@ async fn udp_fast(
         if let Some(t) = &trace {
             t.record(t0.elapsed(), &StatsLine::new(s));
         }
+        mark.update(s);
         let _ = tx.send(s.clone());
     });
     tokio::pin!(run);
@@ -449,16 +655,20 @@ async fn udp_fast(
             Ok((true, None))
         }
         Err(e) => {
-            // A file whose hash differs is not worth resuming: start afresh next time.
-            let bad = matches!(e, driver::RdtError::Recv(fast::receiver::RecvError::HashMismatch));
-            if bad && expect.resume_from > 0 {
+            // A file whose hash differs, or that changed or went on the
+            // server, is not worth resuming: start afresh next time.
+            use fast::receiver::RecvError;
+            let bad = match &e {
+                driver::RdtError::Recv(RecvError::HashMismatch) => true,
+                driver::RdtError::Recv(RecvError::PeerAborted(a)) => {
+                    matches!(a.reason, fast::AbortReason::FileChanged | fast::AbortReason::FileUnreadable)
+                }
+                _ => false,
+            };
+            if matches!(e, driver::RdtError::Recv(RecvError::HashMismatch)) && expect.resume_from > 0 {
                 return Err((format!("{} (the whole-file hash differs)", space::CHANGED_SINCE_PARTIAL), false));
             }
             let held = rx.borrow().bytes_done;
-            // The server's file is not what the partial holds any more.
-            if space::source_changed(&e) {
-                return Err((space::reason(&e), false));
-            }
             if space::disk_full(&e) {
                 let (keep, note) = space::after_disk_full(&sink.temp, cfg.receive_window);
                 return Err((format!("{}{note}", space::reason(&e)), keep));

@@ -71,6 +71,15 @@ pub enum ClientError {
         /// The exit code it had there.
         exit: Exit,
     },
+    /// The output of a download cannot be used (checked before anything
+    /// is asked of the server): no such folder, not writable, a clash.
+    #[error("cannot download to {}: {reason}", path.display())]
+    Output {
+        /// The output path.
+        path: PathBuf,
+        /// Why not.
+        reason: String,
+    },
     /// Writing the downloaded file failed.
     #[error("cannot write {}", path.display())]
     File {
@@ -102,7 +111,9 @@ impl ClientError {
             ClientError::Io(e) if gone(e) => Exit::ServerGone,
             ClientError::Decode(_) | ClientError::Protocol(_) | ClientError::NotChatServer { .. } => Exit::Protocol,
             ClientError::Transfer { .. } | ClientError::File { .. } => Exit::TransferFailed,
-            ClientError::Io(_) | ClientError::Encode(_) | ClientError::Exists(_) => Exit::Failure,
+            ClientError::Io(_) | ClientError::Encode(_) | ClientError::Exists(_) | ClientError::Output { .. } => {
+                Exit::Failure
+            }
         }
     }
 }

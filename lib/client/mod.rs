@@ -18,6 +18,7 @@ pub mod forward;
 mod listen;
 pub mod reconnect;
 mod space;
+pub mod retry;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -26,7 +27,10 @@ use tokio::net::TcpStream;
 use tokio::sync::{Mutex, mpsc};
 
 pub use display::{escape, local_file_name, rate, thousands};
-pub use download::{DownloadOptions, DownloadReport, Progress, Transport, UdpMode, temp_path_for};
+pub use download::{
+    DownloadOptions, DownloadReport, Progress, Transport, UdpMode, check_target, plan_targets, resume_mark_path,
+    temp_path_for,
+};
 pub use error::ClientError;
 pub use listen::{Filter, Listen, Outcome, Verdict};
 

@@ -104,14 +104,6 @@ pub(super) fn disk_full(e: &(dyn Error + 'static)) -> bool {
     false
 }
 
-/// True if the server ended a fast transfer because its file changed,
-/// shrank or vanished (ABORT): what was received is of no use.
-pub(super) fn source_changed(e: &crate::rdt::fast::driver::RdtError) -> bool {
-    use crate::rdt::fast::{AbortReason, driver::RdtError, receiver::RecvError};
-    matches!(e, RdtError::Recv(RecvError::PeerAborted(a))
-        if matches!(a.reason, AbortReason::FileChanged | AbortReason::FileUnreadable))
-}
-
 /// The note on a partial download that stays for `fetch --continue`, with its size.
 pub(super) fn kept_note(temp: &Path) -> String {
     let held = std::fs::metadata(temp).map_or(0, |m| m.len());

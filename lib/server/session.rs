@@ -20,7 +20,7 @@ use super::logs::{Logs, limited};
 use super::ports::{PortGuard, PortPool, Use};
 use super::room::{Bytes, Delivery, JoinRefused, Member, Room};
 use super::shutdown::{Shutdown, TaskToken};
-use super::transfer::{self, Download};
+use super::transfer::{self, Download, UserTransfers};
 use crate::connection::Connection;
 use crate::text::escape;
 use crate::wire::{Confirm, Decoder, Direction, ErrorCode, Limits, Message, Request, Transport, Update, name_ok};
@@ -101,6 +101,7 @@ pub(crate) async fn run(ctx: Ctx, stream: TcpStream, peer: SocketAddr, unjoined:
         backlog: VecDeque::new(),
         unjoined: Some(unjoined),
         in_flight: Arc::new(()),
+        transfers: UserTransfers::default(),
         bad: 0,
         unjoined_since: tokio::time::Instant::now(),
         pending: Vec::new(),
@@ -127,6 +128,8 @@ struct Session {
     /// One clone per transfer in flight (held by its task): the count of
     /// transfers this user has running is `strong_count - 1`.
     in_flight: Arc<()>,
+    /// The transfers this user started, ended when they leave.
+    transfers: UserTransfers,
     /// Consecutive inputs answered with `4999` or `4TT9`; too many and the
     /// connection is cut off (a client that floods junk).
     bad: u32,
@@ -401,10 +404,12 @@ impl Session {
         Flow::Continue
     }
 
-    /// Leaves the room if joined: close the update connection (FIN before
+    /// Leaves the room if joined: end the user's transfers (their ports are
+    /// free before the `201`), close the update connection (FIN before
     /// `201`), tell the others.
     async fn leave(&mut self, asked: bool) {
         let Some(mut j) = self.joined.take() else { return };
+        self.transfers.end().await;
         let room = &self.ctx.room;
         room.remove(&j.name);
         if let Some(c) = j.close.take() {
@@ -532,13 +537,14 @@ impl Session {
             trace: self.ctx.config.trace.clone(),
             logs: self.ctx.logs.clone(),
             _in_flight: self.in_flight.clone(),
+            leaving: self.transfers.leaving(),
         };
         let token = self.ctx.token.clone();
         let h = task(dl);
-        tokio::spawn(async move {
+        self.transfers.track(tokio::spawn(async move {
             let _ = h.await;
             drop(token);
-        });
+        }));
         self.confirm(Confirm::Download { size, port }).await
     }
 }

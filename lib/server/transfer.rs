@@ -3,6 +3,14 @@
 //! Every transfer owns its [`PortGuard`], so the port returns to the pool
 //! however the transfer ends. Only the requester's IP may use the port.
 //!
+//! A transfer ends as soon as its user is gone: a `101` or a closed main
+//! connection ends every transfer the user started ([`UserTransfers::end`]),
+//! before the `201` is sent, so their ports are free by then. A fast
+//! transfer tells the receiver with an ABORT ("the user left the room", or
+//! "the server is shutting down" on shutdown); a TCP one resets its
+//! connection. A fast transfer whose every byte was acknowledged waits at
+//! most two RTTs for its DONE-ACK (which the receiver sent before it left).
+//!
 //! Fast-mode seam: a UDP transfer starts with the receiver's first datagram.
 //! A chatctl fast hello ([`fast::is_fast_hello`]) goes to [`udp_other_hello`],
 //! which runs the fast sender; another classic hello ([`classic::parse_window`])
@@ -10,10 +18,13 @@
 
 use std::fs::File;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 use super::files::{Changed, Stamp, Watch};
 use super::logs::{Logs, limited};
@@ -24,7 +35,60 @@ use crate::rdt::classic::{
     sender::{Outcome, Sender},
 };
 use crate::rdt::endpoint;
-use crate::rdt::fast::{self, ReadWatch, Watched, driver::Tracer};
+use crate::rdt::fast::driver::{Cancel, RdtError};
+use crate::rdt::fast::{self, AbortReason, ReadWatch, Watched, driver::Tracer};
+
+/// Longest a leaving user's `201` waits for their transfers to end (a fast
+/// transfer's thread ends within a few milliseconds of its ABORT).
+const END_WAIT: Duration = Duration::from_secs(2);
+
+/// The transfers one user (one main connection) has started, to end them
+/// when the user leaves.
+#[derive(Debug)]
+pub(crate) struct UserTransfers {
+    gone: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Default for UserTransfers {
+    fn default() -> Self {
+        Self { gone: watch::channel(false).0, tasks: Vec::new() }
+    }
+}
+
+impl UserTransfers {
+    /// What a new transfer of this user watches.
+    pub(crate) fn leaving(&self) -> Leaving {
+        Leaving(self.gone.subscribe())
+    }
+
+    /// Keeps the task of a transfer just started.
+    pub(crate) fn track(&mut self, task: JoinHandle<()>) {
+        self.tasks.retain(|t| !t.is_finished());
+        self.tasks.push(task);
+    }
+
+    /// Ends every transfer started so far and waits (up to [`END_WAIT`])
+    /// until they have, so their ports are back in the pool. Transfers
+    /// started afterwards (after a new join) are not affected.
+    pub(crate) async fn end(&mut self) {
+        let _ = self.gone.send(true);
+        let tasks = std::mem::take(&mut self.tasks);
+        let _ = tokio::time::timeout(END_WAIT, futures_util::future::join_all(tasks)).await;
+        *self = Self::default();
+    }
+}
+
+/// A transfer's view of its user: [`Leaving::recv`] completes when they leave.
+#[derive(Clone, Debug)]
+pub(crate) struct Leaving(watch::Receiver<bool>);
+
+impl Leaving {
+    /// Completes when the user has left (or their session is gone).
+    pub(crate) async fn recv(&mut self) {
+        let _ = self.0.wait_for(|gone| *gone).await;
+    }
+}
 
 /// One download about to start.
 #[derive(Debug)]
@@ -59,6 +123,8 @@ pub(crate) struct Download {
     pub logs: Logs,
     /// Counts this transfer against its user's transfers in flight.
     pub _in_flight: std::sync::Arc<()>,
+    /// Ends the transfer when its user leaves.
+    pub leaving: Leaving,
 }
 
 fn log_end(d: &Download, bytes: u64, started: Instant, how: &str) {
@@ -73,6 +139,7 @@ fn log_end(d: &Download, bytes: u64, started: Instant, how: &str) {
 /// Serves `d` over TCP: accept one connection from the requester's IP, send, close.
 pub async fn tcp(d: Download, listener: TcpListener, mut shutdown: Shutdown) {
     let deadline = tokio::time::Instant::now() + d.wait;
+    let mut leaving = d.leaving.clone();
     let mut stream = loop {
         tokio::select! {
             r = tokio::time::timeout_at(deadline, listener.accept()) => match r {
@@ -85,6 +152,7 @@ pub async fn tcp(d: Download, listener: TcpListener, mut shutdown: Shutdown) {
                 }
             },
             _ = shutdown.recv() => return,
+            _ = leaving.recv() => return,
         }
     };
     drop(listener);
@@ -123,34 +191,56 @@ pub async fn tcp(d: Download, listener: TcpListener, mut shutdown: Shutdown) {
         stream.shutdown().await?;
         Ok::<u64, std::io::Error>(n)
     };
-    tokio::select! {
-        r = copy => match r {
-            Ok(n) => log_end(&d, n, started, "finished"),
-            Err(e) => match Changed::within(&e) {
-                // A reset, not a FIN: the client sees a short transfer that
-                // failed, never an end of file (the original client included).
-                Some(c) => {
-                    let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
-                    limited!(d.logs, d.peer, "download failed: the file changed" => warn!(
-                        user = %d.user, file = %d.name, reason = %c, "download cut: the file changed while it was sent"
-                    ));
-                }
-                None => limited!(d.logs, d.peer, warn!(user = %d.user, file = %d.name, error = %e,), "download failed"),
-            },
-        },
-        _ = shutdown.recv() => {}
+    let reset = |stream: &tokio::net::TcpStream| {
+        // A reset, not a FIN: the client sees a short transfer that failed,
+        // never an end of file (the original client included).
+        let _ = socket2::SockRef::from(stream).set_linger(Some(Duration::ZERO));
+    };
+    let ended = tokio::select! {
+        r = copy => {
+            match r {
+                Ok(n) => log_end(&d, n, started, if n == d.size { "finished" } else { "short" }),
+                Err(e) => match Changed::within(&e) {
+                    Some(c) => {
+                        reset(&stream);
+                        limited!(d.logs, d.peer, "download failed: the file changed" => warn!(
+                            user = %d.user, file = %d.name, reason = %c, "download cut: the file changed while it was sent"
+                        ));
+                    }
+                    None => limited!(d.logs, d.peer, warn!(user = %d.user, file = %d.name, error = %e,), "download failed"),
+                },
+            }
+            None
+        }
+        _ = shutdown.recv() => Some(AbortReason::ServerShutdown),
+        _ = leaving.recv() => Some(AbortReason::UserLeft),
+    };
+    if let Some(reason) = ended {
+        reset(&stream);
+        limited!(
+            d.logs,
+            d.peer,
+            info!(user = %d.user, file = %d.name, port = d.guard.port(),),
+            "download ended: {reason}"
+        );
     }
 }
 
-/// Serves `d` over UDP: wait for the requester's first datagram, then run
-/// the classic sender or hand over to [`udp_other_hello`].
+/// Serves `d` over UDP: wait for the requester's hello (a fast hello or a
+/// classic window; other datagrams are ignored), then run the classic
+/// sender or hand over to [`udp_other_hello`].
 pub async fn udp(d: Download, sock: UdpSocket, mut shutdown: Shutdown) {
     let deadline = tokio::time::Instant::now() + d.wait;
+    let mut leaving = d.leaving.clone();
     let mut buf = vec![0u8; 2048];
     let (n, from) = loop {
         tokio::select! {
             r = tokio::time::timeout_at(deadline, sock.recv_from(&mut buf)) => match r {
-                Ok(Ok((n, from))) if from.ip() == d.peer => break (n, from),
+                // Only a hello starts the transfer: anything else is a late
+                // datagram of an earlier transfer on this port (its DONE-ACK,
+                // held up on the path after that transfer ended) and is ignored.
+                Ok(Ok((n, from))) if from.ip() == d.peer && is_hello(&buf[..n]) => break (n, from),
+                Ok(Ok((_, from))) if from.ip() == d.peer => limited!(d.logs, d.peer, debug!(%from, port = d.guard.port(),), "ignored a datagram that is no hello"),
                 Ok(Ok((_, from))) => limited!(d.logs, from.ip(), warn!(%from, port = d.guard.port(),), "ignored datagram from another address"),
                 Ok(Err(e)) => limited!(d.logs, d.peer, debug!(error = %e,), "transfer recv failed"),
                 Err(_) => {
@@ -159,6 +249,7 @@ pub async fn udp(d: Download, sock: UdpSocket, mut shutdown: Shutdown) {
                 }
             },
             _ = shutdown.recv() => return,
+            _ = leaving.recv() => return,
         }
     };
     // The fast hello also reads as a classic window (98, for the reference's
@@ -166,13 +257,7 @@ pub async fn udp(d: Download, sock: UdpSocket, mut shutdown: Shutdown) {
     let classic_window = if fast::is_fast_hello(&buf[..n]) { None } else { classic::parse_window(&buf[..n]) };
     match classic_window {
         Some(w) => classic_send(&d, sock, from, w, shutdown).await,
-        None => {
-            let hello = buf[..n].to_vec();
-            tokio::select! {
-                _ = udp_other_hello(&d, sock, from, hello) => {}
-                _ = shutdown.recv() => {}
-            }
-        }
+        None => udp_other_hello(&d, sock, from, buf[..n].to_vec(), shutdown).await,
     }
 }
 
@@ -180,8 +265,8 @@ pub async fn udp(d: Download, sock: UdpSocket, mut shutdown: Shutdown) {
 /// chatctl fast hello ([`fast::is_fast_hello`]) runs the fast sender on its
 /// own thread (only `from`, on the requester's IP, is answered; the
 /// anti-amplification limit holds until it echoes the cookie); anything else
-/// ends the transfer.
-pub async fn udp_other_hello(d: &Download, sock: UdpSocket, from: SocketAddr, hello: Vec<u8>) {
+/// ends the transfer. Shutdown, or the user leaving, ends it with an ABORT.
+pub async fn udp_other_hello(d: &Download, sock: UdpSocket, from: SocketAddr, hello: Vec<u8>, mut shutdown: Shutdown) {
     if !fast::is_fast_hello(&hello) {
         limited!(
             d.logs,
@@ -207,7 +292,24 @@ pub async fn udp_other_hello(d: &Download, sock: UdpSocket, from: SocketAddr, he
         "download started"
     );
     let trace = d.trace.as_ref().map(|t| t.labelled(d.guard.port()));
-    match fast::driver::send_file(sock, d.peer, (from, hello), file, Some(Box::new(watch)), &cfg, trace).await {
+    let cancel = Arc::new(Cancel::new());
+    let mut leaving = d.leaving.clone();
+    let run = fast::driver::send_file(sock, d.peer, (from, hello), file, Some(Box::new(watch)), &cfg, trace, cancel.clone());
+    tokio::pin!(run);
+    // Cancelled, the sender sends its ABORT and ends at once: awaited, so
+    // the port goes back to the pool only once its socket is closed.
+    let r = tokio::select! {
+        r = &mut run => r,
+        _ = shutdown.recv() => {
+            cancel.cancel(AbortReason::ServerShutdown);
+            run.await
+        }
+        _ = leaving.recv() => {
+            cancel.cancel(AbortReason::UserLeft);
+            run.await
+        }
+    };
+    match r {
         Ok(r) => {
             let secs = r.elapsed.as_secs_f64();
             let sent = r.size - r.resumed_from;
@@ -220,6 +322,22 @@ pub async fn udp_other_hello(d: &Download, sock: UdpSocket, from: SocketAddr, he
                 "download {}", if r.confirmed { "finished" } else { "sent (hash verdict never came)" }
             ));
         }
+        Err(RdtError::Cancelled(reason)) => {
+            limited!(
+                d.logs,
+                d.peer,
+                info!(user = %d.user, file = %d.name, port = d.guard.port(),),
+                "download ended: {reason}"
+            );
+        }
+        Err(RdtError::Send(e @ fast::sender::SendError::PeerAborted(_))) => {
+            limited!(
+                d.logs,
+                d.peer,
+                info!(user = %d.user, file = %d.name, port = d.guard.port(),),
+                "download ended: {e}"
+            );
+        }
         Err(e) => match Changed::in_chain(&e) {
             Some(c) => limited!(d.logs, d.peer, "download failed: the file changed" => warn!(
                 user = %d.user, file = %d.name, reason = %c, "fast download stopped: the file changed while it was sent"
@@ -229,6 +347,11 @@ pub async fn udp_other_hello(d: &Download, sock: UdpSocket, from: SocketAddr, he
             }
         },
     }
+}
+
+/// Whether a transfer's first datagram starts it: a fast hello or a classic window.
+fn is_hello(datagram: &[u8]) -> bool {
+    fast::is_fast_hello(datagram) || classic::parse_window(datagram).is_some()
 }
 
 /// A seed for the cookie that a remote peer cannot guess.
@@ -263,6 +386,7 @@ async fn classic_send(d: &Download, sock: UdpSocket, peer: SocketAddr, w: u8, mu
     let mut due: Vec<Vec<u8>> = Vec::new();
     let mut buf = vec![0u8; 2048];
     let (mut acked, mut progress) = (0, Instant::now());
+    let mut leaving = d.leaving.clone();
     loop {
         let now = Instant::now();
         if s.acked_bytes() != acked {
@@ -296,6 +420,10 @@ async fn classic_send(d: &Download, sock: UdpSocket, peer: SocketAddr, w: u8, mu
             _ = sleep_until(timeout) => {}
             _ = tokio::time::sleep_until(tokio::time::Instant::from_std(progress + d.stall)) => {}
             _ = shutdown.recv() => return,
+            _ = leaving.recv() => {
+                limited!(d.logs, d.peer, info!(user = %d.user, file = %d.name, port = d.guard.port(),), "download ended: the user left the room");
+                return;
+            }
         }
     }
     match s.outcome() {

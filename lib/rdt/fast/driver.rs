@@ -9,8 +9,17 @@
 //! so a multi-gigabyte transfer never delays the chat, and the loop pays no
 //! task wake-up per datagram. The `async` entry points ([`send_file`],
 //! [`receive_file`]) run the blocking ones ([`send_file_blocking`],
-//! [`receive_file_blocking`]) on `spawn_blocking` and stop them (within
-//! [`WAKE`]) when their future is dropped, e.g. on server shutdown.
+//! [`receive_file_blocking`]) on `spawn_blocking` and stop them when their
+//! future is dropped, e.g. on Ctrl-C.
+//!
+//! # Ending early
+//! A [`Cancel`] stops a transfer from outside, with a reason: the machine
+//! sends its ABORT (so the peer ends at once instead of on its idle timeout)
+//! and the driver returns [`RdtError::Cancelled`]. Cancelling rings a bell
+//! (a loopback UDP socket the driver also waits on), so the driver wakes at
+//! once rather than within [`WAKE`]. Dropping [`receive_file`]'s future
+//! cancels it as [`AbortReason::Cancelled`] and waits (briefly) until the
+//! ABORT is out, so a client that exits right after still told the server.
 //!
 //! # Datagram size
 //! The sender starts at `cfg.max_datagram` bytes per datagram and probes
@@ -35,14 +44,15 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::Arc;
+use std::sync::Condvar;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
 use super::files::{Coalesce, ReadAhead};
 use super::receiver::{Receiver, RecvError};
 use super::sender::{SendError, Sender, State as SendState};
-use super::{Config, GSO_MAX_BYTES, ReadWatch, Stats, Watched};
+use super::{AbortReason, Config, GSO_MAX_BYTES, ReadWatch, Stats, Watched};
 use crate::rdt::endpoint::{self, Step};
 use crate::rdt::udp::{self, Io};
 
@@ -52,6 +62,9 @@ pub const LOOPBACK_DATAGRAM: usize = 65_000;
 pub const SOCKET_BUFFER: usize = udp::SOCKET_BUFFER;
 /// Longest a driver sleeps before it checks for cancellation.
 pub const WAKE: Duration = Duration::from_millis(100);
+/// Longest a sender cancelled after every byte was acknowledged waits for
+/// the DONE-ACK (two smoothed RTTs, at most this).
+pub const CLOSING_GRACE: Duration = Duration::from_millis(250);
 
 /// Receive buffers of the receiving driver (64 KiB each, one GRO buffer of
 /// up to 45 datagrams of 1452 bytes): 8 read about 360 datagrams per
@@ -86,9 +99,10 @@ pub enum RdtError {
         /// The address that asked for the file.
         allowed: IpAddr,
     },
-    /// Stopped from outside (future dropped, server shutdown).
-    #[error("transfer cancelled")]
-    Cancelled,
+    /// Stopped from outside ([`Cancel`], or the future dropped), the
+    /// peer told so by an ABORT with this reason.
+    #[error("transfer cancelled: {0}")]
+    Cancelled(AbortReason),
     /// The transfer thread died.
     #[error("transfer thread failed: {0}")]
     Thread(String),
@@ -106,6 +120,65 @@ impl Config {
             c.max_datagram = c.max_datagram.max(LOOPBACK_DATAGRAM);
         }
         c
+    }
+}
+
+/// Stops a running transfer from another thread or task, with the reason
+/// its ABORT carries (see the module docs). The first reason given wins.
+#[derive(Debug)]
+pub struct Cancel {
+    /// 0: running; else the reason's code plus one.
+    reason: AtomicU16,
+    /// Rung on cancel; the driver waits on it beside its socket.
+    bell: Option<UdpSocket>,
+}
+
+impl Default for Cancel {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Cancel {
+    /// Not cancelled. (Without a loopback socket for the bell, the driver
+    /// still notices within [`WAKE`].)
+    pub fn new() -> Self {
+        let bell = UdpSocket::bind(("127.0.0.1", 0)).ok().filter(|b| b.set_nonblocking(true).is_ok());
+        Self { reason: AtomicU16::new(0), bell }
+    }
+
+    /// Cancels the transfer for `reason` (a second call changes nothing).
+    pub fn cancel(&self, reason: AbortReason) {
+        let code = u16::from(reason.code()) + 1;
+        if self.reason.compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire).is_ok()
+            && let Some(b) = &self.bell
+            && let Ok(me) = b.local_addr()
+        {
+            let _ = b.send_to(&[0], me);
+        }
+    }
+
+    /// Why the transfer was cancelled; `None` while it is not.
+    pub fn reason(&self) -> Option<AbortReason> {
+        match self.reason.load(Ordering::Acquire) {
+            0 => None,
+            c => Some(AbortReason::from_code((c - 1) as u8)),
+        }
+    }
+
+    /// Waits until `sock` is readable, the bell rings, or `until` (capped at `cap`).
+    fn wait(&self, sock: &UdpSocket, until: Option<Instant>, cap: Duration) {
+        match &self.bell {
+            None => udp::wait_readable_until(sock, until, cap),
+            Some(bell) => {
+                let d = until.map_or(cap, |t| t.saturating_duration_since(Instant::now())).min(cap);
+                if d < Duration::from_micros(10) {
+                    std::thread::yield_now();
+                } else {
+                    udp::wait_readable([sock, bell], d);
+                }
+            }
+        }
     }
 }
 
@@ -211,7 +284,11 @@ fn sock_err(what: &'static str) -> impl FnOnce(io::Error) -> RdtError {
 /// Until the receiver echoes the cookie the sender stays within the
 /// anti-amplification limit. `watch`, if any, checks every read of the
 /// file (a failed check fails the transfer). Returns when the transfer
-/// ends, fails, or `cancel` is set.
+/// ends, fails, or is cancelled: then the receiver is sent an ABORT with the
+/// reason, unless every byte was already acknowledged (the transfer then
+/// ends as soon as the DONE-ACK comes, or after two RTTs at most
+/// [`CLOSING_GRACE`] as sent, unconfirmed, instead of repeating DONE up to
+/// the idle timeout).
 #[allow(clippy::too_many_arguments)]
 pub fn send_file_blocking(
     sock: UdpSocket,
@@ -221,7 +298,7 @@ pub fn send_file_blocking(
     watch: Option<Box<dyn ReadWatch>>,
     cfg: &Config,
     trace: Option<&Tracer>,
-    cancel: &AtomicBool,
+    cancel: &Cancel,
 ) -> Result<SendReport, RdtError> {
     let (peer, hello) = first;
     if peer.ip() != allowed_ip {
@@ -239,9 +316,26 @@ pub fn send_file_blocking(
     let mut src = Watched { inner: ReadAhead::new(file, size), watch };
     let mut out = Vec::with_capacity(GSO_MAX_BYTES);
     let max_segments = io.max_segments();
+    let mut cancelled = None;
+    // Cancelled once every byte was acknowledged: the DONE-ACK is likely on
+    // its way (the receiver sent it before it left), so it gets a short
+    // grace to arrive.
+    let mut grace: Option<Instant> = None;
     loop {
-        if cancel.load(Ordering::Relaxed) {
-            return Err(RdtError::Cancelled);
+        if let Some(reason) = cancel.reason() {
+            if s.state() == SendState::Closing {
+                let until = *grace.get_or_insert_with(|| Instant::now() + CLOSING_GRACE.min(s.stats().srtt * 2));
+                if Instant::now() >= until {
+                    cancelled = Some(reason);
+                    break; // every byte acknowledged: sent
+                }
+            } else {
+                s.abort(reason, "");
+                let _ = endpoint::transmit(&mut s, Instant::now(), &mut src, &mut out, 1, |b, segment| {
+                    io.send(b, segment, peer).map_err(sock_err("send"))
+                });
+                return Err(RdtError::Cancelled(reason));
+            }
         }
         // Everything that arrived, then the timer if due, then one pacing
         // burst: the sender builds GSO batches of equal-size DATA datagrams
@@ -264,16 +358,24 @@ pub fn send_file_blocking(
                 t.record(now - t0, &e);
             }
         }
-        match step {
-            Step::Wait(wake) => udp::wait_readable_until(&io.sock, wake, WAKE),
-            Step::Finished | Step::Foreign => break,
+        match (step, grace) {
+            // The bell has rung already: wait on the socket alone.
+            (Step::Wait(wake), Some(until)) => {
+                udp::wait_readable_until(&io.sock, Some(wake.map_or(until, |w| w.min(until))), WAKE)
+            }
+            (Step::Wait(wake), None) => cancel.wait(&io.sock, wake, WAKE),
+            (Step::Finished | Step::Foreign, _) => break,
         }
     }
     if let Some(t) = trace {
         t.flush();
     }
     let stats = s.stats();
-    match s.state() {
+    let state = match s.state() {
+        SendState::Closing if cancelled.is_some() => SendState::Done { confirmed: false },
+        state => state,
+    };
+    match state {
         SendState::Done { confirmed } => Ok(SendReport {
             size,
             resumed_from: s.resumed_from(),
@@ -294,13 +396,15 @@ pub fn send_file_blocking(
 /// download); `expect.size` (from `206`) is checked against the sender's. The hello
 /// is repeated until the server answers (the reference announces its port
 /// before it binds). `progress` gets live figures about every 100 ms.
+/// Cancelled, it sends the server an ABORT with the reason (once the
+/// server's CHALLENGE came) and returns [`RdtError::Cancelled`].
 pub fn receive_file_blocking(
     sock: UdpSocket,
     server: SocketAddr,
     out: &File,
     expect: Expect,
     cfg: &Config,
-    cancel: &AtomicBool,
+    cancel: &Cancel,
     mut progress: impl FnMut(&Stats),
 ) -> Result<ReceiveReport, RdtError> {
     udp::prepare(&sock).map_err(sock_err("set up the socket"))?;
@@ -312,8 +416,15 @@ pub fn receive_file_blocking(
     let mut dgram = Vec::with_capacity(2048);
     let mut last_progress = t0;
     loop {
-        if cancel.load(Ordering::Relaxed) {
-            return Err(RdtError::Cancelled);
+        if let Some(reason) = cancel.reason() {
+            // What arrived is in the file (a resume relies on it), then the ABORT.
+            let _ = sink.flush();
+            progress(&r.stats());
+            r.abort(reason, "");
+            let _ = endpoint::transmit(&mut r, Instant::now(), &mut sink, &mut dgram, 1, |b, _| {
+                io.send(b, None, server).map_err(sock_err("send"))
+            });
+            return Err(RdtError::Cancelled(reason));
         }
         // What one `recvmmsg` read: each receive buffer (a GRO buffer of
         // many datagrams) is one unit for the machine. A classic answer
@@ -368,7 +479,7 @@ pub fn receive_file_blocking(
             return Ok(report);
         }
         if !read {
-            udp::wait_readable_until(&io.sock, wake, WAKE);
+            cancel.wait(&io.sock, wake, WAKE);
         }
     }
     progress(&r.stats());
@@ -377,6 +488,41 @@ pub fn receive_file_blocking(
     } else {
         Err(r.take_error().map_or(RdtError::Thread("receiver ended without a result".into()), RdtError::Recv))
     }
+}
+
+/// Tells the sender at `server` that its file is not wanted after all (a
+/// `--continue` that found the file complete): the fast hello, then an
+/// ABORT ([`AbortReason::Cancelled`]) in answer to its CHALLENGE, so that it
+/// frees its port at once instead of waiting for a hello that never comes.
+/// Returns once the ABORT is out, when a classic sender answers (nothing to
+/// tell it), or after `wait`.
+pub fn decline_blocking(sock: UdpSocket, server: SocketAddr, wait: Duration) -> Result<(), RdtError> {
+    use super::receiver::{Handled, State};
+    sock.set_read_timeout(Some(Duration::from_millis(20))).map_err(sock_err("set a read timeout"))?;
+    let t0 = Instant::now();
+    let mut r = Receiver::new(Config::default(), 0, None, t0);
+    let (mut out, mut buf, mut nothing) = (Vec::new(), vec![0u8; 70_000], Vec::<u8>::new());
+    while t0.elapsed() < wait {
+        let now = Instant::now();
+        r.handle_timeout(now);
+        while r.poll_transmit(now, &mut out) {
+            let _ = sock.send_to(&out, server);
+        }
+        if r.is_finished() {
+            break;
+        }
+        if let Ok((n, from)) = sock.recv_from(&mut buf)
+            && from == server
+        {
+            if r.handle(Instant::now(), &buf[..n], &mut nothing) == Handled::Classic {
+                break;
+            }
+            if r.state() == State::Receiving {
+                r.abort(AbortReason::Cancelled, "already complete");
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Runs a verified receiver until its linger time ends: it only answers DONE.
@@ -412,12 +558,44 @@ pub struct Expect {
     pub size: Option<u64>,
 }
 
-/// Sets the flag when dropped: stops the transfer thread when its future is dropped.
-struct CancelOnDrop(Arc<AtomicBool>);
+/// Cancels the transfer thread for `reason` when its future is dropped;
+/// with `wait`, then waits (up to [`DROP_WAIT`]) until the thread has ended.
+struct CancelOnDrop {
+    cancel: Arc<Cancel>,
+    reason: AbortReason,
+    ended: Option<Arc<Ended>>,
+}
+
+/// Longest a dropped [`receive_file`] waits for its thread to send the ABORT.
+const DROP_WAIT: Duration = Duration::from_millis(500);
+
+/// Set by a transfer thread when it ends.
+#[derive(Default)]
+struct Ended(Mutex<bool>, Condvar);
+
+impl Ended {
+    fn set(&self) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.1.notify_all();
+    }
+}
+
+/// Sets [`Ended`] when dropped: however the thread ends.
+struct SetOnDrop(Arc<Ended>);
+
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        self.0.set();
+    }
+}
 
 impl Drop for CancelOnDrop {
     fn drop(&mut self) {
-        self.0.store(true, Ordering::Relaxed);
+        self.cancel.cancel(self.reason);
+        if let Some(e) = &self.ended {
+            let g = e.0.lock().unwrap_or_else(|e| e.into_inner());
+            let _ = e.1.wait_timeout_while(g, DROP_WAIT, |ended| !*ended);
+        }
     }
 }
 
@@ -425,7 +603,10 @@ fn joined<T>(r: Result<Result<T, RdtError>, tokio::task::JoinError>) -> Result<T
     r.map_err(|e| RdtError::Thread(e.to_string()))?
 }
 
-/// [`send_file_blocking`] on a blocking thread; dropping the future stops the transfer.
+/// [`send_file_blocking`] on a blocking thread. `cancel` ends it with an
+/// ABORT of its reason (await the future to see it end); dropping the future
+/// cancels it as [`AbortReason::ServerShutdown`] without waiting.
+#[allow(clippy::too_many_arguments)]
 pub async fn send_file(
     sock: tokio::net::UdpSocket,
     allowed_ip: IpAddr,
@@ -434,10 +615,11 @@ pub async fn send_file(
     watch: Option<Box<dyn ReadWatch>>,
     cfg: &Config,
     trace: Option<Tracer>,
+    cancel: Arc<Cancel>,
 ) -> Result<SendReport, RdtError> {
     let sock = sock.into_std().map_err(sock_err("detach from tokio"))?;
-    let cancel = CancelOnDrop(Arc::new(AtomicBool::new(false)));
-    let flag = cancel.0.clone();
+    let _on_drop = CancelOnDrop { cancel: cancel.clone(), reason: AbortReason::ServerShutdown, ended: None };
+    let flag = cancel;
     let cfg = cfg.clone();
     joined(
         tokio::task::spawn_blocking(move || {
@@ -447,7 +629,9 @@ pub async fn send_file(
     )
 }
 
-/// [`receive_file_blocking`] on a blocking thread; dropping the future stops the transfer.
+/// [`receive_file_blocking`] on a blocking thread. Dropping the future
+/// (Ctrl-C) cancels it as [`AbortReason::Cancelled`] and waits briefly
+/// (at most half a second) until the thread has sent its ABORT and ended.
 pub async fn receive_file(
     sock: tokio::net::UdpSocket,
     server: SocketAddr,
@@ -457,12 +641,16 @@ pub async fn receive_file(
     progress: impl FnMut(&Stats) + Send + 'static,
 ) -> Result<ReceiveReport, RdtError> {
     let sock = sock.into_std().map_err(sock_err("detach from tokio"))?;
-    let cancel = CancelOnDrop(Arc::new(AtomicBool::new(false)));
-    let flag = cancel.0.clone();
+    let ended = Arc::new(Ended::default());
+    let cancel = Arc::new(Cancel::new());
+    let _on_drop = CancelOnDrop { cancel: cancel.clone(), reason: AbortReason::Cancelled, ended: Some(ended.clone()) };
     let cfg = cfg.clone();
     joined(
-        tokio::task::spawn_blocking(move || receive_file_blocking(sock, server, &out, expect, &cfg, &flag, progress))
-            .await,
+        tokio::task::spawn_blocking(move || {
+            let _ended = SetOnDrop(ended);
+            receive_file_blocking(sock, server, &out, expect, &cfg, &cancel, progress)
+        })
+        .await,
     )
 }
 

@@ -1118,6 +1118,9 @@ pub struct Stats {
     pub rtos: u64,
     /// File bytes acknowledged (sender) or received (receiver).
     pub bytes_done: u64,
+    /// Receiver: bytes `0..held_prefix` are all held (what a resume keeps:
+    /// a resume offset says the receiver holds everything before it).
+    pub held_prefix: u64,
     /// Receiver: the sender's own figures from its last STATS (none yet, or
     /// from a sender that does not send STATS).
     pub sender: Option<SenderStats>,

@@ -257,10 +257,11 @@ impl Receiver {
     /// `srtt` the handshake RTT, `cwnd` the bytes delivered in the last RTT
     /// (the sender's window as seen from here), `packets_lost` holes that
     /// opened (loss or reordering), `bytes_retransmitted` bytes that filled a
-    /// hole late, `datagrams_sent` ACKs sent; `sender` the sender's own
-    /// figures from its last STATS.
+    /// hole late, `datagrams_sent` ACKs sent, `held_prefix` the end of the
+    /// contiguous prefix held; `sender` the sender's own figures from its
+    /// last STATS.
     pub fn stats(&self) -> Stats {
-        Stats { srtt: self.rtt_guess, ..self.stats.clone() }
+        Stats { srtt: self.rtt_guess, held_prefix: self.received.prefix_end(), ..self.stats.clone() }
     }
 
     fn fail(&mut self, e: RecvError) {
