@@ -126,7 +126,7 @@ pub fn run(args: CaptureDecodeArgs, global: &Global) -> anyhow::Result<()> {
         Some(e @ ReadError::Truncated { .. }) => {
             // A capture cut short (tcpdump killed): everything before is decoded.
             if !global.quiet {
-                crate::session::note(format_args!(
+                crate::common::note(format_args!(
                     "chatctl capture-decode: warning: {e}; decoded {} packets before it",
                     reader.packets
                 ));
@@ -268,7 +268,7 @@ fn written(a: &Analyzer) {
             (false, Some(want)) => format!("INCOMPLETE: {} of {want} bytes", s.bytes),
             (false, None) => format!("INCOMPLETE: {} bytes, size unknown", s.bytes),
         };
-        crate::session::note(format_args!(
+        crate::common::note(format_args!(
             "wrote {} ({state}): transfer #{} {} {name}",
             output::escape(&x.path.display().to_string()),
             s.id,
@@ -276,14 +276,14 @@ fn written(a: &Analyzer) {
         ));
     }
     if n == 0 {
-        crate::session::note(format_args!("chatctl capture-decode: no download in the capture, nothing extracted"));
+        crate::common::note(format_args!("chatctl capture-decode: no download in the capture, nothing extracted"));
     }
 }
 
 fn plots(path: &Path, a: &Analyzer, quiet: bool) -> anyhow::Result<()> {
     let udp: Vec<_> = a.transfers().filter(|(s, _)| s.mode != capture::TransferMode::Tcp).collect();
     if udp.is_empty() {
-        crate::session::note("chatctl capture-decode: no UDP transfer in the capture, nothing to plot");
+        crate::common::note("chatctl capture-decode: no UDP transfer in the capture, nothing to plot");
         return Ok(());
     }
     for (s, points) in &udp {
@@ -297,7 +297,7 @@ fn plots(path: &Path, a: &Analyzer, quiet: bool) -> anyhow::Result<()> {
             .with_context(|| format!("--plot: cannot write {}", file.display()))?;
         if !quiet {
             let name = output::escape(s.file.as_deref().unwrap_or("(unknown file)"));
-            crate::session::note(format_args!(
+            crate::common::note(format_args!(
                 "wrote {}: plot of transfer #{} {} {name}",
                 file.display(),
                 s.id,

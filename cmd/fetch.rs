@@ -16,7 +16,7 @@ use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
 use crate::cli::Global;
-use crate::session::{escape, fail, interactive, note, one_shot, out, pick_many};
+use crate::common::{escape, fail, interactive, note, one_shot, out, pick_many};
 
 /// Download files from the server (UDP by default, as the original client).
 ///

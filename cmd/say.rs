@@ -6,7 +6,7 @@ use chatctl::exit::Exit;
 use clap::Args;
 
 use crate::cli::Global;
-use crate::session::{
+use crate::common::{
     Reach, ReconnectArgs, block_on, each_stdin_line, escape, fail, leave, name, one_shot, reach_unless, receipt,
     report_reconnect, stdin_lines, words,
 };
@@ -47,7 +47,7 @@ pub fn run(args: SayArgs, global: &Global) -> anyhow::Result<()> {
 fn stream(reconnect: &ReconnectArgs, g: &Global) -> anyhow::Result<()> {
     let name = name(g)?;
     block_on(async {
-        let mut ctrl_c = crate::session::CtrlC::new()?;
+        let mut ctrl_c = crate::common::CtrlC::new()?;
         let joined = match reach_unless(g, &name, ctrl_c.pressed()).await? {
             Reach::Own(s, u) => (std::sync::Arc::new(s), u),
             Reach::Shared(c) => {

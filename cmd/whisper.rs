@@ -5,7 +5,7 @@ use chatctl::exit::Exit;
 use clap::Args;
 
 use crate::cli::Global;
-use crate::session::{each_stdin_line, escape, fail, interactive, one_shot, pick_one, receipt, words};
+use crate::common::{each_stdin_line, escape, fail, interactive, one_shot, pick_one, receipt, words};
 
 /// Send a private message to one user.
 ///

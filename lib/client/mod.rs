@@ -10,6 +10,7 @@
 //! Every connection is read through [`wire::Decoder`](crate::wire::Decoder):
 //! one `recv` is never assumed to be one message.
 
+pub mod chat;
 pub mod control;
 mod display;
 mod download;

@@ -15,7 +15,7 @@ use chatctl::exit::Exit;
 use tokio::sync::{mpsc, watch};
 
 use crate::cli::Global;
-use crate::session::{ReconnectArgs, block_on, escape, fail, leave, name, report_reconnect};
+use crate::common::{ReconnectArgs, block_on, escape, fail, leave, name, report_reconnect};
 
 /// What the background process prints on its standard output once it
 /// serves (the parent of `--detach` waits for it).
@@ -134,7 +134,7 @@ pub fn host(reconnect: &ReconnectArgs, g: &Global) -> anyhow::Result<()> {
         }
         // Requests come through the socket; no lines of our own (the sender stays).
         let (_lines_tx, lines) = mpsc::unbounded_channel::<String>();
-        let mut ctrl_c = crate::session::CtrlC::new()?;
+        let mut ctrl_c = crate::common::CtrlC::new()?;
         let stopped = async {
             let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
             tokio::select! {

@@ -1,4 +1,4 @@
-//! Shared helpers of the client subcommands: the name, joining, leaving on
+//! Helpers common to the client subcommands: the name, joining, leaving on
 //! every path (also Ctrl-C), exit codes, terminal pickers and safe printing
 //! of network text.
 
