@@ -32,7 +32,8 @@ pub struct Global {
         global = true,
         env = "CHATCTL_SERVER",
         value_name = "HOST:PORT",
-        default_value = "127.0.0.1:13337"
+        default_value = "127.0.0.1:13337",
+        value_parser = parse_server
     )]
     pub server: String,
 
@@ -59,6 +60,11 @@ pub struct Global {
     /// When to use colour (NO_COLOR in the environment means never, unless `always`).
     #[arg(long, global = true, value_enum, value_name = "WHEN", default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
+}
+
+/// `--server`: its form checked (a bad port is a usage error), its host resolved later.
+fn parse_server(s: &str) -> Result<String, String> {
+    chatctl::client::check_server(s).map(|()| s.to_string())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

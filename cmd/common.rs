@@ -44,6 +44,7 @@ pub fn fail(e: ClientError) -> anyhow::Error {
         _ if matches!(e, ClientError::NotChatServer { .. }) => {
             ": is --server (or CHATCTL_SERVER) the chat server's address?"
         }
+        _ if matches!(e, ClientError::Resolve { .. }) => ": check the host name in --server (or CHATCTL_SERVER)",
         Exit::Connect => ": is `chatctl serve` running there? (--server or CHATCTL_SERVER)",
         Exit::NameTaken => ": choose another with --name or CHATCTL_NAME",
         Exit::InvalidName => ": choose another with --name or CHATCTL_NAME",
@@ -439,8 +440,13 @@ impl ReconnectArgs {
 /// One stderr line (a JSON object with --json) about a lost server and the
 /// way back.
 pub fn report_reconnect(cmd: &str, json: bool, event: &chatctl::client::forward::Event<'_>) {
+    note(reconnect_line(cmd, json, event));
+}
+
+/// The line [`report_reconnect`] prints.
+pub fn reconnect_line(cmd: &str, json: bool, event: &chatctl::client::forward::Event<'_>) -> String {
     use chatctl::client::forward::Event;
-    let line = match (event, json) {
+    match (event, json) {
         (Event::Lost(e), true) => {
             serde_json::json!({ "kind": "reconnect", "event": "lost", "error": chain(*e) }).to_string()
         }
@@ -468,8 +474,7 @@ pub fn report_reconnect(cmd: &str, json: bool, event: &chatctl::client::forward:
                 if *dropped > 0 { format!(" ({dropped} oldest dropped: the backlog was full)") } else { String::new() };
             format!("chatctl {cmd}: back in the room; sending {waiting} waiting line(s){lost}")
         }
-    };
-    eprintln!("{line}");
+    }
 }
 
 /// An error and its causes as `error: cause: cause`.

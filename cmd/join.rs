@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::cli::Global;
 use crate::common::ReconnectArgs;
-use crate::common::{ask_name, block_on, each_stdin_line, escape, fail, name, note, report_reconnect};
+use crate::common::{ask_name, block_on, each_stdin_line, escape, fail, name, note, reconnect_line, report_reconnect};
 
 /// Join the room interactively.
 ///
@@ -110,7 +110,12 @@ impl rustyline::completion::Completer for Completer {
 impl rustyline::hint::Hinter for Completer {
     type Hint = String;
 }
-impl rustyline::highlight::Highlighter for Completer {}
+impl rustyline::highlight::Highlighter for Completer {
+    /// The prompt in bold green where colour is on, so one's own lines stand out.
+    fn highlight_prompt<'b, 's: 'b, 'p: 'b>(&'s self, prompt: &'p str, _default: bool) -> std::borrow::Cow<'b, str> {
+        if console::colors_enabled() { style(prompt).green().bold().to_string().into() } else { prompt.into() }
+    }
+}
 impl rustyline::validate::Validator for Completer {}
 impl rustyline::Helper for Completer {}
 
@@ -123,6 +128,8 @@ struct Out {
     names: Option<Arc<Mutex<Vec<String>>>>,
     /// File names for Tab completion after `/get`, renewed by `/files` (terminal only).
     files: Option<Arc<Mutex<Vec<String>>>>,
+    /// Notified when standard output is a pipe whose reader has gone: the session ends.
+    closed: Arc<tokio::sync::Notify>,
 }
 
 impl Out {
@@ -133,21 +140,36 @@ impl Out {
                 // (inside, a text that ends with one gets no second).
                 let _ = p.lock().map(|mut p| p.print(format!("{s}\n")));
             }
-            // A reader that went away is noticed when stdin ends; never panic here.
+            // A reader that went away ends the session (never a panic).
             None => {
-                let _ = crate::common::out(s);
+                if crate::common::out(s).is_err() {
+                    self.closed.notify_one();
+                }
             }
         }
     }
 
+    /// One JSON object as a line, with the time it was printed (RFC 3339, UTC, milliseconds) as `time`.
+    fn json_line(&self, mut v: serde_json::Value) {
+        if let Some(o) = v.as_object_mut() {
+            let now = humantime::format_rfc3339_millis(std::time::SystemTime::now());
+            o.insert("time".into(), now.to_string().into());
+        }
+        self.line(v.to_string());
+    }
+
     fn info(&self, kind: &str, text: String) {
         if self.json {
-            self.line(serde_json::json!({ "kind": kind, "text": text }).to_string());
+            self.json_line(serde_json::json!({ "kind": kind, "text": text }));
         } else if kind == "error" && self.printer.is_none() {
             // Plain pipe mode: stdout carries only the chat; problems go to stderr.
             note(format_args!("chatctl join: {text}"));
         } else {
-            self.line(if kind == "error" { style(text).red().to_string() } else { text });
+            self.line(match kind {
+                "error" => style(text).red().to_string(),
+                "info" | "progress" => style(text).cyan().to_string(),
+                _ => text,
+            });
         }
     }
 
@@ -162,7 +184,7 @@ impl Out {
             }
         }
         if self.json {
-            self.line(serde_json::to_string(u).unwrap_or_default());
+            self.json_line(serde_json::to_value(u).unwrap_or_default());
             return;
         }
         let time = style(clock()).dim();
@@ -187,7 +209,7 @@ impl Screen for Out {
         Out::info(self, kind.as_str(), text);
     }
 
-    fn list(&self, kind: &'static str, items: &[String], _me: &str) {
+    fn list(&self, kind: &'static str, items: &[String], me: &str) {
         if kind == "files"
             && let Some(files) = &self.files
             && let Ok(mut files) = files.lock()
@@ -195,11 +217,20 @@ impl Screen for Out {
             *files = items.to_vec();
         }
         if self.json {
-            self.line(serde_json::json!({ "kind": kind, kind: items }).to_string());
+            let mut v = serde_json::json!({ "kind": kind, kind: items });
+            if kind == "users" {
+                v["me"] = me.into();
+            }
+            self.json_line(v);
+        } else if kind == "users" {
+            let you = style(format!("{} (you)", escape(me))).bold().to_string();
+            self.line(
+                std::iter::once(you).chain(items.iter().map(|i| escape(i).into_owned())).collect::<Vec<_>>().join(", "),
+            );
         } else if items.is_empty() {
-            self.line(format!("no {kind}"));
+            self.line("the server offers no files".into());
         } else {
-            self.line(items.iter().map(|i| escape(i)).collect::<Vec<_>>().join(", "));
+            self.line(chat::escaped_list(items));
         }
     }
 
@@ -209,7 +240,7 @@ impl Screen for Out {
             if let Some(o) = v.as_object_mut() {
                 o.insert("kind".into(), "download".into());
             }
-            self.line(v.to_string());
+            self.json_line(v);
         } else {
             Out::info(self, "download", r.summary(who));
         }
@@ -220,7 +251,11 @@ impl Screen for Out {
     }
 
     fn reconnect(&self, e: &Event<'_>) {
-        report_reconnect("join", self.json, e);
+        match &self.printer {
+            // Above the prompt, keeping what is typed.
+            Some(_) => self.line(style(reconnect_line("join", self.json, e)).yellow().to_string()),
+            None => report_reconnect("join", self.json, e),
+        }
     }
 }
 
@@ -256,9 +291,11 @@ pub fn run(args: JoinArgs, global: &Global) -> anyhow::Result<()> {
     let mut name = name(global)?;
     let tty = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     let (lines_tx, mut lines_rx) = mpsc::unbounded_channel::<Option<String>>();
-    let mut out = Out { json: global.json, printer: None, names: None, files: None };
+    let mut out = Out { json: global.json, printer: None, names: None, files: None, closed: Arc::default() };
     let mut reader = None;
+    let mut terminal = None;
     let over = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let by_input = std::sync::atomic::AtomicBool::new(false);
     let r = block_on(async {
         let mut ctrl_c = crate::common::CtrlC::new()?;
         let server = &global.server;
@@ -290,7 +327,10 @@ pub fn run(args: JoinArgs, global: &Global) -> anyhow::Result<()> {
                 .context("cannot start the line editor")?;
             rl.set_helper(Some(Completer { names, files }));
             let printer = rl.create_external_printer().context("cannot start the line editor")?;
+            let mut hinted = false;
             out.printer = Some(Arc::new(Mutex::new(Box::new(printer))));
+            // Where the terminal goes back to if the session ends under the editor's read.
+            terminal = Some(crate::common::TerminalGuard::new());
             let prompt = format!("{}> ", escape(&name));
             // The editor reads the next line right away (so type-ahead is
             // edited too) but not after `/quit`: it must not put the terminal
@@ -309,7 +349,17 @@ pub fn run(args: JoinArgs, global: &Global) -> anyhow::Result<()> {
                                 return;
                             }
                         }
-                        // Ctrl-C, Ctrl-D or a terminal error: leave.
+                        // Ctrl-C clears the line (rustyline has dropped it), as in irssi and bash.
+                        Err(rustyline::error::ReadlineError::Interrupted) => {
+                            if !hinted {
+                                hinted = true;
+                                // Between two reads the terminal is ours: print as usual.
+                                let _ = crate::common::out(
+                                    style("(Ctrl-C clears the line; Ctrl-D or /quit leaves the room)").cyan(),
+                                );
+                            }
+                        }
+                        // Ctrl-D, or a terminal error: leave.
                         Err(_) => {
                             let _ = lines_tx.send(None);
                             return;
@@ -317,7 +367,9 @@ pub fn run(args: JoinArgs, global: &Global) -> anyhow::Result<()> {
                     }
                 }
             }));
-            out.info("info", format!("joined as {}. {}", escape(&name), chat::HELP));
+            let others = session.users().await.unwrap_or_default();
+            out.info("info", format!("joined as {}; {}", escape(&name), chat::who_is_here(&others)));
+            out.info("info", chat::SHORT_HELP.to_string());
         } else {
             tokio::spawn(async move {
                 let _ = each_stdin_line(|l| {
@@ -335,11 +387,13 @@ pub fn run(args: JoinArgs, global: &Global) -> anyhow::Result<()> {
         let end = tokio::select! {
             biased;
             _ = ctrl_c.pressed() => End::Interrupted,
+            // `join | head -2`: the reader of standard output left.
+            _ = out.closed.notified() => End::Input,
             Some(()) = stop_rx.recv() => End::Stopped,
             end = chat.run_resilient(updates, &mut lines_rx, args.reconnect.rejoin(global, &name), &current) => end.into(),
         };
         let session = chat.session().clone();
-        let by_input = matches!(end, End::Input);
+        by_input.store(matches!(end, End::Input), std::sync::atomic::Ordering::SeqCst);
         let r = match end {
             End::Input => {
                 // A bot's `/get` must finish before EOF leaves the room.
@@ -365,17 +419,24 @@ pub fn run(args: JoinArgs, global: &Global) -> anyhow::Result<()> {
         chat.abort_downloads();
         let left = crate::common::leave(session.leave(), &mut ctrl_c).await;
         over.store(true, std::sync::atomic::Ordering::SeqCst);
-        if tty && !by_input {
-            // The line editor holds the terminal in raw mode until its read
-            // returns: let it finish before exiting, or the shell is left raw.
-            out.info("info", "the session is over: press Enter to exit".to_string());
-        }
         r.and(left)
     });
     // The editor's next line (if the session ended under it) finds nobody to send to, and stops.
     drop(lines_rx);
-    if let Some(reader) = reader {
-        let _ = reader.join();
+    match reader {
+        // Ended by the reader itself (`/quit`, Ctrl-D): it has returned, and
+        // has put the terminal back.
+        Some(reader) if by_input.load(std::sync::atomic::Ordering::SeqCst) => {
+            let _ = reader.join();
+        }
+        // Ended under the editor's read (the server went away, `join --stop`):
+        // the terminal goes back as it was, the half-typed line is left on
+        // screen, and the process exits without waiting for Enter.
+        Some(_) => {
+            drop(terminal);
+            let _ = crate::common::out("");
+        }
+        None => {}
     }
     r
 }

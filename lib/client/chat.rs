@@ -19,7 +19,7 @@ use super::forward::{Event, Rejoin, away};
 use super::reconnect::{Backlog, DEFAULT_BACKLOG};
 use super::{ClientError, DownloadReport, Listen, Outcome, Session, Transport, Updates, Verdict};
 use crate::exit::Exit;
-use crate::wire::Update;
+use crate::wire::{ErrorCode, Update};
 
 /// One input line, parsed.
 #[derive(Debug, PartialEq)]
@@ -51,9 +51,20 @@ pub enum Line {
     Bad(String),
 }
 
-/// The command language in one line (the banner and `/help`).
-pub const HELP: &str = "text: to everyone · @name text or /w name text: private · /users · /files · \
-/get FILE [--tcp|--udp] [--force] · /help · /quit · Tab completes";
+/// The commands, as `/help` lists them: what is typed, what it does.
+pub const HELP: &[(&str, &str)] = &[
+    ("TEXT", "to everyone"),
+    ("@NAME TEXT  or  /w NAME TEXT", "to NAME only"),
+    ("/users", "who is here (you are marked)"),
+    ("/files", "what can be downloaded"),
+    ("/get FILE [--tcp|--udp] [--force]", "download FILE in the background (quote names with spaces)"),
+    ("/help", "this list"),
+    ("/quit  or  Ctrl-D", "leave the room (Ctrl-C clears the line)"),
+    ("Tab", "complete a command, a name, or a file after /get"),
+];
+
+/// The command language in one line, for the banner.
+pub const SHORT_HELP: &str = "text: to everyone · @name text: private · /users · /files · /get FILE · /help · /quit";
 
 /// Parses one line of the command language.
 pub fn parse(line: &str) -> Line {
@@ -141,7 +152,9 @@ const COMMANDS: [&str; 7] = ["/users", "/files", "/get ", "/w ", "/help", "/quit
 
 /// Tab completion of `head` (the line up to the cursor): commands (`/…`),
 /// file names (after `/get `) and user names (`@…`, after `/w `, or any
-/// word). Returns where the completed word starts and the candidates.
+/// word). Returns where the completed word starts and the candidates; a
+/// completed name or file ends with a space, so typing goes on with the
+/// next word (`@bo` Tab gives `@bob `).
 pub fn complete(head: &str, names: &[String], files: &[String]) -> (usize, Vec<String>) {
     if let Some(tail) = ["/get ", "/fetch "].iter().find_map(|c| head.strip_prefix(c)) {
         let (start, c) = complete_file(tail, files);
@@ -157,7 +170,7 @@ pub fn complete(head: &str, names: &[String], files: &[String]) -> (usize, Vec<S
         Some(w) if start == 0 => (1, w),
         _ => (0, word),
     };
-    let c = names.iter().filter(|n| n.starts_with(word) && !n.chars().any(char::is_control)).cloned();
+    let c = names.iter().filter(|n| n.starts_with(word) && !n.chars().any(char::is_control)).map(|n| format!("{n} "));
     (start + at, c.collect())
 }
 
@@ -176,8 +189,11 @@ fn complete_file(tail: &str, files: &[String]) -> (usize, Vec<String>) {
         }
     }
     let word = tail[start..].trim_start_matches(['"', '\'']);
-    let c =
-        files.iter().filter(|f| f.starts_with(word) && !f.chars().any(char::is_control)).map(|f| quoted(f)).collect();
+    let c = files
+        .iter()
+        .filter(|f| f.starts_with(word) && !f.chars().any(char::is_control))
+        .map(|f| format!("{} ", quoted(f)))
+        .collect();
     (start, c)
 }
 
@@ -414,7 +430,9 @@ impl<S: Screen> Chat<S> {
             Line::Quit => return Ok(false),
             Line::Nothing => Ok(()),
             Line::Help => {
-                screen.info(Kind::Info, HELP.to_string());
+                for (what, does) in HELP {
+                    screen.info(Kind::Info, format!("  {what:<36} {does}"));
+                }
                 Ok(())
             }
             Line::Bad(msg) => {
@@ -422,7 +440,21 @@ impl<S: Screen> Chat<S> {
                 Ok(())
             }
             Line::Say(text) => session.broadcast(&text).await.map(|_| ()),
-            Line::Whisper(to, text) => session.whisper(&to, &text).await.map(|_| ()),
+            Line::Whisper(to, text) if text.trim().is_empty() => {
+                screen.info(Kind::Error, format!("nothing to send to {}: write @NAME TEXT", super::escape(&to)));
+                Ok(())
+            }
+            Line::Whisper(to, text) => match session.whisper(&to, &text).await {
+                Err(ClientError::Refused(ErrorCode::NO_SUCH_USER)) => {
+                    let here = session.users().await?;
+                    screen.info(
+                        Kind::Error,
+                        format!("{} is not in the room; {}", super::escape(&to), who_is_here(&here)),
+                    );
+                    Ok(())
+                }
+                r => r.map(|_| ()),
+            },
             Line::Users => session.users().await.map(|u| screen.list("users", &u, session.name())),
             Line::Files => session.files().await.map(|f| screen.list("files", &f, session.name())),
             Line::Get { file, transport, force } => {
@@ -467,6 +499,14 @@ impl<S: Screen> Chat<S> {
             };
             match session.download(&file, transport, &base, force, progress).await {
                 Ok(r) => screen.downloaded(&r, session.name()),
+                Err(ClientError::Refused(ErrorCode::NO_SUCH_FILE)) => {
+                    let on_offer = match session.files().await {
+                        Ok(f) if f.is_empty() => "the server offers no files".to_string(),
+                        Ok(f) => format!("on offer: {}", escaped_list(&f)),
+                        Err(_) => "/files lists them".to_string(),
+                    };
+                    screen.info(Kind::Error, format!("/get {shown}: no such file; {on_offer}"));
+                }
                 Err(e) => screen.download_failed(&file, e),
             }
             if let Ok(mut a) = active.lock() {
@@ -474,6 +514,16 @@ impl<S: Screen> Chat<S> {
             }
         });
     }
+}
+
+/// `a, b, c`, each escaped.
+pub fn escaped_list(items: &[String]) -> String {
+    items.iter().map(|i| super::escape(i)).collect::<Vec<_>>().join(", ")
+}
+
+/// `here: a, b` (the others in the room), or `nobody else is here`.
+pub fn who_is_here(others: &[String]) -> String {
+    if others.is_empty() { "nobody else is here".into() } else { format!("here: {}", escaped_list(others)) }
 }
 
 /// Sleeps until `deadline`; forever without one.
@@ -491,8 +541,8 @@ mod tests {
     #[test]
     fn parses_commands() {
         assert_eq!(parse("hi all"), Line::Say("hi all".into()));
-        assert_eq!(parse("@bob hey you"), Line::Whisper("bob".into(), "hey you".into()));
-        assert_eq!(parse("/w bob hey"), Line::Whisper("bob".into(), "hey".into()));
+        assert_eq!(parse("@bob hey you"), Line::Whisper("bob ".into(), "hey you".into()));
+        assert_eq!(parse("/w bob hey"), Line::Whisper("bob ".into(), "hey".into()));
         let get = |file: &str, transport, force| Line::Get { file: file.into(), transport, force };
         assert_eq!(parse("/get a b.txt --tcp"), get("a b.txt", Transport::Tcp, false));
         assert_eq!(parse("/get x"), get("x", Transport::Udp, false));
@@ -510,11 +560,11 @@ mod tests {
     #[test]
     fn completes_file_names_after_get() {
         let files = ["report.pdf", "big file.iso", "rates.csv"].map(String::from).to_vec();
-        assert_eq!(complete_file("r", &files), (0, vec!["report.pdf".to_string(), "rates.csv".into()]));
-        assert_eq!(complete_file("--tcp rep", &files), (6, vec!["report.pdf".to_string()]));
-        assert_eq!(complete_file("big", &files), (0, vec!["'big file.iso'".to_string()]));
-        assert_eq!(complete_file("'big fi", &files), (0, vec!["'big file.iso'".to_string()]));
-        assert_eq!(complete("/get --tcp rep", &[], &files), (11, vec!["report.pdf".to_string()]));
+        assert_eq!(complete_file("r", &files), (0, vec!["report.pdf ".to_string(), "rates.csv ".into()]));
+        assert_eq!(complete_file("--tcp rep", &files), (6, vec!["report.pdf ".to_string()]));
+        assert_eq!(complete_file("big", &files), (0, vec!["'big file.iso' ".to_string()]));
+        assert_eq!(complete_file("'big fi", &files), (0, vec!["'big file.iso' ".to_string()]));
+        assert_eq!(complete("/get --tcp rep", &[], &files), (11, vec!["report.pdf ".to_string()]));
         assert_eq!(
             parse(&format!("/get {}", quoted("big file.iso"))),
             Line::Get { file: "big file.iso".into(), transport: Transport::Udp, force: false }
@@ -524,8 +574,8 @@ mod tests {
     #[test]
     fn completes_names_with_a_space_after() {
         let names = ["bob", "bea", "carol"].map(String::from).to_vec();
-        assert_eq!(complete("@b", &names, &[]), (1, vec!["bob".to_string(), "bea".into()]));
-        assert_eq!(complete("hi ca", &names, &[]), (3, vec!["carol".to_string()]));
+        assert_eq!(complete("@b", &names, &[]), (1, vec!["bob ".to_string(), "bea ".into()]));
+        assert_eq!(complete("hi ca", &names, &[]), (3, vec!["carol ".to_string()]));
         assert_eq!(complete("/us", &names, &[]), (0, vec!["/users".to_string()]));
     }
 }
