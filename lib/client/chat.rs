@@ -541,8 +541,8 @@ mod tests {
     #[test]
     fn parses_commands() {
         assert_eq!(parse("hi all"), Line::Say("hi all".into()));
-        assert_eq!(parse("@bob hey you"), Line::Whisper("bob ".into(), "hey you".into()));
-        assert_eq!(parse("/w bob hey"), Line::Whisper("bob ".into(), "hey".into()));
+        assert_eq!(parse("@bob hey you"), Line::Whisper("bob".into(), "hey you".into()));
+        assert_eq!(parse("/w bob hey"), Line::Whisper("bob".into(), "hey".into()));
         let get = |file: &str, transport, force| Line::Get { file: file.into(), transport, force };
         assert_eq!(parse("/get a b.txt --tcp"), get("a b.txt", Transport::Tcp, false));
         assert_eq!(parse("/get x"), get("x", Transport::Udp, false));
