@@ -29,7 +29,7 @@ use crate::common::{escape, fail, interactive, note, one_shot, out, pick_many};
 #[derive(Debug, Args)]
 pub struct FetchArgs {
     /// Files to download [default on a terminal: pick from the server's list].
-    #[arg(value_name = "FILE")]
+    #[arg(value_name = "FILE", value_parser = clap::builder::NonEmptyStringValueParser::new())]
     pub files: Vec<String>,
 
     /// Download over reliable UDP (the default).

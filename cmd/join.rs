@@ -14,7 +14,7 @@ use console::style;
 use tokio::sync::{mpsc, watch};
 
 use crate::cli::Global;
-use crate::common::ReconnectArgs;
+use crate::common::{LineArgs, ReconnectArgs, Refused};
 use crate::common::{ask_name, block_on, each_stdin_line, escape, fail, name, note, reconnect_line, report_reconnect};
 
 /// Join the room interactively.
@@ -56,6 +56,9 @@ pub struct JoinArgs {
     /// Only messages whose text matches REGEX (Rust regex syntax).
     #[arg(long = "match", value_name = "REGEX", value_parser = parse_regex)]
     pub pattern: Option<regex::Regex>,
+
+    #[command(flatten)]
+    pub lines: LineArgs,
 
     #[command(flatten)]
     pub reconnect: ReconnectArgs,
@@ -296,10 +299,19 @@ pub fn run(args: JoinArgs, global: &Global) -> anyhow::Result<()> {
     let mut terminal = None;
     let over = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let by_input = std::sync::atomic::AtomicBool::new(false);
+    let refused = Refused::default();
     let r = block_on(async {
         let mut ctrl_c = crate::common::CtrlC::new()?;
+        // The name is held by this user's own session: say how to reach it, not "taken".
+        if let Some(pid) = crate::shared_session::running(global, &name).await {
+            let why = crate::shared_session::already_runs(global, &name, pid);
+            return Err(anyhow::anyhow!(why).context(Exit::NameTaken));
+        }
         let server = &global.server;
-        let joining = chat::join_retrying(server, name.clone(), global.timeout, |name, e| async move {
+        let mut first = args.reconnect.rejoin(global, &name).map(|r| r.backoff);
+        let mut report = |a: &_| report_reconnect("join", global.json, &Event::Attempt(a));
+        let patience = first.as_mut().map(|b| (b, &mut report as &mut dyn FnMut(&_)));
+        let joining = chat::join_retrying(server, name.clone(), global.timeout, patience, |name, e| async move {
             if !(asked && matches!(e.exit(), Exit::NameTaken | Exit::InvalidName)) {
                 return Err(fail(e));
             }
@@ -336,11 +348,19 @@ pub fn run(args: JoinArgs, global: &Global) -> anyhow::Result<()> {
             // edited too) but not after `/quit`: it must not put the terminal
             // back in raw mode as the process exits.
             let over = over.clone();
+            let limits = args.lines.clone();
             reader = Some(std::thread::spawn(move || {
                 loop {
                     match rl.readline(&prompt) {
                         // A blank line is not sent, nor kept in the history.
                         Ok(l) if l.trim().is_empty() && !over.load(std::sync::atomic::Ordering::SeqCst) => {}
+                        Ok(l) if limits.check(&l).is_err() => {
+                            let n = l.chars().count();
+                            let why =
+                                format!("that line has {n} characters, over --max-line {}: not sent", limits.max_line);
+                            let _ = crate::common::out(style(why).red());
+                            let _ = rl.add_history_entry(l.as_str());
+                        }
                         Ok(l) => {
                             let _ = rl.add_history_entry(l.as_str());
                             let quit =
@@ -371,8 +391,9 @@ pub fn run(args: JoinArgs, global: &Global) -> anyhow::Result<()> {
             out.info("info", format!("joined as {}; {}", escape(&name), chat::who_is_here(&others)));
             out.info("info", chat::SHORT_HELP.to_string());
         } else {
+            let (limits, refused) = (args.lines.clone(), refused.clone());
             tokio::spawn(async move {
-                let _ = each_stdin_line(|l| {
+                let _ = each_stdin_line(&limits, &refused, |l| {
                     let sent = lines_tx.send(Some(l));
                     async move { sent.map_err(|_| anyhow::anyhow!("the session ended")) }
                 })
@@ -438,7 +459,7 @@ pub fn run(args: JoinArgs, global: &Global) -> anyhow::Result<()> {
         }
         None => {}
     }
-    r
+    r.and_then(|()| refused.result())
 }
 
 /// Why `join` ended: how the chat ended, or what ended it from outside.

@@ -176,7 +176,7 @@ fn setup_tracing(cli: &Cli) {
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(base));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let json = matches!(&cli.command, Command::Serve(a) if a.log_format == serve::LogFormat::Json);
+    let json = matches!(&cli.command, Command::Serve(a) if a.log_format == serve::LogFormat::Json || g.json);
     let ansi = console::colors_enabled_stderr();
     // A second init (tests in one process) is harmless: ignore its error.
     let _ = if json { builder.json().try_init() } else { builder.with_ansi(ansi).try_init() };

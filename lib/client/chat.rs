@@ -199,11 +199,14 @@ fn complete_file(tail: &str, files: &[String]) -> (usize, Vec<String>) {
 
 /// Joins as `name`; when the server refuses, `retry(name, error)` decides:
 /// another name to try (asked of the person), or the error to end with.
-/// Returns the session and the name it joined with.
+/// With `patience` (reconnection on), a server that is not up yet is waited
+/// for per its backoff ([`first_join`](super::reconnect::first_join)),
+/// each failed attempt reported. Returns the session and the name it joined with.
 pub async fn join_retrying<E, F, Fut>(
     server: &str,
     mut name: String,
     timeout: std::time::Duration,
+    mut patience: Option<(&mut super::reconnect::Backoff, &mut dyn FnMut(&super::reconnect::Attempt))>,
     mut retry: F,
 ) -> Result<(Session, Updates, String), E>
 where
@@ -211,7 +214,11 @@ where
     Fut: Future<Output = Result<String, E>>,
 {
     loop {
-        match Session::join(server, &name, timeout).await {
+        let joined = match patience.as_mut() {
+            Some((backoff, report)) => super::reconnect::first_join(server, &name, timeout, backoff, report).await,
+            None => Session::join(server, &name, timeout).await,
+        };
+        match joined {
             Ok((s, u)) => return Ok((s, u, name)),
             Err(e) => name = retry(name, e).await?,
         }
