@@ -38,9 +38,9 @@ fn free_pair() -> u16 {
     loop {
         let p = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let Some(q) = p.checked_add(1) else { continue };
-        let ok = [p, q].iter().all(|&x| {
-            TcpListener::bind(("127.0.0.1", x)).is_ok() && UdpSocket::bind(("127.0.0.1", x)).is_ok()
-        });
+        let ok = [p, q]
+            .iter()
+            .all(|&x| TcpListener::bind(("127.0.0.1", x)).is_ok() && UdpSocket::bind(("127.0.0.1", x)).is_ok());
         if ok {
             return p;
         }
@@ -179,7 +179,8 @@ fn text(o: &Output) -> String {
 }
 
 /// The README's blocks, as this test runs them.
-const SETUP: &str = "mkdir -p share && cp README.md share/ && cargo install --locked --path . && chatctl serve --files ./share\n";
+const SETUP: &str =
+    "mkdir -p share && cp README.md share/ && cargo install --locked --path . && chatctl serve --files ./share\n";
 const FIRST: &str = "mkdir -p downloads && cd downloads   # downloads land here\n\
 chatctl -n alice fetch README.md     # a first download, from the server above\n";
 
@@ -218,7 +219,8 @@ fn the_readme_runs_as_written() {
         alice = Some((child, lines));
     } else {
         skipped("script");
-        let mut child = clone.sh(&format!("sleep 600 | {}", tour[0]), "downloads").stdout(Stdio::piped()).spawn().unwrap();
+        let mut child =
+            clone.sh(&format!("sleep 600 | {}", tour[0]), "downloads").stdout(Stdio::piped()).spawn().unwrap();
         let lines = common::Lines::of(child.stdout.take().unwrap());
         std::thread::sleep(Duration::from_secs(1));
         alice = alice.or(Some((child, lines)));
