@@ -19,17 +19,29 @@ use crate::common::{ask_name, block_on, each_stdin_line, escape, fail, name, not
 
 /// Join the room interactively.
 ///
-/// On a terminal: a prompt with history; incoming messages appear above it.
-/// Plain text goes to everyone; `@name text` or `/w name text` is private;
-/// `/users`, `/files`, `/get FILE [--tcp|--udp] [--force]` (in the
-/// background; quote a name with spaces), `/help`, `/quit`. Empty lines send nothing. Not on a terminal: each stdin line is a message (same syntax) and
-/// each update one output line (JSON with --json); end of input leaves.
+/// On a terminal: a prompt with history; joining says who is here, and
+/// incoming messages and status lines appear above the prompt, keeping what
+/// is typed. Plain text goes to everyone; `@name text` or `/w name text` is
+/// private; `/users` (you are marked), `/files`, `/get FILE [--tcp|--udp]
+/// [--force]` (in the background; quote a name with spaces), `/help` (the
+/// commands, one per line), `/quit`. Tab completes commands, names and
+/// files, with a space after. Ctrl-C clears the line being typed; Ctrl-D or
+/// `/quit` leaves (exit 0). Colour marks your prompt, private messages and
+/// status lines (--color, NO_COLOR).
+///
+/// Not on a terminal: each stdin line is a message (same syntax) and each
+/// update one output line (JSON with --json, each object with its `time`);
+/// end of input leaves, Ctrl-C (SIGINT) leaves with exit 130, and a closed
+/// standard output (`join | head -2`) leaves at the next update, exit 0.
+/// Blank lines are never sent; long lines follow --max-line.
 ///
 /// While it runs, one-shot `say`, `whisper`, `list` and `fetch` with the same
 /// server and name go through this session (a private Unix socket) instead
 /// of joining again. `--detach` runs such a session in the background,
-/// `--stop` ends it. A server that goes away ends `join` at once (exit 12)
-/// unless --reconnect.
+/// `--stop` ends it; a `join` with the name of such a session of yours says
+/// it runs (exit 5; `--detach` then has nothing to do, exit 0). A server
+/// that goes away ends `join` at once (exit 12) unless --reconnect, which
+/// also waits for a server not up yet.
 ///
 /// Scripts can wait for something: `--count`, `--for` and the filters
 /// `--from`, `--private`, `--match` print only the updates that match, and

@@ -61,7 +61,7 @@ Register-ArgumentCompleter -Native -CommandName 'chatctl' -ScriptBlock {
             [CompletionResult]::new('--cc', '--cc', [CompletionResultType]::ParameterName, 'Congestion controller of fast UDP downloads')
             [CompletionResult]::new('--max-datagram', '--max-datagram', [CompletionResultType]::ParameterName, 'Largest fast-mode datagram, in bytes. Without it the server starts at 1452 and probes larger sizes (65,000 at once on loopback); with it, exactly this size and no probing, e.g. `--max-datagram 1452` to behave as on a 1500-byte-MTU path through `chatctl impair` on loopback')
             [CompletionResult]::new('--trace', '--trace', [CompletionResultType]::ParameterName, 'Write one JSON line per fast-mode sender event (send, ack, loss, rto, cwnd; with the transfer port) to FILE, for plots')
-            [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log line format on stderr')
+            [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log line format on stderr (`--json` is `--log-format json`)')
             [CompletionResult]::new('-s', '-s', [CompletionResultType]::ParameterName, 'Server to talk to: HOST:PORT, a HOST (port 13337), or a bare PORT (on this machine, 127.0.0.1)')
             [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Server to talk to: HOST:PORT, a HOST (port 13337), or a bare PORT (on this machine, 127.0.0.1)')
             [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Name to join the room with [default: asked on a TTY, else the login name]')
@@ -84,6 +84,7 @@ Register-ArgumentCompleter -Native -CommandName 'chatctl' -ScriptBlock {
             [CompletionResult]::new('--for', '--for', [CompletionResultType]::ParameterName, 'Leave after DURATION (e.g. `30s`); exit 9 if nothing matched by then')
             [CompletionResult]::new('--from', '--from', [CompletionResultType]::ParameterName, 'Only messages (private or public) from NAME')
             [CompletionResult]::new('--match', '--match', [CompletionResultType]::ParameterName, 'Only messages whose text matches REGEX (Rust regex syntax)')
+            [CompletionResult]::new('--max-line', '--max-line', [CompletionResultType]::ParameterName, 'The longest line sent, in characters. A line up to 99 characters is one message; a longer one goes out as several 99-character messages (one receipt line for all); a line over N is not sent: an error names it (from standard input, the other lines still go, and the exit code is 1 at the end)')
             [CompletionResult]::new('--reconnect-max', '--reconnect-max', [CompletionResultType]::ParameterName, 'The longest wait between two --reconnect attempts')
             [CompletionResult]::new('-s', '-s', [CompletionResultType]::ParameterName, 'Server to talk to: HOST:PORT, a HOST (port 13337), or a bare PORT (on this machine, 127.0.0.1)')
             [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Server to talk to: HOST:PORT, a HOST (port 13337), or a bare PORT (on this machine, 127.0.0.1)')
@@ -107,6 +108,7 @@ Register-ArgumentCompleter -Native -CommandName 'chatctl' -ScriptBlock {
             break
         }
         'chatctl;say' {
+            [CompletionResult]::new('--max-line', '--max-line', [CompletionResultType]::ParameterName, 'The longest line sent, in characters. A line up to 99 characters is one message; a longer one goes out as several 99-character messages (one receipt line for all); a line over N is not sent: an error names it (from standard input, the other lines still go, and the exit code is 1 at the end)')
             [CompletionResult]::new('--reconnect-max', '--reconnect-max', [CompletionResultType]::ParameterName, 'The longest wait between two --reconnect attempts')
             [CompletionResult]::new('-s', '-s', [CompletionResultType]::ParameterName, 'Server to talk to: HOST:PORT, a HOST (port 13337), or a bare PORT (on this machine, 127.0.0.1)')
             [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Server to talk to: HOST:PORT, a HOST (port 13337), or a bare PORT (on this machine, 127.0.0.1)')
@@ -127,6 +129,7 @@ Register-ArgumentCompleter -Native -CommandName 'chatctl' -ScriptBlock {
             break
         }
         'chatctl;whisper' {
+            [CompletionResult]::new('--max-line', '--max-line', [CompletionResultType]::ParameterName, 'The longest line sent, in characters. A line up to 99 characters is one message; a longer one goes out as several 99-character messages (one receipt line for all); a line over N is not sent: an error names it (from standard input, the other lines still go, and the exit code is 1 at the end)')
             [CompletionResult]::new('-s', '-s', [CompletionResultType]::ParameterName, 'Server to talk to: HOST:PORT, a HOST (port 13337), or a bare PORT (on this machine, 127.0.0.1)')
             [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Server to talk to: HOST:PORT, a HOST (port 13337), or a bare PORT (on this machine, 127.0.0.1)')
             [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Name to join the room with [default: asked on a TTY, else the login name]')

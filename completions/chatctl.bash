@@ -503,7 +503,7 @@ _chatctl() {
             return 0
             ;;
         chatctl__subcmd__join)
-            opts="-s -n -q -v -h -V --count --for --from --private --match --reconnect --reconnect-max --detach --stop --server --name --timeout --json --quiet --verbose --color --help --version"
+            opts="-s -n -q -v -h -V --count --for --from --private --match --max-line --reconnect --reconnect-max --detach --stop --server --name --timeout --json --quiet --verbose --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -522,6 +522,10 @@ _chatctl() {
                     return 0
                     ;;
                 --match)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-line)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -599,12 +603,16 @@ _chatctl() {
             return 0
             ;;
         chatctl__subcmd__say)
-            opts="-s -n -q -v -h -V --reconnect --reconnect-max --server --name --timeout --json --quiet --verbose --color --help --version"
+            opts="-s -n -q -v -h -V --max-line --reconnect --reconnect-max --server --name --timeout --json --quiet --verbose --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --max-line)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --reconnect-max)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -731,12 +739,16 @@ _chatctl() {
             return 0
             ;;
         chatctl__subcmd__whisper)
-            opts="-s -n -q -v -h -V --server --name --timeout --json --quiet --verbose --color --help --version"
+            opts="-s -n -q -v -h -V --max-line --server --name --timeout --json --quiet --verbose --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --max-line)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --server)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -57,7 +57,7 @@ set edit:completion:arg-completer[chatctl] = {|@words|
             cand --cc 'Congestion controller of fast UDP downloads'
             cand --max-datagram 'Largest fast-mode datagram, in bytes. Without it the server starts at 1452 and probes larger sizes (65,000 at once on loopback); with it, exactly this size and no probing, e.g. `--max-datagram 1452` to behave as on a 1500-byte-MTU path through `chatctl impair` on loopback'
             cand --trace 'Write one JSON line per fast-mode sender event (send, ack, loss, rto, cwnd; with the transfer port) to FILE, for plots'
-            cand --log-format 'Log line format on stderr'
+            cand --log-format 'Log line format on stderr (`--json` is `--log-format json`)'
             cand -s 'Server to talk to: HOST:PORT, a HOST (port 13337), or a bare PORT (on this machine, 127.0.0.1)'
             cand --server 'Server to talk to: HOST:PORT, a HOST (port 13337), or a bare PORT (on this machine, 127.0.0.1)'
             cand -n 'Name to join the room with [default: asked on a TTY, else the login name]'
@@ -79,6 +79,7 @@ set edit:completion:arg-completer[chatctl] = {|@words|
             cand --for 'Leave after DURATION (e.g. `30s`); exit 9 if nothing matched by then'
             cand --from 'Only messages (private or public) from NAME'
             cand --match 'Only messages whose text matches REGEX (Rust regex syntax)'
+            cand --max-line 'The longest line sent, in characters. A line up to 99 characters is one message; a longer one goes out as several 99-character messages (one receipt line for all); a line over N is not sent: an error names it (from standard input, the other lines still go, and the exit code is 1 at the end)'
             cand --reconnect-max 'The longest wait between two --reconnect attempts'
             cand -s 'Server to talk to: HOST:PORT, a HOST (port 13337), or a bare PORT (on this machine, 127.0.0.1)'
             cand --server 'Server to talk to: HOST:PORT, a HOST (port 13337), or a bare PORT (on this machine, 127.0.0.1)'
@@ -101,6 +102,7 @@ set edit:completion:arg-completer[chatctl] = {|@words|
             cand --version 'Print version'
         }
         &'chatctl;say'= {
+            cand --max-line 'The longest line sent, in characters. A line up to 99 characters is one message; a longer one goes out as several 99-character messages (one receipt line for all); a line over N is not sent: an error names it (from standard input, the other lines still go, and the exit code is 1 at the end)'
             cand --reconnect-max 'The longest wait between two --reconnect attempts'
             cand -s 'Server to talk to: HOST:PORT, a HOST (port 13337), or a bare PORT (on this machine, 127.0.0.1)'
             cand --server 'Server to talk to: HOST:PORT, a HOST (port 13337), or a bare PORT (on this machine, 127.0.0.1)'
@@ -120,6 +122,7 @@ set edit:completion:arg-completer[chatctl] = {|@words|
             cand --version 'Print version'
         }
         &'chatctl;whisper'= {
+            cand --max-line 'The longest line sent, in characters. A line up to 99 characters is one message; a longer one goes out as several 99-character messages (one receipt line for all); a line over N is not sent: an error names it (from standard input, the other lines still go, and the exit code is 1 at the end)'
             cand -s 'Server to talk to: HOST:PORT, a HOST (port 13337), or a bare PORT (on this machine, 127.0.0.1)'
             cand --server 'Server to talk to: HOST:PORT, a HOST (port 13337), or a bare PORT (on this machine, 127.0.0.1)'
             cand -n 'Name to join the room with [default: asked on a TTY, else the login name]'

@@ -59,7 +59,7 @@ newreno\t'RFC 5681/6582 NewReno'
 bbr\t'BBR (v1-style, model based: random loss does not slow it down)'"
 complete -c chatctl -n "__fish_chatctl_using_subcommand serve" -l max-datagram -d 'Largest fast-mode datagram, in bytes. Without it the server starts at 1452 and probes larger sizes (65,000 at once on loopback); with it, exactly this size and no probing, e.g. `--max-datagram 1452` to behave as on a 1500-byte-MTU path through `chatctl impair` on loopback' -r
 complete -c chatctl -n "__fish_chatctl_using_subcommand serve" -l trace -d 'Write one JSON line per fast-mode sender event (send, ack, loss, rto, cwnd; with the transfer port) to FILE, for plots' -r -F
-complete -c chatctl -n "__fish_chatctl_using_subcommand serve" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
+complete -c chatctl -n "__fish_chatctl_using_subcommand serve" -l log-format -d 'Log line format on stderr (`--json` is `--log-format json`)' -r -f -a "text\t''
 json\t''"
 complete -c chatctl -n "__fish_chatctl_using_subcommand serve" -s s -l server -d 'Server to talk to: HOST:PORT, a HOST (port 13337), or a bare PORT (on this machine, 127.0.0.1)' -r
 complete -c chatctl -n "__fish_chatctl_using_subcommand serve" -s n -l name -d 'Name to join the room with [default: asked on a TTY, else the login name]' -r
@@ -76,6 +76,7 @@ complete -c chatctl -n "__fish_chatctl_using_subcommand join" -l count -d 'Leave
 complete -c chatctl -n "__fish_chatctl_using_subcommand join" -l for -d 'Leave after DURATION (e.g. `30s`); exit 9 if nothing matched by then' -r
 complete -c chatctl -n "__fish_chatctl_using_subcommand join" -l from -d 'Only messages (private or public) from NAME' -r
 complete -c chatctl -n "__fish_chatctl_using_subcommand join" -l match -d 'Only messages whose text matches REGEX (Rust regex syntax)' -r
+complete -c chatctl -n "__fish_chatctl_using_subcommand join" -l max-line -d 'The longest line sent, in characters. A line up to 99 characters is one message; a longer one goes out as several 99-character messages (one receipt line for all); a line over N is not sent: an error names it (from standard input, the other lines still go, and the exit code is 1 at the end)' -r
 complete -c chatctl -n "__fish_chatctl_using_subcommand join" -l reconnect-max -d 'The longest wait between two --reconnect attempts' -r
 complete -c chatctl -n "__fish_chatctl_using_subcommand join" -s s -l server -d 'Server to talk to: HOST:PORT, a HOST (port 13337), or a bare PORT (on this machine, 127.0.0.1)' -r
 complete -c chatctl -n "__fish_chatctl_using_subcommand join" -s n -l name -d 'Name to join the room with [default: asked on a TTY, else the login name]' -r
@@ -92,6 +93,7 @@ complete -c chatctl -n "__fish_chatctl_using_subcommand join" -s q -l quiet -d '
 complete -c chatctl -n "__fish_chatctl_using_subcommand join" -s v -l verbose -d 'More detail; repeat for more (`-vv`)'
 complete -c chatctl -n "__fish_chatctl_using_subcommand join" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c chatctl -n "__fish_chatctl_using_subcommand join" -s V -l version -d 'Print version'
+complete -c chatctl -n "__fish_chatctl_using_subcommand say" -l max-line -d 'The longest line sent, in characters. A line up to 99 characters is one message; a longer one goes out as several 99-character messages (one receipt line for all); a line over N is not sent: an error names it (from standard input, the other lines still go, and the exit code is 1 at the end)' -r
 complete -c chatctl -n "__fish_chatctl_using_subcommand say" -l reconnect-max -d 'The longest wait between two --reconnect attempts' -r
 complete -c chatctl -n "__fish_chatctl_using_subcommand say" -s s -l server -d 'Server to talk to: HOST:PORT, a HOST (port 13337), or a bare PORT (on this machine, 127.0.0.1)' -r
 complete -c chatctl -n "__fish_chatctl_using_subcommand say" -s n -l name -d 'Name to join the room with [default: asked on a TTY, else the login name]' -r
@@ -105,6 +107,7 @@ complete -c chatctl -n "__fish_chatctl_using_subcommand say" -s q -l quiet -d 'P
 complete -c chatctl -n "__fish_chatctl_using_subcommand say" -s v -l verbose -d 'More detail; repeat for more (`-vv`)'
 complete -c chatctl -n "__fish_chatctl_using_subcommand say" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c chatctl -n "__fish_chatctl_using_subcommand say" -s V -l version -d 'Print version'
+complete -c chatctl -n "__fish_chatctl_using_subcommand whisper" -l max-line -d 'The longest line sent, in characters. A line up to 99 characters is one message; a longer one goes out as several 99-character messages (one receipt line for all); a line over N is not sent: an error names it (from standard input, the other lines still go, and the exit code is 1 at the end)' -r
 complete -c chatctl -n "__fish_chatctl_using_subcommand whisper" -s s -l server -d 'Server to talk to: HOST:PORT, a HOST (port 13337), or a bare PORT (on this machine, 127.0.0.1)' -r
 complete -c chatctl -n "__fish_chatctl_using_subcommand whisper" -s n -l name -d 'Name to join the room with [default: asked on a TTY, else the login name]' -r
 complete -c chatctl -n "__fish_chatctl_using_subcommand whisper" -l timeout -d 'How long to wait for the server, e.g. `5s`, `1m`, `500ms`' -r

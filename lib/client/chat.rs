@@ -197,6 +197,10 @@ fn complete_file(tail: &str, files: &[String]) -> (usize, Vec<String>) {
     (start, c)
 }
 
+/// How a first join waits for a server not up yet: the backoff, and what
+/// to do with each failed attempt.
+pub type Patience<'a> = (&'a mut super::reconnect::Backoff, &'a mut dyn FnMut(&super::reconnect::Attempt));
+
 /// Joins as `name`; when the server refuses, `retry(name, error)` decides:
 /// another name to try (asked of the person), or the error to end with.
 /// With `patience` (reconnection on), a server that is not up yet is waited
@@ -206,7 +210,7 @@ pub async fn join_retrying<E, F, Fut>(
     server: &str,
     mut name: String,
     timeout: std::time::Duration,
-    mut patience: Option<(&mut super::reconnect::Backoff, &mut dyn FnMut(&super::reconnect::Attempt))>,
+    mut patience: Option<Patience<'_>>,
     mut retry: F,
 ) -> Result<(Session, Updates, String), E>
 where
