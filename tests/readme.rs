@@ -52,6 +52,19 @@ fn free_pair() -> u16 {
 struct Clone {
     dir: tempfile::TempDir,
     port: u16,
+    /// Shells started in the background, and their children: killed when the
+    /// test ends, also by a failure.
+    started: std::cell::RefCell<Vec<u32>>,
+}
+
+impl Drop for Clone {
+    fn drop(&mut self) {
+        for pid in self.started.borrow().iter() {
+            let _ = Command::new("pkill").args(["-KILL", "-P", &pid.to_string()]).status();
+            // SAFETY: kill(2) on a process this test started.
+            unsafe { libc::kill(*pid as i32, libc::SIGKILL) };
+        }
+    }
 }
 
 impl Clone {
@@ -99,7 +112,7 @@ exec '{real}' "$@"
         if !have_git {
             skipped("git");
         }
-        Clone { dir, port }
+        Clone { dir, port, started: Default::default() }
     }
 
     fn clone_dir(&self) -> PathBuf {
@@ -137,7 +150,10 @@ exec '{real}' "$@"
 
     /// Starts `script` in the background.
     fn start(&self, script: &str, cwd: &str) -> Child {
-        self.sh(script, cwd).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap()
+        let child = self.sh(script, cwd).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn();
+        let child = child.unwrap();
+        self.started.borrow_mut().push(child.id());
+        child
     }
 }
 
@@ -214,6 +230,7 @@ fn the_readme_runs_as_written() {
         let cmd = tour[0].split('#').next().unwrap().trim().to_string();
         let mut c = clone.sh(&format!("script -qfec '{cmd}' /dev/null"), "downloads");
         let mut child = c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        clone.started.borrow_mut().push(child.id());
         let lines = common::Lines::of(child.stdout.take().unwrap());
         lines.until(|l| l.contains("joined as alice"));
         alice = Some((child, lines));
