@@ -7,6 +7,10 @@
 //! [`Updates`] yields what the server pushes. Downloads ([`Session::download`])
 //! use their own connection, so several can run while the chat goes on.
 //!
+//! [`chat`] is the session behind `join` (its command language, rejoining);
+//! [`forward`] the line forwarder behind `say`; [`control`] the shared
+//! sessions one-shot commands go through.
+//!
 //! Every connection is read through [`wire::Decoder`](crate::wire::Decoder):
 //! one `recv` is never assumed to be one message.
 
