@@ -140,7 +140,7 @@ pub fn run(args: CaptureDecodeArgs, global: &Global) -> anyhow::Result<()> {
         Some(e @ ReadError::Truncated { .. }) => {
             // A capture cut short (tcpdump killed): everything before is decoded.
             if !global.quiet {
-                crate::session::note(format_args!(
+                crate::common::note(format_args!(
                     "chatctl capture-decode: warning: {e}; decoded {} packets before it",
                     reader.packets
                 ));
@@ -288,7 +288,7 @@ fn written(out: &mut impl Write, a: &Analyzer, json: bool) -> anyhow::Result<()>
         )?;
     }
     if n == 0 {
-        crate::session::note(format_args!("chatctl capture-decode: no download in the capture, nothing extracted"));
+        crate::common::note(format_args!("chatctl capture-decode: no download in the capture, nothing extracted"));
     }
     Ok(())
 }
@@ -308,7 +308,7 @@ fn plots(
     let all: Vec<_> = a.transfers().collect();
     let plotted = all.iter().filter(|(s, p)| plot::skip_reason(s, p).is_none()).count();
     if all.is_empty() {
-        crate::session::note("chatctl capture-decode: no transfer in the capture, nothing to plot");
+        crate::common::note("chatctl capture-decode: no transfer in the capture, nothing to plot");
     }
     for (s, points) in &all {
         let name = output::escape(s.file.as_deref().unwrap_or("(unknown file)"));

@@ -13,14 +13,100 @@ use crate::{capture_decode, completions, fetch, impair, join, list, say, serve, 
 #[derive(Debug, Parser)]
 #[command(name = "chatctl", version, propagate_version = true, max_term_width = 100)]
 #[command(after_help = "Every subcommand has its own --help. Exit codes are listed in the chatctl(1) man page.")]
-pub struct Cli {
+struct Raw {
     #[command(flatten)]
-    pub global: Global,
+    global: Global,
     #[command(subcommand)]
+    command: Command,
+}
+
+/// The command line: [`Raw`] as clap derives it, with the options of
+/// [`PER_COMMAND`] accepted (and shown in help, man pages and completions)
+/// before any subcommand and after the subcommands they apply to, not the others.
+#[derive(Debug)]
+pub struct Cli {
+    pub global: Global,
     pub command: Command,
 }
 
-/// Options every subcommand accepts, before or after its name.
+/// Options that mean something only to some subcommands, and those subcommands.
+const PER_COMMAND: &[(&str, &[&str])] = &[
+    ("server", CLIENTS),
+    ("name", CLIENTS),
+    ("timeout", CLIENTS),
+    ("json", &["join", "say", "whisper", "list", "fetch", "serve", "capture-decode", "impair"]),
+];
+
+/// The subcommands that talk to a server.
+const CLIENTS: &[&str] = &["join", "say", "whisper", "list", "fetch"];
+
+/// `cmd` with each option of [`PER_COMMAND`] also under its subcommands
+/// (there without an environment variable or default, so that a value
+/// given before the subcommand, or by the environment, stands unless given
+/// again after it).
+fn per_command(mut cmd: clap::Command) -> clap::Command {
+    for (id, under) in PER_COMMAND {
+        let Some(arg) = cmd.get_arguments().find(|a| a.get_id() == id).cloned() else { continue };
+        let arg = arg.env(None::<&str>).default_value(None::<&str>);
+        for sub in *under {
+            let arg = arg.clone();
+            cmd = cmd.mut_subcommand(*sub, |c| c.arg(arg.help_heading("Client options")));
+        }
+    }
+    cmd
+}
+
+impl clap::CommandFactory for Cli {
+    fn command() -> clap::Command {
+        per_command(Raw::command())
+    }
+
+    fn command_for_update() -> clap::Command {
+        per_command(Raw::command_for_update())
+    }
+}
+
+impl clap::FromArgMatches for Cli {
+    fn from_arg_matches(m: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        use clap::parser::ValueSource;
+        let Raw { mut global, command } = Raw::from_arg_matches(m)?;
+        if let Some((_, sub)) = m.subcommand() {
+            let given = |id: &str| {
+                sub.try_contains_id(id).unwrap_or(false) && sub.value_source(id) == Some(ValueSource::CommandLine)
+            };
+            if given("server")
+                && let Some(v) = sub.get_one::<String>("server")
+            {
+                global.server = v.clone();
+            }
+            if given("name")
+                && let Some(v) = sub.get_one::<String>("name")
+            {
+                global.name = Some(v.clone());
+            }
+            if given("timeout")
+                && let Some(v) = sub.get_one::<Duration>("timeout")
+            {
+                global.timeout = *v;
+            }
+            if given("json") {
+                global.json = true;
+            }
+        }
+        Ok(Cli { global, command })
+    }
+
+    fn update_from_arg_matches(&mut self, m: &clap::ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(m)?;
+        Ok(())
+    }
+}
+
+impl Parser for Cli {}
+
+/// Options given before the subcommand's name; `-q`, `-v` and `--color` are
+/// accepted after it too, the others after the subcommands they apply to
+/// (see [`Cli`]).
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Global options")]
 pub struct Global {
@@ -29,23 +115,24 @@ pub struct Global {
     #[arg(
         short,
         long,
-        global = true,
         env = "CHATCTL_SERVER",
         value_name = "HOST:PORT",
-        default_value = "127.0.0.1:13337"
+        default_value = "127.0.0.1:13337",
+        value_parser = parse_server
     )]
     pub server: String,
 
     /// Name to join the room with [default: asked on a TTY, else the login name].
-    #[arg(short, long, global = true, env = "CHATCTL_NAME", value_name = "NAME")]
+    #[arg(short, long, env = "CHATCTL_NAME", value_name = "NAME")]
     pub name: Option<String>,
 
     /// How long to wait for the server, e.g. `5s`, `1m`, `500ms`.
-    #[arg(long, global = true, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
 
-    /// Machine-readable output: JSON (one object per line for streams).
-    #[arg(long, global = true)]
+    /// Machine-readable output: JSON (one object per line for streams; for
+    /// `serve`, JSON log lines).
+    #[arg(long)]
     pub json: bool,
 
     /// Print only errors.
@@ -59,6 +146,11 @@ pub struct Global {
     /// When to use colour (NO_COLOR in the environment means never, unless `always`).
     #[arg(long, global = true, value_enum, value_name = "WHEN", default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
+}
+
+/// `--server`: its form checked (a bad port is a usage error), its host resolved later.
+fn parse_server(s: &str) -> Result<String, String> {
+    chatctl::client::check_server(s).map(|()| s.to_string())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -17,7 +17,7 @@ use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
 use crate::cli::Global;
-use crate::session::{escape, fail, interactive, note, one_shot, out, pick_many};
+use crate::common::{escape, fail, interactive, note, one_shot, out, pick_many};
 
 /// Download files from the server (UDP by default, as the original client).
 ///
@@ -34,7 +34,7 @@ use crate::session::{escape, fail, interactive, note, one_shot, out, pick_many};
 #[derive(Debug, Args)]
 pub struct FetchArgs {
     /// Files to download [default on a terminal: pick from the server's list].
-    #[arg(value_name = "FILE")]
+    #[arg(value_name = "FILE", value_parser = clap::builder::NonEmptyStringValueParser::new())]
     pub files: Vec<String>,
 
     /// Download over reliable UDP (the default).
@@ -252,7 +252,7 @@ struct Attempt {
 
 /// Sleeps `wait` between retries; Ctrl-C ends the command.
 fn wait_or_interrupt(wait: Duration) -> anyhow::Result<()> {
-    crate::session::block_on(async {
+    crate::common::block_on(async {
         tokio::select! {
             _ = tokio::time::sleep(wait) => Ok(()),
             _ = tokio::signal::ctrl_c() => Err(anyhow::Error::new(Exit::Interrupted).context("gave up waiting to retry")),

@@ -10,7 +10,7 @@ use chatctl::rdt::sim::LinkConfig;
 use clap::Args;
 
 use crate::cli::Global;
-use crate::session::{note, out};
+use crate::common::{note, out};
 
 /// Relay UDP between clients and a target through seeded impairments.
 ///

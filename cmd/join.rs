@@ -1,37 +1,47 @@
 //! `chatctl join`: the interactive session.
 
-use std::collections::HashSet;
 use std::io::IsTerminal;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
-use chatctl::client::forward::{Event, Rejoin, away};
-use chatctl::client::reconnect::{Backlog, DEFAULT_BACKLOG};
-use chatctl::client::{ClientError, Filter, Listen, Outcome, Session, Transport, Updates, Verdict, thousands};
+use chatctl::client::chat::{self, Chat, Kind, Screen};
+use chatctl::client::forward::Event;
+use chatctl::client::{ClientError, DownloadReport, Filter, Listen, Outcome};
 use chatctl::exit::Exit;
 use chatctl::wire::Update;
 use clap::Args;
 use console::style;
 use tokio::sync::{mpsc, watch};
-use tokio::task::JoinSet;
 
 use crate::cli::Global;
-use crate::session::{ReconnectArgs, ask_name, block_on, each_stdin_line, escape, fail, name, note, report_reconnect};
+use crate::common::{LineArgs, ReconnectArgs, Refused};
+use crate::common::{ask_name, block_on, each_stdin_line, escape, fail, name, note, reconnect_line, report_reconnect};
 
 /// Join the room interactively.
 ///
-/// On a terminal: a prompt with history; incoming messages appear above it.
-/// Plain text goes to everyone; `@name text` or `/w name text` is private;
-/// `/users`, `/files`, `/get FILE [--tcp|--udp] [--force]` (in the
-/// background; quote a name with spaces), `/help`, `/quit`. Empty lines send nothing. Not on a terminal: each stdin line is a message (same syntax) and
-/// each update one output line (JSON with --json); end of input leaves.
+/// On a terminal: a prompt with history; joining says who is here, and
+/// incoming messages and status lines appear above the prompt, keeping what
+/// is typed. Plain text goes to everyone; `@name text` or `/w name text` is
+/// private; `/users` (you are marked), `/files`, `/get FILE [--tcp|--udp]
+/// [--force]` (in the background; quote a name with spaces), `/help` (the
+/// commands, one per line), `/quit`. Tab completes commands, names and
+/// files, with a space after. Ctrl-C clears the line being typed; Ctrl-D or
+/// `/quit` leaves (exit 0). Colour marks your prompt, private messages and
+/// status lines (--color, NO_COLOR).
+///
+/// Not on a terminal: each stdin line is a message (same syntax) and each
+/// update one output line (JSON with --json, each object with its `time`);
+/// end of input leaves, Ctrl-C (SIGINT) leaves with exit 130, and a closed
+/// standard output (`join | head -2`) leaves at the next update, exit 0.
+/// Blank lines are never sent; long lines follow --max-line.
 ///
 /// While it runs, one-shot `say`, `whisper`, `list` and `fetch` with the same
 /// server and name go through this session (a private Unix socket) instead
 /// of joining again. `--detach` runs such a session in the background,
-/// `--stop` ends it. A server that goes away ends `join` at once (exit 12)
-/// unless --reconnect.
+/// `--stop` ends it; a `join` with the name of such a session of yours says
+/// it runs (exit 5; `--detach` then has nothing to do, exit 0). A server
+/// that goes away ends `join` at once (exit 12) unless --reconnect, which
+/// also waits for a server not up yet.
 ///
 /// Scripts can wait for something: `--count`, `--for` and the filters
 /// `--from`, `--private`, `--match` print only the updates that match, and
@@ -58,6 +68,9 @@ pub struct JoinArgs {
     /// Only messages whose text matches REGEX (Rust regex syntax).
     #[arg(long = "match", value_name = "REGEX", value_parser = parse_regex)]
     pub pattern: Option<regex::Regex>,
+
+    #[command(flatten)]
+    pub lines: LineArgs,
 
     #[command(flatten)]
     pub reconnect: ReconnectArgs,
@@ -87,142 +100,11 @@ impl JoinArgs {
     }
 }
 
-const HELP: &str = "text: to everyone · @name text or /w name text: private · /users · /files · \
-/get FILE [--tcp|--udp] [--force] · /help · /quit · Tab completes";
-
-/// One input line, parsed.
-#[derive(Debug, PartialEq)]
-enum Line {
-    Say(String),
-    Whisper(String, String),
-    Users,
-    Files,
-    Get {
-        file: String,
-        transport: Transport,
-        force: bool,
-    },
-    Help,
-    /// An empty or blank line: nothing is sent.
-    Nothing,
-    Quit,
-    Bad(String),
-}
-
-fn parse(line: &str) -> Line {
-    if line.trim().is_empty() {
-        return Line::Nothing;
-    }
-    if let Some(rest) = line.strip_prefix('@') {
-        let (to, text) = rest.split_once(' ').unwrap_or((rest, ""));
-        return Line::Whisper(to.to_string(), text.to_string());
-    }
-    let Some(cmd) = line.strip_prefix('/') else { return Line::Say(line.to_string()) };
-    let (cmd, rest) = cmd.split_once(' ').unwrap_or((cmd, ""));
-    match cmd {
-        "w" | "whisper" | "msg" => match rest.split_once(' ') {
-            Some((to, text)) => Line::Whisper(to.to_string(), text.to_string()),
-            None if !rest.is_empty() => Line::Whisper(rest.to_string(), String::new()),
-            None => Line::Bad("usage: /w NAME TEXT".into()),
-        },
-        "users" | "who" => Line::Users,
-        "files" => Line::Files,
-        "get" | "fetch" => {
-            let words = match split_words(rest) {
-                Ok(w) => w,
-                Err(e) => return Line::Bad(e),
-            };
-            let (mut transport, mut force) = (Transport::Udp, false);
-            let mut file = Vec::new();
-            for w in words {
-                match w.as_str() {
-                    "--tcp" => transport = Transport::Tcp,
-                    "--udp" => transport = Transport::Udp,
-                    "--force" | "-f" => force = true,
-                    _ => file.push(w),
-                }
-            }
-            // Unquoted words are one name too (`/get my file.txt`).
-            let file = file.join(" ");
-            if file.is_empty() {
-                Line::Bad("usage: /get FILE [--tcp|--udp] [--force]".into())
-            } else {
-                Line::Get { file, transport, force }
-            }
-        }
-        "help" | "?" => Line::Help,
-        "quit" | "exit" | "q" => Line::Quit,
-        other => Line::Bad(format!("unknown command /{other}; /help lists them")),
-    }
-}
-
-/// Splits a command's arguments at spaces; `"…"` or `'…'` keeps spaces in one word.
-fn split_words(s: &str) -> Result<Vec<String>, String> {
-    let (mut words, mut word, mut quote, mut any) = (Vec::new(), String::new(), None, false);
-    for c in s.chars() {
-        match (quote, c) {
-            (None, '"' | '\'') => (quote, any) = (Some(c), true),
-            (Some(q), c) if c == q => quote = None,
-            (None, ' ') => {
-                if std::mem::take(&mut any) {
-                    words.push(std::mem::take(&mut word));
-                }
-            }
-            (_, c) => (word.push(c), any = true).1,
-        }
-    }
-    if quote.is_some() {
-        return Err("a quote is not closed".into());
-    }
-    if any {
-        words.push(word);
-    }
-    Ok(words)
-}
-
-/// `file` as one word for `/get`: quoted when it holds a space or a quote.
-fn quoted(file: &str) -> String {
-    match (file.contains([' ', '"']), file.contains('\'')) {
-        (false, false) => file.to_string(),
-        (_, false) => format!("'{file}'"),
-        _ => format!("\"{file}\""),
-    }
-}
-
-/// Commands Tab completes.
-const COMMANDS: [&str; 7] = ["/users", "/files", "/get ", "/w ", "/help", "/quit", "/whisper "];
-
 /// Tab completion of commands (`/…`), file names (after `/get `) and user
 /// names (`@…`, after `/w `, or any word).
 struct Completer {
     names: Arc<Mutex<Vec<String>>>,
     files: Arc<Mutex<Vec<String>>>,
-}
-
-impl Completer {
-    /// Completions of a file name after `/get ` (`tail` is what follows it up
-    /// to the cursor): where the name starts, and the names, quoted as needed.
-    fn files(&self, tail: &str) -> (usize, Vec<String>) {
-        // The word being typed starts at an unclosed quote, else after the last space.
-        let mut start = 0;
-        let mut quote = None;
-        for (i, c) in tail.char_indices() {
-            match (quote, c) {
-                (None, '"' | '\'') => (quote, start) = (Some(c), i),
-                (Some(q), c) if c == q => quote = None,
-                (None, ' ') => start = i + 1,
-                _ => {}
-            }
-        }
-        let word = tail[start..].trim_start_matches(['"', '\'']);
-        let files = self.files.lock().map(|f| f.clone()).unwrap_or_default();
-        let c = files
-            .iter()
-            .filter(|f| f.starts_with(word) && !f.chars().any(char::is_control))
-            .map(|f| quoted(f))
-            .collect();
-        (start, c)
-    }
 }
 
 impl rustyline::completion::Completer for Completer {
@@ -234,31 +116,21 @@ impl rustyline::completion::Completer for Completer {
         pos: usize,
         _ctx: &rustyline::Context<'_>,
     ) -> rustyline::Result<(usize, Vec<String>)> {
-        let head = &line[..pos];
-        if let Some(tail) = ["/get ", "/fetch "].iter().find_map(|c| head.strip_prefix(c)) {
-            let (start, c) = self.files(tail);
-            return Ok((head.len() - tail.len() + start, c));
-        }
-        let start = head.rfind(' ').map_or(0, |i| i + 1);
-        let word = &head[start..];
-        if start == 0 && word.starts_with('/') {
-            let c = COMMANDS.iter().filter(|c| c.starts_with(word)).map(|c| c.to_string()).collect();
-            return Ok((0, c));
-        }
-        let (at, word) = match word.strip_prefix('@') {
-            Some(w) if start == 0 => (1, w),
-            _ => (0, word),
-        };
         let names = self.names.lock().map(|n| n.clone()).unwrap_or_default();
-        let c = names.into_iter().filter(|n| n.starts_with(word) && !n.chars().any(char::is_control)).collect();
-        Ok((start + at, c))
+        let files = self.files.lock().map(|f| f.clone()).unwrap_or_default();
+        Ok(chat::complete(&line[..pos], &names, &files))
     }
 }
 
 impl rustyline::hint::Hinter for Completer {
     type Hint = String;
 }
-impl rustyline::highlight::Highlighter for Completer {}
+impl rustyline::highlight::Highlighter for Completer {
+    /// The prompt in bold green where colour is on, so one's own lines stand out.
+    fn highlight_prompt<'b, 's: 'b, 'p: 'b>(&'s self, prompt: &'p str, _default: bool) -> std::borrow::Cow<'b, str> {
+        if console::colors_enabled() { style(prompt).green().bold().to_string().into() } else { prompt.into() }
+    }
+}
 impl rustyline::validate::Validator for Completer {}
 impl rustyline::Helper for Completer {}
 
@@ -271,6 +143,8 @@ struct Out {
     names: Option<Arc<Mutex<Vec<String>>>>,
     /// File names for Tab completion after `/get`, renewed by `/files` (terminal only).
     files: Option<Arc<Mutex<Vec<String>>>>,
+    /// Notified when standard output is a pipe whose reader has gone: the session ends.
+    closed: Arc<tokio::sync::Notify>,
 }
 
 impl Out {
@@ -281,21 +155,36 @@ impl Out {
                 // (inside, a text that ends with one gets no second).
                 let _ = p.lock().map(|mut p| p.print(format!("{s}\n")));
             }
-            // A reader that went away is noticed when stdin ends; never panic here.
+            // A reader that went away ends the session (never a panic).
             None => {
-                let _ = crate::session::out(s);
+                if crate::common::out(s).is_err() {
+                    self.closed.notify_one();
+                }
             }
         }
     }
 
+    /// One JSON object as a line, with the time it was printed (RFC 3339, UTC, milliseconds) as `time`.
+    fn json_line(&self, mut v: serde_json::Value) {
+        if let Some(o) = v.as_object_mut() {
+            let now = humantime::format_rfc3339_millis(std::time::SystemTime::now());
+            o.insert("time".into(), now.to_string().into());
+        }
+        self.line(v.to_string());
+    }
+
     fn info(&self, kind: &str, text: String) {
         if self.json {
-            self.line(serde_json::json!({ "kind": kind, "text": text }).to_string());
+            self.json_line(serde_json::json!({ "kind": kind, "text": text }));
         } else if kind == "error" && self.printer.is_none() {
             // Plain pipe mode: stdout carries only the chat; problems go to stderr.
             note(format_args!("chatctl join: {text}"));
         } else {
-            self.line(if kind == "error" { style(text).red().to_string() } else { text });
+            self.line(match kind {
+                "error" => style(text).red().to_string(),
+                "info" | "progress" => style(text).cyan().to_string(),
+                _ => text,
+            });
         }
     }
 
@@ -310,7 +199,7 @@ impl Out {
             }
         }
         if self.json {
-            self.line(serde_json::to_string(u).unwrap_or_default());
+            self.json_line(serde_json::to_value(u).unwrap_or_default());
             return;
         }
         let time = style(clock()).dim();
@@ -323,6 +212,65 @@ impl Out {
             Update::Broadcast { from, text } => format!("{}: {}", style(escape(from)).bold(), escape(text)),
         };
         self.line(format!("{time} {s}"));
+    }
+}
+
+impl Screen for Out {
+    fn update(&self, u: &Update) {
+        Out::update(self, u);
+    }
+
+    fn info(&self, kind: Kind, text: String) {
+        Out::info(self, kind.as_str(), text);
+    }
+
+    fn list(&self, kind: &'static str, items: &[String], me: &str) {
+        if kind == "files"
+            && let Some(files) = &self.files
+            && let Ok(mut files) = files.lock()
+        {
+            *files = items.to_vec();
+        }
+        if self.json {
+            let mut v = serde_json::json!({ "kind": kind, kind: items });
+            if kind == "users" {
+                v["me"] = me.into();
+            }
+            self.json_line(v);
+        } else if kind == "users" {
+            let you = style(format!("{} (you)", escape(me))).bold().to_string();
+            self.line(
+                std::iter::once(you).chain(items.iter().map(|i| escape(i).into_owned())).collect::<Vec<_>>().join(", "),
+            );
+        } else if items.is_empty() {
+            self.line("the server offers no files".into());
+        } else {
+            self.line(chat::escaped_list(items));
+        }
+    }
+
+    fn downloaded(&self, r: &DownloadReport, who: &str) {
+        if self.json {
+            let mut v = serde_json::to_value(r).unwrap_or_default();
+            if let Some(o) = v.as_object_mut() {
+                o.insert("kind".into(), "download".into());
+            }
+            self.json_line(v);
+        } else {
+            Out::info(self, "download", r.summary(who));
+        }
+    }
+
+    fn download_failed(&self, file: &str, e: ClientError) {
+        Out::info(self, "error", crate::describe(&fail(e).context(format!("/get {}", escape(file)))));
+    }
+
+    fn reconnect(&self, e: &Event<'_>) {
+        match &self.printer {
+            // Above the prompt, keeping what is typed.
+            Some(_) => self.line(style(reconnect_line("join", self.json, e)).yellow().to_string()),
+            None => report_reconnect("join", self.json, e),
+        }
     }
 }
 
@@ -345,46 +293,54 @@ fn clock() -> String {
 
 pub fn run(args: JoinArgs, global: &Global) -> anyhow::Result<()> {
     if args.stop {
-        return crate::shared::stop(global);
+        return crate::shared_session::stop(global);
     }
     if args.detach {
-        return crate::shared::detach(global);
+        return crate::shared_session::detach(global);
     }
-    if std::env::var_os(crate::shared::HOST_ENV).is_some() {
-        return crate::shared::host(&args.reconnect, global);
+    if std::env::var_os(crate::shared_session::HOST_ENV).is_some() {
+        return crate::shared_session::host(&args.reconnect, global);
     }
     // A name asked on the terminal is asked again when the server refuses it.
-    let asked = global.name.is_none() && crate::session::interactive();
+    let asked = global.name.is_none() && crate::common::interactive();
     let mut name = name(global)?;
     let tty = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     let (lines_tx, mut lines_rx) = mpsc::unbounded_channel::<Option<String>>();
-    let mut out = Out { json: global.json, printer: None, names: None, files: None };
+    let mut out = Out { json: global.json, printer: None, names: None, files: None, closed: Arc::default() };
     let mut reader = None;
+    let mut terminal = None;
     let over = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let by_input = std::sync::atomic::AtomicBool::new(false);
+    let refused = Refused::default();
     let r = block_on(async {
-        let mut ctrl_c = crate::session::CtrlC::new()?;
-        let (session, updates) = loop {
-            let r = tokio::select! {
-                biased;
-                _ = ctrl_c.pressed() => return Err(anyhow::Error::new(Exit::Interrupted)),
-                r = Session::join(&global.server, &name, global.timeout) => r,
-            };
-            match r {
-                Ok(joined) => break joined,
-                Err(e) if asked && matches!(e.exit(), Exit::NameTaken | Exit::InvalidName) => {
-                    let why = match e.exit() {
-                        Exit::NameTaken => format!("{} is taken", escape(&name)),
-                        _ => format!("the server refused {}: {e}", escape(&name)),
-                    };
-                    note(format_args!("{why}; choose another name"));
-                    let suggestion = format!("{}2", name.chars().take(97).collect::<String>());
-                    name = tokio::task::spawn_blocking(move || ask_name(suggestion))
-                        .await
-                        .context("the prompt failed")??;
-                }
-                Err(e) => return Err(fail(e)),
+        let mut ctrl_c = crate::common::CtrlC::new()?;
+        // The name is held by this user's own session: say how to reach it, not "taken".
+        if let Some(pid) = crate::shared_session::running(global, &name).await {
+            let why = crate::shared_session::already_runs(global, &name, pid);
+            return Err(anyhow::anyhow!(why).context(Exit::NameTaken));
+        }
+        let server = &global.server;
+        let mut first = args.reconnect.rejoin(global, &name).map(|r| r.backoff);
+        let mut report = |a: &_| report_reconnect("join", global.json, &Event::Attempt(a));
+        let patience = first.as_mut().map(|b| (b, &mut report as &mut dyn FnMut(&_)));
+        let joining = chat::join_retrying(server, name.clone(), global.timeout, patience, |name, e| async move {
+            if !(asked && matches!(e.exit(), Exit::NameTaken | Exit::InvalidName)) {
+                return Err(fail(e));
             }
+            let why = match e.exit() {
+                Exit::NameTaken => format!("{} is taken", escape(&name)),
+                _ => format!("the server refused {}: {e}", escape(&name)),
+            };
+            note(format_args!("{why}; choose another name"));
+            let suggestion = format!("{}2", name.chars().take(97).collect::<String>());
+            tokio::task::spawn_blocking(move || ask_name(suggestion)).await.context("the prompt failed")?
+        });
+        let (session, updates, joined_as) = tokio::select! {
+            biased;
+            _ = ctrl_c.pressed() => return Err(anyhow::Error::new(Exit::Interrupted)),
+            r = joining => r?,
         };
+        name = joined_as;
         let session = Arc::new(session);
         if tty {
             let names = Arc::new(Mutex::new(session.users().await.unwrap_or_default()));
@@ -395,25 +351,47 @@ pub fn run(args: JoinArgs, global: &Global) -> anyhow::Result<()> {
                 .context("cannot start the line editor")?;
             rl.set_helper(Some(Completer { names, files }));
             let printer = rl.create_external_printer().context("cannot start the line editor")?;
+            let mut hinted = false;
             out.printer = Some(Arc::new(Mutex::new(Box::new(printer))));
+            // Where the terminal goes back to if the session ends under the editor's read.
+            terminal = Some(crate::common::TerminalGuard::new());
             let prompt = format!("{}> ", escape(&name));
             // The editor reads the next line right away (so type-ahead is
             // edited too) but not after `/quit`: it must not put the terminal
             // back in raw mode as the process exits.
             let over = over.clone();
+            let limits = args.lines.clone();
             reader = Some(std::thread::spawn(move || {
                 loop {
                     match rl.readline(&prompt) {
                         // A blank line is not sent, nor kept in the history.
                         Ok(l) if l.trim().is_empty() && !over.load(std::sync::atomic::Ordering::SeqCst) => {}
+                        Ok(l) if limits.check(&l).is_err() => {
+                            let n = l.chars().count();
+                            let why =
+                                format!("that line has {n} characters, over --max-line {}: not sent", limits.max_line);
+                            let _ = crate::common::out(style(why).red());
+                            let _ = rl.add_history_entry(l.as_str());
+                        }
                         Ok(l) => {
                             let _ = rl.add_history_entry(l.as_str());
-                            let quit = parse(&l) == Line::Quit || over.load(std::sync::atomic::Ordering::SeqCst);
+                            let quit =
+                                chat::parse(&l) == chat::Line::Quit || over.load(std::sync::atomic::Ordering::SeqCst);
                             if lines_tx.send(Some(l)).is_err() || quit {
                                 return;
                             }
                         }
-                        // Ctrl-C, Ctrl-D or a terminal error: leave.
+                        // Ctrl-C clears the line (rustyline has dropped it), as in irssi and bash.
+                        Err(rustyline::error::ReadlineError::Interrupted) => {
+                            if !hinted {
+                                hinted = true;
+                                // Between two reads the terminal is ours: print as usual.
+                                let _ = crate::common::out(
+                                    style("(Ctrl-C clears the line; Ctrl-D or /quit leaves the room)").cyan(),
+                                );
+                            }
+                        }
+                        // Ctrl-D, or a terminal error: leave.
                         Err(_) => {
                             let _ = lines_tx.send(None);
                             return;
@@ -421,10 +399,13 @@ pub fn run(args: JoinArgs, global: &Global) -> anyhow::Result<()> {
                     }
                 }
             }));
-            out.info("info", format!("joined as {}. {HELP}", escape(&name)));
+            let others = session.users().await.unwrap_or_default();
+            out.info("info", format!("joined as {}; {}", escape(&name), chat::who_is_here(&others)));
+            out.info("info", chat::SHORT_HELP.to_string());
         } else {
+            let (limits, refused) = (args.lines.clone(), refused.clone());
             tokio::spawn(async move {
-                let _ = each_stdin_line(|l| {
+                let _ = each_stdin_line(&limits, &refused, |l| {
                     let sent = lines_tx.send(Some(l));
                     async move { sent.map_err(|_| anyhow::anyhow!("the session ended")) }
                 })
@@ -434,43 +415,33 @@ pub fn run(args: JoinArgs, global: &Global) -> anyhow::Result<()> {
         }
         let (current, current_rx) = watch::channel(Some(session.clone()));
         let (stop_tx, mut stop_rx) = mpsc::unbounded_channel();
-        let _host = crate::shared::offer(&session, current_rx, stop_tx).await;
-        let mut chat = Chat {
-            session: session.clone(),
-            out: out.clone(),
-            downloads: JoinSet::new(),
-            active: Arc::default(),
-            listen: args.listen(),
-            input_over: false,
-            unsent: None,
-        };
+        let _host = crate::shared_session::offer(&session, current_rx, stop_tx).await;
+        let mut chat = Chat::new(session.clone(), out.clone(), args.listen());
         let end = tokio::select! {
             biased;
             _ = ctrl_c.pressed() => End::Interrupted,
+            // `join | head -2`: the reader of standard output left.
+            _ = out.closed.notified() => End::Input,
             Some(()) = stop_rx.recv() => End::Stopped,
-            end = chat.run_resilient(updates, &mut lines_rx, args.reconnect.rejoin(global, &name), &current) => end,
+            end = chat.run_resilient(updates, &mut lines_rx, args.reconnect.rejoin(global, &name), &current) => end.into(),
         };
-        let session = chat.session.clone();
-        let by_input = matches!(end, End::Input);
+        let session = chat.session().clone();
+        by_input.store(matches!(end, End::Input), std::sync::atomic::Ordering::SeqCst);
         let r = match end {
             End::Input => {
                 // A bot's `/get` must finish before EOF leaves the room.
-                if !chat.downloads.is_empty() {
-                    out.info(
-                        "info",
-                        format!("waiting for {} download(s) (Ctrl-C abandons them)", chat.downloads.len()),
-                    );
+                if chat.downloads() > 0 {
+                    out.info("info", format!("waiting for {} download(s) (Ctrl-C abandons them)", chat.downloads()));
                     tokio::select! {
                         biased;
                         _ = ctrl_c.pressed() => {}
-                        _ = async { while chat.downloads.join_next().await.is_some() {} } => {}
+                        _ = chat.finish_downloads() => {}
                     }
                 }
                 Ok(())
             }
             End::Interrupted => Err(anyhow::Error::new(Exit::Interrupted)),
-            End::Failed(e) => Err(e),
-            End::Gone(e) => Err(fail(e)),
+            End::Failed(e) => Err(fail(e)),
             End::Done | End::Stopped => Ok(()),
             End::Expired(Outcome::Done) => Ok(()),
             End::Expired(Outcome::NothingInTime) => {
@@ -478,34 +449,39 @@ pub fn run(args: JoinArgs, global: &Global) -> anyhow::Result<()> {
                 Err(anyhow::anyhow!("nothing matched within --for {waited}").context(Exit::Timeout))
             }
         };
-        chat.downloads.abort_all();
-        let left = crate::session::leave(session.leave(), &mut ctrl_c).await;
+        chat.abort_downloads();
+        let left = crate::common::leave(session.leave(), &mut ctrl_c).await;
         over.store(true, std::sync::atomic::Ordering::SeqCst);
-        if tty && !by_input {
-            // The line editor holds the terminal in raw mode until its read
-            // returns: let it finish before exiting, or the shell is left raw.
-            out.info("info", "the session is over: press Enter to exit".to_string());
-        }
         r.and(left)
     });
     // The editor's next line (if the session ended under it) finds nobody to send to, and stops.
     drop(lines_rx);
-    if let Some(reader) = reader {
-        let _ = reader.join();
+    match reader {
+        // Ended by the reader itself (`/quit`, Ctrl-D): it has returned, and
+        // has put the terminal back.
+        Some(reader) if by_input.load(std::sync::atomic::Ordering::SeqCst) => {
+            let _ = reader.join();
+        }
+        // Ended under the editor's read (the server went away, `join --stop`):
+        // the terminal goes back as it was, the half-typed line is left on
+        // screen, and the process exits without waiting for Enter.
+        Some(_) => {
+            drop(terminal);
+            let _ = crate::common::out("");
+        }
+        None => {}
     }
-    r
+    r.and_then(|()| refused.result())
 }
 
-/// Why the session loop ended.
+/// Why `join` ended: how the chat ended, or what ended it from outside.
 enum End {
-    /// End of input, `/quit`, or Ctrl-C/Ctrl-D at the prompt.
+    /// End of input, `/quit`, or Ctrl-D at the prompt.
     Input,
     /// A SIGINT outside the line editor.
     Interrupted,
-    /// A command failed.
-    Failed(anyhow::Error),
-    /// The server went away (closed the session, or the connection was lost).
-    Gone(ClientError),
+    /// The server went away, or a command failed.
+    Failed(ClientError),
     /// `--count` matching updates were shown.
     Done,
     /// `join --stop` asked this session to end.
@@ -514,262 +490,13 @@ enum End {
     Expired(Outcome),
 }
 
-/// A running chat: the session, where output goes, and the background downloads.
-struct Chat {
-    session: Arc<Session>,
-    out: Out,
-    downloads: JoinSet<()>,
-    /// Local files being downloaded now, so two `/get`s never share a target.
-    active: Arc<Mutex<HashSet<PathBuf>>>,
-    /// `--count`, `--for` and the filters, if any.
-    listen: Option<Listen>,
-    /// Standard input has ended (with a budget, that does not end the session).
-    input_over: bool,
-    /// A line whose sending failed because the server went away: sent first
-    /// after a rejoin.
-    unsent: Option<String>,
-}
-
-impl Chat {
-    async fn run(&mut self, mut updates: Updates, lines: &mut mpsc::UnboundedReceiver<Option<String>>) -> End {
-        let deadline = self.listen.as_ref().and_then(Listen::deadline);
-        let bounded = self.listen.as_ref().is_some_and(Listen::bounded);
-        loop {
-            tokio::select! {
-                u = updates.next() => match u {
-                    Some(Ok(u)) => match self.listen.as_mut().map_or(Verdict::Show, |l| l.update(&u)) {
-                        Verdict::Skip => {}
-                        Verdict::Show => self.out.update(&u),
-                        Verdict::ShowAndStop => {
-                            self.out.update(&u);
-                            return End::Done;
-                        }
-                    },
-                    Some(Err(e)) if e.exit() == Exit::ServerGone => return End::Gone(e),
-                    Some(Err(e)) => return End::Failed(fail(e)),
-                    None => return End::Gone(ClientError::Closed),
-                },
-                _ = sleep_until(deadline) => {
-                    return End::Expired(self.listen.as_ref().map_or(Outcome::Done, Listen::outcome));
-                }
-                l = lines.recv(), if !self.input_over => match l.flatten() {
-                    None if bounded => self.input_over = true,
-                    None => return End::Input,
-                    Some(l) => match self.handle(&l).await {
-                        Ok(true) => {}
-                        Ok(false) => return End::Input,
-                        Err(e) if is_gone(&e) => {
-                            self.unsent = Some(l);
-                            return End::Gone(ClientError::Closed);
-                        }
-                        Err(e) => return End::Failed(e),
-                    },
-                },
-                // Reap finished downloads so the set does not grow for hours.
-                Some(_) = self.downloads.join_next(), if !self.downloads.is_empty() => {}
-            }
+impl From<chat::End> for End {
+    fn from(e: chat::End) -> End {
+        match e {
+            chat::End::Input => End::Input,
+            chat::End::Failed(e) | chat::End::Gone(e) => End::Failed(e),
+            chat::End::Done => End::Done,
+            chat::End::Expired(o) => End::Expired(o),
         }
-    }
-
-    /// [`run`](Self::run), rejoining after a lost server when `rejoin` is
-    /// set: lines read while away wait (bounded) and are acted on in order
-    /// once back; the `--count`/`--for` budget goes on across rejoins.
-    async fn run_resilient(
-        &mut self,
-        mut updates: Updates,
-        lines: &mut mpsc::UnboundedReceiver<Option<String>>,
-        mut rejoin: Option<Rejoin>,
-        current: &watch::Sender<Option<Arc<Session>>>,
-    ) -> End {
-        let deadline = self.listen.as_ref().and_then(Listen::deadline);
-        let bounded = self.listen.as_ref().is_some_and(Listen::bounded);
-        let json = self.out.json;
-        loop {
-            let lost = match self.run(updates, lines).await {
-                End::Gone(e) if rejoin.is_some() => e,
-                end => return end,
-            };
-            let how = rejoin.as_mut().expect("checked above");
-            report_reconnect("join", json, &Event::Lost(&lost));
-            let _ = current.send(None);
-            let mut backlog = Backlog::new(DEFAULT_BACKLOG);
-            if let Some(l) = self.unsent.take() {
-                backlog.push(l);
-            }
-            let outcome = self.listen.as_ref().map_or(Outcome::Done, Listen::outcome);
-            let input_over = &mut self.input_over;
-            let joined = tokio::select! {
-                _ = sleep_until(deadline) => return End::Expired(outcome),
-                r = away(how, lines, |l| match l.flatten() {
-                    Some(l) => backlog.push(l),
-                    None => *input_over = true,
-                }, |e| report_reconnect("join", json, &e)) => r,
-            };
-            let (session, u) = match joined {
-                Ok(j) => j,
-                Err(e) => return End::Failed(fail(e)),
-            };
-            self.session = Arc::new(session);
-            updates = u;
-            let _ = current.send(Some(self.session.clone()));
-            let back = Event::Back { waiting: backlog.len(), dropped: backlog.take_dropped() };
-            report_reconnect("join", json, &back);
-            while let Some(l) = backlog.pop() {
-                match self.handle(&l).await {
-                    Ok(true) => {}
-                    Ok(false) => return End::Input,
-                    Err(e) => return End::Failed(e),
-                }
-            }
-            if self.input_over && !bounded {
-                return End::Input;
-            }
-        }
-    }
-
-    /// Acts on one line; `Ok(false)` means quit. Refusals (no such user…) are
-    /// reported and the session goes on; a lost connection ends it.
-    async fn handle(&mut self, line: &str) -> anyhow::Result<bool> {
-        let (session, out) = (self.session.clone(), self.out.clone());
-        let out = &out;
-        let r = match parse(line) {
-            Line::Quit => return Ok(false),
-            Line::Nothing => Ok(()),
-            Line::Help => {
-                out.info("info", HELP.to_string());
-                Ok(())
-            }
-            Line::Bad(msg) => {
-                out.info("error", msg);
-                Ok(())
-            }
-            Line::Say(text) => session.broadcast(&text).await.map(|_| ()),
-            Line::Whisper(to, text) => session.whisper(&to, &text).await.map(|_| ()),
-            Line::Users => session.users().await.map(|u| list(out, "users", &u)),
-            Line::Files => session.files().await.map(|f| {
-                list(out, "files", &f);
-                if let Some(files) = &out.files
-                    && let Ok(mut files) = files.lock()
-                {
-                    *files = f;
-                }
-            }),
-            Line::Get { file, transport, force } => {
-                self.get(file, transport, force);
-                Ok(())
-            }
-        };
-        match r {
-            Ok(()) => Ok(true),
-            Err(e @ chatctl::client::ClientError::Refused(_)) => {
-                out.info("error", e.to_string());
-                Ok(true)
-            }
-            Err(e) => Err(fail(e)),
-        }
-    }
-
-    /// Starts a background download into the current folder; progress and the
-    /// result are reported as lines.
-    fn get(&mut self, file: String, transport: Transport, force: bool) {
-        let Some(base) = chatctl::client::local_file_name(&file).map(PathBuf::from) else {
-            self.out.info("error", format!("cannot make a local file name from {}", escape(&file)));
-            return;
-        };
-        if !self.active.lock().map(|mut a| a.insert(base.clone())).unwrap_or(false) {
-            self.out.info("error", format!("{} is already being downloaded", base.display()));
-            return;
-        }
-        let (session, out, active) = (self.session.clone(), self.out.clone(), self.active.clone());
-        self.downloads.spawn(async move {
-            let over = if transport == Transport::Tcp { "TCP" } else { "UDP" };
-            out.info("info", format!("downloading {} over {over}", escape(&file)));
-            let mut quarter = 0;
-            let progress = |done: u64, size: u64| {
-                let q = done.saturating_mul(4).checked_div(size).unwrap_or(4);
-                if q > quarter && q < 4 {
-                    quarter = q;
-                    out.info(
-                        "progress",
-                        format!("{}: {}% ({} of {} bytes)", escape(&file), q * 25, thousands(done), thousands(size)),
-                    );
-                }
-            };
-            match session.download(&file, transport, &base, force, progress).await {
-                Ok(r) if out.json => {
-                    let mut v = serde_json::to_value(&r).unwrap_or_default();
-                    if let Some(o) = v.as_object_mut() {
-                        o.insert("kind".into(), "download".into());
-                    }
-                    out.line(v.to_string());
-                }
-                Ok(r) => out.info("download", r.summary(session.name())),
-                Err(e) => out.info("error", crate::describe(&fail(e).context(format!("/get {}", escape(&file))))),
-            }
-            if let Ok(mut a) = active.lock() {
-                a.remove(&base);
-            }
-        });
-    }
-}
-
-/// Sleeps until `deadline`; forever without one.
-async fn sleep_until(deadline: Option<std::time::Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d.into()).await,
-        None => std::future::pending().await,
-    }
-}
-
-/// True when `e` carries [`Exit::ServerGone`]: the line was not sent because the server went away.
-fn is_gone(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| c.downcast_ref::<Exit>() == Some(&Exit::ServerGone))
-}
-
-fn list(out: &Out, kind: &str, items: &[String]) {
-    if out.json {
-        out.line(serde_json::json!({ "kind": kind, kind: items }).to_string());
-    } else if items.is_empty() {
-        out.line(format!("no {kind}"));
-    } else {
-        out.line(items.iter().map(|i| escape(i)).collect::<Vec<_>>().join(", "));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_commands() {
-        assert_eq!(parse("hi all"), Line::Say("hi all".into()));
-        assert_eq!(parse("@bob hey you"), Line::Whisper("bob".into(), "hey you".into()));
-        assert_eq!(parse("/w bob hey"), Line::Whisper("bob".into(), "hey".into()));
-        let get = |file: &str, transport, force| Line::Get { file: file.into(), transport, force };
-        assert_eq!(parse("/get a b.txt --tcp"), get("a b.txt", Transport::Tcp, false));
-        assert_eq!(parse("/get x"), get("x", Transport::Udp, false));
-        assert_eq!(parse("/get big.iso --force"), get("big.iso", Transport::Udp, true));
-        assert_eq!(parse("/get -f --tcp \"my  file.txt\""), get("my  file.txt", Transport::Tcp, true));
-        assert_eq!(parse("/get 'say \"hi\".txt'"), get("say \"hi\".txt", Transport::Udp, false));
-        assert!(matches!(parse("/get \"open"), Line::Bad(_)));
-        for blank in ["", "   ", "\t"] {
-            assert_eq!(parse(blank), Line::Nothing, "{blank:?}");
-        }
-        assert_eq!(parse("/quit"), Line::Quit);
-        assert!(matches!(parse("/nope"), Line::Bad(_)));
-    }
-
-    #[test]
-    fn completes_file_names_after_get() {
-        let files = ["report.pdf", "big file.iso", "rates.csv"].map(String::from).to_vec();
-        let c = Completer { names: Arc::new(Mutex::new(vec!["rob".into()])), files: Arc::new(Mutex::new(files)) };
-        assert_eq!(c.files("r"), (0, vec!["report.pdf".to_string(), "rates.csv".into()]));
-        assert_eq!(c.files("--tcp rep"), (6, vec!["report.pdf".to_string()]));
-        assert_eq!(c.files("big"), (0, vec!["'big file.iso'".to_string()]));
-        assert_eq!(c.files("'big fi"), (0, vec!["'big file.iso'".to_string()]));
-        assert_eq!(
-            parse(&format!("/get {}", quoted("big file.iso"))),
-            Line::Get { file: "big file.iso".into(), transport: Transport::Udp, force: false }
-        );
     }
 }

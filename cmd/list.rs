@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use clap::Args;
 
 use crate::cli::Global;
-use crate::session::{escape, fail, note, one_shot, out};
+use crate::common::{escape, fail, note, one_shot, out};
 
 /// List the other users in the room, or with --files the files on offer.
 ///

@@ -5,6 +5,7 @@
 
 mod capture_decode;
 mod cli;
+mod common;
 mod completions;
 mod fetch;
 mod generate;
@@ -13,8 +14,7 @@ mod join;
 mod list;
 mod say;
 mod serve;
-mod session;
-mod shared;
+mod shared_session;
 mod whisper;
 
 use std::process::ExitCode;
@@ -35,7 +35,7 @@ fn main() -> ExitCode {
     // A panic under a prompt must not leave the terminal raw with the cursor hidden.
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        session::restore_terminal();
+        common::restore_terminal();
         default_hook(info);
     }));
     setup_color(&cli.global);
@@ -44,11 +44,11 @@ fn main() -> ExitCode {
     let json = cli.global.json;
     let r = run(cli);
     // A prompt abandoned on its thread (SIGINT ended the command) gives the terminal back.
-    session::restore_terminal();
+    common::restore_terminal();
     match r {
         Ok(()) => Exit::Ok.into(),
         Err(err) => {
-            if session::is_broken_pipe(&err) {
+            if common::is_broken_pipe(&err) {
                 // `chatctl list | head -1`: the reader left, which is fine.
                 return Exit::Ok.into();
             }
@@ -56,9 +56,9 @@ fn main() -> ExitCode {
             // Not `eprintln!`: with `2>&1 | head`, standard error is closed too.
             let message = message(&err, exit);
             if json {
-                session::note(format_args!("{}", json_error(Some(name), &message, exit)));
+                common::note(format_args!("{}", json_error(Some(name), &message, exit)));
             } else {
-                session::note(format_args!("chatctl {name}: {message}"));
+                common::note(format_args!("chatctl {name}: {message}"));
             }
             exit.into()
         }
@@ -176,7 +176,7 @@ fn setup_tracing(cli: &Cli) {
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(base));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let json = matches!(&cli.command, Command::Serve(a) if a.log_format == serve::LogFormat::Json);
+    let json = matches!(&cli.command, Command::Serve(a) if a.log_format == serve::LogFormat::Json || g.json);
     let ansi = console::colors_enabled_stderr();
     // A second init (tests in one process) is harmless: ignore its error.
     let _ = if json { builder.json().try_init() } else { builder.with_ansi(ansi).try_init() };

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use chatctl::exit::Exit;
 use clap::{Args, ValueEnum};
 
 use anyhow::Context;
@@ -84,7 +85,7 @@ pub struct ServeArgs {
     #[arg(long, value_name = "FILE")]
     pub trace: Option<PathBuf>,
 
-    /// Log line format on stderr.
+    /// Log line format on stderr (`--json` is `--log-format json`).
     #[arg(long, value_enum, value_name = "FORMAT", default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 }
@@ -108,14 +109,20 @@ pub enum LogFormat {
 
 pub fn run(args: ServeArgs, _global: &Global) -> anyhow::Result<()> {
     let listen = resolve(&args.listen)?;
-    let ports: PortSpec = args.ports.parse().context("--ports")?;
+    // Values that cannot work are usage errors (exit 2), as clap's own.
+    let ports: PortSpec = args.ports.parse().context("--ports").context(Exit::Usage)?;
     if args.max_users == 0 {
-        anyhow::bail!("--max-users must be at least 1");
+        return Err(anyhow::anyhow!("--max-users must be at least 1").context(Exit::Usage));
     }
-    if let Some(dir) = &args.files
-        && !dir.is_dir()
-    {
-        anyhow::bail!("--files {}: not a folder", dir.display());
+    if let Some(dir) = &args.files {
+        let why = match std::fs::metadata(dir) {
+            Ok(m) if m.is_dir() => None,
+            Ok(_) => Some("not a folder".to_string()),
+            Err(e) => Some(e.to_string()),
+        };
+        if let Some(why) = why {
+            return Err(anyhow::anyhow!("--files {}: {why}", dir.display()).context(Exit::Usage));
+        }
     }
     if ports.capacity() <= args.max_users {
         let users = ports.capacity().saturating_sub(1).max(1);

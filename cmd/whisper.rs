@@ -5,14 +5,19 @@ use chatctl::exit::Exit;
 use clap::Args;
 
 use crate::cli::Global;
-use crate::session::{each_stdin_line, escape, fail, interactive, one_shot, pick_one, receipt, words};
+use crate::common::{
+    LineArgs, Refused, each_stdin_line, escape, fail, interactive, one_shot, pick_one, receipt, words,
+};
 
 /// Send a private message to one user.
 ///
-/// With no TEXT, or `-`, each line of standard input is sent as it arrives.
-/// Text over 99 characters is split. Prints `delivered to USER` unless
-/// --quiet; --json prints one object per message sent. If USER is not in the
-/// room, the error says who is.
+/// With no TEXT, or `-`, each line of standard input is sent as it arrives
+/// (blank lines are skipped). A line over 99 characters goes out as several
+/// messages, one receipt line for all; over --max-line it is not sent; an
+/// empty TEXT is a usage error. Text that is not UTF-8 is sent with U+FFFD
+/// in place of the bad bytes, with a warning. Prints `delivered to USER`
+/// unless --quiet; --json prints one object per line sent. If USER is not in
+/// the room, the error says who is.
 #[derive(Debug, Args)]
 pub struct WhisperArgs {
     /// Who receives it [default on a terminal: pick from the room].
@@ -21,7 +26,10 @@ pub struct WhisperArgs {
 
     /// The message; words are joined with spaces. `-` or none: read stdin.
     #[arg(value_name = "TEXT")]
-    pub text: Vec<String>,
+    pub text: Vec<std::ffi::OsString>,
+
+    #[command(flatten)]
+    pub lines: LineArgs,
 }
 
 pub fn run(args: WhisperArgs, global: &Global) -> anyhow::Result<()> {
@@ -30,7 +38,13 @@ pub fn run(args: WhisperArgs, global: &Global) -> anyhow::Result<()> {
             anyhow::anyhow!("name the USER to whisper to (`chatctl list` shows who is here)").context(Exit::Usage)
         );
     }
+    let text = words(&args.text);
+    if let Some(text) = &text {
+        args.lines.check(text)?;
+    }
+    let refused = Refused::default();
     let g = global.clone();
+    let counted = refused.clone();
     one_shot(global, |session| async move {
         let user = match args.user {
             Some(u) => u,
@@ -57,19 +71,19 @@ pub fn run(args: WhisperArgs, global: &Global) -> anyhow::Result<()> {
                     }
                     Err(e) => return Err(fail(e)),
                 };
-                for piece in pieces {
-                    if g.json {
-                        receipt(serde_json::json!({ "to": user, "text": piece }))?;
-                    } else if !g.quiet {
-                        receipt(format_args!("delivered to {}", escape(&user)))?;
-                    }
+                let parts = if pieces.len() > 1 { format!(" ({} messages)", pieces.len()) } else { String::new() };
+                if g.json {
+                    receipt(serde_json::json!({ "to": user, "text": pieces.concat(), "messages": pieces.len() }))?;
+                } else if !g.quiet {
+                    receipt(format_args!("delivered to {}{parts}", escape(&user)))?;
                 }
                 anyhow::Ok(())
             }
         };
-        match words(&args.text) {
+        match text {
             Some(text) => send(text).await,
-            None => each_stdin_line(send).await,
+            None => each_stdin_line(&args.lines, &counted, send).await,
         }
     })
+    .and_then(|()| refused.result())
 }

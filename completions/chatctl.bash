@@ -83,7 +83,7 @@ _chatctl() {
 
     case "${cmd}" in
         chatctl)
-            opts="-s -n -q -v -h -V --server --name --timeout --json --quiet --verbose --color --help --version serve join say whisper list fetch capture-decode impair completions help"
+            opts="-s -n -q -v -h -V --server --name --timeout --json --quiet --verbose --color --help --version completions join say whisper list fetch serve capture-decode impair help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -121,7 +121,7 @@ _chatctl() {
             return 0
             ;;
         chatctl__subcmd__capture__subcmd__decode)
-            opts="-s -n -q -v -h -V --port --extract --timeline --summary --plot --server --name --timeout --json --quiet --verbose --color --help --version"
+            opts="-q -v -h -V --port --extract --timeline --summary --plot --json --quiet --verbose --color --help --version"
             if [[ ${cur} == -* ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -142,26 +142,6 @@ _chatctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --server)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                -s)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --name)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                -n)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --timeout)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 --color)
                     COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
                     return 0
@@ -174,32 +154,12 @@ _chatctl() {
             return 0
             ;;
         chatctl__subcmd__completions)
-            opts="-s -n -q -v -h -V --server --name --timeout --json --quiet --verbose --color --help --version bash elvish fish powershell zsh"
+            opts="-q -v -h -V --quiet --verbose --color --help --version bash elvish fish powershell zsh"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
-                --server)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                -s)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --name)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                -n)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --timeout)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 --color)
                     COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
                     return 0
@@ -274,7 +234,7 @@ _chatctl() {
             return 0
             ;;
         chatctl__subcmd__help)
-            opts="serve join say whisper list fetch capture-decode impair completions help"
+            opts="completions join say whisper list fetch serve capture-decode impair help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -428,7 +388,7 @@ _chatctl() {
             return 0
             ;;
         chatctl__subcmd__impair)
-            opts="-s -n -q -v -h -V --listen --target --loss --burst --delay --jitter --reorder --duplicate --corrupt --rate --queue --seed --server --name --timeout --json --quiet --verbose --color --help --version"
+            opts="-q -v -h -V --listen --target --loss --burst --delay --jitter --reorder --duplicate --corrupt --rate --queue --seed --json --quiet --verbose --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -482,26 +442,6 @@ _chatctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --server)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                -s)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --name)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                -n)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --timeout)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 --color)
                     COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
                     return 0
@@ -514,7 +454,7 @@ _chatctl() {
             return 0
             ;;
         chatctl__subcmd__join)
-            opts="-s -n -q -v -h -V --count --for --from --private --match --reconnect --reconnect-max --detach --stop --server --name --timeout --json --quiet --verbose --color --help --version"
+            opts="-s -n -q -v -h -V --count --for --from --private --match --max-line --reconnect --reconnect-max --detach --stop --server --name --timeout --json --quiet --verbose --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -533,6 +473,10 @@ _chatctl() {
                     return 0
                     ;;
                 --match)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-line)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -610,12 +554,16 @@ _chatctl() {
             return 0
             ;;
         chatctl__subcmd__say)
-            opts="-s -n -q -v -h -V --reconnect --reconnect-max --server --name --timeout --json --quiet --verbose --color --help --version"
+            opts="-s -n -q -v -h -V --max-line --reconnect --reconnect-max --server --name --timeout --json --quiet --verbose --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --max-line)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --reconnect-max)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -652,7 +600,7 @@ _chatctl() {
             return 0
             ;;
         chatctl__subcmd__serve)
-            opts="-s -n -q -v -h -V --listen --files --ports --max-users --join-timeout --unjoined-timeout --max-unjoined-per-host --max-connections --max-transfers-per-user --cc --max-datagram --trace --log-format --server --name --timeout --json --quiet --verbose --color --help --version"
+            opts="-q -v -h -V --listen --files --ports --max-users --join-timeout --unjoined-timeout --max-unjoined-per-host --max-connections --max-transfers-per-user --cc --max-datagram --trace --log-format --json --quiet --verbose --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -710,26 +658,6 @@ _chatctl() {
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
                     ;;
-                --server)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                -s)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --name)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                -n)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --timeout)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 --color)
                     COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
                     return 0
@@ -742,12 +670,16 @@ _chatctl() {
             return 0
             ;;
         chatctl__subcmd__whisper)
-            opts="-s -n -q -v -h -V --server --name --timeout --json --quiet --verbose --color --help --version"
+            opts="-s -n -q -v -h -V --max-line --server --name --timeout --json --quiet --verbose --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --max-line)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --server)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

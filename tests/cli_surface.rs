@@ -21,16 +21,39 @@ fn help_lists_all_seven_subcommands() {
 #[test]
 fn global_options_go_before_or_after_the_subcommand() {
     chatctl().args(["--color", "never", "--timeout", "5s", "completions", "bash"]).assert().success();
-    chatctl().args(["completions", "bash", "--color", "never", "--timeout", "1m", "--json", "-q"]).assert().success();
+    chatctl().args(["completions", "bash", "--color", "never", "-q"]).assert().success();
+    // After the subcommand, client options only where they apply.
+    chatctl().args(["completions", "bash", "--timeout", "1m"]).assert().code(2);
+    chatctl().args(["serve", "-s", "127.0.0.1:1", "--help"]).assert().code(2);
+}
+
+/// Help lists an option only under the subcommands it means something to.
+#[test]
+fn options_are_shown_where_they_apply() {
+    let help = |sub: &str| {
+        let out = chatctl().args([sub, "--help"]).assert().success().get_output().stdout.clone();
+        String::from_utf8(out).unwrap()
+    };
+    for sub in ["serve", "impair", "capture-decode", "completions"] {
+        let h = help(sub);
+        for opt in ["--server", "--name", "--timeout"] {
+            assert!(!h.contains(opt), "{sub} --help lists {opt}:\n{h}");
+        }
+        assert!(h.contains("--quiet"), "{h}");
+    }
+    assert!(!help("completions").contains("--json"));
+    assert!(help("serve").contains("--json"));
+    for sub in ["join", "say", "whisper", "list", "fetch"] {
+        let h = help(sub);
+        for opt in ["--server", "--name", "--timeout", "--json"] {
+            assert!(h.contains(opt), "{sub} --help lacks {opt}:\n{h}");
+        }
+    }
 }
 
 #[test]
 fn durations_are_humantime_and_bad_ones_are_usage_errors() {
-    chatctl()
-        .args(["completions", "zsh", "--timeout", "5 parsecs"])
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains("--timeout"));
+    chatctl().args(["list", "--timeout", "5 parsecs"]).assert().code(2).stderr(predicate::str::contains("--timeout"));
 }
 
 #[test]

@@ -429,8 +429,9 @@ fn cli_say_args_stdin_and_json() {
     let out = chatctl(addr, "ALICE").args(["say", "--json"]).write_stdin(format!("one\n{long}\n")).assert().success();
     let lines: Vec<serde_json::Value> =
         String::from_utf8_lossy(&out.get_output().stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    assert_eq!(lines.len(), 3, "one + the long line split in two");
-    assert_eq!(lines[0], serde_json::json!({"text": "one", "to": ["BOB"]}));
+    assert_eq!(lines.len(), 2, "one object per line: the long one went out as two messages");
+    assert_eq!(lines[0], serde_json::json!({"text": "one", "to": ["BOB"], "messages": 1}));
+    assert_eq!(lines[1], serde_json::json!({"text": long, "to": ["BOB"], "messages": 2}));
     chatctl(addr, "ALICE").args(["say", "-q", "x"]).assert().success().stdout("");
 }
 
@@ -494,7 +495,9 @@ fn cli_join_pipe_mode() {
         .success();
     let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
     let lines: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    assert!(lines.contains(&serde_json::json!({"kind": "users", "users": ["BOB"]})), "{stdout}");
+    let users = lines.iter().find(|l| l["kind"] == "users").unwrap_or_else(|| panic!("{stdout}"));
+    assert_eq!((&users["users"], &users["me"]), (&serde_json::json!(["BOB"]), &serde_json::json!("ALICE")), "{stdout}");
+    assert!(lines.iter().all(|l| l["time"].is_string()), "{stdout}");
     assert!(lines.iter().any(|l| l["kind"] == "error"), "{stdout}");
 }
 

@@ -44,7 +44,7 @@ fn subcommands_against_the_real_server() {
         .args(["say", "--json", "hello"])
         .assert()
         .success()
-        .stdout("{\"text\":\"hello\",\"to\":[\"BOB\"]}\n");
+        .stdout("{\"messages\":1,\"text\":\"hello\",\"to\":[\"BOB\"]}\n");
     chatctl(addr, "ALICE").args(["whisper", "BOB", "psst"]).assert().success();
     chatctl(addr, "ALICE").args(["whisper", "EVE", "psst"]).assert().code(i32::from(Exit::NoSuchUser.code()));
     chatctl(addr, "BOB").arg("list").assert().code(i32::from(Exit::NameTaken.code()));
@@ -79,7 +79,7 @@ fn subcommands_against_the_real_server() {
 
     let out = chatctl(addr, "ALICE").args(["join", "--json"]).write_stdin("/users\n@BOB hi\n").assert().success();
     let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
-    assert!(stdout.contains(r#"{"kind":"users","users":["BOB"]}"#), "{stdout}");
+    assert!(stdout.contains(r#""kind":"users","me":"ALICE","#) && stdout.contains(r#""users":["BOB"]}"#), "{stdout}");
 
     rt.block_on(bob.leave()).unwrap();
 }

@@ -178,16 +178,7 @@ fn loopback_goodput() {
         let (n, from) = server.recv_from(&mut buf).unwrap();
         let f = std::fs::File::open(path).unwrap();
         let c0 = thread_cpu();
-        let r = send_file_blocking(
-            server,
-            from.ip(),
-            (from, buf[..n].to_vec()),
-            &f,
-            None,
-            &scfg,
-            None,
-            &Cancel::new(),
-        );
+        let r = send_file_blocking(server, from.ip(), (from, buf[..n].to_vec()), &f, None, &scfg, None, &Cancel::new());
         (r, thread_cpu() - c0)
     });
     let out = std::fs::OpenOptions::new().read(true).write(true).open(output.path()).unwrap();

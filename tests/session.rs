@@ -105,9 +105,15 @@ fn detach_and_stop() {
     assert_eq!(bob.broadcasts_from("ci", 50), want);
     assert_eq!(bob.drain(Duration::from_millis(200)), [], "no join/leave notices");
 
-    // A second session under the same name is refused by the server, as before.
-    let (rc, _, _) = run(server.addr, "ci", rt.path(), &["join", "--detach"]);
-    assert_ne!(rc, 0);
+    // The name is held by this user's own session: said so, with how to reach
+    // and stop it. A second --detach has nothing to do; a plain join cannot join.
+    let (rc, _, stderr) = run(server.addr, "ci", rt.path(), &["join", "--detach"]);
+    assert_eq!(rc, 0, "{stderr}");
+    assert!(stderr.contains("your session of ci") && stderr.contains("runs already (pid "), "{stderr}");
+    assert!(stderr.contains("join --stop"), "{stderr}");
+    let (rc, _, stderr) = run(server.addr, "ci", rt.path(), &["join"]);
+    assert_eq!(rc, code(Exit::NameTaken), "{stderr}");
+    assert!(stderr.contains("runs already") && !stderr.contains("taken"), "{stderr}");
 
     let (rc, _, stderr) = run(server.addr, "ci", rt.path(), &["join", "--stop"]);
     assert_eq!(rc, 0, "{stderr}");
@@ -278,4 +284,62 @@ impl ExpectWhisper for Watcher {
         }
         panic!("no {want:?}; saw {seen:?}");
     }
+}
+
+/// A one-shot through a detached `--reconnect` session while the server
+/// restarts: it waits (bounded by its --timeout) until the session is back
+/// in the room, instead of failing with exit 12.
+#[test]
+fn one_shot_waits_for_a_reconnecting_session() {
+    let mut server = Serve::start();
+    let rt = tempfile::tempdir().unwrap();
+    let (rc, _, stderr) = run(server.addr, "ci", rt.path(), &["join", "--detach", "--reconnect"]);
+    assert_eq!(rc, 0, "{stderr}");
+    server.stop();
+    // Sent while the server is down: the session is away.
+    let say = spawn(server.addr, "ci", rt.path(), &["say", "after the restart"]);
+    std::thread::sleep(Duration::from_millis(1500));
+    server.restart();
+    let out = say.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?} {stderr}", out.status);
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("sent to"), "{out:?}");
+    // Bounded: with the server gone for good, the one-shot fails after its --timeout.
+    server.stop();
+    let started = std::time::Instant::now();
+    // (The helper's --timeout is 5s.)
+    let (rc, _, stderr) = run(server.addr, "ci", rt.path(), &["say", "never"]);
+    assert_eq!(rc, code(Exit::ServerGone), "{stderr}");
+    assert!(started.elapsed() >= Duration::from_secs(4), "did not wait: {:?}", started.elapsed());
+    assert!(started.elapsed() < Duration::from_secs(15), "waited too long: {:?}", started.elapsed());
+    server.restart();
+    let (rc, _, stderr) = run(server.addr, "ci", rt.path(), &["join", "--stop"]);
+    assert_eq!(rc, 0, "{stderr}");
+}
+
+/// `--reconnect` covers the first connection too: `say` and `join` wait,
+/// with the same backoff, for a server that is not up yet.
+#[test]
+fn reconnect_waits_for_a_server_not_up_yet() {
+    let mut server = Serve::start();
+    server.stop();
+    let rt = tempfile::tempdir().unwrap();
+    let say = spawn(server.addr, "bot", rt.path(), &["say", "--reconnect", "first"]);
+    let mut join = spawn(server.addr, "log", rt.path(), &["join", "--reconnect"]);
+    let join_err = Lines::of(join.stderr.take().unwrap());
+    join_err.until(|l| l.contains("attempt 2 failed") && l.contains("cannot connect"));
+    server.restart();
+    let out = say.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?} {stderr}", out.status);
+    assert!(stderr.contains("attempt 1 failed"), "{stderr}");
+    let mut bob = Watcher::join(server.addr, "bob");
+    let deadline = std::time::Instant::now() + T;
+    while !bob.users().contains(&"log".to_string()) {
+        assert!(std::time::Instant::now() < deadline, "join --reconnect never joined");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(join.stdin.take());
+    assert!(wait_exit(&mut join, T).success());
+    bob.drain(Duration::from_millis(100));
 }

@@ -201,6 +201,10 @@ impl Reply {
     }
 }
 
+/// How often a request is tried again while its shared session is away
+/// (reconnecting).
+const AWAY_RETRY: Duration = Duration::from_millis(200);
+
 /// The listening side of a shared session, held by `join`. Dropping it
 /// stops serving, closes every control connection and removes the socket.
 #[derive(Debug)]
@@ -340,6 +344,8 @@ async fn perform(s: &Session, req: Request) -> Result<Reply, ClientError> {
 #[derive(Debug)]
 pub struct Client {
     conn: Mutex<(BufReader<OwnedReadHalf>, OwnedWriteHalf)>,
+    /// The session's process, as the socket tells.
+    pid: Option<i32>,
     server: SocketAddr,
     name: String,
     timeout: Duration,
@@ -364,13 +370,38 @@ impl Client {
             }
             Err(source) => return Err(ControlError::Io { path, source }),
         };
+        let pid = stream.peer_cred().ok().and_then(|c| c.pid());
         let (r, w) = stream.into_split();
-        Ok(Some(Client { conn: Mutex::new((BufReader::new(r), w)), server, name: name.to_string(), timeout }))
+        let conn = Mutex::new((BufReader::new(r), w));
+        Ok(Some(Client { conn, pid, server, name: name.to_string(), timeout }))
     }
 
-    /// Sends `req` and waits for its reply. The host bounds each server
-    /// request by its own --timeout; this bound only catches a stuck host.
+    /// The process id of the session's `join`, when the system tells it.
+    pub fn pid(&self) -> Option<i32> {
+        self.pid
+    }
+
+    /// Sends `req` and waits for its reply. While the session is away (its
+    /// `join --reconnect` rejoins a server that went away), the request is
+    /// sent again every [`AWAY_RETRY`] until it is back, for at most this
+    /// command's --timeout; a session that has ended fails at once.
     async fn call(&self, req: &Request) -> Result<Reply, ClientError> {
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        loop {
+            match self.call_once(req).await {
+                Err(ClientError::Shared { exit: Exit::ServerGone, .. })
+                    if tokio::time::Instant::now() + AWAY_RETRY < deadline =>
+                {
+                    tokio::time::sleep(AWAY_RETRY).await;
+                }
+                r => return r,
+            }
+        }
+    }
+
+    /// One request and its reply. The host bounds each server request by
+    /// its own --timeout; this bound only catches a stuck host.
+    async fn call_once(&self, req: &Request) -> Result<Reply, ClientError> {
         let mut conn = self.conn.lock().await;
         let (r, w) = &mut *conn;
         write_json(w, req).await.map_err(ClientError::Io)?;

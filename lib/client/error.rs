@@ -18,6 +18,18 @@ pub enum ClientError {
         #[source]
         source: std::io::Error,
     },
+    /// The server's host name does not resolve.
+    #[error("cannot resolve {addr}")]
+    Resolve {
+        /// The server as given.
+        addr: String,
+        /// Why it failed.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A message with no text (empty or only spaces): never sent.
+    #[error("nothing to send: the message is empty")]
+    Empty,
     /// The server answered with an error code (`4xxx`).
     #[error("the server refused: {} ({code})", .0.describe(), code = .0)]
     Refused(ErrorCode),
@@ -95,7 +107,8 @@ impl ClientError {
     /// The exit code documented for this failure.
     pub fn exit(&self) -> Exit {
         match self {
-            ClientError::Connect { .. } => Exit::Connect,
+            ClientError::Connect { .. } | ClientError::Resolve { .. } => Exit::Connect,
+            ClientError::Empty => Exit::Usage,
             ClientError::Refused(c) => match *c {
                 ErrorCode::INVALID_NAME => Exit::InvalidName,
                 ErrorCode::NAME_TAKEN => Exit::NameTaken,

@@ -7,9 +7,14 @@
 //! [`Updates`] yields what the server pushes. Downloads ([`Session::download`])
 //! use their own connection, so several can run while the chat goes on.
 //!
+//! [`chat`] is the session behind `join` (its command language, rejoining);
+//! [`forward`] the line forwarder behind `say`; [`control`] the shared
+//! sessions one-shot commands go through.
+//!
 //! Every connection is read through [`wire::Decoder`](crate::wire::Decoder):
 //! one `recv` is never assumed to be one message.
 
+pub mod chat;
 pub mod control;
 mod display;
 mod download;
@@ -17,8 +22,8 @@ mod error;
 pub mod forward;
 mod listen;
 pub mod reconnect;
-mod space;
 pub mod retry;
+mod space;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -95,13 +100,42 @@ fn with_default_port(server: &str) -> String {
     }
 }
 
+/// Checks the form of a server address as [`resolve`] takes it (`HOST:PORT`,
+/// `HOST`, `PORT`, `[IPV6]:PORT`, a bare IPv6 address): the port, when one is
+/// written, is a number from 1 to 65535. The host itself is checked when it
+/// is resolved.
+pub fn check_server(server: &str) -> Result<(), String> {
+    let bad_port = |p: &str| format!("bad port {p:?} in {server:?}: a port is a number from 1 to 65535");
+    let port_ok = |p: &str| p.parse::<u16>().is_ok_and(|p| p > 0);
+    if server.trim().is_empty() {
+        return Err("the server address is empty".into());
+    }
+    if let Some(rest) = server.strip_prefix('[') {
+        return match rest.split_once(']') {
+            Some((_, "")) => Ok(()),
+            Some((_, p)) => match p.strip_prefix(':') {
+                Some(p) if port_ok(p) => Ok(()),
+                Some(p) => Err(bad_port(p)),
+                None => Err(format!("{server:?}: write [IPV6]:PORT")),
+            },
+            None => Err(format!("{server:?}: the [ is not closed")),
+        };
+    }
+    if server.parse::<std::net::IpAddr>().is_ok() || server.matches(':').count() != 1 {
+        return Ok(());
+    }
+    let (host, port) = server.rsplit_once(':').unwrap_or((server, ""));
+    let _ = host;
+    if port_ok(port) { Ok(()) } else { Err(bad_port(port)) }
+}
+
 /// Resolves `HOST:PORT` (a bare host gets the default port 13337, a bare port the host 127.0.0.1).
 pub async fn resolve(server: &str) -> Result<SocketAddr, ClientError> {
     let with_port = with_default_port(server);
     let mut addrs = tokio::net::lookup_host(&with_port)
         .await
-        .map_err(|source| ClientError::Connect { addr: server.to_string(), source })?;
-    addrs.next().ok_or_else(|| ClientError::Connect {
+        .map_err(|source| ClientError::Resolve { addr: server.to_string(), source })?;
+    addrs.next().ok_or_else(|| ClientError::Resolve {
         addr: server.to_string(),
         source: std::io::Error::new(std::io::ErrorKind::NotFound, "the name resolves to no address"),
     })
@@ -172,7 +206,7 @@ impl Session {
         let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
             // A server that does not even accept is one we cannot connect to (exit 3, with the address).
             Err(_) => {
-                let why = format!("no answer within {}", humantime::format_duration(timeout));
+                let why = format!("the connection was not accepted within {}", humantime::format_duration(timeout));
                 let source = std::io::Error::new(std::io::ErrorKind::TimedOut, why);
                 return Err(ClientError::Connect { addr: addr.to_string(), source });
             }
@@ -181,7 +215,7 @@ impl Session {
         };
         let mut main = framed(stream);
         send(&mut main, Request::Join { name: name.to_string() }).await?;
-        let port = match response(&mut main, timeout, "the answer to join").await {
+        let port = match response(&mut main, timeout, "the answer to join (the connection was accepted)").await {
             Ok(Confirm::Joined { port, .. }) => port,
             Ok(other) => return Err(unexpected(other)),
             Err(ClientError::Decode(_)) => {
@@ -231,8 +265,11 @@ impl Session {
     }
 
     /// A private message to `to` (`103`), split into messages of at most 99
-    /// characters. Returns the messages sent, each confirmed by `203`.
+    /// characters. A blank text is [`ClientError::Empty`], never sent. Returns the messages sent, each confirmed by `203`.
     pub async fn whisper(&self, to: &str, text: &str) -> Result<Vec<String>, ClientError> {
+        if text.trim().is_empty() {
+            return Err(ClientError::Empty);
+        }
         let pieces = split_text(text, MAX_FIELD_CHARS);
         for piece in &pieces {
             let req = Request::Whisper { to: to.to_string(), text: piece.clone() };
@@ -247,6 +284,9 @@ impl Session {
     /// A message to everyone else (`104`), split as [`whisper`](Self::whisper).
     /// Returns, per message sent, its text and who received it (`204`).
     pub async fn broadcast(&self, text: &str) -> Result<Vec<(String, Vec<String>)>, ClientError> {
+        if text.trim().is_empty() {
+            return Err(ClientError::Empty);
+        }
         let mut out = Vec::new();
         for piece in split_text(text, MAX_FIELD_CHARS) {
             match self.request(Request::Broadcast { text: piece.clone() }, "the broadcast confirmation").await? {
@@ -337,6 +377,16 @@ async fn read_updates(mut conn: Connection, tx: mpsc::UnboundedSender<Result<Upd
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn server_addresses_with_a_bad_port_are_refused() {
+        for good in ["example.org", "example.org:99", "10.0.0.37", "::1", "[::1]", "[::1]:99", "13337", ":99"] {
+            assert_eq!(check_server(good), Ok(()), "{good}");
+        }
+        for bad in ["localhost:abc", "localhost:", "h:0", "h:70000", "[::1]:x", "[::1", ""] {
+            assert!(check_server(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn default_port_only_for_a_bare_host() {

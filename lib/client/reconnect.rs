@@ -154,6 +154,42 @@ pub async fn rejoin(
     }
 }
 
+/// Whether a failed first join is worth waiting for: the server is not up
+/// yet (the connection is refused or not answered), as `curl
+/// --retry-connrefused` and autossh wait for. A name that does not resolve,
+/// a name taken, or a peer that is not a chat server is not.
+pub fn first_retryable(e: &ClientError) -> bool {
+    matches!(e, ClientError::Connect { .. } | ClientError::Timeout { .. })
+}
+
+/// The first join of a command with reconnection on: tried at once, then
+/// again per `backoff` while the server is not up yet ([`first_retryable`]);
+/// `report` is called for each failed attempt. Cancel it by dropping the
+/// future (Ctrl-C).
+pub async fn first_join(
+    server: &str,
+    name: &str,
+    timeout: Duration,
+    backoff: &mut Backoff,
+    mut report: impl FnMut(&Attempt),
+) -> Result<(Session, Updates), ClientError> {
+    loop {
+        match Session::join(server, name, timeout).await {
+            Ok(joined) => {
+                backoff.reset();
+                return Ok(joined);
+            }
+            Err(e) if first_retryable(&e) => {
+                let delay = backoff.next_delay();
+                let error = format!("{:#}", anyhow_like(&e));
+                report(&Attempt { attempt: backoff.attempts(), error, retry_in: delay });
+                tokio::time::sleep(delay).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// `error: cause: cause` for an error chain (the library has no anyhow).
 fn anyhow_like(e: &(dyn std::error::Error + 'static)) -> String {
     let mut s = e.to_string();

@@ -294,7 +294,8 @@ pub async fn udp_other_hello(d: &Download, sock: UdpSocket, from: SocketAddr, he
     let trace = d.trace.as_ref().map(|t| t.labelled(d.guard.port()));
     let cancel = Arc::new(Cancel::new());
     let mut leaving = d.leaving.clone();
-    let run = fast::driver::send_file(sock, d.peer, (from, hello), file, Some(Box::new(watch)), &cfg, trace, cancel.clone());
+    let run =
+        fast::driver::send_file(sock, d.peer, (from, hello), file, Some(Box::new(watch)), &cfg, trace, cancel.clone());
     tokio::pin!(run);
     // Cancelled, the sender sends its ABORT and ends at once: awaited, so
     // the port goes back to the pool only once its socket is closed.

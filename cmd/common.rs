@@ -1,4 +1,4 @@
-//! Shared helpers of the client subcommands: the name, joining, leaving on
+//! Helpers common to the client subcommands: the name, joining, leaving on
 //! every path (also Ctrl-C), exit codes, terminal pickers and safe printing
 //! of network text.
 
@@ -44,6 +44,7 @@ pub fn fail(e: ClientError) -> anyhow::Error {
         _ if matches!(e, ClientError::NotChatServer { .. }) => {
             ": is --server (or CHATCTL_SERVER) the chat server's address?"
         }
+        _ if matches!(e, ClientError::Resolve { .. }) => ": check the host name in --server (or CHATCTL_SERVER)",
         Exit::Connect => ": is `chatctl serve` running there? (--server or CHATCTL_SERVER)",
         Exit::NameTaken => ": choose another with --name or CHATCTL_NAME",
         Exit::InvalidName => ": choose another with --name or CHATCTL_NAME",
@@ -239,7 +240,15 @@ pub enum Reach {
 /// Goes through the live shared session for this server and name if one
 /// runs, else joins. A session folder that is not private is skipped (with
 /// a warning): the command then joins by itself.
-pub async fn reach(g: &Global, name: &str) -> anyhow::Result<Reach> {
+///
+/// With `patience` (`--reconnect`: its backoff and the command's name for
+/// the report), a server that is not up yet is waited for, one line per
+/// failed attempt on stderr.
+pub async fn reach(
+    g: &Global,
+    name: &str,
+    patience: Option<(&mut chatctl::client::reconnect::Backoff, &str)>,
+) -> anyhow::Result<Reach> {
     let addr = chatctl::client::resolve(&g.server).await.map_err(fail)?;
     match control::runtime_dir() {
         Ok(dir) => match control::Client::connect(&dir, addr, name, g.timeout).await {
@@ -249,17 +258,29 @@ pub async fn reach(g: &Global, name: &str) -> anyhow::Result<Reach> {
         },
         Err(e) => tracing::warn!("{:#}", anyhow::Error::new(e)),
     }
-    let (session, updates) = Session::join(&g.server, name, g.timeout).await.map_err(fail)?;
+    let joined = match patience {
+        Some((backoff, cmd)) => {
+            let report = |a: &_| report_reconnect(cmd, g.json, &chatctl::client::forward::Event::Attempt(a));
+            chatctl::client::reconnect::first_join(&g.server, name, g.timeout, backoff, report).await
+        }
+        None => Session::join(&g.server, name, g.timeout).await,
+    };
+    let (session, updates) = joined.map_err(fail)?;
     Ok(Reach::Own(session, updates))
 }
 
 /// [`reach`], unless `ctrl_c` comes first ([`Exit::Interrupted`]).
-pub async fn reach_unless(g: &Global, name: &str, ctrl_c: impl Future) -> anyhow::Result<Reach> {
+pub async fn reach_unless(
+    g: &Global,
+    name: &str,
+    patience: Option<(&mut chatctl::client::reconnect::Backoff, &str)>,
+    ctrl_c: impl Future,
+) -> anyhow::Result<Reach> {
     // `biased`: the Ctrl-C handler is installed (first poll) before any other work.
     tokio::select! {
         biased;
         _ = ctrl_c => Err(anyhow::Error::new(Exit::Interrupted)),
-        r = reach(g, name) => r,
+        r = reach(g, name, patience) => r,
     }
 }
 
@@ -274,10 +295,22 @@ where
     F: FnOnce(Arc<Link>) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
+    one_shot_with(g, None, body)
+}
+
+/// [`one_shot`], waiting for a server not up yet per `reconnect`
+/// (`say TEXT --reconnect`); `cmd` names the command in the attempt lines.
+pub fn one_shot_with<F, Fut>(g: &Global, reconnect: Option<(&ReconnectArgs, &str)>, body: F) -> anyhow::Result<()>
+where
+    F: FnOnce(Arc<Link>) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
     let name = name(g)?;
+    let mut rejoin = reconnect.and_then(|(r, cmd)| Some((r.rejoin(g, &name)?, cmd)));
     block_on(async {
         let mut ctrl_c = CtrlC::new()?;
-        let (link, updates) = match reach_unless(g, &name, ctrl_c.pressed()).await? {
+        let patience = rejoin.as_mut().map(|(r, cmd)| (&mut r.backoff, *cmd));
+        let (link, updates) = match reach_unless(g, &name, patience, ctrl_c.pressed()).await? {
             Reach::Shared(c) => (Arc::new(Link::Shared(c)), None),
             Reach::Own(s, u) => (Arc::new(Link::Own(s)), Some(u)),
         };
@@ -349,16 +382,72 @@ pub fn note(line: impl std::fmt::Display) {
     let _ = writeln!(std::io::stderr().lock(), "{line}");
 }
 
-/// Joins command-line words into one text; `None` means "read stdin".
-pub fn words(text: &[String]) -> Option<String> {
-    if text.is_empty() || (text.len() == 1 && text[0] == "-") { None } else { Some(text.join(" ")) }
+/// The longest line `say`, `whisper` and `join` send, unless --max-line.
+pub const DEFAULT_MAX_LINE: u64 = 1000;
+
+/// How long lines are handled, for `say`, `whisper` and `join`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LineArgs {
+    /// The longest line sent, in characters. A line up to 99 characters is
+    /// one message; a longer one goes out as several 99-character messages
+    /// (one receipt line for all); a line over N is not sent: an error names
+    /// it (from standard input, the other lines still go, and the exit code
+    /// is 1 at the end).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_LINE, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_line: u64,
+}
+
+impl LineArgs {
+    /// `text`, or why it is not sent: blank, or over --max-line.
+    pub fn check(&self, text: &str) -> anyhow::Result<()> {
+        if text.trim().is_empty() {
+            return Err(anyhow::anyhow!("nothing to send: the message is empty").context(Exit::Usage));
+        }
+        let n = text.chars().count();
+        if n as u64 > self.max_line {
+            let why = format!("the message has {n} characters, over --max-line {}: not sent", self.max_line);
+            return Err(anyhow::anyhow!(why).context(Exit::Usage));
+        }
+        Ok(())
+    }
+}
+
+/// Joins command-line words into one text; `None` means "read stdin". Words
+/// that are not UTF-8 are sent with U+FFFD in place of the bad bytes, with a
+/// warning (as lines of standard input are).
+pub fn words(text: &[std::ffi::OsString]) -> Option<String> {
+    if text.is_empty() || (text.len() == 1 && text[0] == "-") {
+        return None;
+    }
+    let words: Vec<String> = text.iter().map(|w| w.to_string_lossy().into_owned()).collect();
+    if text.iter().any(|w| w.to_str().is_none()) {
+        note("chatctl: warning: the message is not valid UTF-8; the bad bytes are sent as U+FFFD");
+    }
+    Some(words.join(" "))
+}
+
+/// Lines of standard input that were not sent (over --max-line), so the
+/// command can end with exit code 1.
+#[derive(Debug, Clone, Default)]
+pub struct Refused(Arc<std::sync::atomic::AtomicU64>);
+
+impl Refused {
+    /// `Ok` when every line was sent, else the count as an error (exit 1).
+    pub fn result(&self) -> anyhow::Result<()> {
+        match self.0.load(std::sync::atomic::Ordering::SeqCst) {
+            0 => Ok(()),
+            n => Err(anyhow::anyhow!("{n} line(s) over --max-line were not sent")),
+        }
+    }
 }
 
 /// Sends each line of standard input with `send` as soon as it arrives (not
 /// when input ends), so `tail -f app.log | chatctl say` works for hours. A
-/// trailing CR (Windows line ends) is dropped; bytes that are not UTF-8 are
-/// replaced (U+FFFD) rather than ending the stream.
-pub async fn each_stdin_line<F, Fut>(mut send: F) -> anyhow::Result<()>
+/// trailing CR (Windows line ends) is dropped; blank lines are skipped (never
+/// sent); bytes that are not UTF-8 are replaced (U+FFFD, with a warning
+/// naming the line) rather than ending the stream; a line over
+/// `limits.max_line` is not sent (an error names it) and counted in `refused`.
+pub async fn each_stdin_line<F, Fut>(limits: &LineArgs, refused: &Refused, mut send: F) -> anyhow::Result<()>
 where
     F: FnMut(String) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
@@ -369,28 +458,52 @@ where
     }
     let mut stdin = tokio::io::BufReader::new(tokio::io::stdin());
     let mut buf = Vec::new();
+    let mut number = 0u64;
     loop {
         buf.clear();
         if stdin.read_until(b'\n', &mut buf).await.context("cannot read standard input")? == 0 {
             return Ok(());
         }
+        number += 1;
         if buf.last() == Some(&b'\n') {
             buf.pop();
         }
         if buf.last() == Some(&b'\r') {
             buf.pop();
         }
-        send(String::from_utf8_lossy(&buf).into_owned()).await?;
+        let line = match String::from_utf8(std::mem::take(&mut buf)) {
+            Ok(l) => l,
+            Err(e) => {
+                note(format_args!(
+                    "chatctl: warning: line {number} is not valid UTF-8; the bad bytes are sent as U+FFFD"
+                ));
+                String::from_utf8_lossy(e.as_bytes()).into_owned()
+            }
+        };
+        if line.trim().is_empty() {
+            continue;
+        }
+        let n = line.chars().count();
+        if n as u64 > limits.max_line {
+            note(format_args!(
+                "chatctl: line {number} has {n} characters, over --max-line {}: not sent",
+                limits.max_line
+            ));
+            refused.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            continue;
+        }
+        send(line).await?;
     }
 }
 
 /// Standard input's lines (as [`each_stdin_line`] reads them) on a channel
 /// that closes at the end of input, read by a task of their own so that the
 /// connection is watched while no line comes.
-pub fn stdin_lines() -> tokio::sync::mpsc::UnboundedReceiver<String> {
+pub fn stdin_lines(limits: &LineArgs, refused: &Refused) -> tokio::sync::mpsc::UnboundedReceiver<String> {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let (limits, refused) = (limits.clone(), refused.clone());
     tokio::spawn(async move {
-        let r = each_stdin_line(|l| {
+        let r = each_stdin_line(&limits, &refused, |l| {
             let sent = tx.send(l);
             async move { sent.map_err(|_| anyhow::anyhow!("nobody reads the lines any more")) }
         })
@@ -439,8 +552,13 @@ impl ReconnectArgs {
 /// One stderr line (a JSON object with --json) about a lost server and the
 /// way back.
 pub fn report_reconnect(cmd: &str, json: bool, event: &chatctl::client::forward::Event<'_>) {
+    note(reconnect_line(cmd, json, event));
+}
+
+/// The line [`report_reconnect`] prints.
+pub fn reconnect_line(cmd: &str, json: bool, event: &chatctl::client::forward::Event<'_>) -> String {
     use chatctl::client::forward::Event;
-    let line = match (event, json) {
+    match (event, json) {
         (Event::Lost(e), true) => {
             serde_json::json!({ "kind": "reconnect", "event": "lost", "error": chain(*e) }).to_string()
         }
@@ -468,8 +586,7 @@ pub fn report_reconnect(cmd: &str, json: bool, event: &chatctl::client::forward:
                 if *dropped > 0 { format!(" ({dropped} oldest dropped: the backlog was full)") } else { String::new() };
             format!("chatctl {cmd}: back in the room; sending {waiting} waiting line(s){lost}")
         }
-    };
-    eprintln!("{line}");
+    }
 }
 
 /// An error and its causes as `error: cause: cause`.

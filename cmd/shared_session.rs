@@ -15,7 +15,7 @@ use chatctl::exit::Exit;
 use tokio::sync::{mpsc, watch};
 
 use crate::cli::Global;
-use crate::session::{ReconnectArgs, block_on, escape, fail, leave, name, report_reconnect};
+use crate::common::{ReconnectArgs, block_on, escape, fail, leave, name, report_reconnect};
 
 /// What the background process prints on its standard output once it
 /// serves (the parent of `--detach` waits for it).
@@ -46,6 +46,26 @@ async fn bind(session: &Session) -> anyhow::Result<Host> {
     Ok(Host::bind(&dir, session.server(), session.name()).await?)
 }
 
+/// The running session of this user for `g`'s server and `name`, if one
+/// runs: its process id (when known).
+pub async fn running(g: &Global, name: &str) -> Option<Option<i32>> {
+    let addr = resolve(&g.server).await.ok()?;
+    let dir = control::runtime_dir().ok()?;
+    let client = control::Client::connect(&dir, addr, name, g.timeout).await.ok()??;
+    Some(client.pid())
+}
+
+/// What to say about a session of one's own that already holds `name`.
+pub fn already_runs(g: &Global, name: &str, pid: Option<i32>) -> String {
+    let pid = pid.map(|p| format!(" (pid {p})")).unwrap_or_default();
+    let who = escape(name);
+    let server = &g.server;
+    format!(
+        "your session of {who} on {server} runs already{pid}: `chatctl -s {server} -n {who} say|whisper|list|fetch` \
+         go through it; `chatctl -s {server} -n {who} join --stop` ends it"
+    )
+}
+
 /// `join --stop`: asks the session for this server and name to leave, and
 /// waits until it has.
 pub fn stop(g: &Global) -> anyhow::Result<()> {
@@ -69,6 +89,13 @@ pub const HOST_ENV: &str = "CHATCTL_SESSION_HOST";
 /// joined and listens, or with its error and exit code.
 pub fn detach(g: &Global) -> anyhow::Result<()> {
     let name = name(g)?;
+    // Already there: as `systemctl start` of a running unit, nothing to do.
+    if let Some(pid) = block_on(async { Ok(running(g, &name).await) })? {
+        if !g.quiet {
+            eprintln!("chatctl join: {}", already_runs(g, &name, pid));
+        }
+        return Ok(());
+    }
     let exe = std::env::current_exe().context("cannot find the chatctl binary to start in the background")?;
     let args = std::env::args_os().skip(1).filter(|a| a != "--detach");
     let mut cmd = Command::new(exe);
@@ -134,7 +161,7 @@ pub fn host(reconnect: &ReconnectArgs, g: &Global) -> anyhow::Result<()> {
         }
         // Requests come through the socket; no lines of our own (the sender stays).
         let (_lines_tx, lines) = mpsc::unbounded_channel::<String>();
-        let mut ctrl_c = crate::session::CtrlC::new()?;
+        let mut ctrl_c = crate::common::CtrlC::new()?;
         let stopped = async {
             let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
             tokio::select! {
