@@ -87,7 +87,7 @@ impl Clone {
 # chatctl as the README runs it, its fixed ports moved to free ones.
 n=$#
 while [ $n -gt 0 ]; do
-  a=$(printf '%s' "$1" | sed -e 's/55000-55001/{relay}-{relay1}/g' -e 's/127.0.0.1:55001/127.0.0.1:{relay1}/g' -e 's/127.0.0.1:9000/127.0.0.1:{impair}/g' -e 's/127.0.0.1:9001/127.0.0.1:{impair1}/g')
+  a=$(printf '%s' "$1" | sed -e 's/55000-55001/{relay}-{relay1}/g' -e 's/127.0.0.1:55001/127.0.0.1:{relay1}/g' -e 's/localhost:55001/localhost:{relay1}/g' -e 's/127.0.0.1:9000/127.0.0.1:{impair}/g' -e 's/127.0.0.1:9001/127.0.0.1:{impair1}/g')
   shift; set -- "$@" "$a"; n=$((n-1))
 done
 if [ "$1" = serve ]; then

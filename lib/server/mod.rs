@@ -141,13 +141,13 @@ impl Server {
         let flusher = tokio::spawn(logs.clone().flush_every_period());
         tracing::info!(addr = %self.local_addr(), "listening on {}", self.local_addr());
         let transfers = match transfer_runtime() {
-            Ok(rt) => Some(rt),
+            Ok(rt) => TransferRuntime(Some(rt)),
             Err(e) => {
                 tracing::warn!(error = %e, "downloads share the chat's threads: cannot start their own runtime");
-                None
+                TransferRuntime(None)
             }
         };
-        let on = transfers.as_ref().map_or_else(tokio::runtime::Handle::current, |rt| rt.handle().clone());
+        let on = transfers.0.as_ref().map_or_else(tokio::runtime::Handle::current, |rt| rt.handle().clone());
         let ctx = session::Ctx::new(self.config.clone(), &self.handle, on, logs.clone(), signal, tracker.token());
         tokio::pin!(shutdown);
         loop {
@@ -196,10 +196,21 @@ impl Server {
         if tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await.is_err() {
             tracing::warn!("some tasks did not end within 5 s");
         }
-        if let Some(rt) = transfers {
+        drop(transfers);
+        tracing::info!(ports_in_use = self.handle.pool.in_use(), "stopped");
+    }
+}
+
+/// The downloads' runtime, shut down without waiting when dropped: the
+/// server may be dropped inside another runtime (a task aborted), where a
+/// runtime must not block to shut down.
+struct TransferRuntime(Option<tokio::runtime::Runtime>);
+
+impl Drop for TransferRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
             rt.shutdown_background();
         }
-        tracing::info!(ports_in_use = self.handle.pool.in_use(), "stopped");
     }
 }
 
