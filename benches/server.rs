@@ -35,13 +35,13 @@ struct ServerProc {
 
 impl ServerProc {
     fn start() -> ServerProc {
-        ServerProc::start_with(&[])
+        ServerProc::start_with(&["--ports", "0-64"])
     }
 
-    /// A server with `extra` arguments after the defaults (later ones win).
+    /// A server with `extra` arguments (`--ports` among them).
     fn start_with(extra: &[&str]) -> ServerProc {
         let mut child = Command::new(env!("CARGO_BIN_EXE_chatctl"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--ports", "0-64", "--log-format", "json"])
+            .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
             .args(extra)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
@@ -52,7 +52,8 @@ impl ServerProc {
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
         let addr = loop {
             let line = lines.next().expect("server exited before listening").unwrap();
-            let v: serde_json::Value = serde_json::from_str(&line).expect("log line is not JSON");
+            // Plain lines (a warning about the flags) come before the JSON log.
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
             if let Some(a) = v["fields"]["addr"].as_str() {
                 break a.parse().unwrap();
             }
@@ -331,7 +332,8 @@ async fn storm() -> (u64, u64, u64, f64, bool) {
         }
         n
     });
-    let _ = a.upd.take();
+    // Kept open (unread) to the end: a reset update connection ends the session.
+    let _a_upd = a.upd.take();
     let msg = format!("10499{}", "x".repeat(99)).repeat(100);
     let started = Instant::now();
     for _ in 0..200 {
@@ -362,7 +364,9 @@ async fn room(n: usize, rate: f64, secs: f64) {
     const JOIN_PARALLEL: usize = 50;
     let ports = format!("0-{}", n + 16);
     let max = n.to_string();
-    let srv = ServerProc::start_with(&["--ports", &ports, "--max-users", &max]);
+    // The users all come from one address here: past the per-address cap
+    // on connections that have not joined yet, a connection is reset.
+    let srv = ServerProc::start_with(&["--ports", &ports, "--max-users", &max, "--max-unjoined-per-host", "64"]);
     let addr = srv.addr;
     let rss_empty = srv.rss_kib();
     let started = Instant::now();
@@ -379,7 +383,8 @@ async fn room(n: usize, rate: f64, secs: f64) {
     let base = Instant::now();
     let mut readers = Vec::new();
     let mut sender = users.remove(0);
-    let _ = sender.upd.take();
+    // Kept open (unread): a reset update connection ends the session.
+    let _sender_upd = sender.upd.take();
     for mut u in users.drain(..) {
         let mut upd = u.upd.take().unwrap();
         readers.push(tokio::spawn(async move {
@@ -444,7 +449,10 @@ async fn room(n: usize, rate: f64, secs: f64) {
         switches as f64 / lat.len().max(1) as f64,
         rss_empty,
         rss,
-        full
+        match full {
+            Some(Message::Error(e)) => format!("{:04}", e.code()),
+            other => format!("{other:?}"),
+        }
     );
 }
 
@@ -457,7 +465,12 @@ fn main() {
     }
     let secs: f64 = std::env::var("SERVER_BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(3.0);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let only_room = std::env::var("SERVER_BENCH_ONLY").is_ok_and(|v| v == "room");
     rt.block_on(async {
+        if only_room {
+            room(1000, 100.0, secs.max(3.0)).await;
+            return;
+        }
         let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
         println!("room server benchmark: {USERS} users on loopback, {secs} s per scenario, {cpus} CPUs");
         println!("(clients and server share the machine; figures include client cost)\n");
