@@ -337,7 +337,7 @@ fn say_and_whisper_against_the_reference_server() {
     in_a_row("say", RUNS, &log, |i| {
         let msg = format!("hello {i}, ünïcode ✓");
         let out = ok(&srv.ns.chatctl("ALICE", &["say", "--json", &msg]))?;
-        let want = serde_json::json!({ "text": msg, "to": ["BOB"] }).to_string() + "\n";
+        let want = serde_json::json!({ "messages": 1, "text": msg, "to": ["BOB"] }).to_string() + "\n";
         if out != want {
             return Err(format!("stdout {out:?}, want {want:?}"));
         }
