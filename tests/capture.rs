@@ -892,7 +892,7 @@ fn tcp_download_with_reordering_is_verified_and_one_with_a_hole_is_not() {
         let (events, _) = common::capture::decode(&cap, Config::default(), Some(dir.path()));
         let t = transfers(&events);
         assert_eq!(t.len(), 1);
-        // Issue 14: timed over the data, not the connection's life (the
+        // Timed over the data, not the connection's life (the
         // handshake before, the FINs after).
         let span = (t[0].last_ns - t[0].first_ns) as f64 / 1e9;
         assert!(t[0].duration_s() > 0.0 && t[0].duration_s() < span, "{:?}", t[0]);
@@ -931,7 +931,7 @@ fn first_packets(capture: &[u8], n: usize) -> (PcapWriter<Vec<u8>>, i64) {
     (w, last)
 }
 
-/// Issue 14: a UDP transfer's line comes when the transfer ends, among the
+/// A UDP transfer's line comes when the transfer ends, among the
 /// chat lines by time (it came after everything, at the end of the
 /// capture), in the text timeline and in `--json -v` alike.
 #[test]
@@ -994,7 +994,7 @@ fn an_unfinished_udp_transfer_is_reported_when_idle() {
     assert!(s.reported_ns > last + UDP_IDLE_NS && s.reported_ns < last + UDP_IDLE_NS + 2_000_000_000, "{s:?}");
 }
 
-/// Issue 14: incomplete copies of one file never overwrite each other (they
+/// Incomplete copies of one file never overwrite each other (they
 /// overwrote `NAME.incomplete`), and are numbered as complete copies are.
 #[test]
 fn extraction_never_overwrites_incomplete_or_complete_copies() {

@@ -335,7 +335,7 @@ fn lossy_reordered_duplicated_fast_transfer_is_rebuilt_and_hash_verified() {
     }
 }
 
-/// Issue 11: a capture of a fast transfer on a real host holds GSO/GRO
+/// A capture of a fast transfer on a real host holds GSO/GRO
 /// super-packets (one captured UDP packet carrying many DATA datagrams); they
 /// are split by the transfer's datagram size, the last short one included,
 /// also when the capture missed the handshake.
@@ -684,7 +684,7 @@ fn cli_fast_transfer_json_summary_extract_and_plot() {
     assert_eq!(std::fs::read(out_dir.join("movie.bin")).unwrap(), content);
     let svg = std::fs::read_to_string(&plot).unwrap();
     assert!(svg.contains("byte offset") && svg.contains("stroke=\"red\"") && svg.contains("stroke=\"green\""));
-    // Issue 14: a title with file, mode, size, duration and retransmissions;
+    // A title with file, mode, size, duration and retransmissions;
     // ticks with units; a legend.
     let title = "transfer #1 &quot;movie.bin&quot;: UDP fast, 80 kB, data over ";
     assert!(svg.contains(title), "{svg}");

@@ -478,7 +478,7 @@ impl Drop for VethPath {
     }
 }
 
-/// Issue 11: fast downloads on a real 1500-byte path are sent with GSO, and
+/// Fast downloads on a real 1500-byte path are sent with GSO, and
 /// tcpdump on either end sees super-packets (one captured UDP packet of many
 /// 1,452-byte datagrams). The real `chatctl serve` and `chatctl fetch`, in two
 /// namespaces joined by a veth pair, download a 2 MiB file in fast mode and

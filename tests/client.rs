@@ -561,7 +561,7 @@ fn join_on_a_pseudo_terminal() {
     assert!(stdout.contains("BOB: pong\\u{1b}[31m"), "no escaped update: {stdout}");
 }
 
-// ---- a server that binds its ports like the reference (issue 13) ----
+// ---- a server that binds its ports like the reference ----
 
 /// A port pool like the reference's: the lowest free port is handed out and
 /// marked taken *before* `bind()` (without `SO_REUSEADDR`); when the bind
@@ -657,7 +657,7 @@ async fn time_wait_main(mut s: TcpStream, pool: RefPool) {
     }
 }
 
-/// Issue 13: against a server that reuses its ports like the reference, every
+/// Against a server that reuses its ports like the reference, every
 /// second join (and download) hung until the client shut down its sending
 /// side of the update connection, moving TIME_WAIT to itself, and reset the
 /// transfer connection after the last byte, leaving no TIME_WAIT at all.

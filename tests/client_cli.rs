@@ -1316,7 +1316,7 @@ fn continue_against_a_classic_server_starts_over_with_a_note() {
     assert_eq!(std::fs::read(&again).unwrap(), content);
 }
 
-// ---- what a person sees on a terminal (issue 14) ----
+// ---- what a person sees on a terminal ----
 
 /// Sends `keys` in one write (tmux `send-keys`, expect, a paste without
 /// bracketed paste, a slow link), or one key at a time like a person.
@@ -1600,7 +1600,7 @@ fn closed_output_never_panics() {
     }
 }
 
-// ---- errors a script can read (issue 13) ----
+// ---- errors a script can read ----
 
 /// With --json, an error is one JSON object on stderr: command, kind, exit, message.
 fn json_error(out: &std::process::Output) -> serde_json::Value {

@@ -1,4 +1,4 @@
-//! Issue 16: `say` and `join` against a real `chatctl serve` child that is
+//! `say` and `join` against a real `chatctl serve` child that is
 //! stopped (SIGTERM) and started again on the same port: without
 //! --reconnect they exit at once with exit 12; with it, nothing written
 //! before, during or after the restart is lost, reordered or sent twice.
@@ -14,7 +14,7 @@ mod session_util;
 
 use session_util::{Lines, Serve, T, Watcher, code, signal, spawn, wait_exit};
 
-/// Regression (issue 16): `say` reading a quiet, open stdin noticed a
+/// Regression: `say` reading a quiet, open stdin noticed a
 /// stopped server only at the next line, then exited 11. Now: within 2 s,
 /// exit 12, with a message that says so.
 #[test]

@@ -1080,7 +1080,7 @@ impl LogCapture {
     }
 }
 
-/// Issue 12, fault 6: names with control or bidi formatting characters were
+/// Names with control or bidi formatting characters were
 /// accepted and written raw into the log. They are refused (`4001`); Hebrew,
 /// emoji and ZWJ sequences are not.
 #[tokio::test]
@@ -1112,7 +1112,7 @@ async fn alice_and_carol(srv: &TestServer) -> (Client, Client) {
     (a, c)
 }
 
-/// Issue 12, fault 1: a reset update connection left a ghost user (listed,
+/// A reset update connection left a ghost user (listed,
 /// `203` for whispers that went nowhere, no `301`). It ends the session as a
 /// `101` would.
 #[tokio::test]
@@ -1135,7 +1135,7 @@ async fn a_reset_update_connection_ends_the_session() {
     srv.stop().await;
 }
 
-/// Issue 12, fault 1 with a plain close: the server cannot tell a closed
+/// A plain close of the update connection: the server cannot tell a closed
 /// update connection from a half-closed one until a write fails, so at most
 /// one whisper is confirmed; the next is `4031` and the others get `301`.
 #[tokio::test]
@@ -1182,7 +1182,7 @@ async fn a_half_closed_update_connection_keeps_its_updates() {
     srv.stop().await;
 }
 
-/// Issue 12, fault 5: a join whose client sends `101` or goes away before
+/// A join whose client sends `101` or goes away before
 /// opening its update connection held the name, the port and the slot for
 /// the whole join timeout. It is rolled back at once.
 #[tokio::test]
@@ -1216,7 +1216,7 @@ async fn a_join_abandoned_during_the_wait_is_rolled_back_at_once() {
     srv.stop().await;
 }
 
-/// Issue 12, fault 2: 1,030 idle connections from one host locked everyone
+/// 1,030 idle connections from one host locked everyone
 /// out (a global cap and no per-host one). A client from another host is
 /// answered at once while one host holds 1,100; that host's connections
 /// beyond its cap are closed.
@@ -1251,7 +1251,7 @@ async fn one_host_with_a_thousand_idle_connections_locks_nobody_out() {
     srv.stop().await;
 }
 
-/// Issue 12, fault 3: one user drained the port pool with downloads it never
+/// One user drained the port pool with downloads it never
 /// fetched, and joins then got `4003` in a room with one user. A user has at
 /// most `max_transfers_per_user` transfers in flight (`4062` past it), and
 /// transfers never take the update ports of free room slots.
@@ -1291,7 +1291,7 @@ async fn hoarded_downloads_never_make_the_room_full() {
     srv.stop().await;
 }
 
-/// Issue 12, fault 4: every datagram from a stranger to a transfer port cost
+/// Every datagram from a stranger to a transfer port cost
 /// a WARN line. Lines a remote peer can trigger are rate-limited per kind and
 /// source, with one summary line.
 #[tokio::test]
@@ -1316,7 +1316,7 @@ async fn a_stranger_cannot_flood_the_log() {
     srv.stop().await;
 }
 
-/// Issue 12, fault 2: an unjoined connection could sit silent for the whole
+/// An unjoined connection could sit silent for the whole
 /// idle timeout (60 s). It has a short deadline of its own to send `100`.
 #[tokio::test]
 async fn a_connection_that_does_not_join_soon_is_closed() {
