@@ -452,11 +452,6 @@ impl Link {
         }
     }
 
-    /// True when this goes through a shared session.
-    pub fn is_shared(&self) -> bool {
-        matches!(self, Link::Shared(_))
-    }
-
     /// See [`Session::users`].
     pub async fn users(&self) -> Result<Vec<String>, ClientError> {
         match self {

@@ -18,11 +18,6 @@ impl Shutdown {
         (tx, Shutdown { rx })
     }
 
-    /// True once shutdown has begun.
-    pub fn is_shutdown(&self) -> bool {
-        *self.rx.borrow()
-    }
-
     /// Completes when shutdown begins (or the trigger is gone).
     pub async fn recv(&mut self) {
         let _ = self.rx.wait_for(|s| *s).await;

@@ -7,7 +7,6 @@
 //! (×2 in slow start, ×1.25 after, as Linux does).
 
 use std::fmt;
-use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 pub mod bbr;
@@ -84,23 +83,6 @@ pub enum Algorithm {
     /// (`cargo bench --bench rdt`), and on par on loopback.
     #[default]
     Bbr,
-}
-
-/// An unknown `--cc` name.
-#[derive(Debug, thiserror::Error)]
-#[error("unknown congestion controller {0:?} (expected newreno, cubic or bbr)")]
-pub struct UnknownAlgorithm(pub String);
-
-impl FromStr for Algorithm {
-    type Err = UnknownAlgorithm;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.to_ascii_lowercase().as_str() {
-            "newreno" | "reno" => Ok(Self::NewReno),
-            "cubic" => Ok(Self::Cubic),
-            "bbr" => Ok(Self::Bbr),
-            _ => Err(UnknownAlgorithm(s.to_owned())),
-        }
-    }
 }
 
 impl fmt::Display for Algorithm {
