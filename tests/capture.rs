@@ -13,7 +13,7 @@ use chatctl::rdt::classic;
 use chatctl::rdt::sim::Rng;
 use common::capture::transfers;
 
-mod common;
+use crate::common;
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures");
 

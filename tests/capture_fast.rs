@@ -18,7 +18,7 @@ use chatctl::rdt::rangeset::RangeSet;
 use chatctl::rdt::sim::Rng;
 use common::capture::{decode, transfers};
 
-mod common;
+use crate::common;
 
 fn file_bytes(n: usize, seed: u64) -> Vec<u8> {
     common::data(n, seed ^ 0x51)

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-mod common;
+use crate::common;
 
 use chatctl::rdt::classic;
 
@@ -45,7 +45,8 @@ fn in_namespace(side: &str, env: &str) -> Option<tempfile::TempDir> {
     let st = Command::new("unshare")
         .args(["-n", "--"])
         .arg(&me)
-        .args(["--exact", side, "--ignored", "--nocapture", "--test-threads=1"])
+        .args(["--exact", &format!("{}::{side}", module_path!().split_once("::").map_or("", |(_, m)| m))])
+        .args(["--ignored", "--nocapture", "--test-threads=1"])
         .env(env, dir.path())
         .status()
         .unwrap();

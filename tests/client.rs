@@ -20,7 +20,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 
-mod common;
+use crate::common;
 
 type Room = Arc<Mutex<HashMap<String, Option<mpsc::UnboundedSender<Vec<u8>>>>>>;
 

@@ -18,7 +18,7 @@ use chatctl::wire::{Confirm, Decoder, Direction, Message, Request, Update};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-mod common;
+use crate::common;
 
 use common::{Lines, background, wait_exit};
 

@@ -10,7 +10,7 @@ use chatctl::exit::Exit;
 use chatctl::wire::Update;
 use common::server;
 
-mod common;
+use crate::common;
 
 /// A folder with `a.bin` (300 kB, last byte 130) and `b.txt`.
 fn files() -> tempfile::TempDir {

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use chatctl::exit::Exit;
 use chatctl::server::{Config, PortSpec};
 
-mod common;
+use crate::common;
 
 /// `n` consecutive ports free for TCP and UDP on 127.0.0.1 (checked, then
 /// released: another program could take them in between, which is unlikely).

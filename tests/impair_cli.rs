@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use chatctl::server::{Config, PortSpec};
 
-mod common;
+use crate::common;
 
 /// Starts `chatctl impair --listen 127.0.0.1:0 --target TARGET ARGS`;
 /// returns the child and the address it relays from.

@@ -3,7 +3,7 @@
 //! client, fast mode slowed by the relay so the timing holds), a 1 MB
 //! tmpfs as the client's disk, and a resume after the file changed.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::os::unix::fs::FileExt;

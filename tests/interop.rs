@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-mod common;
+use crate::common;
 
 const CHATCTL: &str = env!("CARGO_BIN_EXE_chatctl");
 /// How many times each one-shot command runs in a row.

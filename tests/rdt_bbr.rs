@@ -10,7 +10,7 @@ use chatctl::rdt::fast::sender::State;
 use chatctl::rdt::sim::{Flow, LinkConfig, shared_bottleneck, transfer};
 use common::{data, link};
 
-mod common;
+use crate::common;
 
 fn cfg() -> Config {
     Config { cc: Algorithm::Bbr, ..Config::default() }

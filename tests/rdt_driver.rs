@@ -12,7 +12,7 @@ use chatctl::rdt::fast::driver::{
 use chatctl::rdt::sim::Rng;
 use common::data;
 
-mod common;
+use crate::common;
 
 fn file_with(bytes: &[u8]) -> tempfile::NamedTempFile {
     let mut f = tempfile::NamedTempFile::new().unwrap();
@@ -137,7 +137,7 @@ fn thread_cpu() -> Duration {
 }
 
 /// A loopback goodput and CPU measurement, not a regular test: run with
-/// `cargo test --release --test rdt_driver -- --ignored --nocapture loopback_goodput`.
+/// `cargo test --release --test tests -- --ignored --nocapture loopback_goodput`.
 /// `RDT_BENCH_BYTES` (default 1 GiB), `RDT_BENCH_DATAGRAM` (default: probing
 /// on, 65,000-byte datagrams on loopback; a number turns probing off and
 /// uses that size), files in `RDT_BENCH_DIR` (default /dev/shm). Prints

@@ -10,7 +10,7 @@ use chatctl::rdt::fast::{self, Config};
 use chatctl::rdt::sim::{self, Accepting, Attached, Joining, Link, LinkConfig, Party};
 use common::data;
 
-mod common;
+use crate::common;
 
 /// Runs one flow to its end (or 10 minutes of virtual time) over a path
 /// that loses 3% each way, and reorders and duplicates data.

@@ -8,7 +8,7 @@ use chatctl::client::{DownloadOptions, Session, Transport, UdpMode};
 use chatctl::rdt::fast;
 use common::{data, part_files, server};
 
-mod common;
+use crate::common;
 
 /// A served folder with `big.bin` (5 MB), `one.bin` (1 byte) and `empty.bin`.
 fn served() -> (tempfile::TempDir, Vec<u8>) {

@@ -9,7 +9,7 @@ use chatctl::rdt::fast::{Config, Frame};
 use chatctl::rdt::sim::{Aim, LinkConfig, Outcome, transfer};
 use common::{data, link};
 
-mod common;
+use crate::common;
 
 /// Runs one case and checks the invariants: exact bytes, verified, both sides ended.
 fn check(name: &str, cfg: &Config, len: usize, resume: usize, fwd: LinkConfig, back: LinkConfig, seed: u64) -> Outcome {

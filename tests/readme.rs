@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-mod common;
+use crate::common;
 
 /// The fenced `sh` blocks of the README, one string per block.
 fn blocks() -> Vec<String> {

@@ -9,8 +9,7 @@ use std::time::{Duration, Instant};
 use chatctl::exit::Exit;
 use chatctl::wire::Update;
 
-mod common;
-mod session_util;
+use crate::session_util;
 
 use session_util::{Lines, Serve, T, Watcher, code, signal, spawn, wait_exit};
 

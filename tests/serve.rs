@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-mod common;
+use crate::common;
 
 use chatctl::rdt::classic;
 use chatctl::rdt::sim::Rng;

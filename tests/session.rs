@@ -10,8 +10,8 @@ use std::time::Duration;
 use chatctl::exit::Exit;
 use chatctl::wire::Update;
 
-mod common;
-mod session_util;
+use crate::common;
+use crate::session_util;
 
 use session_util::{Lines, Serve, T, Watcher, code, run, spawn, wait_exit};
 
