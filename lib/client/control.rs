@@ -307,8 +307,10 @@ async fn answer(stream: UnixStream, current: watch::Receiver<Option<Arc<Session>
         let reply = match serde_json::from_str::<Request>(&line) {
             Err(e) => Reply::Failed { message: format!("bad control request: {e}"), exit: 1, refused: None },
             Ok(Request::Stop) => {
-                let _ = stop.send(());
+                // Answered first: once told, the host may end at once, and
+                // this connection with it.
                 let _ = write_json(&mut w, &Reply::Done).await;
+                let _ = stop.send(());
                 // Held open until the host is dropped (the session has left).
                 return std::future::pending().await;
             }
