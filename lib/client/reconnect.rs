@@ -134,24 +134,10 @@ pub async fn rejoin(
     name: &str,
     timeout: Duration,
     backoff: &mut Backoff,
-    mut report: impl FnMut(&Attempt),
+    report: impl FnMut(&Attempt),
 ) -> Result<(Session, Updates), ClientError> {
-    let mut delay = backoff.next_delay();
-    loop {
-        tokio::time::sleep(delay).await;
-        match Session::join(server, name, timeout).await {
-            Ok(joined) => {
-                backoff.reset();
-                return Ok(joined);
-            }
-            Err(e) if retryable(&e) => {
-                delay = backoff.next_delay();
-                let error = format!("{:#}", anyhow_like(&e));
-                report(&Attempt { attempt: backoff.attempts() - 1, error, retry_in: delay });
-            }
-            Err(e) => return Err(e),
-        }
-    }
+    tokio::time::sleep(backoff.next_delay()).await;
+    join_until(server, name, timeout, backoff, retryable, report).await
 }
 
 /// Whether a failed first join is worth waiting for: the server is not up
@@ -171,23 +157,37 @@ pub async fn first_join(
     name: &str,
     timeout: Duration,
     backoff: &mut Backoff,
+    report: impl FnMut(&Attempt),
+) -> Result<(Session, Updates), ClientError> {
+    join_until(server, name, timeout, backoff, first_retryable, report).await
+}
+
+/// Joins at once, then again per `backoff` after each failure that `retry`
+/// accepts (reported as attempt N with the wait before the next).
+async fn join_until(
+    server: &str,
+    name: &str,
+    timeout: Duration,
+    backoff: &mut Backoff,
+    retry: fn(&ClientError) -> bool,
     mut report: impl FnMut(&Attempt),
 ) -> Result<(Session, Updates), ClientError> {
-    loop {
+    for attempt in 1.. {
         match Session::join(server, name, timeout).await {
             Ok(joined) => {
                 backoff.reset();
                 return Ok(joined);
             }
-            Err(e) if first_retryable(&e) => {
+            Err(e) if retry(&e) => {
                 let delay = backoff.next_delay();
                 let error = format!("{:#}", anyhow_like(&e));
-                report(&Attempt { attempt: backoff.attempts(), error, retry_in: delay });
+                report(&Attempt { attempt, error, retry_in: delay });
                 tokio::time::sleep(delay).await;
             }
             Err(e) => return Err(e),
         }
     }
+    unreachable!("a join is attempted until it works or fails for good")
 }
 
 /// `error: cause: cause` for an error chain (the library has no anyhow).
