@@ -146,7 +146,16 @@ pub fn detach(g: &Global) -> anyhow::Result<()> {
 pub fn host(reconnect: &ReconnectArgs, g: &Global) -> anyhow::Result<()> {
     let name = name(g)?;
     block_on(async {
-        let (session, updates) = Session::join(&g.server, &name, g.timeout).await.map_err(fail)?;
+        // With --reconnect, a server that is not up yet is waited for (as
+        // for `join` and `say`): `--detach` returns once in the room.
+        let joined = match reconnect.rejoin(g, &name) {
+            Some(mut r) => {
+                let report = |a: &_| report_reconnect("join", g.json, &chatctl::client::forward::Event::Attempt(a));
+                chatctl::client::reconnect::first_join(&g.server, &name, g.timeout, &mut r.backoff, report).await
+            }
+            None => Session::join(&g.server, &name, g.timeout).await,
+        };
+        let (session, updates) = joined.map_err(fail)?;
         let session = Arc::new(session);
         let (current, current_rx) = watch::channel(Some(session.clone()));
         let (stop_tx, mut stop_rx) = mpsc::unbounded_channel();

@@ -343,3 +343,22 @@ fn reconnect_waits_for_a_server_not_up_yet() {
     assert!(wait_exit(&mut join, T).success());
     bob.drain(Duration::from_millis(100));
 }
+
+/// `join --detach --reconnect` with the server not up yet waits for it (as
+/// `join --reconnect` does) and returns once its session is in the room.
+#[test]
+fn detach_with_reconnect_waits_for_a_server_not_up_yet() {
+    let mut server = Serve::start();
+    server.stop();
+    let rt = tempfile::tempdir().unwrap();
+    let mut detach = spawn(server.addr, "ci", rt.path(), &["join", "--detach", "--reconnect"]);
+    std::thread::sleep(Duration::from_millis(1200));
+    assert!(detach.try_wait().unwrap().is_none(), "join --detach returned before the server was up");
+    server.restart();
+    assert!(wait_exit(&mut detach, T).success(), "join --detach --reconnect failed");
+    let mut bob = Watcher::join(server.addr, "bob");
+    assert!(bob.users().contains(&"ci".to_string()), "the detached session is not in the room");
+    let (rc, _, stderr) = run(server.addr, "ci", rt.path(), &["join", "--stop"]);
+    assert_eq!(rc, 0, "{stderr}");
+    bob.drain(Duration::from_millis(100));
+}
