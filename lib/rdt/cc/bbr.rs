@@ -21,6 +21,10 @@ use super::{Controller, RateSample, initial_window, minimum_window};
 
 /// Startup gain: 2/ln 2, the smallest that doubles the delivery rate each round.
 pub const STARTUP_GAIN: f64 = 2.885;
+/// Window gain in startup and drain (BBR v3's 2): the pacing gain alone
+/// doubles the rate each round; a larger window only deepens the overshoot
+/// in the round that finds the bottleneck.
+pub const STARTUP_CWND_GAIN: f64 = 2.0;
 /// Rounds over which the bottleneck bandwidth is the max of the samples.
 pub const BW_ROUNDS: u64 = 10;
 /// How long a min-RTT estimate stays valid without a new minimum. BBR v1
@@ -38,6 +42,23 @@ pub const ACK_AGGREGATION: Duration = Duration::from_millis(5);
 const CYCLE: [f64; 8] = [1.25, 0.75, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0];
 /// Window gain in probe-bandwidth: 2 × BDP absorbs delayed and stretched ACKs.
 const CWND_GAIN: f64 = 2.0;
+/// Share of a round's datagrams lost above which the round overran a
+/// queue (BBR v3's 2%): 1% random loss stays under it.
+pub const LOSS_THRESHOLD: f64 = 0.02;
+/// Fewest losses in a round for [`LOSS_THRESHOLD`] to apply: a handful of
+/// losses in a small round (startup) is random loss, not an overrun.
+pub const LOSS_EVENTS_MIN: u64 = 8;
+/// Fewest datagrams (delivered and lost) a loss round holds: shorter
+/// rounds add up.
+pub const LOSS_SAMPLE_MIN: u64 = 100;
+/// What an overrun round leaves of the largest flight (BBR v3's 0.7).
+pub const BETA: f64 = 0.7;
+/// Rounds after an overrun before `inflight_hi` probes upward again (BBR
+/// v3 waits 2 to 3 s, or 63 rounds beside Reno; 100 rounds keeps two BBR
+/// flows within 20% of each other on a shallow queue in the simulation,
+/// where 32 or 63 do not).
+pub const PROBE_UP_WAIT_ROUNDS: u64 = 100;
+const PROBE_UP_GROWTH: u64 = 2;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -67,6 +88,22 @@ pub struct Bbr {
     cycle_index: usize,
     cycle_stamp: Option<Instant>,
     probe_rtt_done: Option<Instant>,
+    /// Datagrams lost and delivered in the current round.
+    round_lost: u64,
+    round_delivered: u64,
+    /// The largest flight (bytes, before an ACK) seen in the current round.
+    round_max_inflight: u64,
+    /// The largest delivery rate sampled in the current and the last round.
+    round_bw: f64,
+    last_round_bw: f64,
+    /// Upper bound on the data in flight after an overrun round.
+    inflight_hi: Option<u64>,
+    /// The round of the last overrun.
+    overrun_round: u64,
+    /// Bytes `inflight_hi` grows by at the next round end while probing up.
+    probe_up_step: u64,
+    /// Rounds that overran a queue so far.
+    overruns: u64,
 }
 
 impl Bbr {
@@ -89,7 +126,97 @@ impl Bbr {
             cycle_index: 2,
             cycle_stamp: None,
             probe_rtt_done: None,
+            round_lost: 0,
+            round_delivered: 0,
+            round_max_inflight: 0,
+            round_bw: 0.0,
+            last_round_bw: 0.0,
+            inflight_hi: None,
+            overrun_round: 0,
+            probe_up_step: 0,
+            overruns: 0,
         }
+    }
+
+    /// The bound on the data in flight that loss rounds set, if any.
+    pub fn inflight_hi(&self) -> Option<u64> {
+        self.inflight_hi
+    }
+
+    /// How many rounds lost more than [`LOSS_THRESHOLD`] of their datagrams.
+    pub fn overruns(&self) -> u64 {
+        self.overruns
+    }
+
+    /// The usual window target: gain × BDP plus the ACK allowance and 3 datagrams.
+    fn target_window(&self, gain: f64) -> Option<u64> {
+        let bdp = self.bdp()?;
+        let extra = (self.bandwidth() * ACK_AGGREGATION.as_secs_f64()) as u64;
+        Some((gain * bdp as f64) as u64 + extra + 3 * self.mss)
+    }
+
+    /// Whether the current round has lost more than [`LOSS_THRESHOLD`] of
+    /// its datagrams. Before its end (startup) a round's size is known from
+    /// the flight rather than from what it has delivered so far.
+    fn round_overran(&self) -> bool {
+        let lost = self.round_lost;
+        let size = self.round_delivered.max(self.round_max_inflight / self.mss);
+        let min = if self.mode == Mode::Startup { LOSS_EVENTS_MIN } else { 2 };
+        lost >= min && lost as f64 > LOSS_THRESHOLD * (lost + size) as f64
+    }
+
+    /// The response to an overrun round (once per round): startup ends,
+    /// and `inflight_hi` comes down to [`BETA`] × the round's largest
+    /// flight (or the bound itself, if lower), but not below one BDP.
+    fn on_overrun(&mut self) {
+        if self.overruns > 0 && self.overrun_round == self.round {
+            return;
+        }
+        self.overruns += 1;
+        self.overrun_round = self.round;
+        self.probe_up_step = self.mss;
+        self.filled_pipe = true;
+        let floor = self.floor();
+        let flight = self.round_max_inflight.min(self.inflight_hi.unwrap_or(u64::MAX));
+        self.inflight_hi = Some(((BETA * flight as f64) as u64).max(floor));
+    }
+
+    /// The lowest `inflight_hi`: what the last round delivered over one
+    /// min RTT plus the ACK allowance, and 3 datagrams. It follows the
+    /// flow's latest rate, not its (windowed max) bandwidth, so flows held
+    /// at their floors converge to equal shares.
+    fn floor(&self) -> u64 {
+        let secs = self.min_rtt.map_or(0.0, |r| (r + ACK_AGGREGATION).as_secs_f64());
+        ((self.last_round_bw * secs) as u64 + 3 * self.mss).max(self.min_window())
+    }
+
+    /// At a round's end: an overrun sets or lowers `inflight_hi`; a quiet
+    /// round after [`PROBE_UP_WAIT_ROUNDS`] raises it.
+    fn end_loss_round(&mut self) {
+        self.last_round_bw = std::mem::take(&mut self.round_bw);
+        // A small flow's rounds add up until they hold enough datagrams for
+        // the threshold to mean a few losses.
+        if self.round_lost + self.round_delivered < LOSS_SAMPLE_MIN {
+            return;
+        }
+        if self.round_overran() {
+            self.on_overrun();
+        }
+        self.round_lost = 0;
+        self.round_delivered = 0;
+        self.round_max_inflight = 0;
+        if self.overrun_round == self.round {
+            return;
+        }
+        let floor = self.floor();
+        let Some(hi) = self.inflight_hi else { return };
+        if self.round < self.overrun_round + PROBE_UP_WAIT_ROUNDS {
+            return;
+        }
+        let hi = hi.max(floor) + self.probe_up_step;
+        self.probe_up_step = self.probe_up_step.saturating_mul(PROBE_UP_GROWTH);
+        let lift = self.target_window(self.cwnd_gain()).is_some_and(|t| hi >= t);
+        self.inflight_hi = (!lift).then_some(hi);
     }
 
     /// Bottleneck bandwidth estimate in bytes per second (0 before any sample).
@@ -115,7 +242,7 @@ impl Bbr {
 
     fn cwnd_gain(&self) -> f64 {
         match self.mode {
-            Mode::Startup | Mode::Drain => STARTUP_GAIN,
+            Mode::Startup | Mode::Drain => STARTUP_CWND_GAIN,
             _ => CWND_GAIN,
         }
     }
@@ -146,6 +273,7 @@ impl Bbr {
             return;
         }
         let sample = s.delivered as f64 / s.interval.as_secs_f64();
+        self.round_bw = self.round_bw.max(sample);
         // An application-limited sample only counts if it raises the estimate.
         if s.app_limited && sample < self.bandwidth() {
             return;
@@ -184,7 +312,8 @@ impl Bbr {
 
 impl Controller for Bbr {
     fn window(&self) -> u64 {
-        if self.mode == Mode::ProbeRtt { self.cwnd.min(self.probe_rtt_window()) } else { self.cwnd }
+        let w = self.cwnd.min(self.inflight_hi.unwrap_or(u64::MAX));
+        if self.mode == Mode::ProbeRtt { w.min(self.probe_rtt_window()) } else { w }
     }
 
     fn in_slow_start(&self) -> bool {
@@ -194,9 +323,15 @@ impl Controller for Bbr {
     /// BBR grows its window from delivery samples ([`Controller::on_delivery`]).
     fn on_ack(&mut self, _now: Instant, _sent: Instant, _bytes: u64, _srtt: Duration) {}
 
-    /// Random loss is not congestion to BBR: the model already sees the
-    /// delivery rate fall if the bottleneck is really overrun.
-    fn on_loss(&mut self, _now: Instant, _sent: Instant) {}
+    /// A loss counts towards its round's loss rate (see the module's
+    /// loss rounds); random loss below [`LOSS_THRESHOLD`] changes nothing.
+    fn on_loss(&mut self, _now: Instant, _sent: Instant) {
+        self.round_lost += 1;
+        // Startup overshoots by up to a round of doubling: end it at once.
+        if self.mode == Mode::Startup && self.round_overran() {
+            self.on_overrun();
+        }
+    }
 
     fn on_rto(&mut self, _now: Instant) {
         self.cwnd = minimum_window(self.mss);
@@ -208,9 +343,12 @@ impl Controller for Bbr {
     fn on_delivery(&mut self, now: Instant, s: &RateSample) {
         let round_start = s.prior_delivered >= self.next_round_delivered;
         if round_start {
+            self.end_loss_round();
             self.next_round_delivered = s.total_delivered;
             self.round += 1;
         }
+        self.round_delivered += 1;
+        self.round_max_inflight = self.round_max_inflight.max(s.in_flight + s.acked);
         self.update_bw(s);
         // Min RTT, and probe-RTT when it is stale.
         let expired = self.min_rtt_stamp.is_some_and(|t| now.saturating_duration_since(t) > MIN_RTT_WINDOW);
@@ -248,10 +386,8 @@ impl Controller for Bbr {
         // Window: grow by what was delivered, up to gain × BDP + 3 datagrams.
         // Before the pipe is full, grow while below the target (startup).
         let grown = self.cwnd.saturating_add(s.acked);
-        self.cwnd = match self.bdp() {
-            Some(bdp) => {
-                let extra = (self.bandwidth() * ACK_AGGREGATION.as_secs_f64()) as u64;
-                let target = (self.cwnd_gain() * bdp as f64) as u64 + extra + 3 * self.mss;
+        self.cwnd = match self.target_window(self.cwnd_gain()) {
+            Some(target) => {
                 if self.filled_pipe {
                     grown.min(target)
                 } else if self.cwnd < target {
@@ -286,6 +422,66 @@ mod tests {
             in_flight,
             app_limited: false,
         }
+    }
+
+    /// Round `r` (from 1) of `n` acknowledged 1000-byte datagrams, 10 ms
+    /// each, `in_flight` bytes before each ACK, and `lost` losses declared
+    /// after its first ACK.
+    fn round(b: &mut Bbr, t0: Instant, r: u64, n: u64, lost: u64, in_flight: u64) {
+        let prior = (r - 1) * n * 1000;
+        for j in 1..=n {
+            let now = t0 + Duration::from_millis(10 * r) + Duration::from_micros(j);
+            b.on_delivery(now, &sample(prior, prior + j * 1000, 1000, 10, in_flight - 1000));
+            if j == 1 {
+                (0..lost).for_each(|_| b.on_loss(now, now));
+            }
+        }
+    }
+
+    #[test]
+    fn random_loss_under_the_threshold_sets_no_bound() {
+        let mut b = Bbr::new(1000);
+        let t0 = Instant::now();
+        // 600 datagrams a round (60 MB/s, 10 ms), 1.5% of them lost every round.
+        for r in 1..=200 {
+            round(&mut b, t0, r, 600, 9, 600_000);
+        }
+        assert!(!b.in_slow_start());
+        assert_eq!((b.overruns(), b.inflight_hi()), (0, None));
+    }
+
+    #[test]
+    fn an_overrun_round_ends_startup_and_bounds_the_flight_until_probed_up() {
+        let mut b = Bbr::new(1000);
+        let t0 = Instant::now();
+        for r in 1..=3 {
+            round(&mut b, t0, r, 100, 0, 100_000);
+        }
+        assert!(b.in_slow_start());
+        // 10 of 100 lost with 300 kB in flight: startup ends at the loss, not at the round's end.
+        round(&mut b, t0, 4, 100, 10, 300_000);
+        assert!(!b.in_slow_start());
+        assert_eq!(b.overruns(), 1);
+        let bdp = 100_000;
+        let hi = b.inflight_hi().expect("a bound");
+        assert!(hi <= 210_000 && hi >= bdp + 50_000, "inflight_hi {hi}");
+        assert!(b.window() <= hi);
+        // A second overrun lowers it, to no less than one BDP plus the ACK allowance.
+        for r in 5..=8 {
+            round(&mut b, t0, r, 100, if r == 6 { 10 } else { 0 }, hi);
+        }
+        assert_eq!(b.overruns(), 2);
+        let lower = b.inflight_hi().unwrap();
+        assert!(lower < hi && lower >= bdp + 50_000, "inflight_hi {lower} after {hi}");
+        // Quiet rounds: held for PROBE_UP_WAIT_ROUNDS, then probed up and lifted.
+        for r in 9..6 + PROBE_UP_WAIT_ROUNDS {
+            round(&mut b, t0, r, 100, 0, lower);
+        }
+        assert_eq!(b.inflight_hi(), Some(lower));
+        for r in 6 + PROBE_UP_WAIT_ROUNDS..30 + PROBE_UP_WAIT_ROUNDS {
+            round(&mut b, t0, r, 100, 0, lower);
+        }
+        assert_eq!(b.inflight_hi(), None, "never lifted");
     }
 
     #[test]
