@@ -90,9 +90,10 @@ fn wan_cfg() -> Config {
 
 #[test]
 fn startup_fills_the_pipe_without_flooding_the_queue() {
-    // 100 Mbit/s, 40 ms, two-BDP queue, 1% loss: a 20 MB download.
+    // 100 Mbit/s, 40 ms, a queue of one BDP, 1% loss: a 20 MB download.
     let seed = 810;
-    let (fwd, back) = queued_path(100, 40, 0.01);
+    let (mut fwd, back) = queued_path(100, 40, 0.01);
+    fwd.queue_bytes /= 2;
     let file = data(20 << 20, seed);
     let o = transfer(&wan_cfg(), &file, 0, fwd, back, seed, Duration::from_secs(60));
     assert!(o.verified && o.received == file, "seed {seed}: {:?}", o.receiver_error);
@@ -133,7 +134,7 @@ fn bbr_beside_cubic_leaves_cubic_its_share() {
 fn bbr_beside_newreno_leaves_newreno_its_share() {
     let seed = 822;
     let [bbr, reno] = shares(Algorithm::Bbr, Algorithm::NewReno, 0.0, seed);
-    assert!(reno >= 0.35, "seed {seed}: NewReno got {:.0}% beside BBR", 100.0 * reno);
+    assert!(reno >= 0.38, "seed {seed}: NewReno got {:.0}% beside BBR", 100.0 * reno);
     assert!(bbr >= 0.3, "seed {seed}: BBR got {:.0}% beside NewReno", 100.0 * bbr);
 }
 
