@@ -47,7 +47,7 @@ const LOSS: f64 = 0.01;
 fn wan_goodput(cc: Algorithm, seed: u64) -> f64 {
     let bdp = RATE / 8 / 20;
     let fwd = LinkConfig { rate_bps: Some(RATE), queue_bytes: bdp, ..link(25, LOSS) };
-    let flows = [Flow { start: Duration::ZERO, len: 80 << 20 }];
+    let flows = [Flow { start: Duration::ZERO, len: 80 << 20, cc: None }];
     // 1452-byte datagrams and no path-MTU probing: without `probe: false`
     // the simulated path (no MTU) would let the sender probe its way up to
     // 65,000-byte datagrams, 45 times fewer per second, which hid the
@@ -73,4 +73,78 @@ fn goodput_at_1_percent_loss_50_ms_200_mbit() {
     );
     assert!(bbr >= 0.9 * ceiling, "seed {seed}: BBR {:.1} Mbit/s < 90% of {:.1}", bbr * 8e-6, ceiling * 8e-6);
     assert!(bbr > 2.0 * cubic, "seed {seed}: BBR {bbr} does not beat CUBIC {cubic}");
+}
+
+/// A path of `mbit` Mbit/s and `rtt_ms` with a queue of two BDP (as the WAN
+/// emulator of `benches/wan.sh` has) and `loss` random loss each way.
+fn queued_path(mbit: u64, rtt_ms: u64, loss: f64) -> (LinkConfig, LinkConfig) {
+    let rate = mbit * 1_000_000;
+    let bdp = rate / 8 * rtt_ms / 1000;
+    let fwd = LinkConfig { rate_bps: Some(rate), queue_bytes: 2 * bdp, ..link(rtt_ms / 2, loss) };
+    (fwd, link(rtt_ms / 2, loss))
+}
+
+fn wan_cfg() -> Config {
+    Config { probe: false, max_datagram: 1452, ..cfg() }
+}
+
+#[test]
+fn startup_fills_the_pipe_without_flooding_the_queue() {
+    // 100 Mbit/s, 40 ms, a queue of one BDP, 1% loss: a 20 MB download.
+    let seed = 810;
+    let (mut fwd, back) = queued_path(100, 40, 0.01);
+    fwd.queue_bytes /= 2;
+    let file = data(20 << 20, seed);
+    let o = transfer(&wan_cfg(), &file, 0, fwd, back, seed, Duration::from_secs(60));
+    assert!(o.verified && o.received == file, "seed {seed}: {:?}", o.receiver_error);
+    let ideal = file.len() as f64 / (0.99 * 100e6 / 8.0);
+    let secs = o.elapsed.as_secs_f64();
+    eprintln!("startup: {secs:.2} s (ideal {ideal:.2} s), queue drops {}", o.queue_drops);
+    // Start-up overshoot is what overflows the queue on this path.
+    assert!(o.queue_drops < 300, "seed {seed}: {} queue drops", o.queue_drops);
+    assert!(secs < ideal + 0.5, "seed {seed}: {secs:.2} s against {ideal:.2} s");
+}
+
+/// Bytes each of two flows (controllers `a` and `b`, started together)
+/// got over 4..24 s on a 20 Mbit/s, 20 ms path with a two-BDP queue.
+fn shares(a: Algorithm, b: Algorithm, loss: f64, seed: u64) -> [f64; 2] {
+    let (fwd, back) = queued_path(20, 20, loss);
+    let flows = [
+        Flow { start: Duration::ZERO, len: 200 << 20, cc: Some(a) },
+        Flow { start: Duration::from_millis(10), len: 200 << 20, cc: Some(b) },
+    ];
+    let window = Duration::from_secs(4)..Duration::from_secs(24);
+    let got = shared_bottleneck(&wan_cfg(), &flows, fwd, back, seed, window.end, window);
+    let total = (got[0] + got[1]) as f64;
+    eprintln!("{a} beside {b}, loss {loss}: {got:?}");
+    assert!(total > 0.8 * 20e6 / 8.0 * 20.0, "seed {seed}: together only {total} bytes in 20 s");
+    [got[0] as f64 / total, got[1] as f64 / total]
+}
+
+#[test]
+fn bbr_beside_cubic_leaves_cubic_its_share() {
+    for seed in [820, 821] {
+        let [bbr, cubic] = shares(Algorithm::Bbr, Algorithm::Cubic, 0.0, seed);
+        assert!(cubic >= 0.4, "seed {seed}: CUBIC got {:.0}% beside BBR", 100.0 * cubic);
+        assert!(bbr >= 0.3, "seed {seed}: BBR got {:.0}% beside CUBIC", 100.0 * bbr);
+    }
+}
+
+#[test]
+fn bbr_beside_newreno_leaves_newreno_its_share() {
+    let seed = 822;
+    let [bbr, reno] = shares(Algorithm::Bbr, Algorithm::NewReno, 0.0, seed);
+    assert!(reno >= 0.38, "seed {seed}: NewReno got {:.0}% beside BBR", 100.0 * reno);
+    assert!(bbr >= 0.3, "seed {seed}: BBR got {:.0}% beside NewReno", 100.0 * bbr);
+}
+
+#[test]
+fn two_bbr_flows_share_a_lossy_queued_path() {
+    for (seed, loss) in [(830, 0.0), (831, 0.01)] {
+        let [a, b] = shares(Algorithm::Bbr, Algorithm::Bbr, loss, seed);
+        // Without random loss the goal; with 1% the shares wander
+        // more (50-60% for the larger over seeds 831-833).
+        let fair = if loss == 0.0 { 0.4..=0.6 } else { 0.35..=0.65 };
+        assert!(fair.contains(&a), "seed {seed} loss {loss}: shares {a:.2} / {b:.2}");
+    }
 }

@@ -188,8 +188,10 @@ fn fairness(seed: u64, cc: Algorithm) {
             queue_bytes: 30_000,
             ..Default::default()
         };
-        let flows =
-            [Flow { start: Duration::ZERO, len: 40 << 20 }, Flow { start: Duration::from_secs(1), len: 40 << 20 }];
+        let flows = [
+            Flow { start: Duration::ZERO, len: 40 << 20, cc: None },
+            Flow { start: Duration::from_secs(1), len: 40 << 20, cc: None },
+        ];
         let got = shared_bottleneck(
             &cfg(cc),
             &flows,

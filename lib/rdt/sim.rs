@@ -444,6 +444,8 @@ pub struct Outcome {
     pub payload: u64,
     /// Datagrams the network dropped (both directions).
     pub dropped: u64,
+    /// Of [`dropped`](Self::dropped): a full bottleneck queue (both directions).
+    pub queue_drops: u64,
     /// The simulation stopped because a machine kept asking to be woken at
     /// the same instant without progress (a livelock bug), instead of spinning.
     pub stuck: bool,
@@ -499,6 +501,7 @@ pub fn transfer(
         stats: sender.as_ref().map(Sender::stats).unwrap_or_default(),
         payload: sender.as_ref().map_or(0, Sender::payload),
         dropped: fwd.dropped + back.dropped,
+        queue_drops: fwd.queue_drops + back.queue_drops,
         stuck: end.stuck,
         receiver_error: receiver.endpoint.take_error().map(|e| e.to_string()),
         received: receiver.store,
@@ -513,6 +516,9 @@ pub struct Flow {
     pub start: Duration,
     /// File size.
     pub len: usize,
+    /// The flow's congestion controller (`None`: the config's), so a BBR
+    /// flow can share the bottleneck with a loss-based one.
+    pub cc: Option<crate::rdt::cc::Algorithm>,
 }
 
 /// Runs several fast transfers at once through one bottleneck (`fwd`
@@ -553,7 +559,7 @@ pub fn shared_bottleneck(
         .map(|(i, (f, file))| {
             let sender = Accepting::new(move |now, d: &[u8]| {
                 fast::is_fast_hello(d).then(|| {
-                    let c = Config { seed: seed + i as u64, ..cfg.clone() };
+                    let c = Config { seed: seed + i as u64, cc: f.cc.unwrap_or(cfg.cc), ..cfg.clone() };
                     Attached::new(Sender::new(c, f.len as u64, d, now), &file[..])
                 })
             });

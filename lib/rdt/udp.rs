@@ -55,6 +55,29 @@ pub(crate) fn set_buffers(sock: socket2::SockRef<'_>) {
     }
 }
 
+/// Datagrams the kernel has dropped at `sock` because its receive buffer
+/// was full (the socket's drop count, `SO_MEMINFO`, as `SO_RXQ_OVFL`
+/// reports it per read); `None` where the OS does not say.
+pub(crate) fn receive_drops(sock: &UdpSocket) -> Option<u64> {
+    #[cfg(target_os = "linux")]
+    {
+        // The kernel fills as many of its counters as the buffer holds.
+        let mut info = [0u32; 16];
+        let mut len = std::mem::size_of_val(&info) as libc::socklen_t;
+        // SAFETY: a valid socket, and a buffer of `len` bytes the kernel writes at most `len` of.
+        let r = unsafe {
+            libc::getsockopt(sock.as_raw_fd(), libc::SOL_SOCKET, libc::SO_MEMINFO, info.as_mut_ptr().cast(), &mut len)
+        };
+        let at = libc::SK_MEMINFO_DROPS as usize;
+        (r == 0 && len as usize > at * 4).then(|| u64::from(info[at]))
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = sock;
+        None
+    }
+}
+
 /// Makes `sock` ready for a fast transfer: non-blocking, large buffers, and
 /// don't-fragment with the cached path MTU ignored, so a path-MTU probe too
 /// big for the path is lost (or refused with EMSGSIZE), not fragmented.
@@ -266,6 +289,26 @@ mod tests {
         assert_eq!(segments(&buf[..65_000.min(buf.len())], 0).count(), 1);
         assert_eq!(segments(&buf[..1452], 1452).count(), 1);
         assert_eq!(segments(&[], 1452).count(), 0);
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn receive_buffer_drops_are_counted() {
+        let a = bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+        // The smallest receive buffer the kernel grants, never read: most of 200 datagrams overflow it.
+        socket2::SockRef::from(&b).set_recv_buffer_size(1).unwrap();
+        assert_eq!(receive_drops(&b), Some(0));
+        let to = b.local_addr().unwrap();
+        for _ in 0..200 {
+            let _ = a.send_to(&[7u8; 1200], to);
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while receive_drops(&b) < Some(100) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let drops = receive_drops(&b).unwrap();
+        assert!((100..=200).contains(&drops), "{drops} drops");
     }
 
     #[test]

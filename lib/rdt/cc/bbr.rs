@@ -11,8 +11,26 @@
 //! probe-bandwidth (pacing gain cycles 1.25, 0.75, then 1 for six phases,
 //! one min-RTT each), and probe-RTT (when the min RTT is 5 s old, the
 //! window drops to half the BDP, as in BBR v2, for 200 ms so queues drain
-//! and a fresh minimum is seen). Window = 2 × BDP plus 5 ms at the bandwidth plus 3 datagrams; an RTO resets it to
+//! and a fresh minimum is seen; an RTT within a sixteenth of the minimum
+//! keeps it fresh without one). Window = 2 × BDP plus 5 ms at the bandwidth plus 3 datagrams; an RTO resets it to
 //! the minimum, from where it grows by the bytes acknowledged.
+
+//!
+//! Loss rounds (as in BBR v3): each round trip counts its lost and
+//! delivered datagrams (short rounds add up to [`LOSS_SAMPLE_MIN`]). A
+//! round in startup or in a bandwidth probe (the 1.25 phase and the one
+//! after, which sees its losses) that loses more than [`LOSS_THRESHOLD`]
+//! of them (at least [`LOSS_EVENTS_MIN`] in startup, 2 after) has overrun
+//! a queue, which random loss below the threshold does not: startup ends
+//! at once, and an upper bound on the data in flight (`inflight_hi`) is
+//! set to [`BETA`] × the round's largest flight, but no lower than one BDP
+//! plus the ACK allowance, so the flow keeps its estimated rate. After
+//! [`PROBE_UP_WAIT_ROUNDS`] rounds without an overrun the bound probes
+//! upward, by one datagram in the first round and twice as much each round
+//! after, and is lifted once it passes the usual window. Beside a
+//! loss-based flow (CUBIC) this leaves the queue to it in turn instead of
+//! holding two BDP there for good. Startup's window gain is 2 (BBR v3):
+//! the pacing gain alone doubles the rate each round.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -21,6 +39,10 @@ use super::{Controller, RateSample, initial_window, minimum_window};
 
 /// Startup gain: 2/ln 2, the smallest that doubles the delivery rate each round.
 pub const STARTUP_GAIN: f64 = 2.885;
+/// Window gain in startup and drain (BBR v3's 2): the pacing gain alone
+/// doubles the rate each round; a larger window only deepens the overshoot
+/// in the round that finds the bottleneck.
+pub const STARTUP_CWND_GAIN: f64 = 2.0;
 /// Rounds over which the bottleneck bandwidth is the max of the samples.
 pub const BW_ROUNDS: u64 = 10;
 /// How long a min-RTT estimate stays valid without a new minimum. BBR v1
@@ -28,6 +50,10 @@ pub const BW_ROUNDS: u64 = 10;
 /// behind a standing queue correct its inflated minimum sooner, which the
 /// two-flow fairness simulation needs (10 s: 3:1 shares; 5 s: within 1%).
 pub const MIN_RTT_WINDOW: Duration = Duration::from_secs(5);
+/// An RTT sample within `min / MIN_RTT_SLACK` of the minimum keeps the
+/// minimum fresh: the flow's own queue is drained, which is what probe-RTT
+/// would find out at the cost of half the rate for 200 ms.
+pub const MIN_RTT_SLACK: u32 = 16;
 /// How long probe-RTT holds the small window.
 pub const PROBE_RTT_TIME: Duration = Duration::from_millis(200);
 /// Window allowance for ACKs that come late or in bunches (the receiver's
@@ -38,6 +64,23 @@ pub const ACK_AGGREGATION: Duration = Duration::from_millis(5);
 const CYCLE: [f64; 8] = [1.25, 0.75, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0];
 /// Window gain in probe-bandwidth: 2 × BDP absorbs delayed and stretched ACKs.
 const CWND_GAIN: f64 = 2.0;
+/// Share of a round's datagrams lost above which the round overran a
+/// queue (BBR v3's 2%): 1% random loss stays under it.
+pub const LOSS_THRESHOLD: f64 = 0.02;
+/// Fewest losses in a startup round for [`LOSS_THRESHOLD`] to apply: a
+/// handful of losses in a small round is random loss, not an overrun.
+pub const LOSS_EVENTS_MIN: u64 = 8;
+/// Fewest datagrams (delivered and lost) a loss round holds: shorter
+/// rounds add up.
+pub const LOSS_SAMPLE_MIN: u64 = 100;
+/// What an overrun round leaves of the largest flight (BBR v3's 0.7).
+pub const BETA: f64 = 0.7;
+/// Rounds after an overrun before `inflight_hi` probes upward again (BBR
+/// v3 waits 2 to 3 s, or 63 rounds beside Reno; 100 rounds keeps two BBR
+/// flows within 20% of each other on a shallow queue in the simulation,
+/// where 32 or 63 do not).
+pub const PROBE_UP_WAIT_ROUNDS: u64 = 100;
+const PROBE_UP_GROWTH: u64 = 2;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -67,6 +110,21 @@ pub struct Bbr {
     cycle_index: usize,
     cycle_stamp: Option<Instant>,
     probe_rtt_done: Option<Instant>,
+    /// Datagrams lost and delivered in the current round.
+    round_lost: u64,
+    round_delivered: u64,
+    /// Whether the current round saw startup or a bandwidth probe.
+    round_probed: bool,
+    /// The largest flight (bytes, before an ACK) seen in the current round.
+    round_max_inflight: u64,
+    /// Upper bound on the data in flight after an overrun round.
+    inflight_hi: Option<u64>,
+    /// The round of the last overrun.
+    overrun_round: u64,
+    /// Bytes `inflight_hi` grows by at the next round end while probing up.
+    probe_up_step: u64,
+    /// Rounds that overran a queue so far.
+    overruns: u64,
 }
 
 impl Bbr {
@@ -89,7 +147,93 @@ impl Bbr {
             cycle_index: 2,
             cycle_stamp: None,
             probe_rtt_done: None,
+            round_lost: 0,
+            round_delivered: 0,
+            round_probed: false,
+            round_max_inflight: 0,
+            inflight_hi: None,
+            overrun_round: 0,
+            probe_up_step: 0,
+            overruns: 0,
         }
+    }
+
+    /// The bound on the data in flight that loss rounds set, if any.
+    pub fn inflight_hi(&self) -> Option<u64> {
+        self.inflight_hi
+    }
+
+    /// How many rounds lost more than [`LOSS_THRESHOLD`] of their datagrams.
+    pub fn overruns(&self) -> u64 {
+        self.overruns
+    }
+
+    /// The usual window target: gain × BDP plus the ACK allowance and 3 datagrams.
+    fn target_window(&self, gain: f64) -> Option<u64> {
+        let bdp = self.bdp()?;
+        let extra = (self.bandwidth() * ACK_AGGREGATION.as_secs_f64()) as u64;
+        Some((gain * bdp as f64) as u64 + extra + 3 * self.mss)
+    }
+
+    /// Whether the current round has lost more than [`LOSS_THRESHOLD`] of
+    /// its datagrams. Before its end (startup) a round's size is known from
+    /// the flight rather than from what it has delivered so far.
+    fn round_overran(&self) -> bool {
+        let lost = self.round_lost;
+        let size = self.round_delivered.max(self.round_max_inflight / self.mss);
+        let min = if self.mode == Mode::Startup { LOSS_EVENTS_MIN } else { 2 };
+        lost >= min && lost as f64 > LOSS_THRESHOLD * (lost + size) as f64
+    }
+
+    /// The response to an overrun round (once per round): startup ends,
+    /// and `inflight_hi` comes down to [`BETA`] × the round's largest
+    /// flight (or the bound itself, if lower), but not below one BDP.
+    fn on_overrun(&mut self) {
+        if self.overruns > 0 && self.overrun_round == self.round {
+            return;
+        }
+        self.overruns += 1;
+        self.overrun_round = self.round;
+        self.probe_up_step = self.mss;
+        self.filled_pipe = true;
+        let floor = self.floor();
+        let flight = self.round_max_inflight.min(self.inflight_hi.unwrap_or(u64::MAX));
+        self.inflight_hi = Some(((BETA * flight as f64) as u64).max(floor));
+    }
+
+    /// The lowest `inflight_hi`: one BDP plus the ACK allowance and 3
+    /// datagrams, so a bound never holds the flow below its estimated rate.
+    fn floor(&self) -> u64 {
+        self.target_window(1.0).unwrap_or(0).max(self.min_window())
+    }
+
+    /// At a round's end: an overrun sets or lowers `inflight_hi`; a quiet
+    /// round after [`PROBE_UP_WAIT_ROUNDS`] raises it.
+    fn end_loss_round(&mut self) {
+        // A small flow's rounds add up until they hold enough datagrams for
+        // the threshold to mean a few losses.
+        if self.round_lost + self.round_delivered < LOSS_SAMPLE_MIN {
+            return;
+        }
+        if self.round_probed && self.round_overran() {
+            self.on_overrun();
+        }
+        self.round_probed = false;
+        self.round_lost = 0;
+        self.round_delivered = 0;
+        self.round_max_inflight = 0;
+        if self.overrun_round == self.round {
+            return;
+        }
+        let floor = self.floor();
+        let Some(hi) = self.inflight_hi else { return };
+        if self.round < self.overrun_round + PROBE_UP_WAIT_ROUNDS {
+            return;
+        }
+        let hi = hi.max(floor) + self.probe_up_step;
+        self.probe_up_step = self.probe_up_step.saturating_mul(PROBE_UP_GROWTH);
+        let lift = self.target_window(self.cwnd_gain()).is_some_and(|t| hi >= t);
+        self.inflight_hi = (!lift).then_some(hi);
     }
 
     /// Bottleneck bandwidth estimate in bytes per second (0 before any sample).
@@ -115,7 +259,7 @@ impl Bbr {
 
     fn cwnd_gain(&self) -> f64 {
         match self.mode {
-            Mode::Startup | Mode::Drain => STARTUP_GAIN,
+            Mode::Startup | Mode::Drain => STARTUP_CWND_GAIN,
             _ => CWND_GAIN,
         }
     }
@@ -184,7 +328,8 @@ impl Bbr {
 
 impl Controller for Bbr {
     fn window(&self) -> u64 {
-        if self.mode == Mode::ProbeRtt { self.cwnd.min(self.probe_rtt_window()) } else { self.cwnd }
+        let w = self.cwnd.min(self.inflight_hi.unwrap_or(u64::MAX));
+        if self.mode == Mode::ProbeRtt { w.min(self.probe_rtt_window()) } else { w }
     }
 
     fn in_slow_start(&self) -> bool {
@@ -194,9 +339,15 @@ impl Controller for Bbr {
     /// BBR grows its window from delivery samples ([`Controller::on_delivery`]).
     fn on_ack(&mut self, _now: Instant, _sent: Instant, _bytes: u64, _srtt: Duration) {}
 
-    /// Random loss is not congestion to BBR: the model already sees the
-    /// delivery rate fall if the bottleneck is really overrun.
-    fn on_loss(&mut self, _now: Instant, _sent: Instant) {}
+    /// A loss counts towards its round's loss rate (see the module's
+    /// loss rounds); random loss below [`LOSS_THRESHOLD`] changes nothing.
+    fn on_loss(&mut self, _now: Instant, _sent: Instant) {
+        self.round_lost += 1;
+        // Startup overshoots by up to a round of doubling: end it at once.
+        if self.mode == Mode::Startup && self.round_overran() {
+            self.on_overrun();
+        }
+    }
 
     fn on_rto(&mut self, _now: Instant) {
         self.cwnd = minimum_window(self.mss);
@@ -208,14 +359,28 @@ impl Controller for Bbr {
     fn on_delivery(&mut self, now: Instant, s: &RateSample) {
         let round_start = s.prior_delivered >= self.next_round_delivered;
         if round_start {
+            self.end_loss_round();
             self.next_round_delivered = s.total_delivered;
             self.round += 1;
         }
+        self.round_delivered += 1;
+        // Losses count while the flow pushes: in startup, and in the
+        // probing phase of the cycle and the one after (which sees its losses).
+        self.round_probed |= match self.mode {
+            Mode::Startup => true,
+            Mode::ProbeBw => self.cycle_index <= 1,
+            Mode::Drain | Mode::ProbeRtt => false,
+        };
+        self.round_max_inflight = self.round_max_inflight.max(s.in_flight + s.acked);
         self.update_bw(s);
         // Min RTT, and probe-RTT when it is stale.
         let expired = self.min_rtt_stamp.is_some_and(|t| now.saturating_duration_since(t) > MIN_RTT_WINDOW);
         if !s.rtt.is_zero() && (self.min_rtt.is_none_or(|m| s.rtt <= m) || expired) {
             self.min_rtt = Some(s.rtt);
+            self.min_rtt_stamp = Some(now);
+        } else if self.min_rtt.is_some_and(|m| !s.rtt.is_zero() && s.rtt <= m + m / MIN_RTT_SLACK) {
+            // Within a sixteenth of the minimum: no queue to drain, so the
+            // estimate stands without a probe-RTT.
             self.min_rtt_stamp = Some(now);
         }
         if expired && self.mode != Mode::ProbeRtt && self.filled_pipe {
@@ -248,10 +413,8 @@ impl Controller for Bbr {
         // Window: grow by what was delivered, up to gain × BDP + 3 datagrams.
         // Before the pipe is full, grow while below the target (startup).
         let grown = self.cwnd.saturating_add(s.acked);
-        self.cwnd = match self.bdp() {
-            Some(bdp) => {
-                let extra = (self.bandwidth() * ACK_AGGREGATION.as_secs_f64()) as u64;
-                let target = (self.cwnd_gain() * bdp as f64) as u64 + extra + 3 * self.mss;
+        self.cwnd = match self.target_window(self.cwnd_gain()) {
+            Some(target) => {
                 if self.filled_pipe {
                     grown.min(target)
                 } else if self.cwnd < target {
@@ -286,6 +449,69 @@ mod tests {
             in_flight,
             app_limited: false,
         }
+    }
+
+    /// Round `r` (from 1) of `n` acknowledged 1000-byte datagrams, 10 ms
+    /// each, `in_flight` bytes before each ACK, and `lost` losses declared
+    /// after its first ACK.
+    fn round(b: &mut Bbr, t0: Instant, r: u64, n: u64, lost: u64, in_flight: u64) {
+        let prior = (r - 1) * n * 1000;
+        for j in 1..=n {
+            let now = t0 + Duration::from_millis(10 * r) + Duration::from_micros(j);
+            b.on_delivery(now, &sample(prior, prior + j * 1000, 1000, 10, in_flight - 1000));
+            if j == 1 {
+                (0..lost).for_each(|_| b.on_loss(now, now));
+            }
+        }
+    }
+
+    #[test]
+    fn random_loss_under_the_threshold_sets_no_bound() {
+        let mut b = Bbr::new(1000);
+        let t0 = Instant::now();
+        // 600 datagrams a round (60 MB/s, 10 ms), 1.5% of them lost every round.
+        for r in 1..=200 {
+            round(&mut b, t0, r, 600, 9, 600_000);
+        }
+        assert!(!b.in_slow_start());
+        assert_eq!((b.overruns(), b.inflight_hi()), (0, None));
+    }
+
+    #[test]
+    fn an_overrun_round_ends_startup_and_bounds_the_flight_until_probed_up() {
+        let mut b = Bbr::new(1000);
+        let t0 = Instant::now();
+        for r in 1..=3 {
+            round(&mut b, t0, r, 100, 0, 100_000);
+        }
+        assert!(b.in_slow_start());
+        // 10 of 100 lost with 300 kB in flight: startup ends at the loss, not at the round's end.
+        round(&mut b, t0, 4, 100, 10, 300_000);
+        assert!(!b.in_slow_start());
+        assert_eq!(b.overruns(), 1);
+        let bdp = 100_000;
+        let hi = b.inflight_hi().expect("a bound");
+        assert!(hi <= 210_000 && hi >= bdp + 50_000, "inflight_hi {hi}");
+        assert!(b.window() <= hi);
+        // Losses outside startup and the probing phases of the cycle (a
+        // round each here) change nothing; in them they lower the bound, to
+        // no less than one BDP plus the ACK allowance.
+        for r in 5..=14 {
+            round(&mut b, t0, r, 100, 10, bdp);
+        }
+        // Ten lossy rounds: counted everywhere they would be 11 overruns.
+        assert!((2..=5).contains(&b.overruns()), "{} overruns", b.overruns());
+        let lower = b.inflight_hi().unwrap();
+        assert!(lower < hi && lower >= bdp + 50_000, "inflight_hi {lower} after {hi}");
+        // Quiet rounds: held for PROBE_UP_WAIT_ROUNDS, then probed up and lifted.
+        for r in 15..12 + PROBE_UP_WAIT_ROUNDS {
+            round(&mut b, t0, r, 100, 0, bdp);
+        }
+        assert_eq!(b.inflight_hi(), Some(lower));
+        for r in 12 + PROBE_UP_WAIT_ROUNDS..32 + PROBE_UP_WAIT_ROUNDS {
+            round(&mut b, t0, r, 100, 0, bdp);
+        }
+        assert_eq!(b.inflight_hi(), None, "never lifted");
     }
 
     #[test]

@@ -258,6 +258,10 @@ pub enum ReceiveReport {
         elapsed: Duration,
         /// Final figures.
         stats: Stats,
+        /// Datagrams the kernel dropped because the socket's receive buffer
+        /// was full (`None` where the OS does not count them): a receiver
+        /// that does not keep up shows here, not as loss on the path.
+        socket_drops: Option<u64>,
     },
     /// The sender answered with classic go-back-N data: it read the hello as
     /// window 98. The caller runs the classic receiver (window
@@ -408,6 +412,7 @@ pub fn receive_file_blocking(
     mut progress: impl FnMut(&Stats),
 ) -> Result<ReceiveReport, RdtError> {
     udp::prepare(&sock).map_err(sock_err("set up the socket"))?;
+    let drops0 = udp::receive_drops(&sock);
     let mut io = Io::new(sock, RECV_SLOTS).map_err(sock_err("set up batched I/O"))?;
     let cfg = cfg.for_path(server);
     let t0 = Instant::now();
@@ -474,7 +479,8 @@ pub fn receive_file_blocking(
             // detached thread lingers to answer a repeated DONE (our DONE-ACK
             // may be lost), then ends when the machine says so.
             progress(&r.stats());
-            let report = ReceiveReport::Fast { size: r.size(), elapsed: t0.elapsed(), stats: r.stats() };
+            let socket_drops = udp::receive_drops(&io.sock).map(|d| d - drops0.unwrap_or(0));
+            let report = ReceiveReport::Fast { size: r.size(), elapsed: t0.elapsed(), stats: r.stats(), socket_drops };
             let _ = std::thread::Builder::new().name("rdt-linger".into()).spawn(move || linger(io, server, r));
             return Ok(report);
         }
@@ -484,7 +490,8 @@ pub fn receive_file_blocking(
     }
     progress(&r.stats());
     if r.is_verified() {
-        Ok(ReceiveReport::Fast { size: r.size(), elapsed: t0.elapsed(), stats: r.stats() })
+        let socket_drops = udp::receive_drops(&io.sock).map(|d| d - drops0.unwrap_or(0));
+        Ok(ReceiveReport::Fast { size: r.size(), elapsed: t0.elapsed(), stats: r.stats(), socket_drops })
     } else {
         Err(r.take_error().map_or(RdtError::Thread("receiver ended without a result".into()), RdtError::Recv))
     }

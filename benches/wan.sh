@@ -1,0 +1,314 @@
+#!/usr/bin/env bash
+# A long lossy path: two network namespaces joined by a user-space WAN
+# emulator (WANEM, default ../shared/tools/wanem.py beside the project: a TUN
+# device in each namespace, MTU 1500, every packet a wire packet), 200 Mbit/s
+# each way with per-packet random loss each way, at each round-trip time of
+# BENCH_RTTS. On it, alternating in one run: `chatctl fetch --udp` (fast
+# mode), `chatctl fetch --tcp` with the server's namespace set to Linux TCP
+# bbr and then cubic, and optionally quinn's perf tool with bbr and cubic.
+# Prints the goodput of a BENCH_SIZE download including the join (medians of
+# BENCH_RUNS), the limit (1 - loss) x rate, and then two fairness runs on the
+# same path without random loss: a fast download beside a TCP cubic download
+# (TCP's share of the bytes while both run) and two fast downloads (each's
+# share).
+#
+# Usage: benches/wan.sh            (builds the release binary first; needs root)
+# Env:   WANEM the emulator (skipped with a message when absent),
+#        BENCH_RTTS milliseconds (default "20 50"), BENCH_RATE Mbit/s (200),
+#        BENCH_LOSS percent each way (1), BENCH_SIZE bytes (134217728),
+#        BENCH_RUNS (3), BENCH_TIMEOUT seconds per download (30; a download
+#        still running then is stopped and shown as "<R": R is the rate of
+#        the wire bytes it received until then), BENCH_FAIR_RTTS (default
+#        "20"; empty skips the fairness runs), BENCH_SERVE_ARGS extra
+#        arguments for `serve`, BENCH_KEEP=1 keeps the work directory,
+#        QUINN_PERF quinn's perf binary (github:quinn-rs/quinn, `cargo build
+#        --release -p perf`; its columns show "-" when unset), CHATCTL a
+#        prebuilt binary.
+# After each run one line on stderr: the server's summary and the UDP
+# receive-buffer drops (Udp RcvbufErrors) in the client's namespace.
+# Not part of `cargo test`.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+WANEM=${WANEM:-$here/../shared/tools/wanem.py}
+SIZE=${BENCH_SIZE:-134217728}
+RUNS=${BENCH_RUNS:-3}
+TMO=${BENCH_TIMEOUT:-30}
+LOSS=${BENCH_LOSS:-1}
+RATE=${BENCH_RATE:-200}
+RTTS=${BENCH_RTTS:-20 50}
+FAIR_RTTS=${BENCH_FAIR_RTTS-20}
+QUINN_PERF=${QUINN_PERF:-}
+
+if [[ ! -f $WANEM ]]; then
+    echo "wan.sh skipped: no WAN emulator at $WANEM (set WANEM to wanem.py)" >&2
+    exit 0
+fi
+for t in ip nft python3 sysctl timeout; do
+    command -v "$t" >/dev/null || { echo "wan.sh needs $t" >&2; exit 1; }
+done
+[[ $(id -u) == 0 ]] || { echo "wan.sh needs root (network namespaces, TUN)" >&2; exit 1; }
+if [[ -z ${CHATCTL:-} ]]; then
+    (cd "$here" && cargo build --release --quiet --bin chatctl)
+    CHATCTL=$(cd "$here" && cargo metadata --format-version 1 --no-deps |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release/chatctl
+fi
+if [[ -n $QUINN_PERF && ! -x $QUINN_PERF ]]; then
+    echo "QUINN_PERF=$QUINN_PERF is not executable" >&2
+    exit 1
+fi
+[[ -z $QUINN_PERF ]] && echo "QUIC skipped: set QUINN_PERF to quinn's perf binary" >&2
+
+NS_S=chw-s-$$
+NS_C=chw-c-$$
+SRV=198.18.0.1
+CLI=198.18.0.2
+WORK=$(mktemp -d "${BENCH_TMP:-/dev/shm}/chatctl-wan.XXXXXX")
+EMU=
+PIDS=()
+path_down() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    PIDS=()
+    if [[ -n $EMU ]]; then
+        kill "$EMU" 2>/dev/null || true
+        wait "$EMU" 2>/dev/null || true
+        EMU=
+    fi
+    ip netns del "$NS_S" 2>/dev/null || true
+    ip netns del "$NS_C" 2>/dev/null || true
+}
+cleanup() {
+    path_down
+    [[ -n $ALLOWED ]] && sysctl -qw net.ipv4.tcp_allowed_congestion_control="$ALLOWED"
+    [[ -n ${BENCH_KEEP:-} ]] && echo "kept $WORK" >&2 || rm -rf "$WORK"
+}
+# Both TCP algorithms allowed for the run (a machine-wide setting; put back on exit).
+ALLOWED=$(sysctl -n net.ipv4.tcp_allowed_congestion_control)
+trap cleanup EXIT
+sysctl -qw net.ipv4.tcp_allowed_congestion_control="reno cubic bbr"
+mkdir -p "$WORK/files" "$WORK/out"
+head -c "$SIZE" /dev/urandom >"$WORK/files/f.bin"
+: >"$WORK/results"
+
+# path_up RTT_MS LOSS: fresh namespaces joined by the emulator.
+path_up() {
+    local rtt=$1 loss=$2
+    path_down
+    ip netns add "$NS_S"
+    ip netns add "$NS_C"
+    ip -n "$NS_S" link set lo up
+    ip -n "$NS_C" link set lo up
+    python3 "$WANEM" "$NS_S" "$SRV" "$NS_C" "$CLI" --delay-ms "$(python3 -c "print($rtt / 2)")" \
+        --rate-mbit "$RATE" --loss "$loss" >"$WORK/wanem.$rtt.$loss" 2>&1 &
+    EMU=$!
+    wait_line "$WORK/wanem.$rtt.$loss" ready >/dev/null ||
+        { echo "the emulator did not start: $(cat "$WORK/wanem.$rtt.$loss")" >&2; exit 1; }
+    # Bytes received per (protocol, local port) in the client's namespace.
+    ip netns exec "$NS_C" nft -f - <<'EOF'
+table inet w {
+    set f { type inet_proto . inet_service; flags dynamic; counter; }
+    chain in {
+        type filter hook input priority 0; policy accept;
+        update @f { meta l4proto . th dport }
+    }
+}
+EOF
+}
+
+tcp_cc() { ip netns exec "$NS_S" sysctl -qw net.ipv4.tcp_congestion_control="$1"; }
+
+# wait_line FILE PATTERN: the first match of PATTERN in FILE within 10 s.
+wait_line() {
+    local m=""
+    for _ in $(seq 100); do
+        m=$(grep -o "$2" "$1" 2>/dev/null | head -1 || true)
+        [[ -n $m ]] && { echo "$m"; return 0; }
+        sleep 0.1
+    done
+    return 1
+}
+
+rcvbuf_errors() {
+    ip netns exec "$1" awk '/^Udp:/ { if (!h) { for (i = 2; i <= NF; i++) c[$i] = i; h = 1 }
+        else print $c["RcvbufErrors"] }' /proc/net/snmp
+}
+rx_bytes() { ip netns exec "$NS_C" cat /sys/class/net/wanB/statistics/rx_bytes; }
+
+# serve_up LOG: a server in NS_S; its address in LISTEN, its PID in SERVE.
+serve_up() {
+    local log=$1
+    ip netns exec "$NS_S" "$CHATCTL" serve --listen "$SRV:0" --ports 0 \
+        --files "$WORK/files" ${BENCH_SERVE_ARGS:-} 2>"$log.err" &
+    SERVE=$!
+    PIDS+=("$SERVE")
+    LISTEN=$(wait_line "$log.err" 'listening on [^ ]*' | cut -d' ' -f3) ||
+        { echo "serve did not start: $(cat "$log.err")" >&2; exit 1; }
+}
+serve_down() {
+    kill "$SERVE" 2>/dev/null || true
+    wait "$SERVE" 2>/dev/null || true
+}
+
+# run_chatctl LABEL COLUMN MODE(udp|tcp): one download; a line in results.
+run_chatctl() {
+    local label=$1 col=$2 mode=$3
+    local log="$WORK/$label.$col"
+    serve_up "$log"
+    local r0 b0 t0 t1 ok=1
+    r0=$(rcvbuf_errors "$NS_C")
+    b0=$(rx_bytes)
+    rm -f "$WORK/out/f.bin"
+    t0=$(date +%s.%N)
+    if ! timeout "$TMO" ip netns exec "$NS_C" "$CHATCTL" --server "$LISTEN" --name "b$RANDOM" --json \
+        --timeout 30s fetch "--$mode" f.bin -o "$WORK/out/f.bin" >"$log.json" 2>"$log.cerr"; then
+        ok=0
+    fi
+    t1=$(date +%s.%N)
+    serve_down
+    local rate rb
+    rb=$(($(rcvbuf_errors "$NS_C") - r0))
+    if [[ $ok == 1 ]] && cmp -s "$WORK/files/f.bin" "$WORK/out/f.bin"; then
+        rate=$(python3 -c 'import json,sys; r=json.loads(open(sys.argv[1]).read().splitlines()[-1]); print("%.2f" % (r["size"] / r["seconds"] / 1e6))' "$log.json")
+    else
+        # Not done in time (or failed): the wire bytes received until then, marked "<".
+        rate="<$(python3 -c 'import sys; b, t0, t1 = map(float, sys.argv[1:]); print(f"{b / (t1 - t0) / 1e6:.2f}")' "$(($(rx_bytes) - b0))" "$t0" "$t1")"
+        echo "  $label $col: not done in ${TMO}s: $(tail -1 "$log.cerr")" >&2
+    fi
+    local summary
+    summary=$(grep -o 'lost_packets=[0-9]* rtos=[0-9]* datagram=[0-9]*' "$log.err" | tail -1 || true)
+    echo "  $label $col: $rate MB/s ${summary:+$summary }rcvbuf drops (client) $rb" >&2
+    echo "$label $col $rate $rb" >>"$WORK/results"
+}
+
+# run_quic LABEL CC: quinn's perf, back-to-back BENCH_SIZE downloads for a few seconds.
+run_quic() {
+    local label=$1 cc=$2
+    [[ -n $QUINN_PERF ]] || return 0
+    local log="$WORK/$label.quinn-$cc"
+    ip netns exec "$NS_S" "$QUINN_PERF" server --listen "$SRV:4433" --congestion "$cc" >"$log.sout" 2>&1 &
+    local spid=$!
+    PIDS+=("$spid")
+    sleep 0.5
+    timeout "$TMO" ip netns exec "$NS_C" "$QUINN_PERF" client "$SRV:4433" --congestion "$cc" \
+        --download-size "$SIZE" --upload-size 0 --duration "$TMO" >"$log.out" 2>&1 || true
+    kill -INT "$spid" 2>/dev/null || true
+    sleep 0.3
+    kill -KILL "$spid" 2>/dev/null || true
+    wait "$spid" 2>/dev/null || true
+    python3 - "$label" "quinn-$cc" "$log.out" >>"$WORK/results" <<'EOF'
+import re, sys
+label, col, out = sys.argv[1:]
+t = open(out).read()
+avg = re.findall(r"AVG\s*│.*│\s*([0-9.]+) Mb/s\s*$", t, re.M)
+print(label, col, float(avg[-1]) / 8 if avg else "nan", "nan")
+EOF
+}
+
+# fair LABEL A B: two downloads started together (A, B each udp or tcp);
+# each one's share of the bytes received while both run.
+fair() {
+    local label=$1 a=$2 b=$3
+    local log="$WORK/fair.${label// /_}"
+    serve_up "$log"
+    mkdir -p "$WORK/out/1" "$WORK/out/2"
+    rm -f "$WORK/out/1/f.bin" "$WORK/out/2/f.bin"
+    ip netns exec "$NS_C" nft flush set inet w f
+    local i=0 m pids=()
+    for m in "$a" "$b"; do
+        i=$((i + 1))
+        (
+            timeout "$TMO" ip netns exec "$NS_C" "$CHATCTL" --server "$LISTEN" --name "f$i$RANDOM" --json \
+                --timeout 30s fetch "--$m" f.bin -o "$WORK/out/$i/f.bin" >"$log.$i.json" 2>"$log.$i.cerr" || true
+            date +%s.%N >"$log.$i.end"
+        ) &
+        pids+=($!)
+    done
+    date +%s.%N >"$log.start"
+    : >"$log.samples"
+    while [[ ! -f $log.1.end || ! -f $log.2.end ]]; do
+        echo "$(date +%s.%N) $(ip netns exec "$NS_C" nft -j list set inet w f)" >>"$log.samples"
+        sleep 0.1
+    done
+    wait "${pids[@]}" 2>/dev/null || true
+    serve_down
+    python3 - "$log" "$label" >>"$WORK/fairness" <<'EOF'
+import json, sys
+log, label = sys.argv[1:]
+end = min(float(open(f"{log}.{i}.end").read()) for i in (1, 2))
+samples = []
+for line in open(log + ".samples"):
+    t, j = line.split(" ", 1)
+    flows = {}
+    for o in json.loads(j)["nftables"]:
+        for e in o.get("set", {}).get("elem", []):
+            e = e["elem"]
+            key = tuple(e["val"]["concat"])
+            flows[key] = e["counter"]["bytes"]
+    samples.append((float(t), flows))
+last = [s for s in samples if s[0] <= end][-1][1]
+# The two download flows are the two biggest; chat connections are small.
+top = sorted(last.items(), key=lambda kv: -kv[1])[:2]
+total = sum(b for _, b in top) or 1
+name = {6: "tcp", 17: "udp", "tcp": "tcp", "udp": "udp"}
+shares = ", ".join(f"{name.get(k[0], k[0])}:{k[1]} {b / total:.0%}" for k, b in top)
+print(f"{label}: {shares} of {total / 1e6:.0f} MB in the {end - samples[0][0]:.1f} s both ran")
+EOF
+    tail -1 "$WORK/fairness" >&2
+}
+
+: >"$WORK/fairness"
+for rtt in $RTTS; do
+    label="${rtt}ms"
+    echo "$label: WAN RTT $rtt ms, $RATE Mbit/s, $LOSS% loss each way, $SIZE bytes, $RUNS runs" >&2
+    path_up "$rtt" "$LOSS"
+    for _ in $(seq "$RUNS"); do
+        run_chatctl "$label" fast udp
+        tcp_cc bbr
+        run_chatctl "$label" tcp-bbr tcp
+        tcp_cc cubic
+        run_chatctl "$label" tcp-cubic tcp
+        run_quic "$label" bbr
+        run_quic "$label" cubic
+    done
+done
+for rtt in $FAIR_RTTS; do
+    echo "fairness: WAN RTT $rtt ms, $RATE Mbit/s, no random loss" >&2
+    path_up "$rtt" 0
+    tcp_cc cubic
+    fair "${rtt}ms fast+tcp-cubic" udp tcp
+    fair "${rtt}ms fast+fast" udp udp
+done
+path_down
+
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+python3 - "$WORK/results" "$RATE" "$LOSS" <<'EOF'
+import sys
+res = {}
+for l in open(sys.argv[1]):
+    label, col, rate, rb = l.split()
+    res.setdefault(label, {}).setdefault(col, []).append((rate, rb))
+limit = (1 - float(sys.argv[3]) / 100) * float(sys.argv[2]) / 8
+def med(runs):
+    # A run not done in time ("<R") counts as its partial rate, and marks the median.
+    v = sorted((float(r.lstrip("<")), r.startswith("<")) for r, _ in runs)
+    x, partial = v[len(v) // 2]
+    return x, partial
+def cell(runs):
+    if not runs:
+        return "-"
+    x, partial = med(runs)
+    return "-" if x != x else ("<" if partial else "") + f"{x:.1f}"
+print("| RTT | fast UDP | Linux TCP bbr | TCP cubic | quinn bbr | quinn cubic | limit (1-p)×rate |")
+print("|---|---|---|---|---|---|---|")
+for label, cols in res.items():
+    f = med(cols["fast"])[0] if "fast" in cols else float("nan")
+    best = max([med(cols[c])[0] for c in ("tcp-bbr", "tcp-cubic", "quinn-bbr", "quinn-cubic") if c in cols] or [float("nan")])
+    fast = f"{cell(cols.get('fast'))} MB/s ({f / limit:.0%}, {f / best:.2f}× best)"
+    print(f"| {label} | {fast} | " + " | ".join(cell(cols.get(c)) for c in ("tcp-bbr", "tcp-cubic", "quinn-bbr", "quinn-cubic")) + f" | {limit:.1f} |")
+print()
+for label, cols in res.items():
+    for col, runs in cols.items():
+        print(f"{label} {col}, each run: " + ", ".join(r for r, _ in runs) + " MB/s; rcvbuf drops (client): " + ", ".join(rb for _, rb in runs))
+EOF
+echo
+cat "$WORK/fairness"
