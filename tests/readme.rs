@@ -197,6 +197,7 @@ fn text(o: &Output) -> String {
 /// The README's blocks, as this test runs them.
 const SETUP: &str =
     "mkdir -p share && cp README.md share/ && cargo install --locked --path . && chatctl serve --files ./share\n";
+const TESTS: &str = "cargo test\n";
 const FIRST: &str = "mkdir -p downloads && cd downloads   # downloads land here\n\
 chatctl -n alice fetch README.md     # a first download, from the server above\n";
 
@@ -211,9 +212,13 @@ fn the_readme_runs_as_written() {
     let server = clone.start(&blocks[0], ".");
     wait_listening(clone.port);
 
-    // First steps: the first download succeeds in the clone, and git sees nothing new.
-    assert_eq!(blocks[1], FIRST, "the README's first steps changed: update this test");
+    // The tests: the command CI runs (here the stand-in `cargo`).
+    assert_eq!(blocks[1], TESTS, "the README's test command changed: update this test and .ci/run");
     clone.run(&blocks[1], ".");
+
+    // First steps: the first download succeeds in the clone, and git sees nothing new.
+    assert_eq!(blocks[2], FIRST, "the README's first steps changed: update this test");
+    clone.run(&blocks[2], ".");
     assert_eq!(std::fs::read(clone.clone_dir().join("downloads/README.md")).unwrap(), readme);
     let status = Command::new("git").args(["status", "--porcelain"]).current_dir(clone.clone_dir()).output();
     if let Some(s) = status.ok().filter(|s| s.status.success()) {
@@ -221,7 +226,7 @@ fn the_readme_runs_as_written() {
     }
 
     // The tour, line by line, in the downloads folder; alice's `join` on a terminal.
-    let tour: Vec<&str> = blocks[2].lines().collect();
+    let tour: Vec<&str> = blocks[3].lines().collect();
     assert_eq!(tour.len(), 6, "the README's tour changed: update this test: {tour:?}");
     assert!(tour[0].starts_with("chatctl -n alice join "), "{}", tour[0]);
     let have_script = Command::new("script").arg("--version").output().is_ok_and(|o| o.status.success());
@@ -257,17 +262,17 @@ fn the_readme_runs_as_written() {
     assert_eq!(std::fs::read(clone.clone_dir().join("downloads/bob.md")).unwrap(), readme);
 
     // Completions.
-    clone.run(&blocks[3], ".");
+    clone.run(&blocks[4], ".");
     let completions = clone.dir.path().join("home/.local/share/bash-completion/completions/chatctl");
     assert!(std::fs::read_to_string(completions).unwrap().contains("chatctl"));
 
     // Scripts: a detached bot, fifty steps, stopped; alice sees them.
-    clone.run(&blocks[4], ".");
+    clone.run(&blocks[5], ".");
     alice_lines.until(|l| l.contains("ci: step 50 done"));
     alice_lines.until(|l| l.contains("ci left"));
 
     // Waiting for a reply: alice answers (through her running join).
-    let waiter = clone.sh(&blocks[5], ".").stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let waiter = clone.sh(&blocks[6], ".").stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     alice_lines.until(|l| l.contains("[private] bot: deploy now?"));
     clone.run("chatctl -n alice whisper bot yes", ".");
     let answer = waiter.wait_with_output().unwrap();
@@ -287,7 +292,7 @@ fn the_readme_runs_as_written() {
     stop_group(server);
 
     // The relay: a two-port server, impair in front of its transfer port, a fetch through it.
-    let relay: Vec<&str> = blocks[6].lines().collect();
+    let relay: Vec<&str> = blocks[7].lines().collect();
     assert_eq!(relay.len(), 3, "the README's relay block changed: update this test: {relay:?}");
     std::fs::write(clone.clone_dir().join("share/big.iso"), common::data(3_000_000, 7)).unwrap();
     let server = clone.start(relay[0], ".");
@@ -299,5 +304,5 @@ fn the_readme_runs_as_written() {
     assert_eq!(std::fs::read(clone.clone_dir().join("downloads/big.iso")).unwrap(), common::data(3_000_000, 7));
     stop_group(impair);
     stop_group(server);
-    assert_eq!(blocks.len(), 7, "a README block this test does not run: {:?}", &blocks[7..]);
+    assert_eq!(blocks.len(), 8, "a README block this test does not run: {:?}", &blocks[8..]);
 }
