@@ -456,6 +456,227 @@ async fn room(n: usize, rate: f64, secs: f64) {
     );
 }
 
+/// Which server [`paced`] drives: `chatctl serve` (the chat protocol) or
+/// ngircd (IRC, the server a user could pick instead).
+#[derive(Clone, Copy, PartialEq)]
+enum Peer {
+    Chatctl,
+    Ngircd,
+}
+
+/// An ngircd child on a free loopback port with penalties off (so it does
+/// not throttle the load), or `None` when ngircd is not installed.
+fn ngircd() -> Option<(Child, SocketAddr, tempfile::TempDir)> {
+    let dir = tempfile::tempdir().ok()?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
+    let conf = dir.path().join("ngircd.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "[Global]\nName = bench.local\nListen = 127.0.0.1\nPorts = {port}\nPidFile = {}\nMotdPhrase = bench\n\
+             [Limits]\nMaxConnections = 0\nMaxConnectionsIP = 0\nMaxJoins = 0\nMaxPenaltyTime = 0\nPingTimeout = 600\nPongTimeout = 600\n\
+             [Options]\nDNS = no\nIdent = no\nPAM = no\n",
+            dir.path().join("pid").display()
+        ),
+    )
+    .ok()?;
+    let child = Command::new("ngircd")
+        .args(["-n", "-f"])
+        .arg(&conf)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(addr).is_err() {
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Some((child, addr, dir))
+}
+
+/// One IRC user: registered, in `#room` when `room`; returns its reader
+/// and writer.
+async fn irc_user(addr: SocketAddr, name: &str, room: bool) -> (OwnedReadHalf, OwnedWriteHalf) {
+    let s = TcpStream::connect(addr).await.unwrap();
+    s.set_nodelay(true).unwrap();
+    let (mut rd, mut wr) = s.into_split();
+    wr.write_all(format!("NICK {name}\r\nUSER {name} 0 * :{name}\r\n").as_bytes()).await.unwrap();
+    let mut seen = Vec::new();
+    let mut buf = vec![0; 4096];
+    let until = |want: &'static [u8]| {
+        let want = want.to_vec();
+        move |seen: &[u8]| seen.windows(want.len()).any(|w| w == want)
+    };
+    let registered = until(b" 001 ");
+    while !registered(&seen) {
+        let n = rd.read(&mut buf).await.unwrap();
+        assert!(n > 0, "ngircd closed the connection");
+        seen.extend_from_slice(&buf[..n]);
+    }
+    if room {
+        wr.write_all(b"JOIN #room\r\n").await.unwrap();
+        let joined = until(b" 366 ");
+        while !joined(&seen) {
+            let n = rd.read(&mut buf).await.unwrap();
+            assert!(n > 0, "ngircd closed the connection");
+            seen.extend_from_slice(&buf[..n]);
+        }
+    }
+    (rd, wr)
+}
+
+/// Counts delivered messages of one reader and their latencies (the send
+/// time, in µs since `base`, is the text after the last `t`).
+async fn read_latencies(mut rd: OwnedReadHalf, base: Instant, irc: bool) -> Vec<u64> {
+    let mut lat = Vec::new();
+    if irc {
+        let mut pending = Vec::new();
+        let mut buf = vec![0; 65536];
+        while let Ok(n) = rd.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            pending.extend_from_slice(&buf[..n]);
+            while let Some(i) = pending.windows(2).position(|w| w == b"\r\n") {
+                let line: Vec<u8> = pending.drain(..i + 2).collect();
+                let line = String::from_utf8_lossy(&line);
+                if line.contains(" PRIVMSG ")
+                    && let Some(t) = line.trim_end().rsplit(":t").next().and_then(|t| t.parse::<u64>().ok())
+                {
+                    lat.push((base.elapsed().as_micros() as u64).saturating_sub(t));
+                }
+            }
+        }
+    } else {
+        let mut r = Reader::new(rd);
+        while let Some(m) = r.recv().await {
+            if let Message::Update(Update::Whisper { text, .. } | Update::Broadcast { text, .. }) = m
+                && let Ok(t) = text.trim_start_matches('t').parse::<u64>()
+            {
+                lat.push((base.elapsed().as_micros() as u64).saturating_sub(t));
+            }
+        }
+    }
+    lat
+}
+
+/// `users` users send `rate` messages per second in all, for `secs`: each to
+/// the next user (whispers, PRIVMSG to a nick), or with `broadcast` to
+/// everyone (`104`, PRIVMSG to `#room`). Requests are written without
+/// waiting for their answers (as a client that pipelines); answers are read
+/// and dropped. Returns (delivered, sent, p50 ms, p99 ms, server CPU µs per
+/// delivered message).
+async fn paced(
+    peer: Peer,
+    pid: u32,
+    addr: SocketAddr,
+    users: usize,
+    rate: f64,
+    secs: f64,
+    broadcast: bool,
+) -> (usize, u64, f64, f64, f64) {
+    let base = Instant::now();
+    let mut writers = Vec::new();
+    let mut readers = Vec::new();
+    let mut drains = Vec::new();
+    for i in 0..users {
+        let name = format!("u{i:03}");
+        match peer {
+            Peer::Chatctl => {
+                let mut u = join(addr, &name, None).await;
+                let upd = u.upd.take().unwrap();
+                readers.push(tokio::spawn(async move { read_latencies(upd.rd, base, false).await }));
+                let mut main = u.main_rd;
+                drains.push(tokio::spawn(async move { while main.recv().await.is_some() {} }));
+                writers.push(u.main_wr);
+            }
+            Peer::Ngircd => {
+                let (rd, wr) = irc_user(addr, &name, broadcast).await;
+                readers.push(tokio::spawn(async move { read_latencies(rd, base, true).await }));
+                writers.push(wr);
+            }
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let cpu0 = cpu_secs(pid);
+    let t0 = Instant::now();
+    let mut sent = 0u64;
+    while t0.elapsed().as_secs_f64() < secs {
+        let due = t0 + Duration::from_secs_f64(sent as f64 / rate);
+        tokio::time::sleep_until(due.into()).await;
+        let i = sent as usize % users;
+        let to = format!("u{:03}", (i + 1) % users);
+        let text = format!("t{}", base.elapsed().as_micros());
+        let line = match (peer, broadcast) {
+            (Peer::Chatctl, false) => format!("103{:02}{to}{:02}{text}", to.len(), text.len()),
+            (Peer::Chatctl, true) => format!("104{:02}{text}", text.len()),
+            (Peer::Ngircd, false) => format!("PRIVMSG {to} :{text}\r\n"),
+            (Peer::Ngircd, true) => format!("PRIVMSG #room :{text}\r\n"),
+        };
+        writers[i].write_all(line.as_bytes()).await.unwrap();
+        sent += 1;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let cpu = cpu_secs(pid) - cpu0;
+    drop(writers);
+    let mut lat = Vec::new();
+    // Closing the writers ends each user's session, and so its reader.
+    for r in readers {
+        if let Ok(Ok(l)) = tokio::time::timeout(Duration::from_secs(5), r).await {
+            lat.extend(l);
+        }
+    }
+    for d in drains {
+        d.abort();
+    }
+    lat.sort_unstable();
+    (lat.len(), sent, percentile(&lat, 0.5), percentile(&lat, 0.99), cpu * 1e6 / lat.len().max(1) as f64)
+}
+
+/// The room server against ngircd on the same workloads, server CPU per
+/// delivered message from /proc (the clients' own cost does not count).
+async fn against_ngircd(secs: f64) {
+    let rows: [(&str, usize, f64, bool); 3] = [
+        ("10 users whispering, 2,000/s", 10, 2000.0, false),
+        ("10 users whispering, 8,000/s", 10, 8000.0, false),
+        ("100 users, 300 broadcasts/s", 100, 300.0, true),
+    ];
+    if ngircd().is_none() {
+        println!("skipped: ngircd is not installed (apt-get install ngircd)");
+        return;
+    }
+    println!("server CPU per delivered message, {secs} s per row (chatctl serve against ngircd, penalties off)");
+    println!("{:<30} {:>16} {:>16} {:>7} {:>22}", "workload", "chatctl", "ngircd", "ratio", "p99 chatctl / ngircd");
+    for (what, users, rate, broadcast) in rows {
+        let max = users.to_string();
+        let ports = format!("0-{}", users + 16);
+        let srv = ServerProc::start_with(&["--ports", &ports, "--max-users", &max, "--max-unjoined-per-host", "128"]);
+        let c = paced(Peer::Chatctl, srv.child.id(), srv.addr, users, rate, secs, broadcast).await;
+        drop(srv);
+        let (mut child, addr, _dir) = ngircd().expect("ngircd started once already");
+        let n = paced(Peer::Ngircd, child.id(), addr, users, rate, secs, broadcast).await;
+        let _ = child.kill();
+        let _ = child.wait();
+        println!(
+            "{what:<30} {:>10.1} µs/msg {:>10.1} µs/msg {:>6.2}× {:>10.2} / {:.2} ms   (delivered {}/{} and {}/{})",
+            c.4,
+            n.4,
+            c.4 / n.4,
+            c.3,
+            n.3,
+            c.0,
+            c.1 * if broadcast { users as u64 - 1 } else { 1 },
+            n.0,
+            n.1 * if broadcast { users as u64 - 1 } else { 1 }
+        );
+    }
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing
     // useful either: this is not a test, so it only runs under `--bench`.
@@ -465,10 +686,14 @@ fn main() {
     }
     let secs: f64 = std::env::var("SERVER_BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(3.0);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    let only_room = std::env::var("SERVER_BENCH_ONLY").is_ok_and(|v| v == "room");
+    let only = std::env::var("SERVER_BENCH_ONLY").unwrap_or_default();
     rt.block_on(async {
-        if only_room {
+        if only == "room" {
             room(1000, 100.0, secs.max(3.0)).await;
+            return;
+        }
+        if only == "ngircd" {
+            against_ngircd(secs.max(3.0)).await;
             return;
         }
         let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
