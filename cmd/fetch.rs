@@ -206,8 +206,12 @@ pub fn run(args: FetchArgs, global: &Global) -> anyhow::Result<()> {
                 }
                 files.retain(|f| !st.done.contains(f));
                 // A download that stopped part-way resumes (fast UDP), and
-                // one that ended complete is not fetched again.
-                opts.resume = true;
+                // one that ended complete is not fetched again; only once
+                // the outputs were checked, so a file that was there before
+                // this run is never taken for one of its own.
+                if st.checked {
+                    opts.resume = true;
+                }
                 let wait = retry.wait(attempt);
                 if !g.quiet {
                     let e = r.as_ref().err().map(|e| format!("{e:#}")).unwrap_or_default();
@@ -246,6 +250,9 @@ struct Attempt {
     name: Option<String>,
     /// Each file and where it goes.
     planned: Vec<(String, PathBuf)>,
+    /// The planned outputs passed their checks (none was there already,
+    /// unless --continue or --force said so).
+    checked: bool,
     /// Files fetched (or found complete).
     done: Vec<String>,
 }
@@ -307,6 +314,9 @@ fn attempt_fetch(
             chatctl::client::check_target(path, &opts)
                 .map_err(fail)
                 .with_context(|| format!("fetching {}", escape(file)))?;
+        }
+        if let Ok(mut s) = state.lock() {
+            s.checked = true;
         }
         // Not spawned: the downloads are polled by this future, so Ctrl-C
         // (which drops it) ends them at once (each tells the server).

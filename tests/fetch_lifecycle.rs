@@ -273,3 +273,32 @@ fn retry_waits_for_a_server_that_comes_up() {
     assert!(err.contains("cannot connect") && err.contains("retrying in 200ms"), "{err}");
     assert!(std::fs::read(&target).unwrap() == content);
 }
+
+/// `--retry` never takes a file that was there before the run for one of
+/// its own: a first attempt that could not connect checked no output, so
+/// the next one still refuses to overwrite, rather than find the file
+/// "already complete" and succeed without fetching.
+#[test]
+fn retry_never_takes_an_existing_file_for_its_own() {
+    let share = tempfile::tempdir().unwrap();
+    std::fs::write(share.path().join("f.bin"), common::data(50_000, 27)).unwrap();
+    let lo = free_run(3);
+    let addr: SocketAddr = format!("127.0.0.1:{}", lo + 2).parse().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let target = out.path().join("f.bin");
+    let mine = common::data(50_000, 28);
+    std::fs::write(&target, &mine).unwrap();
+    let args = ["f.bin", "--retry", "20", "--retry-delay", "200ms", "-o", target.to_str().unwrap()];
+    let child = fetch(addr, "ALICE", &args).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    common::server_with(Config {
+        listen: addr,
+        ports: PortSpec::Range { lo, hi: lo + 1 },
+        ..common::config(Some(share.path()))
+    });
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "succeeded over an existing file: {err}");
+    assert!(err.contains("exists"), "{err}");
+    assert_eq!(std::fs::read(&target).unwrap(), mine, "the existing file changed");
+}
