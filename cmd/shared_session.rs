@@ -92,7 +92,7 @@ pub fn detach(g: &Global) -> anyhow::Result<()> {
     // Already there: as `systemctl start` of a running unit, nothing to do.
     if let Some(pid) = block_on(async { Ok(running(g, &name).await) })? {
         if !g.quiet {
-            eprintln!("chatctl join: {}", already_runs(g, &name, pid));
+            crate::common::note(format_args!("chatctl join: {}", already_runs(g, &name, pid)));
         }
         return Ok(());
     }
@@ -121,12 +121,12 @@ pub fn detach(g: &Global) -> anyhow::Result<()> {
     let _ = stdout.read_line(&mut first);
     if first.trim_end() == READY {
         if !g.quiet {
-            eprintln!(
+            crate::common::note(format_args!(
                 "chatctl join: the session of {} runs in the background (pid {}); `chatctl join --stop` with the \
                  same server and name ends it",
                 escape(&name),
                 child.id()
-            );
+            ));
         }
         return Ok(());
     }
@@ -151,7 +151,13 @@ pub fn host(reconnect: &ReconnectArgs, g: &Global) -> anyhow::Result<()> {
         let joined = match reconnect.rejoin(g, &name) {
             Some(mut r) => {
                 let report = |a: &_| report_reconnect("join", g.json, &chatctl::client::forward::Event::Attempt(a));
-                chatctl::client::reconnect::first_join(&g.server, &name, g.timeout, &mut r.backoff, report).await
+                let first = chatctl::client::reconnect::first_join(&g.server, &name, g.timeout, &mut r.backoff, report);
+                tokio::select! {
+                    j = first => j,
+                    () = parent_gone() => {
+                        return Err(anyhow::anyhow!("the `join --detach` that started this session is gone"));
+                    }
+                }
             }
             None => Session::join(&g.server, &name, g.timeout).await,
         };
@@ -162,7 +168,15 @@ pub fn host(reconnect: &ReconnectArgs, g: &Global) -> anyhow::Result<()> {
         let mut host = bind(&session).await?;
         host.serve(current_rx, stop_tx);
         log_to(&host.path().with_extension("log"))?;
-        println!("{READY}");
+        // The parent waits for this line; gone (Ctrl-C on it while this
+        // waited for the server), nobody asked for the session any more.
+        {
+            use std::io::Write;
+            if writeln!(std::io::stdout().lock(), "{READY}").is_err() {
+                let _ = session.leave().await;
+                return Err(anyhow::anyhow!("the `join --detach` that started this session is gone"));
+            }
+        }
         // Standard output is the parent's pipe: from now on it goes to the log too.
         // SAFETY: dup2 between two standard descriptors of our own process.
         if unsafe { libc::dup2(libc::STDERR_FILENO, libc::STDOUT_FILENO) } < 0 {
@@ -202,6 +216,21 @@ pub fn host(reconnect: &ReconnectArgs, g: &Global) -> anyhow::Result<()> {
             Err(Stop::Sink(e)) => Err(e),
         }
     })
+}
+
+/// Completes once the `join --detach` waiting for this session's first
+/// line has gone (Ctrl-C on it): its end of the standard output pipe is
+/// closed, which `poll` reports as an error on ours.
+async fn parent_gone() {
+    loop {
+        let mut fd = libc::pollfd { fd: libc::STDOUT_FILENO, events: 0, revents: 0 };
+        // SAFETY: one valid pollfd, no waiting.
+        let n = unsafe { libc::poll(&mut fd, 1, 0) };
+        if n > 0 && fd.revents & (libc::POLLERR | libc::POLLHUP) != 0 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
 }
 
 /// Sends standard error to `log` (owner-only, emptied first: one session's messages).

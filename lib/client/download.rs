@@ -142,16 +142,20 @@ pub fn temp_path_for(target: &Path) -> PathBuf {
 /// Removes the temporary file (and its resume mark) if the download ends
 /// early (error, or the future dropped on Ctrl-C) instead of being renamed
 /// into place.
-struct TempGuard(Option<PathBuf>);
+struct TempGuard(Option<(PathBuf, PathBuf)>);
+
+impl TempGuard {
+    /// Guards the temporary file and the resume mark of `target`.
+    fn new(target: &Path) -> Self {
+        TempGuard(Some((temp_path_for(target), resume_mark_path(target))))
+    }
+}
 
 impl Drop for TempGuard {
     fn drop(&mut self) {
-        if let Some(p) = self.0.take() {
-            let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            if let Some(base) = name.strip_prefix('.').and_then(|n| n.strip_suffix(".chatctl-part")) {
-                let _ = std::fs::remove_file(p.with_file_name(format!(".{base}.chatctl-resume")));
-            }
-            let _ = std::fs::remove_file(p);
+        if let Some((temp, mark)) = self.0.take() {
+            let _ = std::fs::remove_file(mark);
+            let _ = std::fs::remove_file(temp);
         }
     }
 }
@@ -269,7 +273,9 @@ impl ResumeMark {
 
     /// Written to a temporary name and renamed: the mark is old or new, never torn.
     fn write(&self, path: &Path) -> std::io::Result<()> {
-        let tmp = path.with_extension("tmp");
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".tmp");
+        let tmp = PathBuf::from(tmp);
         std::fs::write(&tmp, serde_json::to_vec(self).unwrap_or_default())?;
         std::fs::rename(&tmp, path)
     }
@@ -350,6 +356,9 @@ pub(super) async fn download(
                 });
             }
             decline(transport, opts.fast.is_some(), peer, udp_peer, timeout).await;
+            // Whatever an earlier, interrupted run left beside it is of no use.
+            let _ = std::fs::remove_file(&temp);
+            let _ = std::fs::remove_file(&mark_path);
             return Ok(DownloadReport {
                 file: file.to_string(),
                 path: target.to_path_buf(),
@@ -390,7 +399,7 @@ pub(super) async fn download(
             .truncate(resume_from == 0)
             .open(&temp)
             .map_err(|source| ClientError::File { path: temp.clone(), source })?;
-        let mut guard = TempGuard(Some(temp.clone()));
+        let mut guard = TempGuard::new(target);
         if resume_from == 0 && fast_cfg.is_some() {
             space::record_source(&std_file, size);
         }
@@ -425,7 +434,7 @@ pub(super) async fn download(
                 let mark = MarkWriter { path: mark_path.clone(), size, written: None };
                 let r = udp_fast(udp_peer, std_file, expect, &cfg, opts.trace.clone(), mark, &mut sink, &mut progress)
                     .await;
-                guard.0 = Some(temp.clone());
+                guard = TempGuard::new(target);
                 let classic = r.as_ref().is_ok_and(|&(classic, _)| classic);
                 if let Ok((_, s)) = &r {
                     sender = s.clone();
