@@ -182,7 +182,9 @@ pub struct Watch {
 impl Watch {
     /// Watches `file` (a handle of its own is kept), expected to match `stamp`.
     pub fn new(file: &File, stamp: Stamp) -> io::Result<Self> {
-        Ok(Self { file: file.try_clone()?, stamp, high: 0, looked: Instant::now(), failed: false })
+        // The first read is looked at: the file may have changed since the stamp.
+        let looked = Instant::now().checked_sub(CHECK_EVERY).unwrap_or_else(Instant::now);
+        Ok(Self { file: file.try_clone()?, stamp, high: 0, looked, failed: false })
     }
 
     /// The stamp the file must keep.
@@ -206,7 +208,8 @@ impl Watch {
             Ok(_) => Err(Changed::Status),
             Err(e) => Err(e),
         };
-        self.failed |= r.is_err();
+        // Changed, not merely unreadable: the ABORT's reason says which.
+        self.failed |= matches!(r, Err(Changed::Size { .. } | Changed::Written | Changed::Status));
         r
     }
 
@@ -222,6 +225,13 @@ impl Watch {
 impl ReadWatch for Watch {
     fn abort_reason(&self) -> AbortReason {
         if self.failed { AbortReason::FileChanged } else { AbortReason::FileUnreadable }
+    }
+
+    fn must_look(&self, offset: u64, len: usize) -> bool {
+        let end = offset + len as u64;
+        // Not a resend of bytes in memory: they are the bytes read (and
+        // looked at) before, the version already sent.
+        self.failed || end >= self.stamp.size || self.looked.elapsed() >= CHECK_EVERY
     }
 
     fn after_read(&mut self, offset: u64, len: usize, result: io::Result<()>) -> io::Result<()> {
@@ -241,6 +251,30 @@ impl ReadWatch for Watch {
 mod tests {
     use super::*;
     use std::os::unix::fs::FileExt;
+
+    /// Bytes held in memory are not served when they end the file or when
+    /// a look is due: they are read, and the read is looked at, so a change
+    /// since the stamp fails even a file small enough to sit in one
+    /// read-ahead block.
+    #[test]
+    fn cached_bytes_are_looked_at_at_the_end_and_when_due() {
+        use crate::rdt::fast::{Source, Watched};
+        let (d, f) = served(100_000);
+        let stamp = Stamp::of(&f).unwrap();
+        let held = vec![7u8; 100_000];
+        let mut src = Watched { inner: held.as_slice(), watch: Watch::new(&f, stamp).unwrap() };
+        // The first read is due at once, and so is the end of the file.
+        assert!(src.cached(0, 1000).is_empty());
+        let mut buf = vec![0; 1000];
+        src.read_at(0, &mut buf).unwrap();
+        assert_eq!(src.cached(1000, 1000).len(), 1000, "within the period, memory serves");
+        assert!(src.cached(99_000, 1000).is_empty(), "the last bytes are read and looked at");
+        // Rewritten since the stamp: the read of the last bytes fails.
+        let w = File::options().write(true).open(d.path().join("f")).unwrap();
+        w.write_all_at(&[1; 10], 50_000).unwrap();
+        assert!(src.read_at(99_000, &mut buf).is_err());
+        assert_eq!(src.abort_reason(), AbortReason::FileChanged);
+    }
 
     fn served(len: usize) -> (tempfile::TempDir, File) {
         let d = tempfile::tempdir().unwrap();

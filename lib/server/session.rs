@@ -409,9 +409,11 @@ impl Session {
     /// `201`), tell the others.
     async fn leave(&mut self, asked: bool) {
         let Some(mut j) = self.joined.take() else { return };
-        self.transfers.end().await;
-        let room = &self.ctx.room;
+        // Out of the room first: nobody is told of, or answered for, a user
+        // who is leaving while their transfers end.
+        let room = self.ctx.room.clone();
         room.remove(&j.name);
+        self.transfers.end().await;
         if let Some(c) = j.close.take() {
             let _ = c.send(());
         }

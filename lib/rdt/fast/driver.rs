@@ -143,7 +143,11 @@ impl Cancel {
     /// Not cancelled. (Without a loopback socket for the bell, the driver
     /// still notices within [`WAKE`].)
     pub fn new() -> Self {
-        let bell = UdpSocket::bind(("127.0.0.1", 0)).ok().filter(|b| b.set_nonblocking(true).is_ok());
+        // Connected to itself, so the kernel drops what anyone else sends it:
+        // only `cancel` can ring it, and once rung it stays readable.
+        let bell = UdpSocket::bind(("127.0.0.1", 0))
+            .ok()
+            .filter(|b| b.set_nonblocking(true).is_ok() && b.local_addr().is_ok_and(|me| b.connect(me).is_ok()));
         Self { reason: AtomicU16::new(0), bell }
     }
 
@@ -152,9 +156,8 @@ impl Cancel {
         let code = u16::from(reason.code()) + 1;
         if self.reason.compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire).is_ok()
             && let Some(b) = &self.bell
-            && let Ok(me) = b.local_addr()
         {
-            let _ = b.send_to(&[0], me);
+            let _ = b.send(&[0]);
         }
     }
 

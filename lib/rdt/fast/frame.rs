@@ -131,7 +131,7 @@ pub enum AbortReason {
     Cancelled,
     /// 2: the file changed on the server while it was sent.
     FileChanged,
-    /// 3: the file became unreadable on the server (vanished, truncated, I/O error).
+    /// 3: the file became unreadable on the server (an I/O error).
     FileUnreadable,
     /// 4: the server is shutting down.
     ServerShutdown,

@@ -36,6 +36,12 @@ pub trait ReadWatch: Send {
     fn abort_reason(&self) -> AbortReason {
         AbortReason::FileUnreadable
     }
+    /// True when bytes at `offset..offset + len` must be read (and so
+    /// looked at) even though memory holds them: [`Watched`] then offers
+    /// no cached bytes for them.
+    fn must_look(&self, _offset: u64, _len: usize) -> bool {
+        false
+    }
 }
 
 /// No watch: every read stands as it went.
@@ -49,10 +55,14 @@ impl ReadWatch for Option<Box<dyn ReadWatch>> {
     fn abort_reason(&self) -> AbortReason {
         self.as_ref().map_or(AbortReason::FileUnreadable, |w| w.abort_reason())
     }
+    fn must_look(&self, offset: u64, len: usize) -> bool {
+        self.as_ref().is_some_and(|w| w.must_look(offset, len))
+    }
 }
 
-/// A [`Source`] whose reads a [`ReadWatch`] checks; memory it holds
-/// ([`Source::cached`]) was read, and checked, before.
+/// A [`Source`] whose reads a [`ReadWatch`] checks. Memory it holds
+/// ([`Source::cached`]) was read, and checked, before; bytes the watch must
+/// look at again ([`ReadWatch::must_look`]) are never served from it.
 #[derive(Debug)]
 pub struct Watched<S, W> {
     /// Where the bytes come from.
@@ -67,7 +77,7 @@ impl<S: Source, W: ReadWatch> Source for Watched<S, W> {
         self.watch.after_read(offset, buf.len(), r)
     }
     fn cached(&self, offset: u64, len: usize) -> &[u8] {
-        self.inner.cached(offset, len)
+        if self.watch.must_look(offset, len) { &[] } else { self.inner.cached(offset, len) }
     }
     fn abort_reason(&self) -> AbortReason {
         self.watch.abort_reason()
