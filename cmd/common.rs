@@ -560,9 +560,12 @@ pub fn reconnect_line(cmd: &str, json: bool, event: &chatctl::client::forward::E
     use chatctl::client::forward::Event;
     match (event, json) {
         (Event::Lost(e), true) => {
-            serde_json::json!({ "kind": "reconnect", "event": "lost", "error": chain(*e) }).to_string()
+            serde_json::json!({ "kind": "reconnect", "event": "lost", "error": chatctl::client::error_chain(*e) })
+                .to_string()
         }
-        (Event::Lost(e), false) => format!("chatctl {cmd}: lost the server ({}); reconnecting", chain(*e)),
+        (Event::Lost(e), false) => {
+            format!("chatctl {cmd}: lost the server ({}); reconnecting", escape(&chatctl::client::error_chain(*e)))
+        }
         (Event::Attempt(a), true) => {
             let mut v = serde_json::to_value(a).unwrap_or_default();
             if let Some(o) = v.as_object_mut() {
@@ -587,17 +590,6 @@ pub fn reconnect_line(cmd: &str, json: bool, event: &chatctl::client::forward::E
             format!("chatctl {cmd}: back in the room; sending {waiting} waiting line(s){lost}")
         }
     }
-}
-
-/// An error and its causes as `error: cause: cause`.
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        s = format!("{s}: {c}");
-        src = c.source();
-    }
-    s
 }
 
 #[cfg(test)]

@@ -680,9 +680,9 @@ async fn udp_fast(
             let held = rx.borrow().bytes_done;
             if space::disk_full(&e) {
                 let (keep, note) = space::after_disk_full(&sink.temp, cfg.receive_window);
-                return Err((format!("{}{note}", space::reason(&e)), keep));
+                return Err((format!("{}{note}", super::error_chain(&e)), keep));
             }
-            Err((space::reason(&e), !bad && held > expect.resume_from))
+            Err((super::error_chain(&e), !bad && held > expect.resume_from))
         }
     }
 }

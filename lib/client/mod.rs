@@ -374,6 +374,22 @@ async fn read_updates(mut conn: Connection, tx: mpsc::UnboundedSender<Result<Upd
     }
 }
 
+/// An error and its causes as `error: cause: cause`, leaving out a cause
+/// whose text the line already ends with (wrappers that repeat their source).
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut at = e.source();
+    while let Some(s) = at {
+        let text = s.to_string();
+        if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        at = s.source();
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

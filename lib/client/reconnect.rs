@@ -180,7 +180,7 @@ async fn join_until(
             }
             Err(e) if retry(&e) => {
                 let delay = backoff.next_delay();
-                let error = format!("{:#}", anyhow_like(&e));
+                let error = super::error_chain(&e);
                 report(&Attempt { attempt, error, retry_in: delay });
                 tokio::time::sleep(delay).await;
             }
@@ -188,18 +188,6 @@ async fn join_until(
         }
     }
     unreachable!("a join is attempted until it works or fails for good")
-}
-
-/// `error: cause: cause` for an error chain (the library has no anyhow).
-fn anyhow_like(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        src = c.source();
-    }
-    s
 }
 
 #[cfg(test)]

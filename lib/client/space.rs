@@ -73,23 +73,6 @@ fn room(dir: &Path, size: u64, keep: u64, free: u64) -> Result<(), String> {
     Ok(())
 }
 
-/// `e` and each of its sources, joined by `: `, the operating system's
-/// reason last (`writing the file at offset 1309365: No space left on
-/// device (os error 28)`).
-pub(super) fn reason(e: &(dyn Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut at = e.source();
-    while let Some(s) = at {
-        let text = s.to_string();
-        if !out.ends_with(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        at = s.source();
-    }
-    out
-}
-
 /// True if the disk ran full somewhere in `e`'s chain (`ENOSPC`, `EDQUOT`).
 pub(super) fn disk_full(e: &(dyn Error + 'static)) -> bool {
     let mut at = Some(e);
@@ -155,7 +138,7 @@ pub(super) fn stopped_note(got: u64, size: u64) -> String {
 /// A write into the partial file failed: the OS's reason and, when the
 /// disk ran full, what became of the `held` bytes (the caller removes them).
 pub(super) fn write_failed(e: &super::ClientError, held: u64) -> String {
-    let mut r = reason(e);
+    let mut r = super::error_chain(e);
     if disk_full(e) {
         r.push_str(&removed_note(held));
     }
@@ -231,7 +214,7 @@ mod tests {
     #[test]
     fn reasons_keep_the_os_cause() {
         let e = crate::rdt::fast::receiver::RecvError::Io { offset: 7, source: io::Error::from_raw_os_error(28) };
-        let r = reason(&e);
+        let r = super::super::error_chain(&e);
         assert!(r.starts_with("writing the file at offset 7: "), "{r}");
         assert!(r.contains("No space left on device"), "{r}");
         assert!(disk_full(&e));
