@@ -217,17 +217,6 @@ pub enum DatagramKind {
         /// The sender's short text (network text: escaped when shown).
         text: String,
     },
-    /// Fast mode: a valid datagram of a type this decoder has no kind of its
-    /// own for, described by the transfer engine's frame parser
-    /// ([`crate::rdt::fast::Frame`]), so every type the engine sends is read.
-    FastFrame {
-        /// Its type byte.
-        type_byte: u8,
-        /// The decoded frame, as the engine's parser prints it.
-        frame: String,
-        /// Its length.
-        len: usize,
-    },
     /// Fast mode: a datagram that does not decode (corrupted, or not fast).
     Invalid {
         /// Its length.

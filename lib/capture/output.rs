@@ -205,7 +205,6 @@ pub fn human(e: &Event) -> String {
                 DatagramKind::Abort { code, reason, text } => {
                     format!("abort ({code}): {reason}: {}", crate::text::escape(text))
                 }
-                DatagramKind::FastFrame { type_byte, frame, len } => format!("{type_byte:#04x} {frame} ({len} B)"),
                 DatagramKind::Invalid { len, reason } => format!("{len} B invalid: {reason}"),
                 DatagramKind::Other { len } => format!("{len} B not understood"),
             };

@@ -342,10 +342,6 @@ impl Transfer {
             Frame::Abort { reason, text, .. } => {
                 DatagramKind::Abort { code: reason.code(), reason: reason.to_string(), text: text.to_string() }
             }
-            // A type the engine's parser reads but this decoder has no kind
-            // of its own for yet: shown as the parser decoded it.
-            #[allow(unreachable_patterns)]
-            other => DatagramKind::FastFrame { type_byte: payload[0], frame: format!("{other:?}"), len: payload.len() },
         };
         if let Some((at, kind)) = point {
             self.point(ts, at, kind);

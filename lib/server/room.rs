@@ -255,9 +255,12 @@ impl Room {
         m
     }
 
-    /// Removes a member (idempotent); true if it was there.
-    pub(crate) fn remove(&self, name: &str) -> bool {
-        self.lock().members.remove(name).is_some()
+    /// Removes `member` (idempotent): only that member, not a later one who
+    /// joined with the same name meanwhile; true if it was there.
+    pub(crate) fn remove(&self, name: &str, member: &Member) -> bool {
+        let mut s = self.lock();
+        let same = s.members.get(name).is_some_and(|m| Arc::ptr_eq(&m.out, &member.out));
+        same && s.members.remove(name).is_some()
     }
 
     /// Members other than `me`, sorted.
@@ -295,12 +298,12 @@ impl Room {
             Pushed::Queued(rx) => Delivery::Queued(rx),
             Pushed::Full => {
                 tracing::warn!(user = name, "update queue full: disconnecting a user who does not read");
-                self.remove(name);
+                self.remove(name, &m);
                 m.end("did not read its updates");
                 Delivery::Dropped
             }
             Pushed::Broken => {
-                self.remove(name);
+                self.remove(name, &m);
                 m.end("an update could not be written");
                 Delivery::Dropped
             }

@@ -412,7 +412,7 @@ impl Session {
         // Out of the room first: nobody is told of, or answered for, a user
         // who is leaving while their transfers end.
         let room = self.ctx.room.clone();
-        room.remove(&j.name);
+        room.remove(&j.name, &j.member);
         self.transfers.end().await;
         if let Some(c) = j.close.take() {
             let _ = c.send(());
@@ -623,7 +623,7 @@ async fn update_connection(mut t: UpdateTask) {
         t.member.stalled.store(false, Ordering::Relaxed);
     };
     if let Some(why) = gone {
-        t.room.remove(&t.name);
+        t.room.remove(&t.name, &t.member);
         t.member.end(why);
     }
     let _ = socket2::SockRef::from(out.stream()).shutdown(std::net::Shutdown::Write);
