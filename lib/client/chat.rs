@@ -389,15 +389,21 @@ impl<S: Screen> Chat<S> {
     ) -> End {
         let deadline = self.listen.as_ref().and_then(Listen::deadline);
         let bounded = self.listen.as_ref().is_some_and(Listen::bounded);
+        // Lines read while away, kept across outages until each is acted on.
+        let mut backlog = Backlog::new(DEFAULT_BACKLOG);
+        // Lost again while acting on the backlog: rejoin without running.
+        let mut lost_again = None;
         loop {
-            let lost = match self.run(updates, lines).await {
-                End::Gone(e) if rejoin.is_some() => e,
-                end => return end,
+            let lost = match lost_again.take() {
+                Some(e) => e,
+                None => match self.run(updates, lines).await {
+                    End::Gone(e) if rejoin.is_some() => e,
+                    end => return end,
+                },
             };
             let how = rejoin.as_mut().expect("checked above");
             self.screen.reconnect(&Event::Lost(&lost));
             let _ = current.send(None);
-            let mut backlog = Backlog::new(DEFAULT_BACKLOG);
             if let Some(l) = self.unsent.take() {
                 backlog.push(l);
             }
@@ -420,12 +426,23 @@ impl<S: Screen> Chat<S> {
             let _ = current.send(Some(self.session.clone()));
             let back = Event::Back { waiting: backlog.len(), dropped: backlog.take_dropped() };
             self.screen.reconnect(&back);
-            while let Some(l) = backlog.pop() {
+            // A line leaves the backlog once acted on: lost again meanwhile,
+            // it and those after it wait for the next rejoin.
+            while let Some(l) = backlog.front().cloned() {
                 match self.handle(&l).await {
-                    Ok(true) => {}
+                    Ok(true) => {
+                        backlog.pop();
+                    }
                     Ok(false) => return End::Input,
+                    Err(e) if e.exit() == Exit::ServerGone => {
+                        lost_again = Some(e);
+                        break;
+                    }
                     Err(e) => return End::Failed(e),
                 }
+            }
+            if lost_again.is_some() {
+                continue;
             }
             if self.input_over && !bounded {
                 return End::Input;
