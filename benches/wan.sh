@@ -48,16 +48,8 @@ for t in ip nft python3 sysctl timeout; do
     command -v "$t" >/dev/null || { echo "wan.sh needs $t" >&2; exit 1; }
 done
 [[ $(id -u) == 0 ]] || { echo "wan.sh needs root (network namespaces, TUN)" >&2; exit 1; }
-if [[ -z ${CHATCTL:-} ]]; then
-    (cd "$here" && cargo build --release --quiet --bin chatctl)
-    CHATCTL=$(cd "$here" && cargo metadata --format-version 1 --no-deps |
-        python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release/chatctl
-fi
-if [[ -n $QUINN_PERF && ! -x $QUINN_PERF ]]; then
-    echo "QUINN_PERF=$QUINN_PERF is not executable" >&2
-    exit 1
-fi
-[[ -z $QUINN_PERF ]] && echo "QUIC skipped: set QUINN_PERF to quinn's perf binary" >&2
+# shellcheck source=benches/binaries.sh
+source "$here/benches/binaries.sh"
 
 NS_S=chw-s-$$
 NS_C=chw-c-$$
