@@ -57,8 +57,8 @@ for t in ip nft python3 /usr/bin/time; do
     command -v "$t" >/dev/null || { echo "veth.sh needs $t" >&2; exit 1; }
 done
 [[ $(id -u) == 0 ]] || { echo "veth.sh needs root (network namespaces)" >&2; exit 1; }
-# shellcheck source=benches/binaries.sh
-source "$here/benches/binaries.sh"
+# shellcheck source=benches/common.sh
+source "$here/benches/common.sh"
 
 NS_S=chb-s-$$
 NS_C=chb-c-$$
@@ -113,17 +113,6 @@ path_up() {
     done
 }
 
-# wait_line FILE PATTERN: the first match of PATTERN in FILE within 10 s.
-wait_line() {
-    local m=""
-    for _ in $(seq 100); do
-        m=$(grep -o "$2" "$1" 2>/dev/null | head -1 || true)
-        [[ -n $m ]] && { echo "$m"; return 0; }
-        sleep 0.1
-    done
-    return 1
-}
-
 # rusage FILE: "cpu_seconds peak_rss_mib" from GNU time -v.
 rusage() {
     python3 - "$1" <<'EOF'
@@ -135,10 +124,7 @@ EOF
 }
 
 # drops NS: "udp_rcvbuf_errors udp_sndbuf_errors" in NS (/proc/net/snmp is per namespace).
-drops() {
-    ip netns exec "$1" awk '/^Udp:/ { if (!h) { for (i = 2; i <= NF; i++) c[$i] = i; h = 1 }
-        else print $c["RcvbufErrors"], $c["SndbufErrors"] }' /proc/net/snmp
-}
+drops() { udp_counters "$1" RcvbufErrors SndbufErrors; }
 # softnet_drops: packets dropped by a full per-CPU backlog, summed over CPUs (machine-wide).
 softnet_drops() {
     local n=0 x

@@ -48,8 +48,8 @@ for t in ip nft python3 sysctl timeout; do
     command -v "$t" >/dev/null || { echo "wan.sh needs $t" >&2; exit 1; }
 done
 [[ $(id -u) == 0 ]] || { echo "wan.sh needs root (network namespaces, TUN)" >&2; exit 1; }
-# shellcheck source=benches/binaries.sh
-source "$here/benches/binaries.sh"
+# shellcheck source=benches/common.sh
+source "$here/benches/common.sh"
 
 NS_S=chw-s-$$
 NS_C=chw-c-$$
@@ -109,21 +109,7 @@ EOF
 
 tcp_cc() { ip netns exec "$NS_S" sysctl -qw net.ipv4.tcp_congestion_control="$1"; }
 
-# wait_line FILE PATTERN: the first match of PATTERN in FILE within 10 s.
-wait_line() {
-    local m=""
-    for _ in $(seq 100); do
-        m=$(grep -o "$2" "$1" 2>/dev/null | head -1 || true)
-        [[ -n $m ]] && { echo "$m"; return 0; }
-        sleep 0.1
-    done
-    return 1
-}
-
-rcvbuf_errors() {
-    ip netns exec "$1" awk '/^Udp:/ { if (!h) { for (i = 2; i <= NF; i++) c[$i] = i; h = 1 }
-        else print $c["RcvbufErrors"] }' /proc/net/snmp
-}
+rcvbuf_errors() { udp_counters "$1" RcvbufErrors; }
 rx_bytes() { ip netns exec "$NS_C" cat /sys/class/net/wanB/statistics/rx_bytes; }
 
 # serve_up LOG: a server in NS_S; its address in LISTEN, its PID in SERVE.
