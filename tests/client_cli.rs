@@ -636,7 +636,24 @@ impl Pty {
         let stdin = child.stdin.take().unwrap();
         Pty { child, screen, stdin }
     }
+
+    /// `chatctl --name ZED join` in a fresh folder, once its prompt is up
+    /// and has settled: rustyline reads the terminal's answers to its own
+    /// queries as the prompt starts, and keys sent in that instant get lost,
+    /// so the tests type like a person, a bit later. Returns the terminal,
+    /// the folder and where on the screen the prompt ends.
+    fn join_as_zed(addr: SocketAddr) -> (Pty, tempfile::TempDir, usize) {
+        let cwd = tempfile::tempdir().unwrap();
+        let pty = Pty::start(addr, "--name ZED join", cwd.path());
+        let at = pty.screen.wait_for("joined as ZED", 0);
+        let at = pty.screen.wait_for("ZED> ", at);
+        std::thread::sleep(SETTLE);
+        (pty, cwd, at)
+    }
 }
+
+/// How long [`Pty::join_as_zed`] lets the prompt settle before typing.
+const SETTLE: Duration = Duration::from_millis(200);
 
 /// Types `keys` one at a time, like a person (rustyline with an external
 /// printer may sit on the rest of a burst of keys until the next one arrives).
@@ -765,13 +782,8 @@ fn pty_join_completion_get_and_ctrl_d() {
     let files = served();
     let addr = server(Some(files.path()), 10);
     let mut bob = Watcher::join(addr, "BOB");
-    let cwd = tempfile::tempdir().unwrap();
-    let Pty { mut child, screen, mut stdin } = Pty::start(addr, "--name ZED join", cwd.path());
-    let at = screen.wait_for("joined as ZED", 0);
-    let at = screen.wait_for("ZED> ", at);
-    // rustyline reads the terminal's answers to its own queries as the prompt
-    // starts: keys sent in that instant get lost, so type like a person, a bit later.
-    let settle = Duration::from_millis(200);
+    let (Pty { mut child, screen, mut stdin }, cwd, at) = Pty::join_as_zed(addr);
+    let settle = SETTLE;
     std::thread::sleep(settle);
     typed(&mut stdin, b"/us\t\r", Duration::ZERO);
     let at = screen.wait_for("/users", at);
@@ -809,12 +821,9 @@ fn pty_join_ctrl_c_clears_the_line() {
     }
     let addr = server(None, 10);
     let mut bob = Watcher::join(addr, "BOB");
-    let cwd = tempfile::tempdir().unwrap();
-    let Pty { mut child, screen, mut stdin } = Pty::start(addr, "--name ZED join", cwd.path());
-    let at = screen.wait_for("joined as ZED; here: BOB", 0);
-    let at = screen.wait_for("ZED> ", at);
+    let (Pty { mut child, screen, mut stdin }, _cwd, at) = Pty::join_as_zed(addr);
+    screen.wait_for("joined as ZED; here: BOB", 0);
     bob.expect(&Update::Joined { name: "ZED".into() }, T);
-    std::thread::sleep(Duration::from_millis(200));
     typed(&mut stdin, b"half typed", Duration::ZERO);
     typed(&mut stdin, b"\x03", Duration::ZERO);
     let at = screen.wait_for("Ctrl-D or /quit leaves the room", at);
@@ -839,11 +848,8 @@ fn pty_join_help_and_errors_name_what_exists() {
     let files = served();
     let addr = server(Some(files.path()), 10);
     let mut bob = Watcher::join(addr, "BOB");
-    let cwd = tempfile::tempdir().unwrap();
-    let Pty { mut child, screen, mut stdin } = Pty::start(addr, "--name ZED join", cwd.path());
-    let at = screen.wait_for("ZED> ", 0);
-    let settle = Duration::from_millis(200);
-    std::thread::sleep(settle);
+    let (Pty { mut child, screen, mut stdin }, _cwd, at) = Pty::join_as_zed(addr);
+    let settle = SETTLE;
     typed(&mut stdin, b"/help\r", Duration::ZERO);
     let at = screen.wait_for("/users", at);
     let at = screen.wait_for("/quit  or  Ctrl-D", at);
@@ -932,11 +938,7 @@ fn pty_join_server_gone_ends_at_once() {
         return;
     }
     let (addr, _log) = recording_server();
-    let cwd = tempfile::tempdir().unwrap();
-    let Pty { mut child, screen, mut stdin } = Pty::start(addr, "--name ZED join", cwd.path());
-    let at = screen.wait_for("joined as ZED", 0);
-    let at = screen.wait_for("ZED> ", at);
-    std::thread::sleep(Duration::from_millis(200));
+    let (Pty { mut child, screen, mut stdin }, _cwd, at) = Pty::join_as_zed(addr);
     // BYE makes the recording server hang up.
     typed(&mut stdin, b"BYE\r", Duration::ZERO);
     let status = wait_exit(&mut child, T);
@@ -1339,12 +1341,8 @@ fn next_update(who: &mut Watcher, wait: Duration) -> Update {
 fn join_sends_each_line_at_its_enter(burst: bool) {
     let addr = server(None, 10);
     let mut bob = Watcher::join(addr, "BOB");
-    let cwd = tempfile::tempdir().unwrap();
-    let Pty { mut child, screen, mut stdin } = Pty::start(addr, "--name ZED join", cwd.path());
-    let at = screen.wait_for("joined as ZED", 0);
-    screen.wait_for("ZED> ", at);
+    let (Pty { mut child, screen, mut stdin }, _cwd, at) = Pty::join_as_zed(addr);
     assert_eq!(next_update(&mut bob, T), Update::Joined { name: "ZED".into() });
-    std::thread::sleep(Duration::from_millis(200));
     keys(&mut stdin, b"pasted line one\r", burst);
     // Nothing more is typed: the line must go now, not at the next key.
     assert_eq!(next_update(&mut bob, T), Update::Broadcast { from: "ZED".into(), text: "pasted line one".into() });
@@ -1378,11 +1376,7 @@ fn join_get_completes_files(burst: bool) {
     let files = served();
     std::fs::write(files.path().join("big file.iso"), b"spaces").unwrap();
     let addr = server(Some(files.path()), 10);
-    let cwd = tempfile::tempdir().unwrap();
-    let Pty { mut child, screen, mut stdin } = Pty::start(addr, "--name ZED join", cwd.path());
-    let at = screen.wait_for("joined as ZED", 0);
-    let at = screen.wait_for("ZED> ", at);
-    std::thread::sleep(Duration::from_millis(200));
+    let (Pty { mut child, screen, mut stdin }, cwd, at) = Pty::join_as_zed(addr);
     keys(&mut stdin, b"/get bi\t", burst);
     let at = screen.wait_for("/get 'big file.iso'", at);
     keys(&mut stdin, b" --tcp\r", burst);
