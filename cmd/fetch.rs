@@ -363,7 +363,16 @@ fn attempt_fetch(
                     })
                     .await;
                 bar.finish_and_clear();
-                r.map(|report| (report, partial)).map_err(fail).with_context(|| format!("fetching {}", escape(&file)))
+                let r = match r {
+                    // Say what there is, as `whisper` says who is here.
+                    Err(e @ chatctl::client::ClientError::Refused(chatctl::wire::ErrorCode::NO_SUCH_FILE)) => {
+                        let offer = session.files().await.map(|f| chatctl::client::chat::on_offer(&f));
+                        let offer = offer.unwrap_or_else(|_| "`chatctl list --files` lists them".into());
+                        Err(fail(e).context(format!("no such file; {offer}")))
+                    }
+                    r => r.map_err(fail),
+                };
+                r.map(|report| (report, partial)).with_context(|| format!("fetching {}", escape(&file)))
             });
         }
         // Every failure is reported; the last one is returned (printed by main, and its exit code used).

@@ -65,9 +65,8 @@ pub fn run(args: WhisperArgs, global: &Global) -> anyhow::Result<()> {
                     Ok(pieces) => pieces,
                     Err(e @ ClientError::Refused(_)) if e.exit() == Exit::NoSuchUser => {
                         let who = session.users().await.unwrap_or_default();
-                        let who: Vec<String> = who.iter().map(|u| escape(u).into_owned()).collect();
-                        let here = if who.is_empty() { "nobody else".to_string() } else { who.join(", ") };
-                        return Err(fail(e).context(format!("{} is not in the room; here: {here}", escape(&user))));
+                        let here = chatctl::client::chat::who_is_here(&who);
+                        return Err(fail(e).context(format!("{} is not in the room; {here}", escape(&user))));
                     }
                     Err(e) => return Err(fail(e)),
                 };

@@ -75,7 +75,11 @@ fn subcommands_against_the_real_server() {
             assert_eq!(std::fs::read(sub.join(f)).unwrap(), std::fs::read(served.path().join(f)).unwrap(), "{f}");
         }
     }
-    chatctl(addr, "ALICE").args(["fetch", "nope", "-o", d]).assert().code(i32::from(Exit::NoSuchFile.code()));
+    chatctl(addr, "ALICE")
+        .args(["fetch", "nope", "-o", d])
+        .assert()
+        .code(i32::from(Exit::NoSuchFile.code()))
+        .stderr(predicates::str::contains("no such file; on offer: a.bin, b.txt"));
 
     let out = chatctl(addr, "ALICE").args(["join", "--json"]).write_stdin("/users\n@BOB hi\n").assert().success();
     let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();

@@ -529,8 +529,7 @@ impl<S: Screen> Chat<S> {
                 Ok(r) => screen.downloaded(&r, session.name()),
                 Err(ClientError::Refused(ErrorCode::NO_SUCH_FILE)) => {
                     let on_offer = match session.files().await {
-                        Ok(f) if f.is_empty() => "the server offers no files".to_string(),
-                        Ok(f) => format!("on offer: {}", escaped_list(&f)),
+                        Ok(f) => on_offer(&f),
                         Err(_) => "/files lists them".to_string(),
                     };
                     screen.info(Kind::Error, format!("/get {shown}: no such file; {on_offer}"));
@@ -547,6 +546,11 @@ impl<S: Screen> Chat<S> {
 /// `a, b, c`, each escaped.
 pub fn escaped_list(items: &[String]) -> String {
     items.iter().map(|i| super::escape(i)).collect::<Vec<_>>().join(", ")
+}
+
+/// `on offer: a, b` (the server's files), or `the server offers no files`.
+pub fn on_offer(files: &[String]) -> String {
+    if files.is_empty() { "the server offers no files".into() } else { format!("on offer: {}", escaped_list(files)) }
 }
 
 /// `here: a, b` (the others in the room), or `nobody else is here`.
