@@ -67,7 +67,7 @@ pub fn open(dir: &Path, name: &str) -> Option<Opened> {
     }
     let root = dir.canonicalize().ok()?;
     let path = resolve_in(&root, name)?;
-    let file = File::open(path).ok()?;
+    let file = open_regular(&path)?;
     let stamp = Stamp::of(&file).ok()?;
     if let Some(clone) = clone_of(&file, &root)
         && Stamp::of(&file).is_ok_and(|s| s == stamp)
@@ -77,6 +77,15 @@ pub fn open(dir: &Path, name: &str) -> Option<Opened> {
         return Some(Opened { file: clone, stamp, snapshot: true });
     }
     Some(Opened { file, stamp, snapshot: false })
+}
+
+/// `path` opened for reading if it is still a regular file. Non-blocking,
+/// and checked once open: a FIFO swapped in after the listing must neither
+/// hang the open nor be sent.
+fn open_regular(path: &Path) -> Option<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path).ok()?;
+    file.metadata().ok()?.is_file().then_some(file)
 }
 
 /// A clone of `file` that shares its blocks until either changes: an
@@ -274,6 +283,21 @@ mod tests {
         w.write_all_at(&[1; 10], 50_000).unwrap();
         assert!(src.read_at(99_000, &mut buf).is_err());
         assert_eq!(src.abort_reason(), AbortReason::FileChanged);
+    }
+
+    #[test]
+    fn a_fifo_in_place_of_a_listed_file_is_refused_without_waiting() {
+        let d = tempfile::tempdir().unwrap();
+        let fifo = d.path().join("f");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(open_regular(&fifo).is_none()).unwrap());
+        // A blocking open would wait for a writer that never comes.
+        assert_eq!(rx.recv_timeout(Duration::from_secs(10)), Ok(true));
+        std::fs::write(d.path().join("g"), b"x").unwrap();
+        assert!(open_regular(&d.path().join("g")).is_some());
     }
 
     fn served(len: usize) -> (tempfile::TempDir, File) {

@@ -306,7 +306,8 @@ impl Session {
             (Request::Whisper { to, text }, true) => self.whisper(to, text).await,
             (Request::Broadcast { text }, true) => self.broadcast(text).await,
             (Request::Files, true) => {
-                let files = self.ctx.config.files.as_deref().map(files::list).unwrap_or_default();
+                let dir = self.ctx.config.files.clone();
+                let files = off_thread(move || dir.as_deref().map(files::list)).await.flatten().unwrap_or_default();
                 self.confirm(Confirm::Files { files }).await
             }
             (Request::Download { transport, file }, true) => self.download(transport, file).await,
@@ -474,7 +475,10 @@ impl Session {
         if let Transport::Other(_) = transport {
             return self.error(ErrorCode::UNKNOWN_TRANSPORT).await;
         }
-        let Some(opened) = self.ctx.config.files.as_deref().and_then(|d| files::open(d, &file)) else {
+        let dir = self.ctx.config.files.clone();
+        let name = file.clone();
+        let Some(opened) = off_thread(move || dir.as_deref().and_then(|d| files::open(d, &name))).await.flatten()
+        else {
             return self.error(ErrorCode::NO_SUCH_FILE).await;
         };
         if Arc::strong_count(&self.in_flight) > self.ctx.config.max_transfers_per_user {
@@ -651,4 +655,11 @@ async fn until_broken(stream: &TcpStream) {
         Ok(r) if !r.is_error() => std::future::pending().await,
         _ => {}
     }
+}
+
+/// Runs a file-system call (a listing, an open that may clone a large file)
+/// on tokio's blocking pool, so a slow disk never stalls the chat thread that
+/// every session shares. `None` if the call panicked.
+async fn off_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    tokio::task::spawn_blocking(f).await.ok()
 }
