@@ -571,15 +571,7 @@ async fn read_latencies(mut rd: OwnedReadHalf, base: Instant, irc: bool) -> Vec<
 /// waiting for their answers (as a client that pipelines); answers are read
 /// and dropped. Returns (delivered, sent, p50 ms, p99 ms, server CPU µs per
 /// delivered message).
-async fn paced(
-    peer: Peer,
-    pid: u32,
-    addr: SocketAddr,
-    users: usize,
-    rate: f64,
-    secs: f64,
-    broadcast: bool,
-) -> (usize, u64, f64, f64, f64) {
+async fn paced(peer: Peer, pid: u32, addr: SocketAddr, users: usize, rate: f64, secs: f64, broadcast: bool) -> Paced {
     let base = Instant::now();
     let mut writers = Vec::new();
     let mut readers = Vec::new();
@@ -604,6 +596,7 @@ async fn paced(
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let cpu0 = cpu_secs(pid);
+    let switches0 = context_switches(pid);
     let t0 = Instant::now();
     let mut sent = 0u64;
     while t0.elapsed().as_secs_f64() < secs {
@@ -623,6 +616,8 @@ async fn paced(
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     let cpu = cpu_secs(pid) - cpu0;
+    let switches = context_switches(pid) - switches0;
+    let rss_kib = rss_kib(pid);
     drop(writers);
     let mut lat = Vec::new();
     // Closing the writers ends each user's session, and so its reader.
@@ -635,7 +630,29 @@ async fn paced(
         d.abort();
     }
     lat.sort_unstable();
-    (lat.len(), sent, percentile(&lat, 0.5), percentile(&lat, 0.99), cpu * 1e6 / lat.len().max(1) as f64)
+    let delivered = lat.len().max(1) as f64;
+    Paced {
+        delivered: lat.len(),
+        sent,
+        p99_ms: percentile(&lat, 0.99),
+        cpu_us: cpu * 1e6 / delivered,
+        switches: switches as f64 / delivered,
+        rss_kib,
+    }
+}
+
+/// What one paced run measured of a server.
+struct Paced {
+    delivered: usize,
+    /// Requests sent (each broadcast is delivered to every other user).
+    sent: u64,
+    p99_ms: f64,
+    /// Server CPU per delivered message.
+    cpu_us: f64,
+    /// Server context switches per delivered message.
+    switches: f64,
+    /// Server resident set size at the end of the run.
+    rss_kib: u64,
 }
 
 /// The room server against ngircd on the same workloads, server CPU per
@@ -651,7 +668,10 @@ async fn against_ngircd(secs: f64) {
         return;
     }
     println!("server CPU per delivered message, {secs} s per row (chatctl serve against ngircd, penalties off)");
-    println!("{:<30} {:>16} {:>16} {:>7} {:>22}", "workload", "chatctl", "ngircd", "ratio", "p99 chatctl / ngircd");
+    println!(
+        "{:<30} {:>14} {:>14} {:>7} {:>20} {:>18} {:>16}",
+        "workload", "chatctl", "ngircd", "ratio", "p99 chatctl / ngircd", "ctx sw/msg c / n", "RSS c / n"
+    );
     for (what, users, rate, broadcast) in rows {
         let max = users.to_string();
         let ports = format!("0-{}", users + 16);
@@ -662,17 +682,22 @@ async fn against_ngircd(secs: f64) {
         let n = paced(Peer::Ngircd, child.id(), addr, users, rate, secs, broadcast).await;
         let _ = child.kill();
         let _ = child.wait();
+        let fanout = if broadcast { users as u64 - 1 } else { 1 };
         println!(
-            "{what:<30} {:>10.1} µs/msg {:>10.1} µs/msg {:>6.2}× {:>10.2} / {:.2} ms   (delivered {}/{} and {}/{})",
-            c.4,
-            n.4,
-            c.4 / n.4,
-            c.3,
-            n.3,
-            c.0,
-            c.1 * if broadcast { users as u64 - 1 } else { 1 },
-            n.0,
-            n.1 * if broadcast { users as u64 - 1 } else { 1 }
+            "{what:<30} {:>7.1} µs/msg {:>7.1} µs/msg {:>6.2}× {:>9.2} / {:.2} ms {:>8.2} / {:.2} {:>6.1} / {:.1} MB   (delivered {}/{} and {}/{})",
+            c.cpu_us,
+            n.cpu_us,
+            c.cpu_us / n.cpu_us,
+            c.p99_ms,
+            n.p99_ms,
+            c.switches,
+            n.switches,
+            c.rss_kib as f64 / 1024.0,
+            n.rss_kib as f64 / 1024.0,
+            c.delivered,
+            c.sent * fanout,
+            n.delivered,
+            n.sent * fanout
         );
     }
 }

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The room server against ngircd 26 (C, one epoll thread), the IRC server a
+# user could pick instead, on the same workloads in one run: 10 users
+# whispering round robin at 2,000/s and 8,000/s, and 100 users sending 300
+# broadcasts/s. Both are driven by the load generator in benches/server.rs
+# (SERVER_BENCH_ONLY=ngircd); it prints, per row, server CPU per delivered
+# message (from /proc, the clients' own cost not counted), the ratio, p99
+# latency, context switches per message and RSS for both servers.
+#
+# When ../shared/tools/chatbench.sh is beside the checkout, its independent
+# load generator runs the same rows afterwards (CHATBENCH=0 to leave it out).
+#
+# Usage: benches/vs-ngircd.sh          (SECS per row, default 5)
+# Says it skipped, and exits 0, when ngircd is not installed
+# (apt-get install ngircd).
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+if ! command -v ngircd >/dev/null 2>&1 && [[ ! -x /usr/sbin/ngircd ]]; then
+    echo "skipped: ngircd is not installed (apt-get install ngircd)"
+    exit 0
+fi
+export PATH=$PATH:/usr/sbin
+cd "$here"
+SERVER_BENCH_ONLY=ngircd SERVER_BENCH_SECS=${SECS:-5} cargo bench --quiet --bench server
+shared=$here/../shared/tools/chatbench.sh
+if [[ ${CHATBENCH:-1} != 0 && -x $shared ]]; then
+    echo
+    echo "the same rows through ../shared/tools/chatbench.sh:"
+    cargo build --release --quiet --bin chatctl
+    CHATCTL=$(cargo metadata --format-version 1 --no-deps |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release/chatctl
+    export CHATCTL
+    SECS=${SECS:-5} "$shared" 2000 8000
+    BCAST=1 USERS=100 SECS=${SECS:-5} "$shared" 300
+fi
