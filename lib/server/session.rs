@@ -484,47 +484,14 @@ impl Session {
         if Arc::strong_count(&self.in_flight) > self.ctx.config.max_transfers_per_user {
             return self.error(ErrorCode::NO_TRANSFER_PORT).await;
         }
-        let pool = &self.ctx.pool;
-        let rt = self.ctx.transfers.clone();
-        // A socket belongs to the reactor it was registered with: each moves
-        // to the transfer runtime as a std socket and registers there.
-        let (d, task): (_, Box<dyn FnOnce(Download) -> tokio::task::JoinHandle<()>>) = match transport {
-            Transport::Tcp => match pool.bind_tcp(self.local, Use::Transfer) {
-                Some((l, g)) => {
-                    let sd = self.ctx.shutdown.clone();
-                    let l = l.into_std();
-                    (
-                        g,
-                        Box::new(move |d| {
-                            rt.spawn(async move {
-                                match l.and_then(tokio::net::TcpListener::from_std) {
-                                    Ok(l) => transfer::tcp(d, l, sd).await,
-                                    Err(e) => tracing::warn!(error = %e, "download abandoned: cannot move its socket"),
-                                }
-                            })
-                        }),
-                    )
-                }
-                None => return self.error(ErrorCode::NO_TRANSFER_PORT).await,
-            },
-            _ => match pool.bind_udp(self.local) {
-                Some((s, g)) => {
-                    let sd = self.ctx.shutdown.clone();
-                    let s = s.into_std();
-                    (
-                        g,
-                        Box::new(move |d| {
-                            rt.spawn(async move {
-                                match s.and_then(tokio::net::UdpSocket::from_std) {
-                                    Ok(s) => transfer::udp(d, s, sd).await,
-                                    Err(e) => tracing::warn!(error = %e, "download abandoned: cannot move its socket"),
-                                }
-                            })
-                        }),
-                    )
-                }
-                None => return self.error(ErrorCode::NO_TRANSFER_PORT).await,
-            },
+        let bound = match transport {
+            Transport::Tcp => {
+                self.ctx.pool.bind_tcp(self.local, Use::Transfer).map(|(l, g)| (l.into_std().map(Socket::Tcp), g))
+            }
+            _ => self.ctx.pool.bind_udp(self.local).map(|(s, g)| (s.into_std().map(Socket::Udp), g)),
+        };
+        let Some((socket, d)) = bound else {
+            return self.error(ErrorCode::NO_TRANSFER_PORT).await;
         };
         let port = d.port();
         let size = opened.stamp.size;
@@ -546,7 +513,7 @@ impl Session {
             leaving: self.transfers.leaving(),
         };
         let token = self.ctx.token.clone();
-        let h = task(dl);
+        let h = self.ctx.transfers.spawn(serve_download(socket, dl, self.ctx.shutdown.clone()));
         self.transfers.track(tokio::spawn(async move {
             let _ = h.await;
             drop(token);
@@ -655,6 +622,31 @@ async fn until_broken(stream: &TcpStream) {
         Ok(r) if !r.is_error() => std::future::pending().await,
         _ => {}
     }
+}
+
+/// A download's socket: bound by the chat runtime from the pool, and handed
+/// over as a std socket, since a socket belongs to the reactor it was
+/// registered with.
+enum Socket {
+    Tcp(std::net::TcpListener),
+    Udp(std::net::UdpSocket),
+}
+
+/// Registers the download's socket with the transfer runtime it runs on and
+/// serves the download.
+async fn serve_download(socket: std::io::Result<Socket>, d: Download, shutdown: Shutdown) {
+    let moved = match socket {
+        Ok(Socket::Tcp(l)) => match tokio::net::TcpListener::from_std(l) {
+            Ok(l) => return transfer::tcp(d, l, shutdown).await,
+            Err(e) => e,
+        },
+        Ok(Socket::Udp(s)) => match tokio::net::UdpSocket::from_std(s) {
+            Ok(s) => return transfer::udp(d, s, shutdown).await,
+            Err(e) => e,
+        },
+        Err(e) => e,
+    };
+    tracing::warn!(error = %moved, "download abandoned: cannot move its socket");
 }
 
 /// Runs a file-system call (a listing, an open that may clone a large file)
