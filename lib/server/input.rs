@@ -37,14 +37,7 @@ pub(crate) async fn read(conn: &mut Connection, deadline: Option<Instant>, parti
             Ok(None) => Input::Closed,
             Err(Error::TimedOut) => Input::Idle,
             Err(e) if e.is_truncated() => Input::Closed,
-            Err(Error::Decode(e)) => {
-                let ty = request_type(conn, &e);
-                conn.resync();
-                match ty {
-                    Some(ty) => Input::Malformed(ty, e),
-                    None => Input::Bad(e),
-                }
-            }
+            Err(Error::Decode(e)) => bad_input(conn, e),
             Err(_) => Input::Closed,
         };
     }
@@ -58,15 +51,19 @@ pub(crate) fn buffered(conn: &mut Connection) -> Option<Input> {
             Ok(Some(Message::Request(r))) => Some(Input::Request(r)),
             Ok(Some(_)) => continue,
             Ok(None) => None,
-            Err(e) => {
-                let ty = request_type(conn, &e);
-                conn.resync();
-                Some(match ty {
-                    Some(ty) => Input::Malformed(ty, e),
-                    None => Input::Bad(e),
-                })
-            }
+            Err(e) => Some(bad_input(conn, e)),
         };
+    }
+}
+
+/// What a decode error is to the session, once `conn` has skipped the bad
+/// input: a malformed request of a known type (answered `4TT9`), or bad input.
+fn bad_input(conn: &mut Connection, e: DecodeError) -> Input {
+    let ty = request_type(conn, &e);
+    conn.resync();
+    match ty {
+        Some(ty) => Input::Malformed(ty, e),
+        None => Input::Bad(e),
     }
 }
 
