@@ -7,7 +7,7 @@
 //!   incremental, bounded decoder. Pure: no I/O.
 //! - [`rdt`]: reliable transfer over UDP: classic go-back-N and the fast mode,
 //!   as pure state machines with thin socket drivers.
-//! - [`connection`]: one framed TCP connection (decoder in, one write per
+//! - `connection`: one framed TCP connection (decoder in, one write per
 //!   message out), shared by the server and the client.
 //! - [`server`]: the room server on tokio.
 //! - [`client`]: the client library the subcommands are built on.
@@ -18,11 +18,11 @@
 //! The binary in `cmd/` only parses arguments and prints; everything it does
 //! is here.
 
-#![warn(missing_docs)]
+#![warn(missing_docs, unreachable_pub)]
 
 pub mod capture;
 pub mod client;
-pub mod connection;
+mod connection;
 pub mod exit;
 #[doc = include_str!("protocol.md")]
 pub mod protocol {}
