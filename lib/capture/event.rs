@@ -437,7 +437,7 @@ impl MessageRef<'_> {
 
     /// The owned [`Event`] (a [`Event::Problem`] in the impossible case that
     /// `raw` does not decode, see [`message`](Self::message)).
-    pub(crate) fn to_event(&self) -> Event {
+    pub(crate) fn to_event(self) -> Event {
         match self.message() {
             Ok(message) => Event::Message(MessageEvent {
                 ts_ns: self.ts_ns,
