@@ -20,7 +20,7 @@ use crate::wire::{DecodeError, DecodeErrorKind, Decoder, EncodeError, Message};
 /// Why a read or a write on a [`Connection`] failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum Error {
+pub(crate) enum Error {
     /// The socket failed.
     #[error("connection error")]
     Io(#[source] io::Error),
@@ -39,14 +39,14 @@ pub enum Error {
 
 impl Error {
     /// True for a stream that ended inside a message.
-    pub fn is_truncated(&self) -> bool {
+    pub(crate) fn is_truncated(&self) -> bool {
         matches!(self, Error::Decode(e) if matches!(e.kind, DecodeErrorKind::Truncated { .. }))
     }
 }
 
 /// A framed TCP connection (either side, any direction of the decoder).
 #[derive(Debug)]
-pub struct Connection {
+pub(crate) struct Connection {
     rd: OwnedReadHalf,
     wr: OwnedWriteHalf,
     decoder: Decoder,
@@ -57,12 +57,12 @@ pub struct Connection {
 }
 
 /// How many of the first bytes received a [`Connection`] keeps.
-pub const FIRST_BYTES: usize = 60;
+pub(crate) const FIRST_BYTES: usize = 60;
 
 impl Connection {
     /// Frames `stream` with `decoder` (which fixes the direction and the
     /// list limits), and sets TCP_NODELAY.
-    pub fn new(stream: TcpStream, decoder: Decoder) -> Self {
+    pub(crate) fn new(stream: TcpStream, decoder: Decoder) -> Self {
         let _ = stream.set_nodelay(true);
         let (rd, wr) = stream.into_split();
         Connection { rd, wr, decoder, buf: vec![0; 4096].into_boxed_slice(), first: Vec::new() }
@@ -72,7 +72,7 @@ impl Connection {
     /// ([`Error::TimedOut`]) at `deadline`, or once half a message has sat
     /// buffered for `partial` (so a half-sent message cannot hold the
     /// connection). Cancel-safe: nothing read is lost if the future is dropped.
-    pub async fn read_message(
+    pub(crate) async fn read_message(
         &mut self,
         deadline: Option<Instant>,
         partial: Option<Duration>,
@@ -108,34 +108,34 @@ impl Connection {
     }
 
     /// The first bytes the peer sent (at most [`FIRST_BYTES`]).
-    pub fn first_bytes(&self) -> &[u8] {
+    pub(crate) fn first_bytes(&self) -> &[u8] {
         &self.first
     }
 
     /// Sends raw bytes in one write (e.g. a probe that is not a message).
-    pub async fn write_raw(&mut self, bytes: &[u8]) -> Result<(), Error> {
+    pub(crate) async fn write_raw(&mut self, bytes: &[u8]) -> Result<(), Error> {
         self.wr.write_all(bytes).await.map_err(Error::Io)
     }
 
     /// The decoder (e.g. to see the bytes of a malformed message).
-    pub fn decoder(&self) -> &Decoder {
+    pub(crate) fn decoder(&self) -> &Decoder {
         &self.decoder
     }
 
     /// The decoder, to take messages already buffered without reading.
-    pub fn decoder_mut(&mut self) -> &mut Decoder {
+    pub(crate) fn decoder_mut(&mut self) -> &mut Decoder {
         &mut self.decoder
     }
 
     /// Skips malformed input after an [`Error::Decode`] (lib/protocol.md's
     /// `4999` rule: to the next CR/LF, or drop what is buffered).
-    pub fn resync(&mut self) {
+    pub(crate) fn resync(&mut self) {
         self.decoder.resync();
     }
 
     /// Writes as much of `bytes` as the socket takes now, without waiting;
     /// returns how many it took (0 when it would block).
-    pub fn try_write(&mut self, bytes: &[u8]) -> Result<usize, Error> {
+    pub(crate) fn try_write(&mut self, bytes: &[u8]) -> Result<usize, Error> {
         match self.wr.try_write(bytes) {
             Ok(n) => Ok(n),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
@@ -144,13 +144,13 @@ impl Connection {
     }
 
     /// Sends one message in one write.
-    pub async fn write_message(&mut self, m: &Message) -> Result<(), Error> {
+    pub(crate) async fn write_message(&mut self, m: &Message) -> Result<(), Error> {
         let bytes = m.to_bytes().map_err(Error::Encode)?;
         self.wr.write_all(&bytes).await.map_err(Error::Io)
     }
 
     /// Shuts down the sending side (a FIN); reading goes on.
-    pub async fn shutdown(&mut self) {
+    pub(crate) async fn shutdown(&mut self) {
         let _ = self.wr.shutdown().await;
     }
 }

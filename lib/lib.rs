@@ -7,8 +7,8 @@
 //!   incremental, bounded decoder. Pure: no I/O.
 //! - [`rdt`]: reliable transfer over UDP: classic go-back-N and the fast mode,
 //!   as pure state machines with thin socket drivers.
-//! - [`connection`]: one framed TCP connection (decoder in, one write per
-//!   message out), shared by the server and the client.
+//! - `connection` (internal): one framed TCP connection (decoder in, one
+//!   write per message out), shared by the server and the client.
 //! - [`server`]: the room server on tokio.
 //! - [`client`]: the client library the subcommands are built on.
 //! - [`capture`]: reading the conversation out of pcap/pcapng captures.
@@ -17,12 +17,18 @@
 //!
 //! The binary in `cmd/` only parses arguments and prints; everything it does
 //! is here.
+//!
+//! # Public API
+//! Each area module keeps its files private and re-exports what the binary,
+//! the integration tests, the benchmarks and the fuzz targets use, as
+//! quinn-proto does; the rest is `pub(crate)`, and `unreachable_pub` (below)
+//! flags a `pub` item nothing outside the crate can reach.
 
-#![warn(missing_docs)]
+#![warn(missing_docs, unreachable_pub)]
 
 pub mod capture;
 pub mod client;
-pub mod connection;
+mod connection;
 pub mod exit;
 #[doc = include_str!("protocol.md")]
 pub mod protocol {}

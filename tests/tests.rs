@@ -1,36 +1,38 @@
 //! chatctl's integration tests, one binary (as ripgrep's): a module per
-//! area, and one helpers module, `common` (`session_util` for the shared
-//! sessions). Run one area with `cargo test --test tests serve::`, one test
-//! with its name.
+//! behaviour, named for what the user or the protocol does (`room`,
+//! `downloads_resume_and_retry`, `fast_on_simulated_paths`,
+//! `congestion_control`, `capture_decoding`...), and one helpers module,
+//! `common` (`session_util` for the shared sessions). Run one module with
+//! `cargo test --test tests room::`, one test with its name.
 
 mod common;
 mod session_util;
 
-mod capture;
-mod capture_fast;
-mod capture_netns;
-mod cli_surface;
-mod client;
-mod client_cli;
-mod client_server;
-mod fetch_lifecycle;
+mod capture_decoding;
+mod capture_fast_transfers;
+mod capture_real_traffic;
+mod client_against_the_server;
+mod client_commands;
+mod client_reference_quirks;
+mod codec_errors;
+mod codec_properties;
+mod codec_reference_capture;
+mod command_line;
+mod congestion_control;
+mod downloads_of_changing_files;
+mod downloads_resume_and_retry;
+mod fast_downloads;
+mod fast_on_simulated_paths;
+mod fast_over_sockets;
+mod fast_protocol_rules;
 mod generated;
-mod impair;
-mod impair_cli;
-mod impair_relay;
-mod integrity;
+mod impairment_model;
 mod interop;
-mod rdt_bbr;
-mod rdt_driver;
-mod rdt_endpoint;
-mod rdt_fast;
-mod rdt_machines;
-mod rdt_sim;
+mod one_driver_for_every_machine;
 mod readme;
 mod reconnect;
-mod serve;
-mod serve_cli;
-mod session;
-mod wire_errors;
-mod wire_fixture;
-mod wire_props;
+mod relay_command;
+mod relay_sockets;
+mod room;
+mod server_logs_and_signals;
+mod shared_sessions;

@@ -40,9 +40,9 @@ pub const IDLE_NS: i64 = 600_000_000_000;
 /// reported then, so that its line takes its place in the timeline.
 pub const UDP_IDLE_NS: i64 = 30_000_000_000;
 /// Most UDP flows remembered as not being transfers (then forgotten at once).
-pub const MAX_NOT_TRANSFERS: usize = 65_536;
+pub(super) const MAX_NOT_TRANSFERS: usize = 65_536;
 /// Most TCP connections followed at once; the longest idle go first.
-pub const MAX_CONNS: usize = 100_000;
+pub(super) const MAX_CONNS: usize = 100_000;
 
 #[derive(Clone, Debug)]
 enum Announce {

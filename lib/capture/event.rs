@@ -437,7 +437,7 @@ impl MessageRef<'_> {
 
     /// The owned [`Event`] (a [`Event::Problem`] in the impossible case that
     /// `raw` does not decode, see [`message`](Self::message)).
-    pub fn to_event(&self) -> Event {
+    pub(crate) fn to_event(self) -> Event {
         match self.message() {
             Ok(message) => Event::Message(MessageEvent {
                 ts_ns: self.ts_ns,
@@ -478,7 +478,7 @@ impl EventRef<'_> {
     }
 
     /// The owned [`Event`] (decodes a message, see [`MessageRef::to_event`]).
-    pub fn into_event(self) -> Event {
+    pub(crate) fn into_event(self) -> Event {
         match self {
             EventRef::Message(m) => m.to_event(),
             EventRef::Other(e) => e,

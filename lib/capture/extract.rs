@@ -45,7 +45,7 @@ impl std::fmt::Debug for Extractor {
 
 /// A safe file name from a requested name: its last path component, with
 /// separators and control characters replaced; never empty, `.` or `..`.
-pub fn safe_name(requested: Option<&str>, id: u32) -> String {
+pub(crate) fn safe_name(requested: Option<&str>, id: u32) -> String {
     let base = requested.and_then(|r| r.rsplit(['/', '\\']).find(|s| !s.is_empty())).unwrap_or("");
     let clean: String = base.chars().map(|c| if c.is_control() || c == ':' { '_' } else { c }).collect();
     if clean.is_empty() || clean == "." || clean == ".." { format!("transfer-{id}") } else { clean }

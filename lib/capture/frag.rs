@@ -13,9 +13,9 @@ use std::net::IpAddr;
 use super::net::Fragment;
 
 /// Datagrams being reassembled at once.
-pub const MAX_PENDING: usize = 256;
+pub(super) const MAX_PENDING: usize = 256;
 /// Give up on a datagram after this much capture time (RFC 791 suggests 15 s, Linux uses 30 s).
-pub const TIMEOUT_NS: i64 = 30_000_000_000;
+pub(super) const TIMEOUT_NS: i64 = 30_000_000_000;
 const MAX_DATAGRAM: usize = 65_535;
 
 type Key = (IpAddr, IpAddr, u8, u32);
@@ -32,7 +32,7 @@ struct Partial {
 
 /// The reassembler. Feed fragments with [`push`](Self::push).
 #[derive(Debug, Default)]
-pub struct Defragmenter {
+pub(super) struct Defragmenter {
     pending: HashMap<Key, Partial>,
     /// Datagrams dropped incomplete (timeout, eviction, or too large).
     pub dropped: u64,
@@ -42,12 +42,12 @@ pub struct Defragmenter {
 
 impl Defragmenter {
     /// A new, empty reassembler.
-    pub fn new() -> Self {
+    pub(super) fn new() -> Self {
         Self::default()
     }
 
     /// Adds one fragment; returns the whole payload when this completes it.
-    pub fn push(
+    pub(super) fn push(
         &mut self,
         ts: i64,
         src: IpAddr,
@@ -117,14 +117,15 @@ impl Defragmenter {
     }
 
     /// Drops datagrams older than [`TIMEOUT_NS`] at capture time `now`.
-    pub fn expire(&mut self, now: i64) {
+    pub(super) fn expire(&mut self, now: i64) {
         let before = self.pending.len();
         self.pending.retain(|_, p| now.saturating_sub(p.first_ts) <= TIMEOUT_NS);
         self.dropped += (before - self.pending.len()) as u64;
     }
 
     /// Datagrams still incomplete.
-    pub fn pending(&self) -> usize {
+    #[cfg(test)]
+    pub(super) fn pending(&self) -> usize {
         self.pending.len()
     }
 }

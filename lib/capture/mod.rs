@@ -14,16 +14,16 @@
 //! per-packet cost is the whole story (see `benches/capture_throughput.rs`).
 //!
 //! # Layout (one layer per module, bottom up)
-//! - [`reader`]: streaming pcap (µs/ns, both byte orders; read in place from
+//! - `reader`: streaming pcap (µs/ns, both byte orders; read in place from
 //!   one flat buffer) and pcapng (several sections and interfaces, through
 //!   `pcap-parser`); timestamps in ns.
 //! - [`net`]: link layers (Ethernet + VLAN, Linux SLL/SLL2, BSD null/loop,
 //!   raw IP), IPv4/IPv6 with extension headers, TCP and UDP. Zero-copy.
-//! - [`frag`]: IP fragment reassembly, bounded in count, size and time.
-//! - [`tcp`]: per-direction TCP reassembly with 64-bit offsets, a cap on
+//! - `frag`: IP fragment reassembly, bounded in count, size and time.
+//! - `tcp`: per-direction TCP reassembly with 64-bit offsets, a cap on
 //!   buffered bytes, holes reported then resynchronised.
-//! - [`config`]: how to analyse; [`stats`]: the counters of `--summary`.
-//! - [`analyzer`]: finds the chat (server port, ports announced in `200` and
+//! - `config`: how to analyse; `stats`: the counters of `--summary`.
+//! - `analyzer`: finds the chat (server port, ports announced in `200` and
 //!   `206`, else content), decodes each direction with
 //!   [`wire::Decoder`](crate::wire::Decoder) and follows downloads.
 //! - `chat` (private): one direction of a chat connection decoded, the
@@ -31,7 +31,7 @@
 //! - `scan` (private): the zero-allocation fast path for whole, plain (ASCII)
 //!   messages read straight from a packet; anything else goes to the wire
 //!   decoder, and property tests hold the two to the same answers.
-//! - [`transfer`]: per-download state: the classic go-back-N receiver's
+//! - `transfer`: per-download state: the classic go-back-N receiver's
 //!   view of a UDP transfer (retransmissions, out of order), and the fast
 //!   mode's, read with the transfer engine's own frame parser
 //!   ([`crate::rdt::fast::Frame`]): packet numbers and byte offsets give
@@ -39,7 +39,7 @@
 //!   (BLAKE3 in format 2, XXH3-128 in format 3: the hello tells which).
 //! - [`extract`]: rebuilding files on disk as the capture streams by,
 //!   verifying size (and, in fast mode, the hash with the transfer's algorithm).
-//! - [`event`]: what the analyser reports; [`output`]: how it is shown;
+//! - `event`: what the analyser reports; [`output`]: how it is shown;
 //!   [`plot`]: time-sequence graphs of transfers (`--plot`), SVG or PNG.
 //! - `synth` (test support, hidden from the docs): pcap/pcapng writers and
 //!   packet builders for synthetic captures (tests, fuzz seeds, the benchmark).
@@ -72,24 +72,24 @@
 //! assert_eq!(raws, [b"10005ALICE".to_vec()]);
 //! ```
 
-pub mod analyzer;
+mod analyzer;
 mod chat;
-pub mod config;
-pub mod event;
+mod config;
+mod event;
 pub mod extract;
-pub mod frag;
+mod frag;
 pub mod net;
 pub mod output;
 pub mod plot;
-pub mod reader;
+mod reader;
 mod scan;
-pub mod stats;
+mod stats;
 #[doc(hidden)]
 pub mod synth;
-pub mod tcp;
-pub mod transfer;
+mod tcp;
+mod transfer;
 
-pub use analyzer::Analyzer;
+pub use analyzer::{Analyzer, IDLE_NS, UDP_IDLE_NS};
 pub use config::Config;
 pub use event::{
     Channel, ConnChange, ConnEvent, DatagramEvent, DatagramKind, Event, EventRef, Extracted, MessageEvent, MessageRef,
@@ -97,3 +97,4 @@ pub use event::{
 };
 pub use reader::{CaptureReader, Packet, ReadError};
 pub use stats::{CodeCounts, Stats};
+pub use transfer::{PlotPoint, PointKind};

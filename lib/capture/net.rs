@@ -219,7 +219,7 @@ pub mod flags {
 
 /// A TCP segment.
 #[derive(Clone, Copy, Debug)]
-pub struct TcpSegment<'a> {
+pub(crate) struct TcpSegment<'a> {
     /// Source port.
     pub src_port: u16,
     /// Destination port.
@@ -235,7 +235,7 @@ pub struct TcpSegment<'a> {
 }
 
 /// Parses a TCP header.
-pub fn tcp(d: &[u8]) -> Result<TcpSegment<'_>, Skip> {
+pub(crate) fn tcp(d: &[u8]) -> Result<TcpSegment<'_>, Skip> {
     const M: Skip = Skip::Malformed("TCP");
     if d.len() < 20 {
         return Err(M);
@@ -256,7 +256,7 @@ pub fn tcp(d: &[u8]) -> Result<TcpSegment<'_>, Skip> {
 
 /// A UDP datagram.
 #[derive(Clone, Copy, Debug)]
-pub struct UdpDatagram<'a> {
+pub(crate) struct UdpDatagram<'a> {
     /// Source port.
     pub src_port: u16,
     /// Destination port.
@@ -266,7 +266,7 @@ pub struct UdpDatagram<'a> {
 }
 
 /// Parses a UDP header (the payload is trimmed to the UDP length).
-pub fn udp(d: &[u8]) -> Result<UdpDatagram<'_>, Skip> {
+pub(crate) fn udp(d: &[u8]) -> Result<UdpDatagram<'_>, Skip> {
     const M: Skip = Skip::Malformed("UDP");
     if d.len() < 8 {
         return Err(M);

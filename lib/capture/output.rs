@@ -9,15 +9,15 @@ use serde_json::{Map, Value, json};
 use super::event::*;
 use crate::wire::{Confirm, Message, Request, Update};
 
-pub use crate::text::{escape, escape_bytes};
+pub use crate::text::escape;
 
 /// Seconds since the epoch as JSON wants them.
-pub fn ts_f64(ts_ns: i64) -> f64 {
+pub(crate) fn ts_f64(ts_ns: i64) -> f64 {
     ts_ns as f64 / 1e9
 }
 
 /// `HH:MM:SS.uuuuuu` (UTC).
-pub fn time_of_day(ts_ns: i64) -> String {
+pub(crate) fn time_of_day(ts_ns: i64) -> String {
     let secs = ts_ns.div_euclid(1_000_000_000);
     let us = ts_ns.rem_euclid(1_000_000_000) / 1000;
     let day = secs.rem_euclid(86_400);
@@ -228,7 +228,7 @@ fn push_padded(line: &mut String, s: &str, width: usize) {
 }
 
 /// A transfer in one line.
-pub fn transfer_line(s: &TransferSummary) -> String {
+pub(crate) fn transfer_line(s: &TransferSummary) -> String {
     let mode = s.mode.label();
     let name = s.file.as_deref().map(q).unwrap_or_else(|| "(unknown file)".into());
     let size = match s.announced_size {
@@ -275,7 +275,7 @@ pub fn transfer_line(s: &TransferSummary) -> String {
 /// decoded fields spliced in from the message's own serialisation) rather
 /// than through a `Value` or serde's `flatten`, which buffer every field,
 /// and with integers and IPv4 addresses formatted by hand.
-pub fn write_json(w: &mut impl std::io::Write, e: &Event) -> std::io::Result<()> {
+pub(crate) fn write_json(w: &mut impl std::io::Write, e: &Event) -> std::io::Result<()> {
     match e {
         Event::Message(m) => write_json_message(w, (m.ts_ns, m.src, m.dst, m.channel, m.offset), &m.raw, &m.message)?,
         other => serde_json::to_writer(&mut *w, &json(other))?,
@@ -283,7 +283,7 @@ pub fn write_json(w: &mut impl std::io::Write, e: &Event) -> std::io::Result<()>
     w.write_all(b"\n")
 }
 
-/// Writes one event as [`write_json`] does, from the zero-allocation form:
+/// Writes one event as `write_json` does, from the zero-allocation form:
 /// only a chat message's fields are decoded (and allocated), to print them.
 pub fn write_json_ref(w: &mut Vec<u8>, e: &EventRef<'_>) -> std::io::Result<()> {
     match e {

@@ -4,7 +4,7 @@
 //! pcap in microseconds or nanoseconds and either byte order, and pcapng with
 //! any number of sections and interfaces (each with its own link type and
 //! timestamp resolution) are read through `pcap-parser`. Memory is the buffer
-//! only: it starts at 1 MiB and grows (up to [`MAX_BUFFER`]) only for a block
+//! only: it starts at 1 MiB and grows (up to `MAX_BUFFER`) only for a block
 //! larger than it.
 
 use std::io::Read;
@@ -16,7 +16,7 @@ use pcap_parser::{PcapBlockOwned, PcapError};
 /// Initial read buffer.
 const INITIAL_BUFFER: usize = 1 << 20;
 /// Largest block we accept (pcapng blocks can be large; 64 MiB is plenty).
-pub const MAX_BUFFER: usize = 64 << 20;
+pub(super) const MAX_BUFFER: usize = 64 << 20;
 
 /// One captured frame.
 #[derive(Clone, Copy, Debug)]
@@ -58,7 +58,7 @@ pub enum ReadError {
         /// Byte offset of the incomplete block.
         offset: u64,
     },
-    /// A block larger than [`MAX_BUFFER`].
+    /// A block larger than `MAX_BUFFER`.
     #[error("a block at byte {offset} is larger than {MAX_BUFFER} bytes")]
     BlockTooLarge {
         /// Byte offset of the block.
@@ -144,7 +144,7 @@ impl<'r> CaptureReader<'r> {
     }
 
     /// Like [`new`](Self::new) with another initial buffer size (it still
-    /// grows up to [`MAX_BUFFER`] for a larger block). Small buffers suit
+    /// grows up to `MAX_BUFFER` for a larger block). Small buffers suit
     /// small inputs (fuzzing); large ones save refills on big files.
     pub fn with_capacity<R: Read + Send + 'r>(input: R, capacity: usize) -> Result<Self, ReadError> {
         let capacity = capacity.clamp(4096, MAX_BUFFER);

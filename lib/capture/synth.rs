@@ -46,7 +46,7 @@ impl<W: Write> PcapWriter<W> {
     }
 
     /// Writes one frame of which only `caplen` bytes were captured.
-    pub fn packet_cut(&mut self, ts_ns: i64, data: &[u8], caplen: usize) -> io::Result<()> {
+    pub(crate) fn packet_cut(&mut self, ts_ns: i64, data: &[u8], caplen: usize) -> io::Result<()> {
         let be = self.big_endian;
         let caplen = caplen.min(data.len());
         let secs = ts_ns.div_euclid(1_000_000_000) as u32;
@@ -180,7 +180,7 @@ pub fn frame(linktype: i32, vlan: usize, ip: &[u8]) -> Vec<u8> {
 }
 
 /// An IP packet (v4 or v6 by the addresses) around a transport payload.
-pub fn ip_packet(src: IpAddr, dst: IpAddr, proto: u8, payload: &[u8]) -> Vec<u8> {
+pub(crate) fn ip_packet(src: IpAddr, dst: IpAddr, proto: u8, payload: &[u8]) -> Vec<u8> {
     ip_packet_frag(src, dst, proto, payload, 0, 0, false)
 }
 
@@ -241,7 +241,7 @@ pub fn ip_fragments(src: IpAddr, dst: IpAddr, proto: u8, payload: &[u8], id: u32
 }
 
 /// A TCP header and payload.
-pub fn tcp_segment(src: u16, dst: u16, seq: u32, ack: u32, flags: u8, payload: &[u8]) -> Vec<u8> {
+pub(crate) fn tcp_segment(src: u16, dst: u16, seq: u32, ack: u32, flags: u8, payload: &[u8]) -> Vec<u8> {
     let mut s = Vec::with_capacity(20 + payload.len());
     s.extend_from_slice(&src.to_be_bytes());
     s.extend_from_slice(&dst.to_be_bytes());
@@ -253,7 +253,7 @@ pub fn tcp_segment(src: u16, dst: u16, seq: u32, ack: u32, flags: u8, payload: &
 }
 
 /// A UDP header and payload.
-pub fn udp_datagram(src: u16, dst: u16, payload: &[u8]) -> Vec<u8> {
+pub(crate) fn udp_datagram(src: u16, dst: u16, payload: &[u8]) -> Vec<u8> {
     let mut s = Vec::with_capacity(8 + payload.len());
     s.extend_from_slice(&src.to_be_bytes());
     s.extend_from_slice(&dst.to_be_bytes());

@@ -12,11 +12,11 @@
 use std::collections::BTreeMap;
 
 /// Default cap on out-of-order bytes buffered per direction.
-pub const DEFAULT_CAP: usize = 4 << 20;
+pub(super) const DEFAULT_CAP: usize = 4 << 20;
 
 /// What the reassembler hands out, in stream order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Chunk<'a> {
+pub(super) enum Chunk<'a> {
     /// In-order bytes starting at `offset`.
     Data {
         /// Stream offset of the first byte.
@@ -35,7 +35,7 @@ pub enum Chunk<'a> {
 
 /// Counters for one direction.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct StreamStats {
+pub(super) struct StreamStats {
     /// Segments with payload.
     pub segments: u64,
     /// Segments whose payload was entirely delivered already.
@@ -52,7 +52,7 @@ pub struct StreamStats {
 
 /// One direction of a TCP connection.
 #[derive(Debug)]
-pub struct Stream {
+pub(super) struct Stream {
     /// Sequence number of stream offset 0.
     isn: Option<u32>,
     /// Offset of the next byte to deliver.
@@ -76,7 +76,7 @@ impl Default for Stream {
 
 impl Stream {
     /// A stream that buffers at most `cap` out-of-order bytes.
-    pub fn new(cap: usize) -> Self {
+    pub(super) fn new(cap: usize) -> Self {
         Stream {
             isn: None,
             next: 0,
@@ -89,29 +89,24 @@ impl Stream {
         }
     }
 
-    /// The cap on buffered out-of-order bytes.
-    pub fn cap(&self) -> usize {
-        self.cap
-    }
-
     /// True when a SYN with this sequence number starts a different
     /// connection than the one this stream follows (the 4-tuple was reused).
-    pub fn is_new_syn(&self, seq: u32) -> bool {
+    pub(super) fn is_new_syn(&self, seq: u32) -> bool {
         self.isn.is_some_and(|isn| isn != seq.wrapping_add(1)) && (self.saw_syn || self.next > 0)
     }
 
     /// Bytes delivered (or skipped as gaps) so far.
-    pub fn delivered(&self) -> u64 {
+    pub(super) fn delivered(&self) -> u64 {
         self.next
     }
 
     /// Bytes held out of order.
-    pub fn buffered(&self) -> usize {
+    pub(super) fn buffered(&self) -> usize {
         self.buffered
     }
 
     /// True when a FIN was seen and every byte before it was delivered.
-    pub fn finished(&self) -> bool {
+    pub(super) fn finished(&self) -> bool {
         self.fin.is_some_and(|f| self.next >= f)
     }
 
@@ -119,14 +114,14 @@ impl Stream {
     /// acknowledgement of this stream), taken nearest to what was
     /// delivered; None before the stream's first sequence number is known
     /// or for one before it.
-    pub fn offset_of(&self, seq: u32) -> Option<u64> {
+    pub(super) fn offset_of(&self, seq: u32) -> Option<u64> {
         let rel = seq.wrapping_sub(self.isn?);
         let diff = i64::from(rel.wrapping_sub(self.next as u32) as i32);
         u64::try_from(self.next as i64 + diff).ok()
     }
 
     /// Feeds one segment; in-order data and gaps go to `out`.
-    pub fn segment(&mut self, seq: u32, syn: bool, fin: bool, payload: &[u8], out: &mut impl FnMut(Chunk<'_>)) {
+    pub(super) fn segment(&mut self, seq: u32, syn: bool, fin: bool, payload: &[u8], out: &mut impl FnMut(Chunk<'_>)) {
         let data_seq = if syn { seq.wrapping_add(1) } else { seq };
         if syn && !self.saw_syn && self.next == 0 && self.pending.is_empty() {
             self.saw_syn = true;
@@ -229,7 +224,7 @@ impl Stream {
 
     /// End of the connection or of the capture: hands out everything held,
     /// reporting the holes, and a final hole before a FIN.
-    pub fn flush(&mut self, out: &mut impl FnMut(Chunk<'_>)) {
+    pub(super) fn flush(&mut self, out: &mut impl FnMut(Chunk<'_>)) {
         while !self.pending.is_empty() {
             self.skip_hole(out);
         }

@@ -19,23 +19,23 @@ use crate::rdt::fast::{self, Format, Frame, HashAlgorithm};
 use crate::rdt::rangeset::RangeSet;
 
 /// Most points kept per transfer for `--plot` (later ones are dropped).
-pub const MAX_PLOT_POINTS: usize = 200_000;
+pub(super) const MAX_PLOT_POINTS: usize = 200_000;
 
 /// Receiver window assumed when the capture missed the window datagram
 /// (the reference client's default).
-pub const DEFAULT_WINDOW: u8 = 20;
+pub(super) const DEFAULT_WINDOW: u8 = 20;
 
 /// Bytes before the payload of a classic data datagram (flag, 2-digit sequence).
 const CLASSIC_HEADER: usize = 3;
 
 /// Packet numbers looked back over to tell a retransmission (a packet
 /// reordered further than this is judged by the highest byte seen so far).
-pub const PN_WINDOW: u64 = 4096;
+pub(super) const PN_WINDOW: u64 = 4096;
 
 /// Most disjoint ranges kept per fast transfer (received bytes, packet
 /// numbers): beyond it a hostile capture could grow memory without bound, so
 /// new ranges are no longer recorded (counts may then be approximate).
-pub const MAX_RANGES: usize = 1 << 16;
+pub(super) const MAX_RANGES: usize = 1 << 16;
 
 /// What a plot point shows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -163,7 +163,7 @@ pub(crate) struct Accepted {
 
 impl Transfer {
     /// A new transfer.
-    pub fn new(
+    pub(crate) fn new(
         id: u32,
         mode: TransferMode,
         file: Option<String>,
@@ -218,7 +218,7 @@ impl Transfer {
     /// DATA the size of each datagram but the last, which may be shorter.
     /// Judged from the transfer's datagram size first (see
     /// [`super_packet_segment`]). Classic transfers are never split.
-    pub fn segment_size(&self, payload: &[u8]) -> usize {
+    pub(crate) fn segment_size(&self, payload: &[u8]) -> usize {
         if self.fast.is_none() && self.max_seen.is_some() {
             return payload.len();
         }
@@ -228,7 +228,7 @@ impl Transfer {
     /// One UDP datagram of this transfer, from the client (receiver) or the
     /// server (sender): classifies it, updates the counters, and says what to
     /// do with its bytes.
-    pub fn datagram(&mut self, ts: i64, from_client: bool, payload: &[u8]) -> (DatagramKind, Step) {
+    pub(crate) fn datagram(&mut self, ts: i64, from_client: bool, payload: &[u8]) -> (DatagramKind, Step) {
         // Fast once a valid fast datagram (of any type the engine's parser
         // reads) is seen, unless classic data came first.
         if self.fast.is_none() && self.max_seen.is_none() && Frame::decode(payload).is_ok() {
@@ -373,14 +373,14 @@ impl Transfer {
 
     /// A packet carrying file bytes was captured at `ts` (the duration
     /// measures these).
-    pub fn data_seen(&mut self, ts: i64) {
+    pub(crate) fn data_seen(&mut self, ts: i64) {
         self.summary.data_first_ns.get_or_insert(ts);
         self.summary.data_last_ns = Some(ts);
     }
 
     /// Whether the transfer is over: the receiver's fast DONE-ACK, or the
     /// classic last packet taken in order (TCP ends with its connection).
-    pub fn ended(&self) -> bool {
+    pub(crate) fn ended(&self) -> bool {
         match self.summary.mode {
             TransferMode::Fast => self.summary.receiver_verified.is_some(),
             TransferMode::Classic => self.done,
@@ -390,12 +390,12 @@ impl Transfer {
 
     /// The file's hash field as the fast sender announced it (DONE), and
     /// the algorithm that fills it.
-    pub fn expected_hash(&self) -> Option<(HashAlgorithm, [u8; 32])> {
+    pub(crate) fn expected_hash(&self) -> Option<(HashAlgorithm, [u8; 32])> {
         self.fast.as_deref().and_then(|f| f.hash)
     }
 
     /// Records a point of the plot (when one is asked for).
-    pub fn point(&mut self, ts_ns: i64, packet: u64, kind: PointKind) {
+    pub(crate) fn point(&mut self, ts_ns: i64, packet: u64, kind: PointKind) {
         if self.record_plot && self.plot.len() < MAX_PLOT_POINTS {
             self.plot.push(PlotPoint { ts_ns, packet, kind });
         }
@@ -406,7 +406,7 @@ impl Transfer {
     }
 
     /// A classic datagram from the receiver (client): its window, or an ACK.
-    pub fn classic_from_client(&mut self, ts: i64, payload: &[u8]) -> DatagramKind {
+    pub(crate) fn classic_from_client(&mut self, ts: i64, payload: &[u8]) -> DatagramKind {
         self.summary.last_ns = ts;
         if self.max_seen.is_none()
             && let Some(w) = classic::parse_window(payload)
@@ -431,7 +431,7 @@ impl Transfer {
 
     /// A classic datagram from the sender (server). Returns its kind and,
     /// for a packet the receiver takes in order, where its payload goes.
-    pub fn classic_from_server(&mut self, ts: i64, payload: &[u8]) -> (DatagramKind, Option<Accepted>) {
+    pub(crate) fn classic_from_server(&mut self, ts: i64, payload: &[u8]) -> (DatagramKind, Option<Accepted>) {
         self.summary.last_ns = ts;
         let Some(d) = classic::Data::parse(payload) else {
             return (DatagramKind::Other { len: payload.len() }, None);

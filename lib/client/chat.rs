@@ -52,7 +52,7 @@ pub enum Line {
 }
 
 /// The commands, as `/help` lists them: what is typed, what it does.
-pub const HELP: &[(&str, &str)] = &[
+pub(crate) const HELP: &[(&str, &str)] = &[
     ("TEXT", "to everyone"),
     ("@NAME TEXT  or  /w NAME TEXT", "to NAME only"),
     ("/users", "who is here (you are marked)"),
@@ -199,7 +199,7 @@ fn complete_file(tail: &str, files: &[String]) -> (usize, Vec<String>) {
 
 /// How a first join waits for a server not up yet: the backoff, and what
 /// to do with each failed attempt.
-pub type Patience<'a> = (&'a mut super::reconnect::Backoff, &'a mut dyn FnMut(&super::reconnect::Attempt));
+pub(crate) type Patience<'a> = (&'a mut super::reconnect::Backoff, &'a mut dyn FnMut(&super::reconnect::Attempt));
 
 /// Joins as `name`; when the server refuses, `retry(name, error)` decides:
 /// another name to try (asked of the person), or the error to end with.

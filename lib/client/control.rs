@@ -190,7 +190,7 @@ impl Reply {
     }
 
     /// The error carried by a [`Reply::Failed`], `Ok(self)` otherwise.
-    pub fn into_result(self) -> Result<Reply, ClientError> {
+    pub(crate) fn into_result(self) -> Result<Reply, ClientError> {
         match self {
             Reply::Failed { refused: Some((ty, digit)), .. } => Err(ClientError::Refused(ErrorCode::new(ty, digit))),
             Reply::Failed { message, exit, .. } => {

@@ -14,7 +14,7 @@ pub use crate::text::escape;
 /// (after `/` or `\\`), or `None` when that is empty, `.`, `..`, or holds a
 /// control character. A server's name never picks a folder, and never
 /// creates a file whose name would garble a terminal listing.
-pub fn local_file_name(file: &str) -> Option<&str> {
+pub(crate) fn local_file_name(file: &str) -> Option<&str> {
     let base = file.rsplit(['/', '\\']).next()?;
     let bad = base.is_empty() || base == "." || base == ".." || base.chars().any(crate::text::is_unsafe);
     (!bad).then_some(base)

@@ -1,7 +1,7 @@
 //! The line forwarder behind `say` reading standard input: each line is sent
 //! as it arrives, the connection is watched while no line comes (a server
 //! that goes away ends it at once), and with reconnection on, lines read
-//! while the server is away wait in a bounded [`Backlog`] and go out in order
+//! while the server is away wait in a bounded `Backlog` and go out in order
 //! once [`rejoin`] succeeds.
 //!
 //! Delivery is at least once across a loss: a line whose confirmation never

@@ -127,11 +127,6 @@ impl Listen {
     pub fn outcome(&self) -> Outcome {
         if self.matched == 0 && self.deadline.is_some() { Outcome::NothingInTime } else { Outcome::Done }
     }
-
-    /// `Some(outcome)` when the time has run out at `now`.
-    pub fn expired(&self, now: Instant) -> Option<Outcome> {
-        self.deadline.filter(|d| now >= *d).map(|_| self.outcome())
-    }
 }
 
 #[cfg(test)]
@@ -182,16 +177,15 @@ mod tests {
         let now = Instant::now();
         let mut l = Listen::new(Filter::default(), None, Some(Duration::from_secs(5)), now);
         assert_eq!(l.deadline(), Some(now + Duration::from_secs(5)));
-        assert_eq!(l.expired(now + Duration::from_secs(4)), None);
-        assert_eq!(l.expired(now + Duration::from_secs(5)), Some(Outcome::NothingInTime));
+        assert_eq!(l.outcome(), Outcome::NothingInTime);
         assert_eq!(l.update(&broadcast("a", "x")), Verdict::Show);
-        assert_eq!(l.expired(now + Duration::from_secs(6)), Some(Outcome::Done));
+        assert_eq!(l.outcome(), Outcome::Done);
     }
 
     #[test]
     fn unbounded_without_count_or_time() {
         let l = Listen::new(Filter { private: true, ..Filter::default() }, None, None, Instant::now());
         assert!(!l.bounded());
-        assert_eq!(l.expired(Instant::now() + Duration::from_secs(1000)), None);
+        assert_eq!(l.deadline(), None);
     }
 }

@@ -31,7 +31,8 @@ use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::sync::{Mutex, mpsc};
 
-pub use display::{escape, local_file_name, rate, thousands};
+pub(crate) use display::local_file_name;
+pub use display::{escape, rate, thousands};
 pub use download::{
     DownloadOptions, DownloadReport, Progress, Transport, UdpMode, check_target, plan_targets, resume_mark_path,
     temp_path_for,
@@ -298,7 +299,7 @@ impl Session {
     }
 
     /// Asks for `file` over `transport` (`106`): returns its size and port.
-    pub async fn request_download(&self, file: &str, transport: Transport) -> Result<(u64, u16), ClientError> {
+    pub(crate) async fn request_download(&self, file: &str, transport: Transport) -> Result<(u64, u16), ClientError> {
         let req = Request::Download { transport: transport.wire(), file: file.to_string() };
         match self.request(req, "the download answer").await? {
             Confirm::Download { size, port } => Ok((size, port)),

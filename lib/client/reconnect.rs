@@ -2,7 +2,7 @@
 //! exponential backoff with jitter, a bounded backlog of lines read while the
 //! server is away, and [`rejoin`], which tries until the room takes us back.
 //!
-//! [`Backoff`] and [`Backlog`] are pure (randomness from a seed, no clock);
+//! [`Backoff`] and `Backlog` are pure (randomness from a seed, no clock);
 //! [`rejoin`] is the thin async loop over them.
 
 use std::collections::VecDeque;
@@ -34,7 +34,7 @@ impl Backoff {
     }
 
     /// The delay before the next attempt.
-    pub fn next_delay(&mut self) -> Duration {
+    pub(crate) fn next_delay(&mut self) -> Duration {
         let base = self.initial.saturating_mul(1u32 << self.attempt.min(20)).min(self.cap);
         self.attempt = self.attempt.saturating_add(1);
         base / 2 + base.mul_f64(self.rng.unit() / 2.0)
@@ -54,7 +54,7 @@ impl Backoff {
 /// Lines waiting to be sent, oldest first, at most `cap`: past it the oldest
 /// is dropped and counted.
 #[derive(Clone, Debug)]
-pub struct Backlog {
+pub(crate) struct Backlog {
     lines: VecDeque<String>,
     cap: usize,
     dropped: u64,
@@ -62,12 +62,12 @@ pub struct Backlog {
 
 impl Backlog {
     /// An empty backlog holding at most `cap` lines (at least one).
-    pub fn new(cap: usize) -> Backlog {
+    pub(crate) fn new(cap: usize) -> Backlog {
         Backlog { lines: VecDeque::new(), cap: cap.max(1), dropped: 0 }
     }
 
     /// Adds a line at the end, dropping the oldest one if full.
-    pub fn push(&mut self, line: String) {
+    pub(crate) fn push(&mut self, line: String) {
         if self.lines.len() == self.cap {
             self.lines.pop_front();
             self.dropped += 1;
@@ -77,27 +77,22 @@ impl Backlog {
 
     /// The oldest line, still kept until [`pop`](Self::pop) (so a line whose
     /// send failed is sent again after the rejoin).
-    pub fn front(&self) -> Option<&String> {
+    pub(crate) fn front(&self) -> Option<&String> {
         self.lines.front()
     }
 
     /// Removes the oldest line (after it was sent).
-    pub fn pop(&mut self) -> Option<String> {
+    pub(crate) fn pop(&mut self) -> Option<String> {
         self.lines.pop_front()
     }
 
     /// Lines waiting.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.lines.len()
     }
 
-    /// True when nothing waits.
-    pub fn is_empty(&self) -> bool {
-        self.lines.is_empty()
-    }
-
     /// Lines dropped so far because the backlog was full; reading resets the count.
-    pub fn take_dropped(&mut self) -> u64 {
+    pub(crate) fn take_dropped(&mut self) -> u64 {
         std::mem::take(&mut self.dropped)
     }
 }
@@ -144,12 +139,12 @@ pub async fn rejoin(
 /// yet (the connection is refused or not answered), as `curl
 /// --retry-connrefused` and autossh wait for. A name that does not resolve,
 /// a name taken, or a peer that is not a chat server is not.
-pub fn first_retryable(e: &ClientError) -> bool {
+pub(crate) fn first_retryable(e: &ClientError) -> bool {
     matches!(e, ClientError::Connect { .. } | ClientError::Timeout { .. })
 }
 
 /// The first join of a command with reconnection on: tried at once, then
-/// again per `backoff` while the server is not up yet ([`first_retryable`]);
+/// again per `backoff` while the server is not up yet (`first_retryable`);
 /// `report` is called for each failed attempt. Cancel it by dropping the
 /// future (Ctrl-C).
 pub async fn first_join(
@@ -230,7 +225,7 @@ mod tests {
         assert_eq!(b.pop().as_deref(), Some("2"));
         assert_eq!(b.pop().as_deref(), Some("3"));
         assert_eq!(b.pop().as_deref(), Some("4"));
-        assert!(b.is_empty());
+        assert_eq!(b.len(), 0);
     }
 
     #[test]

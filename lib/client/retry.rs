@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::exit::Exit;
 
 /// The longest wait between two tries of the growing backoff.
-pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
+pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
 /// How often, and after how long, to try again.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -14,7 +14,7 @@ pub struct Retry {
     /// Tries after the first (0: none).
     pub tries: u32,
     /// A fixed wait before each retry; `None`: 1 s, doubling each time, at
-    /// most [`MAX_BACKOFF`].
+    /// most `MAX_BACKOFF`.
     pub delay: Option<Duration>,
 }
 

@@ -23,7 +23,7 @@ use crate::rdt::fast::{AbortReason, ReadWatch};
 use crate::wire::{MAX_FIELD_CHARS, char_len};
 
 /// The names that `205` lists, sorted. Unreadable folder: empty list.
-pub fn list(dir: &Path) -> Vec<String> {
+pub(super) fn list(dir: &Path) -> Vec<String> {
     let Ok(root) = dir.canonicalize() else { return Vec::new() };
     let Ok(entries) = std::fs::read_dir(&root) else { return Vec::new() };
     let mut names: Vec<String> = entries
@@ -50,7 +50,7 @@ fn resolve_in(root: &Path, name: &str) -> Option<PathBuf> {
 
 /// A file opened for download.
 #[derive(Debug)]
-pub struct Opened {
+pub(super) struct Opened {
     /// What to send: the file itself, or its private clone.
     pub file: File,
     /// What it looked like when opened; its size is the one `206` announces.
@@ -61,7 +61,7 @@ pub struct Opened {
 
 /// Opens `name` for download if `list(dir)` would list it: a private clone
 /// where the file system makes one, else the file itself.
-pub fn open(dir: &Path, name: &str) -> Option<Opened> {
+pub(super) fn open(dir: &Path, name: &str) -> Option<Opened> {
     if !list(dir).iter().any(|n| n == name) {
         return None;
     }
@@ -107,7 +107,7 @@ fn clone_of(file: &File, dir: &Path) -> Option<File> {
 /// (the kernel since 6.13 stamps a change after a look at the times with
 /// fine-grained times, so two writes within one clock tick cannot hide).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Stamp {
+pub(super) struct Stamp {
     /// Size in bytes.
     pub size: u64,
     mtime: (i64, i64),
@@ -116,7 +116,7 @@ pub struct Stamp {
 
 impl Stamp {
     /// The open file's stamp (`fstat`).
-    pub fn of(file: &File) -> io::Result<Self> {
+    pub(super) fn of(file: &File) -> io::Result<Self> {
         let m = file.metadata()?;
         Ok(Self { size: m.len(), mtime: (m.mtime(), m.mtime_nsec()), ctime: (m.ctime(), m.ctime_nsec()) })
     }
@@ -125,7 +125,7 @@ impl Stamp {
 /// How a file changed while it was sent.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum Changed {
+pub(super) enum Changed {
     /// Its size differs from the announced one.
     #[error("the file changed on the server while it was sent: {from} bytes became {to}")]
     Size {
@@ -148,12 +148,12 @@ pub enum Changed {
 
 impl Changed {
     /// The `Changed` inside an I/O error that a [`Watch`] returned.
-    pub fn within(e: &io::Error) -> Option<&Changed> {
+    pub(super) fn within(e: &io::Error) -> Option<&Changed> {
         e.get_ref()?.downcast_ref::<Changed>()
     }
 
     /// The `Changed` anywhere in `e`'s chain of sources (a sender's read error).
-    pub fn in_chain<'a>(mut e: &'a (dyn std::error::Error + 'static)) -> Option<&'a Changed> {
+    pub(super) fn in_chain<'a>(mut e: &'a (dyn std::error::Error + 'static)) -> Option<&'a Changed> {
         loop {
             if let Some(c) = e.downcast_ref::<Changed>() {
                 return Some(c);
@@ -179,7 +179,7 @@ const CHECK_EVERY: Duration = Duration::from_millis(100);
 /// truncated under the reader), and at most every 100 ms otherwise
 /// (to stop early). A look costs one `fstat`.
 #[derive(Debug)]
-pub struct Watch {
+pub(super) struct Watch {
     file: File,
     stamp: Stamp,
     /// The end of the furthest read so far.
@@ -190,24 +190,20 @@ pub struct Watch {
 
 impl Watch {
     /// Watches `file` (a handle of its own is kept), expected to match `stamp`.
-    pub fn new(file: &File, stamp: Stamp) -> io::Result<Self> {
+    pub(super) fn new(file: &File, stamp: Stamp) -> io::Result<Self> {
         // The first read is looked at: the file may have changed since the stamp.
         let looked = Instant::now().checked_sub(CHECK_EVERY).unwrap_or_else(Instant::now);
         Ok(Self { file: file.try_clone()?, stamp, high: 0, looked, failed: false })
     }
 
-    /// The stamp the file must keep.
-    pub fn stamp(&self) -> Stamp {
-        self.stamp
-    }
-
     /// Whether a look found the file changed (every read is looked at from then on).
-    pub fn failed(&self) -> bool {
+    #[cfg(test)]
+    pub(super) fn failed(&self) -> bool {
         self.failed
     }
 
     /// Looks at the file now.
-    pub fn check(&mut self) -> Result<(), Changed> {
+    pub(super) fn check(&mut self) -> Result<(), Changed> {
         self.looked = Instant::now();
         let now = Stamp::of(&self.file).map_err(Changed::Unreadable);
         let r = match now {

@@ -11,18 +11,17 @@
 //! ```
 //!
 //! # Layout
-//! Public, for the binary and for tests:
-//! - [`Server`] binds and runs; [`Handle`] observes a running server.
-//! - [`config`]: [`Config`] and [`PortSpec`], what the flags turn into.
-//! - [`ports`]: the port pool; a [`ports::PortGuard`] returns its port on drop,
+//! The public API is [`Server`] (binds and runs), [`Handle`] (observes a
+//! running server), and [`Config`] and [`PortSpec`] (what the flags turn
+//! into). Inside:
+//! - `config`: the configuration and its defaults.
+//! - `ports`: the port pool; a `ports::PortGuard` returns its port on drop,
 //!   so ports come back however a connection ends. One port per room slot is
 //!   kept for update connections.
-//! - [`room`]: the shared room handle; each user has a bounded update queue,
+//! - `room`: the shared room handle; each user has a bounded update queue,
 //!   and a user whose queue overflows is disconnected (nobody else waits).
-//! - [`files`]: exactly the regular files directly in the download folder.
-//! - [`shutdown`]: the shutdown signal every task honours, and the task tracker.
-//!
-//! Internal:
+//! - `files`: exactly the regular files directly in the download folder.
+//! - `shutdown`: the shutdown signal every task honours, and the task tracker.
 //! - `session`: one main connection: join (with the update connection
 //!   accepted only from the client's IP within the join timeout, the main
 //!   connection watched meanwhile), the request handlers, the update
@@ -32,7 +31,7 @@
 //! - `limits`: the per-address cap on connections that have not joined.
 //! - `logs`: rate-limited logging of what a remote peer can trigger.
 //! - `input`: what the main connection's input means (a request, `4TT9`,
-//!   `4999`, the end); framing is the shared [`Connection`](crate::connection::Connection).
+//!   `4999`, the end); framing is the shared `connection::Connection`.
 //!
 //! # Limits against hostile load
 //! A connection must join within [`Config::unjoined_timeout`]; one address
@@ -41,16 +40,16 @@
 //! connection is reset at once, so accepting never waits. A user has at most
 //! [`Config::max_transfers_per_user`] transfers in flight (`4062` past it).
 
-pub mod config;
-pub mod files;
+mod config;
+mod files;
 mod input;
 mod limits;
 mod logs;
-pub mod ports;
-pub mod room;
-pub(crate) mod session;
-pub mod shutdown;
-pub(crate) mod transfer;
+mod ports;
+mod room;
+mod session;
+mod shutdown;
+mod transfer;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -61,8 +60,8 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 pub use config::{Config, PortSpec, PortSpecError};
-pub use ports::PortPool;
-pub use room::Room;
+pub(crate) use ports::PortPool;
+pub(crate) use room::Room;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]

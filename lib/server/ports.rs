@@ -39,13 +39,13 @@ pub(crate) enum Use {
 
 /// A shared pool of ports; cheap to clone.
 #[derive(Clone, Debug)]
-pub struct PortPool {
+pub(crate) struct PortPool {
     state: Arc<Mutex<State>>,
 }
 
 /// Holds one port of the pool; dropping it returns the port.
 #[derive(Debug)]
-pub struct PortGuard {
+pub(crate) struct PortGuard {
     port: u16,
     for_transfer: bool,
     state: Arc<Mutex<State>>,
@@ -53,7 +53,7 @@ pub struct PortGuard {
 
 impl PortGuard {
     /// The port held.
-    pub fn port(&self) -> u16 {
+    pub(crate) fn port(&self) -> u16 {
         self.port
     }
 }
@@ -71,13 +71,13 @@ impl Drop for PortGuard {
 impl PortPool {
     /// A pool described by `spec`, keeping `update_ports` of its ports
     /// (the room's size) for update connections.
-    pub fn new(spec: PortSpec, update_ports: usize) -> Self {
+    pub(crate) fn new(spec: PortSpec, update_ports: usize) -> Self {
         let max_transfers = spec.capacity().saturating_sub(update_ports);
         PortPool { state: Arc::new(Mutex::new(State { spec, used: BTreeSet::new(), transfers: 0, max_transfers })) }
     }
 
     /// Ports currently handed out (for tests of port conservation).
-    pub fn in_use(&self) -> usize {
+    pub(crate) fn in_use(&self) -> usize {
         self.state.lock().unwrap_or_else(|e| e.into_inner()).used.len()
     }
 

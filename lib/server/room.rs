@@ -210,7 +210,7 @@ struct State {
 
 /// Shared handle to the room.
 #[derive(Clone, Debug)]
-pub struct Room {
+pub(crate) struct Room {
     state: Arc<Mutex<State>>,
     max_users: usize,
     queue: usize,
@@ -218,7 +218,7 @@ pub struct Room {
 
 impl Room {
     /// An empty room for at most `max_users`, with `queue` updates buffered per user.
-    pub fn new(max_users: usize, queue: usize) -> Self {
+    pub(crate) fn new(max_users: usize, queue: usize) -> Self {
         Room { state: Arc::default(), max_users, queue: queue.max(1) }
     }
 
@@ -272,14 +272,9 @@ impl Room {
     }
 
     /// Number of members and reservations (for tests and logs).
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         let s = self.lock();
         s.members.len() + s.pending.len()
-    }
-
-    /// True if nobody is here or joining.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// The member called `name`, if present.

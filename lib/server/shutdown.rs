@@ -7,19 +7,19 @@ use tokio::sync::{mpsc, watch};
 
 /// A task's view of the shutdown signal.
 #[derive(Clone, Debug)]
-pub struct Shutdown {
+pub(super) struct Shutdown {
     rx: watch::Receiver<bool>,
 }
 
 impl Shutdown {
     /// A signal and its trigger.
-    pub fn new() -> (watch::Sender<bool>, Shutdown) {
+    pub(super) fn new() -> (watch::Sender<bool>, Shutdown) {
         let (tx, rx) = watch::channel(false);
         (tx, Shutdown { rx })
     }
 
     /// Completes when shutdown begins (or the trigger is gone).
-    pub async fn recv(&mut self) {
+    pub(super) async fn recv(&mut self) {
         let _ = self.rx.wait_for(|s| *s).await;
     }
 }
@@ -27,31 +27,31 @@ impl Shutdown {
 /// Tracks running tasks: each holds a [`TaskToken`]; [`Tracker::wait`] returns
 /// when all tokens are dropped.
 #[derive(Debug)]
-pub struct Tracker {
+pub(super) struct Tracker {
     tx: Option<mpsc::Sender<()>>,
     rx: mpsc::Receiver<()>,
 }
 
 /// Held by a running task; dropping it tells the [`Tracker`].
 #[derive(Clone, Debug)]
-pub struct TaskToken {
+pub(super) struct TaskToken {
     _tx: mpsc::Sender<()>,
 }
 
 impl Tracker {
     /// A tracker with no tasks.
-    pub fn new() -> Self {
+    pub(super) fn new() -> Self {
         let (tx, rx) = mpsc::channel(1);
         Tracker { tx: Some(tx), rx }
     }
 
     /// A token for a new task.
-    pub fn token(&self) -> TaskToken {
+    pub(super) fn token(&self) -> TaskToken {
         TaskToken { _tx: self.tx.clone().expect("token after wait") }
     }
 
     /// Waits until every token is dropped.
-    pub async fn wait(mut self) {
+    pub(super) async fn wait(mut self) {
         self.tx = None;
         let _ = self.rx.recv().await;
     }

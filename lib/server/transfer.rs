@@ -137,7 +137,7 @@ fn log_end(d: &Download, bytes: u64, started: Instant, how: &str) {
 }
 
 /// Serves `d` over TCP: accept one connection from the requester's IP, send, close.
-pub async fn tcp(d: Download, listener: TcpListener, mut shutdown: Shutdown) {
+pub(super) async fn tcp(d: Download, listener: TcpListener, mut shutdown: Shutdown) {
     let deadline = tokio::time::Instant::now() + d.wait;
     let mut leaving = d.leaving.clone();
     let mut stream = loop {
@@ -229,7 +229,7 @@ pub async fn tcp(d: Download, listener: TcpListener, mut shutdown: Shutdown) {
 /// Serves `d` over UDP: wait for the requester's hello (a fast hello or a
 /// classic window; other datagrams are ignored), then run the classic
 /// sender or hand over to [`udp_other_hello`].
-pub async fn udp(d: Download, sock: UdpSocket, mut shutdown: Shutdown) {
+pub(super) async fn udp(d: Download, sock: UdpSocket, mut shutdown: Shutdown) {
     let deadline = tokio::time::Instant::now() + d.wait;
     let mut leaving = d.leaving.clone();
     let mut buf = vec![0u8; 2048];
@@ -266,7 +266,13 @@ pub async fn udp(d: Download, sock: UdpSocket, mut shutdown: Shutdown) {
 /// own thread (only `from`, on the requester's IP, is answered; the
 /// anti-amplification limit holds until it echoes the cookie); anything else
 /// ends the transfer. Shutdown, or the user leaving, ends it with an ABORT.
-pub async fn udp_other_hello(d: &Download, sock: UdpSocket, from: SocketAddr, hello: Vec<u8>, mut shutdown: Shutdown) {
+pub(super) async fn udp_other_hello(
+    d: &Download,
+    sock: UdpSocket,
+    from: SocketAddr,
+    hello: Vec<u8>,
+    mut shutdown: Shutdown,
+) {
     if !fast::is_fast_hello(&hello) {
         limited!(
             d.logs,

@@ -16,7 +16,7 @@ use std::fmt::Write as _;
 ///
 /// Zero-width joiner and non-joiner (U+200D, U+200C) are *not* in it: emoji
 /// sequences and Persian or Hebrew text need them.
-pub fn is_unsafe(c: char) -> bool {
+pub(crate) fn is_unsafe(c: char) -> bool {
     c.is_control()
         || matches!(
             c,
@@ -31,7 +31,7 @@ pub fn is_unsafe(c: char) -> bool {
         )
 }
 
-/// `s` with every [`is_unsafe`] character escaped: `\n`, `\r`, `\t`, and
+/// `s` with every `is_unsafe` character escaped: `\n`, `\r`, `\t`, and
 /// `\u{hex}` for the rest (ESC is `\u{1b}`, U+202E `\u{202e}`). Everything
 /// else, backslashes included, is kept as is; borrowed when nothing needs
 /// escaping.
@@ -58,20 +58,6 @@ fn push_escaped(out: &mut String, c: char) {
     }
 }
 
-/// Bytes as text: UTF-8 where valid, `\xNN` for the rest, then [`escape`]d.
-pub fn escape_bytes(b: &[u8]) -> String {
-    let mut out = String::with_capacity(b.len());
-    for chunk in b.utf8_chunks() {
-        for c in chunk.valid().chars() {
-            push_escaped(&mut out, c);
-        }
-        for x in chunk.invalid() {
-            let _ = write!(out, "\\x{x:02x}");
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,7 +70,6 @@ mod tests {
         assert_eq!(escape("\u{0}\u{7f}\u{85}\u{9b}"), "\\u{0}\\u{7f}\\u{85}\\u{9b}");
         assert_eq!(escape("line\u{2028}forged"), "line\\u{2028}forged");
         assert!(matches!(escape("שלום, bob \\ 👩\u{200d}💻"), Cow::Borrowed(_)));
-        assert_eq!(escape_bytes(b"ok\xff\x1b"), "ok\\xff\\u{1b}");
     }
 
     fn decode(s: &str) -> String {
@@ -135,7 +120,6 @@ mod tests {
             prop_assert!(kept_out.len() >= kept.len());
             prop_assert_eq!(decode(&e), s.clone());
             prop_assert_eq!(matches!(e, Cow::Borrowed(_)), !s.chars().any(is_unsafe));
-            prop_assert_eq!(escape_bytes(s.as_bytes()), e.into_owned());
         }
 
         /// Hebrew, emoji and ZWJ sequences pass through untouched.

@@ -7,9 +7,9 @@
 //!
 //! - [`escape`] is the one escaping function: the server's logs, `join`,
 //!   `say`/`whisper` output and `capture-decode` all go through it.
-//! - [`is_unsafe`] is the character class behind it; the server refuses
+//! - `is_unsafe` is the character class behind it; the server refuses
 //!   names containing such characters (`4001`, see
-//!   [`wire::name_ok`](crate::wire::name_ok)), so a name is shown the same
+//!   `wire::name_ok`), so a name is shown the same
 //!   everywhere and cannot pose as another.
 //!
 //! ```
@@ -21,4 +21,5 @@
 mod escape;
 pub mod units;
 
-pub use escape::{escape, escape_bytes, is_unsafe};
+pub use escape::escape;
+pub(crate) use escape::is_unsafe;

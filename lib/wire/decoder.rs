@@ -220,12 +220,12 @@ impl Decoder {
 
     /// The bytes fed but not yet consumed: after an error, the bad message
     /// starts here (a server reads its type to answer `4TT9`).
-    pub fn unconsumed(&self) -> &[u8] {
+    pub(crate) fn unconsumed(&self) -> &[u8] {
         &self.buf[self.start..]
     }
 
     /// True when part of a message (not only CR/LF) is buffered.
-    pub fn has_partial(&self) -> bool {
+    pub(crate) fn has_partial(&self) -> bool {
         self.buf[self.start..].iter().any(|b| !matches!(b, b'\r' | b'\n'))
     }
 

@@ -40,15 +40,15 @@ pub use split::split_text;
 pub use update::Update;
 
 /// The server's default listening port.
-pub const DEFAULT_PORT: u16 = 13337;
+pub(crate) const DEFAULT_PORT: u16 = 13337;
 /// Longest name or text the 2-digit length field can carry, in characters.
-pub const MAX_FIELD_CHARS: usize = 99;
+pub(crate) const MAX_FIELD_CHARS: usize = 99;
 /// Shortest name the reference accepts (`4001` below this).
-pub const MIN_NAME_CHARS: usize = 2;
+pub(crate) const MIN_NAME_CHARS: usize = 2;
 /// A classic `202`/`204` has a 1-digit count: at most 9 others, 10 users in all.
 pub const CLASSIC_MAX_USERS: usize = 10;
 /// A classic `205` has a 2-digit count.
-pub const CLASSIC_MAX_FILES: usize = 99;
+pub(crate) const CLASSIC_MAX_FILES: usize = 99;
 /// Largest payload of a classic go-back-N data datagram.
 pub const CLASSIC_UDP_CHUNK: usize = 1000;
 
@@ -56,11 +56,11 @@ pub const CLASSIC_UDP_CHUNK: usize = 1000;
 /// [`text::escape`](crate::text::escape) would have to escape (controls,
 /// bidi formatting, separators; see [`text::is_unsafe`](crate::text::is_unsafe)).
 /// Otherwise the server answers `4001`.
-pub fn name_ok(name: &str) -> bool {
+pub(crate) fn name_ok(name: &str) -> bool {
     (MIN_NAME_CHARS..=MAX_FIELD_CHARS).contains(&char_len(name)) && !name.chars().any(crate::text::is_unsafe)
 }
 
 /// Number of Unicode characters in `s`: the unit of every length field.
-pub fn char_len(s: &str) -> usize {
+pub(crate) fn char_len(s: &str) -> usize {
     s.chars().count()
 }

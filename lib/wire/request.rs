@@ -27,7 +27,7 @@ impl Transport {
     }
 
     /// The transport the 3 characters of a `106` name (`TCP`, `UDP`, else [`Transport::Other`]).
-    pub fn from_wire(s: String) -> Self {
+    pub(crate) fn from_wire(s: String) -> Self {
         match s.as_str() {
             "TCP" => Transport::Tcp,
             "UDP" => Transport::Udp,

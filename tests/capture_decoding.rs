@@ -698,7 +698,7 @@ fn a_refused_transfer_connection_keeps_the_announcement_for_the_retry() {
 
 #[test]
 fn idle_connections_are_forgotten_so_memory_stays_bounded() {
-    use chatctl::capture::analyzer::IDLE_NS;
+    use chatctl::capture::IDLE_NS;
     let (c, sv) = v4();
     let sa = SocketAddr::new;
     let mut idle = TcpConn::new(sa(c, 40001), sa(sv, 13337), 5, 6);
@@ -968,7 +968,7 @@ fn timeline_is_in_time_order_with_udp_transfers_interleaved() {
 /// at the end of the capture.
 #[test]
 fn an_unfinished_udp_transfer_is_reported_when_idle() {
-    use chatctl::capture::analyzer::UDP_IDLE_NS;
+    use chatctl::capture::UDP_IDLE_NS;
     let client: SocketAddr = "10.9.0.1:50000".parse().unwrap();
     let server: SocketAddr = "10.9.0.2:55003".parse().unwrap();
     let (udp, _, _) = lossy_classic(5, 5, 20_000, client, server);
