@@ -8,31 +8,31 @@
 //! socket driver, as quinn-proto does.
 //!
 //! # Layout
-//! - `frame`: the datagrams as bytes ([`Frame`], its types and limits).
-//! - `hash`: the formats ([`Format`]) and the whole-file hash in DONE.
-//! - `config`: a transfer's [`Config`].
-//! - `io`: [`Source`] and [`Sink`], where the bytes come from and go.
+//! - [`frame`]: the datagrams as bytes ([`Frame`], its types and limits).
+//! - [`hash`]: the formats ([`Format`]) and the whole-file hash in DONE.
+//! - [`config`]: a transfer's [`Config`].
+//! - [`io`]: [`Source`] and [`Sink`], where the bytes come from and go.
 //! - [`sender`] and [`receiver`]: the two state machines; the sender's
 //!   parts are `validation` (the anti-amplification budget), `sent` (packets
 //!   in flight), `mtu` (datagram-size probing), `control` (ACK frequency and
 //!   STATS) and `pacer`.
 //! - [`driver`]: the blocking socket drivers (`recvmmsg`, GSO, GRO) and the
 //!   tokio wrappers; `files` (read-ahead and coalesced writes) serves them.
-//! - `stats`: live figures for `fetch -v` and the server's logs.
+//! - [`stats`]: live figures for `fetch -v` and the server's logs.
 
-mod config;
+pub mod config;
 mod control;
 pub mod driver;
 mod files;
-mod frame;
-mod hash;
-mod io;
+pub mod frame;
+pub mod hash;
+pub mod io;
 mod mtu;
 mod pacer;
 pub mod receiver;
 pub mod sender;
 mod sent;
-mod stats;
+pub mod stats;
 mod validation;
 
 pub use config::*;

@@ -66,7 +66,7 @@ pub enum Handled {
 
 /// What [`Receiver::handle_batch`] made of a buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(crate) struct Batch {
+pub struct Batch {
     /// Where in the buffer the first classic go-back-N datagram starts (see
     /// [`Handled::Classic`]): it and everything after it belong to the
     /// classic receiver. `None`: the whole buffer was consumed.
@@ -209,8 +209,8 @@ impl Receiver {
     }
 
     /// Ends the transfer now for `reason`: once the CHALLENGE came (the
-    /// ABORT must echo its cookie), `ABORT_COPIES` ABORTs carrying `text`
-    /// (cut to `MAX_ABORT_TEXT` bytes) go in the
+    /// ABORT must echo its cookie), [`ABORT_COPIES`] ABORTs carrying `text`
+    /// (cut to [`MAX_ABORT_TEXT`](super::MAX_ABORT_TEXT) bytes) go in the
     /// next [`poll_transmit`](Self::poll_transmit) calls; then the machine
     /// is finished, failed with [`RecvError::Aborted`]. A lingering receiver
     /// (its file verified) just stops lingering, done; a finished one stays
@@ -382,7 +382,7 @@ impl Receiver {
     /// [`Handled::Classic`] at the first classic datagram, and the caller
     /// hands the rest of the buffer, from [`Batch::classic_at`], to the classic
     /// receiver.
-    pub(crate) fn handle_batch(&mut self, now: Instant, buf: &[u8], stride: usize, sink: &mut dyn Sink) -> Batch {
+    pub fn handle_batch(&mut self, now: Instant, buf: &[u8], stride: usize, sink: &mut dyn Sink) -> Batch {
         let stride = if stride == 0 { buf.len().max(1) } else { stride };
         let mut run = Run::default();
         for (i, d) in buf.chunks(stride).enumerate() {

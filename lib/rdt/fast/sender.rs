@@ -17,7 +17,7 @@
 //! - `fast/control.rs`: when STATS and ACK-FREQUENCY go;
 //! - `cc/hystart.rs`: HyStart++'s delay-increase exit from slow start;
 //! - `fast/pacer.rs`: the pacing token bucket;
-//! - the congestion controller (`crate::rdt::cc::Controller`), told of
+//! - the congestion controller ([`crate::rdt::cc::Controller`]), told of
 //!   every packet acknowledged and lost.
 
 use std::collections::VecDeque;
@@ -65,7 +65,7 @@ pub enum SendError {
 }
 
 /// Something the sender did, for traces (`--trace`) and plots. Recorded
-/// only after `Sender::record_events`; taken with `Sender::poll_event`.
+/// only after [`Sender::record_events`]; taken with [`Sender::poll_event`].
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[serde(tag = "event", rename_all = "lowercase")]
 pub enum Event {
@@ -142,7 +142,7 @@ pub enum State {
 /// What [`Sender::poll_batch`] wrote: one datagram, or several of one size
 /// for one segmented (GSO) send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Batch {
+pub struct Batch {
     /// Datagrams in the buffer.
     pub count: usize,
     /// With more than one: the size of each (the last may be shorter).
@@ -234,12 +234,12 @@ impl Sender {
     }
 
     /// Starts recording [`Event`]s (off by default: they cost a little per datagram).
-    pub(crate) fn record_events(&mut self) {
+    pub fn record_events(&mut self) {
         self.events.get_or_insert_with(VecDeque::new);
     }
 
     /// The oldest recorded event not yet taken.
-    pub(crate) fn poll_event(&mut self) -> Option<Event> {
+    pub fn poll_event(&mut self) -> Option<Event> {
         self.events.as_mut()?.pop_front()
     }
 
@@ -272,8 +272,8 @@ impl Sender {
         matches!(self.state, State::Done { .. } | State::Failed)
     }
 
-    /// Ends the transfer now for `reason`: `ABORT_COPIES` ABORTs carrying
-    /// `text` (cut to `MAX_ABORT_TEXT` bytes) go in
+    /// Ends the transfer now for `reason`: [`ABORT_COPIES`] ABORTs carrying
+    /// `text` (cut to [`MAX_ABORT_TEXT`](super::MAX_ABORT_TEXT) bytes) go in
     /// the next [`poll_transmit`](Self::poll_transmit) calls, then the
     /// machine is finished, failed with [`SendError::Aborted`]. Nothing is
     /// sent beyond the anti-amplification budget before validation. A
@@ -299,7 +299,7 @@ impl Sender {
     }
 
     /// The figures a STATS datagram carries to the receiver.
-    pub(crate) fn sender_stats(&self) -> SenderStats {
+    pub fn sender_stats(&self) -> SenderStats {
         SenderStats {
             cwnd: self.cc.window(),
             srtt: self.rtt.srtt(),
@@ -322,8 +322,7 @@ impl Sender {
     }
 
     /// The file size.
-    #[cfg(test)]
-    pub(crate) fn file_size(&self) -> u64 {
+    pub fn file_size(&self) -> u64 {
         self.size
     }
 
@@ -524,7 +523,7 @@ impl Sender {
     /// The pacing horizon, if pacing holds data back: when the next burst
     /// may leave. A burst is a full GSO batch (or the bucket's size, if
     /// smaller), so a paced sender wakes once per batch, not per datagram.
-    pub(crate) fn pacing_delay(&self, now: Instant) -> Option<Instant> {
+    pub fn pacing_delay(&self, now: Instant) -> Option<Instant> {
         self.pacer.ready_at(now, self.burst_bytes(), self.pacing_rate())
     }
 
@@ -565,7 +564,7 @@ impl Sender {
     }
 
     /// Writes the next datagram to send into `out`; `false` when there is
-    /// nothing to send now (see [`Sender::poll_timeout`] and `Sender::pacing_delay`).
+    /// nothing to send now (see [`Sender::poll_timeout`] and [`Sender::pacing_delay`]).
     pub fn poll_transmit(&mut self, now: Instant, src: &mut dyn Source, out: &mut Vec<u8>) -> bool {
         self.batchable = false;
         self.build(now, src, out)
@@ -576,7 +575,7 @@ impl Sender {
     /// last may be shorter), at most [`GSO_MAX_BYTES`], for one segmented
     /// (GSO) send. Path-MTU probes and control datagrams always go alone.
     /// `None` when there is nothing to send now.
-    pub(crate) fn poll_batch(
+    pub fn poll_batch(
         &mut self,
         now: Instant,
         src: &mut dyn Source,
