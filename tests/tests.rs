@@ -24,6 +24,7 @@ mod rdt_bbr;
 mod rdt_driver;
 mod rdt_endpoint;
 mod rdt_fast;
+mod rdt_fingerprint;
 mod rdt_machines;
 mod rdt_sim;
 mod readme;
