@@ -20,8 +20,10 @@
 //!   tokio wrappers; `files` (read-ahead and coalesced writes) serves them.
 //! - [`stats`]: live figures for `fetch -v` and the server's logs.
 
+mod acks;
 pub mod config;
 mod control;
+mod delivery;
 pub mod driver;
 mod files;
 pub mod frame;
@@ -30,9 +32,11 @@ pub mod io;
 mod mtu;
 mod pacer;
 pub mod receiver;
+mod retry;
 pub mod sender;
 mod sent;
 pub mod stats;
+mod timer;
 mod validation;
 
 pub use config::*;

@@ -5,17 +5,14 @@
 //! complete. Same call pattern as the sender: `handle`, `handle_timeout`,
 //! `poll_transmit` until `false`, `poll_timeout`.
 
-use std::ops::Range;
 use std::time::{Duration, Instant};
 
-use super::{ABORT_COPIES, Abort, AbortReason, Config, FileHash, Frame, HASH_RUN, MAX_ACK_RANGES, Sink, Stats};
+use super::acks::PendingAcks;
+use super::delivery::Delivery;
+use super::retry::HelloRetry;
+use super::timer::{Timer, TimerTable};
+use super::{ABORT_COPIES, Abort, AbortReason, Config, Frame, Sink, Stats};
 use crate::rdt::classic;
-use crate::rdt::rangeset::RangeSet;
-
-/// The largest ACK threshold a sender may ask for.
-const MAX_ACK_THRESHOLD: u32 = 256;
-/// The longest ACK delay a sender may ask for.
-const MAX_ACK_DELAY: Duration = Duration::from_millis(25);
 
 /// Why a fast receive failed.
 #[derive(Debug, thiserror::Error)]
@@ -104,6 +101,30 @@ pub enum State {
     Failed,
 }
 
+/// The receiver's timers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RecvTimer {
+    /// The verified file's linger ends.
+    Linger,
+    /// The sender has been silent for the idle timeout.
+    Idle,
+    /// The hello or START goes again.
+    Retry,
+    /// An ACK is due (sent by [`Receiver::poll_transmit`] while receiving).
+    Ack,
+}
+
+impl RecvTimer {
+    /// Which expired timer [`Receiver::handle_timeout`] looks at first.
+    const ALL: [RecvTimer; 4] = [RecvTimer::Linger, RecvTimer::Idle, RecvTimer::Retry, RecvTimer::Ack];
+}
+
+impl Timer for RecvTimer {
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
 /// The fast-mode receiver.
 #[derive(Debug)]
 pub struct Receiver {
@@ -114,36 +135,18 @@ pub struct Receiver {
     size: u64,
     resume: u64,
     cookie: u64,
-    received: RangeSet,
-    largest_pn: Option<u64>,
-    largest_at: Instant,
-    unacked: u32,
-    ack_at: Option<Instant>,
-    hello_due: bool,
-    hellos: u32,
-    hello_sent: Option<Instant>,
-    start_due: bool,
+    /// The hello and START, their retries and the RTT guessed from them.
+    opening: HelloRetry,
+    /// The bytes held, written and hashed.
+    delivery: Delivery,
+    /// What is unacknowledged and when the ACK goes.
+    acks: PendingAcks,
+    timers: TimerTable<RecvTimer, 4>,
+    /// A DONE-ACK to send, with its verdict.
     done_ack_due: Option<bool>,
-    retry_at: Option<Instant>,
-    retry_every: Duration,
-    rtt_guess: Duration,
-    start_sent: Option<Instant>,
-    linger_until: Option<Instant>,
-    last_heard: Instant,
-    stats: Stats,
-    highest_end: u64,
     /// The final hash did not match.
     mismatch: bool,
-    /// Hash of the file's contiguous prefix, fed in runs of [`HASH_RUN`]
-    /// from the sink's memory as the prefix grows.
-    hasher: FileHash,
-    window_start: Instant,
-    window_bytes: u64,
-    /// Acknowledge once this many DATA datagrams are unacknowledged, or
-    /// `ack_delay` after the first: as the sender's ACK-FREQUENCY asks.
-    ack_threshold: u32,
-    ack_delay: Duration,
-    ack_freq_seq: Option<u64>,
+    stats: Stats,
     /// Copies of our ABORT still to send, and its reason and text.
     aborts_due: u32,
     abort: Option<(AbortReason, String)>,
@@ -154,6 +157,8 @@ impl Receiver {
     /// fresh download). `expected_size`, when known (from `206`), is checked
     /// against the sender's CHALLENGE.
     pub fn new(cfg: Config, resume: u64, expected_size: Option<u64>, now: Instant) -> Self {
+        let mut timers = TimerTable::default();
+        timers.set(RecvTimer::Idle, now + cfg.idle_timeout);
         Self {
             state: State::Hello,
             error: None,
@@ -161,31 +166,13 @@ impl Receiver {
             size: 0,
             resume,
             cookie: 0,
-            received: RangeSet::new(),
-            largest_pn: None,
-            largest_at: now,
-            unacked: 0,
-            ack_at: None,
-            hello_due: true,
-            hellos: 0,
-            hello_sent: None,
-            start_due: false,
+            opening: HelloRetry::default(),
+            delivery: Delivery::new(now),
+            acks: PendingAcks::new(cfg.max_ack_delay, now),
+            timers,
             done_ack_due: None,
-            retry_at: None,
-            retry_every: Duration::from_millis(250),
-            rtt_guess: Duration::from_millis(100),
-            start_sent: None,
-            linger_until: None,
-            last_heard: now,
-            stats: Stats::default(),
-            highest_end: 0,
             mismatch: false,
-            hasher: FileHash::new(super::Format::LATEST.hash_algorithm()),
-            window_start: now,
-            window_bytes: 0,
-            ack_threshold: 2,
-            ack_delay: cfg.max_ack_delay,
-            ack_freq_seq: None,
+            stats: Stats::default(),
             aborts_due: 0,
             abort: None,
             cfg,
@@ -219,7 +206,7 @@ impl Receiver {
         match self.state {
             State::Done | State::Failed => {}
             State::Lingering => {
-                self.linger_until = None;
+                self.timers.stop(RecvTimer::Linger);
                 self.state = if self.mismatch { State::Failed } else { State::Done };
                 if self.mismatch {
                     self.error.get_or_insert(RecvError::HashMismatch);
@@ -231,8 +218,7 @@ impl Receiver {
                     self.abort = Some((reason, text.clone()));
                     self.aborts_due = ABORT_COPIES;
                 }
-                self.hello_due = false;
-                self.start_due = false;
+                self.opening.cancel();
                 self.fail(RecvError::Aborted(Abort { reason, text }));
             }
         }
@@ -261,7 +247,7 @@ impl Receiver {
     /// contiguous prefix held; `sender` the sender's own figures from its
     /// last STATS.
     pub fn stats(&self) -> Stats {
-        Stats { srtt: self.rtt_guess, held_prefix: self.received.prefix_end(), ..self.stats.clone() }
+        Stats { srtt: self.opening.rtt_guess(), held_prefix: self.delivery.prefix_end(), ..self.stats.clone() }
     }
 
     fn fail(&mut self, e: RecvError) {
@@ -270,7 +256,26 @@ impl Receiver {
     }
 
     fn max_data(&self) -> u64 {
-        self.received.prefix_end().saturating_add(self.cfg.receive_window).min(self.size)
+        self.delivery.prefix_end().saturating_add(self.cfg.receive_window).min(self.size)
+    }
+
+    /// The sender was heard from at `now`: the idle timeout starts again.
+    fn heard(&mut self, now: Instant) {
+        self.timers.set(RecvTimer::Idle, now + self.cfg.idle_timeout);
+    }
+
+    /// When the sender was last heard from.
+    fn last_heard(&self) -> Instant {
+        self.timers.get(RecvTimer::Idle).expect("the idle timer runs from the start") - self.cfg.idle_timeout
+    }
+
+    /// The file is verified (`ok`) or not at `now`: answer DONE and linger
+    /// until `until` to answer it again.
+    fn linger(&mut self, ok: bool, until: Instant) {
+        self.state = State::Lingering;
+        self.done_ack_due = Some(ok);
+        self.timers.set(RecvTimer::Linger, until);
+        self.timers.stop(RecvTimer::Ack);
     }
 
     /// A datagram from the sender.
@@ -284,7 +289,7 @@ impl Receiver {
         let Ok(frame) = Frame::decode(datagram) else { return Handled::Fast };
         match frame {
             Frame::Challenge { cookie, size } => {
-                self.last_heard = now;
+                self.heard(now);
                 if self.state == State::Hello {
                     if let Some(expected) = self.expected_size
                         && expected != size
@@ -294,18 +299,14 @@ impl Receiver {
                     }
                     self.cookie = cookie;
                     self.size = size;
-                    self.received.insert(0..self.resume.min(size));
-                    self.highest_end = self.resume.min(size);
+                    self.delivery.hold_prefix(self.resume.min(size));
                     self.stats.bytes_done = self.resume.min(size);
                     self.state = State::Receiving;
-                    self.retry_at = None;
-                    if let Some(t) = self.hello_sent.filter(|_| self.hellos == 1) {
-                        self.rtt_guess = now.saturating_duration_since(t);
-                        self.retry_every = self.retry_every.max(self.rtt_guess * 2);
-                    }
+                    self.timers.stop(RecvTimer::Retry);
+                    self.opening.on_challenge(now);
                 }
-                if self.state == State::Receiving && self.largest_pn.is_none() {
-                    self.start_due = true;
+                if self.state == State::Receiving && !self.acks.any_received() {
+                    self.opening.start();
                 }
             }
             Frame::Data { pn, offset, payload } if self.state != State::Hello => {
@@ -317,39 +318,31 @@ impl Receiver {
                 // per STATS, so about 10 a second) tells it we are too, so a
                 // long streak of lost DATA does not end the transfer on
                 // either side's idle timeout.
-                self.last_heard = now;
+                self.heard(now);
                 self.stats.sender = Some(s);
-                if self.state == State::Receiving && self.largest_pn.is_some() {
-                    self.ack_at = Some(now);
+                if self.state == State::Receiving && self.acks.any_received() {
+                    self.timers.set(RecvTimer::Ack, now);
                 }
             }
             Frame::AckFrequency { seq, threshold, max_delay_us } if self.state != State::Hello => {
-                self.last_heard = now;
-                if self.ack_freq_seq.is_none_or(|s| seq > s) {
-                    self.ack_freq_seq = Some(seq);
-                    // Bounded: a confused sender must not silence us for long.
-                    self.ack_threshold = threshold.clamp(1, MAX_ACK_THRESHOLD);
-                    self.ack_delay = Duration::from_micros(max_delay_us.into()).min(MAX_ACK_DELAY);
-                }
+                self.heard(now);
+                self.acks.on_frequency(seq, threshold, max_delay_us);
             }
             Frame::Done { size, hash } if self.state != State::Hello => {
-                self.last_heard = now;
-                if self.state == State::Receiving && size == self.size && self.received.contains(0..size) {
-                    match self.hash_to(sink, size).map(|()| self.hasher.finalize() == hash) {
+                self.heard(now);
+                if self.state == State::Receiving && size == self.size && self.delivery.holds(0..size) {
+                    match self.delivery.verify(sink, size, &hash) {
                         Ok(true) => {
-                            self.state = State::Lingering;
                             // Long enough to answer the sender's DONE three times
                             // over (its RTO starts at min_rto and doubles).
-                            let linger = (self.rtt_guess * 8).max(self.cfg.min_rto * 7).min(self.cfg.idle_timeout);
-                            self.linger_until = Some(now + linger);
-                            self.done_ack_due = Some(true);
+                            let rtt = self.opening.rtt_guess();
+                            let linger = (rtt * 8).max(self.cfg.min_rto * 7).min(self.cfg.idle_timeout);
+                            self.linger(true, now + linger);
                         }
                         Ok(false) => {
                             self.mismatch = true;
-                            self.done_ack_due = Some(false);
                             self.error = Some(RecvError::HashMismatch);
-                            self.state = State::Lingering;
-                            self.linger_until = Some(now);
+                            self.linger(false, now);
                         }
                         Err(e) => self.fail(e),
                     }
@@ -357,7 +350,7 @@ impl Receiver {
                     self.done_ack_due = Some(!self.mismatch);
                 } else {
                     // DONE while bytes are missing: our ACKs were lost; repeat one.
-                    self.ack_at = Some(now);
+                    self.timers.set(RecvTimer::Ack, now);
                 }
             }
             // Only the sender of our CHALLENGE, and only while the file is
@@ -427,11 +420,9 @@ impl Receiver {
         if self.state != State::Receiving {
             return;
         }
-        self.last_heard = now;
-        if let Some(t) = self.start_sent.take() {
-            self.rtt_guess = now.saturating_duration_since(t);
-        }
-        self.retry_at = None;
+        self.heard(now);
+        self.opening.on_data(now);
+        self.timers.stop(RecvTimer::Retry);
         let len: u64 = parts.iter().map(|p| p.len() as u64).sum();
         let end = offset + len;
         if end > self.size || end > self.max_data() {
@@ -446,81 +437,26 @@ impl Receiver {
             return; // beyond the file or the flow-control limit: drop
         }
         let count = parts.len() as u64;
-        let last_pn = pn + count.saturating_sub(1);
-        let in_order = self.largest_pn.is_none_or(|l| pn == l + 1);
-        if self.largest_pn.is_none_or(|l| last_pn > l) {
-            self.largest_pn = Some(last_pn);
-            self.largest_at = now;
+        let in_order = self.acks.on_packets(now, pn, pn + count.saturating_sub(1));
+        let rtt = self.opening.rtt_guess();
+        if let Err(e) = self.delivery.deliver(now, offset, parts, sink, rtt, &mut self.stats) {
+            self.fail(e);
+            return;
         }
-        if !self.received.contains(offset..end) {
-            let mut at = offset;
-            for p in parts {
-                if let Err(source) = sink.write_at(at, p) {
-                    self.fail(RecvError::Io { offset: at, source });
-                    return;
-                }
-                at += p.len() as u64;
-            }
-            let new = self.received.insert(offset..end);
-            self.stats.bytes_done += new;
-            if offset > self.highest_end {
-                self.stats.packets_lost += 1; // a hole opened: loss or reordering
-            } else {
-                // A hole filled late: the new bytes below the old highest end
-                // (everything above it is new).
-                self.stats.bytes_retransmitted += new - end.saturating_sub(self.highest_end);
-            }
-            self.highest_end = self.highest_end.max(end);
-            // Hash as the contiguous prefix grows, in runs of HASH_RUN from
-            // the sink's memory (read back only what it no longer holds).
-            if let [payload] = parts {
-                self.hasher.feed_next(offset, payload);
-            }
-            let prefix = self.received.prefix_end();
-            if prefix >= self.hasher.hashed_to() + HASH_RUN
-                && let Err((offset, source)) = self.hasher.feed_runs_to(prefix, sink)
-            {
-                self.fail(RecvError::Io { offset, source });
-                return;
-            }
-            // Delivered bytes per RTT: the sender's window as seen from here.
-            self.window_bytes += new;
-            if now.saturating_duration_since(self.window_start) >= self.rtt_guess {
-                self.stats.cwnd = self.window_bytes;
-                self.window_bytes = 0;
-                self.window_start = now;
-            }
-        }
-        self.unacked = self.unacked.saturating_add(count as u32);
-        // At once on reordering or loss (a datagram not next in packet
-        // number order) and at the end; else every `ack_threshold`
-        // datagrams or `ack_delay` after the first unacknowledged one.
-        if !in_order || self.unacked >= self.ack_threshold || self.received.contains(0..self.size) {
-            self.ack_at = Some(now);
-        } else if self.ack_at.is_none() {
-            self.ack_at = Some(now + self.ack_delay);
-        }
-    }
-
-    /// Feeds the file's bytes up to `end` (all held) to the hash.
-    fn hash_to(&mut self, sink: &mut dyn Sink, end: u64) -> Result<(), RecvError> {
-        self.hasher.feed_to(end, sink).map_err(|(offset, source)| RecvError::Io { offset, source })
+        let complete = self.delivery.holds(0..self.size);
+        let due = self.acks.ack_due(now, count, in_order, complete, self.timers.get(RecvTimer::Ack));
+        self.timers.set_or_stop(RecvTimer::Ack, due);
     }
 
     /// When [`Receiver::handle_timeout`] should next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
         if self.aborts_due > 0 {
-            return Some(self.last_heard); // due now
+            return Some(self.last_heard()); // due now
         }
         if self.ended() {
             return None;
         }
-        let mut t = self.last_heard + self.cfg.idle_timeout;
-        let ack_at = self.ack_at.filter(|_| self.state == State::Receiving);
-        for x in [ack_at, self.retry_at, self.linger_until].into_iter().flatten() {
-            t = t.min(x);
-        }
-        Some(t)
+        self.timers.next_timeout()
     }
 
     /// Timers expired.
@@ -528,27 +464,32 @@ impl Receiver {
         if self.ended() {
             return;
         }
-        if self.linger_until.is_some_and(|l| now >= l) {
-            if self.mismatch {
-                self.state = State::Failed;
-                self.error.get_or_insert(RecvError::HashMismatch);
-            } else {
-                self.state = State::Done;
+        for timer in RecvTimer::ALL {
+            if !self.timers.is_expired(timer, now) {
+                continue;
             }
-            return;
-        }
-        if now >= self.last_heard + self.cfg.idle_timeout {
-            self.fail(RecvError::Timeout(self.cfg.idle_timeout));
-            return;
-        }
-        if self.retry_at.is_some_and(|r| now >= r) {
-            self.retry_at = None;
-            match self.state {
-                State::Hello => self.hello_due = true,
-                State::Receiving if self.largest_pn.is_none() => self.start_due = true,
-                _ => {}
+            match timer {
+                RecvTimer::Linger => {
+                    if self.mismatch {
+                        self.state = State::Failed;
+                        self.error.get_or_insert(RecvError::HashMismatch);
+                    } else {
+                        self.state = State::Done;
+                    }
+                    return;
+                }
+                RecvTimer::Idle => {
+                    self.fail(RecvError::Timeout(self.cfg.idle_timeout));
+                    return;
+                }
+                RecvTimer::Retry => {
+                    self.timers.stop(RecvTimer::Retry);
+                    let hello = self.state == State::Hello;
+                    let start = self.state == State::Receiving && !self.acks.any_received();
+                    self.opening.on_retry(hello, start);
+                }
+                RecvTimer::Ack => {} // the ACK goes in poll_transmit
             }
-            self.retry_every = (self.retry_every * 2).min(Duration::from_secs(2));
         }
     }
 
@@ -560,44 +501,25 @@ impl Receiver {
             self.aborts_due -= 1;
             return true;
         }
-        if self.hello_due {
-            self.hello_due = false;
-            self.hellos += 1;
-            self.hello_sent = Some(now);
+        if let Some(retry) = self.opening.poll_hello(now) {
             *out = super::encode_hello();
-            self.retry_at = Some(now + self.retry_every);
+            self.timers.set(RecvTimer::Retry, retry);
             return true;
         }
-        if self.start_due {
-            self.start_due = false;
+        if let Some(retry) = self.opening.poll_start(now) {
             Frame::Start { cookie: self.cookie, resume: self.resume.min(self.size), max_data: self.max_data() }
                 .encode(out);
-            self.start_sent.get_or_insert(now);
-            self.retry_at = Some(now + self.retry_every);
+            self.timers.set(RecvTimer::Retry, retry);
             return true;
         }
         if let Some(ok) = self.done_ack_due.take() {
             Frame::DoneAck { ok }.encode(out);
             return true;
         }
-        if self.ack_at.is_some_and(|t| now >= t) && matches!(self.state, State::Receiving) {
-            self.ack_at = None;
-            self.unacked = 0;
-            // The first range (the contiguous prefix) and the newest ones:
-            // the sender declares unacknowledged packets below the largest
-            // lost, so the newest ranges must never be left out (with many
-            // gaps, the oldest were reported in earlier ACKs).
-            let skip = self.received.len().saturating_sub(MAX_ACK_RANGES);
-            let ranges: Vec<Range<u64>> =
-                self.received.iter().take(1).chain(self.received.iter().skip(1 + skip)).take(MAX_ACK_RANGES).collect();
-            let delay = now.saturating_duration_since(self.largest_at);
-            Frame::Ack {
-                largest_pn: self.largest_pn.unwrap_or(0),
-                delay_us: u32::try_from(delay.as_micros()).unwrap_or(u32::MAX),
-                max_data: self.max_data(),
-                ranges,
-            }
-            .encode(out);
+        if self.timers.is_expired(RecvTimer::Ack, now) && matches!(self.state, State::Receiving) {
+            self.timers.stop(RecvTimer::Ack);
+            let (largest_pn, delay_us, ranges) = self.acks.on_ack_sent(now, self.delivery.received());
+            Frame::Ack { largest_pn, delay_us, max_data: self.max_data(), ranges }.encode(out);
             self.stats.datagrams_sent += 1;
             return true;
         }
@@ -706,15 +628,6 @@ mod tests {
         // So is its late arrival (out of order again), and the file's end.
         data(&mut r, t0, 11, &mut sink);
         assert_eq!(acks(&mut r, t0), 1);
-    }
-
-    #[test]
-    fn a_wild_ack_frequency_is_bounded() {
-        let (mut r, t0) = receiving(1 << 30);
-        let mut d = Vec::new();
-        Frame::AckFrequency { seq: 1, threshold: u32::MAX, max_delay_us: u32::MAX }.encode(&mut d);
-        r.handle(t0, &d, &mut Vec::new());
-        assert_eq!((r.ack_threshold, r.ack_delay), (MAX_ACK_THRESHOLD, MAX_ACK_DELAY));
     }
 
     /// The file's bytes as the tests send them.
