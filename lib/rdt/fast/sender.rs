@@ -28,6 +28,7 @@ use super::control::ControlSchedule;
 use super::mtu::MtuDiscovery;
 use super::pacer::Pacer;
 use super::sent::{Sent, SentPackets};
+use super::timer::{Timer, TimerTable};
 use super::validation::{AddressValidation, Validated};
 use super::{
     ABORT_COPIES, Abort, AbortReason, Config, DATA_OVERHEAD, FileHash, Format, Frame, GSO_MAX_BYTES, HASH_RUN,
@@ -153,6 +154,29 @@ pub struct Batch {
 /// (up to a GSO batch): see [`Sender::pacing_delay`].
 const BURST_SPAN: Duration = Duration::from_micros(500);
 
+/// The sender's timers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SendTimer {
+    /// The receiver has been silent for the idle timeout.
+    Idle,
+    /// Pacing held DATA back until now.
+    Pace,
+    /// Nothing was acknowledged for an RTO: the CHALLENGE, DATA in flight
+    /// or DONE go again.
+    Loss,
+}
+
+impl SendTimer {
+    /// Which expired timer [`Sender::handle_timeout`] looks at first.
+    const ALL: [SendTimer; 3] = [SendTimer::Idle, SendTimer::Pace, SendTimer::Loss];
+}
+
+impl Timer for SendTimer {
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
 /// The fast-mode sender.
 #[derive(Debug)]
 pub struct Sender {
@@ -172,9 +196,7 @@ pub struct Sender {
     hasher: FileHash,
     hash: Option<[u8; 32]>,
     done_due: bool,
-    timer: Option<Instant>,
-    pace_at: Option<Instant>,
-    last_heard: Instant,
+    timers: TimerTable<SendTimer, 3>,
     /// Pacing: tokens in bytes, refilled at the pacing rate.
     pacer: Pacer,
     stats: Stats,
@@ -202,6 +224,8 @@ impl Sender {
         let mss = cfg.payload_len() as u64;
         let format = Format::of_hello(hello).unwrap_or(Format::LATEST);
         let cookie = splitmix(cfg.seed ^ size.rotate_left(17) ^ 0x9e37_79b9_7f4a_7c15);
+        let mut timers = TimerTable::default();
+        timers.set(SendTimer::Idle, now + cfg.idle_timeout);
         Self {
             cc: cfg.cc.build(mss),
             rtt: RttEstimator::new(cfg.min_rto),
@@ -215,9 +239,7 @@ impl Sender {
             hasher: FileHash::new(format.hash_algorithm()),
             hash: None,
             done_due: false,
-            timer: None,
-            pace_at: None,
-            last_heard: now,
+            timers,
             pacer: Pacer::new((cfg.pacing_burst as f64) * mss as f64, now),
             stats: Stats::default(),
             events: None,
@@ -334,7 +356,7 @@ impl Sender {
     fn fail(&mut self, e: SendError) {
         self.state = State::Failed;
         self.error = Some(e);
-        self.timer = None;
+        self.timers.stop(SendTimer::Loss);
     }
 
     /// A datagram from the peer.
@@ -353,7 +375,7 @@ impl Sender {
         match frame {
             Frame::Start { cookie, resume, max_data } => {
                 let Some(validated) = self.validation.on_start(now, cookie) else { return };
-                self.last_heard = now;
+                self.heard(now);
                 if let Validated::Now { rtt } = validated {
                     if let Some(rtt) = rtt {
                         self.rtt.sample(rtt);
@@ -375,13 +397,13 @@ impl Sender {
                 }
             }
             Frame::Ack { largest_pn, delay_us, max_data, ranges } if self.validation.is_validated() => {
-                self.last_heard = now;
+                self.heard(now);
                 self.on_ack(now, largest_pn, Duration::from_micros(delay_us.into()), max_data, &ranges);
             }
             Frame::DoneAck { ok } if self.validation.is_validated() => {
                 if ok {
                     self.state = State::Done { confirmed: true };
-                    self.timer = None;
+                    self.timers.stop(SendTimer::Loss);
                 } else {
                     self.fail(SendError::HashMismatch);
                 }
@@ -450,11 +472,8 @@ impl Sender {
     }
 
     fn rearm(&mut self, now: Instant) {
-        self.timer = if self.sent.is_empty() && !matches!(self.state, State::Closing | State::Validating) {
-            None
-        } else {
-            Some(now + self.rto())
-        };
+        let idle = self.sent.is_empty() && !matches!(self.state, State::Closing | State::Validating);
+        self.timers.set_or_stop(SendTimer::Loss, (!idle).then(|| now + self.rto()));
     }
 
     fn check_complete(&mut self) {
@@ -467,14 +486,22 @@ impl Sender {
     /// When [`Sender::handle_timeout`] should next be called (timers and pacing).
     pub fn poll_timeout(&self) -> Option<Instant> {
         if self.aborts_due > 0 {
-            return Some(self.last_heard); // due now
+            return Some(self.last_heard()); // due now
         }
         if self.ended() {
             return None;
         }
-        let idle = self.last_heard + self.cfg.idle_timeout;
-        let t = self.timer.map_or(idle, |t| t.min(idle));
-        Some(self.pace_at.map_or(t, |p| p.min(t)))
+        self.timers.next_timeout()
+    }
+
+    /// The receiver was heard from at `now`: the idle timeout starts again.
+    fn heard(&mut self, now: Instant) {
+        self.timers.set(SendTimer::Idle, now + self.cfg.idle_timeout);
+    }
+
+    /// When the receiver was last heard from.
+    fn last_heard(&self) -> Instant {
+        self.timers.get(SendTimer::Idle).expect("the idle timer runs from the start") - self.cfg.idle_timeout
     }
 
     /// Timers expired.
@@ -482,22 +509,29 @@ impl Sender {
         if self.ended() {
             return;
         }
-        if now >= self.last_heard + self.cfg.idle_timeout {
-            if self.state == State::Closing {
-                self.state = State::Done { confirmed: false };
-                self.timer = None;
-            } else {
-                self.fail(SendError::Timeout(self.cfg.idle_timeout));
+        for timer in SendTimer::ALL {
+            if !self.timers.is_expired(timer, now) {
+                continue;
             }
-            return;
+            match timer {
+                SendTimer::Idle => {
+                    if self.state == State::Closing {
+                        self.state = State::Done { confirmed: false };
+                        self.timers.stop(SendTimer::Loss);
+                    } else {
+                        self.fail(SendError::Timeout(self.cfg.idle_timeout));
+                    }
+                    return;
+                }
+                SendTimer::Pace => self.timers.stop(SendTimer::Pace),
+                SendTimer::Loss => self.on_loss_timeout(now),
+            }
         }
-        if self.pace_at.is_some_and(|p| now >= p) {
-            self.pace_at = None;
-        }
-        let Some(t) = self.timer else { return };
-        if now < t {
-            return;
-        }
+    }
+
+    /// The loss timer expired: back off the RTO and send again what is
+    /// unacknowledged (the CHALLENGE, DATA in flight or DONE).
+    fn on_loss_timeout(&mut self, now: Instant) {
         self.stats.rtos += 1;
         self.rtt.back_off();
         match self.state {
@@ -512,7 +546,7 @@ impl Sender {
                 self.cwnd_event();
             }
         }
-        self.timer = Some(now + self.rto());
+        self.timers.set(SendTimer::Loss, now + self.rto());
     }
 
     fn note_sent(&mut self, len: usize) {
@@ -621,7 +655,7 @@ impl Sender {
                     if self.validation.may_send(out.len()) {
                         self.validation.on_challenge_sent(now);
                         self.note_sent(out.len());
-                        self.timer = Some(now + self.rto());
+                        self.timers.set(SendTimer::Loss, now + self.rto());
                         return true;
                     }
                 }
@@ -662,7 +696,7 @@ impl Sender {
                 Frame::Done { size: self.size, hash }.encode(out);
                 self.done_due = false;
                 self.note_sent(out.len());
-                self.timer = Some(now + self.rto());
+                self.timers.set(SendTimer::Loss, now + self.rto());
                 true
             }
             State::Done { .. } | State::Failed => self.poll_abort(out),
@@ -707,10 +741,10 @@ impl Sender {
         }
         self.refill(now);
         if !self.pacer.allows(mss as f64) {
-            self.pace_at = self.pacing_delay(now);
+            self.timers.set_or_stop(SendTimer::Pace, self.pacing_delay(now));
             return false;
         }
-        self.pace_at = None;
+        self.timers.stop(SendTimer::Pace);
         // Retransmissions first, skipping what was acknowledged meanwhile.
         let (range, retx) = match self.sent.next_retransmission(mss) {
             Some(r) => (r, true),
@@ -767,8 +801,8 @@ impl Sender {
         self.stats.bytes_sent += len as u64;
         self.event(|| Event::Send { pn, offset: range.start, len: len as u64, retransmission: retx });
         self.note_sent(out.len() - at);
-        if self.timer.is_none() {
-            self.timer = Some(now + self.rto());
+        if !self.timers.is_set(SendTimer::Loss) {
+            self.timers.set(SendTimer::Loss, now + self.rto());
         }
         true
     }

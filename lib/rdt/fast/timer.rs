@@ -58,11 +58,6 @@ impl<T: Timer, const N: usize> TimerTable<T, N> {
         self.at[timer.index()].is_some_and(|t| now >= t)
     }
 
-    /// The earliest running timer's instant, of those `include` keeps.
-    pub(crate) fn next_timeout_of(&self, include: impl Fn(usize) -> bool) -> Option<Instant> {
-        self.at.iter().enumerate().filter(|&(i, _)| include(i)).filter_map(|(_, t)| *t).min()
-    }
-
     /// The earliest running timer's instant.
     pub(crate) fn next_timeout(&self) -> Option<Instant> {
         self.at.iter().flatten().min().copied()
@@ -95,7 +90,6 @@ mod tests {
         t.set(Two::A, t0 + Duration::from_secs(2));
         t.set(Two::B, t0 + Duration::from_secs(1));
         assert_eq!(t.next_timeout(), Some(t0 + Duration::from_secs(1)));
-        assert_eq!(t.next_timeout_of(|i| i != Two::B.index()), Some(t0 + Duration::from_secs(2)));
         t.stop(Two::B);
         assert!(!t.is_set(Two::B));
         assert_eq!(t.next_timeout(), t.get(Two::A));
