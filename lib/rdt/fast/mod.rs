@@ -31,6 +31,7 @@ pub mod hash;
 pub mod io;
 mod mtu;
 mod pacer;
+mod path;
 pub mod receiver;
 mod retry;
 pub mod sender;

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use super::control::ControlSchedule;
 use super::mtu::MtuDiscovery;
-use super::pacer::Pacer;
+use super::path::PathData;
 use super::sent::{Sent, SentPackets};
 use super::timer::{Timer, TimerTable};
 use super::validation::{AddressValidation, Validated};
@@ -36,7 +36,6 @@ use super::{
 };
 use crate::rdt::cc::Controller;
 use crate::rdt::cc::hystart::HyStart;
-use crate::rdt::rtt::RttEstimator;
 
 /// Why a fast send failed.
 #[derive(Debug, thiserror::Error)]
@@ -150,10 +149,6 @@ pub struct Batch {
     pub segment: Option<usize>,
 }
 
-/// A paced sender waits for the bytes the pacing rate earns in this long
-/// (up to a GSO batch): see [`Sender::pacing_delay`].
-const BURST_SPAN: Duration = Duration::from_micros(500);
-
 /// The sender's timers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum SendTimer {
@@ -184,8 +179,8 @@ pub struct Sender {
     size: u64,
     state: State,
     error: Option<SendError>,
-    cc: Box<dyn Controller>,
-    rtt: RttEstimator,
+    /// Congestion control, RTT, pacing and datagram size.
+    path: PathData,
     /// The CHALLENGE's cookie and the anti-amplification budget.
     validation: AddressValidation,
     /// DATA in flight, loss detection, acknowledged and lost bytes.
@@ -197,15 +192,11 @@ pub struct Sender {
     hash: Option<[u8; 32]>,
     done_due: bool,
     timers: TimerTable<SendTimer, 3>,
-    /// Pacing: tokens in bytes, refilled at the pacing rate.
-    pacer: Pacer,
     stats: Stats,
     events: Option<VecDeque<Event>>,
     last_cwnd: u64,
     resumed_from: u64,
     hystart: HyStart,
-    /// File bytes per DATA now, raised by acknowledged path-MTU probes.
-    mtu: MtuDiscovery,
     /// When STATS and ACK-FREQUENCY go.
     control: ControlSchedule,
     /// The datagram last written may lead a GSO batch: DATA, not a probe.
@@ -221,14 +212,12 @@ impl Sender {
     /// carries that format's hash (a `hello` of no known format, which a
     /// driver should not pass, gets [`Format::LATEST`]).
     pub fn new(cfg: Config, size: u64, hello: &[u8], now: Instant) -> Self {
-        let mss = cfg.payload_len() as u64;
         let format = Format::of_hello(hello).unwrap_or(Format::LATEST);
         let cookie = splitmix(cfg.seed ^ size.rotate_left(17) ^ 0x9e37_79b9_7f4a_7c15);
         let mut timers = TimerTable::default();
         timers.set(SendTimer::Idle, now + cfg.idle_timeout);
         Self {
-            cc: cfg.cc.build(mss),
-            rtt: RttEstimator::new(cfg.min_rto),
+            path: PathData::new(&cfg, now),
             size,
             state: State::Validating,
             error: None,
@@ -240,13 +229,11 @@ impl Sender {
             hash: None,
             done_due: false,
             timers,
-            pacer: Pacer::new((cfg.pacing_burst as f64) * mss as f64, now),
             stats: Stats::default(),
             events: None,
             last_cwnd: 0,
             resumed_from: 0,
             hystart: HyStart::default(),
-            mtu: MtuDiscovery::new(&cfg),
             control: ControlSchedule::default(),
             batchable: false,
             aborts_due: 0,
@@ -270,10 +257,10 @@ impl Sender {
     }
 
     fn cwnd_event(&mut self) {
-        let cwnd = self.cc.window();
+        let cwnd = self.path.cc.window();
         if self.events.is_some() && cwnd != self.last_cwnd {
             self.last_cwnd = cwnd;
-            let slow_start = self.cc.in_slow_start();
+            let slow_start = self.path.cc.in_slow_start();
             self.event(|| Event::Cwnd { cwnd, slow_start });
         }
     }
@@ -317,15 +304,15 @@ impl Sender {
 
     /// Live figures.
     pub fn stats(&self) -> Stats {
-        Stats { cwnd: self.cc.window(), srtt: self.rtt.srtt(), ..self.stats.clone() }
+        Stats { cwnd: self.path.cc.window(), srtt: self.path.rtt.srtt(), ..self.stats.clone() }
     }
 
     /// The figures a STATS datagram carries to the receiver.
     pub fn sender_stats(&self) -> SenderStats {
         SenderStats {
-            cwnd: self.cc.window(),
-            srtt: self.rtt.srtt(),
-            pacing_rate: self.pacing_rate() as u64,
+            cwnd: self.path.cc.window(),
+            srtt: self.path.rtt.srtt(),
+            pacing_rate: self.path.pacing().rate() as u64,
             packets_lost: self.stats.packets_lost,
             bytes_retransmitted: self.stats.bytes_retransmitted,
             cc: self.cfg.cc.to_string(),
@@ -334,13 +321,13 @@ impl Sender {
 
     /// File bytes per DATA datagram now (raised by path-MTU probes).
     pub fn payload(&self) -> u64 {
-        self.mtu.payload()
+        self.path.mtu.payload()
     }
 
     /// Size of a full DATA datagram now: the configured size, or the larger
     /// one path-MTU probing found.
     pub fn max_datagram(&self) -> usize {
-        self.mtu.payload() as usize + DATA_OVERHEAD
+        self.path.mtu.payload() as usize + DATA_OVERHEAD
     }
 
     /// The file size.
@@ -378,7 +365,7 @@ impl Sender {
                 self.heard(now);
                 if let Validated::Now { rtt } = validated {
                     if let Some(rtt) = rtt {
-                        self.rtt.sample(rtt);
+                        self.path.rtt.sample(rtt);
                     }
                     self.state = State::Sending;
                     let resume = resume.min(self.size);
@@ -391,8 +378,8 @@ impl Sender {
                 } else if self.state == State::Sending && self.sent.largest_acked().is_none() {
                     // A repeated START: the receiver has had no DATA yet, so
                     // everything in flight is lost; resend without waiting for the RTO.
-                    let srtt = self.rtt.srtt();
-                    let Self { sent, cc, mtu, stats, events, .. } = self;
+                    let srtt = self.path.rtt.srtt();
+                    let Self { sent, path: PathData { cc, mtu, .. }, stats, events, .. } = self;
                     sent.lose_older_than(now, srtt, |s| packet_lost(now, s, cc.as_mut(), mtu, stats, events));
                 }
             }
@@ -420,11 +407,11 @@ impl Sender {
         self.max_data = self.max_data.max(max_data.min(self.size));
         // RTT sample from the largest packet number, if it is newly acknowledged.
         if let Some(sample) = self.sent.on_ack_largest(now, largest_pn, delay) {
-            self.rtt.sample(sample);
+            self.path.rtt.sample(sample);
             self.hystart(largest_pn, sample);
         }
-        let srtt = self.rtt.srtt();
-        let Self { sent, cc, mtu, stats, events, rtt, .. } = self;
+        let srtt = self.path.rtt.srtt();
+        let Self { sent, path: PathData { cc, mtu, rtt, .. }, stats, events, .. } = self;
         let progress = sent.on_ack_ranges(now, ranges, |a| {
             // Grow the window only while it limits the sender (RFC 7661):
             // not when flow control or the file's end does.
@@ -447,8 +434,8 @@ impl Sender {
         if self.events.is_some() {
             let (acked, cwnd, srtt_us, in_flight) = (
                 self.stats.bytes_done,
-                self.cc.window(),
-                self.rtt.srtt().as_micros() as u64,
+                self.path.cc.window(),
+                self.path.rtt.srtt().as_micros() as u64,
                 self.sent.bytes_in_flight(),
             );
             self.event(|| Event::Ack { acked, cwnd, srtt_us, in_flight });
@@ -459,8 +446,8 @@ impl Sender {
 
     /// HyStart++ (see [`HyStart`]): leaves slow start when the RTT climbs.
     fn hystart(&mut self, largest_pn: u64, sample: Duration) {
-        if self.hystart.on_rtt_sample(largest_pn, self.sent.next_pn(), sample, self.cc.in_slow_start()) {
-            self.cc.exit_slow_start();
+        if self.hystart.on_rtt_sample(largest_pn, self.sent.next_pn(), sample, self.path.cc.in_slow_start()) {
+            self.path.cc.exit_slow_start();
             self.cwnd_event();
         }
     }
@@ -468,7 +455,7 @@ impl Sender {
     /// The RTO, backed off but capped at a quarter of the idle timeout so a
     /// few losses in a row never look like a dead peer to either side.
     fn rto(&self) -> Duration {
-        self.rtt.rto().min(self.cfg.idle_timeout / 4)
+        self.path.rtt.rto().min(self.cfg.idle_timeout / 4)
     }
 
     fn rearm(&mut self, now: Instant) {
@@ -533,14 +520,14 @@ impl Sender {
     /// unacknowledged (the CHALLENGE, DATA in flight or DONE).
     fn on_loss_timeout(&mut self, now: Instant) {
         self.stats.rtos += 1;
-        self.rtt.back_off();
+        self.path.rtt.back_off();
         match self.state {
             State::Validating => self.validation.on_timeout(),
             State::Closing => self.done_due = true,
             _ => {
-                let Self { sent, cc, mtu, stats, events, .. } = self;
+                let Self { sent, path: PathData { cc, mtu, .. }, stats, events, .. } = self;
                 sent.lose_all(|s| packet_lost(now, s, cc.as_mut(), mtu, stats, events));
-                self.cc.on_rto(now);
+                self.path.cc.on_rto(now);
                 let rto_us = self.rto().as_micros() as u64;
                 self.event(|| Event::Rto { rto_us });
                 self.cwnd_event();
@@ -555,46 +542,9 @@ impl Sender {
     }
 
     /// The pacing horizon, if pacing holds data back: when the next burst
-    /// may leave. A burst is a full GSO batch (or the bucket's size, if
-    /// smaller), so a paced sender wakes once per batch, not per datagram.
+    /// may leave (a burst at a time, not a datagram).
     pub fn pacing_delay(&self, now: Instant) -> Option<Instant> {
-        self.pacer.ready_at(now, self.burst_bytes(), self.pacing_rate())
-    }
-
-    fn pacing_rate(&self) -> f64 {
-        if let Some(rate) = self.cc.pacing_rate() {
-            return rate.max(self.mtu.payload() as f64);
-        }
-        let gain = if self.cc.in_slow_start() { 2.0 } else { 1.25 };
-        let srtt = self.rtt.srtt().as_secs_f64().max(1e-5);
-        gain * self.cc.window() as f64 / srtt
-    }
-
-    fn refill(&mut self, now: Instant) {
-        // Bursts of `pacing_burst` datagrams, or 1 ms worth at the pacing
-        // rate when that is more (fast paths: fewer wake-ups per second).
-        // A controller that sets the rate (BBR) measures the rate it gets:
-        // tokens lost to late wake-ups would lower its estimate round after
-        // round, so its bucket holds 4 ms.
-        self.pacer.refill(now, self.pacing_rate(), self.bucket_cap());
-    }
-
-    /// The pacing bucket's size in bytes (see [`Sender::refill`]).
-    fn bucket_cap(&self) -> f64 {
-        let span = if self.cc.pacing_rate().is_some() { 4e-3 } else { 1e-3 };
-        let cap = ((self.cfg.pacing_burst as f64) * self.mtu.payload() as f64).max(self.pacing_rate() * span);
-        cap.max(self.mtu.payload() as f64)
-    }
-
-    /// Bytes a paced sender waits for: what the pacing rate earns in
-    /// [`BURST_SPAN`], between one datagram and one GSO batch of them (and
-    /// at most the bucket). Fast paths wake once per batch; slow ones still
-    /// pace datagram by datagram, so a small bottleneck queue is not hit
-    /// with bursts.
-    fn burst_bytes(&self) -> f64 {
-        let per_batch = (GSO_MAX_BYTES as u64 / (self.mtu.payload() + DATA_OVERHEAD as u64)).max(1);
-        let span = self.pacing_rate() * BURST_SPAN.as_secs_f64();
-        span.min((per_batch * self.mtu.payload()) as f64).min(self.bucket_cap()).max(self.mtu.payload() as f64)
+        self.path.pacer.next_send(now, &self.path.pacing())
     }
 
     /// Writes the next datagram to send into `out`; `false` when there is
@@ -672,7 +622,7 @@ impl Sender {
                 }
                 // ACK-FREQUENCY with each STATS while the threshold differs
                 // from the receiver's default (or from what was last asked).
-                let threshold = ack_threshold(self.cc.window(), self.mtu.payload());
+                let threshold = ack_threshold(self.path.cc.window(), self.path.mtu.payload());
                 if let Some((seq, threshold)) = self.control.take_ack_frequency(threshold) {
                     let max_delay_us = u32::try_from(self.cfg.max_ack_delay.as_micros()).unwrap_or(u32::MAX);
                     Frame::AckFrequency { seq, threshold, max_delay_us }.encode(out);
@@ -734,14 +684,14 @@ impl Sender {
     /// `append` (a batch being built), after what `out` holds, carrying at
     /// most `append`'s file bytes and never a path-MTU probe.
     fn poll_data(&mut self, now: Instant, src: &mut dyn Source, out: &mut Vec<u8>, append: Option<u64>) -> bool {
-        let mss = append.unwrap_or(self.mtu.payload()).min(self.mtu.payload());
+        let mss = append.unwrap_or(self.path.mtu.payload()).min(self.path.mtu.payload());
         let in_flight = self.sent.bytes_in_flight();
-        if in_flight + mss > self.cc.window() && in_flight > 0 {
+        if in_flight + mss > self.path.cc.window() && in_flight > 0 {
             return false;
         }
-        self.refill(now);
-        if !self.pacer.allows(mss as f64) {
-            self.timers.set_or_stop(SendTimer::Pace, self.pacing_delay(now));
+        let pacing = self.path.pacing();
+        if let Err(next) = self.path.pacer.poll_send(now, mss as f64, &pacing) {
+            self.timers.set_or_stop(SendTimer::Pace, next);
             return false;
         }
         self.timers.stop(SendTimer::Pace);
@@ -752,7 +702,7 @@ impl Sender {
                 let len = if append.is_some() {
                     mss
                 } else {
-                    self.mtu.probe_payload(self.rtt.has_sample(), self.cc.window()).unwrap_or(mss)
+                    self.path.mtu.probe_payload(self.path.rtt.has_sample(), self.path.cc.window()).unwrap_or(mss)
                 };
                 let end = (self.next_offset + len).min(self.size).min(self.max_data);
                 if end <= self.next_offset {
@@ -761,9 +711,9 @@ impl Sender {
                 (self.next_offset..end, false)
             }
         };
-        let probe = !retx && self.mtu.is_probe(range.end - range.start);
+        let probe = !retx && self.path.mtu.is_probe(range.end - range.start);
         if probe {
-            self.mtu.on_probe_sent();
+            self.path.mtu.on_probe_sent();
         }
         self.batchable = !probe;
         // The hash lags the new data by up to HASH_RUN and catches up
@@ -797,7 +747,7 @@ impl Sender {
         }
         let app_limited = !self.sent.has_lost() && self.next_offset >= self.size.min(self.max_data);
         self.sent.on_sent(now, range.clone(), probe, retx, app_limited);
-        self.pacer.spend(len as f64);
+        self.path.pacer.spend(len as f64);
         self.stats.bytes_sent += len as u64;
         self.event(|| Event::Send { pn, offset: range.start, len: len as u64, retransmission: retx });
         self.note_sent(out.len() - at);
