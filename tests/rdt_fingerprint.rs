@@ -171,23 +171,23 @@ fn classic_case(name: &str, len: usize, window: u8, path: LinkConfig, seed: u64)
     let receiver = Joining::new(t0, |_| Attached::new(classic::receiver::Receiver::new(window), Vec::<u8>::new()));
     let mut flows = [(sender, receiver)];
     let end = sim::run(&mut flows, &mut fwd, &mut back, t0, Duration::from_secs(600), Duration::ZERO, |_, f| {
-        let s = f[0].0.party.as_ref().is_some_and(|p| p.endpoint.is_done());
-        let r = f[0].1.party.as_ref().is_some_and(|p| p.endpoint.is_done());
+        let s = f[0].0.party.as_ref().is_some_and(|p| p.endpoint.is_finished());
+        let r = f[0].1.party.as_ref().is_some_and(|p| p.endpoint.is_complete());
         !(s && r)
     });
     let [(s, r)] = flows;
-    let s = s.party.map(|p| p.endpoint);
-    let r = r.party.expect("the receiver started");
+    let mut s = s.party.map(|p| p.endpoint);
+    let mut r = r.party.expect("the receiver started");
     let summary = format!(
         "sender {:?} {:?} {:?} {:?} {:?} receiver {} {} {:?} bytes {:032x}",
         s.as_ref().map(|s| s.outcome()),
         s.as_ref().map(|s| s.retransmits()),
         s.as_ref().map(|s| s.rto()),
         s.as_ref().map(|s| s.acked_bytes()),
-        s.as_ref().and_then(|s| s.error()).map(|e| e.to_string()),
-        r.endpoint.is_done(),
+        s.as_mut().and_then(|s| s.take_error()).map(|e| e.to_string()),
+        r.endpoint.is_complete(),
         r.endpoint.delivered(),
-        r.endpoint.error().map(|e| e.to_string()),
+        r.endpoint.take_error().map(|e| e.to_string()),
         xxhash_rust::xxh3::xxh3_128(&r.store),
     );
     format!("{name:<22} {}", fingerprint(&fwd, &back, &end, t0, &summary))

@@ -3,7 +3,7 @@
 //! Drive it like quinn-proto: feed datagrams from the receiver with
 //! [`Sender::handle_datagram`], take datagrams to send with
 //! [`Sender::poll_transmit`], sleep until [`Sender::poll_timeout`] and then call
-//! [`Sender::handle_timeout`]; stop when [`Sender::is_done`].
+//! [`Sender::handle_timeout`]; stop when [`Sender::is_finished`].
 //!
 //! Differences from the reference sender, as [protocol](crate::protocol) §5 asks:
 //! - the retransmission timeout adapts (RFC 6298: SRTT/RTTVAR, Karn's rule,
@@ -24,7 +24,7 @@
 //! from the [`Source`] passed to [`Sender::poll_transmit`] when it (re)sends
 //! it, and keeps per-packet state only for the packets in flight (at most the
 //! window, 98). A read error ends the transfer as [`Outcome::Failed`] and
-//! [`Sender::error`] tells why. It meets the shared
+//! [`Sender::take_error`] tells why. It meets the shared
 //! [`Endpoint`] interface too.
 
 use std::io;
@@ -316,11 +316,11 @@ impl Sender {
     }
 
     /// True once the transfer ended (see [`outcome`](Self::outcome)).
-    pub fn is_done(&self) -> bool {
+    pub fn is_finished(&self) -> bool {
         self.outcome.is_some()
     }
 
-    /// How it ended, once [`is_done`](Self::is_done).
+    /// How it ended, once [`is_finished`](Self::is_finished).
     pub fn outcome(&self) -> Option<Outcome> {
         self.outcome
     }
@@ -340,9 +340,9 @@ impl Sender {
         (self.base as u64).saturating_mul(CHUNK as u64).min(self.len)
     }
 
-    /// The read error that failed the transfer, if one did.
-    pub fn error(&self) -> Option<&io::Error> {
-        self.error.as_ref()
+    /// Takes the read error that failed the transfer, if one did.
+    pub fn take_error(&mut self) -> Option<io::Error> {
+        self.error.take()
     }
 }
 
@@ -363,7 +363,7 @@ impl<S: Source> Endpoint<S> for Sender {
         Sender::poll_transmit(self, now, src, buf).map(|_| Transmit { len: buf.len(), segment_size: None })
     }
     fn is_finished(&self) -> bool {
-        self.is_done()
+        Sender::is_finished(self)
     }
 }
 
@@ -750,7 +750,7 @@ mod tests {
             self.0.poll_timeout()
         }
         fn is_finished(&self) -> bool {
-            self.0.is_done()
+            self.0.is_finished()
         }
     }
 
@@ -834,7 +834,7 @@ mod tests {
         }
         assert_eq!(sent, 4);
         assert_eq!(s.outcome(), Some(Outcome::Failed));
-        assert_eq!(s.error().map(|e| e.to_string()), Some("disk on fire".into()));
+        assert_eq!(s.take_error().map(|e| e.to_string()), Some("disk on fire".into()));
         assert_eq!(s.poll_timeout(), None);
         s.handle_datagram(now, b"4");
         assert_eq!(s.outcome(), Some(Outcome::Failed));
@@ -854,7 +854,7 @@ mod tests {
         }
         assert_eq!(payload, vec![5u8; 2000]);
         assert_eq!(s.outcome(), Some(Outcome::Failed));
-        let e = s.error().expect("the read error");
+        let e = s.take_error().expect("the read error");
         assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
         assert_eq!(e.to_string(), "the file ended before byte 3000 of 5000");
     }

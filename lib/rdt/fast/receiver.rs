@@ -2,7 +2,7 @@
 //! the cookie, writes DATA out of order through a [`Sink`], acknowledges with
 //! SACK ranges, and verifies the whole-file hash (XXH3-128: it offers
 //! [`Format::LATEST`](super::Format::LATEST)) before it calls the download
-//! complete. Same call pattern as the sender: `handle`, `handle_timeout`,
+//! complete. Same call pattern as the sender: `handle_datagram`, `handle_timeout`,
 //! `poll_transmit` until `false`, `poll_timeout`.
 
 use std::time::{Duration, Instant};
@@ -50,9 +50,9 @@ pub enum RecvError {
     Aborted(Abort),
 }
 
-/// What [`Receiver::handle`] made of a datagram.
+/// What [`Receiver::handle_datagram`] made of a datagram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Handled {
+pub enum Received {
     /// A fast datagram (or noise), consumed.
     Fast,
     /// The first answer was classic go-back-N data: the peer is a classic
@@ -61,11 +61,11 @@ pub enum Handled {
     Classic,
 }
 
-/// What [`Receiver::handle_batch`] made of a buffer.
+/// What [`Receiver::handle_segments`] made of a buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Batch {
+pub struct Segments {
     /// Where in the buffer the first classic go-back-N datagram starts (see
-    /// [`Handled::Classic`]): it and everything after it belong to the
+    /// [`Received::Classic`]): it and everything after it belong to the
     /// classic receiver. `None`: the whole buffer was consumed.
     pub classic_at: Option<usize>,
 }
@@ -279,14 +279,14 @@ impl Receiver {
     }
 
     /// A datagram from the sender.
-    pub fn handle(&mut self, now: Instant, datagram: &[u8], sink: &mut dyn Sink) -> Handled {
+    pub fn handle_datagram(&mut self, now: Instant, datagram: &[u8], sink: &mut dyn Sink) -> Received {
         if self.ended() {
-            return Handled::Fast;
+            return Received::Fast;
         }
         if self.state == State::Hello && classic::Data::parse(datagram).is_some() {
-            return Handled::Classic;
+            return Received::Classic;
         }
-        let Ok(frame) = Frame::decode(datagram) else { return Handled::Fast };
+        let Ok(frame) = Frame::decode(datagram) else { return Received::Fast };
         match frame {
             Frame::Challenge { cookie, size } => {
                 self.heard(now);
@@ -295,7 +295,7 @@ impl Receiver {
                         && expected != size
                     {
                         self.fail(RecvError::Size { expected, got: size });
-                        return Handled::Fast;
+                        return Received::Fast;
                     }
                     self.cookie = cookie;
                     self.size = size;
@@ -360,7 +360,7 @@ impl Receiver {
             }
             _ => {}
         }
-        Handled::Fast
+        Received::Fast
     }
 
     /// A buffer of datagrams from the sender as one unit: `stride` bytes
@@ -369,20 +369,20 @@ impl Receiver {
     /// dropped alone), and each run of DATA datagrams with consecutive
     /// packet numbers and contiguous offsets is taken at once: one write
     /// (of its parts, in order), one range-set update, one hash step, one
-    /// ACK decision. Anything else goes through [`handle`](Self::handle),
+    /// ACK decision. Anything else goes through [`handle_datagram`](Self::handle_datagram),
     /// in order. Before the CHALLENGE (when the sender may be a classic
-    /// one) every datagram goes through `handle`: the result is
-    /// [`Handled::Classic`] at the first classic datagram, and the caller
-    /// hands the rest of the buffer, from [`Batch::classic_at`], to the classic
+    /// one) every datagram goes through `handle_datagram`: the result is
+    /// [`Received::Classic`] at the first classic datagram, and the caller
+    /// hands the rest of the buffer, from [`Segments::classic_at`], to the classic
     /// receiver.
-    pub fn handle_batch(&mut self, now: Instant, buf: &[u8], stride: usize, sink: &mut dyn Sink) -> Batch {
+    pub fn handle_segments(&mut self, now: Instant, buf: &[u8], stride: usize, sink: &mut dyn Sink) -> Segments {
         let stride = if stride == 0 { buf.len().max(1) } else { stride };
         let mut run = Run::default();
         for (i, d) in buf.chunks(stride).enumerate() {
             if self.state != State::Receiving {
                 self.flush_run(now, &mut run, sink);
-                if self.handle(now, d, sink) == Handled::Classic {
-                    return Batch { classic_at: Some(i * stride) };
+                if self.handle_datagram(now, d, sink) == Received::Classic {
+                    return Segments { classic_at: Some(i * stride) };
                 }
                 continue;
             }
@@ -398,13 +398,13 @@ impl Receiver {
                 }
                 Ok(_) => {
                     self.flush_run(now, &mut run, sink);
-                    self.handle(now, d, sink);
+                    self.handle_datagram(now, d, sink);
                 }
-                Err(_) => {} // corrupt or unknown: dropped, as `handle` would
+                Err(_) => {} // corrupt or unknown: dropped, as `handle_datagram` would
             }
         }
         self.flush_run(now, &mut run, sink);
-        Batch { classic_at: None }
+        Segments { classic_at: None }
     }
 
     fn flush_run<'a>(&mut self, now: Instant, run: &mut Run<'a>, sink: &mut dyn Sink) {
@@ -538,7 +538,7 @@ mod tests {
         let mut out = Vec::new();
         assert!(r.poll_transmit(t0, &mut out)); // hello
         Frame::Challenge { cookie: 1, size }.encode(&mut out);
-        r.handle(t0, &out, &mut Vec::new());
+        r.handle_datagram(t0, &out, &mut Vec::new());
         assert!(r.poll_transmit(t0, &mut out)); // START
         assert_eq!(r.state(), State::Receiving);
         (r, t0)
@@ -547,7 +547,7 @@ mod tests {
     fn data(r: &mut Receiver, now: Instant, pn: u64, sink: &mut Vec<u8>) {
         let mut d = Vec::new();
         Frame::Data { pn, offset: pn * 100, payload: &[pn as u8; 100] }.encode(&mut d);
-        r.handle(now, &d, sink);
+        r.handle_datagram(now, &d, sink);
     }
 
     fn acks(r: &mut Receiver, now: Instant) -> usize {
@@ -565,9 +565,9 @@ mod tests {
         let mut sink = Vec::new();
         let mut d = Vec::new();
         Frame::Data { pn: 0, offset: 0, payload: file }.encode(&mut d);
-        r.handle(t0, &d, &mut sink);
+        r.handle_datagram(t0, &d, &mut sink);
         Frame::Done { size: file.len() as u64, hash }.encode(&mut d);
-        r.handle(t0, &d, &mut sink);
+        r.handle_datagram(t0, &d, &mut sink);
         let mut verdict = None;
         let mut out = Vec::new();
         while r.poll_transmit(t0, &mut out) {
@@ -608,10 +608,10 @@ mod tests {
         assert_eq!(acks(&mut r, t0), 1);
         let mut d = Vec::new();
         Frame::AckFrequency { seq: 2, threshold: 8, max_delay_us: 3000 }.encode(&mut d);
-        r.handle(t0, &d, &mut sink);
+        r.handle_datagram(t0, &d, &mut sink);
         // An older request changes nothing.
         Frame::AckFrequency { seq: 1, threshold: 2, max_delay_us: 1000 }.encode(&mut d);
-        r.handle(t0, &d, &mut sink);
+        r.handle_datagram(t0, &d, &mut sink);
         for pn in 2..9 {
             data(&mut r, t0, pn, &mut sink);
             assert_eq!(acks(&mut r, t0), 0, "pn {pn}");
@@ -671,9 +671,9 @@ mod tests {
         let (mut one, t0) = receiving(file.len() as u64);
         let (mut each, _) = receiving(file.len() as u64);
         let (mut sink1, mut sink2) = (Vec::new(), Vec::new());
-        assert_eq!(one.handle_batch(t0, &buf, stride, &mut sink1), Batch { classic_at: None });
+        assert_eq!(one.handle_segments(t0, &buf, stride, &mut sink1), Segments { classic_at: None });
         for d in buf.chunks(stride) {
-            each.handle(t0, d, &mut sink2);
+            each.handle_datagram(t0, d, &mut sink2);
         }
         let got = seen(&mut one, t0, &sink1);
         let want = seen(&mut each, t0, &sink2);
@@ -700,7 +700,7 @@ mod tests {
         buf[2 * stride + 40] ^= 0x20; // pn 2's payload
         let (mut r, t0) = receiving(file.len() as u64);
         let mut sink = Vec::new();
-        r.handle_batch(t0, &buf, stride, &mut sink);
+        r.handle_segments(t0, &buf, stride, &mut sink);
         assert_eq!(r.stats().bytes_done, 4 * L as u64);
         assert_eq!(&sink[..2 * L], &file[..2 * L]);
         assert!(sink[2 * L..3 * L].iter().all(|&b| b == 0), "the corrupt payload is not written");
@@ -710,7 +710,7 @@ mod tests {
         let rest: Vec<_> =
             [(5, 2 * L as u64, L)].into_iter().chain((6..9).map(|pn| (pn, (pn - 1) * L as u64, L))).collect();
         let (buf, stride) = gro(&file, &rest);
-        r.handle_batch(t0, &buf, stride, &mut sink);
+        r.handle_segments(t0, &buf, stride, &mut sink);
         assert!(sink == file);
         assert_eq!(r.stats().bytes_done, file.len() as u64);
     }
@@ -724,7 +724,7 @@ mod tests {
         let mut d = Vec::new();
         classic::Data { last: false, seq: 0, payload: &[7; 100] }.encode(&mut d);
         let buf = [d.clone(), d].concat();
-        let b = r.handle_batch(t0, &buf, buf.len() / 2, &mut Vec::new());
+        let b = r.handle_segments(t0, &buf, buf.len() / 2, &mut Vec::new());
         assert_eq!(b.classic_at, Some(0));
     }
 
@@ -764,9 +764,9 @@ mod tests {
         let mut d = Vec::new();
         let mut sink = Vec::new();
         Frame::Data { pn: 0, offset: 0, payload: &file }.encode(&mut d);
-        r.handle(t0, &d, &mut sink);
+        r.handle_datagram(t0, &d, &mut sink);
         Frame::Done { size: file.len() as u64, hash: super::super::tests::xxh3_field(&file) }.encode(&mut d);
-        r.handle(t0, &d, &mut sink);
+        r.handle_datagram(t0, &d, &mut sink);
         assert_eq!(r.state(), State::Lingering);
         r.abort(AbortReason::Cancelled, "");
         assert_eq!(r.state(), State::Done);
@@ -780,10 +780,10 @@ mod tests {
         data(&mut r, t0, 0, &mut sink);
         let mut d = Vec::new();
         Frame::Abort { cookie: 2, reason: AbortReason::FileChanged, text: "" }.encode(&mut d);
-        r.handle(t0, &d, &mut sink);
+        r.handle_datagram(t0, &d, &mut sink);
         assert_eq!(r.state(), State::Receiving, "a wrong cookie is ignored");
         Frame::Abort { cookie: 1, reason: AbortReason::Other(77), text: "x\u{1b}" }.encode(&mut d);
-        r.handle(t0, &d, &mut sink);
+        r.handle_datagram(t0, &d, &mut sink);
         assert!(r.is_finished());
         let mut out = Vec::new();
         assert!(!r.poll_transmit(t0, &mut out), "nothing in answer");

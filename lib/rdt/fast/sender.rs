@@ -1,5 +1,5 @@
 //! The fast-mode sender: a pure state machine. Feed it datagrams with
-//! [`Sender::handle`] and expiries with [`Sender::handle_timeout`]; take
+//! [`Sender::handle_datagram`] and expiries with [`Sender::handle_timeout`]; take
 //! datagrams from [`Sender::poll_transmit`] until it returns `false`, then
 //! sleep until [`Sender::poll_timeout`]. `now` must never go backwards.
 //!
@@ -142,7 +142,7 @@ pub enum State {
 /// What [`Sender::poll_batch`] wrote: one datagram, or several of one size
 /// for one segmented (GSO) send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Batch {
+pub struct GsoBatch {
     /// Datagrams in the buffer.
     pub count: usize,
     /// With more than one: the size of each (the last may be shorter).
@@ -347,7 +347,7 @@ impl Sender {
     }
 
     /// A datagram from the peer.
-    pub fn handle(&mut self, now: Instant, datagram: &[u8]) {
+    pub fn handle_datagram(&mut self, now: Instant, datagram: &[u8]) {
         if self.ended() {
             return;
         }
@@ -565,7 +565,7 @@ impl Sender {
         src: &mut dyn Source,
         out: &mut Vec<u8>,
         max_segments: usize,
-    ) -> Option<Batch> {
+    ) -> Option<GsoBatch> {
         if !self.poll_transmit(now, src, out) {
             return None;
         }
@@ -589,7 +589,7 @@ impl Sender {
                 break; // a short datagram ends the batch
             }
         }
-        Some(Batch { count, segment: (count > 1).then_some(segment) })
+        Some(GsoBatch { count, segment: (count > 1).then_some(segment) })
     }
 
     /// Whether STATS or ACK-FREQUENCY should go before more DATA.
@@ -817,13 +817,13 @@ mod tests {
         assert!(s.poll_transmit(t0, &mut src, &mut out));
         let Ok(Frame::Challenge { cookie, .. }) = Frame::decode(&out) else { panic!("expected CHALLENGE") };
         Frame::Start { cookie, resume: 0, max_data: file.len() as u64 }.encode(&mut out);
-        s.handle(t0, &out);
+        s.handle_datagram(t0, &out);
         assert_eq!(s.state(), State::Sending);
         (s, t0)
     }
 
     /// Every batch `poll_batch` yields at `now`, split into its datagrams.
-    fn batches(s: &mut Sender, now: Instant, file: &[u8], max_segments: usize) -> Vec<(Batch, Vec<Vec<u8>>)> {
+    fn batches(s: &mut Sender, now: Instant, file: &[u8], max_segments: usize) -> Vec<(GsoBatch, Vec<Vec<u8>>)> {
         let mut src = file;
         let mut out = Vec::new();
         let mut v = Vec::new();
@@ -845,9 +845,9 @@ mod tests {
         let got = batches(&mut s, now, &file, 64);
         // STATS first, alone; then the data in one batch, the short one last.
         assert!(matches!(Frame::decode(&got[0].1[0]), Ok(Frame::Stats(_))));
-        assert_eq!(got[0].0, Batch { count: 1, segment: None });
+        assert_eq!(got[0].0, GsoBatch { count: 1, segment: None });
         let (b, parts) = &got[1];
-        assert_eq!(*b, Batch { count: 6, segment: Some(1452) });
+        assert_eq!(*b, GsoBatch { count: 6, segment: Some(1452) });
         let mut next = 0;
         for (i, p) in parts.iter().enumerate() {
             let Ok(Frame::Data { offset, payload, .. }) = Frame::decode(p) else { panic!("datagram {i} is not DATA") };
@@ -869,7 +869,7 @@ mod tests {
         assert!(got.iter().any(|(b, _)| b.count == 3));
         // One segment at a time: every datagram alone, without a segment size.
         let (mut s, now) = validated(cfg.clone(), &file);
-        assert!(batches(&mut s, now, &file, 1).iter().all(|(b, _)| *b == Batch { count: 1, segment: None }));
+        assert!(batches(&mut s, now, &file, 1).iter().all(|(b, _)| *b == GsoBatch { count: 1, segment: None }));
         // 65 KB datagrams: one per send (two would exceed GSO_MAX_BYTES).
         let big = Config { max_datagram: 65_000, ..cfg };
         let file = vec![1u8; 65_000 * 3];
@@ -913,7 +913,7 @@ mod tests {
                 Frame::Ack { largest_pn: s.sent.next_pn().saturating_sub(1), delay_us: 0, max_data, ranges: acked }
                     .encode(&mut ack);
                 now += Duration::from_millis(1);
-                s.handle(now, &ack);
+                s.handle_datagram(now, &ack);
                 s.handle_timeout(now);
                 // The hash lags the data by less than a run (plus a datagram).
                 assert!(
@@ -950,7 +950,7 @@ mod tests {
     fn ack(s: &mut Sender, now: Instant, largest_pn: u64, ranges: Vec<Range<u64>>) {
         let mut d = Vec::new();
         Frame::Ack { largest_pn, delay_us: 0, max_data: s.file_size(), ranges }.encode(&mut d);
-        s.handle(now, &d);
+        s.handle_datagram(now, &d);
     }
 
     #[test]
@@ -968,7 +968,7 @@ mod tests {
         let mut d = Vec::new();
         Frame::Start { cookie, resume: 0, max_data: file.len() as u64 }.encode(&mut d);
         let mut now = t0 + Duration::from_millis(10);
-        s.handle(now, &d);
+        s.handle_datagram(now, &d);
         assert_eq!(s.state(), State::Sending);
         // The handshake gave the first RTT sample.
         assert_eq!(s.stats().srtt, Duration::from_millis(10));
@@ -1005,7 +1005,7 @@ mod tests {
         assert_eq!((stats.bytes_done, stats.bytes_sent, stats.packets_lost), (50_000, 50_000, 0));
         let mut d = Vec::new();
         Frame::DoneAck { ok: true }.encode(&mut d);
-        s.handle(now, &d);
+        s.handle_datagram(now, &d);
         assert_eq!(s.state(), State::Done { confirmed: true });
         assert!(s.is_finished() && s.poll_timeout().is_none());
         assert!(drain(&mut s, now, &file).is_empty());
@@ -1067,20 +1067,20 @@ mod tests {
         let mut start = Vec::new();
         Frame::Start { cookie, resume: 0, max_data: file.len() as u64 }.encode(&mut start);
         let ms = Duration::from_millis(1);
-        s.handle(t0 + 10 * ms, &start); // SRTT 10 ms
+        s.handle_datagram(t0 + 10 * ms, &start); // SRTT 10 ms
         let first = data(&drain(&mut s, t0 + 10 * ms, &file));
         assert_eq!(first.len(), 4);
         // The START again (the receiver saw no DATA) sooner than an SRTT later: nothing yet.
-        s.handle(t0 + 15 * ms, &start);
+        s.handle_datagram(t0 + 15 * ms, &start);
         assert_eq!(s.stats().packets_lost, 0);
         // An SRTT later: everything in flight is lost and goes again, from offset 0.
-        s.handle(t0 + 20 * ms, &start);
+        s.handle_datagram(t0 + 20 * ms, &start);
         assert_eq!(s.stats().packets_lost, 4);
         let again = data(&drain(&mut s, t0 + 20 * ms, &file));
         assert_eq!(again.first().map(|d| d.1), Some(0));
         // Once an ACK came, a stray START changes nothing.
         ack(&mut s, t0 + 25 * ms, again[0].0, vec![0..again[0].2]);
-        s.handle(t0 + 60 * ms, &start);
+        s.handle_datagram(t0 + 60 * ms, &start);
         assert_eq!(s.stats().packets_lost, 4);
     }
 
@@ -1093,7 +1093,7 @@ mod tests {
         let Ok(Frame::Challenge { cookie, .. }) = Frame::decode(&got[0]) else { panic!("expected CHALLENGE") };
         let mut d = Vec::new();
         Frame::Start { cookie: cookie ^ 1, resume: 0, max_data: 10_000 }.encode(&mut d);
-        s.handle(t0, &d);
+        s.handle_datagram(t0, &d);
         assert_eq!(s.state(), State::Validating);
         assert!(drain(&mut s, t0, &file).is_empty());
         // An ACK before validation is ignored too.
@@ -1101,7 +1101,7 @@ mod tests {
         assert_eq!(s.state(), State::Validating);
         // The right cookie still works.
         Frame::Start { cookie, resume: 0, max_data: 10_000 }.encode(&mut d);
-        s.handle(t0, &d);
+        s.handle_datagram(t0, &d);
         assert_eq!(s.state(), State::Sending);
         assert!(!data(&drain(&mut s, t0, &file)).is_empty());
     }
@@ -1122,7 +1122,7 @@ mod tests {
         let mut received = 4;
         while 3 * received < challenge.len() {
             assert!(drain(&mut s, t0, &file).is_empty());
-            s.handle(t0, b"x");
+            s.handle_datagram(t0, b"x");
             received += 1;
         }
         assert_eq!(drain(&mut s, t0, &file).len(), 1);
@@ -1135,7 +1135,7 @@ mod tests {
         }
         assert_eq!(s.state(), State::Validating);
         // A repeated hello (full size) asks for it again, and pays for it.
-        s.handle(now, &encode_hello());
+        s.handle_datagram(now, &encode_hello());
         assert_eq!(drain(&mut s, now, &file).len(), 1);
         assert_eq!(s.stats().datagrams_sent, 2);
     }
@@ -1237,10 +1237,10 @@ mod tests {
         let mut d = Vec::new();
         // Another transfer's (or a guessing stranger's) ABORT: ignored.
         Frame::Abort { cookie: cookie ^ 1, reason: AbortReason::Cancelled, text: "" }.encode(&mut d);
-        s.handle(t0, &d);
+        s.handle_datagram(t0, &d);
         assert_eq!(s.state(), State::Sending);
         Frame::Abort { cookie, reason: AbortReason::Cancelled, text: "Ctrl-C" }.encode(&mut d);
-        s.handle(t0, &d);
+        s.handle_datagram(t0, &d);
         assert!(s.is_finished(), "ends at once, answering nothing");
         assert!(drain(&mut s, t0, &file).is_empty());
         let Some(SendError::PeerAborted(a)) = s.take_error() else { panic!("expected PeerAborted") };
