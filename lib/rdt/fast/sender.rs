@@ -5,37 +5,46 @@
 //!
 //! # Layout
 //! The sender holds the transfer's state (validating, sending, closing),
-//! the file's progress and hash, timers and events, and calls pure units
-//! that each keep one part of the job and have their own tests, in the
-//! manner of quinn-proto:
+//! the file's progress and hash, and calls pure units that each keep one
+//! part of the job and have their own tests, in the manner of quinn-proto:
 //! - `fast/validation.rs`: the cookie and the anti-amplification budget
 //!   before the receiver's address is validated;
 //! - `fast/sent.rs`: packet numbers, the packets in flight, acknowledged
 //!   and lost ranges, RTT samples, loss detection by packet and time
 //!   threshold, delivery-rate samples;
-//! - `fast/mtu.rs`: the datagram size and path-MTU probing;
+//! - `fast/path.rs`: the path's state: the congestion controller
+//!   ([`crate::rdt::cc::Controller`], told of every packet acknowledged and
+//!   lost), the RTT estimate, the pacer and `fast/mtu.rs` (the datagram
+//!   size and path-MTU probing);
+//! - `fast/pacer.rs`: the pacing policy (rate, bucket, when the next burst
+//!   may leave) and its token bucket;
 //! - `fast/control.rs`: when STATS and ACK-FREQUENCY go;
 //! - `cc/hystart.rs`: HyStart++'s delay-increase exit from slow start;
-//! - `fast/pacer.rs`: the pacing token bucket;
-//! - the congestion controller ([`crate::rdt::cc::Controller`]), told of
-//!   every packet acknowledged and lost.
+//! - `fast/timer.rs`: the idle, pacing and loss timers;
+//! - `fast/events.rs` and `fast/abort.rs`: the trace events and the ABORT
+//!   copies to send.
+//!
+//! The transmit side (what leaves next) is in `sender/transmit.rs`.
 
-use std::collections::VecDeque;
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
+use super::abort::AbortCopies;
 use super::control::ControlSchedule;
+use super::events::EventLog;
 use super::mtu::MtuDiscovery;
 use super::path::PathData;
 use super::sent::{Sent, SentPackets};
 use super::timer::{Timer, TimerTable};
 use super::validation::{AddressValidation, Validated};
 use super::{
-    ABORT_COPIES, Abort, AbortReason, Config, DATA_OVERHEAD, FileHash, Format, Frame, GSO_MAX_BYTES, HASH_RUN,
-    SenderStats, Source, Stats, ack_threshold,
+    Abort, AbortReason, Config, DATA_OVERHEAD, FileHash, Format, Frame, GSO_MAX_BYTES, HASH_RUN, SenderStats, Source,
+    Stats, ack_threshold,
 };
 use crate::rdt::cc::Controller;
 use crate::rdt::cc::hystart::HyStart;
+
+pub use super::events::Event;
 
 /// Why a fast send failed.
 #[derive(Debug, thiserror::Error)]
@@ -62,63 +71,6 @@ pub enum SendError {
     /// This side aborted the transfer ([`Sender::abort`]).
     #[error("transfer aborted: {0}")]
     Aborted(Abort),
-}
-
-/// Something the sender did, for traces (`--trace`) and plots. Recorded
-/// only after [`Sender::record_events`]; taken with [`Sender::poll_event`].
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-#[serde(tag = "event", rename_all = "lowercase")]
-pub enum Event {
-    /// A DATA datagram left.
-    Send {
-        /// Its packet number.
-        pn: u64,
-        /// Offset of its bytes in the file.
-        offset: u64,
-        /// Bytes of file it carries.
-        len: u64,
-        /// Whether those bytes were sent before.
-        retransmission: bool,
-    },
-    /// An ACK arrived: bytes acknowledged so far, window and RTT after it.
-    Ack {
-        /// File bytes acknowledged so far.
-        acked: u64,
-        /// Congestion window, bytes.
-        cwnd: u64,
-        /// Smoothed RTT, microseconds.
-        srtt_us: u64,
-        /// Bytes in flight.
-        in_flight: u64,
-    },
-    /// A packet was declared lost (its bytes will be sent again).
-    Loss {
-        /// Its packet number.
-        pn: u64,
-        /// Offset of its bytes in the file.
-        offset: u64,
-        /// Bytes of file it carried.
-        len: u64,
-    },
-    /// The retransmission timer fired.
-    Rto {
-        /// The timeout that expired, microseconds.
-        rto_us: u64,
-    },
-    /// The congestion window changed.
-    Cwnd {
-        /// The new window, bytes.
-        cwnd: u64,
-        /// Whether the controller is in slow start.
-        slow_start: bool,
-    },
-    /// A path-MTU probe carrying `payload` file bytes was acknowledged (`ok`) or lost.
-    Mtu {
-        /// File bytes the probe carried.
-        payload: u64,
-        /// Acknowledged (true) or lost.
-        ok: bool,
-    },
 }
 
 /// Where the transfer stands.
@@ -193,17 +145,16 @@ pub struct Sender {
     done_due: bool,
     timers: TimerTable<SendTimer, 3>,
     stats: Stats,
-    events: Option<VecDeque<Event>>,
-    last_cwnd: u64,
+    /// Events recorded for traces, if asked for.
+    events: EventLog,
     resumed_from: u64,
     hystart: HyStart,
     /// When STATS and ACK-FREQUENCY go.
     control: ControlSchedule,
     /// The datagram last written may lead a GSO batch: DATA, not a probe.
     batchable: bool,
-    /// Copies of our ABORT still to send, and its reason and text.
-    aborts_due: u32,
-    abort: Option<(AbortReason, String)>,
+    /// Copies of our ABORT still to send.
+    aborts: AbortCopies,
 }
 
 impl Sender {
@@ -230,39 +181,33 @@ impl Sender {
             done_due: false,
             timers,
             stats: Stats::default(),
-            events: None,
-            last_cwnd: 0,
+            events: EventLog::default(),
             resumed_from: 0,
             hystart: HyStart::default(),
             control: ControlSchedule::default(),
             batchable: false,
-            aborts_due: 0,
-            abort: None,
+            aborts: AbortCopies::default(),
             cfg,
         }
     }
 
     /// Starts recording [`Event`]s (off by default: they cost a little per datagram).
     pub fn record_events(&mut self) {
-        self.events.get_or_insert_with(VecDeque::new);
+        self.events.record();
     }
 
     /// The oldest recorded event not yet taken.
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.as_mut()?.pop_front()
+        self.events.pop()
     }
 
     fn event(&mut self, e: impl FnOnce() -> Event) {
-        push_event(&mut self.events, e);
+        self.events.push(e);
     }
 
     fn cwnd_event(&mut self) {
-        let cwnd = self.path.cc.window();
-        if self.events.is_some() && cwnd != self.last_cwnd {
-            self.last_cwnd = cwnd;
-            let slow_start = self.path.cc.in_slow_start();
-            self.event(|| Event::Cwnd { cwnd, slow_start });
-        }
+        let cc = &self.path.cc;
+        self.events.cwnd(cc.window(), || cc.in_slow_start());
     }
 
     /// Where the transfer stands.
@@ -273,7 +218,7 @@ impl Sender {
     /// Whether the machine has nothing more to do (an aborting one has
     /// sent its ABORTs).
     pub fn is_finished(&self) -> bool {
-        self.ended() && self.aborts_due == 0
+        self.ended() && !self.aborts.is_due()
     }
 
     /// Whether the transfer is over (ABORTs may still be due).
@@ -281,7 +226,7 @@ impl Sender {
         matches!(self.state, State::Done { .. } | State::Failed)
     }
 
-    /// Ends the transfer now for `reason`: [`ABORT_COPIES`] ABORTs carrying
+    /// Ends the transfer now for `reason`: [`ABORT_COPIES`](super::ABORT_COPIES) ABORTs carrying
     /// `text` (cut to [`MAX_ABORT_TEXT`](super::MAX_ABORT_TEXT) bytes) go in
     /// the next [`poll_transmit`](Self::poll_transmit) calls, then the
     /// machine is finished, failed with [`SendError::Aborted`]. Nothing is
@@ -293,8 +238,7 @@ impl Sender {
         }
         let text = super::abort_text(text).to_owned();
         self.fail(SendError::Aborted(Abort { reason, text: text.clone() }));
-        self.abort = Some((reason, text));
-        self.aborts_due = ABORT_COPIES;
+        self.aborts.start(reason, text);
     }
 
     /// Takes the error of a failed transfer.
@@ -423,7 +367,7 @@ impl Sender {
             if a.sent.probe {
                 // The path carries this size.
                 mtu.on_probe_acked(a.sent.len, cc.window());
-                push_event(events, || Event::Mtu { payload: a.sent.len, ok: true });
+                events.push(|| Event::Mtu { payload: a.sent.len, ok: true });
             }
         });
         stats.bytes_done = sent.acked_bytes();
@@ -431,7 +375,7 @@ impl Sender {
         if progress || self.sent.is_empty() {
             self.rearm(now);
         }
-        if self.events.is_some() {
+        if self.events.is_recording() {
             let (acked, cwnd, srtt_us, in_flight) = (
                 self.stats.bytes_done,
                 self.path.cc.window(),
@@ -472,7 +416,7 @@ impl Sender {
 
     /// When [`Sender::handle_timeout`] should next be called (timers and pacing).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        if self.aborts_due > 0 {
+        if self.aborts.is_due() {
             return Some(self.last_heard()); // due now
         }
         if self.ended() {
@@ -540,229 +484,6 @@ impl Sender {
         self.validation.on_sent(len);
         self.stats.datagrams_sent += 1;
     }
-
-    /// The pacing horizon, if pacing holds data back: when the next burst
-    /// may leave (a burst at a time, not a datagram).
-    pub fn pacing_delay(&self, now: Instant) -> Option<Instant> {
-        self.path.pacer.next_send(now, &self.path.pacing())
-    }
-
-    /// Writes the next datagram to send into `out`; `false` when there is
-    /// nothing to send now (see [`Sender::poll_timeout`] and [`Sender::pacing_delay`]).
-    pub fn poll_transmit(&mut self, now: Instant, src: &mut dyn Source, out: &mut Vec<u8>) -> bool {
-        self.batchable = false;
-        self.build(now, src, out)
-    }
-
-    /// Writes into `out` what may leave now in one send: a single
-    /// datagram, or up to `max_segments` DATA datagrams of one size (the
-    /// last may be shorter), at most [`GSO_MAX_BYTES`], for one segmented
-    /// (GSO) send. Path-MTU probes and control datagrams always go alone.
-    /// `None` when there is nothing to send now.
-    pub fn poll_batch(
-        &mut self,
-        now: Instant,
-        src: &mut dyn Source,
-        out: &mut Vec<u8>,
-        max_segments: usize,
-    ) -> Option<GsoBatch> {
-        if !self.poll_transmit(now, src, out) {
-            return None;
-        }
-        let segment = out.len();
-        let mut count = 1;
-        // More DATA of this size, built in place after the first, while no
-        // control datagram is due (it goes in the next call).
-        let payload = (segment - DATA_OVERHEAD) as u64;
-        while self.batchable
-            && count < max_segments
-            && out.len() + segment <= GSO_MAX_BYTES
-            && self.state == State::Sending
-            && !self.control_due(now)
-        {
-            let before = out.len();
-            if !self.poll_data(now, src, out, Some(payload)) {
-                break;
-            }
-            count += 1;
-            if out.len() - before < segment {
-                break; // a short datagram ends the batch
-            }
-        }
-        Some(GsoBatch { count, segment: (count > 1).then_some(segment) })
-    }
-
-    /// Whether STATS or ACK-FREQUENCY should go before more DATA.
-    fn control_due(&self, now: Instant) -> bool {
-        self.control.due(now, self.validation.is_validated())
-    }
-
-    fn build(&mut self, now: Instant, src: &mut dyn Source, out: &mut Vec<u8>) -> bool {
-        match self.state {
-            State::Validating => {
-                if self.validation.challenge_due() {
-                    Frame::Challenge { cookie: self.validation.cookie(), size: self.size }.encode(out);
-                    if self.validation.may_send(out.len()) {
-                        self.validation.on_challenge_sent(now);
-                        self.note_sent(out.len());
-                        self.timers.set(SendTimer::Loss, now + self.rto());
-                        return true;
-                    }
-                }
-                false
-            }
-            State::Sending => {
-                // STATS only once validated (so never within the
-                // anti-amplification budget), at most every STATS_INTERVAL.
-                if self.validation.is_validated() && self.control.stats_due(now) {
-                    self.control.on_stats_sent(now);
-                    Frame::Stats(self.sender_stats()).encode(out);
-                    self.note_sent(out.len());
-                    return true;
-                }
-                // ACK-FREQUENCY with each STATS while the threshold differs
-                // from the receiver's default (or from what was last asked).
-                let threshold = ack_threshold(self.path.cc.window(), self.path.mtu.payload());
-                if let Some((seq, threshold)) = self.control.take_ack_frequency(threshold) {
-                    let max_delay_us = u32::try_from(self.cfg.max_ack_delay.as_micros()).unwrap_or(u32::MAX);
-                    Frame::AckFrequency { seq, threshold, max_delay_us }.encode(out);
-                    self.note_sent(out.len());
-                    return true;
-                }
-                self.poll_data(now, src, out, None)
-            }
-            State::Closing => {
-                if !self.done_due {
-                    return false;
-                }
-                if self.hash.is_none() {
-                    if let Err((offset, source)) = self.hasher.feed_to(self.size, src) {
-                        self.fail_read(src.abort_reason(), offset, source);
-                        return false;
-                    }
-                    self.hash = Some(self.hasher.finalize());
-                }
-                let hash = self.hash.unwrap_or_default();
-                Frame::Done { size: self.size, hash }.encode(out);
-                self.done_due = false;
-                self.note_sent(out.len());
-                self.timers.set(SendTimer::Loss, now + self.rto());
-                true
-            }
-            State::Done { .. } | State::Failed => self.poll_abort(out),
-        }
-    }
-
-    /// Writes one of the ABORTs due, if any (within the anti-amplification
-    /// budget before validation).
-    fn poll_abort(&mut self, out: &mut Vec<u8>) -> bool {
-        let Some((reason, text)) = self.abort.as_ref().filter(|_| self.aborts_due > 0) else { return false };
-        Frame::Abort { cookie: self.validation.cookie(), reason: *reason, text }.encode(out);
-        if !self.validation.is_validated() && !self.validation.may_send(out.len()) {
-            self.aborts_due = 0;
-            return false;
-        }
-        self.aborts_due -= 1;
-        self.note_sent(out.len());
-        true
-    }
-
-    /// A read of the file failed: the transfer fails with the read error,
-    /// and the receiver hears why at once (ABORT for `reason`, the
-    /// source's verdict, with the error's text).
-    fn fail_read(&mut self, reason: AbortReason, offset: u64, source: std::io::Error) {
-        let full = source.to_string();
-        let said = reason.to_string();
-        let text = full.strip_prefix(said.as_str()).map_or(full.as_str(), |t| t.trim_start_matches(": "));
-        let text = super::abort_text(text).to_owned();
-        self.fail(SendError::Read { offset, source });
-        self.abort = Some((reason, text));
-        self.aborts_due = ABORT_COPIES;
-    }
-
-    /// Writes the next DATA datagram into `out` (cleared first) or, with
-    /// `append` (a batch being built), after what `out` holds, carrying at
-    /// most `append`'s file bytes and never a path-MTU probe.
-    fn poll_data(&mut self, now: Instant, src: &mut dyn Source, out: &mut Vec<u8>, append: Option<u64>) -> bool {
-        let mss = append.unwrap_or(self.path.mtu.payload()).min(self.path.mtu.payload());
-        let in_flight = self.sent.bytes_in_flight();
-        if in_flight + mss > self.path.cc.window() && in_flight > 0 {
-            return false;
-        }
-        let pacing = self.path.pacing();
-        if let Err(next) = self.path.pacer.poll_send(now, mss as f64, &pacing) {
-            self.timers.set_or_stop(SendTimer::Pace, next);
-            return false;
-        }
-        self.timers.stop(SendTimer::Pace);
-        // Retransmissions first, skipping what was acknowledged meanwhile.
-        let (range, retx) = match self.sent.next_retransmission(mss) {
-            Some(r) => (r, true),
-            None => {
-                let len = if append.is_some() {
-                    mss
-                } else {
-                    self.path.mtu.probe_payload(self.path.rtt.has_sample(), self.path.cc.window()).unwrap_or(mss)
-                };
-                let end = (self.next_offset + len).min(self.size).min(self.max_data);
-                if end <= self.next_offset {
-                    return false;
-                }
-                (self.next_offset..end, false)
-            }
-        };
-        let probe = !retx && self.path.mtu.is_probe(range.end - range.start);
-        if probe {
-            self.path.mtu.on_probe_sent();
-        }
-        self.batchable = !probe;
-        // The hash lags the new data by up to HASH_RUN and catches up
-        // before the source is read further (so what it needs is still in
-        // the source's memory): large runs, the hash's fast path.
-        if !retx && self.hasher.hashed_to() + HASH_RUN <= range.start {
-            let r = self.hasher.feed_runs_to(range.start, src);
-            if let Err((offset, source)) = r {
-                self.fail_read(src.abort_reason(), offset, source);
-                return false;
-            }
-        }
-        let len = (range.end - range.start) as usize;
-        let pn = self.sent.next_pn();
-        if append.is_none() {
-            out.clear();
-        }
-        let at = out.len();
-        let r = super::append_data_from(out, pn, range.start, len, src);
-        if let Err(source) = r {
-            self.fail_read(src.abort_reason(), range.start, source);
-            return false;
-        }
-        if !retx {
-            self.hasher.feed_next(range.start, &out[at + super::DATA_HEADER..at + super::DATA_HEADER + len]);
-        }
-        if !retx {
-            self.next_offset = range.end;
-        } else {
-            self.stats.bytes_retransmitted += len as u64;
-        }
-        let app_limited = !self.sent.has_lost() && self.next_offset >= self.size.min(self.max_data);
-        self.sent.on_sent(now, range.clone(), probe, retx, app_limited);
-        self.path.pacer.spend(len as f64);
-        self.stats.bytes_sent += len as u64;
-        self.event(|| Event::Send { pn, offset: range.start, len: len as u64, retransmission: retx });
-        self.note_sent(out.len() - at);
-        if !self.timers.is_set(SendTimer::Loss) {
-            self.timers.set(SendTimer::Loss, now + self.rto());
-        }
-        true
-    }
-}
-
-/// Records `e` if events are recorded (see [`Sender::record_events`]).
-fn push_event(events: &mut Option<VecDeque<Event>>, e: impl FnOnce() -> Event) {
-    if let Some(q) = events.as_mut() {
-        q.push_back(e());
-    }
 }
 
 /// What the loss of `s` (declared at `now`, already out of the flight)
@@ -775,13 +496,13 @@ fn packet_lost(
     cc: &mut dyn Controller,
     mtu: &mut MtuDiscovery,
     stats: &mut Stats,
-    events: &mut Option<VecDeque<Event>>,
+    events: &mut EventLog,
 ) {
-    push_event(events, || Event::Loss { pn: s.pn, offset: s.offset, len: s.len });
+    events.push(|| Event::Loss { pn: s.pn, offset: s.offset, len: s.len });
     stats.packets_lost += 1;
     if s.probe {
         mtu.on_probe_lost();
-        push_event(events, || Event::Mtu { payload: s.len, ok: false });
+        events.push(|| Event::Mtu { payload: s.len, ok: false });
     } else {
         cc.on_loss(now, s.time);
     }
@@ -795,456 +516,9 @@ pub(crate) fn splitmix(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
+mod transmit;
+
 #[cfg(test)]
 // An ACK's ranges are a vector; one range is the common case here.
 #[allow(clippy::single_range_in_vec_init)]
-mod tests {
-    use super::*;
-    use crate::rdt::fast::{DATA_HEADER, encode_hello};
-    use crate::rdt::rangeset::RangeSet;
-
-    /// A sender of `file` past address validation, and `now`.
-    fn validated(cfg: Config, file: &[u8]) -> (Sender, Instant) {
-        validated_with(cfg, file, &encode_hello())
-    }
-
-    /// [`validated`], answering `hello`.
-    fn validated_with(cfg: Config, file: &[u8], hello: &[u8]) -> (Sender, Instant) {
-        let t0 = Instant::now();
-        let mut s = Sender::new(cfg, file.len() as u64, hello, t0);
-        let mut out = Vec::new();
-        let mut src = file;
-        assert!(s.poll_transmit(t0, &mut src, &mut out));
-        let Ok(Frame::Challenge { cookie, .. }) = Frame::decode(&out) else { panic!("expected CHALLENGE") };
-        Frame::Start { cookie, resume: 0, max_data: file.len() as u64 }.encode(&mut out);
-        s.handle_datagram(t0, &out);
-        assert_eq!(s.state(), State::Sending);
-        (s, t0)
-    }
-
-    /// Every batch `poll_batch` yields at `now`, split into its datagrams.
-    fn batches(s: &mut Sender, now: Instant, file: &[u8], max_segments: usize) -> Vec<(GsoBatch, Vec<Vec<u8>>)> {
-        let mut src = file;
-        let mut out = Vec::new();
-        let mut v = Vec::new();
-        while let Some(b) = s.poll_batch(now, &mut src, &mut out, max_segments) {
-            let parts = out.chunks(b.segment.unwrap_or(out.len())).map(<[u8]>::to_vec).collect::<Vec<_>>();
-            assert_eq!(parts.len(), b.count);
-            v.push((b, parts));
-        }
-        v
-    }
-
-    #[test]
-    fn batches_hold_equal_size_data_and_control_datagrams_go_alone() {
-        let cfg = Config { max_datagram: 1452, probe: false, ..Config::default() };
-        let mss = cfg.payload_len();
-        // The window's worth, with a short last datagram at the file's end.
-        let file: Vec<u8> = (0..mss * 5 + 100).map(|i| i as u8).collect();
-        let (mut s, now) = validated(cfg, &file);
-        let got = batches(&mut s, now, &file, 64);
-        // STATS first, alone; then the data in one batch, the short one last.
-        assert!(matches!(Frame::decode(&got[0].1[0]), Ok(Frame::Stats(_))));
-        assert_eq!(got[0].0, GsoBatch { count: 1, segment: None });
-        let (b, parts) = &got[1];
-        assert_eq!(*b, GsoBatch { count: 6, segment: Some(1452) });
-        let mut next = 0;
-        for (i, p) in parts.iter().enumerate() {
-            let Ok(Frame::Data { offset, payload, .. }) = Frame::decode(p) else { panic!("datagram {i} is not DATA") };
-            assert_eq!(offset, next);
-            assert_eq!(payload, &file[next as usize..next as usize + payload.len()]);
-            next += payload.len() as u64;
-        }
-        assert_eq!(next, file.len() as u64);
-        assert_eq!(got.len(), 2);
-    }
-
-    #[test]
-    fn batches_respect_the_segment_and_byte_limits() {
-        let cfg = Config { max_datagram: 1452, probe: false, pacing_burst: 1000, ..Config::default() };
-        let file = vec![7u8; cfg.payload_len() * 8];
-        let (mut s, now) = validated(cfg.clone(), &file);
-        let got = batches(&mut s, now, &file, 3);
-        assert!(got.iter().all(|(b, _)| b.count <= 3));
-        assert!(got.iter().any(|(b, _)| b.count == 3));
-        // One segment at a time: every datagram alone, without a segment size.
-        let (mut s, now) = validated(cfg.clone(), &file);
-        assert!(batches(&mut s, now, &file, 1).iter().all(|(b, _)| *b == GsoBatch { count: 1, segment: None }));
-        // 65 KB datagrams: one per send (two would exceed GSO_MAX_BYTES).
-        let big = Config { max_datagram: 65_000, ..cfg };
-        let file = vec![1u8; 65_000 * 3];
-        let (mut s, now) = validated(big, &file);
-        let got = batches(&mut s, now, &file, 64);
-        assert!(got.iter().all(|(b, parts)| b.count == 1 && parts[0].len() <= GSO_MAX_BYTES));
-        assert!(got.iter().filter(|(_, p)| matches!(Frame::decode(&p[0]), Ok(Frame::Data { .. }))).count() >= 2);
-    }
-
-    #[test]
-    fn the_file_hash_is_fed_in_runs_and_matches_the_hellos_format() {
-        // Bigger than a few HASH_RUNs, not a multiple of the payload.
-        let file: Vec<u8> = (0..300_001u32).map(|i| (i % 251) as u8).collect();
-        let cfg = Config { max_datagram: 1452, probe: false, ..Config::default() };
-        // DONE carries the hash of the format the hello asked for.
-        for (format, want) in
-            [(Format::V3, super::super::tests::xxh3_field(&file)), (Format::V2, *blake3::hash(&file).as_bytes())]
-        {
-            let (mut s, mut now) = validated_with(cfg.clone(), &file, &format.hello());
-            let mut src: &[u8] = &file;
-            let mut out = Vec::new();
-            let mut ranges = RangeSet::new();
-            let mut done = None;
-            for _ in 0..100_000 {
-                while s.poll_transmit(now, &mut src, &mut out) {
-                    match Frame::decode(&out) {
-                        Ok(Frame::Data { offset, payload, .. }) => {
-                            ranges.insert(offset..offset + payload.len() as u64);
-                        }
-                        Ok(Frame::Done { hash, .. }) => done = Some(hash),
-                        _ => {}
-                    }
-                }
-                if done.is_some() {
-                    break;
-                }
-                // Acknowledge everything sent so far.
-                let acked: Vec<Range<u64>> = ranges.iter().collect();
-                let mut ack = Vec::new();
-                let max_data = file.len() as u64;
-                Frame::Ack { largest_pn: s.sent.next_pn().saturating_sub(1), delay_us: 0, max_data, ranges: acked }
-                    .encode(&mut ack);
-                now += Duration::from_millis(1);
-                s.handle_datagram(now, &ack);
-                s.handle_timeout(now);
-                // The hash lags the data by less than a run (plus a datagram).
-                assert!(
-                    s.hasher.hashed_to() + HASH_RUN + DATA_HEADER as u64 + 2000 >= s.next_offset.min(file.len() as u64)
-                );
-            }
-            assert_eq!(done, Some(want), "{format:?}");
-        }
-    }
-
-    /// Every datagram the sender writes at `now`, one `poll_transmit` at a time.
-    fn drain(s: &mut Sender, now: Instant, file: &[u8]) -> Vec<Vec<u8>> {
-        let mut src = file;
-        let mut out = Vec::new();
-        let mut v = Vec::new();
-        while s.poll_transmit(now, &mut src, &mut out) {
-            v.push(out.clone());
-        }
-        v
-    }
-
-    /// The (pn, offset, len) of each DATA among `datagrams`.
-    fn data(datagrams: &[Vec<u8>]) -> Vec<(u64, u64, u64)> {
-        datagrams
-            .iter()
-            .filter_map(|d| match Frame::decode(d) {
-                Ok(Frame::Data { pn, offset, payload }) => Some((pn, offset, payload.len() as u64)),
-                _ => None,
-            })
-            .collect()
-    }
-
-    /// An ACK of `ranges`, the largest packet number `largest_pn`, at `now`.
-    fn ack(s: &mut Sender, now: Instant, largest_pn: u64, ranges: Vec<Range<u64>>) {
-        let mut d = Vec::new();
-        Frame::Ack { largest_pn, delay_us: 0, max_data: s.file_size(), ranges }.encode(&mut d);
-        s.handle_datagram(now, &d);
-    }
-
-    #[test]
-    fn handshake_then_data_then_done() {
-        let file: Vec<u8> = (0..50_000u32).map(|i| (i * 7 % 256) as u8).collect();
-        let cfg = Config { max_datagram: 1452, probe: false, ..Config::default() };
-        let t0 = Instant::now();
-        let mut s = Sender::new(cfg, file.len() as u64, &encode_hello(), t0);
-        assert_eq!(s.state(), State::Validating);
-        // One CHALLENGE and nothing else before the START.
-        let got = drain(&mut s, t0, &file);
-        assert_eq!(got.len(), 1);
-        let Ok(Frame::Challenge { cookie, size }) = Frame::decode(&got[0]) else { panic!("expected CHALLENGE") };
-        assert_eq!(size, file.len() as u64);
-        let mut d = Vec::new();
-        Frame::Start { cookie, resume: 0, max_data: file.len() as u64 }.encode(&mut d);
-        let mut now = t0 + Duration::from_millis(10);
-        s.handle_datagram(now, &d);
-        assert_eq!(s.state(), State::Sending);
-        // The handshake gave the first RTT sample.
-        assert_eq!(s.stats().srtt, Duration::from_millis(10));
-        let mut received = vec![0u8; file.len()];
-        let mut ranges = RangeSet::new();
-        let mut done = None;
-        for _ in 0..1000 {
-            let got = drain(&mut s, now, &file);
-            let mut largest = None;
-            for g in &got {
-                match Frame::decode(g) {
-                    Ok(Frame::Data { pn, offset, payload }) => {
-                        received[offset as usize..offset as usize + payload.len()].copy_from_slice(payload);
-                        ranges.insert(offset..offset + payload.len() as u64);
-                        largest = largest.max(Some(pn));
-                    }
-                    Ok(Frame::Done { size, hash }) => done = Some((size, hash)),
-                    _ => {}
-                }
-            }
-            if done.is_some() {
-                break;
-            }
-            now += Duration::from_millis(10);
-            if let Some(l) = largest {
-                ack(&mut s, now, l, ranges.iter().collect());
-            }
-            s.handle_timeout(now);
-        }
-        assert_eq!(received, file);
-        assert_eq!(done, Some((file.len() as u64, super::super::tests::xxh3_field(&file))));
-        assert_eq!(s.state(), State::Closing);
-        let stats = s.stats();
-        assert_eq!((stats.bytes_done, stats.bytes_sent, stats.packets_lost), (50_000, 50_000, 0));
-        let mut d = Vec::new();
-        Frame::DoneAck { ok: true }.encode(&mut d);
-        s.handle_datagram(now, &d);
-        assert_eq!(s.state(), State::Done { confirmed: true });
-        assert!(s.is_finished() && s.poll_timeout().is_none());
-        assert!(drain(&mut s, now, &file).is_empty());
-    }
-
-    #[test]
-    fn a_lost_datagram_is_resent_after_three_later_ones_are_acked() {
-        let cfg = Config { max_datagram: 1452, probe: false, ..Config::default() };
-        let mss = cfg.payload_len() as u64;
-        let file = vec![3u8; 8 * mss as usize];
-        let (mut s, t0) = validated(cfg, &file);
-        let now = t0 + Duration::from_millis(1);
-        let sent = data(&drain(&mut s, now, &file));
-        assert_eq!(sent.len(), 8);
-        // The first DATA is lost; the next three arrive.
-        let (pn0, off0, len0) = sent[0];
-        ack(&mut s, now, sent[3].0, vec![sent[1].1..sent[3].1 + sent[3].2]);
-        assert_eq!(s.stats().packets_lost, 1);
-        // It goes again, under a new packet number, before anything else.
-        let again = data(&drain(&mut s, now, &file));
-        assert_eq!(again.len(), 1);
-        assert_eq!((again[0].1, again[0].2), (off0, len0));
-        assert!(again[0].0 > pn0);
-        assert_eq!(s.stats().bytes_retransmitted, len0);
-        // All acknowledged: the transfer closes.
-        ack(&mut s, now, again[0].0, vec![0..file.len() as u64]);
-        assert_eq!(s.state(), State::Closing);
-    }
-
-    #[test]
-    fn unacknowledged_data_goes_again_after_the_rto() {
-        let cfg = Config { max_datagram: 1452, probe: false, ..Config::default() };
-        let file = vec![5u8; 3 * cfg.payload_len()];
-        let (mut s, t0) = validated(cfg, &file);
-        let first = data(&drain(&mut s, t0, &file));
-        assert_eq!(first.len(), 3);
-        let rto = s.poll_timeout().expect("a timer");
-        assert!(rto > t0);
-        assert!(data(&drain(&mut s, rto - Duration::from_millis(1), &file)).is_empty());
-        s.handle_timeout(rto);
-        assert_eq!(s.stats().rtos, 1);
-        let again = data(&drain(&mut s, rto, &file));
-        let offsets = |v: &[(u64, u64, u64)]| v.iter().map(|d| (d.1, d.2)).collect::<Vec<_>>();
-        // All three lost; the window collapsed to two datagrams, which go
-        // again first.
-        assert_eq!(s.stats().packets_lost, 3);
-        assert_eq!(s.stats().cwnd, crate::rdt::cc::minimum_window(s.payload()));
-        assert_eq!(offsets(&again), offsets(&first[..2]));
-    }
-
-    #[test]
-    fn a_repeated_start_before_any_ack_resends_what_is_in_flight() {
-        let cfg = Config { max_datagram: 1452, probe: false, ..Config::default() };
-        let file = vec![4u8; 4 * cfg.payload_len()];
-        let t0 = Instant::now();
-        let mut s = Sender::new(cfg, file.len() as u64, &encode_hello(), t0);
-        let got = drain(&mut s, t0, &file);
-        let Ok(Frame::Challenge { cookie, .. }) = Frame::decode(&got[0]) else { panic!("expected CHALLENGE") };
-        let mut start = Vec::new();
-        Frame::Start { cookie, resume: 0, max_data: file.len() as u64 }.encode(&mut start);
-        let ms = Duration::from_millis(1);
-        s.handle_datagram(t0 + 10 * ms, &start); // SRTT 10 ms
-        let first = data(&drain(&mut s, t0 + 10 * ms, &file));
-        assert_eq!(first.len(), 4);
-        // The START again (the receiver saw no DATA) sooner than an SRTT later: nothing yet.
-        s.handle_datagram(t0 + 15 * ms, &start);
-        assert_eq!(s.stats().packets_lost, 0);
-        // An SRTT later: everything in flight is lost and goes again, from offset 0.
-        s.handle_datagram(t0 + 20 * ms, &start);
-        assert_eq!(s.stats().packets_lost, 4);
-        let again = data(&drain(&mut s, t0 + 20 * ms, &file));
-        assert_eq!(again.first().map(|d| d.1), Some(0));
-        // Once an ACK came, a stray START changes nothing.
-        ack(&mut s, t0 + 25 * ms, again[0].0, vec![0..again[0].2]);
-        s.handle_datagram(t0 + 60 * ms, &start);
-        assert_eq!(s.stats().packets_lost, 4);
-    }
-
-    #[test]
-    fn a_start_with_a_wrong_cookie_is_ignored() {
-        let file = vec![1u8; 10_000];
-        let t0 = Instant::now();
-        let mut s = Sender::new(Config::default(), file.len() as u64, &encode_hello(), t0);
-        let got = drain(&mut s, t0, &file);
-        let Ok(Frame::Challenge { cookie, .. }) = Frame::decode(&got[0]) else { panic!("expected CHALLENGE") };
-        let mut d = Vec::new();
-        Frame::Start { cookie: cookie ^ 1, resume: 0, max_data: 10_000 }.encode(&mut d);
-        s.handle_datagram(t0, &d);
-        assert_eq!(s.state(), State::Validating);
-        assert!(drain(&mut s, t0, &file).is_empty());
-        // An ACK before validation is ignored too.
-        ack(&mut s, t0, 0, vec![0..10_000]);
-        assert_eq!(s.state(), State::Validating);
-        // The right cookie still works.
-        Frame::Start { cookie, resume: 0, max_data: 10_000 }.encode(&mut d);
-        s.handle_datagram(t0, &d);
-        assert_eq!(s.state(), State::Sending);
-        assert!(!data(&drain(&mut s, t0, &file)).is_empty());
-    }
-
-    #[test]
-    fn at_most_three_times_the_bytes_received_before_validation() {
-        let file = vec![1u8; 10_000];
-        let t0 = Instant::now();
-        let mut challenge = Vec::new();
-        Frame::Challenge { cookie: 0, size: file.len() as u64 }.encode(&mut challenge);
-        // A 4-byte "hello" (whatever a driver took as one): 12 bytes of
-        // budget, less than a CHALLENGE.
-        let mut s = Sender::new(Config::default(), file.len() as u64, b"0098", t0);
-        assert!(challenge.len() > 12);
-        assert!(drain(&mut s, t0, &file).is_empty());
-        // Each datagram from the address raises the budget; the CHALLENGE
-        // goes once it fits.
-        let mut received = 4;
-        while 3 * received < challenge.len() {
-            assert!(drain(&mut s, t0, &file).is_empty());
-            s.handle_datagram(t0, b"x");
-            received += 1;
-        }
-        assert_eq!(drain(&mut s, t0, &file).len(), 1);
-        // Its timer does not resend it beyond the budget.
-        let mut now = t0;
-        for _ in 0..2 {
-            now = s.poll_timeout().unwrap();
-            s.handle_timeout(now);
-            assert!(drain(&mut s, now, &file).is_empty());
-        }
-        assert_eq!(s.state(), State::Validating);
-        // A repeated hello (full size) asks for it again, and pays for it.
-        s.handle_datagram(now, &encode_hello());
-        assert_eq!(drain(&mut s, now, &file).len(), 1);
-        assert_eq!(s.stats().datagrams_sent, 2);
-    }
-
-    #[test]
-    fn silence_for_the_idle_timeout_fails_the_transfer() {
-        let cfg =
-            Config { max_datagram: 1452, probe: false, idle_timeout: Duration::from_secs(2), ..Config::default() };
-        let file = vec![9u8; 20_000];
-        let (mut s, t0) = validated(cfg.clone(), &file);
-        let mut now = t0;
-        // Timeouts resend, but nothing comes back.
-        while !s.is_finished() {
-            drain(&mut s, now, &file);
-            now = s.poll_timeout().expect("a timer while running");
-            s.handle_timeout(now);
-            assert!(now - t0 <= Duration::from_secs(2));
-        }
-        assert_eq!(now - t0, Duration::from_secs(2));
-        assert_eq!(s.state(), State::Failed);
-        assert!(matches!(s.take_error(), Some(SendError::Timeout(d)) if d == Duration::from_secs(2)));
-        assert!(s.stats().rtos > 0);
-        // Once every byte is acknowledged, a missing DONE-ACK ends it unconfirmed instead.
-        let (mut s, t0) = validated(cfg, &file);
-        let sent = data(&drain(&mut s, t0, &file));
-        ack(&mut s, t0, sent.last().unwrap().0, vec![0..file.len() as u64]);
-        assert_eq!(s.state(), State::Closing);
-        let mut now = t0;
-        while !s.is_finished() {
-            drain(&mut s, now, &file);
-            now = s.poll_timeout().unwrap();
-            s.handle_timeout(now);
-        }
-        assert_eq!(s.state(), State::Done { confirmed: false });
-        assert!(s.take_error().is_none());
-    }
-
-    /// The ABORTs among `datagrams`: (cookie, reason, text).
-    fn aborts(datagrams: &[Vec<u8>]) -> Vec<(u64, AbortReason, String)> {
-        datagrams
-            .iter()
-            .filter_map(|d| match Frame::decode(d) {
-                Ok(Frame::Abort { cookie, reason, text }) => Some((cookie, reason, text.to_owned())),
-                _ => None,
-            })
-            .collect()
-    }
-
-    #[test]
-    fn abort_sends_its_copies_then_the_sender_is_finished() {
-        let cfg = Config { max_datagram: 1452, probe: false, ..Config::default() };
-        let file = vec![2u8; 20 * cfg.payload_len()];
-        let (mut s, t0) = validated(cfg, &file);
-        assert!(!data(&drain(&mut s, t0, &file)).is_empty());
-        let cookie = s.validation.cookie();
-        s.abort(AbortReason::FileChanged, "size 20 → 30");
-        assert!(!s.is_finished(), "ABORTs are still due");
-        assert_eq!(s.poll_timeout(), Some(t0), "due at once");
-        let got = drain(&mut s, t0, &file);
-        let want = (cookie, AbortReason::FileChanged, "size 20 → 30".to_owned());
-        assert_eq!(aborts(&got), vec![want; ABORT_COPIES as usize]);
-        assert_eq!(got.len(), ABORT_COPIES as usize, "nothing but the ABORTs");
-        assert!(s.is_finished() && s.poll_timeout().is_none());
-        assert_eq!(s.state(), State::Failed);
-        assert!(matches!(s.take_error(), Some(SendError::Aborted(a)) if a.reason == AbortReason::FileChanged));
-        // An ACK after the abort changes nothing, and nothing more is sent.
-        ack(&mut s, t0, 0, vec![0..file.len() as u64]);
-        assert_eq!(s.state(), State::Failed);
-        assert!(drain(&mut s, t0, &file).is_empty());
-        // A finished transfer is not aborted after the fact.
-        s.abort(AbortReason::ServerShutdown, "");
-        assert!(drain(&mut s, t0, &file).is_empty());
-    }
-
-    #[test]
-    fn before_validation_an_abort_stays_within_the_budget() {
-        let file = vec![1u8; 10_000];
-        let t0 = Instant::now();
-        // A 4-byte "hello": 12 bytes of budget, less than one ABORT.
-        let mut s = Sender::new(Config::default(), file.len() as u64, b"0098", t0);
-        s.abort(AbortReason::ServerShutdown, "");
-        assert!(drain(&mut s, t0, &file).is_empty());
-        assert!(s.is_finished());
-        // With a full hello, the CHALLENGE and the ABORTs fit.
-        let mut s = Sender::new(Config::default(), file.len() as u64, &encode_hello(), t0);
-        assert_eq!(drain(&mut s, t0, &file).len(), 1);
-        s.abort(AbortReason::ServerShutdown, "bye");
-        assert_eq!(aborts(&drain(&mut s, t0, &file)).len(), ABORT_COPIES as usize);
-        assert!(s.is_finished());
-    }
-
-    #[test]
-    fn an_abort_from_the_receiver_ends_the_sender_only_with_the_cookie() {
-        let cfg = Config { max_datagram: 1452, probe: false, ..Config::default() };
-        let file = vec![2u8; 20 * cfg.payload_len()];
-        let (mut s, t0) = validated(cfg, &file);
-        drain(&mut s, t0, &file);
-        let cookie = s.validation.cookie();
-        let mut d = Vec::new();
-        // Another transfer's (or a guessing stranger's) ABORT: ignored.
-        Frame::Abort { cookie: cookie ^ 1, reason: AbortReason::Cancelled, text: "" }.encode(&mut d);
-        s.handle_datagram(t0, &d);
-        assert_eq!(s.state(), State::Sending);
-        Frame::Abort { cookie, reason: AbortReason::Cancelled, text: "Ctrl-C" }.encode(&mut d);
-        s.handle_datagram(t0, &d);
-        assert!(s.is_finished(), "ends at once, answering nothing");
-        assert!(drain(&mut s, t0, &file).is_empty());
-        let Some(SendError::PeerAborted(a)) = s.take_error() else { panic!("expected PeerAborted") };
-        assert_eq!((a.reason, a.text.as_str()), (AbortReason::Cancelled, "Ctrl-C"));
-        assert_eq!(a.to_string(), "cancelled by the receiver: Ctrl-C");
-    }
-}
+mod tests;
