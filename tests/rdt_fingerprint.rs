@@ -90,6 +90,10 @@ enum Abort {
     Sender,
 }
 
+/// A fast flow: the sender made on the hello (by `F`) and the receiver.
+type FastFlow<'a, F> =
+    (Accepting<Attached<fast::sender::Sender, &'a [u8]>, F>, Attached<fast::receiver::Receiver, Vec<u8>>);
+
 /// One fast transfer; returns its fingerprint line.
 fn fast_case(name: &str, cfg: Config, len: usize, resume: usize, path: LinkConfig, seed: u64, abort: Abort) -> String {
     let t0 = Instant::now();
@@ -110,11 +114,10 @@ fn fast_case(name: &str, cfg: Config, len: usize, resume: usize, path: LinkConfi
     });
     let mut flows = [(sender, receiver)];
     let limit = Duration::from_secs(600);
-    let done =
-        |f: &[(Accepting<Attached<fast::sender::Sender, &[u8]>, _>, Attached<fast::receiver::Receiver, Vec<u8>>)]| {
-            let s = f[0].0.party.as_ref().is_some_and(|p| p.endpoint.is_finished());
-            f[0].1.endpoint.is_finished() && (s || f[0].0.party.is_none())
-        };
+    let done = |f: &[FastFlow<'_, _>]| {
+        let s = f[0].0.party.as_ref().is_some_and(|p| p.endpoint.is_finished());
+        f[0].1.endpoint.is_finished() && (s || f[0].0.party.is_none())
+    };
     let mut events = Vec::new();
     let mut end = if let Abort::None = abort {
         sim::run(&mut flows, &mut fwd, &mut back, t0, limit, Duration::ZERO, |_, f| !done(f))
