@@ -478,7 +478,7 @@ fn receive(
             sock.send_to(&r.hello(), to).map_err(|e| e.to_string())?;
             while stop.reason().is_none() {
                 match sock.recv_from(&mut buf) {
-                    Ok((n, from)) => match r.on_datagram(&buf[..n]) {
+                    Ok((n, from)) => match r.handle_datagram(&buf[..n]) {
                         Event::Deliver { payload, ack, last } => {
                             out.write_all(payload).map_err(|e| e.to_string())?;
                             received.fetch_add(payload.len() as u64, Ordering::Relaxed);

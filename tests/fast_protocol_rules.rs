@@ -5,7 +5,7 @@ use std::convert::Infallible;
 use std::time::{Duration, Instant};
 
 use chatctl::rdt::endpoint::{self, Step};
-use chatctl::rdt::fast::receiver::{Handled, Receiver, RecvError};
+use chatctl::rdt::fast::receiver::{Received, Receiver, RecvError};
 use chatctl::rdt::fast::sender::{SendError, Sender, State};
 use chatctl::rdt::fast::{
     AbortReason, CHECK_LEN, Config, DecodeError, Frame, HashAlgorithm, STATS_INTERVAL, encode_hello,
@@ -44,11 +44,11 @@ fn start_with_a_wrong_cookie_sends_no_data() {
     let Ok(Frame::Challenge { cookie, .. }) = Frame::decode(&out) else { panic!("expected CHALLENGE") };
     let mut start = Vec::new();
     Frame::Start { cookie: cookie ^ 1, resume: 0, max_data: 1 << 40 }.encode(&mut start);
-    s.handle(t0, &start);
+    s.handle_datagram(t0, &start);
     assert_eq!(s.state(), State::Validating);
     assert!(!s.poll_transmit(t0, &mut src, &mut out));
     Frame::Start { cookie, resume: 0, max_data: 1 << 40 }.encode(&mut start);
-    s.handle(t0, &start);
+    s.handle_datagram(t0, &start);
     assert_eq!(s.state(), State::Sending);
     // The sender's STATS goes first, then the data.
     assert!(s.poll_transmit(t0, &mut src, &mut out));
@@ -66,11 +66,11 @@ fn a_wrong_hash_fails_both_sides() {
     assert!(r.poll_transmit(t0, &mut out)); // hello
     let mut d = Vec::new();
     Frame::Challenge { cookie: 9, size: 3 }.encode(&mut d);
-    assert_eq!(r.handle(t0, &d, &mut sink), Handled::Fast);
+    assert_eq!(r.handle_datagram(t0, &d, &mut sink), Received::Fast);
     Frame::Data { pn: 0, offset: 0, payload: b"abc" }.encode(&mut d);
-    r.handle(t0, &d, &mut sink);
+    r.handle_datagram(t0, &d, &mut sink);
     Frame::Done { size: 3, hash: HashAlgorithm::Xxh3_128.field(b"abd") }.encode(&mut d);
-    r.handle(t0, &d, &mut sink);
+    r.handle_datagram(t0, &d, &mut sink);
     let mut verdict = None;
     while r.poll_transmit(t0, &mut out) {
         if let Ok(Frame::DoneAck { ok }) = Frame::decode(&out) {
@@ -90,10 +90,10 @@ fn a_wrong_hash_fails_both_sides() {
     assert!(s.poll_transmit(t0, &mut src, &mut out));
     let Ok(Frame::Challenge { cookie, .. }) = Frame::decode(&out) else { panic!("expected CHALLENGE") };
     Frame::Start { cookie, resume: 3, max_data: 3 }.encode(&mut d);
-    s.handle(t0, &d);
+    s.handle_datagram(t0, &d);
     assert_eq!(s.state(), State::Closing);
     Frame::DoneAck { ok: false }.encode(&mut d);
-    s.handle(t0, &d);
+    s.handle_datagram(t0, &d);
     assert!(matches!(s.take_error(), Some(SendError::HashMismatch)));
 }
 
@@ -206,7 +206,7 @@ fn an_unknown_type_before_the_challenge_changes_nothing() {
     let mut d = vec![0xCA, 0, 0];
     d.extend_from_slice(&crc32c::crc32c(&d).to_be_bytes());
     let mut sink: Vec<u8> = Vec::new();
-    assert_eq!(r.handle(t0, &d, &mut sink), Handled::Fast);
+    assert_eq!(r.handle_datagram(t0, &d, &mut sink), Received::Fast);
     assert_eq!(r.state(), chatctl::rdt::fast::receiver::State::Hello);
 }
 
@@ -223,9 +223,9 @@ fn stats_keep_both_sides_alive_during_a_loss_streak() {
     let mut d = Vec::new();
     assert!(r.poll_transmit(t0, &mut out)); // hello
     Frame::Challenge { cookie: 1, size: 10_000 }.encode(&mut d);
-    r.handle(t0, &d, &mut sink);
+    r.handle_datagram(t0, &d, &mut sink);
     Frame::Data { pn: 0, offset: 0, payload: &[1; 1000] }.encode(&mut d);
-    r.handle(t0, &d, &mut sink);
+    r.handle_datagram(t0, &d, &mut sink);
     while r.poll_transmit(t0 + cfg.max_ack_delay, &mut out) {}
     // Only STATS from now on, for longer than the idle timeout.
     let mut now = t0;
@@ -233,7 +233,7 @@ fn stats_keep_both_sides_alive_during_a_loss_streak() {
     while now < t0 + cfg.idle_timeout * 2 {
         now += Duration::from_secs(1);
         Frame::Stats(Default::default()).encode(&mut d);
-        r.handle(now, &d, &mut sink);
+        r.handle_datagram(now, &d, &mut sink);
         r.handle_timeout(now);
         while r.poll_transmit(now, &mut out) {
             acks += usize::from(matches!(Frame::decode(&out), Ok(Frame::Ack { .. })));
@@ -331,7 +331,7 @@ fn a_peer_that_ignores_abort_ends_on_its_idle_timeout() {
     let mut d = Vec::new();
     assert!(r.poll_transmit(t0, &mut out));
     Frame::Challenge { cookie: 1, size: 10_000 }.encode(&mut d);
-    r.handle(t0, &d, &mut sink);
+    r.handle_datagram(t0, &d, &mut sink);
     // The ABORT as an older receiver reads it: a type it does not know.
     Frame::Abort { cookie: 1, reason: AbortReason::ServerShutdown, text: "" }.encode(&mut d);
     d[0] = 0xCA;
@@ -339,7 +339,7 @@ fn a_peer_that_ignores_abort_ends_on_its_idle_timeout() {
     let c = crc32c::crc32c(&d[..n]);
     d.truncate(n);
     d.extend_from_slice(&c.to_be_bytes());
-    r.handle(t0, &d, &mut sink);
+    r.handle_datagram(t0, &d, &mut sink);
     assert!(!r.is_finished());
     let mut now = t0;
     while !r.is_finished() {

@@ -46,7 +46,7 @@ fn classic_and_fast_pairs_deliver_through_the_same_driver() {
         let outcome = s.party.map(|s| s.endpoint.outcome());
         let r = r.party.expect("the receiver started");
         assert!(!end.stuck, "{ctx}: livelock");
-        assert!(r.endpoint.is_done(), "{ctx}: unfinished, sender {outcome:?}, {} bytes", r.store.len());
+        assert!(r.endpoint.is_complete(), "{ctx}: unfinished, sender {outcome:?}, {} bytes", r.store.len());
         assert!(r.store == file, "{ctx}: bytes differ");
         assert!(
             matches!(outcome, Some(Some(classic::sender::Outcome::Confirmed | classic::sender::Outcome::Unconfirmed))),

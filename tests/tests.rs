@@ -36,3 +36,4 @@ mod relay_sockets;
 mod room;
 mod server_logs_and_signals;
 mod shared_sessions;
+mod simulator_fingerprints;

@@ -37,7 +37,7 @@
 //!     Ok::<_, ()>(())
 //! })
 //! .unwrap();
-//! while !rx.is_done() {
+//! while !rx.is_complete() {
 //!     endpoint::step(&mut tx, now, &mut src, endpoint::drain(&mut to_tx), &mut buf, 1, |d, _| {
 //!         to_rx.push(d.to_vec());
 //!         Ok::<_, ()>(())
@@ -159,7 +159,7 @@ pub trait Endpoint<S: ?Sized> {
 /// `max_datagrams > 1` asks for GSO batches ([`fast::sender::Sender::poll_batch`]).
 impl<S: Source> Endpoint<S> for fast::sender::Sender {
     fn handle_datagram(&mut self, now: Instant, datagram: &[u8], _: &mut S) -> Handled {
-        self.handle(now, datagram);
+        fast::sender::Sender::handle_datagram(self, now, datagram);
         Handled::Taken
     }
     fn handle_timeout(&mut self, now: Instant) {
@@ -193,14 +193,14 @@ impl<S: Source> Endpoint<S> for fast::sender::Sender {
 /// the classic receiver).
 impl<K: Sink> Endpoint<K> for fast::receiver::Receiver {
     fn handle_datagram(&mut self, now: Instant, datagram: &[u8], sink: &mut K) -> Handled {
-        match self.handle(now, datagram, sink) {
-            fast::receiver::Handled::Fast => Handled::Taken,
-            fast::receiver::Handled::Classic => Handled::Foreign,
+        match fast::receiver::Receiver::handle_datagram(self, now, datagram, sink) {
+            fast::receiver::Received::Fast => Handled::Taken,
+            fast::receiver::Received::Classic => Handled::Foreign,
         }
     }
-    /// A whole GRO buffer is one unit ([`fast::receiver::Receiver::handle_batch`]).
+    /// A whole GRO buffer is one unit ([`fast::receiver::Receiver::handle_segments`]).
     fn handle_segments(&mut self, now: Instant, buf: &[u8], stride: usize, sink: &mut K) -> Option<usize> {
-        self.handle_batch(now, buf, stride, sink).classic_at
+        fast::receiver::Receiver::handle_segments(self, now, buf, stride, sink).classic_at
     }
     fn handle_timeout(&mut self, now: Instant) {
         fast::receiver::Receiver::handle_timeout(self, now)

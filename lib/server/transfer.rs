@@ -436,7 +436,7 @@ async fn classic_send(d: &Download, sock: UdpSocket, peer: SocketAddr, w: u8, mu
     match s.outcome() {
         Some(Outcome::Confirmed) => log_end(d, d.size, started, "finished"),
         Some(Outcome::Unconfirmed) => log_end(d, d.size, started, "sent (last ACK never came)"),
-        _ => match s.error().map(|e| (e, Changed::within(e))) {
+        _ => match s.take_error().as_ref().map(|e| (e, Changed::within(e))) {
             // The final datagram never left: the receiver cannot finish.
             Some((_, Some(c))) => limited!(d.logs, d.peer, "download failed: the file changed" => warn!(
                 user = %d.user, file = %d.name, acked = s.acked_bytes(), reason = %c,

@@ -6,13 +6,12 @@
 //! The receiver never drops anything on purpose (unlike the reference), so a
 //! transfer needs no injected faults to pass.
 //!
-//! Besides [`Receiver::on_datagram`], it meets the shared
+//! Besides [`Receiver::handle_datagram`], it meets the shared
 //! [`Endpoint`] interface: there it writes the file to a [`Sink`], queues its
 //! ACKs for [`Endpoint::poll_transmit`] and repeats its hello every
 //! [`HELLO_REPEAT`] until data comes.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{Data, MAX_WINDOW, encode_ack, encode_window};
@@ -48,7 +47,7 @@ pub enum Event<'a> {
 }
 
 /// A classic go-back-N receiver with window `W` (sequence numbers mod `W + 1`).
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Receiver {
     window: u8,
     expected: u8,
@@ -61,7 +60,9 @@ pub struct Receiver {
     /// ACK values (next expected sequence numbers) to send, in order.
     acks: VecDeque<u8>,
     /// A write to the sink failed: the transfer is over.
-    error: Option<Arc<std::io::Error>>,
+    failed: bool,
+    /// That write's error, until taken.
+    error: Option<std::io::Error>,
 }
 
 impl Receiver {
@@ -76,6 +77,7 @@ impl Receiver {
             hello_due: true,
             hello_at: None,
             acks: VecDeque::new(),
+            failed: false,
             error: None,
         }
     }
@@ -90,8 +92,9 @@ impl Receiver {
         self.window
     }
 
-    /// True once the last packet was delivered in order.
-    pub fn is_done(&self) -> bool {
+    /// True once the last packet was delivered in order (the machine may
+    /// still have ACKs to send: see [`Endpoint::is_finished`]).
+    pub fn is_complete(&self) -> bool {
         self.done
     }
 
@@ -107,7 +110,7 @@ impl Receiver {
     }
 
     /// Handles one datagram from the sender.
-    pub fn on_datagram<'a>(&mut self, datagram: &'a [u8]) -> Event<'a> {
+    pub fn handle_datagram<'a>(&mut self, datagram: &'a [u8]) -> Event<'a> {
         let Some(data) = Data::parse(datagram) else { return Event::Ignored };
         if data.seq > self.window {
             return Event::Ignored;
@@ -122,24 +125,24 @@ impl Receiver {
         Event::Deliver { payload: data.payload, ack: encode_ack(self.expected), last: data.last }
     }
 
-    /// The write error that ended the transfer, in the [`Endpoint`] view.
-    pub fn error(&self) -> Option<&std::io::Error> {
-        self.error.as_deref()
+    /// Takes the write error that ended the transfer, in the [`Endpoint`] view.
+    pub fn take_error(&mut self) -> Option<std::io::Error> {
+        self.error.take()
     }
 }
 
 /// The [`Endpoint`] view: the file goes to a [`Sink`] (in order, at the
 /// bytes delivered so far), each datagram's ACK is queued, the hello is
 /// repeated until data comes. It ends once the last packet is written and
-/// its ACKs sent, or when a write fails ([`Receiver::error`]); how long to
+/// its ACKs sent, or when a write fails ([`Receiver::take_error`]); how long to
 /// wait for data is the driver's choice.
 impl<K: Sink> Endpoint<K> for Receiver {
     fn handle_datagram(&mut self, _: Instant, datagram: &[u8], sink: &mut K) -> Handled {
-        if self.error.is_some() {
+        if self.failed {
             return Handled::Taken;
         }
         let at = self.delivered;
-        match self.on_datagram(datagram) {
+        match Receiver::handle_datagram(self, datagram) {
             Event::Ignored => {}
             Event::Repeat { ack } => {
                 (self.hello_due, self.hello_at) = (false, None);
@@ -150,7 +153,7 @@ impl<K: Sink> Endpoint<K> for Receiver {
             Event::Deliver { payload, last, .. } => {
                 (self.hello_due, self.hello_at) = (false, None);
                 if let Err(e) = sink.write_at(at, payload) {
-                    self.error = Some(Arc::new(e));
+                    (self.failed, self.error) = (true, Some(e));
                     self.acks.clear();
                     return Handled::Taken;
                 }
@@ -181,7 +184,7 @@ impl<K: Sink> Endpoint<K> for Receiver {
         Some(Transmit { len: buf.len(), segment_size: None })
     }
     fn is_finished(&self) -> bool {
-        self.error.is_some() || (self.done && self.acks.is_empty())
+        self.failed || (self.done && self.acks.is_empty())
     }
 }
 
@@ -208,7 +211,7 @@ mod tests {
         let mut out = Vec::new();
         for (i, seq) in [0u8, 1, 2, 0, 1].into_iter().enumerate() {
             let d = data(i == 4, seq, &[i as u8]);
-            match r.on_datagram(&d) {
+            match r.handle_datagram(&d) {
                 Event::Deliver { payload, ack, last } => {
                     out.extend_from_slice(payload);
                     assert_eq!(ack, encode_ack((seq + 1) % 3));
@@ -217,7 +220,7 @@ mod tests {
                 e => panic!("unexpected {e:?}"),
             }
         }
-        assert!(r.is_done());
+        assert!(r.is_complete());
         assert_eq!(out, [0, 1, 2, 3, 4]);
         assert_eq!(r.delivered(), 5);
     }
@@ -225,20 +228,20 @@ mod tests {
     #[test]
     fn out_of_order_repeats_last_ack() {
         let mut r = Receiver::new(98);
-        assert_eq!(r.on_datagram(&data(false, 1, b"x")), Event::Repeat { ack: None });
-        assert!(matches!(r.on_datagram(&data(false, 0, b"a")), Event::Deliver { .. }));
-        assert_eq!(r.on_datagram(&data(false, 5, b"x")), Event::Repeat { ack: Some(b"1".to_vec()) });
-        assert_eq!(r.on_datagram(&data(false, 0, b"a")), Event::Repeat { ack: Some(b"1".to_vec()) });
-        assert_eq!(r.on_datagram(b"zz"), Event::Ignored);
-        assert_eq!(r.on_datagram(b"099"), Event::Ignored);
+        assert_eq!(r.handle_datagram(&data(false, 1, b"x")), Event::Repeat { ack: None });
+        assert!(matches!(r.handle_datagram(&data(false, 0, b"a")), Event::Deliver { .. }));
+        assert_eq!(r.handle_datagram(&data(false, 5, b"x")), Event::Repeat { ack: Some(b"1".to_vec()) });
+        assert_eq!(r.handle_datagram(&data(false, 0, b"a")), Event::Repeat { ack: Some(b"1".to_vec()) });
+        assert_eq!(r.handle_datagram(b"zz"), Event::Ignored);
+        assert_eq!(r.handle_datagram(b"099"), Event::Ignored);
     }
 
     #[test]
     fn empty_file_is_one_datagram() {
         let mut r = Receiver::new(98);
-        assert_eq!(r.on_datagram(b"100"), Event::Deliver { payload: b"", ack: b"1".to_vec(), last: true });
-        assert!(r.is_done());
-        assert_eq!(r.on_datagram(b"100"), Event::Repeat { ack: Some(b"1".to_vec()) });
+        assert_eq!(r.handle_datagram(b"100"), Event::Deliver { payload: b"", ack: b"1".to_vec(), last: true });
+        assert!(r.is_complete());
+        assert_eq!(r.handle_datagram(b"100"), Event::Repeat { ack: Some(b"1".to_vec()) });
     }
 
     /// The receiver against chatctl's classic sender, both as endpoints of
@@ -281,7 +284,7 @@ mod tests {
             let [(tx, rx)] = flows;
             let outcome = tx.party.map(|p| p.endpoint.outcome());
             assert!(!end.stuck, "{ctx}: livelock");
-            assert!(rx.endpoint.is_done(), "{ctx}: not finished; sender {outcome:?}, got {}", rx.store.len());
+            assert!(rx.endpoint.is_complete(), "{ctx}: not finished; sender {outcome:?}, got {}", rx.store.len());
             assert_eq!(rx.store.len(), data.len(), "{ctx}");
             assert!(rx.store == data, "{ctx}: different bytes");
             assert_eq!(rx.endpoint.delivered(), size as u64);
@@ -310,11 +313,11 @@ mod tests {
         Endpoint::<Vec<u8>>::handle_timeout(&mut r, t0 + HELLO_REPEAT);
         assert_eq!(sent(&mut r, &mut sink, t0 + HELLO_REPEAT), [b"20".to_vec()]);
         let t1 = t0 + HELLO_REPEAT * 2;
-        r.handle_datagram(t1, &data(false, 0, b"ab"), &mut sink);
-        r.handle_datagram(t1, &data(false, 2, b"zz"), &mut sink);
+        Endpoint::handle_datagram(&mut r, t1, &data(false, 0, b"ab"), &mut sink);
+        Endpoint::handle_datagram(&mut r, t1, &data(false, 2, b"zz"), &mut sink);
         assert_eq!(Endpoint::<Vec<u8>>::poll_timeout(&r), None, "no more hellos once data came");
         assert_eq!(sent(&mut r, &mut sink, t1), [b"1".to_vec(), b"1".to_vec()]);
-        r.handle_datagram(t1, &data(true, 1, b"cd"), &mut sink);
+        Endpoint::handle_datagram(&mut r, t1, &data(true, 1, b"cd"), &mut sink);
         assert_eq!(sink, b"abcd");
         assert!(!Endpoint::<Vec<u8>>::is_finished(&r), "the final ACKs are still due");
         assert_eq!(sent(&mut r, &mut sink, t1), vec![b"2".to_vec(); FINAL_ACKS]);
@@ -330,9 +333,9 @@ mod tests {
             }
         }
         let mut r = Receiver::new(20);
-        r.handle_datagram(t0, &data(false, 0, b"ab"), &mut Full);
+        Endpoint::handle_datagram(&mut r, t0, &data(false, 0, b"ab"), &mut Full);
         assert!(Endpoint::<Full>::is_finished(&r));
-        assert_eq!(r.error().map(|e| e.to_string()), Some("disk full".into()));
+        assert_eq!(r.take_error().map(|e| e.to_string()), Some("disk full".into()));
         assert_eq!(Endpoint::poll_transmit(&mut r, t0, &mut Full, 1, &mut Vec::new()), None, "no ACK for it");
     }
 }

@@ -33,7 +33,7 @@
 //! # Batched and segmented I/O
 //! Sockets go through the UDP plumbing shared with the relay (`rdt::udp`):
 //! `recvmmsg(2)` with GRO on receipt, each received buffer handed to the
-//! receiver whole ([`Receiver::handle_batch`]); GSO on sending. The sender machine
+//! receiver whole ([`Receiver::handle_segments`]); GSO on sending. The sender machine
 //! builds batches of equal-size DATA datagrams itself
 //! ([`Sender::poll_batch`]), which leave in one `sendmsg(2)` with
 //! `UDP_SEGMENT`. A batch holds at most `max_gso_segments()` datagrams and
@@ -507,7 +507,7 @@ pub fn receive_file_blocking(
 /// Returns once the ABORT is out, when a classic sender answers (nothing to
 /// tell it), or after `wait`.
 pub fn decline_blocking(sock: UdpSocket, server: SocketAddr, wait: Duration) -> Result<(), RdtError> {
-    use super::receiver::{Handled, State};
+    use super::receiver::{Received, State};
     sock.set_read_timeout(Some(Duration::from_millis(20))).map_err(sock_err("set a read timeout"))?;
     let t0 = Instant::now();
     let mut r = Receiver::new(Config::default(), 0, None, t0);
@@ -524,7 +524,7 @@ pub fn decline_blocking(sock: UdpSocket, server: SocketAddr, wait: Duration) -> 
         if let Ok((n, from)) = sock.recv_from(&mut buf)
             && from == server
         {
-            if r.handle(Instant::now(), &buf[..n], &mut nothing) == Handled::Classic {
+            if r.handle_datagram(Instant::now(), &buf[..n], &mut nothing) == Received::Classic {
                 break;
             }
             if r.state() == State::Receiving {

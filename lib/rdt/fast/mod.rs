@@ -14,25 +14,36 @@
 //! - [`io`]: [`Source`] and [`Sink`], where the bytes come from and go.
 //! - [`sender`] and [`receiver`]: the two state machines; the sender's
 //!   parts are `validation` (the anti-amplification budget), `sent` (packets
-//!   in flight), `mtu` (datagram-size probing), `control` (ACK frequency and
-//!   STATS) and `pacer`.
+//!   in flight), `path` (controller, RTT, pacer and `mtu`, the datagram-size
+//!   probing), `pacer` (the pacing policy), `control` (ACK frequency and
+//!   STATS) and `events`; the receiver's are `retry` (hello and START),
+//!   `delivery` (the bytes held and their hash) and `acks` (when to
+//!   acknowledge); both keep their timers in a `timer` table and their
+//!   ABORT copies in `abort`.
 //! - [`driver`]: the blocking socket drivers (`recvmmsg`, GSO, GRO) and the
 //!   tokio wrappers; `files` (read-ahead and coalesced writes) serves them.
 //! - [`stats`]: live figures for `fetch -v` and the server's logs.
 
+mod abort;
+mod acks;
 pub mod config;
 mod control;
+mod delivery;
 pub mod driver;
+mod events;
 mod files;
 pub mod frame;
 pub mod hash;
 pub mod io;
 mod mtu;
 mod pacer;
+mod path;
 pub mod receiver;
+mod retry;
 pub mod sender;
 mod sent;
 pub mod stats;
+mod timer;
 mod validation;
 
 pub use config::*;
