@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use chatctl::client::control::Link;
 use chatctl::client::retry::{self, Retry};
-use chatctl::client::{DownloadOptions, DownloadReport, Progress, Transport, UdpMode};
+use chatctl::client::{DownloadOptions, DownloadReport, PrepareError, Progress, Transport, UdpMode};
 use chatctl::exit::Exit;
 use chatctl::rdt::fast::{self, driver::Tracer};
 use chatctl::text::units;
@@ -284,38 +284,21 @@ fn attempt_fetch(
         if let Ok(mut s) = state.lock() {
             s.name = Some(session.name().to_string());
         }
-        let mut files = files;
-        if files.is_empty() {
-            let offer = session.files().await.map_err(fail)?;
-            if offer.is_empty() {
-                anyhow::bail!("the server offers no files");
-            }
-            let picked = pick_many("Files to download (space picks, Enter starts, Esc cancels)", &offer).await?;
-            files = picked.into_iter().map(|i| offer[i].clone()).collect();
-            if files.is_empty() {
-                anyhow::bail!("no file picked (space picks one, enter starts)");
-            }
-        }
+        let files = if files.is_empty() { pick_files(&session).await? } else { files };
         let bars = std::io::stderr().is_terminal() && !g.quiet && !g.json;
         let multi = MultiProgress::with_draw_target(if bars {
             ProgressDrawTarget::stderr()
         } else {
             ProgressDrawTarget::hidden()
         });
-        let targets = chatctl::client::plan_targets(output.as_deref(), &files).map_err(fail)?;
+        // Every output is checked before the server is asked for anything.
+        let targets = chatctl::client::prepare_targets(output.as_deref(), &files, &opts).map_err(|e| match e {
+            PrepareError::Plan(e) => fail(e),
+            PrepareError::Check { file, error } => fail(error).context(format!("fetching {}", escape(&file))),
+            e => anyhow::Error::new(e),
+        })?;
         if let Ok(mut s) = state.lock() {
             s.planned.clone_from(&targets);
-        }
-        if let (Some(dir), false) = (output.as_deref(), files.len() == 1) {
-            std::fs::create_dir_all(dir).with_context(|| format!("cannot create the folder {}", dir.display()))?;
-        }
-        // Every output is checked before the server is asked for anything.
-        for (file, path) in &targets {
-            chatctl::client::check_target(path, &opts)
-                .map_err(fail)
-                .with_context(|| format!("fetching {}", escape(file)))?;
-        }
-        if let Ok(mut s) = state.lock() {
             s.checked = true;
         }
         // Not spawned: the downloads are polled by this future, so Ctrl-C
@@ -323,57 +306,12 @@ fn attempt_fetch(
         let mut tasks = futures_util::stream::FuturesOrdered::new();
         for (file, path) in targets {
             let start = Arc::new(AtomicU64::new(0));
-            let bar = multi
-                .add(ProgressBar::new(0).with_style(bar_style(start.clone())).with_prefix(escape(&file).into_owned()));
-            let mut first = true;
-            let session: Arc<Link> = session.clone();
-            let (opts, show) = (opts.clone(), g.verbose > 0 && !g.quiet);
-            let verbose = show && !bars;
+            let bar = ProgressBar::new(0).with_style(bar_style(start.clone())).with_prefix(escape(&file).into_owned());
+            let shown = Shown { bar: multi.add(bar), start, bars, verbose: g.verbose > 0 && !g.quiet };
             // A partial file `--continue` could resume (checked before the download replaces it).
             let partial = resume_asked && chatctl::client::temp_path_for(&path).exists();
-            tasks.push_back(async move {
-                if verbose {
-                    note(format_args!("fetching {} over {transport} to {}", escape(&file), path.display()));
-                }
-                let mut last_line = std::time::Instant::now();
-                let mut last_shown = false;
-                let r = session
-                    .download_with(&file, transport, &path, &opts, |p| {
-                        if std::mem::take(&mut first) {
-                            // What a resume found on disk: not this run's bytes.
-                            start.store(p.done, Ordering::Relaxed);
-                            bar.reset_elapsed();
-                        }
-                        bar.set_length(p.size);
-                        bar.set_position(p.done);
-                        if !show {
-                            return;
-                        }
-                        if let Some(m) = live(p) {
-                            if bars {
-                                bar.set_message(m);
-                            } else if last_line.elapsed() >= std::time::Duration::from_secs(1)
-                                || (p.done == p.size && !std::mem::replace(&mut last_shown, true))
-                            {
-                                // Every second, and once at the end (final figures).
-                                last_line = std::time::Instant::now();
-                                note(format_args!("{}: {}/{} bytes, {m}", escape(&file), p.done, p.size));
-                            }
-                        }
-                    })
-                    .await;
-                bar.finish_and_clear();
-                let r = match r {
-                    // Say what there is, as `whisper` says who is here.
-                    Err(e @ chatctl::client::ClientError::Refused(chatctl::wire::ErrorCode::NO_SUCH_FILE)) => {
-                        let offer = session.files().await.map(|f| chatctl::client::chat::on_offer(&f));
-                        let offer = offer.unwrap_or_else(|_| "`chatctl list --files` lists them".into());
-                        Err(fail(e).context(format!("no such file; {offer}")))
-                    }
-                    r => r.map_err(fail),
-                };
-                r.map(|report| (report, partial)).with_context(|| format!("fetching {}", escape(&file)))
-            });
+            let one = fetch_one(session.clone(), file, path, transport, opts.clone(), shown);
+            tasks.push_back(async move { one.await.map(|report| (report, partial)) });
         }
         // Every failure is reported; the last one is returned (printed by main, and its exit code used).
         let mut failed: Option<anyhow::Error> = None;
@@ -384,16 +322,7 @@ fn attempt_fetch(
                     if let Ok(mut s) = state.lock() {
                         s.done.push(report.file.clone());
                     }
-                    multi.suspend(|| {
-                        if partial && !g.quiet && report.udp_mode == Some(UdpMode::Classic) {
-                            note(format_args!(
-                                "note: the server answered {} in classic go-back-N, which cannot resume: \
-                                 downloaded from the start",
-                                escape(&report.file)
-                            ));
-                        }
-                        print_report(&g, session.name(), &report)
-                    })?
+                    multi.suspend(|| fetched(&g, session.name(), &report, partial))?
                 }
                 Err(e) => {
                     if let Some(earlier) = failed.replace(e) {
@@ -404,6 +333,99 @@ fn attempt_fetch(
         }
         failed.map_or(Ok(()), Err)
     })
+}
+
+/// The files picked on the terminal among those the server offers.
+async fn pick_files(session: &Link) -> anyhow::Result<Vec<String>> {
+    let offer = session.files().await.map_err(fail)?;
+    if offer.is_empty() {
+        anyhow::bail!("the server offers no files");
+    }
+    let picked = pick_many("Files to download (space picks, Enter starts, Esc cancels)", &offer).await?;
+    let files: Vec<String> = picked.into_iter().map(|i| offer[i].clone()).collect();
+    if files.is_empty() {
+        anyhow::bail!("no file picked (space picks one, enter starts)");
+    }
+    Ok(files)
+}
+
+/// How one download's progress is shown: its bar, and with `-v` its figures
+/// (in the bar's message on a terminal, else a line a second on stderr).
+struct Shown {
+    bar: ProgressBar,
+    /// Where the bar's rate starts counting (what a resume found on disk).
+    start: Arc<AtomicU64>,
+    /// Bars are drawn (stderr is a terminal).
+    bars: bool,
+    /// `-v` and not `-q`.
+    verbose: bool,
+}
+
+/// Downloads `file` into `path`, showing its progress; a file not on offer
+/// names those that are.
+async fn fetch_one(
+    session: Arc<Link>,
+    file: String,
+    path: PathBuf,
+    transport: Transport,
+    opts: DownloadOptions,
+    shown: Shown,
+) -> anyhow::Result<DownloadReport> {
+    let Shown { bar, start, bars, verbose: show } = shown;
+    if show && !bars {
+        note(format_args!("fetching {} over {transport} to {}", escape(&file), path.display()));
+    }
+    let mut first = true;
+    let mut last_line = std::time::Instant::now();
+    let mut last_shown = false;
+    let r = session
+        .download_with(&file, transport, &path, &opts, |p| {
+            if std::mem::take(&mut first) {
+                // What a resume found on disk: not this run's bytes.
+                start.store(p.done, Ordering::Relaxed);
+                bar.reset_elapsed();
+            }
+            bar.set_length(p.size);
+            bar.set_position(p.done);
+            if !show {
+                return;
+            }
+            if let Some(m) = live(p) {
+                if bars {
+                    bar.set_message(m);
+                } else if last_line.elapsed() >= std::time::Duration::from_secs(1)
+                    || (p.done == p.size && !std::mem::replace(&mut last_shown, true))
+                {
+                    // Every second, and once at the end (final figures).
+                    last_line = std::time::Instant::now();
+                    note(format_args!("{}: {}/{} bytes, {m}", escape(&file), p.done, p.size));
+                }
+            }
+        })
+        .await;
+    bar.finish_and_clear();
+    let r = match r {
+        // Say what there is, as `whisper` says who is here.
+        Err(e @ chatctl::client::ClientError::Refused(chatctl::wire::ErrorCode::NO_SUCH_FILE)) => {
+            let offer = session.files().await.map(|f| chatctl::client::chat::on_offer(&f));
+            let offer = offer.unwrap_or_else(|_| "`chatctl list --files` lists them".into());
+            Err(fail(e).context(format!("no such file; {offer}")))
+        }
+        r => r.map_err(fail),
+    };
+    r.with_context(|| format!("fetching {}", escape(&file)))
+}
+
+/// Prints the report of a finished download; `partial` says a partial file
+/// was there to resume (a classic server cannot, which is worth a note).
+fn fetched(g: &Global, name: &str, report: &DownloadReport, partial: bool) -> anyhow::Result<()> {
+    if partial && !g.quiet && report.udp_mode == Some(UdpMode::Classic) {
+        note(format_args!(
+            "note: the server answered {} in classic go-back-N, which cannot resume: downloaded from the start",
+            escape(&report.file)
+        ));
+    }
+    print_report(g, name, report)
 }
 
 /// After Ctrl-C: the partial file each interrupted fast download kept, and
