@@ -2,7 +2,7 @@
 //! as it arrives, the connection is watched while no line comes (a server
 //! that goes away ends it at once), and with reconnection on, lines read
 //! while the server is away wait in a bounded [`Backlog`] and go out in order
-//! once [`rejoin`] succeeds. [`outage`], the time away, is shared with the
+//! once [`rejoin`] succeeds. `outage`, the time away, is shared with the
 //! chat behind `join` ([`Chat`](super::chat::Chat)).
 //!
 //! Delivery is at least once across a loss: a line whose confirmation never
