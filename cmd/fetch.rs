@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chatctl::client::control::Link;
-use chatctl::client::retry::{self, Retry};
+use chatctl::client::retry::{self, Attempt, Retry};
 use chatctl::client::{DownloadOptions, DownloadReport, PrepareError, Progress, Transport, UdpMode};
 use chatctl::exit::Exit;
 use chatctl::rdt::fast::{self, driver::Tracer};
@@ -190,21 +190,15 @@ pub fn run(args: FetchArgs, global: &Global) -> anyhow::Result<()> {
         let r = attempt_fetch(&args, &g, transport, &opts, files.clone(), state.clone());
         let st = state.lock().map(|s| s.clone()).unwrap_or_default();
         let exit = r.as_ref().err().and_then(|e| e.downcast_ref::<Exit>().copied());
-        // Whether anything is left to fetch (a failure after every file
-        // arrived, while leaving, say, is not worth another try).
-        let left = st.planned.is_empty() || st.planned.iter().any(|(f, _)| !st.done.contains(f));
         match exit {
-            Some(exit) if attempt < retry.tries && retry::retryable(exit) && left => {
+            Some(exit) if attempt < retry.tries && retry::retryable(exit) && st.left() => {
                 attempt += 1;
                 // The same name and files (those not fetched yet): a picker
                 // or a name prompt is not shown again.
                 if g.name.is_none() {
                     g.name = st.name.clone();
                 }
-                if files.is_empty() {
-                    files = st.planned.iter().map(|(f, _)| f.clone()).collect();
-                }
-                files.retain(|f| !st.done.contains(f));
+                files = st.next_files(&files);
                 // A download that stopped part-way resumes (fast UDP), and
                 // one that ended complete is not fetched again; only once
                 // the outputs were checked, so a file that was there before
@@ -222,39 +216,18 @@ pub fn run(args: FetchArgs, global: &Global) -> anyhow::Result<()> {
                     ));
                 }
                 if let Err(e) = wait_or_interrupt(wait) {
-                    if !g.quiet {
-                        for line in interrupted_notes(&st, &args, &g) {
-                            note(line);
-                        }
-                    }
+                    interrupted_notes(&st, &args, &g);
                     return Err(e);
                 }
             }
             _ => {
-                if exit == Some(Exit::Interrupted) && !g.quiet {
-                    for line in interrupted_notes(&st, &args, &g) {
-                        note(line);
-                    }
+                if exit == Some(Exit::Interrupted) {
+                    interrupted_notes(&st, &args, &g);
                 }
                 return r;
             }
         }
     }
-}
-
-/// What one attempt of `fetch` planned and did, for the next attempt and
-/// the note after Ctrl-C.
-#[derive(Debug, Clone, Default)]
-struct Attempt {
-    /// The name the session joined with.
-    name: Option<String>,
-    /// Each file and where it goes.
-    planned: Vec<(String, PathBuf)>,
-    /// The planned outputs passed their checks (none was there already,
-    /// unless --continue or --force said so).
-    checked: bool,
-    /// Files fetched (or found complete).
-    done: Vec<String>,
 }
 
 /// Sleeps `wait` between retries; Ctrl-C ends the command.
@@ -428,17 +401,13 @@ fn fetched(g: &Global, name: &str, report: &DownloadReport, partial: bool) -> an
     print_report(g, name, report)
 }
 
-/// After Ctrl-C: the partial file each interrupted fast download kept, and
-/// the command that resumes them, with the same server, name, relay and
-/// output (TCP and classic downloads keep nothing).
-fn interrupted_notes(st: &Attempt, args: &FetchArgs, g: &Global) -> Vec<String> {
-    let kept: Vec<&(String, PathBuf)> = st
-        .planned
-        .iter()
-        .filter(|(f, path)| !st.done.contains(f) && chatctl::client::temp_path_for(path).exists())
-        .collect();
-    if kept.is_empty() {
-        return Vec::new();
+/// After Ctrl-C (unless `-q`): the partial file each interrupted fast
+/// download kept, and the command that resumes them, with the same server,
+/// name, relay and output (TCP and classic downloads keep nothing).
+fn interrupted_notes(st: &Attempt, args: &FetchArgs, g: &Global) {
+    let kept = st.kept();
+    if kept.is_empty() || g.quiet {
+        return;
     }
     let mut cmd = vec!["chatctl".to_string(), "fetch".into(), "--continue".into(), "-s".into(), quote(&g.server)];
     if let Some(name) = g.name.as_ref().or(st.name.as_ref()) {
@@ -451,12 +420,10 @@ fn interrupted_notes(st: &Attempt, args: &FetchArgs, g: &Global) -> Vec<String> 
         cmd.extend(["-o".into(), quote(&o.to_string_lossy())]);
     }
     cmd.extend(kept.iter().map(|(f, _)| quote(f)));
-    let mut lines: Vec<String> = kept
-        .iter()
-        .map(|(_, path)| format!("kept the partial download {}", chatctl::client::temp_path_for(path).display()))
-        .collect();
-    lines.push(format!("resume with: {}", cmd.join(" ")));
-    lines
+    for (_, path) in &kept {
+        note(format_args!("kept the partial download {}", chatctl::client::temp_path_for(path).display()));
+    }
+    note(format_args!("resume with: {}", cmd.join(" ")));
 }
 
 /// `s` as one shell word: as is when it is plain, else in single quotes;
