@@ -182,7 +182,7 @@ impl Analyzer {
     }
 
     /// Analyses one captured frame; chat messages are handed out borrowed
-    /// ([`MessageRef`]), decoded only if the caller asks. The fast path.
+    /// ([`MessageRef`](super::event::MessageRef)), decoded only if the caller asks. The fast path.
     ///
     /// Events are timed by one clock that never goes back: a packet stamped
     /// earlier than the one before it (tcpdump on `any` or on several CPUs
