@@ -215,16 +215,19 @@ struct Axes {
     /// The first point's time, and the time it spans.
     t0: i64,
     span_ns: i64,
-    /// The time axis's unit, nanoseconds per unit, tick step and end (in units).
-    tunit: &'static str,
-    tdiv: f64,
-    xstep: f64,
-    xend: f64,
-    /// The y axis's label, its unit (in packets or bytes), tick step and end.
-    yunit: &'static str,
-    ydiv: f64,
-    ystep: f64,
-    yend: f64,
+    /// Time, in `x.unit` (`x.div` nanoseconds each).
+    x: Scale,
+    /// Packets or bytes (`y.div` per unit shown).
+    y: Scale,
+}
+
+/// One axis: its label, the size of its unit, and its tick step and end
+/// (in units for time, in packets or bytes for the y axis).
+struct Scale {
+    unit: &'static str,
+    div: f64,
+    step: f64,
+    end: f64,
 }
 
 impl Axes {
@@ -262,7 +265,9 @@ impl Axes {
         let (ystep, yend) = ticks(pmax / ydiv);
         let (ystep, yend) = (ystep * ydiv, yend * ydiv);
         let (pw, ph) = (w - left - right, h - top - bottom);
-        Axes { w, h, left, top, pw, ph, t0, span_ns, tunit, tdiv, xstep, xend, yunit, ydiv, ystep, yend }
+        let x = Scale { unit: tunit, div: tdiv, step: xstep, end: xend };
+        let y = Scale { unit: yunit, div: ydiv, step: ystep, end: yend };
+        Axes { w, h, left, top, pw, ph, t0, span_ns, x, y }
     }
 
     /// A margin inside the axes, so points at zero are not drawn on them.
@@ -270,17 +275,17 @@ impl Axes {
 
     /// The x of `v` time units since the first point.
     fn xv(&self, v: f64) -> f64 {
-        self.left + Self::PAD + v / self.xend * (self.pw - 2.0 * Self::PAD)
+        self.left + Self::PAD + v / self.x.end * (self.pw - 2.0 * Self::PAD)
     }
 
     /// The y of `v` packets or bytes.
     fn yv(&self, v: f64) -> f64 {
-        self.top + self.ph - Self::PAD - v / self.yend * (self.ph - 2.0 * Self::PAD)
+        self.top + self.ph - Self::PAD - v / self.y.end * (self.ph - 2.0 * Self::PAD)
     }
 
     /// The x of a capture time.
     fn x(&self, ts: i64) -> f64 {
-        self.xv((ts - self.t0) as f64 / self.tdiv)
+        self.xv((ts - self.t0) as f64 / self.x.div)
     }
 
     /// Grid, ticks, labels and the axes themselves.
@@ -288,19 +293,19 @@ impl Axes {
         let (left, top, pw, ph, h) = (self.left, self.top, self.pw, self.ph, self.h);
         let mut grid = String::new();
         let mut labels = String::new();
-        for i in 0..=((self.xend / self.xstep).round() as u64) {
-            let v = i as f64 * self.xstep;
+        for i in 0..=((self.x.end / self.x.step).round() as u64) {
+            let v = i as f64 * self.x.step;
             let px = self.xv(v);
             let _ = write!(grid, "M{px:.1} {top} V{} ", top + ph);
             let _ = writeln!(
                 labels,
                 r#"<text x="{px:.1}" y="{}" text-anchor="middle">{}</text>"#,
                 top + ph + 18.0,
-                tick_label(v, self.xstep)
+                tick_label(v, self.x.step)
             );
         }
-        for i in 0..=((self.yend / self.ystep).round() as u64) {
-            let v = i as f64 * self.ystep;
+        for i in 0..=((self.y.end / self.y.step).round() as u64) {
+            let v = i as f64 * self.y.step;
             let py = self.yv(v);
             let _ = write!(grid, "M{left} {py:.1} H{} ", left + pw);
             let _ = writeln!(
@@ -308,7 +313,7 @@ impl Axes {
                 r#"<text x="{}" y="{:.1}" text-anchor="end">{}</text>"#,
                 left - 6.0,
                 py + 4.0,
-                tick_label(v / self.ydiv, self.ystep / self.ydiv)
+                tick_label(v / self.y.div, self.y.step / self.y.div)
             );
         }
         let _ = writeln!(svg, r##"<path d="{grid}" stroke="#ddd" fill="none"/>"##);
@@ -319,13 +324,13 @@ impl Axes {
             r#"<text x="{}" y="{}" text-anchor="middle">time since the first point ({})</text>"#,
             left + pw / 2.0,
             h - 16.0,
-            self.tunit
+            self.x.unit
         );
         let _ = writeln!(
             svg,
             r#"<text x="18" y="{0}" transform="rotate(-90 18 {0})" text-anchor="middle">{1}</text>"#,
             top + ph / 2.0,
-            self.yunit
+            self.y.unit
         );
     }
 }

@@ -6,7 +6,7 @@
 //! whole-file hash, XXH3-128, matches the sender's). A fast download that fails after data
 //! arrived, or is interrupted, keeps its temporary file and a mark beside it
 //! ([`resume_mark_path`]: how far the file is good), so `fetch --continue`
-//! resumes exactly there. Every output is checked ([`check_target`]) before
+//! resumes exactly there. Every output is checked ([`prepare_targets`]) before
 //! the server is asked for anything.
 
 use std::net::SocketAddr;
@@ -23,8 +23,8 @@ use crate::rdt::fast::{self, Stats};
 mod target;
 mod udp;
 
-use target::{MarkWriter, TempGuard};
-pub use target::{PrepareError, check_target, plan_targets, prepare_targets, resume_mark_path, temp_path_for};
+use target::{MarkWriter, TempGuard, check_target};
+pub use target::{PrepareError, prepare_targets, resume_mark_path, temp_path_for};
 
 /// The transport a download uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -188,7 +188,7 @@ impl Session {
 
 /// A download whose `106` answer (size, port) comes from `announce` (this
 /// session's own request, or a shared session's), from `server`. The output
-/// is checked ([`check_target`]) before `announce` is awaited.
+/// is checked (`check_target`) before `announce` is awaited.
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn download(
     announce: impl std::future::Future<Output = Result<(u64, u16), ClientError>>,

@@ -33,8 +33,8 @@ use tokio::sync::{Mutex, mpsc};
 
 pub use display::{escape, local_file_name, rate, thousands};
 pub use download::{
-    DownloadOptions, DownloadReport, PrepareError, Progress, Transport, UdpMode, check_target, plan_targets,
-    prepare_targets, resume_mark_path, temp_path_for,
+    DownloadOptions, DownloadReport, PrepareError, Progress, Transport, UdpMode, prepare_targets, resume_mark_path,
+    temp_path_for,
 };
 pub use error::ClientError;
 pub use listen::{Filter, Listen, Outcome, Verdict};

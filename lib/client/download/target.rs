@@ -1,6 +1,6 @@
 //! Where a download writes, planned and checked before the server is asked
-//! for anything: the target of each file ([`plan_targets`],
-//! [`prepare_targets`]), the checks of one output ([`check_target`]), and the
+//! for anything: the target of each file (`plan_targets`,
+//! [`prepare_targets`]), the checks of one output (`check_target`), and the
 //! temporary file and resume mark beside it.
 
 use std::path::{Path, PathBuf};
@@ -52,7 +52,7 @@ impl Drop for TempGuard {
 /// folder (existing, or written with a trailing `/`); otherwise each file
 /// keeps the server's name (its last component only) in `output` or the
 /// current folder. Two files that would land on one path are an error.
-pub fn plan_targets(output: Option<&Path>, files: &[String]) -> Result<Vec<(String, PathBuf)>, ClientError> {
+pub(super) fn plan_targets(output: Option<&Path>, files: &[String]) -> Result<Vec<(String, PathBuf)>, ClientError> {
     let single = files.len() == 1;
     let mut planned: Vec<(String, PathBuf)> = Vec::new();
     for file in files {
@@ -86,7 +86,7 @@ pub fn plan_targets(output: Option<&Path>, files: &[String]) -> Result<Vec<(Stri
 /// Why the outputs of a download cannot be used ([`prepare_targets`]).
 #[derive(Debug, thiserror::Error)]
 pub enum PrepareError {
-    /// The targets cannot be planned ([`plan_targets`]).
+    /// The targets cannot be planned (`plan_targets`).
     #[error(transparent)]
     Plan(ClientError),
     /// The output folder of a download of several files cannot be created.
@@ -98,7 +98,7 @@ pub enum PrepareError {
         #[source]
         source: std::io::Error,
     },
-    /// The output of one file fails its check ([`check_target`]).
+    /// The output of one file fails its check (`check_target`).
     #[error("fetching {}", escape(file))]
     Check {
         /// The file's name on the server.
@@ -109,9 +109,9 @@ pub enum PrepareError {
     },
 }
 
-/// Plans where each of `files` goes ([`plan_targets`]), creates `output`
+/// Plans where each of `files` goes (`plan_targets`), creates `output`
 /// when it is the folder of several files, and checks every output
-/// ([`check_target`]): all before the server is asked for anything.
+/// (`check_target`): all before the server is asked for anything.
 pub fn prepare_targets(
     output: Option<&Path>,
     files: &[String],
@@ -184,7 +184,7 @@ impl ResumeMark {
 /// server: its folder exists and can be written to, the target is not a
 /// folder, and it does not exist (unless `force`, or `resume`, which may
 /// find it already complete once the size is known).
-pub fn check_target(target: &Path, opts: &DownloadOptions) -> Result<(), ClientError> {
+pub(super) fn check_target(target: &Path, opts: &DownloadOptions) -> Result<(), ClientError> {
     let bad = |reason: String| ClientError::Output { path: target.to_path_buf(), reason };
     let folder = match target.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
