@@ -69,15 +69,7 @@ pub struct CaptureDecodeArgs {
 }
 
 pub fn run(args: CaptureDecodeArgs, global: &Global) -> anyhow::Result<()> {
-    let path = args.file.as_deref().filter(|p| *p != Path::new("-"));
-    let input: Box<dyn Read + Send> = match path {
-        None if std::io::stdin().is_terminal() => {
-            bail!("no capture given: name a pcap/pcapng file, or pipe one into standard input")
-        }
-        None => Box::new(std::io::stdin()),
-        Some(p) => Box::new(std::fs::File::open(p).with_context(|| format!("cannot open {}", p.display()))?),
-    };
-    let name = path.map_or("standard input".into(), |p| p.display().to_string());
+    let (input, name) = open(args.file.as_deref())?;
     let mut reader = CaptureReader::new(input).with_context(|| format!("cannot read {name}"))?;
     let extractor = match &args.extract {
         Some(dir) => Some(capture::extract::Extractor::new(dir).context("--extract")?),
@@ -101,20 +93,7 @@ pub fn run(args: CaptureDecodeArgs, global: &Global) -> anyhow::Result<()> {
         json: global.json,
         err: None,
     };
-    let mut read_error = None;
-    loop {
-        match reader.next_packet(|pkt| analyzer.packet_ref(&pkt, &mut |e| p.emit(e))) {
-            Ok(Some(())) => {}
-            Ok(None) => break,
-            Err(e) => {
-                read_error = Some(e);
-                break;
-            }
-        }
-        if p.err.is_some() {
-            break;
-        }
-    }
+    let read_error = decode(&mut reader, &mut analyzer, &mut p);
     analyzer.finish_ref(&mut |e| p.emit(e));
     if let Some(e) = p.err.take() {
         return Err(e).context("writing the timeline");
@@ -135,20 +114,55 @@ pub fn run(args: CaptureDecodeArgs, global: &Global) -> anyhow::Result<()> {
     if let Some(e) = analyzer.take_extract_error() {
         return Err(anyhow::Error::new(e).context("--extract"));
     }
+    read_outcome(read_error, &name, reader.packets, global.quiet)
+}
+
+/// The capture named `file` (`-` or none: standard input, unless it is a
+/// terminal), and its name for messages.
+fn open(file: Option<&Path>) -> anyhow::Result<(Box<dyn Read + Send>, String)> {
+    let path = file.filter(|p| *p != Path::new("-"));
+    let input: Box<dyn Read + Send> = match path {
+        None if std::io::stdin().is_terminal() => {
+            bail!("no capture given: name a pcap/pcapng file, or pipe one into standard input")
+        }
+        None => Box::new(std::io::stdin()),
+        Some(p) => Box::new(std::fs::File::open(p).with_context(|| format!("cannot open {}", p.display()))?),
+    };
+    Ok((input, path.map_or("standard input".into(), |p| p.display().to_string())))
+}
+
+/// Feeds every packet to the analyser, its events to the printer, until the
+/// capture ends, cannot be read on (the error), or the output fails.
+fn decode<W: Write>(reader: &mut CaptureReader<'_>, analyzer: &mut Analyzer, p: &mut Printer<W>) -> Option<ReadError> {
+    loop {
+        match reader.next_packet(|pkt| analyzer.packet_ref(&pkt, &mut |e| p.emit(e))) {
+            Ok(Some(())) => {}
+            Ok(None) => return None,
+            Err(e) => return Some(e),
+        }
+        if p.err.is_some() {
+            return None;
+        }
+    }
+}
+
+/// How reading `name` ended, after `packets` packets: a capture cut short
+/// (tcpdump killed) is a warning, everything before it decoded; any other
+/// error fails.
+fn read_outcome(read_error: Option<ReadError>, name: &str, packets: u64, quiet: bool) -> anyhow::Result<()> {
     match read_error {
         None => Ok(()),
         Some(e @ ReadError::Truncated { .. }) => {
-            // A capture cut short (tcpdump killed): everything before is decoded.
-            if !global.quiet {
+            if !quiet {
                 crate::common::note(format_args!(
-                    "chatctl capture-decode: warning: {e}; decoded {} packets before it",
-                    reader.packets
+                    "chatctl capture-decode: warning: {e}; decoded {packets} packets before it"
                 ));
             }
             Ok(())
         }
-        Some(e) => Err(anyhow::Error::new(e))
-            .with_context(|| format!("{name}: decoded {} packets, then stopped", reader.packets)),
+        Some(e) => {
+            Err(anyhow::Error::new(e)).with_context(|| format!("{name}: decoded {packets} packets, then stopped"))
+        }
     }
 }
 

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chatctl::client::control::Link;
-use chatctl::client::retry::{self, Retry};
-use chatctl::client::{DownloadOptions, DownloadReport, Progress, Transport, UdpMode};
+use chatctl::client::retry::{self, Attempt, Retry};
+use chatctl::client::{DownloadOptions, DownloadReport, PrepareError, Progress, Transport, UdpMode};
 use chatctl::exit::Exit;
 use chatctl::rdt::fast::{self, driver::Tracer};
 use chatctl::text::units;
@@ -190,21 +190,15 @@ pub fn run(args: FetchArgs, global: &Global) -> anyhow::Result<()> {
         let r = attempt_fetch(&args, &g, transport, &opts, files.clone(), state.clone());
         let st = state.lock().map(|s| s.clone()).unwrap_or_default();
         let exit = r.as_ref().err().and_then(|e| e.downcast_ref::<Exit>().copied());
-        // Whether anything is left to fetch (a failure after every file
-        // arrived, while leaving, say, is not worth another try).
-        let left = st.planned.is_empty() || st.planned.iter().any(|(f, _)| !st.done.contains(f));
         match exit {
-            Some(exit) if attempt < retry.tries && retry::retryable(exit) && left => {
+            Some(exit) if attempt < retry.tries && retry::retryable(exit) && st.left() => {
                 attempt += 1;
                 // The same name and files (those not fetched yet): a picker
                 // or a name prompt is not shown again.
                 if g.name.is_none() {
                     g.name = st.name.clone();
                 }
-                if files.is_empty() {
-                    files = st.planned.iter().map(|(f, _)| f.clone()).collect();
-                }
-                files.retain(|f| !st.done.contains(f));
+                files = st.next_files(&files);
                 // A download that stopped part-way resumes (fast UDP), and
                 // one that ended complete is not fetched again; only once
                 // the outputs were checked, so a file that was there before
@@ -222,39 +216,18 @@ pub fn run(args: FetchArgs, global: &Global) -> anyhow::Result<()> {
                     ));
                 }
                 if let Err(e) = wait_or_interrupt(wait) {
-                    if !g.quiet {
-                        for line in interrupted_notes(&st, &args, &g) {
-                            note(line);
-                        }
-                    }
+                    interrupted_notes(&st, &args, &g);
                     return Err(e);
                 }
             }
             _ => {
-                if exit == Some(Exit::Interrupted) && !g.quiet {
-                    for line in interrupted_notes(&st, &args, &g) {
-                        note(line);
-                    }
+                if exit == Some(Exit::Interrupted) {
+                    interrupted_notes(&st, &args, &g);
                 }
                 return r;
             }
         }
     }
-}
-
-/// What one attempt of `fetch` planned and did, for the next attempt and
-/// the note after Ctrl-C.
-#[derive(Debug, Clone, Default)]
-struct Attempt {
-    /// The name the session joined with.
-    name: Option<String>,
-    /// Each file and where it goes.
-    planned: Vec<(String, PathBuf)>,
-    /// The planned outputs passed their checks (none was there already,
-    /// unless --continue or --force said so).
-    checked: bool,
-    /// Files fetched (or found complete).
-    done: Vec<String>,
 }
 
 /// Sleeps `wait` between retries; Ctrl-C ends the command.
@@ -284,38 +257,21 @@ fn attempt_fetch(
         if let Ok(mut s) = state.lock() {
             s.name = Some(session.name().to_string());
         }
-        let mut files = files;
-        if files.is_empty() {
-            let offer = session.files().await.map_err(fail)?;
-            if offer.is_empty() {
-                anyhow::bail!("the server offers no files");
-            }
-            let picked = pick_many("Files to download (space picks, Enter starts, Esc cancels)", &offer).await?;
-            files = picked.into_iter().map(|i| offer[i].clone()).collect();
-            if files.is_empty() {
-                anyhow::bail!("no file picked (space picks one, enter starts)");
-            }
-        }
+        let files = if files.is_empty() { pick_files(&session).await? } else { files };
         let bars = std::io::stderr().is_terminal() && !g.quiet && !g.json;
         let multi = MultiProgress::with_draw_target(if bars {
             ProgressDrawTarget::stderr()
         } else {
             ProgressDrawTarget::hidden()
         });
-        let targets = chatctl::client::plan_targets(output.as_deref(), &files).map_err(fail)?;
+        // Every output is checked before the server is asked for anything.
+        let targets = chatctl::client::prepare_targets(output.as_deref(), &files, &opts).map_err(|e| match e {
+            PrepareError::Plan(e) => fail(e),
+            PrepareError::Check { file, error } => fail(error).context(format!("fetching {}", escape(&file))),
+            e => anyhow::Error::new(e),
+        })?;
         if let Ok(mut s) = state.lock() {
             s.planned.clone_from(&targets);
-        }
-        if let (Some(dir), false) = (output.as_deref(), files.len() == 1) {
-            std::fs::create_dir_all(dir).with_context(|| format!("cannot create the folder {}", dir.display()))?;
-        }
-        // Every output is checked before the server is asked for anything.
-        for (file, path) in &targets {
-            chatctl::client::check_target(path, &opts)
-                .map_err(fail)
-                .with_context(|| format!("fetching {}", escape(file)))?;
-        }
-        if let Ok(mut s) = state.lock() {
             s.checked = true;
         }
         // Not spawned: the downloads are polled by this future, so Ctrl-C
@@ -323,57 +279,12 @@ fn attempt_fetch(
         let mut tasks = futures_util::stream::FuturesOrdered::new();
         for (file, path) in targets {
             let start = Arc::new(AtomicU64::new(0));
-            let bar = multi
-                .add(ProgressBar::new(0).with_style(bar_style(start.clone())).with_prefix(escape(&file).into_owned()));
-            let mut first = true;
-            let session: Arc<Link> = session.clone();
-            let (opts, show) = (opts.clone(), g.verbose > 0 && !g.quiet);
-            let verbose = show && !bars;
+            let bar = ProgressBar::new(0).with_style(bar_style(start.clone())).with_prefix(escape(&file).into_owned());
+            let shown = Shown { bar: multi.add(bar), start, bars, verbose: g.verbose > 0 && !g.quiet };
             // A partial file `--continue` could resume (checked before the download replaces it).
             let partial = resume_asked && chatctl::client::temp_path_for(&path).exists();
-            tasks.push_back(async move {
-                if verbose {
-                    note(format_args!("fetching {} over {transport} to {}", escape(&file), path.display()));
-                }
-                let mut last_line = std::time::Instant::now();
-                let mut last_shown = false;
-                let r = session
-                    .download_with(&file, transport, &path, &opts, |p| {
-                        if std::mem::take(&mut first) {
-                            // What a resume found on disk: not this run's bytes.
-                            start.store(p.done, Ordering::Relaxed);
-                            bar.reset_elapsed();
-                        }
-                        bar.set_length(p.size);
-                        bar.set_position(p.done);
-                        if !show {
-                            return;
-                        }
-                        if let Some(m) = live(p) {
-                            if bars {
-                                bar.set_message(m);
-                            } else if last_line.elapsed() >= std::time::Duration::from_secs(1)
-                                || (p.done == p.size && !std::mem::replace(&mut last_shown, true))
-                            {
-                                // Every second, and once at the end (final figures).
-                                last_line = std::time::Instant::now();
-                                note(format_args!("{}: {}/{} bytes, {m}", escape(&file), p.done, p.size));
-                            }
-                        }
-                    })
-                    .await;
-                bar.finish_and_clear();
-                let r = match r {
-                    // Say what there is, as `whisper` says who is here.
-                    Err(e @ chatctl::client::ClientError::Refused(chatctl::wire::ErrorCode::NO_SUCH_FILE)) => {
-                        let offer = session.files().await.map(|f| chatctl::client::chat::on_offer(&f));
-                        let offer = offer.unwrap_or_else(|_| "`chatctl list --files` lists them".into());
-                        Err(fail(e).context(format!("no such file; {offer}")))
-                    }
-                    r => r.map_err(fail),
-                };
-                r.map(|report| (report, partial)).with_context(|| format!("fetching {}", escape(&file)))
-            });
+            let one = fetch_one(session.clone(), file, path, transport, opts.clone(), shown);
+            tasks.push_back(async move { one.await.map(|report| (report, partial)) });
         }
         // Every failure is reported; the last one is returned (printed by main, and its exit code used).
         let mut failed: Option<anyhow::Error> = None;
@@ -384,16 +295,7 @@ fn attempt_fetch(
                     if let Ok(mut s) = state.lock() {
                         s.done.push(report.file.clone());
                     }
-                    multi.suspend(|| {
-                        if partial && !g.quiet && report.udp_mode == Some(UdpMode::Classic) {
-                            note(format_args!(
-                                "note: the server answered {} in classic go-back-N, which cannot resume: \
-                                 downloaded from the start",
-                                escape(&report.file)
-                            ));
-                        }
-                        print_report(&g, session.name(), &report)
-                    })?
+                    multi.suspend(|| fetched(&g, session.name(), &report, partial))?
                 }
                 Err(e) => {
                     if let Some(earlier) = failed.replace(e) {
@@ -406,17 +308,106 @@ fn attempt_fetch(
     })
 }
 
-/// After Ctrl-C: the partial file each interrupted fast download kept, and
-/// the command that resumes them, with the same server, name, relay and
-/// output (TCP and classic downloads keep nothing).
-fn interrupted_notes(st: &Attempt, args: &FetchArgs, g: &Global) -> Vec<String> {
-    let kept: Vec<&(String, PathBuf)> = st
-        .planned
-        .iter()
-        .filter(|(f, path)| !st.done.contains(f) && chatctl::client::temp_path_for(path).exists())
-        .collect();
-    if kept.is_empty() {
-        return Vec::new();
+/// The files picked on the terminal among those the server offers.
+async fn pick_files(session: &Link) -> anyhow::Result<Vec<String>> {
+    let offer = session.files().await.map_err(fail)?;
+    if offer.is_empty() {
+        anyhow::bail!("the server offers no files");
+    }
+    let picked = pick_many("Files to download (space picks, Enter starts, Esc cancels)", &offer).await?;
+    let files: Vec<String> = picked.into_iter().map(|i| offer[i].clone()).collect();
+    if files.is_empty() {
+        anyhow::bail!("no file picked (space picks one, enter starts)");
+    }
+    Ok(files)
+}
+
+/// How one download's progress is shown: its bar, and with `-v` its figures
+/// (in the bar's message on a terminal, else a line a second on stderr).
+struct Shown {
+    bar: ProgressBar,
+    /// Where the bar's rate starts counting (what a resume found on disk).
+    start: Arc<AtomicU64>,
+    /// Bars are drawn (stderr is a terminal).
+    bars: bool,
+    /// `-v` and not `-q`.
+    verbose: bool,
+}
+
+/// Downloads `file` into `path`, showing its progress; a file not on offer
+/// names those that are.
+async fn fetch_one(
+    session: Arc<Link>,
+    file: String,
+    path: PathBuf,
+    transport: Transport,
+    opts: DownloadOptions,
+    shown: Shown,
+) -> anyhow::Result<DownloadReport> {
+    let Shown { bar, start, bars, verbose: show } = shown;
+    if show && !bars {
+        note(format_args!("fetching {} over {transport} to {}", escape(&file), path.display()));
+    }
+    let mut first = true;
+    let mut last_line = std::time::Instant::now();
+    let mut last_shown = false;
+    let r = session
+        .download_with(&file, transport, &path, &opts, |p| {
+            if std::mem::take(&mut first) {
+                // What a resume found on disk: not this run's bytes.
+                start.store(p.done, Ordering::Relaxed);
+                bar.reset_elapsed();
+            }
+            bar.set_length(p.size);
+            bar.set_position(p.done);
+            if !show {
+                return;
+            }
+            if let Some(m) = live(p) {
+                if bars {
+                    bar.set_message(m);
+                } else if last_line.elapsed() >= std::time::Duration::from_secs(1)
+                    || (p.done == p.size && !std::mem::replace(&mut last_shown, true))
+                {
+                    // Every second, and once at the end (final figures).
+                    last_line = std::time::Instant::now();
+                    note(format_args!("{}: {}/{} bytes, {m}", escape(&file), p.done, p.size));
+                }
+            }
+        })
+        .await;
+    bar.finish_and_clear();
+    let r = match r {
+        // Say what there is, as `whisper` says who is here.
+        Err(e @ chatctl::client::ClientError::Refused(chatctl::wire::ErrorCode::NO_SUCH_FILE)) => {
+            let offer = session.files().await.map(|f| chatctl::client::chat::on_offer(&f));
+            let offer = offer.unwrap_or_else(|_| "`chatctl list --files` lists them".into());
+            Err(fail(e).context(format!("no such file; {offer}")))
+        }
+        r => r.map_err(fail),
+    };
+    r.with_context(|| format!("fetching {}", escape(&file)))
+}
+
+/// Prints the report of a finished download; `partial` says a partial file
+/// was there to resume (a classic server cannot, which is worth a note).
+fn fetched(g: &Global, name: &str, report: &DownloadReport, partial: bool) -> anyhow::Result<()> {
+    if partial && !g.quiet && report.udp_mode == Some(UdpMode::Classic) {
+        note(format_args!(
+            "note: the server answered {} in classic go-back-N, which cannot resume: downloaded from the start",
+            escape(&report.file)
+        ));
+    }
+    print_report(g, name, report)
+}
+
+/// After Ctrl-C (unless `-q`): the partial file each interrupted fast
+/// download kept, and the command that resumes them, with the same server,
+/// name, relay and output (TCP and classic downloads keep nothing).
+fn interrupted_notes(st: &Attempt, args: &FetchArgs, g: &Global) {
+    let kept = st.kept();
+    if kept.is_empty() || g.quiet {
+        return;
     }
     let mut cmd = vec!["chatctl".to_string(), "fetch".into(), "--continue".into(), "-s".into(), quote(&g.server)];
     if let Some(name) = g.name.as_ref().or(st.name.as_ref()) {
@@ -429,12 +420,10 @@ fn interrupted_notes(st: &Attempt, args: &FetchArgs, g: &Global) -> Vec<String> 
         cmd.extend(["-o".into(), quote(&o.to_string_lossy())]);
     }
     cmd.extend(kept.iter().map(|(f, _)| quote(f)));
-    let mut lines: Vec<String> = kept
-        .iter()
-        .map(|(_, path)| format!("kept the partial download {}", chatctl::client::temp_path_for(path).display()))
-        .collect();
-    lines.push(format!("resume with: {}", cmd.join(" ")));
-    lines
+    for (_, path) in &kept {
+        note(format_args!("kept the partial download {}", chatctl::client::temp_path_for(path).display()));
+    }
+    note(format_args!("resume with: {}", cmd.join(" ")));
 }
 
 /// `s` as one shell word: as is when it is plain, else in single quotes;

@@ -1,12 +1,13 @@
 //! `chatctl join`: the interactive session.
 
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use chatctl::client::chat::{self, Chat, Kind, Screen};
 use chatctl::client::forward::Event;
-use chatctl::client::{ClientError, DownloadReport, Filter, Listen, Outcome};
+use chatctl::client::{ClientError, DownloadReport, Filter, Listen, Outcome, Session, Updates};
 use chatctl::exit::Exit;
 use chatctl::wire::Update;
 use clap::Args;
@@ -303,105 +304,21 @@ pub fn run(args: JoinArgs, global: &Global) -> anyhow::Result<()> {
     }
     // A name asked on the terminal is asked again when the server refuses it.
     let asked = global.name.is_none() && crate::common::interactive();
-    let mut name = name(global)?;
+    let name = name(global)?;
     let tty = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     let (lines_tx, mut lines_rx) = mpsc::unbounded_channel::<Option<String>>();
     let mut out = Out { json: global.json, printer: None, names: None, files: None, closed: Arc::default() };
-    let mut reader = None;
-    let mut terminal = None;
-    let over = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let by_input = std::sync::atomic::AtomicBool::new(false);
+    let mut editor = None;
+    let over = Arc::new(AtomicBool::new(false));
+    let by_input = AtomicBool::new(false);
     let refused = Refused::default();
     let r = block_on(async {
         let mut ctrl_c = crate::common::CtrlC::new()?;
-        // The name is held by this user's own session: say how to reach it, not "taken".
-        if let Some(pid) = crate::shared_session::running(global, &name).await {
-            let why = crate::shared_session::already_runs(global, &name, pid);
-            return Err(anyhow::anyhow!(why).context(Exit::NameTaken));
-        }
-        let server = &global.server;
-        let mut first = args.reconnect.rejoin(global, &name).map(|r| r.backoff);
-        let mut report = |a: &_| report_reconnect("join", global.json, &Event::Attempt(a));
-        let patience = first.as_mut().map(|b| (b, &mut report as &mut dyn FnMut(&_)));
-        let joining = chat::join_retrying(server, name.clone(), global.timeout, patience, |name, e| async move {
-            if !(asked && matches!(e.exit(), Exit::NameTaken | Exit::InvalidName)) {
-                return Err(fail(e));
-            }
-            let why = match e.exit() {
-                Exit::NameTaken => format!("{} is taken", escape(&name)),
-                _ => format!("the server refused {}: {e}", escape(&name)),
-            };
-            note(format_args!("{why}; choose another name"));
-            let suggestion = format!("{}2", name.chars().take(97).collect::<String>());
-            tokio::task::spawn_blocking(move || ask_name(suggestion)).await.context("the prompt failed")?
-        });
-        let (session, updates, joined_as) = tokio::select! {
-            biased;
-            _ = ctrl_c.pressed() => return Err(anyhow::Error::new(Exit::Interrupted)),
-            r = joining => r?,
-        };
-        name = joined_as;
+        let (session, updates, name) = join_as(&args, global, name, asked, &mut ctrl_c).await?;
         let session = Arc::new(session);
         if tty {
-            let names = Arc::new(Mutex::new(session.users().await.unwrap_or_default()));
-            let files = Arc::new(Mutex::new(session.files().await.unwrap_or_default()));
-            out.names = Some(names.clone());
-            out.files = Some(files.clone());
-            let mut rl = rustyline::Editor::<Completer, rustyline::history::DefaultHistory>::new()
-                .context("cannot start the line editor")?;
-            rl.set_helper(Some(Completer { names, files }));
-            let printer = rl.create_external_printer().context("cannot start the line editor")?;
-            let mut hinted = false;
-            out.printer = Some(Arc::new(Mutex::new(Box::new(printer))));
-            // Where the terminal goes back to if the session ends under the editor's read.
-            terminal = Some(crate::common::TerminalGuard::new());
-            let prompt = format!("{}> ", escape(&name));
-            // The editor reads the next line right away (so type-ahead is
-            // edited too) but not after `/quit`: it must not put the terminal
-            // back in raw mode as the process exits.
-            let over = over.clone();
             let limits = args.lines.clone();
-            reader = Some(std::thread::spawn(move || {
-                loop {
-                    match rl.readline(&prompt) {
-                        // A blank line is not sent, nor kept in the history.
-                        Ok(l) if l.trim().is_empty() && !over.load(std::sync::atomic::Ordering::SeqCst) => {}
-                        Ok(l) if limits.check(&l).is_err() => {
-                            let n = l.chars().count();
-                            let why =
-                                format!("that line has {n} characters, over --max-line {}: not sent", limits.max_line);
-                            let _ = crate::common::out(style(why).red());
-                            let _ = rl.add_history_entry(l.as_str());
-                        }
-                        Ok(l) => {
-                            let _ = rl.add_history_entry(l.as_str());
-                            let quit =
-                                chat::parse(&l) == chat::Line::Quit || over.load(std::sync::atomic::Ordering::SeqCst);
-                            if lines_tx.send(Some(l)).is_err() || quit {
-                                return;
-                            }
-                        }
-                        // Ctrl-C clears the line (rustyline has dropped it), as in irssi and bash.
-                        Err(rustyline::error::ReadlineError::Interrupted) => {
-                            if !hinted {
-                                hinted = true;
-                                // Between two reads the terminal is ours: print as usual.
-                                let _ = crate::common::out(
-                                    style("(Ctrl-C clears the line; Ctrl-D or /quit leaves the room)").cyan(),
-                                );
-                            }
-                        }
-                        // Ctrl-D, or a terminal error: leave.
-                        Err(_) => {
-                            let _ = lines_tx.send(None);
-                            return;
-                        }
-                    }
-                }
-            }));
-            let others = session.users().await.unwrap_or_default();
-            out.info("info", format!("joined as {}; {}", escape(&name), chat::who_is_here(&others)));
-            out.info("info", chat::SHORT_HELP.to_string());
+            editor = Some(Editor::start(&session, &name, &mut out, lines_tx, over.clone(), limits).await?);
         } else {
             let (limits, refused) = (args.lines.clone(), refused.clone());
             tokio::spawn(async move {
@@ -416,7 +333,7 @@ pub fn run(args: JoinArgs, global: &Global) -> anyhow::Result<()> {
         let (current, current_rx) = watch::channel(Some(session.clone()));
         let (stop_tx, mut stop_rx) = mpsc::unbounded_channel();
         let _host = crate::shared_session::offer(&session, current_rx, stop_tx).await;
-        let mut chat = Chat::new(session.clone(), out.clone(), args.listen());
+        let mut chat = Chat::new(session, out.clone(), args.listen());
         let end = tokio::select! {
             biased;
             _ = ctrl_c.pressed() => End::Interrupted,
@@ -425,53 +342,161 @@ pub fn run(args: JoinArgs, global: &Global) -> anyhow::Result<()> {
             Some(()) = stop_rx.recv() => End::Stopped,
             end = chat.run_resilient(updates, &mut lines_rx, args.reconnect.rejoin(global, &name), &current) => end.into(),
         };
-        let session = chat.session().clone();
-        by_input.store(matches!(end, End::Input), std::sync::atomic::Ordering::SeqCst);
-        let r = match end {
-            End::Input => {
-                // A bot's `/get` must finish before EOF leaves the room.
-                if chat.downloads() > 0 {
-                    out.info("info", format!("waiting for {} download(s) (Ctrl-C abandons them)", chat.downloads()));
-                    tokio::select! {
-                        biased;
-                        _ = ctrl_c.pressed() => {}
-                        _ = chat.finish_downloads() => {}
-                    }
-                }
-                Ok(())
-            }
-            End::Interrupted => Err(anyhow::Error::new(Exit::Interrupted)),
-            End::Failed(e) => Err(fail(e)),
-            End::Done | End::Stopped => Ok(()),
-            End::Expired(Outcome::Done) => Ok(()),
-            End::Expired(Outcome::NothingInTime) => {
-                let waited = humantime::format_duration(args.for_.unwrap_or_default());
-                Err(anyhow::anyhow!("nothing matched within --for {waited}").context(Exit::Timeout))
-            }
-        };
+        by_input.store(matches!(end, End::Input), Ordering::SeqCst);
+        let r = end.result(&mut chat, &out, &mut ctrl_c, args.for_).await;
         chat.abort_downloads();
-        let left = crate::common::leave(session.leave(), &mut ctrl_c).await;
-        over.store(true, std::sync::atomic::Ordering::SeqCst);
+        let left = crate::common::leave(chat.session().leave(), &mut ctrl_c).await;
+        over.store(true, Ordering::SeqCst);
         r.and(left)
     });
     // The editor's next line (if the session ended under it) finds nobody to send to, and stops.
     drop(lines_rx);
-    match reader {
-        // Ended by the reader itself (`/quit`, Ctrl-D): it has returned, and
-        // has put the terminal back.
-        Some(reader) if by_input.load(std::sync::atomic::Ordering::SeqCst) => {
-            let _ = reader.join();
-        }
-        // Ended under the editor's read (the server went away, `join --stop`):
-        // the terminal goes back as it was, the half-typed line is left on
-        // screen, and the process exits without waiting for Enter.
-        Some(_) => {
-            drop(terminal);
-            let _ = crate::common::out("");
-        }
-        None => {}
+    if let Some(editor) = editor {
+        editor.close(by_input.load(Ordering::SeqCst));
     }
     r.and_then(|()| refused.result())
+}
+
+/// Joins as `name` (Ctrl-C gives up), unless this user's own session holds
+/// it; with --reconnect, a server not up yet is waited for. Returns the
+/// session and the name it joined with.
+async fn join_as(
+    args: &JoinArgs,
+    global: &Global,
+    name: String,
+    asked: bool,
+    ctrl_c: &mut crate::common::CtrlC,
+) -> anyhow::Result<(Session, Updates, String)> {
+    // The name is held by this user's own session: say how to reach it, not "taken".
+    if let Some(pid) = crate::shared_session::running(global, &name).await {
+        let why = crate::shared_session::already_runs(global, &name, pid);
+        return Err(anyhow::anyhow!(why).context(Exit::NameTaken));
+    }
+    let mut first = args.reconnect.rejoin(global, &name).map(|r| r.backoff);
+    let mut report = |a: &_| report_reconnect("join", global.json, &Event::Attempt(a));
+    let patience = first.as_mut().map(|b| (b, &mut report as &mut dyn FnMut(&_)));
+    let joining =
+        chat::join_retrying(&global.server, name, global.timeout, patience, |name, e| another_name(asked, name, e));
+    tokio::select! {
+        biased;
+        _ = ctrl_c.pressed() => Err(anyhow::Error::new(Exit::Interrupted)),
+        r = joining => r,
+    }
+}
+
+/// After the server refused `name`: another name, asked of the person when
+/// the first one was asked on the terminal too; else the error.
+async fn another_name(asked: bool, name: String, e: ClientError) -> anyhow::Result<String> {
+    if !(asked && matches!(e.exit(), Exit::NameTaken | Exit::InvalidName)) {
+        return Err(fail(e));
+    }
+    let why = match e.exit() {
+        Exit::NameTaken => format!("{} is taken", escape(&name)),
+        _ => format!("the server refused {}: {e}", escape(&name)),
+    };
+    note(format_args!("{why}; choose another name"));
+    let suggestion = format!("{}2", name.chars().take(97).collect::<String>());
+    tokio::task::spawn_blocking(move || ask_name(suggestion)).await.context("the prompt failed")?
+}
+
+/// The line editor of a session on a terminal: its thread, and where the
+/// terminal goes back to if the session ends under the editor's read.
+struct Editor {
+    reader: std::thread::JoinHandle<()>,
+    terminal: crate::common::TerminalGuard,
+}
+
+impl Editor {
+    /// Starts the editor for `session` joined as `name`: Tab completion from
+    /// the room's names and files, output above the prompt (through `out`),
+    /// each line read sent to `lines` (`None` on Ctrl-D). Says who is here.
+    async fn start(
+        session: &Session,
+        name: &str,
+        out: &mut Out,
+        lines: mpsc::UnboundedSender<Option<String>>,
+        over: Arc<AtomicBool>,
+        limits: LineArgs,
+    ) -> anyhow::Result<Editor> {
+        let names = Arc::new(Mutex::new(session.users().await.unwrap_or_default()));
+        let files = Arc::new(Mutex::new(session.files().await.unwrap_or_default()));
+        out.names = Some(names.clone());
+        out.files = Some(files.clone());
+        let mut rl = rustyline::Editor::<Completer, rustyline::history::DefaultHistory>::new()
+            .context("cannot start the line editor")?;
+        rl.set_helper(Some(Completer { names, files }));
+        let printer = rl.create_external_printer().context("cannot start the line editor")?;
+        out.printer = Some(Arc::new(Mutex::new(Box::new(printer))));
+        let terminal = crate::common::TerminalGuard::new();
+        let prompt = format!("{}> ", escape(name));
+        let reader = std::thread::spawn(move || read_lines(rl, &prompt, &over, &limits, &lines));
+        let others = session.users().await.unwrap_or_default();
+        out.info("info", format!("joined as {}; {}", escape(name), chat::who_is_here(&others)));
+        out.info("info", chat::SHORT_HELP.to_string());
+        Ok(Editor { reader, terminal })
+    }
+
+    /// After the session: `by_input` (`/quit`, Ctrl-D) the editor has
+    /// returned and put the terminal back; else (the server went away, `join
+    /// --stop`) the session ended under the editor's read: the terminal goes
+    /// back as it was, the half-typed line is left on screen, and the process
+    /// exits without waiting for Enter.
+    fn close(self, by_input: bool) {
+        if by_input {
+            let _ = self.reader.join();
+        } else {
+            drop(self.terminal);
+            let _ = crate::common::out("");
+        }
+    }
+}
+
+/// The editor's thread: reads lines at `prompt` and sends them to `lines`
+/// until `/quit`, Ctrl-D or a terminal error. It reads the next line right
+/// away (so type-ahead is edited too) but not after `/quit` or once the
+/// session is `over`: it must not put the terminal back in raw mode as the
+/// process exits.
+fn read_lines(
+    mut rl: rustyline::Editor<Completer, rustyline::history::DefaultHistory>,
+    prompt: &str,
+    over: &AtomicBool,
+    limits: &LineArgs,
+    lines: &mpsc::UnboundedSender<Option<String>>,
+) {
+    let mut hinted = false;
+    loop {
+        match rl.readline(prompt) {
+            // A blank line is not sent, nor kept in the history.
+            Ok(l) if l.trim().is_empty() && !over.load(Ordering::SeqCst) => {}
+            Ok(l) if limits.check(&l).is_err() => {
+                let n = l.chars().count();
+                let why = format!("that line has {n} characters, over --max-line {}: not sent", limits.max_line);
+                let _ = crate::common::out(style(why).red());
+                let _ = rl.add_history_entry(l.as_str());
+            }
+            Ok(l) => {
+                let _ = rl.add_history_entry(l.as_str());
+                let quit = chat::parse(&l) == chat::Line::Quit || over.load(Ordering::SeqCst);
+                if lines.send(Some(l)).is_err() || quit {
+                    return;
+                }
+            }
+            // Ctrl-C clears the line (rustyline has dropped it), as in irssi and bash.
+            Err(rustyline::error::ReadlineError::Interrupted) => {
+                if !hinted {
+                    hinted = true;
+                    // Between two reads the terminal is ours: print as usual.
+                    let _ =
+                        crate::common::out(style("(Ctrl-C clears the line; Ctrl-D or /quit leaves the room)").cyan());
+                }
+            }
+            // Ctrl-D, or a terminal error: leave.
+            Err(_) => {
+                let _ = lines.send(None);
+                return;
+            }
+        }
+    }
 }
 
 /// Why `join` ended: how the chat ended, or what ended it from outside.
@@ -497,6 +522,42 @@ impl From<chat::End> for End {
             chat::End::Failed(e) | chat::End::Gone(e) => End::Failed(e),
             chat::End::Done => End::Done,
             chat::End::Expired(o) => End::Expired(o),
+        }
+    }
+}
+
+impl End {
+    /// What `join` returns for this end (before leaving): end of input
+    /// first waits for the running downloads (Ctrl-C abandons them);
+    /// `--for` (`waited`) with nothing matched is a timeout.
+    async fn result(
+        self,
+        chat: &mut Chat<Out>,
+        out: &Out,
+        ctrl_c: &mut crate::common::CtrlC,
+        waited: Option<std::time::Duration>,
+    ) -> anyhow::Result<()> {
+        match self {
+            End::Input => {
+                // A bot's `/get` must finish before EOF leaves the room.
+                if chat.downloads() > 0 {
+                    out.info("info", format!("waiting for {} download(s) (Ctrl-C abandons them)", chat.downloads()));
+                    tokio::select! {
+                        biased;
+                        _ = ctrl_c.pressed() => {}
+                        _ = chat.finish_downloads() => {}
+                    }
+                }
+                Ok(())
+            }
+            End::Interrupted => Err(anyhow::Error::new(Exit::Interrupted)),
+            End::Failed(e) => Err(fail(e)),
+            End::Done | End::Stopped => Ok(()),
+            End::Expired(Outcome::Done) => Ok(()),
+            End::Expired(Outcome::NothingInTime) => {
+                let waited = humantime::format_duration(waited.unwrap_or_default());
+                Err(anyhow::anyhow!("nothing matched within --for {waited}").context(Exit::Timeout))
+            }
         }
     }
 }

@@ -84,26 +84,7 @@ fn usage_error(e: clap::Error) -> ExitCode {
 /// `kind` names the exit code (the man page's EXIT STATUS); `command` is
 /// null when the command line itself was refused.
 fn json_error(command: Option<&str>, message: &str, exit: Exit) -> String {
-    serde_json::json!({ "command": command, "kind": kind(exit), "exit": exit.code(), "message": message }).to_string()
-}
-
-/// A stable name for each exit code, for `--json` errors.
-fn kind(exit: Exit) -> &'static str {
-    match exit {
-        Exit::Ok => "ok",
-        Exit::Usage => "usage",
-        Exit::Connect => "connect",
-        Exit::InvalidName => "invalid_name",
-        Exit::NameTaken => "name_taken",
-        Exit::ServerFull => "server_full",
-        Exit::NoSuchUser => "no_such_user",
-        Exit::NoSuchFile => "no_such_file",
-        Exit::Timeout => "timeout",
-        Exit::TransferFailed => "transfer_failed",
-        Exit::Protocol => "protocol",
-        Exit::Interrupted => "interrupted",
-        _ => "failure",
-    }
+    serde_json::json!({ "command": command, "kind": exit.kind(), "exit": exit.code(), "message": message }).to_string()
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {

@@ -125,7 +125,7 @@ pub fn run(args: ServeArgs, _global: &Global) -> anyhow::Result<()> {
         }
     }
     if ports.capacity() <= args.max_users {
-        let users = ports.capacity().saturating_sub(1).max(1);
+        let users = ports.room_slots(args.max_users);
         tracing::warn!(
             ports = ports.capacity(),
             max_users = args.max_users,

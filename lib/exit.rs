@@ -95,6 +95,25 @@ impl Exit {
         }
     }
 
+    /// A stable name for the JSON error object of `--json` (`"kind"`).
+    pub const fn kind(self) -> &'static str {
+        match self {
+            Exit::Ok => "ok",
+            Exit::Usage => "usage",
+            Exit::Connect => "connect",
+            Exit::InvalidName => "invalid_name",
+            Exit::NameTaken => "name_taken",
+            Exit::ServerFull => "server_full",
+            Exit::NoSuchUser => "no_such_user",
+            Exit::NoSuchFile => "no_such_file",
+            Exit::Timeout => "timeout",
+            Exit::TransferFailed => "transfer_failed",
+            Exit::Protocol => "protocol",
+            Exit::Interrupted => "interrupted",
+            Exit::Failure | Exit::ServerGone => "failure",
+        }
+    }
+
     /// The `Exit` whose [`code`](Self::code) is `code`, if any (an exit code
     /// carried across the shared-session socket).
     pub fn from_code(code: u8) -> Option<Exit> {

@@ -2,7 +2,7 @@
 //! transfer shows (every datagram each way with its virtual send time, the
 //! machines' final states, figures, events and errors, the bytes written).
 //! A refactor of the machines that keeps behaviour keeps every line of
-//! `cargo test --test tests rdt_fingerprint -- --ignored --nocapture`
+//! `cargo test --test tests simulator_fingerprints -- --ignored --nocapture`
 //! identical; compare the output before and after.
 
 use std::time::{Duration, Instant};

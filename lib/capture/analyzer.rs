@@ -15,23 +15,21 @@ use std::net::{IpAddr, SocketAddr};
 
 use foldhash::{HashMap, HashSet};
 
-use super::chat::{ChatDir, Found, Msg, Probe, Side};
+use super::chat::{ChatDir, Side};
 use super::config::Config;
-use super::event::{
-    Channel, ConnChange, ConnEvent, DatagramEvent, Event, EventRef, MessageRef, ProblemEvent, TransferMode,
-    TransferSummary,
-};
+use super::event::{Channel, ConnChange, DatagramEvent, Event, EventRef, TransferMode, TransferSummary};
 use super::extract::{ExtractError, Extraction, Extractor};
 use super::frag::Defragmenter;
 use super::net::{self, flags};
 use super::reader::Packet;
-use super::scan;
 use super::stats::Stats;
-use super::tcp::{Chunk, Stream};
+use super::tcp::Stream;
 use super::transfer::{PlotPoint, PointKind, Transfer, super_packet_segment};
 use crate::rdt::classic;
 use crate::rdt::fast::{self, Frame};
 use crate::wire::Transport;
+
+mod conn;
 
 /// A TCP connection idle this long (capture time) is closed and forgotten,
 /// so that memory stays bounded on long captures.
@@ -184,7 +182,7 @@ impl Analyzer {
     }
 
     /// Analyses one captured frame; chat messages are handed out borrowed
-    /// ([`MessageRef`]), decoded only if the caller asks. The fast path.
+    /// ([`MessageRef`](super::event::MessageRef)), decoded only if the caller asks. The fast path.
     ///
     /// Events are timed by one clock that never goes back: a packet stamped
     /// earlier than the one before it (tcpdump on `any` or on several CPUs
@@ -272,25 +270,7 @@ impl Analyzer {
         let k = key(a, b);
         let syn = seg.flags & flags::SYN != 0;
         let ack = seg.flags & flags::ACK != 0;
-        // A new SYN on a tuple still tracked (its end was not captured): the
-        // port was reused; end the old connection first.
-        if syn
-            && !ack
-            && let Some(old) = self.conns.get(&k)
-            && old.streams[Side::from_client(a == old.state.client).idx()].is_new_syn(seg.seq)
-        {
-            self.close(k, ts, out);
-        }
-        let conn = match self.conns.entry(k) {
-            std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
-            std::collections::hash_map::Entry::Vacant(v) => {
-                // Only a SYN or data starts tracking (a stray ACK or FIN does not).
-                if !syn && seg.payload.is_empty() {
-                    return;
-                }
-                v.insert(self.shared.new_conn(ts, a, b, seg.flags))
-            }
-        };
+        let Some(conn) = track(&mut self.conns, &mut self.shared, ts, k, (a, b), seg, out) else { return };
         conn.last_ts = ts;
         let shared = &mut self.shared;
         let side = Side::from_client(a == conn.state.client);
@@ -320,46 +300,15 @@ impl Analyzer {
         conn.streams[d].segment(seg.seq, syn, seg.flags & flags::FIN != 0, seg.payload, &mut |c| {
             shared.chunk(ts, state, side, c, out);
         });
-        if let Kind::Transfer(i) = conn.state.kind
-            && shared.cfg.plot
-            && let Some(t) = shared.transfers.get_mut(i)
-        {
-            // The time-sequence graph: the server's segments by stream
-            // offset, the client's acknowledgements of them.
-            let server = &conn.streams[Side::Server.idx()];
-            if side == Side::Server && !seg.payload.is_empty() {
-                if let Some(at) = server.offset_of(seg.seq.wrapping_add(u32::from(syn))) {
-                    let again = at + seg.payload.len() as u64 <= delivered;
-                    t.point(ts, at, if again { PointKind::Retransmission } else { PointKind::Data });
-                }
-            } else if side == Side::Client
-                && ack
-                && let Some(at) = server.offset_of(seg.ack)
-            {
-                t.point(ts, at.min(server.delivered()), PointKind::Ack);
-            }
+        if shared.cfg.plot {
+            shared.plot_tcp(ts, conn, side, seg, delivered);
         }
-        if seg.flags & flags::RST != 0 {
-            if let Kind::Transfer(i) = conn.state.kind
-                && conn.streams.iter().all(|s| s.delivered() == 0 && s.buffered() == 0)
-            {
-                // Refused before any data: the reference announces a port
-                // before it listens, and the client retries. Keep the
-                // announcement for the retry.
-                shared.unannounce_transfer(i);
+        match shared.tcp_end(ts, conn, side, seg.flags, (a, b), out) {
+            Some(Ending::Forget) => {
                 self.conns.remove(&k);
-                return;
             }
-            shared.conn_event(ts, &conn.state, a, b, ConnChange::Reset, out);
-            self.close(k, ts, out);
-        } else if seg.flags & flags::FIN != 0 && !conn.state.fin[d] {
-            conn.state.fin[d] = true;
-            let both = conn.state.fin[side.other().idx()];
-            let change = if both { ConnChange::Close } else { ConnChange::HalfClose };
-            shared.conn_event(ts, &conn.state, a, b, change, out);
-            if conn.state.fin[side.other().idx()] && conn.streams.iter().all(|s| s.finished()) {
-                self.close(k, ts, out);
-            }
+            Some(Ending::Close) => self.close(k, ts, out),
+            None => {}
         }
     }
 
@@ -484,261 +433,102 @@ impl Analyzer {
         }
     }
 }
+/// What a segment's flags do to its connection ([`Shared::tcp_end`]).
+enum Ending {
+    /// Forgotten without a report (a transfer connection refused before data).
+    Forget,
+    /// Ended: what is held is handed out, what is missing reported.
+    Close,
+}
+
+/// The connection `k` a segment from `ends.0` to `ends.1` belongs to, from
+/// `conns` (a new SYN on a tuple still tracked ends the old connection
+/// first), or a new one; `None` when the segment starts nothing worth
+/// tracking (a stray ACK or FIN).
+fn track<'c>(
+    conns: &'c mut HashMap<Key, Conn>,
+    shared: &mut Shared,
+    ts: i64,
+    k: Key,
+    (a, b): (SocketAddr, SocketAddr),
+    seg: &net::TcpSegment<'_>,
+    out: &mut impl FnMut(EventRef<'_>),
+) -> Option<&'c mut Conn> {
+    let syn = seg.flags & flags::SYN != 0;
+    // A new SYN on a tuple still tracked (its end was not captured): the
+    // port was reused; end the old connection first.
+    if syn
+        && seg.flags & flags::ACK == 0
+        && let Some(old) = conns.get(&k)
+        && old.streams[Side::from_client(a == old.state.client).idx()].is_new_syn(seg.seq)
+        && let Some(mut old) = conns.remove(&k)
+    {
+        shared.end_conn(ts, &mut old, out);
+    }
+    match conns.entry(k) {
+        std::collections::hash_map::Entry::Occupied(o) => Some(o.into_mut()),
+        // Only a SYN or data starts tracking (a stray ACK or FIN does not).
+        std::collections::hash_map::Entry::Vacant(_) if !syn && seg.payload.is_empty() => None,
+        std::collections::hash_map::Entry::Vacant(v) => Some(v.insert(shared.new_conn(ts, a, b, seg.flags))),
+    }
+}
 
 impl Shared {
-    fn server_port(&self, a: SocketAddr) -> bool {
-        self.cfg.server_ports.contains(&a.port())
-    }
-
-    fn known(&self, a: SocketAddr) -> bool {
-        self.server_port(a) || self.announced.contains_key(&a)
-    }
-
-    fn new_conn(&mut self, ts: i64, a: SocketAddr, b: SocketAddr, fl: u8) -> Conn {
-        let syn = fl & flags::SYN != 0;
-        let ack = fl & flags::ACK != 0;
-        let (client, server) = if syn && !ack {
-            (a, b)
-        } else if syn && ack {
-            (b, a)
-        } else if self.known(b) {
-            (a, b)
-        } else if self.known(a) {
-            (b, a)
-        } else {
-            (a, b)
-        };
-        self.stats.tcp_connections += 1;
-        let mut state = ConnState {
-            client,
-            server,
-            kind: Kind::Undecided,
-            dirs: [ChatDir::new(0), ChatDir::new(0)],
-            downloads: VecDeque::new(),
-            fin: [false; 2],
-        };
-        self.decide_by_port(ts, &mut state);
-        Conn { streams: [Stream::new(self.cfg.tcp_cap), Stream::new(self.cfg.tcp_cap)], state, last_ts: ts }
-    }
-
-    /// Undoes a transfer that never carried data: its port is announced again.
-    fn unannounce_transfer(&mut self, i: usize) {
-        let Some(t) = self.transfers.get(i) else { return };
-        let s = &t.summary;
-        let again = Announce::Transfer { file: s.file.clone(), transport: None, size: s.announced_size.unwrap_or(0) };
-        self.announced.insert(s.server, again);
-        if i + 1 == self.transfers.len() {
-            self.transfers.pop();
-        } else if let Some(t) = self.transfers.get_mut(i) {
-            t.discarded = true;
-            t.reported = true;
-        }
-    }
-
-    fn decide_by_port(&mut self, ts: i64, st: &mut ConnState) {
-        if self.server_port(st.server) {
-            st.kind = Kind::Chat(Channel::Main);
-            return;
-        }
-        match self.announced.remove(&st.server) {
-            Some(Announce::Update) => st.kind = Kind::Chat(Channel::Update),
-            Some(Announce::Transfer { file, size, .. }) => {
-                let id = self.transfers.len() as u32 + 1;
-                let mut t = Transfer::new(id, TransferMode::Tcp, file, Some(size), st.client, st.server, ts);
-                t.record_plot = self.cfg.plot;
-                self.transfers.push(t);
-                st.kind = Kind::Transfer(self.transfers.len() - 1);
+    /// The time-sequence graph of a TCP transfer: the server's segments by
+    /// stream offset (`delivered` before this one), the client's
+    /// acknowledgements of them.
+    fn plot_tcp(&mut self, ts: i64, conn: &Conn, side: Side, seg: &net::TcpSegment<'_>, delivered: u64) {
+        let Kind::Transfer(i) = conn.state.kind else { return };
+        let Some(t) = self.transfers.get_mut(i) else { return };
+        let server = &conn.streams[Side::Server.idx()];
+        if side == Side::Server && !seg.payload.is_empty() {
+            let syn = seg.flags & flags::SYN != 0;
+            if let Some(at) = server.offset_of(seg.seq.wrapping_add(u32::from(syn))) {
+                let again = at + seg.payload.len() as u64 <= delivered;
+                t.point(ts, at, if again { PointKind::Retransmission } else { PointKind::Data });
             }
-            None => {}
+        } else if side == Side::Client
+            && seg.flags & flags::ACK != 0
+            && let Some(at) = server.offset_of(seg.ack)
+        {
+            t.point(ts, at.min(server.delivered()), PointKind::Ack);
         }
     }
 
-    fn channel(st: &ConnState) -> Option<Channel> {
-        match st.kind {
-            Kind::Chat(c) => Some(c),
-            Kind::Transfer(_) => Some(Channel::Transfer),
-            _ => None,
-        }
-    }
-
-    fn conn_event(
+    /// A reset or FIN from `side`: reported, and whether the connection ends.
+    fn tcp_end(
         &mut self,
         ts: i64,
-        st: &ConnState,
-        src: SocketAddr,
-        dst: SocketAddr,
-        change: ConnChange,
+        conn: &mut Conn,
+        side: Side,
+        fl: u8,
+        (a, b): (SocketAddr, SocketAddr),
         out: &mut impl FnMut(EventRef<'_>),
-    ) {
-        if let Some(channel) = Self::channel(st) {
-            out(EventRef::Other(Event::Connection(ConnEvent { ts_ns: ts, src, dst, channel, change })));
-        }
-    }
-
-    /// Sender and receiver of direction `side`.
-    fn flow(st: &ConnState, side: Side) -> (SocketAddr, SocketAddr) {
-        match side {
-            Side::Client => (st.client, st.server),
-            Side::Server => (st.server, st.client),
-        }
-    }
-
-    /// In-order bytes (or a hole) of direction `side`.
-    fn chunk(&mut self, ts: i64, st: &mut ConnState, side: Side, c: Chunk<'_>, out: &mut impl FnMut(EventRef<'_>)) {
-        if st.kind == Kind::Undecided {
-            self.decide_by_port(ts, st);
-        }
-        let (src, dst) = Self::flow(st, side);
-        let dir = &mut st.dirs[side.idx()];
-        match (st.kind, c) {
-            (Kind::Ignored, _) => {}
-            (Kind::Undecided, Chunk::Gap { .. }) => st.kind = Kind::Ignored,
-            (Kind::Undecided, Chunk::Data { offset, data }) => {
-                // By content: do the first bytes decode as a chat message?
-                let downloads = &mut st.downloads;
-                let on = &mut |channel, f: Found<'_>| self.found(&Cx { ts, src, dst, channel }, downloads, f, out);
-                match dir.probe(offset, data, on) {
-                    Probe::Chat(channel) => st.kind = Kind::Chat(channel),
-                    Probe::Wait => {}
-                    Probe::NotChat => st.kind = Kind::Ignored,
-                }
-            }
-            (Kind::Chat(channel), Chunk::Data { data, .. }) => {
-                let cx = Cx { ts, src, dst, channel };
-                dir.feed(data, &mut |f| self.found(&cx, &mut st.downloads, f, out));
-            }
-            (Kind::Chat(channel), Chunk::Gap { offset, len }) => {
-                self.stats.gaps += 1;
-                let cut = if dir.has_partial() { " (a message was cut)" } else { "" };
-                let what =
-                    format!("{len} bytes missing from the capture at stream offset {offset}{cut}; resynchronised");
-                out(EventRef::Other(Event::Problem(ProblemEvent { ts_ns: ts, flow: Some((src, dst, channel)), what })));
-                *dir = ChatDir::new(offset + len);
-            }
-            (Kind::Transfer(i), c) if side == Side::Server => {
-                let Some(t) = self.transfers.get_mut(i) else { return };
-                t.summary.last_ns = ts;
-                if let Chunk::Gap { .. } = c {
-                    self.stats.gaps += 1;
-                }
-                match c {
-                    Chunk::Data { offset, data } => {
-                        t.summary.bytes += data.len() as u64;
-                        self.extraction.write(&t.summary, offset, data);
-                    }
-                    Chunk::Gap { len, .. } => {
-                        t.summary.missing_bytes += len;
-                        self.extraction.hole(&t.summary);
-                    }
-                }
-            }
-            (Kind::Transfer(_), _) => {}
-        }
-    }
-
-    /// Something a chat direction's decoding found.
-    fn found(
-        &mut self,
-        cx: &Cx,
-        downloads: &mut VecDeque<(String, Transport)>,
-        f: Found<'_>,
-        out: &mut impl FnMut(EventRef<'_>),
-    ) {
-        match f {
-            Found::Message(m) => self.message(cx, downloads, m, out),
-            Found::Undecodable { at, error, skipped } => {
-                self.stats.decode_errors += 1;
-                let what = format!("undecodable input at stream offset {at}: {}; skipped {skipped} bytes", error.kind);
-                let flow = Some((cx.src, cx.dst, cx.channel));
-                out(EventRef::Other(Event::Problem(ProblemEvent { ts_ns: cx.ts, flow, what })));
-            }
-        }
-    }
-
-    /// Counts a message, learns what it announces, and reports it.
-    fn message(
-        &mut self,
-        cx: &Cx,
-        downloads: &mut VecDeque<(String, Transport)>,
-        m: Msg<'_>,
-        out: &mut impl FnMut(EventRef<'_>),
-    ) {
-        self.stats.messages += 1;
-        self.stats.by_code.add(m.code);
-        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-        match m.fields {
-            scan::Fields::Other => {}
-            scan::Fields::Names(names) => names.for_each(|n| self.remember(n)),
-            scan::Fields::Download { transport, file } => {
-                downloads.push_back((text(file), Transport::from_wire(text(transport))));
-            }
-            scan::Fields::Joined { name, port } => {
-                self.remember(name);
-                self.announced.insert(SocketAddr::new(cx.src.ip(), port), Announce::Update);
-            }
-            scan::Fields::DownloadReady { size, port } => {
-                let (file, transport) = downloads.pop_front().map_or((None, None), |(f, t)| (Some(f), Some(t)));
-                self.announced.insert(SocketAddr::new(cx.src.ip(), port), Announce::Transfer { file, transport, size });
-            }
-            scan::Fields::Error { ty } => {
-                if ty == 6 {
-                    downloads.pop_front();
-                }
-            }
-        }
-        let (ts_ns, src, dst, channel) = (cx.ts, cx.src, cx.dst, cx.channel);
-        out(EventRef::Message(MessageRef { ts_ns, src, dst, channel, offset: m.offset, code: m.code, raw: m.raw }));
-    }
-
-    /// Adds a user name to the set, allocating only for a new one; the last
-    /// name seen is checked first (chat repeats the same few names).
-    fn remember(&mut self, name: &[u8]) {
-        if self.last_user.as_slice() == name {
-            return;
-        }
-        self.last_user.clear();
-        self.last_user.extend_from_slice(name);
-        if !self.users_seen.contains(name) {
-            self.users_seen.insert(name.into());
-            self.stats.users.insert(String::from_utf8_lossy(name).into_owned());
-        }
-    }
-
-    fn end_conn(&mut self, ts: i64, conn: &mut Conn, out: &mut impl FnMut(EventRef<'_>)) {
-        let st = &mut conn.state;
-        for side in Side::BOTH {
-            conn.streams[side.idx()].flush(&mut |c| self.chunk(ts, st, side, c, out));
-            if let Kind::Chat(channel) = st.kind
-                && let Err(e) = st.dirs[side.idx()].finish()
+    ) -> Option<Ending> {
+        let d = side.idx();
+        if fl & flags::RST != 0 {
+            if let Kind::Transfer(i) = conn.state.kind
+                && conn.streams.iter().all(|s| s.delivered() == 0 && s.buffered() == 0)
             {
-                let (src, dst) = Self::flow(st, side);
-                self.stats.decode_errors += 1;
-                let what = format!("the connection ended inside a message: {}", e.kind);
-                out(EventRef::Other(Event::Problem(ProblemEvent { ts_ns: ts, flow: Some((src, dst, channel)), what })));
+                // Refused before any data: the reference announces a port
+                // before it listens, and the client retries. Keep the
+                // announcement for the retry.
+                self.unannounce_transfer(i);
+                return Some(Ending::Forget);
+            }
+            self.conn_event(ts, &conn.state, a, b, ConnChange::Reset, out);
+            return Some(Ending::Close);
+        }
+        if fl & flags::FIN != 0 && !conn.state.fin[d] {
+            conn.state.fin[d] = true;
+            let both = conn.state.fin[side.other().idx()];
+            let change = if both { ConnChange::Close } else { ConnChange::HalfClose };
+            self.conn_event(ts, &conn.state, a, b, change, out);
+            if both && conn.streams.iter().all(|s| s.finished()) {
+                return Some(Ending::Close);
             }
         }
-        if let Kind::Transfer(i) = st.kind {
-            let server = &conn.streams[Side::Server.idx()];
-            if let Some(t) = self.transfers.get_mut(i) {
-                t.summary.packets = server.stats.segments;
-                t.summary.retransmissions = server.stats.retransmissions;
-                t.summary.out_of_order = server.stats.out_of_order;
-                t.summary.complete = st.fin[Side::Server.idx()] && t.summary.missing_bytes == 0;
-            }
-            self.report_transfer(i, ts, out);
-        }
-    }
-
-    /// Reports transfer `i` (once), at `ts`, closing its extracted file.
-    fn report_transfer(&mut self, i: usize, ts: i64, out: &mut impl FnMut(EventRef<'_>)) {
-        let Some(t) = self.transfers.get_mut(i) else { return };
-        if t.reported {
-            return;
-        }
-        t.reported = true;
-        t.summary.reported_ns = ts;
-        self.extraction.finish(t);
-        out(EventRef::Other(Event::Transfer(Box::new(t.summary.clone()))));
+        None
     }
 }
 

@@ -120,27 +120,7 @@ pub fn human(e: &Event) -> String {
     let dim = &*DIM;
     let t = dim.apply_to(time_of_day(e.ts_ns()));
     match e {
-        Event::Message(m) => {
-            let style = match m.message {
-                Message::Request(_) => &*CYAN,
-                Message::Confirm(_) => &*GREEN,
-                Message::Update(_) => &*MAGENTA,
-                Message::Error(_) => &*RED_BOLD,
-            };
-            // Padded by hand: `{:<N}` on a styled value makes `console`
-            // measure its width through the escape codes, on every line.
-            let mut line = String::with_capacity(160);
-            let _ = write!(line, "{t}  ");
-            push_padded(&mut line, &flow(m.src, m.dst), 45);
-            line.push(' ');
-            push_padded(&mut line, m.channel.as_str(), 8);
-            line.push(' ');
-            let mut code = String::with_capacity(4);
-            push_padded(&mut code, &m.message.code().to_string(), 4);
-            let _ = write!(line, "{}  ", style.apply_to(code));
-            line.push_str(&describe(&m.message));
-            line
-        }
+        Event::Message(m) => message_line(&t, m),
         Event::Connection(c) => {
             let what = match c.change {
                 ConnChange::Open => "connection opened",
@@ -158,60 +138,89 @@ pub fn human(e: &Event) -> String {
             }
         }
         Event::Datagram(d) => {
-            let what = match &d.kind {
-                DatagramKind::Window { window } => format!("window {window}"),
-                &DatagramKind::Data { seq, last, len, retransmission, out_of_order } => format!(
-                    "data seq {seq:02}{} {len} B{}{}",
-                    if last { " (last)" } else { "" },
-                    if retransmission { " retransmission" } else { "" },
-                    if out_of_order { " out of order" } else { "" }
-                ),
-                DatagramKind::Ack { next } => format!("ack {next}"),
-                DatagramKind::FastHello { len } => format!("hello, fast mode offered ({len} B)"),
-                DatagramKind::Challenge { cookie, size } => format!("challenge {cookie:#x}, file of {}", bytes(*size)),
-                DatagramKind::Start { cookie, resume, max_data } => {
-                    format!("start {cookie:#x}, resume at {resume}, max data {}", bytes(*max_data))
-                }
-                &DatagramKind::FastData { pn, offset, len, retransmission, out_of_order, duplicate } => format!(
-                    "data #{pn} at {offset} {len} B{}{}{}",
-                    if retransmission { " retransmission" } else { "" },
-                    if out_of_order { " out of order" } else { "" },
-                    if duplicate { " duplicate" } else { "" }
-                ),
-                DatagramKind::FastAck { largest_pn, ranges, .. } => {
-                    let r: Vec<String> = ranges.iter().map(|[a, b]| format!("{a}-{b}")).collect();
-                    format!("ack #{largest_pn}, have {}", if r.is_empty() { "nothing".into() } else { r.join(",") })
-                }
-                DatagramKind::Done { size, hash, hash_algorithm } => {
-                    format!("done, {}, {hash_algorithm} {hash}", bytes(*size))
-                }
-                DatagramKind::DoneAck { ok } => {
-                    format!("done-ack: {}", if *ok { "hash verified" } else { "HASH MISMATCH" })
-                }
-                DatagramKind::Stats { cwnd, srtt_us, pacing_rate, packets_lost, bytes_retransmitted, cc } => format!(
-                    "sender stats: {cc}, window {}, RTT {:.1} ms, pacing {}, {}, {} sent again",
-                    bytes(*cwnd),
-                    *srtt_us as f64 / 1000.0,
-                    crate::text::units::rate(*pacing_rate as f64),
-                    count(*packets_lost, "packet lost", "packets lost"),
-                    bytes(*bytes_retransmitted)
-                ),
-                DatagramKind::AckFrequency { seq, threshold, max_delay_us } => format!(
-                    "ack-frequency #{seq}: acknowledge every {} or after {:.1} ms",
-                    count(u64::from(*threshold), "datagram", "datagrams"),
-                    f64::from(*max_delay_us) / 1000.0
-                ),
-                DatagramKind::Abort { code, reason, text } if text.is_empty() => format!("abort ({code}): {reason}"),
-                DatagramKind::Abort { code, reason, text } => {
-                    format!("abort ({code}): {reason}: {}", crate::text::escape(text))
-                }
-                DatagramKind::Invalid { len, reason } => format!("{len} B invalid: {reason}"),
-                DatagramKind::Other { len } => format!("{len} B not understood"),
-            };
+            let what = datagram(&d.kind);
             format!("{t}  {:<45} {:<8} #{} {}", flow(d.src, d.dst), "udp", d.transfer, dim.apply_to(what))
         }
         Event::Transfer(s) => format!("{t}  {}", transfer_line(s)),
     }
+}
+
+/// What a datagram is, in words (the timeline's last column).
+fn datagram(kind: &DatagramKind) -> String {
+    match kind {
+        DatagramKind::Window { window } => format!("window {window}"),
+        &DatagramKind::Data { seq, last, len, retransmission, out_of_order } => format!(
+            "data seq {seq:02}{} {len} B{}{}",
+            if last { " (last)" } else { "" },
+            if retransmission { " retransmission" } else { "" },
+            if out_of_order { " out of order" } else { "" }
+        ),
+        DatagramKind::Ack { next } => format!("ack {next}"),
+        DatagramKind::FastHello { len } => format!("hello, fast mode offered ({len} B)"),
+        DatagramKind::Challenge { cookie, size } => format!("challenge {cookie:#x}, file of {}", bytes(*size)),
+        DatagramKind::Start { cookie, resume, max_data } => {
+            format!("start {cookie:#x}, resume at {resume}, max data {}", bytes(*max_data))
+        }
+        &DatagramKind::FastData { pn, offset, len, retransmission, out_of_order, duplicate } => format!(
+            "data #{pn} at {offset} {len} B{}{}{}",
+            if retransmission { " retransmission" } else { "" },
+            if out_of_order { " out of order" } else { "" },
+            if duplicate { " duplicate" } else { "" }
+        ),
+        DatagramKind::FastAck { largest_pn, ranges, .. } => {
+            let r: Vec<String> = ranges.iter().map(|[a, b]| format!("{a}-{b}")).collect();
+            format!("ack #{largest_pn}, have {}", if r.is_empty() { "nothing".into() } else { r.join(",") })
+        }
+        DatagramKind::Done { size, hash, hash_algorithm } => {
+            format!("done, {}, {hash_algorithm} {hash}", bytes(*size))
+        }
+        DatagramKind::DoneAck { ok } => {
+            format!("done-ack: {}", if *ok { "hash verified" } else { "HASH MISMATCH" })
+        }
+        DatagramKind::Stats { cwnd, srtt_us, pacing_rate, packets_lost, bytes_retransmitted, cc } => format!(
+            "sender stats: {cc}, window {}, RTT {:.1} ms, pacing {}, {}, {} sent again",
+            bytes(*cwnd),
+            *srtt_us as f64 / 1000.0,
+            crate::text::units::rate(*pacing_rate as f64),
+            count(*packets_lost, "packet lost", "packets lost"),
+            bytes(*bytes_retransmitted)
+        ),
+        DatagramKind::AckFrequency { seq, threshold, max_delay_us } => format!(
+            "ack-frequency #{seq}: acknowledge every {} or after {:.1} ms",
+            count(u64::from(*threshold), "datagram", "datagrams"),
+            f64::from(*max_delay_us) / 1000.0
+        ),
+        DatagramKind::Abort { code, reason, text } if text.is_empty() => format!("abort ({code}): {reason}"),
+        DatagramKind::Abort { code, reason, text } => {
+            format!("abort ({code}): {reason}: {}", crate::text::escape(text))
+        }
+        DatagramKind::Invalid { len, reason } => format!("{len} B invalid: {reason}"),
+        DatagramKind::Other { len } => format!("{len} B not understood"),
+    }
+}
+
+/// A message's timeline line: time `t`, flow, channel, code (coloured by
+/// direction) and what it says.
+fn message_line(t: &impl std::fmt::Display, m: &MessageEvent) -> String {
+    let style = match m.message {
+        Message::Request(_) => &*CYAN,
+        Message::Confirm(_) => &*GREEN,
+        Message::Update(_) => &*MAGENTA,
+        Message::Error(_) => &*RED_BOLD,
+    };
+    // Padded by hand: `{:<N}` on a styled value makes `console`
+    // measure its width through the escape codes, on every line.
+    let mut line = String::with_capacity(160);
+    let _ = write!(line, "{t}  ");
+    push_padded(&mut line, &flow(m.src, m.dst), 45);
+    line.push(' ');
+    push_padded(&mut line, m.channel.as_str(), 8);
+    line.push(' ');
+    let mut code = String::with_capacity(4);
+    push_padded(&mut code, &m.message.code().to_string(), 4);
+    let _ = write!(line, "{}  ", style.apply_to(code));
+    line.push_str(&describe(&m.message));
+    line
 }
 
 static DIM: std::sync::LazyLock<Style> = std::sync::LazyLock::new(|| Style::new().dim());

@@ -192,47 +192,153 @@ pub fn png(svg: &str) -> Result<Vec<u8>, PlotError> {
 /// legend whose words match the y axis. A transfer of one datagram, or of
 /// datagrams all at one instant, gets a 1 ms time axis with its points at 0.
 pub fn svg(s: &TransferSummary, points: &[PlotPoint]) -> String {
-    let (w, h) = (960.0f64, 560.0f64);
-    let (left, right, top, bottom) = (90.0f64, 30.0f64, 70.0f64, 60.0f64);
-    let t0 = points.iter().map(|p| p.ts_ns).min().unwrap_or(0);
-    let span_ns = points.iter().map(|p| p.ts_ns).max().unwrap_or(0) - t0;
-    // Fast and TCP transfers are drawn by byte offset, classic ones by packet.
-    let fast = s.mode != TransferMode::Classic;
-    let tcp = s.mode == TransferMode::Tcp;
-    // The time axis in the unit that reads best: s, else ms, else µs.
-    let (tunit, tdiv) = if span_ns >= 2_000_000_000 {
-        ("s", 1e9)
-    } else if span_ns >= 2_000_000 || span_ns == 0 {
-        ("ms", 1e6)
-    } else {
-        ("µs", 1e3)
-    };
-    let (xstep, xend) = ticks((span_ns as f64 / tdiv).max(if span_ns == 0 { 1.0 } else { 0.0 }));
-    // The y axis reaches the file's end (fast), so one datagram is not
-    // drawn as the top of its own axis.
-    let pmax_points = points.iter().map(|p| p.packet).max().unwrap_or(0);
-    let pmax = if fast { pmax_points.max(s.announced_size.unwrap_or(0)) } else { pmax_points };
-    let pmax = pmax.max(1) as f64;
-    let (yunit, ydiv) = if !fast {
-        ("packet number", 1.0)
-    } else if pmax >= 2e6 {
-        ("byte offset (MB)", 1e6)
-    } else if pmax >= 2e3 {
-        ("byte offset (kB)", 1e3)
-    } else {
-        ("byte offset (bytes)", 1.0)
-    };
-    // Ticks in the unit shown.
-    let (ystep, yend) = ticks(pmax / ydiv);
-    let (ystep, yend) = (ystep * ydiv, yend * ydiv);
-    let (pw, ph) = (w - left - right, h - top - bottom);
-    // A margin inside the axes, so points at zero are not drawn on them.
-    let pad = 8.0;
-    let xv = |v: f64| left + pad + v / xend * (pw - 2.0 * pad);
-    let yv = |v: f64| top + ph - pad - v / yend * (ph - 2.0 * pad);
-    let x = |ts: i64| xv((ts - t0) as f64 / tdiv);
-    let y = |p: u64| yv(p as f64);
+    let axes = Axes::new(s, points);
+    let data_points = points.iter().filter(|p| p.kind != PointKind::Ack).count() as u64;
     let mut svg = String::new();
+    title(&mut svg, &axes, s, data_points);
+    axes.draw(&mut svg);
+    draw_points(&mut svg, &axes, points, data_points);
+    legend(&mut svg, &axes, s.mode);
+    svg.push_str("</svg>\n");
+    svg
+}
+
+/// The image's size, the plot area inside it, and the scales of both axes.
+struct Axes {
+    w: f64,
+    h: f64,
+    left: f64,
+    top: f64,
+    /// The plot area's width and height.
+    pw: f64,
+    ph: f64,
+    /// The first point's time, and the time it spans.
+    t0: i64,
+    span_ns: i64,
+    /// Time, in `x.unit` (`x.div` nanoseconds each).
+    x: Scale,
+    /// Packets or bytes (`y.div` per unit shown).
+    y: Scale,
+}
+
+/// One axis: its label, the size of its unit, and its tick step and end
+/// (in units for time, in packets or bytes for the y axis).
+struct Scale {
+    unit: &'static str,
+    div: f64,
+    step: f64,
+    end: f64,
+}
+
+impl Axes {
+    fn new(s: &TransferSummary, points: &[PlotPoint]) -> Axes {
+        let (w, h) = (960.0f64, 560.0f64);
+        let (left, right, top, bottom) = (90.0f64, 30.0f64, 70.0f64, 60.0f64);
+        let t0 = points.iter().map(|p| p.ts_ns).min().unwrap_or(0);
+        let span_ns = points.iter().map(|p| p.ts_ns).max().unwrap_or(0) - t0;
+        // Fast and TCP transfers are drawn by byte offset, classic ones by packet.
+        let fast = s.mode != TransferMode::Classic;
+        // The time axis in the unit that reads best: s, else ms, else µs.
+        let (tunit, tdiv) = if span_ns >= 2_000_000_000 {
+            ("s", 1e9)
+        } else if span_ns >= 2_000_000 || span_ns == 0 {
+            ("ms", 1e6)
+        } else {
+            ("µs", 1e3)
+        };
+        let (xstep, xend) = ticks((span_ns as f64 / tdiv).max(if span_ns == 0 { 1.0 } else { 0.0 }));
+        // The y axis reaches the file's end (fast), so one datagram is not
+        // drawn as the top of its own axis.
+        let pmax_points = points.iter().map(|p| p.packet).max().unwrap_or(0);
+        let pmax = if fast { pmax_points.max(s.announced_size.unwrap_or(0)) } else { pmax_points };
+        let pmax = pmax.max(1) as f64;
+        let (yunit, ydiv) = if !fast {
+            ("packet number", 1.0)
+        } else if pmax >= 2e6 {
+            ("byte offset (MB)", 1e6)
+        } else if pmax >= 2e3 {
+            ("byte offset (kB)", 1e3)
+        } else {
+            ("byte offset (bytes)", 1.0)
+        };
+        // Ticks in the unit shown.
+        let (ystep, yend) = ticks(pmax / ydiv);
+        let (ystep, yend) = (ystep * ydiv, yend * ydiv);
+        let (pw, ph) = (w - left - right, h - top - bottom);
+        let x = Scale { unit: tunit, div: tdiv, step: xstep, end: xend };
+        let y = Scale { unit: yunit, div: ydiv, step: ystep, end: yend };
+        Axes { w, h, left, top, pw, ph, t0, span_ns, x, y }
+    }
+
+    /// A margin inside the axes, so points at zero are not drawn on them.
+    const PAD: f64 = 8.0;
+
+    /// The x of `v` time units since the first point.
+    fn xv(&self, v: f64) -> f64 {
+        self.left + Self::PAD + v / self.x.end * (self.pw - 2.0 * Self::PAD)
+    }
+
+    /// The y of `v` packets or bytes.
+    fn yv(&self, v: f64) -> f64 {
+        self.top + self.ph - Self::PAD - v / self.y.end * (self.ph - 2.0 * Self::PAD)
+    }
+
+    /// The x of a capture time.
+    fn x(&self, ts: i64) -> f64 {
+        self.xv((ts - self.t0) as f64 / self.x.div)
+    }
+
+    /// Grid, ticks, labels and the axes themselves.
+    fn draw(&self, svg: &mut String) {
+        let (left, top, pw, ph, h) = (self.left, self.top, self.pw, self.ph, self.h);
+        let mut grid = String::new();
+        let mut labels = String::new();
+        for i in 0..=((self.x.end / self.x.step).round() as u64) {
+            let v = i as f64 * self.x.step;
+            let px = self.xv(v);
+            let _ = write!(grid, "M{px:.1} {top} V{} ", top + ph);
+            let _ = writeln!(
+                labels,
+                r#"<text x="{px:.1}" y="{}" text-anchor="middle">{}</text>"#,
+                top + ph + 18.0,
+                tick_label(v, self.x.step)
+            );
+        }
+        for i in 0..=((self.y.end / self.y.step).round() as u64) {
+            let v = i as f64 * self.y.step;
+            let py = self.yv(v);
+            let _ = write!(grid, "M{left} {py:.1} H{} ", left + pw);
+            let _ = writeln!(
+                labels,
+                r#"<text x="{}" y="{:.1}" text-anchor="end">{}</text>"#,
+                left - 6.0,
+                py + 4.0,
+                tick_label(v / self.y.div, self.y.step / self.y.div)
+            );
+        }
+        let _ = writeln!(svg, r##"<path d="{grid}" stroke="#ddd" fill="none"/>"##);
+        svg.push_str(&labels);
+        let _ = writeln!(svg, r#"<path d="M{left} {top} V{} H{}" stroke="black" fill="none"/>"#, top + ph, left + pw);
+        let _ = writeln!(
+            svg,
+            r#"<text x="{}" y="{}" text-anchor="middle">time since the first point ({})</text>"#,
+            left + pw / 2.0,
+            h - 16.0,
+            self.x.unit
+        );
+        let _ = writeln!(
+            svg,
+            r#"<text x="18" y="{0}" transform="rotate(-90 18 {0})" text-anchor="middle">{1}</text>"#,
+            top + ph / 2.0,
+            self.y.unit
+        );
+    }
+}
+
+/// The opening tag, the background, and the two title lines.
+fn title(svg: &mut String, axes: &Axes, s: &TransferSummary, data_points: u64) {
+    let (w, h) = (axes.w, axes.h);
+    let tcp = s.mode == TransferMode::Tcp;
     let _ = writeln!(
         svg,
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="DejaVu Sans, Liberation Sans, Arial, sans-serif" font-size="12">"#
@@ -248,7 +354,6 @@ pub fn svg(s: &TransferSummary, points: &[PlotPoint]) -> String {
         count(s.retransmissions, "retransmission", "retransmissions"),
     );
     let _ = writeln!(svg, r#"<text x="{}" y="24" text-anchor="middle" font-size="15">{}</text>"#, w / 2.0, xml(&title));
-    let data_points = points.iter().filter(|p| p.kind != PointKind::Ack).count() as u64;
     let sub = format!(
         "{} → {}; {} plotted{}",
         s.server,
@@ -258,56 +363,21 @@ pub fn svg(s: &TransferSummary, points: &[PlotPoint]) -> String {
             if tcp { "data segment" } else { "data datagram" },
             if tcp { "data segments" } else { "data datagrams" }
         ),
-        if span_ns == 0 { ", all at one instant" } else { "" }
+        if axes.span_ns == 0 { ", all at one instant" } else { "" }
     );
     let _ = writeln!(svg, r##"<text x="{}" y="44" text-anchor="middle" fill="#555">{}</text>"##, w / 2.0, xml(&sub));
-    // Grid, ticks and labels.
-    let mut grid = String::new();
-    let mut labels = String::new();
-    for i in 0..=((xend / xstep).round() as u64) {
-        let v = i as f64 * xstep;
-        let px = xv(v);
-        let _ = write!(grid, "M{px:.1} {top} V{} ", top + ph);
-        let _ = writeln!(
-            labels,
-            r#"<text x="{px:.1}" y="{}" text-anchor="middle">{}</text>"#,
-            top + ph + 18.0,
-            tick_label(v, xstep)
-        );
-    }
-    for i in 0..=((yend / ystep).round() as u64) {
-        let v = i as f64 * ystep;
-        let py = yv(v);
-        let _ = write!(grid, "M{left} {py:.1} H{} ", left + pw);
-        let _ = writeln!(
-            labels,
-            r#"<text x="{}" y="{:.1}" text-anchor="end">{}</text>"#,
-            left - 6.0,
-            py + 4.0,
-            tick_label(v / ydiv, ystep / ydiv)
-        );
-    }
-    let _ = writeln!(svg, r##"<path d="{grid}" stroke="#ddd" fill="none"/>"##);
-    svg.push_str(&labels);
-    let _ = writeln!(svg, r#"<path d="M{left} {top} V{} H{}" stroke="black" fill="none"/>"#, top + ph, left + pw);
-    let _ = writeln!(
-        svg,
-        r#"<text x="{}" y="{}" text-anchor="middle">time since the first point ({tunit})</text>"#,
-        left + pw / 2.0,
-        h - 16.0
-    );
-    let _ = writeln!(
-        svg,
-        r#"<text x="18" y="{0}" transform="rotate(-90 18 {0})" text-anchor="middle">{yunit}</text>"#,
-        top + ph / 2.0
-    );
+}
+
+/// Data as dots, retransmissions as red crosses, acknowledgements as a
+/// green staircase.
+fn draw_points(svg: &mut String, axes: &Axes, points: &[PlotPoint], data_points: u64) {
     // Few points are drawn larger, so one datagram is seen.
     let r = if data_points < 50 { 3.5 } else { 1.5 };
     let few_acks = points.iter().filter(|p| p.kind == PointKind::Ack).count() < 50;
     let mut acks = String::new();
     let mut ack_marks = String::new();
     for p in points {
-        let (px, py) = (x(p.ts_ns), y(p.packet));
+        let (px, py) = (axes.x(p.ts_ns), axes.yv(p.packet as f64));
         match p.kind {
             PointKind::Data => {
                 let _ = writeln!(svg, r#"<circle cx="{px:.1}" cy="{py:.1}" r="{r}" fill="black"/>"#);
@@ -335,15 +405,22 @@ pub fn svg(s: &TransferSummary, points: &[PlotPoint]) -> String {
     if !ack_marks.is_empty() {
         let _ = writeln!(svg, r#"<path d="{ack_marks}" stroke="green" stroke-width="3" fill="none"/>"#);
     }
-    // Legend, top left inside the plot (the graph rises to the top right),
-    // in the y axis's terms: packets (classic) or bytes (fast).
-    let (lx, ly) = (left + 12.0, top + 12.0);
-    let (sent, again, ack) = if tcp {
-        ("segment sent (its first byte)", "retransmission (bytes sent again)", "acknowledged: every byte below")
-    } else if fast {
-        ("DATA sent (its first byte)", "retransmission (bytes sent again)", "acknowledged: every byte below")
-    } else {
-        ("data packet sent", "retransmission (packet sent again)", "acknowledged: next packet expected")
+}
+
+/// The legend, top left inside the plot (the graph rises to the top right),
+/// in the y axis's terms: packets (classic) or bytes (fast, TCP).
+fn legend(svg: &mut String, axes: &Axes, mode: TransferMode) {
+    let (lx, ly) = (axes.left + 12.0, axes.top + 12.0);
+    let (sent, again, ack) = match mode {
+        TransferMode::Tcp => {
+            ("segment sent (its first byte)", "retransmission (bytes sent again)", "acknowledged: every byte below")
+        }
+        TransferMode::Classic => {
+            ("data packet sent", "retransmission (packet sent again)", "acknowledged: next packet expected")
+        }
+        TransferMode::Fast => {
+            ("DATA sent (its first byte)", "retransmission (bytes sent again)", "acknowledged: every byte below")
+        }
     };
     let _ = writeln!(svg, r##"<rect x="{lx}" y="{ly}" width="270" height="66" fill="white" stroke="#999"/>"##);
     let _ = writeln!(svg, r#"<circle cx="{}" cy="{}" r="2.5" fill="black"/>"#, lx + 16.0, ly + 16.0);
@@ -352,8 +429,6 @@ pub fn svg(s: &TransferSummary, points: &[PlotPoint]) -> String {
     let _ = writeln!(svg, r#"<text x="{}" y="{}">{again}</text>"#, lx + 32.0, ly + 37.0);
     let _ = writeln!(svg, r#"<path d="M{} {} h20" stroke="green" stroke-width="2"/>"#, lx + 6.0, ly + 51.0);
     let _ = writeln!(svg, r#"<text x="{}" y="{}">{ack}</text>"#, lx + 32.0, ly + 55.0);
-    svg.push_str("</svg>\n");
-    svg
 }
 
 /// A tick step of 1, 2 or 5 times a power of ten giving 4 to 10 ticks over

@@ -13,6 +13,10 @@ use pcap_parser::pcapng::Block;
 use pcap_parser::traits::PcapReaderIterator;
 use pcap_parser::{PcapBlockOwned, PcapError};
 
+mod legacy;
+
+use legacy::Legacy;
+
 /// Initial read buffer.
 const INITIAL_BUFFER: usize = 1 << 20;
 /// Largest block we accept (pcapng blocks can be large; 64 MiB is plenty).
@@ -115,16 +119,13 @@ pub struct CaptureReader<'r> {
     /// Standard pcap, read by [`Legacy`] (None for anything else).
     fast: Option<Legacy<'r>>,
     io_error: std::sync::Arc<std::sync::Mutex<Option<std::io::Error>>>,
-    /// Legacy pcap: link type and nanosecond flag from the file header.
-    legacy: Option<(i32, bool)>,
-    interfaces: Vec<Interface>,
+    /// What the blocks read so far say about those to come.
+    section: Section,
     pending_consume: usize,
     /// Bytes of the input consumed before the current buffer position.
     offset: u64,
     capacity: usize,
     done: bool,
-    /// pcapng: the current section is big-endian (None for a pcap file).
-    ng_big_endian: Option<bool>,
     /// Number of packets returned.
     pub packets: u64,
     /// pcapng blocks that were skipped (statistics, name resolution, unknown).
@@ -158,7 +159,7 @@ impl<'r> CaptureReader<'r> {
         if got == head.len()
             && let Some(fast) = Legacy::header(&head)
         {
-            let fast = Legacy { input: Box::new(input), buf: vec![0; capacity], start: 0, end: 0, eof: false, ..fast };
+            let fast = fast.reading(Box::new(input), capacity);
             return Ok(Self::build(None, Some(fast), io_error, capacity, None));
         }
         let mut head = head[..got].to_vec();
@@ -204,13 +205,11 @@ impl<'r> CaptureReader<'r> {
             inner,
             fast,
             io_error,
-            legacy: None,
-            interfaces: Vec::new(),
+            section: Section { ng_big_endian, ..Section::default() },
             pending_consume: 0,
             offset: 0,
             capacity,
             done: false,
-            ng_big_endian,
             packets: 0,
             skipped_blocks: 0,
         }
@@ -228,16 +227,8 @@ impl<'r> CaptureReader<'r> {
     /// the capture. After an error the reader is finished (a damaged block in
     /// a pcap cannot be skipped reliably).
     pub fn next_packet<T>(&mut self, f: impl FnOnce(Packet<'_>) -> T) -> Result<Option<T>, ReadError> {
-        if let Some(l) = &mut self.fast {
-            if self.done {
-                return Ok(None);
-            }
-            let r = l.next(f);
-            match &r {
-                Ok(Some(_)) => self.packets += 1,
-                _ => self.done = true,
-            }
-            return r;
+        if self.fast.is_some() {
+            return self.next_standard(f);
         }
         let mut f = Some(f);
         loop {
@@ -250,125 +241,77 @@ impl<'r> CaptureReader<'r> {
                 self.offset += self.pending_consume as u64;
                 self.pending_consume = 0;
             }
-            enum Step<T> {
-                Got(usize, T),
-                Skip(usize),
-                Refill,
-                Grow,
-                End,
-                Fail(ReadError),
-            }
             let offset = self.offset;
-            if let Err(e) = check_ng_block(self.ng_big_endian, inner.data(), offset) {
+            if let Err(e) = check_ng_block(self.section.ng_big_endian, inner.data(), offset) {
                 self.done = true;
                 return Err(e);
             }
             let step = match inner.next() {
-                Ok((len, block)) => match block {
-                    PcapBlockOwned::LegacyHeader(h) => {
-                        self.legacy = Some((h.network.0, h.is_nanosecond_precision()));
-                        Step::Skip(len)
-                    }
-                    PcapBlockOwned::Legacy(b) => {
-                        let (linktype, nanos) = self.legacy.unwrap_or((1, false));
-                        let frac = if nanos { i64::from(b.ts_usec) } else { i64::from(b.ts_usec) * 1000 };
-                        let ts_ns = i64::from(b.ts_sec) * 1_000_000_000 + frac;
-                        let caplen = (b.caplen as usize).min(b.data.len());
-                        let p = Packet { ts_ns, linktype, data: &b.data[..caplen], orig_len: b.origlen };
-                        let f = f.take().expect("callback used once");
-                        Step::Got(len, f(p))
-                    }
-                    PcapBlockOwned::NG(Block::SectionHeader(shb)) => {
-                        self.ng_big_endian = Some(shb.big_endian());
-                        self.interfaces.clear();
-                        Step::Skip(len)
-                    }
-                    PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => {
-                        self.interfaces.push(Interface {
-                            linktype: idb.linktype.0,
-                            resolution: idb.ts_resolution().unwrap_or(1_000_000),
-                            offset_s: idb.ts_offset(),
-                        });
-                        Step::Skip(len)
-                    }
-                    PcapBlockOwned::NG(Block::EnhancedPacket(epb)) => match self.interfaces.get(epb.if_id as usize) {
-                        None => Step::Fail(ReadError::UnknownInterface { offset, if_id: epb.if_id }),
-                        Some(i) => {
-                            let ts = (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low);
-                            let res = i.resolution.max(1);
-                            let secs = (ts / res) as i64 + i.offset_s;
-                            let frac = (u128::from(ts % res) * 1_000_000_000 / u128::from(res)) as i64;
-                            let ts_ns = secs.saturating_mul(1_000_000_000).saturating_add(frac);
-                            let caplen = (epb.caplen as usize).min(epb.data.len());
-                            let p = Packet {
-                                ts_ns,
-                                linktype: i.linktype,
-                                data: &epb.data[..caplen],
-                                orig_len: epb.origlen,
-                            };
-                            let f = f.take().expect("callback used once");
-                            Step::Got(len, f(p))
-                        }
-                    },
-                    PcapBlockOwned::NG(Block::SimplePacket(spb)) => match self.interfaces.first() {
-                        None => Step::Fail(ReadError::UnknownInterface { offset, if_id: 0 }),
-                        Some(i) => {
-                            // A simple packet block has no timestamp.
-                            let caplen = (spb.origlen as usize).min(spb.data.len());
-                            let p = Packet {
-                                ts_ns: 0,
-                                linktype: i.linktype,
-                                data: &spb.data[..caplen],
-                                orig_len: spb.origlen,
-                            };
-                            let f = f.take().expect("callback used once");
-                            Step::Got(len, f(p))
-                        }
-                    },
-                    PcapBlockOwned::NG(_) => {
-                        self.skipped_blocks += 1;
-                        Step::Skip(len)
-                    }
-                },
-                Err(PcapError::Eof) => Step::End,
-                Err(PcapError::Incomplete(_)) => Step::Refill,
-                Err(PcapError::BufferTooSmall) => Step::Grow,
-                Err(PcapError::UnexpectedEof) => Step::Fail(ReadError::Truncated { offset }),
-                Err(PcapError::ReadError) => {
-                    let e = self.io_error.lock().ok().and_then(|mut s| s.take());
-                    Step::Fail(ReadError::Io(e.unwrap_or_else(|| std::io::Error::other("read error"))))
-                }
-                Err(e) => Step::Fail(ReadError::Damaged { offset, what: describe(&e) }),
+                Ok((len, block)) => self.section.block(len, block, offset, &mut f),
+                Err(e) => read_failure(e, offset, &self.io_error),
             };
-            match step {
-                Step::Got(len, t) => {
-                    self.pending_consume = len;
-                    self.packets += 1;
-                    return Ok(Some(t));
-                }
-                Step::Skip(len) => self.pending_consume = len,
-                Step::End => {
-                    self.done = true;
-                    return Ok(None);
-                }
-                Step::Fail(e) => {
-                    self.done = true;
-                    return Err(e);
-                }
-                Step::Grow => {
-                    if self.capacity >= MAX_BUFFER {
-                        self.done = true;
-                        return Err(ReadError::BlockTooLarge { offset });
-                    }
-                    self.capacity *= 2;
-                    if let Some(inner) = self.inner.as_mut() {
-                        inner.grow(self.capacity);
-                    }
-                    self.refill(offset)?;
-                }
-                Step::Refill => self.refill(offset)?,
+            if let Some(r) = self.after(step, offset) {
+                return r;
             }
         }
+    }
+
+    /// The next packet of a standard pcap, read by [`Legacy`].
+    fn next_standard<T>(&mut self, f: impl FnOnce(Packet<'_>) -> T) -> Result<Option<T>, ReadError> {
+        let Some(l) = &mut self.fast else { return Ok(None) };
+        if self.done {
+            return Ok(None);
+        }
+        let r = l.next(f);
+        match &r {
+            Ok(Some(_)) => self.packets += 1,
+            _ => self.done = true,
+        }
+        r
+    }
+
+    /// Acts on one step of the parser: what [`next_packet`](Self::next_packet)
+    /// returns, or `None` to read on.
+    fn after<T>(&mut self, step: Step<T>, offset: u64) -> Option<Result<Option<T>, ReadError>> {
+        match step {
+            Step::Got(len, t) => {
+                self.pending_consume = len;
+                self.packets += 1;
+                return Some(Ok(Some(t)));
+            }
+            Step::Skip(len) => self.pending_consume = len,
+            Step::Unknown(len) => {
+                self.skipped_blocks += 1;
+                self.pending_consume = len;
+            }
+            Step::End => {
+                self.done = true;
+                return Some(Ok(None));
+            }
+            Step::Fail(e) => {
+                self.done = true;
+                return Some(Err(e));
+            }
+            Step::Grow => {
+                if self.capacity >= MAX_BUFFER {
+                    self.done = true;
+                    return Some(Err(ReadError::BlockTooLarge { offset }));
+                }
+                self.capacity *= 2;
+                if let Some(inner) = self.inner.as_mut() {
+                    inner.grow(self.capacity);
+                }
+                if let Err(e) = self.refill(offset) {
+                    return Some(Err(e));
+                }
+            }
+            Step::Refill => {
+                if let Err(e) = self.refill(offset) {
+                    return Some(Err(e));
+                }
+            }
+        }
+        None
     }
 
     fn refill(&mut self, offset: u64) -> Result<(), ReadError> {
@@ -384,6 +327,110 @@ impl<'r> CaptureReader<'r> {
             });
         }
         Ok(())
+    }
+}
+
+/// One step of the parser, in [`CaptureReader::next_packet`].
+enum Step<T> {
+    /// A packet (the block's length, what the callback returned).
+    Got(usize, T),
+    /// A block read for its settings.
+    Skip(usize),
+    /// A block skipped unread (statistics, name resolution, unknown).
+    Unknown(usize),
+    /// More input is needed.
+    Refill,
+    /// The block is larger than the buffer.
+    Grow,
+    End,
+    Fail(ReadError),
+}
+
+/// What the blocks read so far say about those to come.
+#[derive(Debug, Default)]
+struct Section {
+    /// Legacy pcap: link type and nanosecond flag from the file header.
+    legacy: Option<(i32, bool)>,
+    /// pcapng: the current section's interfaces.
+    interfaces: Vec<Interface>,
+    /// pcapng: the current section is big-endian (None for a pcap file).
+    ng_big_endian: Option<bool>,
+}
+
+impl Section {
+    /// Reads one block at `offset`: a packet goes to `f` (once), a header
+    /// updates the settings.
+    fn block<T, F: FnOnce(Packet<'_>) -> T>(
+        &mut self,
+        len: usize,
+        block: PcapBlockOwned<'_>,
+        offset: u64,
+        f: &mut Option<F>,
+    ) -> Step<T> {
+        let mut got = |p: Packet<'_>| Step::Got(len, f.take().expect("callback used once")(p));
+        match block {
+            PcapBlockOwned::LegacyHeader(h) => {
+                self.legacy = Some((h.network.0, h.is_nanosecond_precision()));
+                Step::Skip(len)
+            }
+            PcapBlockOwned::Legacy(b) => {
+                let (linktype, nanos) = self.legacy.unwrap_or((1, false));
+                let frac = if nanos { i64::from(b.ts_usec) } else { i64::from(b.ts_usec) * 1000 };
+                let ts_ns = i64::from(b.ts_sec) * 1_000_000_000 + frac;
+                let caplen = (b.caplen as usize).min(b.data.len());
+                got(Packet { ts_ns, linktype, data: &b.data[..caplen], orig_len: b.origlen })
+            }
+            PcapBlockOwned::NG(Block::SectionHeader(shb)) => {
+                self.ng_big_endian = Some(shb.big_endian());
+                self.interfaces.clear();
+                Step::Skip(len)
+            }
+            PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => {
+                self.interfaces.push(Interface {
+                    linktype: idb.linktype.0,
+                    resolution: idb.ts_resolution().unwrap_or(1_000_000),
+                    offset_s: idb.ts_offset(),
+                });
+                Step::Skip(len)
+            }
+            PcapBlockOwned::NG(Block::EnhancedPacket(epb)) => match self.interfaces.get(epb.if_id as usize) {
+                None => Step::Fail(ReadError::UnknownInterface { offset, if_id: epb.if_id }),
+                Some(i) => {
+                    let ts = (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low);
+                    let res = i.resolution.max(1);
+                    let secs = (ts / res) as i64 + i.offset_s;
+                    let frac = (u128::from(ts % res) * 1_000_000_000 / u128::from(res)) as i64;
+                    let ts_ns = secs.saturating_mul(1_000_000_000).saturating_add(frac);
+                    let caplen = (epb.caplen as usize).min(epb.data.len());
+                    got(Packet { ts_ns, linktype: i.linktype, data: &epb.data[..caplen], orig_len: epb.origlen })
+                }
+            },
+            PcapBlockOwned::NG(Block::SimplePacket(spb)) => match self.interfaces.first() {
+                None => Step::Fail(ReadError::UnknownInterface { offset, if_id: 0 }),
+                Some(i) => {
+                    // A simple packet block has no timestamp.
+                    let caplen = (spb.origlen as usize).min(spb.data.len());
+                    got(Packet { ts_ns: 0, linktype: i.linktype, data: &spb.data[..caplen], orig_len: spb.origlen })
+                }
+            },
+            PcapBlockOwned::NG(_) => Step::Unknown(len),
+        }
+    }
+}
+
+/// The step for a parser error at `offset` (a read error is taken from
+/// `io_error`, where [`Tap`] kept it).
+fn read_failure<T, I>(e: PcapError<I>, offset: u64, io_error: &std::sync::Mutex<Option<std::io::Error>>) -> Step<T> {
+    match e {
+        PcapError::Eof => Step::End,
+        PcapError::Incomplete(_) => Step::Refill,
+        PcapError::BufferTooSmall => Step::Grow,
+        PcapError::UnexpectedEof => Step::Fail(ReadError::Truncated { offset }),
+        PcapError::ReadError => {
+            let e = io_error.lock().ok().and_then(|mut s| s.take());
+            Step::Fail(ReadError::Io(e.unwrap_or_else(|| std::io::Error::other("read error"))))
+        }
+        e => Step::Fail(ReadError::Damaged { offset, what: describe(&e) }),
     }
 }
 
@@ -453,128 +500,6 @@ fn read_full(input: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
         }
     }
     Ok(got)
-}
-
-/// A reader for standard pcap files (microsecond or nanosecond, either byte
-/// order): the 16-byte record header is read in place from one flat buffer,
-/// refilled with large reads, and only the partial record at its end is
-/// moved on a refill. `pcap-parser`'s generic reader costs several times
-/// more per record, which shows on captures of small chat packets.
-struct Legacy<'r> {
-    input: Box<dyn Read + Send + 'r>,
-    buf: Vec<u8>,
-    /// Unread bytes are `buf[start..end]`.
-    start: usize,
-    end: usize,
-    /// The input has ended.
-    eof: bool,
-    /// Offset in the input of `buf[start]`.
-    offset: u64,
-    big_endian: bool,
-    nanos: bool,
-    linktype: i32,
-}
-
-impl<'r> Legacy<'r> {
-    /// Size of the file header.
-    const HEADER: usize = 24;
-    /// Size of a record header.
-    const RECORD: usize = 16;
-
-    /// Recognises a standard pcap file header (the "modified" and other
-    /// variants are left to `pcap-parser`); the reader has no input yet.
-    fn header(h: &[u8; 24]) -> Option<Legacy<'r>> {
-        let (big_endian, nanos) = match h[..4] {
-            [0xd4, 0xc3, 0xb2, 0xa1] => (false, false),
-            [0x4d, 0x3c, 0xb2, 0xa1] => (false, true),
-            [0xa1, 0xb2, 0xc3, 0xd4] => (true, false),
-            [0xa1, 0xb2, 0x3c, 0x4d] => (true, true),
-            _ => return None,
-        };
-        let b = [h[20], h[21], h[22], h[23]];
-        let linktype = if big_endian { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) };
-        Some(Legacy {
-            input: Box::new(std::io::empty()),
-            buf: Vec::new(),
-            start: 0,
-            end: 0,
-            eof: false,
-            offset: Self::HEADER as u64,
-            big_endian,
-            nanos,
-            // pcap-parser keeps the 32-bit field as an i32 as well.
-            linktype: linktype as i32,
-        })
-    }
-
-    #[inline]
-    fn word(&self, at: usize) -> u32 {
-        let d = &self.buf[self.start + at..self.start + at + 4];
-        let b = [d[0], d[1], d[2], d[3]];
-        if self.big_endian { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) }
-    }
-
-    fn next<T>(&mut self, f: impl FnOnce(Packet<'_>) -> T) -> Result<Option<T>, ReadError> {
-        loop {
-            let have = self.end - self.start;
-            let need = if have >= Self::RECORD {
-                let caplen = self.word(8) as usize;
-                let len = Self::RECORD.saturating_add(caplen);
-                if len > MAX_BUFFER {
-                    return Err(ReadError::BlockTooLarge { offset: self.offset });
-                }
-                if have >= len {
-                    let (sec, frac, orig_len) = (self.word(0), self.word(4), self.word(12));
-                    let frac = if self.nanos { i64::from(frac) } else { i64::from(frac) * 1000 };
-                    let ts_ns = i64::from(sec) * 1_000_000_000 + frac;
-                    let data = &self.buf[self.start + Self::RECORD..self.start + len];
-                    let t = f(Packet { ts_ns, linktype: self.linktype, data, orig_len });
-                    self.start += len;
-                    self.offset += len as u64;
-                    return Ok(Some(t));
-                }
-                len
-            } else {
-                Self::RECORD
-            };
-            if self.eof {
-                return if have == 0 { Ok(None) } else { Err(ReadError::Truncated { offset: self.offset }) };
-            }
-            self.refill(need)?;
-        }
-    }
-
-    /// Moves the partial record to the front, grows the buffer if the record
-    /// needs it, and reads as much as fits.
-    fn refill(&mut self, need: usize) -> Result<(), ReadError> {
-        if self.start > 0 {
-            self.buf.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
-        }
-        if self.buf.len() < need {
-            self.buf.resize(need.next_power_of_two().min(MAX_BUFFER), 0);
-        }
-        while self.end < self.buf.len() {
-            match self.input.read(&mut self.buf[self.end..]) {
-                Ok(0) => {
-                    self.eof = true;
-                    break;
-                }
-                Ok(n) => {
-                    self.end += n;
-                    // Go on as soon as the record is here (a live pipe must
-                    // not wait for a full buffer); a file fills it anyway.
-                    if self.end >= need {
-                        break;
-                    }
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(ReadError::Io(e)),
-            }
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]

@@ -265,36 +265,7 @@ pub(crate) fn write_json_fields(raw: &[u8], out: &mut Vec<u8>) -> bool {
 }
 
 fn json_fields(m: Scanned<'_>, c: &mut Cursor<'_>, out: &mut Vec<u8>) -> Option<()> {
-    fn text(out: &mut Vec<u8>, name: &str, v: &[u8]) -> Option<()> {
-        out.extend_from_slice(b",\"");
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(b"\":");
-        serde_json::to_writer(&mut *out, std::str::from_utf8(v).ok()?).ok()
-    }
-    fn number(out: &mut Vec<u8>, name: &str, v: u64) {
-        out.extend_from_slice(b",\"");
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(b"\":");
-        out.extend_from_slice(v.to_string().as_bytes());
-    }
-    fn list(out: &mut Vec<u8>, name: &str, c: &mut Cursor<'_>, count: usize) -> Option<()> {
-        out.extend_from_slice(b",\"");
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(b"\":[");
-        for i in 0..count {
-            if i > 0 {
-                out.push(b',');
-            }
-            serde_json::to_writer(&mut *out, std::str::from_utf8(c.field()?).ok()?).ok()?;
-        }
-        out.push(b']');
-        Some(())
-    }
-    let kind = |out: &mut Vec<u8>, k: &str| {
-        out.extend_from_slice(b",\"kind\":\"");
-        out.extend_from_slice(k.as_bytes());
-        out.push(b'"');
-    };
+    use json::{kind, list, number, text};
     match m.code {
         100 => {
             kind(out, "join");
@@ -366,6 +337,49 @@ fn json_fields(m: Scanned<'_>, c: &mut Cursor<'_>, out: &mut Vec<u8>) -> Option<
         _ => return None,
     }
     Some(())
+}
+
+/// The pieces of [`json_fields`]: each writes `,"name":value`.
+mod json {
+    use super::Cursor;
+
+    /// A text field (`None` if it is not UTF-8).
+    pub(super) fn text(out: &mut Vec<u8>, name: &str, v: &[u8]) -> Option<()> {
+        out.extend_from_slice(b",\"");
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b"\":");
+        serde_json::to_writer(&mut *out, std::str::from_utf8(v).ok()?).ok()
+    }
+
+    /// A number.
+    pub(super) fn number(out: &mut Vec<u8>, name: &str, v: u64) {
+        out.extend_from_slice(b",\"");
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b"\":");
+        out.extend_from_slice(v.to_string().as_bytes());
+    }
+
+    /// A list of the next `count` fields of `c`, as texts.
+    pub(super) fn list(out: &mut Vec<u8>, name: &str, c: &mut Cursor<'_>, count: usize) -> Option<()> {
+        out.extend_from_slice(b",\"");
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b"\":[");
+        for i in 0..count {
+            if i > 0 {
+                out.push(b',');
+            }
+            serde_json::to_writer(&mut *out, std::str::from_utf8(c.field()?).ok()?).ok()?;
+        }
+        out.push(b']');
+        Some(())
+    }
+
+    /// The message's `kind`.
+    pub(super) fn kind(out: &mut Vec<u8>, k: &str) {
+        out.extend_from_slice(b",\"kind\":\"");
+        out.extend_from_slice(k.as_bytes());
+        out.push(b'"');
+    }
 }
 
 #[cfg(test)]

@@ -277,31 +277,10 @@ impl Transfer {
                 DatagramKind::Start { cookie, resume, max_data }
             }
             Frame::Data { pn, offset, payload: data } => {
-                let s = &mut self.summary;
-                s.data_first_ns.get_or_insert(ts);
-                s.data_last_ns = Some(ts);
-                f.datagram_size = f.datagram_size.max(payload.len());
-                let end = offset + data.len() as u64;
-                let duplicate = f.pns.contains(pn..pn.saturating_add(1));
-                let retransmission = !duplicate && f.resent(pn, offset, end);
-                let out_of_order = !duplicate && f.max_pn.is_some_and(|m| pn < m);
-                if f.pns.len() < MAX_RANGES {
-                    f.pns.insert(pn..pn.saturating_add(1));
-                }
-                f.max_pn = Some(f.max_pn.map_or(pn, |m| m.max(pn)));
-                f.max_end = f.max_end.max(end);
-                let s = &mut self.summary;
-                s.packets += 1;
-                s.retransmissions += u64::from(retransmission);
-                s.out_of_order += u64::from(out_of_order);
-                s.duplicates += u64::from(duplicate);
-                if !f.covered.contains(offset..end) && (f.covered.len() < MAX_RANGES || data.is_empty()) {
-                    f.bytes += f.covered.insert(offset..end);
-                    step.write = Some((offset, fast::DATA_HEADER..fast::DATA_HEADER + data.len()));
-                }
-                let kind = if retransmission || duplicate { PointKind::Retransmission } else { PointKind::Data };
-                point = Some((offset, kind));
-                DatagramKind::FastData { pn, offset, len: data.len(), retransmission, out_of_order, duplicate }
+                let data = Data { pn, offset, len: data.len(), datagram: payload.len() };
+                let (kind, p) = f.data(&mut self.summary, ts, data, &mut step);
+                point = Some(p);
+                kind
             }
             Frame::Ack { largest_pn, delay_us, max_data, ranges } => {
                 let acked = ranges.first().filter(|r| r.start == 0).map_or(0, |r| r.end);
@@ -312,16 +291,7 @@ impl Transfer {
             Frame::Done { size, hash } => {
                 // Without the hello, format 3's zero padding tells.
                 let format = self.hello_format.unwrap_or(if hash[16..] == [0; 16] { Format::V3 } else { Format::V2 });
-                let algorithm = format.hash_algorithm();
-                f.size.get_or_insert(size);
-                f.hash.get_or_insert((algorithm, hash));
-                f.done = true;
-                let hex = algorithm.hex(&hash);
-                let s = &mut self.summary;
-                if s.hash.is_none() {
-                    (s.hash, s.hash_algorithm) = (Some(hex.clone()), Some(algorithm));
-                }
-                DatagramKind::Done { size, hash: hex, hash_algorithm: algorithm }
+                f.done(&mut self.summary, format.hash_algorithm(), size, hash)
             }
             Frame::DoneAck { ok } => {
                 self.summary.receiver_verified = Some(ok);
@@ -526,6 +496,60 @@ fn payload_hash(p: &[u8]) -> u64 {
         h = (h ^ u64::from(b)).wrapping_mul(K).rotate_left(29);
     }
     h
+}
+
+/// One DATA frame, as [`FastState::data`] counts it.
+#[derive(Clone, Copy)]
+struct Data {
+    pn: u64,
+    offset: u64,
+    /// Its payload's length.
+    len: usize,
+    /// The whole datagram's length.
+    datagram: usize,
+}
+
+impl FastState {
+    /// Counts a DATA frame seen at `ts` (new, sent again, out of order or a
+    /// duplicate) into `s`; new bytes are marked for extraction in `step`.
+    /// Returns its description and its plot point.
+    fn data(&mut self, s: &mut TransferSummary, ts: i64, d: Data, step: &mut Step) -> (DatagramKind, (u64, PointKind)) {
+        let Data { pn, offset, len, datagram } = d;
+        s.data_first_ns.get_or_insert(ts);
+        s.data_last_ns = Some(ts);
+        self.datagram_size = self.datagram_size.max(datagram);
+        let end = offset + len as u64;
+        let duplicate = self.pns.contains(pn..pn.saturating_add(1));
+        let retransmission = !duplicate && self.resent(pn, offset, end);
+        let out_of_order = !duplicate && self.max_pn.is_some_and(|m| pn < m);
+        if self.pns.len() < MAX_RANGES {
+            self.pns.insert(pn..pn.saturating_add(1));
+        }
+        self.max_pn = Some(self.max_pn.map_or(pn, |m| m.max(pn)));
+        self.max_end = self.max_end.max(end);
+        s.packets += 1;
+        s.retransmissions += u64::from(retransmission);
+        s.out_of_order += u64::from(out_of_order);
+        s.duplicates += u64::from(duplicate);
+        if !self.covered.contains(offset..end) && (self.covered.len() < MAX_RANGES || len == 0) {
+            self.bytes += self.covered.insert(offset..end);
+            step.write = Some((offset, fast::DATA_HEADER..fast::DATA_HEADER + len));
+        }
+        let kind = if retransmission || duplicate { PointKind::Retransmission } else { PointKind::Data };
+        (DatagramKind::FastData { pn, offset, len, retransmission, out_of_order, duplicate }, (offset, kind))
+    }
+
+    /// The sender's DONE: the file's size and hash (by `algorithm`), kept in `s`.
+    fn done(&mut self, s: &mut TransferSummary, algorithm: HashAlgorithm, size: u64, hash: [u8; 32]) -> DatagramKind {
+        self.size.get_or_insert(size);
+        self.hash.get_or_insert((algorithm, hash));
+        self.done = true;
+        let hex = algorithm.hex(&hash);
+        if s.hash.is_none() {
+            (s.hash, s.hash_algorithm) = (Some(hex.clone()), Some(algorithm));
+        }
+        DatagramKind::Done { size, hash: hex, hash_algorithm: algorithm }
+    }
 }
 
 #[cfg(test)]

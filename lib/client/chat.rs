@@ -15,7 +15,7 @@ use std::time::Instant;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
-use super::forward::{Event, Rejoin, away};
+use super::forward::{Event, Rejoin, outage};
 use super::reconnect::{Backlog, DEFAULT_BACKLOG};
 use super::{ClientError, DownloadReport, Listen, Outcome, Session, Transport, Updates, Verdict};
 use crate::exit::Exit;
@@ -402,28 +402,23 @@ impl<S: Screen> Chat<S> {
                 },
             };
             let how = rejoin.as_mut().expect("checked above");
-            self.screen.reconnect(&Event::Lost(&lost));
-            let _ = current.send(None);
             if let Some(l) = self.unsent.take() {
                 backlog.push(l);
             }
-            let outcome = self.listen.as_ref().map_or(Outcome::Done, Listen::outcome);
             let input_over = &mut self.input_over;
-            let screen = self.screen.clone();
-            let joined = tokio::select! {
-                _ = sleep_until(deadline) => return End::Expired(outcome),
-                r = away(how, lines, |l| match l.flatten() {
-                    Some(l) => backlog.push(l),
-                    None => *input_over = true,
-                }, |e| screen.reconnect(&e)) => r,
+            let keep = |l: Option<Option<String>>| match l.flatten() {
+                Some(l) => backlog.push(l),
+                None => *input_over = true,
             };
-            let (session, u) = match joined {
-                Ok(j) => j,
+            let screen = self.screen.clone();
+            let stop = sleep_until(deadline);
+            let (session, u) = match outage(how, &lost, lines, keep, current, stop, |e| screen.reconnect(&e)).await {
+                Ok(Some(joined)) => joined,
+                Ok(None) => return End::Expired(self.listen.as_ref().map_or(Outcome::Done, Listen::outcome)),
                 Err(e) => return End::Failed(e),
             };
-            self.session = Arc::new(session);
+            self.session = session;
             updates = u;
-            let _ = current.send(Some(self.session.clone()));
             let back = Event::Back { waiting: backlog.len(), dropped: backlog.take_dropped() };
             self.screen.reconnect(&back);
             // A line leaves the backlog once acted on: lost again meanwhile,

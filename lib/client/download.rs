@@ -6,7 +6,7 @@
 //! whole-file hash, XXH3-128, matches the sender's). A fast download that fails after data
 //! arrived, or is interrupted, keeps its temporary file and a mark beside it
 //! ([`resume_mark_path`]: how far the file is good), so `fetch --continue`
-//! resumes exactly there. Every output is checked ([`check_target`]) before
+//! resumes exactly there. Every output is checked ([`prepare_targets`]) before
 //! the server is asked for anything.
 
 use std::net::SocketAddr;
@@ -16,12 +16,15 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UdpSocket;
 
-use super::{ClientError, Session, connect_retry, escape, space};
-use crate::rdt::classic::receiver::Receiver;
-use crate::rdt::classic::{CHUNK, MAX_WINDOW};
-use crate::rdt::endpoint::{self, Step};
-use crate::rdt::fast::driver::{self, Expect, ReceiveReport, Tracer};
+use super::{ClientError, Session, connect_retry, space};
+use crate::rdt::fast::driver::{self, Expect, Tracer};
 use crate::rdt::fast::{self, Stats};
+
+mod target;
+mod udp;
+
+use target::{MarkWriter, TempGuard, check_target};
+pub use target::{PrepareError, prepare_targets, resume_mark_path, temp_path_for};
 
 /// The transport a download uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -132,34 +135,6 @@ pub struct Progress {
     pub fast: Option<Stats>,
 }
 
-/// The temporary file a download of `target` writes before the rename. Its
-/// name is stable so `fetch --continue` finds it after an interruption.
-pub fn temp_path_for(target: &Path) -> PathBuf {
-    let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    target.with_file_name(format!(".{name}.chatctl-part"))
-}
-
-/// Removes the temporary file (and its resume mark) if the download ends
-/// early (error, or the future dropped on Ctrl-C) instead of being renamed
-/// into place.
-struct TempGuard(Option<(PathBuf, PathBuf)>);
-
-impl TempGuard {
-    /// Guards the temporary file and the resume mark of `target`.
-    fn new(target: &Path) -> Self {
-        TempGuard(Some((temp_path_for(target), resume_mark_path(target))))
-    }
-}
-
-impl Drop for TempGuard {
-    fn drop(&mut self) {
-        if let Some((temp, mark)) = self.0.take() {
-            let _ = std::fs::remove_file(mark);
-            let _ = std::fs::remove_file(temp);
-        }
-    }
-}
-
 /// The temporary output file and what has been written to it.
 struct Sink {
     /// Buffered: a classic UDP transfer writes 1000 bytes at a time, and each
@@ -211,113 +186,9 @@ impl Session {
     }
 }
 
-/// Where each of `files` goes, planned before anything is asked of the
-/// server: `output` names the file of a single download unless it is a
-/// folder (existing, or written with a trailing `/`); otherwise each file
-/// keeps the server's name (its last component only) in `output` or the
-/// current folder. Two files that would land on one path are an error.
-pub fn plan_targets(output: Option<&Path>, files: &[String]) -> Result<Vec<(String, PathBuf)>, ClientError> {
-    let single = files.len() == 1;
-    let mut planned: Vec<(String, PathBuf)> = Vec::new();
-    for file in files {
-        let path = match output {
-            Some(o)
-                if single && !o.is_dir() && !o.as_os_str().to_string_lossy().ends_with(std::path::MAIN_SEPARATOR) =>
-            {
-                o.to_path_buf()
-            }
-            _ => {
-                let Some(base) = super::local_file_name(file) else {
-                    return Err(ClientError::Output {
-                        path: PathBuf::from(escape(file).into_owned()),
-                        reason: "no local file name can be made from it (use -o NAME)".into(),
-                    });
-                };
-                output.unwrap_or(Path::new(".")).join(base)
-            }
-        };
-        if let Some((other, _)) = planned.iter().find(|(_, p)| *p == path) {
-            return Err(ClientError::Output {
-                path,
-                reason: format!("{} and {} would both be written there", escape(other), escape(file)),
-            });
-        }
-        planned.push((file.clone(), path));
-    }
-    Ok(planned)
-}
-
-/// The small file beside the partial download that says how much of it is
-/// good: written (by rename) each time the receiver's contiguous prefix is
-/// in the partial file, so `--continue` resumes exactly there.
-pub fn resume_mark_path(target: &Path) -> PathBuf {
-    let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    target.with_file_name(format!(".{name}.chatctl-resume"))
-}
-
-/// What [`resume_mark_path`] holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-struct ResumeMark {
-    /// The file's size, as the server announced it.
-    size: u64,
-    /// Bytes `0..prefix` of the partial file are the file's.
-    prefix: u64,
-    /// Bytes held in all (beyond the prefix too: they are fetched again).
-    held: u64,
-}
-
-impl ResumeMark {
-    fn read(path: &Path) -> Option<Self> {
-        serde_json::from_slice(&std::fs::read(path).ok()?).ok()
-    }
-
-    /// Written to a temporary name and renamed: the mark is old or new, never torn.
-    fn write(&self, path: &Path) -> std::io::Result<()> {
-        let mut tmp = path.as_os_str().to_owned();
-        tmp.push(".tmp");
-        let tmp = PathBuf::from(tmp);
-        std::fs::write(&tmp, serde_json::to_vec(self).unwrap_or_default())?;
-        std::fs::rename(&tmp, path)
-    }
-}
-
-/// Checks the output of one download before anything is asked of the
-/// server: its folder exists and can be written to, the target is not a
-/// folder, and it does not exist (unless `force`, or `resume`, which may
-/// find it already complete once the size is known).
-pub fn check_target(target: &Path, opts: &DownloadOptions) -> Result<(), ClientError> {
-    let bad = |reason: String| ClientError::Output { path: target.to_path_buf(), reason };
-    let folder = match target.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    match std::fs::metadata(folder) {
-        Ok(m) if m.is_dir() => {}
-        Ok(_) => return Err(bad(format!("{} is not a folder", folder.display()))),
-        Err(e) => return Err(bad(format!("the folder {} cannot be used: {e}", folder.display()))),
-    }
-    if target.is_dir() {
-        return Err(bad("it is a folder (name the file, or end the path with /)".into()));
-    }
-    if target.exists() && !opts.force && !opts.resume {
-        return Err(ClientError::Exists(target.to_path_buf()));
-    }
-    // Writable: the partial file is created (or opened, to resume) now.
-    let temp = temp_path_for(target);
-    let existed = temp.exists();
-    match std::fs::OpenOptions::new().write(true).create(true).truncate(false).open(&temp) {
-        Ok(_) if !existed => {
-            let _ = std::fs::remove_file(&temp);
-            Ok(())
-        }
-        Ok(_) => Ok(()),
-        Err(e) => Err(bad(format!("cannot write in {}: {e}", folder.display()))),
-    }
-}
-
 /// A download whose `106` answer (size, port) comes from `announce` (this
 /// session's own request, or a shared session's), from `server`. The output
-/// is checked ([`check_target`]) before `announce` is awaited.
+/// is checked (`check_target`) before `announce` is awaited.
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn download(
     announce: impl std::future::Future<Output = Result<(u64, u16), ClientError>>,
@@ -329,162 +200,201 @@ pub(super) async fn download(
     opts: &DownloadOptions,
     mut progress: impl FnMut(&Progress) + Send,
 ) -> Result<DownloadReport, ClientError> {
+    check_target(target, opts)?;
+    let started = Instant::now();
+    let (size, port) = announce.await?;
+    if port == 0 {
+        return Err(ClientError::Protocol("the server announced port 0".into()));
+    }
+    let peer = SocketAddr::new(server.ip(), port);
+    let job = Job { file, transport, target, size, peer, udp_peer: opts.udp_via.unwrap_or(peer), timeout, started };
+    if opts.resume
+        && !opts.force
+        && let Ok(m) = std::fs::metadata(target)
     {
-        check_target(target, opts)?;
-        let started = Instant::now();
-        let (size, port) = announce.await?;
-        if port == 0 {
-            return Err(ClientError::Protocol("the server announced port 0".into()));
+        // `--continue` on a file that is there already (as wget -c).
+        return job.already_there(m.len(), opts.fast.is_some()).await;
+    }
+    let fast_cfg = opts.fast.clone().filter(|_| transport == Transport::Udp);
+    let (resume_from, refetched) = target::resume_point(target, size, opts.resume, fast_cfg.as_ref());
+    let mark_path = resume_mark_path(target);
+    let _ = std::fs::remove_file(&mark_path);
+    let temp = temp_path_for(target);
+    let std_file = job.open_partial(&temp, resume_from)?;
+    let mut guard = TempGuard::new(target);
+    if resume_from == 0 && fast_cfg.is_some() {
+        space::record_source(&std_file, size);
+    }
+    let f = tokio::fs::File::from_std(
+        std_file.try_clone().map_err(|source| ClientError::File { path: temp.clone(), source })?,
+    );
+    let mut sink =
+        Sink { file: tokio::io::BufWriter::with_capacity(256 * 1024, f), temp: temp.clone(), written: 0, last: None };
+    progress(&Progress { done: resume_from, size, fast: None });
+    let (r, how) = match fast_cfg {
+        Some(cfg) => {
+            let expect = Expect { resume_from, size: Some(size) };
+            job.fast(std_file, expect, cfg, opts.trace.clone(), &mut guard, &mut sink, &mut progress).await
         }
-        let peer = SocketAddr::new(server.ip(), port);
-        let udp_peer = opts.udp_via.unwrap_or(peer);
-        let temp = temp_path_for(target);
-        let mark_path = resume_mark_path(target);
-        if opts.resume
-            && !opts.force
-            && let Ok(m) = std::fs::metadata(target)
-        {
-            // `--continue` on a file that is there already (as wget -c).
-            if m.len() != size {
-                return Err(ClientError::Output {
-                    path: target.to_path_buf(),
-                    reason: format!(
-                        "it exists with {} bytes, the server's file has {}: use --force to download it again",
-                        super::thousands(m.len()),
-                        super::thousands(size)
-                    ),
-                });
-            }
-            decline(transport, opts.fast.is_some(), peer, udp_peer, timeout).await;
-            // Whatever an earlier, interrupted run left beside it is of no use.
-            let _ = std::fs::remove_file(&temp);
-            let _ = std::fs::remove_file(&mark_path);
-            return Ok(DownloadReport {
-                file: file.to_string(),
-                path: target.to_path_buf(),
-                size,
-                last_byte: last_byte(target, size).await,
-                seconds: started.elapsed().as_secs_f64(),
-                transport,
-                udp_mode: None,
-                resumed_from: size,
-                refetched_bytes: 0,
-                already_complete: true,
-                sender: None,
+        None => job.plain(&mut sink, &mut progress).await,
+    };
+    let r = match r {
+        Ok(()) if sink.written != size => Err(format!("received {} of {size} bytes", sink.written)),
+        Ok(()) => sink.file.flush().await.map_err(|e| e.to_string()),
+        Err(e) => Err(e),
+    };
+    drop(sink.file);
+    if guard.is_armed() {
+        let _ = std::fs::remove_file(&mark_path);
+    }
+    if let Err(reason) = r {
+        return Err(ClientError::Transfer { file: file.to_string(), reason });
+    }
+    space::forget_source(&temp);
+    place(&temp, target, opts.force).await?;
+    guard.disarm();
+    let _ = std::fs::remove_file(&mark_path);
+    let resumed_from = if how.classic { 0 } else { resume_from };
+    Ok(DownloadReport {
+        last_byte: sink.last,
+        udp_mode: how.udp_mode,
+        resumed_from,
+        refetched_bytes: if resumed_from > 0 { refetched } else { 0 },
+        sender: how.sender,
+        ..job.report(false)
+    })
+}
+
+/// One download once the server announced it: what is fetched, from where.
+struct Job<'a> {
+    file: &'a str,
+    transport: Transport,
+    target: &'a Path,
+    /// The announced size.
+    size: u64,
+    /// The announced port on the server.
+    peer: SocketAddr,
+    /// Where UDP datagrams go (`udp_via`, else `peer`).
+    udp_peer: SocketAddr,
+    timeout: Duration,
+    started: Instant,
+}
+
+/// How a transfer went, beyond its bytes.
+#[derive(Default)]
+struct How {
+    udp_mode: Option<UdpMode>,
+    /// The server answered the fast hello with classic data (from the start).
+    classic: bool,
+    sender: Option<fast::SenderStats>,
+}
+
+impl Job<'_> {
+    /// The report of this download, nothing fetched.
+    fn report(&self, already_complete: bool) -> DownloadReport {
+        DownloadReport {
+            file: self.file.to_string(),
+            path: self.target.to_path_buf(),
+            size: self.size,
+            last_byte: None,
+            seconds: self.started.elapsed().as_secs_f64(),
+            transport: self.transport,
+            udp_mode: None,
+            resumed_from: 0,
+            refetched_bytes: 0,
+            already_complete,
+            sender: None,
+        }
+    }
+
+    /// `--continue` found the target there with `len` bytes: complete when
+    /// that is the announced size (the server is told it is not wanted),
+    /// else an error.
+    async fn already_there(&self, len: u64, fast: bool) -> Result<DownloadReport, ClientError> {
+        if len != self.size {
+            return Err(ClientError::Output {
+                path: self.target.to_path_buf(),
+                reason: format!(
+                    "it exists with {} bytes, the server's file has {}: use --force to download it again",
+                    super::thousands(len),
+                    super::thousands(self.size)
+                ),
             });
         }
-        let fast_cfg = opts.fast.clone().filter(|_| transport == Transport::Udp);
-        // What an interrupted fast download left: its mark says how far the
-        // file is good. Without a mark (or one for another size), the
-        // flow-control window bounds how far past its contiguous prefix it
-        // wrote, so everything before `len - window` is good. The final
-        // hash checks the rest either way.
-        let held_len = std::fs::metadata(&temp).map(|m| m.len()).unwrap_or(0);
-        let (resume_from, refetched) = match (&fast_cfg, opts.resume) {
-            (Some(c), true) => match ResumeMark::read(&mark_path) {
-                Some(m) if m.size == size && m.prefix <= held_len.min(size) => {
-                    (m.prefix, m.held.saturating_sub(m.prefix))
-                }
-                _ => (held_len.min(size).saturating_sub(c.receive_window), 0),
-            },
-            _ => (0, 0),
-        };
-        let _ = std::fs::remove_file(&mark_path);
-        space::before_transfer(&temp, size, resume_from > 0)
-            .map_err(|reason| ClientError::Transfer { file: file.to_string(), reason })?;
-        let std_file = std::fs::OpenOptions::new()
+        decline(self.transport, fast, self.peer, self.udp_peer, self.timeout).await;
+        // Whatever an earlier, interrupted run left beside it is of no use.
+        let _ = std::fs::remove_file(temp_path_for(self.target));
+        let _ = std::fs::remove_file(resume_mark_path(self.target));
+        Ok(DownloadReport {
+            last_byte: udp::last_byte(self.target, self.size).await,
+            resumed_from: self.size,
+            ..self.report(true)
+        })
+    }
+
+    /// The temporary file, with room for the download, truncated unless it
+    /// resumes at `resume_from`.
+    fn open_partial(&self, temp: &Path, resume_from: u64) -> Result<std::fs::File, ClientError> {
+        space::before_transfer(temp, self.size, resume_from > 0)
+            .map_err(|reason| ClientError::Transfer { file: self.file.to_string(), reason })?;
+        std::fs::OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(resume_from == 0)
-            .open(&temp)
-            .map_err(|source| ClientError::File { path: temp.clone(), source })?;
-        let mut guard = TempGuard::new(target);
-        if resume_from == 0 && fast_cfg.is_some() {
-            space::record_source(&std_file, size);
+            .open(temp)
+            .map_err(|source| ClientError::File { path: temp.to_path_buf(), source })
+    }
+
+    /// TCP, or classic UDP (no fast hello).
+    async fn plain(&self, sink: &mut Sink, progress: &mut (impl FnMut(&Progress) + Send)) -> (Result<(), String>, How) {
+        let (size, timeout) = (self.size, self.timeout);
+        if self.transport == Transport::Tcp {
+            return (tcp(self.peer, size, timeout, sink, progress).await, How::default());
         }
-        let f = tokio::fs::File::from_std(
-            std_file.try_clone().map_err(|source| ClientError::File { path: temp.clone(), source })?,
-        );
-        let mut sink = Sink {
-            file: tokio::io::BufWriter::with_capacity(256 * 1024, f),
-            temp: temp.clone(),
-            written: 0,
-            last: None,
+        let how = How { udp_mode: Some(UdpMode::Classic), ..How::default() };
+        let r = match UdpSocket::bind(udp::unspecified(self.udp_peer)).await {
+            Ok(sock) => udp::udp_classic(sock, self.udp_peer, Vec::new(), size, timeout, sink, progress).await,
+            Err(e) => Err(format!("cannot open a UDP socket: {e}")),
         };
-        progress(&Progress { done: resume_from, size, fast: None });
-        let mut udp_mode = None;
-        let mut reported_resume = resume_from;
-        let mut sender = None;
-        let r = match (transport, fast_cfg) {
-            (Transport::Tcp, _) => tcp(peer, size, timeout, &mut sink, &mut progress).await,
-            (Transport::Udp, None) => {
-                udp_mode = Some(UdpMode::Classic);
-                match UdpSocket::bind(unspecified(udp_peer)).await {
-                    Ok(sock) => udp_classic(sock, udp_peer, Vec::new(), size, timeout, &mut sink, &mut progress).await,
-                    Err(e) => Err(format!("cannot open a UDP socket: {e}")),
-                }
-            }
-            (Transport::Udp, Some(cfg)) => {
-                let cfg = fast::Config { idle_timeout: timeout.max(Duration::from_secs(1)), ..cfg };
-                let expect = Expect { resume_from, size: Some(size) };
-                // Interrupted in here (Ctrl-C drops this future), the partial
-                // file and its mark stay for `--continue`.
-                guard.0 = None;
-                let mark = MarkWriter { path: mark_path.clone(), size, written: None };
-                let r = udp_fast(udp_peer, std_file, expect, &cfg, opts.trace.clone(), mark, &mut sink, &mut progress)
-                    .await;
-                guard = TempGuard::new(target);
-                let classic = r.as_ref().is_ok_and(|&(classic, _)| classic);
-                if let Ok((_, s)) = &r {
-                    sender = s.clone();
-                }
-                udp_mode = Some(if classic { UdpMode::Classic } else { UdpMode::Fast });
-                if classic {
-                    reported_resume = 0;
-                }
-                match r {
-                    Ok(_) => Ok(()),
-                    Err((reason, resumable)) => {
-                        if resumable {
-                            guard.0 = None;
-                            Err(format!("{reason} {}", space::kept_note(&temp)))
-                        } else {
-                            Err(reason)
-                        }
-                    }
-                }
-            }
+        (r, how)
+    }
+
+    /// The fast mode (or classic, if the server answers the hello that
+    /// way). Interrupted in here (Ctrl-C drops this future), the partial
+    /// file and its mark stay for `--continue`; so they do after a failure
+    /// worth resuming.
+    #[allow(clippy::too_many_arguments)]
+    async fn fast(
+        &self,
+        out: std::fs::File,
+        expect: Expect,
+        cfg: fast::Config,
+        trace: Option<Tracer>,
+        guard: &mut TempGuard,
+        sink: &mut Sink,
+        progress: &mut (impl FnMut(&Progress) + Send),
+    ) -> (Result<(), String>, How) {
+        let cfg = fast::Config { idle_timeout: self.timeout.max(Duration::from_secs(1)), ..cfg };
+        guard.disarm();
+        let mark = MarkWriter::new(resume_mark_path(self.target), self.size);
+        let r = udp::udp_fast(self.udp_peer, out, expect, &cfg, trace, mark, sink, progress).await;
+        *guard = TempGuard::new(self.target);
+        let classic = r.as_ref().is_ok_and(|&(classic, _)| classic);
+        let how = How {
+            udp_mode: Some(if classic { UdpMode::Classic } else { UdpMode::Fast }),
+            classic,
+            sender: r.as_ref().ok().and_then(|(_, s)| s.clone()),
         };
         let r = match r {
-            Ok(()) if sink.written != size => Err(format!("received {} of {size} bytes", sink.written)),
-            Ok(()) => sink.file.flush().await.map_err(|e| e.to_string()),
-            Err(e) => Err(e),
+            Ok(_) => Ok(()),
+            Err((reason, true)) => {
+                guard.disarm();
+                Err(format!("{reason} {}", space::kept_note(&sink.temp)))
+            }
+            Err((reason, false)) => Err(reason),
         };
-        drop(sink.file);
-        if guard.0.is_some() {
-            let _ = std::fs::remove_file(&mark_path);
-        }
-        if let Err(reason) = r {
-            return Err(ClientError::Transfer { file: file.to_string(), reason });
-        }
-        space::forget_source(&temp);
-        place(&temp, target, opts.force).await?;
-        guard.0 = None;
-        let _ = std::fs::remove_file(&mark_path);
-        Ok(DownloadReport {
-            file: file.to_string(),
-            path: target.to_path_buf(),
-            size,
-            last_byte: sink.last,
-            seconds: started.elapsed().as_secs_f64(),
-            transport,
-            udp_mode,
-            resumed_from: reported_resume,
-            refetched_bytes: if reported_resume > 0 { refetched } else { 0 },
-            already_complete: false,
-            sender,
-        })
+        (r, how)
     }
 }
 
@@ -500,32 +410,12 @@ async fn decline(transport: Transport, fast: bool, peer: SocketAddr, udp_peer: S
             }
         }
         Transport::Udp if fast => {
-            if let Ok(sock) = std::net::UdpSocket::bind(unspecified(udp_peer)) {
+            if let Ok(sock) = std::net::UdpSocket::bind(udp::unspecified(udp_peer)) {
                 let wait = timeout.min(Duration::from_secs(2));
                 let _ = tokio::task::spawn_blocking(move || driver::decline_blocking(sock, udp_peer, wait)).await;
             }
         }
         Transport::Udp => {}
-    }
-}
-
-/// Keeps the resume mark of a fast download up to date from its progress
-/// (on the transfer's thread, after what arrived is in the file).
-struct MarkWriter {
-    path: PathBuf,
-    size: u64,
-    written: Option<(u64, u64)>,
-}
-
-impl MarkWriter {
-    fn update(&mut self, s: &Stats) {
-        let now = (s.held_prefix, s.bytes_done);
-        if self.written != Some(now) && s.bytes_done > 0 {
-            let m = ResumeMark { size: self.size, prefix: s.held_prefix, held: s.bytes_done };
-            if m.write(&self.path).is_ok() {
-                self.written = Some(now);
-            }
-        }
     }
 }
 
@@ -585,234 +475,5 @@ async fn tcp(
         }
         sink.write(&buf[..n]).await.map_err(|e| space::write_failed(&e, sink.written))?;
         progress(&Progress { done: sink.written, size, fast: None });
-    }
-}
-
-/// The classic go-back-N receiver, window 98 (the fast hello also reads as 98).
-fn udp_receiver() -> Receiver {
-    Receiver::new(MAX_WINDOW)
-}
-
-fn unspecified(peer: SocketAddr) -> SocketAddr {
-    if peer.is_ipv4() { SocketAddr::from(([0, 0, 0, 0], 0)) } else { SocketAddr::from(([0u16; 8], 0)) }
-}
-
-/// The fast mode: sends the fast hello and runs the fast receiver on its own
-/// thread, with the sender's last figures. `Ok((true, _))` when the server turned out classic and the classic
-/// receiver did the transfer instead; `Err((reason, resumable))`.
-#[allow(clippy::too_many_arguments)]
-async fn udp_fast(
-    peer: SocketAddr,
-    out: std::fs::File,
-    expect: Expect,
-    cfg: &fast::Config,
-    trace: Option<Tracer>,
-    mut mark: MarkWriter,
-    sink: &mut Sink,
-    progress: &mut (impl FnMut(&Progress) + Send),
-) -> Result<(bool, Option<fast::SenderStats>), (String, bool)> {
-    let sock =
-        UdpSocket::bind(unspecified(peer)).await.map_err(|e| (format!("cannot open a UDP socket: {e}"), false))?;
-    let size = expect.size.unwrap_or(0);
-    let (tx, mut rx) = tokio::sync::watch::channel(Stats::default());
-    let t0 = Instant::now();
-    let run = driver::receive_file(sock, peer, out, expect, cfg, move |s: &Stats| {
-        if let Some(t) = &trace {
-            t.record(t0.elapsed(), &StatsLine::new(s));
-        }
-        mark.update(s);
-        let _ = tx.send(s.clone());
-    });
-    tokio::pin!(run);
-    let report = loop {
-        tokio::select! {
-            r = &mut run => break r,
-            Ok(()) = rx.changed() => {
-                let s = rx.borrow_and_update().clone();
-                progress(&Progress { done: s.bytes_done, size, fast: Some(s) });
-            }
-        }
-    };
-    match report {
-        Ok(ReceiveReport::Fast { size: got, stats, .. }) => {
-            sink.written = got;
-            sink.last = last_byte(&sink.temp, got).await;
-            let sender = stats.sender.clone();
-            progress(&Progress { done: got, size, fast: Some(stats) });
-            Ok((false, sender))
-        }
-        Ok(ReceiveReport::Classic { first, rest, sock }) => {
-            // Classic data, from the start: whatever a resume kept is void.
-            let restart = async {
-                sink.file.get_mut().set_len(0).await?;
-                tokio::io::AsyncSeekExt::rewind(&mut sink.file).await?;
-                UdpSocket::from_std(sock)
-            };
-            let sock = restart.await.map_err(|e| (e.to_string(), false))?;
-            sink.written = 0;
-            udp_classic(
-                sock,
-                peer,
-                std::iter::once(first).chain(rest).collect(),
-                size,
-                cfg.idle_timeout,
-                sink,
-                progress,
-            )
-            .await
-            .map_err(|e| (e, false))?;
-            Ok((true, None))
-        }
-        Err(e) => {
-            // A file whose hash differs, or that changed or went on the
-            // server, is not worth resuming: start afresh next time.
-            use fast::receiver::RecvError;
-            let bad = match &e {
-                driver::RdtError::Recv(RecvError::HashMismatch) => true,
-                driver::RdtError::Recv(RecvError::PeerAborted(a)) => {
-                    matches!(a.reason, fast::AbortReason::FileChanged | fast::AbortReason::FileUnreadable)
-                }
-                _ => false,
-            };
-            if matches!(e, driver::RdtError::Recv(RecvError::HashMismatch)) && expect.resume_from > 0 {
-                return Err((format!("{} (the whole-file hash differs)", space::CHANGED_SINCE_PARTIAL), false));
-            }
-            let held = rx.borrow().bytes_done;
-            if space::disk_full(&e) {
-                let (keep, note) = space::after_disk_full(&sink.temp, cfg.receive_window);
-                return Err((format!("{}{note}", super::error_chain(&e)), keep));
-            }
-            Err((super::error_chain(&e), !bad && held > expect.resume_from))
-        }
-    }
-}
-
-/// One `--trace` line of a fast download (receiver side).
-#[derive(serde::Serialize)]
-struct StatsLine {
-    event: &'static str,
-    bytes: u64,
-    cwnd_estimate: u64,
-    rtt_us: u64,
-    holes: u64,
-    late_bytes: u64,
-    acks_sent: u64,
-}
-
-impl StatsLine {
-    fn new(s: &Stats) -> Self {
-        Self {
-            event: "stats",
-            bytes: s.bytes_done,
-            cwnd_estimate: s.cwnd,
-            rtt_us: s.srtt.as_micros() as u64,
-            holes: s.packets_lost,
-            late_bytes: s.bytes_retransmitted,
-            acks_sent: s.datagrams_sent,
-        }
-    }
-}
-
-async fn last_byte(path: &Path, size: u64) -> Option<u8> {
-    let pos = size.checked_sub(1)?;
-    let f = std::fs::File::open(path).ok()?;
-    let mut b = [0u8; 1];
-    std::os::unix::fs::FileExt::read_exact_at(&f, &mut b, pos).ok()?;
-    Some(b[0])
-}
-
-/// What one step of the classic receiver delivered. It delivers in order,
-/// so the bytes are gathered here and then written to the file with
-/// tokio's (asynchronous) file.
-#[derive(Default)]
-struct Delivered(Vec<u8>);
-
-impl endpoint::Sink for Delivered {
-    fn write_at(&mut self, _: u64, data: &[u8]) -> std::io::Result<()> {
-        self.0.extend_from_slice(data);
-        Ok(())
-    }
-    fn read_at(&mut self, _: u64, _: &mut [u8]) -> std::io::Result<()> {
-        Err(std::io::Error::other("the classic receiver never reads back"))
-    }
-}
-
-/// The classic receiver on `sock`; `first` holds classic datagrams that already arrived (after a fast hello), in order.
-///
-/// The machine runs on [`endpoint::step`] like every other transfer: it
-/// repeats its hello until data comes, and queues one ACK per datagram and
-/// three copies of the final one.
-async fn udp_classic(
-    sock: UdpSocket,
-    peer: SocketAddr,
-    first: Vec<Vec<u8>>,
-    size: u64,
-    timeout: Duration,
-    sink: &mut Sink,
-    progress: &mut (impl FnMut(&Progress) + Send),
-) -> Result<(), String> {
-    let mut rx = udp_receiver();
-    let mut delivered = Delivered::default();
-    let mut incoming = first;
-    let (mut out, mut acks) = (Vec::new(), Vec::<Vec<u8>>::new());
-    let mut buf = vec![0u8; CHUNK + 64];
-    let mut last_data = tokio::time::Instant::now();
-    let mut got_data = false;
-    loop {
-        let step = endpoint::step(
-            &mut rx,
-            Instant::now(),
-            &mut delivered,
-            endpoint::drain(&mut incoming),
-            &mut out,
-            1,
-            |d, _| {
-                acks.push(d.to_vec());
-                Ok::<_, std::convert::Infallible>(())
-            },
-        );
-        let Ok(step) = step;
-        // What arrived is in the file before it is acknowledged.
-        if !delivered.0.is_empty() {
-            (got_data, last_data) = (true, tokio::time::Instant::now());
-            if sink.written + delivered.0.len() as u64 > size {
-                return Err(format!("the server sent more than the announced {size} bytes"));
-            }
-            sink.write(&delivered.0).await.map_err(|e| space::write_failed(&e, sink.written))?;
-            delivered.0.clear();
-            progress(&Progress { done: sink.written, size, fast: None });
-        }
-        // Every ACK really goes out: `try_send_to` on the socket just handed
-        // over from the fast driver fails (tokio has not seen it writable
-        // yet), and the reference sender takes only the next ACK in order:
-        // the transfer never recovers from a missing one. A failed send is
-        // left to the sender's retransmission.
-        got_data |= rx.delivered() > 0 || !acks.is_empty();
-        for d in acks.drain(..) {
-            let _ = sock.send_to(&d, peer).await;
-        }
-        let Step::Wait(wake) = step else { return Ok(()) };
-        // Once data flows, --timeout bounds the time without new data, not
-        // between datagrams: a classic sender that lost track (the
-        // reference's, after a lost ACK) resends old packets forever.
-        let deadline = last_data + timeout;
-        let wake = wake.map_or(deadline, |t| tokio::time::Instant::from_std(t).min(deadline));
-        match tokio::time::timeout_at(wake, sock.recv_from(&mut buf)).await {
-            Err(_) if tokio::time::Instant::now() >= deadline => {
-                let what = if got_data { "no new data" } else { "no data" };
-                let mut e = format!("{what} for {}", humantime::format_duration(timeout));
-                if got_data {
-                    e.push_str(&space::stopped_note(sink.written, size));
-                }
-                return Err(e);
-            }
-            Err(_) => {} // the hello is due again
-            // ICMP port unreachable before the server binds: keep trying.
-            Ok(Err(_)) if !got_data => {}
-            Ok(Err(e)) => return Err(e.to_string()),
-            // Only the server's transfer port may send the file.
-            Ok(Ok((n, from))) if from == peer => incoming.push(buf[..n].to_vec()),
-            Ok(Ok(_)) => {}
-        }
     }
 }

@@ -2,7 +2,8 @@
 //! as it arrives, the connection is watched while no line comes (a server
 //! that goes away ends it at once), and with reconnection on, lines read
 //! while the server is away wait in a bounded `Backlog` and go out in order
-//! once [`rejoin`] succeeds.
+//! once [`rejoin`] succeeds. `outage`, the time away, is shared with the
+//! chat behind `join` ([`Chat`](super::chat::Chat)).
 //!
 //! Delivery is at least once across a loss: a line whose confirmation never
 //! came is sent again after the rejoin (the old server may have delivered it
@@ -125,25 +126,45 @@ where
             }
         };
         let Some(how) = rejoin_with.as_mut() else { return (None, Err(Stop::Client(lost))) };
-        event(Event::Lost(&lost));
-        let _ = current.send(None);
-        let joined = tokio::select! {
-            biased;
-            _ = &mut interrupt => return (None, Err(Stop::Interrupted)),
-            r = away(how, &mut lines, |l| match l {
-                Some(l) => backlog.push(l),
-                None => input_over = true,
-            }, &mut event) => r,
+        let keep = |l| match l {
+            Some(l) => backlog.push(l),
+            None => input_over = true,
         };
-        match joined {
-            Ok((s, u)) => {
-                (session, updates) = (Arc::new(s), u);
-                let _ = current.send(Some(session.clone()));
+        match outage(how, &lost, &mut lines, keep, current, &mut interrupt, &mut event).await {
+            Ok(Some(joined)) => {
+                (session, updates) = joined;
                 event(Event::Back { waiting: backlog.len(), dropped: backlog.take_dropped() });
             }
+            Ok(None) => return (None, Err(Stop::Interrupted)),
             Err(e) => return (None, Err(Stop::Client(e))),
         }
     }
+}
+
+/// A lost server, for [`forward`] and the chat alike: reports the loss,
+/// shows no live session in `current` while away, and rejoins per `how`
+/// ([`away`]: every line read meanwhile goes to `keep`) unless `stop`
+/// completes first (`Ok(None)`). Back in the room, the new session is in
+/// `current` and returned.
+pub(crate) async fn outage<T>(
+    how: &mut Rejoin,
+    lost: &ClientError,
+    lines: &mut mpsc::UnboundedReceiver<T>,
+    keep: impl FnMut(Option<T>),
+    current: &watch::Sender<Option<Arc<Session>>>,
+    stop: impl Future<Output = ()>,
+    mut event: impl FnMut(Event<'_>),
+) -> Result<Option<(Arc<Session>, Updates)>, ClientError> {
+    event(Event::Lost(lost));
+    let _ = current.send(None);
+    let (session, updates) = tokio::select! {
+        biased;
+        _ = stop => return Ok(None),
+        r = away(how, lines, keep, &mut event) => r?,
+    };
+    let session = Arc::new(session);
+    let _ = current.send(Some(session.clone()));
+    Ok(Some((session, updates)))
 }
 
 /// The time away: [`rejoin`] per `how`, while every line that arrives is

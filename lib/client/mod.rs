@@ -34,7 +34,7 @@ use tokio::sync::{Mutex, mpsc};
 pub(crate) use display::local_file_name;
 pub use display::{escape, rate, thousands};
 pub use download::{
-    DownloadOptions, DownloadReport, Progress, Transport, UdpMode, check_target, plan_targets, resume_mark_path,
+    DownloadOptions, DownloadReport, PrepareError, Progress, Transport, UdpMode, prepare_targets, resume_mark_path,
     temp_path_for,
 };
 pub use error::ClientError;

@@ -1,6 +1,7 @@
 //! `fetch --retry`: which failures are worth another try, and how long to
 //! wait before it (as curl's `--retry` and `--retry-delay`).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::exit::Exit;
@@ -36,6 +37,44 @@ impl Retry {
 /// Ctrl-C are not retried.
 pub fn retryable(exit: Exit) -> bool {
     matches!(exit, Exit::TransferFailed | Exit::Connect | Exit::ServerGone | Exit::Timeout)
+}
+
+/// What one try of a `fetch` planned and did: what the next try fetches,
+/// and what an interruption leaves behind.
+#[derive(Debug, Clone, Default)]
+pub struct Attempt {
+    /// The name the session joined with.
+    pub name: Option<String>,
+    /// Each file and where it goes.
+    pub planned: Vec<(String, PathBuf)>,
+    /// The planned outputs passed their checks (none was there already,
+    /// unless `--continue` or `--force` said so).
+    pub checked: bool,
+    /// Files fetched (or found complete).
+    pub done: Vec<String>,
+}
+
+impl Attempt {
+    /// Whether anything is left to fetch (a failure after every file
+    /// arrived, while leaving, say, is not worth another try).
+    pub fn left(&self) -> bool {
+        self.planned.is_empty() || self.planned.iter().any(|(f, _)| !self.done.contains(f))
+    }
+
+    /// The files the next try fetches, given those this one was asked for
+    /// (none: those it planned, as picked): the ones not fetched yet.
+    pub fn next_files(&self, asked: &[String]) -> Vec<String> {
+        let mut files =
+            if asked.is_empty() { self.planned.iter().map(|(f, _)| f.clone()).collect() } else { asked.to_vec() };
+        files.retain(|f| !self.done.contains(f));
+        files
+    }
+
+    /// The planned downloads not fetched that kept a partial file (a fast
+    /// download interrupted), to resume with `fetch --continue`.
+    pub fn kept(&self) -> Vec<&(String, PathBuf)> {
+        self.planned.iter().filter(|(f, path)| !self.done.contains(f) && super::temp_path_for(path).exists()).collect()
+    }
 }
 
 #[cfg(test)]

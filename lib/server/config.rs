@@ -31,6 +31,15 @@ impl PortSpec {
             PortSpec::Ephemeral { max } => max,
         }
     }
+
+    /// How many users a room of `max_users` holds with this pool. A room
+    /// slot without a port could never be used: the pool keeps a port for
+    /// every slot, and the room is smaller than the pool so that one port at
+    /// least is left for downloads (a pool of one port: one user, no
+    /// downloads).
+    pub fn room_slots(&self, max_users: usize) -> usize {
+        max_users.min(self.capacity().saturating_sub(1)).max(1)
+    }
 }
 
 impl Default for PortSpec {

@@ -110,11 +110,7 @@ impl Server {
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|source| ServerError::Bind { addr: config.listen, source })?;
-        // A room slot without a port could never be used: the pool keeps a
-        // port for every slot, and the room is smaller than the pool so that
-        // one port at least is left for downloads (a pool of one port: one
-        // user, no downloads).
-        let slots = config.max_users.min(config.ports.capacity().saturating_sub(1)).max(1);
+        let slots = config.ports.room_slots(config.max_users);
         let handle = Handle { room: Room::new(slots, config.update_queue), pool: PortPool::new(config.ports, slots) };
         Ok(Server { listener, config: Arc::new(config), handle })
     }

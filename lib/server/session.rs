@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::io::Interest;
-use tokio::net::TcpStream;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -334,50 +334,9 @@ impl Session {
             room.unreserve(&name);
             return Flow::Stop;
         }
-        // Requests sent meanwhile wait for the join (the reference client
-        // sends `102` right after `200`), but the main connection is watched:
-        // a `101` or a close rolls the join back at once.
-        let deadline = tokio::time::Instant::now() + self.ctx.config.join_timeout;
-        let mut shutdown = self.ctx.shutdown.clone();
-        let update = loop {
-            let watch_main = self.backlog.len() < BACKLOG;
-            let main = async {
-                if watch_main {
-                    input::read(&mut self.conn, None, self.ctx.config.join_timeout).await
-                } else {
-                    std::future::pending().await
-                }
-            };
-            tokio::select! {
-                r = tokio::time::timeout_at(deadline, listener.accept()) => match r {
-                    Ok(Ok((s, from))) if from.ip() == self.peer.ip() => break s,
-                    Ok(Ok((_, from))) => limited!(self.ctx.logs, from.ip(), warn!(user = %name, %from, port,), "refused update connection from another address"),
-                    Ok(Err(e)) => tracing::warn!(error = %e, "update accept failed"),
-                    Err(_) => {
-                        room.unreserve(&name);
-                        limited!(self.ctx.logs, self.ip(), warn!(user = %name, port,), "join rolled back: no update connection in time");
-                        return Flow::Continue;
-                    }
-                },
-                r = main => match r {
-                    Input::Request(Request::Leave) => {
-                        room.unreserve(&name);
-                        limited!(self.ctx.logs, self.ip(), info!(user = %name, peer = %self.peer,), "join rolled back: 101 before the update connection");
-                        self.unjoined_since = tokio::time::Instant::now();
-                        return self.confirm(Confirm::Left).await;
-                    }
-                    Input::Closed => {
-                        room.unreserve(&name);
-                        limited!(self.ctx.logs, self.ip(), info!(user = %name, peer = %self.peer,), "join rolled back: the client went away");
-                        return Flow::Stop;
-                    }
-                    input => self.backlog.push_back(input),
-                },
-                _ = shutdown.recv() => {
-                    room.unreserve(&name);
-                    return Flow::Stop;
-                }
-            }
+        let update = match self.await_update(&name, &listener, port, &room).await {
+            Ok(update) => update,
+            Err(flow) => return flow,
         };
         drop(listener);
         let _ = update.set_nodelay(true);
@@ -403,6 +362,64 @@ impl Session {
         }
         self.joined = Some(Joined { name, member, close: Some(close_tx), writer });
         Flow::Continue
+    }
+
+    /// Waits for the update connection of the join of `name`, announced on
+    /// `listener` (`port`), from the client's own address. `Err` is the
+    /// session's flow after the join was rolled back (no connection in
+    /// time, a `101` or a close meanwhile, the server shutting down).
+    async fn await_update(
+        &mut self,
+        name: &str,
+        listener: &TcpListener,
+        port: u16,
+        room: &Room,
+    ) -> Result<TcpStream, Flow> {
+        // Requests sent meanwhile wait for the join (the reference client
+        // sends `102` right after `200`), but the main connection is watched:
+        // a `101` or a close rolls the join back at once.
+        let deadline = tokio::time::Instant::now() + self.ctx.config.join_timeout;
+        let mut shutdown = self.ctx.shutdown.clone();
+        loop {
+            let watch_main = self.backlog.len() < BACKLOG;
+            let main = async {
+                if watch_main {
+                    input::read(&mut self.conn, None, self.ctx.config.join_timeout).await
+                } else {
+                    std::future::pending().await
+                }
+            };
+            tokio::select! {
+                r = tokio::time::timeout_at(deadline, listener.accept()) => match r {
+                    Ok(Ok((s, from))) if from.ip() == self.peer.ip() => return Ok(s),
+                    Ok(Ok((_, from))) => limited!(self.ctx.logs, from.ip(), warn!(user = %name, %from, port,), "refused update connection from another address"),
+                    Ok(Err(e)) => tracing::warn!(error = %e, "update accept failed"),
+                    Err(_) => {
+                        room.unreserve(name);
+                        limited!(self.ctx.logs, self.ip(), warn!(user = %name, port,), "join rolled back: no update connection in time");
+                        return Err(Flow::Continue);
+                    }
+                },
+                r = main => match r {
+                    Input::Request(Request::Leave) => {
+                        room.unreserve(name);
+                        limited!(self.ctx.logs, self.ip(), info!(user = %name, peer = %self.peer,), "join rolled back: 101 before the update connection");
+                        self.unjoined_since = tokio::time::Instant::now();
+                        return Err(self.confirm(Confirm::Left).await);
+                    }
+                    Input::Closed => {
+                        room.unreserve(name);
+                        limited!(self.ctx.logs, self.ip(), info!(user = %name, peer = %self.peer,), "join rolled back: the client went away");
+                        return Err(Flow::Stop);
+                    }
+                    input => self.backlog.push_back(input),
+                },
+                _ = shutdown.recv() => {
+                    room.unreserve(name);
+                    return Err(Flow::Stop);
+                }
+            }
+        }
     }
 
     /// Leaves the room if joined: end the user's transfers (their ports are
