@@ -156,7 +156,7 @@ pub trait Endpoint<S: ?Sized> {
 }
 
 /// The fast sender: the file is read from `S` as DATA is built;
-/// `max_datagrams > 1` asks for GSO batches ([`fast::sender::Sender::poll_batch`]).
+/// `max_datagrams > 1` asks for GSO batches (`fast::sender::Sender::poll_batch`).
 impl<S: Source> Endpoint<S> for fast::sender::Sender {
     fn handle_datagram(&mut self, now: Instant, datagram: &[u8], _: &mut S) -> Handled {
         fast::sender::Sender::handle_datagram(self, now, datagram);
@@ -198,7 +198,7 @@ impl<K: Sink> Endpoint<K> for fast::receiver::Receiver {
             fast::receiver::Received::Classic => Handled::Foreign,
         }
     }
-    /// A whole GRO buffer is one unit ([`fast::receiver::Receiver::handle_segments`]).
+    /// A whole GRO buffer is one unit (`fast::receiver::Receiver::handle_segments`).
     fn handle_segments(&mut self, now: Instant, buf: &[u8], stride: usize, sink: &mut K) -> Option<usize> {
         fast::receiver::Receiver::handle_segments(self, now, buf, stride, sink).classic_at
     }
@@ -234,7 +234,7 @@ pub enum Step {
 /// The handler [`step`] gives its `incoming` function: one receive buffer
 /// (its bytes and its segment stride, 0 or its length for a single
 /// datagram) in, the byte offset of a foreign datagram in it out, if there was one.
-pub type Handler<'a> = dyn FnMut(&[u8], usize) -> Option<usize> + 'a;
+pub(crate) type Handler<'a> = dyn FnMut(&[u8], usize) -> Option<usize> + 'a;
 
 /// `incoming` for [`step`] when there is nothing to receive this time.
 pub fn no_input<X>(_: &mut Handler<'_>) -> Result<bool, X> {
@@ -290,7 +290,7 @@ where
 }
 
 /// Hands `e` everything `incoming` has: `incoming` is called with a
-/// [`Handler`] until it returns `Ok(false)`; each call gives the handler one
+/// `Handler` until it returns `Ok(false)`; each call gives the handler one
 /// receive buffer. Returns `true` if `e` refused a datagram as
 /// [`Handled::Foreign`] (nothing after it was handled).
 pub fn receive<S, E, X>(

@@ -12,7 +12,7 @@
 //!   probing, flow control, address validation, a whole-file XXH3-128; its socket drivers
 //!   are in [`fast::driver`] (one thread per transfer).
 //! - [`cc`]: pluggable congestion control: BBR (the default), CUBIC and NewReno.
-//! - [`rtt`]: RFC 6298 RTT estimation.
+//! - `rtt`: RFC 6298 RTT estimation.
 //! - [`rangeset`]: 64-bit byte-range sets for SACK and reassembly.
 //! - [`sim`]: a simulated link with a virtual clock; the deterministic
 //!   transfer tests run through it (their drivers are hidden test support).
@@ -26,6 +26,6 @@ pub mod endpoint;
 pub mod fast;
 pub mod rangeset;
 pub mod relay;
-pub mod rtt;
+mod rtt;
 pub mod sim;
 pub(crate) mod udp;

@@ -58,7 +58,7 @@ impl RangeSet {
     }
 
     /// The end of the range starting at 0 (0 if none): every byte below it is present.
-    pub fn prefix_end(&self) -> u64 {
+    pub(crate) fn prefix_end(&self) -> u64 {
         match self.map.first_key_value() {
             Some((&0, &e)) => e,
             _ => 0,
@@ -66,7 +66,7 @@ impl RangeSet {
     }
 
     /// Removes and returns the first range, clipped to at most `max` bytes.
-    pub fn pop_front(&mut self, max: u64) -> Option<Range<u64>> {
+    pub(crate) fn pop_front(&mut self, max: u64) -> Option<Range<u64>> {
         let (s, e) = self.map.pop_first()?;
         if e - s > max {
             self.map.insert(s + max, e);

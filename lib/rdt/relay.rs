@@ -12,9 +12,9 @@
 //! its own pair of [`Link`]s: its datagrams go to the target ("up") and the
 //! target's answers on its socket come back to it ("down"). Every client's
 //! links start from the same seeds, so the same traffic meets the same fate
-//! in every run. A client silent for [`IDLE`] in both directions, with
+//! in every run. A client silent for `IDLE` in both directions, with
 //! nothing left in its links, is forgotten and its socket closed; at most
-//! [`MAX_CLIENTS`] are served at once, datagrams from more are counted and
+//! `MAX_CLIENTS` are served at once, datagrams from more are counted and
 //! dropped.
 //!
 //! The relay runs on its own OS thread with non-blocking sockets and
@@ -52,9 +52,9 @@ const RELEASE_EARLY: Duration = Duration::from_micros(100);
 /// Longest the relay thread sleeps before it checks whether it was stopped.
 const WAKE: Duration = Duration::from_millis(10);
 /// A client silent this long (both ways, links empty) is forgotten.
-pub const IDLE: Duration = Duration::from_secs(30);
+pub(crate) const IDLE: Duration = Duration::from_secs(30);
 /// Most clients served at once.
-pub const MAX_CLIENTS: usize = 64;
+pub(crate) const MAX_CLIENTS: usize = 64;
 
 /// How one direction of the relay is impaired: the link model and its seed.
 #[derive(Debug, Clone, Default)]
@@ -115,7 +115,7 @@ pub struct RelayStats {
     pub up: DirectionStats,
     /// Target to client.
     pub down: DirectionStats,
-    /// Datagrams from a new client while [`MAX_CLIENTS`] were being served: dropped.
+    /// Datagrams from a new client while `MAX_CLIENTS` were being served: dropped.
     pub foreign: u64,
     /// Clients served so far (each client address counts once while it is remembered).
     pub clients: u64,
@@ -415,15 +415,15 @@ fn sent(c: &DirCounters, r: io::Result<usize>, len: usize) {
 
 /// The bottleneck queue when none is given: one bandwidth-delay product
 /// (the rate times the round trip, twice the one-way `delay`), at least
-/// [`MIN_QUEUE`], the usual size of a router buffer. Without a rate there is
-/// no queue to fill, and this is [`MIN_QUEUE`].
+/// `MIN_QUEUE`, the usual size of a router buffer. Without a rate there is
+/// no queue to fill, and this is `MIN_QUEUE`.
 pub fn default_queue(rate_bps: Option<u64>, delay: Duration) -> u64 {
     let bdp = rate_bps.map_or(0, |r| (r as f64 / 8.0 * delay.as_secs_f64() * 2.0) as u64);
     bdp.max(MIN_QUEUE)
 }
 
 /// The smallest default queue (64 KiB).
-pub const MIN_QUEUE: u64 = 64 << 10;
+pub(crate) const MIN_QUEUE: u64 = 64 << 10;
 
 /// A value of an impairment that does not read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -516,7 +516,7 @@ pub fn parse_size(s: &str) -> Result<u64, SpecError> {
 }
 
 /// A rate in bits per second as people read it: `200 Mbit/s`, `1.5 Gbit/s`, `64 kbit/s`.
-pub fn format_rate(bps: u64) -> String {
+pub(crate) fn format_rate(bps: u64) -> String {
     let units = [(1e12, "Tbit/s"), (1e9, "Gbit/s"), (1e6, "Mbit/s"), (1e3, "kbit/s")];
     let v = bps as f64;
     for (m, u) in units {

@@ -5,7 +5,7 @@ use std::time::Duration;
 /// RFC 6298 estimator: `SRTT`, `RTTVAR`, and `RTO = SRTT + max(G, 4·RTTVAR)`,
 /// clamped to `[min_rto, 60 s]`, with exponential backoff on expiry.
 #[derive(Debug, Clone)]
-pub struct RttEstimator {
+pub(super) struct RttEstimator {
     srtt: Option<Duration>,
     rttvar: Duration,
     latest: Duration,
@@ -24,12 +24,12 @@ const MAX_RTO: Duration = Duration::from_secs(60);
 impl RttEstimator {
     /// A fresh estimator. `min_rto` replaces RFC 6298's conservative 1 s
     /// minimum (Linux uses 200 ms), since SACK makes spurious timeouts cheap.
-    pub fn new(min_rto: Duration) -> Self {
+    pub(super) fn new(min_rto: Duration) -> Self {
         Self { srtt: None, rttvar: Duration::ZERO, latest: Duration::ZERO, min_rtt: Duration::MAX, min_rto, backoff: 0 }
     }
 
     /// Feeds one sample (RFC 6298 §2.2–2.3, α = 1/8, β = 1/4); resets the backoff.
-    pub fn sample(&mut self, rtt: Duration) {
+    pub(super) fn sample(&mut self, rtt: Duration) {
         self.latest = rtt;
         self.min_rtt = self.min_rtt.min(rtt);
         self.backoff = 0;
@@ -47,27 +47,22 @@ impl RttEstimator {
     }
 
     /// Smoothed RTT (the initial RTO's third before any sample).
-    pub fn srtt(&self) -> Duration {
+    pub(super) fn srtt(&self) -> Duration {
         self.srtt.unwrap_or(INITIAL_RTO / 3)
     }
 
     /// Most recent sample.
-    pub fn latest(&self) -> Duration {
+    pub(super) fn latest(&self) -> Duration {
         self.latest
     }
 
-    /// Smallest sample seen.
-    pub fn min_rtt(&self) -> Option<Duration> {
-        (self.min_rtt != Duration::MAX).then_some(self.min_rtt)
-    }
-
     /// Whether any sample was taken.
-    pub fn has_sample(&self) -> bool {
+    pub(super) fn has_sample(&self) -> bool {
         self.srtt.is_some()
     }
 
     /// Current RTO including backoff.
-    pub fn rto(&self) -> Duration {
+    pub(super) fn rto(&self) -> Duration {
         let base = match self.srtt {
             None => INITIAL_RTO,
             Some(srtt) => (srtt + GRANULARITY.max(self.rttvar * 4)).max(self.min_rto),
@@ -76,7 +71,7 @@ impl RttEstimator {
     }
 
     /// Doubles the RTO after an expiry (RFC 6298 §5.5).
-    pub fn back_off(&mut self) {
+    pub(super) fn back_off(&mut self) {
         self.backoff = self.backoff.saturating_add(1);
     }
 }

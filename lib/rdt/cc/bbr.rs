@@ -38,48 +38,48 @@ use std::time::{Duration, Instant};
 use super::{Controller, RateSample, initial_window, minimum_window};
 
 /// Startup gain: 2/ln 2, the smallest that doubles the delivery rate each round.
-pub const STARTUP_GAIN: f64 = 2.885;
+pub(crate) const STARTUP_GAIN: f64 = 2.885;
 /// Window gain in startup and drain (BBR v3's 2): the pacing gain alone
 /// doubles the rate each round; a larger window only deepens the overshoot
 /// in the round that finds the bottleneck.
-pub const STARTUP_CWND_GAIN: f64 = 2.0;
+pub(crate) const STARTUP_CWND_GAIN: f64 = 2.0;
 /// Rounds over which the bottleneck bandwidth is the max of the samples.
-pub const BW_ROUNDS: u64 = 10;
+pub(crate) const BW_ROUNDS: u64 = 10;
 /// How long a min-RTT estimate stays valid without a new minimum. BBR v1
 /// uses 10 s; 5 s (BBR v2's probe-RTT interval) lets a flow that started
 /// behind a standing queue correct its inflated minimum sooner, which the
 /// two-flow fairness simulation needs (10 s: 3:1 shares; 5 s: within 1%).
-pub const MIN_RTT_WINDOW: Duration = Duration::from_secs(5);
+pub(crate) const MIN_RTT_WINDOW: Duration = Duration::from_secs(5);
 /// An RTT sample within `min / MIN_RTT_SLACK` of the minimum keeps the
 /// minimum fresh: the flow's own queue is drained, which is what probe-RTT
 /// would find out at the cost of half the rate for 200 ms.
-pub const MIN_RTT_SLACK: u32 = 16;
+pub(crate) const MIN_RTT_SLACK: u32 = 16;
 /// How long probe-RTT holds the small window.
-pub const PROBE_RTT_TIME: Duration = Duration::from_millis(200);
+pub(crate) const PROBE_RTT_TIME: Duration = Duration::from_millis(200);
 /// Window allowance for ACKs that come late or in bunches (the receiver's
 /// delayed-ACK timer, scheduling): without it a path whose RTT is far below
 /// this (loopback) is held by the window, not the bandwidth.
-pub const ACK_AGGREGATION: Duration = Duration::from_millis(5);
+pub(crate) const ACK_AGGREGATION: Duration = Duration::from_millis(5);
 /// Pacing gains of the probe-bandwidth cycle.
 const CYCLE: [f64; 8] = [1.25, 0.75, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0];
 /// Window gain in probe-bandwidth: 2 × BDP absorbs delayed and stretched ACKs.
 const CWND_GAIN: f64 = 2.0;
 /// Share of a round's datagrams lost above which the round overran a
 /// queue (BBR v3's 2%): 1% random loss stays under it.
-pub const LOSS_THRESHOLD: f64 = 0.02;
+pub(crate) const LOSS_THRESHOLD: f64 = 0.02;
 /// Fewest losses in a startup round for [`LOSS_THRESHOLD`] to apply: a
 /// handful of losses in a small round is random loss, not an overrun.
-pub const LOSS_EVENTS_MIN: u64 = 8;
+pub(crate) const LOSS_EVENTS_MIN: u64 = 8;
 /// Fewest datagrams (delivered and lost) a loss round holds: shorter
 /// rounds add up.
-pub const LOSS_SAMPLE_MIN: u64 = 100;
+pub(crate) const LOSS_SAMPLE_MIN: u64 = 100;
 /// What an overrun round leaves of the largest flight (BBR v3's 0.7).
-pub const BETA: f64 = 0.7;
+pub(crate) const BETA: f64 = 0.7;
 /// Rounds after an overrun before `inflight_hi` probes upward again (BBR
 /// v3 waits 2 to 3 s, or 63 rounds beside Reno; 100 rounds keeps two BBR
 /// flows within 20% of each other on a shallow queue in the simulation,
 /// where 32 or 63 do not).
-pub const PROBE_UP_WAIT_ROUNDS: u64 = 100;
+pub(crate) const PROBE_UP_WAIT_ROUNDS: u64 = 100;
 const PROBE_UP_GROWTH: u64 = 2;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,7 +92,7 @@ enum Mode {
 
 /// BBR state.
 #[derive(Debug, Clone)]
-pub struct Bbr {
+pub(crate) struct Bbr {
     mss: u64,
     mode: Mode,
     cwnd: u64,
@@ -129,7 +129,7 @@ pub struct Bbr {
 
 impl Bbr {
     /// A controller with the initial window, in startup.
-    pub fn new(mss: u64) -> Self {
+    pub(crate) fn new(mss: u64) -> Self {
         Self {
             mss,
             mode: Mode::Startup,
@@ -159,12 +159,14 @@ impl Bbr {
     }
 
     /// The bound on the data in flight that loss rounds set, if any.
-    pub fn inflight_hi(&self) -> Option<u64> {
+    #[cfg(test)]
+    pub(crate) fn inflight_hi(&self) -> Option<u64> {
         self.inflight_hi
     }
 
     /// How many rounds lost more than [`LOSS_THRESHOLD`] of their datagrams.
-    pub fn overruns(&self) -> u64 {
+    #[cfg(test)]
+    pub(crate) fn overruns(&self) -> u64 {
         self.overruns
     }
 
@@ -237,7 +239,7 @@ impl Bbr {
     }
 
     /// Bottleneck bandwidth estimate in bytes per second (0 before any sample).
-    pub fn bandwidth(&self) -> f64 {
+    pub(crate) fn bandwidth(&self) -> f64 {
         self.bw.front().map_or(0.0, |&(_, b)| b)
     }
 

@@ -12,11 +12,11 @@ const C: f64 = 0.4;
 const BETA: f64 = 0.7;
 
 /// CUBIC: the shared loss-based rules with the cubic growth.
-pub type Cubic = LossBased<CubicGrowth>;
+pub(crate) type Cubic = LossBased<CubicGrowth>;
 
 /// CUBIC's congestion avoidance; the cubic function in segments.
 #[derive(Debug, Clone, Default)]
-pub struct CubicGrowth {
+pub(crate) struct CubicGrowth {
     w_max: f64,
     k: f64,
     epoch: Option<Instant>,

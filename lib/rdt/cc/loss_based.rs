@@ -10,7 +10,7 @@ use super::{Controller, initial_window, minimum_window};
 
 /// The congestion window of a loss-based controller, in bytes.
 #[derive(Debug, Clone)]
-pub struct Window {
+pub(crate) struct Window {
     /// Payload bytes per datagram.
     pub mss: u64,
     /// Bytes the sender may have in flight.
@@ -23,7 +23,7 @@ pub struct Window {
 }
 
 /// An algorithm's part of a loss-based controller.
-pub trait Growth: Send + fmt::Debug {
+pub(crate) trait Growth: Send + fmt::Debug {
     /// `bytes` sent after the last reduction were acknowledged in congestion
     /// avoidance at `now`; `srtt` is the smoothed RTT.
     fn on_ack(&mut self, w: &mut Window, now: Instant, bytes: u64, srtt: Duration);
@@ -37,14 +37,14 @@ pub trait Growth: Send + fmt::Debug {
 
 /// A loss-based controller: the shared [`Window`] rules around a [`Growth`].
 #[derive(Debug, Clone)]
-pub struct LossBased<G> {
+pub(crate) struct LossBased<G> {
     w: Window,
     growth: G,
 }
 
 impl<G: Growth + Default> LossBased<G> {
     /// A controller with the initial window (RFC 6928), in slow start.
-    pub fn new(mss: u64) -> Self {
+    pub(crate) fn new(mss: u64) -> Self {
         let w = Window { mss, cwnd: initial_window(mss), ssthresh: u64::MAX, recovery_start: None };
         Self { w, growth: G::default() }
     }

@@ -1,26 +1,26 @@
-//! Pluggable congestion control: a [`Controller`] trait and one file per
-//! algorithm: [`bbr`] (model based, the default), [`cubic`] and [`newreno`].
+//! Pluggable congestion control: a `Controller` trait and one file per
+//! algorithm: `bbr` (model based, the default), `cubic` and `newreno`.
 //! NewReno and CUBIC share the loss-based rules of
-//! [`loss_based`] and differ only in their [`loss_based::Growth`]. The fast
+//! `loss_based` and differ only in their `loss_based::Growth`. The fast
 //! sender asks the controller for its window and paces at the controller's
-//! [`Controller::pacing_rate`] when it has one (BBR), else at `window / SRTT`
+//! `Controller::pacing_rate` when it has one (BBR), else at `window / SRTT`
 //! (×2 in slow start, ×1.25 after, as Linux does).
 
 use std::fmt;
 use std::time::{Duration, Instant};
 
-pub mod bbr;
-pub mod cubic;
+mod bbr;
+mod cubic;
 pub(crate) mod hystart;
-pub mod loss_based;
-pub mod newreno;
+mod loss_based;
+mod newreno;
 
-pub use bbr::Bbr;
-pub use cubic::Cubic;
-pub use newreno::NewReno;
+pub(crate) use bbr::Bbr;
+pub(crate) use cubic::Cubic;
+pub(crate) use newreno::NewReno;
 
 /// A congestion controller, driven by the sender's loss detection.
-pub trait Controller: Send + fmt::Debug {
+pub(crate) trait Controller: Send + fmt::Debug {
     /// Bytes the sender may have in flight.
     fn window(&self) -> u64;
     /// Whether the controller is in slow start (for pacing gain and stats).
@@ -49,7 +49,7 @@ pub trait Controller: Send + fmt::Debug {
 /// taken when a packet is acknowledged, over the interval since the
 /// packet it was sent after was delivered.
 #[derive(Debug, Clone, Copy)]
-pub struct RateSample {
+pub(crate) struct RateSample {
     /// Bytes newly acknowledged by this packet.
     pub acked: u64,
     /// Bytes delivered during `interval` (the rate is `delivered / interval`).
@@ -78,7 +78,7 @@ pub enum Algorithm {
     NewReno,
     /// RFC 9438, the Linux default.
     Cubic,
-    /// BBR v1-style, model based: ignores random loss (see [`bbr`]). The
+    /// BBR v1-style, model based: ignores random loss (see `bbr`). The
     /// default: on lossy long paths it is several times faster than CUBIC
     /// (`cargo bench --bench rdt`), and on par on loopback.
     #[default]
@@ -97,7 +97,7 @@ impl fmt::Display for Algorithm {
 
 impl Algorithm {
     /// A controller for datagrams carrying `mss` bytes of payload.
-    pub fn build(self, mss: u64) -> Box<dyn Controller> {
+    pub(crate) fn build(self, mss: u64) -> Box<dyn Controller> {
         match self {
             Self::NewReno => Box::new(NewReno::new(mss)),
             Self::Cubic => Box::new(Cubic::new(mss)),
@@ -107,11 +107,11 @@ impl Algorithm {
 }
 
 /// Initial window: 10 segments (RFC 6928), as QUIC and Linux use.
-pub fn initial_window(mss: u64) -> u64 {
+pub(crate) fn initial_window(mss: u64) -> u64 {
     10 * mss
 }
 
 /// Minimum window: 2 segments (RFC 5681 loss window is 1; 2 keeps ACK clocking alive).
-pub fn minimum_window(mss: u64) -> u64 {
+pub(crate) fn minimum_window(mss: u64) -> u64 {
     2 * mss
 }

@@ -7,11 +7,11 @@ use super::loss_based::{Growth, LossBased, Window};
 use super::minimum_window;
 
 /// NewReno: the shared loss-based rules with Reno's growth.
-pub type NewReno = LossBased<Reno>;
+pub(crate) type NewReno = LossBased<Reno>;
 
 /// Reno's congestion avoidance: one segment per window acknowledged.
 #[derive(Debug, Clone, Default)]
-pub struct Reno {
+pub(crate) struct Reno {
     /// Bytes acked in congestion avoidance not yet turned into window growth.
     acked: u64,
 }

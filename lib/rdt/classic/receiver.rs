@@ -9,7 +9,7 @@
 //! Besides [`Receiver::handle_datagram`], it meets the shared
 //! [`Endpoint`] interface: there it writes the file to a [`Sink`], queues its
 //! ACKs for [`Endpoint::poll_transmit`] and repeats its hello every
-//! [`HELLO_REPEAT`] until data comes.
+//! `HELLO_REPEAT` until data comes.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -19,11 +19,11 @@ use crate::rdt::endpoint::{Endpoint, Handled, Sink, Transmit};
 
 /// How often the [`Endpoint`] view repeats its hello until data comes (the
 /// reference announces its port before it binds, so the first may be lost).
-pub const HELLO_REPEAT: Duration = Duration::from_millis(200);
+pub(crate) const HELLO_REPEAT: Duration = Duration::from_millis(200);
 
 /// Copies of the final ACK the [`Endpoint`] view sends: it ends the sender,
 /// which otherwise waits seconds before it gives up on it.
-pub const FINAL_ACKS: usize = 3;
+pub(crate) const FINAL_ACKS: usize = 3;
 
 /// What one datagram produced.
 #[derive(Debug, Clone, PartialEq, Eq)]

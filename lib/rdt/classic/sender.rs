@@ -7,17 +7,17 @@
 //!
 //! Differences from the reference sender, as [protocol](crate::protocol) §5 asks:
 //! - the retransmission timeout adapts (RFC 6298: SRTT/RTTVAR, Karn's rule,
-//!   exponential backoff) between [`MIN_RTO`] and [`MAX_RTO`] instead of a fixed 2 s;
+//!   exponential backoff) between `MIN_RTO` and `MAX_RTO` instead of a fixed 2 s;
 //! - ACKs are cumulative: any ACK inside the flight slides the window that far,
-//!   and [`DUP_ACKS`] repeated ACKs resend from the gap without waiting for the timer;
+//!   and `DUP_ACKS` repeated ACKs resend from the gap without waiting for the timer;
 //! - the window follows RFC 5681: slow start up to a threshold, then one more
 //!   packet per window; a fast retransmit halves it, a timeout restarts it
 //!   from one packet (the reference halves it on a timeout, so each of the
 //!   reference receiver's 2 s sleeps made it resend half a window, and every
 //!   resent datagram brings that receiver's next sleep closer);
 //! - it ends even when the receiver is gone or the last ACK is lost: after
-//!   [`MAX_TIMEOUTS`] consecutive timeouts without progress (or, once
-//!   everything was sent, [`FINAL_TIMEOUTS`] and at least [`FINAL_SILENCE`]) it stops, and
+//!   `MAX_TIMEOUTS` consecutive timeouts without progress (or, once
+//!   everything was sent, `FINAL_TIMEOUTS` and at least `FINAL_SILENCE`) it stops, and
 //!   [`Sender::outcome`] says whether the end was confirmed.
 //!
 //! Memory stays bounded whatever the file size: the sender reads each packet
@@ -36,28 +36,28 @@ use crate::rdt::rtt::RttEstimator;
 use super::{CHUNK, Data, parse_ack};
 
 /// Lowest retransmission timeout (RFC 6298 says 1 s; a LAN needs far less).
-pub const MIN_RTO: Duration = Duration::from_millis(200);
+pub(crate) const MIN_RTO: Duration = Duration::from_millis(200);
 /// Highest retransmission timeout, after backoff.
-pub const MAX_RTO: Duration = Duration::from_secs(3);
+pub(crate) const MAX_RTO: Duration = Duration::from_secs(3);
 /// Highest retransmission timeout once every packet was sent: the sender
 /// then only checks that the receiver is still there, and should notice
 /// soon after [`FINAL_SILENCE`] that it is not.
-pub const FINAL_MAX_RTO: Duration = Duration::from_secs(1);
+pub(crate) const FINAL_MAX_RTO: Duration = Duration::from_secs(1);
 /// Initial timeout before any RTT sample.
-pub const INITIAL_RTO: Duration = Duration::from_secs(1);
+pub(crate) const INITIAL_RTO: Duration = Duration::from_secs(1);
 /// Consecutive timeouts, once every packet was sent, after which (and after
 /// [`FINAL_SILENCE`]) the sender ends without the final ACK.
-pub const FINAL_TIMEOUTS: u32 = 2;
+pub(crate) const FINAL_TIMEOUTS: u32 = 2;
 /// Least silence, once every packet was sent, before the sender ends without
 /// the final ACK: longer than the reference receiver's 2 s sleep, which can
 /// fall on the very last packets.
-pub const FINAL_SILENCE: Duration = Duration::from_secs(3);
+pub(crate) const FINAL_SILENCE: Duration = Duration::from_secs(3);
 /// Repeated ACKs that trigger a retransmission before the timer (like TCP's
 /// fast retransmit). Fewer than TCP's 3: datagrams of one transfer rarely
 /// reorder, and small windows after a loss would otherwise never see 3.
-pub const DUP_ACKS: u32 = 2;
+pub(crate) const DUP_ACKS: u32 = 2;
 /// Consecutive timeouts without progress after which the sender gives up.
-pub const MAX_TIMEOUTS: u32 = 6;
+pub(crate) const MAX_TIMEOUTS: u32 = 6;
 
 /// How a finished transfer ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -283,7 +283,7 @@ impl Sender {
     }
 
     /// Handles the retransmission timer: halve the window and go back to the
-    /// first unacknowledged packet; give up after [`MAX_TIMEOUTS`].
+    /// first unacknowledged packet; give up after `MAX_TIMEOUTS`.
     pub fn handle_timeout(&mut self, now: Instant) {
         match self.timer {
             Some(t) if now >= t && self.outcome.is_none() => {}

@@ -8,7 +8,7 @@ use crate::rdt::cc::Algorithm;
 
 /// The ACK threshold a sender asks for with a window of `cwnd` bytes of
 /// `mss`-byte datagrams: about 8 ACKs per window, between 2 and 64 datagrams.
-pub fn ack_threshold(cwnd: u64, mss: u64) -> u32 {
+pub(crate) fn ack_threshold(cwnd: u64, mss: u64) -> u32 {
     (cwnd / mss.max(1) / 8).clamp(2, 64) as u32
 }
 
@@ -63,7 +63,7 @@ impl Default for Config {
 
 impl Config {
     /// File bytes per DATA datagram.
-    pub fn payload_len(&self) -> usize {
+    pub(crate) fn payload_len(&self) -> usize {
         self.max_datagram.saturating_sub(DATA_OVERHEAD).max(1)
     }
 }

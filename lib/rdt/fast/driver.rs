@@ -7,7 +7,7 @@
 //! datagram that arrived, feed the machine, send what it allows, sleep until
 //! its next timer) and a thread keeps that loop off tokio's worker threads,
 //! so a multi-gigabyte transfer never delays the chat, and the loop pays no
-//! task wake-up per datagram. The `async` entry points ([`send_file`],
+//! task wake-up per datagram. The `async` entry points (`send_file`,
 //! [`receive_file`]) run the blocking ones ([`send_file_blocking`],
 //! [`receive_file_blocking`]) on `spawn_blocking` and stop them when their
 //! future is dropped, e.g. on Ctrl-C.
@@ -17,7 +17,7 @@
 //! sends its ABORT (so the peer ends at once instead of on its idle timeout)
 //! and the driver returns [`RdtError::Cancelled`]. Cancelling rings a bell
 //! (a loopback UDP socket the driver also waits on), so the driver wakes at
-//! once rather than within [`WAKE`]. Dropping [`receive_file`]'s future
+//! once rather than within `WAKE`. Dropping [`receive_file`]'s future
 //! cancels it as [`AbortReason::Cancelled`] and waits (briefly) until the
 //! ABORT is out, so a client that exits right after still told the server.
 //!
@@ -25,19 +25,19 @@
 //! The sender starts at `cfg.max_datagram` bytes per datagram and probes
 //! larger sizes (`cfg.probe_datagrams`) with the don't-fragment bit set, so
 //! a probe too big for the path is lost rather than fragmented. On a
-//! loopback path [`Config::for_path`] starts at [`LOOPBACK_DATAGRAM`] at
+//! loopback path [`Config::for_path`] starts at `LOOPBACK_DATAGRAM` at
 //! once (the loopback MTU is 65536).
-//! Socket buffers are raised to [`SOCKET_BUFFER`] so a window of large
+//! Socket buffers are raised to 8 MiB (`udp::SOCKET_BUFFER`) so a window of large
 //! datagrams is not dropped by the kernel.
 //!
 //! # Batched and segmented I/O
 //! Sockets go through the UDP plumbing shared with the relay (`rdt::udp`):
 //! `recvmmsg(2)` with GRO on receipt, each received buffer handed to the
-//! receiver whole ([`Receiver::handle_segments`]); GSO on sending. The sender machine
+//! receiver whole (`Receiver::handle_segments`); GSO on sending. The sender machine
 //! builds batches of equal-size DATA datagrams itself
-//! ([`Sender::poll_batch`]), which leave in one `sendmsg(2)` with
+//! (`Sender::poll_batch`), which leave in one `sendmsg(2)` with
 //! `UDP_SEGMENT`. A batch holds at most `max_gso_segments()` datagrams and
-//! [`GSO_MAX_BYTES`]; path-MTU probes and every other kind of datagram are
+//! `GSO_MAX_BYTES`; path-MTU probes and every other kind of datagram are
 //! sent alone.
 
 use std::fs::File;
@@ -57,14 +57,12 @@ use crate::rdt::endpoint::{self, Step};
 use crate::rdt::udp::{self, Io};
 
 /// Largest datagram used on a loopback path (below the 65,507-byte UDP limit over IPv4).
-pub const LOOPBACK_DATAGRAM: usize = 65_000;
-/// Send and receive buffer asked of the kernel (it may grant less).
-pub const SOCKET_BUFFER: usize = udp::SOCKET_BUFFER;
+pub(crate) const LOOPBACK_DATAGRAM: usize = 65_000;
 /// Longest a driver sleeps before it checks for cancellation.
-pub const WAKE: Duration = Duration::from_millis(100);
+pub(crate) const WAKE: Duration = Duration::from_millis(100);
 /// Longest a sender cancelled after every byte was acknowledged waits for
 /// the DONE-ACK (two smoothed RTTs, at most this).
-pub const CLOSING_GRACE: Duration = Duration::from_millis(250);
+pub(crate) const CLOSING_GRACE: Duration = Duration::from_millis(250);
 
 /// Receive buffers of the receiving driver (64 KiB each, one GRO buffer of
 /// up to 45 datagrams of 1452 bytes): 8 read about 360 datagrams per
@@ -141,7 +139,7 @@ impl Default for Cancel {
 
 impl Cancel {
     /// Not cancelled. (Without a loopback socket for the bell, the driver
-    /// still notices within [`WAKE`].)
+    /// still notices within `WAKE`.)
     pub fn new() -> Self {
         // Connected to itself, so the kernel drops what anyone else sends it:
         // only `cancel` can ring it, and once rung it stays readable.
@@ -201,7 +199,7 @@ impl Tracer {
 
     /// The same file, each line also carrying `port` (the server's transfer
     /// port), so the lines of simultaneous transfers can be told apart.
-    pub fn labelled(&self, port: u16) -> Self {
+    pub(crate) fn labelled(&self, port: u16) -> Self {
         Self { out: self.out.clone(), port: Some(port) }
     }
 
@@ -294,7 +292,7 @@ fn sock_err(what: &'static str) -> impl FnOnce(io::Error) -> RdtError {
 /// ends, fails, or is cancelled: then the receiver is sent an ABORT with the
 /// reason, unless every byte was already acknowledged (the transfer then
 /// ends as soon as the DONE-ACK comes, or after two RTTs at most
-/// [`CLOSING_GRACE`] as sent, unconfirmed, instead of repeating DONE up to
+/// `CLOSING_GRACE` as sent, unconfirmed, instead of repeating DONE up to
 /// the idle timeout).
 #[allow(clippy::too_many_arguments)]
 pub fn send_file_blocking(
@@ -617,7 +615,7 @@ fn joined<T>(r: Result<Result<T, RdtError>, tokio::task::JoinError>) -> Result<T
 /// ABORT of its reason (await the future to see it end); dropping the future
 /// cancels it as [`AbortReason::ServerShutdown`] without waiting.
 #[allow(clippy::too_many_arguments)]
-pub async fn send_file(
+pub(crate) async fn send_file(
     sock: tokio::net::UdpSocket,
     allowed_ip: IpAddr,
     first: (SocketAddr, Vec<u8>),

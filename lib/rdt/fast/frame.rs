@@ -12,42 +12,42 @@ pub const DATA_HEADER: usize = 1 + 8 + 8;
 /// Bytes of the trailing checksum (CRC32C).
 pub const CHECK_LEN: usize = 4;
 /// Bytes a DATA datagram carries besides file bytes: [`DATA_HEADER`] and the check.
-pub const DATA_OVERHEAD: usize = DATA_HEADER + CHECK_LEN;
+pub(crate) const DATA_OVERHEAD: usize = DATA_HEADER + CHECK_LEN;
 /// The most SACK ranges one ACK carries.
 pub const MAX_ACK_RANGES: usize = 64;
 /// Shortest time between two STATS datagrams.
 pub const STATS_INTERVAL: Duration = Duration::from_millis(100);
 /// Longest controller name a STATS carries (longer names are cut).
-pub const MAX_CC_NAME: usize = 32;
+pub(crate) const MAX_CC_NAME: usize = 32;
 
 /// Type byte of CHALLENGE (sender → receiver).
-pub const T_CHALLENGE: u8 = 0xC1;
+pub(crate) const T_CHALLENGE: u8 = 0xC1;
 /// Type byte of START (receiver → sender).
-pub const T_START: u8 = 0xC2;
+pub(crate) const T_START: u8 = 0xC2;
 /// Type byte of DATA (sender → receiver).
-pub const T_DATA: u8 = 0xC3;
+pub(crate) const T_DATA: u8 = 0xC3;
 /// Type byte of ACK (receiver → sender).
-pub const T_ACK: u8 = 0xC4;
+pub(crate) const T_ACK: u8 = 0xC4;
 /// Type byte of DONE (sender → receiver).
-pub const T_DONE: u8 = 0xC5;
+pub(crate) const T_DONE: u8 = 0xC5;
 /// Type byte of DONE-ACK (receiver → sender).
-pub const T_DONE_ACK: u8 = 0xC6;
+pub(crate) const T_DONE_ACK: u8 = 0xC6;
 /// Type byte of STATS (sender → receiver).
-pub const T_STATS: u8 = 0xC7;
+pub(crate) const T_STATS: u8 = 0xC7;
 /// Type byte of ACK-FREQUENCY (sender → receiver).
-pub const T_ACK_FREQUENCY: u8 = 0xC8;
+pub(crate) const T_ACK_FREQUENCY: u8 = 0xC8;
 /// Type byte of ABORT (either way).
-pub const T_ABORT: u8 = 0xC9;
+pub(crate) const T_ABORT: u8 = 0xC9;
 /// Longest text an ABORT carries, in bytes (longer texts are cut at a
 /// character boundary).
-pub const MAX_ABORT_TEXT: usize = 200;
+pub(crate) const MAX_ABORT_TEXT: usize = 200;
 /// How many copies of an ABORT a machine sends, back to back: it is never
 /// acknowledged nor repeated later, so copies stand in for repetition.
-pub const ABORT_COPIES: u32 = 3;
+pub(crate) const ABORT_COPIES: u32 = 3;
 
 /// Most bytes in one segmented (GSO) send: the largest UDP payload over
 /// IPv4 (65,535 − 20 − 8); the kernel refuses a larger buffer.
-pub const GSO_MAX_BYTES: usize = 65_507;
+pub(crate) const GSO_MAX_BYTES: usize = 65_507;
 
 /// One decoded fast datagram.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,7 +93,7 @@ pub enum Frame<'a> {
         /// The file's size in bytes.
         size: u64,
         /// The whole file's hash field, by the transfer's format
-        /// ([`Hasher::finalize`]).
+        /// (`Hasher::finalize`).
         hash: [u8; 32],
     },
     /// The receiver's verdict on the hash.
@@ -118,7 +118,7 @@ pub enum Frame<'a> {
         cookie: u64,
         /// Why.
         reason: AbortReason,
-        /// A short text for the person, at most [`MAX_ABORT_TEXT`] bytes of
+        /// A short text for the person, at most `MAX_ABORT_TEXT` bytes of
         /// UTF-8 (possibly empty; escaped before it is shown).
         text: &'a str,
     },
@@ -224,7 +224,7 @@ pub struct SenderStats {
     pub packets_lost: u64,
     /// File bytes sent again so far.
     pub bytes_retransmitted: u64,
-    /// Congestion controller (`newreno`, `cubic`, `bbr`...), at most [`MAX_CC_NAME`] ASCII bytes.
+    /// Congestion controller (`newreno`, `cubic`, `bbr`...), at most `MAX_CC_NAME` ASCII bytes.
     pub cc: String,
 }
 

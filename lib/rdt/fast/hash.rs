@@ -6,9 +6,9 @@
 use super::*;
 
 /// The hello's prefix: `int("0098")` is 98 for a classic peer.
-pub const HELLO_PREFIX: &[u8] = b"0098";
+pub(crate) const HELLO_PREFIX: &[u8] = b"0098";
 /// The hello's padded length (QUIC's minimum Initial size).
-pub const HELLO_LEN: usize = 1200;
+pub(crate) const HELLO_LEN: usize = 1200;
 
 /// A fast-mode wire format chatctl speaks, as its hello marks it (format
 /// 1, the hello all spaces, is classic to this chatctl). The formats differ
@@ -29,7 +29,7 @@ impl Format {
     /// The hello's last byte: ASCII whitespace that both Python's `int()`
     /// and [`classic::parse_window`](crate::rdt::classic::parse_window)
     /// strip, so a classic sender reads any of these hellos as window 98.
-    pub const fn hello_mark(self) -> u8 {
+    pub(crate) const fn hello_mark(self) -> u8 {
         match self {
             Format::V2 => b'\t',
             Format::V3 => 0x0c,
@@ -47,7 +47,7 @@ impl Format {
     /// The format of a chatctl receiver's fast-capable hello: [`HELLO_PREFIX`],
     /// spaces up to [`HELLO_LEN`] − 1 bytes, then the format's mark (None for
     /// anything else, a format-1 hello included).
-    pub fn of_hello(datagram: &[u8]) -> Option<Format> {
+    pub(crate) fn of_hello(datagram: &[u8]) -> Option<Format> {
         let (&last, body) = datagram.split_last()?;
         if !body.starts_with(HELLO_PREFIX) || !body[HELLO_PREFIX.len()..].iter().all(|&b| b == b' ') {
             return None;
@@ -65,7 +65,7 @@ impl Format {
 }
 
 /// Whether `datagram` is a chatctl receiver's fast-capable hello of a format
-/// this chatctl sends ([`Format::of_hello`]).
+/// this chatctl sends (`Format::of_hello`).
 pub fn is_fast_hello(datagram: &[u8]) -> bool {
     Format::of_hello(datagram).is_some()
 }
@@ -96,7 +96,7 @@ impl HashAlgorithm {
     }
 
     /// Bytes of DONE's 32-byte hash field the digest fills (the rest are zero).
-    pub const fn digest_len(self) -> usize {
+    pub(crate) const fn digest_len(self) -> usize {
         match self {
             HashAlgorithm::Blake3 => 32,
             HashAlgorithm::Xxh3_128 => 16,
@@ -104,7 +104,7 @@ impl HashAlgorithm {
     }
 
     /// A hasher whose [`finalize`](Hasher::finalize) is DONE's hash field.
-    pub fn hasher(self) -> Hasher {
+    pub(crate) fn hasher(self) -> Hasher {
         match self {
             HashAlgorithm::Blake3 => Hasher(HasherState::Blake3(Box::default())),
             HashAlgorithm::Xxh3_128 => Hasher(HasherState::Xxh3(Box::default())),
@@ -138,7 +138,7 @@ impl std::fmt::Display for HashAlgorithm {
 
 /// A whole-file hash in progress ([`HashAlgorithm::hasher`]).
 #[derive(Clone)]
-pub struct Hasher(HasherState);
+pub(crate) struct Hasher(HasherState);
 
 #[derive(Clone)]
 enum HasherState {
@@ -154,7 +154,7 @@ impl std::fmt::Debug for Hasher {
 
 impl Hasher {
     /// Which hash this is.
-    pub fn algorithm(&self) -> HashAlgorithm {
+    pub(crate) fn algorithm(&self) -> HashAlgorithm {
         match self.0 {
             HasherState::Blake3(_) => HashAlgorithm::Blake3,
             HasherState::Xxh3(_) => HashAlgorithm::Xxh3_128,
@@ -162,7 +162,7 @@ impl Hasher {
     }
 
     /// Hashes the file's next `bytes`.
-    pub fn update(&mut self, bytes: &[u8]) {
+    pub(crate) fn update(&mut self, bytes: &[u8]) {
         match &mut self.0 {
             HasherState::Blake3(h) => {
                 h.update(bytes);
@@ -173,7 +173,7 @@ impl Hasher {
 
     /// DONE's 32-byte hash field for what was fed: the BLAKE3 hash, or the
     /// XXH3-128 digest (big-endian) followed by 16 zero bytes.
-    pub fn finalize(&self) -> [u8; 32] {
+    pub(crate) fn finalize(&self) -> [u8; 32] {
         match &self.0 {
             HasherState::Blake3(h) => *h.finalize().as_bytes(),
             HasherState::Xxh3(h) => {
@@ -188,7 +188,7 @@ impl Hasher {
 /// Bytes the whole-file hash is fed at once (at least): large enough for
 /// BLAKE3's SIMD multi-chunk path (and XXH3's long-input loop), small enough
 /// to stay in the file adapters' caches.
-pub const HASH_RUN: u64 = 64 << 10;
+pub(crate) const HASH_RUN: u64 = 64 << 10;
 
 /// The whole-file hash of a transfer ([`Format::hash_algorithm`]), fed in
 /// order from a [`Source`] or [`Sink`]'s memory where it can, by reading

@@ -26,7 +26,7 @@ pub trait Source {
 }
 
 /// Watches the file a sender reads: the server's check that it does not
-/// change while it is sent. Called after every read of a [`Watched`] source.
+/// change while it is sent. Called after every read of a `Watched` source.
 pub trait ReadWatch: Send {
     /// `result` is how the read of `len` bytes at `offset` went; an error
     /// returned here fails the read (and so the transfer) instead.
@@ -37,7 +37,7 @@ pub trait ReadWatch: Send {
         AbortReason::FileUnreadable
     }
     /// True when bytes at `offset..offset + len` must be read (and so
-    /// looked at) even though memory holds them: [`Watched`] then offers
+    /// looked at) even though memory holds them: `Watched` then offers
     /// no cached bytes for them.
     fn must_look(&self, _offset: u64, _len: usize) -> bool {
         false
@@ -64,7 +64,7 @@ impl ReadWatch for Option<Box<dyn ReadWatch>> {
 /// ([`Source::cached`]) was read, and checked, before; bytes the watch must
 /// look at again ([`ReadWatch::must_look`]) are never served from it.
 #[derive(Debug)]
-pub struct Watched<S, W> {
+pub(crate) struct Watched<S, W> {
     /// Where the bytes come from.
     pub inner: S,
     /// What checks each read.

@@ -8,10 +8,10 @@
 //! socket driver, as quinn-proto does.
 //!
 //! # Layout
-//! - [`frame`]: the datagrams as bytes ([`Frame`], its types and limits).
-//! - [`hash`]: the formats ([`Format`]) and the whole-file hash in DONE.
-//! - [`config`]: a transfer's [`Config`].
-//! - [`io`]: [`Source`] and [`Sink`], where the bytes come from and go.
+//! - `frame`: the datagrams as bytes ([`Frame`], its types and limits).
+//! - `hash`: the formats ([`Format`]) and the whole-file hash in DONE.
+//! - `config`: a transfer's [`Config`].
+//! - `io`: [`Source`] and [`Sink`], where the bytes come from and go.
 //! - [`sender`] and [`receiver`]: the two state machines; the sender's
 //!   parts are `validation` (the anti-amplification budget), `sent` (packets
 //!   in flight), `path` (controller, RTT, pacer and `mtu`, the datagram-size
@@ -22,19 +22,19 @@
 //!   ABORT copies in `abort`.
 //! - [`driver`]: the blocking socket drivers (`recvmmsg`, GSO, GRO) and the
 //!   tokio wrappers; `files` (read-ahead and coalesced writes) serves them.
-//! - [`stats`]: live figures for `fetch -v` and the server's logs.
+//! - `stats`: live figures for `fetch -v` and the server's logs.
 
 mod abort;
 mod acks;
-pub mod config;
+mod config;
 mod control;
 mod delivery;
 pub mod driver;
 mod events;
 mod files;
-pub mod frame;
-pub mod hash;
-pub mod io;
+mod frame;
+mod hash;
+mod io;
 mod mtu;
 mod pacer;
 mod path;
@@ -42,7 +42,7 @@ pub mod receiver;
 mod retry;
 pub mod sender;
 mod sent;
-pub mod stats;
+mod stats;
 mod timer;
 mod validation;
 

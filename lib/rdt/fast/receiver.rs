@@ -207,8 +207,8 @@ impl Receiver {
     }
 
     /// Ends the transfer now for `reason`: once the CHALLENGE came (the
-    /// ABORT must echo its cookie), [`ABORT_COPIES`](super::ABORT_COPIES) ABORTs carrying `text`
-    /// (cut to [`MAX_ABORT_TEXT`](super::MAX_ABORT_TEXT) bytes) go in the
+    /// ABORT must echo its cookie), `ABORT_COPIES` ABORTs carrying `text`
+    /// (cut to `MAX_ABORT_TEXT` bytes) go in the
     /// next [`poll_transmit`](Self::poll_transmit) calls; then the machine
     /// is finished, failed with [`RecvError::Aborted`]. A lingering receiver
     /// (its file verified) just stops lingering, done; a finished one stays

@@ -13,7 +13,7 @@
 //!   and lost ranges, RTT samples, loss detection by packet and time
 //!   threshold, delivery-rate samples;
 //! - `fast/path.rs`: the path's state: the congestion controller
-//!   ([`crate::rdt::cc::Controller`], told of every packet acknowledged and
+//!   (`crate::rdt::cc::Controller`, told of every packet acknowledged and
 //!   lost), the RTT estimate, the pacer and `fast/mtu.rs` (the datagram
 //!   size and path-MTU probing);
 //! - `fast/pacer.rs`: the pacing policy (rate, bucket, when the next burst
@@ -226,8 +226,8 @@ impl Sender {
         matches!(self.state, State::Done { .. } | State::Failed)
     }
 
-    /// Ends the transfer now for `reason`: [`ABORT_COPIES`](super::ABORT_COPIES) ABORTs carrying
-    /// `text` (cut to [`MAX_ABORT_TEXT`](super::MAX_ABORT_TEXT) bytes) go in
+    /// Ends the transfer now for `reason`: `ABORT_COPIES` ABORTs carrying
+    /// `text` (cut to `MAX_ABORT_TEXT` bytes) go in
     /// the next [`poll_transmit`](Self::poll_transmit) calls, then the
     /// machine is finished, failed with [`SendError::Aborted`]. Nothing is
     /// sent beyond the anti-amplification budget before validation. A
@@ -275,7 +275,8 @@ impl Sender {
     }
 
     /// The file size.
-    pub fn file_size(&self) -> u64 {
+    #[cfg(test)]
+    pub(crate) fn file_size(&self) -> u64 {
         self.size
     }
 

@@ -22,7 +22,7 @@ impl Sender {
 
     /// Writes into `out` what may leave now in one send: a single
     /// datagram, or up to `max_segments` DATA datagrams of one size (the
-    /// last may be shorter), at most [`GSO_MAX_BYTES`], for one segmented
+    /// last may be shorter), at most `GSO_MAX_BYTES`, for one segmented
     /// (GSO) send. Path-MTU probes and control datagrams always go alone.
     /// `None` when there is nothing to send now.
     pub fn poll_batch(
