@@ -1,4 +1,4 @@
-//! Interop with the original implementation (the Python project PROTOCOL.md
+//! Interop with the original implementation (the Python project `lib/protocol.md`
 //! describes), run for real: its server against chatctl's one-shot commands,
 //! and its client against `chatctl serve`.
 //!

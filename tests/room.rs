@@ -1167,7 +1167,7 @@ async fn a_closed_update_connection_ends_the_session_at_the_first_failed_write()
 }
 
 /// A client that shuts down its sending side of the update connection (as
-/// chatctl's client does, PROTOCOL.md §8) keeps getting its updates.
+/// chatctl's client does, `lib/protocol.md` §8) keeps getting its updates.
 #[tokio::test]
 async fn a_half_closed_update_connection_keeps_its_updates() {
     let srv = TestServer::start(|_| {}).await;
