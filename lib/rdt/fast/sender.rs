@@ -357,6 +357,7 @@ impl Sender {
                 if let Validated::Now { rtt } = validated {
                     if let Some(rtt) = rtt {
                         self.rtt.sample(rtt);
+                        self.cc.on_handshake_rtt(rtt);
                     }
                     self.state = State::Sending;
                     let resume = resume.min(self.size);
