@@ -14,6 +14,10 @@
 #              a drop takes a whole super-packet (TCP's and QUIC's alike).
 #   clean9000  veth at MTU 9000 (jumbo)
 #   loopback   both peers on 127.0.0.1 inside one namespace
+#   loaded1500 (not in the default list) clean1500 twice per run: fast, TCP
+#              and QUIC as they are ("idle1500"), then fast and TCP with a
+#              busy loop pinned to CPU BENCH_LOAD_CPU (default 1;
+#              "loaded1500"); a table of what the busy core costs each follows.
 # Optional: BENCH_RATE (e.g. 1gbit) shapes both veth ends with tbf.
 #
 # Usage: benches/veth.sh            (builds the release binary first; needs root)
@@ -77,6 +81,7 @@ if [[ -n ${BENCH_HOG:-} ]]; then
 fi
 cleanup_hog() {
     [[ -n $HOG ]] && kill "$HOG" 2>/dev/null || true
+    [[ -n ${LOADHOG:-} ]] && kill "$LOADHOG" 2>/dev/null || true
     cleanup
 }
 trap cleanup_hog EXIT
@@ -239,8 +244,33 @@ scenario() {
     done
 }
 
+# hog_up / hog_down: a busy loop pinned to one CPU, for loaded1500.
+LOADHOG=
+hog_up() {
+    taskset -c "${BENCH_LOAD_CPU:-1}" sh -c 'while :; do :; done' &
+    LOADHOG=$!
+}
+hog_down() {
+    [[ -n $LOADHOG ]] && kill "$LOADHOG" 2>/dev/null || true
+    [[ -n $LOADHOG ]] && wait "$LOADHOG" 2>/dev/null || true
+    LOADHOG=
+}
+
 for s in $SCENARIOS; do
     case $s in
+        loaded1500)
+            echo "loaded1500: veth MTU 1500, clean, $SIZE bytes, $RUNS runs, idle and with CPU ${BENCH_LOAD_CPU:-1} busy" >&2
+            path_up 1500 0
+            for _ in $(seq "$RUNS"); do
+                run_chatctl idle1500 udp "$NS_S" "$NS_C" "$SRV"
+                run_chatctl idle1500 tcp "$NS_S" "$NS_C" "$SRV"
+                run_quic idle1500 "$NS_S" "$NS_C" "$SRV" 1500
+                hog_up
+                run_chatctl loaded1500 udp "$NS_S" "$NS_C" "$SRV"
+                run_chatctl loaded1500 tcp "$NS_S" "$NS_C" "$SRV"
+                hog_down
+            done
+            ;;
         clean1500) scenario clean1500 1500 0 ;;
         loss1500) scenario loss1500 1500 "$LOSS" ;;
         clean9000) scenario clean9000 9000 0 ;;
@@ -283,6 +313,13 @@ for label in labels:
     for m in ("udp", "tcp", "quic"):
         if (label, m) in res:
             print(f"{label} {m}, each run: " + ", ".join(f"{x:.0f}" for x in rates(label, m)) + " MB/s")
+if ("loaded1500", "udp") in res:
+    print()
+    print("| veth MTU 1500, one core busy | idle | loaded | cost |")
+    print("|---|---|---|---|")
+    for m, name in (("udp", "fast UDP"), ("tcp", "TCP")):
+        a, b = gp("idle1500", m), gp("loaded1500", m)
+        print(f"| {name} | {a:.0f} MB/s | {b:.0f} MB/s | {1 - b / a:.0%} |")
 print()
 print("| run | server CPU s/GB | client CPU s/GB | server peak RSS MiB | client peak RSS MiB |")
 print("|---|---|---|---|---|")

@@ -5,12 +5,15 @@
 # each way with per-packet random loss each way, at each round-trip time of
 # BENCH_RTTS. On it, alternating in one run: `chatctl fetch --udp` (fast
 # mode), `chatctl fetch --tcp` with the server's namespace set to Linux TCP
-# bbr and then cubic, and optionally quinn's perf tool with bbr and cubic.
+# bbr and then cubic, and optionally quinn's perf tool with bbr and cubic
+# (see run_quic: its first download, without the QUIC handshake). At the
+# RTTs of BENCH_LOAD_RTTS each run also repeats the fast and TCP bbr
+# downloads with a busy loop pinned to one core (the loaded machine).
 # Prints the goodput of a BENCH_SIZE download including the join (medians of
-# BENCH_RUNS), the limit (1 - loss) x rate, and then two fairness runs on the
-# same path without random loss: a fast download beside a TCP cubic download
-# (TCP's share of the bytes while both run) and two fast downloads (each's
-# share).
+# BENCH_RUNS, every run listed), the limit (1 - loss) x rate, what the busy
+# core costs each, and then two fairness runs on the same path without
+# random loss: a fast download beside a TCP cubic download (TCP's share of
+# the bytes while both run) and two fast downloads (each's share).
 #
 # Usage: benches/wan.sh            (builds the release binary first; needs root)
 # Env:   WANEM the emulator (skipped with a message when absent),
@@ -22,8 +25,11 @@
 #        "20"; empty skips the fairness runs), BENCH_SERVE_ARGS extra
 #        arguments for `serve`, BENCH_KEEP=1 keeps the work directory,
 #        QUINN_PERF quinn's perf binary (github:quinn-rs/quinn, `cargo build
-#        --release -p perf`; its columns show "-" when unset), CHATCTL a
-#        prebuilt binary.
+#        --release -p perf`; its columns show "-" when unset),
+#        BENCH_QUIC_WINDOWS its window flags (default 64M stream, connection
+#        and send windows, as the fast mode's), BENCH_LOAD_RTTS (default
+#        "20"; empty skips the loaded runs), BENCH_LOAD_CPU the busy core
+#        (1), CHATCTL a prebuilt binary.
 # After each run one line on stderr: the server's summary and the UDP
 # receive-buffer drops (Udp RcvbufErrors) in the client's namespace.
 # Not part of `cargo test`.
@@ -38,13 +44,16 @@ LOSS=${BENCH_LOSS:-1}
 RATE=${BENCH_RATE:-200}
 RTTS=${BENCH_RTTS:-20 50}
 FAIR_RTTS=${BENCH_FAIR_RTTS-20}
+LOAD_RTTS=${BENCH_LOAD_RTTS-20}
+LOAD_CPU=${BENCH_LOAD_CPU:-1}
 QUINN_PERF=${QUINN_PERF:-}
+QUIC_WINDOWS=${BENCH_QUIC_WINDOWS:---stream-receive-window 64M --receive-window 64M --send-window 64M}
 
 if [[ ! -f $WANEM ]]; then
     echo "wan.sh skipped: no WAN emulator at $WANEM (set WANEM to wanem.py)" >&2
     exit 0
 fi
-for t in ip nft python3 sysctl timeout; do
+for t in ip nft python3 sysctl taskset timeout; do
     command -v "$t" >/dev/null || { echo "wan.sh needs $t" >&2; exit 1; }
 done
 [[ $(id -u) == 0 ]] || { echo "wan.sh needs root (network namespaces, TUN)" >&2; exit 1; }
@@ -70,6 +79,7 @@ path_down() {
     ip netns del "$NS_C" 2>/dev/null || true
 }
 cleanup() {
+    hog_down
     path_down
     [[ -n $ALLOWED ]] && sysctl -qw net.ipv4.tcp_allowed_congestion_control="$ALLOWED"
     [[ -n ${BENCH_KEEP:-} ]] && echo "kept $WORK" >&2 || rm -rf "$WORK"
@@ -105,6 +115,19 @@ table inet w {
     }
 }
 EOF
+}
+
+# hog_up / hog_down: a busy loop pinned to CPU LOAD_CPU (one core of the
+# machine busy: the scheduler moves everything else off it).
+HOG=
+hog_up() {
+    taskset -c "$LOAD_CPU" sh -c 'while :; do :; done' &
+    HOG=$!
+}
+hog_down() {
+    [[ -n $HOG ]] && kill "$HOG" 2>/dev/null || true
+    [[ -n $HOG ]] && wait "$HOG" 2>/dev/null || true
+    HOG=
 }
 
 tcp_cc() { ip netns exec "$NS_S" sysctl -qw net.ipv4.tcp_congestion_control="$1"; }
@@ -158,28 +181,60 @@ run_chatctl() {
     echo "$label $col $rate $rb" >>"$WORK/results"
 }
 
-# run_quic LABEL CC: quinn's perf, back-to-back BENCH_SIZE downloads for a few seconds.
+# run_quic LABEL CC: quinn's perf client asks for one BENCH_SIZE download
+# (it would go on asking: it is stopped once the first is done). Its rate is
+# the first request's size over its download time (request sent to last
+# byte: the QUIC handshake before it is not counted, which favours quinn by
+# one RTT). Both sides get windows as large as the fast mode's
+# (BENCH_QUIC_WINDOWS): quinn's defaults (a 1.25 MB stream window) hold it
+# below the path's rate at 50 ms.
 run_quic() {
     local label=$1 cc=$2
     [[ -n $QUINN_PERF ]] || return 0
     local log="$WORK/$label.quinn-$cc"
-    ip netns exec "$NS_S" "$QUINN_PERF" server --listen "$SRV:4433" --congestion "$cc" >"$log.sout" 2>&1 &
+    local win
+    read -r -a win <<<"$QUIC_WINDOWS"
+    ip netns exec "$NS_S" "$QUINN_PERF" server --listen "$SRV:4433" --congestion "$cc" "${win[@]}" \
+        >"$log.sout" 2>&1 &
     local spid=$!
     PIDS+=("$spid")
     sleep 0.5
-    timeout "$TMO" ip netns exec "$NS_C" "$QUINN_PERF" client "$SRV:4433" --congestion "$cc" \
-        --download-size "$SIZE" --upload-size 0 --duration "$TMO" >"$log.out" 2>&1 || true
+    local b0 t0 t1 done=0
+    b0=$(rx_bytes)
+    t0=$(date +%s.%N)
+    timeout "$TMO" ip netns exec "$NS_C" "$QUINN_PERF" client "$SRV:4433" --congestion "$cc" "${win[@]}" \
+        --download-size "$SIZE" --upload-size 0 --duration "$((TMO + 5))" >"$log.out" 2>&1 &
+    local cpid=$!
+    # Until the first table that counts a finished request is out, to its P0 row.
+    while kill -0 "$cpid" 2>/dev/null; do
+        if grep -A12 -E 'RPS: [0-9.]+ \([1-9][0-9]* requests' "$log.out" | grep -q 'P0 '; then
+            done=1
+            break
+        fi
+        sleep 0.2
+    done
+    t1=$(date +%s.%N)
+    kill "$cpid" 2>/dev/null || true
+    wait "$cpid" 2>/dev/null || true
     kill -INT "$spid" 2>/dev/null || true
     sleep 0.3
     kill -KILL "$spid" 2>/dev/null || true
     wait "$spid" 2>/dev/null || true
-    python3 - "$label" "quinn-$cc" "$log.out" >>"$WORK/results" <<'EOF'
+    local rate
+    if [[ $done == 1 ]]; then
+        # The P0 download throughput of that table: its slowest request, the
+        # first (with start-up; at these rates the only one).
+        rate=$(python3 -c '
 import re, sys
-label, col, out = sys.argv[1:]
-t = open(out).read()
-avg = re.findall(r"AVG\s*│.*│\s*([0-9.]+) Mb/s\s*$", t, re.M)
-print(label, col, float(avg[-1]) / 8 if avg else "nan", "nan")
-EOF
+t = open(sys.argv[1]).read()
+m = re.search(r"RPS: [0-9.]+ \(([1-9]\d*) requests.*?^ P0\s*│[^\n]*│\s*([0-9.]+) Mb/s[ \t]*$", t, re.S | re.M)
+print("%.2f" % (float(m.group(2)) / 8))' "$log.out")
+    else
+        rate="<$(python3 -c 'import sys; b, t0, t1 = map(float, sys.argv[1:]); print(f"{b / (t1 - t0) / 1e6:.2f}")' "$(($(rx_bytes) - b0))" "$t0" "$t1")"
+        echo "  $label quinn-$cc: not done in ${TMO}s: $(tail -1 "$log.out")" >&2
+    fi
+    echo "  $label quinn-$cc: $rate MB/s" >&2
+    echo "$label quinn-$cc $rate nan" >>"$WORK/results"
 }
 
 # fair LABEL A B: two downloads started together (A, B each udp or tcp);
@@ -247,6 +302,13 @@ for rtt in $RTTS; do
         run_chatctl "$label" tcp-cubic tcp
         run_quic "$label" bbr
         run_quic "$label" cubic
+        if [[ " $LOAD_RTTS " == *" $rtt "* ]]; then
+            hog_up
+            run_chatctl "$label+load" fast udp
+            tcp_cc bbr
+            run_chatctl "$label+load" tcp-bbr tcp
+            hog_down
+        fi
     done
 done
 for rtt in $FAIR_RTTS; do
@@ -279,14 +341,33 @@ def cell(runs):
 print("| RTT | fast UDP | Linux TCP bbr | TCP cubic | quinn bbr | quinn cubic | limit (1-p)×rate |")
 print("|---|---|---|---|---|---|---|")
 for label, cols in res.items():
+    if label.endswith("+load"):
+        continue
     f = med(cols["fast"])[0] if "fast" in cols else float("nan")
     best = max([med(cols[c])[0] for c in ("tcp-bbr", "tcp-cubic", "quinn-bbr", "quinn-cubic") if c in cols] or [float("nan")])
     fast = f"{cell(cols.get('fast'))} MB/s ({f / limit:.0%}, {f / best:.2f}× best)"
     print(f"| {label} | {fast} | " + " | ".join(cell(cols.get(c)) for c in ("tcp-bbr", "tcp-cubic", "quinn-bbr", "quinn-cubic")) + f" | {limit:.1f} |")
 print()
+loaded = [l for l in res if l.endswith("+load")]
+if loaded:
+    print()
+    print("| RTT, one core busy | fast idle → loaded | cost | TCP bbr idle → loaded | cost |")
+    print("|---|---|---|---|---|")
+    for l in loaded:
+        idle, load = res.get(l[: -len("+load")], {}), res[l]
+        row = []
+        for c in ("fast", "tcp-bbr"):
+            if c in idle and c in load:
+                a, b = med(idle[c])[0], med(load[c])[0]
+                row += [f"{cell(idle[c])} → {cell(load[c])} MB/s", f"{1 - b / a:.0%}"]
+            else:
+                row += ["-", "-"]
+        print(f"| {l[: -len('+load')]} | " + " | ".join(row) + " |")
+print()
 for label, cols in res.items():
     for col, runs in cols.items():
-        print(f"{label} {col}, each run: " + ", ".join(r for r, _ in runs) + " MB/s; rcvbuf drops (client): " + ", ".join(rb for _, rb in runs))
+        v = sorted(runs, key=lambda r: float(r[0].lstrip("<")))
+        print(f"{label} {col}, each run (min, median, max): " + ", ".join(r for r, _ in v) + " MB/s; rcvbuf drops (client): " + ", ".join(rb for _, rb in runs))
 EOF
 echo
 cat "$WORK/fairness"

@@ -105,6 +105,51 @@ fn startup_fills_the_pipe_without_flooding_the_queue() {
     assert!(secs < ideal + 0.5, "seed {seed}: {secs:.2} s against {ideal:.2} s");
 }
 
+/// Virtual time from the receiver's hello until the sender has `n` bytes
+/// of a `len`-byte file acknowledged, on a path of `mbit` Mbit/s and
+/// `rtt_ms` with a two-BDP queue and `loss` each way.
+fn time_to_deliver(n: u64, len: usize, mbit: u64, rtt_ms: u64, loss: f64, seed: u64) -> Duration {
+    use chatctl::rdt::fast::{self, receiver::Receiver, sender::Sender};
+    use chatctl::rdt::sim::{Accepting, Attached, Link, run};
+    use std::time::Instant;
+    let (fwd, back) = queued_path(mbit, rtt_ms, loss);
+    let (mut fwd, mut back) = (Link::new(fwd, seed ^ 0xf0), Link::new(back, seed ^ 0xba));
+    let file = data(len, seed);
+    let cfg = wan_cfg();
+    let t0 = Instant::now();
+    let receiver = Attached::new(Receiver::new(cfg.clone(), 0, Some(len as u64), t0), Vec::<u8>::new());
+    let sender = Accepting::new(|now, d: &[u8]| {
+        fast::is_fast_hello(d).then(|| Attached::new(Sender::new(cfg.clone(), len as u64, d, now), &file[..]))
+    });
+    let mut flows = [(sender, receiver)];
+    let mut at = None;
+    run(&mut flows, &mut fwd, &mut back, t0, Duration::from_secs(30), Duration::ZERO, |now, flows| {
+        let acked = flows[0].0.party.as_ref().map_or(0, |s| s.endpoint.stats().bytes_done);
+        if acked >= n {
+            at = Some(now - t0);
+        }
+        at.is_none()
+    });
+    at.unwrap_or_else(|| panic!("seed {seed}: {n} bytes not delivered in 30 s"))
+}
+
+#[test]
+fn startup_reaches_the_rate_of_a_long_path_within_a_few_round_trips() {
+    // 200 Mbit/s, 50 ms, 1% loss each way (the WAN bench's slower path):
+    // the first 16 MiB against the time the limit (1 - loss) x rate takes
+    // for them. The handshake costs two round trips (hello, CHALLENGE,
+    // START, first DATA: 0.1 s); the rest is the ramp (0.47 s over the
+    // ideal with ten datagrams to start from and the first samples
+    // lowering startup's pacing rate).
+    let n = 16 << 20;
+    let ideal = n as f64 / (0.99 * 200e6 / 8.0);
+    for seed in [840, 841, 842] {
+        let secs = time_to_deliver(n, 24 << 20, 200, 50, 0.01, seed).as_secs_f64();
+        eprintln!("seed {seed}: 16 MiB in {secs:.3} s (ideal {ideal:.3} s)");
+        assert!(secs < ideal + 0.35, "seed {seed}: 16 MiB in {secs:.3} s against {ideal:.3} s");
+    }
+}
+
 /// Bytes each of two flows (controllers `a` and `b`, started together)
 /// got over 4..24 s on a 20 Mbit/s, 20 ms path with a two-BDP queue.
 fn shares(a: Algorithm, b: Algorithm, loss: f64, seed: u64) -> [f64; 2] {

@@ -31,6 +31,15 @@
 //! loss-based flow (CUBIC) this leaves the queue to it in turn instead of
 //! holding two BDP there for good. Startup's window gain is 2 (BBR v3):
 //! the pacing gain alone doubles the rate each round.
+//!
+//! Start-up from the handshake: the sender passes on the RTT the handshake
+//! measured ([`Controller::on_handshake_rtt`]); the first window is what
+//! [`INITIAL_RATE`] fills in it (ten to [`MAX_INITIAL_WINDOW`] datagrams),
+//! paced at the startup gain over that RTT, so a long path begins its
+//! doubling a few rounds further on. Startup's pacing rate never falls
+//! until the pipe is full (as in Linux): the first delivery samples,
+//! taken while the first window is still arriving, measure far less than
+//! the path carries.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -43,6 +52,14 @@ pub(crate) const STARTUP_GAIN: f64 = 2.885;
 /// doubles the rate each round; a larger window only deepens the overshoot
 /// in the round that finds the bottleneck.
 pub(crate) const STARTUP_CWND_GAIN: f64 = 2.0;
+/// The rate (bytes/s) the first window is sized for: it fills the
+/// handshake's RTT at this rate (32 Mbit/s), between the usual ten datagrams
+/// and [`MAX_INITIAL_WINDOW`]. A long path starts its doubling from a few
+/// more datagrams (quinn's BBR starts every path from 200); a short one
+/// keeps ten.
+pub(crate) const INITIAL_RATE: f64 = 4e6;
+/// The most datagrams the first window holds.
+pub(crate) const MAX_INITIAL_WINDOW: u64 = 100;
 /// Rounds over which the bottleneck bandwidth is the max of the samples.
 pub(crate) const BW_ROUNDS: u64 = 10;
 /// How long a min-RTT estimate stays valid without a new minimum. BBR v1
@@ -125,6 +142,9 @@ pub(crate) struct Bbr {
     probe_up_step: u64,
     /// Rounds that overran a queue so far.
     overruns: u64,
+    /// Startup's pacing rate so far (bytes/s): it never falls before the
+    /// pipe is full.
+    startup_rate: f64,
 }
 
 impl Bbr {
@@ -155,6 +175,7 @@ impl Bbr {
             overrun_round: 0,
             probe_up_step: 0,
             overruns: 0,
+            startup_rate: 0.0,
         }
     }
 
@@ -355,6 +376,20 @@ impl Controller for Bbr {
         self.cwnd = minimum_window(self.mss);
     }
 
+    /// Sizes the first window from the handshake's RTT (what
+    /// [`INITIAL_RATE`] fills in it, between the usual initial window and
+    /// [`MAX_INITIAL_WINDOW`] datagrams) and paces it at the startup gain
+    /// over that RTT, as Linux paces its first window from the SYN's RTT.
+    fn on_handshake_rtt(&mut self, rtt: Duration) {
+        if rtt.is_zero() || self.round > 0 {
+            return;
+        }
+        let secs = rtt.as_secs_f64();
+        let iw = ((INITIAL_RATE * secs) as u64).clamp(initial_window(self.mss), MAX_INITIAL_WINDOW * self.mss);
+        self.cwnd = self.cwnd.max(iw);
+        self.startup_rate = STARTUP_GAIN * self.cwnd as f64 / secs;
+    }
+
     /// BBR leaves startup on its own evidence (bandwidth plateau), not on RTT growth.
     fn exit_slow_start(&mut self) {}
 
@@ -398,6 +433,9 @@ impl Controller for Bbr {
                 self.enter_probe_bw(now);
             }
         }
+        if self.mode == Mode::Startup {
+            self.startup_rate = self.startup_rate.max(STARTUP_GAIN * self.bandwidth());
+        }
         self.check_full_pipe(round_start, s.app_limited);
         if self.mode == Mode::Startup && self.filled_pipe {
             self.mode = Mode::Drain;
@@ -430,9 +468,14 @@ impl Controller for Bbr {
         .max(self.min_window());
     }
 
+    /// The pacing gain × the bottleneck bandwidth; in startup never less
+    /// than startup's rate so far (as Linux does: the first samples, taken
+    /// while the first window is still out, measure less than the path
+    /// carries and would slow the ramp they come from).
     fn pacing_rate(&self) -> Option<f64> {
-        let bw = self.bandwidth();
-        (bw > 0.0).then_some(self.pacing_gain() * bw)
+        let rate = self.pacing_gain() * self.bandwidth();
+        let rate = if self.mode == Mode::Startup { rate.max(self.startup_rate) } else { rate };
+        (rate > 0.0).then_some(rate)
     }
 }
 
@@ -514,6 +557,37 @@ mod tests {
             round(&mut b, t0, r, 100, 0, bdp);
         }
         assert_eq!(b.inflight_hi(), None, "never lifted");
+    }
+
+    #[test]
+    fn the_first_window_and_rate_come_from_the_handshake_rtt() {
+        // What INITIAL_RATE fills in the RTT: ten datagrams at least (1 ms),
+        // MAX_INITIAL_WINDOW at most (200 ms); paced at the startup gain.
+        for (rtt_ms, iw) in [(1, 10_000), (10, 40_000), (200, 100_000)] {
+            let mut b = Bbr::new(1000);
+            b.on_handshake_rtt(Duration::from_millis(rtt_ms));
+            assert_eq!(b.window(), iw, "RTT {rtt_ms} ms");
+            let rate = b.pacing_rate().expect("a rate before any sample");
+            let want = STARTUP_GAIN * iw as f64 / (rtt_ms as f64 / 1e3);
+            assert!((rate - want).abs() < 1.0, "RTT {rtt_ms} ms: rate {rate}, want {want}");
+        }
+    }
+
+    #[test]
+    fn startup_pacing_never_falls_below_its_rate_so_far() {
+        let mut b = Bbr::new(1000);
+        let t0 = Instant::now();
+        b.on_handshake_rtt(Duration::from_millis(40));
+        let first = b.pacing_rate().expect("a rate from the handshake");
+        // The first ACK of the first window: 1 kB over 40 ms (25 kB/s), far
+        // below what the window is paced at.
+        b.on_delivery(t0 + Duration::from_millis(40), &sample(0, 1000, 1000, 40, 39_000));
+        assert!(b.in_slow_start());
+        assert!(b.pacing_rate().unwrap() >= first, "{:?} < {first}", b.pacing_rate());
+        // A sample above it raises it: 400 kB in 40 ms.
+        b.on_delivery(t0 + Duration::from_millis(80), &sample(1000, 401_000, 400_000, 40, 400_000));
+        let raised = b.pacing_rate().unwrap();
+        assert!((raised - STARTUP_GAIN * 10e6).abs() < 1.0, "{raised}");
     }
 
     #[test]

@@ -38,6 +38,9 @@ pub(crate) trait Controller: Send + fmt::Debug {
     /// A delivery-rate sample for each newly acknowledged packet (for
     /// model-based controllers such as BBR; loss-based ones ignore it).
     fn on_delivery(&mut self, _now: Instant, _sample: &RateSample) {}
+    /// The round-trip time the handshake measured, before any data is
+    /// sent (a controller may size its first window and rate from it).
+    fn on_handshake_rtt(&mut self, _rtt: Duration) {}
     /// The rate (bytes per second) the sender should pace at, if the
     /// controller sets it; `None` leaves pacing to the window / SRTT rule.
     fn pacing_rate(&self) -> Option<f64> {

@@ -311,6 +311,7 @@ impl Sender {
                 if let Validated::Now { rtt } = validated {
                     if let Some(rtt) = rtt {
                         self.path.rtt.sample(rtt);
+                        self.path.cc.on_handshake_rtt(rtt);
                     }
                     self.state = State::Sending;
                     let resume = resume.min(self.size);
