@@ -5,7 +5,6 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 
-use assert_cmd::Command;
 use chatctl::capture::net::{self, flags};
 use chatctl::capture::synth::{PcapWriter, PcapngWriter, TcpConn, frame, ip_fragments, udp_packet};
 use chatctl::capture::{Analyzer, CaptureReader, Channel, Config, Event, TransferMode};
@@ -526,12 +525,6 @@ fn lossy_classic_udp_transfer_is_rebuilt_with_true_counts() {
 
 // ---------------------------------------------------------------- the binary
 
-fn bin() -> Command {
-    let mut c = Command::cargo_bin("chatctl").unwrap();
-    c.env_remove("CHATCTL_SERVER").env("NO_COLOR", "1");
-    c
-}
-
 /// The session plus a UDP download of `big.bin`, announced in a 206.
 fn session_with_udp() -> (Vec<u8>, Vec<u8>, Vec<u8>) {
     let (c, sv) = v6();
@@ -555,8 +548,14 @@ fn session_with_udp() -> (Vec<u8>, Vec<u8>, Vec<u8>) {
 #[test]
 fn cli_json_timeline_has_the_documented_fields() {
     let (cap, _, _) = session_with_udp();
-    let out =
-        bin().args(["capture-decode", "--json", "-"]).write_stdin(cap).assert().success().get_output().stdout.clone();
+    let out = common::cli()
+        .args(["capture-decode", "--json", "-"])
+        .write_stdin(cap)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
     let lines: Vec<serde_json::Value> = String::from_utf8(out)
         .unwrap()
         .lines()
@@ -576,7 +575,11 @@ fn cli_json_timeline_has_the_documented_fields() {
     assert_eq!(udp["announced_size"], 25432);
     assert!(udp["goodput_bps"].as_f64().unwrap() > 0.0);
     assert!(!lines.iter().any(|o| o["type"] == "datagram"));
-    let out = bin().args(["capture-decode", "--json", "-v", "-"]).write_stdin(session_with_udp().0).assert().success();
+    let out = common::cli()
+        .args(["capture-decode", "--json", "-v", "-"])
+        .write_stdin(session_with_udp().0)
+        .assert()
+        .success();
     let text = String::from_utf8(out.get_output().stdout.clone()).unwrap();
     assert!(text.lines().any(|l| l.contains(r#""type":"datagram""#) && l.contains(r#""kind":"window""#)));
 }
@@ -584,7 +587,8 @@ fn cli_json_timeline_has_the_documented_fields() {
 #[test]
 fn cli_human_timeline_escapes_control_characters() {
     let (cap, _, _) = session_with_udp();
-    let out = bin().args(["capture-decode", "-"]).write_stdin(cap).assert().success().get_output().stdout.clone();
+    let out =
+        common::cli().args(["capture-decode", "-"]).write_stdin(cap).assert().success().get_output().stdout.clone();
     let text = String::from_utf8(out).unwrap();
     assert!(!text.contains('\u{1b}'), "raw escape reached the terminal");
     assert!(text.contains(r#"to "BOB": "héllo\u{1b}[2J!""#), "{text}");
@@ -600,7 +604,7 @@ fn cli_extract_rebuilds_and_verifies_tcp_and_udp_files() {
     std::fs::write(&file, cap).unwrap();
     let out = dir.path().join("out");
     let plot = dir.path().join("udp.svg");
-    bin()
+    common::cli()
         .args(["capture-decode", "--summary"])
         .arg(&file)
         .arg("--extract")
@@ -624,14 +628,14 @@ fn cli_truncated_capture_decodes_what_it_can_and_says_so() {
     let (script, _) = session(v4().0, v4().1);
     let cap = write(&script, Format::Pcap { nanos: false, be: false }, net::LINKTYPE_ETHERNET, 0);
     let cut = &cap[..cap.len() - 10];
-    bin()
+    common::cli()
         .args(["capture-decode", "-"])
         .write_stdin(cut.to_vec())
         .assert()
         .success()
         .stdout(predicates::str::contains("join as \"ALICE\""))
         .stderr(predicates::str::contains("truncated"));
-    bin()
+    common::cli()
         .args(["capture-decode", "-"])
         .write_stdin(b"this is not a capture at all".to_vec())
         .assert()
@@ -850,10 +854,11 @@ fn regression_pcapng_block_length_below_12_is_damage_not_a_panic() {
 #[test]
 fn cli_colour_only_when_asked_or_on_a_terminal() {
     let (cap, _, _) = session_with_udp();
-    let coloured = bin().args(["capture-decode", "--color", "always", "-"]).write_stdin(cap.clone()).assert().success();
+    let coloured =
+        common::cli().args(["capture-decode", "--color", "always", "-"]).write_stdin(cap.clone()).assert().success();
     let text = String::from_utf8(coloured.get_output().stdout.clone()).unwrap();
     assert!(text.contains("\u{1b}["), "no colour with --color always");
-    let plain = bin().args(["capture-decode", "-"]).env_remove("NO_COLOR").write_stdin(cap).assert().success();
+    let plain = common::cli().args(["capture-decode", "-"]).env_remove("NO_COLOR").write_stdin(cap).assert().success();
     assert!(!String::from_utf8(plain.get_output().stdout.clone()).unwrap().contains('\u{1b}'), "colour into a pipe");
 }
 
@@ -947,7 +952,7 @@ fn timeline_is_in_time_order_with_udp_transfers_interleaved() {
         w.packet(last + (i as i64 + 1) * 1_000_000_000, &frame(net::LINKTYPE_ETHERNET, 0, p)).unwrap();
     }
     let cap = w.into_inner();
-    let out = bin().args(["capture-decode", "--json", "-v", "-"]).write_stdin(cap.clone()).assert().success();
+    let out = common::cli().args(["capture-decode", "--json", "-v", "-"]).write_stdin(cap.clone()).assert().success();
     let lines: Vec<serde_json::Value> = String::from_utf8(out.get_output().stdout.clone())
         .unwrap()
         .lines()
@@ -957,7 +962,7 @@ fn timeline_is_in_time_order_with_udp_transfers_interleaved() {
     assert!(ts.windows(2).all(|w| w[0] <= w[1]), "{ts:?}");
     let at = |ty: &str| lines.iter().position(|l| l["type"] == ty).unwrap();
     assert!(at("datagram") < at("transfer") && at("transfer") < at("message"), "{lines:?}");
-    let text = bin().args(["capture-decode", "-"]).write_stdin(cap).assert().success();
+    let text = common::cli().args(["capture-decode", "-"]).write_stdin(cap).assert().success();
     let text = String::from_utf8(text.get_output().stdout.clone()).unwrap();
     let (t, m) = (text.find("transfer #1 UDP go-back-N").unwrap(), text.find("join").unwrap());
     assert!(t < m, "{text}");
@@ -1027,7 +1032,7 @@ fn cli_extract_says_size_matches_without_a_hash_and_plots_tcp() {
     std::fs::write(&file, cap).unwrap();
     let out = dir.path().join("out");
     let plots = format!("{}/", dir.path().join("plots").display());
-    let o = bin()
+    let o = common::cli()
         .args(["capture-decode", "--timeline"])
         .arg(&file)
         .arg("--extract")
@@ -1056,7 +1061,7 @@ fn cli_extract_says_size_matches_without_a_hash_and_plots_tcp() {
     assert!(tcp.contains("segment sent (its first byte)") && tcp.contains("stroke=\"green\""), "{tcp}");
     let classic = std::fs::read_to_string(dir.path().join("plots/transfer-2.svg")).unwrap();
     assert!(classic.contains(">retransmission (packet sent again)<") && classic.contains("packet number"));
-    let o = bin()
+    let o = common::cli()
         .args(["capture-decode", "--json"])
         .arg(&file)
         .arg("--extract")

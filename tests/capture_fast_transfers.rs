@@ -9,7 +9,6 @@ use std::net::SocketAddr;
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
-use assert_cmd::Command;
 use chatctl::capture::net;
 use chatctl::capture::synth::{PcapWriter, TcpConn, frame, udp_packet};
 use chatctl::capture::{Config, DatagramKind, Event, TransferMode, TransferSummary, output};
@@ -627,12 +626,6 @@ impl chatctl::rdt::sim::Wire for Tap<'_> {
     }
 }
 
-fn bin() -> Command {
-    let mut c = Command::cargo_bin("chatctl").unwrap();
-    c.env_remove("CHATCTL_SERVER").env("NO_COLOR", "1");
-    c
-}
-
 #[test]
 fn cli_fast_transfer_json_summary_extract_and_plot() {
     let (client, server) = addrs(true);
@@ -645,7 +638,14 @@ fn cli_fast_transfer_json_summary_extract_and_plot() {
     let file = dir.path().join("f.pcap");
     std::fs::write(&file, cap.w.into_inner()).unwrap();
 
-    let out = bin().args(["capture-decode", "--json", "-v"]).arg(&file).assert().success().get_output().stdout.clone();
+    let out = common::cli()
+        .args(["capture-decode", "--json", "-v"])
+        .arg(&file)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
     let lines: Vec<serde_json::Value> =
         String::from_utf8(out).unwrap().lines().map(|l| serde_json::from_str(l).expect("JSON per line")).collect();
     let t = lines.iter().find(|o| o["type"] == "transfer").expect("a transfer object");
@@ -665,13 +665,13 @@ fn cli_fast_transfer_json_summary_extract_and_plot() {
     assert!(lines.iter().any(|o| o["kind"] == "fast_ack" && o["ranges"][0][0] == 0));
     assert!(lines.iter().any(|o| o["kind"] == "done" && o["hash"] == t["hash"] && o["hash_algorithm"] == "XXH3-128"));
 
-    let text = bin().args(["capture-decode", "-v"]).arg(&file).assert().success().get_output().stdout.clone();
+    let text = common::cli().args(["capture-decode", "-v"]).arg(&file).assert().success().get_output().stdout.clone();
     let line = format!("done, 80 kB, XXH3-128 {}", xxh3_hex(&content));
     assert!(String::from_utf8(text).unwrap().contains(&line), "no {line:?}");
 
     let out_dir = dir.path().join("out");
     let plot = dir.path().join("p.svg");
-    bin()
+    common::cli()
         .args(["capture-decode", "--summary"])
         .arg(&file)
         .arg("--extract")
@@ -696,7 +696,7 @@ fn cli_fast_transfer_json_summary_extract_and_plot() {
     // --extract and --plot print no timeline unless asked, list on stdout
     // what they wrote, and never overwrite (a second run numbers its copy).
     let plot2 = dir.path().join("q.svg");
-    bin()
+    common::cli()
         .args(["capture-decode"])
         .arg(&file)
         .arg("--extract")
@@ -713,7 +713,7 @@ fn cli_fast_transfer_json_summary_extract_and_plot() {
         .stdout(predicates::str::contains(format!("wrote {}: plot of transfer #1", plot2.display())));
     assert_eq!(std::fs::read(out_dir.join("movie.bin")).unwrap(), content);
     assert_eq!(std::fs::read(out_dir.join("movie.bin.1")).unwrap(), content);
-    bin()
+    common::cli()
         .args(["capture-decode", "--timeline", "-q"])
         .arg(&file)
         .arg("--extract")
@@ -722,7 +722,7 @@ fn cli_fast_transfer_json_summary_extract_and_plot() {
         .success()
         .stdout("")
         .stderr("");
-    bin()
+    common::cli()
         .args(["capture-decode", "--timeline"])
         .arg(&file)
         .arg("--extract")
@@ -731,7 +731,7 @@ fn cli_fast_transfer_json_summary_extract_and_plot() {
         .success()
         .stdout(predicates::str::contains("UDP fast \"movie.bin\""));
 
-    bin()
+    common::cli()
         .args(["capture-decode"])
         .arg(&file)
         .assert()
@@ -818,7 +818,7 @@ fn every_fast_type_the_engine_reads_is_understood() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("types.pcap");
     std::fs::write(&file, &bytes).unwrap();
-    let text = bin().args(["capture-decode", "-v"]).arg(&file).assert().success().get_output().stdout.clone();
+    let text = common::cli().args(["capture-decode", "-v"]).arg(&file).assert().success().get_output().stdout.clone();
     let text = String::from_utf8(text).unwrap();
     assert!(!text.contains("not understood") && !text.contains("invalid"), "{text}");
     assert!(text.contains("sender stats: ") && text.contains("ack-frequency #0"), "{text}");
@@ -845,7 +845,14 @@ fn json_events_stay_in_time_order_when_stamps_go_back() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("back.pcap");
     std::fs::write(&file, cap.w.into_inner()).unwrap();
-    let out = bin().args(["capture-decode", "--json", "-v"]).arg(&file).assert().success().get_output().stdout.clone();
+    let out = common::cli()
+        .args(["capture-decode", "--json", "-v"])
+        .arg(&file)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
     let ts: Vec<f64> = String::from_utf8(out)
         .unwrap()
         .lines()
@@ -872,7 +879,8 @@ fn plots_go_where_asked_in_the_format_asked_and_are_listed() {
     let file = dir.path().join("two.pcap");
     std::fs::write(&file, cap.w.into_inner()).unwrap();
     let json_lines = |args: &[&str]| -> Vec<serde_json::Value> {
-        let out = bin().arg("capture-decode").arg(&file).args(args).assert().success().get_output().stdout.clone();
+        let out =
+            common::cli().arg("capture-decode").arg(&file).args(args).assert().success().get_output().stdout.clone();
         String::from_utf8(out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
     };
     // An existing folder: the graphs go into it.
@@ -888,7 +896,7 @@ fn plots_go_where_asked_in_the_format_asked_and_are_listed() {
     assert!(svg.contains("1 data datagram plotted") && svg.contains("<circle"), "{svg}");
     // A new folder named with a trailing slash; then a PNG prefix, twice.
     let fresh = format!("{}/", dir.path().join("fresh").display());
-    bin().arg("capture-decode").arg(&file).args(["--plot", &fresh]).assert().success();
+    common::cli().arg("capture-decode").arg(&file).args(["--plot", &fresh]).assert().success();
     assert!(dir.path().join("fresh/transfer-1.svg").exists());
     let png = dir.path().join("y.png");
     for want in ["y.png", "y.1.png"] {
@@ -899,14 +907,22 @@ fn plots_go_where_asked_in_the_format_asked_and_are_listed() {
         assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n") && bytes.len() > 10_000, "{want}: not a drawn PNG");
     }
     // Plain text: the same, one line each, on stdout.
-    let text =
-        bin().arg("capture-decode").arg(&file).arg("--plot").arg(&png).assert().success().get_output().stdout.clone();
+    let text = common::cli()
+        .arg("capture-decode")
+        .arg(&file)
+        .arg("--plot")
+        .arg(&png)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
     let text = String::from_utf8(text).unwrap();
     assert!(
         text.contains(&format!("wrote {}: plot of transfer #1 UDP fast one.bin", dir.path().join("y.2.png").display()))
     );
     assert!(text.contains("not plotted: transfer #2 UDP fast empty.bin: the file is empty"), "{text}");
-    bin()
+    common::cli()
         .arg("capture-decode")
         .arg(&file)
         .args(["--plot", "p.jpg"])
@@ -927,7 +943,7 @@ fn extracted_files_are_listed_as_json_on_stdout() {
     let file = dir.path().join("m.pcap");
     std::fs::write(&file, cap.w.into_inner()).unwrap();
     let out_dir = dir.path().join("out");
-    let out = bin()
+    let out = common::cli()
         .args(["capture-decode", "--json", "--extract"])
         .arg(&out_dir)
         .arg(&file)

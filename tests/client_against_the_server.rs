@@ -1,10 +1,8 @@
 //! The client subcommands against the real room server (`chatctl::server`)
 //! on loopback, with ports the OS assigns.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use assert_cmd::Command;
 use chatctl::client::Session;
 use chatctl::exit::Exit;
 use chatctl::wire::Update;
@@ -22,12 +20,6 @@ fn files() -> tempfile::TempDir {
     d
 }
 
-fn chatctl(addr: SocketAddr, name: &str) -> Command {
-    let mut c = Command::cargo_bin("chatctl").unwrap();
-    c.args(["--server", &addr.to_string(), "--name", name, "--timeout", "5s"]).env_remove("CHATCTL_NAME");
-    c
-}
-
 #[test]
 fn subcommands_against_the_real_server() {
     let served = files();
@@ -35,19 +27,19 @@ fn subcommands_against_the_real_server() {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let (bob, mut bob_updates) = rt.block_on(Session::join(&addr.to_string(), "BOB", Duration::from_secs(5))).unwrap();
 
-    chatctl(addr, "ALICE").arg("list").assert().success().stdout("BOB\n");
-    let out = chatctl(addr, "ALICE").args(["list", "--files", "--json"]).assert().success();
+    common::client(addr, "ALICE").arg("list").assert().success().stdout("BOB\n");
+    let out = common::client(addr, "ALICE").args(["list", "--files", "--json"]).assert().success();
     let v: Vec<String> = serde_json::from_slice(&out.get_output().stdout).unwrap();
     assert_eq!(v, ["a.bin", "b.txt"]);
 
-    chatctl(addr, "ALICE")
+    common::client(addr, "ALICE")
         .args(["say", "--json", "hello"])
         .assert()
         .success()
         .stdout("{\"messages\":1,\"text\":\"hello\",\"to\":[\"BOB\"]}\n");
-    chatctl(addr, "ALICE").args(["whisper", "BOB", "psst"]).assert().success();
-    chatctl(addr, "ALICE").args(["whisper", "EVE", "psst"]).assert().code(i32::from(Exit::NoSuchUser.code()));
-    chatctl(addr, "BOB").arg("list").assert().code(i32::from(Exit::NameTaken.code()));
+    common::client(addr, "ALICE").args(["whisper", "BOB", "psst"]).assert().success();
+    common::client(addr, "ALICE").args(["whisper", "EVE", "psst"]).assert().code(i32::from(Exit::NoSuchUser.code()));
+    common::client(addr, "BOB").arg("list").assert().code(i32::from(Exit::NameTaken.code()));
 
     // BOB saw ALICE come and go, her broadcast and her whisper.
     let seen: Vec<Update> = rt.block_on(async {
@@ -65,7 +57,7 @@ fn subcommands_against_the_real_server() {
     for transport in ["--udp", "--tcp"] {
         let sub = dir.path().join(transport.trim_start_matches('-'));
         std::fs::create_dir(&sub).unwrap();
-        let out = chatctl(addr, "ALICE")
+        let out = common::client(addr, "ALICE")
             .args(["fetch", transport, "a.bin", "b.txt", "-o", sub.to_str().unwrap()])
             .assert()
             .success();
@@ -75,13 +67,14 @@ fn subcommands_against_the_real_server() {
             assert_eq!(std::fs::read(sub.join(f)).unwrap(), std::fs::read(served.path().join(f)).unwrap(), "{f}");
         }
     }
-    chatctl(addr, "ALICE")
+    common::client(addr, "ALICE")
         .args(["fetch", "nope", "-o", d])
         .assert()
         .code(i32::from(Exit::NoSuchFile.code()))
         .stderr(predicates::str::contains("no such file; on offer: a.bin, b.txt"));
 
-    let out = chatctl(addr, "ALICE").args(["join", "--json"]).write_stdin("/users\n@BOB hi\n").assert().success();
+    let out =
+        common::client(addr, "ALICE").args(["join", "--json"]).write_stdin("/users\n@BOB hi\n").assert().success();
     let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
     assert!(stdout.contains(r#""kind":"users","me":"ALICE","#) && stdout.contains(r#""users":["BOB"]}"#), "{stdout}");
 

@@ -63,19 +63,9 @@ impl Watcher {
     }
 }
 
-fn bin() -> std::path::PathBuf {
-    assert_cmd::cargo::cargo_bin("chatctl")
-}
-
-fn chatctl(addr: SocketAddr, name: &str) -> Command {
-    let mut c = Command::new(bin());
-    c.args(["--server", &addr.to_string(), "--name", name, "--timeout", "5s"]).env_remove("CHATCTL_NAME");
-    c
-}
-
 /// `chatctl ARGS` as a child with piped stdin/stdout/stderr.
 fn spawn(addr: SocketAddr, name: &str, args: &[&str]) -> Child {
-    std::process::Command::new(bin())
+    std::process::Command::new(common::bin())
         .args(["--server", &addr.to_string(), "--name", name, "--timeout", "5s", "--color", "never"])
         .args(args)
         .env_remove("CHATCTL_NAME")
@@ -294,7 +284,7 @@ fn ctrl_c_during_fetch_cleans_up() {
 fn server_full_exits_6() {
     let addr = server(None, 1);
     let _bob = Watcher::join(addr, "BOB");
-    chatctl(addr, "ALICE")
+    common::client(addr, "ALICE")
         .arg("list")
         .assert()
         .code(code(Exit::ServerFull))
@@ -306,7 +296,7 @@ fn silent_server_exits_9() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let started = Instant::now();
-    let mut c = Command::new(bin());
+    let mut c = Command::new(common::bin());
     c.args(["--server", &addr.to_string(), "--name", "ALICE", "--timeout", "300ms", "list"])
         .assert()
         .code(code(Exit::Timeout))
@@ -320,12 +310,12 @@ fn silent_server_exits_9() {
 fn short_or_long_transfer_exits_10_and_writes_nothing() {
     let (addr, _log) = recording_server();
     let dir = tempfile::tempdir().unwrap();
-    chatctl(addr, "ALICE")
+    common::client(addr, "ALICE")
         .args(["fetch", "--tcp", "SHORT", "-o", dir.path().to_str().unwrap()])
         .assert()
         .code(code(Exit::TransferFailed))
         .stderr(predicates::str::contains("received 10 of 100 bytes"));
-    chatctl(addr, "ALICE")
+    common::client(addr, "ALICE")
         .args(["fetch", "--tcp", "LONG", "-o", dir.path().to_str().unwrap()])
         .assert()
         .code(code(Exit::TransferFailed))
@@ -338,10 +328,18 @@ fn short_or_long_transfer_exits_10_and_writes_nothing() {
 fn invalid_and_taken_names_say_what_to_do() {
     let addr = server(None, 10);
     let _bob = Watcher::join(addr, "BOB");
-    chatctl(addr, "BOB").arg("list").assert().code(code(Exit::NameTaken)).stderr(predicates::str::contains("--name"));
-    chatctl(addr, "x").arg("list").assert().code(code(Exit::InvalidName)).stderr(predicates::str::contains("2 to 99"));
+    common::client(addr, "BOB")
+        .arg("list")
+        .assert()
+        .code(code(Exit::NameTaken))
+        .stderr(predicates::str::contains("--name"));
+    common::client(addr, "x")
+        .arg("list")
+        .assert()
+        .code(code(Exit::InvalidName))
+        .stderr(predicates::str::contains("2 to 99"));
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    chatctl(closed, "ALICE")
+    common::client(closed, "ALICE")
         .arg("list")
         .assert()
         .code(code(Exit::Connect))
@@ -367,7 +365,7 @@ fn name_from_flag_env_then_login() {
             .collect()
     };
     let base = || {
-        let mut c = Command::new(bin());
+        let mut c = Command::new(common::bin());
         c.args(["--server", &addr.to_string(), "list"]).env_remove("CHATCTL_NAME").env_remove("LOGNAME");
         c
     };
@@ -393,11 +391,11 @@ fn name_from_flag_env_then_login() {
 fn list_empty_room_and_no_files_prints_nothing() {
     let addr = server(None, 10);
     // Not on a terminal: not a word on stderr either (scripts).
-    chatctl(addr, "ALICE").arg("list").assert().success().stdout("").stderr("");
-    chatctl(addr, "ALICE").arg("list").assert().success().stdout("");
-    chatctl(addr, "ALICE").args(["list", "--files"]).assert().success().stdout("");
-    chatctl(addr, "ALICE").args(["list", "--json"]).assert().success().stdout("[]\n");
-    chatctl(addr, "ALICE").args(["list", "--files", "--json"]).assert().success().stdout("[]\n");
+    common::client(addr, "ALICE").arg("list").assert().success().stdout("").stderr("");
+    common::client(addr, "ALICE").arg("list").assert().success().stdout("");
+    common::client(addr, "ALICE").args(["list", "--files"]).assert().success().stdout("");
+    common::client(addr, "ALICE").args(["list", "--json"]).assert().success().stdout("[]\n");
+    common::client(addr, "ALICE").args(["list", "--files", "--json"]).assert().success().stdout("[]\n");
 }
 
 // ---- whisper ----
@@ -406,7 +404,7 @@ fn list_empty_room_and_no_files_prints_nothing() {
 fn whisper_stdin_json_and_missing_user() {
     let addr = server(None, 10);
     let mut bob = Watcher::join(addr, "BOB");
-    let out = chatctl(addr, "ALICE")
+    let out = common::client(addr, "ALICE")
         .args(["whisper", "--json", "BOB", "-"])
         .write_stdin(format!("hi\n{}\n", "w".repeat(120)))
         .assert()
@@ -419,7 +417,11 @@ fn whisper_stdin_json_and_missing_user() {
     bob.expect(&Update::Whisper { from: "ALICE".into(), text: "hi".into() }, T);
     // No USER and no terminal to pick one: a usage error before connecting.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    chatctl(closed, "ALICE").arg("whisper").assert().code(code(Exit::Usage)).stderr(predicates::str::contains("USER"));
+    common::client(closed, "ALICE")
+        .arg("whisper")
+        .assert()
+        .code(code(Exit::Usage))
+        .stderr(predicates::str::contains("USER"));
 }
 
 // ---- fetch ----
@@ -441,7 +443,7 @@ fn fetch_output_paths_and_final_line() {
     let dir = tempfile::tempdir().unwrap();
     // Several files with -o: a folder, created if missing. On a pipe, nothing on stderr.
     let sub = dir.path().join("new/sub");
-    let out = chatctl(addr, "ALICE")
+    let out = common::client(addr, "ALICE")
         .args(["fetch", "a.bin", "b.txt", "empty", "-o", sub.to_str().unwrap()])
         .assert()
         .success()
@@ -458,27 +460,27 @@ fn fetch_output_paths_and_final_line() {
     }
     // One file with -o: that file's name.
     let named = dir.path().join("renamed.bin");
-    chatctl(addr, "ALICE").args(["fetch", "--tcp", "a.bin", "-o", named.to_str().unwrap()]).assert().success();
+    common::client(addr, "ALICE").args(["fetch", "--tcp", "a.bin", "-o", named.to_str().unwrap()]).assert().success();
     assert_eq!(std::fs::read(&named).unwrap(), std::fs::read(files.path().join("a.bin")).unwrap());
     // One file, -o an existing folder: inside it.
-    chatctl(addr, "ALICE").args(["fetch", "b.txt", "-o", dir.path().to_str().unwrap()]).assert().success();
+    common::client(addr, "ALICE").args(["fetch", "b.txt", "-o", dir.path().to_str().unwrap()]).assert().success();
     assert!(dir.path().join("b.txt").is_file());
     // Refuses to overwrite: exit 1, file unchanged, and says --force.
     std::fs::write(&named, "mine").unwrap();
-    chatctl(addr, "ALICE")
+    common::client(addr, "ALICE")
         .args(["fetch", "a.bin", "-o", named.to_str().unwrap()])
         .assert()
         .code(code(Exit::Failure))
         .stderr(predicates::str::contains("--force"));
     assert_eq!(std::fs::read(&named).unwrap(), b"mine");
     // The same file twice into one folder is refused.
-    chatctl(addr, "ALICE")
+    common::client(addr, "ALICE")
         .args(["fetch", "b.txt", "b.txt", "-o", sub.to_str().unwrap(), "--force"])
         .assert()
         .code(code(Exit::Failure))
         .stderr(predicates::str::contains("both be written"));
     // --json: one summary object per file.
-    let out = chatctl(addr, "ALICE")
+    let out = common::client(addr, "ALICE")
         .args(["fetch", "--json", "--force", "a.bin", "-o", named.to_str().unwrap()])
         .assert()
         .success();
@@ -490,13 +492,13 @@ fn fetch_output_paths_and_final_line() {
     assert_eq!(v["name"], "ALICE");
     assert!(v["seconds"].as_f64().unwrap() > 0.0 && v["bytes_per_second"].as_f64().unwrap() > 0.0, "{v}");
     // -v on a pipe says what it does.
-    chatctl(addr, "ALICE")
+    common::client(addr, "ALICE")
         .args(["fetch", "-v", "--force", "b.txt", "-o", dir.path().to_str().unwrap()])
         .assert()
         .success()
         .stderr(predicates::str::contains("fetching b.txt over UDP to"));
     // No FILE and no terminal: a usage error.
-    chatctl(addr, "ALICE").arg("fetch").assert().code(code(Exit::Usage));
+    common::client(addr, "ALICE").arg("fetch").assert().code(code(Exit::Usage));
     let names: Vec<String> = walk(dir.path());
     assert!(names.iter().all(|n| !n.ends_with(".chatctl-part")), "{names:?}");
 }
@@ -524,7 +526,7 @@ fn join_pipe_get_finishes_before_leaving() {
     let addr = server(Some(files.path()), 10);
     let mut bob = Watcher::join(addr, "BOB");
     let cwd = tempfile::tempdir().unwrap();
-    let out = chatctl(addr, "ALICE")
+    let out = common::client(addr, "ALICE")
         .current_dir(cwd.path())
         .args(["join", "--json"])
         .write_stdin("/get a.bin --tcp\n/get b.txt\nhello\n")
@@ -601,7 +603,7 @@ fn on_pty(addr: SocketAddr, args: &str, cwd: &std::path::Path) -> Child {
 
 /// [`on_pty`] with the login name `USER` set to `user` (`None`: inherited).
 fn on_pty_as(addr: SocketAddr, args: &str, cwd: &std::path::Path, user: Option<&str>) -> Child {
-    let cmd = format!("{} --server {addr} --timeout 5s --color never {args}", bin().display());
+    let cmd = format!("{} --server {addr} --timeout 5s --color never {args}", common::bin().display());
     let mut c = std::process::Command::new("script");
     if let Some(u) = user {
         c.env("USER", u).env_remove("LOGNAME");
@@ -1016,14 +1018,14 @@ fn join_ends_when_stdout_closes() {
 fn nothing_blank_is_ever_sent() {
     let (addr, log) = recording_server();
     for args in [&["say", ""][..], &["say", "   "], &["whisper", "BOB", ""], &["whisper", "BOB", " "]] {
-        chatctl(addr, "ALICE")
+        common::client(addr, "ALICE")
             .args(args)
             .assert()
             .code(code(Exit::Usage))
             .stderr(predicates::str::contains("nothing to send"));
     }
-    chatctl(addr, "ALICE").arg("say").write_stdin("\n\n   \nreal\n\t\n").assert().success();
-    chatctl(addr, "ALICE").arg("say").write_stdin("").assert().success();
+    common::client(addr, "ALICE").arg("say").write_stdin("\n\n   \nreal\n\t\n").assert().success();
+    common::client(addr, "ALICE").arg("say").write_stdin("").assert().success();
     let log = log.lock().unwrap();
     let said: Vec<&Request> =
         log.iter().filter(|r| matches!(r, Request::Broadcast { .. } | Request::Whisper { .. })).collect();
@@ -1037,16 +1039,21 @@ fn nothing_blank_is_ever_sent() {
 fn long_lines_follow_one_policy() {
     let (addr, log) = recording_server();
     let long = "x".repeat(250);
-    let out = chatctl(addr, "ALICE").args(["say", &long]).assert().success().get_output().stdout.clone();
+    let out = common::client(addr, "ALICE").args(["say", &long]).assert().success().get_output().stdout.clone();
     assert_eq!(String::from_utf8_lossy(&out), "sent to BOB (3 messages)\n");
-    chatctl(addr, "ALICE")
+    common::client(addr, "ALICE")
         .args(["say", "--max-line", "100", &long])
         .assert()
         .code(code(Exit::Usage))
         .stderr(predicates::str::contains("250 characters, over --max-line 100"));
     let input = format!("{long}\n{}\nlast\n", "y".repeat(2000));
-    let o =
-        chatctl(addr, "ALICE").arg("say").write_stdin(input).assert().code(code(Exit::Failure)).get_output().clone();
+    let o = common::client(addr, "ALICE")
+        .arg("say")
+        .write_stdin(input)
+        .assert()
+        .code(code(Exit::Failure))
+        .get_output()
+        .clone();
     assert_eq!(String::from_utf8_lossy(&o.stdout), "sent to BOB (3 messages)\nsent to BOB\n");
     assert!(String::from_utf8_lossy(&o.stderr).contains("line 2 has 2000 characters"), "{o:?}");
     let sent = log.lock().unwrap().iter().filter(|r| matches!(r, Request::Broadcast { .. })).count();
@@ -1060,8 +1067,13 @@ fn non_utf8_is_replaced_with_a_warning_for_args_and_stdin() {
     use std::os::unix::ffi::OsStrExt;
     let (addr, log) = recording_server();
     let arg = std::ffi::OsStr::from_bytes(b"caf\xe9");
-    chatctl(addr, "ALICE").arg("say").arg(arg).assert().success().stderr(predicates::str::contains("not valid UTF-8"));
-    chatctl(addr, "ALICE")
+    common::client(addr, "ALICE")
+        .arg("say")
+        .arg(arg)
+        .assert()
+        .success()
+        .stderr(predicates::str::contains("not valid UTF-8"));
+    common::client(addr, "ALICE")
         .arg("say")
         .write_stdin(&b"caf\xe9\n"[..])
         .assert()
@@ -1077,10 +1089,14 @@ fn non_utf8_is_replaced_with_a_warning_for_args_and_stdin() {
 /// a host that does not resolve says so, without "is it running".
 #[test]
 fn bad_values_are_usage_errors() {
-    let bad_port =
-        Command::new(bin()).args(["-s", "localhost:abc", "-n", "ALICE", "list"]).assert().code(2).get_output().clone();
+    let bad_port = Command::new(common::bin())
+        .args(["-s", "localhost:abc", "-n", "ALICE", "list"])
+        .assert()
+        .code(2)
+        .get_output()
+        .clone();
     assert!(String::from_utf8_lossy(&bad_port.stderr).contains("bad port"), "{bad_port:?}");
-    let unresolved = Command::new(bin())
+    let unresolved = Command::new(common::bin())
         .args(["-s", "nosuch.invalid", "-n", "ALICE", "list"])
         .assert()
         .code(code(Exit::Connect))
@@ -1089,14 +1105,14 @@ fn bad_values_are_usage_errors() {
     let err = String::from_utf8_lossy(&unresolved.stderr);
     assert!(err.contains("cannot resolve nosuch.invalid") && !err.contains("running"), "{err}");
     for args in [&["serve", "--ports", "60000-59000"][..], &["serve", "--files", "/nonexistent"], &["fetch", ""]] {
-        Command::new(bin()).args(args).assert().code(2);
+        Command::new(common::bin()).args(args).assert().code(2);
     }
 }
 
 /// `serve --json` logs JSON, as `--log-format json`.
 #[test]
 fn serve_json_logs_json() {
-    let mut child = std::process::Command::new(bin())
+    let mut child = std::process::Command::new(common::bin())
         .args(["serve", "--json", "--listen", "127.0.0.1:0", "--ports", "0"])
         .stderr(Stdio::piped())
         .spawn()
@@ -1123,7 +1139,7 @@ fn connect_that_hangs_is_a_connect_error() {
             fillers.push(s);
         }
     }
-    let mut c = Command::new(bin());
+    let mut c = Command::new(common::bin());
     c.args(["--server", &addr.to_string(), "--name", "ALICE", "--timeout", "500ms", "list"]);
     c.assert().code(code(Exit::Connect)).stderr(
         predicates::str::contains(addr.to_string()).and(predicates::str::contains("not accepted within 500ms")),
@@ -1140,8 +1156,8 @@ fn ipv6_loopback() {
     let files = served();
     let addr = common::server_with(Config { listen: "[::1]:0".parse().unwrap(), ..common::config(Some(files.path())) });
     let dir = tempfile::tempdir().unwrap();
-    chatctl(addr, "ALICE").args(["list", "--files"]).assert().success().stdout("a.bin\nb.txt\nempty\n");
-    chatctl(addr, "ALICE").args(["fetch", "a.bin", "-o", dir.path().to_str().unwrap()]).assert().success();
+    common::client(addr, "ALICE").args(["list", "--files"]).assert().success().stdout("a.bin\nb.txt\nempty\n");
+    common::client(addr, "ALICE").args(["fetch", "a.bin", "-o", dir.path().to_str().unwrap()]).assert().success();
     assert_eq!(std::fs::read(dir.path().join("a.bin")).unwrap(), std::fs::read(files.path().join("a.bin")).unwrap());
 }
 
@@ -1151,7 +1167,7 @@ struct ServeChild(Child, SocketAddr);
 impl ServeChild {
     fn start(files: &std::path::Path) -> ServeChild {
         // CUBIC named explicitly: the test checks the name comes through.
-        let child = std::process::Command::new(bin())
+        let child = std::process::Command::new(common::bin())
             .args(["serve", "--listen", "127.0.0.1:0", "--ports", "0", "--cc", "cubic"])
             .arg("--files")
             .arg(files)
@@ -1192,7 +1208,7 @@ fn fetch_verbose_shows_the_senders_congestion_window() {
     std::fs::write(files.path().join("big.bin"), &big).unwrap();
     let serve = ServeChild::start(files.path());
     let dir = tempfile::tempdir().unwrap();
-    let out = chatctl(serve.1, "ALICE")
+    let out = common::client(serve.1, "ALICE")
         .args(["fetch", "--udp", "-v", "big.bin", "-o", dir.path().to_str().unwrap()])
         .assert()
         .success();
@@ -1207,7 +1223,7 @@ fn fetch_verbose_shows_the_senders_congestion_window() {
     println!("{stderr}");
     assert_eq!(std::fs::read(dir.path().join("big.bin")).unwrap(), big);
     // --json: the sender's last figures in the summary object; none over TCP.
-    let out = chatctl(serve.1, "ALICE")
+    let out = common::client(serve.1, "ALICE")
         .args(["fetch", "--json", "--force", "big.bin", "-o", dir.path().to_str().unwrap()])
         .assert()
         .success();
@@ -1215,7 +1231,7 @@ fn fetch_verbose_shows_the_senders_congestion_window() {
     let s = &v["sender"];
     assert!(s["cwnd"].as_u64().is_some_and(|c| c > 0) && s["srtt_us"].is_u64() && s["pacing_rate"].is_u64(), "{v}");
     assert!(s["packets_lost"].is_u64() && s["bytes_retransmitted"].is_u64() && s["cc"] == "cubic", "{v}");
-    let out = chatctl(serve.1, "ALICE")
+    let out = common::client(serve.1, "ALICE")
         .args(["fetch", "--json", "--tcp", "--force", "big.bin", "-o", dir.path().to_str().unwrap()])
         .assert()
         .success();
@@ -1231,10 +1247,14 @@ fn fetch_verbose_shows_the_senders_congestion_window() {
 fn continue_needs_the_fast_udp_mode() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     for flag in ["--tcp", "--classic"] {
-        chatctl(closed, "ALICE").args(["fetch", "--continue", flag, "a.bin"]).assert().code(code(Exit::Usage)).stderr(
-            predicates::str::contains("--continue resumes fast UDP downloads only")
-                .and(predicates::str::contains(flag)),
-        );
+        common::client(closed, "ALICE")
+            .args(["fetch", "--continue", flag, "a.bin"])
+            .assert()
+            .code(code(Exit::Usage))
+            .stderr(
+                predicates::str::contains("--continue resumes fast UDP downloads only")
+                    .and(predicates::str::contains(flag)),
+            );
     }
 }
 
@@ -1299,7 +1319,7 @@ fn continue_against_a_classic_server_starts_over_with_a_note() {
     let target = dir.path().join("C.bin");
     let partial = chatctl::client::temp_path_for(&target);
     std::fs::write(&partial, vec![0xEEu8; 3_000]).unwrap();
-    let out = chatctl(addr, "ALICE")
+    let out = common::client(addr, "ALICE")
         .args(["fetch", "--json", "--continue", "C.bin", "-o", target.to_str().unwrap()])
         .assert()
         .success()
@@ -1310,7 +1330,7 @@ fn continue_against_a_classic_server_starts_over_with_a_note() {
     assert!(!partial.exists());
     // Without a partial file there is nothing to resume and nothing to say.
     let again = dir.path().join("again.bin");
-    chatctl(addr, "ALICE")
+    common::client(addr, "ALICE")
         .args(["fetch", "--continue", "C.bin", "-o", again.to_str().unwrap()])
         .assert()
         .success()
@@ -1542,7 +1562,7 @@ fn a_bad_output_never_reaches_the_server() {
         ),
     ];
     for (args, says) in cases {
-        let out = chatctl(addr, "ALICE").arg("fetch").args(&args).output().unwrap();
+        let out = common::client(addr, "ALICE").arg("fetch").args(&args).output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(code(Exit::Failure)), "{args:?}: {err}");
         assert!(err.contains(says), "{args:?}: {err}");
@@ -1579,7 +1599,7 @@ fn closed_output_never_panics() {
         (addr, &["capture-decode", cut]),
     ];
     for (addr, args) in runs {
-        let mut child = std::process::Command::new(bin())
+        let mut child = std::process::Command::new(common::bin())
             .args(["--server", &addr.to_string(), "--name", "ALICE", "--timeout", "5s"])
             .args(args)
             .stdin(Stdio::null())
@@ -1610,7 +1630,7 @@ fn json_error(out: &std::process::Output) -> serde_json::Value {
 fn json_errors_are_one_object_on_stderr() {
     let addr = server(None, 10);
     let _bob = Watcher::join(addr, "BOB");
-    let out = chatctl(addr, "BOB").args(["--json", "list"]).output().unwrap();
+    let out = common::client(addr, "BOB").args(["--json", "list"]).output().unwrap();
     let v = json_error(&out);
     assert_eq!(
         (v["command"].as_str(), v["kind"].as_str(), v["exit"].as_i64()),
@@ -1618,7 +1638,7 @@ fn json_errors_are_one_object_on_stderr() {
     );
     assert!(v["message"].as_str().unwrap().contains("name already taken"), "{v}");
 
-    let out = chatctl(addr, "ALICE").args(["whisper", "--json", "EVE", "hi"]).output().unwrap();
+    let out = common::client(addr, "ALICE").args(["whisper", "--json", "EVE", "hi"]).output().unwrap();
     let v = json_error(&out);
     assert_eq!(
         (v["kind"].as_str(), v["exit"].as_i64()),
@@ -1626,7 +1646,7 @@ fn json_errors_are_one_object_on_stderr() {
     );
 
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    let out = chatctl(closed, "ALICE").args(["--json", "say", "hi"]).output().unwrap();
+    let out = common::client(closed, "ALICE").args(["--json", "say", "hi"]).output().unwrap();
     let v = json_error(&out);
     assert_eq!(
         (v["command"].as_str(), v["kind"].as_str(), v["exit"].as_i64()),
@@ -1635,13 +1655,13 @@ fn json_errors_are_one_object_on_stderr() {
     assert!(v["message"].as_str().unwrap().contains(&closed.to_string()), "{v}");
 
     // The command line itself: clap's message, as JSON, with no command.
-    let out = chatctl(addr, "ALICE").args(["--json", "list", "--no-such-flag"]).output().unwrap();
+    let out = common::client(addr, "ALICE").args(["--json", "list", "--no-such-flag"]).output().unwrap();
     let v = json_error(&out);
     assert_eq!((v["command"].as_str(), v["kind"].as_str(), v["exit"].as_i64()), (None, Some("usage"), Some(2)));
     assert!(v["message"].as_str().unwrap().contains("--no-such-flag"), "{v}");
 
     // Without --json: prose, as before.
-    let out = chatctl(addr, "BOB").arg("list").output().unwrap();
+    let out = common::client(addr, "BOB").arg("list").output().unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).starts_with("chatctl list: the server refused: name already taken"));
 }
 
@@ -1650,7 +1670,7 @@ fn json_errors_are_one_object_on_stderr() {
 fn a_bare_port_is_on_this_machine() {
     let addr = server(None, 10);
     let _bob = Watcher::join(addr, "BOB");
-    let mut c = Command::new(bin());
+    let mut c = Command::new(common::bin());
     c.args(["-s", &addr.port().to_string(), "-n", "ALICE", "--timeout", "5s", "list"]).env_remove("CHATCTL_NAME");
     c.assert().success().stdout("BOB\n");
 }
@@ -1688,7 +1708,7 @@ fn not_a_chat_server_exits_11_with_its_own_message() {
     // Another speaks first, with a terminal escape in its banner.
     let banner = not_a_chat_server(b"", b"SSH-2.0-OpenSSH_9.6\x1b[2J\r\n");
     for (addr, said) in [(http, "HTTP/1.1 400 Bad Request"), (banner, "SSH-2.0-OpenSSH_9.6")] {
-        let mut c = Command::new(bin());
+        let mut c = Command::new(common::bin());
         c.args(["-s", &addr.to_string(), "-n", "ALICE", "--timeout", "1s", "list"]).env_remove("CHATCTL_NAME");
         let out = c.output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -1696,7 +1716,7 @@ fn not_a_chat_server_exits_11_with_its_own_message() {
         assert!(stderr.contains(&format!("{addr} is not a chat server: it answered \"{said}")), "{stderr}");
         assert!(!stderr.contains("--timeout") && !stderr.contains('\x1b'), "{stderr}");
     }
-    let out = Command::new(bin())
+    let out = Command::new(common::bin())
         .args(["-s", &http.to_string(), "-n", "ALICE", "--timeout", "1s", "--json", "list"])
         .output()
         .unwrap();

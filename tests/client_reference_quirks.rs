@@ -11,7 +11,6 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use assert_cmd::Command;
 use chatctl::client::{ClientError, Session, Transport};
 use chatctl::exit::Exit;
 use chatctl::rdt::classic::{CHUNK, Data, parse_ack, parse_window};
@@ -402,21 +401,11 @@ async fn silent_server_times_out() {
 
 // ---- the subcommands, through the binary ----
 
-fn chatctl(addr: SocketAddr, name: &str) -> Command {
-    chatctl_t(addr, name, "5s")
-}
-
-fn chatctl_t(addr: SocketAddr, name: &str, timeout: &str) -> Command {
-    let mut c = Command::cargo_bin("chatctl").unwrap();
-    c.args(["--server", &addr.to_string(), "--name", name, "--timeout", timeout]).env_remove("CHATCTL_NAME");
-    c
-}
-
 #[test]
 fn cli_list_users_and_files() {
     let addr = fake_server_thread();
-    chatctl(addr, "ALICE").arg("list").assert().success().stdout("BOB\n");
-    let out = chatctl(addr, "ALICE").args(["list", "--files", "--json"]).assert().success();
+    common::client(addr, "ALICE").arg("list").assert().success().stdout("BOB\n");
+    let out = common::client(addr, "ALICE").args(["list", "--files", "--json"]).assert().success();
     let v: Vec<String> = serde_json::from_slice(&out.get_output().stdout).unwrap();
     assert_eq!(v, ["big.bin", "empty.bin", "small.txt"]);
 }
@@ -424,30 +413,31 @@ fn cli_list_users_and_files() {
 #[test]
 fn cli_say_args_stdin_and_json() {
     let addr = fake_server_thread();
-    chatctl(addr, "ALICE").args(["say", "hello", "all"]).assert().success().stdout("sent to BOB\n");
+    common::client(addr, "ALICE").args(["say", "hello", "all"]).assert().success().stdout("sent to BOB\n");
     let long = "y".repeat(120);
-    let out = chatctl(addr, "ALICE").args(["say", "--json"]).write_stdin(format!("one\n{long}\n")).assert().success();
+    let out =
+        common::client(addr, "ALICE").args(["say", "--json"]).write_stdin(format!("one\n{long}\n")).assert().success();
     let lines: Vec<serde_json::Value> =
         String::from_utf8_lossy(&out.get_output().stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 2, "one object per line: the long one went out as two messages");
     assert_eq!(lines[0], serde_json::json!({"text": "one", "to": ["BOB"], "messages": 1}));
     assert_eq!(lines[1], serde_json::json!({"text": long, "to": ["BOB"], "messages": 2}));
-    chatctl(addr, "ALICE").args(["say", "-q", "x"]).assert().success().stdout("");
+    common::client(addr, "ALICE").args(["say", "-q", "x"]).assert().success().stdout("");
 }
 
 #[test]
 fn cli_whisper_and_its_errors() {
     let addr = fake_server_thread();
-    chatctl(addr, "ALICE").args(["whisper", "BOB", "psst"]).assert().success().stdout("delivered to BOB\n");
-    chatctl(addr, "ALICE")
+    common::client(addr, "ALICE").args(["whisper", "BOB", "psst"]).assert().success().stdout("delivered to BOB\n");
+    common::client(addr, "ALICE")
         .args(["whisper", "EVE", "psst"])
         .assert()
         .code(i32::from(Exit::NoSuchUser.code()))
         .stderr(predicates::str::contains("here: BOB"));
-    chatctl(addr, "BOB").args(["whisper", "X", "y"]).assert().code(i32::from(Exit::NameTaken.code()));
-    chatctl(addr, "A").args(["list"]).assert().code(i32::from(Exit::InvalidName.code()));
+    common::client(addr, "BOB").args(["whisper", "X", "y"]).assert().code(i32::from(Exit::NameTaken.code()));
+    common::client(addr, "A").args(["list"]).assert().code(i32::from(Exit::InvalidName.code()));
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    chatctl(closed, "ALICE")
+    common::client(closed, "ALICE")
         .arg("list")
         .assert()
         .code(i32::from(Exit::Connect.code()))
@@ -459,7 +449,7 @@ fn cli_fetch_parallel_atomic_and_no_overwrite() {
     let addr = fake_server_thread();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_str().unwrap();
-    let out = chatctl(addr, "ALICE").args(["fetch", "big.bin", "small.txt", "-o", d]).assert().success();
+    let out = common::client(addr, "ALICE").args(["fetch", "big.bin", "small.txt", "-o", d]).assert().success();
     let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
     assert!(stdout.contains("ALICE downloaded 100% of big.bin (250,123 bytes) in "), "{stdout}");
     assert!(stdout.contains("Last byte: 130"), "{stdout}");
@@ -468,17 +458,22 @@ fn cli_fetch_parallel_atomic_and_no_overwrite() {
     assert_eq!(std::fs::read(dir.path().join("small.txt")).unwrap(), f["small.txt"]);
     // An existing file is kept without --force.
     std::fs::write(dir.path().join("small.txt"), "mine").unwrap();
-    chatctl(addr, "ALICE").args(["fetch", "--tcp", "small.txt", "-o", d]).assert().code(1);
+    common::client(addr, "ALICE").args(["fetch", "--tcp", "small.txt", "-o", d]).assert().code(1);
     assert_eq!(std::fs::read(dir.path().join("small.txt")).unwrap(), b"mine");
-    let out =
-        chatctl(addr, "ALICE").args(["fetch", "--tcp", "--force", "--json", "small.txt", "-o", d]).assert().success();
+    let out = common::client(addr, "ALICE")
+        .args(["fetch", "--tcp", "--force", "--json", "small.txt", "-o", d])
+        .assert()
+        .success();
     let v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
     assert_eq!(v["size"], 6);
     assert_eq!(v["last_byte"], 10);
     assert_eq!(v["transport"], "tcp");
     assert_eq!(std::fs::read(dir.path().join("small.txt")).unwrap(), f["small.txt"]);
-    chatctl(addr, "ALICE").args(["fetch", "nope", "-o", d]).assert().code(i32::from(Exit::NoSuchFile.code()));
-    chatctl_t(addr, "ALICE", "300ms").args(["fetch", "SILENT", "-o", d]).assert().code(i32::from(Exit::Timeout.code()));
+    common::client(addr, "ALICE").args(["fetch", "nope", "-o", d]).assert().code(i32::from(Exit::NoSuchFile.code()));
+    common::client_waiting(addr, "ALICE", "300ms")
+        .args(["fetch", "SILENT", "-o", d])
+        .assert()
+        .code(i32::from(Exit::Timeout.code()));
     let names: Vec<String> =
         std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     assert!(names.iter().all(|n| !n.ends_with(".chatctl-part")), "{names:?}");
@@ -487,7 +482,7 @@ fn cli_fetch_parallel_atomic_and_no_overwrite() {
 #[test]
 fn cli_join_pipe_mode() {
     let addr = fake_server_thread();
-    let out = chatctl(addr, "ALICE")
+    let out = common::client(addr, "ALICE")
         .args(["join", "--json"])
         .write_stdin("/users\n@BOB hi\nping\n/nope\n")
         .timeout(Duration::from_secs(20))

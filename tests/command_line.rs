@@ -1,17 +1,12 @@
 //! The command-line surface that scripts rely on.
 
-use assert_cmd::Command;
 use predicates::prelude::*;
 
-fn chatctl() -> Command {
-    let mut c = Command::cargo_bin("chatctl").unwrap();
-    c.env_remove("CHATCTL_SERVER").env_remove("CHATCTL_NAME").env("NO_COLOR", "1");
-    c
-}
+use crate::common;
 
 #[test]
 fn help_lists_all_seven_subcommands() {
-    let out = chatctl().arg("--help").assert().success().get_output().stdout.clone();
+    let out = common::cli().arg("--help").assert().success().get_output().stdout.clone();
     let help = String::from_utf8(out).unwrap();
     for sub in ["serve", "join", "say", "whisper", "list", "fetch", "capture-decode", "completions"] {
         assert!(help.lines().any(|l| l.trim_start().starts_with(sub)), "--help lists {sub}:\n{help}");
@@ -20,18 +15,18 @@ fn help_lists_all_seven_subcommands() {
 
 #[test]
 fn global_options_go_before_or_after_the_subcommand() {
-    chatctl().args(["--color", "never", "--timeout", "5s", "completions", "bash"]).assert().success();
-    chatctl().args(["completions", "bash", "--color", "never", "-q"]).assert().success();
+    common::cli().args(["--color", "never", "--timeout", "5s", "completions", "bash"]).assert().success();
+    common::cli().args(["completions", "bash", "--color", "never", "-q"]).assert().success();
     // After the subcommand, client options only where they apply.
-    chatctl().args(["completions", "bash", "--timeout", "1m"]).assert().code(2);
-    chatctl().args(["serve", "-s", "127.0.0.1:1", "--help"]).assert().code(2);
+    common::cli().args(["completions", "bash", "--timeout", "1m"]).assert().code(2);
+    common::cli().args(["serve", "-s", "127.0.0.1:1", "--help"]).assert().code(2);
 }
 
 /// Help lists an option only under the subcommands it means something to.
 #[test]
 fn options_are_shown_where_they_apply() {
     let help = |sub: &str| {
-        let out = chatctl().args([sub, "--help"]).assert().success().get_output().stdout.clone();
+        let out = common::cli().args([sub, "--help"]).assert().success().get_output().stdout.clone();
         String::from_utf8(out).unwrap()
     };
     for sub in ["serve", "impair", "capture-decode", "completions"] {
@@ -53,13 +48,17 @@ fn options_are_shown_where_they_apply() {
 
 #[test]
 fn durations_are_humantime_and_bad_ones_are_usage_errors() {
-    chatctl().args(["list", "--timeout", "5 parsecs"]).assert().code(2).stderr(predicate::str::contains("--timeout"));
+    common::cli()
+        .args(["list", "--timeout", "5 parsecs"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--timeout"));
 }
 
 #[test]
 fn completions_are_printed_for_each_shell() {
     for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
-        chatctl().args(["completions", shell]).assert().success().stdout(predicate::str::contains("chatctl"));
+        common::cli().args(["completions", shell]).assert().success().stdout(predicate::str::contains("chatctl"));
     }
 }
 
@@ -68,7 +67,7 @@ fn completions_are_printed_for_each_shell() {
 #[test]
 fn errors_are_printed_once_without_the_exit_label() {
     // Nothing listens on loopback port 1: the connect is refused at once.
-    let out = chatctl().args(["-s", "127.0.0.1:1", "-n", "alice", "list"]).output().unwrap();
+    let out = common::cli().args(["-s", "127.0.0.1:1", "-n", "alice", "list"]).output().unwrap();
     assert_eq!(out.status.code(), Some(3));
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.starts_with("chatctl list: cannot connect to 127.0.0.1:1: "), "{err}");

@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 use chatctl::exit::Exit;
 use chatctl::wire::Update;
 
-use crate::session_util;
+use crate::common::session;
 
-use session_util::{Lines, Serve, T, Watcher, code, signal, spawn, wait_exit};
+use session::{Lines, Serve, T, Watcher, code, signal, spawn, wait_exit};
 
 /// Regression: `say` reading a quiet, open stdin noticed a
 /// stopped server only at the next line, then exited 11. Now: within 2 s,
@@ -162,12 +162,8 @@ fn join_reconnect_keeps_the_budget() {
 fn detached_session_survives_a_restart() {
     let mut server = Serve::start();
     let rt = tempfile::tempdir().unwrap();
-    let (rc, _, stderr) = session_util::run(
-        server.addr,
-        "bot",
-        rt.path(),
-        &["join", "--detach", "--reconnect", "--reconnect-max", "300ms"],
-    );
+    let (rc, _, stderr) =
+        session::run(server.addr, "bot", rt.path(), &["join", "--detach", "--reconnect", "--reconnect-max", "300ms"]);
     assert_eq!(rc, 0, "{stderr}");
     server.stop();
     server.restart();
@@ -177,12 +173,12 @@ fn detached_session_survives_a_restart() {
         assert!(Instant::now() < deadline, "the session did not come back");
         std::thread::sleep(Duration::from_millis(20));
     }
-    let (rc, _, stderr) = session_util::run(server.addr, "bot", rt.path(), &["-q", "say", "still here"]);
+    let (rc, _, stderr) = session::run(server.addr, "bot", rt.path(), &["-q", "say", "still here"]);
     assert_eq!(rc, 0, "{stderr}");
     assert_eq!(bob.broadcasts_from("bot", 1), ["still here"]);
     // Its messages went to the log beside its socket.
     let sock = chatctl::client::control::socket_path(&rt.path().join("chatctl"), server.addr, "bot");
     let log = std::fs::read_to_string(sock.with_extension("log")).unwrap();
     assert!(log.contains("chatctl join: lost the server") && log.contains("back in the room"), "{log}");
-    assert_eq!(session_util::run(server.addr, "bot", rt.path(), &["join", "--stop"]).0, 0);
+    assert_eq!(session::run(server.addr, "bot", rt.path(), &["join", "--stop"]).0, 0);
 }

@@ -11,9 +11,9 @@ use chatctl::exit::Exit;
 use chatctl::wire::Update;
 
 use crate::common;
-use crate::session_util;
+use crate::common::session;
 
-use session_util::{Lines, Serve, T, Watcher, code, run, spawn, wait_exit};
+use session::{Lines, Serve, T, Watcher, code, run, spawn, wait_exit};
 
 /// The README's tour: `join` runs, and `whisper`, `say` and `list` under
 /// the same name go through it: no name-taken error, no join/leave notices,

@@ -2,11 +2,10 @@
 //! behaviour, named for what the user or the protocol does (`room`,
 //! `downloads_resume_and_retry`, `fast_on_simulated_paths`,
 //! `congestion_control`, `capture_decoding`...), and one helpers module,
-//! `common` (`session_util` for the shared sessions). Run one module with
+//! `common` (`common::session` for the shared sessions). Run one module with
 //! `cargo test --test tests room::`, one test with its name.
 
 mod common;
-mod session_util;
 
 mod capture_decoding;
 mod capture_fast_transfers;

@@ -10,6 +10,7 @@ use chatctl::rdt::sim::{LinkConfig, Rng};
 use chatctl::server::{Config, PortSpec, Server};
 
 pub mod capture;
+pub mod session;
 
 /// Says plainly that a test cannot run here and why. On a user's clone the
 /// test then returns (passes); under CI (`CI` set, as `.ci/run` is run) it
@@ -133,6 +134,30 @@ impl Lines {
             }
         }
     }
+}
+
+/// The chatctl binary this test run built.
+pub fn bin() -> std::path::PathBuf {
+    assert_cmd::cargo::cargo_bin("chatctl")
+}
+
+/// `chatctl` with no server or name from the environment and no colour.
+pub fn cli() -> assert_cmd::Command {
+    let mut c = assert_cmd::Command::new(bin());
+    c.env_remove("CHATCTL_SERVER").env_remove("CHATCTL_NAME").env("NO_COLOR", "1");
+    c
+}
+
+/// `chatctl --server ADDR --name NAME --timeout 5s`, as [`cli`].
+pub fn client(addr: SocketAddr, name: &str) -> assert_cmd::Command {
+    client_waiting(addr, name, "5s")
+}
+
+/// [`client`] with another `--timeout`.
+pub fn client_waiting(addr: SocketAddr, name: &str, timeout: &str) -> assert_cmd::Command {
+    let mut c = cli();
+    c.args(["--server", &addr.to_string(), "--name", name, "--timeout", timeout]);
+    c
 }
 
 /// Waits for the child to exit, at most `wait`; kills it and panics otherwise.

@@ -4,7 +4,7 @@
 //! and a private session folder per test (XDG_RUNTIME_DIR).
 #![allow(dead_code)]
 
-pub use crate::common::{Lines, wait_exit};
+pub use super::{Lines, bin, wait_exit};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -17,10 +17,6 @@ use chatctl::wire::Update;
 
 /// How long any single wait may take before a test fails.
 pub const T: Duration = Duration::from_secs(10);
-
-pub fn bin() -> PathBuf {
-    assert_cmd::cargo::cargo_bin("chatctl")
-}
 
 pub fn code(e: Exit) -> i32 {
     i32::from(e.code())
