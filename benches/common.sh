@@ -3,7 +3,7 @@
 # build of this checkout, found through cargo metadata) and checks QUINN_PERF
 # (quinn's perf tool: optional, its columns print '-' without it); needs
 # `here` (the checkout) and QUINN_PERF set (possibly empty) by the caller.
-# Then two helpers, wait_line and udp_counters.
+# Then the helpers wait_line, udp_counters, hog_up and hog_down.
 if [[ -z ${CHATCTL:-} ]]; then
     (cd "$here" && cargo build --release --quiet --bin chatctl)
     CHATCTL=$(cd "$here" && cargo metadata --format-version 1 --no-deps |
@@ -35,4 +35,18 @@ udp_counters() {
     shift
     ip netns exec "$ns" awk -v want="$*" '/^Udp:/ { if (!h) { for (i = 2; i <= NF; i++) c[$i] = i; h = 1; next }
         n = split(want, f, " "); out = ""; for (i = 1; i <= n; i++) out = out (i > 1 ? " " : "") $c[f[i]]; print out }' /proc/net/snmp
+}
+
+# hog_up CPU / hog_down: a busy loop pinned to CPU (one core of the machine
+# busy: the scheduler moves everything else off it), and its end. One at a
+# time; the caller's cleanup calls hog_down.
+LOADHOG=
+hog_up() {
+    taskset -c "$1" sh -c 'while :; do :; done' &
+    LOADHOG=$!
+}
+hog_down() {
+    [[ -n $LOADHOG ]] && kill "$LOADHOG" 2>/dev/null || true
+    [[ -n $LOADHOG ]] && wait "$LOADHOG" 2>/dev/null || true
+    LOADHOG=
 }

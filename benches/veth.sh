@@ -81,7 +81,7 @@ if [[ -n ${BENCH_HOG:-} ]]; then
 fi
 cleanup_hog() {
     [[ -n $HOG ]] && kill "$HOG" 2>/dev/null || true
-    [[ -n ${LOADHOG:-} ]] && kill "$LOADHOG" 2>/dev/null || true
+    hog_down
     cleanup
 }
 trap cleanup_hog EXIT
@@ -244,17 +244,6 @@ scenario() {
     done
 }
 
-# hog_up / hog_down: a busy loop pinned to one CPU, for loaded1500.
-LOADHOG=
-hog_up() {
-    taskset -c "${BENCH_LOAD_CPU:-1}" sh -c 'while :; do :; done' &
-    LOADHOG=$!
-}
-hog_down() {
-    [[ -n $LOADHOG ]] && kill "$LOADHOG" 2>/dev/null || true
-    [[ -n $LOADHOG ]] && wait "$LOADHOG" 2>/dev/null || true
-    LOADHOG=
-}
 
 for s in $SCENARIOS; do
     case $s in
@@ -265,7 +254,7 @@ for s in $SCENARIOS; do
                 run_chatctl idle1500 udp "$NS_S" "$NS_C" "$SRV"
                 run_chatctl idle1500 tcp "$NS_S" "$NS_C" "$SRV"
                 run_quic idle1500 "$NS_S" "$NS_C" "$SRV" 1500
-                hog_up
+                hog_up "${BENCH_LOAD_CPU:-1}"
                 run_chatctl loaded1500 udp "$NS_S" "$NS_C" "$SRV"
                 run_chatctl loaded1500 tcp "$NS_S" "$NS_C" "$SRV"
                 hog_down

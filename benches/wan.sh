@@ -117,18 +117,6 @@ table inet w {
 EOF
 }
 
-# hog_up / hog_down: a busy loop pinned to CPU LOAD_CPU (one core of the
-# machine busy: the scheduler moves everything else off it).
-HOG=
-hog_up() {
-    taskset -c "$LOAD_CPU" sh -c 'while :; do :; done' &
-    HOG=$!
-}
-hog_down() {
-    [[ -n $HOG ]] && kill "$HOG" 2>/dev/null || true
-    [[ -n $HOG ]] && wait "$HOG" 2>/dev/null || true
-    HOG=
-}
 
 tcp_cc() { ip netns exec "$NS_S" sysctl -qw net.ipv4.tcp_congestion_control="$1"; }
 
@@ -303,7 +291,7 @@ for rtt in $RTTS; do
         run_quic "$label" bbr
         run_quic "$label" cubic
         if [[ " $LOAD_RTTS " == *" $rtt "* ]]; then
-            hog_up
+            hog_up "$LOAD_CPU"
             run_chatctl "$label+load" fast udp
             tcp_cc bbr
             run_chatctl "$label+load" tcp-bbr tcp
