@@ -65,7 +65,7 @@ pub(crate) struct RateSample {
     pub interval: Duration,
     /// This packet's round-trip time (send to acknowledgement); zero when
     /// unknown: for a retransmission the ACK may be for the first copy
-    /// (Karn), and such a too-small RTT once became BBR's min-RTT.
+    /// (Karn), and such a too-small RTT would become BBR's min-RTT.
     pub rtt: Duration,
     /// Bytes in flight after this acknowledgement.
     pub in_flight: u64,
