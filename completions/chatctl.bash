@@ -516,7 +516,7 @@ _chatctl() {
             return 0
             ;;
         chatctl__subcmd__list)
-            opts="-s -n -q -v -h -V --files --server --name --timeout --json --quiet --verbose --color --help --version"
+            opts="-s -n -q -v -h -V --files --server --name --timeout --json --quiet --verbose --color --help --version users files"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

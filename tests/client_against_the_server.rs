@@ -31,6 +31,9 @@ fn subcommands_against_the_real_server() {
     let out = common::client(addr, "ALICE").args(["list", "--files", "--json"]).assert().success();
     let v: Vec<String> = serde_json::from_slice(&out.get_output().stdout).unwrap();
     assert_eq!(v, ["a.bin", "b.txt"]);
+    // What to list as a word, as a newcomer types it.
+    common::client(addr, "ALICE").args(["list", "users"]).assert().success().stdout("BOB\n");
+    common::client(addr, "ALICE").args(["list", "files"]).assert().success().stdout("a.bin\nb.txt\n");
 
     common::client(addr, "ALICE")
         .args(["say", "--json", "hello"])

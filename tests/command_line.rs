@@ -22,6 +22,18 @@ fn global_options_go_before_or_after_the_subcommand() {
     common::cli().args(["serve", "-s", "127.0.0.1:1", "--help"]).assert().code(2);
 }
 
+/// `list` takes what to list as a word or as `--files`, not both, and no
+/// other word.
+#[test]
+fn list_takes_users_or_files() {
+    common::cli().args(["-s", "127.0.0.1:1", "list", "users", "--files"]).assert().code(2);
+    common::cli()
+        .args(["-s", "127.0.0.1:1", "list", "rooms"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("users").and(predicate::str::contains("files")));
+}
+
 /// Help lists an option only under the subcommands it means something to.
 #[test]
 fn options_are_shown_where_they_apply() {
