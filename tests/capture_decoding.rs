@@ -548,19 +548,7 @@ fn session_with_udp() -> (Vec<u8>, Vec<u8>, Vec<u8>) {
 #[test]
 fn cli_json_timeline_has_the_documented_fields() {
     let (cap, _, _) = session_with_udp();
-    let out = common::cli()
-        .args(["capture-decode", "--json", "-"])
-        .write_stdin(cap)
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let lines: Vec<serde_json::Value> = String::from_utf8(out)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
-        .collect();
+    let lines = common::capture::decode_json(&cap, &[]);
     let msgs: Vec<_> = lines.iter().filter(|o| o["type"] == "message").collect();
     assert_eq!(msgs[0]["src"], "[fd00::1]:40001");
     assert_eq!(msgs[0]["dst"], "[fd00::2]:13337");
@@ -952,12 +940,7 @@ fn timeline_is_in_time_order_with_udp_transfers_interleaved() {
         w.packet(last + (i as i64 + 1) * 1_000_000_000, &frame(net::LINKTYPE_ETHERNET, 0, p)).unwrap();
     }
     let cap = w.into_inner();
-    let out = common::cli().args(["capture-decode", "--json", "-v", "-"]).write_stdin(cap.clone()).assert().success();
-    let lines: Vec<serde_json::Value> = String::from_utf8(out.get_output().stdout.clone())
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = common::capture::decode_json(&cap, &["-v"]);
     let ts: Vec<f64> = lines.iter().map(|l| l["ts"].as_f64().unwrap()).collect();
     assert!(ts.windows(2).all(|w| w[0] <= w[1]), "{ts:?}");
     let at = |ty: &str| lines.iter().position(|l| l["type"] == ty).unwrap();

@@ -636,18 +636,10 @@ fn cli_fast_transfer_json_summary_extract_and_plot() {
     let truth = fast_transfer(&mut cap, client, server, &content, 4, o);
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("f.pcap");
-    std::fs::write(&file, cap.w.into_inner()).unwrap();
+    let bytes = cap.w.into_inner();
+    std::fs::write(&file, &bytes).unwrap();
 
-    let out = common::cli()
-        .args(["capture-decode", "--json", "-v"])
-        .arg(&file)
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let lines: Vec<serde_json::Value> =
-        String::from_utf8(out).unwrap().lines().map(|l| serde_json::from_str(l).expect("JSON per line")).collect();
+    let lines = common::capture::decode_json(&bytes, &["-v"]);
     let t = lines.iter().find(|o| o["type"] == "transfer").expect("a transfer object");
     assert_eq!(t["mode"], "fast");
     assert_eq!(t["file"], "movie.bin");
@@ -842,22 +834,8 @@ fn json_events_stay_in_time_order_when_stamps_go_back() {
         let d = enc(&Frame::Data { pn: i, offset: i * 1000, payload: &payload });
         cap.w.packet(at, &frame(net::LINKTYPE_ETHERNET, 0, &udp_packet(server, client, &d))).unwrap();
     }
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("back.pcap");
-    std::fs::write(&file, cap.w.into_inner()).unwrap();
-    let out = common::cli()
-        .args(["capture-decode", "--json", "-v"])
-        .arg(&file)
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let ts: Vec<f64> = String::from_utf8(out)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["ts"].as_f64().unwrap())
-        .collect();
+    let lines = common::capture::decode_json(&cap.w.into_inner(), &["-v"]);
+    let ts: Vec<f64> = lines.iter().map(|l| l["ts"].as_f64().unwrap()).collect();
     assert!(ts.len() >= 6, "{ts:?}");
     assert!(ts.windows(2).all(|w| w[0] <= w[1]), "out of order: {ts:?}");
 }

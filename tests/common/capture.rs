@@ -17,6 +17,26 @@ pub fn decode(capture: &[u8], cfg: Config, extract: Option<&Path>) -> (Vec<Event
     (events, a)
 }
 
+/// `chatctl capture-decode --json ARGS -` with `capture` on standard
+/// input: its output, one JSON object per line.
+pub fn decode_json(capture: &[u8], args: &[&str]) -> Vec<serde_json::Value> {
+    let out = super::cli()
+        .args(["capture-decode", "--json"])
+        .args(args)
+        .arg("-")
+        .write_stdin(capture.to_vec())
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect()
+}
+
 /// The transfer summaries among `events`.
 pub fn transfers(events: &[Event]) -> Vec<TransferSummary> {
     events
