@@ -109,8 +109,9 @@ impl Exit {
             Exit::Timeout => "timeout",
             Exit::TransferFailed => "transfer_failed",
             Exit::Protocol => "protocol",
+            Exit::ServerGone => "server_gone",
             Exit::Interrupted => "interrupted",
-            Exit::Failure | Exit::ServerGone => "failure",
+            Exit::Failure => "failure",
         }
     }
 
@@ -148,5 +149,14 @@ mod tests {
         }
         assert_eq!(Exit::from_code(77), None);
         assert_eq!(Exit::ServerGone.code(), 12);
+    }
+
+    /// A script tells the codes apart by `"kind"` as by the exit status.
+    #[test]
+    fn kinds_are_distinct() {
+        let mut kinds: Vec<_> = Exit::ALL.iter().map(|e| e.kind()).collect();
+        kinds.sort_unstable();
+        kinds.dedup();
+        assert_eq!(kinds.len(), Exit::ALL.len(), "{kinds:?}");
     }
 }
