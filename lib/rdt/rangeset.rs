@@ -65,6 +65,11 @@ impl RangeSet {
         }
     }
 
+    /// The end of the highest range (0 if none): no byte at or above it is present.
+    pub(crate) fn end(&self) -> u64 {
+        self.map.last_key_value().map_or(0, |(_, &e)| e)
+    }
+
     /// Removes and returns the first range, clipped to at most `max` bytes.
     pub(crate) fn pop_front(&mut self, max: u64) -> Option<Range<u64>> {
         let (s, e) = self.map.pop_first()?;
@@ -129,6 +134,7 @@ mod tests {
     #[test]
     fn insert_merges_and_counts_new_bytes() {
         let mut s = RangeSet::new();
+        assert_eq!(s.end(), 0);
         assert_eq!(s.insert(10..20), 10);
         assert_eq!(s.insert(0..5), 5);
         assert_eq!(s.insert(3..12), 5);
@@ -143,6 +149,7 @@ mod tests {
         assert_eq!(s.insert(60..70), 10);
         assert_eq!(s.insert(70..80), 10);
         assert_eq!(s.iter().collect::<Vec<_>>(), vec![0..50, 60..80]);
+        assert_eq!((s.prefix_end(), s.end()), (50, 80));
         assert_eq!(s.insert(50..60), 10);
         assert_eq!(s.iter().collect::<Vec<_>>(), vec![0..80]);
     }

@@ -9,7 +9,6 @@ pub(super) struct RttEstimator {
     srtt: Option<Duration>,
     rttvar: Duration,
     latest: Duration,
-    min_rtt: Duration,
     min_rto: Duration,
     backoff: u32,
 }
@@ -25,13 +24,12 @@ impl RttEstimator {
     /// A fresh estimator. `min_rto` replaces RFC 6298's conservative 1 s
     /// minimum (Linux uses 200 ms), since SACK makes spurious timeouts cheap.
     pub(super) fn new(min_rto: Duration) -> Self {
-        Self { srtt: None, rttvar: Duration::ZERO, latest: Duration::ZERO, min_rtt: Duration::MAX, min_rto, backoff: 0 }
+        Self { srtt: None, rttvar: Duration::ZERO, latest: Duration::ZERO, min_rto, backoff: 0 }
     }
 
     /// Feeds one sample (RFC 6298 §2.2–2.3, α = 1/8, β = 1/4); resets the backoff.
     pub(super) fn sample(&mut self, rtt: Duration) {
         self.latest = rtt;
-        self.min_rtt = self.min_rtt.min(rtt);
         self.backoff = 0;
         match self.srtt {
             None => {

@@ -7,6 +7,7 @@ use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use super::MAX_ACK_RANGES;
+use super::control::DEFAULT_ACK_THRESHOLD;
 use crate::rdt::rangeset::RangeSet;
 
 /// The largest ACK threshold a sender may ask for.
@@ -32,10 +33,18 @@ pub(crate) struct PendingAcks {
 }
 
 impl PendingAcks {
-    /// Every second datagram, or `delay` after the first, until the sender
-    /// asks otherwise; for a receiver started at `now`.
+    /// Every second datagram ([`DEFAULT_ACK_THRESHOLD`]), or `delay` after
+    /// the first, until the sender asks otherwise; for a receiver started at
+    /// `now`.
     pub(crate) fn new(delay: Duration, now: Instant) -> Self {
-        Self { largest_pn: None, largest_at: now, unacked: 0, threshold: 2, delay, frequency_seq: None }
+        Self {
+            largest_pn: None,
+            largest_at: now,
+            unacked: 0,
+            threshold: DEFAULT_ACK_THRESHOLD,
+            delay,
+            frequency_seq: None,
+        }
     }
 
     /// Whether any DATA has arrived.

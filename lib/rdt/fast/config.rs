@@ -1,16 +1,9 @@
-//! What a transfer is configured with ([`Config`]), and the ACK frequency a
-//! sender asks for.
+//! What a transfer is configured with ([`Config`]).
 
 use std::time::Duration;
 
 use super::*;
 use crate::rdt::cc::Algorithm;
-
-/// The ACK threshold a sender asks for with a window of `cwnd` bytes of
-/// `mss`-byte datagrams: about 8 ACKs per window, between 2 and 64 datagrams.
-pub(crate) fn ack_threshold(cwnd: u64, mss: u64) -> u32 {
-    (cwnd / mss.max(1) / 8).clamp(2, 64) as u32
-}
 
 /// Settings shared by sender and receiver.
 #[derive(Debug, Clone)]

@@ -9,8 +9,16 @@ use std::time::Instant;
 
 use super::STATS_INTERVAL;
 
-/// The receiver's ACK threshold until it hears an ACK-FREQUENCY.
+/// The receiver's ACK threshold until it hears an ACK-FREQUENCY, and the
+/// least a sender asks for.
 pub(crate) const DEFAULT_ACK_THRESHOLD: u32 = 2;
+
+/// The ACK threshold a sender asks for with a window of `cwnd` bytes of
+/// `mss`-byte datagrams: about 8 ACKs per window, between
+/// [`DEFAULT_ACK_THRESHOLD`] and 64 datagrams.
+pub(crate) fn ack_threshold(cwnd: u64, mss: u64) -> u32 {
+    (cwnd / mss.max(1) / 8).clamp(u64::from(DEFAULT_ACK_THRESHOLD), 64) as u32
+}
 
 /// The STATS and ACK-FREQUENCY schedule of one transfer.
 #[derive(Debug, Clone)]
@@ -67,6 +75,14 @@ impl ControlSchedule {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ack_threshold_is_an_eighth_of_the_window_within_bounds() {
+        assert_eq!(ack_threshold(10 * 1431, 1431), 2);
+        assert_eq!(ack_threshold(160 * 1431, 1431), 20);
+        assert_eq!(ack_threshold(u64::MAX, 1431), 64);
+        assert_eq!(ack_threshold(1 << 20, 0), 64, "a zero mss counts as 1");
+    }
 
     #[test]
     fn stats_at_most_every_interval_and_only_once_validated() {

@@ -13,8 +13,6 @@ use crate::rdt::rangeset::RangeSet;
 #[derive(Debug)]
 pub(crate) struct Delivery {
     received: RangeSet,
-    /// The end of the highest byte range received (holes open above it).
-    highest_end: u64,
     /// Hash of the file's contiguous prefix, fed in runs of [`HASH_RUN`]
     /// from the sink's memory as the prefix grows.
     hasher: FileHash,
@@ -28,7 +26,6 @@ impl Delivery {
     pub(crate) fn new(now: Instant) -> Self {
         Self {
             received: RangeSet::new(),
-            highest_end: 0,
             hasher: FileHash::new(super::Format::LATEST.hash_algorithm()),
             window_start: now,
             window_bytes: 0,
@@ -38,7 +35,6 @@ impl Delivery {
     /// The receiver already holds `0..held` (a resume).
     pub(crate) fn hold_prefix(&mut self, held: u64) {
         self.received.insert(0..held);
-        self.highest_end = held;
     }
 
     /// The byte ranges held.
@@ -78,16 +74,17 @@ impl Delivery {
             sink.write_at(at, p).map_err(|source| RecvError::Io { offset: at, source })?;
             at += p.len() as u64;
         }
+        // The end of the highest range received so far: holes open above it.
+        let highest_end = self.received.end();
         let new = self.received.insert(offset..end);
         stats.bytes_done += new;
-        if offset > self.highest_end {
+        if offset > highest_end {
             stats.packets_lost += 1; // a hole opened: loss or reordering
         } else {
             // A hole filled late: the new bytes below the old highest end
             // (everything above it is new).
-            stats.bytes_retransmitted += new - end.saturating_sub(self.highest_end);
+            stats.bytes_retransmitted += new - end.saturating_sub(highest_end);
         }
-        self.highest_end = self.highest_end.max(end);
         // Hash as the contiguous prefix grows, in runs of HASH_RUN from
         // the sink's memory (read back only what it no longer holds).
         if let [payload] = parts {

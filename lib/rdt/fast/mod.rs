@@ -292,14 +292,6 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn ack_threshold_is_an_eighth_of_the_window_within_bounds() {
-        assert_eq!(ack_threshold(10 * 1431, 1431), 2);
-        assert_eq!(ack_threshold(160 * 1431, 1431), 20);
-        assert_eq!(ack_threshold(u64::MAX, 1431), 64);
-        assert_eq!(ack_threshold(1 << 20, 0), 64, "a zero mss counts as 1");
-    }
-
-    #[test]
     fn hellos_of_every_format_are_a_classic_window_of_98() {
         let h = encode_hello();
         assert_eq!(h.len(), HELLO_LEN);

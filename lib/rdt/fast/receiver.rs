@@ -218,10 +218,7 @@ impl Receiver {
             State::Done | State::Failed => {}
             State::Lingering => {
                 self.timers.stop(RecvTimer::Linger);
-                self.state = if self.mismatch { State::Failed } else { State::Done };
-                if self.mismatch {
-                    self.error.get_or_insert(RecvError::HashMismatch);
-                }
+                self.end_linger();
             }
             State::Hello | State::Receiving => {
                 let text = super::abort_text(text).to_owned();
@@ -231,6 +228,16 @@ impl Receiver {
                 self.opening.cancel();
                 self.fail(RecvError::Aborted(Abort { reason, text }));
             }
+        }
+    }
+
+    /// The linger ends: done, or failed if the file's hash did not match.
+    fn end_linger(&mut self) {
+        if self.mismatch {
+            self.state = State::Failed;
+            self.error.get_or_insert(RecvError::HashMismatch);
+        } else {
+            self.state = State::Done;
         }
     }
 
@@ -480,12 +487,7 @@ impl Receiver {
             }
             match timer {
                 RecvTimer::Linger => {
-                    if self.mismatch {
-                        self.state = State::Failed;
-                        self.error.get_or_insert(RecvError::HashMismatch);
-                    } else {
-                        self.state = State::Done;
-                    }
+                    self.end_linger();
                     return;
                 }
                 RecvTimer::Idle => {

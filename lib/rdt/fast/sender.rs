@@ -30,7 +30,7 @@ use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use super::abort::AbortCopies;
-use super::control::ControlSchedule;
+use super::control::{ControlSchedule, ack_threshold};
 use super::events::EventLog;
 use super::mtu::MtuDiscovery;
 use super::path::PathData;
@@ -39,7 +39,7 @@ use super::timer::{Timer, TimerTable};
 use super::validation::{AddressValidation, Validated};
 use super::{
     Abort, AbortReason, Config, DATA_OVERHEAD, FileHash, Format, Frame, GSO_MAX_BYTES, HASH_RUN, SenderStats, Source,
-    Stats, ack_threshold,
+    Stats,
 };
 use crate::rdt::cc::Controller;
 use crate::rdt::cc::hystart::HyStart;
