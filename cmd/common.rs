@@ -331,14 +331,10 @@ where
 
 /// Completes when the update connection ends (never without one), with the
 /// error that ended it.
-pub async fn gone(updates: Option<Updates>) -> ClientError {
-    let Some(mut updates) = updates else { return std::future::pending().await };
-    loop {
-        match updates.next().await {
-            Some(Ok(_)) => {}
-            Some(Err(e)) => return e,
-            None => return ClientError::Closed,
-        }
+async fn gone(updates: Option<Updates>) -> ClientError {
+    match updates {
+        Some(mut updates) => updates.closed().await,
+        None => std::future::pending().await,
     }
 }
 

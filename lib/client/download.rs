@@ -19,6 +19,7 @@ use tokio::net::UdpSocket;
 use super::{ClientError, Session, connect_retry, space};
 use crate::rdt::fast::driver::{self, Expect, Tracer};
 use crate::rdt::fast::{self, Stats};
+use crate::rdt::udp::unspecified_for;
 
 mod target;
 mod udp;
@@ -254,7 +255,9 @@ pub(super) async fn download(
     place(&temp, target, opts.force).await?;
     guard.disarm();
     let _ = std::fs::remove_file(&mark_path);
-    let resumed_from = if how.classic { 0 } else { resume_from };
+    // A classic transfer (no fast hello, or a classic answer to it) sends
+    // the whole file.
+    let resumed_from = if how.udp_mode == Some(UdpMode::Classic) { 0 } else { resume_from };
     Ok(DownloadReport {
         last_byte: sink.last,
         udp_mode: how.udp_mode,
@@ -284,8 +287,6 @@ struct Job<'a> {
 #[derive(Default)]
 struct How {
     udp_mode: Option<UdpMode>,
-    /// The server answered the fast hello with classic data (from the start).
-    classic: bool,
     sender: Option<fast::SenderStats>,
 }
 
@@ -326,7 +327,7 @@ impl Job<'_> {
         let _ = std::fs::remove_file(temp_path_for(self.target));
         let _ = std::fs::remove_file(resume_mark_path(self.target));
         Ok(DownloadReport {
-            last_byte: udp::last_byte(self.target, self.size).await,
+            last_byte: last_byte(self.target, self.size).await,
             resumed_from: self.size,
             ..self.report(true)
         })
@@ -353,7 +354,7 @@ impl Job<'_> {
             return (tcp(self.peer, size, timeout, sink, progress).await, How::default());
         }
         let how = How { udp_mode: Some(UdpMode::Classic), ..How::default() };
-        let r = match UdpSocket::bind(udp::unspecified(self.udp_peer)).await {
+        let r = match UdpSocket::bind(unspecified_for(self.udp_peer)).await {
             Ok(sock) => udp::udp_classic(sock, self.udp_peer, Vec::new(), size, timeout, sink, progress).await,
             Err(e) => Err(format!("cannot open a UDP socket: {e}")),
         };
@@ -383,7 +384,6 @@ impl Job<'_> {
         let classic = r.as_ref().is_ok_and(|&(classic, _)| classic);
         let how = How {
             udp_mode: Some(if classic { UdpMode::Classic } else { UdpMode::Fast }),
-            classic,
             sender: r.as_ref().ok().and_then(|(_, s)| s.clone()),
         };
         let r = match r {
@@ -410,7 +410,7 @@ async fn decline(transport: Transport, fast: bool, peer: SocketAddr, udp_peer: S
             }
         }
         Transport::Udp if fast => {
-            if let Ok(sock) = std::net::UdpSocket::bind(udp::unspecified(udp_peer)) {
+            if let Ok(sock) = std::net::UdpSocket::bind(unspecified_for(udp_peer)) {
                 let wait = timeout.min(Duration::from_secs(2));
                 let _ = tokio::task::spawn_blocking(move || driver::decline_blocking(sock, udp_peer, wait)).await;
             }
@@ -476,4 +476,14 @@ async fn tcp(
         sink.write(&buf[..n]).await.map_err(|e| space::write_failed(&e, sink.written))?;
         progress(&Progress { done: sink.written, size, fast: None });
     }
+}
+
+/// The value of the last byte of the `size`-byte file at `path` (what the
+/// original client reports after a download).
+async fn last_byte(path: &Path, size: u64) -> Option<u8> {
+    let pos = size.checked_sub(1)?;
+    let f = std::fs::File::open(path).ok()?;
+    let mut b = [0u8; 1];
+    std::os::unix::fs::FileExt::read_exact_at(&f, &mut b, pos).ok()?;
+    Some(b[0])
 }

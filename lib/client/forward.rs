@@ -113,12 +113,8 @@ where
             tokio::select! {
                 biased;
                 _ = &mut interrupt => return (Some(session), Err(Stop::Interrupted)),
-                u = updates.next() => match u {
-                    // Updates are not shown by `say`; only their end matters.
-                    Some(Ok(_)) => {}
-                    Some(Err(e)) => break e,
-                    None => break ClientError::Closed,
-                },
+                // Updates are not shown by `say`; only their end matters.
+                e = updates.closed() => break e,
                 l = lines.recv() => match l {
                     Some(l) => backlog.push(l),
                     None => input_over = true,

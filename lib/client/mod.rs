@@ -194,6 +194,19 @@ impl Updates {
     pub async fn next(&mut self) -> Option<Result<Update, ClientError>> {
         self.rx.recv().await
     }
+
+    /// Skips updates until the update connection ends, with the error that
+    /// ended it ([`ClientError::Closed`] for a clean close). Cancel safe: in
+    /// a `select!` loop, no update is lost that was not meant to be skipped.
+    pub async fn closed(&mut self) -> ClientError {
+        loop {
+            match self.next().await {
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return e,
+                None => return ClientError::Closed,
+            }
+        }
+    }
 }
 
 impl Session {

@@ -111,13 +111,18 @@ pub(crate) fn bind(addr: SocketAddr) -> io::Result<UdpSocket> {
     Ok(sock.into())
 }
 
-/// A socket of its own ([`bind`] on the unspecified address) connected to `target`.
-pub(crate) fn connected(target: SocketAddr) -> io::Result<UdpSocket> {
-    let any = match target.ip() {
+/// The unspecified address, any port, of `peer`'s family: where a socket
+/// that talks to `peer` binds.
+pub(crate) fn unspecified_for(peer: SocketAddr) -> SocketAddr {
+    match peer.ip() {
         IpAddr::V4(_) => SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), 0),
         IpAddr::V6(_) => SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), 0),
-    };
-    let sock = bind(any)?;
+    }
+}
+
+/// A socket of its own ([`bind`] on [`unspecified_for`] `target`) connected to `target`.
+pub(crate) fn connected(target: SocketAddr) -> io::Result<UdpSocket> {
+    let sock = bind(unspecified_for(target))?;
     sock.connect(target)?;
     Ok(sock)
 }

@@ -16,14 +16,11 @@ use crate::rdt::classic::{CHUNK, MAX_WINDOW};
 use crate::rdt::endpoint::{self, Step};
 use crate::rdt::fast::driver::{self, Expect, ReceiveReport, Tracer};
 use crate::rdt::fast::{self, Stats};
+use crate::rdt::udp::unspecified_for;
 
 /// The classic go-back-N receiver, window 98 (the fast hello also reads as 98).
 fn udp_receiver() -> Receiver {
     Receiver::new(MAX_WINDOW)
-}
-
-pub(super) fn unspecified(peer: SocketAddr) -> SocketAddr {
-    if peer.is_ipv4() { SocketAddr::from(([0, 0, 0, 0], 0)) } else { SocketAddr::from(([0u16; 8], 0)) }
 }
 
 /// The fast mode: sends the fast hello and runs the fast receiver on its own
@@ -41,7 +38,7 @@ pub(super) async fn udp_fast(
     progress: &mut (impl FnMut(&Progress) + Send),
 ) -> Result<(bool, Option<fast::SenderStats>), (String, bool)> {
     let sock =
-        UdpSocket::bind(unspecified(peer)).await.map_err(|e| (format!("cannot open a UDP socket: {e}"), false))?;
+        UdpSocket::bind(unspecified_for(peer)).await.map_err(|e| (format!("cannot open a UDP socket: {e}"), false))?;
     let size = expect.size.unwrap_or(0);
     let (tx, mut rx) = tokio::sync::watch::channel(Stats::default());
     let t0 = Instant::now();
@@ -65,7 +62,7 @@ pub(super) async fn udp_fast(
     match report {
         Ok(ReceiveReport::Fast { size: got, stats, .. }) => {
             sink.written = got;
-            sink.last = last_byte(&sink.temp, got).await;
+            sink.last = super::last_byte(&sink.temp, got).await;
             let sender = stats.sender.clone();
             progress(&Progress { done: got, size, fast: Some(stats) });
             Ok((false, sender))
@@ -143,14 +140,6 @@ impl StatsLine {
             acks_sent: s.datagrams_sent,
         }
     }
-}
-
-pub(super) async fn last_byte(path: &Path, size: u64) -> Option<u8> {
-    let pos = size.checked_sub(1)?;
-    let f = std::fs::File::open(path).ok()?;
-    let mut b = [0u8; 1];
-    std::os::unix::fs::FileExt::read_exact_at(&f, &mut b, pos).ok()?;
-    Some(b[0])
 }
 
 /// What one step of the classic receiver delivered. It delivers in order,
