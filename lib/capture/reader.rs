@@ -1,11 +1,12 @@
 //! Streaming pcap/pcapng reader: any [`Read`], a bounded buffer, one packet at
 //! a time, timestamps normalised to nanoseconds since the epoch.
 //!
-//! pcap in microseconds or nanoseconds and either byte order, and pcapng with
-//! any number of sections and interfaces (each with its own link type and
-//! timestamp resolution) are read through `pcap-parser`. Memory is the buffer
-//! only: it starts at 1 MiB and grows (up to `MAX_BUFFER`) only for a block
-//! larger than it.
+//! Standard pcap (microseconds or nanoseconds, either byte order) is read by
+//! `Legacy` (`reader/legacy.rs`), records in place in one flat buffer;
+//! pcapng, with any number of sections and interfaces (each with its own
+//! link type and timestamp resolution), and other pcap variants go through
+//! `pcap-parser`. Memory is the buffer only: it starts at 1 MiB and grows (up
+//! to `MAX_BUFFER`) only for a block larger than it.
 
 use std::io::Read;
 
