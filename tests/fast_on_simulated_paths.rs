@@ -147,6 +147,27 @@ fn aimed_loss_of_the_last_data_ack_done_and_done_ack() {
     }
 }
 
+/// A lost hello on a 20 ms path: with the RTT the client measured before
+/// the transfer (`rtt_hint`) it is retried after 40 ms, not after 250 ms.
+#[test]
+fn a_lost_hello_is_retried_after_twice_the_known_rtt() {
+    fn is_hello(d: &[u8]) -> bool {
+        chatctl::rdt::fast::is_fast_hello(d)
+    }
+    let lose_hello = || LinkConfig { drop_first: Some((is_hello, 1)), ..link(10, 0.0) };
+    let unknown = check("hello lost", &cfg(Algorithm::Bbr), AIM_LEN, 0, lose_hello(), lose_hello(), 60);
+    let hinted = Config { rtt_hint: Some(Duration::from_millis(20)), ..cfg(Algorithm::Bbr) };
+    let known = check("hello lost, RTT known", &hinted, AIM_LEN, 0, lose_hello(), lose_hello(), 60);
+    assert_eq!((unknown.dropped, known.dropped), (1, 1));
+    let saved = unknown.elapsed.saturating_sub(known.elapsed);
+    assert!(
+        saved >= Duration::from_millis(180) && known.elapsed < Duration::from_millis(150),
+        "RTT unknown {:?}, known {:?}",
+        unknown.elapsed,
+        known.elapsed
+    );
+}
+
 #[test]
 fn a_300_ms_one_way_delay_with_loss() {
     for (seed, cc) in [(300u64, Algorithm::NewReno), (301, Algorithm::Cubic)] {

@@ -208,7 +208,9 @@ pub(super) async fn download(
         return Err(ClientError::Protocol("the server announced port 0".into()));
     }
     let peer = SocketAddr::new(server.ip(), port);
-    let job = Job { file, transport, target, size, peer, udp_peer: opts.udp_via.unwrap_or(peer), timeout, started };
+    let answered_in = started.elapsed();
+    let udp_peer = opts.udp_via.unwrap_or(peer);
+    let job = Job { file, transport, target, size, peer, udp_peer, timeout, started, answered_in };
     if opts.resume
         && !opts.force
         && let Ok(m) = std::fs::metadata(target)
@@ -281,6 +283,9 @@ struct Job<'a> {
     udp_peer: SocketAddr,
     timeout: Duration,
     started: Instant,
+    /// From the request to its `106` answer: the round trip to the server
+    /// (and its answer's own time).
+    answered_in: Duration,
 }
 
 /// How a transfer went, beyond its bytes.
@@ -376,7 +381,10 @@ impl Job<'_> {
         sink: &mut Sink,
         progress: &mut (impl FnMut(&Progress) + Send),
     ) -> (Result<(), String>, How) {
-        let cfg = fast::Config { idle_timeout: self.timeout.max(Duration::from_secs(1)), ..cfg };
+        // The request's round trip times the opening's retries, unless the
+        // datagrams take another way (`udp_via`) than the request did.
+        let rtt_hint = cfg.rtt_hint.or((self.udp_peer == self.peer).then_some(self.answered_in));
+        let cfg = fast::Config { idle_timeout: self.timeout.max(Duration::from_secs(1)), rtt_hint, ..cfg };
         guard.disarm();
         let mark = MarkWriter::new(resume_mark_path(self.target), self.size);
         let r = udp::udp_fast(self.udp_peer, out, expect, &cfg, trace, mark, sink, progress).await;

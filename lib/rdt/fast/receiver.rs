@@ -178,7 +178,7 @@ impl Receiver {
             size: 0,
             resume,
             cookie: 0,
-            opening: HelloRetry::default(),
+            opening: HelloRetry::new(cfg.rtt_hint),
             delivery: Delivery::new(now),
             acks: PendingAcks::new(cfg.max_ack_delay, now),
             timers,

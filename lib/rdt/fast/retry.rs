@@ -5,8 +5,11 @@
 
 use std::time::{Duration, Instant};
 
-/// The first retry interval.
+/// The first retry interval when no RTT is known beforehand.
 const FIRST_RETRY: Duration = Duration::from_millis(250);
+/// The shortest first retry interval from a known RTT: the server's
+/// answer also waits on its scheduling, which a LAN's RTT does not show.
+pub(crate) const MIN_FIRST_RETRY: Duration = Duration::from_millis(25);
 /// The longest retry interval (it doubles up to this).
 const MAX_RETRY: Duration = Duration::from_secs(2);
 
@@ -24,21 +27,30 @@ pub(crate) struct HelloRetry {
 }
 
 impl Default for HelloRetry {
-    /// The hello is due at once; 100 ms is the RTT guess until an answer comes.
+    /// No RTT known beforehand: see [`HelloRetry::new`].
     fn default() -> Self {
+        Self::new(None)
+    }
+}
+
+impl HelloRetry {
+    /// The hello is due at once. With an RTT measured beforehand (`hint`),
+    /// retries start after twice it (at least [`MIN_FIRST_RETRY`]) and it
+    /// is the RTT guess until an answer comes; without, after
+    /// [`FIRST_RETRY`], guessing 100 ms.
+    pub(crate) fn new(hint: Option<Duration>) -> Self {
+        let every = hint.map_or(FIRST_RETRY, |rtt| (rtt * 2).max(MIN_FIRST_RETRY));
         Self {
             hello_due: true,
             hellos: 0,
             hello_sent: None,
             start_due: false,
             start_sent: None,
-            every: FIRST_RETRY,
-            rtt_guess: Duration::from_millis(100),
+            every,
+            rtt_guess: hint.unwrap_or(Duration::from_millis(100)),
         }
     }
-}
 
-impl HelloRetry {
     /// The round-trip time as the opening measured it: the first hello to
     /// its CHALLENGE (only when a single hello went, so the answer is
     /// surely to it), then the first START to the first DATA.
@@ -143,6 +155,24 @@ mod tests {
         h.poll_hello(t0 + ms(250));
         h.on_challenge(t0 + ms(300));
         assert_eq!(h.rtt_guess(), ms(100));
+    }
+
+    #[test]
+    fn a_known_rtt_sets_the_first_retries() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut h = HelloRetry::new(Some(ms(20)));
+        assert_eq!(h.rtt_guess(), ms(20));
+        assert_eq!(h.poll_hello(t0), Some(t0 + ms(40)), "twice the RTT");
+        h.on_retry(true, false);
+        assert_eq!(h.poll_hello(t0), Some(t0 + ms(80)), "then doubling");
+        // A CHALLENGE after a lost hello: the START waits as long.
+        h.on_challenge(t0 + ms(100));
+        h.start();
+        assert_eq!(h.poll_start(t0 + ms(100)), Some(t0 + ms(180)));
+        // A LAN's RTT: no sooner than MIN_FIRST_RETRY.
+        let mut h = HelloRetry::new(Some(Duration::from_micros(80)));
+        assert_eq!(h.poll_hello(t0), Some(t0 + MIN_FIRST_RETRY));
     }
 
     #[test]
