@@ -9,10 +9,13 @@
 //! startup (gain 2/ln 2 until the bandwidth stops growing 25% for 3
 //! rounds), drain (inverse gain until the queue made in startup is gone),
 //! probe-bandwidth (pacing gain cycles 1.25, 0.75, then 1 for six phases,
-//! one min-RTT each), and probe-RTT (when the min RTT is 5 s old, the
+//! one min-RTT each, except that, as in Linux, the 1.25 phase also waits
+//! for a loss or its larger flight and the 0.75 phase ends once the flight
+//! is down to one BDP), and probe-RTT (when the min RTT is 5 s old, the
 //! window drops to half the BDP, as in BBR v2, for 200 ms so queues drain
 //! and a fresh minimum is seen; an RTT within a sixteenth of the minimum
-//! keeps it fresh without one). Window = 2 × BDP plus 5 ms at the bandwidth plus 3 datagrams; an RTO resets it to
+//! keeps it fresh without one, and none runs when the rest of the file
+//! goes out within [`PROBE_RTT_SKIP`]). Window = 2 × BDP plus 5 ms at the bandwidth plus 3 datagrams; an RTO resets it to
 //! the minimum, from where it grows by the bytes acknowledged.
 
 //!
@@ -71,6 +74,11 @@ pub(crate) const MIN_RTT_WINDOW: Duration = Duration::from_secs(5);
 /// minimum fresh: the flow's own queue is drained, which is what probe-RTT
 /// would find out at the cost of half the rate for 200 ms.
 pub(crate) const MIN_RTT_SLACK: u32 = 16;
+/// Probe-RTT is skipped when the rest of the file goes out sooner than
+/// this at the estimated bandwidth: its fresh minimum would serve a flow
+/// that is about to end, and half the rate for 200 ms is ~2% of a 5 s
+/// transfer.
+pub(crate) const PROBE_RTT_SKIP: Duration = Duration::from_secs(1);
 /// How long probe-RTT holds the small window.
 pub(crate) const PROBE_RTT_TIME: Duration = Duration::from_millis(200);
 /// Window allowance for ACKs that come late or in bunches (the receiver's
@@ -126,6 +134,8 @@ pub(crate) struct Bbr {
     filled_pipe: bool,
     cycle_index: usize,
     cycle_stamp: Option<Instant>,
+    /// A loss was declared in the current probe-bandwidth phase.
+    phase_lost: bool,
     probe_rtt_done: Option<Instant>,
     /// Datagrams lost and delivered in the current round.
     round_lost: u64,
@@ -145,6 +155,8 @@ pub(crate) struct Bbr {
     /// Startup's pacing rate so far (bytes/s): it never falls before the
     /// pipe is full.
     startup_rate: f64,
+    /// Bytes of the file not yet sent once, when the sender says.
+    unsent: Option<u64>,
 }
 
 impl Bbr {
@@ -166,6 +178,7 @@ impl Bbr {
             // follows a min-RTT of steady sending.
             cycle_index: 2,
             cycle_stamp: None,
+            phase_lost: false,
             probe_rtt_done: None,
             round_lost: 0,
             round_delivered: 0,
@@ -176,6 +189,7 @@ impl Bbr {
             probe_up_step: 0,
             overruns: 0,
             startup_rate: 0.0,
+            unsent: None,
         }
     }
 
@@ -183,6 +197,12 @@ impl Bbr {
     #[cfg(test)]
     pub(crate) fn inflight_hi(&self) -> Option<u64> {
         self.inflight_hi
+    }
+
+    /// Whether the controller is in probe-RTT.
+    #[cfg(test)]
+    pub(crate) fn in_probe_rtt(&self) -> bool {
+        self.mode == Mode::ProbeRtt
     }
 
     /// How many rounds lost more than [`LOSS_THRESHOLD`] of their datagrams.
@@ -342,10 +362,31 @@ impl Bbr {
         }
     }
 
+    /// Whether the probe-bandwidth phase ends (as Linux's BBR decides): a
+    /// phase lasts a min-RTT; the probing phase (1.25) also until a loss or
+    /// until its larger flight is out, and the draining phase (0.75) ends
+    /// early once the flight is down to one BDP, so that it takes back the
+    /// queue the probe made and no more (a full min-RTT at 0.75 would leave
+    /// the link idle when the probe found no queue to make).
+    fn next_phase(&self, now: Instant, in_flight: u64) -> bool {
+        let (Some(t), Some(rtt)) = (self.cycle_stamp, self.min_rtt) else { return false };
+        let full = now.saturating_duration_since(t) >= rtt;
+        let gain = CYCLE[self.cycle_index];
+        let inflight_at = |g: f64| self.bdp().map(|b| (g * b as f64) as u64);
+        if gain > 1.0 {
+            full && (self.phase_lost || inflight_at(gain).is_none_or(|w| in_flight >= w))
+        } else if gain < 1.0 {
+            full || inflight_at(1.0).is_some_and(|w| in_flight <= w)
+        } else {
+            full
+        }
+    }
+
     fn enter_probe_bw(&mut self, now: Instant) {
         self.mode = Mode::ProbeBw;
         self.cycle_index = 2;
         self.cycle_stamp = Some(now);
+        self.phase_lost = false;
     }
 }
 
@@ -366,10 +407,15 @@ impl Controller for Bbr {
     /// loss rounds); random loss below [`LOSS_THRESHOLD`] changes nothing.
     fn on_loss(&mut self, _now: Instant, _sent: Instant) {
         self.round_lost += 1;
+        self.phase_lost = true;
         // Startup overshoots by up to a round of doubling: end it at once.
         if self.mode == Mode::Startup && self.round_overran() {
             self.on_overrun();
         }
+    }
+
+    fn on_unsent(&mut self, bytes: u64) {
+        self.unsent = Some(bytes);
     }
 
     fn on_rto(&mut self, _now: Instant) {
@@ -411,7 +457,8 @@ impl Controller for Bbr {
         self.round_max_inflight = self.round_max_inflight.max(s.in_flight + s.acked);
         self.update_bw(s);
         // Min RTT, and probe-RTT when it is stale.
-        let expired = self.min_rtt_stamp.is_some_and(|t| now.saturating_duration_since(t) > MIN_RTT_WINDOW);
+        let ending = self.unsent.is_some_and(|b| (b as f64) < self.bandwidth() * PROBE_RTT_SKIP.as_secs_f64());
+        let expired = !ending && self.min_rtt_stamp.is_some_and(|t| now.saturating_duration_since(t) > MIN_RTT_WINDOW);
         if !s.rtt.is_zero() && (self.min_rtt.is_none_or(|m| s.rtt <= m) || expired) {
             self.min_rtt = Some(s.rtt);
             self.min_rtt_stamp = Some(now);
@@ -443,12 +490,10 @@ impl Controller for Bbr {
         if self.mode == Mode::Drain && self.bdp().is_some_and(|b| s.in_flight <= b) {
             self.enter_probe_bw(now);
         }
-        if self.mode == Mode::ProbeBw
-            && let (Some(t), Some(rtt)) = (self.cycle_stamp, self.min_rtt)
-            && now.saturating_duration_since(t) >= rtt
-        {
+        if self.mode == Mode::ProbeBw && self.next_phase(now, s.in_flight) {
             self.cycle_index = (self.cycle_index + 1) % CYCLE.len();
             self.cycle_stamp = Some(now);
+            self.phase_lost = false;
         }
         // Window: grow by what was delivered, up to gain × BDP + 3 datagrams.
         // Before the pipe is full, grow while below the target (startup).
@@ -508,6 +553,41 @@ mod tests {
                 (0..lost).for_each(|_| b.on_loss(now, now));
             }
         }
+    }
+
+    /// Rounds 1 to `rounds` of 100 datagrams (10 MB/s), the first three at
+    /// the 10 ms minimum RTT, the rest at 15 ms (a standing queue, more
+    /// than a sixteenth above it); `unsent` told before each ACK. Returns
+    /// the round in which probe-RTT began, if it did.
+    fn probe_rtt_round(unsent: impl Fn(u64) -> u64, rounds: u64) -> Option<u64> {
+        let mut b = Bbr::new(1000);
+        let t0 = Instant::now();
+        for r in 1..=rounds {
+            let prior = (r - 1) * 100_000;
+            for j in 1..=100 {
+                let now = t0 + Duration::from_millis(10 * r) + Duration::from_micros(j);
+                b.on_unsent(unsent(r));
+                let mut s = sample(prior, prior + j * 1000, 1000, 10, 100_000);
+                s.rtt = Duration::from_millis(if r <= 3 { 10 } else { 15 });
+                b.on_delivery(now, &s);
+                if b.in_probe_rtt() {
+                    return Some(r);
+                }
+            }
+        }
+        None
+    }
+
+    #[test]
+    fn probe_rtt_comes_when_the_minimum_is_stale_unless_the_file_is_nearly_sent() {
+        // MIN_RTT_WINDOW (5 s) after the last minimum, at round 3 (30 ms).
+        let r = probe_rtt_round(|_| 100 << 20, 700).expect("no probe-RTT in 7 s");
+        assert!((500..=505).contains(&r), "probe-RTT in round {r}");
+        // 5 MB left at 10 MB/s is half a second: skipped.
+        assert_eq!(probe_rtt_round(|_| 5_000_000, 700), None);
+        // The file's end still 2 s away when the minimum went stale: probed.
+        let r = probe_rtt_round(|r| (700 - r) * 100_000, 700);
+        assert!(r.is_some_and(|r| r <= 505), "probe-RTT in round {r:?}");
     }
 
     #[test]

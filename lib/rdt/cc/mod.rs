@@ -41,6 +41,10 @@ pub(crate) trait Controller: Send + fmt::Debug {
     /// The round-trip time the handshake measured, before any data is
     /// sent (a controller may size its first window and rate from it).
     fn on_handshake_rtt(&mut self, _rtt: Duration) {}
+    /// How many bytes of the file are still to be sent for the first time
+    /// (given before each ACK's samples): a controller may skip a
+    /// measurement that pays off only after the transfer has ended.
+    fn on_unsent(&mut self, _bytes: u64) {}
     /// The rate (bytes per second) the sender should pace at, if the
     /// controller sets it; `None` leaves pacing to the window / SRTT rule.
     fn pacing_rate(&self) -> Option<f64> {

@@ -357,6 +357,7 @@ impl Sender {
             self.hystart(largest_pn, sample);
         }
         let srtt = self.path.rtt.srtt();
+        self.path.cc.on_unsent(self.size.saturating_sub(self.next_offset));
         let Self { sent, path: PathData { cc, mtu, rtt, .. }, stats, events, .. } = self;
         let progress = sent.on_ack_ranges(now, ranges, |a| {
             // Grow the window only while it limits the sender (RFC 7661):
