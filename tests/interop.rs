@@ -438,7 +438,9 @@ fn reference_client_against_chatctl_serve() {
         "downloads": [["data.bin", "TCP"], ["small.bin", "UDP"]],
     });
     let mut c = ns.cmd(&python_program());
+    let result = dir.path().join("result.json");
     pyenv(&mut c).arg(&harness).arg(reference.join("Client")).args(["127.0.0.1", "alice", "BOB", &spec.to_string()]);
+    c.arg(&result);
     c.current_dir(dir.path()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let client = c.spawn().unwrap();
 
@@ -452,8 +454,8 @@ fn reference_client_against_chatctl_serve() {
         text(&out.stderr),
         read_log(&log)
     );
-    let last = stdout.lines().last().unwrap_or_default();
-    let got: serde_json::Value = serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    let written = std::fs::read_to_string(&result).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    let got: serde_json::Value = serde_json::from_str(&written).unwrap_or_else(|e| panic!("{e}: {written}\n{stdout}"));
 
     let users: Vec<&str> =
         got["users"].as_array().unwrap().iter().filter_map(|u| u.as_str()).filter(|u| *u != "everyone").collect();

@@ -7,10 +7,14 @@ constructor opens windows, so a subclass sets the same attributes with
 stand-in widgets that record what the client shows; only `center_label` (a
 label drawn into the chat box) is replaced, by a recording one.
 
-Usage: python reference_client.py CLIENT_DIR SERVER_IP NAME PEER SPEC
+Usage: python reference_client.py CLIENT_DIR SERVER_IP NAME PEER SPEC RESULT
 where SPEC is JSON: {"say": str, "whisper": str, "expect_whisper": str,
-"downloads": [[file, "TCP"|"UDP"], ...]}. Prints one JSON object with
-what the client saw and exits 0, or exits 1 with the reason on stderr.
+"downloads": [[file, "TCP"|"UDP"], ...]}. Writes one JSON object with
+what the client saw to the file RESULT and exits 0, or exits 1 with the
+reason on stderr. Not to stdout: the original client's listening thread
+prints there too, and its last line (the "Woops" it prints when the
+server closes the update connection after the leave) can land in the
+middle of ours.
 """
 import json
 import os
@@ -23,6 +27,7 @@ import GUI  # noqa: E402  (the original client)
 
 SERVER_IP, NAME, PEER = sys.argv[2], sys.argv[3], sys.argv[4]
 SPEC = json.loads(sys.argv[5])
+RESULT = sys.argv[6]
 DEADLINE = 60.0
 
 
@@ -134,14 +139,15 @@ for name, proto in SPEC["downloads"]:
 wait_for("the whisper", lambda: any(SPEC["expect_whisper"] in t for t in c.chat_textBox.text))
 chat = "".join(c.chat_textBox.text)
 c.leave_chat()
-print(json.dumps({
-    "users": users,
-    "files": files,
-    "downloads": downloads,
-    "chat": chat,
-    "labels": c.labels,
-    "files_log": "".join(c.files_textBox.text),
-    "shown": shown,
-}))
+with open(RESULT, "w") as f:
+    json.dump({
+        "users": users,
+        "files": files,
+        "downloads": downloads,
+        "chat": chat,
+        "labels": c.labels,
+        "files_log": "".join(c.files_textBox.text),
+        "shown": shown,
+    }, f)
 sys.stdout.flush()
 os._exit(0)  # the listening thread never ends
