@@ -38,9 +38,8 @@ pub struct Config {
     /// Receiver: the round-trip time to the sender measured before the
     /// transfer, if known (the client times its download request and the
     /// server's answer). The hello and START are then retried after twice
-    /// it (at least 25 ms) rather than after
-    /// 250 ms, so an opening datagram lost on a 20 ms path costs a few
-    /// round trips instead of a quarter second.
+    /// it (at least 25 ms) rather than after 250 ms, so an opening datagram
+    /// lost on a 20 ms path costs a few round trips, not a quarter second.
     pub rtt_hint: Option<Duration>,
 }
 
