@@ -115,10 +115,8 @@ impl<R: Read> Read for Tap<R> {
 /// A streaming capture reader. Call [`next_packet`](Self::next_packet) until
 /// it returns `Ok(None)`.
 pub struct CaptureReader<'r> {
-    /// pcapng, and pcap variants other than the standard one, through `pcap-parser`.
-    inner: Option<Box<dyn PcapReaderIterator + Send + 'r>>,
-    /// Standard pcap, read by [`Legacy`] (None for anything else).
-    fast: Option<Legacy<'r>>,
+    /// What reads the blocks.
+    source: Source<'r>,
     io_error: std::sync::Arc<std::sync::Mutex<Option<std::io::Error>>>,
     /// What the blocks read so far say about those to come.
     section: Section,
@@ -131,6 +129,14 @@ pub struct CaptureReader<'r> {
     pub packets: u64,
     /// pcapng blocks that were skipped (statistics, name resolution, unknown).
     pub skipped_blocks: u64,
+}
+
+/// The reader of a capture's blocks, chosen from its first bytes.
+enum Source<'r> {
+    /// Standard pcap, read by [`Legacy`].
+    Standard(Legacy<'r>),
+    /// pcapng, and pcap variants other than the standard one, through `pcap-parser`.
+    Parser(Box<dyn PcapReaderIterator + Send + 'r>),
 }
 
 impl std::fmt::Debug for CaptureReader<'_> {
@@ -161,7 +167,7 @@ impl<'r> CaptureReader<'r> {
             && let Some(fast) = Legacy::header(&head)
         {
             let fast = fast.reading(Box::new(input), capacity);
-            return Ok(Self::build(None, Some(fast), io_error, capacity, None));
+            return Ok(Self::build(Source::Standard(fast), io_error, capacity, None));
         }
         let mut head = head[..got].to_vec();
         if got == 24 && head.starts_with(&[0x0a, 0x0d, 0x0d, 0x0a]) {
@@ -192,19 +198,17 @@ impl<'r> CaptureReader<'r> {
             Err(_) => return Err(ReadError::NotACapture),
         };
         let ng_big_endian = inner.data().starts_with(&[0x0a, 0x0d, 0x0d, 0x0a]).then_some(false);
-        Ok(Self::build(Some(inner), None, io_error, capacity, ng_big_endian))
+        Ok(Self::build(Source::Parser(inner), io_error, capacity, ng_big_endian))
     }
 
     fn build(
-        inner: Option<Box<dyn PcapReaderIterator + Send + 'r>>,
-        fast: Option<Legacy<'r>>,
+        source: Source<'r>,
         io_error: std::sync::Arc<std::sync::Mutex<Option<std::io::Error>>>,
         capacity: usize,
         ng_big_endian: Option<bool>,
     ) -> Self {
         CaptureReader {
-            inner,
-            fast,
+            source,
             io_error,
             section: Section { ng_big_endian, ..Section::default() },
             pending_consume: 0,
@@ -218,9 +222,9 @@ impl<'r> CaptureReader<'r> {
 
     /// Bytes of the input read so far (the offset of the next block).
     pub fn offset(&self) -> u64 {
-        match &self.fast {
-            Some(l) => l.offset,
-            None => self.offset + self.pending_consume as u64,
+        match &self.source {
+            Source::Standard(l) => l.offset,
+            Source::Parser(_) => self.offset + self.pending_consume as u64,
         }
     }
 
@@ -228,7 +232,7 @@ impl<'r> CaptureReader<'r> {
     /// the capture. After an error the reader is finished (a damaged block in
     /// a pcap cannot be skipped reliably).
     pub fn next_packet<T>(&mut self, f: impl FnOnce(Packet<'_>) -> T) -> Result<Option<T>, ReadError> {
-        if self.fast.is_some() {
+        if let Source::Standard(_) = self.source {
             return self.next_standard(f);
         }
         let mut f = Some(f);
@@ -236,7 +240,7 @@ impl<'r> CaptureReader<'r> {
             if self.done {
                 return Ok(None);
             }
-            let Some(inner) = self.inner.as_mut() else { return Ok(None) };
+            let Source::Parser(inner) = &mut self.source else { return Ok(None) };
             if self.pending_consume > 0 {
                 inner.consume(self.pending_consume);
                 self.offset += self.pending_consume as u64;
@@ -259,7 +263,7 @@ impl<'r> CaptureReader<'r> {
 
     /// The next packet of a standard pcap, read by [`Legacy`].
     fn next_standard<T>(&mut self, f: impl FnOnce(Packet<'_>) -> T) -> Result<Option<T>, ReadError> {
-        let Some(l) = &mut self.fast else { return Ok(None) };
+        let Source::Standard(l) = &mut self.source else { return Ok(None) };
         if self.done {
             return Ok(None);
         }
@@ -299,7 +303,7 @@ impl<'r> CaptureReader<'r> {
                     return Some(Err(ReadError::BlockTooLarge { offset }));
                 }
                 self.capacity *= 2;
-                if let Some(inner) = self.inner.as_mut() {
+                if let Source::Parser(inner) = &mut self.source {
                     inner.grow(self.capacity);
                 }
                 if let Err(e) = self.refill(offset) {
@@ -316,7 +320,7 @@ impl<'r> CaptureReader<'r> {
     }
 
     fn refill(&mut self, offset: u64) -> Result<(), ReadError> {
-        let Some(inner) = self.inner.as_mut() else { return Ok(()) };
+        let Source::Parser(inner) = &mut self.source else { return Ok(()) };
         if let Err(e) = inner.refill() {
             self.done = true;
             return Err(match e {
