@@ -464,9 +464,25 @@ enum Peer {
     Ngircd,
 }
 
+/// An ngircd child and its configuration directory; the child is killed
+/// when this is dropped.
+struct Ngircd {
+    child: Child,
+    addr: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Ngircd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// An ngircd child on a free loopback port with penalties off (so it does
-/// not throttle the load), or `None` when ngircd is not installed.
-fn ngircd() -> Option<(Child, SocketAddr, tempfile::TempDir)> {
+/// not throttle the load), or `None` when ngircd is not installed or does
+/// not listen within 10 s.
+fn ngircd() -> Option<Ngircd> {
     let dir = tempfile::tempdir().ok()?;
     let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
     let conf = dir.path().join("ngircd.conf");
@@ -488,15 +504,15 @@ fn ngircd() -> Option<(Child, SocketAddr, tempfile::TempDir)> {
         .stderr(Stdio::null())
         .spawn()
         .ok()?;
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let irc = Ngircd { child, addr: SocketAddr::from(([127, 0, 0, 1], port)), _dir: dir };
     let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(addr).is_err() {
+    while std::net::TcpStream::connect(irc.addr).is_err() {
         if Instant::now() > deadline {
             return None;
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    Some((child, addr, dir))
+    Some(irc)
 }
 
 /// One IRC user: registered, in `#room` when `room`; returns its reader
@@ -678,10 +694,9 @@ async fn against_ngircd(secs: f64) {
         let srv = ServerProc::start_with(&["--ports", &ports, "--max-users", &max, "--max-unjoined-per-host", "128"]);
         let c = paced(Peer::Chatctl, srv.child.id(), srv.addr, users, rate, secs, broadcast).await;
         drop(srv);
-        let (mut child, addr, _dir) = ngircd().expect("ngircd started once already");
-        let n = paced(Peer::Ngircd, child.id(), addr, users, rate, secs, broadcast).await;
-        let _ = child.kill();
-        let _ = child.wait();
+        let irc = ngircd().expect("ngircd started once already");
+        let n = paced(Peer::Ngircd, irc.child.id(), irc.addr, users, rate, secs, broadcast).await;
+        drop(irc);
         let fanout = if broadcast { users as u64 - 1 } else { 1 };
         println!(
             "{what:<30} {:>7.1} µs/msg {:>7.1} µs/msg {:>6.2}× {:>9.2} / {:.2} ms {:>8.2} / {:.2} {:>6.1} / {:.1} MB   (delivered {}/{} and {}/{})",
