@@ -384,7 +384,12 @@ impl Bbr {
 
     fn enter_probe_bw(&mut self, now: Instant) {
         self.mode = Mode::ProbeBw;
-        self.cycle_index = 2;
+        self.start_phase(2, now);
+    }
+
+    /// Phase `index` of the probe-bandwidth cycle begins at `now`.
+    fn start_phase(&mut self, index: usize, now: Instant) {
+        self.cycle_index = index;
         self.cycle_stamp = Some(now);
         self.phase_lost = false;
     }
@@ -491,9 +496,7 @@ impl Controller for Bbr {
             self.enter_probe_bw(now);
         }
         if self.mode == Mode::ProbeBw && self.next_phase(now, s.in_flight) {
-            self.cycle_index = (self.cycle_index + 1) % CYCLE.len();
-            self.cycle_stamp = Some(now);
-            self.phase_lost = false;
+            self.start_phase((self.cycle_index + 1) % CYCLE.len(), now);
         }
         // Window: grow by what was delivered, up to gain × BDP + 3 datagrams.
         // Before the pipe is full, grow while below the target (startup).
