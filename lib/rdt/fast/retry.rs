@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 const FIRST_RETRY: Duration = Duration::from_millis(250);
 /// The shortest first retry interval from a known RTT: the server's
 /// answer also waits on its scheduling, which a LAN's RTT does not show.
-pub(crate) const MIN_FIRST_RETRY: Duration = Duration::from_millis(25);
+const MIN_FIRST_RETRY: Duration = Duration::from_millis(25);
 /// The longest retry interval (it doubles up to this).
 const MAX_RETRY: Duration = Duration::from_secs(2);
 
