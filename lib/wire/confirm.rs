@@ -2,7 +2,7 @@
 
 use super::cursor::{Cursor, Parse};
 use super::decoder::{DecodeErrorKind, Limits};
-use super::message::{EncodeError, put_field};
+use super::message::{EncodeError, put_code, put_field, put_padded};
 
 /// A confirm (`2xx`).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -72,7 +72,10 @@ fn put_users(out: &mut Vec<u8>, names: &[String]) -> Result<(), EncodeError> {
 fn put_files(out: &mut Vec<u8>, names: &[String]) -> Result<(), EncodeError> {
     match names.len() {
         0 => out.push(b'0'),
-        n @ 1..=99 => out.extend_from_slice(format!("1{n:02}").as_bytes()),
+        n @ 1..=99 => {
+            out.push(b'1');
+            put_padded(out, n as u64, 2);
+        }
         n => {
             let count = n.to_string();
             if count.len() > 9 {
@@ -100,11 +103,11 @@ impl Confirm {
     }
 
     pub(crate) fn encode(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
-        out.extend_from_slice(format!("2{:02}", self.ty()).as_bytes());
+        put_code(out, 2, self.ty());
         match self {
             Confirm::Joined { name, port } => {
                 put_field(out, "name", name)?;
-                out.extend_from_slice(format!("{port:05}").as_bytes());
+                put_padded(out, (*port).into(), 5);
                 Ok(())
             }
             Confirm::Left | Confirm::WhisperSent => Ok(()),
@@ -112,8 +115,10 @@ impl Confirm {
             Confirm::BroadcastSent { to } => put_users(out, to),
             Confirm::Files { files } => put_files(out, files),
             Confirm::Download { size, port } => {
-                let digits = size.to_string();
-                out.extend_from_slice(format!("{:02}{digits}{port:05}", digits.len()).as_bytes());
+                let digits = size.checked_ilog10().map_or(1, |l| l as u64 + 1);
+                put_padded(out, digits, 2);
+                put_padded(out, *size, 0);
+                put_padded(out, (*port).into(), 5);
                 Ok(())
             }
         }

@@ -22,13 +22,39 @@ pub enum EncodeError {
     ListTooLong(usize),
 }
 
+/// Appends the decimal digits of `n`, padded with zeros to at least
+/// `width` (as `format!("{n:0width$}")`, without allocating: a message's
+/// counts, codes and ports are encoded on the server's hot path).
+pub(crate) fn put_padded(out: &mut Vec<u8>, n: u64, width: usize) {
+    let mut digits = [b'0'; 20];
+    let mut i = digits.len();
+    let mut rest = n;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    let len = digits.len() - i;
+    out.extend(std::iter::repeat_n(b'0', width.saturating_sub(len)));
+    out.extend_from_slice(&digits[i..]);
+}
+
+/// Appends a message code: the class digit and the two-digit type.
+pub(crate) fn put_code(out: &mut Vec<u8>, class: u8, ty: u8) {
+    out.push(b'0' + class);
+    put_padded(out, ty.into(), 2);
+}
+
 /// Appends a 2-digit character count and the text.
 pub(crate) fn put_field(out: &mut Vec<u8>, field: &'static str, s: &str) -> Result<(), EncodeError> {
     let chars = char_len(s);
     if chars > MAX_FIELD_CHARS {
         return Err(EncodeError::FieldTooLong { field, chars });
     }
-    out.extend_from_slice(format!("{chars:02}").as_bytes());
+    put_padded(out, chars as u64, 2);
     out.extend_from_slice(s.as_bytes());
     Ok(())
 }
@@ -56,7 +82,7 @@ impl Message {
             Message::Confirm(c) => c.encode(out),
             Message::Update(u) => u.encode(out),
             Message::Error(e) => {
-                out.extend_from_slice(e.code().to_string().as_bytes());
+                put_padded(out, e.code().into(), 4);
                 Ok(())
             }
         };
@@ -141,6 +167,19 @@ impl From<ErrorCode> for Message {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// The digits written without allocating are `format!`'s.
+        #[test]
+        fn padded_digits_are_formats(n: u64, width in 0usize..24, small in 0u64..100_000) {
+            for n in [n, small] {
+                let mut out = b"x".to_vec();
+                put_padded(&mut out, n, width);
+                let want = format!("{n:0width$}");
+                proptest::prop_assert_eq!(&out[1..], want.as_bytes());
+            }
+        }
+    }
 
     #[test]
     fn every_message_code_has_a_name() {

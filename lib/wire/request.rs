@@ -2,7 +2,7 @@
 
 use super::cursor::{Cursor, Parse};
 use super::decoder::DecodeErrorKind;
-use super::message::{EncodeError, put_field};
+use super::message::{EncodeError, put_code, put_field};
 
 /// The transport named in a `106` download request.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
@@ -87,7 +87,7 @@ impl Request {
     }
 
     pub(crate) fn encode(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
-        out.extend_from_slice(format!("1{:02}", self.ty()).as_bytes());
+        put_code(out, 1, self.ty());
         match self {
             Request::Join { name } => put_field(out, "name", name),
             Request::Leave | Request::Users | Request::Files => Ok(()),

@@ -2,7 +2,7 @@
 
 use super::cursor::{Cursor, Parse};
 use super::decoder::DecodeErrorKind;
-use super::message::{EncodeError, put_field};
+use super::message::{EncodeError, put_code, put_field};
 
 /// An update (`3xx`).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -46,7 +46,7 @@ impl Update {
     }
 
     pub(crate) fn encode(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
-        out.extend_from_slice(format!("3{:02}", self.ty()).as_bytes());
+        put_code(out, 3, self.ty());
         match self {
             Update::Joined { name } | Update::Left { name } => put_field(out, "name", name),
             Update::Whisper { from, text } | Update::Broadcast { from, text } => {
