@@ -435,7 +435,7 @@ mod tests {
             (n(), n()).prop_map(|(to, text)| Request::Whisper { to, text }.into()),
             n().prop_map(|text| Request::Broadcast { text }.into()),
             Just(Request::Files.into()),
-            (prop_oneof![Just(Transport::Tcp), Just(Transport::Udp), "[A-Z]{3}".prop_map(Transport::Other)], n())
+            (prop_oneof![Just(Transport::Tcp), Just(Transport::Udp), "[A-Z]{3}".prop_map(Transport::from_wire)], n())
                 .prop_map(|(transport, file)| Request::Download { transport, file }.into()),
             (n(), any::<u16>()).prop_map(|(name, port)| Confirm::Joined { name, port }.into()),
             Just(Confirm::Left.into()),
