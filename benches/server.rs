@@ -80,11 +80,81 @@ fn rss_kib(pid: u32) -> u64 {
 
 /// CPU time (user + system) process `pid` has used, in seconds.
 fn cpu_secs(pid: u32) -> f64 {
+    let (user, sys) = cpu_split(pid);
+    user + sys
+}
+
+/// CPU time process `pid` has used in user space and in the kernel, in
+/// seconds (clock ticks: 10 ms).
+fn cpu_split(pid: u32) -> (f64, f64) {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let fields: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, r)| r).split_whitespace().collect();
-    let ticks: f64 = [11, 12].iter().filter_map(|&i| fields.get(i)?.parse::<f64>().ok()).sum();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
     // SAFETY: sysconf has no preconditions.
-    ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    (ticks(11) / hz, ticks(12) / hz)
+}
+
+/// Where the load generator and the server under test run, the same for
+/// both servers (`SERVER_BENCH_PLACEMENT`). Left free, the scheduler places
+/// each server as it likes, and where it puts a server relative to the
+/// clients that wake it changes that server's CPU per message by up to 2×
+/// on a 2-core machine (a wake-up across cores costs an inter-processor
+/// interrupt; on one core it does not): `shared` and `apart` fix it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Placement {
+    /// Wherever the scheduler puts them.
+    Free,
+    /// Load generator and server on CPU 0.
+    Shared,
+    /// Load generator on CPU 0, server on CPU 1.
+    Apart,
+}
+
+impl Placement {
+    fn from_env() -> Placement {
+        match std::env::var("SERVER_BENCH_PLACEMENT").as_deref() {
+            Ok("shared") => Placement::Shared,
+            Ok("apart") => Placement::Apart,
+            _ => Placement::Free,
+        }
+    }
+
+    /// The CPUs of the load generator and of the server, if fixed.
+    fn cpus(self) -> Option<(usize, usize)> {
+        match self {
+            Placement::Free => None,
+            Placement::Shared => Some((0, 0)),
+            Placement::Apart => Some((0, 1)),
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Placement::Free => "placed by the scheduler",
+            Placement::Shared => "load generator and server pinned to CPU 0",
+            Placement::Apart => "load generator pinned to CPU 0, server to CPU 1",
+        }
+    }
+}
+
+/// Pins every thread of process `pid` to `cpu`.
+fn pin(pid: u32, cpu: usize) -> std::io::Result<()> {
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))?.flatten() {
+        let Some(tid) = task.file_name().to_str().and_then(|t| t.parse::<libc::pid_t>().ok()) else { continue };
+        // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET writes
+        // inside it (cpu < CPU_SETSIZE, checked by the caller's CPU count).
+        let set = unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(cpu, &mut set);
+            set
+        };
+        // SAFETY: `set` is a valid cpu_set_t of the size passed.
+        if unsafe { libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }
 
 /// Voluntary and involuntary context switches of process `pid` (all threads).
@@ -581,13 +651,14 @@ async fn read_latencies(mut rd: OwnedReadHalf, base: Instant, irc: bool) -> Vec<
     lat
 }
 
-/// `users` users send `rate` messages per second in all, for `secs`: each to
+/// Drives `load` against the server `pid` at `addr`: each user sends to
 /// the next user (whispers, PRIVMSG to a nick), or with `broadcast` to
 /// everyone (`104`, PRIVMSG to `#room`). Requests are written without
 /// waiting for their answers (as a client that pipelines); answers are read
-/// and dropped. Returns (delivered, sent, p50 ms, p99 ms, server CPU µs per
-/// delivered message).
-async fn paced(peer: Peer, pid: u32, addr: SocketAddr, users: usize, rate: f64, secs: f64, broadcast: bool) -> Paced {
+/// and dropped. The server is pinned as `load.placement` says once its
+/// users have joined.
+async fn paced(peer: Peer, pid: u32, addr: SocketAddr, load: Load) -> Paced {
+    let Load { users, rate, secs, broadcast, placement } = load;
     let base = Instant::now();
     let mut writers = Vec::new();
     let mut readers = Vec::new();
@@ -610,8 +681,12 @@ async fn paced(peer: Peer, pid: u32, addr: SocketAddr, users: usize, rate: f64, 
             }
         }
     }
+    if let Some((_, cpu)) = placement.cpus() {
+        // Now that every thread of the server exists.
+        pin(pid, cpu).expect("cannot pin the server");
+    }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let cpu0 = cpu_secs(pid);
+    let (user0, sys0) = cpu_split(pid);
     let switches0 = context_switches(pid);
     let t0 = Instant::now();
     let mut sent = 0u64;
@@ -631,7 +706,7 @@ async fn paced(peer: Peer, pid: u32, addr: SocketAddr, users: usize, rate: f64, 
         sent += 1;
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let cpu = cpu_secs(pid) - cpu0;
+    let (user1, sys1) = cpu_split(pid);
     let switches = context_switches(pid) - switches0;
     let rss_kib = rss_kib(pid);
     drop(writers);
@@ -651,10 +726,29 @@ async fn paced(peer: Peer, pid: u32, addr: SocketAddr, users: usize, rate: f64, 
         delivered: lat.len(),
         sent,
         p99_ms: percentile(&lat, 0.99),
-        cpu_us: cpu * 1e6 / delivered,
+        user_us: (user1 - user0) * 1e6 / delivered,
+        sys_us: (sys1 - sys0) * 1e6 / delivered,
         switches: switches as f64 / delivered,
         rss_kib,
     }
+}
+
+impl Paced {
+    /// Server CPU per delivered message.
+    fn cpu_us(&self) -> f64 {
+        self.user_us + self.sys_us
+    }
+}
+
+/// One row's load: `users` users sending `rate` messages per second in all
+/// for `secs`, whispers or broadcasts, with the server placed by `placement`.
+#[derive(Clone, Copy)]
+struct Load {
+    users: usize,
+    rate: f64,
+    secs: f64,
+    broadcast: bool,
+    placement: Placement,
 }
 
 /// What one paced run measured of a server.
@@ -663,8 +757,9 @@ struct Paced {
     /// Requests sent (each broadcast is delivered to every other user).
     sent: u64,
     p99_ms: f64,
-    /// Server CPU per delivered message.
-    cpu_us: f64,
+    /// Server CPU per delivered message in user space and in the kernel.
+    user_us: f64,
+    sys_us: f64,
     /// Server context switches per delivered message.
     switches: f64,
     /// Server resident set size at the end of the run.
@@ -683,26 +778,43 @@ async fn against_ngircd(secs: f64) {
         println!("skipped: ngircd is not installed (apt-get install ngircd)");
         return;
     }
-    println!("server CPU per delivered message, {secs} s per row (chatctl serve against ngircd, penalties off)");
+    let placement = Placement::from_env();
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if let Some((me, server)) = placement.cpus() {
+        if me.max(server) >= cpus {
+            println!("skipped: {placement:?} placement needs {} CPUs, this machine has {cpus}", me.max(server) + 1);
+            return;
+        }
+        pin(std::process::id(), me).expect("cannot pin the load generator");
+    }
     println!(
-        "{:<30} {:>14} {:>14} {:>7} {:>20} {:>18} {:>16}",
+        "server CPU per delivered message (user + kernel), {secs} s per row, {}\n(chatctl serve against ngircd, penalties off)",
+        placement.describe()
+    );
+    println!(
+        "{:<30} {:>22} {:>22} {:>7} {:>20} {:>18} {:>16}",
         "workload", "chatctl", "ngircd", "ratio", "p99 chatctl / ngircd", "ctx sw/msg c / n", "RSS c / n"
     );
     for (what, users, rate, broadcast) in rows {
         let max = users.to_string();
         let ports = format!("0-{}", users + 16);
         let srv = ServerProc::start_with(&["--ports", &ports, "--max-users", &max, "--max-unjoined-per-host", "128"]);
-        let c = paced(Peer::Chatctl, srv.child.id(), srv.addr, users, rate, secs, broadcast).await;
+        let load = Load { users, rate, secs, broadcast, placement };
+        let c = paced(Peer::Chatctl, srv.child.id(), srv.addr, load).await;
         drop(srv);
         let irc = ngircd().expect("ngircd started once already");
-        let n = paced(Peer::Ngircd, irc.child.id(), irc.addr, users, rate, secs, broadcast).await;
+        let n = paced(Peer::Ngircd, irc.child.id(), irc.addr, load).await;
         drop(irc);
         let fanout = if broadcast { users as u64 - 1 } else { 1 };
         println!(
-            "{what:<30} {:>7.1} µs/msg {:>7.1} µs/msg {:>6.2}× {:>9.2} / {:.2} ms {:>8.2} / {:.2} {:>6.1} / {:.1} MB   (delivered {}/{} and {}/{})",
-            c.cpu_us,
-            n.cpu_us,
-            c.cpu_us / n.cpu_us,
+            "{what:<30} {:>5.1} ({:>4.1} + {:>4.1}) µs {:>5.1} ({:>4.1} + {:>4.1}) µs {:>6.2}× {:>9.2} / {:.2} ms {:>8.2} / {:.2} {:>6.1} / {:.1} MB   (delivered {}/{} and {}/{})",
+            c.cpu_us(),
+            c.user_us,
+            c.sys_us,
+            n.cpu_us(),
+            n.user_us,
+            n.sys_us,
+            c.cpu_us() / n.cpu_us(),
             c.p99_ms,
             n.p99_ms,
             c.switches,

@@ -10,6 +10,12 @@
 # When ../shared/tools/chatbench.sh is beside the checkout, its independent
 # load generator runs the same rows afterwards (CHATBENCH=0 to leave it out).
 #
+# The rows run three times, with the load generator and the servers placed
+# by the scheduler, on one CPU, and on two (SERVER_BENCH_PLACEMENT free,
+# shared, apart; PLACEMENTS picks): where the scheduler puts a server
+# relative to the clients that wake it moves its CPU per message by up to
+# 2×, so the pinned runs compare the two servers under the same placement.
+#
 # Usage: benches/vs-ngircd.sh          (SECS per row, default 5)
 # Says it skipped, and exits 0, when ngircd is not installed
 # (apt-get install ngircd).
@@ -21,7 +27,11 @@ if ! command -v ngircd >/dev/null 2>&1 && [[ ! -x /usr/sbin/ngircd ]]; then
 fi
 export PATH=$PATH:/usr/sbin
 cd "$here"
-SERVER_BENCH_ONLY=ngircd SERVER_BENCH_SECS=${SECS:-5} cargo bench --quiet --bench server
+for placement in ${PLACEMENTS:-free shared apart}; do
+    SERVER_BENCH_PLACEMENT=$placement SERVER_BENCH_ONLY=ngircd SERVER_BENCH_SECS=${SECS:-5} \
+        cargo bench --quiet --bench server
+    echo
+done
 shared=$here/../shared/tools/chatbench.sh
 if [[ ${CHATBENCH:-1} != 0 && -x $shared ]]; then
     echo
