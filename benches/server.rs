@@ -98,9 +98,10 @@ fn cpu_split(pid: u32) -> (f64, f64) {
 /// Where the load generator and the server under test run, the same for
 /// both servers (`SERVER_BENCH_PLACEMENT`). Left free, the scheduler places
 /// each server as it likes, and where it puts a server relative to the
-/// clients that wake it changes that server's CPU per message by up to 2×
-/// on a 2-core machine (a wake-up across cores costs an inter-processor
-/// interrupt; on one core it does not): `shared` and `apart` fix it.
+/// clients that wake it changes that server's CPU per message by up to
+/// 1.8× on a 2-core machine (a wake-up across cores costs an
+/// inter-processor interrupt; on one core it does not): `shared` and
+/// `apart` fix it.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Placement {
     /// Wherever the scheduler puts them.

@@ -14,7 +14,7 @@
 # by the scheduler, on one CPU, and on two (SERVER_BENCH_PLACEMENT free,
 # shared, apart; PLACEMENTS picks): where the scheduler puts a server
 # relative to the clients that wake it moves its CPU per message by up to
-# 2×, so the pinned runs compare the two servers under the same placement.
+# 1.8×, so the pinned runs compare the two servers under the same placement.
 #
 # Usage: benches/vs-ngircd.sh          (SECS per row, default 5)
 # Says it skipped, and exits 0, when ngircd is not installed
