@@ -2,7 +2,7 @@
 
 use super::cursor::{Cursor, Parse};
 use super::decoder::{DecodeErrorKind, Limits};
-use super::message::{EncodeError, put_code, put_field, put_padded};
+use super::message::{EncodeError, decimal_digits, put_code, put_field, put_padded, put_sized};
 
 /// A confirm (`2xx`).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -62,9 +62,7 @@ fn put_users(out: &mut Vec<u8>, names: &[String]) -> Result<(), EncodeError> {
     if names.is_empty() {
         out.push(b'0');
     } else {
-        let count = names.len().to_string();
-        out.extend_from_slice(count.len().to_string().as_bytes());
-        out.extend_from_slice(count.as_bytes());
+        put_sized(out, names.len() as u64, 1);
     }
     names.iter().try_for_each(|n| put_field(out, "name", n))
 }
@@ -77,12 +75,10 @@ fn put_files(out: &mut Vec<u8>, names: &[String]) -> Result<(), EncodeError> {
             put_padded(out, n as u64, 2);
         }
         n => {
-            let count = n.to_string();
-            if count.len() > 9 {
+            if decimal_digits(n as u64) > 9 {
                 return Err(EncodeError::ListTooLong(n));
             }
-            out.extend_from_slice(count.len().to_string().as_bytes());
-            out.extend_from_slice(count.as_bytes());
+            put_sized(out, n as u64, 1);
         }
     }
     names.iter().try_for_each(|n| put_field(out, "filename", n))
@@ -115,9 +111,7 @@ impl Confirm {
             Confirm::BroadcastSent { to } => put_users(out, to),
             Confirm::Files { files } => put_files(out, files),
             Confirm::Download { size, port } => {
-                let digits = size.checked_ilog10().map_or(1, |l| l as u64 + 1);
-                put_padded(out, digits, 2);
-                put_padded(out, *size, 0);
+                put_sized(out, *size, 2);
                 put_padded(out, (*port).into(), 5);
                 Ok(())
             }

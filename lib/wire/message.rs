@@ -42,6 +42,18 @@ pub(crate) fn put_padded(out: &mut Vec<u8>, n: u64, width: usize) {
     out.extend_from_slice(&digits[i..]);
 }
 
+/// How many decimal digits `n` has.
+pub(crate) fn decimal_digits(n: u64) -> usize {
+    n.checked_ilog10().map_or(1, |l| l as usize + 1)
+}
+
+/// Appends the count of `n`'s digits, padded to `width`, then `n`: a
+/// `206`'s size, a list's count.
+pub(crate) fn put_sized(out: &mut Vec<u8>, n: u64, width: usize) {
+    put_padded(out, decimal_digits(n) as u64, width);
+    put_padded(out, n, 0);
+}
+
 /// Appends a message code: the class digit and the two-digit type.
 pub(crate) fn put_code(out: &mut Vec<u8>, class: u8, ty: u8) {
     out.push(b'0' + class);
@@ -177,6 +189,11 @@ mod tests {
                 put_padded(&mut out, n, width);
                 let want = format!("{n:0width$}");
                 proptest::prop_assert_eq!(&out[1..], want.as_bytes());
+                let mut sized = Vec::new();
+                put_sized(&mut sized, n, width);
+                let digits = n.to_string();
+                let want = format!("{:0width$}{digits}", digits.len());
+                proptest::prop_assert_eq!(sized, want.into_bytes());
             }
         }
     }
