@@ -25,6 +25,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpSocket, TcpStream};
 
+mod floor;
+
 const USERS: usize = 10;
 
 /// A `chatctl serve` child and the address it listens on.
@@ -171,6 +173,36 @@ fn context_switches(pid: u32) -> u64 {
                 .sum::<u64>()
         })
         .sum()
+}
+
+/// The floor server ([`floor`]) as a child of this bench, killed when
+/// dropped.
+struct FloorProc {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl FloorProc {
+    fn start() -> FloorProc {
+        let mut child = Command::new(std::env::current_exe().expect("the bench's own path"))
+            .env("SERVER_BENCH_FLOOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("cannot start the floor server");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).expect("the floor server's address");
+        let addr = line.trim().parse().expect("the floor server prints its address");
+        FloorProc { child, addr }
+    }
+}
+
+impl Drop for FloorProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 impl Drop for ServerProc {
@@ -768,7 +800,8 @@ struct Paced {
 }
 
 /// The room server against ngircd on the same workloads, server CPU per
-/// delivered message from /proc (the clients' own cost does not count).
+/// delivered message from /proc (the clients' own cost does not count),
+/// and the floor of this protocol ([`floor`]) under the same load.
 async fn against_ngircd(secs: f64) {
     let rows: [(&str, usize, f64, bool); 3] = [
         ("10 users whispering, 2,000/s", 10, 2000.0, false),
@@ -789,33 +822,43 @@ async fn against_ngircd(secs: f64) {
         pin(std::process::id(), me).expect("cannot pin the load generator");
     }
     println!(
-        "server CPU per delivered message (user + kernel), {secs} s per row, {}\n(chatctl serve against ngircd, penalties off)",
+        "server CPU per delivered message (user + kernel), {secs} s per row, {}\n(chatctl serve against ngircd, penalties off; the floor is benches/floor.rs, the protocol's work alone)",
         placement.describe()
     );
     println!(
-        "{:<30} {:>22} {:>22} {:>7} {:>20} {:>18} {:>16}",
-        "workload", "chatctl", "ngircd", "ratio", "p99 chatctl / ngircd", "ctx sw/msg c / n", "RSS c / n"
+        "{:<30} {:>22} {:>22} {:>22} {:>7} {:>7} {:>20} {:>18} {:>16}",
+        "workload",
+        "chatctl",
+        "ngircd",
+        "floor",
+        "ratio",
+        "floor/n",
+        "p99 chatctl / ngircd",
+        "ctx sw/msg c / n",
+        "RSS c / n"
     );
     for (what, users, rate, broadcast) in rows {
         let max = users.to_string();
         let ports = format!("0-{}", users + 16);
-        let srv = ServerProc::start_with(&["--ports", &ports, "--max-users", &max, "--max-unjoined-per-host", "128"]);
         let load = Load { users, rate, secs, broadcast, placement };
+        let srv = ServerProc::start_with(&["--ports", &ports, "--max-users", &max, "--max-unjoined-per-host", "128"]);
         let c = paced(Peer::Chatctl, srv.child.id(), srv.addr, load).await;
         drop(srv);
         let irc = ngircd().expect("ngircd started once already");
         let n = paced(Peer::Ngircd, irc.child.id(), irc.addr, load).await;
         drop(irc);
+        let floor = FloorProc::start();
+        let f = paced(Peer::Chatctl, floor.child.id(), floor.addr, load).await;
+        drop(floor);
         let fanout = if broadcast { users as u64 - 1 } else { 1 };
+        let cpu = |p: &Paced| format!("{:>5.1} ({:>4.1} + {:>4.1}) µs", p.cpu_us(), p.user_us, p.sys_us);
         println!(
-            "{what:<30} {:>5.1} ({:>4.1} + {:>4.1}) µs {:>5.1} ({:>4.1} + {:>4.1}) µs {:>6.2}× {:>9.2} / {:.2} ms {:>8.2} / {:.2} {:>6.1} / {:.1} MB   (delivered {}/{} and {}/{})",
-            c.cpu_us(),
-            c.user_us,
-            c.sys_us,
-            n.cpu_us(),
-            n.user_us,
-            n.sys_us,
+            "{what:<30} {:>22} {:>22} {:>22} {:>6.2}× {:>6.2}× {:>9.2} / {:.2} ms {:>8.2} / {:.2} {:>6.1} / {:.1} MB   (delivered {}/{}, {}/{} and {}/{})",
+            cpu(&c),
+            cpu(&n),
+            cpu(&f),
             c.cpu_us() / n.cpu_us(),
+            f.cpu_us() / n.cpu_us(),
             c.p99_ms,
             n.p99_ms,
             c.switches,
@@ -825,12 +868,17 @@ async fn against_ngircd(secs: f64) {
             c.delivered,
             c.sent * fanout,
             n.delivered,
-            n.sent * fanout
+            n.sent * fanout,
+            f.delivered,
+            f.sent * fanout
         );
     }
 }
 
 fn main() {
+    if std::env::var_os("SERVER_BENCH_FLOOR").is_some() {
+        floor::serve();
+    }
     // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing
     // useful either: this is not a test, so it only runs under `--bench`.
     if !std::env::args().any(|a| a == "--bench") {

@@ -7,6 +7,11 @@
 # message (from /proc, the clients' own cost not counted), the ratio, p99
 # latency, context switches per message and RSS for both servers.
 #
+# A third column runs the same load against the floor (benches/floor.rs): a
+# bare one-thread poll loop that does only the protocol's work with chatctl's
+# codec (a read, the update's write, the answer's write). No server of this
+# protocol can cost less; `floor/n` is how far below ngircd that floor lies.
+#
 # When ../shared/tools/chatbench.sh is beside the checkout, its independent
 # load generator runs the same rows afterwards (CHATBENCH=0 to leave it out).
 #
