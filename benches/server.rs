@@ -80,21 +80,33 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-/// CPU time (user + system) process `pid` has used, in seconds.
+/// CPU time (user + system) process `pid` has used, in seconds, to the
+/// nanosecond: the process's CPU-time clock (`clock_getcpuclockid`), which
+/// counts every thread, also those that ended. /proc's user and system
+/// times come in 10 ms ticks, too coarse for a few seconds of a server that
+/// is idle most of the time.
 fn cpu_secs(pid: u32) -> f64 {
-    let (user, sys) = cpu_split(pid);
-    user + sys
+    let mut clock: libc::clockid_t = 0;
+    // SAFETY: `clock` is a valid place for the clock id.
+    if unsafe { libc::clock_getcpuclockid(pid as libc::pid_t, &mut clock) } != 0 {
+        return 0.0;
+    }
+    // SAFETY: an all-zero timespec is valid; clock_gettime writes it.
+    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+    // SAFETY: `ts` is a valid timespec to write.
+    if unsafe { libc::clock_gettime(clock, &mut ts) } != 0 {
+        return 0.0;
+    }
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
 }
 
-/// CPU time process `pid` has used in user space and in the kernel, in
-/// seconds (clock ticks: 10 ms).
-fn cpu_split(pid: u32) -> (f64, f64) {
+/// Clock ticks (10 ms) process `pid` has spent in user space and in the
+/// kernel: only their proportion is used, to split [`cpu_secs`].
+fn cpu_ticks(pid: u32) -> (f64, f64) {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let fields: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, r)| r).split_whitespace().collect();
     let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    (ticks(11) / hz, ticks(12) / hz)
+    (ticks(11), ticks(12))
 }
 
 /// Where the load generator and the server under test run, the same for
@@ -719,7 +731,8 @@ async fn paced(peer: Peer, pid: u32, addr: SocketAddr, load: Load) -> Paced {
         pin(pid, cpu).expect("cannot pin the server");
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let (user0, sys0) = cpu_split(pid);
+    let cpu0 = cpu_secs(pid);
+    let (user0, sys0) = cpu_ticks(pid);
     let switches0 = context_switches(pid);
     let t0 = Instant::now();
     let mut sent = 0u64;
@@ -739,7 +752,11 @@ async fn paced(peer: Peer, pid: u32, addr: SocketAddr, load: Load) -> Paced {
         sent += 1;
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let (user1, sys1) = cpu_split(pid);
+    let cpu = cpu_secs(pid) - cpu0;
+    let (user1, sys1) = cpu_ticks(pid);
+    // The precise total, split in the proportion the ticks give.
+    let (user, sys) = (user1 - user0, sys1 - sys0);
+    let user_share = if user + sys > 0.0 { user / (user + sys) } else { 0.0 };
     let switches = context_switches(pid) - switches0;
     let rss_kib = rss_kib(pid);
     drop(writers);
@@ -759,8 +776,8 @@ async fn paced(peer: Peer, pid: u32, addr: SocketAddr, load: Load) -> Paced {
         delivered: lat.len(),
         sent,
         p99_ms: percentile(&lat, 0.99),
-        user_us: (user1 - user0) * 1e6 / delivered,
-        sys_us: (sys1 - sys0) * 1e6 / delivered,
+        user_us: cpu * user_share * 1e6 / delivered,
+        sys_us: cpu * (1.0 - user_share) * 1e6 / delivered,
         switches: switches as f64 / delivered,
         rss_kib,
     }
