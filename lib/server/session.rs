@@ -210,8 +210,9 @@ impl Session {
     /// goes out with the answers to those: the original client, which takes
     /// each read for one message, never pipelines.
     async fn send(&mut self, m: Message) -> Flow {
-        let Ok(bytes) = m.to_bytes() else { return Flow::Stop };
-        self.pending.extend_from_slice(&bytes);
+        if m.encode(&mut self.pending).is_err() {
+            return Flow::Stop;
+        }
         if self.defer && self.conn.decoder().has_partial() && self.pending.len() < PENDING_MAX {
             return Flow::Continue;
         }
