@@ -58,6 +58,7 @@ impl Io {
         match self.stream.write(bytes) {
             Ok(n) => self.out.extend_from_slice(&bytes[n..]),
             Err(e) if e.kind() == ErrorKind::WouldBlock => self.out.extend_from_slice(bytes),
+            // A broken connection: its next read ends it.
             Err(_) => {}
         }
     }

@@ -29,7 +29,8 @@ mod floor;
 
 const USERS: usize = 10;
 
-/// A `chatctl serve` child and the address it listens on.
+/// A `chatctl serve` child (or the floor server) and the address it
+/// listens on; the child is killed when this is dropped.
 struct ServerProc {
     child: Child,
     addr: SocketAddr,
@@ -62,6 +63,21 @@ impl ServerProc {
         };
         // Keep draining the log so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
+        ServerProc { child, addr }
+    }
+
+    /// The floor server ([`floor`]) instead: this bench run as a child.
+    fn floor() -> ServerProc {
+        let mut child = Command::new(std::env::current_exe().expect("the bench's own path"))
+            .env("SERVER_BENCH_FLOOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("cannot start the floor server");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).expect("the floor server's address");
+        let addr = line.trim().parse().expect("the floor server prints its address");
         ServerProc { child, addr }
     }
 
@@ -185,36 +201,6 @@ fn context_switches(pid: u32) -> u64 {
                 .sum::<u64>()
         })
         .sum()
-}
-
-/// The floor server ([`floor`]) as a child of this bench, killed when
-/// dropped.
-struct FloorProc {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl FloorProc {
-    fn start() -> FloorProc {
-        let mut child = Command::new(std::env::current_exe().expect("the bench's own path"))
-            .env("SERVER_BENCH_FLOOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("cannot start the floor server");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).expect("the floor server's address");
-        let addr = line.trim().parse().expect("the floor server prints its address");
-        FloorProc { child, addr }
-    }
-}
-
-impl Drop for FloorProc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Drop for ServerProc {
@@ -864,7 +850,7 @@ async fn against_ngircd(secs: f64) {
         let irc = ngircd().expect("ngircd started once already");
         let n = paced(Peer::Ngircd, irc.child.id(), irc.addr, load).await;
         drop(irc);
-        let floor = FloorProc::start();
+        let floor = ServerProc::floor();
         let f = paced(Peer::Chatctl, floor.child.id(), floor.addr, load).await;
         drop(floor);
         let fanout = if broadcast { users as u64 - 1 } else { 1 };
