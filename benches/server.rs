@@ -803,8 +803,8 @@ struct Paced {
 }
 
 /// The room server against ngircd on the same workloads, server CPU per
-/// delivered message from /proc (the clients' own cost does not count),
-/// and the floor of this protocol ([`floor`]) under the same load.
+/// delivered message from its CPU clock (the clients' own cost does not
+/// count), and the floor of this protocol ([`floor`]) under the same load.
 async fn against_ngircd(secs: f64) {
     let rows: [(&str, usize, f64, bool); 3] = [
         ("10 users whispering, 2,000/s", 10, 2000.0, false),

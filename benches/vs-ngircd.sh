@@ -4,8 +4,9 @@
 # whispering round robin at 2,000/s and 8,000/s, and 100 users sending 300
 # broadcasts/s. Both are driven by the load generator in benches/server.rs
 # (SERVER_BENCH_ONLY=ngircd); it prints, per row, server CPU per delivered
-# message (from /proc, the clients' own cost not counted), the ratio, p99
-# latency, context switches per message and RSS for both servers.
+# message (from the server's process CPU clock, the clients' own cost not
+# counted), the ratio, p99 latency, context switches per message and RSS
+# for both servers.
 #
 # A third column runs the same load against the floor (benches/floor.rs): a
 # bare one-thread poll loop that does only the protocol's work with chatctl's
